@@ -1,0 +1,39 @@
+"""AgentMesh core: errors, settings, logging, ids and the span contract.
+
+The public surface is re-exported here; the span contract lives in
+:mod:`agentmesh.core.semconv` and is imported from there.
+"""
+
+from agentmesh.core.errors import (
+    AgentMeshError,
+    CollectorError,
+    ConfigError,
+    ContractError,
+    DetectionError,
+    InstrumentationError,
+    ProviderError,
+    ReceiverError,
+    StoreError,
+)
+from agentmesh.core.ids import new_run_id, span_id_hex, trace_id_hex
+from agentmesh.core.log import LoggingSettings, configure_logging
+from agentmesh.core.settings import AgentMeshSettings, LogLevel
+
+__all__ = [
+    "AgentMeshError",
+    "AgentMeshSettings",
+    "CollectorError",
+    "ConfigError",
+    "ContractError",
+    "DetectionError",
+    "InstrumentationError",
+    "LogLevel",
+    "LoggingSettings",
+    "ProviderError",
+    "ReceiverError",
+    "StoreError",
+    "configure_logging",
+    "new_run_id",
+    "span_id_hex",
+    "trace_id_hex",
+]

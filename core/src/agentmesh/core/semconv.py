@@ -1,0 +1,513 @@
+"""The span contract: every span, event and baggage attribute name AgentMesh uses.
+
+The instrumentation writes these names and the collector reads them; nothing else in the
+project spells an attribute name as a string literal. OpenTelemetry GenAI semantic-convention
+names are reused where they exist (``gen_ai.*``, ``server.*``, ``error.type``); the open GenAI
+handoff proposal's names (``gen_ai.agent.handoff.*``) are written alongside ours; what the
+conventions lack lives under ``agentmesh.*``.
+
+Each name is registered with its type, an example and a one-line description in
+:data:`ATTRIBUTES`; ``docs/semconv.md`` is generated from that registry and a test keeps the
+two equal.
+
+Example:
+    >>> GEN_AI_OPERATION_NAME
+    'gen_ai.operation.name'
+    >>> ATTRIBUTES[GEN_AI_OPERATION_NAME].type
+    'string'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal
+
+__all__ = [
+    "AGENTMESH_COST_USD",
+    "AGENTMESH_DETECTION_AGENT",
+    "AGENTMESH_DETECTION_EXPLANATION",
+    "AGENTMESH_DETECTION_ID",
+    "AGENTMESH_DETECTION_SEVERITY",
+    "AGENTMESH_DETECTION_SPAN_IDS",
+    "AGENTMESH_DETECTION_TYPE",
+    "AGENTMESH_FRAMEWORK",
+    "AGENTMESH_HANDOFF_CHECKPOINT_ID",
+    "AGENTMESH_HANDOFF_CONTEXT_DIGEST",
+    "AGENTMESH_HANDOFF_CONTEXT_SIZE",
+    "AGENTMESH_HANDOFF_KIND",
+    "AGENTMESH_LANGGRAPH_NODE",
+    "AGENTMESH_LANGGRAPH_STEP",
+    "AGENTMESH_ROUTE_CANDIDATES",
+    "AGENTMESH_ROUTE_CHOSEN",
+    "AGENTMESH_ROUTE_DECISION_ID",
+    "AGENTMESH_ROUTE_MODE",
+    "AGENTMESH_ROUTE_POLICY",
+    "AGENTMESH_ROUTE_REASON",
+    "AGENTMESH_ROUTE_REQUESTED_MODEL",
+    "AGENTMESH_ROUTE_SCORES",
+    "AGENTMESH_RUN_BUDGET_USD",
+    "AGENTMESH_RUN_ID",
+    "AGENTMESH_RUN_TASK_CLASS",
+    "ATTRIBUTES",
+    "BAGGAGE_KEYS",
+    "ERROR_TYPE",
+    "EVENT_DETECTION",
+    "EVENT_HANDOFF",
+    "GEN_AI_AGENT_HANDOFF_SOURCE_NAME",
+    "GEN_AI_AGENT_HANDOFF_TARGET_NAME",
+    "GEN_AI_AGENT_ID",
+    "GEN_AI_AGENT_NAME",
+    "GEN_AI_CONVERSATION_ID",
+    "GEN_AI_OPERATION_NAME",
+    "GEN_AI_PROVIDER_NAME",
+    "GEN_AI_REQUEST_MAX_TOKENS",
+    "GEN_AI_REQUEST_MODEL",
+    "GEN_AI_REQUEST_STREAM",
+    "GEN_AI_REQUEST_TEMPERATURE",
+    "GEN_AI_REQUEST_TOP_P",
+    "GEN_AI_RESPONSE_FINISH_REASONS",
+    "GEN_AI_RESPONSE_ID",
+    "GEN_AI_RESPONSE_MODEL",
+    "GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK",
+    "GEN_AI_TOOL_CALL_ID",
+    "GEN_AI_TOOL_NAME",
+    "GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS",
+    "GEN_AI_USAGE_INPUT_TOKENS",
+    "GEN_AI_USAGE_OUTPUT_TOKENS",
+    "GEN_AI_USAGE_REASONING_OUTPUT_TOKENS",
+    "GEN_AI_WORKFLOW_NAME",
+    "SERVER_ADDRESS",
+    "SERVER_PORT",
+    "AttributeSpec",
+    "AttributeType",
+    "Operation",
+    "Origin",
+    "Provider",
+    "Scope",
+]
+
+AttributeType = Literal["string", "int", "double", "boolean", "string[]", "double[]"]
+"""The OpenTelemetry attribute value types the contract uses."""
+
+Scope = Literal["span", "event", "baggage"]
+"""Where a name appears: on spans, on span events, or as a W3C baggage key."""
+
+Origin = Literal["otel", "otel-genai", "genai-proposal", "agentmesh"]
+"""Who defines a name: OpenTelemetry general or GenAI conventions, an open GenAI proposal, us."""
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeSpec:
+    """One name of the contract.
+
+    Attributes:
+        name: The attribute (or baggage key) name.
+        type: Its value type.
+        example: A typical value, as it would be written in Python.
+        brief: What it holds, in one line.
+        scopes: Where it appears.
+        origin: Who defines the name.
+    """
+
+    name: str
+    type: AttributeType
+    example: str
+    brief: str
+    scopes: tuple[Scope, ...]
+    origin: Origin
+
+
+class Operation:
+    """Values of ``gen_ai.operation.name`` (span names are ``{operation} {model or agent}``)."""
+
+    CHAT: Final = "chat"
+    EMBEDDINGS: Final = "embeddings"
+    EXECUTE_TOOL: Final = "execute_tool"
+    INVOKE_AGENT: Final = "invoke_agent"
+    INVOKE_WORKFLOW: Final = "invoke_workflow"
+
+
+class Provider:
+    """Values of ``gen_ai.provider.name`` AgentMesh writes."""
+
+    ANTHROPIC: Final = "anthropic"
+    OPENAI: Final = "openai"
+    OPENROUTER: Final = "openrouter"
+
+
+_REGISTRY: list[AttributeSpec] = []
+
+
+def _attr(
+    name: str,
+    type_: AttributeType,
+    example: str,
+    brief: str,
+    *,
+    origin: Origin,
+    scopes: tuple[Scope, ...] = ("span",),
+) -> str:
+    _REGISTRY.append(AttributeSpec(name, type_, example, brief, scopes, origin))
+    return name
+
+
+# --- OpenTelemetry general ------------------------------------------------------------------
+SERVER_ADDRESS: Final = _attr(
+    "server.address", "string", '"api.openai.com"', "Host the client called.", origin="otel"
+)
+SERVER_PORT: Final = _attr("server.port", "int", "443", "Port the client called.", origin="otel")
+ERROR_TYPE: Final = _attr(
+    "error.type",
+    "string",
+    '"RateLimitError"',
+    "Class of the error that ended the operation (exception type or HTTP status).",
+    origin="otel",
+)
+
+# --- OpenTelemetry GenAI --------------------------------------------------------------------
+GEN_AI_OPERATION_NAME: Final = _attr(
+    "gen_ai.operation.name",
+    "string",
+    '"chat"',
+    "What the span does: chat, embeddings, invoke_agent, invoke_workflow, execute_tool.",
+    origin="otel-genai",
+)
+GEN_AI_PROVIDER_NAME: Final = _attr(
+    "gen_ai.provider.name",
+    "string",
+    '"openai"',
+    "The provider called: openai, anthropic, openrouter.",
+    origin="otel-genai",
+)
+GEN_AI_REQUEST_MODEL: Final = _attr(
+    "gen_ai.request.model",
+    "string",
+    '"gpt-4o-mini"',
+    "Model the app asked for.",
+    origin="otel-genai",
+)
+GEN_AI_REQUEST_TEMPERATURE: Final = _attr(
+    "gen_ai.request.temperature",
+    "double",
+    "0.2",
+    "Sampling temperature asked for.",
+    origin="otel-genai",
+)
+GEN_AI_REQUEST_TOP_P: Final = _attr(
+    "gen_ai.request.top_p",
+    "double",
+    "0.9",
+    "Nucleus sampling bound asked for.",
+    origin="otel-genai",
+)
+GEN_AI_REQUEST_MAX_TOKENS: Final = _attr(
+    "gen_ai.request.max_tokens", "int", "512", "Output token cap asked for.", origin="otel-genai"
+)
+GEN_AI_REQUEST_STREAM: Final = _attr(
+    "gen_ai.request.stream",
+    "boolean",
+    "True",
+    "Whether the response was streamed.",
+    origin="otel-genai",
+)
+GEN_AI_RESPONSE_MODEL: Final = _attr(
+    "gen_ai.response.model",
+    "string",
+    '"gpt-4o-mini-2024-07-18"',
+    "Model that answered (for OpenRouter: the upstream model).",
+    origin="otel-genai",
+)
+GEN_AI_RESPONSE_ID: Final = _attr(
+    "gen_ai.response.id",
+    "string",
+    '"chatcmpl-8f3a"',
+    "Provider's id of the response.",
+    origin="otel-genai",
+)
+GEN_AI_RESPONSE_FINISH_REASONS: Final = _attr(
+    "gen_ai.response.finish_reasons",
+    "string[]",
+    '["stop"]',
+    "Why each choice stopped.",
+    origin="otel-genai",
+)
+GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: Final = _attr(
+    "gen_ai.response.time_to_first_chunk",
+    "double",
+    "0.183",
+    "Seconds from request to the first streamed chunk.",
+    origin="otel-genai",
+)
+GEN_AI_USAGE_INPUT_TOKENS: Final = _attr(
+    "gen_ai.usage.input_tokens", "int", "812", "Prompt tokens billed.", origin="otel-genai"
+)
+GEN_AI_USAGE_OUTPUT_TOKENS: Final = _attr(
+    "gen_ai.usage.output_tokens", "int", "96", "Completion tokens billed.", origin="otel-genai"
+)
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = _attr(
+    "gen_ai.usage.cache_read.input_tokens",
+    "int",
+    "512",
+    "Prompt tokens served from the provider's cache.",
+    origin="otel-genai",
+)
+GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = _attr(
+    "gen_ai.usage.reasoning.output_tokens",
+    "int",
+    "64",
+    "Completion tokens spent on hidden reasoning.",
+    origin="otel-genai",
+)
+GEN_AI_AGENT_NAME: Final = _attr(
+    "gen_ai.agent.name", "string", '"researcher"', "Agent the span belongs to.", origin="otel-genai"
+)
+GEN_AI_AGENT_ID: Final = _attr(
+    "gen_ai.agent.id",
+    "string",
+    '"supervisor_graph:researcher"',
+    "Stable id of the agent within its workflow.",
+    origin="otel-genai",
+)
+GEN_AI_WORKFLOW_NAME: Final = _attr(
+    "gen_ai.workflow.name",
+    "string",
+    '"supervisor_graph"',
+    "Name of the multi-agent workflow (graph or crew).",
+    origin="otel-genai",
+)
+GEN_AI_CONVERSATION_ID: Final = _attr(
+    "gen_ai.conversation.id",
+    "string",
+    '"thread-42"',
+    "Conversation or thread the run belongs to (LangGraph thread id).",
+    origin="otel-genai",
+)
+GEN_AI_TOOL_NAME: Final = _attr(
+    "gen_ai.tool.name", "string", '"web_search"', "Tool executed.", origin="otel-genai"
+)
+GEN_AI_TOOL_CALL_ID: Final = _attr(
+    "gen_ai.tool.call.id", "string", '"call_7Yx2"', "Id of the tool call.", origin="otel-genai"
+)
+
+# --- Open GenAI handoff proposal ------------------------------------------------------------
+GEN_AI_AGENT_HANDOFF_SOURCE_NAME: Final = _attr(
+    "gen_ai.agent.handoff.source.name",
+    "string",
+    '"supervisor"',
+    "Agent that handed work over (on the receiving agent's span).",
+    origin="genai-proposal",
+    scopes=("span", "event"),
+)
+GEN_AI_AGENT_HANDOFF_TARGET_NAME: Final = _attr(
+    "gen_ai.agent.handoff.target.name",
+    "string",
+    '"researcher"',
+    "Agent that received the work.",
+    origin="genai-proposal",
+    scopes=("span", "event"),
+)
+
+# --- AgentMesh: run -------------------------------------------------------------------------
+AGENTMESH_RUN_ID: Final = _attr(
+    "agentmesh.run.id",
+    "string",
+    '"5f0c9a6e2b7d4c1e9a3f8b2d6e4c1a07"',
+    "One execution of a workflow; spans of every process in the run share it.",
+    origin="agentmesh",
+    scopes=("span", "baggage"),
+)
+AGENTMESH_RUN_TASK_CLASS: Final = _attr(
+    "agentmesh.run.task_class",
+    "string",
+    '"research"',
+    "Kind of task, for routing and baselines.",
+    origin="agentmesh",
+    scopes=("span", "baggage"),
+)
+AGENTMESH_RUN_BUDGET_USD: Final = _attr(
+    "agentmesh.run.budget_usd",
+    "double",
+    "0.5",
+    "Spending cap of the run in US dollars.",
+    origin="agentmesh",
+    scopes=("span", "baggage"),
+)
+AGENTMESH_FRAMEWORK: Final = _attr(
+    "agentmesh.framework",
+    "string",
+    '"langgraph"',
+    "Agent framework that produced the span.",
+    origin="agentmesh",
+)
+AGENTMESH_LANGGRAPH_NODE: Final = _attr(
+    "agentmesh.langgraph.node",
+    "string",
+    '"researcher"',
+    "LangGraph node that ran.",
+    origin="agentmesh",
+)
+AGENTMESH_LANGGRAPH_STEP: Final = _attr(
+    "agentmesh.langgraph.step",
+    "int",
+    "3",
+    "LangGraph superstep the node ran in.",
+    origin="agentmesh",
+)
+
+# --- AgentMesh: cost ------------------------------------------------------------------------
+AGENTMESH_COST_USD: Final = _attr(
+    "agentmesh.cost.usd",
+    "double",
+    "0.000412",
+    "Cost of the call in US dollars, from the price catalog.",
+    origin="agentmesh",
+)
+
+# --- AgentMesh: handoff ---------------------------------------------------------------------
+AGENTMESH_HANDOFF_KIND: Final = _attr(
+    "agentmesh.handoff.kind",
+    "string",
+    '"edge"',
+    "How the work crossed: edge, command, send.",
+    origin="agentmesh",
+    scopes=("span", "event"),
+)
+AGENTMESH_HANDOFF_CONTEXT_DIGEST: Final = _attr(
+    "agentmesh.handoff.context.digest",
+    "string",
+    '"sha256:9f2c…"',
+    "Digest of the context (state) that crossed the handoff.",
+    origin="agentmesh",
+    scopes=("span", "event"),
+)
+AGENTMESH_HANDOFF_CONTEXT_SIZE: Final = _attr(
+    "agentmesh.handoff.context.size",
+    "int",
+    "2048",
+    "Size in bytes of the context that crossed, serialised as JSON.",
+    origin="agentmesh",
+    scopes=("span", "event"),
+)
+AGENTMESH_HANDOFF_CHECKPOINT_ID: Final = _attr(
+    "agentmesh.handoff.checkpoint.id",
+    "string",
+    '"1f0a3c2e-…"',
+    "Checkpoint taken at the handoff, when one was.",
+    origin="agentmesh",
+    scopes=("span", "event"),
+)
+
+# --- AgentMesh: routing ---------------------------------------------------------------------
+AGENTMESH_ROUTE_DECISION_ID: Final = _attr(
+    "agentmesh.route.decision_id",
+    "string",
+    '"d-7c1e"',
+    "Id of the routing decision this call follows.",
+    origin="agentmesh",
+    scopes=("span", "baggage"),
+)
+AGENTMESH_ROUTE_POLICY: Final = _attr(
+    "agentmesh.route.policy", "string", '"utility"', "Policy that decided.", origin="agentmesh"
+)
+AGENTMESH_ROUTE_MODE: Final = _attr(
+    "agentmesh.route.mode",
+    "string",
+    '"shadow"',
+    "shadow (recorded only) or enforce (applied).",
+    origin="agentmesh",
+)
+AGENTMESH_ROUTE_REQUESTED_MODEL: Final = _attr(
+    "agentmesh.route.requested_model",
+    "string",
+    '"gpt-4o"',
+    "Model the app asked for before routing.",
+    origin="agentmesh",
+)
+AGENTMESH_ROUTE_CANDIDATES: Final = _attr(
+    "agentmesh.route.candidates",
+    "string[]",
+    '["gpt-4o", "gpt-4o-mini"]',
+    "Models considered.",
+    origin="agentmesh",
+)
+AGENTMESH_ROUTE_SCORES: Final = _attr(
+    "agentmesh.route.scores",
+    "double[]",
+    "[0.61, 0.74]",
+    "Score of each candidate, in candidate order.",
+    origin="agentmesh",
+)
+AGENTMESH_ROUTE_CHOSEN: Final = _attr(
+    "agentmesh.route.chosen", "string", '"gpt-4o-mini"', "Model chosen.", origin="agentmesh"
+)
+AGENTMESH_ROUTE_REASON: Final = _attr(
+    "agentmesh.route.reason",
+    "string",
+    '"cheapest above quality floor"',
+    "Why it was chosen, for people.",
+    origin="agentmesh",
+)
+
+# --- AgentMesh: detection -------------------------------------------------------------------
+AGENTMESH_DETECTION_ID: Final = _attr(
+    "agentmesh.detection.id",
+    "string",
+    '"det-3b9e…"',
+    "Id of a detection.",
+    origin="agentmesh",
+    scopes=("event",),
+)
+AGENTMESH_DETECTION_TYPE: Final = _attr(
+    "agentmesh.detection.type",
+    "string",
+    '"handoff_loop"',
+    "Failure mode detected.",
+    origin="agentmesh",
+    scopes=("event",),
+)
+AGENTMESH_DETECTION_SEVERITY: Final = _attr(
+    "agentmesh.detection.severity",
+    "string",
+    '"error"',
+    "info, warning, error or critical.",
+    origin="agentmesh",
+    scopes=("event",),
+)
+AGENTMESH_DETECTION_AGENT: Final = _attr(
+    "agentmesh.detection.agent",
+    "string",
+    '"researcher"',
+    "Agent the detection is about, when one is.",
+    origin="agentmesh",
+    scopes=("event",),
+)
+AGENTMESH_DETECTION_SPAN_IDS: Final = _attr(
+    "agentmesh.detection.span_ids",
+    "string[]",
+    '["a1b2c3d4e5f60718"]',
+    "Spans that show the failure.",
+    origin="agentmesh",
+    scopes=("event",),
+)
+AGENTMESH_DETECTION_EXPLANATION: Final = _attr(
+    "agentmesh.detection.explanation",
+    "string",
+    '"cycle supervisor → researcher repeated 6 times (bound 3)"',
+    "What was seen, for people.",
+    origin="agentmesh",
+    scopes=("event",),
+)
+
+EVENT_HANDOFF: Final = "agentmesh.handoff"
+"""Name of the span event recording a handoff (carries the ``*.handoff.*`` attributes)."""
+
+EVENT_DETECTION: Final = "agentmesh.detection"
+"""Name of the span event recording a detection (carries the ``agentmesh.detection.*``)."""
+
+ATTRIBUTES: Final[dict[str, AttributeSpec]] = {spec.name: spec for spec in _REGISTRY}
+"""Every registered name, in declaration order."""
+
+BAGGAGE_KEYS: Final[tuple[str, ...]] = tuple(
+    spec.name for spec in _REGISTRY if "baggage" in spec.scopes
+)
+"""Names that travel as W3C baggage to child calls and other processes."""

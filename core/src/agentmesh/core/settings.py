@@ -1,0 +1,82 @@
+"""The settings base every AgentMesh package builds its settings class on.
+
+Settings come from environment variables with the ``AGENTMESH_`` prefix (each package adds its
+own part, for example ``AGENTMESH_COLLECTOR_``), then from keyword arguments. A wrong value raises
+:class:`~agentmesh.core.errors.ConfigError` naming the variable and what it wants, instead of
+pydantic's generic report.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal, Self
+
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from agentmesh.core.errors import ConfigError
+
+__all__ = ["AgentMeshSettings", "LogLevel"]
+
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+"""A logging level name."""
+
+
+class AgentMeshSettings(BaseSettings):
+    """Base class of every AgentMesh settings class.
+
+    Subclasses set ``model_config = SettingsConfigDict(env_prefix="AGENTMESH_<PART>_")`` and
+    declare their fields with a description; :meth:`load` builds an instance and turns
+    validation errors into one readable :class:`ConfigError`.
+
+    Example:
+        >>> from pydantic import Field
+        >>> class DemoSettings(AgentMeshSettings):
+        ...     model_config = SettingsConfigDict(env_prefix="AGENTMESH_DEMO_")
+        ...     port: int = Field(default=1, ge=1, description="A port.")
+        >>> DemoSettings.load(port=8).port
+        8
+    """
+
+    model_config: ClassVar[SettingsConfigDict] = SettingsConfigDict(
+        env_prefix="AGENTMESH_",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    @classmethod
+    def env_var(cls, field: str) -> str:
+        """Return the environment variable that sets ``field``.
+
+        Args:
+            field: The field name.
+
+        Returns:
+            The variable's name, for example ``AGENTMESH_COLLECTOR_GRPC_PORT``.
+        """
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        return f"{prefix}{field}".upper()
+
+    @classmethod
+    def load(cls, **overrides: object) -> Self:
+        """Build the settings from the environment and ``overrides``.
+
+        Args:
+            **overrides: Values that take precedence over the environment.
+
+        Returns:
+            The validated settings.
+
+        Raises:
+            ConfigError: A value is missing or wrong; the message names each variable at fault
+                and what it wants.
+        """
+        try:
+            return cls(**overrides)  # pyright: ignore[reportArgumentType]
+        except ValidationError as exc:
+            problems: list[str] = []
+            for err in exc.errors():
+                field = ".".join(str(part) for part in err["loc"]) or "?"
+                name = field.split(".", 1)[0]
+                where = name if name in overrides else cls.env_var(name)
+                problems.append(f"{where}={err.get('input')!r}: {err['msg']}")
+            raise ConfigError("invalid configuration: " + "; ".join(problems)) from exc

@@ -1,0 +1,228 @@
+"""The model catalog: prices, context windows and capabilities, and the cost of a call.
+
+A bundled catalog (``data/models.json``) covers current OpenAI, Anthropic and popular
+OpenRouter models; ``AGENTMESH_ROUTER_CATALOG_PATH`` names a JSON file of the same shape whose
+entries add to or replace the bundled ones.
+
+Names are matched forgivingly, the way providers answer: ``gpt-4o-mini-2024-07-18`` (a dated
+snapshot), ``openai/gpt-4o-mini`` (an OpenRouter-style name) and ``claude-sonnet-4-5-20250929``
+all find their base model.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import ClassVar, cast
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from agentmesh.core import AgentMeshSettings, ConfigError
+
+__all__ = ["ModelCatalog", "ModelInfo", "RouterSettings", "default_catalog"]
+
+_DATE_SUFFIX = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8}|-latest)$")
+
+
+class RouterSettings(AgentMeshSettings):
+    """Settings of the router package."""
+
+    model_config: ClassVar[SettingsConfigDict] = SettingsConfigDict(
+        env_prefix="AGENTMESH_ROUTER_", extra="ignore", validate_default=True
+    )
+
+    catalog_path: Path | None = Field(
+        default=None,
+        description="JSON file of models that add to or replace the bundled catalog.",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """One model of the catalog.
+
+    Attributes:
+        name: The model's name as its provider spells it (OpenRouter: ``vendor/model``).
+        provider: ``openai``, ``anthropic`` or ``openrouter``.
+        input_per_mtok: US dollars per million prompt tokens.
+        output_per_mtok: US dollars per million completion tokens.
+        cached_input_per_mtok: US dollars per million prompt tokens read from cache, when the
+            provider discounts them.
+        context_window: Largest prompt plus completion, in tokens.
+        capabilities: What it supports: ``tools``, ``vision``, ``json_mode``, ``reasoning``.
+    """
+
+    name: str
+    provider: str
+    input_per_mtok: float
+    output_per_mtok: float
+    cached_input_per_mtok: float | None
+    context_window: int
+    capabilities: frozenset[str]
+
+    def cost_usd(
+        self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0
+    ) -> float:
+        """Price a call.
+
+        Args:
+            input_tokens: Prompt tokens, cached ones included.
+            output_tokens: Completion tokens, reasoning ones included.
+            cached_input_tokens: The part of ``input_tokens`` read from cache.
+
+        Returns:
+            The cost in US dollars.
+
+        Example:
+            >>> m = ModelInfo("m", "openai", 1.0, 2.0, 0.5, 1000, frozenset())
+            >>> round(m.cost_usd(1_000_000, 500_000, cached_input_tokens=200_000), 6)
+            1.9
+        """
+        cached = min(max(cached_input_tokens, 0), input_tokens)
+        cached_price = (
+            self.input_per_mtok
+            if self.cached_input_per_mtok is None
+            else self.cached_input_per_mtok
+        )
+        return (
+            (input_tokens - cached) * self.input_per_mtok
+            + cached * cached_price
+            + output_tokens * self.output_per_mtok
+        ) / 1_000_000
+
+
+class ModelCatalog:
+    """Models by name, with forgiving lookup.
+
+    Args:
+        models: The models; a later one replaces an earlier one of the same name.
+    """
+
+    def __init__(self, models: list[ModelInfo]) -> None:
+        self._models: dict[str, ModelInfo] = {m.name: m for m in models}
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def __iter__(self) -> Iterator[ModelInfo]:
+        return iter(self._models.values())
+
+    def get(self, name: str) -> ModelInfo | None:
+        """Find a model by the name a request or response used.
+
+        Args:
+            name: ``gpt-4o-mini``, ``gpt-4o-mini-2024-07-18``, ``openai/gpt-4o-mini``…
+
+        Returns:
+            The model, or ``None`` when the catalog does not know it.
+        """
+        for candidate in _name_variants(name):
+            found = self._models.get(candidate)
+            if found is not None:
+                return found
+        return None
+
+    def cost_usd(
+        self, model: str, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0
+    ) -> float | None:
+        """Price a call to ``model``.
+
+        Args:
+            model: The model name as requested or answered.
+            input_tokens: Prompt tokens.
+            output_tokens: Completion tokens.
+            cached_input_tokens: Prompt tokens read from cache.
+
+        Returns:
+            US dollars, or ``None`` when the model is not in the catalog.
+        """
+        info = self.get(model)
+        if info is None:
+            return None
+        return info.cost_usd(input_tokens, output_tokens, cached_input_tokens)
+
+    @classmethod
+    def from_json(cls, text: str, *, source: str = "<string>") -> ModelCatalog:
+        """Parse a catalog document (``{"models": [...]}``).
+
+        Args:
+            text: The JSON text.
+            source: Where it came from, for error messages.
+
+        Returns:
+            The catalog.
+
+        Raises:
+            ConfigError: The document is not valid JSON or an entry misses a field.
+        """
+        try:
+            raw = json.loads(text)
+            entries = cast("list[dict[str, object]]", raw["models"])
+            models = [_parse_entry(entry) for entry in entries]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"model catalog {source} is invalid: {exc!r}") from exc
+        return cls(models)
+
+    def merged(self, other: ModelCatalog) -> ModelCatalog:
+        """Return a catalog with ``other``'s models added, replacing same-named ones.
+
+        Args:
+            other: The overriding catalog.
+
+        Returns:
+            A new catalog.
+        """
+        return ModelCatalog([*self, *other])
+
+
+def _parse_entry(entry: dict[str, object]) -> ModelInfo:
+    cached = entry.get("cached_input")
+    caps = cast("list[str]", entry.get("capabilities", []))
+    return ModelInfo(
+        name=str(entry["name"]),
+        provider=str(entry["provider"]),
+        input_per_mtok=float(cast("float", entry["input"])),
+        output_per_mtok=float(cast("float", entry["output"])),
+        cached_input_per_mtok=None if cached is None else float(cast("float", cached)),
+        context_window=int(cast("int", entry["context_window"])),
+        capabilities=frozenset(caps),
+    )
+
+
+def _name_variants(name: str) -> list[str]:
+    variants = [name]
+    bare = name.split("/", 1)[1] if "/" in name else name
+    for candidate in (bare, _DATE_SUFFIX.sub("", name), _DATE_SUFFIX.sub("", bare)):
+        if candidate not in variants:
+            variants.append(candidate)
+    return variants
+
+
+@cache
+def default_catalog() -> ModelCatalog:
+    """Return the bundled catalog, with ``AGENTMESH_ROUTER_CATALOG_PATH`` applied (cached).
+
+    Returns:
+        The catalog.
+
+    Raises:
+        ConfigError: The override file is missing or invalid.
+    """
+    bundled_text = resources.files("agentmesh.router").joinpath("data/models.json").read_text()
+    catalog = ModelCatalog.from_json(bundled_text, source="bundled models.json")
+    path = RouterSettings.load().catalog_path
+    if path is not None:
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError(
+                f"{RouterSettings.env_var('catalog_path')}={str(path)!r}: cannot read it ({exc})"
+            ) from exc
+        catalog = catalog.merged(ModelCatalog.from_json(text, source=str(path)))
+    return catalog
