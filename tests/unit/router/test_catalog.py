@@ -1,0 +1,94 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from agentmesh.core import ConfigError
+from agentmesh.router import ModelCatalog, default_catalog
+from agentmesh.router.catalog import RouterSettings
+
+
+def test_bundled_catalog_covers_the_three_providers() -> None:
+    providers = {m.provider for m in default_catalog()}
+    assert {"openai", "anthropic", "openrouter"} <= providers
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "gpt-4o-mini",
+        "gpt-4o-mini-2024-07-18",
+        "openai/gpt-4o-mini",
+        "openai/gpt-4o-mini-2024-07-18",
+    ],
+)
+def test_forgiving_lookup(name: str) -> None:
+    info = default_catalog().get(name)
+    assert info is not None
+    assert info.name == "gpt-4o-mini"
+
+
+def test_cost_uses_cached_price() -> None:
+    cost = default_catalog().cost_usd("gpt-4o-mini", 1_000_000, 1_000_000, cached_input_tokens=0)
+    cached = default_catalog().cost_usd("gpt-4o-mini", 1_000_000, 1_000_000, 1_000_000)
+    assert cost == pytest.approx(0.15 + 0.6)
+    assert cached == pytest.approx(0.075 + 0.6)
+
+
+def test_unknown_model_has_no_price() -> None:
+    assert default_catalog().cost_usd("no-such-model", 10, 10) is None
+
+
+def test_override_file_adds_and_replaces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "models.json"
+    path.write_text(
+        json.dumps(
+            {
+                "models": [
+                    {
+                        "name": "gpt-4o-mini",
+                        "provider": "openai",
+                        "input": 1,
+                        "output": 1,
+                        "cached_input": None,
+                        "context_window": 10,
+                        "capabilities": [],
+                    },
+                    {
+                        "name": "house-model",
+                        "provider": "openai",
+                        "input": 2,
+                        "output": 3,
+                        "context_window": 10,
+                    },
+                ]
+            }
+        )
+    )
+    monkeypatch.setenv("AGENTMESH_ROUTER_CATALOG_PATH", str(path))
+    default_catalog.cache_clear()
+    try:
+        catalog = default_catalog()
+        assert catalog.cost_usd("gpt-4o-mini", 1_000_000, 0) == pytest.approx(1.0)
+        assert catalog.cost_usd("house-model", 0, 1_000_000) == pytest.approx(3.0)
+        assert catalog.get("claude-sonnet-4-5") is not None
+    finally:
+        default_catalog.cache_clear()
+
+
+def test_missing_override_file_names_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGENTMESH_ROUTER_CATALOG_PATH", str(tmp_path / "nope.json"))
+    default_catalog.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match="AGENTMESH_ROUTER_CATALOG_PATH"):
+            default_catalog()
+    finally:
+        default_catalog.cache_clear()
+
+
+def test_invalid_document_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="invalid"):
+        ModelCatalog.from_json('{"models": [{"name": "x"}]}', source="t")
+    assert RouterSettings.env_var("catalog_path") == "AGENTMESH_ROUTER_CATALOG_PATH"
