@@ -1,1 +1,87 @@
-"""placeholder."""
+"""AgentMesh collector: receive OTLP spans, rebuild run graphs, detect failures, store it all.
+
+The pieces, in the order a span meets them: :class:`OtlpGrpcReceiver` decodes OTLP/gRPC
+requests into :class:`SpanRecord` batches and offers them to the :class:`Pipeline`, whose
+worker stores them in a :class:`SpanStore` (:class:`DuckDBStore` by default,
+:class:`MemoryStore` for tests), updates each run's :class:`RunGraph` through the
+:class:`GraphBuilder`, and runs each detection :class:`Rule` (such as :class:`HandoffLoopRule`)
+on the graphs that changed. :class:`Collector` wires them together as one async context manager.
+"""
+
+from agentmesh.collector.detection import Detection, JsonValue, Severity, detection_id
+from agentmesh.collector.detectors import HANDOFF_LOOP, HandoffLoopRule, Rule
+from agentmesh.collector.graph import (
+    INFERRED,
+    AgentInvocation,
+    AgentNode,
+    AgentVisit,
+    GraphBuilder,
+    HandoffEdge,
+    RunGraph,
+)
+from agentmesh.collector.model import (
+    Attributes,
+    AttributeScalar,
+    AttributeValue,
+    SpanEventRecord,
+    SpanKind,
+    SpanRecord,
+    StatusCode,
+)
+from agentmesh.collector.pipeline import DetectionListener, Pipeline, PipelineStats
+from agentmesh.collector.receiver import (
+    DecodeResult,
+    OtlpGrpcReceiver,
+    ReceiverStats,
+    SpanSink,
+    decode_request,
+)
+from agentmesh.collector.service import Collector, CollectorStats
+from agentmesh.collector.settings import CollectorSettings
+from agentmesh.collector.store import (
+    DuckDBStore,
+    MemoryStore,
+    RunSummary,
+    SpanStore,
+    StoredGraph,
+)
+
+__all__ = [
+    "HANDOFF_LOOP",
+    "INFERRED",
+    "AgentInvocation",
+    "AgentNode",
+    "AgentVisit",
+    "AttributeScalar",
+    "AttributeValue",
+    "Attributes",
+    "Collector",
+    "CollectorSettings",
+    "CollectorStats",
+    "DecodeResult",
+    "Detection",
+    "DetectionListener",
+    "DuckDBStore",
+    "GraphBuilder",
+    "HandoffEdge",
+    "HandoffLoopRule",
+    "JsonValue",
+    "MemoryStore",
+    "OtlpGrpcReceiver",
+    "Pipeline",
+    "PipelineStats",
+    "ReceiverStats",
+    "Rule",
+    "RunGraph",
+    "RunSummary",
+    "Severity",
+    "SpanEventRecord",
+    "SpanKind",
+    "SpanRecord",
+    "SpanSink",
+    "SpanStore",
+    "StatusCode",
+    "StoredGraph",
+    "decode_request",
+    "detection_id",
+]

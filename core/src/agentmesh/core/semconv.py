@@ -78,6 +78,7 @@ __all__ = [
     "GEN_AI_WORKFLOW_NAME",
     "SERVER_ADDRESS",
     "SERVER_PORT",
+    "SERVICE_NAME",
     "AttributeSpec",
     "AttributeType",
     "Operation",
@@ -89,8 +90,8 @@ __all__ = [
 AttributeType = Literal["string", "int", "double", "boolean", "string[]", "double[]"]
 """The OpenTelemetry attribute value types the contract uses."""
 
-Scope = Literal["span", "event", "baggage"]
-"""Where a name appears: on spans, on span events, or as a W3C baggage key."""
+Scope = Literal["resource", "span", "event", "baggage"]
+"""Where a name appears: on the resource, spans, span events, or as a W3C baggage key."""
 
 Origin = Literal["otel", "otel-genai", "genai-proposal", "agentmesh"]
 """Who defines a name: OpenTelemetry general or GenAI conventions, an open GenAI proposal, us."""
@@ -152,6 +153,14 @@ def _attr(
 
 
 # --- OpenTelemetry general ------------------------------------------------------------------
+SERVICE_NAME: Final = _attr(
+    "service.name",
+    "string",
+    '"research-bot"',
+    "Service that emitted the spans (a resource attribute).",
+    origin="otel",
+    scopes=("resource",),
+)
 SERVER_ADDRESS: Final = _attr(
     "server.address", "string", '"api.openai.com"', "Host the client called.", origin="otel"
 )

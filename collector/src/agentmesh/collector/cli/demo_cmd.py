@@ -1,0 +1,56 @@
+"""``agentmesh demo``: the whole loop in one command, offline."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+from pathlib import Path
+
+from rich.console import Console
+
+from agentmesh.core import ConfigError, configure_logging
+
+__all__ = ["add_demo_command"]
+
+
+def add_demo_command(parser: argparse.ArgumentParser) -> None:
+    """Declare the options of ``agentmesh demo``.
+
+    Args:
+        parser: The subcommand's parser.
+    """
+    parser.add_argument(
+        "--db",
+        type=Path,
+        default=Path("agentmesh-demo.duckdb"),
+        help="DuckDB file to store into, replaced if it exists (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-steps",
+        type=int,
+        default=16,
+        help="LangGraph recursion limit that ends the looping run (default: %(default)s)",
+    )
+    parser.set_defaults(handler=_handle)
+
+
+def _handle(args: argparse.Namespace) -> int:
+    missing = [m for m in ("langgraph", "openai", "aiohttp") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(
+            f"the demo needs {', '.join(missing)}: pip install 'agentmesh-collector[demo]'"
+        )
+    configure_logging(level="error")
+    from agentmesh.collector.demo import render_report, run_demo
+
+    report = asyncio.run(run_demo(Path(args.db), max_steps=int(args.max_steps)))
+    render_report(report, Console())
+    clean, faulty = report.runs[0], report.runs[-1]
+    ok = (
+        clean.graph is not None
+        and faulty.graph is not None
+        and not clean.detections
+        and len(faulty.detections) == 1
+    )
+    return 0 if ok else 1

@@ -1,0 +1,66 @@
+"""Argument parsing and dispatch of the ``agentmesh`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from agentmesh.collector.cli.collector_cmd import add_collector_command
+from agentmesh.collector.cli.demo_cmd import add_demo_command
+from agentmesh.core import AgentMeshError
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the parser of every subcommand.
+
+    Returns:
+        The parser.
+    """
+    parser = argparse.ArgumentParser(
+        prog="agentmesh",
+        description="AgentMesh: coordination runtime for multi-agent LLM systems.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_collector_command(
+        commands.add_parser(
+            "collector",
+            help="run the collector (OTLP/gRPC receiver, graphs, detection, DuckDB)",
+            description=(
+                "Receive OTLP/gRPC spans, rebuild each run's agent graph, detect failures and "
+                "store everything in DuckDB. Options override AGENTMESH_COLLECTOR_* variables."
+            ),
+        )
+    )
+    add_demo_command(
+        commands.add_parser(
+            "demo",
+            help="run a LangGraph multi-agent app against a fake provider, clean and looping",
+            description=(
+                "Start the fake provider and the collector on free loopback ports, run a "
+                "LangGraph supervisor app once cleanly and once with an injected handoff loop, "
+                "and show what the collector saw. No API key, no network."
+            ),
+        )
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``agentmesh`` command.
+
+    Args:
+        argv: Arguments (defaults to ``sys.argv[1:]``).
+
+    Returns:
+        The exit code.
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except AgentMeshError as exc:
+        print(f"agentmesh: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

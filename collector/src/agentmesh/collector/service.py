@@ -1,0 +1,224 @@
+"""The collector service: OTLP receiver → pipeline (graphs, rules) → store, as one unit.
+
+Example:
+    >>> async def main() -> None:  # doctest: +SKIP
+    ...     async with Collector(CollectorSettings.load(grpc_port=0)) as collector:
+    ...         print("send OTLP to", collector.endpoint)
+    ...         await collector.serve_forever()
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from dataclasses import asdict, dataclass
+from types import TracebackType
+from typing import Self
+
+import structlog
+
+from agentmesh.collector.detectors.base import Rule
+from agentmesh.collector.detectors.handoff_loop import HandoffLoopRule
+from agentmesh.collector.graph.builder import GraphBuilder
+from agentmesh.collector.pipeline import DetectionListener, Pipeline
+from agentmesh.collector.receiver.grpc_server import OtlpGrpcReceiver
+from agentmesh.collector.settings import CollectorSettings
+from agentmesh.collector.store.base import SpanStore
+from agentmesh.collector.store.duckdb_store import DuckDBStore
+from agentmesh.core.errors import CollectorError
+
+__all__ = ["Collector", "CollectorStats"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CollectorStats:
+    """Counters of a running collector.
+
+    Attributes:
+        requests: OTLP export requests answered.
+        spans_received: Spans accepted into the pipeline.
+        spans_rejected: Spans rejected for invalid ids (OTLP partial success).
+        spans_stored: Spans newly stored.
+        batches_rejected: Requests refused with ``UNAVAILABLE`` because the queue was full.
+        batches_failed: Batches with a processing step that failed (logged).
+        detections: New detections.
+        queued_batches: Batches waiting in the pipeline now.
+        live_traces: Run graphs held in memory.
+        traces_evicted: Run graphs evicted to bound memory.
+    """
+
+    requests: int = 0
+    spans_received: int = 0
+    spans_rejected: int = 0
+    spans_stored: int = 0
+    batches_rejected: int = 0
+    batches_failed: int = 0
+    detections: int = 0
+    queued_batches: int = 0
+    live_traces: int = 0
+    traces_evicted: int = 0
+
+
+class Collector:
+    """Receives OTLP spans, rebuilds run graphs, detects failures and stores everything.
+
+    An async context manager: entering opens the store (a :class:`DuckDBStore` on
+    ``settings.duckdb_path`` unless ``store`` is given), starts the pipeline and then the
+    OTLP/gRPC receiver; leaving stops the receiver first, then drains the pipeline, then closes
+    the store it opened (a store passed in is left open for its owner).
+
+    Args:
+        settings: Configuration; :meth:`CollectorSettings.load` by default.
+        store: Storage backend to use instead of the DuckDB file.
+        rules: Detection rules; by default a :class:`HandoffLoopRule` with the settings' bounds.
+        on_detection: Called with each new detection.
+
+    Raises:
+        ConfigError: ``settings`` were not given and the environment holds a wrong value.
+    """
+
+    def __init__(
+        self,
+        settings: CollectorSettings | None = None,
+        store: SpanStore | None = None,
+        *,
+        rules: Sequence[Rule] | None = None,
+        on_detection: DetectionListener | None = None,
+    ) -> None:
+        self._settings = settings if settings is not None else CollectorSettings.load()
+        self._owns_store = store is None
+        self._store: SpanStore = (
+            store if store is not None else DuckDBStore(self._settings.duckdb_path)
+        )
+        self._rules: tuple[Rule, ...] = (
+            tuple(rules)
+            if rules is not None
+            else (
+                HandoffLoopRule(
+                    max_repeats=self._settings.loop_max_repeats,
+                    max_cycle_length=self._settings.loop_max_cycle_length,
+                ),
+            )
+        )
+        self._on_detection = on_detection
+        self._pipeline: Pipeline | None = None
+        self._receiver: OtlpGrpcReceiver | None = None
+        self._stack: AsyncExitStack | None = None
+        self._stop = asyncio.Event()
+        self._used = False
+
+    @property
+    def settings(self) -> CollectorSettings:
+        """The configuration in use."""
+        return self._settings
+
+    @property
+    def store(self) -> SpanStore:
+        """The storage backend."""
+        return self._store
+
+    @property
+    def grpc_port(self) -> int:
+        """The port the OTLP/gRPC receiver listens on (the one chosen when configured as 0)."""
+        return self._running_receiver().port
+
+    @property
+    def endpoint(self) -> str:
+        """The OTLP/gRPC endpoint for exporters, for example ``http://127.0.0.1:4317``."""
+        return self._running_receiver().endpoint
+
+    @property
+    def stats(self) -> CollectorStats:
+        """A snapshot of the counters (zeros before start)."""
+        if self._pipeline is None or self._receiver is None:
+            return CollectorStats()
+        pipeline = self._pipeline.stats
+        receiver = self._receiver.stats
+        builder = self._pipeline.builder
+        return CollectorStats(
+            requests=receiver.requests,
+            spans_received=pipeline.spans_received,
+            spans_rejected=receiver.spans_rejected,
+            spans_stored=pipeline.spans_stored,
+            batches_rejected=pipeline.batches_rejected,
+            batches_failed=pipeline.batches_failed,
+            detections=pipeline.detections,
+            queued_batches=pipeline.queued_batches,
+            live_traces=len(builder),
+            traces_evicted=builder.evicted,
+        )
+
+    async def __aenter__(self) -> Self:
+        if self._used:
+            raise CollectorError("a Collector can be started once; make a new one")
+        self._used = True
+        settings = self._settings
+        stack = AsyncExitStack()
+        try:
+            if self._owns_store:
+                store = self._store
+                if isinstance(store, DuckDBStore):
+                    await store.open()
+                stack.push_async_callback(self._store.close)
+            pipeline = Pipeline(
+                self._store,
+                builder=GraphBuilder(max_traces=settings.max_live_traces),
+                rules=self._rules,
+                max_batches=settings.queue_max_batches,
+                drain_timeout_seconds=settings.drain_timeout_seconds,
+                on_detection=self._on_detection,
+            )
+            self._pipeline = await stack.enter_async_context(pipeline)
+            self._receiver = await stack.enter_async_context(
+                OtlpGrpcReceiver(pipeline.offer, settings)
+            )
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+        log.info("collector started", endpoint=self.endpoint, rules=[r.name for r in self._rules])
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        stack, self._stack = self._stack, None
+        self._stop.set()
+        if stack is not None:
+            await stack.aclose()  # receiver, then pipeline (drains), then store
+            log.info("collector stopped", **asdict(self.stats))
+
+    async def drain(self) -> None:
+        """Wait until every span received so far is stored and analysed.
+
+        Raises:
+            CollectorError: The collector is not running.
+        """
+        if self._pipeline is None or self._stack is None:
+            raise CollectorError("the collector is not running")
+        await self._pipeline.drain()
+
+    async def serve_forever(self) -> None:
+        """Run until :meth:`stop` is called or the calling task is cancelled.
+
+        Raises:
+            CollectorError: The collector is not running.
+        """
+        if self._stack is None:
+            raise CollectorError("the collector is not running; use `async with Collector()`")
+        await self._stop.wait()
+
+    def stop(self) -> None:
+        """Make :meth:`serve_forever` return (safe to call from a signal handler)."""
+        self._stop.set()
+
+    def _running_receiver(self) -> OtlpGrpcReceiver:
+        if self._receiver is None or self._stack is None:
+            raise CollectorError("the collector is not running")
+        return self._receiver

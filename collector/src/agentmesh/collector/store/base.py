@@ -1,0 +1,166 @@
+"""The storage interface of the collector, and the rows it reads back.
+
+Every backend implements :class:`SpanStore`; one contract test suite runs against each. All
+writes are idempotent: a re-delivered span is stored once, a graph write replaces that trace's
+graph, a detection is stored once by id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from agentmesh.collector.detection import Detection
+from agentmesh.collector.graph.run_graph import AgentNode, HandoffEdge, RunGraph
+from agentmesh.collector.model import SpanRecord
+
+__all__ = ["RunSummary", "SpanStore", "StoredGraph"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """One run, as listed by :meth:`SpanStore.runs`.
+
+    Attributes:
+        trace_id: The trace.
+        run_id: ``agentmesh.run.id`` (or the trace id).
+        workflow_name: ``gen_ai.workflow.name``, when known.
+        service_name: ``service.name`` of the run's root process, when known.
+        start_ns: Earliest span start.
+        end_ns: Latest span end.
+        agents: Names of its agents, sorted.
+        handoffs: Number of handoffs.
+        span_count: Spans in the run's graph.
+        llm_calls: LLM calls.
+        input_tokens: Their input tokens.
+        output_tokens: Their output tokens.
+        cost_usd: Their cost in US dollars.
+        complete: Whether the root span has arrived.
+        detections: Detections stored for the trace.
+    """
+
+    trace_id: str
+    run_id: str
+    workflow_name: str | None
+    service_name: str | None
+    start_ns: int
+    end_ns: int
+    agents: tuple[str, ...]
+    handoffs: int
+    span_count: int
+    llm_calls: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    complete: bool
+    detections: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredGraph:
+    """A run's graph as stored.
+
+    Attributes:
+        run: The run's summary.
+        agents: Its agents, by name.
+        handoffs: Its handoffs, by sequence number.
+    """
+
+    run: RunSummary
+    agents: list[AgentNode]
+    handoffs: list[HandoffEdge]
+
+
+class SpanStore(Protocol):
+    """Async storage of spans, run graphs and detections.
+
+    Methods raise :class:`~agentmesh.core.errors.StoreError` when the backend fails or the store
+    is closed.
+    """
+
+    async def write_spans(self, spans: Sequence[SpanRecord]) -> int:
+        """Store spans; spans already stored (same trace and span id) are skipped.
+
+        Args:
+            spans: The spans.
+
+        Returns:
+            How many were new.
+        """
+        ...
+
+    async def write_graph(self, graph: RunGraph) -> None:
+        """Store a run's graph, replacing what was stored for that trace.
+
+        Args:
+            graph: The graph.
+        """
+        ...
+
+    async def write_detection(self, detection: Detection) -> bool:
+        """Store a detection unless one with its id is stored already.
+
+        Args:
+            detection: The detection.
+
+        Returns:
+            Whether it was new.
+        """
+        ...
+
+    async def count_spans(self) -> int:
+        """Count every stored span.
+
+        Returns:
+            The count.
+        """
+        ...
+
+    async def spans(self, trace_id: str) -> list[SpanRecord]:
+        """Read a trace's spans.
+
+        Args:
+            trace_id: The trace.
+
+        Returns:
+            Its spans by start time (then span id); empty when unknown.
+        """
+        ...
+
+    async def runs(self, limit: int | None = None) -> list[RunSummary]:
+        """List runs, latest start first.
+
+        Args:
+            limit: Most runs returned; all when ``None``.
+
+        Returns:
+            The run summaries.
+        """
+        ...
+
+    async def graph(self, trace_id: str) -> StoredGraph | None:
+        """Read a run's graph.
+
+        Args:
+            trace_id: The trace.
+
+        Returns:
+            The stored graph, or ``None`` when none was written.
+        """
+        ...
+
+    async def detections(self, trace_id: str | None = None) -> list[Detection]:
+        """Read detections, oldest first (then by id).
+
+        Args:
+            trace_id: Only this trace's; every trace's when ``None``.
+
+        Returns:
+            The detections.
+        """
+        ...
+
+    async def close(self) -> None:
+        """Release the backend; later calls raise ``StoreError``. Closing twice is harmless."""
+        ...

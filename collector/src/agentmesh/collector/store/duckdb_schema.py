@@ -1,0 +1,104 @@
+"""The DuckDB schema of the collector (version 1).
+
+Tables: ``spans`` (one row per span; attributes, events and resource attributes as JSON text),
+``runs`` (one row per trace's graph), ``agents`` and ``handoffs`` (the graph's rows, replaced
+as a whole on each graph write), ``detections`` (one row per detection id) and
+``schema_version``. Primary keys make re-delivery idempotent.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["SCHEMA", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION: Final = 1
+"""Version written to ``schema_version`` by this code."""
+
+SCHEMA: Final[tuple[str, ...]] = (
+    """
+    CREATE TABLE IF NOT EXISTS schema_version (
+        version INTEGER NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS spans (
+        trace_id VARCHAR NOT NULL,
+        span_id VARCHAR NOT NULL,
+        parent_span_id VARCHAR,
+        name VARCHAR NOT NULL,
+        kind VARCHAR NOT NULL,
+        start_ns BIGINT NOT NULL,
+        end_ns BIGINT NOT NULL,
+        status_code VARCHAR NOT NULL,
+        status_message VARCHAR NOT NULL,
+        operation VARCHAR,
+        run_id VARCHAR,
+        service_name VARCHAR,
+        scope_name VARCHAR NOT NULL,
+        attributes VARCHAR NOT NULL,
+        events VARCHAR NOT NULL,
+        resource VARCHAR NOT NULL,
+        PRIMARY KEY (trace_id, span_id)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS runs (
+        trace_id VARCHAR PRIMARY KEY,
+        run_id VARCHAR NOT NULL,
+        workflow_name VARCHAR,
+        service_name VARCHAR,
+        framework VARCHAR,
+        start_ns BIGINT NOT NULL,
+        end_ns BIGINT NOT NULL,
+        span_count INTEGER NOT NULL,
+        llm_calls INTEGER NOT NULL,
+        input_tokens BIGINT NOT NULL,
+        output_tokens BIGINT NOT NULL,
+        cost_usd DOUBLE NOT NULL,
+        complete BOOLEAN NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS agents (
+        trace_id VARCHAR NOT NULL,
+        name VARCHAR NOT NULL,
+        invocations INTEGER NOT NULL,
+        span_ids VARCHAR[] NOT NULL,
+        llm_calls INTEGER NOT NULL,
+        input_tokens BIGINT NOT NULL,
+        output_tokens BIGINT NOT NULL,
+        cost_usd DOUBLE NOT NULL,
+        PRIMARY KEY (trace_id, name)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS handoffs (
+        trace_id VARCHAR NOT NULL,
+        seq INTEGER NOT NULL,
+        source VARCHAR NOT NULL,
+        target VARCHAR NOT NULL,
+        span_id VARCHAR NOT NULL,
+        start_ns BIGINT NOT NULL,
+        kind VARCHAR NOT NULL,
+        context_digest VARCHAR,
+        context_size BIGINT,
+        PRIMARY KEY (trace_id, seq)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS detections (
+        id VARCHAR PRIMARY KEY,
+        type VARCHAR NOT NULL,
+        severity VARCHAR NOT NULL,
+        trace_id VARCHAR NOT NULL,
+        run_id VARCHAR NOT NULL,
+        agent VARCHAR,
+        span_ids VARCHAR[] NOT NULL,
+        explanation VARCHAR NOT NULL,
+        detected_at_ns BIGINT NOT NULL,
+        details VARCHAR NOT NULL
+    )
+    """,
+)
+"""Statements creating the schema (each safe to run again)."""

@@ -1,0 +1,534 @@
+"""The embedded default store: one DuckDB file, owned by one collector process.
+
+Every DuckDB call runs in one dedicated worker thread (a single-thread executor), so the event
+loop never blocks on the database and the connection is only ever used from that thread; calls
+run in the order they were made. Batches go in as one ``INSERT … SELECT unnest(…)`` statement
+with ``ON CONFLICT DO NOTHING``, so re-delivered spans and detections are stored once. DuckDB
+errors surface as :class:`~agentmesh.core.errors.StoreError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Self, TypeVar, cast
+
+import duckdb
+
+from agentmesh.collector.detection import Detection, Severity
+from agentmesh.collector.graph.run_graph import AgentNode, HandoffEdge, RunGraph
+from agentmesh.collector.model import SpanKind, SpanRecord, StatusCode
+from agentmesh.collector.store.base import RunSummary, StoredGraph
+from agentmesh.collector.store.codec import (
+    attributes_from_json,
+    attributes_to_json,
+    details_from_json,
+    details_to_json,
+    events_from_json,
+    events_to_json,
+)
+from agentmesh.collector.store.duckdb_schema import SCHEMA, SCHEMA_VERSION
+from agentmesh.core import semconv
+from agentmesh.core.errors import StoreError
+
+__all__ = ["DuckDBStore"]
+
+_T = TypeVar("_T")
+_Con = duckdb.DuckDBPyConnection
+_Row = tuple[Any, ...]  # DuckDB rows are untyped tuples
+_MEMORY: Final = ":memory:"
+
+_INSERT_SPANS: Final = """
+    INSERT INTO spans (trace_id, span_id, parent_span_id, name, kind, start_ns, end_ns,
+        status_code, status_message, operation, run_id, service_name, scope_name, attributes,
+        events, resource)
+    SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]),
+           unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::BIGINT[]),
+           unnest(?::BIGINT[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]),
+           unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]),
+           unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]),
+           unnest(?::VARCHAR[])
+    ON CONFLICT DO NOTHING
+"""
+_SELECT_SPANS: Final = """
+    SELECT trace_id, span_id, parent_span_id, name, kind, start_ns, end_ns, status_code,
+        status_message, operation, run_id, service_name, scope_name, attributes, events, resource
+    FROM spans WHERE trace_id = ? ORDER BY start_ns, span_id
+"""
+_UPSERT_RUN: Final = """
+    INSERT OR REPLACE INTO runs (trace_id, run_id, workflow_name, service_name, framework,
+        start_ns, end_ns, span_count, llm_calls, input_tokens, output_tokens, cost_usd, complete)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+_INSERT_AGENTS: Final = """
+    INSERT INTO agents (trace_id, name, invocations, span_ids, llm_calls, input_tokens,
+        output_tokens, cost_usd)
+    SELECT ?, unnest(?::VARCHAR[]), unnest(?::INTEGER[]), unnest(?::VARCHAR[][]),
+           unnest(?::INTEGER[]), unnest(?::BIGINT[]), unnest(?::BIGINT[]), unnest(?::DOUBLE[])
+"""
+_INSERT_HANDOFFS: Final = """
+    INSERT INTO handoffs (trace_id, seq, source, target, span_id, start_ns, kind,
+        context_digest, context_size)
+    SELECT ?, unnest(?::INTEGER[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]),
+           unnest(?::VARCHAR[]), unnest(?::BIGINT[]), unnest(?::VARCHAR[]),
+           unnest(?::VARCHAR[]), unnest(?::BIGINT[])
+"""
+_RUN_SUMMARY: Final = """
+    SELECT r.trace_id, r.run_id, r.workflow_name, r.service_name, r.start_ns, r.end_ns,
+        coalesce((SELECT list(a.name ORDER BY a.name) FROM agents a
+                  WHERE a.trace_id = r.trace_id), []::VARCHAR[]),
+        (SELECT count(*) FROM handoffs h WHERE h.trace_id = r.trace_id),
+        r.span_count, r.llm_calls, r.input_tokens, r.output_tokens, r.cost_usd, r.complete,
+        (SELECT count(*) FROM detections d WHERE d.trace_id = r.trace_id)
+    FROM runs r
+"""
+_SELECT_DETECTIONS: Final = """
+    SELECT id, type, severity, trace_id, run_id, agent, span_ids, explanation, detected_at_ns,
+        details
+    FROM detections
+"""
+_INSERT_DETECTION: Final = """
+    INSERT INTO detections (id, type, severity, trace_id, run_id, agent, span_ids, explanation,
+        detected_at_ns, details)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT DO NOTHING
+"""
+
+
+class DuckDBStore:
+    """A :class:`~agentmesh.collector.store.base.SpanStore` on a DuckDB file.
+
+    The file (and its folder) is created on first use, with the schema of
+    :mod:`~agentmesh.collector.store.duckdb_schema`. Use the store as an async context manager,
+    or call :meth:`open` (optional: the first call opens it) and :meth:`close`.
+
+    Args:
+        path: The database file, or ``":memory:"``.
+
+    Example:
+        >>> async def main(tmp: Path) -> int:  # doctest: +SKIP
+        ...     async with DuckDBStore(tmp / "agentmesh.duckdb") as store:
+        ...         return await store.count_spans()
+    """
+
+    def __init__(self, path: str | Path = "agentmesh.duckdb") -> None:
+        self._path = str(path)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentmesh-duckdb")
+        self._con: _Con | None = None  # used only in the worker thread
+        self._closed = False
+
+    @property
+    def path(self) -> str:
+        """The database file (or ``":memory:"``)."""
+        return self._path
+
+    async def open(self) -> Self:
+        """Open the file and create the schema now rather than on first use.
+
+        Returns:
+            The store.
+
+        Raises:
+            StoreError: The file cannot be opened (locked by another process, not a DuckDB
+                file, written by a newer schema…).
+        """
+        await self._call(lambda con: None)
+        return self
+
+    async def __aenter__(self) -> Self:
+        return await self.open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Finish queued calls, close the connection and stop the worker thread.
+
+        Later calls raise ``StoreError``; closing twice is harmless.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._disconnect)
+        finally:
+            self._executor.shutdown(wait=False)
+
+    async def write_spans(self, spans: Sequence[SpanRecord]) -> int:
+        """Store spans; spans already stored (same trace and span id) are skipped.
+
+        Args:
+            spans: The spans.
+
+        Returns:
+            How many were new.
+        """
+        if not spans:
+            self._check()
+            return 0
+        batch = list(spans)
+        return await self._call(lambda con: _insert_spans(con, batch))
+
+    async def write_graph(self, graph: RunGraph) -> None:
+        """Store a run's graph, replacing what was stored for that trace.
+
+        Args:
+            graph: The graph.
+        """
+        await self._call(lambda con: _replace_graph(con, graph))
+
+    async def write_detection(self, detection: Detection) -> bool:
+        """Store a detection unless one with its id is stored already.
+
+        Args:
+            detection: The detection.
+
+        Returns:
+            Whether it was new.
+        """
+        return await self._call(lambda con: _insert_detection(con, detection))
+
+    async def count_spans(self) -> int:
+        """Count every stored span.
+
+        Returns:
+            The count.
+        """
+        return await self._call(lambda con: _scalar_int(con, "SELECT count(*) FROM spans"))
+
+    async def spans(self, trace_id: str) -> list[SpanRecord]:
+        """Read a trace's spans.
+
+        Args:
+            trace_id: The trace.
+
+        Returns:
+            Its spans by start time (then span id); empty when unknown.
+        """
+        rows = await self._call(lambda con: _fetch(con, _SELECT_SPANS, [trace_id]))
+        return [_span(row) for row in rows]
+
+    async def runs(self, limit: int | None = None) -> list[RunSummary]:
+        """List runs, latest start first.
+
+        Args:
+            limit: Most runs returned; all when ``None``.
+
+        Returns:
+            The run summaries.
+
+        Raises:
+            StoreError: ``limit`` is below 1.
+        """
+        if limit is not None and limit < 1:
+            raise StoreError(f"limit must be at least 1, got {limit}")
+        query = _RUN_SUMMARY + " ORDER BY r.start_ns DESC, r.trace_id"
+        params: list[object] = []
+        if limit is not None:
+            query += " LIMIT ?"
+            params.append(limit)
+        rows = await self._call(lambda con: _fetch(con, query, params))
+        return [_summary(row) for row in rows]
+
+    async def graph(self, trace_id: str) -> StoredGraph | None:
+        """Read a run's graph.
+
+        Args:
+            trace_id: The trace.
+
+        Returns:
+            The stored graph, or ``None`` when none was written.
+        """
+        return await self._call(lambda con: _read_graph(con, trace_id))
+
+    async def detections(self, trace_id: str | None = None) -> list[Detection]:
+        """Read detections, oldest first (then by id).
+
+        Args:
+            trace_id: Only this trace's; every trace's when ``None``.
+
+        Returns:
+            The detections.
+        """
+        query = _SELECT_DETECTIONS
+        params: list[object] = []
+        if trace_id is not None:
+            query += " WHERE trace_id = ?"
+            params.append(trace_id)
+        query += " ORDER BY detected_at_ns, id"
+        rows = await self._call(lambda con: _fetch(con, query, params))
+        return [_detection(row) for row in rows]
+
+    # --- the worker thread ------------------------------------------------------------------
+
+    def _check(self) -> None:
+        if self._closed:
+            raise StoreError(f"the DuckDB store {self._path} is closed")
+
+    async def _call(self, work: Callable[[_Con], _T]) -> _T:
+        self._check()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._in_worker, work)
+
+    def _in_worker(self, work: Callable[[_Con], _T]) -> _T:
+        try:
+            if self._con is None:
+                self._con = _connect(self._path)
+            return work(self._con)
+        except duckdb.Error as exc:
+            raise StoreError(f"DuckDB store {self._path}: {_plain(exc)}") from exc
+
+    def _disconnect(self) -> None:
+        con, self._con = self._con, None
+        if con is not None:
+            try:
+                con.close()
+            except duckdb.Error as exc:
+                raise StoreError(f"DuckDB store {self._path}: {_plain(exc)}") from exc
+
+
+def _plain(exc: duckdb.Error) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _connect(path: str) -> _Con:
+    if path != _MEMORY:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(path)
+    try:
+        con.execute("BEGIN TRANSACTION")
+        for statement in SCHEMA:
+            con.execute(statement)
+        version = _fetch(con, "SELECT max(version) FROM schema_version", [])[0][0]
+        if version is None:
+            con.execute("INSERT INTO schema_version VALUES (?)", [SCHEMA_VERSION])
+        elif int(version) > SCHEMA_VERSION:
+            raise StoreError(
+                f"DuckDB store {path} has schema version {version}, newer than this "
+                f"collector's {SCHEMA_VERSION}: upgrade AgentMesh"
+            )
+        con.execute("COMMIT")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _fetch(con: _Con, query: str, params: Sequence[object]) -> list[_Row]:
+    return con.execute(query, params).fetchall()
+
+
+def _scalar_int(con: _Con, query: str, params: Sequence[object] = ()) -> int:
+    rows = _fetch(con, query, params)
+    return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+
+
+def _insert_spans(con: _Con, spans: list[SpanRecord]) -> int:
+    unique: dict[tuple[str, str], SpanRecord] = {}
+    for span in spans:
+        unique.setdefault((span.trace_id, span.span_id), span)
+    rows = list(unique.values())
+    columns: list[list[object]] = [
+        [s.trace_id for s in rows],
+        [s.span_id for s in rows],
+        [s.parent_span_id for s in rows],
+        [s.name for s in rows],
+        [s.kind for s in rows],
+        [s.start_ns for s in rows],
+        [s.end_ns for s in rows],
+        [s.status_code for s in rows],
+        [s.status_message for s in rows],
+        [s.operation for s in rows],
+        [s.str_attr(semconv.AGENTMESH_RUN_ID) for s in rows],
+        [s.service_name for s in rows],
+        [s.scope_name for s in rows],
+        [attributes_to_json(s.attributes) for s in rows],
+        [events_to_json(s.events) for s in rows],
+        [attributes_to_json(s.resource_attributes) for s in rows],
+    ]
+    return _scalar_int(con, _INSERT_SPANS, columns)
+
+
+def _replace_graph(con: _Con, graph: RunGraph) -> None:
+    agents = list(graph.agents.values())
+    edges = graph.handoffs
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(
+            _UPSERT_RUN,
+            [
+                graph.trace_id,
+                graph.run_id,
+                graph.workflow_name,
+                graph.service_name,
+                graph.framework,
+                graph.start_ns,
+                graph.end_ns,
+                graph.span_count,
+                graph.llm_calls,
+                graph.input_tokens,
+                graph.output_tokens,
+                graph.cost_usd,
+                graph.complete,
+            ],
+        )
+        con.execute("DELETE FROM agents WHERE trace_id = ?", [graph.trace_id])
+        con.execute("DELETE FROM handoffs WHERE trace_id = ?", [graph.trace_id])
+        if agents:
+            con.execute(
+                _INSERT_AGENTS,
+                [
+                    graph.trace_id,
+                    [a.name for a in agents],
+                    [a.invocations for a in agents],
+                    [list(a.span_ids) for a in agents],
+                    [a.llm_calls for a in agents],
+                    [a.input_tokens for a in agents],
+                    [a.output_tokens for a in agents],
+                    [a.cost_usd for a in agents],
+                ],
+            )
+        if edges:
+            con.execute(
+                _INSERT_HANDOFFS,
+                [
+                    graph.trace_id,
+                    [e.seq for e in edges],
+                    [e.source for e in edges],
+                    [e.target for e in edges],
+                    [e.span_id for e in edges],
+                    [e.start_ns for e in edges],
+                    [e.kind for e in edges],
+                    [e.context_digest for e in edges],
+                    [e.context_size for e in edges],
+                ],
+            )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def _insert_detection(con: _Con, d: Detection) -> bool:
+    params: list[object] = [
+        d.id,
+        d.type,
+        d.severity,
+        d.trace_id,
+        d.run_id,
+        d.agent,
+        list(d.span_ids),
+        d.explanation,
+        d.detected_at_ns,
+        details_to_json(d.details),
+    ]
+    return _scalar_int(con, _INSERT_DETECTION, params) > 0
+
+
+def _read_graph(con: _Con, trace_id: str) -> StoredGraph | None:
+    runs = _fetch(con, _RUN_SUMMARY + " WHERE r.trace_id = ?", [trace_id])
+    if not runs:
+        return None
+    agents = _fetch(
+        con,
+        "SELECT name, invocations, span_ids, llm_calls, input_tokens, output_tokens, cost_usd "
+        "FROM agents WHERE trace_id = ? ORDER BY name",
+        [trace_id],
+    )
+    edges = _fetch(
+        con,
+        "SELECT seq, source, target, span_id, start_ns, kind, context_digest, context_size "
+        "FROM handoffs WHERE trace_id = ? ORDER BY seq",
+        [trace_id],
+    )
+    return StoredGraph(
+        run=_summary(runs[0]),
+        agents=[
+            AgentNode(
+                name=row[0],
+                invocations=row[1],
+                span_ids=tuple(row[2]),
+                llm_calls=row[3],
+                input_tokens=row[4],
+                output_tokens=row[5],
+                cost_usd=row[6],
+            )
+            for row in agents
+        ],
+        handoffs=[
+            HandoffEdge(
+                seq=row[0],
+                source=row[1],
+                target=row[2],
+                span_id=row[3],
+                start_ns=row[4],
+                kind=row[5],
+                context_digest=row[6],
+                context_size=row[7],
+            )
+            for row in edges
+        ],
+    )
+
+
+def _span(row: _Row) -> SpanRecord:
+    return SpanRecord(
+        trace_id=row[0],
+        span_id=row[1],
+        parent_span_id=row[2],
+        name=row[3],
+        kind=cast(SpanKind, row[4]),
+        start_ns=row[5],
+        end_ns=row[6],
+        status_code=cast(StatusCode, row[7]),
+        status_message=row[8],
+        service_name=row[11],
+        scope_name=row[12],
+        attributes=attributes_from_json(row[13]),
+        events=events_from_json(row[14]),
+        resource_attributes=attributes_from_json(row[15]),
+    )
+
+
+def _summary(row: _Row) -> RunSummary:
+    return RunSummary(
+        trace_id=row[0],
+        run_id=row[1],
+        workflow_name=row[2],
+        service_name=row[3],
+        start_ns=row[4],
+        end_ns=row[5],
+        agents=tuple(row[6]),
+        handoffs=int(row[7]),
+        span_count=row[8],
+        llm_calls=row[9],
+        input_tokens=row[10],
+        output_tokens=row[11],
+        cost_usd=row[12],
+        complete=bool(row[13]),
+        detections=int(row[14]),
+    )
+
+
+def _detection(row: _Row) -> Detection:
+    return Detection(
+        id=row[0],
+        type=row[1],
+        severity=cast(Severity, row[2]),
+        trace_id=row[3],
+        run_id=row[4],
+        agent=row[5],
+        span_ids=tuple(row[6]),
+        explanation=row[7],
+        detected_at_ns=row[8],
+        details=details_from_json(row[9]),
+    )

@@ -1,0 +1,196 @@
+"""An in-memory :class:`~agentmesh.collector.store.base.SpanStore`, for tests and demos."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Self
+
+from agentmesh.collector.detection import Detection
+from agentmesh.collector.graph.run_graph import RunGraph
+from agentmesh.collector.model import SpanRecord
+from agentmesh.collector.store.base import RunSummary, StoredGraph
+from agentmesh.core.errors import StoreError
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore:
+    """Keeps spans, graphs and detections in dictionaries; behaves like the DuckDB store.
+
+    Example:
+        >>> import asyncio
+        >>> from agentmesh.collector.testing import SpanFactory
+        >>> f = SpanFactory()
+        >>> span = f.workflow("w")
+        >>> async def main() -> tuple[int, int]:
+        ...     store = MemoryStore()
+        ...     first = await store.write_spans([span])
+        ...     again = await store.write_spans([span])
+        ...     return first, again
+        >>> asyncio.run(main())
+        (1, 0)
+    """
+
+    def __init__(self) -> None:
+        self._spans: dict[str, dict[str, SpanRecord]] = {}
+        self._graphs: dict[str, RunGraph] = {}
+        self._detections: dict[str, Detection] = {}
+        self._closed = False
+
+    async def __aenter__(self) -> Self:
+        self._check()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def write_spans(self, spans: Sequence[SpanRecord]) -> int:
+        """Store spans; spans already stored (same trace and span id) are skipped.
+
+        Args:
+            spans: The spans.
+
+        Returns:
+            How many were new.
+        """
+        self._check()
+        new = 0
+        for span in spans:
+            trace = self._spans.setdefault(span.trace_id, {})
+            if span.span_id not in trace:
+                trace[span.span_id] = span
+                new += 1
+        return new
+
+    async def write_graph(self, graph: RunGraph) -> None:
+        """Store a run's graph, replacing what was stored for that trace.
+
+        Args:
+            graph: The graph.
+        """
+        self._check()
+        self._graphs[graph.trace_id] = graph
+
+    async def write_detection(self, detection: Detection) -> bool:
+        """Store a detection unless one with its id is stored already.
+
+        Args:
+            detection: The detection.
+
+        Returns:
+            Whether it was new.
+        """
+        self._check()
+        if detection.id in self._detections:
+            return False
+        self._detections[detection.id] = detection
+        return True
+
+    async def count_spans(self) -> int:
+        """Count every stored span.
+
+        Returns:
+            The count.
+        """
+        self._check()
+        return sum(len(trace) for trace in self._spans.values())
+
+    async def spans(self, trace_id: str) -> list[SpanRecord]:
+        """Read a trace's spans.
+
+        Args:
+            trace_id: The trace.
+
+        Returns:
+            Its spans by start time (then span id); empty when unknown.
+        """
+        self._check()
+        trace = self._spans.get(trace_id, {})
+        return sorted(trace.values(), key=lambda span: (span.start_ns, span.span_id))
+
+    async def runs(self, limit: int | None = None) -> list[RunSummary]:
+        """List runs, latest start first.
+
+        Args:
+            limit: Most runs returned; all when ``None``.
+
+        Returns:
+            The run summaries.
+
+        Raises:
+            StoreError: ``limit`` is below 1.
+        """
+        self._check()
+        _check_limit(limit)
+        graphs = sorted(self._graphs.values(), key=lambda g: (-g.start_ns, g.trace_id))
+        return [self._summary(graph) for graph in graphs[:limit]]
+
+    async def graph(self, trace_id: str) -> StoredGraph | None:
+        """Read a run's graph.
+
+        Args:
+            trace_id: The trace.
+
+        Returns:
+            The stored graph, or ``None`` when none was written.
+        """
+        self._check()
+        graph = self._graphs.get(trace_id)
+        if graph is None:
+            return None
+        return StoredGraph(
+            run=self._summary(graph),
+            agents=sorted(graph.agents.values(), key=lambda agent: agent.name),
+            handoffs=sorted(graph.handoffs, key=lambda edge: edge.seq),
+        )
+
+    async def detections(self, trace_id: str | None = None) -> list[Detection]:
+        """Read detections, oldest first (then by id).
+
+        Args:
+            trace_id: Only this trace's; every trace's when ``None``.
+
+        Returns:
+            The detections.
+        """
+        self._check()
+        found = [d for d in self._detections.values() if trace_id is None or d.trace_id == trace_id]
+        return sorted(found, key=lambda d: (d.detected_at_ns, d.id))
+
+    async def close(self) -> None:
+        """Mark the store closed; later calls raise ``StoreError``. The data is kept."""
+        self._closed = True
+
+    def _check(self) -> None:
+        if self._closed:
+            raise StoreError("the memory store is closed")
+
+    def _summary(self, graph: RunGraph) -> RunSummary:
+        return RunSummary(
+            trace_id=graph.trace_id,
+            run_id=graph.run_id,
+            workflow_name=graph.workflow_name,
+            service_name=graph.service_name,
+            start_ns=graph.start_ns,
+            end_ns=graph.end_ns,
+            agents=tuple(sorted(graph.agents)),
+            handoffs=len(graph.handoffs),
+            span_count=graph.span_count,
+            llm_calls=graph.llm_calls,
+            input_tokens=graph.input_tokens,
+            output_tokens=graph.output_tokens,
+            cost_usd=graph.cost_usd,
+            complete=graph.complete,
+            detections=sum(1 for d in self._detections.values() if d.trace_id == graph.trace_id),
+        )
+
+
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and limit < 1:
+        raise StoreError(f"limit must be at least 1, got {limit}")

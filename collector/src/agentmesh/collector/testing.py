@@ -1,0 +1,303 @@
+"""Test helpers that ship with the collector: build contract spans and OTLP requests.
+
+:class:`SpanFactory` makes the workflow, agent and chat spans the instrumentation writes, with
+ids and a clock that advance on their own, so detector and graph tests read like the run they
+describe. :func:`to_otlp_request` turns spans back into an OTLP export request, for tests that
+talk to a receiver.
+
+Example:
+    >>> f = SpanFactory()
+    >>> root = f.workflow("research", run_id="run-1")
+    >>> supervisor = f.agent("supervisor", parent=root)
+    >>> researcher = f.agent("researcher", parent=root, handoff_from="supervisor")
+    >>> researcher.str_attr(semconv.GEN_AI_AGENT_HANDOFF_SOURCE_NAME)
+    'supervisor'
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Mapping
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import (
+    AnyValue,
+    ArrayValue,
+    InstrumentationScope,
+    KeyValue,
+)
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
+
+from agentmesh.collector.model import (
+    SERVICE_NAME,
+    AttributeValue,
+    SpanKind,
+    SpanRecord,
+    StatusCode,
+)
+from agentmesh.core import semconv
+
+__all__ = ["SpanFactory", "to_otlp_request"]
+
+_SCOPE = "agentmesh.collector.testing"
+_KINDS: dict[SpanKind, Span.SpanKind.ValueType] = {
+    "unspecified": Span.SPAN_KIND_UNSPECIFIED,
+    "internal": Span.SPAN_KIND_INTERNAL,
+    "server": Span.SPAN_KIND_SERVER,
+    "client": Span.SPAN_KIND_CLIENT,
+    "producer": Span.SPAN_KIND_PRODUCER,
+    "consumer": Span.SPAN_KIND_CONSUMER,
+}
+_STATUSES: dict[StatusCode, Status.StatusCode.ValueType] = {
+    "unset": Status.STATUS_CODE_UNSET,
+    "ok": Status.STATUS_CODE_OK,
+    "error": Status.STATUS_CODE_ERROR,
+}
+
+
+class SpanFactory:
+    """Builds the spans of one trace, following the AgentMesh span contract.
+
+    Each span starts ``step_ns`` after the previous one and lasts ``step_ns // 2`` unless told
+    otherwise; span ids count up from 1.
+
+    Args:
+        trace_id: The trace (32 hex digits); random by default.
+        service_name: ``service.name`` of the spans' resource.
+        start_ns: Start of the first span.
+        step_ns: Clock advance per span.
+    """
+
+    def __init__(
+        self,
+        trace_id: str | None = None,
+        *,
+        service_name: str = "test-app",
+        start_ns: int = 1_700_000_000_000_000_000,
+        step_ns: int = 1_000_000,
+    ) -> None:
+        self.trace_id = trace_id if trace_id is not None else secrets.token_hex(16)
+        self.service_name = service_name
+        self._clock = start_ns
+        self._step = step_ns
+        self._next_id = 1
+
+    def span(
+        self,
+        name: str,
+        *,
+        parent: SpanRecord | None = None,
+        attributes: Mapping[str, AttributeValue] | None = None,
+        start_ns: int | None = None,
+        duration_ns: int | None = None,
+        kind: SpanKind = "internal",
+        status_code: StatusCode = "unset",
+    ) -> SpanRecord:
+        """Build any span of the trace.
+
+        Args:
+            name: Span name.
+            parent: Parent span; ``None`` makes a root span.
+            attributes: Span attributes.
+            start_ns: Start; by default the factory's clock, which then advances.
+            duration_ns: Duration; ``step_ns // 2`` by default.
+            kind: Span kind.
+            status_code: Span status.
+
+        Returns:
+            The span.
+        """
+        if start_ns is None:
+            start_ns = self._clock
+            self._clock += self._step
+        span_id = f"{self._next_id:016x}"
+        self._next_id += 1
+        return SpanRecord(
+            trace_id=self.trace_id,
+            span_id=span_id,
+            parent_span_id=None if parent is None else parent.span_id,
+            name=name,
+            kind=kind,
+            start_ns=start_ns,
+            end_ns=start_ns + (duration_ns if duration_ns is not None else self._step // 2),
+            status_code=status_code,
+            attributes=dict(attributes or {}),
+            resource_attributes={SERVICE_NAME: self.service_name},
+            scope_name=_SCOPE,
+            service_name=self.service_name,
+        )
+
+    def workflow(
+        self, name: str, *, run_id: str | None = None, framework: str = "plain"
+    ) -> SpanRecord:
+        """Build a root ``invoke_workflow`` span.
+
+        Args:
+            name: Workflow name.
+            run_id: ``agentmesh.run.id`` (omitted when ``None``).
+            framework: ``agentmesh.framework``.
+
+        Returns:
+            The span.
+        """
+        attributes: dict[str, AttributeValue] = {
+            semconv.GEN_AI_OPERATION_NAME: semconv.Operation.INVOKE_WORKFLOW,
+            semconv.GEN_AI_WORKFLOW_NAME: name,
+            semconv.AGENTMESH_FRAMEWORK: framework,
+        }
+        if run_id is not None:
+            attributes[semconv.AGENTMESH_RUN_ID] = run_id
+        return self.span(f"{semconv.Operation.INVOKE_WORKFLOW} {name}", attributes=attributes)
+
+    def agent(
+        self,
+        name: str,
+        *,
+        parent: SpanRecord | None,
+        run_id: str | None = None,
+        handoff_from: str | None = None,
+        handoff_kind: str = "edge",
+        context_digest: str | None = None,
+        context_size: int | None = None,
+        start_ns: int | None = None,
+    ) -> SpanRecord:
+        """Build an ``invoke_agent`` span, with handoff attributes when ``handoff_from`` is set.
+
+        Args:
+            name: Agent name.
+            parent: Parent span (usually the workflow span).
+            run_id: ``agentmesh.run.id`` (omitted when ``None``).
+            handoff_from: Agent that handed over to this one.
+            handoff_kind: ``agentmesh.handoff.kind`` of that handoff.
+            context_digest: Digest of the context that crossed.
+            context_size: Its size in bytes.
+            start_ns: Start; by default the factory's clock.
+
+        Returns:
+            The span.
+        """
+        attributes: dict[str, AttributeValue] = {
+            semconv.GEN_AI_OPERATION_NAME: semconv.Operation.INVOKE_AGENT,
+            semconv.GEN_AI_AGENT_NAME: name,
+        }
+        if run_id is not None:
+            attributes[semconv.AGENTMESH_RUN_ID] = run_id
+        if handoff_from is not None:
+            attributes[semconv.GEN_AI_AGENT_HANDOFF_SOURCE_NAME] = handoff_from
+            attributes[semconv.GEN_AI_AGENT_HANDOFF_TARGET_NAME] = name
+            attributes[semconv.AGENTMESH_HANDOFF_KIND] = handoff_kind
+            if context_digest is not None:
+                attributes[semconv.AGENTMESH_HANDOFF_CONTEXT_DIGEST] = context_digest
+            if context_size is not None:
+                attributes[semconv.AGENTMESH_HANDOFF_CONTEXT_SIZE] = context_size
+        return self.span(
+            f"{semconv.Operation.INVOKE_AGENT} {name}",
+            parent=parent,
+            attributes=attributes,
+            start_ns=start_ns,
+        )
+
+    def chat(
+        self,
+        *,
+        parent: SpanRecord | None,
+        model: str = "gpt-4o-mini",
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        cost_usd: float = 0.0,
+        start_ns: int | None = None,
+    ) -> SpanRecord:
+        """Build a ``chat`` (LLM call) span.
+
+        Args:
+            parent: Parent span (an agent span, or a tool span under one).
+            model: Requested and response model.
+            input_tokens: ``gen_ai.usage.input_tokens``.
+            output_tokens: ``gen_ai.usage.output_tokens``.
+            cost_usd: ``agentmesh.cost.usd``.
+            start_ns: Start; by default the factory's clock.
+
+        Returns:
+            The span.
+        """
+        return self.span(
+            f"{semconv.Operation.CHAT} {model}",
+            parent=parent,
+            kind="client",
+            start_ns=start_ns,
+            attributes={
+                semconv.GEN_AI_OPERATION_NAME: semconv.Operation.CHAT,
+                semconv.GEN_AI_REQUEST_MODEL: model,
+                semconv.GEN_AI_RESPONSE_MODEL: model,
+                semconv.GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
+                semconv.GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens,
+                semconv.AGENTMESH_COST_USD: cost_usd,
+            },
+        )
+
+
+def to_otlp_request(spans: Iterable[SpanRecord]) -> ExportTraceServiceRequest:
+    """Encode spans as an OTLP export request (one resource per service, one scope).
+
+    Args:
+        spans: The spans.
+
+    Returns:
+        The request, ready for ``TraceServiceStub.Export``.
+    """
+    by_service: dict[str | None, list[SpanRecord]] = {}
+    for span in spans:
+        by_service.setdefault(span.service_name, []).append(span)
+    request = ExportTraceServiceRequest()
+    for group in by_service.values():
+        request.resource_spans.append(
+            ResourceSpans(
+                resource=Resource(attributes=_key_values(group[0].resource_attributes)),
+                scope_spans=[
+                    ScopeSpans(
+                        scope=InstrumentationScope(name=group[0].scope_name),
+                        spans=[_span(span) for span in group],
+                    )
+                ],
+            )
+        )
+    return request
+
+
+def _span(span: SpanRecord) -> Span:
+    return Span(
+        trace_id=bytes.fromhex(span.trace_id),
+        span_id=bytes.fromhex(span.span_id),
+        parent_span_id=b"" if span.parent_span_id is None else bytes.fromhex(span.parent_span_id),
+        name=span.name,
+        kind=_KINDS[span.kind],
+        start_time_unix_nano=span.start_ns,
+        end_time_unix_nano=span.end_ns,
+        attributes=_key_values(span.attributes),
+        events=[
+            Span.Event(
+                name=event.name,
+                time_unix_nano=event.time_ns,
+                attributes=_key_values(event.attributes),
+            )
+            for event in span.events
+        ],
+        status=Status(code=_STATUSES[span.status_code], message=span.status_message),
+    )
+
+
+def _key_values(attributes: Mapping[str, AttributeValue]) -> list[KeyValue]:
+    return [KeyValue(key=key, value=_any(value)) for key, value in attributes.items()]
+
+
+def _any(value: AttributeValue) -> AnyValue:
+    if isinstance(value, list):
+        return AnyValue(array_value=ArrayValue(values=[_any(item) for item in value]))
+    if isinstance(value, bool):
+        return AnyValue(bool_value=value)
+    if isinstance(value, int):
+        return AnyValue(int_value=value)
+    if isinstance(value, float):
+        return AnyValue(double_value=value)
+    return AnyValue(string_value=value)

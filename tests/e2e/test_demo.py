@@ -1,0 +1,157 @@
+"""`agentmesh demo` end to end: a real subprocess, a real DuckDB file read back."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from agentmesh.core import semconv
+
+
+@dataclass
+class DemoOutcome:
+    exit_code: int
+    output: str
+    db: Path
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoOutcome:
+    db = tmp_path_factory.mktemp("demo") / "demo.duckdb"
+    agentmesh = Path(sys.executable).parent / "agentmesh"
+    env = dict(os.environ, COLUMNS="200")
+    done = subprocess.run(
+        [str(agentmesh), "demo", "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    return DemoOutcome(done.returncode, done.stdout + done.stderr, db)
+
+
+def _spans(db: Path) -> list[dict[str, object]]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute(
+            "select trace_id, span_id, parent_span_id, name, kind, attributes from spans "
+            "order by start_ns"
+        ).fetchall()
+    return [
+        {
+            "trace_id": r[0],
+            "span_id": r[1],
+            "parent": r[2],
+            "name": r[3],
+            "kind": r[4],
+            "attributes": json.loads(r[5]),
+        }
+        for r in rows
+    ]
+
+
+def test_demo_exits_zero_and_shows_both_graphs_and_one_detection(demo: DemoOutcome) -> None:
+    assert demo.exit_code == 0, demo.output
+    assert "Run 1: clean run" in demo.output
+    assert "Run 2: faulty run" in demo.output
+    assert demo.output.count("DETECTION handoff_loop") == 1
+    clean, faulty = demo.output.split("Run 2: faulty run", 1)
+    assert "no detection" in clean
+    assert "DETECTION" not in clean
+    assert "DETECTION handoff_loop" in faulty
+    assert "supervisor → researcher" in clean
+    assert "supervisor → writer" in clean
+    assert str(demo.db) in demo.output.replace("\n", "")
+
+
+def test_stored_spans_carry_the_contract(demo: DemoOutcome) -> None:
+    spans = _spans(demo.db)
+    traces = {s["trace_id"] for s in spans}
+    assert len(traces) == 2
+    by_op: dict[str, list[dict[str, object]]] = {}
+    for span in spans:
+        attrs = span["attributes"]
+        assert isinstance(attrs, dict)
+        by_op.setdefault(str(attrs.get(semconv.GEN_AI_OPERATION_NAME)), []).append(span)
+
+    workflows = by_op["invoke_workflow"]
+    assert len(workflows) == 2
+    for wf in workflows:
+        attrs = wf["attributes"]
+        assert isinstance(attrs, dict)
+        assert wf["name"] == "invoke_workflow supervisor_graph"
+        assert attrs[semconv.GEN_AI_WORKFLOW_NAME] == "supervisor_graph"
+        assert attrs[semconv.AGENTMESH_FRAMEWORK] == "langgraph"
+        assert attrs[semconv.GEN_AI_CONVERSATION_ID] == "demo"
+        assert len(str(attrs[semconv.AGENTMESH_RUN_ID])) == 32
+
+    run_ids = {wf["trace_id"]: wf["attributes"][semconv.AGENTMESH_RUN_ID] for wf in workflows}  # type: ignore[index]
+    for span in spans:
+        attrs = span["attributes"]
+        assert isinstance(attrs, dict)
+        assert attrs[semconv.AGENTMESH_RUN_ID] == run_ids[span["trace_id"]], span["name"]
+
+    agents = by_op["invoke_agent"]
+    assert {s["attributes"][semconv.GEN_AI_AGENT_NAME] for s in agents} == {  # type: ignore[index]
+        "supervisor",
+        "researcher",
+        "writer",
+    }
+    handoffs = [s for s in agents if semconv.GEN_AI_AGENT_HANDOFF_SOURCE_NAME in s["attributes"]]  # type: ignore[operator]
+    assert handoffs
+    for span in handoffs:
+        attrs = span["attributes"]
+        assert isinstance(attrs, dict)
+        assert attrs[semconv.GEN_AI_AGENT_HANDOFF_TARGET_NAME] == attrs[semconv.GEN_AI_AGENT_NAME]
+        assert attrs[semconv.AGENTMESH_HANDOFF_KIND] in {"edge", "command"}
+        assert str(attrs[semconv.AGENTMESH_HANDOFF_CONTEXT_DIGEST]).startswith("sha256:")
+        assert int(attrs[semconv.AGENTMESH_HANDOFF_CONTEXT_SIZE]) > 0
+    kinds = {
+        (
+            s["attributes"][semconv.GEN_AI_AGENT_HANDOFF_SOURCE_NAME],
+            s["attributes"][semconv.AGENTMESH_HANDOFF_KIND],
+        )  # type: ignore[index]
+        for s in handoffs
+    }
+    assert ("supervisor", "command") in kinds
+    assert ("researcher", "edge") in kinds
+
+    chats = by_op["chat"]
+    assert len(chats) == 5 + 16
+    agent_span_ids = {s["span_id"] for s in agents}
+    for chat in chats:
+        attrs = chat["attributes"]
+        assert isinstance(attrs, dict)
+        assert chat["kind"] == "client"
+        assert chat["parent"] in agent_span_ids
+        assert attrs[semconv.GEN_AI_PROVIDER_NAME] == "openai"
+        assert attrs[semconv.GEN_AI_REQUEST_MODEL] in {"gpt-4o-mini", "gpt-4.1-mini"}
+        assert chat["name"] == f"chat {attrs[semconv.GEN_AI_REQUEST_MODEL]}"
+        assert int(attrs[semconv.GEN_AI_USAGE_INPUT_TOKENS]) > 0
+        assert int(attrs[semconv.GEN_AI_USAGE_OUTPUT_TOKENS]) > 0
+        assert float(attrs[semconv.AGENTMESH_COST_USD]) > 0
+        assert attrs[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ["stop"]
+        assert attrs[semconv.SERVER_ADDRESS] == "127.0.0.1"
+
+
+def test_detection_and_graph_rows_are_stored(demo: DemoOutcome) -> None:
+    with duckdb.connect(str(demo.db), read_only=True) as con:
+        detections = con.execute("select type, trace_id, severity from detections").fetchall()
+        assert len(detections) == 1
+        assert detections[0][0] == "handoff_loop"
+        faulty_trace = detections[0][1]
+        loops = con.execute(
+            "select count(*) from handoffs where trace_id = ? and source = 'supervisor' "
+            "and target = 'researcher'",
+            [faulty_trace],
+        ).fetchone()
+        assert loops is not None
+        assert loops[0] >= 4
+        agents = con.execute("select count(distinct trace_id) from agents").fetchone()
+        assert agents == (2,)

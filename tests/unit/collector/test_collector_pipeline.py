@@ -1,0 +1,184 @@
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+from structlog.testing import capture_logs
+
+from agentmesh.collector import (
+    Detection,
+    HandoffLoopRule,
+    MemoryStore,
+    Pipeline,
+    RunGraph,
+    SpanRecord,
+)
+from agentmesh.collector.testing import SpanFactory
+from agentmesh.core import CollectorError, StoreError
+
+
+def _loop_batches(f: SpanFactory, repeats: int = 5, size: int = 3) -> list[list[SpanRecord]]:
+    root = f.workflow("w", run_id="run-loop")
+    spans = [root]
+    for _ in range(repeats):
+        for name in ("supervisor", "researcher"):
+            agent = f.agent(name, parent=root)
+            spans += [agent, f.chat(parent=agent, input_tokens=1, cost_usd=0.1)]
+    return [spans[i : i + size] for i in range(0, len(spans), size)]
+
+
+class GatedStore(MemoryStore):
+    """A memory store whose span writes wait for a gate (to fill the queue)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.entered = asyncio.Event()
+
+    async def write_spans(self, spans: Sequence[SpanRecord]) -> int:
+        self.entered.set()
+        await self.gate.wait()
+        return await super().write_spans(spans)
+
+
+class FlakyStore(MemoryStore):
+    """Fails span writes of batches holding a given span."""
+
+    def __init__(self, poison: str) -> None:
+        super().__init__()
+        self.poison = poison
+
+    async def write_spans(self, spans: Sequence[SpanRecord]) -> int:
+        if any(s.span_id == self.poison for s in spans):
+            raise StoreError("disk full")
+        return await super().write_spans(spans)
+
+
+class ExplodingRule:
+    name = "exploding"
+
+    def evaluate(self, graph: RunGraph) -> list[Detection]:
+        raise RuntimeError("bug in a rule")
+
+
+async def test_processes_batches_and_reports_a_loop_once() -> None:
+    store = MemoryStore()
+    f = SpanFactory()
+    batches = _loop_batches(f)
+    with capture_logs() as logs:
+        async with Pipeline(store, rules=[HandoffLoopRule(max_repeats=3)]) as pipeline:
+            for batch in batches:
+                assert pipeline.offer(batch)
+            assert pipeline.offer(batches[0])  # a re-delivery
+            await pipeline.drain()
+            stats = pipeline.stats
+    total = sum(len(b) for b in batches)
+    assert stats.batches_received == len(batches) + 1
+    assert stats.spans_received == total + len(batches[0])
+    assert stats.spans_stored == total
+    assert stats.detections == 1
+    assert (stats.batches_rejected, stats.batches_failed, stats.queued_batches) == (0, 0, 0)
+    assert await store.count_spans() == total
+    graph = await store.graph(f.trace_id)
+    assert graph is not None
+    assert graph.run.llm_calls == 10
+    (detection,) = await store.detections()
+    assert detection.run_id == "run-loop"
+    warnings = [e for e in logs if e["event"] == "detection"]
+    assert len(warnings) == 1
+    assert warnings[0]["log_level"] == "warning"
+    assert warnings[0]["type"] == "handoff_loop"
+    assert warnings[0]["run_id"] == "run-loop"
+    assert warnings[0]["explanation"] == detection.explanation
+
+
+async def test_refuses_batches_when_the_queue_is_full() -> None:
+    store = GatedStore()
+    f = SpanFactory()
+    async with Pipeline(store, max_batches=2) as pipeline:
+        assert pipeline.offer([f.workflow("a")])
+        await store.entered.wait()  # the worker holds the first batch
+        assert pipeline.offer([f.workflow("b")])
+        assert pipeline.offer([f.workflow("c")])
+        assert not pipeline.offer([f.workflow("d")])
+        assert pipeline.stats.batches_rejected == 1
+        assert pipeline.stats.queued_batches == 2
+        store.gate.set()
+        await pipeline.drain()
+        assert pipeline.offer([f.workflow("e")])
+        await pipeline.drain()
+    assert await store.count_spans() == 4
+
+
+async def test_refuses_batches_when_not_running() -> None:
+    pipeline = Pipeline(MemoryStore())
+    assert not pipeline.offer([SpanFactory().workflow("w")])
+    await pipeline.drain()  # nothing to wait for
+    async with pipeline:
+        pass
+    assert not pipeline.offer([SpanFactory().workflow("w")])
+    assert pipeline.stats.batches_rejected == 2
+
+
+async def test_a_failing_batch_is_logged_and_the_worker_carries_on() -> None:
+    f = SpanFactory()
+    bad, good = f.workflow("bad", run_id="r"), f.agent("a", parent=None)
+    store = FlakyStore(poison=bad.span_id)
+    with capture_logs() as logs:
+        async with Pipeline(store, rules=[ExplodingRule()]) as pipeline:
+            assert pipeline.offer([bad])
+            assert pipeline.offer([good])
+            await pipeline.drain()
+            stats = pipeline.stats
+    assert stats.batches_failed == 2  # the store failed one, the rule failed on both
+    assert stats.spans_stored == 1
+    assert await store.count_spans() == 1
+    graph = await store.graph(f.trace_id)
+    assert graph is not None
+    assert graph.run.run_id == "r"  # the graph was still updated from the unstored batch
+    events = [e["event"] for e in logs]
+    assert "spans not stored" in events
+    assert events.count("rule failed") == 2
+
+
+async def test_listener_hears_each_new_detection() -> None:
+    heard: list[str] = []
+
+    async def listener(detection: Detection) -> None:
+        heard.append(detection.id)
+
+    f = SpanFactory()
+    async with Pipeline(
+        MemoryStore(), rules=[HandoffLoopRule(max_repeats=3)], on_detection=listener
+    ) as pipeline:
+        for batch in _loop_batches(f):
+            pipeline.offer(batch)
+        await pipeline.drain()
+    assert len(heard) == 1
+
+
+async def test_stop_processes_what_is_queued() -> None:
+    store = MemoryStore()
+    f = SpanFactory()
+    async with Pipeline(store) as pipeline:
+        for batch in _loop_batches(f):
+            pipeline.offer(batch)
+    assert await store.count_spans() == 21
+
+
+async def test_stop_gives_up_after_the_drain_timeout() -> None:
+    store = GatedStore()
+    with capture_logs() as logs:
+        async with Pipeline(store, drain_timeout_seconds=0.05) as pipeline:
+            pipeline.offer([SpanFactory().workflow("w")])
+            pipeline.offer([SpanFactory().workflow("w")])
+            await store.entered.wait()
+    assert any(e["event"] == "pipeline drain timed out" for e in logs)
+    assert await store.count_spans() == 0
+
+
+async def test_bad_queue_bound_and_double_start() -> None:
+    with pytest.raises(CollectorError):
+        Pipeline(MemoryStore(), max_batches=0)
+    async with Pipeline(MemoryStore()) as pipeline:
+        with pytest.raises(CollectorError, match="already running"):
+            await pipeline.start()

@@ -1,0 +1,283 @@
+import random
+
+import pytest
+
+from agentmesh.collector import INFERRED, GraphBuilder, RunGraph, SpanRecord
+from agentmesh.collector.testing import SpanFactory
+from agentmesh.core import CollectorError, semconv
+
+
+def _graph(builder: GraphBuilder, trace_id: str) -> RunGraph:
+    graph = builder.get(trace_id)
+    assert graph is not None
+    return graph
+
+
+def _supervisor_run(f: SpanFactory) -> list[SpanRecord]:
+    # workflow > supervisor(chat) > researcher(chat, chat) > supervisor(chat), explicit handoffs
+    root = f.workflow("research", run_id="run-1", framework="langgraph")
+    s1 = f.agent("supervisor", parent=root, run_id="run-1")
+    c1 = f.chat(parent=s1, input_tokens=100, output_tokens=10, cost_usd=0.01)
+    r1 = f.agent(
+        "researcher",
+        parent=root,
+        handoff_from="supervisor",
+        handoff_kind="command",
+        context_digest="sha256:abc",
+        context_size=42,
+    )
+    tool = f.span("execute_tool web_search", parent=r1)  # chat nested under a tool span
+    c2 = f.chat(parent=tool, input_tokens=200, output_tokens=20, cost_usd=0.02)
+    c3 = f.chat(parent=r1, input_tokens=300, output_tokens=30, cost_usd=0.03)
+    s2 = f.agent("supervisor", parent=root, handoff_from="researcher")
+    c4 = f.chat(parent=s2, input_tokens=1, output_tokens=1, cost_usd=0.001)
+    return [root, s1, c1, r1, tool, c2, c3, s2, c4]
+
+
+def test_rolls_up_agents_handoffs_and_totals() -> None:
+    f = SpanFactory(service_name="app")
+    spans = _supervisor_run(f)
+    builder = GraphBuilder()
+    assert builder.add(spans) == {f.trace_id}
+    graph = _graph(builder, f.trace_id)
+
+    assert graph.run_id == "run-1"
+    assert graph.workflow_name == "research"
+    assert graph.service_name == "app"
+    assert graph.framework == "langgraph"
+    assert graph.complete
+    assert graph.span_count == 9
+    assert graph.start_ns == spans[0].start_ns
+    assert graph.end_ns == max(s.end_ns for s in spans)
+
+    supervisor, researcher = graph.agents["supervisor"], graph.agents["researcher"]
+    assert supervisor.invocations == 2
+    assert supervisor.span_ids == (spans[1].span_id, spans[7].span_id)
+    assert (supervisor.llm_calls, supervisor.input_tokens, supervisor.output_tokens) == (2, 101, 11)
+    assert supervisor.cost_usd == pytest.approx(0.011)
+    assert (researcher.llm_calls, researcher.input_tokens, researcher.output_tokens) == (2, 500, 50)
+    assert researcher.cost_usd == pytest.approx(0.05)
+
+    assert (graph.llm_calls, graph.input_tokens, graph.output_tokens) == (4, 601, 61)
+    assert graph.cost_usd == pytest.approx(0.061)
+
+    first, second = graph.handoffs
+    assert (first.seq, first.source, first.target, first.kind) == (
+        0,
+        "supervisor",
+        "researcher",
+        "command",
+    )
+    assert (first.context_digest, first.context_size) == ("sha256:abc", 42)
+    assert first.span_id == spans[3].span_id
+    assert (second.seq, second.source, second.target) == (1, "researcher", "supervisor")
+    assert second.kind == "edge"
+    assert not graph.handoffs_inferred
+
+
+def test_any_arrival_order_and_batching_gives_the_same_graph() -> None:
+    f = SpanFactory()
+    spans = _supervisor_run(f)
+    reference = GraphBuilder()
+    reference.add(spans)
+    expected = _graph(reference, f.trace_id)
+    rng = random.Random(7)
+    for _ in range(20):
+        shuffled = spans[:]
+        rng.shuffle(shuffled)
+        builder = GraphBuilder()
+        cut = rng.randrange(1, len(shuffled))
+        builder.add(shuffled[:cut])
+        builder.add(shuffled[cut:])
+        assert _graph(builder, f.trace_id) == expected
+
+
+def test_late_agent_span_gets_its_earlier_chat_spans() -> None:
+    f = SpanFactory()
+    root = f.workflow("w")
+    agent = f.agent("researcher", parent=root)
+    tool = f.span("execute_tool search", parent=agent)
+    chat = f.chat(parent=tool, input_tokens=7, output_tokens=3, cost_usd=0.5)
+    builder = GraphBuilder()
+
+    builder.add([chat])
+    early = _graph(builder, f.trace_id)
+    assert early.llm_calls == 1  # counted in the totals already
+    assert early.input_tokens == 7
+    assert early.agents == {}
+    assert not early.complete
+
+    builder.add([agent])  # the tool span between them is still missing
+    middle = _graph(builder, f.trace_id)
+    assert middle.agents["researcher"].llm_calls == 0
+
+    assert builder.add([tool, root]) == {f.trace_id}
+    late = _graph(builder, f.trace_id)
+    researcher = late.agents["researcher"]
+    assert (researcher.llm_calls, researcher.input_tokens, researcher.output_tokens) == (1, 7, 3)
+    assert researcher.cost_usd == 0.5
+    assert late.complete
+
+
+def test_nearest_agent_ancestor_owns_the_call() -> None:
+    f = SpanFactory()
+    outer = f.agent("supervisor", parent=None)
+    inner = f.agent("researcher", parent=outer)  # an agent used as a tool
+    chat = f.chat(parent=inner, input_tokens=4)
+    builder = GraphBuilder()
+    builder.add([outer, inner, chat])
+    graph = _graph(builder, f.trace_id)
+    assert graph.agents["researcher"].input_tokens == 4
+    assert graph.agents["supervisor"].input_tokens == 0
+
+
+def test_infers_handoffs_from_agent_order_without_explicit_attributes() -> None:
+    f = SpanFactory()
+    root = f.workflow("w")
+    names = ["supervisor", "supervisor", "researcher", "writer", "supervisor"]
+    agents = [f.agent(name, parent=root) for name in names]
+    builder = GraphBuilder()
+    builder.add(list(reversed([root, *agents])))
+    graph = _graph(builder, f.trace_id)
+    assert [(e.seq, e.source, e.target, e.kind) for e in graph.handoffs] == [
+        (0, "supervisor", "researcher", INFERRED),
+        (1, "researcher", "writer", INFERRED),
+        (2, "writer", "supervisor", INFERRED),
+    ]
+    assert [e.span_id for e in graph.handoffs] == [a.span_id for a in agents[2:]]
+    assert graph.handoffs_inferred
+    visits = graph.agent_sequence()
+    assert [v.agent for v in visits] == ["supervisor", "researcher", "writer", "supervisor"]
+    assert visits[0].span_ids == (agents[0].span_id, agents[1].span_id)
+
+
+def test_explicit_handoffs_replace_inferred_ones_when_they_arrive() -> None:
+    f = SpanFactory()
+    root = f.workflow("w")
+    a = f.agent("a", parent=root)
+    b = f.agent("b", parent=root)
+    c = f.agent("c", parent=root, handoff_from="a")
+    builder = GraphBuilder()
+    builder.add([root, a, b])
+    assert [e.kind for e in _graph(builder, f.trace_id).handoffs] == [INFERRED]
+    builder.add([c])
+    handoffs = _graph(builder, f.trace_id).handoffs
+    assert [(e.source, e.target, e.kind) for e in handoffs] == [("a", "c", "edge")]
+
+
+def test_handoffs_ordered_by_receiving_span_start_not_arrival() -> None:
+    f = SpanFactory()
+    root = f.workflow("w")
+    first = f.agent("b", parent=root, handoff_from="a", start_ns=100)
+    second = f.agent("c", parent=root, handoff_from="b", start_ns=200)
+    builder = GraphBuilder()
+    builder.add([second])
+    builder.add([first, root])
+    graph = _graph(builder, f.trace_id)
+    assert [(e.seq, e.target) for e in graph.handoffs] == [(0, "b"), (1, "c")]
+
+
+def test_run_id_falls_back_to_trace_id() -> None:
+    f = SpanFactory()
+    builder = GraphBuilder()
+    builder.add([f.agent("solo", parent=None)])
+    graph = _graph(builder, f.trace_id)
+    assert graph.run_id == f.trace_id
+    assert graph.workflow_name is None
+    assert graph.handoffs == []
+
+
+def test_run_attributes_prefer_the_workflow_span() -> None:
+    f = SpanFactory()
+    agent = f.agent("a", parent=None, run_id="from-agent")
+    root = f.workflow("w", run_id="from-workflow")
+    builder = GraphBuilder()
+    builder.add([agent, root])
+    assert _graph(builder, f.trace_id).run_id == "from-workflow"
+
+
+def test_redelivered_spans_change_nothing() -> None:
+    f = SpanFactory()
+    spans = _supervisor_run(f)
+    builder = GraphBuilder()
+    builder.add(spans)
+    before = _graph(builder, f.trace_id)
+    assert builder.add(spans[:4]) == set()
+    assert _graph(builder, f.trace_id) is before
+
+
+def test_groups_spans_of_several_traces() -> None:
+    f1, f2 = SpanFactory(), SpanFactory()
+    builder = GraphBuilder()
+    changed = builder.add([f1.workflow("one"), f2.workflow("two")])
+    assert changed == {f1.trace_id, f2.trace_id}
+    assert _graph(builder, f1.trace_id).workflow_name == "one"
+    assert _graph(builder, f2.trace_id).workflow_name == "two"
+
+
+def test_evicts_least_recently_updated_trace_and_counts_it() -> None:
+    factories = [SpanFactory() for _ in range(3)]
+    builder = GraphBuilder(max_traces=2)
+    builder.add([factories[0].workflow("0")])
+    builder.add([factories[1].workflow("1")])
+    builder.add([factories[0].agent("a", parent=None)])  # trace 0 is now the most recent
+    changed = builder.add([factories[2].workflow("2")])
+    assert changed == {factories[2].trace_id}
+    assert len(builder) == 2
+    assert builder.evicted == 1
+    assert factories[1].trace_id not in builder
+    assert builder.get(factories[1].trace_id) is None
+    assert builder.get(factories[0].trace_id) is not None
+
+
+def test_one_batch_bigger_than_the_bound_only_reports_held_traces() -> None:
+    factories = [SpanFactory() for _ in range(3)]
+    builder = GraphBuilder(max_traces=1)
+    changed = builder.add([f.workflow("w") for f in factories])
+    assert changed == {factories[2].trace_id}
+    assert builder.evicted == 2
+
+
+def test_bound_must_be_positive() -> None:
+    with pytest.raises(CollectorError):
+        GraphBuilder(max_traces=0)
+
+
+def test_span_without_agent_name_uses_span_name() -> None:
+    f = SpanFactory()
+    span = f.span(
+        "invoke_agent mystery",
+        attributes={semconv.GEN_AI_OPERATION_NAME: semconv.Operation.INVOKE_AGENT},
+    )
+    builder = GraphBuilder()
+    builder.add([span])
+    assert list(_graph(builder, f.trace_id).agents) == ["invoke_agent mystery"]
+
+
+def test_parent_cycles_do_not_hang() -> None:
+    f = SpanFactory()
+    a = f.agent("a", parent=None)
+    x = SpanRecord(
+        trace_id=f.trace_id,
+        span_id="00000000000000aa",
+        parent_span_id="00000000000000bb",
+        name="x",
+        kind="internal",
+        start_ns=1,
+        end_ns=2,
+    )
+    y = SpanRecord(
+        trace_id=f.trace_id,
+        span_id="00000000000000bb",
+        parent_span_id="00000000000000aa",
+        name="y",
+        kind="internal",
+        start_ns=1,
+        end_ns=2,
+    )
+    chat = f.chat(parent=x, input_tokens=1)
+    builder = GraphBuilder()
+    builder.add([a, x, y, chat])
+    graph = _graph(builder, f.trace_id)
+    assert graph.llm_calls == 1
+    assert graph.agents["a"].llm_calls == 0
