@@ -85,4 +85,5 @@ def test_wrong_setting_names_the_variable(tmp_path: Path) -> None:
 def test_no_subcommand_lists_the_commands() -> None:
     done = subprocess.run([AGENTMESH], capture_output=True, text=True, timeout=30)
     assert done.returncode == 2
-    assert "collector" in done.stderr and "demo" in done.stderr
+    assert "collector" in done.stderr
+    assert "demo" in done.stderr

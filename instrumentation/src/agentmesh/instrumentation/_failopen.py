@@ -1,0 +1,107 @@
+"""Fail-open helpers: our mistakes never reach the application, its errors reach it untouched.
+
+Wrappers run two kinds of code: ours (building spans, reading responses) and the application's
+(the wrapped call). Ours runs under :func:`guarded` or :func:`safe_call`, which log and swallow
+any exception; the application's call is never put inside them. When the application's call
+raises, :func:`record_error` marks the span and the wrapper re-raises with a bare ``raise``.
+
+Example:
+    >>> from structlog.testing import capture_logs
+    >>> def broken() -> int:
+    ...     raise RuntimeError("bug in our code")
+    >>> with capture_logs() as logs:
+    ...     result = safe_call("demo", broken)
+    >>> result is None, logs[0]["where"], logs[0]["error"]
+    (True, 'demo', 'bug in our code')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from contextlib import contextmanager, suppress
+from typing import ParamSpec, TypeVar
+
+import structlog
+from opentelemetry.trace import Span, Status, StatusCode
+
+from agentmesh.core.semconv import ERROR_TYPE
+
+__all__ = ["end_span", "guarded", "record_error", "safe_call"]
+
+_log = structlog.get_logger(__name__)
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _report(where: str, exc: BaseException) -> None:
+    with suppress(Exception):  # logging must never raise into the app either
+        _log.warning(
+            "agentmesh.instrumentation_error",
+            where=where,
+            error_type=type(exc).__name__,
+            error=str(exc),
+        )
+
+
+@contextmanager
+def guarded(where: str) -> Generator[None]:
+    """Run a block of instrumentation code; log and swallow whatever it raises.
+
+    Never put the application's own call inside this block: its exceptions would be lost.
+
+    Args:
+        where: What the block does, for the log.
+
+    Yields:
+        Nothing.
+    """
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - fail-open by design
+        _report(where, exc)
+
+
+def safe_call(where: str, fn: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R | None:
+    """Call instrumentation code; on any exception log it and return ``None``.
+
+    Args:
+        where: What the call does, for the log.
+        fn: The function.
+        *args: Its positional arguments.
+        **kwargs: Its keyword arguments.
+
+    Returns:
+        What ``fn`` returned, or ``None`` when it raised.
+    """
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - fail-open by design
+        _report(where, exc)
+        return None
+
+
+def record_error(span: Span, exc: BaseException) -> None:
+    """Mark a span as failed by an application exception (never raises).
+
+    Records the exception as an event, sets status ``ERROR`` and ``error.type`` to the
+    exception's class name. The caller re-raises the exception itself.
+
+    Args:
+        span: The span of the failed operation.
+        exc: The application's exception.
+    """
+    with guarded("record_error"):
+        span.record_exception(exc)
+        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        span.set_attribute(ERROR_TYPE, type(exc).__name__)
+
+
+def end_span(span: Span) -> None:
+    """End a span (never raises).
+
+    Args:
+        span: The span.
+    """
+    with guarded("end_span"):
+        span.end()

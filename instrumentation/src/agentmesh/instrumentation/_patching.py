@@ -1,0 +1,173 @@
+"""Patches applied when their module is imported, and undone all together.
+
+Instrumenting must not import the instrumented library: an app that never uses LangGraph
+should not pay for importing it at start-up. A :class:`PatchSet` therefore registers a wrapt
+post-import hook per module; the hook (run at once when the module is already imported) wraps
+the targets with ``wrapt.FunctionWrapper``. :meth:`PatchSet.remove` restores every original and
+disarms hooks that have not fired yet.
+
+Example:
+    >>> import json
+    >>> patches = PatchSet("demo")
+    >>> patches.add("json", "dumps", lambda: lambda wrapped, instance, args, kwargs: "patched")
+    >>> patches.apply()
+    >>> json.dumps(1)
+    'patched'
+    >>> patches.remove()
+    >>> json.dumps(1)
+    '1'
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import structlog
+import wrapt
+
+from agentmesh.instrumentation._failopen import guarded
+
+__all__ = ["PatchSet", "Wrapper", "WrapperFactory"]
+
+_log = structlog.get_logger(__name__)
+
+Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
+"""A wrapt wrapper: ``(wrapped, instance, args, kwargs) -> result``."""
+
+WrapperFactory = Callable[[], Wrapper]
+"""Builds a wrapper when its module is imported (so building it may import the library)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    module: str
+    path: str
+    factory: WrapperFactory
+    optional: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Applied:
+    parent: object
+    attribute: str
+    original: object
+    replacement: object
+    owned: bool
+
+
+class PatchSet:
+    """A group of wrapt patches applied lazily (on import) and removed together.
+
+    Args:
+        name: Name of the instrumentation, for the logs.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._targets: list[_Target] = []
+        self._applied: list[_Applied] = []
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._active = False
+
+    def add(
+        self, module: str, path: str, factory: WrapperFactory, *, optional: bool = False
+    ) -> None:
+        """Declare a patch.
+
+        Args:
+            module: Module to wait for, for example ``"openai.resources.chat.completions"``.
+            path: Dotted attribute path inside it, for example ``"Completions.create"``.
+            factory: Builds the wrapt wrapper, once the module is imported.
+            optional: The target may be missing in some versions: do not warn when it is.
+        """
+        self._targets.append(_Target(module, path, factory, optional))
+
+    @property
+    def applied_count(self) -> int:
+        """Number of patches currently in place."""
+        with self._lock:
+            return len(self._applied)
+
+    def apply(self) -> None:
+        """Arm the patches: each applies when its module is imported (now, if it already is)."""
+        with self._lock:
+            self._generation += 1
+            self._active = True
+            generation = self._generation
+        for module in dict.fromkeys(t.module for t in self._targets):
+            with guarded(f"{self._name}.register_hook"):
+                wrapt.register_post_import_hook(self._hook(generation, module), module)
+
+    def _hook(self, generation: int, module_name: str) -> Callable[[ModuleType], None]:
+        def hook(module: ModuleType) -> None:
+            with guarded(f"{self._name}.patch:{module_name}"):
+                self._patch_module(generation, module_name, module)
+
+        return hook
+
+    def _patch_module(self, generation: int, module_name: str, module: ModuleType) -> None:
+        with self._lock:
+            if not self._active or generation != self._generation:
+                return
+            for target in self._targets:
+                if target.module != module_name:
+                    continue
+                try:
+                    parent, attribute, original = wrapt.resolve_path(module, target.path)
+                except (AttributeError, ImportError) as exc:
+                    if not target.optional:
+                        _log.warning(
+                            "agentmesh.patch_target_missing",
+                            instrumentation=self._name,
+                            target=f"{module_name}.{target.path}",
+                            error=str(exc),
+                        )
+                    continue
+                if isinstance(original, wrapt.FunctionWrapper):
+                    continue  # patched already (by us, or someone else: never stack)
+                owned = not isinstance(parent, type) or attribute in vars(parent)
+                replacement = wrapt.FunctionWrapper(original, self._gate(target.factory()))
+                wrapt.apply_patch(parent, attribute, replacement)
+                self._applied.append(_Applied(parent, attribute, original, replacement, owned))
+
+    def _gate(self, wrapper: Wrapper) -> Wrapper:
+        # A wrapper someone else stacked on ours keeps ours in the chain after remove():
+        # the gate turns it into a pass-through then.
+        def gated(
+            wrapped: Callable[..., Any],
+            instance: Any,
+            args: tuple[Any, ...],
+            kwargs: dict[str, Any],
+        ) -> Any:
+            if not self._active:
+                return wrapped(*args, **kwargs)
+            return wrapper(wrapped, instance, args, kwargs)
+
+        return gated
+
+    def remove(self) -> None:
+        """Undo every applied patch and disarm the hooks that have not fired."""
+        with self._lock:
+            self._active = False
+            self._generation += 1
+            applied, self._applied = self._applied, []
+        for patch in reversed(applied):
+            with guarded(f"{self._name}.unpatch"):
+                current = _raw_attribute(patch.parent, patch.attribute)
+                if current is not patch.replacement:
+                    continue  # someone patched over us: leave their wrapper alone
+                if patch.owned:
+                    setattr(patch.parent, patch.attribute, patch.original)
+                else:
+                    delattr(patch.parent, patch.attribute)  # the original is inherited
+
+
+def _raw_attribute(parent: object, attribute: str) -> object:
+    if isinstance(parent, type):
+        return vars(parent).get(attribute)
+    return getattr(parent, attribute, None)

@@ -1,0 +1,83 @@
+"""``AgentMeshDistro``: the OpenTelemetry distro of the zero-code path.
+
+Selected with ``OTEL_PYTHON_DISTRO=agentmesh`` (``agentmesh-instrument`` sets it). It sets up
+logging (JSON on standard error, so the app's own output stays clean), makes the AgentMesh
+configurator the default, and applies instrumentors fail-open: ours only when their library is
+installed in a supported version, and none at all when ``AGENTMESH_DISABLED`` is set.
+"""
+
+from __future__ import annotations
+
+import os
+
+import structlog
+from opentelemetry.instrumentation.distro import (  # pyright: ignore[reportMissingTypeStubs]
+    BaseDistro,
+)
+from opentelemetry.instrumentation.environment_variables import (  # pyright: ignore[reportMissingTypeStubs]
+    OTEL_PYTHON_CONFIGURATOR,
+)
+from opentelemetry.instrumentation.instrumentor import (  # pyright: ignore[reportMissingTypeStubs]
+    BaseInstrumentor,
+)
+from opentelemetry.util._importlib_metadata import (  # pyright: ignore[reportPrivateUsage]
+    EntryPoint,
+)
+
+from agentmesh.core import configure_logging
+from agentmesh.instrumentation._entry_points import CONFIGURATOR_NAME
+from agentmesh.instrumentation._setup import instrumentor_supported, load_settings
+
+__all__ = ["AgentMeshDistro"]
+
+_OWN_PACKAGE = "agentmesh.instrumentation."
+
+_log = structlog.get_logger(__name__)
+
+
+class AgentMeshDistro(BaseDistro):  # pyright: ignore[reportUntypedBaseClass]
+    """The AgentMesh OpenTelemetry distro.
+
+    Example:
+        >>> AgentMeshDistro() is AgentMeshDistro()  # one per process
+        True
+    """
+
+    def _configure(self, **kwargs: object) -> None:
+        try:
+            configure_logging()
+            os.environ.setdefault(OTEL_PYTHON_CONFIGURATOR, CONFIGURATOR_NAME)
+        except Exception as exc:  # noqa: BLE001 - never stop the app from starting
+            _log.error("agentmesh.distro_failed", error=str(exc))
+
+    def load_instrumentor(self, entry_point: EntryPoint, **kwargs: object) -> None:
+        """Apply one ``opentelemetry_instrumentor`` entry point.
+
+        Other packages' instrumentors are applied as OpenTelemetry does by default; ours are
+        applied fail-open, and skipped when their library is missing or unsupported or when
+        AgentMesh is disabled.
+
+        Args:
+            entry_point: The entry point.
+            **kwargs: Passed to ``instrument()``.
+        """
+        if not str(entry_point.value).startswith(_OWN_PACKAGE):
+            super().load_instrumentor(entry_point, **kwargs)  # pyright: ignore[reportUnknownMemberType]
+            return
+        try:
+            settings = load_settings()
+            if settings is None or settings.disabled:
+                return
+            loaded: object = entry_point.load()
+            if not (isinstance(loaded, type) and issubclass(loaded, BaseInstrumentor)):
+                return
+            instrumentor = loaded()
+            if not instrumentor_supported(instrumentor):
+                _log.debug("agentmesh.instrumentor_skipped", entry_point=entry_point.name)
+                return
+            options = {k: v for k, v in kwargs.items() if k != "skip_dep_check"}
+            instrumentor.instrument(skip_dep_check=True, **options)
+        except Exception as exc:  # noqa: BLE001 - one instrumentor must not break the app
+            _log.warning(
+                "agentmesh.instrument_failed", entry_point=entry_point.name, error=str(exc)
+            )

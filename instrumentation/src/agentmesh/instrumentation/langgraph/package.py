@@ -1,0 +1,3 @@
+"""Versions of ``langgraph`` the instrumentation supports."""
+
+_instruments = ("langgraph >= 0.3, < 2",)

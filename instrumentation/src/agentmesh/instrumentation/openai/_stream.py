@@ -1,0 +1,151 @@
+"""Proxies of the SDK's ``Stream`` / ``AsyncStream`` that end the call's span exactly once.
+
+The proxy behaves like the stream it wraps (``isinstance``, attributes such as ``response``,
+iteration, context manager, ``close()``) and feeds each chunk to the :class:`ChatCall`. The span
+ends on exhaustion, on an error, on ``close()`` or leaving the ``with`` block, and, when the
+application drops an unfinished stream, when the proxy is garbage-collected.
+"""
+
+from __future__ import annotations
+
+import weakref
+from types import TracebackType
+from typing import Protocol
+
+import wrapt
+
+from agentmesh.instrumentation.openai._call import ChatCall
+
+__all__ = ["AsyncStreamProxy", "StreamProxy"]
+
+
+class _SyncStream(Protocol):
+    def __next__(self) -> object: ...
+    def __enter__(self) -> object: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        /,
+    ) -> bool | None: ...
+    def close(self) -> None: ...
+
+
+class _AsyncStream(Protocol):
+    async def __anext__(self) -> object: ...
+    async def __aenter__(self) -> object: ...
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        /,
+    ) -> bool | None: ...
+    async def close(self) -> None: ...
+
+
+class StreamProxy(wrapt.ObjectProxy[_SyncStream]):
+    """Wraps a synchronous ``openai.Stream``.
+
+    Args:
+        stream: The SDK stream.
+        call: The call whose span the stream ends.
+    """
+
+    def __init__(self, stream: _SyncStream, call: ChatCall) -> None:
+        super().__init__(stream)
+        self._self_call = call
+        weakref.finalize(self, call.finish)
+
+    def __iter__(self) -> StreamProxy:
+        return self
+
+    def __next__(self) -> object:
+        try:
+            chunk = self.__wrapped__.__next__()
+        except StopIteration:
+            self._self_call.finish()
+            raise
+        except BaseException as exc:
+            self._self_call.finish(exc)
+            raise
+        self._self_call.on_chunk(chunk)
+        return chunk
+
+    def __enter__(self) -> StreamProxy:
+        self.__wrapped__.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        try:
+            return self.__wrapped__.__exit__(exc_type, exc, tb)
+        finally:
+            self._self_call.finish()
+
+    def close(self) -> None:
+        """Close the response and end the span."""
+        try:
+            self.__wrapped__.close()
+        finally:
+            self._self_call.finish()
+
+
+class AsyncStreamProxy(wrapt.ObjectProxy[_AsyncStream]):
+    """Wraps an ``openai.AsyncStream``.
+
+    Args:
+        stream: The SDK stream.
+        call: The call whose span the stream ends.
+    """
+
+    def __init__(self, stream: _AsyncStream, call: ChatCall) -> None:
+        super().__init__(stream)
+        self._self_call = call
+        weakref.finalize(self, call.finish)
+
+    def __aiter__(self) -> AsyncStreamProxy:
+        return self
+
+    async def __anext__(self) -> object:
+        try:
+            chunk = await self.__wrapped__.__anext__()
+        except StopAsyncIteration:
+            self._self_call.finish()
+            raise
+        except BaseException as exc:
+            self._self_call.finish(exc)
+            raise
+        self._self_call.on_chunk(chunk)
+        return chunk
+
+    async def __aenter__(self) -> AsyncStreamProxy:
+        await self.__wrapped__.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        try:
+            return await self.__wrapped__.__aexit__(exc_type, exc, tb)
+        finally:
+            self._self_call.finish()
+
+    async def close(self) -> None:
+        """Close the response and end the span."""
+        try:
+            await self.__wrapped__.close()
+        finally:
+            self._self_call.finish()
+
+    async def aclose(self) -> None:
+        """Close the response and end the span (alias of :meth:`close`)."""
+        await self.close()

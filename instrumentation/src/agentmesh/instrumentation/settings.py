@@ -1,0 +1,96 @@
+"""Settings of the instrumentation: where spans go, how long exit may wait, what is captured.
+
+Every field is read from an ``AGENTMESH_`` environment variable (``AGENTMESH_ENDPOINT``,
+``AGENTMESH_SHUTDOWN_TIMEOUT_S``…); the endpoint and the service name fall back on the standard
+OpenTelemetry variables so an app already configured for OpenTelemetry needs nothing more.
+
+Example:
+    >>> InstrumentationSettings.load(endpoint="http://collector:4317").endpoint
+    'http://collector:4317'
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from agentmesh.core import AgentMeshSettings
+
+__all__ = ["DEFAULT_ENDPOINT", "InstrumentationSettings"]
+
+DEFAULT_ENDPOINT = "http://127.0.0.1:4317"
+"""OTLP/gRPC endpoint used when neither AgentMesh nor OpenTelemetry variables name one."""
+
+_OTEL_ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+
+
+def _default_endpoint() -> str:
+    for name in _OTEL_ENDPOINT_VARS:
+        value = os.environ.get(name, "").strip()
+        if value:
+            return value
+    return DEFAULT_ENDPOINT
+
+
+def _default_service_name() -> str:
+    value = os.environ.get("OTEL_SERVICE_NAME", "").strip()
+    if value:
+        return value
+    script = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else ""
+    return script or "unknown_service"
+
+
+class InstrumentationSettings(AgentMeshSettings):
+    """How the instrumentation exports spans and what it records.
+
+    Attributes:
+        endpoint: OTLP/gRPC endpoint of the collector.
+        service_name: ``service.name`` of the exported resource.
+        export_timeout_s: Longest time one export (retries included) may take.
+        shutdown_timeout_s: Longest time the process may spend flushing spans at exit.
+        capture_content: Whether prompt and completion text may be recorded.
+        disabled: Turn the instrumentation off entirely.
+    """
+
+    model_config: ClassVar[SettingsConfigDict] = SettingsConfigDict(
+        env_prefix="AGENTMESH_", extra="ignore", validate_default=True
+    )
+
+    endpoint: str = Field(
+        default_factory=_default_endpoint,
+        min_length=1,
+        description=(
+            "OTLP/gRPC endpoint of the collector. Default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, "
+            f"else OTEL_EXPORTER_OTLP_ENDPOINT, else {DEFAULT_ENDPOINT}."
+        ),
+    )
+    service_name: str = Field(
+        default_factory=_default_service_name,
+        min_length=1,
+        description="service.name of the spans. Default: OTEL_SERVICE_NAME, else the script name.",
+    )
+    export_timeout_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="Seconds one export to the collector may take, retries included.",
+    )
+    shutdown_timeout_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description="Seconds the process may spend flushing spans at exit, in total.",
+    )
+    capture_content: bool = Field(
+        default=False,
+        description="Record prompt and completion text (off by default: it may be sensitive).",
+    )
+    disabled: bool = Field(
+        default=False,
+        description="Turn AgentMesh instrumentation off: no provider, no patches.",
+    )

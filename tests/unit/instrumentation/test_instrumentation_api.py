@@ -1,0 +1,149 @@
+"""The public surface, import cost, ``init()`` and the launcher's command line."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import agentmesh.instrumentation as instrumentation
+from agentmesh.instrumentation.launcher import main
+
+
+def test_public_surface() -> None:
+    assert instrumentation.__all__ == [
+        "ContextDigest",
+        "InstrumentationSettings",
+        "LangGraphInstrumentor",
+        "OpenAIInstrumentor",
+        "context_digest",
+        "current_run_id",
+        "init",
+        "with_run_id",
+    ]
+    for name in instrumentation.__all__:
+        assert getattr(instrumentation, name) is not None
+    with pytest.raises(AttributeError):
+        _ = instrumentation.does_not_exist  # type: ignore[attr-defined]
+
+
+def _run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTMESH_", "OTEL_"))}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _closed_port() -> int:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+def test_importing_the_instrumentors_imports_no_library() -> None:
+    result = _run_python(
+        """
+        import sys
+        import agentmesh.instrumentation as am
+        am.OpenAIInstrumentor, am.LangGraphInstrumentor, am.init
+        import agentmesh.instrumentation.distro, agentmesh.instrumentation.configurator
+        print(sorted(m for m in ("openai", "langgraph", "grpc") if m in sys.modules))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_init_is_idempotent_lazy_and_sets_the_global_provider() -> None:
+    result = _run_python(
+        """
+        import sys
+        import agentmesh.instrumentation as am
+        from opentelemetry import trace
+        first = am.init(service_name="svc")
+        assert am.init() is first
+        assert trace.get_tracer_provider() is first
+        assert first.resource.attributes["service.name"] == "svc"
+        assert "langgraph" not in sys.modules  # patched when imported, not before
+        import openai, wrapt
+        from openai.resources.chat.completions import Completions
+        assert isinstance(vars(Completions)["create"], wrapt.FunctionWrapper)
+        import langgraph.pregel
+        assert isinstance(vars(langgraph.pregel.Pregel)["stream"], wrapt.FunctionWrapper)
+        print("ok")
+        """,
+        AGENTMESH_ENDPOINT=f"http://127.0.0.1:{_closed_port()}",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "ok\n"  # our logs never go to the app's output
+    assert "Traceback" not in result.stderr
+
+
+def test_init_never_raises_on_a_wrong_setting() -> None:
+    result = _run_python(
+        """
+        import agentmesh.instrumentation as am
+        from opentelemetry import trace
+        assert am.init() is None
+        assert type(trace.get_tracer_provider()).__name__ == "ProxyTracerProvider"
+        print("ran")
+        """,
+        AGENTMESH_EXPORT_TIMEOUT_S="soon",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ran" in result.stdout
+    assert result.stdout == "ran\n"
+    assert "AGENTMESH_EXPORT_TIMEOUT_S='soon'" in result.stderr
+
+
+def test_init_disabled_does_nothing() -> None:
+    result = _run_python(
+        """
+        import agentmesh.instrumentation as am
+        assert am.init() is None
+        assert not am.OpenAIInstrumentor().is_instrumented_by_opentelemetry
+        print("ran")
+        """,
+        AGENTMESH_DISABLED="1",
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_launcher_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(
+        "usage: agentmesh-instrument [--otel_option VALUE ...] COMMAND [ARGS ...]"
+    )
+    assert "AGENTMESH_ENDPOINT" in out
+    assert "AGENTMESH_SHUTDOWN_TIMEOUT_S" in out
+
+
+def test_launcher_without_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([])
+
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.startswith("usage: agentmesh-instrument")
+
+
+def test_launcher_unknown_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["no-such-program-agentmesh", "x"])
+
+    assert exited.value.code == 127
+    assert "command not found: no-such-program-agentmesh" in capsys.readouterr().err

@@ -1,0 +1,111 @@
+"""Lazy patches: applied when their module is imported, undone (or disarmed) together."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import wrapt
+
+from agentmesh.instrumentation._patching import PatchSet
+
+SOURCE = """
+class Greeter:
+    def hello(self, name):
+        return f"hello {name}"
+
+def shout(text):
+    return text.upper()
+"""
+
+
+@pytest.fixture
+def make_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], str]]:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    names: list[str] = []
+
+    def make(name: str) -> str:
+        (tmp_path / f"{name}.py").write_text(SOURCE)
+        names.append(name)
+        return name
+
+    yield make
+    for name in names:
+        sys.modules.pop(name, None)
+
+
+def _suffix(suffix: str) -> Callable[[], Callable[..., Any]]:
+    def factory() -> Callable[..., Any]:
+        def wrapper(wrapped: Callable[..., str], instance: Any, args: Any, kwargs: Any) -> str:
+            return wrapped(*args, **kwargs) + suffix
+
+        return wrapper
+
+    return factory
+
+
+def test_patch_waits_for_the_import(make_module: Callable[[str], str]) -> None:
+    name = make_module("am_lazy_target")
+    built: list[str] = []
+
+    def factory() -> Callable[..., Any]:
+        built.append("x")
+        return _suffix("!")()
+
+    patches = PatchSet("test")
+    patches.add(name, "Greeter.hello", factory)
+    patches.apply()
+    assert name not in sys.modules
+    assert built == []  # nothing imported, nothing built
+
+    module = importlib.import_module(name)
+    assert module.Greeter().hello("bob") == "hello bob!"
+    assert built == ["x"]
+    patches.remove()
+    assert module.Greeter().hello("bob") == "hello bob"
+    assert not isinstance(vars(module.Greeter)["hello"], wrapt.ObjectProxy)
+
+
+def test_remove_before_import_disarms_the_hook(make_module: Callable[[str], str]) -> None:
+    name = make_module("am_disarmed_target")
+    patches = PatchSet("test")
+    patches.add(name, "shout", _suffix("?"))
+    patches.apply()
+    patches.remove()
+
+    module = importlib.import_module(name)
+    assert module.shout("hi") == "HI"
+    assert patches.applied_count == 0
+
+
+def test_missing_target_is_skipped_and_others_applied(make_module: Callable[[str], str]) -> None:
+    name = make_module("am_partial_target")
+    module = importlib.import_module(name)
+    patches = PatchSet("test")
+    patches.add(name, "does_not_exist", _suffix("?"), optional=True)
+    patches.add(name, "shout", _suffix("?"))
+    patches.apply()
+
+    assert module.shout("hi") == "HI?"
+    assert patches.applied_count == 1
+    patches.remove()
+
+
+def test_a_wrapper_stacked_on_ours_keeps_working_after_remove(
+    make_module: Callable[[str], str],
+) -> None:
+    name = make_module("am_stacked_target")
+    module = importlib.import_module(name)
+    patches = PatchSet("test")
+    patches.add(name, "shout", _suffix("?"))
+    patches.apply()
+    wrapt.wrap_function_wrapper(module, "shout", _suffix("#")())
+    assert module.shout("hi") == "HI?#"
+
+    patches.remove()
+
+    assert module.shout("hi") == "HI#"  # ours became a pass-through; theirs is untouched
