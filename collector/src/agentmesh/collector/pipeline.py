@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
-import structlog
-
 from agentmesh.collector.detection import Detection
 from agentmesh.collector.detectors.base import Rule
 from agentmesh.collector.graph.builder import GraphBuilder
@@ -25,10 +23,11 @@ from agentmesh.collector.graph.run_graph import RunGraph
 from agentmesh.collector.model import SpanRecord
 from agentmesh.collector.store.base import SpanStore
 from agentmesh.core.errors import CollectorError
+from agentmesh.core.log import get_logger
 
 __all__ = ["DetectionListener", "Pipeline", "PipelineStats"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 DetectionListener = Callable[[Detection], Awaitable[None] | None]
 """Called with each new detection (after it is stored), for alerts or recovery."""

@@ -1,10 +1,13 @@
 """The collector service: OTLP receiver → pipeline (graphs, rules) → store, as one unit.
 
 Example:
-    >>> async def main() -> None:  # doctest: +SKIP
-    ...     async with Collector(CollectorSettings.load(grpc_port=0)) as collector:
-    ...         print("send OTLP to", collector.endpoint)
-    ...         await collector.serve_forever()
+    >>> import asyncio
+    >>> from agentmesh.collector.store.memory_store import MemoryStore
+    >>> async def main() -> str:
+    ...     async with Collector(CollectorSettings.load(grpc_port=0), MemoryStore()) as collector:
+    ...         return collector.endpoint.rsplit(":", 1)[0]
+    >>> asyncio.run(main())
+    'http://127.0.0.1'
 """
 
 from __future__ import annotations
@@ -16,8 +19,6 @@ from dataclasses import asdict, dataclass
 from types import TracebackType
 from typing import Self
 
-import structlog
-
 from agentmesh.collector.detectors.base import Rule
 from agentmesh.collector.detectors.handoff_loop import HandoffLoopRule
 from agentmesh.collector.graph.builder import GraphBuilder
@@ -27,10 +28,11 @@ from agentmesh.collector.settings import CollectorSettings
 from agentmesh.collector.store.base import SpanStore
 from agentmesh.collector.store.duckdb_store import DuckDBStore
 from agentmesh.core.errors import CollectorError
+from agentmesh.core.log import get_logger
 
 __all__ = ["Collector", "CollectorStats"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)

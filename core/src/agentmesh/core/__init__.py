@@ -16,7 +16,7 @@ from agentmesh.core.errors import (
     StoreError,
 )
 from agentmesh.core.ids import new_run_id, span_id_hex, trace_id_hex
-from agentmesh.core.log import LoggingSettings, configure_logging
+from agentmesh.core.log import Logger, LoggingSettings, configure_logging, get_logger
 from agentmesh.core.settings import AgentMeshSettings, LogLevel
 
 __all__ = [
@@ -28,11 +28,13 @@ __all__ = [
     "DetectionError",
     "InstrumentationError",
     "LogLevel",
+    "Logger",
     "LoggingSettings",
     "ProviderError",
     "ReceiverError",
     "StoreError",
     "configure_logging",
+    "get_logger",
     "new_run_id",
     "span_id_hex",
     "trace_id_hex",

@@ -1,15 +1,29 @@
 """Structured JSON logging for every AgentMesh package, through structlog.
 
-Library code only asks for a logger (``structlog.get_logger(__name__)``); processes that own
-their output (the collector, the CLI, the zero-code launcher) call :func:`configure_logging` once.
-Logs go to standard error so they never mix with a program's own output.
+Library code asks for a logger with :func:`get_logger`; processes that own their output (the
+collector, the CLIs, the zero-code launcher) call :func:`configure_logging` once, which makes
+structlog write one JSON object per event to standard error.
+
+A library must not decide where a host application's logs go, so until structlog is
+configured (by :func:`configure_logging` or by the application) AgentMesh's events go through
+the standard :mod:`logging` module under the ``agentmesh.*`` logger names, rendered as JSON:
+the application's logging configuration decides, and with none only warnings and errors reach
+standard error. Once structlog is configured, events follow its configuration (so
+``structlog.testing.capture_logs`` sees them too).
+
+Example:
+    >>> from structlog.testing import capture_logs
+    >>> with capture_logs() as logs:
+    ...     get_logger("agentmesh.example").info("span batch stored", spans=3)
+    >>> logs
+    [{'spans': 3, 'event': 'span batch stored', 'log_level': 'info'}]
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, cast
 
 import structlog
 from pydantic import Field
@@ -17,7 +31,7 @@ from pydantic_settings import SettingsConfigDict
 
 from agentmesh.core.settings import AgentMeshSettings, LogLevel
 
-__all__ = ["LoggingSettings", "configure_logging"]
+__all__ = ["Logger", "LoggingSettings", "configure_logging", "get_logger"]
 
 _LEVELS: dict[str, int] = {
     "debug": logging.DEBUG,
@@ -26,6 +40,120 @@ _LEVELS: dict[str, int] = {
     "error": logging.ERROR,
     "critical": logging.CRITICAL,
 }
+
+
+_STDLIB_PROCESSORS: list[structlog.typing.Processor] = [
+    structlog.stdlib.filter_by_level,
+    structlog.contextvars.merge_contextvars,
+    structlog.processors.add_log_level,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+    structlog.processors.StackInfoRenderer(),
+    structlog.processors.format_exc_info,
+    structlog.processors.JSONRenderer(),
+]
+
+
+class Logger:
+    """A structlog logger that respects the host application's logging setup.
+
+    Each call goes to structlog when structlog is configured, else to the standard library
+    logger of the same name (rendered as JSON). Get one with :func:`get_logger`.
+
+    Args:
+        name: The logger's name, usually the module's ``__name__``.
+    """
+
+    __slots__ = ("_context", "_name", "_stdlib")
+
+    def __init__(self, name: str, context: dict[str, object] | None = None) -> None:
+        self._name = name
+        self._context: dict[str, object] = context or {}
+        self._stdlib: structlog.stdlib.BoundLogger | None = None
+
+    def _target(self) -> structlog.typing.FilteringBoundLogger:
+        if structlog.is_configured():
+            return cast(
+                "structlog.typing.FilteringBoundLogger",
+                structlog.get_logger(self._name).bind(**self._context),
+            )
+        if self._stdlib is None:
+            self._stdlib = cast(
+                "structlog.stdlib.BoundLogger",
+                structlog.wrap_logger(
+                    logging.getLogger(self._name),
+                    processors=_STDLIB_PROCESSORS,
+                    wrapper_class=structlog.stdlib.BoundLogger,
+                ).bind(**self._context),
+            )
+        return cast("structlog.typing.FilteringBoundLogger", self._stdlib)
+
+    def bind(self, **context: object) -> Logger:
+        """Return a logger that adds ``context`` to every event.
+
+        Args:
+            **context: Key-value pairs.
+
+        Returns:
+            The new logger.
+        """
+        return Logger(self._name, {**self._context, **context})
+
+    def debug(self, event: str, **fields: object) -> None:
+        """Log ``event`` at debug level.
+
+        Args:
+            event: What happened.
+            **fields: Structured details.
+        """
+        self._target().debug(event, **fields)
+
+    def info(self, event: str, **fields: object) -> None:
+        """Log ``event`` at info level.
+
+        Args:
+            event: What happened.
+            **fields: Structured details.
+        """
+        self._target().info(event, **fields)
+
+    def warning(self, event: str, **fields: object) -> None:
+        """Log ``event`` at warning level.
+
+        Args:
+            event: What happened.
+            **fields: Structured details.
+        """
+        self._target().warning(event, **fields)
+
+    def error(self, event: str, **fields: object) -> None:
+        """Log ``event`` at error level.
+
+        Args:
+            event: What happened.
+            **fields: Structured details.
+        """
+        self._target().error(event, **fields)
+
+    def exception(self, event: str, **fields: object) -> None:
+        """Log ``event`` at error level with the exception being handled.
+
+        Args:
+            event: What happened.
+            **fields: Structured details.
+        """
+        self._target().exception(event, **fields)
+
+
+def get_logger(name: str) -> Logger:
+    """Return the logger AgentMesh library code uses.
+
+    Args:
+        name: The logger's name, usually the module's ``__name__``.
+
+    Returns:
+        The logger.
+    """
+    return Logger(name)
 
 
 class LoggingSettings(AgentMeshSettings):

@@ -16,13 +16,14 @@ import threading
 from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
-import structlog
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from agentmesh.core.log import get_logger
+
 __all__ = ["GuardedSpanExporter", "collector_reachable", "endpoint_address"]
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 _DEFAULT_OTLP_GRPC_PORT = 4317
 

@@ -21,14 +21,14 @@ from collections.abc import Callable, Generator
 from contextlib import contextmanager, suppress
 from typing import ParamSpec, TypeVar
 
-import structlog
 from opentelemetry.trace import Span, Status, StatusCode
 
+from agentmesh.core.log import get_logger
 from agentmesh.core.semconv import ERROR_TYPE
 
 __all__ = ["end_span", "guarded", "record_error", "safe_call"]
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")

@@ -26,14 +26,14 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-import structlog
 import wrapt
 
+from agentmesh.core.log import get_logger
 from agentmesh.instrumentation._failopen import guarded
 
 __all__ = ["PatchSet", "Wrapper", "WrapperFactory"]
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
 """A wrapt wrapper: ``(wrapped, instance, args, kwargs) -> result``."""

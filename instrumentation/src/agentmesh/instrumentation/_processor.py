@@ -17,16 +17,16 @@ import threading
 import time
 from collections.abc import Callable
 
-import structlog
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from agentmesh.core.log import get_logger
 from agentmesh.instrumentation._exporter import GuardedSpanExporter, collector_reachable
 
 __all__ = ["BoundedSpanProcessor"]
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 _PROBE_SHARE = 0.25
 """Share of the shutdown budget the reachability probe may use."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-import structlog
 from opentelemetry import trace
 from opentelemetry.instrumentation.dependencies import (  # pyright: ignore[reportMissingTypeStubs]
     get_dependency_conflicts,  # pyright: ignore[reportUnknownVariableType]
@@ -22,7 +21,8 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from agentmesh.core import ConfigError, configure_logging
+from agentmesh.core import ConfigError
+from agentmesh.core.log import get_logger
 from agentmesh.instrumentation._exporter import GuardedSpanExporter
 from agentmesh.instrumentation._processor import BoundedSpanProcessor
 from agentmesh.instrumentation.langgraph import LangGraphInstrumentor
@@ -38,7 +38,7 @@ __all__ = [
     "load_settings",
 ]
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 INSTRUMENTORS: tuple[type[BaseInstrumentor], ...] = (  # pyright: ignore[reportUnknownVariableType]
     OpenAIInstrumentor,
@@ -182,9 +182,8 @@ def init(**overrides: object) -> TracerProvider | None:
     Builds a tracer provider (resource ``service.name``, OTLP/gRPC exporter with a bounded
     shutdown) and sets it global, then instruments every installed supported library
     (``openai``, ``langgraph``). Idempotent: later calls return the same provider. Never
-    raises: a wrong setting is logged and the application runs uninstrumented. Unless the
-    application configured structlog already, AgentMesh's own logs are set up to go to
-    standard error as JSON (``AGENTMESH_LOG_LEVEL``), so they never mix with its output.
+    raises: a wrong setting is logged and the application runs uninstrumented. AgentMesh's
+    own logs follow the application's logging setup (see :mod:`agentmesh.core.log`).
 
     Args:
         **overrides: Settings that take precedence over ``AGENTMESH_*`` variables, for
@@ -199,7 +198,6 @@ def init(**overrides: object) -> TracerProvider | None:
         True
     """
     try:
-        configure_logging()
         settings = load_settings(**overrides)
         if settings is None or settings.disabled:
             return None

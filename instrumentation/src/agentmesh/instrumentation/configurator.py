@@ -8,16 +8,16 @@ distro and before the instrumentors. It builds the tracer provider (OTLP/gRPC ex
 
 from __future__ import annotations
 
-import structlog
 from opentelemetry.sdk._configuration import (  # pyright: ignore[reportPrivateUsage]
     _BaseConfigurator,  # pyright: ignore[reportPrivateUsage]
 )
 
+from agentmesh.core.log import get_logger
 from agentmesh.instrumentation._setup import configure_tracing, load_settings
 
 __all__ = ["AgentMeshConfigurator"]
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 
 class AgentMeshConfigurator(_BaseConfigurator):

@@ -1,16 +1,16 @@
 """``AgentMeshDistro``: the OpenTelemetry distro of the zero-code path.
 
-Selected with ``OTEL_PYTHON_DISTRO=agentmesh`` (``agentmesh-instrument`` sets it). It sets up
-logging (JSON on standard error, so the app's own output stays clean), makes the AgentMesh
-configurator the default, and applies instrumentors fail-open: ours only when their library is
-installed in a supported version, and none at all when ``AGENTMESH_DISABLED`` is set.
+Selected with ``OTEL_PYTHON_DISTRO=agentmesh`` (``agentmesh-instrument`` sets it). It makes
+the AgentMesh configurator the default and applies instrumentors fail-open: ours only when their
+library is installed in a supported version, and none at all when ``AGENTMESH_DISABLED`` is set.
+AgentMesh's own logs follow the app's logging setup (:mod:`agentmesh.core.log`), so the app's
+output stays clean.
 """
 
 from __future__ import annotations
 
 import os
 
-import structlog
 from opentelemetry.instrumentation.distro import (  # pyright: ignore[reportMissingTypeStubs]
     BaseDistro,
 )
@@ -24,7 +24,7 @@ from opentelemetry.util._importlib_metadata import (  # pyright: ignore[reportPr
     EntryPoint,
 )
 
-from agentmesh.core import configure_logging
+from agentmesh.core.log import get_logger
 from agentmesh.instrumentation._entry_points import CONFIGURATOR_NAME
 from agentmesh.instrumentation._setup import instrumentor_supported, load_settings
 
@@ -32,7 +32,7 @@ __all__ = ["AgentMeshDistro"]
 
 _OWN_PACKAGE = "agentmesh.instrumentation."
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 
 class AgentMeshDistro(BaseDistro):  # pyright: ignore[reportUntypedBaseClass]
@@ -45,7 +45,6 @@ class AgentMeshDistro(BaseDistro):  # pyright: ignore[reportUntypedBaseClass]
 
     def _configure(self, **kwargs: object) -> None:
         try:
-            configure_logging()
             os.environ.setdefault(OTEL_PYTHON_CONFIGURATOR, CONFIGURATOR_NAME)
         except Exception as exc:  # noqa: BLE001 - never stop the app from starting
             _log.error("agentmesh.distro_failed", error=str(exc))

@@ -8,15 +8,14 @@ import contextlib
 import signal
 from pathlib import Path
 
-import structlog
-
 from agentmesh.collector.service import Collector
 from agentmesh.collector.settings import CollectorSettings
 from agentmesh.core import configure_logging
+from agentmesh.core.log import get_logger
 
 __all__ = ["add_collector_command", "serve"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 def add_collector_command(parser: argparse.ArgumentParser) -> None:

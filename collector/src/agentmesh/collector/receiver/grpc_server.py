@@ -21,7 +21,6 @@ from types import TracebackType
 from typing import Final, Protocol, Self
 
 import grpc
-import structlog
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -35,10 +34,11 @@ from agentmesh.collector.model import SpanRecord
 from agentmesh.collector.receiver.decode import DecodeResult, count_spans, decode_request
 from agentmesh.collector.settings import CollectorSettings
 from agentmesh.core.errors import ReceiverError
+from agentmesh.core.log import get_logger
 
 __all__ = ["OtlpGrpcReceiver", "ReceiverStats", "SpanSink"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _INLINE_DECODE_MAX_SPANS: Final = 2000
 """Requests with more spans are decoded in a worker thread (in one pass) to keep the loop free."""
@@ -118,9 +118,13 @@ class OtlpGrpcReceiver:
             :meth:`CollectorSettings.load`.
 
     Example:
-        >>> async def main() -> None:  # doctest: +SKIP
+        >>> import asyncio
+        >>> async def serve_once() -> bool:
+        ...     settings = CollectorSettings.load(grpc_port=0)
         ...     async with OtlpGrpcReceiver(lambda spans: True, settings) as receiver:
-        ...         print(receiver.endpoint)
+        ...         return receiver.port > 0
+        >>> asyncio.run(serve_once())
+        True
     """
 
     def __init__(self, sink: SpanSink, settings: CollectorSettings | None = None) -> None:

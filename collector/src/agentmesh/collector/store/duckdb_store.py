@@ -109,9 +109,12 @@ class DuckDBStore:
         path: The database file, or ``":memory:"``.
 
     Example:
-        >>> async def main(tmp: Path) -> int:  # doctest: +SKIP
-        ...     async with DuckDBStore(tmp / "agentmesh.duckdb") as store:
+        >>> import asyncio
+        >>> async def count() -> int:
+        ...     async with DuckDBStore(":memory:") as store:
         ...         return await store.count_spans()
+        >>> asyncio.run(count())
+        0
     """
 
     def __init__(self, path: str | Path = "agentmesh.duckdb") -> None:

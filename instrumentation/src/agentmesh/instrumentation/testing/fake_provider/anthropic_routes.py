@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-import structlog
 from aiohttp import web
 
+from agentmesh.core.log import get_logger
 from agentmesh.instrumentation.testing.fake_provider.errors import anthropic_error_response
 from agentmesh.instrumentation.testing.fake_provider.handling import InFlight, read_and_record
 from agentmesh.instrumentation.testing.fake_provider.jsontypes import JSONObject, as_list
@@ -21,7 +21,7 @@ from agentmesh.instrumentation.testing.fake_provider.tokens import last_message_
 
 __all__ = ["AnthropicRoutes", "anthropic_stop_reason", "anthropic_usage"]
 
-logger = structlog.get_logger(__name__)
+logger = get_logger(__name__)
 
 _STOP_REASONS: dict[str, str] = {
     "stop": "end_turn",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from agentmesh.core.log import get_logger
 from agentmesh.instrumentation.testing.fake_provider.jsontypes import (
     JSONObject,
     get_bool,
@@ -18,7 +18,7 @@ from agentmesh.instrumentation.testing.fake_provider.state import ProviderState,
 
 __all__ = ["InFlight", "read_and_record"]
 
-logger = structlog.get_logger(__name__)
+logger = get_logger(__name__)
 
 
 class InFlight:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-import structlog
 from aiohttp import web
 
+from agentmesh.core.log import get_logger
 from agentmesh.instrumentation.testing.fake_provider.errors import openai_error_response
 from agentmesh.instrumentation.testing.fake_provider.handling import InFlight, read_and_record
 from agentmesh.instrumentation.testing.fake_provider.jsontypes import (
@@ -32,7 +32,7 @@ from agentmesh.instrumentation.testing.fake_provider.tokens import last_message_
 
 __all__ = ["OpenAIRoutes", "openai_usage"]
 
-logger = structlog.get_logger(__name__)
+logger = get_logger(__name__)
 
 SYSTEM_FINGERPRINT = "fp_fake"
 """The ``system_fingerprint`` of every response."""

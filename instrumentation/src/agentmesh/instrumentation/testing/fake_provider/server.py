@@ -7,10 +7,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-import structlog
 from aiohttp import web
 
 from agentmesh.core.errors import ProviderError
+from agentmesh.core.log import get_logger
 from agentmesh.instrumentation.testing.fake_provider.anthropic_routes import AnthropicRoutes
 from agentmesh.instrumentation.testing.fake_provider.catalog import ModelCatalog
 from agentmesh.instrumentation.testing.fake_provider.controls import FakeProviderControls
@@ -21,7 +21,7 @@ from agentmesh.instrumentation.testing.fake_provider.state import ProviderState
 
 __all__ = ["FakeProvider"]
 
-logger = structlog.get_logger(__name__)
+logger = get_logger(__name__)
 
 _SHUTDOWN_TIMEOUT = 1.0
 
@@ -30,9 +30,17 @@ class FakeProvider(FakeProviderControls):
     """A fake LLM provider speaking the OpenAI and Anthropic wire formats over real HTTP.
 
     Example:
-        >>> async def demo() -> None:  # doctest: +SKIP
+        >>> import asyncio, openai
+        >>> async def ask() -> str | None:
         ...     async with FakeProvider({"gpt-4o": ModelScript(content="Hi")}) as fp:
         ...         client = openai.AsyncOpenAI(base_url=fp.openai_base_url, api_key="x")
+        ...         reply = await client.chat.completions.create(
+        ...             model="gpt-4o", messages=[{"role": "user", "content": "Hello?"}]
+        ...         )
+        ...         await client.close()
+        ...         return reply.choices[0].message.content
+        >>> asyncio.run(ask())
+        'Hi'
     """
 
     def __init__(

@@ -10,9 +10,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-import structlog
-
 from agentmesh.core.errors import ProviderError
+from agentmesh.core.log import get_logger
 from agentmesh.instrumentation.testing.fake_provider.controls import FakeProviderControls
 from agentmesh.instrumentation.testing.fake_provider.script import ModelScript, load_scripts
 from agentmesh.instrumentation.testing.fake_provider.server import FakeProvider
@@ -20,7 +19,7 @@ from agentmesh.instrumentation.testing.fake_provider.state import ProviderState
 
 __all__ = ["FakeProviderThread"]
 
-logger = structlog.get_logger(__name__)
+logger = get_logger(__name__)
 
 
 def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
@@ -40,8 +39,14 @@ class FakeProviderThread(FakeProviderControls):
     """A :class:`FakeProvider` served from a daemon thread with its own event loop.
 
     Example:
-        >>> with FakeProviderThread({"gpt-4o": ModelScript(content="Hi")}) as fp:  # doctest: +SKIP
+        >>> import openai
+        >>> with FakeProviderThread({"gpt-4o": ModelScript(content="Hi")}) as fp:
         ...     client = openai.OpenAI(base_url=fp.openai_base_url, api_key="x")
+        ...     reply = client.chat.completions.create(
+        ...         model="gpt-4o", messages=[{"role": "user", "content": "Hello?"}]
+        ...     )
+        >>> reply.choices[0].message.content
+        'Hi'
     """
 
     def __init__(
