@@ -54,8 +54,17 @@ def semconv_markdown() -> str:
         "Span names follow the GenAI conventions: `{gen_ai.operation.name} {model or agent}`,",
         "for example `chat gpt-4o-mini`, `invoke_agent researcher`, `invoke_workflow supervisor`.",
         "",
-        f"Span events: `{semconv.EVENT_HANDOFF}` (handoff attributes) and "
-        f"`{semconv.EVENT_DETECTION}` (detection attributes).",
+        f"Span events: `{semconv.EVENT_HANDOFF}` (handoff attributes), "
+        f"`{semconv.EVENT_DETECTION}` (detection attributes) and "
+        f"`{semconv.EVENT_FALLBACK}` (a fallback to another model).",
+        "",
+        "Metrics (GenAI client conventions, with their advised bucket boundaries):",
+        "",
+        f"- `{semconv.METRIC_CLIENT_TOKEN_USAGE}` (histogram, `{{token}}`, by "
+        f"`{semconv.GEN_AI_TOKEN_TYPE}`): buckets "
+        f"{', '.join(f'{b:g}' for b in semconv.TOKEN_USAGE_BUCKETS)};",
+        f"- `{semconv.METRIC_CLIENT_OPERATION_DURATION}` (histogram, `s`): buckets "
+        f"{', '.join(f'{b:g}' for b in semconv.OPERATION_DURATION_BUCKETS)}.",
         "",
         "| name | type | example | where | defined by | meaning |",
         "|---|---|---|---|---|---|",

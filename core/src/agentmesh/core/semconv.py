@@ -23,7 +23,10 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 __all__ = [
+    "AGENTMESH_CONTENT_TRUNCATED",
     "AGENTMESH_COST_USD",
+    "AGENTMESH_CREWAI_TASK_ID",
+    "AGENTMESH_CREWAI_TASK_NAME",
     "AGENTMESH_DETECTION_AGENT",
     "AGENTMESH_DETECTION_EXPLANATION",
     "AGENTMESH_DETECTION_ID",
@@ -32,10 +35,14 @@ __all__ = [
     "AGENTMESH_DETECTION_TYPE",
     "AGENTMESH_FRAMEWORK",
     "AGENTMESH_HANDOFF_CHECKPOINT_ID",
+    "AGENTMESH_HANDOFF_CONTENT",
     "AGENTMESH_HANDOFF_CONTEXT_DIGEST",
     "AGENTMESH_HANDOFF_CONTEXT_SIZE",
     "AGENTMESH_HANDOFF_KIND",
+    "AGENTMESH_LANGGRAPH_CHECKPOINT_NS",
+    "AGENTMESH_LANGGRAPH_INTERRUPTED",
     "AGENTMESH_LANGGRAPH_NODE",
+    "AGENTMESH_LANGGRAPH_RESUMED",
     "AGENTMESH_LANGGRAPH_STEP",
     "AGENTMESH_ROUTE_CANDIDATES",
     "AGENTMESH_ROUTE_CHOSEN",
@@ -48,17 +55,22 @@ __all__ = [
     "AGENTMESH_RUN_BUDGET_USD",
     "AGENTMESH_RUN_ID",
     "AGENTMESH_RUN_TASK_CLASS",
+    "AGENTMESH_UPSTREAM_PROVIDER",
     "ATTRIBUTES",
     "BAGGAGE_KEYS",
     "ERROR_TYPE",
     "EVENT_DETECTION",
+    "EVENT_FALLBACK",
     "EVENT_HANDOFF",
     "GEN_AI_AGENT_HANDOFF_SOURCE_NAME",
     "GEN_AI_AGENT_HANDOFF_TARGET_NAME",
     "GEN_AI_AGENT_ID",
     "GEN_AI_AGENT_NAME",
     "GEN_AI_CONVERSATION_ID",
+    "GEN_AI_EMBEDDINGS_DIMENSION_COUNT",
+    "GEN_AI_INPUT_MESSAGES",
     "GEN_AI_OPERATION_NAME",
+    "GEN_AI_OUTPUT_MESSAGES",
     "GEN_AI_PROVIDER_NAME",
     "GEN_AI_REQUEST_MAX_TOKENS",
     "GEN_AI_REQUEST_MODEL",
@@ -69,16 +81,25 @@ __all__ = [
     "GEN_AI_RESPONSE_ID",
     "GEN_AI_RESPONSE_MODEL",
     "GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK",
+    "GEN_AI_SYSTEM_INSTRUCTIONS",
+    "GEN_AI_TOKEN_TYPE",
+    "GEN_AI_TOOL_CALL_ARGUMENTS",
     "GEN_AI_TOOL_CALL_ID",
+    "GEN_AI_TOOL_CALL_RESULT",
     "GEN_AI_TOOL_NAME",
+    "GEN_AI_TOOL_TYPE",
     "GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS",
     "GEN_AI_USAGE_INPUT_TOKENS",
     "GEN_AI_USAGE_OUTPUT_TOKENS",
     "GEN_AI_USAGE_REASONING_OUTPUT_TOKENS",
     "GEN_AI_WORKFLOW_NAME",
+    "METRIC_CLIENT_OPERATION_DURATION",
+    "METRIC_CLIENT_TOKEN_USAGE",
+    "OPERATION_DURATION_BUCKETS",
     "SERVER_ADDRESS",
     "SERVER_PORT",
     "SERVICE_NAME",
+    "TOKEN_USAGE_BUCKETS",
     "AttributeSpec",
     "AttributeType",
     "Operation",
@@ -90,8 +111,8 @@ __all__ = [
 AttributeType = Literal["string", "int", "double", "boolean", "string[]", "double[]"]
 """The OpenTelemetry attribute value types the contract uses."""
 
-Scope = Literal["resource", "span", "event", "baggage"]
-"""Where a name appears: on the resource, spans, span events, or as a W3C baggage key."""
+Scope = Literal["resource", "span", "event", "baggage", "metric"]
+"""Where a name appears: resource, spans, span events, metric points, or W3C baggage."""
 
 Origin = Literal["otel", "otel-genai", "genai-proposal", "agentmesh"]
 """Who defines a name: OpenTelemetry general or GenAI conventions, an open GenAI proposal, us."""
@@ -298,6 +319,60 @@ GEN_AI_TOOL_CALL_ID: Final = _attr(
     "gen_ai.tool.call.id", "string", '"call_7Yx2"', "Id of the tool call.", origin="otel-genai"
 )
 
+GEN_AI_INPUT_MESSAGES: Final = _attr(
+    "gen_ai.input.messages",
+    "string",
+    '\'[{"role": "user", "parts": [{"type": "text", "content": "Hi"}]}]\'',
+    "Prompt messages as JSON (opt-in content capture; capped, images replaced).",
+    origin="otel-genai",
+)
+GEN_AI_OUTPUT_MESSAGES: Final = _attr(
+    "gen_ai.output.messages",
+    "string",
+    '\'[{"role": "assistant", "parts": [{"type": "text", "content": "Hello"}]}]\'',
+    "Completion messages as JSON (opt-in content capture; capped).",
+    origin="otel-genai",
+)
+GEN_AI_SYSTEM_INSTRUCTIONS: Final = _attr(
+    "gen_ai.system_instructions",
+    "string",
+    '\'[{"type": "text", "content": "You are terse."}]\'',
+    "System instructions as JSON (opt-in content capture; capped).",
+    origin="otel-genai",
+)
+GEN_AI_EMBEDDINGS_DIMENSION_COUNT: Final = _attr(
+    "gen_ai.embeddings.dimension.count",
+    "int",
+    "1536",
+    "Dimensions of the embeddings returned.",
+    origin="otel-genai",
+)
+GEN_AI_TOOL_TYPE: Final = _attr(
+    "gen_ai.tool.type", "string", '"function"', "Kind of tool executed.", origin="otel-genai"
+)
+GEN_AI_TOOL_CALL_ARGUMENTS: Final = _attr(
+    "gen_ai.tool.call.arguments",
+    "string",
+    '\'{"query": "weather"}\'',
+    "Arguments of the tool call (opt-in content capture; capped).",
+    origin="otel-genai",
+)
+GEN_AI_TOOL_CALL_RESULT: Final = _attr(
+    "gen_ai.tool.call.result",
+    "string",
+    '"Sunny, 21 °C"',
+    "Result of the tool call (opt-in content capture; capped).",
+    origin="otel-genai",
+)
+GEN_AI_TOKEN_TYPE: Final = _attr(
+    "gen_ai.token.type",
+    "string",
+    '"input"',
+    "input or output: which tokens a gen_ai.client.token.usage point counts.",
+    origin="otel-genai",
+    scopes=("metric",),
+)
+
 # --- Open GenAI handoff proposal ------------------------------------------------------------
 GEN_AI_AGENT_HANDOFF_SOURCE_NAME: Final = _attr(
     "gen_ai.agent.handoff.source.name",
@@ -457,6 +532,65 @@ AGENTMESH_ROUTE_REASON: Final = _attr(
     origin="agentmesh",
 )
 
+# --- AgentMesh: providers and frameworks ---------------------------------------------------
+AGENTMESH_UPSTREAM_PROVIDER: Final = _attr(
+    "agentmesh.upstream.provider",
+    "string",
+    '"Anthropic"',
+    "Provider a router (OpenRouter) forwarded the call to.",
+    origin="agentmesh",
+)
+AGENTMESH_CONTENT_TRUNCATED: Final = _attr(
+    "agentmesh.content.truncated",
+    "boolean",
+    "True",
+    "Whether captured content was cut to the size cap.",
+    origin="agentmesh",
+)
+AGENTMESH_HANDOFF_CONTENT: Final = _attr(
+    "agentmesh.handoff.content",
+    "string",
+    '\'{"task": "Explain…"}\'',
+    "The context that crossed, as JSON (opt-in content capture; capped).",
+    origin="agentmesh",
+    scopes=("span", "event"),
+)
+AGENTMESH_LANGGRAPH_CHECKPOINT_NS: Final = _attr(
+    "agentmesh.langgraph.checkpoint_ns",
+    "string",
+    '"research_team:6c1f…"',
+    "LangGraph checkpoint namespace of a subgraph's node.",
+    origin="agentmesh",
+)
+AGENTMESH_LANGGRAPH_INTERRUPTED: Final = _attr(
+    "agentmesh.langgraph.interrupted",
+    "boolean",
+    "True",
+    "The node or run stopped at an interrupt, waiting for input.",
+    origin="agentmesh",
+)
+AGENTMESH_LANGGRAPH_RESUMED: Final = _attr(
+    "agentmesh.langgraph.resumed",
+    "boolean",
+    "True",
+    "The run resumed an interrupted thread (Command(resume=…)).",
+    origin="agentmesh",
+)
+AGENTMESH_CREWAI_TASK_NAME: Final = _attr(
+    "agentmesh.crewai.task.name",
+    "string",
+    '"research_task"',
+    "CrewAI task an agent span executes.",
+    origin="agentmesh",
+)
+AGENTMESH_CREWAI_TASK_ID: Final = _attr(
+    "agentmesh.crewai.task.id",
+    "string",
+    '"3f1c…"',
+    "Id of that CrewAI task.",
+    origin="agentmesh",
+)
+
 # --- AgentMesh: detection -------------------------------------------------------------------
 AGENTMESH_DETECTION_ID: Final = _attr(
     "agentmesh.detection.id",
@@ -506,6 +640,51 @@ AGENTMESH_DETECTION_EXPLANATION: Final = _attr(
     origin="agentmesh",
     scopes=("event",),
 )
+
+METRIC_CLIENT_TOKEN_USAGE: Final = "gen_ai.client.token.usage"  # noqa: S105 - not a secret
+"""Histogram of tokens per call (``{token}``), by ``gen_ai.token.type``."""
+
+METRIC_CLIENT_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
+"""Histogram of call durations in seconds (``s``)."""
+
+TOKEN_USAGE_BUCKETS: Final[tuple[float, ...]] = (
+    1,
+    4,
+    16,
+    64,
+    256,
+    1024,
+    4096,
+    16384,
+    65536,
+    262144,
+    1048576,
+    4194304,
+    16777216,
+    67108864,
+)
+"""Bucket boundaries the GenAI conventions advise for ``gen_ai.client.token.usage``."""
+
+OPERATION_DURATION_BUCKETS: Final[tuple[float, ...]] = (
+    0.01,
+    0.02,
+    0.04,
+    0.08,
+    0.16,
+    0.32,
+    0.64,
+    1.28,
+    2.56,
+    5.12,
+    10.24,
+    20.48,
+    40.96,
+    81.92,
+)
+"""Bucket boundaries the GenAI conventions advise for ``gen_ai.client.operation.duration``."""
+
+EVENT_FALLBACK: Final = "agentmesh.route.fallback"
+"""Name of the span event recording a fallback to another model after a provider error."""
 
 EVENT_HANDOFF: Final = "agentmesh.handoff"
 """Name of the span event recording a handoff (carries the ``*.handoff.*`` attributes)."""
