@@ -62,7 +62,7 @@ def semconv_markdown() -> str:
         "",
         f"- `{semconv.METRIC_CLIENT_TOKEN_USAGE}` (histogram, `{{token}}`, by "
         f"`{semconv.GEN_AI_TOKEN_TYPE}`): buckets "
-        f"{', '.join(f'{b:g}' for b in semconv.TOKEN_USAGE_BUCKETS)};",
+        f"{', '.join(str(int(b)) for b in semconv.TOKEN_USAGE_BUCKETS)};",
         f"- `{semconv.METRIC_CLIENT_OPERATION_DURATION}` (histogram, `s`): buckets "
         f"{', '.join(f'{b:g}' for b in semconv.OPERATION_DURATION_BUCKETS)}.",
         "",
