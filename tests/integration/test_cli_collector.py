@@ -23,7 +23,7 @@ AGENTMESH = str(Path(sys.executable).parent / "agentmesh")
 def test_collector_command_receives_stores_and_stops_cleanly(tmp_path: Path) -> None:
     db = tmp_path / "cli.duckdb"
     process = subprocess.Popen(
-        [AGENTMESH, "collector", "--port", "0", "--db", str(db)],
+        [AGENTMESH, "collector", "--port", "0", "--http-port", "0", "--db", str(db)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

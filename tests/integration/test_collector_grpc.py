@@ -6,6 +6,8 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.rpc.error_details_pb2 import RetryInfo
+from google.rpc.status_pb2 import Status
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -31,6 +33,7 @@ def _settings(tmp_path: Path, **overrides: object) -> CollectorSettings:
     values: dict[str, object] = {
         "grpc_host": "127.0.0.1",
         "grpc_port": 0,
+        "http_port": 0,
         "duckdb_path": tmp_path / "agentmesh.duckdb",
         "grpc_grace_seconds": 1.0,
     }
@@ -219,7 +222,7 @@ class GatedStore(MemoryStore):
         return await super().write_spans(spans)
 
 
-async def test_full_queue_answers_unavailable(tmp_path: Path) -> None:
+async def test_full_queue_answers_unavailable_with_retry_info(tmp_path: Path) -> None:
     store = GatedStore()
     async with Collector(_settings(tmp_path, queue_max_batches=1), store=store) as collector:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{collector.grpc_port}") as channel:
@@ -232,6 +235,15 @@ async def test_full_queue_answers_unavailable(tmp_path: Path) -> None:
                 await stub.Export(to_otlp_request([f.agent("refused", parent=None)]))
         assert info.value.code() == grpc.StatusCode.UNAVAILABLE
         assert "queue full" in (info.value.details() or "")
+        trailers = dict(info.value.trailing_metadata() or ())
+        status = Status.FromString(trailers["grpc-status-details-bin"])
+        assert status.code == grpc.StatusCode.UNAVAILABLE.value[0]
+        assert "queue full" in status.message
+        (detail,) = status.details
+        retry = RetryInfo()
+        assert detail.Unpack(retry)
+        assert retry.retry_delay.seconds == 1  # retry_after_seconds' default
+        assert RetryInfo.FromString(trailers["google.rpc.retryinfo-bin"]) == retry
         assert collector.stats.batches_rejected == 1
         store.gate.set()
         await collector.drain()

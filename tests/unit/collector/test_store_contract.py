@@ -1,6 +1,8 @@
 """One behaviour, every backend: the SpanStore contract."""
 
 import asyncio
+import json
+import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -18,15 +20,41 @@ from agentmesh.collector import (
     SpanRecord,
     SpanStore,
 )
+from agentmesh.collector.settings import CollectorSettings
+from agentmesh.collector.store import (
+    CostRow,
+    PostgresStore,
+    make_store,
+    open_store,
+)
+from agentmesh.collector.store.duckdb_schema import SCHEMA_VERSION
+from agentmesh.collector.store.scratch import scratch_schema
 from agentmesh.collector.testing import SpanFactory
 from agentmesh.core import StoreError, semconv
 
-BACKENDS = ["duckdb", "memory"]
+BACKENDS = ["duckdb", "memory", "postgres"]
+
+
+def postgres_dsn(address: tuple[str, int]) -> str:
+    """The test database: ``AGENTMESH_TEST_POSTGRES_DSN``, else user postgres, database test."""
+    host, port = address
+    return os.environ.get(
+        "AGENTMESH_TEST_POSTGRES_DSN", f"postgresql://postgres@{host}:{port}/test"
+    )
 
 
 @pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SpanStore]:
     backend: SpanStore
+    if request.param == "postgres":
+        dsn = postgres_dsn(request.getfixturevalue("postgres_address"))
+        async with scratch_schema(dsn) as schema:  # a fresh schema per test, dropped after
+            backend = await PostgresStore(dsn, schema=schema, min_size=1, max_size=4).open()
+            try:
+                yield backend
+            finally:
+                await backend.close()
+        return
     if request.param == "duckdb":
         backend = await DuckDBStore(tmp_path / "nested" / "store.duckdb").open()
     else:
@@ -75,6 +103,14 @@ async def test_empty_store(store: SpanStore) -> None:
     assert await store.runs() == []
     assert await store.graph("0" * 32) is None
     assert await store.detections() == []
+    assert await store.costs() == []
+    assert await store.costs(group_by="model") == []
+
+
+async def test_open_is_idempotent(store: SpanStore) -> None:
+    assert await store.open() is store
+    assert await store.open() is store
+    assert await store.count_spans() == 0
 
 
 async def test_spans_round_trip_exactly(store: SpanStore) -> None:
@@ -196,6 +232,22 @@ async def test_runs_latest_first_with_limit_and_detection_counts(store: SpanStor
         await store.runs(limit=0)
 
 
+async def test_runs_by_time_window(store: SpanStore) -> None:
+    starts = (1_000, 2_000, 3_000, 4_000)
+    for i, start in enumerate(starts):
+        await store.write_graph(_graph(_run(SpanFactory(start_ns=start), run_id=f"run-{i}")))
+
+    async def ids(**window: int | None) -> list[str]:
+        return [r.run_id for r in await store.runs(**window)]  # type: ignore[arg-type]
+
+    assert await ids(since_ns=2_000) == ["run-3", "run-2", "run-1"]  # since is included
+    assert await ids(until_ns=3_000) == ["run-1", "run-0"]  # until is excluded
+    assert await ids(since_ns=2_000, until_ns=4_000) == ["run-2", "run-1"]
+    assert await ids(since_ns=2_000, until_ns=4_000, limit=1) == ["run-2"]
+    assert await ids(since_ns=5_000) == []
+    assert await store.runs(None) == await store.runs(since_ns=None, until_ns=None)
+
+
 async def test_detections_are_idempotent_by_id_and_round_trip(store: SpanStore) -> None:
     f1, f2 = SpanFactory(), SpanFactory()
     first = _detection(f1.trace_id, id_="det-b", at=20)
@@ -208,6 +260,130 @@ async def test_detections_are_idempotent_by_id_and_round_trip(store: SpanStore) 
     assert await store.detections() == [tie, first, later]
     assert await store.detections(f1.trace_id) == [tie, first]
     assert await store.detections("f" * 32) == []
+
+
+def _costs_fixture() -> tuple[list[list[SpanRecord]], list[RunGraph]]:
+    """Two runs: an early one (t=1000) and a late one (t=9000), with two models."""
+    early, late = SpanFactory(start_ns=1_000), SpanFactory(start_ns=9_000)
+    runs: list[list[SpanRecord]] = []
+    for f, scale in ((early, 1), (late, 10)):
+        root = f.workflow("w", run_id=f"run-{scale}")
+        sup = f.agent("supervisor", parent=root)
+        res = f.agent("researcher", parent=root, handoff_from="supervisor")
+        unknown = replace(
+            f.chat(parent=root, input_tokens=1, output_tokens=1, cost_usd=0.125 * scale),
+            attributes={
+                semconv.GEN_AI_OPERATION_NAME: semconv.Operation.CHAT,
+                semconv.GEN_AI_USAGE_INPUT_TOKENS: 1,
+                semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 1,
+                semconv.AGENTMESH_COST_USD: 0.125 * scale,
+            },
+        )  # no model recorded, and outside any agent
+        request_only = replace(
+            f.chat(parent=res, model="small", input_tokens=3, output_tokens=1, cost_usd=0.25),
+            attributes={
+                semconv.GEN_AI_OPERATION_NAME: semconv.Operation.CHAT,
+                semconv.GEN_AI_REQUEST_MODEL: "small",
+                semconv.GEN_AI_USAGE_INPUT_TOKENS: 3,
+                semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 1,
+                semconv.AGENTMESH_COST_USD: 0.25,
+            },
+        )  # only the request model: used as the model
+        runs.append(
+            [
+                root,
+                sup,
+                res,
+                f.chat(parent=sup, model="big", input_tokens=100, output_tokens=10, cost_usd=2.0),
+                f.chat(parent=res, model="big", input_tokens=50, output_tokens=5, cost_usd=1.0),
+                request_only,
+                unknown,
+            ]
+        )
+    return runs, [_graph(spans) for spans in runs]
+
+
+async def test_costs_by_agent_and_by_model_over_a_window(store: SpanStore) -> None:
+    runs, graphs = _costs_fixture()
+    for spans, graph in zip(runs, graphs, strict=True):
+        await store.write_spans(spans)
+        await store.write_graph(graph)
+    assert await store.costs(group_by="agent") == [
+        CostRow("supervisor", 2, 200, 20, 4.0),
+        CostRow("researcher", 4, 106, 12, 2.5),
+    ]
+    assert await store.costs(group_by="model") == [
+        CostRow("big", 4, 300, 30, 6.0),
+        CostRow(None, 2, 2, 2, 1.375),
+        CostRow("small", 2, 6, 2, 0.5),
+    ]
+    # The window is on the run's start: only the late run.
+    assert await store.costs(since_ns=5_000) == [
+        CostRow("supervisor", 1, 100, 10, 2.0),
+        CostRow("researcher", 2, 53, 6, 1.25),
+    ]
+    assert await store.costs(since_ns=5_000, group_by="model") == [
+        CostRow("big", 2, 150, 15, 3.0),
+        CostRow(None, 1, 1, 1, 1.25),
+        CostRow("small", 1, 3, 1, 0.25),
+    ]
+    assert await store.costs(until_ns=5_000, group_by="model") == [
+        CostRow("big", 2, 150, 15, 3.0),
+        CostRow("small", 1, 3, 1, 0.25),
+        CostRow(None, 1, 1, 1, 0.125),
+    ]
+    assert await store.costs(since_ns=1_001, until_ns=9_000) == []
+    with pytest.raises(StoreError, match="'agent' or 'model'"):
+        await store.costs(group_by="provider")  # type: ignore[arg-type]
+
+
+async def test_costs_count_redelivered_spans_once(store: SpanStore) -> None:
+    runs, graphs = _costs_fixture()
+    await store.write_spans(runs[0])
+    await store.write_spans(runs[0])
+    await store.write_graph(graphs[0])
+    await store.write_graph(graphs[0])
+    by_model = await store.costs(group_by="model")
+    assert [(row.key, row.llm_calls) for row in by_model] == [("big", 2), ("small", 1), (None, 1)]
+
+
+async def test_two_writers_on_one_trace(store: SpanStore) -> None:
+    f = SpanFactory()
+    spans = _run(f, loops=6)
+    small, big = _graph(spans[:4]), _graph(spans)
+
+    async def writer(graph: RunGraph, part: list[SpanRecord]) -> int:
+        stored = 0
+        for _ in range(5):
+            stored += await store.write_spans(part)
+            await store.write_graph(graph)
+        return stored
+
+    counts = await asyncio.gather(writer(small, spans[:10]), writer(big, spans[5:]))
+    assert sum(counts) == len(spans)  # each span stored once, whoever won the race
+    assert await store.count_spans() == len(spans)
+    stored = await store.graph(f.trace_id)
+    assert stored is not None
+    # The last write won as a whole: its run row, agents and handoffs agree (never a mix).
+    winner = small if stored.run.span_count == small.span_count else big
+    assert stored.run.span_count == winner.span_count
+    assert stored.agents == sorted(winner.agents.values(), key=lambda a: a.name)
+    assert stored.handoffs == winner.handoffs
+    await store.write_graph(big)
+    again = await store.graph(f.trace_id)
+    assert again is not None
+    assert again.handoffs == big.handoffs
+
+
+async def test_large_batch_round_trips(store: SpanStore) -> None:
+    spans: list[SpanRecord] = []
+    for _ in range(40):  # 40 runs of 7 spans: more than the PostgreSQL COPY threshold
+        spans += _run(SpanFactory(), loops=2)
+    assert await store.write_spans(spans) == len(spans)
+    assert await store.write_spans(spans) == 0
+    assert await store.count_spans() == len(spans)
+    one = spans[7].trace_id
+    assert await store.spans(one) == [s for s in spans if s.trace_id == one]
 
 
 async def test_concurrent_writes_are_safe(store: SpanStore) -> None:
@@ -261,7 +437,7 @@ async def test_duckdb_schema_and_version(tmp_path: Path) -> None:
     try:
         tables = {row[0] for row in con.execute("SHOW TABLES").fetchall()}
         assert {"spans", "runs", "agents", "handoffs", "detections", "schema_version"} <= tables
-        assert con.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert con.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
         con.execute("UPDATE schema_version SET version = 99")
     finally:
         con.close()
@@ -293,3 +469,93 @@ async def test_duckdb_calls_run_off_the_event_loop_thread(tmp_path: Path) -> Non
     assert seen[0] == seen[1]
     assert seen[0] != threading.current_thread().name
     assert seen[0].startswith("agentmesh-duckdb")
+
+
+async def test_duckdb_upgrades_a_version_1_file_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "v1.duckdb"
+    f = SpanFactory()
+    root = f.workflow("w", run_id="run-1")
+    agent = f.agent("researcher", parent=root)
+    chat = f.chat(parent=agent, model="m-1", input_tokens=7, output_tokens=3, cost_usd=0.5)
+    con = duckdb.connect(str(path))  # what a version-1 collector wrote
+    try:
+        con.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        con.execute("INSERT INTO schema_version VALUES (1)")
+        con.execute(
+            "CREATE TABLE spans (trace_id VARCHAR NOT NULL, span_id VARCHAR NOT NULL, "
+            "parent_span_id VARCHAR, name VARCHAR NOT NULL, kind VARCHAR NOT NULL, "
+            "start_ns BIGINT NOT NULL, end_ns BIGINT NOT NULL, status_code VARCHAR NOT NULL, "
+            "status_message VARCHAR NOT NULL, operation VARCHAR, run_id VARCHAR, "
+            "service_name VARCHAR, scope_name VARCHAR NOT NULL, attributes VARCHAR NOT NULL, "
+            "events VARCHAR NOT NULL, resource VARCHAR NOT NULL, PRIMARY KEY (trace_id, span_id))"
+        )
+        for span in (root, agent, chat):
+            con.execute(
+                "INSERT INTO spans VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '[]', '{}')",
+                [
+                    span.trace_id,
+                    span.span_id,
+                    span.parent_span_id,
+                    span.name,
+                    span.kind,
+                    span.start_ns,
+                    span.end_ns,
+                    span.status_code,
+                    span.status_message,
+                    span.operation,
+                    "run-1",
+                    span.service_name,
+                    span.scope_name,
+                    json.dumps(dict(span.attributes)),
+                ],
+            )
+    finally:
+        con.close()
+    async with DuckDBStore(path) as store:
+        await store.write_graph(_graph([root, agent, chat]))
+        assert await store.costs(group_by="model") == [CostRow("m-1", 1, 7, 3, 0.5)]
+        assert len(await store.spans(f.trace_id)) == 3
+    con = duckdb.connect(str(path))
+    try:
+        assert con.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+        assert con.execute("SELECT model FROM spans WHERE model IS NOT NULL").fetchall() == [
+            ("m-1",)
+        ]
+    finally:
+        con.close()
+
+
+# --- the factory --------------------------------------------------------------------------------
+
+
+async def test_make_store_follows_the_settings(tmp_path: Path) -> None:
+    duck = make_store(CollectorSettings.load(store="duckdb", duckdb_path=tmp_path / "a.duckdb"))
+    assert isinstance(duck, DuckDBStore)
+    assert duck.path == str(tmp_path / "a.duckdb")
+    assert isinstance(make_store(CollectorSettings.load(store="memory")), MemoryStore)
+    pg = make_store(
+        CollectorSettings.load(
+            store="postgres",
+            postgres_dsn="postgresql://u@db.example:6543/x",
+            postgres_schema="agentmesh",
+        )
+    )
+    assert isinstance(pg, PostgresStore)
+    assert (pg.address, pg.schema) == ("db.example:6543", "agentmesh")
+    store = await open_store(CollectorSettings.load(store="memory"))
+    assert await store.count_spans() == 0
+    await store.close()
+
+
+async def test_open_store_with_a_dead_postgres_says_so() -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = CollectorSettings.load(
+        store="postgres", postgres_dsn=f"postgresql://postgres@127.0.0.1:{port}/test"
+    )
+    with pytest.raises(StoreError) as info:
+        await open_store(settings)
+    assert str(info.value) == f"cannot reach PostgreSQL at 127.0.0.1:{port}: connection refused"

@@ -1,7 +1,7 @@
 from typing import ClassVar
 
 import pytest
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from agentmesh.core import AgentMeshSettings, ConfigError, LoggingSettings
@@ -51,3 +51,19 @@ def test_log_level_choices(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENTMESH_LOG_LEVEL", "loud")
     with pytest.raises(ConfigError, match="AGENTMESH_LOG_LEVEL='loud'"):
         LoggingSettings.load()
+
+
+class _Secretive(AgentMeshSettings):
+    model_config: ClassVar[SettingsConfigDict] = SettingsConfigDict(
+        env_prefix="AGENTMESH_SECRETIVE_", extra="ignore", validate_default=True
+    )
+
+    tokens: list[SecretStr] = Field(default_factory=list, description="Secrets.")
+
+
+def test_secret_values_never_appear_in_the_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENTMESH_SECRETIVE_TOKENS", '["hunter2", ')
+    with pytest.raises(ConfigError) as info:
+        _Secretive.load()
+    assert "AGENTMESH_SECRETIVE_TOKENS" in str(info.value)
+    assert "hunter2" not in str(info.value)

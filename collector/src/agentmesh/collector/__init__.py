@@ -1,7 +1,8 @@
 """AgentMesh collector: receive OTLP spans, rebuild run graphs, detect failures, store it all.
 
-The pieces, in the order a span meets them: :class:`OtlpGrpcReceiver` decodes OTLP/gRPC
-requests into :class:`SpanRecord` batches and offers them to the :class:`Pipeline`, whose
+The pieces, in the order a span meets them: :class:`OtlpGrpcReceiver` and
+:class:`OtlpHttpReceiver` decode OTLP requests into :class:`SpanRecord` batches and offer them
+to the :class:`Pipeline`, whose
 worker stores them in a :class:`SpanStore` (:class:`DuckDBStore` by default,
 :class:`MemoryStore` for tests), updates each run's :class:`RunGraph` through the
 :class:`GraphBuilder`, and runs each detection :class:`Rule` (such as :class:`HandoffLoopRule`)
@@ -32,6 +33,7 @@ from agentmesh.collector.pipeline import DetectionListener, Pipeline, PipelineSt
 from agentmesh.collector.receiver import (
     DecodeResult,
     OtlpGrpcReceiver,
+    OtlpHttpReceiver,
     ReceiverStats,
     SpanSink,
     decode_request,
@@ -68,6 +70,7 @@ __all__ = [
     "JsonValue",
     "MemoryStore",
     "OtlpGrpcReceiver",
+    "OtlpHttpReceiver",
     "Pipeline",
     "PipelineStats",
     "ReceiverStats",

@@ -20,6 +20,7 @@ from agentmesh.collector.detection import Detection
 from agentmesh.collector.detectors.base import Rule
 from agentmesh.collector.graph.builder import GraphBuilder
 from agentmesh.collector.graph.run_graph import RunGraph
+from agentmesh.collector.hot_state.base import HotState, RunState
 from agentmesh.collector.model import SpanRecord
 from agentmesh.collector.store.base import SpanStore
 from agentmesh.core.errors import CollectorError
@@ -69,6 +70,9 @@ class Pipeline:
         max_batches: Queue bound; :meth:`offer` refuses batches beyond it.
         drain_timeout_seconds: How long leaving waits for queued batches.
         on_detection: Called with each new detection.
+        hot_state: Shared live state (Redis) updated with each changed run and told of each
+            new detection; wrap it in ``FailOpenHotState`` so a dead Redis never stops the
+            worker.
 
     Raises:
         CollectorError: ``max_batches`` is below 1.
@@ -83,6 +87,7 @@ class Pipeline:
         max_batches: int = 1024,
         drain_timeout_seconds: float = 30.0,
         on_detection: DetectionListener | None = None,
+        hot_state: HotState | None = None,
     ) -> None:
         if max_batches < 1:
             raise CollectorError(f"max_batches must be at least 1, got {max_batches}")
@@ -92,6 +97,7 @@ class Pipeline:
         self._queue: asyncio.Queue[list[SpanRecord]] = asyncio.Queue(maxsize=max_batches)
         self._drain_timeout = drain_timeout_seconds
         self._on_detection = on_detection
+        self._hot = hot_state
         self._worker: asyncio.Task[None] | None = None
         self._accepting = False
         self._batches_received = 0
@@ -232,6 +238,11 @@ class Pipeline:
         except Exception:
             ok = False
             log.exception("graph not stored", trace_id=graph.trace_id)
+        if self._hot is not None:
+            try:
+                await self._hot.update_run(RunState.from_graph(graph))
+            except Exception:
+                log.exception("live run state not updated", trace_id=graph.trace_id)
         for rule in self._rules:
             try:
                 found = rule.evaluate(graph)
@@ -262,6 +273,11 @@ class Pipeline:
             detection_id=detection.id,
             explanation=detection.explanation,
         )
+        if self._hot is not None:
+            try:
+                await self._hot.publish_detection(detection)
+            except Exception:
+                log.exception("detection not published", detection_id=detection.id)
         if self._on_detection is not None:
             try:
                 outcome = self._on_detection(detection)

@@ -1,13 +1,14 @@
-"""The collector service: OTLP receiver → pipeline (graphs, rules) → store, as one unit.
+"""The collector service: OTLP receivers → pipeline (graphs, rules) → store, as one unit.
 
 Example:
     >>> import asyncio
     >>> from agentmesh.collector.store.memory_store import MemoryStore
-    >>> async def main() -> str:
-    ...     async with Collector(CollectorSettings.load(grpc_port=0), MemoryStore()) as collector:
-    ...         return collector.endpoint.rsplit(":", 1)[0]
+    >>> async def main() -> tuple[str, bool]:
+    ...     settings = CollectorSettings.load(grpc_port=0, http_port=0)
+    ...     async with Collector(settings, MemoryStore()) as collector:
+    ...         return collector.endpoint.rsplit(":", 1)[0], collector.http_port > 0
     >>> asyncio.run(main())
-    'http://127.0.0.1'
+    ('http://127.0.0.1', True)
 """
 
 from __future__ import annotations
@@ -22,11 +23,14 @@ from typing import Self
 from agentmesh.collector.detectors.base import Rule
 from agentmesh.collector.detectors.handoff_loop import HandoffLoopRule
 from agentmesh.collector.graph.builder import GraphBuilder
+from agentmesh.collector.hot_state import make_hot_state
 from agentmesh.collector.pipeline import DetectionListener, Pipeline
 from agentmesh.collector.receiver.grpc_server import OtlpGrpcReceiver
+from agentmesh.collector.receiver.http_server import OtlpHttpReceiver
+from agentmesh.collector.receiver.ingest import ReceiverStats
 from agentmesh.collector.settings import CollectorSettings
+from agentmesh.collector.store import make_store
 from agentmesh.collector.store.base import SpanStore
-from agentmesh.collector.store.duckdb_store import DuckDBStore
 from agentmesh.core.errors import CollectorError
 from agentmesh.core.log import get_logger
 
@@ -40,16 +44,21 @@ class CollectorStats:
     """Counters of a running collector.
 
     Attributes:
-        requests: OTLP export requests answered.
+        requests: OTLP export requests answered (gRPC and HTTP).
         spans_received: Spans accepted into the pipeline.
         spans_rejected: Spans rejected for invalid ids (OTLP partial success).
         spans_stored: Spans newly stored.
-        batches_rejected: Requests refused with ``UNAVAILABLE`` because the queue was full.
+        batches_rejected: Requests refused with ``UNAVAILABLE`` / 503 because the queue was full.
         batches_failed: Batches with a processing step that failed (logged).
         detections: New detections.
         queued_batches: Batches waiting in the pipeline now.
         live_traces: Run graphs held in memory.
         traces_evicted: Run graphs evicted to bound memory.
+        requests_refused: Requests refused: busy, malformed, too large or unauthenticated.
+        requests_unauthenticated: Requests refused for missing or wrong credentials.
+        attributes_dropped: Span attributes dropped by ``max_attributes_per_span``.
+        events_dropped: Span events dropped by ``max_events_per_span``.
+        values_truncated: Attribute values truncated or cut by the size and depth limits.
     """
 
     requests: int = 0
@@ -62,15 +71,24 @@ class CollectorStats:
     queued_batches: int = 0
     live_traces: int = 0
     traces_evicted: int = 0
+    requests_refused: int = 0
+    requests_unauthenticated: int = 0
+    attributes_dropped: int = 0
+    events_dropped: int = 0
+    values_truncated: int = 0
 
 
 class Collector:
     """Receives OTLP spans, rebuilds run graphs, detects failures and stores everything.
 
-    An async context manager: entering opens the store (a :class:`DuckDBStore` on
-    ``settings.duckdb_path`` unless ``store`` is given), starts the pipeline and then the
-    OTLP/gRPC receiver; leaving stops the receiver first, then drains the pipeline, then closes
-    the store it opened (a store passed in is left open for its owner).
+    An async context manager: entering opens the store (the backend ``settings.store`` names:
+    DuckDB on ``settings.duckdb_path`` by default, Postgres, or memory; unless ``store`` is
+    given) and, when ``settings.redis_url`` is set, the shared hot state (fail-open), starts
+    the pipeline and then the
+    OTLP/gRPC receiver and (unless ``settings.http_enabled`` is false) the OTLP/HTTP receiver,
+    both feeding the same pipeline; leaving stops the receivers first (HTTP, then gRPC), then
+    drains the pipeline, then closes the store it opened (a store passed in is left open for its
+    owner).
 
     Args:
         settings: Configuration; :meth:`CollectorSettings.load` by default.
@@ -92,9 +110,7 @@ class Collector:
     ) -> None:
         self._settings = settings if settings is not None else CollectorSettings.load()
         self._owns_store = store is None
-        self._store: SpanStore = (
-            store if store is not None else DuckDBStore(self._settings.duckdb_path)
-        )
+        self._store: SpanStore = store if store is not None else make_store(self._settings)
         self._rules: tuple[Rule, ...] = (
             tuple(rules)
             if rules is not None
@@ -108,6 +124,7 @@ class Collector:
         self._on_detection = on_detection
         self._pipeline: Pipeline | None = None
         self._receiver: OtlpGrpcReceiver | None = None
+        self._http_receiver: OtlpHttpReceiver | None = None
         self._stack: AsyncExitStack | None = None
         self._stop = asyncio.Event()
         self._used = False
@@ -133,12 +150,32 @@ class Collector:
         return self._running_receiver().endpoint
 
     @property
+    def http_port(self) -> int:
+        """The port the OTLP/HTTP receiver listens on (the one chosen when configured as 0).
+
+        Raises:
+            CollectorError: Not running, or HTTP is disabled.
+        """
+        return self._running_http_receiver().port
+
+    @property
+    def http_endpoint(self) -> str:
+        """The OTLP/HTTP base URL, for example ``http://127.0.0.1:4318`` (traces: ``/v1/traces``).
+
+        Raises:
+            CollectorError: Not running, or HTTP is disabled.
+        """
+        return self._running_http_receiver().endpoint
+
+    @property
     def stats(self) -> CollectorStats:
         """A snapshot of the counters (zeros before start)."""
         if self._pipeline is None or self._receiver is None:
             return CollectorStats()
         pipeline = self._pipeline.stats
         receiver = self._receiver.stats
+        if self._http_receiver is not None:
+            receiver = receiver + self._http_receiver.stats
         builder = self._pipeline.builder
         return CollectorStats(
             requests=receiver.requests,
@@ -151,7 +188,22 @@ class Collector:
             queued_batches=pipeline.queued_batches,
             live_traces=len(builder),
             traces_evicted=builder.evicted,
+            requests_refused=receiver.requests_refused,
+            requests_unauthenticated=receiver.requests_unauthenticated,
+            attributes_dropped=receiver.attributes_dropped,
+            events_dropped=receiver.events_dropped,
+            values_truncated=receiver.values_truncated,
         )
+
+    @property
+    def receiver_stats(self) -> ReceiverStats:
+        """Both receivers' counters, summed (zeros before start)."""
+        if self._receiver is None:
+            return ReceiverStats()
+        stats = self._receiver.stats
+        if self._http_receiver is not None:
+            stats = stats + self._http_receiver.stats
+        return stats
 
     async def __aenter__(self) -> Self:
         if self._used:
@@ -161,10 +213,12 @@ class Collector:
         stack = AsyncExitStack()
         try:
             if self._owns_store:
-                store = self._store
-                if isinstance(store, DuckDBStore):
-                    await store.open()
+                await self._store.open()
                 stack.push_async_callback(self._store.close)
+            hot = make_hot_state(settings)
+            if hot is not None:
+                await hot.open()
+                stack.push_async_callback(hot.close)
             pipeline = Pipeline(
                 self._store,
                 builder=GraphBuilder(max_traces=settings.max_live_traces),
@@ -172,16 +226,26 @@ class Collector:
                 max_batches=settings.queue_max_batches,
                 drain_timeout_seconds=settings.drain_timeout_seconds,
                 on_detection=self._on_detection,
+                hot_state=hot,
             )
             self._pipeline = await stack.enter_async_context(pipeline)
             self._receiver = await stack.enter_async_context(
                 OtlpGrpcReceiver(pipeline.offer, settings)
             )
+            if settings.http_enabled:
+                self._http_receiver = await stack.enter_async_context(
+                    OtlpHttpReceiver(pipeline.offer, settings)
+                )
         except BaseException:
             await stack.aclose()
             raise
         self._stack = stack
-        log.info("collector started", endpoint=self.endpoint, rules=[r.name for r in self._rules])
+        log.info(
+            "collector started",
+            endpoint=self.endpoint,
+            http_endpoint=self._http_receiver.endpoint if self._http_receiver else None,
+            rules=[r.name for r in self._rules],
+        )
         return self
 
     async def __aexit__(
@@ -193,7 +257,7 @@ class Collector:
         stack, self._stack = self._stack, None
         self._stop.set()
         if stack is not None:
-            await stack.aclose()  # receiver, then pipeline (drains), then store
+            await stack.aclose()  # HTTP, then gRPC receiver, then pipeline (drains), then store
             log.info("collector stopped", **asdict(self.stats))
 
     async def drain(self) -> None:
@@ -224,3 +288,10 @@ class Collector:
         if self._receiver is None or self._stack is None:
             raise CollectorError("the collector is not running")
         return self._receiver
+
+    def _running_http_receiver(self) -> OtlpHttpReceiver:
+        if self._receiver is None or self._stack is None:
+            raise CollectorError("the collector is not running")
+        if self._http_receiver is None:
+            raise CollectorError("the OTLP/HTTP receiver is disabled (http_enabled is false)")
+        return self._http_receiver

@@ -8,11 +8,12 @@ Example:
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import ClassVar
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from agentmesh.core.settings import AgentMeshSettings
 
@@ -44,16 +45,166 @@ class CollectorSettings(AgentMeshSettings):
         le=65535,
         description="TCP port of the OTLP/gRPC receiver; 0 picks any free port.",
     )
+    http_enabled: bool = Field(
+        default=True,
+        description="Whether to serve OTLP/HTTP (`POST /v1/traces`, protobuf or JSON, gzip).",
+    )
+    http_host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        max_length=255,
+        description="Interface the OTLP/HTTP receiver binds to (`0.0.0.0` for every one).",
+    )
+    http_port: int = Field(
+        default=4318,
+        ge=0,
+        le=65535,
+        description="TCP port of the OTLP/HTTP receiver; 0 picks any free port.",
+    )
     duckdb_path: Path = Field(
         default=Path("agentmesh.duckdb"),
         description="DuckDB file holding spans, graphs and detections (created if missing).",
+    )
+    store: Literal["duckdb", "postgres", "memory"] = Field(
+        default="duckdb",
+        description=(
+            "Where spans, graphs and detections go: the DuckDB file (`duckdb_path`), PostgreSQL "
+            "(`postgres_dsn`, for several collectors) or memory (tests and demos: lost on exit)."
+        ),
+    )
+    postgres_dsn: SecretStr = Field(
+        default=SecretStr("postgresql://agentmesh@127.0.0.1:5432/agentmesh"),
+        description=(
+            "PostgreSQL URL when `store` is `postgres` (default "
+            "`postgresql://agentmesh@127.0.0.1:5432/agentmesh`); give the password in "
+            "`PGPASSWORD` rather than in the URL."
+        ),
+    )
+    postgres_schema: str = Field(
+        default="public",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="Schema holding the collector's tables (created and migrated at start).",
+    )
+    postgres_pool_min_size: int = Field(
+        default=1,
+        ge=0,
+        le=1000,
+        description="PostgreSQL connections the pool keeps open.",
+    )
+    postgres_pool_max_size: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="Most PostgreSQL connections the pool opens.",
+    )
+    postgres_connect_timeout_seconds: float = Field(
+        default=10.0,
+        ge=0.1,
+        le=600.0,
+        description="Seconds to wait for PostgreSQL to accept a connection.",
+    )
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Redis URL (`redis://host:6379/0`) for the hot shared state: live run index, latest "
+            "state per run, detection pub/sub; off when unset."
+        ),
+    )
+    redis_prefix: str = Field(
+        default="agentmesh:",
+        min_length=1,
+        max_length=100,
+        description="Prefix of every Redis key and channel the collector uses.",
+    )
+    redis_finished_run_ttl_seconds: int = Field(
+        default=600,
+        ge=1,
+        le=30 * 86_400,
+        description="Seconds a finished run stays in the Redis live index and state.",
+    )
+    redis_idle_run_ttl_seconds: int = Field(
+        default=3600,
+        ge=1,
+        le=30 * 86_400,
+        description="Seconds an unfinished run with no new span stays in Redis.",
+    )
+    redis_timeout_seconds: float = Field(
+        default=1.0,
+        ge=0.01,
+        le=60.0,
+        description="Seconds a Redis connection or command may take before it counts as failed.",
     )
     max_receive_message_bytes: int = Field(
         default=16 * _MIB,
         ge=64 * 1024,
         le=1024 * _MIB,
-        description="Largest OTLP request accepted, in bytes; bigger ones are refused by gRPC.",
+        description=(
+            "Largest OTLP request accepted, in bytes: gRPC answers RESOURCE_EXHAUSTED, HTTP 413 "
+            "(checked on the compressed and on the decompressed body)."
+        ),
     )
+    retry_after_seconds: int = Field(
+        default=1,
+        ge=0,
+        le=3600,
+        description=(
+            "Delay exporters are asked to wait when the ingest queue is full: HTTP 503 "
+            "`Retry-After`, gRPC UNAVAILABLE with a `google.rpc.RetryInfo`."
+        ),
+    )
+    max_attributes_per_span: int = Field(
+        default=256,
+        ge=1,
+        le=100_000,
+        description="Attributes kept per span, event or resource; the rest are dropped (counted).",
+    )
+    max_events_per_span: int = Field(
+        default=128,
+        ge=0,
+        le=100_000,
+        description="Events kept per span (the first ones); the rest are dropped (counted).",
+    )
+    max_attribute_value_bytes: int = Field(
+        default=64 * 1024,
+        ge=64,
+        le=64 * _MIB,
+        description=(
+            "Longest attribute value in UTF-8 bytes; longer strings are truncated, longer "
+            "arrays lose their last items (counted)."
+        ),
+    )
+    max_attribute_depth: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        description=(
+            "Deepest nesting of arrays and maps in an attribute value; deeper parts become null "
+            "(counted)."
+        ),
+    )
+    auth_bearer_tokens: Annotated[list[SecretStr], NoDecode] = Field(
+        default=[],
+        description=(
+            "Accepted `Authorization: Bearer` tokens, comma-separated or a JSON list; with this "
+            "or `auth_api_keys` set, every OTLP request must carry one (off when both are empty)."
+        ),
+    )
+    auth_api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default=[],
+        description="Accepted `x-api-key` header values, comma-separated or a JSON list.",
+    )
+
+    @field_validator("auth_bearer_tokens", "auth_api_keys", mode="before")
+    @classmethod
+    def _split_secrets(cls, value: object) -> object:
+        """Read a comma-separated list or a JSON list of secrets from one variable."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
     queue_max_batches: int = Field(
         default=1024,
         ge=1,

@@ -76,6 +76,7 @@ __all__ = [
     "GEN_AI_REQUEST_MODEL",
     "GEN_AI_REQUEST_STREAM",
     "GEN_AI_REQUEST_TEMPERATURE",
+    "GEN_AI_REQUEST_TOP_K",
     "GEN_AI_REQUEST_TOP_P",
     "GEN_AI_RESPONSE_FINISH_REASONS",
     "GEN_AI_RESPONSE_ID",
@@ -533,6 +534,13 @@ AGENTMESH_ROUTE_REASON: Final = _attr(
 )
 
 # --- AgentMesh: providers and frameworks ---------------------------------------------------
+GEN_AI_REQUEST_TOP_K: Final = _attr(
+    "gen_ai.request.top_k",
+    "double",
+    "40.0",
+    "Top-k sampling bound asked for (Anthropic's top_k).",
+    origin="otel-genai",
+)
 AGENTMESH_UPSTREAM_PROVIDER: Final = _attr(
     "agentmesh.upstream.provider",
     "string",

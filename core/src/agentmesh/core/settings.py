@@ -8,10 +8,12 @@ pydantic's generic report.
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar, Literal, Self
 
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 from agentmesh.core.errors import ConfigError
 
@@ -57,6 +59,11 @@ class AgentMeshSettings(BaseSettings):
         return f"{prefix}{field}".upper()
 
     @classmethod
+    def _is_secret(cls, name: str) -> bool:
+        field = cls.model_fields.get(name)
+        return field is not None and "Secret" in repr(field.annotation)
+
+    @classmethod
     def load(cls, **overrides: object) -> Self:
         """Build the settings from the environment and ``overrides``.
 
@@ -68,15 +75,26 @@ class AgentMeshSettings(BaseSettings):
 
         Raises:
             ConfigError: A value is missing or wrong; the message names each variable at fault
-                and what it wants.
+                and what it wants (the value itself is masked for secret fields).
         """
         try:
             return cls(**overrides)  # pyright: ignore[reportArgumentType]
+        except SettingsError as exc:
+            # A complex value (list, dict) that is not valid JSON fails before validation.
+            match = re.search(r'field "([^"]+)"', str(exc))
+            name = match.group(1) if match else "?"
+            cause = exc.__cause__
+            reason = f": {cause}" if cause is not None and not cls._is_secret(name) else ""
+            raise ConfigError(
+                f"invalid configuration: {cls.env_var(name)}: expected a JSON value "
+                f"(a list or an object){reason}"
+            ) from exc
         except ValidationError as exc:
             problems: list[str] = []
             for err in exc.errors():
                 field = ".".join(str(part) for part in err["loc"]) or "?"
                 name = field.split(".", 1)[0]
                 where = name if name in overrides else cls.env_var(name)
-                problems.append(f"{where}={err.get('input')!r}: {err['msg']}")
+                shown = "'***'" if cls._is_secret(name) else repr(err.get("input"))
+                problems.append(f"{where}={shown}: {err['msg']}")
             raise ConfigError("invalid configuration: " + "; ".join(problems)) from exc

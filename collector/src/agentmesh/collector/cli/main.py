@@ -7,6 +7,11 @@ import sys
 
 from agentmesh.collector.cli.collector_cmd import add_collector_command
 from agentmesh.collector.cli.demo_cmd import add_demo_command
+from agentmesh.collector.cli.query_cmds import (
+    add_export_command,
+    add_graph_command,
+    add_runs_command,
+)
 from agentmesh.core import AgentMeshError
 
 __all__ = ["build_parser", "main"]
@@ -42,6 +47,29 @@ def build_parser() -> argparse.ArgumentParser:
                 "LangGraph supervisor app once cleanly and once with an injected handoff loop, "
                 "and show what the collector saw. No API key, no network."
             ),
+        )
+    )
+    add_runs_command(
+        commands.add_parser(
+            "runs",
+            help="list stored runs, newest first",
+            description="List the runs in the store with their agents, handoffs, cost and "
+            "detections. Reads the DuckDB file (stop the collector first: DuckDB allows one "
+            "writer) or Postgres.",
+        )
+    )
+    add_graph_command(
+        commands.add_parser(
+            "graph",
+            help="show one run's agent graph and detections",
+            description="Show a run's agents, handoffs, agent sequence and detections.",
+        )
+    )
+    add_export_command(
+        commands.add_parser(
+            "export",
+            help="export runs, agents, handoffs, spans and detections to Parquet, CSV or JSON",
+            description="Write one file per table (runs, agents, handoffs, spans, detections).",
         )
     )
     return parser

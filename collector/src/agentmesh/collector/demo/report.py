@@ -4,30 +4,11 @@ from __future__ import annotations
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
-from rich.tree import Tree
 
+from agentmesh.collector.cli.render import render_graph
 from agentmesh.collector.demo.runner import DemoReport, DemoRunReport
-from agentmesh.collector.store.base import StoredGraph
 
 __all__ = ["render_report"]
-
-
-def _sequence(graph: StoredGraph) -> str:
-    if not graph.handoffs:
-        return ", ".join(agent.name for agent in graph.agents) or "(no agents)"
-    parts = [graph.handoffs[0].source]
-    for edge in graph.handoffs:
-        parts.append(f"─{edge.kind}→ {edge.target}")
-    return " ".join(parts)
-
-
-def _edges(graph: StoredGraph) -> list[tuple[str, str, str, int]]:
-    counts: dict[tuple[str, str, str], int] = {}
-    for edge in graph.handoffs:
-        key = (edge.source, edge.target, edge.kind)
-        counts[key] = counts.get(key, 0) + 1
-    return [(s, t, k, n) for (s, t, k), n in counts.items()]
 
 
 def _render_run(console: Console, number: int, report: DemoRunReport) -> None:
@@ -43,38 +24,7 @@ def _render_run(console: Console, number: int, report: DemoRunReport) -> None:
         if app.errors.strip():
             console.print(escape(app.errors.strip()[-2000:]))
         return
-    run = graph.run
-    console.print(
-        f"trace {run.trace_id}  run {run.run_id}  workflow {run.workflow_name or '?'}  "
-        f"spans {run.span_count}  LLM calls {run.llm_calls}  "
-        f"tokens {run.input_tokens}/{run.output_tokens}  cost ${run.cost_usd:.6f}"
-    )
-    table = Table(title="agents", title_justify="left")
-    for column in ("agent", "invocations", "LLM calls", "tokens in", "tokens out", "cost USD"):
-        table.add_column(column, justify="left" if column == "agent" else "right")
-    for agent in graph.agents:
-        table.add_row(
-            agent.name,
-            str(agent.invocations),
-            str(agent.llm_calls),
-            str(agent.input_tokens),
-            str(agent.output_tokens),
-            f"{agent.cost_usd:.6f}",
-        )
-    console.print(table)
-    tree = Tree(f"handoffs ({len(graph.handoffs)})")
-    for source, target, kind, count in _edges(graph):
-        tree.add(escape(f"{source} → {target}  [{kind}] x {count}"))
-    console.print(tree)
-    console.print(escape(f"sequence: {_sequence(graph)}"), soft_wrap=True)
-    if report.detections:
-        for detection in report.detections:
-            console.print(
-                f"[bold red]DETECTION[/bold red] {detection.type} ({detection.severity}): "
-                f"{escape(detection.explanation)}"
-            )
-    else:
-        console.print("[green]no detection[/green]")
+    render_graph(console, graph, report.detections)
 
 
 def render_report(report: DemoReport, console: Console) -> None:

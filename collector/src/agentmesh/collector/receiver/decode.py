@@ -8,12 +8,16 @@ answer with an OTLP partial success.
 Attribute values of every ``AnyValue`` kind are kept: strings, booleans, integers and doubles as
 they are; arrays as lists (nested arrays and maps inside them as JSON strings); maps
 (``kvlist``) as a JSON string; bytes as lowercase hex.
+
+:class:`~agentmesh.collector.receiver.limits.DecodeLimits` bound each span: attributes and
+events past the limit are dropped, long values truncated and deep values cut, never the whole
+span; the counts come back in the :class:`DecodeResult` and in its message.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final, TypeAlias
 
@@ -30,6 +34,7 @@ from agentmesh.collector.model import (
     SpanRecord,
     StatusCode,
 )
+from agentmesh.collector.receiver.limits import DecodeLimits
 from agentmesh.core.errors import ReceiverError
 
 __all__ = ["DecodeResult", "count_spans", "decode_request"]
@@ -38,6 +43,8 @@ _TRACE_ID_BYTES: Final = 16
 _SPAN_ID_BYTES: Final = 8
 _MAX_NS: Final = 2**63 - 1
 _MAX_REASONS: Final = 3
+_NUMBER_BYTES: Final = 8
+_DEFAULT_LIMITS: Final = DecodeLimits()
 
 _KINDS: Final[dict[int, SpanKind]] = {
     Span.SPAN_KIND_UNSPECIFIED: "unspecified",
@@ -63,12 +70,20 @@ class DecodeResult:
     Attributes:
         spans: The valid spans, in request order.
         rejected: How many spans were rejected.
-        error_message: Why, for the OTLP partial-success answer (empty when none was rejected).
+        error_message: For the OTLP partial-success answer: why spans were rejected and which
+            limits were applied (empty when nothing was rejected or changed).
+        attributes_dropped: Attributes dropped past ``max_attributes``.
+        events_dropped: Events dropped past ``max_events``.
+        values_truncated: Attribute values truncated past ``max_value_bytes`` or cut past
+            ``max_depth``.
     """
 
     spans: list[SpanRecord] = field(default_factory=lambda: [])
     rejected: int = 0
     error_message: str = ""
+    attributes_dropped: int = 0
+    events_dropped: int = 0
+    values_truncated: int = 0
 
 
 def count_spans(request: ExportTraceServiceRequest) -> int:
@@ -83,14 +98,22 @@ def count_spans(request: ExportTraceServiceRequest) -> int:
     return sum(len(scope.spans) for rs in request.resource_spans for scope in rs.scope_spans)
 
 
-def decode_request(request: ExportTraceServiceRequest) -> DecodeResult:
+def decode_request(
+    request: ExportTraceServiceRequest,
+    limits: DecodeLimits = _DEFAULT_LIMITS,
+    *,
+    rejected: Sequence[str] = (),
+) -> DecodeResult:
     """Decode every span of an OTLP trace export request.
 
     Args:
         request: The OTLP request.
+        limits: Bounds on attributes, events and values per span.
+        rejected: One reason per span the caller already removed from the request (the OTLP/JSON
+            reader does so for ids that are not hex); they are counted and reported too.
 
     Returns:
-        The valid spans, and the count and reasons of the rejected ones.
+        The valid spans, the count and reasons of the rejected ones, and what the limits changed.
 
     Raises:
         ReceiverError: The request as a whole could not be decoded.
@@ -107,60 +130,206 @@ def decode_request(request: ExportTraceServiceRequest) -> DecodeResult:
         (['ok'], 1)
     """
     try:
-        return _decode(request)
+        return _Decoder(limits).decode(request, list(rejected))
     except (ValueError, TypeError, RecursionError) as exc:
         raise ReceiverError(f"could not decode the OTLP request: {exc}") from exc
 
 
-def _decode(request: ExportTraceServiceRequest) -> DecodeResult:
-    spans: list[SpanRecord] = []
-    rejected = 0
-    reasons: list[str] = []
-    for resource_spans in request.resource_spans:
-        resource = _attributes(resource_spans.resource.attributes)
-        service = resource.get(SERVICE_NAME)
-        service_name = service if isinstance(service, str) else None
-        for scope_spans in resource_spans.scope_spans:
-            scope_name = scope_spans.scope.name
-            for span in scope_spans.spans:
-                problem = _id_problem(span)
-                if problem is not None:
-                    rejected += 1
-                    if len(reasons) < _MAX_REASONS:
-                        reasons.append(f"span {span.name!r}: {problem}")
-                    continue
-                parent = span.parent_span_id
-                spans.append(
-                    SpanRecord(
-                        trace_id=span.trace_id.hex(),
-                        span_id=span.span_id.hex(),
-                        parent_span_id=parent.hex() if parent and any(parent) else None,
-                        name=span.name,
-                        kind=_KINDS.get(span.kind, "unspecified"),
-                        start_ns=min(span.start_time_unix_nano, _MAX_NS),
-                        end_ns=min(span.end_time_unix_nano, _MAX_NS),
-                        status_code=_STATUSES.get(span.status.code, "unset"),
-                        status_message=span.status.message,
-                        attributes=_attributes(span.attributes),
-                        events=tuple(
-                            SpanEventRecord(
-                                name=event.name,
-                                time_ns=min(event.time_unix_nano, _MAX_NS),
-                                attributes=_attributes(event.attributes),
-                            )
-                            for event in span.events
-                        ),
-                        resource_attributes=resource,
-                        scope_name=scope_name,
-                        service_name=service_name,
+class _Decoder:
+    """One request's decoding: the limits in fast local form and the counts of what they did."""
+
+    __slots__ = (
+        "attributes_dropped",
+        "events_dropped",
+        "limits",
+        "max_attributes",
+        "max_bytes",
+        "max_depth",
+        "max_events",
+        "safe_chars",
+        "values_truncated",
+    )
+
+    def __init__(self, limits: DecodeLimits) -> None:
+        self.limits = limits
+        self.max_attributes = limits.max_attributes
+        self.max_events = limits.max_events
+        self.max_bytes = limits.max_value_bytes
+        self.safe_chars = limits.max_value_bytes // 4  # no UTF-8 character takes more than 4
+        self.max_depth = limits.max_depth
+        self.attributes_dropped = 0
+        self.events_dropped = 0
+        self.values_truncated = 0
+
+    def decode(self, request: ExportTraceServiceRequest, reasons: list[str]) -> DecodeResult:
+        spans: list[SpanRecord] = []
+        rejected = len(reasons)
+        del reasons[_MAX_REASONS:]
+        attributes = self.attributes
+        max_events = self.max_events
+        for resource_spans in request.resource_spans:
+            resource = attributes(resource_spans.resource.attributes)
+            service = resource.get(SERVICE_NAME)
+            service_name = service if isinstance(service, str) else None
+            for scope_spans in resource_spans.scope_spans:
+                scope_name = scope_spans.scope.name
+                for span in scope_spans.spans:
+                    problem = _id_problem(span)
+                    if problem is not None:
+                        rejected += 1
+                        if len(reasons) < _MAX_REASONS:
+                            reasons.append(f"span {span.name!r}: {problem}")
+                        continue
+                    parent = span.parent_span_id
+                    events = span.events
+                    if len(events) > max_events:
+                        self.events_dropped += len(events) - max_events
+                        events = events[:max_events]
+                    spans.append(
+                        SpanRecord(
+                            trace_id=span.trace_id.hex(),
+                            span_id=span.span_id.hex(),
+                            parent_span_id=parent.hex() if parent and any(parent) else None,
+                            name=span.name,
+                            kind=_KINDS.get(span.kind, "unspecified"),
+                            start_ns=min(span.start_time_unix_nano, _MAX_NS),
+                            end_ns=min(span.end_time_unix_nano, _MAX_NS),
+                            status_code=_STATUSES.get(span.status.code, "unset"),
+                            status_message=span.status.message,
+                            attributes=attributes(span.attributes),
+                            events=tuple(
+                                SpanEventRecord(
+                                    name=event.name,
+                                    time_ns=min(event.time_unix_nano, _MAX_NS),
+                                    attributes=attributes(event.attributes),
+                                )
+                                for event in events
+                            ),
+                            resource_attributes=resource,
+                            scope_name=scope_name,
+                            service_name=service_name,
+                        )
                     )
-                )
-    message = ""
-    if rejected:
-        message = f"rejected {rejected} span(s) with invalid ids: " + "; ".join(reasons)
-        if rejected > len(reasons):
-            message += "; …"
-    return DecodeResult(spans=spans, rejected=rejected, error_message=message)
+        return DecodeResult(
+            spans=spans,
+            rejected=rejected,
+            error_message=self.message(rejected, reasons),
+            attributes_dropped=self.attributes_dropped,
+            events_dropped=self.events_dropped,
+            values_truncated=self.values_truncated,
+        )
+
+    def message(self, rejected: int, reasons: list[str]) -> str:
+        parts: list[str] = []
+        if rejected:
+            text = f"rejected {rejected} span(s) with invalid ids: " + "; ".join(reasons)
+            parts.append(text + ("; …" if rejected > len(reasons) else ""))
+        limits = self.limits
+        applied: list[str] = []
+        if self.attributes_dropped:
+            applied.append(
+                f"dropped {self.attributes_dropped} attribute(s) past the limit of "
+                f"{limits.max_attributes} per span, event or resource"
+            )
+        if self.events_dropped:
+            applied.append(
+                f"dropped {self.events_dropped} event(s) past the limit of "
+                f"{limits.max_events} per span"
+            )
+        if self.values_truncated:
+            applied.append(
+                f"truncated {self.values_truncated} attribute value(s) longer than "
+                f"{limits.max_value_bytes} bytes or nested deeper than {limits.max_depth} levels"
+            )
+        if applied:
+            parts.append("spans kept but shortened: " + "; ".join(applied))
+        return ". ".join(parts)
+
+    def attributes(self, pairs: Sequence[KeyValue]) -> dict[str, AttributeValue]:
+        if len(pairs) > self.max_attributes:
+            self.attributes_dropped += len(pairs) - self.max_attributes
+            pairs = pairs[: self.max_attributes]
+        result: dict[str, AttributeValue] = {}
+        value_of = self.value
+        for pair in pairs:
+            value = value_of(pair.value)
+            if value is not None:
+                result[pair.key] = value
+        return result
+
+    def value(self, value: AnyValue) -> AttributeValue | None:
+        kind = value.WhichOneof("value")
+        if kind == "string_value":
+            text = value.string_value
+            return text if len(text) <= self.safe_chars else self.fit(text)
+        if kind == "bool_value":
+            return value.bool_value
+        if kind == "int_value":
+            return value.int_value
+        if kind == "double_value":
+            return value.double_value
+        if kind == "bytes_value":
+            raw = value.bytes_value
+            if len(raw) * 2 > self.max_bytes:
+                self.values_truncated += 1
+                raw = raw[: self.max_bytes // 2]
+            return raw.hex()
+        if kind == "array_value":
+            return self.array(value.array_value.values)
+        if kind == "kvlist_value":
+            return self.fit(_dumps(self.json(value, 1)))
+        return None  # empty, or a profiling-only string index
+
+    def fit(self, text: str) -> str:
+        """Truncate ``text`` to ``max_bytes`` of UTF-8 without splitting a character."""
+        if len(text) <= self.safe_chars:
+            return text
+        encoded = text.encode("utf-8", "surrogatepass")
+        if len(encoded) <= self.max_bytes:
+            return text
+        self.values_truncated += 1
+        return encoded[: self.max_bytes].decode("utf-8", "ignore")
+
+    def array(self, values: Sequence[AnyValue]) -> list[AttributeScalar]:
+        items: list[AttributeScalar] = []
+        budget = self.max_bytes
+        for item in values:
+            scalar = self.scalar(item)
+            if scalar is None:
+                continue
+            if isinstance(scalar, str):
+                budget -= len(scalar) if scalar.isascii() else len(scalar.encode("utf-8"))
+            else:
+                budget -= _NUMBER_BYTES
+            if budget < 0:
+                self.values_truncated += 1
+                break
+            items.append(scalar)
+        return items
+
+    def scalar(self, value: AnyValue) -> AttributeScalar | None:
+        kind = value.WhichOneof("value")
+        if kind == "array_value" or kind == "kvlist_value":
+            return self.fit(_dumps(self.json(value, 2)))
+        nested = self.value(value)
+        return nested if not isinstance(nested, list) else None
+
+    def json(self, value: AnyValue, depth: int) -> _Json:
+        kind = value.WhichOneof("value")
+        if kind == "array_value":
+            if depth > self.max_depth:
+                self.values_truncated += 1
+                return None
+            return [self.json(item, depth + 1) for item in value.array_value.values]
+        if kind == "kvlist_value":
+            if depth > self.max_depth:
+                self.values_truncated += 1
+                return None
+            return {
+                pair.key: self.json(pair.value, depth + 1) for pair in value.kvlist_value.values
+            }
+        nested = self.value(value)
+        return None if isinstance(nested, list) else nested
 
 
 def _id_problem(span: Span) -> str | None:
@@ -174,57 +343,6 @@ def _id_problem(span: Span) -> str | None:
     if parent and len(parent) != _SPAN_ID_BYTES:
         return f"parent_span_id has {len(parent)} bytes, expected 0 or {_SPAN_ID_BYTES}"
     return None
-
-
-def _attributes(pairs: Iterable[KeyValue]) -> dict[str, AttributeValue]:
-    result: dict[str, AttributeValue] = {}
-    for pair in pairs:
-        value = _value(pair.value)
-        if value is not None:
-            result[pair.key] = value
-    return result
-
-
-def _value(value: AnyValue) -> AttributeValue | None:
-    kind = value.WhichOneof("value")
-    if kind == "string_value":
-        return value.string_value
-    if kind == "bool_value":
-        return value.bool_value
-    if kind == "int_value":
-        return value.int_value
-    if kind == "double_value":
-        return value.double_value
-    if kind == "bytes_value":
-        return value.bytes_value.hex()
-    if kind == "array_value":
-        items: list[AttributeScalar] = []
-        for item in value.array_value.values:
-            scalar = _scalar(item)
-            if scalar is not None:
-                items.append(scalar)
-        return items
-    if kind == "kvlist_value":
-        return _dumps(_json(value))
-    return None  # empty, or a profiling-only string index
-
-
-def _scalar(value: AnyValue) -> AttributeScalar | None:
-    kind = value.WhichOneof("value")
-    if kind in ("array_value", "kvlist_value"):
-        return _dumps(_json(value))
-    nested = _value(value)
-    return nested if not isinstance(nested, list) else None
-
-
-def _json(value: AnyValue) -> _Json:
-    kind = value.WhichOneof("value")
-    if kind == "array_value":
-        return [_json(item) for item in value.array_value.values]
-    if kind == "kvlist_value":
-        return {pair.key: _json(pair.value) for pair in value.kvlist_value.values}
-    nested = _value(value)
-    return None if isinstance(nested, list) else nested
 
 
 def _dumps(value: _Json) -> str:

@@ -5,20 +5,18 @@ It knows nothing of storage: each decoded batch goes to an injected :class:`Span
 answer follows the OTLP specification:
 
 - all spans accepted: an empty success;
-- some spans had invalid ids: success with ``partial_success.rejected_spans`` and a message;
-- the sink refused the batch (its queue is full): ``UNAVAILABLE``, which OTLP exporters retry
-  with backoff;
+- some spans had invalid ids, or limits shortened some: success with ``partial_success``
+  (``rejected_spans`` and a message in plain words);
+- the sink refused the batch (its queue is full): ``UNAVAILABLE`` with a ``google.rpc.RetryInfo``
+  (``settings.retry_after_seconds``), which OTLP exporters retry after that delay;
+- missing or wrong credentials (when auth is configured): ``UNAUTHENTICATED``;
 - the request could not be decoded at all: ``INVALID_ARGUMENT`` (not retried).
 """
 
 from __future__ import annotations
 
-import asyncio
-import inspect
-from collections.abc import Awaitable
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Final, Protocol, Self
+from typing import NoReturn, Self
 
 import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -30,8 +28,15 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import (
     add_TraceServiceServicer_to_server,  # pyright: ignore[reportUnknownVariableType]
 )
 
-from agentmesh.collector.model import SpanRecord
-from agentmesh.collector.receiver.decode import DecodeResult, count_spans, decode_request
+from agentmesh.collector.receiver.auth import Authenticator
+from agentmesh.collector.receiver.ingest import (
+    Ingestor,
+    ReceiverBusyError,
+    ReceiverStats,
+    SpanSink,
+)
+from agentmesh.collector.receiver.limits import DecodeLimits
+from agentmesh.collector.receiver.retry_info import retry_trailers
 from agentmesh.collector.settings import CollectorSettings
 from agentmesh.core.errors import ReceiverError
 from agentmesh.core.log import get_logger
@@ -40,49 +45,7 @@ __all__ = ["OtlpGrpcReceiver", "ReceiverStats", "SpanSink"]
 
 log = get_logger(__name__)
 
-_INLINE_DECODE_MAX_SPANS: Final = 2000
-"""Requests with more spans are decoded in a worker thread (in one pass) to keep the loop free."""
-
-_QUEUE_FULL: Final = "the AgentMesh collector is busy (ingest queue full); retry later"
-_SINK_FAILED: Final = "the AgentMesh collector could not accept the spans; retry later"
-
 _Context = grpc.aio.ServicerContext[ExportTraceServiceRequest, ExportTraceServiceResponse]
-
-
-class SpanSink(Protocol):
-    """Where the receiver hands each decoded batch.
-
-    A plain function or an ``async`` one; it returns ``True`` when the batch was accepted and
-    ``False`` when it cannot take it now (the receiver then answers ``UNAVAILABLE``).
-    """
-
-    def __call__(self, spans: list[SpanRecord], /) -> bool | Awaitable[bool]:
-        """Accept a batch of spans.
-
-        Args:
-            spans: The decoded spans of one request (never empty).
-
-        Returns:
-            Whether the batch was accepted, or an awaitable of it.
-        """
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class ReceiverStats:
-    """Counters of a receiver since it started.
-
-    Attributes:
-        requests: Export requests answered.
-        spans_accepted: Spans handed to the sink and accepted.
-        spans_rejected: Spans rejected for invalid ids (reported as partial success).
-        requests_refused: Requests answered ``UNAVAILABLE`` or ``INVALID_ARGUMENT``.
-    """
-
-    requests: int = 0
-    spans_accepted: int = 0
-    spans_rejected: int = 0
-    requests_refused: int = 0
 
 
 class _TraceService(TraceServiceServicer):
@@ -114,7 +77,7 @@ class OtlpGrpcReceiver:
 
     Args:
         sink: Receives each decoded batch.
-        settings: Host, port, message size limit and grace period; defaults to
+        settings: Host, port, limits, auth and grace period; defaults to
             :meth:`CollectorSettings.load`.
 
     Example:
@@ -128,14 +91,11 @@ class OtlpGrpcReceiver:
     """
 
     def __init__(self, sink: SpanSink, settings: CollectorSettings | None = None) -> None:
-        self._sink = sink
         self._settings = settings if settings is not None else CollectorSettings.load()
+        self._ingestor = Ingestor(sink, DecodeLimits.from_settings(self._settings))
+        self._auth = Authenticator.from_settings(self._settings)
         self._server: grpc.aio.Server | None = None
         self._port = 0
-        self._requests = 0
-        self._spans_accepted = 0
-        self._spans_rejected = 0
-        self._requests_refused = 0
 
     @property
     def host(self) -> str:
@@ -156,17 +116,12 @@ class OtlpGrpcReceiver:
     @property
     def endpoint(self) -> str:
         """The URL exporters use, for example ``http://127.0.0.1:4317``."""
-        return f"http://{_hostport(self.host, self.port)}"
+        return f"http://{hostport(self.host, self.port)}"
 
     @property
     def stats(self) -> ReceiverStats:
         """A snapshot of the receiver's counters."""
-        return ReceiverStats(
-            requests=self._requests,
-            spans_accepted=self._spans_accepted,
-            spans_rejected=self._spans_rejected,
-            requests_refused=self._requests_refused,
-        )
+        return self._ingestor.stats
 
     async def start(self) -> None:
         """Bind and start the gRPC server.
@@ -185,7 +140,7 @@ class OtlpGrpcReceiver:
             ]
         )
         add_TraceServiceServicer_to_server(_TraceService(self), server)
-        address = _hostport(settings.grpc_host, settings.grpc_port)
+        address = hostport(settings.grpc_host, settings.grpc_port)
         try:
             port = server.add_insecure_port(address)
         except RuntimeError as exc:
@@ -195,7 +150,7 @@ class OtlpGrpcReceiver:
         await server.start()
         self._server = server
         self._port = port
-        log.info("otlp grpc receiver started", endpoint=self.endpoint)
+        log.info("otlp grpc receiver started", endpoint=self.endpoint, auth=self._auth.enabled)
 
     async def stop(self) -> None:
         """Stop accepting requests and let in-flight ones finish within the grace period."""
@@ -220,7 +175,7 @@ class OtlpGrpcReceiver:
     async def handle(
         self, request: ExportTraceServiceRequest, context: _Context
     ) -> ExportTraceServiceResponse:
-        """Decode a request, hand its spans to the sink and build the OTLP answer.
+        """Check credentials, decode a request, hand its spans to the sink, build the answer.
 
         Args:
             request: The export request.
@@ -229,44 +184,53 @@ class OtlpGrpcReceiver:
         Returns:
             The OTLP response.
         """
-        self._requests += 1
+        if self._auth.enabled:
+            problem = self._auth.check(*_credentials(context))
+            if problem is not None:
+                self._ingestor.refused(unauthenticated=True)
+                log.info("otlp grpc request unauthenticated", peer=context.peer())
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, problem)
         try:
-            result = await _decode(request)
+            result = await self._ingestor.ingest(request)
+        except ReceiverBusyError as exc:
+            await self._abort_busy(context, str(exc))
         except ReceiverError as exc:
-            self._requests_refused += 1
-            log.warning("otlp request refused", reason=str(exc))
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        if result.spans:
-            try:
-                verdict = self._sink(result.spans)
-                accepted = await verdict if inspect.isawaitable(verdict) else verdict
-            except Exception:
-                self._requests_refused += 1
-                log.exception("span sink failed", spans=len(result.spans))
-                await context.abort(grpc.StatusCode.UNAVAILABLE, _SINK_FAILED)
-            if not accepted:
-                self._requests_refused += 1
-                log.debug("otlp request refused, queue full", spans=len(result.spans))
-                await context.abort(grpc.StatusCode.UNAVAILABLE, _QUEUE_FULL)
-            self._spans_accepted += len(result.spans)
         response = ExportTraceServiceResponse()
-        if result.rejected:
-            self._spans_rejected += result.rejected
-            log.warning(
-                "otlp spans rejected", rejected=result.rejected, reason=result.error_message
-            )
+        if result.error_message:
             response.partial_success.rejected_spans = result.rejected
             response.partial_success.error_message = result.error_message
         return response
 
+    async def _abort_busy(self, context: _Context, message: str) -> NoReturn:
+        code = grpc.StatusCode.UNAVAILABLE
+        delay = self._settings.retry_after_seconds
+        await context.abort(code, message, trailing_metadata=retry_trailers(code, message, delay))
 
-async def _decode(request: ExportTraceServiceRequest) -> DecodeResult:
-    if count_spans(request) > _INLINE_DECODE_MAX_SPANS:
-        return await asyncio.to_thread(decode_request, request)
-    return decode_request(request)
+
+def _credentials(context: _Context) -> tuple[str | None, str | None]:
+    authorization: str | None = None
+    api_key: str | None = None
+    for key, value in context.invocation_metadata() or ():
+        if isinstance(value, bytes):
+            continue
+        if key == "authorization":
+            authorization = value
+        elif key == "x-api-key":
+            api_key = value
+    return authorization, api_key
 
 
-def _hostport(host: str, port: int) -> str:
+def hostport(host: str, port: int) -> str:
+    """Join a host and a port, bracketing an IPv6 address.
+
+    Args:
+        host: Host name or address.
+        port: TCP port.
+
+    Returns:
+        ``host:port`` or ``[v6]:port``.
+    """
     if ":" in host and not host.startswith("["):
         return f"[{host}]:{port}"
     return f"{host}:{port}"

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol, Self
 
 from agentmesh.collector.detection import Detection
 from agentmesh.collector.graph.run_graph import AgentNode, HandoffEdge, RunGraph
 from agentmesh.collector.model import SpanRecord
 
-__all__ = ["RunSummary", "SpanStore", "StoredGraph"]
+__all__ = ["CostGroup", "CostRow", "RunSummary", "SpanStore", "StoredGraph"]
+
+CostGroup = Literal["agent", "model"]
+"""What :meth:`SpanStore.costs` groups LLM calls by."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +75,43 @@ class StoredGraph:
     handoffs: list[HandoffEdge]
 
 
+@dataclass(frozen=True, slots=True)
+class CostRow:
+    """LLM usage of one agent or one model over a time window, as :meth:`SpanStore.costs` sums it.
+
+    Attributes:
+        key: The agent's name, or the model (``gen_ai.response.model``, else
+            ``gen_ai.request.model``); ``None`` for calls whose model was not recorded.
+        llm_calls: LLM calls.
+        input_tokens: Their input tokens.
+        output_tokens: Their output tokens.
+        cost_usd: Their cost in US dollars.
+    """
+
+    key: str | None
+    llm_calls: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+
 class SpanStore(Protocol):
     """Async storage of spans, run graphs and detections.
 
     Methods raise :class:`~agentmesh.core.errors.StoreError` when the backend fails or the store
-    is closed.
+    is closed. Time windows are half-open, ``since_ns <= start < until_ns``, on the run's start
+    (its earliest span); a bound left ``None`` is open.
     """
+
+    async def open(self) -> Self:
+        """Connect (and create or migrate the schema) now rather than on first use.
+
+        Opening an open store does nothing.
+
+        Returns:
+            The store.
+        """
+        ...
 
     async def write_spans(self, spans: Sequence[SpanRecord]) -> int:
         """Store spans; spans already stored (same trace and span id) are skipped.
@@ -128,14 +162,43 @@ class SpanStore(Protocol):
         """
         ...
 
-    async def runs(self, limit: int | None = None) -> list[RunSummary]:
+    async def runs(
+        self,
+        limit: int | None = None,
+        *,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+    ) -> list[RunSummary]:
         """List runs, latest start first.
 
         Args:
             limit: Most runs returned; all when ``None``.
+            since_ns: Only runs that started at or after this time.
+            until_ns: Only runs that started before this time.
 
         Returns:
             The run summaries.
+        """
+        ...
+
+    async def costs(
+        self,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+        group_by: CostGroup = "agent",
+    ) -> list[CostRow]:
+        """Sum the LLM calls of the runs that started in a time window, by agent or by model.
+
+        By agent, the sums come from the stored graphs (calls outside any agent are left out);
+        by model, from the stored ``chat`` spans of those runs.
+
+        Args:
+            since_ns: Only runs that started at or after this time.
+            until_ns: Only runs that started before this time.
+            group_by: ``agent`` or ``model``.
+
+        Returns:
+            One row per agent or model, highest cost first (then by key, unknown model last).
         """
         ...
 

@@ -1,18 +1,25 @@
-"""The DuckDB schema of the collector (version 1).
+"""The DuckDB schema of the collector (version 2), and the in-place upgrades to it.
 
-Tables: ``spans`` (one row per span; attributes, events and resource attributes as JSON text),
-``runs`` (one row per trace's graph), ``agents`` and ``handoffs`` (the graph's rows, replaced
-as a whole on each graph write), ``detections`` (one row per detection id) and
-``schema_version``. Primary keys make re-delivery idempotent.
+Tables: ``spans`` (one row per span; attributes, events and resource attributes as JSON text;
+model, tokens and cost of LLM calls as columns since version 2), ``runs`` (one row per trace's
+graph), ``agents`` and ``handoffs`` (the graph's rows, replaced as a whole on each graph write),
+``detections`` (one row per detection id) and ``schema_version``. Primary keys make re-delivery
+idempotent.
+
+A file written by an older version is upgraded when it is opened: :data:`UPGRADES` maps each
+version to the statements that bring it to the next one (additive: new nullable columns,
+filled from the data already stored).
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION"]
+from agentmesh.core import semconv
 
-SCHEMA_VERSION: Final = 1
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "UPGRADES"]
+
+SCHEMA_VERSION: Final = 2
 """Version written to ``schema_version`` by this code."""
 
 SCHEMA: Final[tuple[str, ...]] = (
@@ -39,6 +46,10 @@ SCHEMA: Final[tuple[str, ...]] = (
         attributes VARCHAR NOT NULL,
         events VARCHAR NOT NULL,
         resource VARCHAR NOT NULL,
+        model VARCHAR,
+        input_tokens BIGINT,
+        output_tokens BIGINT,
+        cost_usd DOUBLE,
         PRIMARY KEY (trace_id, span_id)
     )
     """,
@@ -102,3 +113,33 @@ SCHEMA: Final[tuple[str, ...]] = (
     """,
 )
 """Statements creating the schema (each safe to run again)."""
+
+
+def _json_path(name: str) -> str:
+    return f"'$.\"{name}\"'"
+
+
+_BACKFILL_USAGE: Final = f"""
+    UPDATE spans SET
+        model = coalesce(
+            json_extract_string(attributes, {_json_path(semconv.GEN_AI_RESPONSE_MODEL)}),
+            json_extract_string(attributes, {_json_path(semconv.GEN_AI_REQUEST_MODEL)})),
+        input_tokens = coalesce(TRY_CAST(json_extract(attributes,
+            {_json_path(semconv.GEN_AI_USAGE_INPUT_TOKENS)}) AS BIGINT), 0),
+        output_tokens = coalesce(TRY_CAST(json_extract(attributes,
+            {_json_path(semconv.GEN_AI_USAGE_OUTPUT_TOKENS)}) AS BIGINT), 0),
+        cost_usd = coalesce(TRY_CAST(json_extract(attributes,
+            {_json_path(semconv.AGENTMESH_COST_USD)}) AS DOUBLE), 0.0)
+    WHERE operation = '{semconv.Operation.CHAT}'
+"""  # noqa: S608 - built from constants only
+
+UPGRADES: Final[dict[int, tuple[str, ...]]] = {
+    1: (
+        "ALTER TABLE spans ADD COLUMN IF NOT EXISTS model VARCHAR",
+        "ALTER TABLE spans ADD COLUMN IF NOT EXISTS input_tokens BIGINT",
+        "ALTER TABLE spans ADD COLUMN IF NOT EXISTS output_tokens BIGINT",
+        "ALTER TABLE spans ADD COLUMN IF NOT EXISTS cost_usd DOUBLE",
+        _BACKFILL_USAGE,
+    ),
+}
+"""Statements upgrading a file from a version (the key) to the next one."""

@@ -21,7 +21,7 @@ import duckdb
 from agentmesh.collector.detection import Detection, Severity
 from agentmesh.collector.graph.run_graph import AgentNode, HandoffEdge, RunGraph
 from agentmesh.collector.model import SpanKind, SpanRecord, StatusCode
-from agentmesh.collector.store.base import RunSummary, StoredGraph
+from agentmesh.collector.store.base import CostGroup, CostRow, RunSummary, StoredGraph
 from agentmesh.collector.store.codec import (
     attributes_from_json,
     attributes_to_json,
@@ -30,7 +30,14 @@ from agentmesh.collector.store.codec import (
     events_from_json,
     events_to_json,
 )
-from agentmesh.collector.store.duckdb_schema import SCHEMA, SCHEMA_VERSION
+from agentmesh.collector.store.duckdb_schema import SCHEMA, SCHEMA_VERSION, UPGRADES
+from agentmesh.collector.store.usage import (
+    ChatUsage,
+    chat_usage,
+    check_group_by,
+    check_limit,
+    sort_cost_rows,
+)
 from agentmesh.core import semconv
 from agentmesh.core.errors import StoreError
 
@@ -44,13 +51,14 @@ _MEMORY: Final = ":memory:"
 _INSERT_SPANS: Final = """
     INSERT INTO spans (trace_id, span_id, parent_span_id, name, kind, start_ns, end_ns,
         status_code, status_message, operation, run_id, service_name, scope_name, attributes,
-        events, resource)
+        events, resource, model, input_tokens, output_tokens, cost_usd)
     SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]),
            unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::BIGINT[]),
            unnest(?::BIGINT[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]),
            unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]),
            unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]),
-           unnest(?::VARCHAR[])
+           unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::BIGINT[]),
+           unnest(?::BIGINT[]), unnest(?::DOUBLE[])
     ON CONFLICT DO NOTHING
 """
 _SELECT_SPANS: Final = """
@@ -85,6 +93,21 @@ _RUN_SUMMARY: Final = """
         (SELECT count(*) FROM detections d WHERE d.trace_id = r.trace_id)
     FROM runs r
 """
+_COSTS_BY_AGENT: Final = """
+    SELECT a.name, sum(a.llm_calls), sum(a.input_tokens), sum(a.output_tokens), sum(a.cost_usd)
+    FROM agents a JOIN runs r ON r.trace_id = a.trace_id
+    WHERE ($since::BIGINT IS NULL OR r.start_ns >= $since)
+      AND ($until::BIGINT IS NULL OR r.start_ns < $until)
+    GROUP BY a.name
+"""
+_COSTS_BY_MODEL: Final = f"""
+    SELECT s.model, count(*), sum(s.input_tokens), sum(s.output_tokens), sum(s.cost_usd)
+    FROM spans s JOIN runs r ON r.trace_id = s.trace_id
+    WHERE s.operation = '{semconv.Operation.CHAT}'
+      AND ($since::BIGINT IS NULL OR r.start_ns >= $since)
+      AND ($until::BIGINT IS NULL OR r.start_ns < $until)
+    GROUP BY s.model
+"""  # noqa: S608 - built from constants only
 _SELECT_DETECTIONS: Final = """
     SELECT id, type, severity, trace_id, run_id, agent, span_ids, explanation, detected_at_ns,
         details
@@ -219,11 +242,19 @@ class DuckDBStore:
         rows = await self._call(lambda con: _fetch(con, _SELECT_SPANS, [trace_id]))
         return [_span(row) for row in rows]
 
-    async def runs(self, limit: int | None = None) -> list[RunSummary]:
+    async def runs(
+        self,
+        limit: int | None = None,
+        *,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+    ) -> list[RunSummary]:
         """List runs, latest start first.
 
         Args:
             limit: Most runs returned; all when ``None``.
+            since_ns: Only runs that started at or after this time.
+            until_ns: Only runs that started before this time.
 
         Returns:
             The run summaries.
@@ -231,15 +262,54 @@ class DuckDBStore:
         Raises:
             StoreError: ``limit`` is below 1.
         """
-        if limit is not None and limit < 1:
-            raise StoreError(f"limit must be at least 1, got {limit}")
-        query = _RUN_SUMMARY + " ORDER BY r.start_ns DESC, r.trace_id"
+        check_limit(limit)
+        query = _RUN_SUMMARY + " WHERE true"
         params: list[object] = []
+        if since_ns is not None:
+            query += " AND r.start_ns >= ?"
+            params.append(since_ns)
+        if until_ns is not None:
+            query += " AND r.start_ns < ?"
+            params.append(until_ns)
+        query += " ORDER BY r.start_ns DESC, r.trace_id"
         if limit is not None:
             query += " LIMIT ?"
             params.append(limit)
         rows = await self._call(lambda con: _fetch(con, query, params))
         return [_summary(row) for row in rows]
+
+    async def costs(
+        self,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+        group_by: CostGroup = "agent",
+    ) -> list[CostRow]:
+        """Sum the LLM calls of the runs that started in a time window, by agent or by model.
+
+        Args:
+            since_ns: Only runs that started at or after this time.
+            until_ns: Only runs that started before this time.
+            group_by: ``agent`` (from the stored graphs) or ``model`` (from the chat spans).
+
+        Returns:
+            One row per agent or model, highest cost first.
+
+        Raises:
+            StoreError: ``group_by`` is neither ``agent`` nor ``model``.
+        """
+        query = _COSTS_BY_AGENT if check_group_by(group_by) == "agent" else _COSTS_BY_MODEL
+        params = {"since": since_ns, "until": until_ns}
+        rows = await self._call(lambda con: con.execute(query, params).fetchall())
+        return sort_cost_rows(
+            CostRow(
+                key=row[0],
+                llm_calls=int(row[1]),
+                input_tokens=int(row[2] or 0),
+                output_tokens=int(row[3] or 0),
+                cost_usd=float(row[4] or 0.0),
+            )
+            for row in rows
+        )
 
     async def graph(self, trace_id: str) -> StoredGraph | None:
         """Read a run's graph.
@@ -319,11 +389,23 @@ def _connect(path: str) -> _Con:
                 f"DuckDB store {path} has schema version {version}, newer than this "
                 f"collector's {SCHEMA_VERSION}: upgrade AgentMesh"
             )
+        else:
+            _upgrade(con, int(version))
         con.execute("COMMIT")
     except BaseException:
         con.close()
         raise
     return con
+
+
+def _upgrade(con: _Con, version: int) -> None:
+    """Bring a file at ``version`` to :data:`SCHEMA_VERSION`, inside the caller's transaction."""
+    for step in range(version, SCHEMA_VERSION):
+        for statement in UPGRADES[step]:
+            con.execute(statement)
+    if version < SCHEMA_VERSION:
+        con.execute("DELETE FROM schema_version")
+        con.execute("INSERT INTO schema_version VALUES (?)", [SCHEMA_VERSION])
 
 
 def _fetch(con: _Con, query: str, params: Sequence[object]) -> list[_Row]:
@@ -340,6 +422,8 @@ def _insert_spans(con: _Con, spans: list[SpanRecord]) -> int:
     for span in spans:
         unique.setdefault((span.trace_id, span.span_id), span)
     rows = list(unique.values())
+    usages = [chat_usage(s) for s in rows]
+    none = ChatUsage(None, 0, 0, 0.0)
     columns: list[list[object]] = [
         [s.trace_id for s in rows],
         [s.span_id for s in rows],
@@ -357,6 +441,10 @@ def _insert_spans(con: _Con, spans: list[SpanRecord]) -> int:
         [attributes_to_json(s.attributes) for s in rows],
         [events_to_json(s.events) for s in rows],
         [attributes_to_json(s.resource_attributes) for s in rows],
+        [(u or none).model for u in usages],
+        [None if u is None else u.input_tokens for u in usages],
+        [None if u is None else u.output_tokens for u in usages],
+        [None if u is None else u.cost_usd for u in usages],
     ]
     return _scalar_int(con, _INSERT_SPANS, columns)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Self
@@ -9,7 +10,14 @@ from typing import Self
 from agentmesh.collector.detection import Detection
 from agentmesh.collector.graph.run_graph import RunGraph
 from agentmesh.collector.model import SpanRecord
-from agentmesh.collector.store.base import RunSummary, StoredGraph
+from agentmesh.collector.store.base import CostGroup, CostRow, RunSummary, StoredGraph
+from agentmesh.collector.store.usage import (
+    chat_usage,
+    check_group_by,
+    check_limit,
+    in_window,
+    sort_cost_rows,
+)
 from agentmesh.core.errors import StoreError
 
 __all__ = ["MemoryStore"]
@@ -38,9 +46,17 @@ class MemoryStore:
         self._detections: dict[str, Detection] = {}
         self._closed = False
 
-    async def __aenter__(self) -> Self:
+    async def open(self) -> Self:
+        """Check the store is not closed (there is nothing to connect to).
+
+        Returns:
+            The store.
+        """
         self._check()
         return self
+
+    async def __aenter__(self) -> Self:
+        return await self.open()
 
     async def __aexit__(
         self,
@@ -114,11 +130,19 @@ class MemoryStore:
         trace = self._spans.get(trace_id, {})
         return sorted(trace.values(), key=lambda span: (span.start_ns, span.span_id))
 
-    async def runs(self, limit: int | None = None) -> list[RunSummary]:
+    async def runs(
+        self,
+        limit: int | None = None,
+        *,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+    ) -> list[RunSummary]:
         """List runs, latest start first.
 
         Args:
             limit: Most runs returned; all when ``None``.
+            since_ns: Only runs that started at or after this time.
+            until_ns: Only runs that started before this time.
 
         Returns:
             The run summaries.
@@ -127,9 +151,60 @@ class MemoryStore:
             StoreError: ``limit`` is below 1.
         """
         self._check()
-        _check_limit(limit)
-        graphs = sorted(self._graphs.values(), key=lambda g: (-g.start_ns, g.trace_id))
+        check_limit(limit)
+        graphs = sorted(self._window(since_ns, until_ns), key=lambda g: (-g.start_ns, g.trace_id))
         return [self._summary(graph) for graph in graphs[:limit]]
+
+    async def costs(
+        self,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+        group_by: CostGroup = "agent",
+    ) -> list[CostRow]:
+        """Sum the LLM calls of the runs that started in a time window, by agent or by model.
+
+        Args:
+            since_ns: Only runs that started at or after this time.
+            until_ns: Only runs that started before this time.
+            group_by: ``agent`` (from the stored graphs) or ``model`` (from the chat spans).
+
+        Returns:
+            One row per agent or model, highest cost first.
+
+        Raises:
+            StoreError: ``group_by`` is neither ``agent`` nor ``model``.
+        """
+        self._check()
+        by_agent = check_group_by(group_by) == "agent"
+        counts: dict[str | None, list[int]] = {}
+        costs: dict[str | None, list[float]] = {}
+
+        def add(key: str | None, calls: int, tokens_in: int, tokens_out: int, cost: float) -> None:
+            total = counts.setdefault(key, [0, 0, 0])
+            total[0] += calls
+            total[1] += tokens_in
+            total[2] += tokens_out
+            costs.setdefault(key, []).append(cost)
+
+        for graph in self._window(since_ns, until_ns):
+            if by_agent:
+                for agent in graph.agents.values():
+                    add(
+                        agent.name,
+                        agent.llm_calls,
+                        agent.input_tokens,
+                        agent.output_tokens,
+                        agent.cost_usd,
+                    )
+                continue
+            for span in self._spans.get(graph.trace_id, {}).values():
+                usage = chat_usage(span)
+                if usage is not None:
+                    add(usage.model, 1, usage.input_tokens, usage.output_tokens, usage.cost_usd)
+        return sort_cost_rows(
+            CostRow(key, total[0], total[1], total[2], math.fsum(costs[key]))
+            for key, total in counts.items()
+        )
 
     async def graph(self, trace_id: str) -> StoredGraph | None:
         """Read a run's graph.
@@ -167,6 +242,9 @@ class MemoryStore:
         """Mark the store closed; later calls raise ``StoreError``. The data is kept."""
         self._closed = True
 
+    def _window(self, since_ns: int | None, until_ns: int | None) -> list[RunGraph]:
+        return [g for g in self._graphs.values() if in_window(g.start_ns, since_ns, until_ns)]
+
     def _check(self) -> None:
         if self._closed:
             raise StoreError("the memory store is closed")
@@ -189,8 +267,3 @@ class MemoryStore:
             complete=graph.complete,
             detections=sum(1 for d in self._detections.values() if d.trace_id == graph.trace_id),
         )
-
-
-def _check_limit(limit: int | None) -> None:
-    if limit is not None and limit < 1:
-        raise StoreError(f"limit must be at least 1, got {limit}")

@@ -1,0 +1,122 @@
+"""Rendering of runs, graphs and detections for people, with rich (shared by the CLI commands)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.tree import Tree
+
+from agentmesh.collector.detection import Detection
+from agentmesh.collector.store.base import RunSummary, StoredGraph
+
+__all__ = ["format_time", "render_graph", "render_runs"]
+
+
+def format_time(ns: int) -> str:
+    """Format a Unix time in nanoseconds as UTC, to the millisecond.
+
+    Args:
+        ns: Nanoseconds since the epoch.
+
+    Returns:
+        For example ``2026-11-24 10:49:37.016``.
+    """
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _sequence(graph: StoredGraph) -> str:
+    if not graph.handoffs:
+        return ", ".join(agent.name for agent in graph.agents) or "(no agents)"
+    parts = [graph.handoffs[0].source]
+    parts.extend(f"─{edge.kind}→ {edge.target}" for edge in graph.handoffs)
+    return " ".join(parts)
+
+
+def _edges(graph: StoredGraph) -> list[tuple[str, str, str, int]]:
+    counts: dict[tuple[str, str, str], int] = {}
+    for edge in graph.handoffs:
+        key = (edge.source, edge.target, edge.kind)
+        counts[key] = counts.get(key, 0) + 1
+    return [(s, t, k, n) for (s, t, k), n in counts.items()]
+
+
+def render_graph(console: Console, graph: StoredGraph, detections: Sequence[Detection]) -> None:
+    """Print a run's summary line, agents table, handoffs, agent sequence and detections.
+
+    Args:
+        console: Where to print.
+        graph: The run's stored graph.
+        detections: Detections raised on the run.
+    """
+    run = graph.run
+    console.print(
+        escape(
+            f"trace {run.trace_id}  run {run.run_id}  workflow {run.workflow_name or '?'}  "
+            f"spans {run.span_count}  LLM calls {run.llm_calls}  "
+            f"tokens {run.input_tokens}/{run.output_tokens}  cost ${run.cost_usd:.6f}"
+        )
+    )
+    table = Table(title="agents", title_justify="left")
+    for column in ("agent", "invocations", "LLM calls", "tokens in", "tokens out", "cost USD"):
+        table.add_column(column, justify="left" if column == "agent" else "right")
+    for agent in graph.agents:
+        table.add_row(
+            escape(agent.name),
+            str(agent.invocations),
+            str(agent.llm_calls),
+            str(agent.input_tokens),
+            str(agent.output_tokens),
+            f"{agent.cost_usd:.6f}",
+        )
+    console.print(table)
+    tree = Tree(f"handoffs ({len(graph.handoffs)})")
+    for source, target, kind, count in _edges(graph):
+        tree.add(escape(f"{source} → {target}  [{kind}] x {count}"))
+    console.print(tree)
+    console.print(escape(f"sequence: {_sequence(graph)}"), soft_wrap=True)
+    if not detections:
+        console.print("[green]no detection[/green]")
+    for detection in detections:
+        console.print(
+            f"[bold red]DETECTION[/bold red] {escape(detection.type)} ({detection.severity}): "
+            f"{escape(detection.explanation)}"
+        )
+
+
+def render_runs(console: Console, runs: Sequence[RunSummary]) -> None:
+    """Print runs as a table, newest first.
+
+    Args:
+        console: Where to print.
+        runs: The runs.
+    """
+    table = Table(title=f"runs ({len(runs)})", title_justify="left")
+    for column in (
+        "started (UTC)",
+        "run id",
+        "workflow",
+        "agents",
+        "handoffs",
+        "LLM calls",
+        "cost USD",
+        "detections",
+        "complete",
+    ):
+        table.add_column(column)
+    for run in runs:
+        table.add_row(
+            format_time(run.start_ns),
+            run.run_id,
+            escape(run.workflow_name or "?"),
+            escape(", ".join(run.agents)),
+            str(run.handoffs),
+            str(run.llm_calls),
+            f"{run.cost_usd:.6f}",
+            str(run.detections),
+            "yes" if run.complete else "no",
+        )
+    console.print(table)

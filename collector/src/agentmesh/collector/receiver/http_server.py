@@ -1,0 +1,315 @@
+"""The OTLP/HTTP trace receiver (``POST /v1/traces``), on aiohttp.
+
+Follows the OTLP/HTTP specification:
+
+- bodies in ``application/x-protobuf`` or ``application/json`` (OTLP/JSON, hex ids), plain or
+  ``Content-Encoding: gzip``; the answer is an ``ExportTraceServiceResponse`` in the request's
+  encoding, with ``partial_success`` when spans were rejected or shortened by the limits;
+- errors carry a ``google.rpc.Status`` in the request's encoding (plain text when the encoding
+  is unknown), with a message in plain words: 400 malformed body, 401 missing or wrong
+  credentials, 404 unknown path, 405 other method, 413 body over
+  ``max_receive_message_bytes`` (compressed or decompressed), 415 unsupported content type or
+  encoding;
+- a full ingest queue answers 503 with ``Retry-After`` (``retry_after_seconds``), which the
+  OpenTelemetry exporters and the Collector retry after that delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+from typing import Final, Literal, Self
+
+from aiohttp import ClientPayloadError, web
+from google.protobuf.message import DecodeError, Message
+from google.rpc.status_pb2 import Status
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from agentmesh.collector.receiver.auth import Authenticator
+from agentmesh.collector.receiver.decode import DecodeResult
+from agentmesh.collector.receiver.grpc_server import hostport
+from agentmesh.collector.receiver.http_body import BodyTooLargeError, gunzip_capped, read_capped
+from agentmesh.collector.receiver.ingest import (
+    Ingestor,
+    ReceiverBusyError,
+    ReceiverStats,
+    SpanSink,
+)
+from agentmesh.collector.receiver.limits import DecodeLimits
+from agentmesh.collector.receiver.otlp_json import parse_json_request, to_json
+from agentmesh.collector.settings import CollectorSettings
+from agentmesh.core.errors import ReceiverError
+from agentmesh.core.log import get_logger
+
+__all__ = ["TRACES_PATH", "OtlpHttpReceiver"]
+
+log = get_logger(__name__)
+
+TRACES_PATH: Final = "/v1/traces"
+"""The OTLP/HTTP path of trace exports."""
+
+_PROTOBUF: Final = "application/x-protobuf"
+_JSON: Final = "application/json"
+_CHUNK_BYTES: Final = 64 * 1024
+_INLINE_BYTES: Final = 256 * 1024
+"""Bodies larger than this are decompressed and parsed in a worker thread."""
+
+_Encoding = Literal["protobuf", "json"]
+
+# google.rpc.Code values for the Status bodies of error answers.
+_CODES: Final[dict[int, int]] = {
+    400: 3,  # INVALID_ARGUMENT
+    401: 16,  # UNAUTHENTICATED
+    404: 5,  # NOT_FOUND
+    405: 12,  # UNIMPLEMENTED
+    413: 8,  # RESOURCE_EXHAUSTED
+    415: 3,  # INVALID_ARGUMENT
+    503: 14,  # UNAVAILABLE
+}
+
+
+class OtlpHttpReceiver:
+    """An OTLP/HTTP trace receiver feeding a :class:`SpanSink`.
+
+    Use it as an async context manager: entering binds and starts the server, leaving stops it,
+    giving in-flight requests ``settings.grpc_grace_seconds`` to finish.
+
+    Args:
+        sink: Receives each decoded batch.
+        settings: Host, port, limits, auth and retry delay; defaults to
+            :meth:`CollectorSettings.load`.
+
+    Example:
+        >>> import asyncio
+        >>> async def serve_once() -> str:
+        ...     settings = CollectorSettings.load(http_port=0)
+        ...     async with OtlpHttpReceiver(lambda spans: True, settings) as receiver:
+        ...         return receiver.traces_url.rsplit(":", 1)[1].split("/", 1)[1]
+        >>> asyncio.run(serve_once())
+        'v1/traces'
+    """
+
+    def __init__(self, sink: SpanSink, settings: CollectorSettings | None = None) -> None:
+        self._settings = settings if settings is not None else CollectorSettings.load()
+        self._ingestor = Ingestor(sink, DecodeLimits.from_settings(self._settings))
+        self._auth = Authenticator.from_settings(self._settings)
+        self._runner: web.AppRunner | None = None
+        self._port = 0
+
+    @property
+    def host(self) -> str:
+        """The interface the server binds to."""
+        return self._settings.http_host
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port (the free port chosen when configured with 0).
+
+        Raises:
+            ReceiverError: The receiver is not running.
+        """
+        if self._runner is None:
+            raise ReceiverError("the OTLP/HTTP receiver is not running")
+        return self._port
+
+    @property
+    def endpoint(self) -> str:
+        """The base URL, for example ``http://127.0.0.1:4318``."""
+        return f"http://{hostport(self.host, self.port)}"
+
+    @property
+    def traces_url(self) -> str:
+        """The full URL trace exporters post to, for example ``http://127.0.0.1:4318/v1/traces``."""
+        return self.endpoint + TRACES_PATH
+
+    @property
+    def stats(self) -> ReceiverStats:
+        """A snapshot of the receiver's counters."""
+        return self._ingestor.stats
+
+    async def start(self) -> None:
+        """Bind and start the HTTP server.
+
+        Raises:
+            ReceiverError: Already running, or the address could not be bound.
+        """
+        if self._runner is not None:
+            raise ReceiverError("the OTLP/HTTP receiver is already running")
+        settings = self._settings
+        app = web.Application(client_max_size=settings.max_receive_message_bytes)
+        app.router.add_route("*", TRACES_PATH, self._traces)
+        app.router.add_route("*", "/{tail:.*}", _not_found)
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            auto_decompress=False,  # decompressed here, under the size cap
+            shutdown_timeout=settings.grpc_grace_seconds,
+        )
+        await runner.setup()
+        address = hostport(settings.http_host, settings.http_port)
+        try:
+            site = web.TCPSite(runner, settings.http_host, settings.http_port)
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise ReceiverError(f"cannot listen for OTLP/HTTP on {address}: {exc}") from exc
+        self._port = int(runner.addresses[0][1])
+        self._runner = runner
+        log.info("otlp http receiver started", endpoint=self.endpoint, auth=self._auth.enabled)
+
+    async def stop(self) -> None:
+        """Stop accepting requests and let in-flight ones finish within the grace period."""
+        runner, self._runner = self._runner, None
+        if runner is None:
+            return
+        await runner.cleanup()
+        log.info("otlp http receiver stopped", port=self._port)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def _traces(self, request: web.Request) -> web.Response:
+        encoding = _encoding_of(request.content_type)
+        if request.method != "POST":
+            self._ingestor.refused()
+            return _error(
+                405,
+                f"{request.method} is not supported on {TRACES_PATH}; send POST",
+                encoding,
+                {"Allow": "POST"},
+            )
+        if self._auth.enabled:
+            problem = self._auth.check(
+                request.headers.get("Authorization"), request.headers.get("x-api-key")
+            )
+            if problem is not None:
+                self._ingestor.refused(unauthenticated=True)
+                log.info("otlp http request unauthenticated", peer=request.remote)
+                return _error(401, problem, encoding, {"WWW-Authenticate": "Bearer"})
+        if encoding is None:
+            self._ingestor.refused()
+            return _error(
+                415,
+                f"unsupported Content-Type {request.content_type!r}; send {_PROTOBUF} or {_JSON}",
+                None,
+            )
+        content_encoding = request.headers.get("Content-Encoding", "").strip().lower()
+        if content_encoding not in ("", "identity", "gzip"):
+            self._ingestor.refused()
+            return _error(
+                415,
+                f"unsupported Content-Encoding {content_encoding!r}; send gzip or no encoding",
+                encoding,
+            )
+        try:
+            parsed = await self._read(request, encoding, gzip=content_encoding == "gzip")
+        except BodyTooLargeError as exc:
+            self._ingestor.refused()
+            return _error(413, str(exc), encoding)
+        except ReceiverError as exc:
+            self._ingestor.refused()
+            log.warning("otlp http request refused", reason=str(exc))
+            return _error(400, str(exc), encoding)
+        request_message, rejected = parsed
+        try:
+            result = await self._ingestor.ingest(request_message, rejected=rejected)
+        except ReceiverBusyError as exc:
+            retry_after = str(self._settings.retry_after_seconds)
+            return _error(503, str(exc), encoding, {"Retry-After": retry_after})
+        except ReceiverError as exc:
+            return _error(400, str(exc), encoding)
+        return _success(result, encoding)
+
+    async def _read(
+        self, request: web.Request, encoding: _Encoding, *, gzip: bool
+    ) -> tuple[ExportTraceServiceRequest, list[str]]:
+        limit = self._settings.max_receive_message_bytes
+        try:
+            body = await read_capped(
+                request.content.iter_chunked(_CHUNK_BYTES), request.content_length, limit
+            )
+        except (ClientPayloadError, ConnectionError) as exc:
+            raise ReceiverError(f"the request body was cut short or malformed: {exc}") from exc
+        if len(body) > _INLINE_BYTES:
+            return await asyncio.to_thread(_parse, body, encoding, gzip, limit)
+        return _parse(body, encoding, gzip, limit)
+
+
+def _parse(
+    body: bytes, encoding: _Encoding, gzip: bool, limit: int
+) -> tuple[ExportTraceServiceRequest, list[str]]:
+    if gzip:
+        body = gunzip_capped(body, limit)
+    if encoding == "json":
+        parsed = parse_json_request(body)
+        return parsed.request, parsed.rejected
+    try:
+        return ExportTraceServiceRequest.FromString(body), []
+    except (DecodeError, RecursionError) as exc:
+        raise ReceiverError(f"the body is not a valid OTLP protobuf trace export: {exc}") from exc
+
+
+def _encoding_of(content_type: str) -> _Encoding | None:
+    if content_type == _PROTOBUF:
+        return "protobuf"
+    if content_type == _JSON:
+        return "json"
+    return None
+
+
+def _success(result: DecodeResult, encoding: _Encoding) -> web.Response:
+    response = ExportTraceServiceResponse()
+    if result.error_message:
+        response.partial_success.rejected_spans = result.rejected
+        response.partial_success.error_message = result.error_message
+    return _message(200, response, encoding)
+
+
+def _error(
+    status: int,
+    message: str,
+    encoding: _Encoding | None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    if encoding is None:
+        return web.Response(status=status, text=message + "\n", headers=headers)
+    body = Status(code=_CODES.get(status, 2), message=message)
+    return _message(status, body, encoding, headers)
+
+
+def _message(
+    status: int,
+    message: Message,
+    encoding: _Encoding,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    if encoding == "json":
+        return web.Response(
+            status=status, body=to_json(message), content_type=_JSON, headers=headers
+        )
+    return web.Response(
+        status=status,
+        body=message.SerializeToString(),
+        content_type=_PROTOBUF,
+        headers=headers,
+    )
+
+
+async def _not_found(request: web.Request) -> web.Response:
+    return _error(
+        404,
+        f"no such path {request.path!r}; OTLP traces go to POST {TRACES_PATH}",
+        _encoding_of(request.content_type),
+    )

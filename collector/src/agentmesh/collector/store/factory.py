@@ -1,0 +1,70 @@
+"""Choose and open the storage backend the settings name.
+
+Example:
+    >>> import asyncio
+    >>> from agentmesh.collector.settings import CollectorSettings
+    >>> async def kind() -> str:
+    ...     store = await open_store(CollectorSettings.load(store="memory"))
+    ...     await store.close()
+    ...     return type(store).__name__
+    >>> asyncio.run(kind())
+    'MemoryStore'
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from agentmesh.collector.store.base import SpanStore
+from agentmesh.collector.store.duckdb_store import DuckDBStore
+from agentmesh.collector.store.memory_store import MemoryStore
+from agentmesh.collector.store.postgres_store import PostgresStore
+
+if TYPE_CHECKING:
+    from agentmesh.collector.settings import CollectorSettings
+
+__all__ = ["make_store", "open_store"]
+
+
+def make_store(settings: CollectorSettings) -> SpanStore:
+    """Build the backend ``settings.store`` names, without connecting yet.
+
+    Args:
+        settings: The collector's settings (``store``, ``duckdb_path``, ``postgres_*``).
+
+    Returns:
+        A :class:`DuckDBStore`, :class:`PostgresStore` or :class:`MemoryStore`; it connects on
+        :meth:`~agentmesh.collector.store.base.SpanStore.open` or on first use.
+    """
+    if settings.store == "postgres":
+        return PostgresStore(
+            settings.postgres_dsn.get_secret_value(),
+            schema=settings.postgres_schema,
+            min_size=settings.postgres_pool_min_size,
+            max_size=settings.postgres_pool_max_size,
+            connect_timeout_seconds=settings.postgres_connect_timeout_seconds,
+        )
+    if settings.store == "memory":
+        return MemoryStore()
+    return DuckDBStore(settings.duckdb_path)
+
+
+async def open_store(settings: CollectorSettings) -> SpanStore:
+    """Build and open the backend ``settings.store`` names.
+
+    Args:
+        settings: The collector's settings.
+
+    Returns:
+        The open store; the caller closes it.
+
+    Raises:
+        StoreError: The backend cannot be opened (PostgreSQL unreachable, DuckDB file locked…);
+            the message says why in plain words.
+    """
+    store = make_store(settings)
+    try:
+        return await store.open()
+    except BaseException:
+        await store.close()
+        raise

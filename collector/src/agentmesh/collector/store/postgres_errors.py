@@ -1,0 +1,96 @@
+"""Plain-words errors for the PostgreSQL store: asyncpg and socket failures → ``StoreError``.
+
+Example:
+    >>> server_address("postgresql://app:secret@db.internal:6543/agentmesh")
+    'db.internal:6543'
+    >>> str(store_error(ConnectionRefusedError(111, "Connection refused"), "127.0.0.1:5432"))
+    'cannot reach PostgreSQL at 127.0.0.1:5432: connection refused'
+"""
+
+from __future__ import annotations
+
+import socket
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from agentmesh.core.errors import StoreError
+
+__all__ = ["connection_lost", "server_address", "store_error"]
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Tell whether a failure means the connection died (so the call may be tried again).
+
+    Args:
+        exc: What asyncpg or the socket raised.
+
+    Returns:
+        ``True`` for a reset or closed connection, a server shutting down, or asyncpg finding
+        its connection in a broken state.
+    """
+    return isinstance(
+        exc,
+        ConnectionError
+        | asyncpg.InterfaceError
+        | asyncpg.InternalClientError
+        | asyncpg.PostgresConnectionError
+        | asyncpg.AdminShutdownError,
+    )
+
+
+def server_address(dsn: str) -> str:
+    """Return ``host:port`` of a DSN, without user or password, for messages.
+
+    Args:
+        dsn: A ``postgresql://`` URL.
+
+    Returns:
+        The address (port 5432 when not given), or ``the configured server`` when the DSN
+        names none.
+    """
+    try:
+        parts = urlsplit(dsn)
+        host = parts.hostname
+        port = parts.port or 5432
+    except ValueError:
+        return "the configured server"
+    return f"{host}:{port}" if host else "the configured server"
+
+
+def _reason(exc: OSError) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, socket.gaierror):
+        return "unknown host"
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    if exc.strerror:
+        return exc.strerror.lower()
+    return str(exc) or type(exc).__name__
+
+
+def store_error(exc: BaseException, address: str) -> StoreError:
+    """Describe a failure of PostgreSQL (or of reaching it) in plain words.
+
+    Args:
+        exc: What asyncpg or the socket raised.
+        address: ``host:port`` of the server.
+
+    Returns:
+        The error to raise (``from exc``).
+    """
+    if isinstance(exc, StoreError):
+        return exc
+    if isinstance(exc, OSError):  # includes TimeoutError and ConnectionRefusedError
+        return StoreError(f"cannot reach PostgreSQL at {address}: {_reason(exc)}")
+    if connection_lost(exc):
+        return StoreError(f"lost the connection to PostgreSQL at {address}: {_first_line(exc)}")
+    if isinstance(exc, asyncpg.PostgresError):
+        return StoreError(f"PostgreSQL at {address}: {_first_line(exc)}")
+    return StoreError(f"PostgreSQL at {address}: {type(exc).__name__}: {_first_line(exc)}")
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

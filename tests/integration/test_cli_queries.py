@@ -1,0 +1,104 @@
+"""`agentmesh runs`, `agentmesh graph` and `agentmesh export` on a real DuckDB file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from agentmesh.collector import DuckDBStore, HandoffLoopRule, Pipeline
+from agentmesh.collector.cli import main
+from agentmesh.collector.cli.query_cmds import parse_duration
+from agentmesh.collector.testing import SpanFactory
+from agentmesh.core import ConfigError
+
+
+async def _populate(db: Path) -> tuple[str, str]:
+    """Two runs: a clean one (run-clean) and a looping one (run-loop)."""
+    clean = SpanFactory()
+    root = clean.workflow("team", run_id="run-clean")
+    spans = [root]
+    sup = clean.agent("supervisor", parent=root)
+    spans += [sup, clean.chat(parent=sup, model="gpt-4o-mini", input_tokens=100, output_tokens=5)]
+    spans.append(clean.agent("writer", parent=root, handoff_from="supervisor"))
+
+    loop = SpanFactory()
+    lroot = loop.workflow("team", run_id="run-loop")
+    loop_spans = [lroot]
+    previous = None
+    for name in ["a", "b"] * 5:
+        loop_spans.append(loop.agent(name, parent=lroot, handoff_from=previous))
+        previous = name
+
+    async with DuckDBStore(db) as store, Pipeline(store, rules=[HandoffLoopRule()]) as pipeline:
+        assert pipeline.offer(spans)
+        assert pipeline.offer(loop_spans)
+        await pipeline.drain()
+    return clean.trace_id, loop.trace_id
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> Path:
+    path = tmp_path / "q.duckdb"
+    await _populate(path)
+    return path
+
+
+def test_runs_lists_both_runs_as_json(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["runs", "--db", str(db), "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {row["run_id"] for row in rows} == {"run-clean", "run-loop"}
+    by_id = {row["run_id"]: row for row in rows}
+    assert by_id["run-loop"]["detections"] == 1
+    assert by_id["run-clean"]["agents"] == ["supervisor", "writer"]
+    assert by_id["run-clean"]["llm_calls"] == 1
+
+
+def test_runs_table_and_since(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["runs", "--db", str(db)]) == 0
+    assert "runs (2)" in capsys.readouterr().out
+    # SpanFactory's clock is in 2023: nothing started in the last hour.
+    assert main(["runs", "--db", str(db), "--since", "1h"]) == 0
+    assert "runs (0)" in capsys.readouterr().out
+
+
+def test_graph_by_run_id_prefix(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["graph", "--db", str(db), "run-lo"]) == 0
+    out = capsys.readouterr().out
+    assert "DETECTION handoff_loop" in out
+    assert "a → b" in out
+
+
+def test_graph_ambiguous_or_unknown_run(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["graph", "--db", str(db), "run-"]) == 2
+    assert "2 runs match 'run-'" in capsys.readouterr().err
+    assert main(["graph", "--db", str(db), "nope"]) == 2
+    assert "no run match" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "json"])
+def test_export_writes_every_table(
+    db: Path, tmp_path: Path, fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "export"
+    assert main(["export", "--db", str(db), "--format", fmt, "--out", str(out)]) == 0
+    assert "spans: 15 rows" in capsys.readouterr().out
+    reader = {"parquet": "read_parquet", "csv": "read_csv_auto", "json": "read_json_auto"}[fmt]
+    with duckdb.connect() as con:
+        spans = con.execute(f"select count(*) from {reader}('{out / f'spans.{fmt}'}')").fetchone()
+        assert spans == (15,)
+        kinds = con.execute(f"select type from {reader}('{out / f'detections.{fmt}'}')").fetchall()
+        assert kinds == [("handoff_loop",)]
+        handoffs = con.execute(
+            f"select count(*) from {reader}('{out / f'handoffs.{fmt}'}')"
+        ).fetchone()
+        assert handoffs == (10,)
+
+
+def test_parse_duration() -> None:
+    assert parse_duration("90s") == 90 * 10**9
+    assert parse_duration("2h") == 7200 * 10**9
+    with pytest.raises(ConfigError, match="15 minutes"):
+        parse_duration("15 minutes")
