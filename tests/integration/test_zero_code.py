@@ -245,3 +245,70 @@ def test_app_runs_unchanged_and_on_time_when_the_collector_is_down(
     assert min(without_collector) <= min(with_collector) + 0.5, timings
     # ... and the instrumented app stays close to the bare app (start-up imports only).
     assert min(without_collector) <= min(baseline) + 1.5, timings
+
+
+def test_launcher_needs_no_opentelemetry_cli_on_path(
+    receiver: tuple[RecordingTraceService, int],
+    provider: FakeProviderThread,
+    app: Path,
+    tmp_path: Path,
+) -> None:
+    service, port = receiver
+    venv_bin = Path(sys.executable).parent
+    launcher = venv_bin / "agentmesh-instrument"
+    if not launcher.exists():
+        pytest.skip("the workspace's virtualenv has no agentmesh-instrument script")
+    bin_dir = tmp_path / "bin"  # the only PATH entry: a `python` and nothing else
+    bin_dir.mkdir()
+    python = bin_dir / "python"
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    python.chmod(0o755)
+    assert shutil.which("opentelemetry-instrument", path=str(bin_dir)) is None
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTMESH_", "OTEL_"))}
+    env = {
+        **clean,
+        "PATH": str(bin_dir),
+        "OPENAI_BASE_URL": provider.openai_base_url,
+        "OPENAI_API_KEY": "test",
+        "AGENTMESH_ENDPOINT": f"http://127.0.0.1:{port}",
+        "AGENTMESH_SHUTDOWN_TIMEOUT_S": "10",
+    }
+
+    result = subprocess.run(
+        [str(launcher), "python", str(app)],
+        cwd=app.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == EXPECTED_OUTPUT
+    assert [span.name for _, span in service.spans()] == [f"chat {MODEL}", f"chat {MODEL}"]
+
+
+def test_spans_go_to_the_local_collector_port_by_default(
+    provider: FakeProviderThread, app: Path
+) -> None:
+    service = RecordingTraceService()
+    # no SO_REUSEPORT: never share the port with a collector already running here
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=4), options=[("grpc.so_reuseport", 0)]
+    )
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(service, server)  # type: ignore[no-untyped-call]
+    try:
+        port = server.add_insecure_port("127.0.0.1:4317")
+    except RuntimeError:
+        pytest.skip("127.0.0.1:4317 is taken on this machine")
+    if port != 4317:
+        pytest.skip("127.0.0.1:4317 is taken on this machine")
+    server.start()
+    try:
+        result, _ = _run(app, provider, instrumented=True, AGENTMESH_SHUTDOWN_TIMEOUT_S="10")
+    finally:
+        server.stop(grace=None)
+
+    assert result.returncode == 0, result.stderr
+    assert [span.name for _, span in service.spans()] == [f"chat {MODEL}", f"chat {MODEL}"]

@@ -16,13 +16,20 @@ from agentmesh.instrumentation.launcher import main
 
 def test_public_surface() -> None:
     assert instrumentation.__all__ == [
+        "AnthropicInstrumentor",
         "ContextDigest",
+        "CrewAIInstrumentor",
         "InstrumentationSettings",
         "LangGraphInstrumentor",
         "OpenAIInstrumentor",
         "context_digest",
+        "continue_from",
         "current_run_id",
+        "current_task_class",
+        "extract_context",
         "init",
+        "run_scope",
+        "task_class",
         "with_run_id",
     ]
     for name in instrumentation.__all__:

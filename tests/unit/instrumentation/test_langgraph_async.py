@@ -104,7 +104,7 @@ def _check(exporter: InMemorySpanExporter, seen: list[str | None]) -> ReadableSp
     ]
     assert handoffs == [
         (None, None, None),
-        ("supervisor", "worker_a", "edge"),
+        ("supervisor", "worker_a", "conditional"),
         ("worker_a", "supervisor", "edge"),
         ("supervisor", "worker_b", "command"),
         ("worker_b", "supervisor", "edge"),

@@ -16,6 +16,7 @@ from opentelemetry.trace import StatusCode
 
 from agentmesh.core.semconv import (
     AGENTMESH_LANGGRAPH_NODE,
+    AGENTMESH_RUN_ID,
     ERROR_TYPE,
     GEN_AI_AGENT_HANDOFF_SOURCE_NAME,
     GEN_AI_OPERATION_NAME,
@@ -37,7 +38,9 @@ def _inner_graph():
 
 
 @pytest.mark.usefixtures("langgraph_instrumented")
-def test_subgraph_and_nested_invoke_stay_in_one_workflow(exporter: InMemorySpanExporter) -> None:
+def test_subgraph_and_nested_invoke_are_nested_workflows_of_one_run(
+    exporter: InMemorySpanExporter,
+) -> None:
     inner = _inner_graph()
 
     def calls_inner(state: Counter) -> Counter:
@@ -53,16 +56,26 @@ def test_subgraph_and_nested_invoke_stay_in_one_workflow(exporter: InMemorySpanE
     assert outer.compile(name="outer").invoke({"n": 1}) == {"n": 21}
 
     spans = exporter.get_finished_spans()
-    workflows = [s for s in spans if s.name.startswith("invoke_workflow ")]
-    assert [w.name for w in workflows] == ["invoke_workflow outer"]
+    by_id = {s.context.span_id: s for s in spans}
+    workflows = sorted(
+        (s for s in spans if s.name.startswith("invoke_workflow ")),
+        key=lambda s: s.start_time or 0,
+    )
+    assert [w.name for w in workflows] == [
+        "invoke_workflow outer",
+        "invoke_workflow inner",
+        "invoke_workflow inner",
+    ]
+    parents = [by_id[w.parent.span_id].name for w in workflows[1:] if w.parent]
+    assert parents == ["invoke_agent as_subgraph", "invoke_agent calls_inner"]
+    run_ids = {(s.attributes or {})[AGENTMESH_RUN_ID] for s in spans}
+    assert len(run_ids) == 1
     inner_steps = [s for s in spans if s.name == "invoke_agent inner_step"]
     assert len(inner_steps) == 2
-    by_id = {s.context.span_id: s for s in spans}
     for step in inner_steps:
         assert step.parent is not None
-        parent = by_id[step.parent.span_id]
-        assert parent.name in {"invoke_agent as_subgraph", "invoke_agent calls_inner"}
-        assert (step.attributes or {})[GEN_AI_WORKFLOW_NAME] == "outer"
+        assert by_id[step.parent.span_id].name == "invoke_workflow inner"
+        assert (step.attributes or {})[GEN_AI_WORKFLOW_NAME] == "inner"
 
 
 class Chat(TypedDict):
@@ -125,14 +138,25 @@ def test_failing_node_is_recorded_and_the_error_reraised(exporter: InMemorySpanE
 def test_uninstrument_removes_every_patch(
     langgraph_instrumented: LangGraphInstrumentor, exporter: InMemorySpanExporter
 ) -> None:
+    from langgraph.graph._branch import BranchSpec  # pyright: ignore[reportPrivateUsage]
     from langgraph.pregel import (
         Pregel,
         _runner,  # pyright: ignore[reportPrivateUsage]
     )
 
-    assert isinstance(vars(Pregel)["stream"], wrapt.FunctionWrapper)
-    assert isinstance(_runner.run_with_retry, wrapt.FunctionWrapper)
+    patched = [
+        lambda: vars(Pregel)["stream"],
+        lambda: vars(Pregel)["astream"],
+        lambda: _runner.run_with_retry,
+        lambda: _runner.arun_with_retry,
+        lambda: vars(BranchSpec)["_finish"],
+        lambda: vars(ToolNode)["_run_one"],
+        lambda: vars(ToolNode)["_arun_one"],
+    ]
+    assert all(isinstance(get(), wrapt.FunctionWrapper) for get in patched)
     langgraph_instrumented.uninstrument()
+
+    assert not any(isinstance(get(), wrapt.ObjectProxy) for get in patched)
 
     assert not isinstance(vars(Pregel)["stream"], wrapt.ObjectProxy)
     assert not isinstance(vars(Pregel)["astream"], wrapt.ObjectProxy)

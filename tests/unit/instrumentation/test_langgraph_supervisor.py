@@ -91,7 +91,7 @@ def build_graph(fp: FakeProviderThread, seen_run_ids: list[str | None]) -> Compi
 EXPECTED_NODES = ["supervisor", "worker_a", "supervisor", "worker_b", "supervisor"]
 EXPECTED_HANDOFFS: list[tuple[str, str, str] | None] = [
     None,
-    ("supervisor", "worker_a", "edge"),
+    ("supervisor", "worker_a", "conditional"),
     ("worker_a", "supervisor", "edge"),
     ("supervisor", "worker_b", "command"),
     ("worker_b", "supervisor", "edge"),

@@ -453,7 +453,7 @@ AGENTMESH_HANDOFF_KIND: Final = _attr(
     "agentmesh.handoff.kind",
     "string",
     '"edge"',
-    "How the work crossed: edge, command, send.",
+    "How the work crossed: edge, conditional, command, send, delegation, task_context.",
     origin="agentmesh",
     scopes=("span", "event"),
 )

@@ -7,12 +7,19 @@ step is logged, and the application runs uninstrumented rather than not at all.
 
 from __future__ import annotations
 
+import os
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Final
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.dependencies import (  # pyright: ignore[reportMissingTypeStubs]
     get_dependency_conflicts,  # pyright: ignore[reportUnknownVariableType]
+)
+from opentelemetry.instrumentation.environment_variables import (  # pyright: ignore[reportMissingTypeStubs]
+    OTEL_PYTHON_DISABLED_INSTRUMENTATIONS,
 )
 from opentelemetry.instrumentation.instrumentor import (  # pyright: ignore[reportMissingTypeStubs]
     BaseInstrumentor,
@@ -23,8 +30,11 @@ from opentelemetry.sdk.trace.export import SpanExporter
 
 from agentmesh.core import ConfigError
 from agentmesh.core.log import get_logger
+from agentmesh.instrumentation._baggage_processor import BaggageSpanProcessor
 from agentmesh.instrumentation._exporter import GuardedSpanExporter
 from agentmesh.instrumentation._processor import BoundedSpanProcessor
+from agentmesh.instrumentation.anthropic import AnthropicInstrumentor
+from agentmesh.instrumentation.crewai import CrewAIInstrumentor
 from agentmesh.instrumentation.langgraph import LangGraphInstrumentor
 from agentmesh.instrumentation.openai import OpenAIInstrumentor
 from agentmesh.instrumentation.settings import InstrumentationSettings
@@ -32,8 +42,10 @@ from agentmesh.instrumentation.settings import InstrumentationSettings
 __all__ = [
     "build_tracer_provider",
     "configure_tracing",
+    "disabled_instrumentations",
     "init",
     "instrument_installed",
+    "instrumentation_disabled",
     "instrumentor_supported",
     "load_settings",
 ]
@@ -42,9 +54,22 @@ _log = get_logger(__name__)
 
 INSTRUMENTORS: tuple[type[BaseInstrumentor], ...] = (  # pyright: ignore[reportUnknownVariableType]
     OpenAIInstrumentor,
+    AnthropicInstrumentor,
     LangGraphInstrumentor,
+    CrewAIInstrumentor,
 )
-"""Every instrumentor AgentMesh ships, in the order :func:`init` applies them."""
+"""Instrumentors applied when no ``opentelemetry_instrumentor`` entry point is registered."""
+
+_ENTRY_POINT_GROUP: Final = "opentelemetry_instrumentor"
+_OWN_PACKAGE: Final = "agentmesh.instrumentation."
+_ENTRY_POINT_PREFIX: Final = "agentmesh_"
+_ALL: Final = "*"
+_FALLBACK_NAMES: Final = {
+    "OpenAIInstrumentor": "agentmesh_openai",
+    "AnthropicInstrumentor": "agentmesh_anthropic",
+    "LangGraphInstrumentor": "agentmesh_langgraph",
+    "CrewAIInstrumentor": "agentmesh_crewai",
+}
 
 
 @dataclass(slots=True)
@@ -82,6 +107,9 @@ def load_settings(**overrides: object) -> InstrumentationSettings | None:
 def build_tracer_provider(settings: InstrumentationSettings) -> TracerProvider:
     """Build a tracer provider exporting over OTLP/gRPC with a bounded shutdown.
 
+    Every span also gets the AgentMesh baggage of its context (run id, task class…) as
+    attributes (:class:`~agentmesh.instrumentation._baggage_processor.BaggageSpanProcessor`).
+
     Args:
         settings: Endpoint, service name and timeouts.
 
@@ -100,6 +128,7 @@ def build_tracer_provider(settings: InstrumentationSettings) -> TracerProvider:
 
     exporter = GuardedSpanExporter(otlp_exporter)
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: settings.service_name}))
+    provider.add_span_processor(BaggageSpanProcessor())
     provider.add_span_processor(
         BoundedSpanProcessor(exporter, settings.endpoint, settings.shutdown_timeout_s)
     )
@@ -109,7 +138,8 @@ def build_tracer_provider(settings: InstrumentationSettings) -> TracerProvider:
 def configure_tracing(settings: InstrumentationSettings) -> TracerProvider | None:
     """Build the provider and make it global, once per process.
 
-    When the application already set an SDK provider of its own, that one is kept.
+    When the application already set an SDK provider of its own, that one is kept (and gets
+    the baggage span processor).
 
     Args:
         settings: The settings.
@@ -126,6 +156,7 @@ def configure_tracing(settings: InstrumentationSettings) -> TracerProvider | Non
         if isinstance(current, TracerProvider):
             _log.info("agentmesh.using_existing_tracer_provider")
             provider = current
+            provider.add_span_processor(BaggageSpanProcessor())
         else:
             provider = build_tracer_provider(settings)
             trace.set_tracer_provider(provider)
@@ -137,6 +168,62 @@ def configure_tracing(settings: InstrumentationSettings) -> TracerProvider | Non
         _state.provider = provider
         _state.configured = True
         return provider
+
+
+def disabled_instrumentations() -> frozenset[str]:
+    """Read ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` (comma-separated names, ``*`` for all).
+
+    Returns:
+        The names, stripped and lower-cased.
+    """
+    raw = os.environ.get(OTEL_PYTHON_DISABLED_INSTRUMENTATIONS, "")
+    return frozenset(name.strip().lower() for name in raw.split(",") if name.strip())
+
+
+def instrumentation_disabled(entry_point_name: str, disabled: Iterable[str] | None = None) -> bool:
+    """Tell whether an AgentMesh instrumentor is disabled by name.
+
+    Both the entry point name (``agentmesh_openai``) and the library's short name
+    (``openai``) disable it; ``*`` disables every instrumentor.
+
+    Args:
+        entry_point_name: The instrumentor's entry point name.
+        disabled: The disabled names; read from the environment by default.
+
+    Returns:
+        Whether to skip it.
+
+    Example:
+        >>> instrumentation_disabled("agentmesh_langgraph", ["openai", "langgraph"])
+        True
+        >>> instrumentation_disabled("agentmesh_openai", ["agentmesh_langgraph"])
+        False
+    """
+    names = frozenset(disabled) if disabled is not None else disabled_instrumentations()
+    if not names:
+        return False
+    name = entry_point_name.lower()
+    short = name.removeprefix(_ENTRY_POINT_PREFIX)
+    return _ALL in names or name in names or short in names
+
+
+def _own_instrumentors() -> list[tuple[str, type[BaseInstrumentor]]]:  # pyright: ignore[reportUnknownParameterType]
+    found: list[tuple[str, type[BaseInstrumentor]]] = []  # pyright: ignore[reportUnknownVariableType]
+    for entry_point in entry_points(group=_ENTRY_POINT_GROUP):
+        if not entry_point.value.startswith(_OWN_PACKAGE):
+            continue
+        try:
+            loaded: object = entry_point.load()
+        except Exception as exc:  # noqa: BLE001 - a broken instrumentor must not stop the others
+            _log.warning(
+                "agentmesh.instrument_failed", instrumentor=entry_point.name, error=str(exc)
+            )
+            continue
+        if isinstance(loaded, type) and issubclass(loaded, BaseInstrumentor):
+            found.append((entry_point.name, loaded))
+    if found:
+        return found
+    return [(_FALLBACK_NAMES.get(cls.__name__, cls.__name__), cls) for cls in INSTRUMENTORS]  # pyright: ignore[reportUnknownVariableType, reportUnknownMemberType, reportUnknownArgumentType]
 
 
 def instrumentor_supported(instrumentor: BaseInstrumentor) -> bool:
@@ -155,6 +242,10 @@ def instrumentor_supported(instrumentor: BaseInstrumentor) -> bool:
 def instrument_installed(tracer_provider: TracerProvider | None = None) -> list[str]:
     """Apply every AgentMesh instrumentor whose library is installed (skip applied ones).
 
+    The instrumentors are the ``opentelemetry_instrumentor`` entry points of this package;
+    those named in ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` (entry point or library name)
+    are skipped.
+
     Args:
         tracer_provider: Provider for the spans; the global one by default.
 
@@ -162,8 +253,12 @@ def instrument_installed(tracer_provider: TracerProvider | None = None) -> list[
         Class names of the instrumentors now active.
     """
     active: list[str] = []
-    for cls in INSTRUMENTORS:
-        name = cls.__name__
+    disabled = disabled_instrumentations()
+    for entry_name, cls in _own_instrumentors():  # pyright: ignore[reportUnknownVariableType]
+        name: str = cls.__name__  # pyright: ignore[reportUnknownMemberType]
+        if instrumentation_disabled(entry_name, disabled):
+            _log.debug("agentmesh.instrumentor_disabled", instrumentor=entry_name)
+            continue
         try:
             instrumentor = cls()
             if not instrumentor.is_instrumented_by_opentelemetry:

@@ -3,6 +3,8 @@
 Selected with ``OTEL_PYTHON_DISTRO=agentmesh`` (``agentmesh-instrument`` sets it). It makes
 the AgentMesh configurator the default and applies instrumentors fail-open: ours only when their
 library is installed in a supported version, and none at all when ``AGENTMESH_DISABLED`` is set.
+``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` disables ours by entry point name (``agentmesh_openai``,
+as OpenTelemetry does) or by library name (``openai``, ``langgraph``).
 AgentMesh's own logs follow the app's logging setup (:mod:`agentmesh.core.log`), so the app's
 output stays clean.
 """
@@ -26,7 +28,11 @@ from opentelemetry.util._importlib_metadata import (  # pyright: ignore[reportPr
 
 from agentmesh.core.log import get_logger
 from agentmesh.instrumentation._entry_points import CONFIGURATOR_NAME
-from agentmesh.instrumentation._setup import instrumentor_supported, load_settings
+from agentmesh.instrumentation._setup import (
+    instrumentation_disabled,
+    instrumentor_supported,
+    load_settings,
+)
 
 __all__ = ["AgentMeshDistro"]
 
@@ -53,8 +59,8 @@ class AgentMeshDistro(BaseDistro):  # pyright: ignore[reportUntypedBaseClass]
         """Apply one ``opentelemetry_instrumentor`` entry point.
 
         Other packages' instrumentors are applied as OpenTelemetry does by default; ours are
-        applied fail-open, and skipped when their library is missing or unsupported or when
-        AgentMesh is disabled.
+        applied fail-open, and skipped when their library is missing or unsupported, when
+        AgentMesh is disabled, or when ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` names them.
 
         Args:
             entry_point: The entry point.
@@ -64,6 +70,9 @@ class AgentMeshDistro(BaseDistro):  # pyright: ignore[reportUntypedBaseClass]
             super().load_instrumentor(entry_point, **kwargs)  # pyright: ignore[reportUnknownMemberType]
             return
         try:
+            if instrumentation_disabled(entry_point.name):
+                _log.debug("agentmesh.instrumentor_disabled", entry_point=entry_point.name)
+                return
             settings = load_settings()
             if settings is None or settings.disabled:
                 return

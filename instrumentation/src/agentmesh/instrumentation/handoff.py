@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
-__all__ = ["ContextDigest", "canonical_json", "context_digest"]
+__all__ = ["ContextDigest", "canonical_json", "capped_text", "context_digest"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,3 +79,27 @@ def context_digest(value: object) -> ContextDigest:
     """
     data = canonical_json(value).encode("utf-8")
     return ContextDigest("sha256:" + hashlib.sha256(data).hexdigest(), len(data))
+
+
+def capped_text(text: str, cap: int) -> tuple[str, bool]:
+    """Cut a text to at most ``cap`` bytes of UTF-8, never in the middle of a character.
+
+    Args:
+        text: The text.
+        cap: Largest size in bytes.
+
+    Returns:
+        The text (maybe cut) and whether it was cut.
+
+    Example:
+        >>> capped_text("héllo", 2)
+        ('h', True)
+        >>> capped_text("hi", 2)
+        ('hi', False)
+    """
+    if len(text) <= cap // 4:  # cannot exceed the cap even at 4 bytes per character
+        return text, False
+    encoded = text.encode("utf-8")
+    if len(encoded) <= cap:
+        return text, False
+    return encoded[:cap].decode("utf-8", errors="ignore"), True

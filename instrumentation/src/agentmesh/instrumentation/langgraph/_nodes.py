@@ -2,10 +2,17 @@
 
 LangGraph's runner calls ``run_with_retry(task, …)`` / ``arun_with_retry(task, …)`` (looked up
 in the runner module's globals) once per task, retries included; these are wrapped. Each agent
-node gets an ``invoke_agent {node}`` span (a ``ToolNode`` gets ``execute_tool {node}``); when
-another agent of the same execution finished before it started, the span carries the handoff:
-source, target, kind (``command`` when the source returned ``Command(goto=…)``), and the digest
-and size of the state the node starts from. Internal nodes (``__start__``…) get no span.
+node gets an ``invoke_agent {node}`` span (a ``ToolNode`` gets ``execute_tool {node}``).
+
+Handoffs follow the graph's own wiring: when a node finishes, the writes LangGraph recorded
+for it say which nodes run next and how (:mod:`._routes`); each target node, when it starts,
+takes the handoffs meant for it and its span records the source, the target, the kind
+(``edge``, ``conditional``, ``command`` or ``send``), and the digest and size of the state it
+starts from (with content capture on, the state itself, capped), and, when the graph has a
+checkpointer, the checkpoint its step started from. A tool node is transparent:
+the agent that called the tools stays the source of the next handoff. Internal nodes
+(``__start__``…) get no span. An interrupt marks the span ``agentmesh.langgraph.interrupted``
+and is not an error. The node's context carries the run id and task class as W3C baggage.
 
 LangGraph modules are imported lazily (never while the runner module is still importing).
 """
@@ -24,12 +31,16 @@ from opentelemetry.util.types import AttributeValue
 
 from agentmesh.core.semconv import (
     AGENTMESH_FRAMEWORK,
+    AGENTMESH_HANDOFF_CHECKPOINT_ID,
     AGENTMESH_HANDOFF_CONTEXT_DIGEST,
     AGENTMESH_HANDOFF_CONTEXT_SIZE,
     AGENTMESH_HANDOFF_KIND,
+    AGENTMESH_LANGGRAPH_CHECKPOINT_NS,
+    AGENTMESH_LANGGRAPH_INTERRUPTED,
     AGENTMESH_LANGGRAPH_NODE,
     AGENTMESH_LANGGRAPH_STEP,
     AGENTMESH_RUN_ID,
+    AGENTMESH_RUN_TASK_CLASS,
     EVENT_HANDOFF,
     GEN_AI_AGENT_HANDOFF_SOURCE_NAME,
     GEN_AI_AGENT_HANDOFF_TARGET_NAME,
@@ -42,17 +53,40 @@ from agentmesh.core.semconv import (
 from agentmesh.instrumentation import _failopen
 from agentmesh.instrumentation._context import attached
 from agentmesh.instrumentation._patching import Wrapper
-from agentmesh.instrumentation.handoff import context_digest
 from agentmesh.instrumentation.langgraph._execution import (
-    HandoffKind,
+    HandoffSource,
     WorkflowExecution,
     current_execution,
 )
-from agentmesh.instrumentation.langgraph._workflow import FRAMEWORK
+from agentmesh.instrumentation.langgraph._interrupts import BubbleUp, classify
+from agentmesh.instrumentation.langgraph._routes import (
+    RouteLog,
+    current_routes,
+    outbound_of,
+    parent_command_targets,
+)
+from agentmesh.instrumentation.langgraph._state import handoff_state_attributes
+from agentmesh.instrumentation.langgraph._workflow import FRAMEWORK, step_context
 
-__all__ = ["arun_with_retry_wrapper", "run_with_retry_wrapper"]
+__all__ = ["NodeOptions", "arun_with_retry_wrapper", "run_with_retry_wrapper"]
 
 _INTERNAL_PREFIX: Final = "__"
+_PUSH: Final = "__pregel_push"
+_CHECKPOINTER: Final = "__pregel_checkpointer"
+_CHECKPOINT_MAP: Final = "checkpoint_map"
+_CHECKPOINT_NS: Final = "checkpoint_ns"
+_NS_SEP: Final = "|"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeOptions:
+    """How node spans are built.
+
+    Attributes:
+        capture_content: Record the state that crossed a handoff (capped).
+    """
+
+    capture_content: bool = False
 
 
 class _Task(Protocol):
@@ -77,24 +111,6 @@ def _tool_node_type() -> type | None:
     return ToolNode
 
 
-@cache
-def _bubble_up_type() -> type[BaseException] | None:
-    try:
-        from langgraph.errors import GraphBubbleUp
-    except ImportError:
-        return None
-    return GraphBubbleUp
-
-
-@cache
-def _command_type() -> type | None:
-    try:
-        from langgraph.types import Command
-    except ImportError:
-        return None
-    return Command
-
-
 def _is_tool_node(proc: object) -> bool:
     tool_node = _tool_node_type()
     if tool_node is None:
@@ -107,19 +123,42 @@ def _is_tool_node(proc: object) -> bool:
     return any(isinstance(candidate, tool_node) for candidate in candidates)
 
 
-def _handoff_kind(result: object) -> HandoffKind:
-    command = _command_type()
-    if command is not None and isinstance(result, command) and getattr(result, "goto", None):
-        return "command"
-    return "edge"
+def _metadata(task: _Task) -> Mapping[str, object]:
+    metadata = task.config.get("metadata")
+    return cast("Mapping[str, object]", metadata) if isinstance(metadata, Mapping) else {}
 
 
 def _step_of(task: _Task) -> int | None:
-    metadata = task.config.get("metadata")
-    if not isinstance(metadata, Mapping):
-        return None
-    step = cast("Mapping[str, object]", metadata).get("langgraph_step")
+    step = _metadata(task).get("langgraph_step")
     return step if isinstance(step, int) and not isinstance(step, bool) else None
+
+
+def _checkpoint_id(task: _Task) -> str | None:
+    """The checkpoint the task's step started from, when the graph has a checkpointer."""
+    configurable = task.config.get("configurable")
+    if not isinstance(configurable, Mapping):
+        return None
+    conf = cast("Mapping[str, object]", configurable)
+    if conf.get(_CHECKPOINTER) is None:
+        return None
+    checkpoints = conf.get(_CHECKPOINT_MAP)
+    namespace = conf.get(_CHECKPOINT_NS)
+    if not isinstance(checkpoints, Mapping) or not isinstance(namespace, str):
+        return None
+    graph_namespace = namespace.rpartition(_NS_SEP)[0]  # drop the task's own segment
+    checkpoint = cast("Mapping[str, object]", checkpoints).get(graph_namespace)
+    return checkpoint if isinstance(checkpoint, str) and checkpoint else None
+
+
+def _is_send(task: _Task) -> bool:
+    triggers: object = getattr(task, "triggers", None)
+    if isinstance(triggers, list | tuple):
+        return _PUSH in cast("list[object] | tuple[object, ...]", triggers)
+    path: object = _metadata(task).get("langgraph_path")
+    if not isinstance(path, tuple):
+        return False
+    items = cast("tuple[object, ...]", path)
+    return bool(items) and items[0] == _PUSH
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,21 +166,71 @@ class _NodeRun:
     span: Span
     context: Context
     execution: WorkflowExecution
+    task: _Task
     name: str
+    step: int
     is_agent: bool
+    inbound: list[HandoffSource]
+    routes: RouteLog
 
     def finish(self, result: object, error: BaseException | None) -> None:
         if error is not None:
-            bubble_up = _bubble_up_type()
-            if bubble_up is None or not isinstance(error, bubble_up):
-                _failopen.record_error(self.span, error)  # interrupts are control flow
-        if self.is_agent:
-            with _failopen.guarded("langgraph.agent_finished"):
-                self.execution.agent_finished(self.name, _handoff_kind(result))
+            self._failed(error)
+        else:
+            with _failopen.guarded("langgraph.node_finished"):
+                self._hand_over(result)
         _failopen.end_span(self.span)
 
+    def _failed(self, error: BaseException) -> None:
+        kind = classify(error)
+        if kind is BubbleUp.INTERRUPT:
+            with _failopen.guarded("langgraph.interrupted"):
+                self.span.set_attribute(AGENTMESH_LANGGRAPH_INTERRUPTED, True)
+                self.execution.mark_interrupted()
+        elif kind is BubbleUp.PARENT_COMMAND:
+            parent = self.routes.parent
+            if parent is not None:
+                with _failopen.guarded("langgraph.parent_command"):
+                    parent.commanded_to(parent_command_targets(error))
+        elif kind is None:
+            _failopen.record_error(self.span, error)
 
-def _start(tracer: Tracer, task: _Task) -> _NodeRun | None:
+    def _hand_over(self, result: object) -> None:
+        writes: object = getattr(self.task, "writes", None)
+        if writes is None:
+            return
+        outbound = outbound_of(cast("list[object]", writes), result, self.routes)
+        if self.is_agent:
+            self.execution.node_finished(self.name, self.step, outbound)
+            return
+        for source in self.inbound:  # a tool node hands its caller's work on
+            self.execution.node_finished(source.name, self.step, outbound)
+
+
+def _handoff_events(
+    task: _Task, target: str, sources: list[HandoffSource], options: NodeOptions
+) -> tuple[list[dict[str, AttributeValue]], dict[str, AttributeValue]]:
+    """One handoff event per source, and the attributes of the state that crossed."""
+    state = handoff_state_attributes(task.input, capture_content=options.capture_content)
+    checkpoint = _checkpoint_id(task)
+    if checkpoint is not None:
+        state[AGENTMESH_HANDOFF_CHECKPOINT_ID] = checkpoint
+    events: list[dict[str, AttributeValue]] = []
+    for source in sources:
+        event: dict[str, AttributeValue] = {
+            GEN_AI_AGENT_HANDOFF_SOURCE_NAME: source.name,
+            GEN_AI_AGENT_HANDOFF_TARGET_NAME: target,
+            AGENTMESH_HANDOFF_KIND: source.kind,
+            AGENTMESH_HANDOFF_CONTEXT_DIGEST: state[AGENTMESH_HANDOFF_CONTEXT_DIGEST],
+            AGENTMESH_HANDOFF_CONTEXT_SIZE: state[AGENTMESH_HANDOFF_CONTEXT_SIZE],
+        }
+        if checkpoint is not None:
+            event[AGENTMESH_HANDOFF_CHECKPOINT_ID] = checkpoint
+        events.append(event)
+    return events, state
+
+
+def _start(tracer: Tracer, options: NodeOptions, task: _Task) -> _NodeRun | None:
     execution = current_execution()
     raw_name = task.name
     if execution is None or not isinstance(raw_name, str) or raw_name.startswith(_INTERNAL_PREFIX):
@@ -156,34 +245,46 @@ def _start(tracer: Tracer, task: _Task) -> _NodeRun | None:
         AGENTMESH_LANGGRAPH_NODE: name,
         AGENTMESH_RUN_ID: execution.run_id,
     }
+    if execution.task_class is not None:
+        attributes[AGENTMESH_RUN_TASK_CLASS] = execution.task_class
     if not is_tool:
         attributes[GEN_AI_AGENT_NAME] = name
         attributes[GEN_AI_AGENT_ID] = f"{execution.name}:{name}"
     step = _step_of(task)
     if step is not None:
         attributes[AGENTMESH_LANGGRAPH_STEP] = step
-    handoff = _handoff_attributes(execution, name, task.input) if not is_tool else {}
-    attributes.update(handoff)
+    if execution.depth > 0:
+        namespace = _metadata(task).get("langgraph_checkpoint_ns")
+        if isinstance(namespace, str) and namespace:
+            attributes[AGENTMESH_LANGGRAPH_CHECKPOINT_NS] = namespace
+    is_send = _is_send(task)
+    inbound = execution.handoffs_to(name, step=step, is_send=is_send, packet=task.input)
+    sources = [s for s in inbound if s.name != name]  # an agent continuing is no handoff
+    events: list[dict[str, AttributeValue]] = []
+    if sources and not is_tool:  # a failure here costs the handoff, never the span
+        received = _failopen.safe_call(
+            "langgraph.handoff", _handoff_events, task, name, sources, options
+        )
+        if received is not None:
+            events, state = received
+            attributes.update(events[-1])  # the latest source, when several fed the node
+            attributes.update(state)
     span = tracer.start_span(f"{operation} {name}", kind=SpanKind.INTERNAL, attributes=attributes)
-    if handoff:
-        span.add_event(EVENT_HANDOFF, handoff)
-    return _NodeRun(span, trace.set_span_in_context(span), execution, name, not is_tool)
-
-
-def _handoff_attributes(
-    execution: WorkflowExecution, target: str, state: object
-) -> dict[str, AttributeValue]:
-    source = execution.last_agent()
-    if source is None:
-        return {}
-    digest = context_digest(state)
-    return {
-        GEN_AI_AGENT_HANDOFF_SOURCE_NAME: source.name,
-        GEN_AI_AGENT_HANDOFF_TARGET_NAME: target,
-        AGENTMESH_HANDOFF_KIND: source.kind,
-        AGENTMESH_HANDOFF_CONTEXT_DIGEST: digest.digest,
-        AGENTMESH_HANDOFF_CONTEXT_SIZE: digest.size,
-    }
+    for event in events:
+        span.add_event(EVENT_HANDOFF, event)
+    routes = RouteLog(parent=current_routes())
+    context = routes.into(step_context(execution, trace.set_span_in_context(span)))
+    return _NodeRun(
+        span=span,
+        context=context,
+        execution=execution,
+        task=task,
+        name=name,
+        step=step if step is not None else 0,
+        is_agent=not is_tool,
+        inbound=inbound if is_tool else [],
+        routes=routes,
+    )
 
 
 def _task_of(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> _Task | None:
@@ -191,20 +292,23 @@ def _task_of(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> _Task | None:
     return cast("_Task", task) if task is not None else None
 
 
-def _begin(tracer: Tracer, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> _NodeRun | None:
+def _begin(
+    tracer: Tracer, options: NodeOptions, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> _NodeRun | None:
     if current_execution() is None:
         return None
     task = _task_of(args, kwargs)
     if task is None:
         return None
-    return _start(tracer, task)
+    return _start(tracer, options, task)
 
 
-def run_with_retry_wrapper(tracer: Tracer) -> Wrapper:
+def run_with_retry_wrapper(tracer: Tracer, options: NodeOptions) -> Wrapper:
     """Build the wrapper of the runner's ``run_with_retry``.
 
     Args:
         tracer: The tracer spans are started with.
+        options: How spans are built.
 
     Returns:
         A wrapt wrapper.
@@ -213,7 +317,7 @@ def run_with_retry_wrapper(tracer: Tracer) -> Wrapper:
     def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        node = _failopen.safe_call("langgraph.start_node", _begin, tracer, args, kwargs)
+        node = _failopen.safe_call("langgraph.start_node", _begin, tracer, options, args, kwargs)
         if node is None:
             return wrapped(*args, **kwargs)
         try:
@@ -228,11 +332,12 @@ def run_with_retry_wrapper(tracer: Tracer) -> Wrapper:
     return wrapper
 
 
-def arun_with_retry_wrapper(tracer: Tracer) -> Wrapper:
+def arun_with_retry_wrapper(tracer: Tracer, options: NodeOptions) -> Wrapper:
     """Build the wrapper of the runner's ``arun_with_retry``.
 
     Args:
         tracer: The tracer spans are started with.
+        options: How spans are built.
 
     Returns:
         A wrapt wrapper returning a coroutine.
@@ -244,7 +349,7 @@ def arun_with_retry_wrapper(tracer: Tracer) -> Wrapper:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Any:
-        node = _failopen.safe_call("langgraph.start_node", _begin, tracer, args, kwargs)
+        node = _failopen.safe_call("langgraph.start_node", _begin, tracer, options, args, kwargs)
         if node is None:
             return await wrapped(*args, **kwargs)
         try:

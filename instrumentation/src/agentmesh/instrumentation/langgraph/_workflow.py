@@ -1,16 +1,25 @@
-"""Workflow spans: one ``invoke_workflow {graph}`` span per outermost graph execution.
+"""Workflow spans: one ``invoke_workflow {graph}`` span per graph execution.
 
 ``Pregel.stream`` and ``Pregel.astream`` are wrapped (``invoke`` and ``ainvoke`` go through
 them). The wrapper returns a generator that makes the workflow context current only while the
 graph itself runs (each ``next``), never in the caller between chunks, so nodes (in threads
-or asyncio tasks, which copy the context) nest under the workflow span. A graph run from inside
-another (a subgraph, or a graph invoked by a node) belongs to the outer execution: no new span.
+or asyncio tasks, which copy the context) nest under the workflow span.
+
+A graph run from inside another (a compiled graph used as a node, or a graph a node invokes)
+gets a nested workflow span under the running node's span, in the same run (same run id),
+with its checkpoint namespace (``agentmesh.langgraph.checkpoint_ns``). The outermost run takes
+its run id and task class from baggage (or creates a run id); a task class in the run's config
+metadata (``agentmesh_task_class``) wins. A run that stops at an interrupt is marked
+``agentmesh.langgraph.interrupted`` (not an error); a run resuming a thread
+(``Command(resume=…)``, or ``None`` input on a thread) is marked
+``agentmesh.langgraph.resumed``.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Final, cast
 
 from opentelemetry import context as otel_context
@@ -22,7 +31,11 @@ from opentelemetry.util.types import AttributeValue
 from agentmesh.core import new_run_id
 from agentmesh.core.semconv import (
     AGENTMESH_FRAMEWORK,
+    AGENTMESH_LANGGRAPH_CHECKPOINT_NS,
+    AGENTMESH_LANGGRAPH_INTERRUPTED,
+    AGENTMESH_LANGGRAPH_RESUMED,
     AGENTMESH_RUN_ID,
+    AGENTMESH_RUN_TASK_CLASS,
     GEN_AI_CONVERSATION_ID,
     GEN_AI_OPERATION_NAME,
     GEN_AI_WORKFLOW_NAME,
@@ -31,39 +44,119 @@ from agentmesh.core.semconv import (
 from agentmesh.instrumentation import _failopen
 from agentmesh.instrumentation._context import attached
 from agentmesh.instrumentation._patching import Wrapper
+from agentmesh.instrumentation.baggage import current_task_class, with_task_class
 from agentmesh.instrumentation.langgraph._execution import WorkflowExecution, current_execution
+from agentmesh.instrumentation.langgraph._interrupts import BubbleUp, classify
 from agentmesh.instrumentation.run_context import current_run_id, with_run_id
 
-__all__ = ["FRAMEWORK", "astream_wrapper", "stream_wrapper"]
+__all__ = [
+    "FRAMEWORK",
+    "TASK_CLASS_METADATA_KEY",
+    "astream_wrapper",
+    "step_context",
+    "stream_wrapper",
+]
 
 FRAMEWORK: Final = "langgraph"
+TASK_CLASS_METADATA_KEY: Final = "agentmesh_task_class"
+"""Key of a run's config metadata naming its task class."""
+
 _DEFAULT_GRAPH_NAME: Final = "LangGraph"
+_INTERRUPT_KEY: Final = "__interrupt__"
+
+
+def step_context(execution: WorkflowExecution, context: Context) -> Context:
+    """Return ``context`` carrying the run's baggage (run id, task class) for an agent step.
+
+    Args:
+        execution: The execution the step belongs to.
+        context: The context to extend.
+
+    Returns:
+        The new context.
+    """
+    context = with_run_id(execution.run_id, context)
+    if execution.task_class is not None:
+        context = with_task_class(execution.task_class, context)
+    return context
 
 
 @dataclass(frozen=True, slots=True)
 class _WorkflowRun:
     span: Span
     context: Context
+    execution: WorkflowExecution
+
+    def saw(self, item: object) -> None:
+        """Note an interrupt reported in the stream (breakpoints raise in no node)."""
+        with _failopen.guarded("langgraph.stream_item"):
+            chunk: object = item
+            if isinstance(item, tuple):
+                parts = cast("tuple[object, ...]", item)
+                chunk = parts[-1] if parts else None
+            if isinstance(chunk, dict) and _INTERRUPT_KEY in chunk:
+                self.execution.mark_interrupted()
 
     def finish(self, error: BaseException | None) -> None:
-        if error is not None:
+        kind = classify(error) if error is not None else None
+        if error is not None and kind is None:
             _failopen.record_error(self.span, error)
+        if kind is BubbleUp.INTERRUPT or (error is None and self.execution.interrupted):
+            with _failopen.guarded("langgraph.workflow_interrupted"):
+                self.span.set_attribute(AGENTMESH_LANGGRAPH_INTERRUPTED, True)
         _failopen.end_span(self.span)
 
 
-def _config_of(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Mapping[str, object] | None:
+@cache
+def _command_type() -> type | None:
+    try:
+        from langgraph.types import Command
+    except ImportError:
+        return None
+    return Command
+
+
+def _input_of(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> object:
+    return kwargs["input"] if "input" in kwargs else (args[0] if args else None)
+
+
+def _is_resume(value: object, thread_id: str | None) -> bool:
+    if value is None:
+        return thread_id is not None  # no input: continue the thread from its checkpoint
+    command = _command_type()
+    return command is not None and isinstance(value, command) and _resume(value) is not None
+
+
+def _resume(command: object) -> object:
+    return getattr(command, "resume", None)
+
+
+def _config_of(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Mapping[str, object]:
     config: object = (
         kwargs["config"] if "config" in kwargs else (args[1] if len(args) > 1 else None)
     )
+    if isinstance(config, Mapping):
+        return cast("Mapping[str, object]", config)
+    inherited = _inherited_config()
+    return inherited if inherited is not None else {}
+
+
+def _inherited_config() -> Mapping[str, object] | None:
+    try:
+        from langchain_core.runnables.config import var_child_runnable_config
+    except ImportError:
+        return None
+    config: object = var_child_runnable_config.get()
     return cast("Mapping[str, object]", config) if isinstance(config, Mapping) else None
 
 
-def _thread_id(config: Mapping[str, object] | None) -> str | None:
-    configurable = config.get("configurable") if config is not None else None
-    if not isinstance(configurable, Mapping):
-        return None
-    thread_id = cast("Mapping[str, object]", configurable).get("thread_id")
-    return None if thread_id is None else str(thread_id)
+def _section(config: Mapping[str, object], key: str) -> Mapping[str, object]:
+    value = config.get(key)
+    return cast("Mapping[str, object]", value) if isinstance(value, Mapping) else {}
+
+
+def _text(value: object) -> str | None:
+    return None if value is None or value == "" else str(value)
 
 
 def _start(
@@ -71,22 +164,46 @@ def _start(
 ) -> _WorkflowRun:
     name_value = getattr(instance, "name", None)
     name = name_value if isinstance(name_value, str) and name_value else _DEFAULT_GRAPH_NAME
-    run_id = current_run_id() or new_run_id()
+    config = _config_of(args, kwargs)
+    configurable = _section(config, "configurable")
+    parent = current_execution()
     attributes: dict[str, AttributeValue] = {
         GEN_AI_OPERATION_NAME: Operation.INVOKE_WORKFLOW,
         GEN_AI_WORKFLOW_NAME: name,
         AGENTMESH_FRAMEWORK: FRAMEWORK,
-        AGENTMESH_RUN_ID: run_id,
     }
-    thread_id = _thread_id(_config_of(args, kwargs))
-    if thread_id is not None:
-        attributes[GEN_AI_CONVERSATION_ID] = thread_id
+    if parent is None:
+        task_class = _text(_section(config, "metadata").get(TASK_CLASS_METADATA_KEY))
+        execution = WorkflowExecution(
+            name,
+            current_run_id() or new_run_id(),
+            conversation_id=_text(configurable.get("thread_id")),
+            task_class=task_class or current_task_class(),
+        )
+        if _is_resume(_input_of(args, kwargs), execution.conversation_id):
+            attributes[AGENTMESH_LANGGRAPH_RESUMED] = True
+    else:
+        execution = WorkflowExecution(
+            name,
+            parent.run_id,
+            conversation_id=parent.conversation_id,
+            task_class=parent.task_class,
+            depth=parent.depth + 1,
+        )
+        namespace = _text(configurable.get("checkpoint_ns"))
+        if namespace is not None:
+            attributes[AGENTMESH_LANGGRAPH_CHECKPOINT_NS] = namespace
+    attributes[AGENTMESH_RUN_ID] = execution.run_id
+    if execution.conversation_id is not None:
+        attributes[GEN_AI_CONVERSATION_ID] = execution.conversation_id
+    if execution.task_class is not None:
+        attributes[AGENTMESH_RUN_TASK_CLASS] = execution.task_class
     span = tracer.start_span(
         f"{Operation.INVOKE_WORKFLOW} {name}", kind=SpanKind.INTERNAL, attributes=attributes
     )
     context = trace.set_span_in_context(span, otel_context.get_current())
-    context = with_run_id(run_id, WorkflowExecution(name, run_id).into(context))
-    return _WorkflowRun(span, context)
+    context = step_context(execution, execution.into(context))
+    return _WorkflowRun(span, context, execution)
 
 
 def _traced(
@@ -113,6 +230,7 @@ def _traced(
                 except StopIteration:
                     done = True
                     return
+            run.saw(item)
             yield item
     except GeneratorExit:
         raise
@@ -156,6 +274,7 @@ async def _atraced(
                 except StopAsyncIteration:
                     done = True
                     return
+            run.saw(item)
             yield item
     except GeneratorExit:
         raise
@@ -190,8 +309,6 @@ def stream_wrapper(tracer: Tracer) -> Wrapper:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Any:
-        if current_execution() is not None:
-            return wrapped(*args, **kwargs)
         return _traced(tracer, instance, wrapped, args, kwargs)
 
     return wrapper
@@ -213,8 +330,6 @@ def astream_wrapper(tracer: Tracer) -> Wrapper:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Any:
-        if current_execution() is not None:
-            return wrapped(*args, **kwargs)
         return _atraced(tracer, instance, wrapped, args, kwargs)
 
     return wrapper

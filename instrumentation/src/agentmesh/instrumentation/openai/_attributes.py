@@ -2,6 +2,10 @@
 
 Everything here reads objects by duck typing (``getattr`` with type checks), so a field a
 given SDK version lacks is simply left out. Nothing here imports ``openai``.
+
+For OpenRouter, the response's ``model`` is the upstream model that answered and its
+``provider`` field (an OpenRouter addition) the upstream provider. Cached and reasoning token
+counts are left out when zero (every attribute costs the span processor time).
 """
 
 from __future__ import annotations
@@ -14,73 +18,73 @@ from opentelemetry.util.types import AttributeValue
 
 from agentmesh.core.semconv import (
     AGENTMESH_COST_USD,
-    AGENTMESH_RUN_ID,
-    GEN_AI_OPERATION_NAME,
-    GEN_AI_PROVIDER_NAME,
+    AGENTMESH_UPSTREAM_PROVIDER,
+    GEN_AI_INPUT_MESSAGES,
     GEN_AI_REQUEST_MAX_TOKENS,
-    GEN_AI_REQUEST_MODEL,
     GEN_AI_REQUEST_STREAM,
     GEN_AI_REQUEST_TEMPERATURE,
     GEN_AI_REQUEST_TOP_P,
     GEN_AI_RESPONSE_FINISH_REASONS,
     GEN_AI_RESPONSE_ID,
     GEN_AI_RESPONSE_MODEL,
+    GEN_AI_SYSTEM_INSTRUCTIONS,
     GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
     GEN_AI_USAGE_INPUT_TOKENS,
     GEN_AI_USAGE_OUTPUT_TOKENS,
     GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
-    SERVER_ADDRESS,
-    SERVER_PORT,
     Operation,
     Provider,
 )
-from agentmesh.instrumentation.run_context import current_run_id
-from agentmesh.router.catalog import default_catalog
+from agentmesh.instrumentation import _content
+from agentmesh.instrumentation.openai import _pricing
+from agentmesh.instrumentation.openai._call import CallRequest
+from agentmesh.instrumentation.openai._fields import (
+    attr,
+    base_attributes,
+    int_attr,
+    integer,
+    items,
+    model_name,
+    number,
+    server,
+    str_attr,
+)
 
 __all__ = [
     "ChatRequest",
     "ResponseSummary",
     "cost_usd",
+    "provider_of",
     "read_request",
     "response_attributes",
 ]
 
-_DEFAULT_PORTS: Final = {"https": 443, "http": 80}
-_UNKNOWN_MODEL: Final = "unknown"
+ChatRequest = CallRequest
+"""The request summary of a chat-completions call."""
+
+_SAMPLING: Final = ((GEN_AI_REQUEST_TEMPERATURE, "temperature"), (GEN_AI_REQUEST_TOP_P, "top_p"))
 
 
-@dataclass(frozen=True, slots=True)
-class ChatRequest:
-    """What the span needs from a ``create`` call, read before it runs.
-
-    Attributes:
-        model: Requested model (``"unknown"`` when the call named none).
-        stream: Whether a streamed response was asked for.
-        attributes: Attributes to set when the span starts.
-    """
-
-    model: str
-    stream: bool
-    attributes: dict[str, AttributeValue]
-
-    @property
-    def span_name(self) -> str:
-        """Span name: ``chat {request model}``."""
-        return f"{Operation.CHAT} {self.model}"
+@dataclass(slots=True)
+class _Choice:
+    text: list[str] = field(default_factory=list[str])
+    tool_calls: dict[int, list[object]] = field(default_factory=dict[int, list[object]])
 
 
 @dataclass(slots=True)
 class ResponseSummary:
-    """What a response (or the chunks of a stream) said about itself.
+    """What a chat completion (or the chunks of a stream) said about itself.
 
     Attributes:
-        model: Model that answered.
+        model: Model that answered (for OpenRouter: the upstream model).
         response_id: Provider's id of the response.
         finish_reasons: Why each choice stopped, by choice index.
         input_tokens: Prompt tokens.
         output_tokens: Completion tokens.
         cached_input_tokens: Prompt tokens read from cache.
         reasoning_tokens: Completion tokens spent on reasoning.
+        upstream_provider: The provider OpenRouter forwarded the call to.
+        capture: Collect the completion's text and tool calls (content capture).
     """
 
     model: str | None = None
@@ -90,6 +94,10 @@ class ResponseSummary:
     output_tokens: int | None = None
     cached_input_tokens: int | None = None
     reasoning_tokens: int | None = None
+    upstream_provider: str | None = None
+    capture: bool = False
+    _choices: dict[int, _Choice] = field(default_factory=dict[int, _Choice])
+    _outputs: list[_content.Message] | None = None
 
     def absorb(self, obj: object) -> None:
         """Take what a completion or a streamed chunk carries (later values win).
@@ -97,77 +105,165 @@ class ResponseSummary:
         Args:
             obj: A ``ChatCompletion`` or ``ChatCompletionChunk`` (or anything shaped alike).
         """
-        model = _str_attr(obj, "model")
+        model = str_attr(obj, "model")
         if model:
             self.model = model
-        response_id = _str_attr(obj, "id")
+        response_id = str_attr(obj, "id")
         if response_id:
             self.response_id = response_id
-        choices: object = getattr(obj, "choices", None)
-        if isinstance(choices, list | tuple):
-            items = cast("list[object] | tuple[object, ...]", choices)
-            for position, choice in enumerate(items):
-                reason = _str_attr(choice, "finish_reason")
-                if reason:
-                    index = _int_attr(choice, "index")
-                    self.finish_reasons[position if index is None else index] = reason
-        self._absorb_usage(getattr(obj, "usage", None))
+        extra = getattr(obj, "__pydantic_extra__", None)
+        if extra is None:  # not a pydantic model: a plain attribute, maybe
+            provider = str_attr(obj, "provider")
+        elif extra and isinstance(extra, dict):  # OpenRouter's fields are pydantic extras
+            value = cast("dict[str, object]", extra).get("provider")
+            provider = value if isinstance(value, str) else None
+        else:
+            provider = None
+        if provider:
+            self.upstream_provider = provider
+        for position, choice in enumerate(items(attr(obj, "choices"))):
+            index = int_attr(choice, "index")
+            index = position if index is None else index
+            reason = str_attr(choice, "finish_reason")
+            if reason:
+                self.finish_reasons[index] = reason
+            if self.capture:
+                self._capture(index, choice)
+        self._absorb_usage(attr(obj, "usage"))
+
+    def _capture(self, index: int, choice: object) -> None:
+        message = attr(choice, "message")
+        if message is not None:  # a complete completion
+            calls = [
+                _content.tool_call_part(
+                    attr(c, "id"),
+                    attr(attr(c, "function"), "name"),
+                    attr(attr(c, "function"), "arguments"),
+                )
+                for c in items(attr(message, "tool_calls"))
+            ]
+            outputs = self._outputs if self._outputs is not None else []
+            outputs.append(
+                _content.openai_chat_output_message(
+                    str_attr(message, "content"), calls, self.finish_reasons.get(index)
+                )
+            )
+            self._outputs = outputs
+            return
+        delta = attr(choice, "delta")
+        if delta is None:
+            return
+        state = self._choices.setdefault(index, _Choice())
+        text = str_attr(delta, "content")
+        if text:
+            state.text.append(text)
+        for call in items(attr(delta, "tool_calls")):
+            call_index = int_attr(call, "index") or 0
+            pieces = state.tool_calls.setdefault(call_index, [None, None, ""])
+            call_id = str_attr(call, "id")
+            function = attr(call, "function")
+            name = str_attr(function, "name")
+            if call_id:
+                pieces[0] = call_id
+            if name:
+                pieces[1] = name
+            arguments = str_attr(function, "arguments")
+            if arguments:
+                pieces[2] = f"{pieces[2]}{arguments}"
 
     def _absorb_usage(self, usage: object) -> None:
         if usage is None:
             return
-        prompt = _int_attr(usage, "prompt_tokens")
+        prompt = int_attr(usage, "prompt_tokens")
         if prompt is not None:
             self.input_tokens = prompt
-        completion = _int_attr(usage, "completion_tokens")
+        completion = int_attr(usage, "completion_tokens")
         if completion is not None:
             self.output_tokens = completion
-        cached = _int_attr(getattr(usage, "prompt_tokens_details", None), "cached_tokens")
+        cached = int_attr(attr(usage, "prompt_tokens_details"), "cached_tokens")
         if cached is not None:
             self.cached_input_tokens = cached
-        reasoning = _int_attr(getattr(usage, "completion_tokens_details", None), "reasoning_tokens")
+        reasoning = int_attr(attr(usage, "completion_tokens_details"), "reasoning_tokens")
         if reasoning is not None:
             self.reasoning_tokens = reasoning
 
+    def attributes(self, request_model: str) -> dict[str, AttributeValue]:
+        """Attributes to set when the call ends.
 
-def read_request(instance: object, kwargs: Mapping[str, object]) -> ChatRequest:
-    """Read the request attributes of a ``create`` call.
+        Args:
+            request_model: The requested model.
+
+        Returns:
+            The response attributes (see :func:`response_attributes`).
+        """
+        return response_attributes(self, request_model)
+
+    def output_messages(self) -> list[_content.Message]:
+        """The completion as GenAI output messages (collected only with ``capture``).
+
+        Returns:
+            One message per choice.
+        """
+        if self._outputs is not None:
+            return self._outputs
+        return [
+            _content.openai_chat_output_message(
+                "".join(state.text),
+                [
+                    _content.tool_call_part(*pieces)
+                    for _, pieces in sorted(state.tool_calls.items())
+                ],
+                self.finish_reasons.get(index),
+            )
+            for index, state in sorted(self._choices.items())
+        ]
+
+
+def provider_of(host: str | None) -> str:
+    """Return ``gen_ai.provider.name`` for a client's host.
+
+    Args:
+        host: The base URL's host.
+
+    Returns:
+        ``openrouter`` for OpenRouter's hosts, else ``openai``.
+    """
+    return Provider.OPENROUTER if host and "openrouter" in host.lower() else Provider.OPENAI
+
+
+def read_request(
+    instance: object, kwargs: Mapping[str, object], capture: bool = False
+) -> ChatRequest:
+    """Read the request attributes of a chat-completions ``create`` (or ``parse``) call.
 
     Args:
         instance: The ``Completions`` resource (its client gives the base URL).
         kwargs: The call's keyword arguments.
+        capture: Record the prompt (content capture).
 
     Returns:
         The request summary, with the attributes to set at span start.
     """
-    model = kwargs.get("model")
-    model_name = model if isinstance(model, str) and model else _UNKNOWN_MODEL
+    model = model_name(kwargs)
     stream = kwargs.get("stream") is True
-    host, port = _server(instance)
-    provider = Provider.OPENROUTER if host and "openrouter" in host.lower() else Provider.OPENAI
-    attributes: dict[str, AttributeValue] = {
-        GEN_AI_OPERATION_NAME: Operation.CHAT,
-        GEN_AI_PROVIDER_NAME: provider,
-        GEN_AI_REQUEST_MODEL: model_name,
-        GEN_AI_REQUEST_STREAM: stream,
-    }
-    for key, name in ((GEN_AI_REQUEST_TEMPERATURE, "temperature"), (GEN_AI_REQUEST_TOP_P, "top_p")):
-        value = _number(kwargs.get(name))
+    host, port = server(instance)
+    attributes = base_attributes(Operation.CHAT, provider_of(host), model, host, port)
+    attributes[GEN_AI_REQUEST_STREAM] = stream
+    for key, name in _SAMPLING:
+        value = number(kwargs.get(name))
         if value is not None:
             attributes[key] = value
-    max_tokens = _integer(kwargs.get("max_tokens"))
+    max_tokens = integer(kwargs.get("max_tokens"))
     if max_tokens is None:
-        max_tokens = _integer(kwargs.get("max_completion_tokens"))
+        max_tokens = integer(kwargs.get("max_completion_tokens"))
     if max_tokens is not None:
         attributes[GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
-    if host:
-        attributes[SERVER_ADDRESS] = host
-    if port is not None:
-        attributes[SERVER_PORT] = port
-    run_id = current_run_id()
-    if run_id is not None:
-        attributes[AGENTMESH_RUN_ID] = run_id
-    return ChatRequest(model_name, stream, attributes)
+    if capture:
+        system, messages = _content.openai_chat_input(kwargs.get("messages"))
+        if system:
+            _content.put_json(attributes, GEN_AI_SYSTEM_INSTRUCTIONS, system)
+        _content.put_json(attributes, GEN_AI_INPUT_MESSAGES, messages)
+    return ChatRequest(model, stream, attributes, f"{Operation.CHAT} {model}")
 
 
 def response_attributes(summary: ResponseSummary, request_model: str) -> dict[str, AttributeValue]:
@@ -185,6 +281,8 @@ def response_attributes(summary: ResponseSummary, request_model: str) -> dict[st
         attributes[GEN_AI_RESPONSE_MODEL] = summary.model
     if summary.response_id:
         attributes[GEN_AI_RESPONSE_ID] = summary.response_id
+    if summary.upstream_provider:
+        attributes[AGENTMESH_UPSTREAM_PROVIDER] = summary.upstream_provider
     if summary.finish_reasons:
         attributes[GEN_AI_RESPONSE_FINISH_REASONS] = [
             summary.finish_reasons[i] for i in sorted(summary.finish_reasons)
@@ -193,9 +291,9 @@ def response_attributes(summary: ResponseSummary, request_model: str) -> dict[st
         attributes[GEN_AI_USAGE_INPUT_TOKENS] = summary.input_tokens
     if summary.output_tokens is not None:
         attributes[GEN_AI_USAGE_OUTPUT_TOKENS] = summary.output_tokens
-    if summary.cached_input_tokens is not None:
+    if summary.cached_input_tokens:
         attributes[GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = summary.cached_input_tokens
-    if summary.reasoning_tokens is not None:
+    if summary.reasoning_tokens:
         attributes[GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = summary.reasoning_tokens
     cost = cost_usd(summary, request_model)
     if cost is not None:
@@ -215,44 +313,9 @@ def cost_usd(summary: ResponseSummary, request_model: str) -> float | None:
     """
     if summary.input_tokens is None or summary.output_tokens is None:
         return None
-    catalog = default_catalog()
-    for model in (summary.model, request_model):
-        if not model or model == _UNKNOWN_MODEL:
-            continue
-        cost = catalog.cost_usd(
-            model, summary.input_tokens, summary.output_tokens, summary.cached_input_tokens or 0
-        )
-        if cost is not None:
-            return cost
-    return None
-
-
-def _server(instance: object) -> tuple[str | None, int | None]:
-    client = getattr(instance, "_client", None)
-    url = getattr(client, "base_url", None)
-    host = _str_attr(url, "host")
-    port = _int_attr(url, "port")
-    if port is None:
-        scheme = _str_attr(url, "scheme")
-        port = _DEFAULT_PORTS.get(scheme or "")
-    return host, port
-
-
-def _str_attr(obj: object, name: str) -> str | None:
-    value = getattr(obj, name, None) if obj is not None else None
-    return value if isinstance(value, str) else None
-
-
-def _int_attr(obj: object, name: str) -> int | None:
-    value = getattr(obj, name, None) if obj is not None else None
-    return _integer(value)
-
-
-def _integer(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
+    return _pricing.cost_usd(
+        (summary.model, request_model),
+        summary.input_tokens,
+        summary.output_tokens,
+        summary.cached_input_tokens or 0,
+    )

@@ -1,9 +1,13 @@
 """Proxies of the SDK's ``Stream`` / ``AsyncStream`` that end the call's span exactly once.
 
 The proxy behaves like the stream it wraps (``isinstance``, attributes such as ``response``,
-iteration, context manager, ``close()``) and feeds each chunk to the :class:`ChatCall`. The span
-ends on exhaustion, on an error, on ``close()`` or leaving the ``with`` block, and, when the
-application drops an unfinished stream, when the proxy is garbage-collected.
+iteration, context manager, ``close()``) and feeds each chunk to the :class:`ProviderCall`. The
+span ends on exhaustion, on an error, on ``close()`` or leaving the ``with`` block, and, when
+the application drops an unfinished stream, when the proxy is garbage-collected.
+
+The SDKs' stream helpers (``chat.completions.stream``, ``responses.stream``) close the HTTP
+response they read from ``stream.response`` rather than the stream: that attribute is therefore
+a proxy too, whose ``close()`` / ``aclose()`` end the span. Provider-agnostic (duck-typed).
 """
 
 from __future__ import annotations
@@ -14,12 +18,46 @@ from typing import Protocol
 
 import wrapt
 
-from agentmesh.instrumentation.openai._call import ChatCall
+from agentmesh.instrumentation.openai._call import ProviderCall
 
-__all__ = ["AsyncStreamProxy", "StreamProxy"]
+__all__ = ["AsyncStreamProxy", "ResponseProxy", "StreamProxy"]
+
+
+class _Closable(Protocol):
+    def close(self) -> object: ...
+
+
+class ResponseProxy(wrapt.ObjectProxy[_Closable]):
+    """Wraps the HTTP response of a stream: ``close()`` and ``aclose()`` end the span too.
+
+    Args:
+        response: The SDK's HTTP response.
+        call: The call whose span closing ends.
+    """
+
+    def __init__(self, response: _Closable, call: ProviderCall) -> None:
+        super().__init__(response)
+        self._self_call = call
+
+    def close(self) -> object:
+        """Close the response and end the span."""
+        try:
+            return self.__wrapped__.close()
+        finally:
+            self._self_call.finish()
+
+    async def aclose(self) -> object:
+        """Close the response (asynchronously) and end the span."""
+        try:
+            closer = getattr(self.__wrapped__, "aclose")  # noqa: B009 - httpx's async close
+            return await closer()
+        finally:
+            self._self_call.finish()
 
 
 class _SyncStream(Protocol):
+    @property
+    def response(self) -> _Closable: ...
     def __next__(self) -> object: ...
     def __enter__(self) -> object: ...
     def __exit__(
@@ -33,6 +71,8 @@ class _SyncStream(Protocol):
 
 
 class _AsyncStream(Protocol):
+    @property
+    def response(self) -> _Closable: ...
     async def __anext__(self) -> object: ...
     async def __aenter__(self) -> object: ...
     async def __aexit__(
@@ -53,10 +93,19 @@ class StreamProxy(wrapt.ObjectProxy[_SyncStream]):
         call: The call whose span the stream ends.
     """
 
-    def __init__(self, stream: _SyncStream, call: ChatCall) -> None:
+    def __init__(self, stream: _SyncStream, call: ProviderCall) -> None:
         super().__init__(stream)
         self._self_call = call
         weakref.finalize(self, call.finish)
+
+    @property
+    def response(self) -> object:
+        """The HTTP response, proxied so that closing it ends the span."""
+        cached: object = getattr(self, "_self_response", None)
+        if cached is None:
+            cached = ResponseProxy(self.__wrapped__.response, self._self_call)
+            self._self_response = cached
+        return cached
 
     def __iter__(self) -> StreamProxy:
         return self
@@ -104,10 +153,19 @@ class AsyncStreamProxy(wrapt.ObjectProxy[_AsyncStream]):
         call: The call whose span the stream ends.
     """
 
-    def __init__(self, stream: _AsyncStream, call: ChatCall) -> None:
+    def __init__(self, stream: _AsyncStream, call: ProviderCall) -> None:
         super().__init__(stream)
         self._self_call = call
         weakref.finalize(self, call.finish)
+
+    @property
+    def response(self) -> object:
+        """The HTTP response, proxied so that closing it ends the span."""
+        cached: object = getattr(self, "_self_response", None)
+        if cached is None:
+            cached = ResponseProxy(self.__wrapped__.response, self._self_call)
+            self._self_response = cached
+        return cached
 
     def __aiter__(self) -> AsyncStreamProxy:
         return self

@@ -1,82 +1,208 @@
-"""The wrappers of ``Completions.create`` and ``AsyncCompletions.create`` (sync/async twins).
+"""Generic sync/async wrappers of a provider SDK method that returns a response or a stream.
 
-Imported only when the instrumentor is applied: importing this module imports ``openai``.
+An :class:`Endpoint` says how to read the request, what collects the response, and which SDK
+classes are streams and raw responses; :func:`sync_wrapper` / :func:`async_wrapper` build the
+wrapt wrappers. Provider-agnostic: the SDK classes are passed in by the caller, so importing
+this module imports no SDK.
+
+Raw responses (``with_raw_response``): the span ends when the wrapped method returns, with the
+response attributes read by calling the raw response's ``parse()`` at once. The SDKs cache what
+``parse()`` returns, so the application's own ``parse()`` gets the same object at no extra cost.
+A streamed raw response is parsed the same way (that only builds the stream object) and the
+stream the SDK caches is replaced by a proxy that ends the span; when the SDK's cache cannot be
+found, the span ends at once with the request attributes only. A raw response whose body the
+application streams itself (``with_streaming_response``) is never read by us: its span ends
+when the method returns, with the request attributes only.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
-
-import openai
-from opentelemetry.trace import Tracer
 
 from agentmesh.instrumentation import _failopen
 from agentmesh.instrumentation._patching import Wrapper
 from agentmesh.instrumentation.openai import _call
 from agentmesh.instrumentation.openai._stream import AsyncStreamProxy, StreamProxy
 
-__all__ = ["async_chat_wrapper", "chat_wrapper"]
+__all__ = ["Endpoint", "async_wrapper", "sync_wrapper"]
 
 
-def _wrap_result(call: _call.ChatCall, result: object) -> object:
-    if call.request.stream and isinstance(result, openai.Stream):
-        return StreamProxy(result, call)  # pyright: ignore[reportUnknownArgumentType]
-    if call.request.stream and isinstance(result, openai.AsyncStream):
-        return AsyncStreamProxy(result, call)  # pyright: ignore[reportUnknownArgumentType]
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """How to instrument one SDK method.
+
+    Attributes:
+        name: Short name, for the logs (``openai.chat``).
+        reader: Reads the request into a :class:`~._call.CallRequest`.
+        summary: Builds the response collector; its argument is the content-capture switch.
+        sync_stream: The SDK's synchronous stream class.
+        async_stream: The SDK's asynchronous stream class.
+        raw_response: The SDK's raw-response classes (``with_raw_response``), if any.
+        inject_headers: Add W3C trace context and baggage headers to the request (for SDKs
+            that do not propagate context themselves).
+    """
+
+    name: str
+    reader: _call.RequestReader
+    summary: Callable[[bool], _call.Summary]
+    sync_stream: type
+    async_stream: type
+    raw_response: tuple[type, ...] = ()
+    inject_headers: bool = True
+
+
+def _proxy_stream(endpoint: Endpoint, call: _call.ProviderCall, result: object) -> object | None:
+    if isinstance(result, endpoint.sync_stream):
+        return StreamProxy(result, call)  # pyright: ignore[reportArgumentType]
+    if isinstance(result, endpoint.async_stream):
+        return AsyncStreamProxy(result, call)  # pyright: ignore[reportArgumentType]
+    return None
+
+
+def _raw_parsed(
+    endpoint: Endpoint, call: _call.ProviderCall, raw: object, parsed: object
+) -> object:
+    proxy = _proxy_stream(endpoint, call, parsed)
+    if proxy is None:
+        call.absorb(parsed)
+        call.finish()
+        return raw
+    cache: object = getattr(raw, "_parsed_by_type", None)
+    if isinstance(cache, dict):
+        for key, value in list(cache.items()):  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+            if value is parsed:
+                cache[key] = proxy
+                return raw
+    call.finish()
+    return raw
+
+
+def _wrap_result(endpoint: Endpoint, call: _call.ProviderCall, result: object) -> object:
+    if call.request.stream:
+        proxy = _proxy_stream(endpoint, call, result)
+        if proxy is not None:
+            return proxy
+    if endpoint.raw_response and isinstance(result, endpoint.raw_response):
+        if not _parseable(call, result):
+            call.finish()
+            return result
+        parsed = _parse(result)
+        return _raw_parsed(endpoint, call, result, parsed)
     call.absorb(result)
     call.finish()
     return result
 
 
-def _finish_with(call: _call.ChatCall, result: object) -> object:
-    wrapped = _failopen.safe_call("openai.wrap_result", _wrap_result, call, result)
+def _finish_with(endpoint: Endpoint, call: _call.ProviderCall, result: object) -> object:
+    wrapped = _failopen.safe_call(
+        f"{endpoint.name}.wrap_result", _wrap_result, endpoint, call, result
+    )
     if wrapped is None:
         call.finish()
         return result
     return wrapped
 
 
-def chat_wrapper(tracer: Tracer) -> Wrapper:
-    """Build the wrapper of the synchronous ``Completions.create``.
+def _start(
+    instruments: _call.Instruments, endpoint: Endpoint, instance: object, kwargs: dict[str, Any]
+) -> _call.ProviderCall:
+    summary = endpoint.summary(instruments.capture_content)
+    return _call.start_call(instruments, endpoint.reader, summary, instance, kwargs)
+
+
+def _headers(endpoint: Endpoint, kwargs: dict[str, Any]) -> dict[str, Any]:
+    if not endpoint.inject_headers:
+        return kwargs
+    return _failopen.safe_call("trace_headers", _call.with_trace_headers, kwargs) or kwargs
+
+
+def sync_wrapper(instruments: _call.Instruments, endpoint: Endpoint) -> Wrapper:
+    """Build the wrapper of a synchronous SDK method.
 
     Args:
-        tracer: The tracer spans are started with.
+        instruments: Tracer, metrics and the content switch.
+        endpoint: What the method is and returns.
 
     Returns:
         A wrapt wrapper.
     """
+    where = f"{endpoint.name}.start_call"
 
     def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        call = _failopen.safe_call("openai.start_call", _call.start_call, tracer, instance, kwargs)
+        call = _failopen.safe_call(where, _start, instruments, endpoint, instance, kwargs)
         if call is None:
             return wrapped(*args, **kwargs)
-        with call.activated():
-            call_kwargs = (
-                _failopen.safe_call("openai.trace_headers", _call.with_trace_headers, kwargs)
-                or kwargs
-            )
-            try:
-                result = wrapped(*args, **call_kwargs)
-            except BaseException as exc:
-                call.finish(exc)
-                raise
-        return _finish_with(call, result)
+        token = call.attach()
+        try:
+            result = wrapped(*args, **_headers(endpoint, kwargs))
+        except BaseException as exc:
+            call.finish(exc)
+            raise
+        finally:
+            _call.detach(token)
+        return _finish_with(endpoint, call, result)
 
     return wrapper
 
 
-def async_chat_wrapper(tracer: Tracer) -> Wrapper:
-    """Build the wrapper of ``AsyncCompletions.create``.
+async def _finish_async(endpoint: Endpoint, call: _call.ProviderCall, result: object) -> object:
+    if endpoint.raw_response and isinstance(result, endpoint.raw_response):
+        if not _parseable(call, result):
+            call.finish()
+            return result
+        try:
+            parsed = _parse(result)
+            if inspect.isawaitable(parsed):
+                parsed = await parsed
+        except Exception as exc:  # noqa: BLE001 - fail-open: the app's own parse() will say
+            _failopen.safe_call(f"{endpoint.name}.raw_parse", _raise, exc)
+            call.finish()
+            return result
+        wrapped = _failopen.safe_call(
+            f"{endpoint.name}.wrap_raw", _raw_parsed, endpoint, call, result, parsed
+        )
+        if wrapped is None:
+            call.finish()
+            return result
+        return wrapped
+    return _finish_with(endpoint, call, result)
+
+
+def _parseable(call: _call.ProviderCall, raw: object) -> bool:
+    # A raw response whose body was read (with_raw_response), or a server-sent event stream
+    # (parsing builds the stream object, reads nothing). Not an unread plain body
+    # (with_streaming_response): the application streams it, we must not read it first.
+    if call.request.stream:
+        return True
+    http_response: object = getattr(raw, "http_response", None)
+    return getattr(http_response, "is_closed", False) is True
+
+
+def _parse(raw: object) -> object:
+    parse: Callable[[], object] = getattr(raw, "parse")  # noqa: B009 - any SDK's raw response
+    return parse()
+
+
+def _raise(exc: Exception) -> None:
+    raise exc
+
+
+def async_wrapper(instruments: _call.Instruments, endpoint: Endpoint) -> Wrapper:
+    """Build the wrapper of an asynchronous SDK method.
 
     Args:
-        tracer: The tracer spans are started with.
+        instruments: Tracer, metrics and the content switch.
+        endpoint: What the method is and returns.
 
     Returns:
         A wrapt wrapper returning a coroutine.
     """
+    where = f"{endpoint.name}.start_call"
 
     async def wrapper(
         wrapped: Callable[..., Awaitable[Any]],
@@ -84,19 +210,17 @@ def async_chat_wrapper(tracer: Tracer) -> Wrapper:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Any:
-        call = _failopen.safe_call("openai.start_call", _call.start_call, tracer, instance, kwargs)
+        call = _failopen.safe_call(where, _start, instruments, endpoint, instance, kwargs)
         if call is None:
             return await wrapped(*args, **kwargs)
-        with call.activated():
-            call_kwargs = (
-                _failopen.safe_call("openai.trace_headers", _call.with_trace_headers, kwargs)
-                or kwargs
-            )
-            try:
-                result = await wrapped(*args, **call_kwargs)
-            except BaseException as exc:
-                call.finish(exc)
-                raise
-        return _finish_with(call, result)
+        token = call.attach()
+        try:
+            result = await wrapped(*args, **_headers(endpoint, kwargs))
+        except BaseException as exc:
+            call.finish(exc)
+            raise
+        finally:
+            _call.detach(token)
+        return await _finish_async(endpoint, call, result)
 
     return wrapper

@@ -1,49 +1,67 @@
-"""``OpenAIInstrumentor``: spans for every chat-completions call of the ``openai`` SDK.
+"""``OpenAIInstrumentor``: spans and metrics for every model call of the ``openai`` SDK.
 
 Importing this module does not import ``openai``; the patches are applied when the SDK's
-chat-completions module is imported (at once when it already is).
+resource modules are imported (at once when they already are).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import Final
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import (  # pyright: ignore[reportMissingTypeStubs]
     BaseInstrumentor,
 )
-from opentelemetry.trace import Tracer, TracerProvider
+from opentelemetry.trace import TracerProvider
 
-from agentmesh.instrumentation._patching import PatchSet, Wrapper
+from agentmesh.instrumentation._content import capture_enabled
+from agentmesh.instrumentation._metrics import GenAIMetrics, meter_provider_from
+from agentmesh.instrumentation._patching import PatchSet, Wrapper, WrapperFactory
+from agentmesh.instrumentation.openai._call import Instruments
 from agentmesh.instrumentation.openai.package import (
     _instruments,  # pyright: ignore[reportPrivateUsage]
 )
 
 __all__ = ["OpenAIInstrumentor"]
 
-_MODULE = "openai.resources.chat.completions"
 _SCOPE = "agentmesh.instrumentation.openai"
 
+# (module, class, method, endpoint, optional)
+_TARGETS: Final = (
+    ("openai.resources.chat.completions", "Completions", "create", "CHAT", False),
+    ("openai.resources.chat.completions", "Completions", "parse", "CHAT", True),
+    ("openai.resources.beta.chat.completions", "Completions", "parse", "CHAT", True),
+    ("openai.resources.embeddings", "Embeddings", "create", "EMBEDDINGS", False),
+    ("openai.resources.responses", "Responses", "create", "RESPONSES", True),
+    ("openai.resources.responses", "Responses", "parse", "RESPONSES", True),
+    ("openai.resources.beta.responses", "Responses", "create", "RESPONSES", True),
+)
 
-def _sync_factory(tracer: Tracer) -> Wrapper:
-    from agentmesh.instrumentation.openai._wrappers import chat_wrapper
 
-    return chat_wrapper(tracer)
+def _factory(instruments: Instruments, endpoint: str, asynchronous: bool) -> Wrapper:
+    from agentmesh.instrumentation.openai import _endpoints, _wrappers
 
-
-def _async_factory(tracer: Tracer) -> Wrapper:
-    from agentmesh.instrumentation.openai._wrappers import async_chat_wrapper
-
-    return async_chat_wrapper(tracer)
+    target: _wrappers.Endpoint = getattr(_endpoints, endpoint)
+    if asynchronous:
+        return _wrappers.async_wrapper(instruments, target)
+    return _wrappers.sync_wrapper(instruments, target)
 
 
 class OpenAIInstrumentor(BaseInstrumentor):  # pyright: ignore[reportUntypedBaseClass]
-    """Instrument ``openai``: a ``chat {model}`` CLIENT span per chat-completions call.
+    """Instrument ``openai``: a CLIENT span and GenAI metrics per model call.
 
-    Covers ``Completions.create`` and ``AsyncCompletions.create``, streamed or not (a streamed
-    response is returned as a proxy that ends the span when the stream ends, is closed, or is
-    garbage-collected). Errors are recorded and re-raised unchanged; the instrumentation's own
-    failures are logged and never reach the application.
+    Covers, sync and async: ``chat.completions.create`` (plain and streamed) and ``parse``,
+    the ``chat.completions.stream`` helper, ``responses.create`` (plain and streamed),
+    ``parse`` and the ``responses.stream`` helper (``chat {model}`` spans), and
+    ``embeddings.create`` (``embeddings {model}``); ``with_raw_response`` variants included. A
+    streamed response is returned as a proxy that ends the span when the stream ends, is
+    closed, or is garbage-collected. Errors are recorded and re-raised unchanged; the
+    instrumentation's own failures are logged and never reach the application.
+
+    Keyword arguments of ``instrument()``: ``tracer_provider``, ``meter_provider`` and
+    ``capture_content`` (default: ``InstrumentationSettings.capture_content`` or
+    ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``).
 
     Example:
         >>> OpenAIInstrumentor().instrumentation_dependencies()
@@ -66,9 +84,20 @@ class OpenAIInstrumentor(BaseInstrumentor):  # pyright: ignore[reportUntypedBase
             _SCOPE,
             tracer_provider=provider if isinstance(provider, TracerProvider) else None,
         )
+        instruments = Instruments(
+            tracer,
+            GenAIMetrics.create(meter_provider_from(kwargs), _SCOPE),
+            capture_enabled(kwargs),
+        )
         patches = PatchSet("openai")
-        patches.add(_MODULE, "Completions.create", lambda: _sync_factory(tracer))
-        patches.add(_MODULE, "AsyncCompletions.create", lambda: _async_factory(tracer))
+        for module, cls, method, endpoint, optional in _TARGETS:
+            for prefix, asynchronous in (("", False), ("Async", True)):
+                patches.add(
+                    module,
+                    f"{prefix}{cls}.{method}",
+                    _bind(instruments, endpoint, asynchronous),
+                    optional=optional,
+                )
         patches.apply()
         self._patches = patches
 
@@ -76,3 +105,7 @@ class OpenAIInstrumentor(BaseInstrumentor):  # pyright: ignore[reportUntypedBase
         if self._patches is not None:
             self._patches.remove()
             self._patches = None
+
+
+def _bind(instruments: Instruments, endpoint: str, asynchronous: bool) -> WrapperFactory:
+    return lambda: _factory(instruments, endpoint, asynchronous)

@@ -1,0 +1,106 @@
+"""The instrumented ``anthropic`` methods and the wrapper of the ``stream`` helper.
+
+Imported only when a patch is applied: importing this module imports ``anthropic``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final
+
+import anthropic
+from anthropic import _response  # pyright: ignore[reportPrivateUsage]
+
+from agentmesh.instrumentation import _failopen
+from agentmesh.instrumentation._patching import Wrapper
+from agentmesh.instrumentation.anthropic._attributes import MessageSummary, read_request
+from agentmesh.instrumentation.anthropic._stream_manager import (
+    AsyncStreamManagerProxy,
+    StreamManagerProxy,
+)
+from agentmesh.instrumentation.openai._call import (
+    Instruments,
+    ProviderCall,
+    Summary,
+    start_call,
+    with_trace_headers,
+)
+from agentmesh.instrumentation.openai._wrappers import Endpoint
+
+__all__ = ["MESSAGES", "stream_helper_wrapper"]
+
+
+def _raw_classes() -> tuple[type, ...]:
+    classes: list[type] = [_response.APIResponse, _response.AsyncAPIResponse]
+    try:
+        from anthropic import _legacy_response  # pyright: ignore[reportAttributeAccessIssue, reportUnknownVariableType]
+    except ImportError:
+        return tuple(classes)
+    legacy: object = getattr(_legacy_response, "LegacyAPIResponse", None)  # pyright: ignore[reportUnknownArgumentType]
+    if isinstance(legacy, type):
+        classes.append(legacy)
+    return tuple(classes)
+
+
+def _summary(capture: bool) -> Summary:
+    return MessageSummary(capture=capture)
+
+
+MESSAGES: Final = Endpoint(
+    "anthropic.messages",
+    read_request,
+    _summary,
+    anthropic.Stream,
+    anthropic.AsyncStream,
+    _raw_classes(),
+    inject_headers=True,  # the SDK's own propagation is off with its tracing (one span a call)
+)
+"""``messages.create`` / ``parse`` (plain and ``stream=True``), beta namespace included."""
+
+
+def _start(instruments: Instruments, instance: object, kwargs: dict[str, Any]) -> ProviderCall:
+    request_kwargs = {**kwargs, "stream": True}
+    return start_call(
+        instruments, read_request, _summary(instruments.capture_content), instance, request_kwargs
+    )
+
+
+def _proxy(call: ProviderCall, manager: object, asynchronous: bool) -> object:
+    if asynchronous:
+        return AsyncStreamManagerProxy(manager, call)  # pyright: ignore[reportArgumentType]
+    return StreamManagerProxy(manager, call)  # pyright: ignore[reportArgumentType]
+
+
+def stream_helper_wrapper(instruments: Instruments, asynchronous: bool) -> Wrapper:
+    """Build the wrapper of ``Messages.stream`` (both return a context manager).
+
+    Args:
+        instruments: Tracer, metrics and the content switch.
+        asynchronous: Whether the resource is the async one (its manager is async).
+
+    Returns:
+        A wrapt wrapper returning a proxy of the stream manager.
+    """
+
+    def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        call = _failopen.safe_call(
+            "anthropic.stream.start_call", _start, instruments, instance, kwargs
+        )
+        if call is None:
+            return wrapped(*args, **kwargs)
+        with call.activated():
+            sent = _failopen.safe_call("anthropic.stream.headers", with_trace_headers, kwargs)
+            try:
+                manager = wrapped(*args, **(sent if sent is not None else kwargs))
+            except BaseException as exc:
+                call.finish(exc)
+                raise
+        proxied = _failopen.safe_call("anthropic.stream.proxy", _proxy, call, manager, asynchronous)
+        if proxied is None:
+            call.finish()
+            return manager
+        return proxied
+
+    return wrapper

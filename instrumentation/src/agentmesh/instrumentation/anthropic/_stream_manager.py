@@ -1,0 +1,132 @@
+"""Proxies of the ``messages.stream(...)`` context managers (sync and async, beta too).
+
+The helper builds its request without going through ``create``, so it is wrapped itself: the
+span starts when ``stream()`` is called, the request runs (with the span current) when the
+manager is entered, and the ``MessageStream``'s raw SSE stream is replaced by a stream proxy
+that feeds each event to the call and ends the span on exhaustion, ``close()``, an error or
+garbage collection. Leaving the ``with`` block ends it too (an exception raised in the block
+is recorded on the span); a manager that is never entered
+ends its span when it is garbage-collected. Duck-typed: nothing here imports ``anthropic``.
+"""
+
+from __future__ import annotations
+
+import weakref
+from types import TracebackType
+from typing import Protocol
+
+import wrapt
+
+from agentmesh.instrumentation import _failopen
+from agentmesh.instrumentation.openai._call import ProviderCall
+from agentmesh.instrumentation.openai._stream import AsyncStreamProxy, StreamProxy
+
+__all__ = ["AsyncStreamManagerProxy", "StreamManagerProxy"]
+
+
+class _SyncManager(Protocol):
+    def __enter__(self) -> object: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        /,
+    ) -> bool | None: ...
+
+
+class _AsyncManager(Protocol):
+    async def __aenter__(self) -> object: ...
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        /,
+    ) -> bool | None: ...
+
+
+def _swap_raw_stream(stream: object, call: ProviderCall, asynchronous: bool) -> None:
+    raw: object = getattr(stream, "_raw_stream", None)
+    if raw is None or isinstance(raw, StreamProxy | AsyncStreamProxy):
+        return
+    proxy = AsyncStreamProxy(raw, call) if asynchronous else StreamProxy(raw, call)  # pyright: ignore[reportArgumentType]
+    stream._raw_stream = proxy  # pyright: ignore[reportAttributeAccessIssue]
+
+
+class StreamManagerProxy(wrapt.ObjectProxy[_SyncManager]):
+    """Wraps a ``MessageStreamManager``.
+
+    Args:
+        manager: The SDK's manager.
+        call: The call the stream belongs to (already started).
+    """
+
+    def __init__(self, manager: _SyncManager, call: ProviderCall) -> None:
+        super().__init__(manager)
+        self._self_call = call
+        self._self_unentered = weakref.finalize(self, call.finish)
+
+    def __enter__(self) -> object:
+        self._self_unentered.detach()
+        call = self._self_call
+        with call.activated():
+            try:
+                stream = self.__wrapped__.__enter__()
+            except BaseException as exc:
+                call.finish(exc)
+                raise
+        _failopen.safe_call("anthropic.stream_proxy", _swap_raw_stream, stream, call, False)
+        return stream
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        if exc is not None:
+            self._self_call.finish(exc)
+        try:
+            return self.__wrapped__.__exit__(exc_type, exc, tb)
+        finally:
+            self._self_call.finish()
+
+
+class AsyncStreamManagerProxy(wrapt.ObjectProxy[_AsyncManager]):
+    """Wraps an ``AsyncMessageStreamManager``.
+
+    Args:
+        manager: The SDK's manager.
+        call: The call the stream belongs to (already started).
+    """
+
+    def __init__(self, manager: _AsyncManager, call: ProviderCall) -> None:
+        super().__init__(manager)
+        self._self_call = call
+        self._self_unentered = weakref.finalize(self, call.finish)
+
+    async def __aenter__(self) -> object:
+        self._self_unentered.detach()
+        call = self._self_call
+        with call.activated():
+            try:
+                stream = await self.__wrapped__.__aenter__()
+            except BaseException as exc:
+                call.finish(exc)
+                raise
+        _failopen.safe_call("anthropic.stream_proxy", _swap_raw_stream, stream, call, True)
+        return stream
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        if exc is not None:
+            self._self_call.finish(exc)
+        try:
+            return await self.__wrapped__.__aexit__(exc_type, exc, tb)
+        finally:
+            self._self_call.finish()

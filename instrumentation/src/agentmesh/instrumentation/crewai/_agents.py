@@ -1,0 +1,259 @@
+"""Agent spans: one ``invoke_agent {role}`` span per agent executing a task, with handoffs.
+
+``Agent.execute_task`` / ``Agent.aexecute_task`` are wrapped: CrewAI calls them for every task
+of a crew and, through the delegation tools, for work delegated to a coworker. The span carries
+the handoff that brought the work:
+
+- ``delegation``: announced by a delegation tool (see :mod:`._delegation`);
+- ``task_context``: the task starts from the outputs of earlier tasks (its ``context``), from
+  the agent of the latest of those tasks.
+
+The handoff carries the digest and size of what crossed (with content capture on, the content
+itself, capped).
+
+A re-entry for the same agent and task (CrewAI's retry after an error) is not a new step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind, Tracer
+from opentelemetry.util.types import AttributeValue
+
+from agentmesh.core.semconv import (
+    AGENTMESH_CREWAI_TASK_ID,
+    AGENTMESH_CREWAI_TASK_NAME,
+    AGENTMESH_FRAMEWORK,
+    AGENTMESH_HANDOFF_KIND,
+    AGENTMESH_RUN_ID,
+    EVENT_HANDOFF,
+    GEN_AI_AGENT_HANDOFF_SOURCE_NAME,
+    GEN_AI_AGENT_HANDOFF_TARGET_NAME,
+    GEN_AI_AGENT_ID,
+    GEN_AI_AGENT_NAME,
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_WORKFLOW_NAME,
+    Operation,
+)
+from agentmesh.instrumentation import _failopen
+from agentmesh.instrumentation._context import attached
+from agentmesh.instrumentation._patching import Wrapper
+from agentmesh.instrumentation.crewai._crossing import crossing_attributes
+from agentmesh.instrumentation.crewai._execution import (
+    AgentStep,
+    CrewExecution,
+    PendingHandoff,
+    current_execution,
+    current_step,
+    pending_handoff,
+)
+from agentmesh.instrumentation.crewai._names import role_of, text_or_none
+from agentmesh.instrumentation.crewai._workflow import FRAMEWORK
+from agentmesh.instrumentation.run_context import current_run_id
+
+__all__ = ["aexecute_task_wrapper", "execute_task_wrapper"]
+
+
+@dataclass(frozen=True, slots=True)
+class _AgentRun:
+    span: Span
+    context: Context
+    execution: CrewExecution | None
+    role: str
+    top_level: bool
+
+    def finish(self, error: BaseException | None) -> None:
+        if error is not None:
+            _failopen.record_error(self.span, error)
+        elif self.top_level and self.execution is not None:
+            with _failopen.guarded("crewai.task_finished"):
+                self.execution.task_finished(self.role)
+        _failopen.end_span(self.span)
+
+
+def _arguments(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[object, object]:
+    task: object = args[0] if args else kwargs.get("task")
+    context: object = args[1] if len(args) > 1 else kwargs.get("context")
+    return task, context
+
+
+def _agent_of_output(task: object) -> str | None:
+    return text_or_none(getattr(getattr(task, "output", None), "agent", None))
+
+
+def _earlier_tasks(task: object, execution: CrewExecution | None) -> list[object] | None:
+    """Return the crew's tasks before ``task``; ``None`` when the crew's tasks are unknown."""
+    tasks: object = getattr(execution.crew, "tasks", None) if execution is not None else None
+    if not isinstance(tasks, list):
+        return None
+    earlier: list[object] = []
+    for candidate in cast("list[object]", tasks):
+        if candidate is task:
+            return earlier
+        earlier.append(candidate)
+    return []  # not a task of this crew (work given by other means): nothing earlier
+
+
+def _context_source(task: object, execution: CrewExecution | None) -> str | None:
+    """Return the role of the agent whose output the task starts from.
+
+    That is the agent of the latest task, in the crew's order, among the tasks whose outputs
+    make the context: the task's explicit ``context`` list, else the crew's tasks before it.
+    When the crew's tasks are unknown, the agent that finished a task of the crew last.
+    """
+    explicit: object = getattr(task, "context", None)
+    candidates = (
+        cast("list[object]", explicit)
+        if isinstance(explicit, list)
+        else _earlier_tasks(task, execution)
+    )
+    if candidates is None:
+        return execution.last_task_agent() if execution is not None else None
+    for earlier in reversed(candidates):
+        role = _agent_of_output(earlier)
+        if role is not None:
+            return role
+    return None
+
+
+def _handoff(
+    target: str,
+    task: object,
+    context: object,
+    execution: CrewExecution | None,
+    capture_content: bool,
+) -> dict[str, AttributeValue]:
+    pending = pending_handoff()
+    if pending is None:
+        if not isinstance(context, str) or not context:
+            return {}
+        source = _context_source(task, execution)
+        if source is None:
+            return {}
+        crossed = crossing_attributes(context, capture_content=capture_content)
+        pending = PendingHandoff(source, "task_context", crossed)
+    return {
+        GEN_AI_AGENT_HANDOFF_SOURCE_NAME: pending.source,
+        GEN_AI_AGENT_HANDOFF_TARGET_NAME: target,
+        AGENTMESH_HANDOFF_KIND: pending.kind,
+        **pending.crossed,
+    }
+
+
+def _begin(
+    tracer: Tracer,
+    capture_content: bool,
+    agent: object,
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+) -> _AgentRun | None:
+    task, context = _arguments(args, kwargs)
+    enclosing = current_step()
+    if (
+        enclosing is not None
+        and enclosing.agent_ref == id(agent)
+        and enclosing.task_ref == id(task)
+    ):
+        return None  # CrewAI retrying the same step
+    role = role_of(agent)
+    execution = current_execution()
+    attributes: dict[str, AttributeValue] = {
+        GEN_AI_OPERATION_NAME: Operation.INVOKE_AGENT,
+        GEN_AI_AGENT_NAME: role,
+        AGENTMESH_FRAMEWORK: FRAMEWORK,
+    }
+    agent_id = text_or_none(getattr(agent, "id", None))
+    if agent_id is not None:
+        attributes[GEN_AI_AGENT_ID] = agent_id
+    task_name = text_or_none(getattr(task, "name", None))
+    if task_name is not None:
+        attributes[AGENTMESH_CREWAI_TASK_NAME] = task_name
+    task_id = text_or_none(getattr(task, "id", None))
+    if task_id is not None:
+        attributes[AGENTMESH_CREWAI_TASK_ID] = task_id
+    if execution is not None:
+        attributes[GEN_AI_WORKFLOW_NAME] = execution.name
+    run_id = current_run_id()
+    if run_id is not None:
+        attributes[AGENTMESH_RUN_ID] = run_id
+    handoff = _handoff(role, task, context, execution, capture_content)
+    attributes.update(handoff)
+    span = tracer.start_span(
+        f"{Operation.INVOKE_AGENT} {role}", kind=SpanKind.INTERNAL, attributes=attributes
+    )
+    if handoff:
+        span.add_event(EVENT_HANDOFF, handoff)
+    step = AgentStep(role, id(agent), id(task))
+    new_context = step.into(trace.set_span_in_context(span, otel_context.get_current()))
+    return _AgentRun(span, new_context, execution, role, top_level=enclosing is None)
+
+
+def execute_task_wrapper(tracer: Tracer, capture_content: bool) -> Wrapper:
+    """Build the wrapper of ``Agent.execute_task``.
+
+    Args:
+        tracer: The tracer spans are started with.
+        capture_content: Record the context that crossed a handoff (capped).
+
+    Returns:
+        A wrapt wrapper.
+    """
+
+    def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        run = _failopen.safe_call(
+            "crewai.start_agent", _begin, tracer, capture_content, instance, args, kwargs
+        )
+        if run is None:
+            return wrapped(*args, **kwargs)
+        try:
+            with attached(run.context):
+                result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            run.finish(exc)
+            raise
+        run.finish(None)
+        return result
+
+    return wrapper
+
+
+def aexecute_task_wrapper(tracer: Tracer, capture_content: bool) -> Wrapper:
+    """Build the wrapper of ``Agent.aexecute_task``.
+
+    Args:
+        tracer: The tracer spans are started with.
+        capture_content: Record the context that crossed a handoff (capped).
+
+    Returns:
+        A wrapt wrapper returning a coroutine.
+    """
+
+    async def wrapper(
+        wrapped: Callable[..., Awaitable[Any]],
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        run = _failopen.safe_call(
+            "crewai.start_agent", _begin, tracer, capture_content, instance, args, kwargs
+        )
+        if run is None:
+            return await wrapped(*args, **kwargs)
+        try:
+            with attached(run.context):
+                result = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            run.finish(exc)
+            raise
+        run.finish(None)
+        return result
+
+    return wrapper

@@ -1,0 +1,131 @@
+"""Workflow spans: one ``invoke_workflow {crew name}`` span per crew kickoff.
+
+``Crew.kickoff`` and ``Crew.akickoff`` are wrapped (``kickoff_async`` and ``kickoff_for_each``
+go through ``kickoff``). A streaming kickoff (``stream=True``) returns at once and runs a
+non-streaming kickoff in a thread that copies the context: that inner kickoff gets the span.
+A kickoff of the same crew inside its own execution (checkpoint restore) is not a new run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind, Tracer
+from opentelemetry.util.types import AttributeValue
+
+from agentmesh.core import new_run_id
+from agentmesh.core.semconv import (
+    AGENTMESH_FRAMEWORK,
+    AGENTMESH_RUN_ID,
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_WORKFLOW_NAME,
+    Operation,
+)
+from agentmesh.instrumentation import _failopen
+from agentmesh.instrumentation._context import attached
+from agentmesh.instrumentation._patching import Wrapper
+from agentmesh.instrumentation.crewai._execution import CrewExecution, current_execution
+from agentmesh.instrumentation.run_context import current_run_id, with_run_id
+
+__all__ = ["FRAMEWORK", "akickoff_wrapper", "kickoff_wrapper"]
+
+FRAMEWORK: Final = "crewai"
+_DEFAULT_CREW_NAME: Final = "crew"
+
+
+@dataclass(frozen=True, slots=True)
+class _Kickoff:
+    span: Span
+    context: Context
+
+    def finish(self, error: BaseException | None) -> None:
+        if error is not None:
+            _failopen.record_error(self.span, error)
+        _failopen.end_span(self.span)
+
+
+def _begin(tracer: Tracer, crew: object) -> _Kickoff | None:
+    if getattr(crew, "stream", False) is True:
+        return None  # the non-streaming kickoff it runs in a thread gets the span
+    execution = current_execution()
+    if execution is not None and execution.runs(crew):
+        return None
+    name_value = getattr(crew, "name", None)
+    name = name_value if isinstance(name_value, str) and name_value else _DEFAULT_CREW_NAME
+    run_id = current_run_id() or new_run_id()
+    attributes: dict[str, AttributeValue] = {
+        GEN_AI_OPERATION_NAME: Operation.INVOKE_WORKFLOW,
+        GEN_AI_WORKFLOW_NAME: name,
+        AGENTMESH_FRAMEWORK: FRAMEWORK,
+        AGENTMESH_RUN_ID: run_id,
+    }
+    span = tracer.start_span(
+        f"{Operation.INVOKE_WORKFLOW} {name}", kind=SpanKind.INTERNAL, attributes=attributes
+    )
+    context = trace.set_span_in_context(span, otel_context.get_current())
+    context = with_run_id(run_id, CrewExecution(crew, name, run_id).into(context))
+    return _Kickoff(span, context)
+
+
+def kickoff_wrapper(tracer: Tracer) -> Wrapper:
+    """Build the wrapper of ``Crew.kickoff``.
+
+    Args:
+        tracer: The tracer spans are started with.
+
+    Returns:
+        A wrapt wrapper.
+    """
+
+    def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        run = _failopen.safe_call("crewai.start_workflow", _begin, tracer, instance)
+        if run is None:
+            return wrapped(*args, **kwargs)
+        try:
+            with attached(run.context):
+                result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            run.finish(exc)
+            raise
+        run.finish(None)
+        return result
+
+    return wrapper
+
+
+def akickoff_wrapper(tracer: Tracer) -> Wrapper:
+    """Build the wrapper of ``Crew.akickoff`` (native async kickoff).
+
+    Args:
+        tracer: The tracer spans are started with.
+
+    Returns:
+        A wrapt wrapper returning a coroutine.
+    """
+
+    async def wrapper(
+        wrapped: Callable[..., Awaitable[Any]],
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        run = _failopen.safe_call("crewai.start_workflow", _begin, tracer, instance)
+        if run is None:
+            return await wrapped(*args, **kwargs)
+        try:
+            with attached(run.context):
+                result = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            run.finish(exc)
+            raise
+        run.finish(None)
+        return result
+
+    return wrapper

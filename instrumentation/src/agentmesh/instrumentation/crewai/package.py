@@ -1,0 +1,3 @@
+"""Versions of ``crewai`` the instrumentation supports."""
+
+_instruments = ("crewai >= 1.0",)

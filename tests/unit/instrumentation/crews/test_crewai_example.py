@@ -1,0 +1,41 @@
+"""``examples/crewai_crew.py`` runs offline (in-process fake provider) and shows its spans."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[4]
+
+
+def test_example_runs_offline_and_prints_the_span_tree(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTMESH_", "OTEL_"))}
+    env["CREWAI_STORAGE_DIR"] = str(tmp_path)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "crewai_crew.py"), "--show-spans"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    )
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("article: Sea otters")
+    names = [line.split(" {")[0].rstrip() for line in lines[1:]]
+    assert names == [
+        "invoke_workflow newsroom",
+        "  invoke_agent Editor",
+        "    chat editor-model",
+        "    execute_tool Delegate work to coworker",
+        "      invoke_agent Researcher",
+        "        chat researcher-model",
+        "        execute_tool Encyclopedia",
+        "        chat researcher-model",
+        "    chat editor-model",
+        "  invoke_agent Writer",
+        "    chat writer-model",
+    ]
+    assert "'handoff': 'delegation'" in lines[5]
+    assert "'handoff': 'task_context'" in lines[10]
