@@ -1,0 +1,1 @@
+"""Helpers of ``bench/instrumentation_overhead.py``: peers, venvs, the worker, statistics."""
