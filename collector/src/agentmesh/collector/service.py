@@ -22,12 +22,13 @@ from typing import Self
 
 from agentmesh.collector.detectors.base import Rule
 from agentmesh.collector.detectors.handoff_loop import HandoffLoopRule
+from agentmesh.collector.forward import Forwarders, ForwarderStats, ForwardingSink
 from agentmesh.collector.graph.builder import GraphBuilder
 from agentmesh.collector.hot_state import make_hot_state
 from agentmesh.collector.pipeline import DetectionListener, Pipeline
 from agentmesh.collector.receiver.grpc_server import OtlpGrpcReceiver
 from agentmesh.collector.receiver.http_server import OtlpHttpReceiver
-from agentmesh.collector.receiver.ingest import ReceiverStats
+from agentmesh.collector.receiver.ingest import ReceiverStats, SpanSink
 from agentmesh.collector.settings import CollectorSettings
 from agentmesh.collector.store import make_store
 from agentmesh.collector.store.base import SpanStore
@@ -90,6 +91,11 @@ class Collector:
     drains the pipeline, then closes the store it opened (a store passed in is left open for its
     owner).
 
+    When forwarding is configured (``settings.forward_*``), every request the receivers accept
+    is also queued for LangSmith, Braintrust or other OTLP endpoints (see
+    :mod:`agentmesh.collector.forward`); the forwarders start before the receivers and, after
+    the receivers stop, get ``settings.forward_flush_timeout_seconds`` to send what they hold.
+
     Args:
         settings: Configuration; :meth:`CollectorSettings.load` by default.
         store: Storage backend to use instead of the DuckDB file.
@@ -125,6 +131,7 @@ class Collector:
         self._pipeline: Pipeline | None = None
         self._receiver: OtlpGrpcReceiver | None = None
         self._http_receiver: OtlpHttpReceiver | None = None
+        self._forwarders: Forwarders | None = None
         self._stack: AsyncExitStack | None = None
         self._stop = asyncio.Event()
         self._used = False
@@ -196,6 +203,16 @@ class Collector:
         )
 
     @property
+    def forward_stats(self) -> dict[str, ForwarderStats]:
+        """Each forwarder's counters by name (``langsmith``, ``braintrust``, ``otlp-1``…).
+
+        Empty before start and when forwarding is not configured.
+        """
+        if self._forwarders is None:
+            return {}
+        return self._forwarders.stats
+
+    @property
     def receiver_stats(self) -> ReceiverStats:
         """Both receivers' counters, summed (zeros before start)."""
         if self._receiver is None:
@@ -229,12 +246,15 @@ class Collector:
                 hot_state=hot,
             )
             self._pipeline = await stack.enter_async_context(pipeline)
-            self._receiver = await stack.enter_async_context(
-                OtlpGrpcReceiver(pipeline.offer, settings)
-            )
+            sink: SpanSink = pipeline.offer
+            forwarders = Forwarders.from_settings(settings)
+            if len(forwarders):
+                self._forwarders = await stack.enter_async_context(forwarders)
+                sink = ForwardingSink(pipeline.offer, forwarders)
+            self._receiver = await stack.enter_async_context(OtlpGrpcReceiver(sink, settings))
             if settings.http_enabled:
                 self._http_receiver = await stack.enter_async_context(
-                    OtlpHttpReceiver(pipeline.offer, settings)
+                    OtlpHttpReceiver(sink, settings)
                 )
         except BaseException:
             await stack.aclose()
@@ -245,6 +265,7 @@ class Collector:
             endpoint=self.endpoint,
             http_endpoint=self._http_receiver.endpoint if self._http_receiver else None,
             rules=[r.name for r in self._rules],
+            forwarding=sorted(self.forward_stats),
         )
         return self
 
@@ -257,7 +278,8 @@ class Collector:
         stack, self._stack = self._stack, None
         self._stop.set()
         if stack is not None:
-            await stack.aclose()  # HTTP, then gRPC receiver, then pipeline (drains), then store
+            # HTTP, then gRPC receiver, then forwarders (flush), pipeline (drains), then store
+            await stack.aclose()
             log.info("collector stopped", **asdict(self.stats))
 
     async def drain(self) -> None:

@@ -244,3 +244,112 @@ class CollectorSettings(AgentMeshSettings):
         le=3600.0,
         description="Seconds the pipeline gets to process queued batches on shutdown.",
     )
+    forward_langsmith_api_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "LangSmith API key (`x-api-key`); when set, accepted OTLP requests are also "
+            "forwarded to `{forward_langsmith_endpoint}/otel/v1/traces`."
+        ),
+    )
+    forward_langsmith_endpoint: str = Field(
+        default="https://api.smith.langchain.com",
+        pattern=r"^https?://\S+$",
+        description="Base URL of LangSmith (`https://eu.api.smith.langchain.com` in the EU).",
+    )
+    forward_langsmith_project: str | None = Field(
+        default=None,
+        min_length=1,
+        description="LangSmith project the traces go to (`Langsmith-Project`); default project "
+        "when unset.",
+    )
+    forward_braintrust_api_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Braintrust API key (`Authorization: Bearer`); when set, accepted OTLP requests are "
+            "also forwarded to `{forward_braintrust_endpoint}/otel/v1/traces`."
+        ),
+    )
+    forward_braintrust_endpoint: str = Field(
+        default="https://api.braintrust.dev",
+        pattern=r"^https?://\S+$",
+        description="Base URL of the Braintrust API.",
+    )
+    forward_braintrust_parent: str | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "Where Braintrust files the traces (`x-bt-parent`), for example "
+            "`project_name:my-agents`."
+        ),
+    )
+    forward_otlp_endpoints: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description=(
+            "Full URLs of other OTLP/HTTP trace endpoints (`https://host:4318/v1/traces`), "
+            "comma-separated or a JSON list; accepted OTLP requests are forwarded to each."
+        ),
+    )
+    forward_otlp_headers: dict[str, SecretStr] = Field(
+        default={},
+        description=(
+            'Headers sent to every `forward_otlp_endpoints` URL, as a JSON object (`{"x-api-key":'
+            ' "…"}`); values are treated as secrets.'
+        ),
+    )
+    forward_queue_max_requests: int = Field(
+        default=1000,
+        ge=1,
+        le=1_000_000,
+        description=(
+            "OTLP requests each forwarder holds while its endpoint is slow or down; when full "
+            "the oldest is dropped (counted) and ingestion is never blocked."
+        ),
+    )
+    forward_concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Requests each forwarder sends at the same time.",
+    )
+    forward_timeout_seconds: float = Field(
+        default=10.0,
+        ge=0.01,
+        le=600.0,
+        description="Seconds one forwarded request may take before it counts as failed (retried).",
+    )
+    forward_max_retry_seconds: float = Field(
+        default=30.0,
+        ge=0.0,
+        le=3600.0,
+        description=(
+            "Seconds a forwarded request may spend in retries (connection errors, 429, 502, 503, "
+            "504; `Retry-After` honoured) before it is given up (counted as failed)."
+        ),
+    )
+    forward_flush_timeout_seconds: float = Field(
+        default=5.0,
+        ge=0.0,
+        le=600.0,
+        description="Seconds forwarders get on shutdown to send what they hold; the rest is "
+        "dropped (counted).",
+    )
+
+    @field_validator("forward_otlp_endpoints", mode="before")
+    @classmethod
+    def _split_urls(cls, value: object) -> object:
+        """Read a comma-separated list or a JSON list of URLs from one variable."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("forward_otlp_endpoints")
+    @classmethod
+    def _check_urls(cls, value: list[str]) -> list[str]:
+        """Refuse an endpoint that is not an http(s) URL."""
+        for url in value:
+            if not url.startswith(("http://", "https://")) or any(c.isspace() for c in url):
+                raise ValueError(f"{url!r} is not an http:// or https:// URL")
+        return value

@@ -13,7 +13,7 @@ import asyncio
 import inspect
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final, Protocol, runtime_checkable
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -23,7 +23,7 @@ from agentmesh.collector.receiver.limits import DecodeLimits
 from agentmesh.core.errors import ReceiverError
 from agentmesh.core.log import get_logger
 
-__all__ = ["Ingestor", "ReceiverBusyError", "ReceiverStats", "SpanSink"]
+__all__ = ["Ingestor", "ReceiverBusyError", "ReceiverStats", "RequestObserver", "SpanSink"]
 
 log = get_logger(__name__)
 
@@ -49,6 +49,25 @@ class SpanSink(Protocol):
 
         Returns:
             Whether the batch was accepted, or an awaitable of it.
+        """
+        ...
+
+
+@runtime_checkable
+class RequestObserver(Protocol):
+    """A sink that also wants each request whose spans it accepted (forwarding hooks in here).
+
+    When the :class:`SpanSink` given to an :class:`Ingestor` has this method too, it is called
+    right after the sink accepted a request's spans, with the request as the receiver parsed it.
+    It must not block; an exception from it is logged and does not affect the answer.
+    """
+
+    def request_accepted(self, request: ExportTraceServiceRequest, spans: int, /) -> None:
+        """Take note of an accepted request.
+
+        Args:
+            request: The request as received (do not modify it).
+            spans: How many of its spans the sink accepted.
         """
         ...
 
@@ -102,12 +121,14 @@ class Ingestor:
     """Decodes requests and feeds the sink, keeping one transport's counters.
 
     Args:
-        sink: Receives each decoded batch.
+        sink: Receives each decoded batch; when it is also a :class:`RequestObserver`, it is
+            told of each request it accepted.
         limits: Per-span bounds applied while decoding.
     """
 
     def __init__(self, sink: SpanSink, limits: DecodeLimits) -> None:
         self._sink = sink
+        self._observer = sink if isinstance(sink, RequestObserver) else None
         self._limits = limits
         self._requests = 0
         self._spans_accepted = 0
@@ -183,6 +204,11 @@ class Ingestor:
                 log.debug("otlp request refused, queue full", spans=len(result.spans))
                 raise ReceiverBusyError(QUEUE_FULL)
             self._spans_accepted += len(result.spans)
+            if self._observer is not None:
+                try:
+                    self._observer.request_accepted(request, len(result.spans))
+                except Exception:
+                    log.exception("request observer failed", spans=len(result.spans))
         self._attributes_dropped += result.attributes_dropped
         self._events_dropped += result.events_dropped
         self._values_truncated += result.values_truncated
