@@ -61,3 +61,34 @@ def test_cli_flags_reach_the_settings_fields() -> None:
     assert args.max_attribute_depth == 4
     assert args.max_events_per_span is None
     assert "AUTH_BEARER_TOKENS" in (parser.epilog or "")
+
+
+def test_every_non_secret_setting_has_a_flag() -> None:
+    from agentmesh.collector.cli.settings_flags import secret_fields, settings_overrides
+
+    parser = argparse.ArgumentParser()
+    add_collector_command(parser)
+    flags = {a.dest for a in parser._actions}
+    secrets = set(secret_fields(CollectorSettings))
+    assert "postgres_dsn" in secrets
+    assert "auth_bearer_tokens" in secrets
+    for name in CollectorSettings.model_fields:
+        assert (name in flags) != (name in secrets), name
+    args = parser.parse_args(
+        [
+            "--store",
+            "memory",
+            "--loop-max-repeats",
+            "5",
+            "--forward-otlp-endpoints",
+            '["http://127.0.0.1:9/v1/traces"]',
+            "--no-http-enabled",
+        ]
+    )
+    settings = CollectorSettings.load(**settings_overrides(args, CollectorSettings))
+    assert settings.store == "memory"
+    assert settings.loop_max_repeats == 5
+    assert not settings.http_enabled
+    assert [str(u) for u in settings.forward_otlp_endpoints] == ["http://127.0.0.1:9/v1/traces"]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--postgres-dsn", "postgresql://secret@host/db"])
