@@ -109,3 +109,47 @@ def test_a_wrapper_stacked_on_ours_keeps_working_after_remove(
     patches.remove()
 
     assert module.shout("hi") == "HI#"  # ours became a pass-through; theirs is untouched
+
+
+def test_by_default_we_never_stack_on_another_wrapper(make_module: Callable[[str], str]) -> None:
+    name = make_module("am_never_stack_target")
+    module = importlib.import_module(name)
+    wrapt.wrap_function_wrapper(module, "shout", _suffix("#")())
+    patches = PatchSet("test")
+    patches.add(name, "shout", _suffix("?"))
+    patches.apply()
+
+    assert module.shout("hi") == "HI#"
+    assert patches.applied_count == 0
+
+
+def test_stack_wraps_over_another_wrapper_and_remove_restores_it(
+    make_module: Callable[[str], str],
+) -> None:
+    name = make_module("am_stack_target")
+    module = importlib.import_module(name)
+    wrapt.wrap_function_wrapper(module, "shout", _suffix("#")())
+    patches = PatchSet("test")
+    patches.add(name, "shout", _suffix("?"), stack=True)
+    patches.apply()
+    assert module.shout("hi") == "HI#?"  # ours is the outer one
+
+    patches.remove()
+
+    assert module.shout("hi") == "HI#"
+
+
+def test_stack_never_wraps_our_own_wrapper_twice(make_module: Callable[[str], str]) -> None:
+    name = make_module("am_stack_twice_target")
+    module = importlib.import_module(name)
+    first, second = PatchSet("first"), PatchSet("second")
+    first.add(name, "shout", _suffix("?"), stack=True)
+    second.add(name, "shout", _suffix("!"), stack=True)
+    first.apply()
+    second.apply()
+    first.apply()  # applied again without remove
+
+    assert module.shout("hi") == "HI?"
+    assert (first.applied_count, second.applied_count) == (1, 0)
+    first.remove()
+    assert module.shout("hi") == "hi".upper()

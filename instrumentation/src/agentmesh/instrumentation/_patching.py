@@ -42,12 +42,17 @@ WrapperFactory = Callable[[], Wrapper]
 """Builds a wrapper when its module is imported (so building it may import the library)."""
 
 
+class _OwnWrapper(wrapt.FunctionWrapper):  # pyright: ignore[reportUntypedBaseClass, reportMissingTypeArgument]
+    """A wrapper applied by a :class:`PatchSet` (ours, whichever instrumentation)."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Target:
     module: str
     path: str
     factory: WrapperFactory
     optional: bool
+    stack: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,17 +80,29 @@ class PatchSet:
         self._active = False
 
     def add(
-        self, module: str, path: str, factory: WrapperFactory, *, optional: bool = False
+        self,
+        module: str,
+        path: str,
+        factory: WrapperFactory,
+        *,
+        optional: bool = False,
+        stack: bool = False,
     ) -> None:
         """Declare a patch.
+
+        By default a target someone else wrapped already (a ``wrapt`` wrapper is in place) is
+        left alone: we never stack. With ``stack=True`` our wrapper goes over theirs (the
+        provider patches, whose one-span rule needs to wrap peers: see
+        :mod:`agentmesh.instrumentation._dedupe`); a target wrapped by us is never wrapped twice.
 
         Args:
             module: Module to wait for, for example ``"openai.resources.chat.completions"``.
             path: Dotted attribute path inside it, for example ``"Completions.create"``.
             factory: Builds the wrapt wrapper, once the module is imported.
             optional: The target may be missing in some versions: do not warn when it is.
+            stack: Wrap over another library's ``wrapt`` wrapper.
         """
-        self._targets.append(_Target(module, path, factory, optional))
+        self._targets.append(_Target(module, path, factory, optional, stack))
 
     @property
     def applied_count(self) -> int:
@@ -128,10 +145,12 @@ class PatchSet:
                             error=str(exc),
                         )
                     continue
-                if isinstance(original, wrapt.FunctionWrapper):
-                    continue  # patched already (by us, or someone else: never stack)
+                if isinstance(original, _OwnWrapper) or (
+                    not target.stack and isinstance(original, wrapt.FunctionWrapper)
+                ):
+                    continue  # patched already (by us, or someone else and we never stack)
                 owned = not isinstance(parent, type) or attribute in vars(parent)
-                replacement = wrapt.FunctionWrapper(original, self._gate(target.factory()))
+                replacement = _OwnWrapper(original, self._gate(target.factory()))
                 wrapt.apply_patch(parent, attribute, replacement)
                 self._applied.append(_Applied(parent, attribute, original, replacement, owned))
 

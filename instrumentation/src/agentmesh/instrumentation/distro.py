@@ -5,6 +5,10 @@ the AgentMesh configurator the default and applies instrumentors fail-open: ours
 library is installed in a supported version, and none at all when ``AGENTMESH_DISABLED`` is set.
 ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` disables ours by entry point name (``agentmesh_openai``,
 as OpenTelemetry does) or by library name (``openai``, ``langgraph``).
+When our instrumentor for a library is applied, a peer's entry point named after that library
+(``openai``: OpenLLMetry, OpenInference and the official GenAI instrumentation all use it;
+``anthropic``, ``crewai``, ``langgraph``) is skipped and the skip logged: one span per call
+(see :mod:`agentmesh.instrumentation._dedupe` for the rule at run time).
 AgentMesh's own logs follow the app's logging setup (:mod:`agentmesh.core.log`), so the app's
 output stays clean.
 """
@@ -12,6 +16,8 @@ output stays clean.
 from __future__ import annotations
 
 import os
+from importlib.metadata import entry_points
+from typing import Final
 
 from opentelemetry.instrumentation.distro import (  # pyright: ignore[reportMissingTypeStubs]
     BaseDistro,
@@ -37,6 +43,9 @@ from agentmesh.instrumentation._setup import (
 __all__ = ["AgentMeshDistro"]
 
 _OWN_PACKAGE = "agentmesh.instrumentation."
+
+_SHADOWED: Final = frozenset({"openai", "anthropic", "crewai", "langgraph"})
+"""Library names a peer's entry point may use, for libraries we instrument ourselves."""
 
 _log = get_logger(__name__)
 
@@ -67,6 +76,14 @@ class AgentMeshDistro(BaseDistro):  # pyright: ignore[reportUntypedBaseClass]
             **kwargs: Passed to ``instrument()``.
         """
         if not str(entry_point.value).startswith(_OWN_PACKAGE):
+            if _shadowed_by_ours(entry_point.name):
+                _log.info(
+                    "agentmesh.peer_instrumentor_skipped",
+                    entry_point=entry_point.name,
+                    value=str(entry_point.value),
+                    reason="AgentMesh instruments this library (one span per call)",
+                )
+                return
             super().load_instrumentor(entry_point, **kwargs)  # pyright: ignore[reportUnknownMemberType]
             return
         try:
@@ -89,3 +106,25 @@ class AgentMeshDistro(BaseDistro):  # pyright: ignore[reportUntypedBaseClass]
             _log.warning(
                 "agentmesh.instrument_failed", entry_point=entry_point.name, error=str(exc)
             )
+
+
+def _shadowed_by_ours(name: str) -> bool:
+    """Whether our instrumentor for the library ``name`` is enabled and supported (fail-open)."""
+    if name.lower() not in _SHADOWED:
+        return False
+    try:
+        own = f"agentmesh_{name.lower()}"
+        if instrumentation_disabled(own):
+            return False
+        settings = load_settings()
+        if settings is None or settings.disabled:
+            return False
+        for candidate in entry_points(group="opentelemetry_instrumentor", name=own):
+            if not candidate.value.startswith(_OWN_PACKAGE):
+                continue
+            loaded: object = candidate.load()
+            if isinstance(loaded, type) and issubclass(loaded, BaseInstrumentor):
+                return instrumentor_supported(loaded())
+    except Exception as exc:  # noqa: BLE001 - when in doubt, let the peer instrument
+        _log.warning("agentmesh.shadow_check_failed", entry_point=name, error=str(exc))
+    return False

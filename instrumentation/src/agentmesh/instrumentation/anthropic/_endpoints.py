@@ -10,8 +10,9 @@ from typing import Any, Final
 
 import anthropic
 from anthropic import _response  # pyright: ignore[reportPrivateUsage]
+from opentelemetry import context as otel_context
 
-from agentmesh.instrumentation import _failopen
+from agentmesh.instrumentation import _dedupe, _failopen
 from agentmesh.instrumentation._patching import Wrapper
 from agentmesh.instrumentation.anthropic._attributes import MessageSummary, read_request
 from agentmesh.instrumentation.anthropic._stream_manager import (
@@ -85,6 +86,8 @@ def stream_helper_wrapper(instruments: Instruments, asynchronous: bool) -> Wrapp
     def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
+        if _dedupe.suppressed(otel_context.get_current()):
+            return wrapped(*args, **kwargs)
         call = _failopen.safe_call(
             "anthropic.stream.start_call", _start, instruments, instance, kwargs
         )

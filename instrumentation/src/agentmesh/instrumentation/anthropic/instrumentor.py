@@ -104,6 +104,7 @@ class AnthropicInstrumentor(BaseInstrumentor):  # pyright: ignore[reportUntypedB
                         f"{prefix}Messages.{method}",
                         _bind(instruments, method, asynchronous),
                         optional=module_optional or method_optional,
+                        stack=True,  # one span per call: ours wraps a peer's (see _dedupe)
                     )
         patches.apply()
         self._patches = patches

@@ -105,6 +105,10 @@ class ResponseSummary:
         Args:
             obj: A ``ChatCompletion`` or ``ChatCompletionChunk`` (or anything shaped alike).
         """
+        values: object = getattr(obj, "__dict__", None)
+        if type(values) is dict and hasattr(type(obj), "__pydantic_fields__"):
+            self._absorb_model(obj, cast("dict[str, object]", values))  # the SDK's own objects
+            return
         model = str_attr(obj, "model")
         if model:
             self.model = model
@@ -130,6 +134,41 @@ class ResponseSummary:
             if self.capture:
                 self._capture(index, choice)
         self._absorb_usage(attr(obj, "usage"))
+
+    def _absorb_model(self, obj: object, values: dict[str, object]) -> None:
+        # The fast path of absorb() for pydantic SDK objects: their fields are in __dict__
+        # (a missing one reads as None, as attr() does), OpenRouter's in __pydantic_extra__.
+        model = values.get("model")
+        if model and type(model) is str:
+            self.model = model
+        response_id = values.get("id")
+        if response_id and type(response_id) is str:
+            self.response_id = response_id
+        extra: object = getattr(obj, "__pydantic_extra__", None)
+        if extra and type(extra) is dict:
+            provider = cast("dict[str, object]", extra).get("provider")
+            if provider and isinstance(provider, str):
+                self.upstream_provider = provider
+        choices = values.get("choices")
+        if choices and isinstance(choices, list):
+            for position, choice in enumerate(cast("list[object]", choices)):
+                fields: object = getattr(choice, "__dict__", None)
+                if type(fields) is not dict:
+                    fields = {
+                        "index": int_attr(choice, "index"),
+                        "finish_reason": str_attr(choice, "finish_reason"),
+                    }
+                found = cast("dict[str, object]", fields)
+                index = integer(found.get("index"))
+                index = position if index is None else index
+                reason = found.get("finish_reason")
+                if reason and isinstance(reason, str):
+                    self.finish_reasons[index] = reason
+                if self.capture:
+                    self._capture(index, choice)
+        usage = values.get("usage")
+        if usage is not None:
+            self._absorb_usage(usage)
 
     def _capture(self, index: int, choice: object) -> None:
         message = attr(choice, "message")
@@ -174,18 +213,30 @@ class ResponseSummary:
     def _absorb_usage(self, usage: object) -> None:
         if usage is None:
             return
-        prompt = int_attr(usage, "prompt_tokens")
+        values: object = getattr(usage, "__dict__", None)
+        if type(values) is dict and hasattr(type(usage), "__pydantic_fields__"):
+            fields = cast("dict[str, object]", values)
+            prompt = integer(fields.get("prompt_tokens"))
+            completion = integer(fields.get("completion_tokens"))
+            prompt_details = fields.get("prompt_tokens_details")
+            completion_details = fields.get("completion_tokens_details")
+        else:
+            prompt = int_attr(usage, "prompt_tokens")
+            completion = int_attr(usage, "completion_tokens")
+            prompt_details = attr(usage, "prompt_tokens_details")
+            completion_details = attr(usage, "completion_tokens_details")
         if prompt is not None:
             self.input_tokens = prompt
-        completion = int_attr(usage, "completion_tokens")
         if completion is not None:
             self.output_tokens = completion
-        cached = int_attr(attr(usage, "prompt_tokens_details"), "cached_tokens")
-        if cached is not None:
-            self.cached_input_tokens = cached
-        reasoning = int_attr(attr(usage, "completion_tokens_details"), "reasoning_tokens")
-        if reasoning is not None:
-            self.reasoning_tokens = reasoning
+        if prompt_details is not None:
+            cached = int_attr(prompt_details, "cached_tokens")
+            if cached is not None:
+                self.cached_input_tokens = cached
+        if completion_details is not None:
+            reasoning = int_attr(completion_details, "reasoning_tokens")
+            if reasoning is not None:
+                self.reasoning_tokens = reasoning
 
     def attributes(self, request_model: str) -> dict[str, AttributeValue]:
         """Attributes to set when the call ends.

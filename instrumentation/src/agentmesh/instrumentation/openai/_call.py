@@ -17,9 +17,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol, cast
 
+from opentelemetry import baggage, propagate, trace
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.context import Context
+from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.trace import Span, SpanKind, Tracer
+from opentelemetry.trace.propagation import _SPAN_KEY  # pyright: ignore[reportPrivateUsage]
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
 
 from agentmesh.core.semconv import (
@@ -31,7 +36,7 @@ from agentmesh.core.semconv import (
     GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
     SERVER_ADDRESS,
 )
-from agentmesh.instrumentation import _content, _failopen
+from agentmesh.instrumentation import _content, _dedupe, _failopen
 from agentmesh.instrumentation._context import attached
 from agentmesh.instrumentation._metrics import GenAIMetrics
 
@@ -45,6 +50,8 @@ __all__ = [
     "start_call",
     "with_trace_headers",
 ]
+
+_OWN_PREFIX = "agentmesh."
 
 
 class Summary(Protocol):
@@ -117,35 +124,47 @@ class Instruments:
 class ProviderCall:
     """The span of one provider call and what its response said.
 
+    A *guest* call rides on a peer instrumentation's span (the peer wrapped ours, see
+    :mod:`agentmesh.instrumentation._dedupe`): it only adds our ``agentmesh.*`` attributes to
+    that span, and never ends it nor records metrics (the peer does).
+
     Args:
-        span: The started span.
+        span: The started span (or the peer's span, for a guest call).
         request: What the request asked for.
         summary: Collects what the response says.
         instruments: Metrics and the content switch.
+        guest: Whether the span is a peer's.
     """
 
     __slots__ = (
         "_finished",
-        "_first_chunk_seen",
+        "_first_chunk",
         "_instruments",
         "_lock",
         "_started",
+        "guest",
         "request",
         "span",
         "summary",
     )
 
     def __init__(
-        self, span: Span, request: CallRequest, summary: Summary, instruments: Instruments
+        self,
+        span: Span,
+        request: CallRequest,
+        summary: Summary,
+        instruments: Instruments,
+        guest: bool = False,
     ) -> None:
         self.span = span
         self.request = request
         self.summary = summary
         self._instruments = instruments
         self._started = time.perf_counter()
-        self._first_chunk_seen = False
+        self._first_chunk: float | None = None
         self._lock = threading.Lock()
         self._finished = False
+        self.guest = guest
 
     @property
     def finished(self) -> bool:
@@ -154,22 +173,34 @@ class ProviderCall:
 
     @contextmanager
     def activated(self) -> Generator[None]:
-        """Make the span current for the duration of the SDK call.
+        """Make the span current for the duration of the SDK call, with the peers' suppression keys.
 
         Yields:
             Nothing.
         """
-        with attached(trace.set_span_in_context(self.span)):
+        values = dict(otel_context.get_current())
+        values.update(_dedupe.suppression_values())
+        values[_SPAN_KEY] = self.span
+        with attached(Context(values)):
             yield
 
-    def attach(self) -> object | None:
-        """Make the span current (the wrappers' inlined :meth:`activated`); never raises.
+    def attach(self, current: Context) -> object | None:
+        """Make the span current for the SDK call, with the peers' suppression keys; never raises.
+
+        One context is built and attached: ``current`` plus the span and the values of
+        :func:`~agentmesh.instrumentation._dedupe.suppression_values`.
+
+        Args:
+            current: The context current when the call started.
 
         Returns:
             The token for :func:`detach`, or ``None`` when attaching failed.
         """
         try:
-            return otel_context.attach(trace.set_span_in_context(self.span))
+            values = dict(current)
+            values.update(_dedupe.suppression_values())
+            values[_SPAN_KEY] = self.span
+            return otel_context.attach(Context(values))
         except Exception as exc:  # noqa: BLE001 - fail-open
             _failopen.safe_call("context.attach", _reraise, exc)
             return None
@@ -186,17 +217,14 @@ class ProviderCall:
             _failopen.safe_call("provider.absorb_response", _reraise, exc)
 
     def on_chunk(self, chunk: object) -> None:
-        """Take what a streamed chunk says; the first one sets the time to first chunk.
+        """Take what a streamed chunk says; the first one gives the time to first chunk.
 
         Args:
             chunk: A streamed chunk or event.
         """
         try:
-            if not self._first_chunk_seen:
-                self._first_chunk_seen = True
-                self.span.set_attribute(
-                    GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, time.perf_counter() - self._started
-                )
+            if self._first_chunk is None:
+                self._first_chunk = time.perf_counter() - self._started
             self.summary.absorb(chunk)
         except Exception as exc:  # noqa: BLE001 - fail-open
             _failopen.safe_call("provider.absorb_chunk", _reraise, exc)
@@ -211,10 +239,15 @@ class ProviderCall:
             if self._finished:
                 return
             self._finished = True
+        if self.guest:
+            self._finish_guest()
+            return
         duration = time.perf_counter() - self._started
         span = self.span
         try:
             attributes = self.summary.attributes(self.request.model)
+            if self._first_chunk is not None:  # set with the rest: one set_attributes call
+                attributes[GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self._first_chunk
             if self._instruments.capture_content:
                 output = self.summary.output_messages()
                 if output:
@@ -237,6 +270,16 @@ class ProviderCall:
                 self.summary.output_tokens,
                 None if error is None else type(error).__name__,
             )
+
+    def _finish_guest(self) -> None:
+        try:
+            if self.span.is_recording():
+                attributes = self.summary.attributes(self.request.model)
+                own = {k: v for k, v in attributes.items() if k.startswith(_OWN_PREFIX)}
+                if own:
+                    self.span.set_attributes(own)
+        except Exception as exc:  # noqa: BLE001 - fail-open
+            _failopen.safe_call("provider.guest_attributes", _reraise, exc)
 
     def _metric_attributes(self) -> dict[str, AttributeValue]:
         start = self.request.attributes
@@ -264,8 +307,12 @@ def start_call(
     summary: Summary,
     instance: object,
     kwargs: Mapping[str, object],
+    current: Context | None = None,
 ) -> ProviderCall:
     """Start the span of a call (raises on our bugs: call it through fail-open).
+
+    When the current span is a peer instrumentation's model-call span, no span is started: the
+    call is a guest on the peer's span (see :mod:`agentmesh.instrumentation._dedupe`).
 
     Args:
         instruments: Tracer, metrics and the content switch.
@@ -273,13 +320,20 @@ def start_call(
         summary: Collects what the response says.
         instance: The SDK resource the method was called on.
         kwargs: The call's keyword arguments.
+        current: The current context (read when not given).
 
     Returns:
         The call in flight.
     """
     request = reader(instance, kwargs, instruments.capture_content)
+    parent = trace.get_current_span(current)
+    if _dedupe.peer_span(parent):
+        own = {k: v for k, v in request.attributes.items() if k.startswith(_OWN_PREFIX)}
+        if own:
+            parent.set_attributes(own)
+        return ProviderCall(parent, request, summary, instruments, guest=True)
     span = instruments.tracer.start_span(
-        request.span_name, kind=SpanKind.CLIENT, attributes=request.attributes
+        request.span_name, kind=SpanKind.CLIENT, attributes=request.attributes, context=current
     )
     return ProviderCall(span, request, summary, instruments)
 
@@ -310,7 +364,10 @@ def with_trace_headers(kwargs: dict[str, object]) -> dict[str, object]:
         New keyword arguments (or the same when there is nothing to add).
     """
     carrier: dict[str, str] = {}
-    propagate.inject(carrier)
+    if _default_propagation():
+        _inject_default(carrier)
+    else:
+        propagate.inject(carrier)
     if not carrier:
         return kwargs
     existing = kwargs.get("extra_headers")
@@ -321,3 +378,39 @@ def with_trace_headers(kwargs: dict[str, object]) -> dict[str, object]:
     if existing is not None:
         merged.update(cast("Mapping[object, object]", existing))
     return {**kwargs, "extra_headers": merged}
+
+
+_textmap_seen: list[object] = [None, False]  # [global propagator, is it the default one?]
+_BAGGAGE = W3CBaggagePropagator()
+
+
+def _default_propagation() -> bool:
+    # The default global propagator (W3C trace context, then W3C baggage) is injected inline:
+    # the generic composite path costs several microseconds a call. Any other propagator
+    # (B3, Jaeger, a custom one) goes through propagate.inject().
+    textmap = propagate.get_global_textmap()
+    if _textmap_seen[0] is not textmap:
+        inner: object = getattr(textmap, "_propagators", None)
+        default = (
+            isinstance(textmap, CompositePropagator)
+            and isinstance(inner, list | tuple)
+            and [type(p) for p in cast("list[object]", inner)]
+            == [TraceContextTextMapPropagator, W3CBaggagePropagator]
+        )
+        _textmap_seen[:] = [textmap, default]
+    return _textmap_seen[1] is True
+
+
+def _inject_default(carrier: dict[str, str]) -> None:
+    # What TraceContextTextMapPropagator and W3CBaggagePropagator would write (same headers).
+    current = otel_context.get_current()
+    span_context = trace.get_current_span(current).get_span_context()
+    if span_context.is_valid:
+        carrier["traceparent"] = (
+            f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}"
+            f"-{span_context.trace_flags:02x}"
+        )
+        if span_context.trace_state:
+            carrier["tracestate"] = span_context.trace_state.to_header()
+    if baggage.get_all(current):
+        _BAGGAGE.inject(carrier, current)

@@ -13,6 +13,11 @@ stream the SDK caches is replaced by a proxy that ends the span; when the SDK's 
 found, the span ends at once with the request attributes only. A raw response whose body the
 application streams itself (``with_streaming_response``) is never read by us: its span ends
 when the method returns, with the request attributes only.
+
+One span per call (:mod:`agentmesh.instrumentation._dedupe`): a call made under a suppression
+key passes through; under a peer's model-call span it is a guest on that span; otherwise the
+context attached around the SDK call tells inner peers to skip theirs. The routing hook point
+(:mod:`._hooks`) runs just before the SDK call and on its errors.
 """
 
 from __future__ import annotations
@@ -22,9 +27,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agentmesh.instrumentation import _failopen
+from opentelemetry import context as otel_context
+from opentelemetry.context import Context
+
+from agentmesh.instrumentation import _dedupe, _failopen
 from agentmesh.instrumentation._patching import Wrapper
-from agentmesh.instrumentation.openai import _call
+from agentmesh.instrumentation.openai import _call, _hooks
 from agentmesh.instrumentation.openai._stream import AsyncStreamProxy, StreamProxy
 
 __all__ = ["Endpoint", "async_wrapper", "sync_wrapper"]
@@ -107,10 +115,39 @@ def _finish_with(endpoint: Endpoint, call: _call.ProviderCall, result: object) -
 
 
 def _start(
-    instruments: _call.Instruments, endpoint: Endpoint, instance: object, kwargs: dict[str, Any]
+    instruments: _call.Instruments,
+    endpoint: Endpoint,
+    instance: object,
+    kwargs: dict[str, Any],
+    current: Context,
 ) -> _call.ProviderCall:
     summary = endpoint.summary(instruments.capture_content)
-    return _call.start_call(instruments, endpoint.reader, summary, instance, kwargs)
+    return _call.start_call(instruments, endpoint.reader, summary, instance, kwargs, current)
+
+
+def _before(
+    hooks: _hooks.CallHooks, endpoint: Endpoint, call: _call.ProviderCall, kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    if hooks.before is None:
+        return kwargs
+    changed = _failopen.safe_call(
+        f"{endpoint.name}.hook_before", hooks.before, call.span, endpoint.name, kwargs
+    )
+    return kwargs if changed is None else changed
+
+
+def _retry_kwargs(
+    hooks: _hooks.CallHooks | None,
+    endpoint: Endpoint,
+    call: _call.ProviderCall,
+    kwargs: dict[str, Any],
+    error: BaseException,
+) -> dict[str, Any] | None:
+    if hooks is None or hooks.on_error is None:
+        return None
+    return _failopen.safe_call(
+        f"{endpoint.name}.hook_on_error", hooks.on_error, call.span, endpoint.name, kwargs, error
+    )
 
 
 def _headers(endpoint: Endpoint, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -134,12 +171,26 @@ def sync_wrapper(instruments: _call.Instruments, endpoint: Endpoint) -> Wrapper:
     def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        call = _failopen.safe_call(where, _start, instruments, endpoint, instance, kwargs)
+        current = otel_context.get_current()
+        if _dedupe.suppressed(current):
+            return wrapped(*args, **kwargs)
+        call = _failopen.safe_call(where, _start, instruments, endpoint, instance, kwargs, current)
         if call is None:
             return wrapped(*args, **kwargs)
-        token = call.attach()
+        hooks = _hooks.current()
+        if hooks is not None:
+            kwargs = _before(hooks, endpoint, call, kwargs)
+        token = call.attach(current)
         try:
-            result = wrapped(*args, **_headers(endpoint, kwargs))
+            while True:
+                try:
+                    result = wrapped(*args, **_headers(endpoint, kwargs))
+                    break
+                except Exception as exc:
+                    retry = _retry_kwargs(hooks, endpoint, call, kwargs, exc)
+                    if retry is None:
+                        raise
+                    kwargs = retry
         except BaseException as exc:
             call.finish(exc)
             raise
@@ -210,12 +261,26 @@ def async_wrapper(instruments: _call.Instruments, endpoint: Endpoint) -> Wrapper
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Any:
-        call = _failopen.safe_call(where, _start, instruments, endpoint, instance, kwargs)
+        current = otel_context.get_current()
+        if _dedupe.suppressed(current):
+            return await wrapped(*args, **kwargs)
+        call = _failopen.safe_call(where, _start, instruments, endpoint, instance, kwargs, current)
         if call is None:
             return await wrapped(*args, **kwargs)
-        token = call.attach()
+        hooks = _hooks.current()
+        if hooks is not None:
+            kwargs = _before(hooks, endpoint, call, kwargs)
+        token = call.attach(current)
         try:
-            result = await wrapped(*args, **_headers(endpoint, kwargs))
+            while True:
+                try:
+                    result = await wrapped(*args, **_headers(endpoint, kwargs))
+                    break
+                except Exception as exc:
+                    retry = _retry_kwargs(hooks, endpoint, call, kwargs, exc)
+                    if retry is None:
+                        raise
+                    kwargs = retry
         except BaseException as exc:
             call.finish(exc)
             raise

@@ -97,6 +97,7 @@ class OpenAIInstrumentor(BaseInstrumentor):  # pyright: ignore[reportUntypedBase
                     f"{prefix}{cls}.{method}",
                     _bind(instruments, endpoint, asynchronous),
                     optional=optional,
+                    stack=True,  # one span per call: ours wraps a peer's (see _dedupe)
                 )
         patches.apply()
         self._patches = patches
