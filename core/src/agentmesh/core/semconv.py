@@ -44,9 +44,12 @@ __all__ = [
     "AGENTMESH_LANGGRAPH_NODE",
     "AGENTMESH_LANGGRAPH_RESUMED",
     "AGENTMESH_LANGGRAPH_STEP",
+    "AGENTMESH_NORMALIZED_FROM",
     "AGENTMESH_ROUTE_CANDIDATES",
     "AGENTMESH_ROUTE_CHOSEN",
     "AGENTMESH_ROUTE_DECISION_ID",
+    "AGENTMESH_ROUTE_FALLBACK_FROM",
+    "AGENTMESH_ROUTE_FALLBACK_TO",
     "AGENTMESH_ROUTE_MODE",
     "AGENTMESH_ROUTE_POLICY",
     "AGENTMESH_ROUTE_REASON",
@@ -532,6 +535,22 @@ AGENTMESH_ROUTE_REASON: Final = _attr(
     "Why it was chosen, for people.",
     origin="agentmesh",
 )
+AGENTMESH_ROUTE_FALLBACK_FROM: Final = _attr(
+    "agentmesh.route.fallback.from",
+    "string",
+    '"gpt-4o"',
+    "Model whose call failed, on an agentmesh.route.fallback event (with error.type).",
+    origin="agentmesh",
+    scopes=("event",),
+)
+AGENTMESH_ROUTE_FALLBACK_TO: Final = _attr(
+    "agentmesh.route.fallback.to",
+    "string",
+    '"gpt-4o-mini"',
+    "Model tried next, on an agentmesh.route.fallback event.",
+    origin="agentmesh",
+    scopes=("event",),
+)
 
 # --- AgentMesh: providers and frameworks ---------------------------------------------------
 GEN_AI_REQUEST_TOP_K: Final = _attr(
@@ -596,6 +615,13 @@ AGENTMESH_CREWAI_TASK_ID: Final = _attr(
     "string",
     '"3f1c…"',
     "Id of that CrewAI task.",
+    origin="agentmesh",
+)
+AGENTMESH_NORMALIZED_FROM: Final = _attr(
+    "agentmesh.normalized_from",
+    "string",
+    '"openinference"',
+    "Foreign convention the collector rewrote the span from (openinference, openllmetry…).",
     origin="agentmesh",
 )
 

@@ -18,6 +18,7 @@ from typing import Final, Protocol, runtime_checkable
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from agentmesh.collector.model import SpanRecord
+from agentmesh.collector.normalize import normalize_spans
 from agentmesh.collector.receiver.decode import DecodeResult, count_spans, decode_request
 from agentmesh.collector.receiver.limits import DecodeLimits
 from agentmesh.core.errors import ReceiverError
@@ -191,7 +192,7 @@ class Ingestor:
             raise
         if result.spans:
             try:
-                verdict = self._sink(result.spans)
+                verdict = self._sink(normalize_spans(result.spans))  # observer: request as sent
                 accepted = await verdict if inspect.isawaitable(verdict) else verdict
             except Exception as exc:
                 self._requests_refused += 1
