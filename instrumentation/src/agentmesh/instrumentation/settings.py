@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -55,6 +55,11 @@ class InstrumentationSettings(AgentMeshSettings):
         shutdown_timeout_s: Longest time the process may spend flushing spans at exit.
         capture_content: Whether prompt and completion text may be recorded.
         disabled: Turn the instrumentation off entirely.
+        routing_mode: ``off`` (default), ``shadow`` (decide and record) or ``enforce``.
+        routing_fallbacks: Fallback chains by requested model.
+        routing_pins: Pinned routing rules (by task class, by requested model).
+        routing_max_fallbacks: Most fallbacks tried for one call.
+        routing_decision_log: JSON-lines file of routing decisions, if any.
     """
 
     model_config: ClassVar[SettingsConfigDict] = SettingsConfigDict(
@@ -93,4 +98,39 @@ class InstrumentationSettings(AgentMeshSettings):
     disabled: bool = Field(
         default=False,
         description="Turn AgentMesh instrumentation off: no provider, no patches.",
+    )
+    routing_mode: Literal["off", "shadow", "enforce"] = Field(
+        default="off",
+        description=(
+            "Routing of provider calls: off (no decision), shadow (decide and record on the "
+            "span and in the decision log, change nothing) or enforce (apply the decision and "
+            "fall back to the next candidate on a retryable provider error)."
+        ),
+    )
+    routing_fallbacks: dict[str, list[str]] = Field(
+        default={},
+        description=(
+            'Fallback chains as JSON: {"gpt-4o": ["gpt-4o-mini", "claude-sonnet-4-5"]}. '
+            "Models of another provider than the call's are skipped (except via OpenRouter)."
+        ),
+    )
+    routing_pins: dict[str, dict[str, str]] = Field(
+        default={},
+        description=(
+            'Pinned routing rules as JSON: {"task_class": {"triage": "gpt-4o-mini"}, '
+            '"model": {"gpt-4o": "gpt-4.1"}}; a task-class pin wins over a model pin.'
+        ),
+    )
+    routing_max_fallbacks: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="Most fallbacks tried for one call in enforce mode (0: never fall back).",
+    )
+    routing_decision_log: Path | None = Field(
+        default=None,
+        description=(
+            "File every routing decision is appended to as a JSON line, by a background "
+            "thread; the last 1024 decisions are also kept in memory."
+        ),
     )

@@ -1,4 +1,4 @@
-"""AgentMesh router: the model catalog and, as it grows, the policies that pick a model.
+"""AgentMesh router: the model catalog, routing requests, policies and their decisions.
 
 Example:
     >>> from agentmesh.router import default_catalog
@@ -7,5 +7,28 @@ Example:
 """
 
 from agentmesh.router.catalog import ModelCatalog, ModelInfo, RouterSettings, default_catalog
+from agentmesh.router.chains import FallbackChains, reachable
+from agentmesh.router.decision import RouteDecision, new_decision_id
+from agentmesh.router.decision_log import DecisionLog
+from agentmesh.router.policy import PassThroughPolicy, PinnedPolicy, Pins, RoutingPolicy
+from agentmesh.router.request import PromptFeatures, RouteMode, RouteRequest, prompt_features
 
-__all__ = ["ModelCatalog", "ModelInfo", "RouterSettings", "default_catalog"]
+__all__ = [
+    "DecisionLog",
+    "FallbackChains",
+    "ModelCatalog",
+    "ModelInfo",
+    "PassThroughPolicy",
+    "PinnedPolicy",
+    "Pins",
+    "PromptFeatures",
+    "RouteDecision",
+    "RouteMode",
+    "RouteRequest",
+    "RouterSettings",
+    "RoutingPolicy",
+    "default_catalog",
+    "new_decision_id",
+    "prompt_features",
+    "reachable",
+]

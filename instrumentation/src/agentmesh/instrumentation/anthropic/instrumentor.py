@@ -23,6 +23,7 @@ from agentmesh.instrumentation.anthropic.package import (
     _instruments,  # pyright: ignore[reportPrivateUsage]
 )
 from agentmesh.instrumentation.openai._call import Instruments
+from agentmesh.instrumentation.routing import install_provider_hooks
 
 __all__ = ["AnthropicInstrumentor"]
 
@@ -107,6 +108,8 @@ class AnthropicInstrumentor(BaseInstrumentor):  # pyright: ignore[reportUntypedB
                         stack=True,  # one span per call: ours wraps a peer's (see _dedupe)
                     )
         patches.apply()
+        # Calls ask the in-process router (a no-op while AGENTMESH_ROUTING_MODE is off).
+        install_provider_hooks()
         self._patches = patches
         # anthropic >= 2 traces on its own into the global provider: one span per call, not
         # two. Clients created from now on read this; an explicit choice of the app wins.

@@ -22,6 +22,7 @@ from agentmesh.instrumentation.openai._call import Instruments
 from agentmesh.instrumentation.openai.package import (
     _instruments,  # pyright: ignore[reportPrivateUsage]
 )
+from agentmesh.instrumentation.routing import install_provider_hooks
 
 __all__ = ["OpenAIInstrumentor"]
 
@@ -100,6 +101,8 @@ class OpenAIInstrumentor(BaseInstrumentor):  # pyright: ignore[reportUntypedBase
                     stack=True,  # one span per call: ours wraps a peer's (see _dedupe)
                 )
         patches.apply()
+        # Calls ask the in-process router (a no-op while AGENTMESH_ROUTING_MODE is off).
+        install_provider_hooks()
         self._patches = patches
 
     def _uninstrument(self, **kwargs: object) -> None:

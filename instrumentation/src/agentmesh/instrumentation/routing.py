@@ -1,0 +1,593 @@
+"""The routing hook: every provider call asks the in-process router where it goes.
+
+A provider wrapper calls :func:`before_call` with the SDK method's keyword arguments before
+starting its span, sends the call with ``routed.kwargs``, and on a provider error asks
+:func:`on_error` for the keyword arguments of the next candidate::
+
+    routed = routing.before_call("openai", kwargs)
+    token = routed.attach()              # decision id in baggage for child spans and headers
+    try:
+        span = start_span(..., attributes=routing.span_attributes(routed))
+        while True:
+            try:
+                result = wrapped(*args, **routed.kwargs)
+                break
+            except BaseException as exc:
+                retry = routing.on_error(routed, exc)
+                if retry is None:
+                    raise                # the app's exception, untouched
+                span.add_event(*routing.fallback_event(routed, exc, retry["model"]))
+    finally:
+        routing.detach(token)
+
+Modes (``AGENTMESH_ROUTING_MODE``): ``off`` returns at once and changes nothing; ``shadow``
+(the default: decisions are recorded, on the span and in the decision log, so the data to
+learn from accumulates from day one) decides and changes nothing; ``enforce`` (opt-in)
+replaces the model by the chosen one and falls back to the next candidates, at most
+``AGENTMESH_ROUTING_MAX_FALLBACKS`` times, on a retryable provider error (429, 408, 5xx,
+connection error, timeout; recognised by class name and status attributes, so no SDK is
+imported).
+
+Everything here is fail-open: when the policy or our code raises, the error is logged and the
+call goes through unchanged.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, cast
+
+from opentelemetry import baggage, propagate
+from opentelemetry import context as otel_context
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.context import Context
+from opentelemetry.trace import Span
+from opentelemetry.util.types import AttributeValue
+
+from agentmesh.core.semconv import (
+    AGENTMESH_ROUTE_DECISION_ID,
+    AGENTMESH_ROUTE_FALLBACK_FROM,
+    AGENTMESH_ROUTE_FALLBACK_TO,
+    ERROR_TYPE,
+    EVENT_FALLBACK,
+    GEN_AI_PROVIDER_NAME,
+)
+from agentmesh.instrumentation._failopen import safe_call
+from agentmesh.instrumentation.baggage import current_task_class
+from agentmesh.instrumentation.settings import InstrumentationSettings
+from agentmesh.router import (
+    DecisionLog,
+    FallbackChains,
+    ModelCatalog,
+    PassThroughPolicy,
+    PinnedPolicy,
+    Pins,
+    RouteDecision,
+    RouteMode,
+    RouteRequest,
+    RoutingPolicy,
+    prompt_features,
+)
+
+__all__ = [
+    "RoutedCall",
+    "RoutingConfig",
+    "before_call",
+    "configure_routing",
+    "current_decision_id",
+    "decision_log",
+    "detach",
+    "fallback_event",
+    "hook_before",
+    "hook_on_error",
+    "install_provider_hooks",
+    "is_retryable",
+    "on_error",
+    "reset_routing",
+    "routing_config",
+    "span_attributes",
+    "uninstall_provider_hooks",
+]
+
+_RETRYABLE_NAMES: Final = frozenset(
+    {
+        "APIConnectionError",
+        "APITimeoutError",
+        "RateLimitError",
+        "InternalServerError",
+        "ServiceUnavailableError",
+        "OverloadedError",
+        "ConnectError",
+        "ConnectTimeout",
+        "ReadTimeout",
+        "TimeoutException",
+        "ConnectionError",
+        "TimeoutError",
+    }
+)
+_RETRYABLE_STATUSES: Final = frozenset({408, 429})
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingConfig:
+    """The routing in force: mode, policy, fallback bound and decision log.
+
+    Attributes:
+        mode: ``off``, ``shadow`` or ``enforce``.
+        policy: The policy that decides.
+        max_fallbacks: Most fallbacks tried for one call (enforce mode).
+        log: Where decisions are kept.
+    """
+
+    mode: RouteMode
+    policy: RoutingPolicy
+    max_fallbacks: int
+    log: DecisionLog
+
+
+@dataclass(slots=True)
+class RoutedCall:
+    """One provider call as routed: its decision and the keyword arguments to send.
+
+    Attributes:
+        provider: Where the call goes (``openai``, ``anthropic``, ``openrouter``).
+        kwargs: The keyword arguments to call the SDK with (the model replaced in enforce
+            mode, and again on each fallback).
+        decision: The decision, or ``None`` (mode off, no model named, or routing failed).
+        mode: The mode the call was routed in.
+        max_fallbacks: Most fallbacks this call may make.
+        failed: Models tried that failed, in order.
+    """
+
+    provider: str
+    kwargs: dict[str, Any]
+    decision: RouteDecision | None = None
+    mode: RouteMode = "off"
+    max_fallbacks: int = 0
+    failed: list[str] = field(default_factory=list[str])
+
+    @property
+    def model(self) -> str | None:
+        """The model the next send goes to."""
+        value = self.kwargs.get("model")
+        return value if isinstance(value, str) else None
+
+    def context(self, parent: Context | None = None) -> Context | None:
+        """Return a context whose baggage carries the decision id (``None`` without decision).
+
+        Args:
+            parent: The context to extend; the current one by default.
+
+        Returns:
+            The new context, or ``None``.
+        """
+        if self.decision is None:
+            return None
+        return baggage.set_baggage(AGENTMESH_ROUTE_DECISION_ID, self.decision.decision_id, parent)
+
+    def attach(self) -> object | None:
+        """Put the decision id in the current context's baggage; never raises.
+
+        Child spans then carry ``agentmesh.route.decision_id`` and outgoing HTTP calls send
+        it. Give the result to :func:`detach` when the call is over.
+
+        Returns:
+            A token for :func:`detach`, or ``None`` (no decision, or attaching failed).
+        """
+        if self.decision is None:
+            return None
+        ctx = safe_call("routing.context", self.context)
+        if ctx is None:
+            return None
+        return safe_call("routing.attach", otel_context.attach, ctx)
+
+
+def detach(token: object | None) -> None:
+    """Restore the context :meth:`RoutedCall.attach` replaced; never raises.
+
+    Args:
+        token: What ``attach`` returned.
+    """
+    if token is not None:
+        safe_call("routing.detach", otel_context.detach, token)  # pyright: ignore[reportArgumentType]
+
+
+def current_decision_id(context: Context | None = None) -> str | None:
+    """Return the routing decision id carried in baggage, if any.
+
+    Args:
+        context: The context to read; the current one by default.
+
+    Returns:
+        The decision id, or ``None``.
+    """
+    value = baggage.get_baggage(AGENTMESH_ROUTE_DECISION_ID, context)
+    return value if isinstance(value, str) and value else None
+
+
+# --- configuration ----------------------------------------------------------------------------
+
+_lock = threading.Lock()
+_config: RoutingConfig | None = None
+_atexit_registered = False
+
+
+def _policy_from(settings: InstrumentationSettings) -> RoutingPolicy:
+    fallbacks = FallbackChains(settings.routing_fallbacks)
+    pins = Pins.from_config(settings.routing_pins)
+    if pins:
+        return PinnedPolicy(pins, fallbacks)
+    return PassThroughPolicy(fallbacks)
+
+
+def _close_log() -> None:
+    config = _config
+    if config is not None:
+        config.log.close()
+
+
+def _install(config: RoutingConfig) -> RoutingConfig:
+    global _config, _atexit_registered
+    with _lock:
+        previous, _config = _config, config
+        if config.log.path is not None and not _atexit_registered:
+            atexit.register(_close_log)
+            _atexit_registered = True
+    if previous is not None and previous.log is not config.log:
+        safe_call("routing.close_log", previous.log.close)
+    return config
+
+
+def configure_routing(
+    *,
+    mode: RouteMode | None = None,
+    policy: RoutingPolicy | None = None,
+    max_fallbacks: int | None = None,
+    log: DecisionLog | None = None,
+    settings: InstrumentationSettings | None = None,
+) -> RoutingConfig:
+    """Set the routing in force; what is not given comes from the settings.
+
+    This is also how a learned policy plugs in: ``configure_routing(policy=MyPolicy())``.
+
+    Args:
+        mode: ``off``, ``shadow`` or ``enforce``.
+        policy: The policy; by default pinned rules (when ``AGENTMESH_ROUTING_PINS`` has any)
+            over pass-through, with the fallback chains of ``AGENTMESH_ROUTING_FALLBACKS``.
+        max_fallbacks: Most fallbacks per call.
+        log: The decision log; a new one (writing to ``AGENTMESH_ROUTING_DECISION_LOG``).
+        settings: The settings to read; loaded from the environment by default.
+
+    Returns:
+        The configuration now in force.
+
+    Raises:
+        ConfigError: The settings are invalid.
+    """
+    loaded = settings if settings is not None else InstrumentationSettings.load()
+    config = RoutingConfig(
+        mode=mode if mode is not None else loaded.routing_mode,
+        policy=policy if policy is not None else _policy_from(loaded),
+        max_fallbacks=max_fallbacks if max_fallbacks is not None else loaded.routing_max_fallbacks,
+        log=log if log is not None else DecisionLog(path=loaded.routing_decision_log),
+    )
+    return _install(config)
+
+
+def _off_config() -> RoutingConfig:
+    # No catalog read here: this is the fallback when reading the configuration failed.
+    policy = PassThroughPolicy(FallbackChains(catalog=ModelCatalog([])))
+    return RoutingConfig("off", policy, 0, DecisionLog(capacity=1))
+
+
+def routing_config() -> RoutingConfig:
+    """Return the routing in force, configured from the settings on first use (never raises).
+
+    Invalid settings are logged and routing is turned off.
+
+    Returns:
+        The configuration.
+    """
+    config = _config
+    if config is not None:
+        return config
+    loaded = safe_call("routing.configure", configure_routing)
+    return loaded if loaded is not None else _install(_off_config())
+
+
+def reset_routing() -> None:
+    """Forget the routing in force (its log is closed); the next call reads the settings."""
+    global _config
+    with _lock:
+        previous, _config = _config, None
+    if previous is not None:
+        safe_call("routing.close_log", previous.log.close)
+
+
+def decision_log() -> DecisionLog:
+    """Return the decision log of the routing in force.
+
+    Returns:
+        The log.
+    """
+    return routing_config().log
+
+
+# --- the hook -----------------------------------------------------------------------------------
+
+
+def _decide(config: RoutingConfig, provider: str, kwargs: dict[str, Any]) -> RoutedCall:
+    model = kwargs.get("model")
+    if not isinstance(model, str) or not model:
+        return RoutedCall(provider, kwargs)
+    mode = config.mode
+    request = RouteRequest(provider, model, current_task_class(), prompt_features(kwargs), mode)
+    decision = config.policy.decide(request)
+    config.log.record(decision)
+    if mode == "enforce" and decision.chosen != model:
+        kwargs = {**kwargs, "model": decision.chosen}
+    return RoutedCall(provider, kwargs, decision, mode, config.max_fallbacks)
+
+
+def before_call(provider: str, kwargs: dict[str, Any]) -> RoutedCall:
+    """Route a provider call before it is sent (never raises).
+
+    Args:
+        provider: Where the call goes: ``openai``, ``anthropic``, ``openrouter``.
+        kwargs: The SDK method's keyword arguments (not modified).
+
+    Returns:
+        The routed call: send ``routed.kwargs``. Without a decision (mode off, no model,
+        routing failed) they are ``kwargs`` themselves.
+    """
+    config = _config or routing_config()
+    if config.mode == "off":
+        return RoutedCall(provider, kwargs)
+    routed = safe_call("routing.before_call", _decide, config, provider, kwargs)
+    return routed if routed is not None else RoutedCall(provider, kwargs)
+
+
+def _status(exc: BaseException) -> int | None:
+    status = getattr(exc, "status_code", None)
+    if status is None:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+    if status is None:
+        status = getattr(exc, "status", None)
+    return status if isinstance(status, int) else None
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Tell whether a provider error is worth trying another model for.
+
+    Retryable: HTTP 408, 429 and 5xx (Anthropic's 529 included), connection errors and
+    timeouts. Decided from the status attributes and the class names in the exception's
+    MRO, so no SDK is imported.
+
+    Args:
+        exc: The error the SDK raised.
+
+    Returns:
+        Whether to fall back.
+    """
+    status = _status(exc)
+    if status is not None:
+        return status in _RETRYABLE_STATUSES or 500 <= status <= 599
+    return any(cls.__name__ in _RETRYABLE_NAMES for cls in type(exc).__mro__)
+
+
+def _next(call: RoutedCall, exc: BaseException) -> dict[str, Any] | None:
+    decision = call.decision
+    if decision is None or call.mode != "enforce" or len(call.failed) >= call.max_fallbacks:
+        return None
+    if not is_retryable(exc):
+        return None
+    current = call.model
+    tried = {*call.failed, current}
+    for candidate in decision.candidates:
+        if candidate not in tried:
+            if current is not None:
+                call.failed.append(current)
+            call.kwargs = {**call.kwargs, "model": candidate}
+            return call.kwargs
+    return None
+
+
+def on_error(call: RoutedCall, exc: BaseException) -> dict[str, Any] | None:
+    """Choose what to send next after a provider error (never raises).
+
+    Only in enforce mode, only for a retryable error, and at most ``max_fallbacks`` times per
+    call: the keyword arguments for the next untried candidate are returned (and become
+    ``call.kwargs``). Otherwise ``None``: the wrapper re-raises the application's error.
+
+    Args:
+        call: The routed call.
+        exc: The error the SDK raised.
+
+    Returns:
+        The keyword arguments to send next, or ``None``.
+    """
+    if call.decision is None or call.mode != "enforce":
+        return None
+    return safe_call("routing.on_error", _next, call, exc)
+
+
+def span_attributes(call: RoutedCall) -> dict[str, AttributeValue]:
+    """Return the ``agentmesh.route.*`` attributes of the call's span (never raises).
+
+    Args:
+        call: The routed call.
+
+    Returns:
+        The attributes (empty without decision).
+    """
+    decision = call.decision
+    if decision is None:
+        return {}
+    attrs: Mapping[str, AttributeValue] | None = safe_call(
+        "routing.span_attributes", decision.span_attributes
+    )
+    return dict(attrs) if attrs is not None else {}
+
+
+def fallback_event(
+    call: RoutedCall, exc: BaseException, next_model: str
+) -> tuple[str, dict[str, AttributeValue]]:
+    """Return the span event recording a fallback: its name and attributes.
+
+    Args:
+        call: The routed call (after :func:`on_error` chose ``next_model``).
+        exc: The error that caused the fallback.
+        next_model: The model tried next.
+
+    Returns:
+        ``("agentmesh.route.fallback", {from, to, error.type, decision id})``.
+    """
+    failed = call.failed[-1] if call.failed else (call.model or "")
+    attrs: dict[str, AttributeValue] = {
+        AGENTMESH_ROUTE_FALLBACK_FROM: failed,
+        AGENTMESH_ROUTE_FALLBACK_TO: next_model,
+        ERROR_TYPE: type(exc).__name__,
+    }
+    if call.decision is not None:
+        attrs[AGENTMESH_ROUTE_DECISION_ID] = call.decision.decision_id
+    return EVENT_FALLBACK, attrs
+
+
+# --- adapter to the provider wrappers' hook point -------------------------------------------------
+
+_UNROUTED_ENDPOINTS: Final = ("embeddings",)  # another model means other vectors: never route
+_inflight_lock = threading.Lock()
+_inflight: weakref.WeakKeyDictionary[Span, RoutedCall] = weakref.WeakKeyDictionary()
+
+
+def _provider_of(span: Span, endpoint: str) -> str:
+    attrs: object = getattr(span, "attributes", None)
+    if isinstance(attrs, Mapping):
+        value = cast("Mapping[str, object]", attrs).get(GEN_AI_PROVIDER_NAME)
+        if isinstance(value, str) and value:
+            return value
+    return endpoint.split(".", 1)[0]
+
+
+_W3C_BAGGAGE: Final = W3CBaggagePropagator()
+
+
+def _baggage_header(decision_id: str) -> str | None:
+    """The ``baggage`` header value of the current baggage plus the decision id, if sent."""
+    if "baggage" not in propagate.get_global_textmap().fields:
+        return None  # the app propagates no baggage: neither do we
+    if not baggage.get_all():  # the common case, without the propagator's encoding work
+        return f"{AGENTMESH_ROUTE_DECISION_ID}={decision_id}"
+    carrier: dict[str, str] = {}
+    _W3C_BAGGAGE.inject(
+        carrier, context=baggage.set_baggage(AGENTMESH_ROUTE_DECISION_ID, decision_id)
+    )
+    return carrier.get("baggage")
+
+
+def _with_baggage_header(routed: RoutedCall, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Add a ``baggage`` header carrying the decision id (unless the app set one)."""
+    decision = routed.decision
+    existing = kwargs.get("extra_headers")
+    if decision is None or (existing is not None and not isinstance(existing, Mapping)):
+        return kwargs
+    headers = cast("Mapping[str, object] | None", existing) or {}
+    if any(str(name).lower() == "baggage" for name in headers):
+        return kwargs
+    value = _baggage_header(decision.decision_id)
+    if value is None:
+        return kwargs
+    return {**kwargs, "extra_headers": {**headers, "baggage": value}}
+
+
+def _before_hook(span: Span, endpoint: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    if endpoint.endswith(_UNROUTED_ENDPOINTS):
+        return kwargs
+    config = _config or routing_config()
+    if config.mode == "off":
+        return kwargs
+    routed = before_call(_provider_of(span, endpoint), kwargs)
+    if routed.decision is None:
+        return kwargs
+    span.set_attributes(span_attributes(routed))
+    if config.mode == "enforce":
+        with _inflight_lock:
+            _inflight[span] = routed
+    return _with_baggage_header(routed, routed.kwargs)
+
+
+def hook_before(span: Span, endpoint: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The provider wrappers' ``before`` hook: route the call (never raises).
+
+    Records the decision on ``span``, returns the keyword arguments to send (the chosen model
+    in enforce mode) with the decision id in the outgoing ``baggage`` header. Embeddings are
+    never routed.
+
+    Args:
+        span: The call's span, started.
+        endpoint: The endpoint's name (``openai.chat``, ``anthropic.messages``…).
+        kwargs: The SDK method's keyword arguments.
+
+    Returns:
+        The keyword arguments to call the SDK with.
+    """
+    routed = safe_call("routing.hook_before", _before_hook, span, endpoint, kwargs)
+    return kwargs if routed is None else routed
+
+
+def _on_error_hook(
+    span: Span, endpoint: str, kwargs: dict[str, Any], exc: BaseException
+) -> dict[str, Any] | None:
+    with _inflight_lock:
+        routed = _inflight.get(span)
+    if routed is None:
+        return None
+    retry = on_error(routed, exc)
+    if retry is None:
+        return None
+    name, attrs = fallback_event(routed, exc, str(retry.get("model")))
+    span.add_event(name, attrs)
+    return _with_baggage_header(routed, retry)
+
+
+def hook_on_error(
+    span: Span, endpoint: str, kwargs: dict[str, Any], exc: BaseException
+) -> dict[str, Any] | None:
+    """The provider wrappers' ``on_error`` hook: fall back to the next candidate (never raises).
+
+    Args:
+        span: The call's span.
+        endpoint: The endpoint's name.
+        kwargs: The keyword arguments that failed.
+        exc: The SDK's error.
+
+    Returns:
+        The keyword arguments to retry with (the ``agentmesh.route.fallback`` event is added
+        to ``span``), or ``None`` to let the error through.
+    """
+    return safe_call("routing.hook_on_error", _on_error_hook, span, endpoint, kwargs, exc)
+
+
+def install_provider_hooks() -> bool:
+    """Route every instrumented OpenAI and Anthropic call (installs the hooks; never raises).
+
+    Returns:
+        Whether the hooks are installed.
+    """
+    return safe_call("routing.install_hooks", _set_hooks, True) is not None
+
+
+def uninstall_provider_hooks() -> None:
+    """Stop routing instrumented provider calls (never raises)."""
+    safe_call("routing.uninstall_hooks", _set_hooks, False)
+
+
+def _set_hooks(on: bool) -> bool:
+    from agentmesh.instrumentation.openai import _hooks  # our module; imports no SDK
+
+    _hooks.set_hooks(_hooks.CallHooks(before=hook_before, on_error=hook_on_error) if on else None)
+    return on

@@ -1,0 +1,180 @@
+"""A routing decision: which model a call goes to, among which candidates, and why.
+
+A :class:`RouteDecision` is immutable. It becomes span attributes (``agentmesh.route.*``, see
+:meth:`RouteDecision.span_attributes`) on the provider call's span and one JSON line in the
+decision log (:meth:`RouteDecision.to_json`), which carries the full context: task class and
+the prompt features the policy saw.
+
+Example:
+    >>> from agentmesh.router.request import RouteRequest
+    >>> d = RouteDecision.new(
+    ...     RouteRequest("openai", "gpt-4o"), "pass_through", ("gpt-4o", "gpt-4o-mini"),
+    ...     (1.0, 0.0), "gpt-4o", "requested model",
+    ... )
+    >>> d.span_attributes()["agentmesh.route.candidates"]
+    ('gpt-4o', 'gpt-4o-mini')
+    >>> d.fallbacks
+    ('gpt-4o-mini',)
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass
+
+from agentmesh.core.semconv import (
+    AGENTMESH_ROUTE_CANDIDATES,
+    AGENTMESH_ROUTE_CHOSEN,
+    AGENTMESH_ROUTE_DECISION_ID,
+    AGENTMESH_ROUTE_MODE,
+    AGENTMESH_ROUTE_POLICY,
+    AGENTMESH_ROUTE_REASON,
+    AGENTMESH_ROUTE_REQUESTED_MODEL,
+    AGENTMESH_ROUTE_SCORES,
+)
+from agentmesh.router.request import EMPTY_FEATURES, PromptFeatures, RouteMode, RouteRequest
+
+__all__ = ["RouteAttributeValue", "RouteDecision", "new_decision_id"]
+
+RouteAttributeValue = str | tuple[str, ...] | tuple[float, ...]
+"""Type of the values of :meth:`RouteDecision.span_attributes` (all valid span attributes)."""
+
+
+_now = time.time
+_bits = random.getrandbits  # reseeded in forked children by the random module itself
+
+
+def new_decision_id() -> str:
+    """Return a new random decision id (16 hex characters; not a secret).
+
+    Returns:
+        The id.
+    """
+    return f"{_bits(64):016x}"
+
+
+@dataclass(frozen=True, slots=True)
+class RouteDecision:
+    """What a policy decided for one call.
+
+    Attributes:
+        decision_id: Unique id; travels in baggage as ``agentmesh.route.decision_id``.
+        policy: Name of the policy that decided.
+        mode: ``shadow`` (recorded only) or ``enforce`` (applied).
+        requested_model: The model the application asked for.
+        candidates: Models considered, best first: the chosen one, then the fallbacks in the
+            order they are tried.
+        scores: Score of each candidate, in candidate order (rule-based policies score the
+            chosen model 1.0 and the others 0.0).
+        chosen: The model chosen.
+        reason: Why, for people.
+        task_class: The task class the policy saw, if any.
+        features: The prompt features the policy saw.
+        timestamp: When the decision was made, in seconds since the epoch.
+    """
+
+    decision_id: str
+    policy: str
+    mode: RouteMode
+    requested_model: str
+    candidates: tuple[str, ...]
+    scores: tuple[float, ...]
+    chosen: str
+    reason: str
+    task_class: str | None = None
+    features: PromptFeatures = EMPTY_FEATURES
+    timestamp: float = 0.0
+
+    @classmethod
+    def new(
+        cls,
+        request: RouteRequest,
+        policy: str,
+        candidates: tuple[str, ...],
+        scores: tuple[float, ...],
+        chosen: str,
+        reason: str,
+    ) -> RouteDecision:
+        """Build a decision for a request, with a fresh id and the current time.
+
+        Args:
+            request: The request decided on (mode, requested model, task class, features).
+            policy: The deciding policy's name.
+            candidates: Models considered, chosen first.
+            scores: One score per candidate.
+            chosen: The model chosen.
+            reason: Why.
+
+        Returns:
+            The decision.
+
+        Raises:
+            ValueError: ``scores`` and ``candidates`` differ in length.
+        """
+        if len(scores) != len(candidates):
+            raise ValueError(f"{len(candidates)} candidates but {len(scores)} scores")
+        return cls(  # positional: this runs before every provider call
+            new_decision_id(),
+            policy,
+            request.mode,
+            request.requested_model,
+            candidates,
+            scores,
+            chosen,
+            reason,
+            request.task_class,
+            request.features,
+            _now(),
+        )
+
+    @property
+    def fallbacks(self) -> tuple[str, ...]:
+        """The candidates after the chosen one, in the order they are tried."""
+        return tuple(m for m in self.candidates if m != self.chosen)
+
+    def span_attributes(self) -> dict[str, RouteAttributeValue]:
+        """Return the decision as ``agentmesh.route.*`` span attributes.
+
+        Returns:
+            A new dict.
+        """
+        return {
+            AGENTMESH_ROUTE_DECISION_ID: self.decision_id,
+            AGENTMESH_ROUTE_POLICY: self.policy,
+            AGENTMESH_ROUTE_MODE: self.mode,
+            AGENTMESH_ROUTE_REQUESTED_MODEL: self.requested_model,
+            AGENTMESH_ROUTE_CANDIDATES: self.candidates,
+            AGENTMESH_ROUTE_SCORES: self.scores,
+            AGENTMESH_ROUTE_CHOSEN: self.chosen,
+            AGENTMESH_ROUTE_REASON: self.reason,
+        }
+
+    def as_dict(self) -> dict[str, object]:
+        """Return the decision as a JSON-ready dict (the decision log's record).
+
+        Returns:
+            A new dict.
+        """
+        return {
+            "decision_id": self.decision_id,
+            "timestamp": self.timestamp,
+            "policy": self.policy,
+            "mode": self.mode,
+            "requested_model": self.requested_model,
+            "candidates": list(self.candidates),
+            "scores": list(self.scores),
+            "chosen": self.chosen,
+            "reason": self.reason,
+            "task_class": self.task_class,
+            "features": self.features.as_dict(),
+        }
+
+    def to_json(self) -> str:
+        """Return the decision as one line of JSON (no newline).
+
+        Returns:
+            The JSON text.
+        """
+        return json.dumps(self.as_dict(), separators=(",", ":"), ensure_ascii=False)

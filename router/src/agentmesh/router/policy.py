@@ -1,0 +1,222 @@
+"""Routing policies: the :class:`RoutingPolicy` protocol and the two rule-based policies.
+
+A policy turns a :class:`~agentmesh.router.request.RouteRequest` into a
+:class:`~agentmesh.router.decision.RouteDecision`. It must be fast (it runs before every
+provider call), thread-safe and side-effect free; the instrumentation records and applies
+the decision. Learned policies (utility, bandit) implement the same protocol.
+
+- :class:`PassThroughPolicy` chooses the requested model; its candidates are that model
+  followed by its configured fallback chain.
+- :class:`PinnedPolicy` applies deterministic user rules first (task class → model, then
+  requested model → model) and asks an inner policy (pass-through by default) otherwise.
+
+Example:
+    >>> from agentmesh.router.request import RouteRequest
+    >>> policy = PinnedPolicy(Pins(task_classes={"triage": "gpt-4o-mini"}))
+    >>> policy.decide(RouteRequest("openai", "gpt-4o", task_class="triage")).chosen
+    'gpt-4o-mini'
+    >>> policy.decide(RouteRequest("openai", "gpt-4o")).chosen
+    'gpt-4o'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from agentmesh.core import ConfigError
+from agentmesh.router.chains import FallbackChains, reachable, warn_unknown_models
+from agentmesh.router.decision import RouteDecision
+from agentmesh.router.request import RouteRequest
+
+__all__ = ["PassThroughPolicy", "PinnedPolicy", "Pins", "RoutingPolicy"]
+
+
+@runtime_checkable
+class RoutingPolicy(Protocol):
+    """Chooses a model for a call.
+
+    Implementations are called on the application's hot path, from any thread: keep
+    :meth:`decide` fast and free of I/O. It may raise; the instrumentation then passes the
+    call through unchanged.
+    """
+
+    @property
+    def name(self) -> str:
+        """Short name recorded as ``agentmesh.route.policy``."""
+        ...
+
+    def decide(self, request: RouteRequest) -> RouteDecision:
+        """Decide where a call goes.
+
+        Args:
+            request: The call.
+
+        Returns:
+            The decision: candidates in the order they are tried, chosen first.
+        """
+        ...
+
+
+def _rule_scores(candidates: tuple[str, ...]) -> tuple[float, ...]:
+    return (1.0,) + (0.0,) * (len(candidates) - 1)
+
+
+class PassThroughPolicy:
+    """Keep the requested model; offer its fallback chain as the next candidates.
+
+    Args:
+        fallbacks: The fallback chains; none by default.
+    """
+
+    def __init__(self, fallbacks: FallbackChains | None = None) -> None:
+        self._fallbacks = fallbacks if fallbacks is not None else FallbackChains()
+
+    @property
+    def name(self) -> str:
+        """``pass_through``."""
+        return "pass_through"
+
+    @property
+    def fallbacks(self) -> FallbackChains:
+        """The fallback chains."""
+        return self._fallbacks
+
+    def decide(self, request: RouteRequest) -> RouteDecision:
+        """Choose the requested model.
+
+        Args:
+            request: The call.
+
+        Returns:
+            The decision.
+        """
+        model = request.requested_model
+        candidates = self._fallbacks.candidates(request.provider, model)
+        return RouteDecision.new(
+            request, self.name, candidates, _rule_scores(candidates), model, "requested model"
+        )
+
+
+def _check_rules(rules: Mapping[str, str], what: str) -> dict[str, str]:
+    checked: dict[str, str] = {}
+    for key, model in rules.items():
+        if not isinstance(key, str) or not key or not isinstance(model, str) or not model:  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise ConfigError(f"routing pin {key!r} → {model!r}: expected {what} → model name")
+        checked[key] = model
+    return checked
+
+
+@dataclass(frozen=True, slots=True)
+class Pins:
+    """Deterministic routing rules a user pins.
+
+    Attributes:
+        task_classes: Task class → model (checked first).
+        models: Requested model → model.
+    """
+
+    task_classes: Mapping[str, str] = field(default_factory=dict[str, str])
+    models: Mapping[str, str] = field(default_factory=dict[str, str])
+
+    @classmethod
+    def from_config(cls, raw: Mapping[str, Mapping[str, str]]) -> Pins:
+        """Build pins from ``{"task_class": {...}, "model": {...}}`` (both optional).
+
+        Args:
+            raw: The configuration, as decoded from JSON.
+
+        Returns:
+            The pins.
+
+        Raises:
+            ConfigError: An unknown section, or a rule that is not name → model name.
+        """
+        unknown = set(raw) - {"task_class", "model"}
+        if unknown:
+            raise ConfigError(
+                f"routing pins: unknown section(s) {sorted(unknown)}; use 'task_class', 'model'"
+            )
+        return cls(
+            task_classes=_check_rules(raw.get("task_class", {}), "task class"),
+            models=_check_rules(raw.get("model", {}), "model"),
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.task_classes or self.models)
+
+
+class PinnedPolicy:
+    """Apply pinned rules first; defer to an inner policy when none applies.
+
+    A task-class pin beats a requested-model pin. The pinned model's candidates are the pinned
+    model, its fallback chain, then the requested model. A pin to a model the call's SDK
+    cannot reach (another provider's model) is ignored.
+
+    Args:
+        pins: The rules.
+        fallbacks: The fallback chains; the inner policy's (or none) by default.
+        inner: Decides calls no pin matches; pass-through by default.
+    """
+
+    def __init__(
+        self,
+        pins: Pins,
+        fallbacks: FallbackChains | None = None,
+        inner: RoutingPolicy | None = None,
+    ) -> None:
+        if fallbacks is None:
+            fallbacks = inner.fallbacks if isinstance(inner, PassThroughPolicy) else None
+        self._fallbacks = fallbacks if fallbacks is not None else FallbackChains()
+        self._inner: RoutingPolicy = (
+            inner if inner is not None else PassThroughPolicy(self._fallbacks)
+        )
+        self._pins = pins
+        warn_unknown_models(
+            sorted({*pins.task_classes.values(), *pins.models, *pins.models.values()}),
+            self._fallbacks.catalog,
+            where="routing pins",
+        )
+
+    @property
+    def name(self) -> str:
+        """``pinned`` (a decision no pin matched carries the inner policy's name)."""
+        return "pinned"
+
+    @property
+    def pins(self) -> Pins:
+        """The rules."""
+        return self._pins
+
+    def _pin(self, request: RouteRequest) -> tuple[str, str] | None:
+        catalog = self._fallbacks.catalog
+        task = request.task_class
+        if task is not None:
+            model = self._pins.task_classes.get(task)
+            if model is not None and reachable(request.provider, model, catalog):
+                return model, f"pinned: task class {task} → {model}"
+        model = self._pins.models.get(request.requested_model)
+        if model is not None and reachable(request.provider, model, catalog):
+            return model, f"pinned: model {request.requested_model} → {model}"
+        return None
+
+    def decide(self, request: RouteRequest) -> RouteDecision:
+        """Apply the first matching pin, else the inner policy.
+
+        Args:
+            request: The call.
+
+        Returns:
+            The decision.
+        """
+        pinned = self._pin(request) if self._pins else None
+        if pinned is None:
+            return self._inner.decide(request)
+        model, reason = pinned
+        candidates = self._fallbacks.candidates(request.provider, model)
+        if request.requested_model not in candidates:
+            candidates = (*candidates, request.requested_model)
+        return RouteDecision.new(
+            request, self.name, candidates, _rule_scores(candidates), model, reason
+        )

@@ -1,0 +1,476 @@
+"""The routing hook end to end: a real OpenAI SDK call, routed, against the fake provider.
+
+The provider wrappers call :mod:`agentmesh.instrumentation.routing`; here a test-only wrapt
+wrapper around ``Completions.create`` calls it exactly as they will (decide, attach the
+decision to baggage, start the span with the route attributes, send, fall back on retryable
+errors with a span event), so the hook is exercised with the real SDK and real HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from openai.types.chat import ChatCompletion, ChatCompletionMessageParam, ChatCompletionToolParam
+from opentelemetry import propagate, trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from structlog.testing import capture_logs
+
+from agentmesh.core import semconv
+from agentmesh.instrumentation import routing
+from agentmesh.instrumentation._baggage_processor import BaggageSpanProcessor
+from agentmesh.instrumentation._patching import PatchSet, Wrapper
+from agentmesh.instrumentation.baggage import task_class
+from agentmesh.instrumentation.openai import OpenAIInstrumentor
+from agentmesh.instrumentation.run_context import run_scope
+from agentmesh.instrumentation.settings import InstrumentationSettings
+from agentmesh.instrumentation.testing import ErrorScript, FakeProviderThread, ModelScript
+from agentmesh.router import (
+    DecisionLog,
+    FallbackChains,
+    PassThroughPolicy,
+    PinnedPolicy,
+    Pins,
+    RouteDecision,
+    RouteMode,
+    RouteRequest,
+    default_catalog,
+)
+
+_EXPORTER = InMemorySpanExporter()
+_PROVIDER = TracerProvider(shutdown_on_exit=False)
+_PROVIDER.add_span_processor(BaggageSpanProcessor())
+_PROVIDER.add_span_processor(SimpleSpanProcessor(_EXPORTER))
+_TRACER = _PROVIDER.get_tracer("routing-test")
+
+CHAINS = {"gpt-4o": ["gpt-4o-mini", "gpt-4.1"]}
+MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Hello?"}]
+
+
+def _routed_create() -> Wrapper:
+    """The wrapper a provider instrumentation builds, reduced to what routing needs."""
+
+    def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        routed = routing.before_call("openai", kwargs)
+        token = routed.attach()
+        try:
+            attributes = {
+                semconv.GEN_AI_REQUEST_MODEL: routed.model or "",
+                **routing.span_attributes(routed),
+            }
+            with _TRACER.start_as_current_span(
+                "chat", kind=trace.SpanKind.CLIENT, attributes=attributes
+            ) as span:
+                while True:
+                    headers: dict[str, str] = {}
+                    propagate.inject(headers)
+                    try:
+                        return wrapped(*args, **{**routed.kwargs, "extra_headers": headers})
+                    except Exception as exc:
+                        retry = routing.on_error(routed, exc)
+                        if retry is None:
+                            raise
+                        span.add_event(*routing.fallback_event(routed, exc, retry["model"]))
+        finally:
+            routing.detach(token)
+
+    return wrapper
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    _EXPORTER.clear()
+    patches = PatchSet("routing-test")
+    patches.add("openai.resources.chat.completions", "Completions.create", _routed_create)
+    patches.apply()
+    yield _EXPORTER
+    patches.remove()
+    routing.reset_routing()
+    _EXPORTER.clear()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeProviderThread]:
+    with FakeProviderThread(default_script=ModelScript(content="ok")) as provider:
+        yield provider
+
+
+def _client(fake: FakeProviderThread, **options: Any) -> openai.OpenAI:
+    return openai.OpenAI(base_url=fake.openai_base_url, api_key="test", max_retries=0, **options)
+
+
+def _chat(
+    fake: FakeProviderThread,
+    model: str = "gpt-4o",
+    tools: list[ChatCompletionToolParam] | None = None,
+) -> ChatCompletion:
+    completions = _client(fake).chat.completions
+    if tools is None:
+        return completions.create(model=model, messages=MESSAGES)
+    return completions.create(model=model, messages=MESSAGES, tools=tools)
+
+
+def _span(exporter: InMemorySpanExporter) -> ReadableSpan:
+    (span,) = [s for s in exporter.get_finished_spans() if s.name == "chat"]
+    return span
+
+
+def _configure(mode: RouteMode, *, max_fallbacks: int = 2, **kw: Any) -> None:
+    routing.configure_routing(
+        mode=mode,
+        policy=kw.pop("policy", PassThroughPolicy(FallbackChains(CHAINS))),
+        max_fallbacks=max_fallbacks,
+        log=kw.pop("log", DecisionLog()),
+    )
+
+
+def test_off_records_nothing_and_changes_nothing(
+    spans: InMemorySpanExporter, fake: FakeProviderThread
+) -> None:
+    _configure("off")
+    reply = _chat(fake)
+    assert reply.choices[0].message.content == "ok"
+    attrs = dict(_span(spans).attributes or {})
+    assert not [k for k in attrs if k.startswith("agentmesh.route.")]
+    assert "baggage" not in fake.requests[-1].headers
+    assert routing.decision_log().decisions() == []
+
+
+def test_shadow_records_the_decision_and_keeps_the_model(
+    spans: InMemorySpanExporter, fake: FakeProviderThread
+) -> None:
+    _configure("shadow", policy=PinnedPolicy(Pins(models={"gpt-4o": "gpt-4o-mini"})))
+    _chat(fake)
+    assert [r.model for r in fake.requests] == ["gpt-4o"]
+    attrs = dict(_span(spans).attributes or {})
+    (decision,) = routing.decision_log().decisions()
+    assert attrs[semconv.AGENTMESH_ROUTE_MODE] == "shadow"
+    assert attrs[semconv.AGENTMESH_ROUTE_POLICY] == "pinned"
+    assert attrs[semconv.AGENTMESH_ROUTE_REQUESTED_MODEL] == "gpt-4o"
+    assert attrs[semconv.AGENTMESH_ROUTE_CHOSEN] == "gpt-4o-mini"
+    assert attrs[semconv.AGENTMESH_ROUTE_CANDIDATES] == ("gpt-4o-mini", "gpt-4o")
+    assert attrs[semconv.AGENTMESH_ROUTE_SCORES] == (1.0, 0.0)
+    assert attrs[semconv.AGENTMESH_ROUTE_DECISION_ID] == decision.decision_id
+    assert attrs[semconv.GEN_AI_REQUEST_MODEL] == "gpt-4o"
+
+
+def test_enforce_replaces_the_model(spans: InMemorySpanExporter, fake: FakeProviderThread) -> None:
+    _configure("enforce", policy=PinnedPolicy(Pins(task_classes={"triage": "gpt-4o-mini"})))
+    with task_class("triage"):
+        reply = _chat(fake)
+    _chat(fake)  # no task class: no pin, the requested model
+    assert [r.model for r in fake.requests] == ["gpt-4o-mini", "gpt-4o"]
+    assert reply.model.startswith("gpt-4o-mini")
+    first, second = [dict(s.attributes or {}) for s in spans.get_finished_spans()]
+    assert first[semconv.AGENTMESH_ROUTE_CHOSEN] == "gpt-4o-mini"
+    assert first[semconv.AGENTMESH_ROUTE_MODE] == "enforce"
+    assert first[semconv.AGENTMESH_RUN_TASK_CLASS] == "triage"
+    assert second[semconv.AGENTMESH_ROUTE_CHOSEN] == "gpt-4o"
+    (logged, _) = routing.decision_log().decisions()
+    assert logged.task_class == "triage"
+    assert logged.features.message_count == 1
+
+
+@pytest.mark.parametrize("status", [503, 429])
+def test_enforce_falls_back_on_a_retryable_error(
+    spans: InMemorySpanExporter, fake: FakeProviderThread, status: int
+) -> None:
+    fake.set_script("gpt-4o", ModelScript(error=ErrorScript(status=status, retry_after=0)))
+    _configure("enforce")
+    reply = _chat(fake)
+    assert reply.choices[0].message.content == "ok"
+    assert [r.model for r in fake.requests] == ["gpt-4o", "gpt-4o-mini"]
+    span = _span(spans)
+    (event,) = span.events
+    decision_id = dict(span.attributes or {})[semconv.AGENTMESH_ROUTE_DECISION_ID]
+    assert event.name == semconv.EVENT_FALLBACK
+    assert dict(event.attributes or {}) == {
+        semconv.AGENTMESH_ROUTE_FALLBACK_FROM: "gpt-4o",
+        semconv.AGENTMESH_ROUTE_FALLBACK_TO: "gpt-4o-mini",
+        semconv.ERROR_TYPE: "InternalServerError" if status == 503 else "RateLimitError",
+        semconv.AGENTMESH_ROUTE_DECISION_ID: decision_id,
+    }
+
+
+def test_fallbacks_are_bounded_and_the_last_error_reaches_the_app(
+    spans: InMemorySpanExporter, fake: FakeProviderThread
+) -> None:
+    for model in ("gpt-4o", "gpt-4o-mini", "gpt-4.1"):
+        fake.set_script(model, ModelScript(error=ErrorScript(status=503)))
+    _configure("enforce", max_fallbacks=1)
+    with pytest.raises(openai.InternalServerError):
+        _chat(fake)
+    assert [r.model for r in fake.requests] == ["gpt-4o", "gpt-4o-mini"]
+    assert [e.name for e in _span(spans).events].count(semconv.EVENT_FALLBACK) == 1
+
+
+def test_the_chain_ends_and_the_error_reaches_the_app(
+    spans: InMemorySpanExporter, fake: FakeProviderThread
+) -> None:
+    for model in ("gpt-4o", "gpt-4o-mini", "gpt-4.1"):
+        fake.set_script(model, ModelScript(error=ErrorScript(status=500)))
+    _configure("enforce", max_fallbacks=5)
+    with pytest.raises(openai.InternalServerError):
+        _chat(fake)
+    assert [r.model for r in fake.requests] == ["gpt-4o", "gpt-4o-mini", "gpt-4.1"]
+    assert [e.name for e in _span(spans).events].count(semconv.EVENT_FALLBACK) == 2
+
+
+def test_no_fallback_on_a_client_error_or_in_shadow_mode(
+    spans: InMemorySpanExporter, fake: FakeProviderThread
+) -> None:
+    fake.set_script("gpt-4o", ModelScript(error=ErrorScript(status=400)))
+    _configure("enforce")
+    with pytest.raises(openai.BadRequestError):
+        _chat(fake)
+    fake.set_script("gpt-4o", ModelScript(error=ErrorScript(status=503)))
+    _configure("shadow")
+    with pytest.raises(openai.InternalServerError):
+        _chat(fake)
+    assert [r.model for r in fake.requests] == ["gpt-4o", "gpt-4o"]
+    names = [e.name for s in spans.get_finished_spans() for e in s.events]
+    assert semconv.EVENT_FALLBACK not in names
+
+
+def test_the_decision_id_rides_in_baggage_to_child_spans_and_outgoing_calls(
+    spans: InMemorySpanExporter, fake: FakeProviderThread
+) -> None:
+    _configure("shadow")
+    seen: list[str | None] = []
+
+    def http_child_span(request: httpx.Request) -> None:
+        seen.append(routing.current_decision_id())
+        _TRACER.start_span("http send").end()
+
+    client = _client(fake, http_client=httpx.Client(event_hooks={"request": [http_child_span]}))
+    client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    (decision,) = routing.decision_log().decisions()
+    assert seen == [decision.decision_id]
+    (child,) = [s for s in spans.get_finished_spans() if s.name == "http send"]
+    assert dict(child.attributes or {})[semconv.AGENTMESH_ROUTE_DECISION_ID] == (
+        decision.decision_id
+    )
+    baggage_header = fake.requests[-1].headers["baggage"]
+    assert f"{semconv.AGENTMESH_ROUTE_DECISION_ID}={decision.decision_id}" in baggage_header
+    assert routing.current_decision_id() is None  # detached after the call
+
+
+def test_a_failing_policy_lets_the_call_through_unchanged(
+    spans: InMemorySpanExporter, fake: FakeProviderThread
+) -> None:
+    class Broken:
+        name = "broken"
+
+        def decide(self, request: RouteRequest) -> RouteDecision:
+            raise RuntimeError("policy bug")
+
+    _configure("enforce", policy=Broken())
+    with capture_logs() as logs:
+        reply = _chat(fake)
+    assert reply.choices[0].message.content == "ok"
+    assert [r.model for r in fake.requests] == ["gpt-4o"]
+    assert not [k for k in dict(_span(spans).attributes or {}) if k.startswith("agentmesh.route")]
+    (error,) = [e for e in logs if e.get("where") == "routing.before_call"]
+    assert error["error"] == "policy bug"
+
+
+def test_every_decision_is_a_json_line_in_the_log_file(
+    spans: InMemorySpanExporter, fake: FakeProviderThread, tmp_path: Path
+) -> None:
+    path = tmp_path / "decisions.jsonl"
+    log = DecisionLog(path=path, flush_interval_s=60)
+    _configure("shadow", log=log)
+    with task_class("research"):
+        _chat(fake, model="gpt-4o", tools=[{"type": "function", "function": {"name": "f"}}])
+    _chat(fake, model="gpt-4o-mini")
+    log.close()
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    span_ids = [
+        dict(s.attributes or {})[semconv.AGENTMESH_ROUTE_DECISION_ID]
+        for s in spans.get_finished_spans()
+    ]
+    assert [r["decision_id"] for r in records] == span_ids
+    assert [r["requested_model"] for r in records] == ["gpt-4o", "gpt-4o-mini"]
+    assert records[0]["task_class"] == "research"
+    assert records[0]["features"]["has_tools"] is True
+    assert records[0]["candidates"] == ["gpt-4o", "gpt-4o-mini", "gpt-4.1"]
+    assert routing.decision_log().lines() == path.read_text().splitlines()
+
+
+def test_routing_is_configured_from_the_environment(
+    spans: InMemorySpanExporter, fake: FakeProviderThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGENTMESH_ROUTING_MODE", "enforce")
+    monkeypatch.setenv("AGENTMESH_ROUTING_FALLBACKS", json.dumps(CHAINS))
+    monkeypatch.setenv("AGENTMESH_ROUTING_PINS", '{"task_class": {"triage": "gpt-4.1"}}')
+    monkeypatch.setenv("AGENTMESH_ROUTING_MAX_FALLBACKS", "1")
+    routing.reset_routing()
+    config = routing.routing_config()
+    assert (config.mode, config.max_fallbacks, config.policy.name) == ("enforce", 1, "pinned")
+    fake.set_script("gpt-4o", ModelScript(error=ErrorScript(status=503)))
+    with task_class("triage"):
+        _chat(fake)
+    _chat(fake)
+    assert [r.model for r in fake.requests] == ["gpt-4.1", "gpt-4o", "gpt-4o-mini"]
+
+
+def test_invalid_settings_turn_routing_off_without_breaking_the_app(
+    spans: InMemorySpanExporter, fake: FakeProviderThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGENTMESH_ROUTING_FALLBACKS", '{"gpt-4o": "not a list"}')
+    routing.reset_routing()
+    with capture_logs() as logs:
+        _chat(fake)
+    assert routing.routing_config().mode == "off"
+    assert [r.model for r in fake.requests] == ["gpt-4o"]
+    assert [e for e in logs if e.get("where") == "routing.configure"]
+
+
+def test_routing_is_off_by_default() -> None:
+    assert InstrumentationSettings.load().routing_mode == "off"
+    assert InstrumentationSettings.load().routing_max_fallbacks == 2
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (openai.APIConnectionError(request=httpx.Request("POST", "http://x")), True),
+        (openai.APITimeoutError(request=httpx.Request("POST", "http://x")), True),
+        (httpx.ConnectError("refused"), True),
+        (TimeoutError(), True),
+        (ValueError("bad"), False),
+    ],
+)
+def test_retryable_errors_are_recognised_without_importing_sdks(
+    exc: BaseException, expected: bool
+) -> None:
+    assert routing.is_retryable(exc) is expected
+
+
+def test_on_error_without_a_model_or_decision_returns_none() -> None:
+    _configure("enforce")
+    call = routing.before_call("openai", {"messages": MESSAGES})
+    assert call.decision is None
+    assert routing.on_error(call, TimeoutError()) is None
+    assert routing.span_attributes(call) == {}
+    assert call.attach() is None
+    routing.reset_routing()
+
+
+def test_an_unreadable_catalog_turns_routing_off_without_breaking_the_app(
+    spans: InMemorySpanExporter,
+    fake: FakeProviderThread,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("AGENTMESH_ROUTER_CATALOG_PATH", str(tmp_path / "missing.json"))
+    default_catalog.cache_clear()
+    routing.reset_routing()
+    try:
+        with capture_logs() as logs:
+            reply = _chat(fake)
+    finally:
+        monkeypatch.delenv("AGENTMESH_ROUTER_CATALOG_PATH")
+        default_catalog.cache_clear()
+    assert reply.choices[0].message.content == "ok"
+    assert routing.routing_config().mode == "off"
+    (error,) = [e for e in logs if e.get("where") == "routing.configure"]
+    assert "AGENTMESH_ROUTER_CATALOG_PATH" in error["error"]
+
+
+@pytest.fixture
+def hooked(openai_instrumented: OpenAIInstrumentor) -> Iterator[OpenAIInstrumentor]:
+    from agentmesh.instrumentation.openai import _hooks
+
+    # Instrumenting installs the provider hooks: routing needs nothing more than the mode.
+    assert _hooks.current() is not None
+    yield openai_instrumented
+    routing.uninstall_provider_hooks()
+    routing.reset_routing()
+
+
+def test_the_openai_instrumentor_routes_through_the_provider_hooks(
+    hooked: OpenAIInstrumentor, exporter: InMemorySpanExporter, fake: FakeProviderThread
+) -> None:
+    fake.set_script("gpt-4o", ModelScript(error=ErrorScript(status=503)))
+    _configure("enforce")
+    with run_scope("run-1"):
+        reply = _chat(fake)
+    assert reply.choices[0].message.content == "ok"
+    assert [r.model for r in fake.requests] == ["gpt-4o", "gpt-4o-mini"]
+    (span,) = exporter.get_finished_spans()
+    attrs = dict(span.attributes or {})
+    (decision,) = routing.decision_log().decisions()
+    assert attrs[semconv.AGENTMESH_ROUTE_DECISION_ID] == decision.decision_id
+    assert attrs[semconv.AGENTMESH_ROUTE_CANDIDATES] == ("gpt-4o", "gpt-4o-mini", "gpt-4.1")
+    assert attrs[semconv.AGENTMESH_ROUTE_MODE] == "enforce"
+    fallbacks = [e for e in span.events if e.name == semconv.EVENT_FALLBACK]
+    assert [dict(e.attributes or {})[semconv.AGENTMESH_ROUTE_FALLBACK_TO] for e in fallbacks] == [
+        "gpt-4o-mini"
+    ]
+    for request in fake.requests:
+        assert (
+            f"{semconv.AGENTMESH_ROUTE_DECISION_ID}={decision.decision_id}"
+            in (request.headers["baggage"])
+        )
+
+
+def test_the_provider_hooks_never_route_embeddings(
+    hooked: OpenAIInstrumentor, exporter: InMemorySpanExporter, fake: FakeProviderThread
+) -> None:
+    _configure("enforce", policy=PinnedPolicy(Pins(models={"text-embedding-3-small": "x"})))
+    with pytest.raises(openai.NotFoundError):  # the bundled fake serves no embeddings
+        _client(fake).embeddings.create(model="text-embedding-3-small", input="hi")
+    assert routing.decision_log().decisions() == []
+    (span,) = exporter.get_finished_spans()
+    attrs = dict(span.attributes or {})
+    assert attrs[semconv.GEN_AI_REQUEST_MODEL] == "text-embedding-3-small"
+    assert semconv.AGENTMESH_ROUTE_DECISION_ID not in attrs
+
+
+def test_the_anthropic_instrumentor_routes_through_the_provider_hooks(
+    exporter: InMemorySpanExporter, tracer_provider: TracerProvider, fake: FakeProviderThread
+) -> None:
+    import anthropic
+
+    from agentmesh.instrumentation.anthropic import AnthropicInstrumentor
+
+    instrumentor = AnthropicInstrumentor()
+    instrumentor.instrument(tracer_provider=tracer_provider)
+    assert routing.install_provider_hooks()
+    fake.set_script("claude-haiku-4-5", ModelScript(error=ErrorScript(status=529)))
+    chains = {"claude-haiku-4-5": ["gpt-4o", "claude-opus-4-1"]}
+    _configure("enforce", policy=PassThroughPolicy(FallbackChains(chains)))
+    try:
+        client = anthropic.Anthropic(
+            base_url=fake.anthropic_base_url, api_key="test", max_retries=0
+        )
+        reply = client.messages.create(
+            model="claude-haiku-4-5",
+            max_tokens=16,
+            messages=[{"role": "user", "content": "Hello?"}],
+        )
+    finally:
+        routing.uninstall_provider_hooks()
+        instrumentor.uninstrument()
+        routing.reset_routing()
+    assert reply.content[0].type == "text"
+    assert [r.model for r in fake.requests] == ["claude-haiku-4-5", "claude-opus-4-1"]
+    (span,) = exporter.get_finished_spans()
+    attrs = dict(span.attributes or {})
+    assert attrs[semconv.AGENTMESH_ROUTE_CANDIDATES] == ("claude-haiku-4-5", "claude-opus-4-1")
+    (event,) = [e for e in span.events if e.name == semconv.EVENT_FALLBACK]
+    assert dict(event.attributes or {})[semconv.ERROR_TYPE] == "OverloadedError"
+    decision_id = attrs[semconv.AGENTMESH_ROUTE_DECISION_ID]
+    assert fake.requests[0].headers["baggage"] == (
+        f"{semconv.AGENTMESH_ROUTE_DECISION_ID}={decision_id}"
+    )
