@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from agentmesh.core.semconv import (
+    AGENTMESH_USAGE_ESTIMATED,
     GEN_AI_REQUEST_STREAM,
     GEN_AI_RESPONSE_FINISH_REASONS,
     GEN_AI_RESPONSE_ID,
@@ -112,7 +113,9 @@ def test_sync_stream_break_then_close_ends_once(
 
     span = _assert_ended_once(exporter, caplog)
     assert span.status.status_code is StatusCode.UNSET
+    # Only the first chunk (the role, no content) was read: nothing to count or estimate.
     assert GEN_AI_USAGE_INPUT_TOKENS not in (span.attributes or {})
+    assert AGENTMESH_USAGE_ESTIMATED not in (span.attributes or {})
 
 
 def test_sync_stream_dropped_is_ended_by_gc(

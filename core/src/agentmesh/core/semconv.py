@@ -59,6 +59,7 @@ __all__ = [
     "AGENTMESH_RUN_ID",
     "AGENTMESH_RUN_TASK_CLASS",
     "AGENTMESH_UPSTREAM_PROVIDER",
+    "AGENTMESH_USAGE_ESTIMATED",
     "ATTRIBUTES",
     "BAGGAGE_KEYS",
     "ERROR_TYPE",
@@ -565,6 +566,14 @@ AGENTMESH_UPSTREAM_PROVIDER: Final = _attr(
     "string",
     '"Anthropic"',
     "Provider a router (OpenRouter) forwarded the call to.",
+    origin="agentmesh",
+)
+AGENTMESH_USAGE_ESTIMATED: Final = _attr(
+    "agentmesh.usage.estimated",
+    "boolean",
+    "True",
+    "Token counts (and cost) were estimated: the provider reported no usage (a stream "
+    "without stream_options.include_usage).",
     origin="agentmesh",
 )
 AGENTMESH_CONTENT_TRUNCATED: Final = _attr(

@@ -38,6 +38,7 @@ from agentmesh.core.semconv import (
 from agentmesh.instrumentation import _content
 from agentmesh.instrumentation.openai import _pricing
 from agentmesh.instrumentation.openai._call import CallRequest
+from agentmesh.instrumentation.openai._estimate import prompt_chars, wants_usage
 from agentmesh.instrumentation.openai._fields import (
     attr,
     base_attributes,
@@ -85,6 +86,8 @@ class ResponseSummary:
         reasoning_tokens: Completion tokens spent on reasoning.
         upstream_provider: The provider OpenRouter forwarded the call to.
         capture: Collect the completion's text and tool calls (content capture).
+        content_chunks: Streamed chunks that carried a content or tool-call delta (the
+            estimate of output tokens when the stream reports no usage).
     """
 
     model: str | None = None
@@ -96,6 +99,7 @@ class ResponseSummary:
     reasoning_tokens: int | None = None
     upstream_provider: str | None = None
     capture: bool = False
+    content_chunks: int = 0
     _choices: dict[int, _Choice] = field(default_factory=dict[int, _Choice])
     _outputs: list[_content.Message] | None = None
 
@@ -131,6 +135,9 @@ class ResponseSummary:
             reason = str_attr(choice, "finish_reason")
             if reason:
                 self.finish_reasons[index] = reason
+            delta = attr(choice, "delta")
+            if delta is not None:
+                self.content_chunks += _has_delta(delta)
             if self.capture:
                 self._capture(index, choice)
         self._absorb_usage(attr(obj, "usage"))
@@ -159,6 +166,9 @@ class ResponseSummary:
                         "finish_reason": str_attr(choice, "finish_reason"),
                     }
                 found = cast("dict[str, object]", fields)
+                delta = found.get("delta")
+                if delta is not None:
+                    self.content_chunks += _has_delta(delta)
                 index = integer(found.get("index"))
                 index = position if index is None else index
                 reason = found.get("finish_reason")
@@ -270,6 +280,11 @@ class ResponseSummary:
         ]
 
 
+def _has_delta(delta: object) -> int:
+    """1 when a streamed delta carries content or tool-call pieces, else 0."""
+    return 1 if attr(delta, "content") or attr(delta, "tool_calls") else 0
+
+
 def provider_of(host: str | None) -> str:
     """Return ``gen_ai.provider.name`` for a client's host.
 
@@ -314,7 +329,8 @@ def read_request(
         if system:
             _content.put_json(attributes, GEN_AI_SYSTEM_INSTRUCTIONS, system)
         _content.put_json(attributes, GEN_AI_INPUT_MESSAGES, messages)
-    return ChatRequest(model, stream, attributes, f"{Operation.CHAT} {model}")
+    chars = prompt_chars(kwargs.get("messages")) if stream and not wants_usage(kwargs) else None
+    return ChatRequest(model, stream, attributes, f"{Operation.CHAT} {model}", chars)
 
 
 def response_attributes(summary: ResponseSummary, request_model: str) -> dict[str, AttributeValue]:

@@ -34,11 +34,13 @@ from agentmesh.core.semconv import (
     GEN_AI_REQUEST_MODEL,
     GEN_AI_RESPONSE_MODEL,
     GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
+    GEN_AI_USAGE_OUTPUT_TOKENS,
     SERVER_ADDRESS,
 )
 from agentmesh.instrumentation import _content, _dedupe, _failopen
 from agentmesh.instrumentation._context import attached
 from agentmesh.instrumentation._metrics import GenAIMetrics
+from agentmesh.instrumentation.openai._estimate import estimate_stream_usage
 
 __all__ = [
     "CallRequest",
@@ -94,12 +96,15 @@ class CallRequest:
         stream: Whether a streamed response was asked for.
         attributes: Attributes to set when the span starts.
         span_name: ``{operation} {model}``.
+        prompt_chars: Characters of the prompt, for a stream that will report no usage (its
+            token counts are then estimated); ``None`` otherwise.
     """
 
     model: str
     stream: bool
     attributes: dict[str, AttributeValue]
     span_name: str
+    prompt_chars: int | None = None
 
 
 RequestReader = Callable[[object, Mapping[str, object], bool], CallRequest]
@@ -246,6 +251,13 @@ class ProviderCall:
         span = self.span
         try:
             attributes = self.summary.attributes(self.request.model)
+            chars = self.request.prompt_chars
+            if chars is not None and GEN_AI_USAGE_OUTPUT_TOKENS not in attributes:
+                chunks: object = getattr(self.summary, "content_chunks", 0)
+                if isinstance(chunks, int) and chunks > 0:  # something was read to count
+                    attributes.update(
+                        estimate_stream_usage(self.request.model, self.summary.model, chars, chunks)
+                    )
             if self._first_chunk is not None:  # set with the rest: one set_attributes call
                 attributes[GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self._first_chunk
             if self._instruments.capture_content:
