@@ -6,6 +6,8 @@ from structlog.testing import capture_logs
 
 from agentmesh.collector import (
     Detection,
+    DuckDBStore,
+    GraphBuilder,
     HandoffLoopRule,
     MemoryStore,
     Pipeline,
@@ -182,3 +184,74 @@ async def test_bad_queue_bound_and_double_start() -> None:
     async with Pipeline(MemoryStore()) as pipeline:
         with pytest.raises(CollectorError, match="already running"):
             await pipeline.start()
+
+
+class CountingStore(MemoryStore):
+    """Counts span writes, to see batches coalesced into one call per cycle."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.span_writes: list[int] = []
+
+    async def write_spans(self, spans: Sequence[SpanRecord]) -> int:
+        self.span_writes.append(len(spans))
+        return await super().write_spans(spans)
+
+
+async def test_the_queue_bound_counts_spans_too() -> None:
+    store = GatedStore()
+    f = SpanFactory()
+    async with Pipeline(store, max_batches=100, max_spans=5) as pipeline:
+        assert pipeline.offer([f.workflow("a")])
+        await store.entered.wait()  # the batch being written no longer counts
+        assert pipeline.offer([f.agent(n, parent=None) for n in "bcd"])
+        assert not pipeline.offer([f.agent(n, parent=None) for n in "efg"])  # 3 + 3 > 5
+        assert pipeline.offer([f.agent(n, parent=None) for n in "hi"])  # 3 + 2 = 5
+        assert (pipeline.stats.queued_batches, pipeline.stats.queued_spans) == (2, 5)
+        store.gate.set()
+        await pipeline.drain()
+        assert pipeline.stats.queued_spans == 0
+        assert pipeline.offer([f.agent(str(n), parent=None) for n in range(9)])  # alone: taken
+        await pipeline.drain()
+    assert await store.count_spans() == 1 + 3 + 2 + 9
+
+
+async def test_queued_batches_are_written_in_one_call_and_latency_is_measured() -> None:
+    store = CountingStore()
+    f = SpanFactory()
+    batches = _loop_batches(f)
+    async with Pipeline(store, rules=[HandoffLoopRule(max_repeats=3)]) as pipeline:
+        assert pipeline.ingest_to_graph_ms() is None
+        for batch in batches:
+            assert pipeline.offer(batch)
+        await pipeline.drain()
+        stats = pipeline.stats
+        p99 = pipeline.ingest_to_graph_ms(0.99)
+    assert store.span_writes == [sum(len(b) for b in batches)]
+    assert stats.cycles == 1
+    assert stats.detections == 1
+    assert p99 is not None
+    assert p99 >= 0.0
+    with pytest.raises(CollectorError):
+        pipeline.ingest_to_graph_ms(1.5)
+
+
+async def test_duckdb_batch_graph_writes_store_what_single_writes_store() -> None:
+    f, g = SpanFactory(), SpanFactory()
+    builder = GraphBuilder()
+    spans = [s for batch in _loop_batches(f) + _loop_batches(g) for s in batch]
+    builder.add(spans[:20])
+    early = [graph for t in (f.trace_id, g.trace_id) if (graph := builder.get(t)) is not None]
+    builder.add(spans[20:])
+    late = [graph for t in (f.trace_id, g.trace_id) if (graph := builder.get(t)) is not None]
+    async with DuckDBStore(":memory:") as single, DuckDBStore(":memory:") as batched:
+        for graph in late:
+            await single.write_graph(graph)
+        await batched.write_graphs(early)
+        await batched.write_graphs(late)  # replaces the earlier rows
+        for trace_id in (f.trace_id, g.trace_id):
+            expected = await single.graph(trace_id)
+            assert expected is not None
+            assert expected.handoffs
+            assert await batched.graph(trace_id) == expected
+        assert await batched.runs() == await single.runs()

@@ -281,3 +281,92 @@ def test_parent_cycles_do_not_hang() -> None:
     graph = _graph(builder, f.trace_id)
     assert graph.llm_calls == 1
     assert graph.agents["a"].llm_calls == 0
+
+
+def _long_run(f: SpanFactory, rng: random.Random, spans: int, explicit: bool) -> list[SpanRecord]:
+    root = f.workflow("long", run_id="run-long")
+    out = [root]
+    previous: str | None = None
+    while len(out) < spans:
+        name = rng.choice(["supervisor", "researcher", "writer", "critic"])
+        agent = f.agent(name, parent=root, handoff_from=previous if explicit else None)
+        out.append(agent)
+        tool = f.span("execute_tool search", parent=agent)
+        out.append(tool)
+        for parent in (agent, tool):
+            out.append(
+                f.chat(
+                    parent=parent,
+                    input_tokens=rng.randint(1, 100),
+                    output_tokens=rng.randint(1, 10),
+                    cost_usd=rng.random(),
+                )
+            )
+        previous = name
+    return out
+
+
+@pytest.mark.parametrize("explicit", [True, False])
+def test_long_trace_in_100_random_batches_gives_the_one_batch_graph(explicit: bool) -> None:
+    rng = random.Random(11)
+    f = SpanFactory()
+    spans = _long_run(f, rng, 5000, explicit)
+    whole = GraphBuilder()
+    whole.add(spans)
+    expected = _graph(whole, f.trace_id)
+
+    shuffled = spans[:]
+    rng.shuffle(shuffled)
+    builder = GraphBuilder()
+    for i in range(0, len(shuffled), 50):
+        builder.add(shuffled[i : i + 50])
+        _graph(builder, f.trace_id)  # a snapshot after each batch, as the pipeline takes
+    graph = _graph(builder, f.trace_id)
+
+    assert graph == expected
+    assert graph.agent_sequence() == expected.agent_sequence()
+    assert graph.span_count == len(spans)
+    assert sum(a.llm_calls for a in graph.agents.values()) == graph.llm_calls
+    assert graph.handoffs_inferred is not explicit
+    assert len(graph.handoffs) == len(expected.agent_sequence()) - 1 or explicit
+
+
+def test_late_spans_update_only_the_tail_and_report_where_visits_changed() -> None:
+    f = SpanFactory()
+    root = f.workflow("w")
+    agents = [f.agent(name, parent=root) for name in ["a", "b", "a", "b", "c", "d"]]
+    builder = GraphBuilder()
+    builder.add([root, *agents[:4]])
+    first = _graph(builder, f.trace_id)
+    builder.add(agents[4:])
+    second = _graph(builder, f.trace_id)
+    assert second.generation == first.generation + 1
+    assert second.visits_changed_from == 3  # visits 0-2 unchanged; the one holding b onward
+    assert [v.agent for v in second.agent_sequence()] == ["a", "b", "a", "b", "c", "d"]
+    late = f.agent("z", parent=root, start_ns=agents[0].start_ns + 1)  # between the 1st and 2nd
+    builder.add([late])
+    third = _graph(builder, f.trace_id)
+    assert third.visits_changed_from == 0
+    assert [v.agent for v in third.agent_sequence()] == ["a", "z", "b", "a", "b", "c", "d"]
+    assert [(h.source, h.target) for h in third.handoffs][:2] == [("a", "z"), ("z", "b")]
+
+
+def test_a_span_resent_with_other_content_rebuilds_the_trace() -> None:
+    f = SpanFactory()
+    root = f.workflow("w")
+    agent = f.agent("a", parent=root)
+    chat = f.chat(parent=agent, input_tokens=5)
+    builder = GraphBuilder()
+    builder.add([root, agent, chat])
+    renamed = SpanRecord(**{**{k: getattr(agent, k) for k in agent.__slots__}})  # same span
+    builder.add([renamed])
+    assert _graph(builder, f.trace_id).agents["a"].input_tokens == 5
+    moved = SpanRecord(
+        **{k: getattr(agent, k) for k in agent.__slots__}
+        | {"attributes": {**agent.attributes, semconv.GEN_AI_AGENT_NAME: "b"}}
+    )
+    builder.add([moved])
+    graph = _graph(builder, f.trace_id)
+    assert set(graph.agents) == {"b"}
+    assert graph.agents["b"].input_tokens == 5
+    assert graph.span_count == 3

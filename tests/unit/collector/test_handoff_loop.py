@@ -1,6 +1,9 @@
+import random
+from dataclasses import replace
+
 import pytest
 
-from agentmesh.collector import GraphBuilder, HandoffLoopRule, RunGraph, SpanRecord
+from agentmesh.collector import Detection, GraphBuilder, HandoffLoopRule, RunGraph, SpanRecord
 from agentmesh.collector.testing import SpanFactory
 from agentmesh.core import DetectionError
 
@@ -146,3 +149,43 @@ def test_detection_time_comes_from_the_clock() -> None:
     rule = HandoffLoopRule(max_repeats=1, clock=lambda: 1234)
     (found,) = rule.evaluate(_graph(_run(["s", "r"] * 2)[1]))
     assert found.detected_at_ns == 1234
+
+
+def _evaluate_per_batch(
+    spans: list[SpanRecord], batch: int, shuffle_seed: int | None
+) -> tuple[list[Detection], list[Detection]]:
+    """Evaluate each snapshot with an incremental rule and with a rule scanning it whole."""
+    order = spans[:]
+    if shuffle_seed is not None:
+        random.Random(shuffle_seed).shuffle(order)
+    builder = GraphBuilder()
+    incremental = HandoffLoopRule(max_repeats=3, clock=lambda: 1)
+    whole = HandoffLoopRule(max_repeats=3, clock=lambda: 1)
+    found: tuple[list[Detection], list[Detection]] = ([], [])
+    for i in range(0, len(order), batch):
+        for trace_id in builder.add(order[i : i + batch]):
+            graph = builder.get(trace_id)
+            assert graph is not None
+            found[0].extend(incremental.evaluate(graph))
+            found[1].extend(whole.evaluate(replace(graph, visits=None)))  # scans from 0
+    return found
+
+
+@pytest.mark.parametrize("shuffle_seed", [None, 5])
+def test_incremental_evaluation_finds_what_a_whole_evaluation_finds(
+    shuffle_seed: int | None,
+) -> None:
+    rng = random.Random(2)
+    f = SpanFactory()
+    root = f.workflow("w", run_id="run-long")
+    # 1,500 agent spans: healthy supervisor traffic with two loops buried at different depths.
+    names: list[str] = []
+    for _ in range(300):
+        names += ["supervisor", rng.choice(["a", "b", "c", "d", "e"])]
+    names[200:200] = ["x", "y"] * 6
+    names[900:900] = ["p", "q", "r"] * 5
+    spans = [root] + [f.agent(name, parent=root) for name in names]
+
+    incremental, whole = _evaluate_per_batch(spans, 7, shuffle_seed)
+    assert incremental == whole
+    assert {tuple(d.details["cycle"]) for d in whole} >= {("x", "y"), ("p", "q", "r")}

@@ -2,19 +2,29 @@
 
 The receiver offers each batch (:meth:`Pipeline.offer`); a full queue refuses it at once (the
 receiver answers ``UNAVAILABLE`` and the exporter retries), so memory stays bounded under any
-load. One worker task takes batches in order and, for each: stores the spans, updates the
-run graphs, stores the graphs that changed, runs the detection rules on them, and stores and
-logs what they find. A failure in one step is logged and the worker carries on.
+load. The bound counts batches and spans waiting (queued, or graphed and waiting for the store),
+not the cycle the store is writing.
+
+One worker works in cycles. Each cycle takes everything queued (up to ``max_cycle_spans``),
+adds it to the run graphs batch by batch, running the detection rules on the graphs each batch
+changed (rules see the same snapshots as if batches were processed one at a time), and hands
+the cycle to the store as one write: the spans in one call, each changed graph once, then the
+detections. The store write runs while the worker graphs the next cycle (double buffering: at
+most one cycle is being written and one is waiting for it). A failure in one step is logged and
+the worker carries on; a failed combined span write is retried batch by batch, so one bad batch
+does not cost the others.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Self
+from typing import Protocol, Self, runtime_checkable
 
 from agentmesh.collector.detection import Detection
 from agentmesh.collector.detectors.base import Rule
@@ -26,12 +36,27 @@ from agentmesh.collector.store.base import SpanStore
 from agentmesh.core.errors import CollectorError
 from agentmesh.core.log import get_logger
 
-__all__ = ["DetectionListener", "Pipeline", "PipelineStats"]
+__all__ = ["DetectionListener", "GraphBatchWriter", "Pipeline", "PipelineStats"]
 
 log = get_logger(__name__)
 
 DetectionListener = Callable[[Detection], Awaitable[None] | None]
 """Called with each new detection (after it is stored), for alerts or recovery."""
+
+_LATENCY_SAMPLES = 65_536
+
+
+@runtime_checkable
+class GraphBatchWriter(Protocol):
+    """A store that can write many graphs in one call (the DuckDB store can)."""
+
+    async def write_graphs(self, graphs: Sequence[RunGraph]) -> None:
+        """Store graphs, each replacing what was stored for its trace.
+
+        Args:
+            graphs: The graphs (one per trace).
+        """
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +70,9 @@ class PipelineStats:
         spans_received: Spans in the accepted batches.
         spans_stored: Spans newly stored (re-delivered spans are not counted).
         detections: New detections.
-        queued_batches: Batches waiting now.
+        queued_batches: Batches waiting now (queued, or graphed and waiting for the store).
+        queued_spans: Spans in those batches.
+        cycles: Worker cycles run (each writes what it took in one store call).
     """
 
     batches_received: int = 0
@@ -55,6 +82,23 @@ class PipelineStats:
     spans_stored: int = 0
     detections: int = 0
     queued_batches: int = 0
+    queued_spans: int = 0
+    cycles: int = 0
+
+
+@dataclass(slots=True)
+class _Batch:
+    spans: list[SpanRecord]
+    offered_ns: int
+    traces: set[str] = field(default_factory=lambda: set[str]())
+    failed: bool = False
+
+
+@dataclass(slots=True)
+class _Cycle:
+    batches: list[_Batch]
+    graphs: list[RunGraph]
+    detections: list[Detection]
 
 
 class Pipeline:
@@ -67,7 +111,10 @@ class Pipeline:
         store: Where spans, graphs and detections go.
         builder: Keeps the live run graphs; a new one by default.
         rules: Detection rules run on each changed graph.
-        max_batches: Queue bound; :meth:`offer` refuses batches beyond it.
+        max_batches: Queue bound in batches; :meth:`offer` refuses batches beyond it.
+        max_spans: Queue bound in spans; a batch that would take the waiting spans past it is
+            refused (a single batch larger than the bound is still taken when nothing waits).
+        max_cycle_spans: Most spans one worker cycle takes (and writes in one store call).
         drain_timeout_seconds: How long leaving waits for queued batches.
         on_detection: Called with each new detection.
         hot_state: Shared live state (Redis) updated with each changed run and told of each
@@ -75,7 +122,7 @@ class Pipeline:
             worker.
 
     Raises:
-        CollectorError: ``max_batches`` is below 1.
+        CollectorError: A bound is below 1.
     """
 
     def __init__(
@@ -85,16 +132,32 @@ class Pipeline:
         builder: GraphBuilder | None = None,
         rules: Sequence[Rule] = (),
         max_batches: int = 1024,
+        max_spans: int = 100_000,
+        max_cycle_spans: int = 10_000,
         drain_timeout_seconds: float = 30.0,
         on_detection: DetectionListener | None = None,
         hot_state: HotState | None = None,
     ) -> None:
-        if max_batches < 1:
-            raise CollectorError(f"max_batches must be at least 1, got {max_batches}")
+        for label, bound in (
+            ("max_batches", max_batches),
+            ("max_spans", max_spans),
+            ("max_cycle_spans", max_cycle_spans),
+        ):
+            if bound < 1:
+                raise CollectorError(f"{label} must be at least 1, got {bound}")
         self._store = store
         self._builder = builder if builder is not None else GraphBuilder()
         self._rules = tuple(rules)
-        self._queue: asyncio.Queue[list[SpanRecord]] = asyncio.Queue(maxsize=max_batches)
+        self._max_batches = max_batches
+        self._max_spans = max_spans
+        self._max_cycle_spans = max_cycle_spans
+        self._queue: deque[_Batch] = deque()
+        self._waiting_batches = 0  # queued + graphed, waiting for the store
+        self._waiting_spans = 0
+        self._unfinished = 0  # accepted, not yet written
+        self._arrived = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._drain_timeout = drain_timeout_seconds
         self._on_detection = on_detection
         self._hot = hot_state
@@ -106,6 +169,8 @@ class Pipeline:
         self._spans_received = 0
         self._spans_stored = 0
         self._detections = 0
+        self._cycles = 0
+        self._latencies_ns: deque[int] = deque(maxlen=_LATENCY_SAMPLES)
 
     @property
     def builder(self) -> GraphBuilder:
@@ -122,8 +187,32 @@ class Pipeline:
             spans_received=self._spans_received,
             spans_stored=self._spans_stored,
             detections=self._detections,
-            queued_batches=self._queue.qsize(),
+            queued_batches=self._waiting_batches,
+            queued_spans=self._waiting_spans,
+            cycles=self._cycles,
         )
+
+    def ingest_to_graph_ms(self, quantile: float = 0.99) -> float | None:
+        """Latency from a batch's acceptance to its graph changes being applied (rules run).
+
+        Computed over the most recent 65,536 batches.
+
+        Args:
+            quantile: Between 0 and 1 (``0.99`` for the p99).
+
+        Returns:
+            The latency in milliseconds, or ``None`` before the first batch was graphed.
+
+        Raises:
+            CollectorError: ``quantile`` is out of range.
+        """
+        if not 0.0 <= quantile <= 1.0:
+            raise CollectorError(f"quantile must be between 0 and 1, got {quantile}")
+        if not self._latencies_ns:
+            return None
+        ordered = sorted(self._latencies_ns)
+        index = min(len(ordered) - 1, round(quantile * (len(ordered) - 1)))
+        return ordered[index] / 1e6
 
     def offer(self, batch: list[SpanRecord]) -> bool:
         """Queue a batch for processing without waiting.
@@ -138,13 +227,20 @@ class Pipeline:
         if not self._accepting:
             self._batches_rejected += 1
             return False
-        try:
-            self._queue.put_nowait(batch)
-        except asyncio.QueueFull:
+        size = len(batch)
+        if self._waiting_batches >= self._max_batches or (
+            self._waiting_spans > 0 and self._waiting_spans + size > self._max_spans
+        ):
             self._batches_rejected += 1
             return False
+        self._queue.append(_Batch(batch, time.perf_counter_ns()))
+        self._waiting_batches += 1
+        self._waiting_spans += size
+        self._unfinished += 1
+        self._idle.clear()
+        self._arrived.set()
         self._batches_received += 1
-        self._spans_received += len(batch)
+        self._spans_received += size
         return True
 
     async def drain(self) -> None:
@@ -155,15 +251,15 @@ class Pipeline:
         """
         worker = self._worker
         if worker is None or worker.done():
-            if self._queue.empty():
+            if self._unfinished == 0:
                 return
             raise CollectorError("the pipeline worker is not running")
-        joined = asyncio.ensure_future(self._queue.join())
+        idle = asyncio.ensure_future(self._idle.wait())
         try:
-            done, _ = await asyncio.wait({joined, worker}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({idle, worker}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            joined.cancel()
-        if joined not in done:
+            idle.cancel()
+        if idle not in done:
             raise CollectorError("the pipeline worker stopped before the queue was processed")
 
     async def start(self) -> None:
@@ -187,7 +283,7 @@ class Pipeline:
             async with asyncio.timeout(self._drain_timeout):
                 await self.drain()
         except TimeoutError:
-            log.error("pipeline drain timed out", dropped_batches=self._queue.qsize())
+            log.error("pipeline drain timed out", dropped_batches=self._waiting_batches)
         except CollectorError as exc:
             log.error("pipeline drain failed", reason=str(exc))
         worker.cancel()
@@ -206,53 +302,135 @@ class Pipeline:
     ) -> None:
         await self.stop()
 
+    # --- the worker -------------------------------------------------------------------------
+
     async def _work(self) -> None:
-        while True:
-            batch = await self._queue.get()
-            try:
-                if not await self._process(batch):
-                    self._batches_failed += 1
-            except Exception:
-                self._batches_failed += 1
-                log.exception("span batch failed", spans=len(batch))
-            finally:
-                self._queue.task_done()
-
-    async def _process(self, batch: list[SpanRecord]) -> bool:
-        ok = True
+        writing: asyncio.Task[None] | None = None
         try:
-            self._spans_stored += await self._store.write_spans(batch)
-        except Exception:
-            ok = False
-            log.exception("spans not stored", spans=len(batch))
-        for trace_id in sorted(self._builder.add(batch)):
-            graph = self._builder.get(trace_id)
-            if graph is not None:
-                ok = await self._graph_changed(graph) and ok
-        return ok
+            while True:
+                while not self._queue:
+                    self._arrived.clear()
+                    await self._arrived.wait()
+                taken = self._take()
+                try:
+                    cycle = await self._graph_cycle(taken)
+                except Exception:  # a bug in graphing: still store the spans
+                    log.exception("graph cycle failed", batches=len(taken))
+                    for batch in taken:
+                        batch.failed = True
+                    cycle = _Cycle(taken, [], [])
+                if writing is not None:
+                    await asyncio.shield(writing)
+                writing = asyncio.create_task(self._write_cycle(cycle))
+        finally:
+            if writing is not None and not writing.done():
+                writing.cancel()
+                await asyncio.gather(writing, return_exceptions=True)
 
-    async def _graph_changed(self, graph: RunGraph) -> bool:
-        ok = True
-        try:
-            await self._store.write_graph(graph)
-        except Exception:
-            ok = False
-            log.exception("graph not stored", trace_id=graph.trace_id)
-        if self._hot is not None:
+    def _take(self) -> list[_Batch]:
+        taken: list[_Batch] = []
+        spans = 0
+        while self._queue and (
+            not taken or spans + len(self._queue[0].spans) <= self._max_cycle_spans
+        ):
+            batch = self._queue.popleft()
+            taken.append(batch)
+            spans += len(batch.spans)
+        return taken
+
+    async def _graph_cycle(self, batches: list[_Batch]) -> _Cycle:
+        """Add each batch to the graphs and run the rules on the graphs it changed.
+
+        Rules see the graph after each batch, as if batches were processed one by one; the
+        store gets each changed graph once per cycle (its latest state). The loop is yielded
+        between batches, so the receivers keep answering while a large cycle is graphed.
+        """
+        latest: dict[str, RunGraph] = {}
+        detections: list[Detection] = []
+        for batch in batches:
             try:
-                await self._hot.update_run(RunState.from_graph(graph))
+                batch.traces = self._builder.add(batch.spans)
             except Exception:
-                log.exception("live run state not updated", trace_id=graph.trace_id)
-        for rule in self._rules:
-            try:
-                found = rule.evaluate(graph)
-            except Exception:
-                ok = False
-                log.exception("rule failed", rule=rule.name, trace_id=graph.trace_id)
+                batch.failed = True
+                log.exception("graph not updated", spans=len(batch.spans))
                 continue
-            for detection in found:
-                ok = await self._detected(detection) and ok
-        return ok
+            for trace_id in sorted(batch.traces):
+                graph = self._builder.get(trace_id)
+                if graph is None:
+                    continue
+                latest[trace_id] = graph
+                for rule in self._rules:
+                    try:
+                        detections.extend(rule.evaluate(graph))
+                    except Exception:
+                        batch.failed = True
+                        log.exception("rule failed", rule=rule.name, trace_id=trace_id)
+            self._latencies_ns.append(time.perf_counter_ns() - batch.offered_ns)
+            await asyncio.sleep(0)
+        graphs = [latest[trace_id] for trace_id in sorted(latest)]
+        return _Cycle(batches, graphs, detections)
+
+    async def _write_cycle(self, cycle: _Cycle) -> None:
+        # The cycle being written no longer counts against the queue bound.
+        self._waiting_batches -= len(cycle.batches)
+        self._waiting_spans -= sum(len(b.spans) for b in cycle.batches)
+        try:
+            await self._write_spans(cycle.batches)
+            failed_traces = await self._write_graphs(cycle.graphs)  # rule failures: batch.failed
+            for detection in cycle.detections:
+                if not await self._detected(detection):
+                    failed_traces.add(detection.trace_id)
+            for batch in cycle.batches:
+                if batch.failed or not batch.traces.isdisjoint(failed_traces):
+                    self._batches_failed += 1
+        except Exception:
+            self._batches_failed += len(cycle.batches)
+            log.exception("span batches failed", batches=len(cycle.batches))
+        finally:
+            self._cycles += 1
+            self._unfinished -= len(cycle.batches)
+            if self._unfinished == 0:
+                self._idle.set()
+
+    async def _write_spans(self, batches: list[_Batch]) -> None:
+        if len(batches) > 1:
+            try:
+                self._spans_stored += await self._store.write_spans(
+                    [span for batch in batches for span in batch.spans]
+                )
+                return
+            except Exception:
+                log.warning("combined span write failed; writing batch by batch", exc_info=True)
+        for batch in batches:
+            try:
+                self._spans_stored += await self._store.write_spans(batch.spans)
+            except Exception:
+                batch.failed = True
+                log.exception("spans not stored", spans=len(batch.spans))
+
+    async def _write_graphs(self, graphs: list[RunGraph]) -> set[str]:
+        """Store the changed graphs and update the live state; return traces that failed."""
+        failed: set[str] = set()
+        if isinstance(self._store, GraphBatchWriter) and graphs:
+            try:
+                await self._store.write_graphs(graphs)
+            except Exception:
+                failed.update(g.trace_id for g in graphs)
+                log.exception("graphs not stored", graphs=len(graphs))
+        else:
+            for graph in graphs:
+                try:
+                    await self._store.write_graph(graph)
+                except Exception:
+                    failed.add(graph.trace_id)
+                    log.exception("graph not stored", trace_id=graph.trace_id)
+        if self._hot is not None:
+            for graph in graphs:
+                try:
+                    await self._hot.update_run(RunState.from_graph(graph))
+                except Exception:
+                    log.exception("live run state not updated", trace_id=graph.trace_id)
+        return failed
 
     async def _detected(self, detection: Detection) -> bool:
         try:

@@ -241,6 +241,8 @@ class Collector:
                 builder=GraphBuilder(max_traces=settings.max_live_traces),
                 rules=self._rules,
                 max_batches=settings.queue_max_batches,
+                max_spans=settings.queue_max_spans,
+                max_cycle_spans=settings.pipeline_max_cycle_spans,
                 drain_timeout_seconds=settings.drain_timeout_seconds,
                 on_detection=self._on_detection,
                 hot_state=hot,

@@ -214,6 +214,21 @@ class CollectorSettings(AgentMeshSettings):
             "(exporters then retry later)."
         ),
     )
+    queue_max_spans: int = Field(
+        default=100_000,
+        ge=1,
+        le=100_000_000,
+        description=(
+            "Spans waiting to be processed before the receiver answers UNAVAILABLE: bounds "
+            "the queue's memory whatever the batch sizes."
+        ),
+    )
+    pipeline_max_cycle_spans: int = Field(
+        default=10_000,
+        ge=1,
+        le=10_000_000,
+        description="Most spans one pipeline cycle takes from the queue and writes in one call.",
+    )
     max_live_traces: int = Field(
         default=10_000,
         ge=1,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import signal
 from pathlib import Path
 
@@ -62,6 +63,9 @@ def add_collector_command(parser: argparse.ArgumentParser) -> None:
 def _handle(args: argparse.Namespace) -> int:
     settings = CollectorSettings.load(**settings_overrides(args, CollectorSettings))
     configure_logging()
+    # The collector allocates many short-lived span records: collecting the young generation
+    # less often measured +20-30% throughput (bench/collector_throughput.py --gc-threshold).
+    gc.set_threshold(50_000, 50, 100)
     asyncio.run(serve(settings))
     return 0
 

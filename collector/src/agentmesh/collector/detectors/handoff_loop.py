@@ -9,13 +9,19 @@ not, since no cycle repeats; an agent calling itself (``k = 1``) is not a handof
 Each loop is reported once per trace, however many batches of the trace arrive: the rule keys
 what it reported by trace and by the cycle's canonical rotation (``researcher → supervisor`` and
 ``supervisor → researcher`` are the same cycle).
+
+The rule is incremental: when it saw the previous snapshot of a trace (the graph's
+``generation`` follows the one it remembers), it scans only the visits from
+``visits_changed_from`` back by one unreported run's length (``(max_repeats + 2)`` cycles of the
+longest length); a run reaching further back had repeated enough before and was reported then.
+Otherwise it scans the whole sequence.
 """
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from agentmesh.collector.detection import Detection, detection_id
@@ -76,6 +82,7 @@ class HandoffLoopRule:
         self.max_remembered = max_remembered
         self._clock = clock
         self._reported: OrderedDict[tuple[str, tuple[str, ...]], None] = OrderedDict()
+        self._generations: OrderedDict[str, int] = OrderedDict()
 
     @property
     def name(self) -> str:
@@ -91,9 +98,18 @@ class HandoffLoopRule:
         Returns:
             One detection per newly seen cycle.
         """
-        visits = graph.agent_sequence()
+        visits = graph.visits if graph.visits is not None else tuple(graph.agent_sequence())
+        seen = self._generations.pop(graph.trace_id, None)
+        self._generations[graph.trace_id] = graph.generation
+        while len(self._generations) > self.max_remembered:
+            self._generations.popitem(last=False)
+        if seen is not None and graph.visits is not None and seen + 1 == graph.generation:
+            window = (self.max_repeats + 2) * self.max_cycle_length
+            scan_from = max(0, graph.visits_changed_from - window)
+        else:
+            scan_from = 0
         detections: list[Detection] = []
-        for start, length, repeats in self._loops([visit.agent for visit in visits]):
+        for start, length, repeats in self._loops(visits, scan_from):
             cycle = tuple(visit.agent for visit in visits[start : start + length])
             key = (graph.trace_id, _canonical(cycle))
             if key in self._reported:
@@ -112,14 +128,26 @@ class HandoffLoopRule:
         """
         for key in [key for key in self._reported if key[0] == trace_id]:
             del self._reported[key]
+        self._generations.pop(trace_id, None)
 
-    def _loops(self, agents: list[str]) -> list[tuple[int, int, int]]:
-        """Find ``(start, cycle length, repetitions)`` of each over-repeated cycle."""
+    def _loops(
+        self, visits: Sequence[AgentVisit], scan_from: int = 0
+    ) -> list[tuple[int, int, int]]:
+        """Find ``(start, cycle length, repetitions)`` of each over-repeated cycle.
+
+        Runs that start before ``scan_from`` are found only when they reach past it; the scan
+        starts at a run boundary, so each run is found whole, as a scan from 0 finds it.
+        """
         found: list[tuple[int, int, int]] = []
-        n = len(agents)
+        n = len(visits)
         longest = min(self.max_cycle_length, n // (self.max_repeats + 1))
+        lo = max(0, scan_from - (self.max_repeats + 2) * self.max_cycle_length)
+        agents = [visit.agent for visit in visits[lo:]]  # the window (and room to step back)
+        n -= lo
         for length in range(2, longest + 1):
-            i = 0
+            i = scan_from - lo
+            while i > 0 and i - 1 + length < n and agents[i - 1] == agents[i - 1 + length]:
+                i -= 1  # inside a run: go back to its start (within the window)
             while i + length < n:
                 if agents[i] != agents[i + length]:
                     i += 1
@@ -129,7 +157,7 @@ class HandoffLoopRule:
                     end += 1
                 repeats = (end - i) // length
                 if repeats > self.max_repeats and len(set(agents[i : i + length])) == length:
-                    found.append((i, length, repeats))
+                    found.append((lo + i, length, repeats))
                 i = end - length + 1
         return found
 
@@ -141,7 +169,7 @@ class HandoffLoopRule:
     def _detection(
         self,
         graph: RunGraph,
-        visits: list[AgentVisit],
+        visits: Sequence[AgentVisit],
         cycle: tuple[str, ...],
         repeats: int,
     ) -> Detection:

@@ -10,16 +10,17 @@ of live traces; the least recently updated trace is evicted first.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
-from itertools import pairwise
+from dataclasses import dataclass, field
 
 from agentmesh.collector.graph.run_graph import (
     INFERRED,
     AgentInvocation,
     AgentNode,
+    AgentVisit,
     HandoffEdge,
     RunGraph,
 )
@@ -109,10 +110,261 @@ class _Node:
 
 
 @dataclass(slots=True)
+class _AgentTotals:
+    span_keys: list[tuple[int, str]] = field(default_factory=lambda: [])
+    llm_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    costs: list[float] = field(default_factory=lambda: [])
+    node: AgentNode | None = None  # cached until the agent changes
+
+
 class _Trace:
-    trace_id: str
-    nodes: dict[str, _Node] = field(default_factory=lambda: {})
-    graph: RunGraph | None = None
+    """The incremental state of one trace's graph.
+
+    Adding a span costs O(log n) plus the work the span causes (a chat span waits, keyed by
+    its missing ancestor, until its chain to an agent is known). A snapshot recomputes only
+    the handoffs and agent visits from the earliest invocation inserted since the previous
+    snapshot (the suffix), and only the agents that changed.
+    """
+
+    __slots__ = (
+        "agents",
+        "complete",
+        "costs",
+        "dirty",
+        "dirty_from",
+        "end_ns",
+        "explicit",
+        "generation",
+        "graph",
+        "inferred",
+        "input_tokens",
+        "inv",
+        "inv_keys",
+        "llm_calls",
+        "meta",
+        "nodes",
+        "output_tokens",
+        "pending",
+        "start_ns",
+        "trace_id",
+        "visit_starts",
+        "visits",
+    )
+
+    def __init__(self, trace_id: str) -> None:
+        self.trace_id = trace_id
+        self.nodes: dict[str, _Node] = {}
+        self.graph: RunGraph | None = None
+        self.generation = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self.inv: list[AgentInvocation] = []
+        self.inv_keys: list[tuple[int, str]] = []
+        self.agents: dict[str, _AgentTotals] = {}
+        self.pending: dict[str, list[_Node]] = {}
+        self.meta: dict[str, tuple[tuple[int, int, str], str]] = {}
+        self.llm_calls = self.input_tokens = self.output_tokens = 0
+        self.costs: list[float] = []  # summed with fsum: the same total in any order
+        self.start_ns: int | None = None
+        self.end_ns: int | None = None
+        self.complete = False
+        self.explicit: list[HandoffEdge] = []
+        self.visits: list[AgentVisit] = []
+        self.visit_starts: list[int] = []  # index in `inv` of each visit's first invocation
+        self.inferred: list[HandoffEdge] = []
+        self.dirty_from = 0
+        self.dirty = True
+
+    def add(self, node: _Node) -> bool:
+        """Add or replace a span; return whether anything changed."""
+        old = self.nodes.get(node.span_id)
+        if old == node:
+            return False
+        self.nodes[node.span_id] = node
+        if old is not None:  # a span re-sent with other content: start over (rare)
+            self._reset()
+            for each in self.nodes.values():
+                self._apply(each)
+            return True
+        self._apply(node)
+        return True
+
+    def _apply(self, node: _Node) -> None:
+        self.dirty = True
+        if self.start_ns is None or node.start_ns < self.start_ns:
+            self.start_ns = node.start_ns
+        if self.end_ns is None or node.end_ns > self.end_ns:
+            self.end_ns = node.end_ns
+        if node.parent_id is None:
+            self.complete = True
+        meta = self.meta
+        for key, value in (
+            ("run_id", node.run_id),
+            ("workflow_name", node.workflow_name),
+            ("framework", node.framework),
+            ("service_name", node.service_name),
+        ):
+            if value is not None and (key not in meta or node.rank < meta[key][0]):
+                meta[key] = (node.rank, value)
+        if node.agent is not None:
+            key = (node.start_ns, node.span_id)
+            position = bisect.bisect_left(self.inv_keys, key)
+            self.inv_keys.insert(position, key)
+            self.inv.insert(
+                position, AgentInvocation(node.agent, node.span_id, node.start_ns, node.end_ns)
+            )
+            self.dirty_from = min(self.dirty_from, position)
+            totals = self.agents.setdefault(node.agent, _AgentTotals())
+            bisect.insort(totals.span_keys, key)
+            totals.node = None
+        if node.operation == semconv.Operation.CHAT:
+            self.llm_calls += 1
+            self.input_tokens += node.input_tokens
+            self.output_tokens += node.output_tokens
+            self.costs.append(node.cost_usd)
+            self._attribute(node, node.parent_id)
+        waiting = self.pending.pop(node.span_id, None)
+        if waiting is not None:
+            for chat in waiting:
+                self._attribute(chat, node.span_id)
+
+    def _attribute(self, chat: _Node, parent_id: str | None) -> None:
+        """Roll a chat span up to its nearest agent ancestor, or wait for a missing one."""
+        nodes = self.nodes
+        for _ in range(len(nodes)):  # bounds the walk even if ids form a cycle
+            if parent_id is None:
+                return
+            parent = nodes.get(parent_id)
+            if parent is None:
+                self.pending.setdefault(parent_id, []).append(chat)
+                return
+            if parent.agent is not None:
+                totals = self.agents[parent.agent]
+                totals.llm_calls += 1
+                totals.input_tokens += chat.input_tokens
+                totals.output_tokens += chat.output_tokens
+                totals.costs.append(chat.cost_usd)
+                totals.node = None
+                return
+            parent_id = parent.parent_id
+
+    def snapshot(self) -> RunGraph:
+        """The current graph (made again only when something changed)."""
+        if not self.dirty and self.graph is not None:
+            return self.graph
+        start = min(self.dirty_from, len(self.inv))
+        changed_from = self._update_handoffs(start)
+        meta = self.meta
+        agents: dict[str, AgentNode] = {}
+        for name, totals in self.agents.items():
+            if totals.node is None:
+                totals.node = AgentNode(
+                    name=name,
+                    invocations=len(totals.span_keys),
+                    span_ids=tuple(key[1] for key in totals.span_keys),
+                    llm_calls=totals.llm_calls,
+                    input_tokens=totals.input_tokens,
+                    output_tokens=totals.output_tokens,
+                    cost_usd=math.fsum(totals.costs),
+                )
+            agents[name] = totals.node
+        graph = RunGraph(
+            trace_id=self.trace_id,
+            run_id=meta["run_id"][1] if "run_id" in meta else self.trace_id,
+            workflow_name=meta["workflow_name"][1] if "workflow_name" in meta else None,
+            service_name=meta["service_name"][1] if "service_name" in meta else None,
+            framework=meta["framework"][1] if "framework" in meta else None,
+            start_ns=self.start_ns or 0,
+            end_ns=self.end_ns or 0,
+            agents=agents,
+            handoffs=list(self.explicit) if self.explicit else list(self.inferred),
+            invocations=tuple(self.inv),
+            span_count=len(self.nodes),
+            llm_calls=self.llm_calls,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            cost_usd=math.fsum(self.costs),
+            complete=self.complete,
+            visits=tuple(self.visits),
+            generation=self.generation,
+            visits_changed_from=changed_from,
+        )
+        self.generation += 1
+        self.graph = graph
+        self.dirty = False
+        self.dirty_from = len(self.inv)
+        return graph
+
+    def _update_handoffs(self, start: int) -> int:
+        """Recompute handoffs and visits from invocation ``start`` on.
+
+        Returns:
+            The first visit that may differ from the previous snapshot's.
+        """
+        inv = self.inv
+        nodes = self.nodes
+        # Explicit handoffs, in the order of the receiving spans.
+        if start >= len(inv):  # no new invocation: handoffs and visits are unchanged
+            return len(self.visits)
+        keep = bisect.bisect_left(
+            self.explicit, self.inv_keys[start], key=lambda e: (e.start_ns, e.span_id)
+        )
+        del self.explicit[keep:]
+        for invocation in inv[start:]:
+            handoff = nodes[invocation.span_id].handoff
+            if handoff is not None:
+                self.explicit.append(
+                    HandoffEdge(
+                        seq=len(self.explicit),
+                        source=handoff.source,
+                        target=handoff.target,
+                        span_id=invocation.span_id,
+                        start_ns=invocation.start_ns,
+                        kind=handoff.kind,
+                        context_digest=handoff.digest,
+                        context_size=handoff.size,
+                    )
+                )
+        # Visits: redo from the visit holding the invocation before `start`.
+        first = 0 if start == 0 else max(0, bisect.bisect_right(self.visit_starts, start - 1) - 1)
+        begin = self.visit_starts[first] if first < len(self.visit_starts) else 0
+        del self.visits[first:]
+        del self.visit_starts[first:]
+        del self.inferred[max(0, first - 1) :]
+        agent: str | None = None
+        span_ids: list[str] = []
+        visit_start = 0
+        for index in range(begin, len(inv)):
+            invocation = inv[index]
+            if invocation.agent == agent:
+                span_ids.append(invocation.span_id)
+                continue
+            if agent is not None:
+                self._close_visit(agent, span_ids, visit_start)
+            agent, span_ids, visit_start = invocation.agent, [invocation.span_id], index
+        if agent is not None:
+            self._close_visit(agent, span_ids, visit_start)
+        return first
+
+    def _close_visit(self, agent: str, span_ids: list[str], index: int) -> None:
+        visit = AgentVisit(agent, tuple(span_ids), self.inv[index].start_ns)
+        if self.visits:
+            previous = self.visits[-1]
+            self.inferred.append(
+                HandoffEdge(
+                    seq=len(self.inferred),
+                    source=previous.agent,
+                    target=agent,
+                    span_id=span_ids[0],
+                    start_ns=visit.start_ns,
+                    kind=INFERRED,
+                )
+            )
+        self.visits.append(visit)
+        self.visit_starts.append(index)
 
 
 class GraphBuilder:
@@ -180,14 +432,10 @@ class GraphBuilder:
         changed: set[str] = set()
         for trace_id, group in by_trace.items():
             trace = self._touch(trace_id)
-            dirty = False
+            dirty = trace.graph is None
             for span in group:
-                node = _Node.of(span)
-                if trace.nodes.get(node.span_id) != node:
-                    trace.nodes[node.span_id] = node
-                    dirty = True
-            if dirty or trace.graph is None:
-                trace.graph = _build(trace)
+                dirty = trace.add(_Node.of(span)) or dirty
+            if dirty:
                 changed.add(trace_id)
         return {trace_id for trace_id in changed if trace_id in self._traces}
 
@@ -201,7 +449,7 @@ class GraphBuilder:
             The graph, or ``None`` when the trace is unknown or was evicted.
         """
         trace = self._traces.get(trace_id)
-        return None if trace is None else trace.graph
+        return None if trace is None else trace.snapshot()
 
     def discard(self, trace_id: str) -> bool:
         """Forget a trace.
@@ -225,131 +473,3 @@ class GraphBuilder:
         trace = _Trace(trace_id)
         self._traces[trace_id] = trace
         return trace
-
-
-@dataclass(slots=True)
-class _AgentTotals:
-    span_ids: list[str] = field(default_factory=lambda: [])
-    llm_calls: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    costs: list[float] = field(default_factory=lambda: [])
-
-
-def _build(trace: _Trace) -> RunGraph:
-    nodes = trace.nodes
-    invocations = sorted(
-        (
-            AgentInvocation(node.agent, node.span_id, node.start_ns, node.end_ns)
-            for node in nodes.values()
-            if node.agent is not None
-        ),
-        key=lambda inv: (inv.start_ns, inv.span_id),
-    )
-    totals: dict[str, _AgentTotals] = {}
-    for inv in invocations:
-        totals.setdefault(inv.agent, _AgentTotals()).span_ids.append(inv.span_id)
-
-    llm_calls = input_tokens = output_tokens = 0
-    costs: list[float] = []  # summed with fsum: the same total whatever the arrival order
-    meta: dict[str, tuple[tuple[int, int, str], str]] = {}
-    for node in nodes.values():
-        for key, value in (
-            ("run_id", node.run_id),
-            ("workflow_name", node.workflow_name),
-            ("framework", node.framework),
-            ("service_name", node.service_name),
-        ):
-            if value is not None and (key not in meta or node.rank < meta[key][0]):
-                meta[key] = (node.rank, value)
-        if node.operation != semconv.Operation.CHAT:
-            continue
-        llm_calls += 1
-        input_tokens += node.input_tokens
-        output_tokens += node.output_tokens
-        costs.append(node.cost_usd)
-        owner = _owner(node, nodes)
-        if owner is not None and owner.agent is not None:
-            agent = totals[owner.agent]
-            agent.llm_calls += 1
-            agent.input_tokens += node.input_tokens
-            agent.output_tokens += node.output_tokens
-            agent.costs.append(node.cost_usd)
-
-    graph = RunGraph(
-        trace_id=trace.trace_id,
-        run_id=meta["run_id"][1] if "run_id" in meta else trace.trace_id,
-        workflow_name=meta["workflow_name"][1] if "workflow_name" in meta else None,
-        service_name=meta["service_name"][1] if "service_name" in meta else None,
-        framework=meta["framework"][1] if "framework" in meta else None,
-        start_ns=min(node.start_ns for node in nodes.values()) if nodes else 0,
-        end_ns=max(node.end_ns for node in nodes.values()) if nodes else 0,
-        agents={
-            name: AgentNode(
-                name=name,
-                invocations=len(agent.span_ids),
-                span_ids=tuple(agent.span_ids),
-                llm_calls=agent.llm_calls,
-                input_tokens=agent.input_tokens,
-                output_tokens=agent.output_tokens,
-                cost_usd=math.fsum(agent.costs),
-            )
-            for name, agent in totals.items()
-        },
-        invocations=tuple(invocations),
-        span_count=len(nodes),
-        llm_calls=llm_calls,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        cost_usd=math.fsum(costs),
-        complete=any(node.parent_id is None for node in nodes.values()),
-    )
-    return replace(graph, handoffs=_handoffs(graph, nodes))
-
-
-def _owner(node: _Node, nodes: dict[str, _Node]) -> _Node | None:
-    """The nearest ``invoke_agent`` ancestor, or ``None`` if the chain is not known (yet)."""
-    parent_id = node.parent_id
-    for _ in range(len(nodes)):  # bounds the walk even if ids form a cycle
-        if parent_id is None:
-            return None
-        parent = nodes.get(parent_id)
-        if parent is None:
-            return None
-        if parent.agent is not None:
-            return parent
-        parent_id = parent.parent_id
-    return None
-
-
-def _handoffs(graph: RunGraph, nodes: dict[str, _Node]) -> list[HandoffEdge]:
-    explicit: list[HandoffEdge] = []
-    for inv in graph.invocations:
-        handoff = nodes[inv.span_id].handoff
-        if handoff is not None:
-            explicit.append(
-                HandoffEdge(
-                    seq=len(explicit),
-                    source=handoff.source,
-                    target=handoff.target,
-                    span_id=inv.span_id,
-                    start_ns=inv.start_ns,
-                    kind=handoff.kind,
-                    context_digest=handoff.digest,
-                    context_size=handoff.size,
-                )
-            )
-    if explicit:
-        return explicit
-    visits = graph.agent_sequence()
-    return [
-        HandoffEdge(
-            seq=index,
-            source=previous.agent,
-            target=visit.agent,
-            span_id=visit.span_ids[0],
-            start_ns=visit.start_ns,
-            kind=INFERRED,
-        )
-        for index, (previous, visit) in enumerate(pairwise(visits))
-    ]

@@ -118,6 +118,12 @@ class RunGraph:
         output_tokens: Their output tokens.
         cost_usd: Their cost in US dollars.
         complete: Whether the root span (no parent) has arrived.
+        visits: The agent sequence, when the builder computed it (``None`` otherwise:
+            :meth:`agent_sequence` then derives it from ``invocations``); not compared.
+        generation: How many snapshots of this trace the builder made before this one;
+            not compared.
+        visits_changed_from: First index of ``visits`` that may differ from the previous
+            snapshot's (0 when unknown), so rules can look only at the new tail; not compared.
     """
 
     trace_id: str
@@ -136,6 +142,9 @@ class RunGraph:
     output_tokens: int = 0
     cost_usd: float = 0.0
     complete: bool = False
+    visits: tuple[AgentVisit, ...] | None = field(default=None, compare=False, repr=False)
+    generation: int = field(default=0, compare=False)
+    visits_changed_from: int = field(default=0, compare=False)
 
     @property
     def handoffs_inferred(self) -> bool:
@@ -161,6 +170,8 @@ class RunGraph:
             >>> [(v.agent, v.span_ids) for v in graph.agent_sequence()]
             [('supervisor', ('s1', 's2')), ('researcher', ('r1',))]
         """
+        if self.visits is not None:
+            return list(self.visits)
         visits: list[AgentVisit] = []
         for invocation in self.invocations:
             if visits and visits[-1].agent == invocation.agent:

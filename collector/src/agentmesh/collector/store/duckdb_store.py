@@ -10,6 +10,7 @@ errors surface as :class:`~agentmesh.core.errors.StoreError`.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,7 +25,6 @@ from agentmesh.collector.model import SpanKind, SpanRecord, StatusCode
 from agentmesh.collector.store.base import CostGroup, CostRow, RunSummary, StoredGraph
 from agentmesh.collector.store.codec import (
     attributes_from_json,
-    attributes_to_json,
     details_from_json,
     details_to_json,
     events_from_json,
@@ -42,6 +42,11 @@ from agentmesh.core import semconv
 from agentmesh.core.errors import StoreError
 
 __all__ = ["DuckDBStore"]
+
+try:  # Arrow appends are about twice as fast as ``unnest`` lists; optional.
+    import pyarrow as _pa  # pyright: ignore[reportMissingTypeStubs]
+except ImportError:  # pragma: no cover - depends on the environment
+    _pa = None
 
 _T = TypeVar("_T")
 _Con = duckdb.DuckDBPyConnection
@@ -77,6 +82,59 @@ _INSERT_AGENTS: Final = """
     SELECT ?, unnest(?::VARCHAR[]), unnest(?::INTEGER[]), unnest(?::VARCHAR[][]),
            unnest(?::INTEGER[]), unnest(?::BIGINT[]), unnest(?::BIGINT[]), unnest(?::DOUBLE[])
 """
+_UPSERT_RUNS: Final = """
+    INSERT OR REPLACE INTO runs (trace_id, run_id, workflow_name, service_name, framework,
+        start_ns, end_ns, span_count, llm_calls, input_tokens, output_tokens, cost_usd, complete)
+    SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]),
+           unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::BIGINT[]),
+           unnest(?::BIGINT[]), unnest(?::INTEGER[]), unnest(?::INTEGER[]),
+           unnest(?::BIGINT[]), unnest(?::BIGINT[]), unnest(?::DOUBLE[]), unnest(?::BOOLEAN[])
+"""
+_INSERT_AGENTS_MANY: Final = """
+    INSERT INTO agents (trace_id, name, invocations, span_ids, llm_calls, input_tokens,
+        output_tokens, cost_usd)
+    SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::INTEGER[]),
+           unnest(?::VARCHAR[][]), unnest(?::INTEGER[]), unnest(?::BIGINT[]),
+           unnest(?::BIGINT[]), unnest(?::DOUBLE[])
+"""
+_INSERT_HANDOFFS_MANY: Final = """
+    INSERT INTO handoffs (trace_id, seq, source, target, span_id, start_ns, kind,
+        context_digest, context_size)
+    SELECT unnest(?::VARCHAR[]), unnest(?::INTEGER[]), unnest(?::VARCHAR[]),
+           unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::BIGINT[]),
+           unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::BIGINT[])
+"""
+_SPAN_COLUMNS: Final = (
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "name",
+    "kind",
+    "start_ns",
+    "end_ns",
+    "status_code",
+    "status_message",
+    "operation",
+    "run_id",
+    "service_name",
+    "scope_name",
+    "attributes",
+    "events",
+    "resource",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+)
+_INT_COLUMNS: Final = frozenset({"start_ns", "end_ns", "input_tokens", "output_tokens"})
+_COLUMN_LIST: Final = ", ".join(_SPAN_COLUMNS)
+_INSERT_ARROW: Final = f"""
+    INSERT INTO spans ({_COLUMN_LIST})
+    SELECT {_COLUMN_LIST} FROM agentmesh_span_batch ON CONFLICT DO NOTHING
+"""  # noqa: S608 - built from constants only
+_JSON: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+"""Same text as :func:`~agentmesh.collector.store.codec.attributes_to_json`, without its
+per-call encoder."""
 _INSERT_HANDOFFS: Final = """
     INSERT INTO handoffs (trace_id, seq, source, target, span_id, start_ns, kind,
         context_digest, context_size)
@@ -210,6 +268,18 @@ class DuckDBStore:
             graph: The graph.
         """
         await self._call(lambda con: _replace_graph(con, graph))
+
+    async def write_graphs(self, graphs: Sequence[RunGraph]) -> None:
+        """Store many runs' graphs in one transaction, each replacing its trace's rows.
+
+        Args:
+            graphs: The graphs (when a trace appears twice, the last graph wins).
+        """
+        latest = list({graph.trace_id: graph for graph in graphs}.values())
+        if not latest:
+            self._check()
+            return
+        await self._call(lambda con: _replace_graphs(con, latest))
 
     async def write_detection(self, detection: Detection) -> bool:
         """Store a detection unless one with its id is stored already.
@@ -421,10 +491,16 @@ def _insert_spans(con: _Con, spans: list[SpanRecord]) -> int:
     unique: dict[tuple[str, str], SpanRecord] = {}
     for span in spans:
         unique.setdefault((span.trace_id, span.span_id), span)
-    rows = list(unique.values())
+    columns = _span_columns(list(unique.values()))
+    if _pa is not None:
+        return _insert_arrow(con, columns)
+    return _scalar_int(con, _INSERT_SPANS, columns)
+
+
+def _span_columns(rows: list[SpanRecord]) -> list[list[object]]:
     usages = [chat_usage(s) for s in rows]
     none = ChatUsage(None, 0, 0, 0.0)
-    columns: list[list[object]] = [
+    return [
         [s.trace_id for s in rows],
         [s.span_id for s in rows],
         [s.parent_span_id for s in rows],
@@ -438,15 +514,101 @@ def _insert_spans(con: _Con, spans: list[SpanRecord]) -> int:
         [s.str_attr(semconv.AGENTMESH_RUN_ID) for s in rows],
         [s.service_name for s in rows],
         [s.scope_name for s in rows],
-        [attributes_to_json(s.attributes) for s in rows],
-        [events_to_json(s.events) for s in rows],
-        [attributes_to_json(s.resource_attributes) for s in rows],
+        [_JSON(dict(s.attributes)) for s in rows],
+        ["[]" if not s.events else events_to_json(s.events) for s in rows],
+        [_JSON(dict(s.resource_attributes)) for s in rows],
         [(u or none).model for u in usages],
         [None if u is None else u.input_tokens for u in usages],
         [None if u is None else u.output_tokens for u in usages],
         [None if u is None else u.cost_usd for u in usages],
     ]
-    return _scalar_int(con, _INSERT_SPANS, columns)
+
+
+def _insert_arrow(con: _Con, columns: list[list[object]]) -> int:
+    """Append through an Arrow table (DuckDB scans it without copying into Python lists)."""
+    pa: Any = _pa
+    arrays = [
+        pa.array(
+            values,
+            type=pa.int64()
+            if name in _INT_COLUMNS
+            else pa.float64()
+            if name == "cost_usd"
+            else pa.string(),
+        )
+        for name, values in zip(_SPAN_COLUMNS, columns, strict=True)
+    ]
+    table = pa.table(arrays, names=list(_SPAN_COLUMNS))
+    con.register("agentmesh_span_batch", table)
+    try:
+        return _scalar_int(con, _INSERT_ARROW)
+    finally:
+        con.unregister("agentmesh_span_batch")
+
+
+def _replace_graphs(con: _Con, graphs: list[RunGraph]) -> None:
+    trace_ids = [g.trace_id for g in graphs]
+    agents = [(g.trace_id, a) for g in graphs for a in g.agents.values()]
+    edges = [(g.trace_id, e) for g in graphs for e in g.handoffs]
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(
+            "DELETE FROM agents WHERE trace_id IN (SELECT unnest(?::VARCHAR[]))", [trace_ids]
+        )
+        con.execute(
+            "DELETE FROM handoffs WHERE trace_id IN (SELECT unnest(?::VARCHAR[]))", [trace_ids]
+        )
+        con.execute(
+            _UPSERT_RUNS,
+            [
+                trace_ids,
+                [g.run_id for g in graphs],
+                [g.workflow_name for g in graphs],
+                [g.service_name for g in graphs],
+                [g.framework for g in graphs],
+                [g.start_ns for g in graphs],
+                [g.end_ns for g in graphs],
+                [g.span_count for g in graphs],
+                [g.llm_calls for g in graphs],
+                [g.input_tokens for g in graphs],
+                [g.output_tokens for g in graphs],
+                [g.cost_usd for g in graphs],
+                [g.complete for g in graphs],
+            ],
+        )
+        if agents:
+            con.execute(
+                _INSERT_AGENTS_MANY,
+                [
+                    [t for t, _ in agents],
+                    [a.name for _, a in agents],
+                    [a.invocations for _, a in agents],
+                    [list(a.span_ids) for _, a in agents],
+                    [a.llm_calls for _, a in agents],
+                    [a.input_tokens for _, a in agents],
+                    [a.output_tokens for _, a in agents],
+                    [a.cost_usd for _, a in agents],
+                ],
+            )
+        if edges:
+            con.execute(
+                _INSERT_HANDOFFS_MANY,
+                [
+                    [t for t, _ in edges],
+                    [e.seq for _, e in edges],
+                    [e.source for _, e in edges],
+                    [e.target for _, e in edges],
+                    [e.span_id for _, e in edges],
+                    [e.start_ns for _, e in edges],
+                    [e.kind for _, e in edges],
+                    [e.context_digest for _, e in edges],
+                    [e.context_size for _, e in edges],
+                ],
+            )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 def _replace_graph(con: _Con, graph: RunGraph) -> None:
