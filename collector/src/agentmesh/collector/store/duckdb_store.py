@@ -19,18 +19,18 @@ from typing import Any, Final, Self, TypeVar, cast
 
 import duckdb
 
-from agentmesh.collector.detection import Detection, Severity
+from agentmesh.collector.detection import Detection
 from agentmesh.collector.graph.run_graph import AgentNode, HandoffEdge, RunGraph
 from agentmesh.collector.model import SpanKind, SpanRecord, StatusCode
 from agentmesh.collector.store.base import CostGroup, CostRow, RunSummary, StoredGraph
 from agentmesh.collector.store.codec import (
     attributes_from_json,
-    details_from_json,
     details_to_json,
     events_from_json,
     events_to_json,
 )
 from agentmesh.collector.store.duckdb_schema import SCHEMA, SCHEMA_VERSION, UPGRADES
+from agentmesh.collector.store.rows import detection_from_row, run_summary_from_row
 from agentmesh.collector.store.usage import (
     ChatUsage,
     chat_usage,
@@ -346,7 +346,7 @@ class DuckDBStore:
             query += " LIMIT ?"
             params.append(limit)
         rows = await self._call(lambda con: _fetch(con, query, params))
-        return [_summary(row) for row in rows]
+        return [run_summary_from_row(row) for row in rows]
 
     async def costs(
         self,
@@ -408,7 +408,7 @@ class DuckDBStore:
             params.append(trace_id)
         query += " ORDER BY detected_at_ns, id"
         rows = await self._call(lambda con: _fetch(con, query, params))
-        return [_detection(row) for row in rows]
+        return [detection_from_row(row) for row in rows]
 
     # --- the worker thread ------------------------------------------------------------------
 
@@ -704,7 +704,7 @@ def _read_graph(con: _Con, trace_id: str) -> StoredGraph | None:
         [trace_id],
     )
     return StoredGraph(
-        run=_summary(runs[0]),
+        run=run_summary_from_row(runs[0]),
         agents=[
             AgentNode(
                 name=row[0],
@@ -749,39 +749,4 @@ def _span(row: _Row) -> SpanRecord:
         attributes=attributes_from_json(row[13]),
         events=events_from_json(row[14]),
         resource_attributes=attributes_from_json(row[15]),
-    )
-
-
-def _summary(row: _Row) -> RunSummary:
-    return RunSummary(
-        trace_id=row[0],
-        run_id=row[1],
-        workflow_name=row[2],
-        service_name=row[3],
-        start_ns=row[4],
-        end_ns=row[5],
-        agents=tuple(row[6]),
-        handoffs=int(row[7]),
-        span_count=row[8],
-        llm_calls=row[9],
-        input_tokens=row[10],
-        output_tokens=row[11],
-        cost_usd=row[12],
-        complete=bool(row[13]),
-        detections=int(row[14]),
-    )
-
-
-def _detection(row: _Row) -> Detection:
-    return Detection(
-        id=row[0],
-        type=row[1],
-        severity=cast(Severity, row[2]),
-        trace_id=row[3],
-        run_id=row[4],
-        agent=row[5],
-        span_ids=tuple(row[6]),
-        explanation=row[7],
-        detected_at_ns=row[8],
-        details=details_from_json(row[9]),
     )

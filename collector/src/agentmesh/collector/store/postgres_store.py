@@ -25,20 +25,20 @@ from typing import TYPE_CHECKING, Any, Final, Self, TypeAlias, TypeVar, cast
 
 import asyncpg
 
-from agentmesh.collector.detection import Detection, Severity
+from agentmesh.collector.detection import Detection
 from agentmesh.collector.graph.run_graph import AgentNode, HandoffEdge, RunGraph
 from agentmesh.collector.model import SpanKind, SpanRecord, StatusCode
 from agentmesh.collector.store.base import CostGroup, CostRow, RunSummary, StoredGraph
 from agentmesh.collector.store.codec import (
     attributes_from_json,
     attributes_to_json,
-    details_from_json,
     details_to_json,
     events_from_json,
     events_to_json,
 )
 from agentmesh.collector.store.postgres_errors import connection_lost, server_address, store_error
 from agentmesh.collector.store.postgres_migrations import apply_migrations
+from agentmesh.collector.store.rows import detection_from_row, run_summary_from_row
 from agentmesh.collector.store.usage import (
     chat_usage,
     check_group_by,
@@ -381,7 +381,7 @@ class PostgresStore:
         """
         check_limit(limit)
         rows = await self._run(lambda con: con.fetch(_RUNS, since_ns, until_ns, limit))
-        return [_summary(row) for row in rows]
+        return [run_summary_from_row(row) for row in rows]
 
     async def costs(
         self,
@@ -442,7 +442,7 @@ class PostgresStore:
                     trace_id,
                 )
             return StoredGraph(
-                run=_summary(run),
+                run=run_summary_from_row(run),
                 agents=[_agent(row) for row in agents],
                 handoffs=[_handoff(row) for row in edges],
             )
@@ -459,7 +459,7 @@ class PostgresStore:
             The detections.
         """
         rows = await self._run(lambda con: con.fetch(_SELECT_DETECTIONS, trace_id))
-        return [_detection(row) for row in rows]
+        return [detection_from_row(row) for row in rows]
 
     # --- the pool ---------------------------------------------------------------------------
 
@@ -637,26 +637,6 @@ def _span(row: _Record) -> SpanRecord:
     )
 
 
-def _summary(row: _Record) -> RunSummary:
-    return RunSummary(
-        trace_id=row[0],
-        run_id=row[1],
-        workflow_name=row[2],
-        service_name=row[3],
-        start_ns=row[4],
-        end_ns=row[5],
-        agents=tuple(row[6]),
-        handoffs=int(row[7]),
-        span_count=row[8],
-        llm_calls=row[9],
-        input_tokens=row[10],
-        output_tokens=row[11],
-        cost_usd=row[12],
-        complete=bool(row[13]),
-        detections=int(row[14]),
-    )
-
-
 def _agent(row: _Record) -> AgentNode:
     return AgentNode(
         name=row[0],
@@ -679,19 +659,4 @@ def _handoff(row: _Record) -> HandoffEdge:
         kind=row[5],
         context_digest=row[6],
         context_size=row[7],
-    )
-
-
-def _detection(row: _Record) -> Detection:
-    return Detection(
-        id=row[0],
-        type=row[1],
-        severity=cast(Severity, row[2]),
-        trace_id=row[3],
-        run_id=row[4],
-        agent=row[5],
-        span_ids=tuple(row[6]),
-        explanation=row[7],
-        detected_at_ns=row[8],
-        details=details_from_json(row[9]),
     )

@@ -1,0 +1,75 @@
+"""Rows read back from the SQL stores (DuckDB and Postgres share the column order)."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, cast
+
+from agentmesh.collector.detection import Detection, Severity
+from agentmesh.collector.store.base import RunSummary
+from agentmesh.collector.store.codec import details_from_json
+
+__all__ = ["detection_from_row", "run_summary_from_row"]
+
+
+class Row(Protocol):
+    """A row of a SQL driver: a DuckDB tuple or an asyncpg record, indexed by position."""
+
+    def __getitem__(self, index: int, /) -> Any: ...
+
+
+def run_summary_from_row(row: Row) -> RunSummary:
+    """Build a run summary from a row of the runs query.
+
+    Columns: trace_id, run_id, workflow_name, service_name, start_ns, end_ns, agents,
+    handoffs, span_count, llm_calls, input_tokens, output_tokens, cost_usd, complete,
+    detections.
+
+    Args:
+        row: The row.
+
+    Returns:
+        The summary.
+    """
+    return RunSummary(
+        trace_id=row[0],
+        run_id=row[1],
+        workflow_name=row[2],
+        service_name=row[3],
+        start_ns=row[4],
+        end_ns=row[5],
+        agents=tuple(row[6]),
+        handoffs=int(row[7]),
+        span_count=row[8],
+        llm_calls=row[9],
+        input_tokens=row[10],
+        output_tokens=row[11],
+        cost_usd=row[12],
+        complete=bool(row[13]),
+        detections=int(row[14]),
+    )
+
+
+def detection_from_row(row: Row) -> Detection:
+    """Build a detection from a row of the detections table.
+
+    Columns: id, type, severity, trace_id, run_id, agent, span_ids, explanation,
+    detected_at_ns, details.
+
+    Args:
+        row: The row.
+
+    Returns:
+        The detection.
+    """
+    return Detection(
+        id=row[0],
+        type=row[1],
+        severity=cast(Severity, row[2]),
+        trace_id=row[3],
+        run_id=row[4],
+        agent=row[5],
+        span_ids=tuple(row[6]),
+        explanation=row[7],
+        detected_at_ns=row[8],
+        details=details_from_json(row[9]),
+    )
