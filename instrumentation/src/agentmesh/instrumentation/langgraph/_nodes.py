@@ -19,7 +19,7 @@ LangGraph modules are imported lazily (never while the runner module is still im
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Final, Protocol, cast
@@ -51,8 +51,8 @@ from agentmesh.core.semconv import (
     Operation,
 )
 from agentmesh.instrumentation import _failopen
-from agentmesh.instrumentation._context import attached
 from agentmesh.instrumentation._patching import Wrapper
+from agentmesh.instrumentation._scoped import async_scoped, sync_scoped
 from agentmesh.instrumentation.langgraph._execution import (
     HandoffSource,
     WorkflowExecution,
@@ -313,23 +313,9 @@ def run_with_retry_wrapper(tracer: Tracer, options: NodeOptions) -> Wrapper:
     Returns:
         A wrapt wrapper.
     """
-
-    def wrapper(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        node = _failopen.safe_call("langgraph.start_node", _begin, tracer, options, args, kwargs)
-        if node is None:
-            return wrapped(*args, **kwargs)
-        try:
-            with attached(node.context):
-                result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            node.finish(None, exc)
-            raise
-        node.finish(result, None)
-        return result
-
-    return wrapper
+    return sync_scoped(
+        "langgraph.start_node", lambda args, kwargs: _begin(tracer, options, args, kwargs)
+    )
 
 
 def arun_with_retry_wrapper(tracer: Tracer, options: NodeOptions) -> Wrapper:
@@ -342,23 +328,6 @@ def arun_with_retry_wrapper(tracer: Tracer, options: NodeOptions) -> Wrapper:
     Returns:
         A wrapt wrapper returning a coroutine.
     """
-
-    async def wrapper(
-        wrapped: Callable[..., Awaitable[Any]],
-        instance: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> Any:
-        node = _failopen.safe_call("langgraph.start_node", _begin, tracer, options, args, kwargs)
-        if node is None:
-            return await wrapped(*args, **kwargs)
-        try:
-            with attached(node.context):
-                result = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            node.finish(None, exc)
-            raise
-        node.finish(result, None)
-        return result
-
-    return wrapper
+    return async_scoped(
+        "langgraph.start_node", lambda args, kwargs: _begin(tracer, options, args, kwargs)
+    )

@@ -9,7 +9,7 @@ capped. An exception is recorded and re-raised; an error the ``ToolNode`` turned
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
@@ -34,8 +34,8 @@ from agentmesh.core.semconv import (
 )
 from agentmesh.instrumentation import _failopen
 from agentmesh.instrumentation._content import CONTENT_CAP_BYTES, scrub
-from agentmesh.instrumentation._context import attached
 from agentmesh.instrumentation._patching import Wrapper
+from agentmesh.instrumentation._scoped import async_scoped, sync_scoped
 from agentmesh.instrumentation.handoff import canonical_json, capped_text
 from agentmesh.instrumentation.langgraph._execution import current_execution
 from agentmesh.instrumentation.langgraph._interrupts import BubbleUp, classify
@@ -132,25 +132,9 @@ def run_one_wrapper(tracer: Tracer, capture_content: bool) -> Wrapper:
     Returns:
         A wrapt wrapper.
     """
-
-    def wrapper(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        run = _failopen.safe_call(
-            "langgraph.start_tool", _start, tracer, capture_content, args, kwargs
-        )
-        if run is None:
-            return wrapped(*args, **kwargs)
-        try:
-            with attached(run.context):
-                result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            run.finish(None, exc)
-            raise
-        run.finish(result, None)
-        return result
-
-    return wrapper
+    return sync_scoped(
+        "langgraph.start_tool", lambda args, kwargs: _start(tracer, capture_content, args, kwargs)
+    )
 
 
 def arun_one_wrapper(tracer: Tracer, capture_content: bool) -> Wrapper:
@@ -163,25 +147,6 @@ def arun_one_wrapper(tracer: Tracer, capture_content: bool) -> Wrapper:
     Returns:
         A wrapt wrapper returning a coroutine.
     """
-
-    async def wrapper(
-        wrapped: Callable[..., Awaitable[Any]],
-        instance: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> Any:
-        run = _failopen.safe_call(
-            "langgraph.start_tool", _start, tracer, capture_content, args, kwargs
-        )
-        if run is None:
-            return await wrapped(*args, **kwargs)
-        try:
-            with attached(run.context):
-                result = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            run.finish(None, exc)
-            raise
-        run.finish(result, None)
-        return result
-
-    return wrapper
+    return async_scoped(
+        "langgraph.start_tool", lambda args, kwargs: _start(tracer, capture_content, args, kwargs)
+    )
