@@ -73,6 +73,7 @@ __all__ = [
     "GEN_AI_CONVERSATION_ID",
     "GEN_AI_EMBEDDINGS_DIMENSION_COUNT",
     "GEN_AI_INPUT_MESSAGES",
+    "GEN_AI_NODE_NAME",
     "GEN_AI_OPERATION_NAME",
     "GEN_AI_OUTPUT_MESSAGES",
     "GEN_AI_PROVIDER_NAME",
@@ -151,6 +152,8 @@ class Operation:
     EMBEDDINGS: Final = "embeddings"
     EXECUTE_TOOL: Final = "execute_tool"
     INVOKE_AGENT: Final = "invoke_agent"
+    INVOKE_NODE: Final = "invoke_node"
+    """A workflow step that is not an agent (open GenAI proposal; a CrewAI flow method)."""
     INVOKE_WORKFLOW: Final = "invoke_workflow"
 
 
@@ -204,7 +207,8 @@ GEN_AI_OPERATION_NAME: Final = _attr(
     "gen_ai.operation.name",
     "string",
     '"chat"',
-    "What the span does: chat, embeddings, invoke_agent, invoke_workflow, execute_tool.",
+    "What the span does: chat, embeddings, invoke_agent, invoke_workflow, invoke_node, "
+    "execute_tool.",
     origin="otel-genai",
 )
 GEN_AI_PROVIDER_NAME: Final = _attr(
@@ -394,6 +398,15 @@ GEN_AI_AGENT_HANDOFF_TARGET_NAME: Final = _attr(
     "Agent that received the work.",
     origin="genai-proposal",
     scopes=("span", "event"),
+)
+
+# --- Open GenAI workflow node proposal (invoke_node) -----------------------------------------
+GEN_AI_NODE_NAME: Final = _attr(
+    "gen_ai.node.name",
+    "string",
+    '"classify_request"',
+    "Workflow step that is not an agent (a CrewAI flow method), on invoke_node spans.",
+    origin="genai-proposal",
 )
 
 # --- AgentMesh: run -------------------------------------------------------------------------

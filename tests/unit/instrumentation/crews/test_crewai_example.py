@@ -1,4 +1,4 @@
-"""``examples/crewai_crew.py`` runs offline (in-process fake provider) and shows its spans."""
+"""The CrewAI examples (`crewai_crew.py`, `crewai_flow.py`) run offline and show their spans."""
 
 from __future__ import annotations
 
@@ -39,3 +39,34 @@ def test_example_runs_offline_and_prints_the_span_tree(tmp_path: Path) -> None:
     ]
     assert "'handoff': 'delegation'" in lines[5]
     assert "'handoff': 'task_context'" in lines[10]
+
+
+def test_flow_example_runs_offline_and_prints_the_span_tree(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTMESH_", "OTEL_"))}
+    env["CREWAI_STORAGE_DIR"] = str(tmp_path)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "crewai_flow.py"), "--show-spans"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    )
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    start = next(i for i, line in enumerate(lines) if line.startswith("reply: "))
+    assert lines[start] == "reply: Dear customer: Refund of order #1042 issued."
+    tree = lines[start + 1 :]
+    assert [line.split(" {")[0].rstrip() for line in tree] == [
+        "invoke_workflow SupportFlow",
+        "  invoke_node receive",
+        "  invoke_node triage",
+        "    invoke_agent Triage",
+        "      chat triage-model",
+        "  invoke_node issue_refund",
+        "    invoke_workflow refunds",
+        "      invoke_agent Refund Clerk",
+        "        chat refunds-model",
+        "  invoke_node reply",
+    ]
+    assert "'from': 'triage', 'handoff': 'conditional'" in tree[5]
+    assert "'from': 'issue_refund', 'handoff': 'edge'" in tree[9]

@@ -6,8 +6,10 @@ import subprocess
 import sys
 from importlib.metadata import entry_points
 
+import wrapt
 from crewai.agent import Agent
 from crewai.crew import Crew
+from crewai.flow.flow import Flow
 from crewai.tools.agent_tools.base_agent_tools import BaseAgentTool
 from crewai.tools.base_tool import BaseTool, Tool
 from crewai.tools.structured_tool import CrewStructuredTool
@@ -20,6 +22,9 @@ PATCHED = (
     (Crew, "akickoff"),
     (Agent, "execute_task"),
     (Agent, "aexecute_task"),
+    (Agent, "kickoff"),
+    (Agent, "kickoff_async"),
+    (Agent, "akickoff"),
     (BaseTool, "run"),
     (BaseTool, "arun"),
     (Tool, "run"),
@@ -65,3 +70,22 @@ def test_uninstrument_restores_every_original(tracer_provider: TracerProvider) -
     finally:
         instrumentor.uninstrument()
     assert all(vars(cls)[name] is originals[cls, name] for cls, name in PATCHED)
+
+
+FLOW_PATCHED = (  # inherited by the public Flow from CrewAI's flow runtime (1.15)
+    (Flow, "kickoff_async"),
+    (Flow, "_execute_method"),
+    (Flow, "_find_triggered_methods"),
+    (Flow, "_execute_single_listener"),
+)
+
+
+def test_uninstrument_restores_flow_methods(tracer_provider: TracerProvider) -> None:
+    before = {(cls, name): vars(cls).get(name) for cls, name in FLOW_PATCHED}
+    instrumentor = CrewAIInstrumentor()
+    instrumentor.instrument(tracer_provider=tracer_provider)
+    try:
+        assert all(isinstance(vars(cls)[name], wrapt.FunctionWrapper) for cls, name in FLOW_PATCHED)
+    finally:
+        instrumentor.uninstrument()
+    assert {(cls, name): vars(cls).get(name) for cls, name in FLOW_PATCHED} == before

@@ -1,4 +1,4 @@
-"""OpenTelemetry instrumentation of CrewAI: crews, agents, tasks, tools and delegation.
+"""OpenTelemetry instrumentation of CrewAI: crews, flows, agents, tasks, tools and delegation.
 
 Importing this package does not import ``crewai``.
 

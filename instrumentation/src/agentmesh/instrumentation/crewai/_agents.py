@@ -16,7 +16,7 @@ A re-entry for the same agent and task (CrewAI's retry after an error) is not a 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -42,8 +42,8 @@ from agentmesh.core.semconv import (
     Operation,
 )
 from agentmesh.instrumentation import _failopen
-from agentmesh.instrumentation._context import attached
 from agentmesh.instrumentation._patching import Wrapper
+from agentmesh.instrumentation.crewai._bound import async_method_scoped, sync_method_scoped
 from agentmesh.instrumentation.crewai._crossing import crossing_attributes
 from agentmesh.instrumentation.crewai._execution import (
     AgentStep,
@@ -68,7 +68,7 @@ class _AgentRun:
     role: str
     top_level: bool
 
-    def finish(self, error: BaseException | None) -> None:
+    def finish(self, result: object, error: BaseException | None) -> None:
         if error is not None:
             _failopen.record_error(self.span, error)
         elif self.top_level and self.execution is not None:
@@ -204,25 +204,10 @@ def execute_task_wrapper(tracer: Tracer, capture_content: bool) -> Wrapper:
     Returns:
         A wrapt wrapper.
     """
-
-    def wrapper(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        run = _failopen.safe_call(
-            "crewai.start_agent", _begin, tracer, capture_content, instance, args, kwargs
-        )
-        if run is None:
-            return wrapped(*args, **kwargs)
-        try:
-            with attached(run.context):
-                result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            run.finish(exc)
-            raise
-        run.finish(None)
-        return result
-
-    return wrapper
+    return sync_method_scoped(
+        "crewai.start_agent",
+        lambda agent, args, kwargs: _begin(tracer, capture_content, agent, args, kwargs),
+    )
 
 
 def aexecute_task_wrapper(tracer: Tracer, capture_content: bool) -> Wrapper:
@@ -235,25 +220,7 @@ def aexecute_task_wrapper(tracer: Tracer, capture_content: bool) -> Wrapper:
     Returns:
         A wrapt wrapper returning a coroutine.
     """
-
-    async def wrapper(
-        wrapped: Callable[..., Awaitable[Any]],
-        instance: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> Any:
-        run = _failopen.safe_call(
-            "crewai.start_agent", _begin, tracer, capture_content, instance, args, kwargs
-        )
-        if run is None:
-            return await wrapped(*args, **kwargs)
-        try:
-            with attached(run.context):
-                result = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            run.finish(exc)
-            raise
-        run.finish(None)
-        return result
-
-    return wrapper
+    return async_method_scoped(
+        "crewai.start_agent",
+        lambda agent, args, kwargs: _begin(tracer, capture_content, agent, args, kwargs),
+    )

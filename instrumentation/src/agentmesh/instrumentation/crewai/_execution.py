@@ -25,8 +25,11 @@ __all__ = [
     "PendingHandoff",
     "current_execution",
     "current_step",
+    "current_workflow_name",
+    "outside_agent_steps",
     "pending_handoff",
     "with_pending_handoff",
+    "with_workflow_name",
 ]
 
 HandoffKind = Literal["delegation", "task_context"]
@@ -35,6 +38,7 @@ HandoffKind = Literal["delegation", "task_context"]
 _EXECUTION_KEY: Final = otel_context.create_key("agentmesh.crewai.execution")
 _STEP_KEY: Final = otel_context.create_key("agentmesh.crewai.step")
 _PENDING_KEY: Final = otel_context.create_key("agentmesh.crewai.pending_handoff")
+_WORKFLOW_NAME_KEY: Final = otel_context.create_key("agentmesh.crewai.workflow_name")
 
 
 class CrewExecution:
@@ -99,6 +103,7 @@ class CrewExecution:
         Returns:
             The new context.
         """
+        context = with_workflow_name(self.name, context)
         return otel_context.set_value(_EXECUTION_KEY, self, context)
 
 
@@ -194,3 +199,42 @@ def with_pending_handoff(handoff: PendingHandoff, context: Context | None = None
         The new context.
     """
     return otel_context.set_value(_PENDING_KEY, handoff, context)
+
+
+def with_workflow_name(name: str, context: Context | None = None) -> Context:
+    """Return a context naming the innermost workflow (crew or flow) its code runs in.
+
+    Args:
+        name: The workflow name.
+        context: The context to extend; the current one by default.
+
+    Returns:
+        The new context.
+    """
+    return otel_context.set_value(_WORKFLOW_NAME_KEY, name, context)
+
+
+def current_workflow_name(context: Context | None = None) -> str | None:
+    """Return the name of the innermost crew or flow the current code runs in, if any.
+
+    Args:
+        context: The context to read; the current one by default.
+
+    Returns:
+        The workflow name.
+    """
+    value = otel_context.get_value(_WORKFLOW_NAME_KEY, context)
+    return value if isinstance(value, str) else None
+
+
+def outside_agent_steps(context: Context) -> Context:
+    """Return ``context`` without an agent step or a pending handoff (a flow starting).
+
+    Args:
+        context: The context to clear.
+
+    Returns:
+        The new context.
+    """
+    context = otel_context.set_value(_STEP_KEY, None, context)
+    return otel_context.set_value(_PENDING_KEY, None, context)

@@ -13,7 +13,7 @@ content capture on, the span carries the call's arguments and result, each cappe
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -36,10 +36,10 @@ from agentmesh.core.semconv import (
     Operation,
 )
 from agentmesh.instrumentation import _failopen
-from agentmesh.instrumentation._context import attached
 from agentmesh.instrumentation._patching import Wrapper
+from agentmesh.instrumentation.crewai._bound import async_method_scoped, sync_method_scoped
 from agentmesh.instrumentation.crewai._crossing import capped_content
-from agentmesh.instrumentation.crewai._execution import current_execution
+from agentmesh.instrumentation.crewai._execution import current_workflow_name
 from agentmesh.instrumentation.crewai._names import text_or_none
 from agentmesh.instrumentation.crewai._workflow import FRAMEWORK
 from agentmesh.instrumentation.run_context import current_run_id
@@ -128,9 +128,9 @@ def _begin(
         GEN_AI_TOOL_TYPE: _TOOL_TYPE,
         AGENTMESH_FRAMEWORK: FRAMEWORK,
     }
-    execution = current_execution()
-    if execution is not None:
-        attributes[GEN_AI_WORKFLOW_NAME] = execution.name
+    workflow = current_workflow_name()
+    if workflow is not None:
+        attributes[GEN_AI_WORKFLOW_NAME] = workflow
     run_id = current_run_id()
     if run_id is not None:
         attributes[AGENTMESH_RUN_ID] = run_id
@@ -159,32 +159,12 @@ def tool_wrapper(tracer: Tracer, capture_content: bool, arguments_of: ArgumentsO
     Returns:
         A wrapt wrapper.
     """
-
-    def wrapper(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        run = _failopen.safe_call(
-            "crewai.start_tool",
-            _begin,
-            tracer,
-            capture_content,
-            arguments_of,
-            instance,
-            args,
-            kwargs,
-        )
-        if run is None:
-            return wrapped(*args, **kwargs)
-        try:
-            with attached(run.context):
-                result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            run.finish(None, exc)
-            raise
-        run.finish(result, None)
-        return result
-
-    return wrapper
+    return sync_method_scoped(
+        "crewai.start_tool",
+        lambda tool, args, kwargs: _begin(
+            tracer, capture_content, arguments_of, tool, args, kwargs
+        ),
+    )
 
 
 def async_tool_wrapper(tracer: Tracer, capture_content: bool, arguments_of: ArgumentsOf) -> Wrapper:
@@ -198,32 +178,9 @@ def async_tool_wrapper(tracer: Tracer, capture_content: bool, arguments_of: Argu
     Returns:
         A wrapt wrapper returning a coroutine.
     """
-
-    async def wrapper(
-        wrapped: Callable[..., Awaitable[Any]],
-        instance: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> Any:
-        run = _failopen.safe_call(
-            "crewai.start_tool",
-            _begin,
-            tracer,
-            capture_content,
-            arguments_of,
-            instance,
-            args,
-            kwargs,
-        )
-        if run is None:
-            return await wrapped(*args, **kwargs)
-        try:
-            with attached(run.context):
-                result = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            run.finish(None, exc)
-            raise
-        run.finish(result, None)
-        return result
-
-    return wrapper
+    return async_method_scoped(
+        "crewai.start_tool",
+        lambda tool, args, kwargs: _begin(
+            tracer, capture_content, arguments_of, tool, args, kwargs
+        ),
+    )

@@ -8,9 +8,8 @@ A kickoff of the same crew inside its own execution (checkpoint restore) is not 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -27,8 +26,8 @@ from agentmesh.core.semconv import (
     Operation,
 )
 from agentmesh.instrumentation import _failopen
-from agentmesh.instrumentation._context import attached
 from agentmesh.instrumentation._patching import Wrapper
+from agentmesh.instrumentation.crewai._bound import async_method_scoped, sync_method_scoped
 from agentmesh.instrumentation.crewai._execution import CrewExecution, current_execution
 from agentmesh.instrumentation.run_context import current_run_id, with_run_id
 
@@ -43,7 +42,7 @@ class _Kickoff:
     span: Span
     context: Context
 
-    def finish(self, error: BaseException | None) -> None:
+    def finish(self, result: object, error: BaseException | None) -> None:
         if error is not None:
             _failopen.record_error(self.span, error)
         _failopen.end_span(self.span)
@@ -81,23 +80,7 @@ def kickoff_wrapper(tracer: Tracer) -> Wrapper:
     Returns:
         A wrapt wrapper.
     """
-
-    def wrapper(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        run = _failopen.safe_call("crewai.start_workflow", _begin, tracer, instance)
-        if run is None:
-            return wrapped(*args, **kwargs)
-        try:
-            with attached(run.context):
-                result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            run.finish(exc)
-            raise
-        run.finish(None)
-        return result
-
-    return wrapper
+    return sync_method_scoped("crewai.start_workflow", lambda crew, _a, _k: _begin(tracer, crew))
 
 
 def akickoff_wrapper(tracer: Tracer) -> Wrapper:
@@ -109,23 +92,4 @@ def akickoff_wrapper(tracer: Tracer) -> Wrapper:
     Returns:
         A wrapt wrapper returning a coroutine.
     """
-
-    async def wrapper(
-        wrapped: Callable[..., Awaitable[Any]],
-        instance: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> Any:
-        run = _failopen.safe_call("crewai.start_workflow", _begin, tracer, instance)
-        if run is None:
-            return await wrapped(*args, **kwargs)
-        try:
-            with attached(run.context):
-                result = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            run.finish(exc)
-            raise
-        run.finish(None)
-        return result
-
-    return wrapper
+    return async_method_scoped("crewai.start_workflow", lambda crew, _a, _k: _begin(tracer, crew))

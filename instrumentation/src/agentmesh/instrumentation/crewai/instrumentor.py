@@ -1,4 +1,4 @@
-"""``CrewAIInstrumentor``: workflow, agent, tool and handoff spans for CrewAI crews.
+"""``CrewAIInstrumentor``: workflow, agent, tool and handoff spans for CrewAI crews and flows.
 
 Importing this module does not import ``crewai``; the patches are applied when CrewAI's
 modules are imported (at once when they already are). Content capture (handoff content, tool
@@ -12,7 +12,13 @@ Patch points (public or long-standing methods, present from CrewAI 1.0):
   tasks and delegated work both run through them);
 - ``crewai.tools.base_tool`` ``BaseTool.run`` / ``arun`` and ``Tool.run`` / ``arun``, and
   ``crewai.tools.structured_tool`` ``CrewStructuredTool.invoke`` / ``ainvoke``: tool spans;
-- ``crewai.tools.agent_tools.base_agent_tools`` ``BaseAgentTool._execute``: delegation handoffs.
+- ``crewai.tools.agent_tools.base_agent_tools`` ``BaseAgentTool._execute``: delegation handoffs;
+- ``crewai.agent`` ``Agent.kickoff`` / ``kickoff_async`` / ``akickoff``: agents without a crew;
+- ``crewai.flow.flow`` ``Flow.kickoff_async``: the flow's workflow span (``kickoff`` and
+  ``akickoff`` go through it), and the flow engine's long-standing internals (present from
+  CrewAI 1.0 to 1.15): ``Flow._execute_method`` (one step span per method execution),
+  ``Flow._find_triggered_methods`` and ``Flow._execute_single_listener`` (which trigger fired
+  which listener with what: the handoffs between methods).
 
 Why not CrewAI's event bus: it runs synchronous handlers in a thread pool, after the fact, so a
 span started from an event can neither be made current for the LLM calls of the step it
@@ -47,6 +53,7 @@ _AGENT_MODULE = "crewai.agent"
 _TOOL_MODULE = "crewai.tools.base_tool"
 _STRUCTURED_TOOL_MODULE = "crewai.tools.structured_tool"
 _AGENT_TOOLS_MODULE = "crewai.tools.agent_tools.base_agent_tools"
+_FLOW_MODULE = "crewai.flow.flow"
 
 
 def _kickoff(tracer: Tracer) -> Wrapper:
@@ -99,6 +106,54 @@ def _delegation(capture: bool) -> Wrapper:
     return delegation_wrapper(capture)
 
 
+def _agent_kickoff(tracer: Tracer) -> Wrapper:
+    from agentmesh.instrumentation.crewai._kickoff import kickoff_wrapper
+
+    return kickoff_wrapper(tracer)
+
+
+def _agent_async_kickoff(tracer: Tracer) -> Wrapper:
+    from agentmesh.instrumentation.crewai._kickoff import async_kickoff_wrapper
+
+    return async_kickoff_wrapper(tracer)
+
+
+def _flow_kickoff(tracer: Tracer) -> Wrapper:
+    from agentmesh.instrumentation.crewai._flows import flow_kickoff_wrapper
+
+    return flow_kickoff_wrapper(tracer)
+
+
+def _flow_method(tracer: Tracer, capture: bool) -> Wrapper:
+    from agentmesh.instrumentation.crewai._flow_steps import execute_method_wrapper
+
+    return execute_method_wrapper(tracer, capture)
+
+
+def _flow_triggered() -> Wrapper:
+    from agentmesh.instrumentation.crewai._flow_steps import find_triggered_wrapper
+
+    return find_triggered_wrapper()
+
+
+def _flow_listener() -> Wrapper:
+    from agentmesh.instrumentation.crewai._flow_steps import single_listener_wrapper
+
+    return single_listener_wrapper()
+
+
+def _flow_patches(patches: PatchSet, tracer: Tracer, capture: bool) -> None:
+    patches.add(_AGENT_MODULE, "Agent.kickoff", lambda: _agent_kickoff(tracer))
+    patches.add(_AGENT_MODULE, "Agent.kickoff_async", lambda: _agent_async_kickoff(tracer))
+    patches.add(
+        _AGENT_MODULE, "Agent.akickoff", lambda: _agent_async_kickoff(tracer), optional=True
+    )
+    patches.add(_FLOW_MODULE, "Flow.kickoff_async", lambda: _flow_kickoff(tracer))
+    patches.add(_FLOW_MODULE, "Flow._execute_method", lambda: _flow_method(tracer, capture))
+    patches.add(_FLOW_MODULE, "Flow._find_triggered_methods", _flow_triggered)
+    patches.add(_FLOW_MODULE, "Flow._execute_single_listener", _flow_listener)
+
+
 def _patches(tracer: Tracer, capture: bool) -> PatchSet:
     patches = PatchSet("crewai")
     patches.add(_CREW_MODULE, "Crew.kickoff", lambda: _kickoff(tracer))
@@ -126,13 +181,17 @@ def _patches(tracer: Tracer, capture: bool) -> PatchSet:
         optional=True,
     )
     patches.add(_AGENT_TOOLS_MODULE, "BaseAgentTool._execute", lambda: _delegation(capture))
+    _flow_patches(patches, tracer, capture)
     return patches
 
 
 class CrewAIInstrumentor(BaseInstrumentor):  # pyright: ignore[reportUntypedBaseClass]
-    """Instrument CrewAI: one workflow span per kickoff, agent, tool and handoff spans.
+    """Instrument CrewAI: one workflow span per kickoff, agent, step, tool and handoff spans.
 
-    Each kickoff gets ``invoke_workflow {crew}``; each agent executing a task gets
+    Each crew or flow kickoff gets ``invoke_workflow {crew or flow}``; each flow method
+    execution gets ``invoke_node {method}``, carrying a handoff (kind ``edge`` or
+    ``conditional``) from the method or router that fired it; each agent kicked off without
+    a crew gets ``invoke_agent {role}``; each agent executing a task gets
     ``invoke_agent {role}`` (with the task's name and id), carrying a handoff (source, target,
     kind ``delegation`` or ``task_context``, context digest and size) when the work came from
     another agent; each tool execution gets ``execute_tool {tool}``. The run id is taken from
