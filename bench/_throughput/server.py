@@ -1,8 +1,12 @@
-"""The AgentMesh side of the benchmark: one collector process (gRPC → graph → loop rule → DuckDB).
+"""The AgentMesh side of the benchmark: one collector (gRPC → graph → loop rule → DuckDB).
+
+Set up as ``agentmesh collector`` sets itself up: the garbage-collector tuning and the decode
+worker processes of the settings (``--decode-workers`` overrides; 0 decodes in-process).
 
 Run as ``python bench/_throughput/server.py DB_PATH [--max-batches N] [--max-spans N]``. It
 prints ``{"port": …}`` once listening, then a JSON status line every 0.1 s (stored spans, queue,
-ingest→graph latency percentiles, resident memory); closing its stdin stops it, after which it
+ingest→graph latency percentiles, traces held by the graph builder, resident memory of this
+process and of its child processes, the decode workers); closing its stdin stops it, after which it
 prints a final line with the stored count read back from DuckDB.
 """
 
@@ -20,7 +24,10 @@ from pathlib import Path
 from agentmesh.collector.detectors.handoff_loop import HandoffLoopRule
 from agentmesh.collector.graph.builder import GraphBuilder
 from agentmesh.collector.pipeline import Pipeline
+from agentmesh.collector.receiver.decode_pool import DecodePool
 from agentmesh.collector.receiver.grpc_server import OtlpGrpcReceiver
+from agentmesh.collector.receiver.limits import DecodeLimits
+from agentmesh.collector.runtime import tune_gc
 from agentmesh.collector.settings import CollectorSettings
 from agentmesh.collector.store.duckdb_store import DuckDBStore
 
@@ -44,7 +51,30 @@ def memory_kb(field: str, pid: str = "self") -> int:
     return 0
 
 
-async def serve(db: str, max_batches: int, max_spans: int, max_cycle_spans: int) -> None:
+def children_rss_kb() -> int:
+    """The summed ``VmRSS`` (kB) of this process's descendants (decode workers and helpers)."""
+    total = 0
+    pending = ["self"]
+    while pending:
+        pid = pending.pop()
+        try:
+            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                children = (task / "children").read_text().split()
+            except OSError:
+                continue
+            for child in children:
+                total += memory_kb("VmRSS", child)
+                pending.append(child)
+    return total
+
+
+async def serve(
+    db: str, max_batches: int, max_spans: int, max_cycle_spans: int, decode_workers: int | None
+) -> None:
     """Run the collector until stdin closes.
 
     Args:
@@ -52,26 +82,35 @@ async def serve(db: str, max_batches: int, max_spans: int, max_cycle_spans: int)
         max_batches: Queue bound in batches.
         max_spans: Queue bound in spans.
         max_cycle_spans: Most spans per worker cycle.
+        decode_workers: Decode processes (``None``: the settings' default).
     """
     settings = CollectorSettings.load(grpc_port=0, http_enabled=False)
+    workers = settings.effective_decode_workers if decode_workers is None else decode_workers
+    pool = DecodePool(workers, DecodeLimits.from_settings(settings)) if workers > 0 else None
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
     threading.Thread(
         target=lambda: (sys.stdin.read(), loop.call_soon_threadsafe(stopped.set)), daemon=True
     ).start()
+    builder = GraphBuilder(max_traces=settings.max_live_traces)
     async with (
         DuckDBStore(db) as store,
         Pipeline(
             store,
-            builder=GraphBuilder(max_traces=settings.max_live_traces),
+            builder=builder,
             rules=[HandoffLoopRule(settings.loop_max_repeats, settings.loop_max_cycle_length)],
             max_batches=max_batches,
             max_spans=max_spans,
             max_cycle_spans=max_cycle_spans,
         ) as pipeline,
-        OtlpGrpcReceiver(pipeline.offer, settings) as receiver,
+        contextlib.AsyncExitStack() as stack,
     ):
-        print(json.dumps({"port": receiver.port}), flush=True)
+        if pool is not None:
+            await stack.enter_async_context(pool)
+        receiver = await stack.enter_async_context(
+            OtlpGrpcReceiver(pipeline, settings, decode_pool=pool)
+        )
+        print(json.dumps({"port": receiver.port, "decode_workers": workers}), flush=True)
         while not stopped.is_set():
             stats = pipeline.stats
             print(
@@ -86,7 +125,10 @@ async def serve(db: str, max_batches: int, max_spans: int, max_cycle_spans: int)
                         "detections": stats.detections,
                         "p50_ms": pipeline.ingest_to_graph_ms(0.5),
                         "p99_ms": pipeline.ingest_to_graph_ms(0.99),
+                        "live_traces": len(builder),
+                        "evicted_traces": builder.evicted,
                         "rss_kb": memory_kb("VmRSS"),
+                        "children_rss_kb": children_rss_kb(),
                         "hwm_kb": memory_kb("VmHWM"),
                     }
                 ),
@@ -106,21 +148,26 @@ def main() -> None:
     parser.add_argument("--max-spans", type=int, default=100_000)
     parser.add_argument("--max-cycle-spans", type=int, default=10_000)
     parser.add_argument("--gc-threshold", type=int, help="gen-0 threshold (gc.set_threshold)")
+    parser.add_argument("--decode-workers", type=int, help="decode processes (0: in-process)")
     parser.add_argument("--profile", help="write a cProfile of the event loop thread here")
     args = parser.parse_args()
+    tune_gc()
     if args.gc_threshold:
         gc.set_threshold(args.gc_threshold, 50, 100)
     if args.profile:
         import cProfile
 
         cProfile.runctx(
-            "asyncio.run(serve(args.db, args.max_batches, args.max_spans, args.max_cycle_spans))",
+            "asyncio.run(serve(args.db, args.max_batches, args.max_spans, args.max_cycle_spans,"
+            " args.decode_workers))",
             globals(),
             {"args": args, "asyncio": asyncio, "serve": serve},
             args.profile,
         )
         return
-    asyncio.run(serve(args.db, args.max_batches, args.max_spans, args.max_cycle_spans))
+    asyncio.run(
+        serve(args.db, args.max_batches, args.max_spans, args.max_cycle_spans, args.decode_workers)
+    )
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 import random
+from dataclasses import replace
 
 import pytest
 
 from agentmesh.collector import INFERRED, GraphBuilder, RunGraph, SpanRecord
+from agentmesh.collector.model import AttributeValue
 from agentmesh.collector.testing import SpanFactory
 from agentmesh.core import CollectorError, semconv
 
@@ -358,15 +360,39 @@ def test_a_span_resent_with_other_content_rebuilds_the_trace() -> None:
     chat = f.chat(parent=agent, input_tokens=5)
     builder = GraphBuilder()
     builder.add([root, agent, chat])
-    renamed = SpanRecord(**{**{k: getattr(agent, k) for k in agent.__slots__}})  # same span
+    renamed = replace(agent)  # the same span, another object
     builder.add([renamed])
     assert _graph(builder, f.trace_id).agents["a"].input_tokens == 5
-    moved = SpanRecord(
-        **{k: getattr(agent, k) for k in agent.__slots__}
-        | {"attributes": {**agent.attributes, semconv.GEN_AI_AGENT_NAME: "b"}}
-    )
+    moved = replace(agent, attributes={**agent.attributes, semconv.GEN_AI_AGENT_NAME: "b"})
     builder.add([moved])
     graph = _graph(builder, f.trace_id)
     assert set(graph.agents) == {"b"}
     assert graph.agents["b"].input_tokens == 5
     assert graph.span_count == 3
+
+
+def test_workflow_steps_that_are_not_agents_take_part_like_agents() -> None:
+    f = SpanFactory()
+    root = f.workflow("ReviewFlow", run_id="run-flow")
+
+    def step(name: str, source: str | None) -> SpanRecord:
+        attributes: dict[str, AttributeValue] = {
+            semconv.GEN_AI_OPERATION_NAME: semconv.Operation.INVOKE_NODE,
+            semconv.GEN_AI_NODE_NAME: name,
+        }
+        if source is not None:
+            attributes[semconv.GEN_AI_AGENT_HANDOFF_SOURCE_NAME] = source
+            attributes[semconv.GEN_AI_AGENT_HANDOFF_TARGET_NAME] = name
+            attributes[semconv.AGENTMESH_HANDOFF_KIND] = "conditional"
+        return f.span(f"invoke_node {name}", parent=root, attributes=attributes)
+
+    spans = [root, step("draft", None), step("review", "draft"), step("publish", "review")]
+    builder = GraphBuilder()
+    builder.add(spans)
+    graph = builder.get(f.trace_id)
+    assert graph is not None
+    assert list(graph.agents) == ["draft", "review", "publish"]
+    assert [(h.source, h.target, h.kind) for h in graph.handoffs] == [
+        ("draft", "review", "conditional"),
+        ("review", "publish", "conditional"),
+    ]

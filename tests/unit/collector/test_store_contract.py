@@ -24,7 +24,6 @@ from agentmesh.collector.settings import CollectorSettings
 from agentmesh.collector.store import (
     CostRow,
     PostgresStore,
-    duckdb_store,
     make_store,
     open_store,
 )
@@ -33,7 +32,7 @@ from agentmesh.collector.store.scratch import scratch_schema
 from agentmesh.collector.testing import SpanFactory
 from agentmesh.core import StoreError, semconv
 
-BACKENDS = ["duckdb", "duckdb-without-arrow", "memory", "postgres"]
+BACKENDS = ["duckdb", "memory", "postgres"]
 
 
 def postgres_dsn(address: tuple[str, int]) -> str:
@@ -56,10 +55,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             finally:
                 await backend.close()
         return
-    if request.param.startswith("duckdb"):
-        if request.param == "duckdb-without-arrow":  # the write path without pyarrow installed
-            monkeypatch = request.getfixturevalue("monkeypatch")
-            monkeypatch.setattr(duckdb_store, "_pa", None)
+    if request.param == "duckdb":
         backend = await DuckDBStore(tmp_path / "nested" / "store.duckdb").open()
     else:
         backend = MemoryStore()

@@ -59,12 +59,30 @@ SpanKind = Literal["unspecified", "internal", "server", "client", "producer", "c
 _EMPTY: Attributes = {}
 
 
-def _str_of(attributes: Attributes, name: str) -> str | None:
+def str_of(attributes: Attributes, name: str) -> str | None:
+    """Attribute ``name`` when it is a string (``None`` otherwise); see ``SpanRecord.str_attr``.
+
+    Args:
+        attributes: The attributes.
+        name: The attribute name.
+
+    Returns:
+        The value, or ``None``.
+    """
     value = attributes.get(name)
     return value if isinstance(value, str) else None
 
 
-def _int_of(attributes: Attributes, name: str) -> int | None:
+def int_of(attributes: Attributes, name: str) -> int | None:
+    """Attribute ``name`` when it is an integer or an integral double; see ``int_attr``.
+
+    Args:
+        attributes: The attributes.
+        name: The attribute name.
+
+    Returns:
+        The value, or ``None`` (booleans are not integers).
+    """
     value = attributes.get(name)
     if isinstance(value, bool):
         return None
@@ -75,7 +93,16 @@ def _int_of(attributes: Attributes, name: str) -> int | None:
     return None
 
 
-def _float_of(attributes: Attributes, name: str) -> float | None:
+def float_of(attributes: Attributes, name: str) -> float | None:
+    """Attribute ``name`` as a float when it is a number; see ``SpanRecord.float_attr``.
+
+    Args:
+        attributes: The attributes.
+        name: The attribute name.
+
+    Returns:
+        The value, or ``None`` (booleans are not numbers).
+    """
     value = attributes.get(name)
     if isinstance(value, bool):
         return None
@@ -107,7 +134,7 @@ class SpanEventRecord:
         Returns:
             The value, or ``None`` when absent or of another type.
         """
-        return _str_of(self.attributes, name)
+        return str_of(self.attributes, name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +181,7 @@ class SpanRecord:
     @property
     def operation(self) -> str | None:
         """The ``gen_ai.operation.name`` of the span (``chat``, ``invoke_agent``…), if any."""
-        return _str_of(self.attributes, semconv.GEN_AI_OPERATION_NAME)
+        return str_of(self.attributes, semconv.GEN_AI_OPERATION_NAME)
 
     @property
     def duration_ns(self) -> int:
@@ -170,7 +197,7 @@ class SpanRecord:
         Returns:
             The value, or ``None`` when absent or of another type.
         """
-        return _str_of(self.attributes, name)
+        return str_of(self.attributes, name)
 
     def int_attr(self, name: str) -> int | None:
         """Return attribute ``name`` when it is an integer (or an integral double).
@@ -181,7 +208,7 @@ class SpanRecord:
         Returns:
             The value, or ``None`` when absent or of another type (booleans are not integers).
         """
-        return _int_of(self.attributes, name)
+        return int_of(self.attributes, name)
 
     def float_attr(self, name: str) -> float | None:
         """Return attribute ``name`` when it is a number.
@@ -192,4 +219,4 @@ class SpanRecord:
         Returns:
             The value as a float, or ``None`` when absent or not a number.
         """
-        return _float_of(self.attributes, name)
+        return float_of(self.attributes, name)

@@ -24,8 +24,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Protocol, Self, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
+from agentmesh.collector.batch import ArrowTable, SpanBatch, batch_of
 from agentmesh.collector.detection import Detection
 from agentmesh.collector.detectors.base import Rule
 from agentmesh.collector.graph.builder import GraphBuilder
@@ -36,7 +37,13 @@ from agentmesh.collector.store.base import SpanStore
 from agentmesh.core.errors import CollectorError
 from agentmesh.core.log import get_logger
 
-__all__ = ["DetectionListener", "GraphBatchWriter", "Pipeline", "PipelineStats"]
+__all__ = [
+    "ColumnarSpanWriter",
+    "DetectionListener",
+    "GraphBatchWriter",
+    "Pipeline",
+    "PipelineStats",
+]
 
 log = get_logger(__name__)
 
@@ -55,6 +62,22 @@ class GraphBatchWriter(Protocol):
 
         Args:
             graphs: The graphs (one per trace).
+        """
+        ...
+
+
+@runtime_checkable
+class ColumnarSpanWriter(Protocol):
+    """A store that appends spans as Arrow columns (the DuckDB store does)."""
+
+    async def write_span_table(self, table: ArrowTable) -> int:
+        """Store the rows of a ``span_table``, each span once.
+
+        Args:
+            table: Rows with the store's span schema.
+
+        Returns:
+            How many spans were newly stored.
         """
         ...
 
@@ -88,7 +111,7 @@ class PipelineStats:
 
 @dataclass(slots=True)
 class _Batch:
-    spans: list[SpanRecord]
+    spans: SpanBatch
     offered_ns: int
     traces: set[str] = field(default_factory=lambda: set[str]())
     failed: bool = False
@@ -214,11 +237,29 @@ class Pipeline:
         index = min(len(ordered) - 1, round(quantile * (len(ordered) - 1)))
         return ordered[index] / 1e6
 
-    def offer(self, batch: list[SpanRecord]) -> bool:
+    def has_room(self) -> bool:
+        """Whether :meth:`offer` would take a batch now (of any size up to the span bound).
+
+        Receivers ask before decoding a request, so a full queue costs no decoding; a
+        ``False`` answer counts as a rejected batch (the receiver refuses the request).
+
+        Returns:
+            ``False`` when the queue is full or the pipeline is not running.
+        """
+        room = (
+            self._accepting
+            and self._waiting_batches < self._max_batches
+            and self._waiting_spans < self._max_spans
+        )
+        if not room:
+            self._batches_rejected += 1
+        return room
+
+    def offer(self, batch: list[SpanRecord] | SpanBatch) -> bool:
         """Queue a batch for processing without waiting.
 
         Args:
-            batch: The spans of one request.
+            batch: The spans of one request: decoded records, or a batch from a decode pool.
 
         Returns:
             ``True`` when queued; ``False`` when the queue is full or the pipeline is not
@@ -233,7 +274,7 @@ class Pipeline:
         ):
             self._batches_rejected += 1
             return False
-        self._queue.append(_Batch(batch, time.perf_counter_ns()))
+        self._queue.append(_Batch(batch_of(batch), time.perf_counter_ns()))
         self._waiting_batches += 1
         self._waiting_spans += size
         self._unfinished += 1
@@ -242,6 +283,17 @@ class Pipeline:
         self._batches_received += 1
         self._spans_received += size
         return True
+
+    def __call__(self, batch: list[SpanRecord] | SpanBatch, /) -> bool:
+        """Same as :meth:`offer`: a pipeline is a span sink for the receivers.
+
+        Args:
+            batch: The spans of one request.
+
+        Returns:
+            Whether the batch was queued.
+        """
+        return self.offer(batch)
 
     async def drain(self) -> None:
         """Wait until every batch offered so far has been processed.
@@ -349,7 +401,7 @@ class Pipeline:
         detections: list[Detection] = []
         for batch in batches:
             try:
-                batch.traces = self._builder.add(batch.spans)
+                batch.traces = self._builder.add_nodes(batch.spans.nodes)
             except Exception:
                 batch.failed = True
                 log.exception("graph not updated", spans=len(batch.spans))
@@ -393,17 +445,26 @@ class Pipeline:
                 self._idle.set()
 
     async def _write_spans(self, batches: list[_Batch]) -> None:
+        store = self._store
+        columnar = store if isinstance(store, ColumnarSpanWriter) else None
         if len(batches) > 1:
             try:
-                self._spans_stored += await self._store.write_spans(
-                    [span for batch in batches for span in batch.spans]
-                )
+                if columnar is not None:
+                    table = await asyncio.to_thread(_concat, [b.spans for b in batches])
+                    self._spans_stored += await columnar.write_span_table(table)
+                else:
+                    self._spans_stored += await store.write_spans(
+                        [span for batch in batches for span in batch.spans.records()]
+                    )
                 return
             except Exception:
                 log.warning("combined span write failed; writing batch by batch", exc_info=True)
         for batch in batches:
             try:
-                self._spans_stored += await self._store.write_spans(batch.spans)
+                if columnar is not None:
+                    self._spans_stored += await columnar.write_span_table(batch.spans.table)
+                else:
+                    self._spans_stored += await store.write_spans(batch.spans.records())
             except Exception:
                 batch.failed = True
                 log.exception("spans not stored", spans=len(batch.spans))
@@ -464,3 +525,11 @@ class Pipeline:
             except Exception:
                 log.exception("detection listener failed", detection_id=detection.id)
         return stored
+
+
+def _concat(batches: list[SpanBatch]) -> ArrowTable:
+    """One Arrow table of several batches' rows (built where missing)."""
+    import pyarrow
+
+    pa: Any = pyarrow
+    return pa.concat_tables([batch.table for batch in batches])

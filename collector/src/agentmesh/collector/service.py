@@ -25,10 +25,12 @@ from agentmesh.collector.detectors.handoff_loop import HandoffLoopRule
 from agentmesh.collector.forward import Forwarders, ForwarderStats, ForwardingSink
 from agentmesh.collector.graph.builder import GraphBuilder
 from agentmesh.collector.hot_state import make_hot_state
-from agentmesh.collector.pipeline import DetectionListener, Pipeline
+from agentmesh.collector.pipeline import ColumnarSpanWriter, DetectionListener, Pipeline
+from agentmesh.collector.receiver.decode_pool import DecodePool
 from agentmesh.collector.receiver.grpc_server import OtlpGrpcReceiver
 from agentmesh.collector.receiver.http_server import OtlpHttpReceiver
 from agentmesh.collector.receiver.ingest import ReceiverStats, SpanSink
+from agentmesh.collector.receiver.limits import DecodeLimits
 from agentmesh.collector.settings import CollectorSettings
 from agentmesh.collector.store import make_store
 from agentmesh.collector.store.base import SpanStore
@@ -132,6 +134,7 @@ class Collector:
         self._receiver: OtlpGrpcReceiver | None = None
         self._http_receiver: OtlpHttpReceiver | None = None
         self._forwarders: Forwarders | None = None
+        self._decode_pool: DecodePool | None = None
         self._stack: AsyncExitStack | None = None
         self._stop = asyncio.Event()
         self._used = False
@@ -248,15 +251,25 @@ class Collector:
                 hot_state=hot,
             )
             self._pipeline = await stack.enter_async_context(pipeline)
-            sink: SpanSink = pipeline.offer
+            sink: SpanSink = pipeline
             forwarders = Forwarders.from_settings(settings)
             if len(forwarders):
                 self._forwarders = await stack.enter_async_context(forwarders)
-                sink = ForwardingSink(pipeline.offer, forwarders)
-            self._receiver = await stack.enter_async_context(OtlpGrpcReceiver(sink, settings))
+                sink = ForwardingSink(pipeline, forwarders)
+            pool: DecodePool | None = None
+            if settings.effective_decode_workers > 0:
+                pool = DecodePool(
+                    settings.effective_decode_workers,
+                    DecodeLimits.from_settings(settings),
+                    with_records=not isinstance(self._store, ColumnarSpanWriter),
+                )
+                self._decode_pool = await stack.enter_async_context(pool)
+            self._receiver = await stack.enter_async_context(
+                OtlpGrpcReceiver(sink, settings, decode_pool=pool)
+            )
             if settings.http_enabled:
                 self._http_receiver = await stack.enter_async_context(
-                    OtlpHttpReceiver(sink, settings)
+                    OtlpHttpReceiver(sink, settings, decode_pool=pool)
                 )
         except BaseException:
             await stack.aclose()

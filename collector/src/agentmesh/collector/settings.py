@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
@@ -64,6 +65,20 @@ class CollectorSettings(AgentMeshSettings):
     duckdb_path: Path = Field(
         default=Path("agentmesh.duckdb"),
         description="DuckDB file holding spans, graphs and detections (created if missing).",
+    )
+    duckdb_memory_limit: str = Field(
+        default="1GB",
+        pattern=r"(?i)^\s*\d+(\.\d+)?\s*([KMGT]i?B|B|%)\s*$",
+        description="Memory DuckDB may use for its cache, sorts and joins (`512MB`, `2GiB`).",
+    )
+    duckdb_dedupe_spans: int = Field(
+        default=500_000,
+        ge=0,
+        le=100_000_000,
+        description=(
+            "Recently stored span keys a re-delivered span is checked against before it is "
+            "appended to DuckDB (older duplicates are stored but never read twice)."
+        ),
     )
     store: Literal["duckdb", "postgres", "memory"] = Field(
         default="duckdb",
@@ -150,6 +165,16 @@ class CollectorSettings(AgentMeshSettings):
         description=(
             "Delay exporters are asked to wait when the ingest queue is full: HTTP 503 "
             "`Retry-After`, gRPC UNAVAILABLE with a `google.rpc.RetryInfo`."
+        ),
+    )
+    decode_workers: int = Field(
+        default=-1,
+        ge=-1,
+        le=64,
+        description=(
+            "Processes that decode OTLP/gRPC requests, so the collector's own process only "
+            "builds graphs: -1 picks one per CPU (at most 4; none on a single CPU, where "
+            "they would only add copying), 0 decodes in the collector process."
         ),
     )
     max_attributes_per_span: int = Field(
@@ -368,3 +393,11 @@ class CollectorSettings(AgentMeshSettings):
             if not url.startswith(("http://", "https://")) or any(c.isspace() for c in url):
                 raise ValueError(f"{url!r} is not an http:// or https:// URL")
         return value
+
+    @property
+    def effective_decode_workers(self) -> int:
+        """The decode worker processes to start: ``decode_workers`` with ``-1`` resolved."""
+        if self.decode_workers >= 0:
+            return self.decode_workers
+        cpus = os.cpu_count() or 1
+        return 0 if cpus < 2 else min(4, cpus)

@@ -14,13 +14,14 @@ from collections.abc import Awaitable, Sequence
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from agentmesh.collector.batch import SpanBatch
 from agentmesh.collector.forward.forwarder import Forwarder
 from agentmesh.collector.forward.payload import ForwardPayload
 from agentmesh.collector.forward.retry import RetryPolicy
 from agentmesh.collector.forward.stats import ForwarderStats
 from agentmesh.collector.forward.targets import targets_from_settings
 from agentmesh.collector.model import SpanRecord
-from agentmesh.collector.receiver.ingest import SpanSink
+from agentmesh.collector.receiver.ingest import SinkCapacity, SpanSink
 from agentmesh.collector.settings import CollectorSettings
 
 __all__ = ["Forwarders", "ForwardingSink"]
@@ -115,7 +116,11 @@ class ForwardingSink:
         self._sink = sink
         self._forwarders = forwarders
 
-    def __call__(self, spans: list[SpanRecord], /) -> bool | Awaitable[bool]:
+    def has_room(self) -> bool:
+        """Whether the inner sink would take a batch now (``True`` when it cannot tell)."""
+        return self._sink.has_room() if isinstance(self._sink, SinkCapacity) else True
+
+    def __call__(self, spans: list[SpanRecord] | SpanBatch, /) -> bool | Awaitable[bool]:
         """Hand the spans to the inner sink.
 
         Args:

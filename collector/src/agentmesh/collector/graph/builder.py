@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from agentmesh.collector.graph.node import GraphNode, graph_node
 from agentmesh.collector.graph.run_graph import (
     INFERRED,
     AgentInvocation,
@@ -29,84 +30,6 @@ from agentmesh.core import semconv
 from agentmesh.core.errors import CollectorError
 
 __all__ = ["GraphBuilder"]
-
-_UNSPECIFIED_KIND = "unspecified"
-
-
-@dataclass(frozen=True, slots=True)
-class _Handoff:
-    source: str
-    target: str
-    kind: str
-    digest: str | None
-    size: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class _Node:
-    """What the graph needs of one span."""
-
-    span_id: str
-    parent_id: str | None
-    start_ns: int
-    end_ns: int
-    operation: str | None
-    agent: str | None
-    input_tokens: int
-    output_tokens: int
-    cost_usd: float
-    handoff: _Handoff | None
-    run_id: str | None
-    workflow_name: str | None
-    framework: str | None
-    service_name: str | None
-
-    @classmethod
-    def of(cls, span: SpanRecord) -> _Node:
-        operation = span.operation
-        agent: str | None = None
-        handoff: _Handoff | None = None
-        if operation == semconv.Operation.INVOKE_AGENT:
-            agent = span.str_attr(semconv.GEN_AI_AGENT_NAME) or span.name
-            source = span.str_attr(semconv.GEN_AI_AGENT_HANDOFF_SOURCE_NAME)
-            if source is not None:
-                handoff = _Handoff(
-                    source=source,
-                    target=span.str_attr(semconv.GEN_AI_AGENT_HANDOFF_TARGET_NAME) or agent,
-                    kind=span.str_attr(semconv.AGENTMESH_HANDOFF_KIND) or _UNSPECIFIED_KIND,
-                    digest=span.str_attr(semconv.AGENTMESH_HANDOFF_CONTEXT_DIGEST),
-                    size=span.int_attr(semconv.AGENTMESH_HANDOFF_CONTEXT_SIZE),
-                )
-        is_chat = operation == semconv.Operation.CHAT
-        return cls(
-            span_id=span.span_id,
-            parent_id=span.parent_span_id,
-            start_ns=span.start_ns,
-            end_ns=span.end_ns,
-            operation=operation,
-            agent=agent,
-            input_tokens=(span.int_attr(semconv.GEN_AI_USAGE_INPUT_TOKENS) or 0) if is_chat else 0,
-            output_tokens=(span.int_attr(semconv.GEN_AI_USAGE_OUTPUT_TOKENS) or 0)
-            if is_chat
-            else 0,
-            cost_usd=(span.float_attr(semconv.AGENTMESH_COST_USD) or 0.0) if is_chat else 0.0,
-            handoff=handoff,
-            run_id=span.str_attr(semconv.AGENTMESH_RUN_ID),
-            workflow_name=span.str_attr(semconv.GEN_AI_WORKFLOW_NAME),
-            framework=span.str_attr(semconv.AGENTMESH_FRAMEWORK),
-            service_name=span.service_name,
-        )
-
-    @property
-    def rank(self) -> tuple[int, int, str]:
-        """Which span's run-level attributes win: workflow span, then root, then earliest."""
-        if self.operation == semconv.Operation.INVOKE_WORKFLOW:
-            level = 0
-        elif self.parent_id is None:
-            level = 1
-        else:
-            level = 2
-        return (level, self.start_ns, self.span_id)
 
 
 @dataclass(slots=True)
@@ -155,7 +78,7 @@ class _Trace:
 
     def __init__(self, trace_id: str) -> None:
         self.trace_id = trace_id
-        self.nodes: dict[str, _Node] = {}
+        self.nodes: dict[str, GraphNode] = {}
         self.graph: RunGraph | None = None
         self.generation = 0
         self._reset()
@@ -164,7 +87,7 @@ class _Trace:
         self.inv: list[AgentInvocation] = []
         self.inv_keys: list[tuple[int, str]] = []
         self.agents: dict[str, _AgentTotals] = {}
-        self.pending: dict[str, list[_Node]] = {}
+        self.pending: dict[str, list[GraphNode]] = {}
         self.meta: dict[str, tuple[tuple[int, int, str], str]] = {}
         self.llm_calls = self.input_tokens = self.output_tokens = 0
         self.costs: list[float] = []  # summed with fsum: the same total in any order
@@ -178,7 +101,7 @@ class _Trace:
         self.dirty_from = 0
         self.dirty = True
 
-    def add(self, node: _Node) -> bool:
+    def add(self, node: GraphNode) -> bool:
         """Add or replace a span; return whether anything changed."""
         old = self.nodes.get(node.span_id)
         if old == node:
@@ -192,7 +115,7 @@ class _Trace:
         self._apply(node)
         return True
 
-    def _apply(self, node: _Node) -> None:
+    def _apply(self, node: GraphNode) -> None:
         self.dirty = True
         if self.start_ns is None or node.start_ns < self.start_ns:
             self.start_ns = node.start_ns
@@ -231,7 +154,7 @@ class _Trace:
             for chat in waiting:
                 self._attribute(chat, node.span_id)
 
-    def _attribute(self, chat: _Node, parent_id: str | None) -> None:
+    def _attribute(self, chat: GraphNode, parent_id: str | None) -> None:
         """Roll a chat span up to its nearest agent ancestor, or wait for a missing one."""
         nodes = self.nodes
         for _ in range(len(nodes)):  # bounds the walk even if ids form a cycle
@@ -426,15 +349,31 @@ class GraphBuilder:
         Returns:
             The trace ids whose graph changed and is still held.
         """
-        by_trace: dict[str, list[SpanRecord]] = {}
-        for span in spans:
-            by_trace.setdefault(span.trace_id, []).append(span)
+        return self.add_nodes([graph_node(span) for span in spans])
+
+    def add_nodes(self, nodes: Iterable[GraphNode]) -> set[str]:
+        """Add spans already reduced to graph nodes (see :func:`graph_node`).
+
+        Args:
+            nodes: The nodes, of any traces, in any order.
+
+        Returns:
+            The trace ids whose graph changed and is still held.
+        """
+        by_trace: dict[str, list[GraphNode]] = {}
+        for node in nodes:
+            group = by_trace.get(node.trace_id)
+            if group is None:
+                by_trace[node.trace_id] = [node]
+            else:
+                group.append(node)
         changed: set[str] = set()
         for trace_id, group in by_trace.items():
             trace = self._touch(trace_id)
             dirty = trace.graph is None
-            for span in group:
-                dirty = trace.add(_Node.of(span)) or dirty
+            add = trace.add
+            for node in group:
+                dirty = add(node) or dirty
             if dirty:
                 changed.add(trace_id)
         return {trace_id for trace_id in changed if trace_id in self._traces}

@@ -17,7 +17,7 @@ span; the counts come back in the :class:`DecodeResult` and in its message.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Final, TypeAlias
 
@@ -59,6 +59,29 @@ _STATUSES: Final[dict[int, StatusCode]] = {
     Status.STATUS_CODE_OK: "ok",
     Status.STATUS_CODE_ERROR: "error",
 }
+
+NOT_PROTOBUF: Final = (
+    "could not decode the OTLP request: it is not a valid OTLP protobuf trace export"
+)
+"""The start of the error for a request body that does not parse."""
+
+SpanFields: TypeAlias = tuple[
+    str,
+    str,
+    str | None,
+    str,
+    SpanKind,
+    int,
+    int,
+    StatusCode,
+    str,
+    dict[str, AttributeValue],
+    tuple[SpanEventRecord, ...],
+    dict[str, AttributeValue],
+    str,
+    str | None,
+]
+"""A decoded span's fields, in :class:`SpanRecord` order (what ``SpanRecord(*fields)`` takes)."""
 
 _Json: TypeAlias = str | bool | int | float | list["_Json"] | dict[str, "_Json"] | None
 
@@ -146,6 +169,7 @@ class _Decoder:
         "max_bytes",
         "max_depth",
         "max_events",
+        "rejected",
         "safe_chars",
         "values_truncated",
     )
@@ -159,14 +183,31 @@ class _Decoder:
         self.max_depth = limits.max_depth
         self.attributes_dropped = 0
         self.events_dropped = 0
+        self.rejected = 0
         self.values_truncated = 0
 
     def decode(self, request: ExportTraceServiceRequest, reasons: list[str]) -> DecodeResult:
-        spans: list[SpanRecord] = []
         rejected = len(reasons)
+        spans = [SpanRecord(*fields) for fields in self.fields(request, reasons)]
+        rejected += self.rejected
+        return DecodeResult(
+            spans=spans,
+            rejected=rejected,
+            error_message=self.message(rejected, reasons),
+            attributes_dropped=self.attributes_dropped,
+            events_dropped=self.events_dropped,
+            values_truncated=self.values_truncated,
+        )
+
+    def fields(
+        self, request: ExportTraceServiceRequest, reasons: list[str]
+    ) -> Iterator[SpanFields]:
+        """Yield each valid span's fields, in :class:`SpanRecord` order; count the rest."""
         del reasons[_MAX_REASONS:]
         attributes = self.attributes
         max_events = self.max_events
+        kinds = _KINDS
+        statuses = _STATUSES
         for resource_spans in request.resource_spans:
             resource = attributes(resource_spans.resource.attributes)
             service = resource.get(SERVICE_NAME)
@@ -176,48 +217,43 @@ class _Decoder:
                 for span in scope_spans.spans:
                     problem = _id_problem(span)
                     if problem is not None:
-                        rejected += 1
+                        self.rejected += 1
                         if len(reasons) < _MAX_REASONS:
                             reasons.append(f"span {span.name!r}: {problem}")
                         continue
                     parent = span.parent_span_id
                     events = span.events
-                    if len(events) > max_events:
-                        self.events_dropped += len(events) - max_events
-                        events = events[:max_events]
-                    spans.append(
-                        SpanRecord(
-                            trace_id=span.trace_id.hex(),
-                            span_id=span.span_id.hex(),
-                            parent_span_id=parent.hex() if parent and any(parent) else None,
-                            name=span.name,
-                            kind=_KINDS.get(span.kind, "unspecified"),
-                            start_ns=min(span.start_time_unix_nano, _MAX_NS),
-                            end_ns=min(span.end_time_unix_nano, _MAX_NS),
-                            status_code=_STATUSES.get(span.status.code, "unset"),
-                            status_message=span.status.message,
-                            attributes=attributes(span.attributes),
-                            events=tuple(
-                                SpanEventRecord(
-                                    name=event.name,
-                                    time_ns=min(event.time_unix_nano, _MAX_NS),
-                                    attributes=attributes(event.attributes),
-                                )
-                                for event in events
-                            ),
-                            resource_attributes=resource,
-                            scope_name=scope_name,
-                            service_name=service_name,
+                    if events:
+                        if len(events) > max_events:
+                            self.events_dropped += len(events) - max_events
+                            events = events[:max_events]
+                        records = tuple(
+                            SpanEventRecord(
+                                name=event.name,
+                                time_ns=min(event.time_unix_nano, _MAX_NS),
+                                attributes=attributes(event.attributes),
+                            )
+                            for event in events
                         )
+                    else:
+                        records = ()
+                    status = span.status
+                    yield (
+                        span.trace_id.hex(),
+                        span.span_id.hex(),
+                        parent.hex() if parent and any(parent) else None,
+                        span.name,
+                        kinds.get(span.kind, "unspecified"),
+                        min(span.start_time_unix_nano, _MAX_NS),
+                        min(span.end_time_unix_nano, _MAX_NS),
+                        statuses.get(status.code, "unset"),
+                        status.message,
+                        attributes(span.attributes),
+                        records,
+                        resource,
+                        scope_name,
+                        service_name,
                     )
-        return DecodeResult(
-            spans=spans,
-            rejected=rejected,
-            error_message=self.message(rejected, reasons),
-            attributes_dropped=self.attributes_dropped,
-            events_dropped=self.events_dropped,
-            values_truncated=self.values_truncated,
-        )
 
     def message(self, rejected: int, reasons: list[str]) -> str:
         parts: list[str] = []

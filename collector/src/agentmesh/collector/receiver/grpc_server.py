@@ -16,19 +16,16 @@ answer follows the OTLP specification:
 from __future__ import annotations
 
 from types import TracebackType
-from typing import NoReturn, Self
+from typing import Final, NoReturn, Self
 
 import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import (
-    TraceServiceServicer,
-    add_TraceServiceServicer_to_server,  # pyright: ignore[reportUnknownVariableType]
-)
 
 from agentmesh.collector.receiver.auth import Authenticator
+from agentmesh.collector.receiver.decode_pool import DecodePool
 from agentmesh.collector.receiver.ingest import (
     Ingestor,
     ReceiverBusyError,
@@ -45,28 +42,10 @@ __all__ = ["OtlpGrpcReceiver", "ReceiverStats", "SpanSink"]
 
 log = get_logger(__name__)
 
-_Context = grpc.aio.ServicerContext[ExportTraceServiceRequest, ExportTraceServiceResponse]
+_Context = grpc.aio.ServicerContext[bytes, ExportTraceServiceResponse]
 
 
-class _TraceService(TraceServiceServicer):
-    """The OTLP ``TraceService`` servicer: decode, hand over, answer."""
-
-    def __init__(self, receiver: OtlpGrpcReceiver) -> None:
-        self._receiver = receiver
-
-    async def Export(  # noqa: N802 - the gRPC method name
-        self, request: ExportTraceServiceRequest, context: _Context
-    ) -> ExportTraceServiceResponse:
-        """Handle one OTLP trace export.
-
-        Args:
-            request: The export request.
-            context: The gRPC call context.
-
-        Returns:
-            The OTLP response (with a partial success when spans were rejected).
-        """
-        return await self._receiver.handle(request, context)
+_SERVICE: Final = "opentelemetry.proto.collector.trace.v1.TraceService"
 
 
 class OtlpGrpcReceiver:
@@ -79,6 +58,8 @@ class OtlpGrpcReceiver:
         sink: Receives each decoded batch.
         settings: Host, port, limits, auth and grace period; defaults to
             :meth:`CollectorSettings.load`.
+        decode_pool: Worker processes that decode requests (the server takes each request's
+            raw bytes); without one, requests are decoded in this process.
 
     Example:
         >>> import asyncio
@@ -90,9 +71,15 @@ class OtlpGrpcReceiver:
         True
     """
 
-    def __init__(self, sink: SpanSink, settings: CollectorSettings | None = None) -> None:
+    def __init__(
+        self,
+        sink: SpanSink,
+        settings: CollectorSettings | None = None,
+        *,
+        decode_pool: DecodePool | None = None,
+    ) -> None:
         self._settings = settings if settings is not None else CollectorSettings.load()
-        self._ingestor = Ingestor(sink, DecodeLimits.from_settings(self._settings))
+        self._ingestor = Ingestor(sink, DecodeLimits.from_settings(self._settings), decode_pool)
         self._auth = Authenticator.from_settings(self._settings)
         self._server: grpc.aio.Server | None = None
         self._port = 0
@@ -139,7 +126,16 @@ class OtlpGrpcReceiver:
                 ("grpc.so_reuseport", 0),
             ]
         )
-        add_TraceServiceServicer_to_server(_TraceService(self), server)
+        # The request stays raw bytes: it is parsed where it is decoded (maybe in a worker).
+        export: grpc.RpcMethodHandler[bytes, ExportTraceServiceResponse]
+        export = grpc.unary_unary_rpc_method_handler(  # pyright: ignore[reportUnknownVariableType]
+            self.handle,
+            request_deserializer=None,
+            response_serializer=ExportTraceServiceResponse.SerializeToString,
+        )
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(_SERVICE, {"Export": export}),)
+        )
         address = hostport(settings.grpc_host, settings.grpc_port)
         try:
             port = server.add_insecure_port(address)
@@ -173,12 +169,12 @@ class OtlpGrpcReceiver:
         await self.stop()
 
     async def handle(
-        self, request: ExportTraceServiceRequest, context: _Context
+        self, request: bytes | ExportTraceServiceRequest, context: _Context
     ) -> ExportTraceServiceResponse:
         """Check credentials, decode a request, hand its spans to the sink, build the answer.
 
         Args:
-            request: The export request.
+            request: The export request: its protobuf bytes, or parsed.
             context: The gRPC call context, used to abort with a status code.
 
         Returns:
@@ -191,7 +187,10 @@ class OtlpGrpcReceiver:
                 log.info("otlp grpc request unauthenticated", peer=context.peer())
                 await context.abort(grpc.StatusCode.UNAUTHENTICATED, problem)
         try:
-            result = await self._ingestor.ingest(request)
+            if isinstance(request, bytes):
+                result = await self._ingestor.ingest_payload(request)
+            else:
+                result = await self._ingestor.ingest(request)
         except ReceiverBusyError as exc:
             await self._abort_busy(context, str(exc))
         except ReceiverError as exc:

@@ -30,6 +30,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from agentmesh.collector.receiver.auth import Authenticator
 from agentmesh.collector.receiver.decode import DecodeResult
+from agentmesh.collector.receiver.decode_pool import DecodePool
 from agentmesh.collector.receiver.grpc_server import hostport
 from agentmesh.collector.receiver.http_body import BodyTooLargeError, gunzip_capped, read_capped
 from agentmesh.collector.receiver.ingest import (
@@ -92,9 +93,16 @@ class OtlpHttpReceiver:
         'v1/traces'
     """
 
-    def __init__(self, sink: SpanSink, settings: CollectorSettings | None = None) -> None:
+    def __init__(
+        self,
+        sink: SpanSink,
+        settings: CollectorSettings | None = None,
+        *,
+        decode_pool: DecodePool | None = None,
+    ) -> None:
         self._settings = settings if settings is not None else CollectorSettings.load()
-        self._ingestor = Ingestor(sink, DecodeLimits.from_settings(self._settings))
+        self._ingestor = Ingestor(sink, DecodeLimits.from_settings(self._settings), decode_pool)
+        self._pooled = decode_pool is not None
         self._auth = Authenticator.from_settings(self._settings)
         self._runner: web.AppRunner | None = None
         self._port = 0
@@ -224,7 +232,10 @@ class OtlpHttpReceiver:
             return _error(400, str(exc), encoding)
         request_message, rejected = parsed
         try:
-            result = await self._ingestor.ingest(request_message, rejected=rejected)
+            if isinstance(request_message, bytes):
+                result = await self._ingestor.ingest_payload(request_message)
+            else:
+                result = await self._ingestor.ingest(request_message, rejected=rejected)
         except ReceiverBusyError as exc:
             retry_after = str(self._settings.retry_after_seconds)
             return _error(503, str(exc), encoding, {"Retry-After": retry_after})
@@ -234,7 +245,7 @@ class OtlpHttpReceiver:
 
     async def _read(
         self, request: web.Request, encoding: _Encoding, *, gzip: bool
-    ) -> tuple[ExportTraceServiceRequest, list[str]]:
+    ) -> tuple[ExportTraceServiceRequest | bytes, list[str]]:
         limit = self._settings.max_receive_message_bytes
         try:
             body = await read_capped(
@@ -242,19 +253,23 @@ class OtlpHttpReceiver:
             )
         except (ClientPayloadError, ConnectionError) as exc:
             raise ReceiverError(f"the request body was cut short or malformed: {exc}") from exc
+        if self._pooled and encoding == "protobuf" and not gzip:
+            return body, []  # the decode pool parses it (or the ingestor, when it is tiny)
         if len(body) > _INLINE_BYTES:
-            return await asyncio.to_thread(_parse, body, encoding, gzip, limit)
-        return _parse(body, encoding, gzip, limit)
+            return await asyncio.to_thread(_parse, body, encoding, gzip, limit, self._pooled)
+        return _parse(body, encoding, gzip, limit, self._pooled)
 
 
 def _parse(
-    body: bytes, encoding: _Encoding, gzip: bool, limit: int
-) -> tuple[ExportTraceServiceRequest, list[str]]:
+    body: bytes, encoding: _Encoding, gzip: bool, limit: int, pooled: bool
+) -> tuple[ExportTraceServiceRequest | bytes, list[str]]:
     if gzip:
         body = gunzip_capped(body, limit)
     if encoding == "json":
         parsed = parse_json_request(body)
         return parsed.request, parsed.rejected
+    if pooled:
+        return body, []
     try:
         return ExportTraceServiceRequest.FromString(body), []
     except (DecodeError, RecursionError) as exc:

@@ -11,15 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol, runtime_checkable
 
+from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from agentmesh.collector.batch import SpanBatch
 from agentmesh.collector.model import SpanRecord
 from agentmesh.collector.normalize import normalize_spans
-from agentmesh.collector.receiver.decode import DecodeResult, count_spans, decode_request
+from agentmesh.collector.receiver.decode import (
+    NOT_PROTOBUF,
+    DecodeResult,
+    count_spans,
+    decode_request,
+)
+from agentmesh.collector.receiver.decode_pool import DecodePool, PoolBusyError
 from agentmesh.collector.receiver.limits import DecodeLimits
 from agentmesh.core.errors import ReceiverError
 from agentmesh.core.log import get_logger
@@ -29,7 +37,12 @@ __all__ = ["Ingestor", "ReceiverBusyError", "ReceiverStats", "RequestObserver", 
 log = get_logger(__name__)
 
 INLINE_DECODE_MAX_SPANS: Final = 2000
-"""Requests with more spans are decoded in a worker thread (in one pass) to keep the loop free."""
+"""Without a decode pool, requests with more spans are decoded in a worker thread (in one pass)
+to keep the loop free."""
+
+POOL_MIN_BYTES: Final = 16 * 1024
+"""With a decode pool, smaller requests are decoded inline: shipping them costs more than
+decoding them."""
 
 QUEUE_FULL: Final = "the AgentMesh collector is busy (ingest queue full); retry later"
 SINK_FAILED: Final = "the AgentMesh collector could not accept the spans; retry later"
@@ -40,9 +53,12 @@ class SpanSink(Protocol):
 
     A plain function or an ``async`` one; it returns ``True`` when the batch was accepted and
     ``False`` when it cannot take it now (the receiver then asks the sender to retry later).
+    Requests decoded in the receiver's process arrive as a list of records; requests decoded
+    by a :class:`~agentmesh.collector.receiver.decode_pool.DecodePool` arrive as a
+    :class:`~agentmesh.collector.batch.SpanBatch` (``batch_of`` turns either into a batch).
     """
 
-    def __call__(self, spans: list[SpanRecord], /) -> bool | Awaitable[bool]:
+    def __call__(self, spans: list[SpanRecord] | SpanBatch, /) -> bool | Awaitable[bool]:
         """Accept a batch of spans.
 
         Args:
@@ -50,6 +66,19 @@ class SpanSink(Protocol):
 
         Returns:
             Whether the batch was accepted, or an awaitable of it.
+        """
+        ...
+
+
+@runtime_checkable
+class SinkCapacity(Protocol):
+    """A sink that can tell, before a request is decoded, that it would refuse it."""
+
+    def has_room(self) -> bool:
+        """Whether a new batch would be accepted now.
+
+        Returns:
+            ``False`` when the sink is full (the request is refused without being decoded).
         """
         ...
 
@@ -123,14 +152,21 @@ class Ingestor:
 
     Args:
         sink: Receives each decoded batch; when it is also a :class:`RequestObserver`, it is
-            told of each request it accepted.
+            told of each request it accepted; when it is a :class:`SinkCapacity`, a request it
+            has no room for is refused before it is decoded.
         limits: Per-span bounds applied while decoding.
+        pool: Decode worker processes for serialized requests (see :meth:`ingest_payload`);
+            without one, requests are decoded in this process.
     """
 
-    def __init__(self, sink: SpanSink, limits: DecodeLimits) -> None:
+    def __init__(
+        self, sink: SpanSink, limits: DecodeLimits, pool: DecodePool | None = None
+    ) -> None:
         self._sink = sink
         self._observer = sink if isinstance(sink, RequestObserver) else None
+        self._capacity = sink if isinstance(sink, SinkCapacity) else None
         self._limits = limits
+        self._pool = pool
         self._requests = 0
         self._spans_accepted = 0
         self._spans_rejected = 0
@@ -184,32 +220,98 @@ class Ingestor:
             ReceiverError: The request could not be decoded.
         """
         self._requests += 1
+        self._check_room()
         try:
             result = await self._decode(request, rejected)
         except ReceiverError as exc:
             self._requests_refused += 1
             log.warning("otlp request refused", reason=str(exc))
             raise
-        if result.spans:
+        spans = normalize_spans(result.spans)
+        if spans:
+            await self._deliver(spans, len(spans), lambda: request)
+        return self._account(result)
+
+    async def ingest_payload(self, payload: bytes) -> DecodeResult:
+        """Decode a serialized request and hand its valid spans to the sink.
+
+        The decode pool decodes it when there is one and the request is not tiny.
+
+        Args:
+            payload: The ``ExportTraceServiceRequest`` protobuf bytes.
+
+        Returns:
+            What the request decoded into (with the pool, its ``spans`` list is empty: the
+            spans went to the sink as a batch).
+
+        Raises:
+            ReceiverBusyError: The sink or the pool is full; the sender should retry.
+            ReceiverError: The request could not be decoded.
+        """
+        pool = self._pool
+        if pool is None or len(payload) < POOL_MIN_BYTES:
             try:
-                verdict = self._sink(normalize_spans(result.spans))  # observer: request as sent
-                accepted = await verdict if inspect.isawaitable(verdict) else verdict
-            except Exception as exc:
+                request = ExportTraceServiceRequest.FromString(payload)
+            except DecodeError as exc:
+                self._requests += 1
                 self._requests_refused += 1
-                self._requests_busy += 1
-                log.exception("span sink failed", spans=len(result.spans))
-                raise ReceiverBusyError(SINK_FAILED) from exc
-            if not accepted:
-                self._requests_refused += 1
-                self._requests_busy += 1
-                log.debug("otlp request refused, queue full", spans=len(result.spans))
-                raise ReceiverBusyError(QUEUE_FULL)
-            self._spans_accepted += len(result.spans)
-            if self._observer is not None:
-                try:
-                    self._observer.request_accepted(request, len(result.spans))
-                except Exception:
-                    log.exception("request observer failed", spans=len(result.spans))
+                reason = f"{NOT_PROTOBUF} ({exc})"
+                log.warning("otlp request refused", reason=reason)
+                raise ReceiverError(reason) from exc
+            return await self.ingest(request)
+        self._requests += 1
+        self._check_room()
+        try:
+            decoded = await pool.decode(payload)
+        except PoolBusyError as exc:
+            self._requests_refused += 1
+            self._requests_busy += 1
+            log.debug("otlp request refused, decode pool busy", reason=str(exc))
+            raise ReceiverBusyError(str(exc)) from exc
+        except ReceiverError as exc:
+            self._requests_refused += 1
+            log.warning("otlp request refused", reason=str(exc))
+            raise
+        batch = decoded.batch()
+        if len(batch):
+            await self._deliver(
+                batch, len(batch), lambda: ExportTraceServiceRequest.FromString(payload)
+            )
+        return self._account(decoded.result())
+
+    def _check_room(self) -> None:
+        if self._capacity is not None and not self._capacity.has_room():
+            self._requests_refused += 1
+            self._requests_busy += 1
+            raise ReceiverBusyError(QUEUE_FULL)
+
+    async def _deliver(
+        self,
+        spans: list[SpanRecord] | SpanBatch,
+        count: int,
+        request: Callable[[], ExportTraceServiceRequest],
+    ) -> None:
+        try:
+            verdict = self._sink(spans)  # the observer gets the request as sent
+            accepted = await verdict if inspect.isawaitable(verdict) else verdict
+        except Exception as exc:
+            self._requests_refused += 1
+            self._requests_busy += 1
+            log.exception("span sink failed", spans=count)
+            raise ReceiverBusyError(SINK_FAILED) from exc
+        if not accepted:
+            self._requests_refused += 1
+            self._requests_busy += 1
+            log.debug("otlp request refused, queue full", spans=count)
+            raise ReceiverBusyError(QUEUE_FULL)
+        self._spans_accepted += count
+        if self._observer is not None:
+            try:
+                self._observer.request_accepted(request(), count)
+            except Exception:
+                log.exception("request observer failed", spans=count)
+
+    def _account(self, result: DecodeResult) -> DecodeResult:
         self._attributes_dropped += result.attributes_dropped
         self._events_dropped += result.events_dropped
         self._values_truncated += result.values_truncated

@@ -1,8 +1,14 @@
-"""JSON text forms of attributes, events and details, for stores that keep them as text."""
+"""JSON text forms of attributes, events and details, for stores that keep them as text.
+
+The readers also accept the text :func:`~agentmesh.collector.store.span_table.span_table`
+writes, where a NaN or infinite double is JSON ``null``: it is read back as NaN (attribute values
+are never null otherwise).
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import cast
 
@@ -44,7 +50,20 @@ def attributes_from_json(text: str) -> dict[str, AttributeValue]:
     Returns:
         The attributes.
     """
-    return cast(dict[str, AttributeValue], json.loads(text))
+    attributes = cast(dict[str, AttributeValue], json.loads(text))
+    return _restore_nan(attributes) if "null" in text else attributes
+
+
+def _restore_nan(attributes: dict[str, AttributeValue]) -> dict[str, AttributeValue]:
+    """Turn the ``null`` written for non-finite doubles back into NaN, in place."""
+    raw = cast(dict[str, object], attributes)  # as parsed: values may be None
+    for key, value in raw.items():
+        if value is None:
+            raw[key] = math.nan
+        elif isinstance(value, list) and None in value:
+            items = cast(list[object], value)
+            raw[key] = [math.nan if item is None else item for item in items]
+    return attributes
 
 
 def events_to_json(events: tuple[SpanEventRecord, ...]) -> str:
@@ -74,13 +93,15 @@ def events_from_json(text: str) -> tuple[SpanEventRecord, ...]:
         The events.
     """
     items = cast(list[dict[str, object]], json.loads(text))
+    nulls = "null" in text
     return tuple(
         SpanEventRecord(
             name=cast(str, item["name"]),
             time_ns=cast(int, item["time_ns"]),
-            attributes=cast(dict[str, AttributeValue], item["attributes"]),
+            attributes=_restore_nan(attributes) if nulls else attributes,
         )
         for item in items
+        for attributes in (cast(dict[str, AttributeValue], item["attributes"]),)
     )
 
 

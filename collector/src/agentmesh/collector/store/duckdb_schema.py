@@ -1,14 +1,18 @@
-"""The DuckDB schema of the collector (version 2), and the in-place upgrades to it.
+"""The DuckDB schema of the collector (version 3), and the in-place upgrades to it.
 
 Tables: ``spans`` (one row per span; attributes, events and resource attributes as JSON text;
 model, tokens and cost of LLM calls as columns since version 2), ``runs`` (one row per trace's
 graph), ``agents`` and ``handoffs`` (the graph's rows, replaced as a whole on each graph write),
-``detections`` (one row per detection id) and ``schema_version``. Primary keys make re-delivery
-idempotent.
+``detections`` (one row per detection id) and ``schema_version``.
+
+``spans`` has no primary key since version 3 (appends stay cheap and memory flat as it grows):
+the store drops recent re-deliveries itself and its reads ignore older duplicates. The other
+tables' primary keys make their writes idempotent.
 
 A file written by an older version is upgraded when it is opened: :data:`UPGRADES` maps each
-version to the statements that bring it to the next one (additive: new nullable columns,
-filled from the data already stored).
+version to the statements that bring it to the next one, run in one transaction (version 2
+added nullable columns filled from the data already stored; version 3 rebuilds ``spans``
+without its key, since DuckDB cannot drop a constraint).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from agentmesh.core import semconv
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "UPGRADES"]
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 """Version written to ``schema_version`` by this code."""
 
 SCHEMA: Final[tuple[str, ...]] = (
@@ -49,8 +53,7 @@ SCHEMA: Final[tuple[str, ...]] = (
         model VARCHAR,
         input_tokens BIGINT,
         output_tokens BIGINT,
-        cost_usd DOUBLE,
-        PRIMARY KEY (trace_id, span_id)
+        cost_usd DOUBLE
     )
     """,
     """
@@ -133,6 +136,13 @@ _BACKFILL_USAGE: Final = f"""
     WHERE operation = '{semconv.Operation.CHAT}'
 """  # noqa: S608 - built from constants only
 
+_SPAN_COLUMNS: Final = (
+    "trace_id, span_id, parent_span_id, name, kind, start_ns, end_ns, status_code, "
+    "status_message, operation, run_id, service_name, scope_name, attributes, events, "
+    "resource, model, input_tokens, output_tokens, cost_usd"
+)
+_SPANS_V3: Final = SCHEMA[1].replace("IF NOT EXISTS spans", "spans_v3")
+
 UPGRADES: Final[dict[int, tuple[str, ...]]] = {
     1: (
         "ALTER TABLE spans ADD COLUMN IF NOT EXISTS model VARCHAR",
@@ -140,6 +150,13 @@ UPGRADES: Final[dict[int, tuple[str, ...]]] = {
         "ALTER TABLE spans ADD COLUMN IF NOT EXISTS output_tokens BIGINT",
         "ALTER TABLE spans ADD COLUMN IF NOT EXISTS cost_usd DOUBLE",
         _BACKFILL_USAGE,
+    ),
+    2: (
+        _SPANS_V3,
+        f"INSERT INTO spans_v3 ({_SPAN_COLUMNS}) SELECT {_SPAN_COLUMNS} FROM spans "  # noqa: S608
+        "ORDER BY rowid",
+        "DROP TABLE spans",
+        "ALTER TABLE spans_v3 RENAME TO spans",
     ),
 }
 """Statements upgrading a file from a version (the key) to the next one."""

@@ -2,15 +2,23 @@
 
 Every DuckDB call runs in one dedicated worker thread (a single-thread executor), so the event
 loop never blocks on the database and the connection is only ever used from that thread; calls
-run in the order they were made. Batches go in as one ``INSERT … SELECT unnest(…)`` statement
-with ``ON CONFLICT DO NOTHING``, so re-delivered spans and detections are stored once. DuckDB
-errors surface as :class:`~agentmesh.core.errors.StoreError`.
+run in the order they were made. DuckDB releases the GIL while it works. DuckDB errors surface as
+:class:`~agentmesh.core.errors.StoreError`.
+
+Spans go in as Arrow tables (:mod:`~agentmesh.collector.store.span_table`), appended to a
+``spans`` table without a primary key: an index on it would cost more per span as the table
+grows and would live in memory. Instead the store remembers the keys of the spans it stored
+recently (a window of whole traces, oldest evicted first, ``dedupe_spans`` keys at most,
+filled from the last spans of the file when it is opened) and drops re-deliveries inside it. A
+duplicate from further back may be stored twice, so every read keeps the first stored copy of
+each (trace, span) and answers as if each were stored once. Detections and graph rows keep
+their keys (they are few).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,49 +35,33 @@ from agentmesh.collector.store.codec import (
     attributes_from_json,
     details_to_json,
     events_from_json,
-    events_to_json,
 )
 from agentmesh.collector.store.duckdb_schema import SCHEMA, SCHEMA_VERSION, UPGRADES
 from agentmesh.collector.store.rows import detection_from_row, run_summary_from_row
-from agentmesh.collector.store.usage import (
-    ChatUsage,
-    chat_usage,
-    check_group_by,
-    check_limit,
-    sort_cost_rows,
-)
+from agentmesh.collector.store.span_table import SPAN_SCHEMA, span_table
+from agentmesh.collector.store.usage import check_group_by, check_limit, sort_cost_rows
 from agentmesh.core import semconv
 from agentmesh.core.errors import StoreError
 
-__all__ = ["DuckDBStore"]
+__all__ = ["DEDUPE_SPANS", "MEMORY_LIMIT", "DuckDBStore"]
 
-try:  # Arrow appends are about twice as fast as ``unnest`` lists; optional.
-    import pyarrow as _pa  # pyright: ignore[reportMissingTypeStubs]
-except ImportError:  # pragma: no cover - depends on the environment
-    _pa = None
+DEDUPE_SPANS: Final = 500_000
+"""Default number of recently stored span keys the store checks re-deliveries against."""
+
+MEMORY_LIMIT: Final = "1GB"
+"""Default DuckDB ``memory_limit`` (its buffer pool: cached blocks, sorts, joins)."""
 
 _T = TypeVar("_T")
 _Con = duckdb.DuckDBPyConnection
 _Row = tuple[Any, ...]  # DuckDB rows are untyped tuples
 _MEMORY: Final = ":memory:"
 
-_INSERT_SPANS: Final = """
-    INSERT INTO spans (trace_id, span_id, parent_span_id, name, kind, start_ns, end_ns,
-        status_code, status_message, operation, run_id, service_name, scope_name, attributes,
-        events, resource, model, input_tokens, output_tokens, cost_usd)
-    SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]),
-           unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::BIGINT[]),
-           unnest(?::BIGINT[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]),
-           unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]),
-           unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]),
-           unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::BIGINT[]),
-           unnest(?::BIGINT[]), unnest(?::DOUBLE[])
-    ON CONFLICT DO NOTHING
-"""
 _SELECT_SPANS: Final = """
     SELECT trace_id, span_id, parent_span_id, name, kind, start_ns, end_ns, status_code,
         status_message, operation, run_id, service_name, scope_name, attributes, events, resource
-    FROM spans WHERE trace_id = ? ORDER BY start_ns, span_id
+    FROM spans WHERE trace_id = ?
+    QUALIFY row_number() OVER (PARTITION BY span_id ORDER BY rowid) = 1
+    ORDER BY start_ns, span_id
 """
 _UPSERT_RUN: Final = """
     INSERT OR REPLACE INTO runs (trace_id, run_id, workflow_name, service_name, framework,
@@ -104,37 +96,17 @@ _INSERT_HANDOFFS_MANY: Final = """
            unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::BIGINT[]),
            unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::BIGINT[])
 """
-_SPAN_COLUMNS: Final = (
-    "trace_id",
-    "span_id",
-    "parent_span_id",
-    "name",
-    "kind",
-    "start_ns",
-    "end_ns",
-    "status_code",
-    "status_message",
-    "operation",
-    "run_id",
-    "service_name",
-    "scope_name",
-    "attributes",
-    "events",
-    "resource",
-    "model",
-    "input_tokens",
-    "output_tokens",
-    "cost_usd",
-)
-_INT_COLUMNS: Final = frozenset({"start_ns", "end_ns", "input_tokens", "output_tokens"})
-_COLUMN_LIST: Final = ", ".join(_SPAN_COLUMNS)
-_INSERT_ARROW: Final = f"""
-    INSERT INTO spans ({_COLUMN_LIST})
-    SELECT {_COLUMN_LIST} FROM agentmesh_span_batch ON CONFLICT DO NOTHING
-"""  # noqa: S608 - built from constants only
-_JSON: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-"""Same text as :func:`~agentmesh.collector.store.codec.attributes_to_json`, without its
-per-call encoder."""
+_BATCH: Final = "agentmesh_span_batch"
+_INSERT_BATCH: Final = f"INSERT INTO spans ({', '.join(SPAN_SCHEMA.names)}) SELECT * FROM {_BATCH}"  # noqa: S608
+_CHECKPOINT_THRESHOLD: Final = "256MB"
+_LATEST_KEYS: Final = """
+    SELECT trace_id, span_id FROM spans
+    WHERE rowid >= (SELECT coalesce(max(rowid), 0) FROM spans) - ?
+    ORDER BY rowid
+"""
+_COUNT_SPANS: Final = "SELECT count(*) FROM (SELECT DISTINCT trace_id, span_id FROM spans)"
+_FIRST_COPY: Final = "QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY rowid) = 1"
+"""Keeps the first stored row of each span: re-deliveries past the window are stored again."""
 _INSERT_HANDOFFS: Final = """
     INSERT INTO handoffs (trace_id, seq, source, target, span_id, start_ns, kind,
         context_digest, context_size)
@@ -160,9 +132,10 @@ _COSTS_BY_AGENT: Final = """
 """
 _COSTS_BY_MODEL: Final = f"""
     SELECT s.model, count(*), sum(s.input_tokens), sum(s.output_tokens), sum(s.cost_usd)
-    FROM spans s JOIN runs r ON r.trace_id = s.trace_id
-    WHERE s.operation = '{semconv.Operation.CHAT}'
-      AND ($since::BIGINT IS NULL OR r.start_ns >= $since)
+    FROM (SELECT model, input_tokens, output_tokens, cost_usd, trace_id FROM spans
+          WHERE operation = '{semconv.Operation.CHAT}' {_FIRST_COPY}) s
+    JOIN runs r ON r.trace_id = s.trace_id
+    WHERE ($since::BIGINT IS NULL OR r.start_ns >= $since)
       AND ($until::BIGINT IS NULL OR r.start_ns < $until)
     GROUP BY s.model
 """  # noqa: S608 - built from constants only
@@ -188,6 +161,10 @@ class DuckDBStore:
 
     Args:
         path: The database file, or ``":memory:"``.
+        dedupe_spans: How many recently stored span keys re-deliveries are checked against
+            (0: none; reads stay exact either way).
+        memory_limit: DuckDB's ``memory_limit`` (``"1GB"``, ``"512MiB"``…); DuckDB's own
+            default (80% of the machine's memory) when ``None``.
 
     Example:
         >>> import asyncio
@@ -198,8 +175,18 @@ class DuckDBStore:
         0
     """
 
-    def __init__(self, path: str | Path = "agentmesh.duckdb") -> None:
+    def __init__(
+        self,
+        path: str | Path = "agentmesh.duckdb",
+        *,
+        dedupe_spans: int = DEDUPE_SPANS,
+        memory_limit: str | None = MEMORY_LIMIT,
+    ) -> None:
+        if dedupe_spans < 0:
+            raise StoreError(f"dedupe_spans must be at least 0, got {dedupe_spans}")
         self._path = str(path)
+        self._memory_limit = memory_limit
+        self._recent = _RecentSpans(dedupe_spans)  # used only in the worker thread
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentmesh-duckdb")
         self._con: _Con | None = None  # used only in the worker thread
         self._closed = False
@@ -259,7 +246,31 @@ class DuckDBStore:
             self._check()
             return 0
         batch = list(spans)
-        return await self._call(lambda con: _insert_spans(con, batch))
+        return await self._call(lambda con: self._append(con, span_table(batch)))
+
+    async def write_span_table(self, table: Any) -> int:
+        """Store spans given as an Arrow table; spans already stored recently are skipped.
+
+        A span whose key (trace and span id) appears earlier in the table, or was stored
+        within the last ``dedupe_spans`` keys, is dropped; one re-delivered from further back
+        may be stored again, which no read shows.
+
+        Args:
+            table: A ``pyarrow.Table`` with the columns of
+                :data:`~agentmesh.collector.store.span_table.SPAN_SCHEMA`, as
+                :func:`~agentmesh.collector.store.span_table.span_table` builds it.
+
+        Returns:
+            How many rows were stored.
+
+        Raises:
+            StoreError: The table's columns are not those of ``SPAN_SCHEMA``.
+        """
+        _check_span_table(table)
+        if table.num_rows == 0:
+            self._check()
+            return 0
+        return await self._call(lambda con: self._append(con, table))
 
     async def write_graph(self, graph: RunGraph) -> None:
         """Store a run's graph, replacing what was stored for that trace.
@@ -298,7 +309,7 @@ class DuckDBStore:
         Returns:
             The count.
         """
-        return await self._call(lambda con: _scalar_int(con, "SELECT count(*) FROM spans"))
+        return await self._call(lambda con: _scalar_int(con, _COUNT_SPANS))
 
     async def spans(self, trace_id: str) -> list[SpanRecord]:
         """Read a trace's spans.
@@ -424,10 +435,34 @@ class DuckDBStore:
     def _in_worker(self, work: Callable[[_Con], _T]) -> _T:
         try:
             if self._con is None:
-                self._con = _connect(self._path)
+                con = _connect(self._path, self._memory_limit)
+                try:
+                    self._recent.load(con)
+                except BaseException:
+                    con.close()
+                    raise
+                self._con = con
             return work(self._con)
         except duckdb.Error as exc:
             raise StoreError(f"DuckDB store {self._path}: {_plain(exc)}") from exc
+
+    def _append(self, con: _Con, table: Any) -> int:
+        """Append the rows of ``table`` not stored recently (in the worker thread)."""
+        trace_ids = cast(list[str], table.column("trace_id").to_pylist())
+        span_ids = cast(list[str], table.column("span_id").to_pylist())
+        keep, new = self._recent.unseen(trace_ids, span_ids)
+        if not keep:
+            self._recent.add(new)  # a re-delivered trace is still in use
+            return 0
+        if len(keep) < len(trace_ids):
+            table = table.take(keep)
+        con.register(_BATCH, table)
+        try:
+            con.execute(_INSERT_BATCH)
+        finally:
+            con.unregister(_BATCH)
+        self._recent.add(new)  # only once stored: a failed write can be retried
+        return len(keep)
 
     def _disconnect(self) -> None:
         con, self._con = self._con, None
@@ -438,15 +473,137 @@ class DuckDBStore:
                 raise StoreError(f"DuckDB store {self._path}: {_plain(exc)}") from exc
 
 
+def _check_span_table(table: Any) -> None:
+    """Refuse anything but an Arrow table with the ``spans`` columns.
+
+    Args:
+        table: What was given as a table of spans.
+
+    Raises:
+        StoreError: It is not a ``pyarrow.Table``, or its columns differ from
+            :data:`~agentmesh.collector.store.span_table.SPAN_SCHEMA` (the message names the
+            first difference).
+    """
+    schema = getattr(table, "schema", None)
+    if schema is None or not hasattr(table, "num_rows"):
+        raise StoreError(f"expected a pyarrow.Table of spans, got {type(table).__name__}")
+    if schema.equals(SPAN_SCHEMA):
+        return
+    got = [f"{field.name}: {field.type}" for field in schema]
+    want = [f"{field.name}: {field.type}" for field in SPAN_SCHEMA]
+    for index, (have, expected) in enumerate(zip(got, want, strict=False)):
+        if have != expected:
+            raise StoreError(
+                f"span table column {index} is '{have}', expected '{expected}' (SPAN_SCHEMA)"
+            )
+    if len(got) < len(want):
+        raise StoreError(f"span table lacks column(s) {', '.join(want[len(got) :])}")
+    if len(got) > len(want):
+        raise StoreError(f"span table has extra column(s) {', '.join(got[len(want) :])}")
+    raise StoreError("span table columns differ from SPAN_SCHEMA in nullability or metadata")
+
+
+class _RecentSpans:
+    """The keys of recently stored spans, by trace, oldest trace evicted first.
+
+    Not thread-safe: the store uses it from its worker thread only.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._traces: OrderedDict[str, set[str]] = OrderedDict()
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def load(self, con: _Con) -> None:
+        """Remember the keys of the spans stored last in the file (up to the limit)."""
+        self._traces.clear()
+        self._size = 0
+        if self._limit == 0:
+            return
+        rows = con.sql(_LATEST_KEYS, params=[self._limit]).to_arrow_table()
+        traces = self._traces
+        trace_ids = cast(list[str], rows.column(0).to_pylist())
+        span_ids = cast(list[str], rows.column(1).to_pylist())
+        for trace_id, span_id in zip(trace_ids, span_ids, strict=True):
+            known = traces.get(trace_id)
+            if known is None:
+                known = traces[trace_id] = set()
+            else:
+                traces.move_to_end(trace_id)
+            known.add(span_id)
+        self._size = sum(len(known) for known in traces.values())
+        while self._size > self._limit:
+            _, evicted = traces.popitem(last=False)
+            self._size -= len(evicted)
+
+    def unseen(
+        self, trace_ids: list[str], span_ids: list[str]
+    ) -> tuple[list[int], dict[str, set[str]]]:
+        """Find the rows whose key is neither remembered nor earlier in the batch.
+
+        Returns:
+            Their indices, and their keys by trace (for :meth:`add` once they are stored).
+        """
+        traces = self._traces
+        new: dict[str, set[str]] = {}
+        keep: list[int] = []
+        for index, (trace_id, span_id) in enumerate(zip(trace_ids, span_ids, strict=True)):
+            pending = new.get(trace_id)
+            if pending is None:
+                pending = new[trace_id] = set()
+            elif span_id in pending:
+                continue
+            known = traces.get(trace_id)
+            if known is not None and span_id in known:
+                continue
+            pending.add(span_id)
+            keep.append(index)
+        return keep, new
+
+    def add(self, new: dict[str, set[str]]) -> None:
+        """Remember stored keys, then evict the oldest traces beyond the limit.
+
+        Every trace in ``new`` becomes the newest, even one with no new key (a re-delivery).
+        """
+        if self._limit == 0:
+            return
+        traces = self._traces
+        for trace_id, span_ids in new.items():
+            known = traces.get(trace_id)
+            if known is None:
+                if span_ids:
+                    traces[trace_id] = span_ids
+                    self._size += len(span_ids)
+            else:
+                before = len(known)
+                known |= span_ids
+                self._size += len(known) - before
+                traces.move_to_end(trace_id)
+        while self._size > self._limit:
+            _, evicted = traces.popitem(last=False)
+            self._size -= len(evicted)
+
+
 def _plain(exc: duckdb.Error) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
 
 
-def _connect(path: str) -> _Con:
+def _connect(path: str, memory_limit: str | None) -> _Con:
     if path != _MEMORY:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(path)
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "preserve_insertion_order": False,  # appends need not keep a scan's order
+        # Each checkpoint rewrites the last, partly filled row group: at the default 16 MB of
+        # WAL that happens every ~16,000 spans and costs more than the appends themselves.
+        "checkpoint_threshold": _CHECKPOINT_THRESHOLD,
+    }
+    if memory_limit is not None:
+        config["memory_limit"] = memory_limit
+    con = duckdb.connect(path, config=config)
     try:
         con.execute("BEGIN TRANSACTION")
         for statement in SCHEMA:
@@ -485,65 +642,6 @@ def _fetch(con: _Con, query: str, params: Sequence[object]) -> list[_Row]:
 def _scalar_int(con: _Con, query: str, params: Sequence[object] = ()) -> int:
     rows = _fetch(con, query, params)
     return int(rows[0][0]) if rows and rows[0][0] is not None else 0
-
-
-def _insert_spans(con: _Con, spans: list[SpanRecord]) -> int:
-    unique: dict[tuple[str, str], SpanRecord] = {}
-    for span in spans:
-        unique.setdefault((span.trace_id, span.span_id), span)
-    columns = _span_columns(list(unique.values()))
-    if _pa is not None:
-        return _insert_arrow(con, columns)
-    return _scalar_int(con, _INSERT_SPANS, columns)
-
-
-def _span_columns(rows: list[SpanRecord]) -> list[list[object]]:
-    usages = [chat_usage(s) for s in rows]
-    none = ChatUsage(None, 0, 0, 0.0)
-    return [
-        [s.trace_id for s in rows],
-        [s.span_id for s in rows],
-        [s.parent_span_id for s in rows],
-        [s.name for s in rows],
-        [s.kind for s in rows],
-        [s.start_ns for s in rows],
-        [s.end_ns for s in rows],
-        [s.status_code for s in rows],
-        [s.status_message for s in rows],
-        [s.operation for s in rows],
-        [s.str_attr(semconv.AGENTMESH_RUN_ID) for s in rows],
-        [s.service_name for s in rows],
-        [s.scope_name for s in rows],
-        [_JSON(dict(s.attributes)) for s in rows],
-        ["[]" if not s.events else events_to_json(s.events) for s in rows],
-        [_JSON(dict(s.resource_attributes)) for s in rows],
-        [(u or none).model for u in usages],
-        [None if u is None else u.input_tokens for u in usages],
-        [None if u is None else u.output_tokens for u in usages],
-        [None if u is None else u.cost_usd for u in usages],
-    ]
-
-
-def _insert_arrow(con: _Con, columns: list[list[object]]) -> int:
-    """Append through an Arrow table (DuckDB scans it without copying into Python lists)."""
-    pa: Any = _pa
-    arrays = [
-        pa.array(
-            values,
-            type=pa.int64()
-            if name in _INT_COLUMNS
-            else pa.float64()
-            if name == "cost_usd"
-            else pa.string(),
-        )
-        for name, values in zip(_SPAN_COLUMNS, columns, strict=True)
-    ]
-    table = pa.table(arrays, names=list(_SPAN_COLUMNS))
-    con.register("agentmesh_span_batch", table)
-    try:
-        return _scalar_int(con, _INSERT_ARROW)
-    finally:
-        con.unregister("agentmesh_span_batch")
 
 
 def _replace_graphs(con: _Con, graphs: list[RunGraph]) -> None:

@@ -46,7 +46,11 @@ def make_store(settings: CollectorSettings) -> SpanStore:
         )
     if settings.store == "memory":
         return MemoryStore()
-    return DuckDBStore(settings.duckdb_path)
+    return DuckDBStore(
+        settings.duckdb_path,
+        dedupe_spans=settings.duckdb_dedupe_spans,
+        memory_limit=settings.duckdb_memory_limit,
+    )
 
 
 async def open_store(settings: CollectorSettings) -> SpanStore:

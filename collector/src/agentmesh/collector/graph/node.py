@@ -1,0 +1,140 @@
+"""What the graph builder keeps of one span: a small immutable tuple, cheap to ship.
+
+:func:`graph_node` is computed where spans are decoded (in a decode worker process when the
+collector runs them), so the process that builds graphs never needs the whole span. Both types
+are named tuples: they pickle as plain tuples, compare by value (a re-delivered span equals
+what is held), and tuples of atoms are untracked by the garbage collector.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from agentmesh.collector.model import SpanRecord
+from agentmesh.core import semconv
+
+__all__ = ["GraphNode", "HandoffInfo", "graph_node"]
+
+UNSPECIFIED_HANDOFF_KIND = "unspecified"
+
+
+class HandoffInfo(NamedTuple):
+    """A handoff recorded on an ``invoke_agent`` span.
+
+    Attributes:
+        source: The agent that handed off.
+        target: The agent that received.
+        kind: How (``command``, ``edge``, ``send``, ``delegation``…; ``unspecified``).
+        digest: Digest of the context that crossed, when recorded.
+        size: Size in bytes of that context, when recorded.
+    """
+
+    source: str
+    target: str
+    kind: str
+    digest: str | None
+    size: int | None
+
+
+class GraphNode(NamedTuple):
+    """What the graph needs of one span.
+
+    Attributes:
+        trace_id: The trace (32 hex digits).
+        span_id: The span (16 hex digits).
+        parent_id: The parent span, ``None`` for a root.
+        start_ns: Start, Unix nanoseconds.
+        end_ns: End, Unix nanoseconds.
+        operation: ``gen_ai.operation.name``.
+        agent: The agent name of an ``invoke_agent`` span (the step name of an
+            ``invoke_node`` span).
+        input_tokens: Input tokens of a ``chat`` span (0 otherwise).
+        output_tokens: Output tokens of a ``chat`` span (0 otherwise).
+        cost_usd: Cost of a ``chat`` span (0 otherwise).
+        handoff: The handoff an ``invoke_agent`` span records.
+        run_id: ``agentmesh.run.id``.
+        workflow_name: ``gen_ai.workflow.name``.
+        framework: ``agentmesh.framework``.
+        service_name: The resource's ``service.name``.
+    """
+
+    trace_id: str
+    span_id: str
+    parent_id: str | None
+    start_ns: int
+    end_ns: int
+    operation: str | None
+    agent: str | None
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    handoff: HandoffInfo | None
+    run_id: str | None
+    workflow_name: str | None
+    framework: str | None
+    service_name: str | None
+
+    @property
+    def rank(self) -> tuple[int, int, str]:
+        """Which span's run-level attributes win: workflow span, then root, then earliest."""
+        if self.operation == semconv.Operation.INVOKE_WORKFLOW:
+            level = 0
+        elif self.parent_id is None:
+            level = 1
+        else:
+            level = 2
+        return (level, self.start_ns, self.span_id)
+
+
+def graph_node(span: SpanRecord) -> GraphNode:
+    """Extract what the graph builder needs from a span.
+
+    Args:
+        span: A decoded (and normalised) span.
+
+    Returns:
+        Its graph node.
+    """
+    operation = span.operation
+    agent: str | None = None
+    handoff: HandoffInfo | None = None
+    if operation == semconv.Operation.INVOKE_AGENT or operation == semconv.Operation.INVOKE_NODE:
+        # Workflow steps that are not agents (CrewAI flow methods) take part in the graph
+        # like agents: they hand work to each other and can loop.
+        if operation == semconv.Operation.INVOKE_AGENT:
+            agent = span.str_attr(semconv.GEN_AI_AGENT_NAME) or span.name
+        else:
+            agent = span.str_attr(semconv.GEN_AI_NODE_NAME) or span.name
+        source = span.str_attr(semconv.GEN_AI_AGENT_HANDOFF_SOURCE_NAME)
+        if source is not None:
+            handoff = HandoffInfo(
+                source=source,
+                target=span.str_attr(semconv.GEN_AI_AGENT_HANDOFF_TARGET_NAME) or agent,
+                kind=span.str_attr(semconv.AGENTMESH_HANDOFF_KIND) or UNSPECIFIED_HANDOFF_KIND,
+                digest=span.str_attr(semconv.AGENTMESH_HANDOFF_CONTEXT_DIGEST),
+                size=span.int_attr(semconv.AGENTMESH_HANDOFF_CONTEXT_SIZE),
+            )
+    if operation == semconv.Operation.CHAT:
+        input_tokens = span.int_attr(semconv.GEN_AI_USAGE_INPUT_TOKENS) or 0
+        output_tokens = span.int_attr(semconv.GEN_AI_USAGE_OUTPUT_TOKENS) or 0
+        cost_usd = span.float_attr(semconv.AGENTMESH_COST_USD) or 0.0
+    else:
+        input_tokens = output_tokens = 0
+        cost_usd = 0.0
+    return GraphNode(
+        span.trace_id,
+        span.span_id,
+        span.parent_span_id,
+        span.start_ns,
+        span.end_ns,
+        operation,
+        agent,
+        input_tokens,
+        output_tokens,
+        cost_usd,
+        handoff,
+        span.str_attr(semconv.AGENTMESH_RUN_ID),
+        span.str_attr(semconv.GEN_AI_WORKFLOW_NAME),
+        span.str_attr(semconv.AGENTMESH_FRAMEWORK),
+        span.service_name,
+    )

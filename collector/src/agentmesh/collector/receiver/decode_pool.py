@@ -1,0 +1,269 @@
+"""Decode OTLP requests in worker processes, so the event loop only builds graphs.
+
+Decoding protobuf spans into Python values is the costliest step of ingestion and holds the
+GIL, so threads do not help. :class:`DecodePool` hands each request's raw bytes to a process
+pool; a worker parses, applies the limits, normalises foreign conventions and computes what
+the main process needs: the graph nodes, the store's Arrow columns and, only when a store
+wants them, the full span records (pickled; unpickled on first use). The main process never
+sees the protobuf objects.
+
+The pool is bounded by the bytes in flight: past ``max_inflight_bytes`` a request is refused
+as busy (the exporter retries). A worker that dies (out of memory, killed) breaks the pool; it
+is rebuilt and the request that saw it is answered as busy, so nothing accepted is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import multiprocessing
+import pickle
+import signal
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Final, Self
+
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from agentmesh.collector.batch import ArrowTable, SpanBatch
+from agentmesh.collector.graph.node import GraphNode, graph_node
+from agentmesh.collector.normalize import normalize_spans
+from agentmesh.collector.receiver.decode import NOT_PROTOBUF, DecodeResult, decode_request
+from agentmesh.collector.receiver.limits import DecodeLimits
+from agentmesh.core.errors import ReceiverError
+from agentmesh.core.log import get_logger
+
+__all__ = ["DecodePool", "DecodedPayload", "PoolBusyError", "decode_payload"]
+
+log = get_logger(__name__)
+
+DEFAULT_MAX_INFLIGHT_BYTES: Final = 64 * 1024 * 1024
+
+
+class PoolBusyError(ReceiverError):
+    """The pool has too many bytes in flight, or a worker died; retry later."""
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedPayload:
+    """What a worker returns for one request.
+
+    Attributes:
+        nodes: One graph node per accepted span.
+        table: The store columns of the accepted spans (``None`` when there are none).
+        records_blob: The pickled span records, when asked for.
+        rejected: Spans rejected for invalid ids.
+        error_message: The partial-success message (empty when nothing was rejected or cut).
+        attributes_dropped: Attributes dropped by the limits.
+        events_dropped: Events dropped by the limits.
+        values_truncated: Values truncated by the limits.
+        problem: Why the request as a whole could not be decoded (empty when it could).
+    """
+
+    nodes: list[GraphNode]
+    table: ArrowTable | None
+    records_blob: bytes | None
+    rejected: int = 0
+    error_message: str = ""
+    attributes_dropped: int = 0
+    events_dropped: int = 0
+    values_truncated: int = 0
+    problem: str = ""
+
+    def batch(self) -> SpanBatch:
+        """The accepted spans as a batch."""
+        return SpanBatch.of_parts(self.nodes, self.table, self.records_blob)
+
+    def result(self) -> DecodeResult:
+        """The request's decode summary (its ``spans`` list is empty: see :meth:`batch`)."""
+        return DecodeResult(
+            rejected=self.rejected,
+            error_message=self.error_message,
+            attributes_dropped=self.attributes_dropped,
+            events_dropped=self.events_dropped,
+            values_truncated=self.values_truncated,
+        )
+
+
+def decode_payload(payload: bytes, limits: DecodeLimits, with_records: bool) -> DecodedPayload:
+    """Parse and decode one serialized ``ExportTraceServiceRequest`` (runs in a worker).
+
+    Args:
+        payload: The request's protobuf bytes.
+        limits: Bounds applied while decoding.
+        with_records: Also ship the full span records.
+
+    Returns:
+        The decoded views and the summary; ``problem`` is set when the request is malformed.
+    """
+    from agentmesh.collector.store.span_table import span_table
+
+    request = ExportTraceServiceRequest()
+    try:
+        request.ParseFromString(payload)
+        decoded = decode_request(request, limits)
+    except DecodeError as exc:
+        problem = f"{NOT_PROTOBUF} ({exc})"
+        return DecodedPayload([], None, None, problem=problem)
+    except ReceiverError as exc:
+        return DecodedPayload([], None, None, problem=str(exc))
+    spans = normalize_spans(decoded.spans)
+    return DecodedPayload(
+        nodes=[graph_node(span) for span in spans],
+        table=span_table(spans) if spans else None,
+        records_blob=pickle.dumps(spans, protocol=pickle.HIGHEST_PROTOCOL)
+        if with_records and spans
+        else None,
+        rejected=decoded.rejected,
+        error_message=decoded.error_message,
+        attributes_dropped=decoded.attributes_dropped,
+        events_dropped=decoded.events_dropped,
+        values_truncated=decoded.values_truncated,
+    )
+
+
+def _worker_init() -> None:
+    # The parent handles Ctrl-C and stops the pool; workers only decode.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    gc.freeze()  # the imported modules: never worth scanning again
+
+
+def _ready() -> bool:
+    return True
+
+
+class DecodePool:
+    """A pool of decode worker processes, used as an async context manager.
+
+    Args:
+        workers: Worker processes (at least 1).
+        limits: Bounds applied while decoding.
+        with_records: Ship the full span records too (for stores that take records rather
+            than Arrow columns).
+        max_inflight_bytes: Request bytes being decoded at once; more is refused as busy.
+
+    Raises:
+        ReceiverError: ``workers`` or ``max_inflight_bytes`` is below 1.
+    """
+
+    def __init__(
+        self,
+        workers: int,
+        limits: DecodeLimits,
+        *,
+        with_records: bool = False,
+        max_inflight_bytes: int = DEFAULT_MAX_INFLIGHT_BYTES,
+    ) -> None:
+        if workers < 1:
+            raise ReceiverError(f"a decode pool needs at least 1 worker, got {workers}")
+        if max_inflight_bytes < 1:
+            raise ReceiverError(f"max_inflight_bytes must be at least 1, got {max_inflight_bytes}")
+        self._workers = workers
+        self._limits = limits
+        self._with_records = with_records
+        self._max_inflight = max_inflight_bytes
+        self._inflight = 0
+        self._executor: ProcessPoolExecutor | None = None
+        self._restarts = 0
+
+    @property
+    def workers(self) -> int:
+        """How many worker processes decode."""
+        return self._workers
+
+    @property
+    def restarts(self) -> int:
+        """How many times the pool was rebuilt after a worker died."""
+        return self._restarts
+
+    @property
+    def inflight_bytes(self) -> int:
+        """Request bytes being decoded now."""
+        return self._inflight
+
+    async def start(self) -> None:
+        """Start the workers and wait until each has imported the decoder.
+
+        Raises:
+            ReceiverError: It is running already.
+        """
+        if self._executor is not None:
+            raise ReceiverError("the decode pool is already running")
+        self._executor = self._new_executor()
+        loop = asyncio.get_running_loop()
+        executor = self._executor
+        await asyncio.gather(
+            *(loop.run_in_executor(executor, _ready) for _ in range(self._workers))
+        )
+        log.info("decode pool started", workers=self._workers)
+
+    async def stop(self) -> None:
+        """Stop the workers (decodes under way finish first)."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+            log.info("decode pool stopped", workers=self._workers)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def decode(self, payload: bytes) -> DecodedPayload:
+        """Decode one serialized request in a worker.
+
+        Args:
+            payload: The request's protobuf bytes.
+
+        Returns:
+            The decoded views and summary.
+
+        Raises:
+            PoolBusyError: Too many bytes in flight, the pool is not running, or a worker died.
+            ReceiverError: The request is malformed.
+        """
+        executor = self._executor
+        if executor is None:
+            raise PoolBusyError("the decode pool is not running")
+        size = len(payload)
+        if self._inflight > 0 and self._inflight + size > self._max_inflight:
+            raise PoolBusyError("the AgentMesh collector is busy decoding; retry later")
+        self._inflight += size
+        try:
+            loop = asyncio.get_running_loop()
+            decoded = await loop.run_in_executor(
+                executor, decode_payload, payload, self._limits, self._with_records
+            )
+        except BrokenProcessPool as exc:
+            self._rebuild(executor)
+            raise PoolBusyError("a decode worker died; retry later") from exc
+        finally:
+            self._inflight -= size
+        if decoded.problem:
+            raise ReceiverError(decoded.problem)
+        return decoded
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self._workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_init,
+        )
+
+    def _rebuild(self, broken: ProcessPoolExecutor) -> None:
+        if self._executor is not broken:
+            return  # another request rebuilt it already
+        log.error("a decode worker died; restarting the pool", workers=self._workers)
+        broken.shutdown(wait=False, cancel_futures=True)
+        self._executor = self._new_executor()
+        self._restarts += 1
