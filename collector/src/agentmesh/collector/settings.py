@@ -71,6 +71,16 @@ class CollectorSettings(AgentMeshSettings):
         pattern=r"(?i)^\s*\d+(\.\d+)?\s*([KMGT]i?B|B|%)\s*$",
         description="Memory DuckDB may use for its cache, sorts and joins (`512MB`, `2GiB`).",
     )
+    duckdb_threads: int = Field(
+        default=1,
+        ge=0,
+        le=256,
+        description=(
+            "Threads DuckDB may use (0: one per CPU). One by default: the collector's appends "
+            "cost less CPU single-threaded (measured 6.0 vs 6.9 µs per span) and leave the "
+            "other cores to decoding; raise it for heavy queries on the same file."
+        ),
+    )
     duckdb_dedupe_spans: int = Field(
         default=500_000,
         ge=0,

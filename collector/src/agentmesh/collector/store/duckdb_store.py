@@ -165,6 +165,7 @@ class DuckDBStore:
             (0: none; reads stay exact either way).
         memory_limit: DuckDB's ``memory_limit`` (``"1GB"``, ``"512MiB"``…); DuckDB's own
             default (80% of the machine's memory) when ``None``.
+        threads: Threads DuckDB may use; 0 or ``None`` for one per CPU (DuckDB's default).
 
     Example:
         >>> import asyncio
@@ -181,11 +182,13 @@ class DuckDBStore:
         *,
         dedupe_spans: int = DEDUPE_SPANS,
         memory_limit: str | None = MEMORY_LIMIT,
+        threads: int | None = 1,
     ) -> None:
         if dedupe_spans < 0:
             raise StoreError(f"dedupe_spans must be at least 0, got {dedupe_spans}")
         self._path = str(path)
         self._memory_limit = memory_limit
+        self._threads = threads or None
         self._recent = _RecentSpans(dedupe_spans)  # used only in the worker thread
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentmesh-duckdb")
         self._con: _Con | None = None  # used only in the worker thread
@@ -435,7 +438,7 @@ class DuckDBStore:
     def _in_worker(self, work: Callable[[_Con], _T]) -> _T:
         try:
             if self._con is None:
-                con = _connect(self._path, self._memory_limit)
+                con = _connect(self._path, self._memory_limit, self._threads)
                 try:
                     self._recent.load(con)
                 except BaseException:
@@ -592,7 +595,7 @@ def _plain(exc: duckdb.Error) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def _connect(path: str, memory_limit: str | None) -> _Con:
+def _connect(path: str, memory_limit: str | None, threads: int | None) -> _Con:
     if path != _MEMORY:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     config: dict[str, str | bool | int | float | list[str]] = {
@@ -603,6 +606,8 @@ def _connect(path: str, memory_limit: str | None) -> _Con:
     }
     if memory_limit is not None:
         config["memory_limit"] = memory_limit
+    if threads is not None:
+        config["threads"] = threads
     con = duckdb.connect(path, config=config)
     try:
         con.execute("BEGIN TRANSACTION")

@@ -50,6 +50,7 @@ def make_store(settings: CollectorSettings) -> SpanStore:
         settings.duckdb_path,
         dedupe_spans=settings.duckdb_dedupe_spans,
         memory_limit=settings.duckdb_memory_limit,
+        threads=settings.duckdb_threads,
     )
 
 
