@@ -26,7 +26,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 from agentmesh.core.log import get_logger
 from agentmesh.core.semconv import ERROR_TYPE
 
-__all__ = ["end_span", "guarded", "record_error", "safe_call"]
+__all__ = ["end_span", "guarded", "record_error", "report", "safe_call"]
 
 _log = get_logger(__name__)
 
@@ -42,6 +42,16 @@ def _report(where: str, exc: BaseException) -> None:
             error_type=type(exc).__name__,
             error=str(exc),
         )
+
+
+def report(where: str, exc: BaseException) -> None:
+    """Log an exception our own code raised (for hot paths that catch inline; never raises).
+
+    Args:
+        where: What the failing code did, for the log.
+        exc: The exception.
+    """
+    _report(where, exc)
 
 
 @contextmanager

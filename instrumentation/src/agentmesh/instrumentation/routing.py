@@ -56,7 +56,7 @@ from agentmesh.core.semconv import (
     EVENT_FALLBACK,
     GEN_AI_PROVIDER_NAME,
 )
-from agentmesh.instrumentation._failopen import safe_call
+from agentmesh.instrumentation._failopen import report, safe_call
 from agentmesh.instrumentation.baggage import current_task_class
 from agentmesh.instrumentation.settings import InstrumentationSettings
 from agentmesh.router import (
@@ -535,8 +535,11 @@ def hook_before(span: Span, endpoint: str, kwargs: dict[str, Any]) -> dict[str, 
     Returns:
         The keyword arguments to call the SDK with.
     """
-    routed = safe_call("routing.hook_before", _before_hook, span, endpoint, kwargs)
-    return kwargs if routed is None else routed
+    try:  # inline rather than safe_call: this runs on every provider call
+        return _before_hook(span, endpoint, kwargs)
+    except Exception as exc:  # noqa: BLE001 - fail-open
+        report("routing.hook_before", exc)
+        return kwargs
 
 
 def _on_error_hook(

@@ -95,6 +95,14 @@ class InstrumentationSettings(AgentMeshSettings):
         default=False,
         description="Record prompt and completion text (off by default: it may be sensitive).",
     )
+    propagate_to_public_providers: bool = Field(
+        default=False,
+        description=(
+            "Send W3C trace context and baggage headers (run id, routing decision) to public "
+            "model APIs too (api.openai.com, api.anthropic.com, openrouter.ai…). Off: they go "
+            "only to other hosts (gateways, proxies, your own services)."
+        ),
+    )
     disabled: bool = Field(
         default=False,
         description="Turn AgentMesh instrumentation off: no provider, no patches.",

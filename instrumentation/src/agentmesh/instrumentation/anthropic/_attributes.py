@@ -216,7 +216,7 @@ class MessageSummary:
         if self.response_id:
             attributes[GEN_AI_RESPONSE_ID] = self.response_id
         if self.stop_reason:
-            attributes[GEN_AI_RESPONSE_FINISH_REASONS] = [self.stop_reason]
+            attributes[GEN_AI_RESPONSE_FINISH_REASONS] = (self.stop_reason,)
         total = self.input_tokens
         if total is not None:
             attributes[GEN_AI_USAGE_INPUT_TOKENS] = total

@@ -94,7 +94,11 @@ def stream_helper_wrapper(instruments: Instruments, asynchronous: bool) -> Wrapp
         if call is None:
             return wrapped(*args, **kwargs)
         with call.activated():
-            sent = _failopen.safe_call("anthropic.stream.headers", with_trace_headers, kwargs)
+            sent = (
+                _failopen.safe_call("anthropic.stream.headers", with_trace_headers, kwargs)
+                if call.sends_trace_headers()
+                else None
+            )
             try:
                 manager = wrapped(*args, **(sent if sent is not None else kwargs))
             except BaseException as exc:

@@ -19,6 +19,7 @@ from opentelemetry.trace import TracerProvider
 from agentmesh.instrumentation._content import capture_enabled
 from agentmesh.instrumentation._metrics import GenAIMetrics, meter_provider_from
 from agentmesh.instrumentation._patching import PatchSet, Wrapper, WrapperFactory
+from agentmesh.instrumentation._provider_hosts import propagate_to_public_providers
 from agentmesh.instrumentation.anthropic.package import (
     _instruments,  # pyright: ignore[reportPrivateUsage]
 )
@@ -95,6 +96,7 @@ class AnthropicInstrumentor(BaseInstrumentor):  # pyright: ignore[reportUntypedB
             tracer,
             GenAIMetrics.create(meter_provider_from(kwargs), _SCOPE),
             capture_enabled(kwargs),
+            propagate_to_public_providers(),
         )
         patches = PatchSet("anthropic")
         for module, module_optional in _MODULES:

@@ -48,6 +48,7 @@ from agentmesh.instrumentation.openai._fields import (
     model_name,
     number,
     server,
+    span_name,
     str_attr,
 )
 
@@ -66,10 +67,27 @@ ChatRequest = CallRequest
 _SAMPLING: Final = ((GEN_AI_REQUEST_TEMPERATURE, "temperature"), (GEN_AI_REQUEST_TOP_P, "top_p"))
 
 
+# Typed factories: calling an alias such as ``dict[int, str]()`` costs ten times ``{}``.
+def _texts() -> list[str]:
+    return []
+
+
+def _tool_calls() -> dict[int, list[object]]:
+    return {}
+
+
+def _reasons() -> dict[int, str]:
+    return {}
+
+
 @dataclass(slots=True)
 class _Choice:
-    text: list[str] = field(default_factory=list[str])
-    tool_calls: dict[int, list[object]] = field(default_factory=dict[int, list[object]])
+    text: list[str] = field(default_factory=_texts)
+    tool_calls: dict[int, list[object]] = field(default_factory=_tool_calls)
+
+
+def _choices() -> dict[int, _Choice]:
+    return {}
 
 
 @dataclass(slots=True)
@@ -92,7 +110,7 @@ class ResponseSummary:
 
     model: str | None = None
     response_id: str | None = None
-    finish_reasons: dict[int, str] = field(default_factory=dict[int, str])
+    finish_reasons: dict[int, str] = field(default_factory=_reasons)
     input_tokens: int | None = None
     output_tokens: int | None = None
     cached_input_tokens: int | None = None
@@ -100,7 +118,7 @@ class ResponseSummary:
     upstream_provider: str | None = None
     capture: bool = False
     content_chunks: int = 0
-    _choices: dict[int, _Choice] = field(default_factory=dict[int, _Choice])
+    _choices: dict[int, _Choice] = field(default_factory=_choices)
     _outputs: list[_content.Message] | None = None
 
     def absorb(self, obj: object) -> None:
@@ -110,7 +128,7 @@ class ResponseSummary:
             obj: A ``ChatCompletion`` or ``ChatCompletionChunk`` (or anything shaped alike).
         """
         values: object = getattr(obj, "__dict__", None)
-        if type(values) is dict and hasattr(type(obj), "__pydantic_fields__"):
+        if type(values) is dict and _is_model(type(obj)):
             self._absorb_model(obj, cast("dict[str, object]", values))  # the SDK's own objects
             return
         model = str_attr(obj, "model")
@@ -143,8 +161,9 @@ class ResponseSummary:
         self._absorb_usage(attr(obj, "usage"))
 
     def _absorb_model(self, obj: object, values: dict[str, object]) -> None:
-        # The fast path of absorb() for pydantic SDK objects: their fields are in __dict__
-        # (a missing one reads as None, as attr() does), OpenRouter's in __pydantic_extra__.
+        # The fast path of absorb() for pydantic SDK objects (it runs on every streamed chunk):
+        # their fields are in __dict__ (a missing one reads as None, as attr() does),
+        # OpenRouter's in __pydantic_extra__.
         model = values.get("model")
         if model and type(model) is str:
             self.model = model
@@ -157,7 +176,7 @@ class ResponseSummary:
             if provider and isinstance(provider, str):
                 self.upstream_provider = provider
         choices = values.get("choices")
-        if choices and isinstance(choices, list):
+        if choices and type(choices) is list:
             for position, choice in enumerate(cast("list[object]", choices)):
                 fields: object = getattr(choice, "__dict__", None)
                 if type(fields) is not dict:
@@ -168,12 +187,31 @@ class ResponseSummary:
                 found = cast("dict[str, object]", fields)
                 delta = found.get("delta")
                 if delta is not None:
-                    self.content_chunks += _has_delta(delta)
-                index = integer(found.get("index"))
-                index = position if index is None else index
+                    parts: object = getattr(delta, "__dict__", None)
+                    if type(parts) is dict:
+                        seen = cast("dict[str, object]", parts)
+                        if seen.get("content") or seen.get("tool_calls"):
+                            self.content_chunks += 1
+                    else:
+                        self.content_chunks += _has_delta(delta)
+                index = found.get("index")
+                if type(index) is not int:
+                    index = position
                 reason = found.get("finish_reason")
-                if reason and isinstance(reason, str):
+                if reason and type(reason) is str:
                     self.finish_reasons[index] = reason
+                if self.capture:
+                    self._capture(index, choice)
+        elif choices and isinstance(choices, list):  # a list subclass: the general path
+            for position, choice in enumerate(cast("list[object]", choices)):
+                index = int_attr(choice, "index")
+                index = position if index is None else index
+                reason = str_attr(choice, "finish_reason")
+                if reason:
+                    self.finish_reasons[index] = reason
+                delta = attr(choice, "delta")
+                if delta is not None:
+                    self.content_chunks += _has_delta(delta)
                 if self.capture:
                     self._capture(index, choice)
         usage = values.get("usage")
@@ -224,7 +262,7 @@ class ResponseSummary:
         if usage is None:
             return
         values: object = getattr(usage, "__dict__", None)
-        if type(values) is dict and hasattr(type(usage), "__pydantic_fields__"):
+        if type(values) is dict and _is_model(type(usage)):
             fields = cast("dict[str, object]", values)
             prompt = integer(fields.get("prompt_tokens"))
             completion = integer(fields.get("completion_tokens"))
@@ -280,6 +318,19 @@ class ResponseSummary:
         ]
 
 
+_model_types: set[type] = set()
+
+
+def _is_model(cls: type) -> bool:
+    """Whether ``cls`` is a pydantic model class (remembered once seen)."""
+    if cls in _model_types:
+        return True
+    if hasattr(cls, "__pydantic_fields__"):
+        _model_types.add(cls)
+        return True
+    return False
+
+
 def _has_delta(delta: object) -> int:
     """1 when a streamed delta carries content or tool-call pieces, else 0."""
     return 1 if attr(delta, "content") or attr(delta, "tool_calls") else 0
@@ -294,7 +345,17 @@ def provider_of(host: str | None) -> str:
     Returns:
         ``openrouter`` for OpenRouter's hosts, else ``openai``.
     """
-    return Provider.OPENROUTER if host and "openrouter" in host.lower() else Provider.OPENAI
+    known = _providers.get(host)
+    if known is None:
+        known = Provider.OPENROUTER if host and "openrouter" in host.lower() else Provider.OPENAI
+        if len(_providers) >= _MAX_HOSTS:
+            _providers.clear()
+        _providers[host] = known
+    return known
+
+
+_MAX_HOSTS: Final = 256
+_providers: dict[str | None, str] = {}
 
 
 def read_request(
@@ -330,7 +391,7 @@ def read_request(
             _content.put_json(attributes, GEN_AI_SYSTEM_INSTRUCTIONS, system)
         _content.put_json(attributes, GEN_AI_INPUT_MESSAGES, messages)
     chars = prompt_chars(kwargs.get("messages")) if stream and not wants_usage(kwargs) else None
-    return ChatRequest(model, stream, attributes, f"{Operation.CHAT} {model}", chars)
+    return ChatRequest(model, stream, attributes, span_name(Operation.CHAT, model), chars)
 
 
 def response_attributes(summary: ResponseSummary, request_model: str) -> dict[str, AttributeValue]:
@@ -351,9 +412,8 @@ def response_attributes(summary: ResponseSummary, request_model: str) -> dict[st
     if summary.upstream_provider:
         attributes[AGENTMESH_UPSTREAM_PROVIDER] = summary.upstream_provider
     if summary.finish_reasons:
-        attributes[GEN_AI_RESPONSE_FINISH_REASONS] = [
-            summary.finish_reasons[i] for i in sorted(summary.finish_reasons)
-        ]
+        reasons = summary.finish_reasons  # a tuple: what the SDK stores for a sequence
+        attributes[GEN_AI_RESPONSE_FINISH_REASONS] = tuple(reasons[i] for i in sorted(reasons))
     if summary.input_tokens is not None:
         attributes[GEN_AI_USAGE_INPUT_TOKENS] = summary.input_tokens
     if summary.output_tokens is not None:

@@ -22,7 +22,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context
 from opentelemetry.propagators.composite import CompositePropagator
-from opentelemetry.trace import Span, SpanKind, Tracer
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Tracer
 from opentelemetry.trace.propagation import _SPAN_KEY  # pyright: ignore[reportPrivateUsage]
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
@@ -31,8 +31,6 @@ from agentmesh.core.semconv import (
     GEN_AI_OPERATION_NAME,
     GEN_AI_OUTPUT_MESSAGES,
     GEN_AI_PROVIDER_NAME,
-    GEN_AI_REQUEST_MODEL,
-    GEN_AI_RESPONSE_MODEL,
     GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
     GEN_AI_USAGE_OUTPUT_TOKENS,
     SERVER_ADDRESS,
@@ -40,6 +38,8 @@ from agentmesh.core.semconv import (
 from agentmesh.instrumentation import _content, _dedupe, _failopen
 from agentmesh.instrumentation._context import attached
 from agentmesh.instrumentation._metrics import GenAIMetrics
+from agentmesh.instrumentation._provider_hosts import is_public_provider
+from agentmesh.instrumentation._span_attributes import set_span_attributes, start_span
 from agentmesh.instrumentation.openai._estimate import estimate_stream_usage
 
 __all__ = [
@@ -87,7 +87,7 @@ class Summary(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallRequest:
     """What the span needs from a call, read before it runs.
 
@@ -119,11 +119,14 @@ class Instruments:
         tracer: Spans are started with it.
         metrics: The GenAI client metrics (``None``: not recorded).
         capture_content: Whether prompts and completions are recorded.
+        propagate_to_public_providers: Whether trace headers also go to public model APIs
+            (see :mod:`agentmesh.instrumentation._provider_hosts`).
     """
 
     tracer: Tracer
     metrics: GenAIMetrics | None
     capture_content: bool
+    propagate_to_public_providers: bool = False
 
 
 class ProviderCall:
@@ -146,6 +149,7 @@ class ProviderCall:
         "_first_chunk",
         "_instruments",
         "_lock",
+        "_pending",
         "_started",
         "guest",
         "request",
@@ -170,6 +174,7 @@ class ProviderCall:
         self._lock = threading.Lock()
         self._finished = False
         self.guest = guest
+        self._pending: list[object] | None = None
 
     @property
     def finished(self) -> bool:
@@ -202,12 +207,11 @@ class ProviderCall:
             The token for :func:`detach`, or ``None`` when attaching failed.
         """
         try:
-            values = dict(current)
-            values.update(_dedupe.suppression_values())
-            values[_SPAN_KEY] = self.span
-            return otel_context.attach(Context(values))
+            return otel_context.attach(
+                Context({**current, **_dedupe.suppression_values(), _SPAN_KEY: self.span})
+            )
         except Exception as exc:  # noqa: BLE001 - fail-open
-            _failopen.safe_call("context.attach", _reraise, exc)
+            _failopen.report("context.attach", exc)
             return None
 
     def absorb(self, response: object) -> None:
@@ -219,7 +223,7 @@ class ProviderCall:
         try:
             self.summary.absorb(response)
         except Exception as exc:  # noqa: BLE001 - fail-open (inline: this runs on every call)
-            _failopen.safe_call("provider.absorb_response", _reraise, exc)
+            _failopen.report("provider.absorb_response", exc)
 
     def on_chunk(self, chunk: object) -> None:
         """Take what a streamed chunk says; the first one gives the time to first chunk.
@@ -232,7 +236,40 @@ class ProviderCall:
                 self._first_chunk = time.perf_counter() - self._started
             self.summary.absorb(chunk)
         except Exception as exc:  # noqa: BLE001 - fail-open
-            _failopen.safe_call("provider.absorb_chunk", _reraise, exc)
+            _failopen.report("provider.absorb_chunk", exc)
+
+    def pending_chunks(self) -> list[object]:
+        """The list streamed chunks are appended to, absorbed in batches (see :meth:`flush`).
+
+        Reading a chunk's fields as it passes costs more than reading a few of them together
+        (the SDK's parsing runs in between); a stream reader appends each chunk here and calls
+        :meth:`flush` every few chunks. :meth:`finish` absorbs what is still pending.
+
+        Returns:
+            The list (created on first use).
+        """
+        pending = self._pending
+        if pending is None:
+            pending = self._pending = []
+        return pending
+
+    def flush(self) -> None:
+        """Absorb the pending chunks, in order (never raises)."""
+        pending = self._pending
+        if not pending:
+            return
+        absorb = self.summary.absorb
+        for chunk in pending:
+            try:
+                absorb(chunk)
+            except Exception as exc:  # noqa: BLE001 - fail-open
+                _failopen.report("provider.absorb_chunk", exc)
+        pending.clear()
+
+    def first_chunk(self) -> None:
+        """Note that the first chunk arrived now (for the time to first chunk; once)."""
+        if self._first_chunk is None:
+            self._first_chunk = time.perf_counter() - self._started
 
     def finish(self, error: BaseException | None = None) -> None:
         """Set the response attributes, end the span, record the metrics; later calls do nothing.
@@ -244,43 +281,77 @@ class ProviderCall:
             if self._finished:
                 return
             self._finished = True
+        if self._pending:
+            self.flush()
         if self.guest:
             self._finish_guest()
             return
         duration = time.perf_counter() - self._started
         span = self.span
+        summary = self.summary
         try:
-            attributes = self.summary.attributes(self.request.model)
-            chars = self.request.prompt_chars
-            if chars is not None and GEN_AI_USAGE_OUTPUT_TOKENS not in attributes:
-                chunks: object = getattr(self.summary, "content_chunks", 0)
-                if isinstance(chunks, int) and chunks > 0:  # something was read to count
-                    attributes.update(
-                        estimate_stream_usage(self.request.model, self.summary.model, chars, chunks)
-                    )
+            attributes = summary.attributes(self.request.model)
+            if self.request.prompt_chars is not None:
+                self._estimate(attributes)
             if self._first_chunk is not None:  # set with the rest: one set_attributes call
                 attributes[GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self._first_chunk
             if self._instruments.capture_content:
-                output = self.summary.output_messages()
+                output = summary.output_messages()
                 if output:
                     _content.put_json(attributes, GEN_AI_OUTPUT_MESSAGES, output)
-            span.set_attributes(attributes)
+            set_span_attributes(span, attributes)
         except Exception as exc:  # noqa: BLE001 - fail-open
-            _failopen.safe_call("provider.response_attributes", _reraise, exc)
+            _failopen.report("provider.response_attributes", exc)
         if error is not None:
             _failopen.record_error(span, error)
         try:
             span.end()
         except Exception as exc:  # noqa: BLE001 - fail-open
-            _failopen.safe_call("provider.end_span", _reraise, exc)
+            _failopen.report("provider.end_span", exc)
         metrics = self._instruments.metrics
         if metrics is not None:
-            metrics.record(
-                self._metric_attributes(),
-                duration,
-                self.summary.input_tokens,
-                self.summary.output_tokens,
-                None if error is None else type(error).__name__,
+            try:
+                model = summary.model
+                start = self.request.attributes
+                key = (
+                    start[GEN_AI_OPERATION_NAME],
+                    start[GEN_AI_PROVIDER_NAME],
+                    self.request.model,
+                    model,
+                    start.get(SERVER_ADDRESS),
+                )
+                metrics.record_call(
+                    key,
+                    duration,
+                    summary.input_tokens,
+                    summary.output_tokens,
+                    None if error is None else type(error).__name__,
+                )
+            except Exception as exc:  # noqa: BLE001 - fail-open
+                _failopen.report("metrics.record", exc)
+
+    def sends_trace_headers(self) -> bool:
+        """Whether this call's request carries our trace headers.
+
+        Not to public model APIs unless configured
+        (:mod:`agentmesh.instrumentation._provider_hosts`).
+
+        Returns:
+            ``True`` when the headers should be injected.
+        """
+        if self._instruments.propagate_to_public_providers:
+            return True
+        return not is_public_provider(self.request.attributes.get(SERVER_ADDRESS))
+
+    def _estimate(self, attributes: dict[str, AttributeValue]) -> None:
+        # A stream that reported no usage: estimate it from what was read.
+        chars = self.request.prompt_chars
+        if chars is None or GEN_AI_USAGE_OUTPUT_TOKENS in attributes:
+            return
+        chunks: object = getattr(self.summary, "content_chunks", 0)
+        if isinstance(chunks, int) and chunks > 0:  # something was read to count
+            attributes.update(
+                estimate_stream_usage(self.request.model, self.summary.model, chars, chunks)
             )
 
     def _finish_guest(self) -> None:
@@ -291,26 +362,7 @@ class ProviderCall:
                 if own:
                     self.span.set_attributes(own)
         except Exception as exc:  # noqa: BLE001 - fail-open
-            _failopen.safe_call("provider.guest_attributes", _reraise, exc)
-
-    def _metric_attributes(self) -> dict[str, AttributeValue]:
-        start = self.request.attributes
-        attributes: dict[str, AttributeValue] = {
-            GEN_AI_OPERATION_NAME: start[GEN_AI_OPERATION_NAME],
-            GEN_AI_PROVIDER_NAME: start[GEN_AI_PROVIDER_NAME],
-            GEN_AI_REQUEST_MODEL: self.request.model,
-        }
-        model = self.summary.model
-        if model:
-            attributes[GEN_AI_RESPONSE_MODEL] = model
-        server = start.get(SERVER_ADDRESS)
-        if server is not None:
-            attributes[SERVER_ADDRESS] = server
-        return attributes
-
-
-def _reraise(exc: Exception) -> None:
-    raise exc  # logged by safe_call: the one reporting path of fail-open
+            _failopen.report("provider.guest_attributes", exc)
 
 
 def start_call(
@@ -339,13 +391,13 @@ def start_call(
     """
     request = reader(instance, kwargs, instruments.capture_content)
     parent = trace.get_current_span(current)
-    if _dedupe.peer_span(parent):
+    if parent is not INVALID_SPAN and _dedupe.peer_span(parent):
         own = {k: v for k, v in request.attributes.items() if k.startswith(_OWN_PREFIX)}
         if own:
             parent.set_attributes(own)
         return ProviderCall(parent, request, summary, instruments, guest=True)
-    span = instruments.tracer.start_span(
-        request.span_name, kind=SpanKind.CLIENT, attributes=request.attributes, context=current
+    span = start_span(
+        instruments.tracer, request.span_name, SpanKind.CLIENT, request.attributes, current
     )
     return ProviderCall(span, request, summary, instruments)
 
@@ -361,34 +413,41 @@ def detach(token: object | None) -> None:
     try:
         otel_context.detach(token)  # pyright: ignore[reportArgumentType]
     except Exception as exc:  # noqa: BLE001 - fail-open
-        _failopen.safe_call("context.detach", _reraise, exc)
+        _failopen.report("context.detach", exc)
 
 
-def with_trace_headers(kwargs: dict[str, object]) -> dict[str, object]:
+def with_trace_headers(
+    kwargs: dict[str, object], span: Span | None = None, context: Context | None = None
+) -> dict[str, object]:
     """Return the call's keyword arguments with W3C trace context and baggage headers added.
 
     Headers the application set itself win over the injected ones.
 
     Args:
         kwargs: The keyword arguments of the SDK method.
+        span: The span the headers name (the current span when ``None``); only read with the
+            default propagators.
+        context: The context whose baggage is sent (the current one when ``None``); only read
+            with the default propagators.
 
     Returns:
         New keyword arguments (or the same when there is nothing to add).
     """
     carrier: dict[str, str] = {}
     if _default_propagation():
-        _inject_default(carrier)
+        _inject_default(carrier, span, context)
     else:
         propagate.inject(carrier)
     if not carrier:
         return kwargs
     existing = kwargs.get("extra_headers")
-    if existing is not None and not isinstance(existing, Mapping):
+    if existing is None:
+        return {**kwargs, "extra_headers": carrier}
+    if not isinstance(existing, Mapping):
         return kwargs
     merged: dict[object, object] = {}
     merged.update(carrier)
-    if existing is not None:
-        merged.update(cast("Mapping[object, object]", existing))
+    merged.update(cast("Mapping[object, object]", existing))
     return {**kwargs, "extra_headers": merged}
 
 
@@ -413,10 +472,15 @@ def _default_propagation() -> bool:
     return _textmap_seen[1] is True
 
 
-def _inject_default(carrier: dict[str, str]) -> None:
+def _inject_default(
+    carrier: dict[str, str], span: Span | None = None, context: Context | None = None
+) -> None:
     # What TraceContextTextMapPropagator and W3CBaggagePropagator would write (same headers).
-    current = otel_context.get_current()
-    span_context = trace.get_current_span(current).get_span_context()
+    if context is None:
+        context = otel_context.get_current()
+    if span is None:
+        span = trace.get_current_span()
+    span_context = span.get_span_context()
     if span_context.is_valid:
         carrier["traceparent"] = (
             f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}"
@@ -424,5 +488,5 @@ def _inject_default(carrier: dict[str, str]) -> None:
         )
         if span_context.trace_state:
             carrier["tracestate"] = span_context.trace_state.to_header()
-    if baggage.get_all(current):
-        _BAGGAGE.inject(carrier, current)
+    if baggage.get_all(context):
+        _BAGGAGE.inject(carrier, context)

@@ -37,12 +37,16 @@ __all__ = [
     "model_name",
     "number",
     "server",
+    "span_name",
     "str_attr",
 ]
 
 _DEFAULT_PORTS: Final = {"https": 443, "http": 80}
 _MAX_SERVERS: Final = 256
 _servers: dict[int, tuple[object, str | None, int | None]] = {}
+_MAX_TEMPLATES: Final = 1024
+_templates: dict[tuple[str, str, str, str | None, int | None], dict[str, AttributeValue]] = {}
+_span_names: dict[tuple[str, str], str] = {}
 
 
 def attr(obj: object, name: str) -> object:
@@ -144,18 +148,45 @@ def base_attributes(
         port: ``server.port``, when known.
 
     Returns:
-        A new dict the caller may extend.
+        A new dict the caller may extend (a copy of one built once per distinct argument set).
     """
-    attributes: dict[str, AttributeValue] = {
-        GEN_AI_OPERATION_NAME: operation,
-        GEN_AI_PROVIDER_NAME: provider,
-        GEN_AI_REQUEST_MODEL: model,
-    }
-    if host:
-        attributes[SERVER_ADDRESS] = host
-    if port is not None:
-        attributes[SERVER_PORT] = port
+    key = (operation, provider, model, host, port)
+    template = _templates.get(key)
+    if template is None:
+        built: dict[str, AttributeValue] = {
+            GEN_AI_OPERATION_NAME: operation,
+            GEN_AI_PROVIDER_NAME: provider,
+            GEN_AI_REQUEST_MODEL: model,
+        }
+        if host:
+            built[SERVER_ADDRESS] = host
+        if port is not None:
+            built[SERVER_PORT] = port
+        if len(_templates) >= _MAX_TEMPLATES:
+            _templates.clear()
+        _templates[key] = template = built
+    attributes = template.copy()
     run_id = current_run_id()
     if run_id is not None:
         attributes[AGENTMESH_RUN_ID] = run_id
     return attributes
+
+
+def span_name(operation: str, model: str) -> str:
+    """Return ``{operation} {model}``, the name of a provider span (built once per pair).
+
+    Args:
+        operation: ``gen_ai.operation.name``.
+        model: The requested model.
+
+    Returns:
+        The span name.
+    """
+    key = (operation, model)
+    name = _span_names.get(key)
+    if name is None:
+        name = f"{operation} {model}"
+        if len(_span_names) >= _MAX_TEMPLATES:
+            _span_names.clear()
+        _span_names[key] = name
+    return name

@@ -184,7 +184,7 @@ class ResponsesSummary:
             attributes[AGENTMESH_UPSTREAM_PROVIDER] = self.upstream_provider
         reason = self.finish_reason()
         if reason:
-            attributes[GEN_AI_RESPONSE_FINISH_REASONS] = [reason]
+            attributes[GEN_AI_RESPONSE_FINISH_REASONS] = (reason,)
         if self.input_tokens is not None:
             attributes[GEN_AI_USAGE_INPUT_TOKENS] = self.input_tokens
         if self.output_tokens is not None:

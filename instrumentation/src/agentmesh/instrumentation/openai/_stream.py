@@ -8,19 +8,32 @@ the application drops an unfinished stream, when the proxy is garbage-collected.
 The SDKs' stream helpers (``chat.completions.stream``, ``responses.stream``) close the HTTP
 response they read from ``stream.response`` rather than the stream: that attribute is therefore
 a proxy too, whose ``close()`` / ``aclose()`` end the span. Provider-agnostic (duck-typed).
+
+A synchronous SDK stream of the usual shape (a generator in ``_iterator`` and an HTTP
+``response``, as ``openai.Stream`` and ``anthropic.Stream`` have) is instrumented in place by
+:func:`observe` instead: its generator is wrapped by one that feeds each chunk to the call, and
+its ``response`` by a :class:`ResponseProxy`. The application then iterates the SDK's own
+object with one extra generator step per chunk, rather than a Python-level ``__next__`` per
+chunk; the span ends on exhaustion, an error, ``close()`` (through the response), or when the
+stream is garbage-collected (the wrapping generator is closed, or the response proxy is
+collected when the stream was never iterated). Any other stream is wrapped by a proxy.
 """
 
 from __future__ import annotations
 
 import weakref
-from types import TracebackType
-from typing import Protocol
+from collections.abc import Generator, Iterator
+from types import GeneratorType, TracebackType
+from typing import Protocol, cast
 
 import wrapt
 
 from agentmesh.instrumentation.openai._call import ProviderCall
 
-__all__ = ["AsyncStreamProxy", "ResponseProxy", "StreamProxy"]
+__all__ = ["AsyncStreamProxy", "ResponseProxy", "StreamProxy", "observe"]
+
+_BATCH = 16
+"""Chunks absorbed together by the in-place stream reader (bounds what it holds)."""
 
 
 class _Closable(Protocol):
@@ -53,6 +66,64 @@ class ResponseProxy(wrapt.ObjectProxy[_Closable]):
             return await closer()
         finally:
             self._self_call.finish()
+
+    def __del__(self) -> None:
+        # A stream dropped before it was ever iterated: nothing else would end its span.
+        self._self_call.finish()
+
+
+def _observed(chunks: Iterator[object], call: ProviderCall) -> Generator[object]:
+    """Yield the SDK generator's chunks, feeding each to ``call``; end the span at the end."""
+    try:
+        chunk = next(chunks)
+    except StopIteration:
+        call.finish()
+        return
+    except BaseException as exc:  # the SDK's error (the application's to handle): recorded
+        call.finish(exc)
+        raise
+    call.first_chunk()
+    pending = call.pending_chunks()
+    flush = call.flush
+    try:
+        while True:
+            pending.append(chunk)
+            if len(pending) >= _BATCH:
+                flush()
+            yield chunk
+            chunk = next(chunks)
+    except StopIteration:
+        call.finish()
+    except GeneratorExit:  # closed early: by the garbage collector, or by hand
+        call.finish()
+        raise
+    except BaseException as exc:
+        call.finish(exc)
+        raise
+
+
+def observe(stream: object, call: ProviderCall) -> object | None:
+    """Instrument a synchronous SDK stream in place (see the module docstring).
+
+    Args:
+        stream: The SDK stream (``openai.Stream``, ``anthropic.Stream``).
+        call: The call whose span the stream ends.
+
+    Returns:
+        The same stream, or ``None`` when its shape is not the expected one (the caller then
+        wraps it in a :class:`StreamProxy`).
+    """
+    values: object = getattr(stream, "__dict__", None)
+    if type(values) is not dict:
+        return None
+    fields = cast("dict[str, object]", values)
+    chunks = fields.get("_iterator")
+    response = fields.get("response")
+    if type(chunks) is not GeneratorType or response is None or isinstance(response, ResponseProxy):
+        return None
+    fields["response"] = ResponseProxy(cast("_Closable", response), call)
+    fields["_iterator"] = _observed(cast("Iterator[object]", chunks), call)
+    return stream
 
 
 class _SyncStream(Protocol):

@@ -8,9 +8,10 @@ this module imports no SDK.
 Raw responses (``with_raw_response``): the span ends when the wrapped method returns, with the
 response attributes read by calling the raw response's ``parse()`` at once. The SDKs cache what
 ``parse()`` returns, so the application's own ``parse()`` gets the same object at no extra cost.
-A streamed raw response is parsed the same way (that only builds the stream object) and the
-stream the SDK caches is replaced by a proxy that ends the span; when the SDK's cache cannot be
-found, the span ends at once with the request attributes only. A raw response whose body the
+A streamed raw response is parsed the same way (that only builds the stream object), which is
+then instrumented in place (:func:`~._stream.observe`), or replaced in the SDK's cache by a
+proxy that ends the span; when neither can be done, the span ends at once with the request
+attributes only. A raw response whose body the
 application streams itself (``with_streaming_response``) is never read by us: its span ends
 when the method returns, with the request attributes only.
 
@@ -33,7 +34,7 @@ from opentelemetry.context import Context
 from agentmesh.instrumentation import _dedupe, _failopen
 from agentmesh.instrumentation._patching import Wrapper
 from agentmesh.instrumentation.openai import _call, _hooks
-from agentmesh.instrumentation.openai._stream import AsyncStreamProxy, StreamProxy
+from agentmesh.instrumentation.openai._stream import AsyncStreamProxy, StreamProxy, observe
 
 __all__ = ["Endpoint", "async_wrapper", "sync_wrapper"]
 
@@ -64,6 +65,9 @@ class Endpoint:
 
 def _proxy_stream(endpoint: Endpoint, call: _call.ProviderCall, result: object) -> object | None:
     if isinstance(result, endpoint.sync_stream):
+        observed = observe(result, call)  # in place when the stream has the usual shape
+        if observed is not None:
+            return observed
         return StreamProxy(result, call)  # pyright: ignore[reportArgumentType]
     if isinstance(result, endpoint.async_stream):
         return AsyncStreamProxy(result, call)  # pyright: ignore[reportArgumentType]
@@ -77,6 +81,8 @@ def _raw_parsed(
     if proxy is None:
         call.absorb(parsed)
         call.finish()
+        return raw
+    if proxy is parsed:  # instrumented in place: the SDK's cache already holds it
         return raw
     cache: object = getattr(raw, "_parsed_by_type", None)
     if isinstance(cache, dict):
@@ -105,13 +111,12 @@ def _wrap_result(endpoint: Endpoint, call: _call.ProviderCall, result: object) -
 
 
 def _finish_with(endpoint: Endpoint, call: _call.ProviderCall, result: object) -> object:
-    wrapped = _failopen.safe_call(
-        f"{endpoint.name}.wrap_result", _wrap_result, endpoint, call, result
-    )
-    if wrapped is None:
+    try:
+        return _wrap_result(endpoint, call, result)
+    except Exception as exc:  # noqa: BLE001 - fail-open (inline: this runs on every call)
+        _failopen.report(f"{endpoint.name}.wrap_result", exc)
         call.finish()
         return result
-    return wrapped
 
 
 def _start(
@@ -120,9 +125,13 @@ def _start(
     instance: object,
     kwargs: dict[str, Any],
     current: Context,
-) -> _call.ProviderCall:
-    summary = endpoint.summary(instruments.capture_content)
-    return _call.start_call(instruments, endpoint.reader, summary, instance, kwargs, current)
+) -> _call.ProviderCall | None:
+    try:
+        summary = endpoint.summary(instruments.capture_content)
+        return _call.start_call(instruments, endpoint.reader, summary, instance, kwargs, current)
+    except Exception as exc:  # noqa: BLE001 - fail-open (inline: this runs on every call)
+        _failopen.report(f"{endpoint.name}.start_call", exc)
+        return None
 
 
 def _before(
@@ -130,10 +139,11 @@ def _before(
 ) -> dict[str, Any]:
     if hooks.before is None:
         return kwargs
-    changed = _failopen.safe_call(
-        f"{endpoint.name}.hook_before", hooks.before, call.span, endpoint.name, kwargs
-    )
-    return kwargs if changed is None else changed
+    try:  # inline rather than safe_call: this runs on every call
+        return hooks.before(call.span, endpoint.name, kwargs)
+    except Exception as exc:  # noqa: BLE001 - fail-open
+        _failopen.report(f"{endpoint.name}.hook_before", exc)
+        return kwargs
 
 
 def _retry_kwargs(
@@ -150,10 +160,23 @@ def _retry_kwargs(
     )
 
 
-def _headers(endpoint: Endpoint, kwargs: dict[str, Any]) -> dict[str, Any]:
+def _headers(
+    endpoint: Endpoint,
+    kwargs: dict[str, Any],
+    call: _call.ProviderCall,
+    token: object | None,
+    current: Context,
+) -> dict[str, Any]:
     if not endpoint.inject_headers:
         return kwargs
-    return _failopen.safe_call("trace_headers", _call.with_trace_headers, kwargs) or kwargs
+    try:
+        if not call.sends_trace_headers():
+            return kwargs
+        # With the call's context attached (token), the current span is the call's.
+        return _call.with_trace_headers(kwargs, call.span if token is not None else None, current)
+    except Exception as exc:  # noqa: BLE001 - fail-open (inline: this runs on every call)
+        _failopen.report("trace_headers", exc)
+        return kwargs
 
 
 def sync_wrapper(instruments: _call.Instruments, endpoint: Endpoint) -> Wrapper:
@@ -166,7 +189,6 @@ def sync_wrapper(instruments: _call.Instruments, endpoint: Endpoint) -> Wrapper:
     Returns:
         A wrapt wrapper.
     """
-    where = f"{endpoint.name}.start_call"
 
     def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -174,7 +196,7 @@ def sync_wrapper(instruments: _call.Instruments, endpoint: Endpoint) -> Wrapper:
         current = otel_context.get_current()
         if _dedupe.suppressed(current):
             return wrapped(*args, **kwargs)
-        call = _failopen.safe_call(where, _start, instruments, endpoint, instance, kwargs, current)
+        call = _start(instruments, endpoint, instance, kwargs, current)
         if call is None:
             return wrapped(*args, **kwargs)
         hooks = _hooks.current()
@@ -184,7 +206,7 @@ def sync_wrapper(instruments: _call.Instruments, endpoint: Endpoint) -> Wrapper:
         try:
             while True:
                 try:
-                    result = wrapped(*args, **_headers(endpoint, kwargs))
+                    result = wrapped(*args, **_headers(endpoint, kwargs, call, token, current))
                     break
                 except Exception as exc:
                     retry = _retry_kwargs(hooks, endpoint, call, kwargs, exc)
@@ -253,7 +275,6 @@ def async_wrapper(instruments: _call.Instruments, endpoint: Endpoint) -> Wrapper
     Returns:
         A wrapt wrapper returning a coroutine.
     """
-    where = f"{endpoint.name}.start_call"
 
     async def wrapper(
         wrapped: Callable[..., Awaitable[Any]],
@@ -264,7 +285,7 @@ def async_wrapper(instruments: _call.Instruments, endpoint: Endpoint) -> Wrapper
         current = otel_context.get_current()
         if _dedupe.suppressed(current):
             return await wrapped(*args, **kwargs)
-        call = _failopen.safe_call(where, _start, instruments, endpoint, instance, kwargs, current)
+        call = _start(instruments, endpoint, instance, kwargs, current)
         if call is None:
             return await wrapped(*args, **kwargs)
         hooks = _hooks.current()
@@ -274,7 +295,8 @@ def async_wrapper(instruments: _call.Instruments, endpoint: Endpoint) -> Wrapper
         try:
             while True:
                 try:
-                    result = await wrapped(*args, **_headers(endpoint, kwargs))
+                    sent = _headers(endpoint, kwargs, call, token, current)
+                    result = await wrapped(*args, **sent)
                     break
                 except Exception as exc:
                     retry = _retry_kwargs(hooks, endpoint, call, kwargs, exc)

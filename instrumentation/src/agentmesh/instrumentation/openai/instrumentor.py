@@ -18,6 +18,7 @@ from opentelemetry.trace import TracerProvider
 from agentmesh.instrumentation._content import capture_enabled
 from agentmesh.instrumentation._metrics import GenAIMetrics, meter_provider_from
 from agentmesh.instrumentation._patching import PatchSet, Wrapper, WrapperFactory
+from agentmesh.instrumentation._provider_hosts import propagate_to_public_providers
 from agentmesh.instrumentation.openai._call import Instruments
 from agentmesh.instrumentation.openai.package import (
     _instruments,  # pyright: ignore[reportPrivateUsage]
@@ -89,6 +90,7 @@ class OpenAIInstrumentor(BaseInstrumentor):  # pyright: ignore[reportUntypedBase
             tracer,
             GenAIMetrics.create(meter_provider_from(kwargs), _SCOPE),
             capture_enabled(kwargs),
+            propagate_to_public_providers(),
         )
         patches = PatchSet("openai")
         for module, cls, method, endpoint, optional in _TARGETS:

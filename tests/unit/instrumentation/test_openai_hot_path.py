@@ -1,0 +1,145 @@
+"""What the per-call shortcuts keep: streams read in place, cached attribute sets, metrics keys."""
+
+from __future__ import annotations
+
+import gc
+
+import openai
+import pytest
+from openai.types.chat import ChatCompletionMessageParam
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from agentmesh.core.semconv import (
+    AGENTMESH_RUN_ID,
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_PROVIDER_NAME,
+    GEN_AI_REQUEST_MODEL,
+    GEN_AI_RESPONSE_FINISH_REASONS,
+    GEN_AI_RESPONSE_MODEL,
+    GEN_AI_TOKEN_TYPE,
+    GEN_AI_USAGE_INPUT_TOKENS,
+    GEN_AI_USAGE_OUTPUT_TOKENS,
+    METRIC_CLIENT_TOKEN_USAGE,
+    SERVER_ADDRESS,
+)
+from agentmesh.instrumentation._metrics import GenAIMetrics
+from agentmesh.instrumentation.openai import _fields, _stream
+from agentmesh.instrumentation.run_context import run_scope
+from agentmesh.instrumentation.testing import FakeProviderThread, ModelScript
+
+MODEL = "gpt-4o-mini"
+MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Stream please."}]
+WORDS = 3 * _stream._BATCH  # pyright: ignore[reportPrivateUsage] - more chunks than a batch
+
+
+def _client(fp: FakeProviderThread) -> openai.OpenAI:
+    return openai.OpenAI(base_url=fp.openai_base_url, api_key="test", max_retries=0)
+
+
+@pytest.mark.usefixtures("openai_instrumented")
+def test_a_long_stream_is_the_sdk_stream_and_every_batch_is_read(
+    fake_provider: FakeProviderThread, exporter: InMemorySpanExporter
+) -> None:
+    content = " ".join(f"w{i}" for i in range(WORDS))
+    fake_provider.set_script(MODEL, ModelScript(content=content, chunk_size=3))
+    stream = _client(fake_provider).chat.completions.create(
+        model=MODEL, messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    )
+    assert type(stream) is openai.Stream  # instrumented in place, not proxied
+
+    chunks = list(stream)
+
+    assert len(chunks) > 2 * _stream._BATCH  # pyright: ignore[reportPrivateUsage]
+    (span,) = exporter.get_finished_spans()
+    attrs = dict(span.attributes or {})
+    usage = chunks[-1].usage
+    assert usage is not None
+    assert attrs[GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
+    assert attrs[GEN_AI_USAGE_INPUT_TOKENS] == usage.prompt_tokens
+    assert attrs[GEN_AI_USAGE_OUTPUT_TOKENS] == usage.completion_tokens
+
+
+@pytest.mark.usefixtures("openai_instrumented")
+def test_a_long_stream_without_usage_counts_every_content_chunk(
+    fake_provider: FakeProviderThread, exporter: InMemorySpanExporter
+) -> None:
+    content = " ".join(f"w{i}" for i in range(WORDS))
+    fake_provider.set_script(MODEL, ModelScript(content=content, chunk_size=3))
+
+    chunks = list(
+        _client(fake_provider).chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
+    )
+
+    content_chunks = sum(1 for c in chunks if c.choices and c.choices[0].delta.content)
+    assert content_chunks > 2 * _stream._BATCH  # pyright: ignore[reportPrivateUsage]
+    (span,) = exporter.get_finished_spans()
+    assert dict(span.attributes or {})[GEN_AI_USAGE_OUTPUT_TOKENS] == content_chunks
+
+
+@pytest.mark.usefixtures("openai_instrumented")
+def test_a_stream_never_iterated_ends_its_span_when_dropped(
+    fake_provider: FakeProviderThread, exporter: InMemorySpanExporter
+) -> None:
+    stream = _client(fake_provider).chat.completions.create(
+        model=MODEL, messages=MESSAGES, stream=True
+    )
+    assert exporter.get_finished_spans() == ()
+
+    del stream
+    gc.collect()
+
+    (span,) = exporter.get_finished_spans()
+    assert GEN_AI_RESPONSE_FINISH_REASONS not in (span.attributes or {})
+
+
+def test_base_attributes_are_fresh_copies_with_the_current_run_id() -> None:
+    first = _fields.base_attributes("chat", "openai", MODEL, "api.openai.com", 443)
+    first["extra"] = 1
+    with run_scope("run-1"):
+        second = _fields.base_attributes("chat", "openai", MODEL, "api.openai.com", 443)
+
+    assert "extra" not in second
+    assert second[AGENTMESH_RUN_ID] == "run-1"
+    assert AGENTMESH_RUN_ID not in _fields.base_attributes(
+        "chat", "openai", MODEL, "api.openai.com", 443
+    )
+    assert _fields.span_name("chat", MODEL) == f"chat {MODEL}"
+
+
+def test_record_call_builds_each_attribute_set_once_and_leaves_out_unknowns() -> None:
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    metrics = GenAIMetrics.create(provider, "test")
+    known = ("chat", "openai", MODEL, "gpt-4o-mini-2024-07-18", "api.openai.com")
+    unknown = ("chat", "openai", MODEL, None, None)
+
+    metrics.record_call(known, 0.5, 10, 2)
+    metrics.record_call(known, 0.5, 30, 4)
+    metrics.record_call(unknown, 0.5, 1, None)
+
+    data = reader.get_metrics_data()
+    assert data is not None
+    points = [
+        p
+        for r in data.resource_metrics
+        for s in r.scope_metrics
+        for m in s.metrics
+        if m.name == METRIC_CLIENT_TOKEN_USAGE
+        for p in m.data.data_points
+        if isinstance(p, HistogramDataPoint)
+    ]
+    by_attrs = {tuple(sorted(dict(p.attributes or {}).items())): p for p in points}
+    base = {
+        GEN_AI_OPERATION_NAME: "chat",
+        GEN_AI_PROVIDER_NAME: "openai",
+        GEN_AI_REQUEST_MODEL: MODEL,
+    }
+    full = {**base, GEN_AI_RESPONSE_MODEL: known[3], SERVER_ADDRESS: known[4]}
+    inputs = by_attrs[tuple(sorted({**full, GEN_AI_TOKEN_TYPE: "input"}.items()))]
+    assert (inputs.count, inputs.sum) == (2, 40)
+    bare = by_attrs[tuple(sorted({**base, GEN_AI_TOKEN_TYPE: "input"}.items()))]
+    assert (bare.count, bare.sum) == (1, 1)
+    assert len(points) == 3  # full input, full output, bare input
+    provider.shutdown()
