@@ -21,6 +21,21 @@ Reference data: none (generated). Run: ``uv run python bench/collector_throughpu
 collector fed the stream paced at half the measured rate (``--paced-fraction``); at saturation
 latency is only queueing time (printed too). The minute-long 3x overload check is the test
 ``tests/integration/test_collector_overload.py`` with ``AGENTMESH_OVERLOAD_SECONDS=60``.
+
+Soak (``--soak SECONDS``, at least 60; e.g. ``--soak 300 --soak-rate 8000``): one collector fed
+for SECONDS at a fixed span rate by client processes replaying a 51,200-span stream
+(``--soak-spans``) over and over, each replay with fresh trace ids (``_throughput/trace_ids.py``
+rewrites the first 8 bytes of every trace id in the serialised requests; span and parent ids
+stay), so the collector sees a never-ending stream of new runs. The rate is ``--soak-rate``, or
+``--soak-fraction`` (40 %) of the saturated rate measured first on the same stream. The
+collector's RSS (its process plus its decode workers) is sampled every second; the table gives
+it at 30 s, 60 s and every minute, with spans stored and traces held by the graph builder
+(bounded by ``max_live_traces``). The memory is **flat** when the least-squares slope of RSS
+over the second half is below 1 % of that half's mean RSS per minute and the RSS at the end is
+at most 1.1 x the RSS at 60 s. ``--soak`` alone runs only the soak (and the calibration run):
+no Phoenix, no decode-only or paced phases; ``--with-phases`` runs them too and adds the soak's
+figures under the ``soak`` key of the same JSON line (the soak rate then derives from the median
+measured there).
 """
 
 from __future__ import annotations
@@ -46,9 +61,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from agentmesh.collector.receiver.decode import decode_request
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _throughput.client import SendReport, send_all
+from _throughput.client import SendReport, send_all, soak
 from _throughput.phoenix import Phoenix, cache_dir, ensure_venv
 from _throughput.stream import payloads
+from _throughput.trace_ids import find_trace_ids
 
 
 def _stream(total: int, seed: int) -> list[bytes]:
@@ -229,22 +245,181 @@ def _phoenix(bodies: list[bytes], total: int, timeout_s: float) -> dict[str, Any
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="smaller streams, under 60 s")
-    parser.add_argument("--spans", type=int, help="spans sent to AgentMesh")
-    parser.add_argument("--phoenix-spans", type=int, help="spans sent to Phoenix")
-    parser.add_argument("--phoenix-timeout", type=float, help="seconds Phoenix gets")
-    parser.add_argument("--rounds", type=int, help="AgentMesh rounds (median reported)")
-    parser.add_argument("--clients", type=int, default=2, help="client processes")
-    parser.add_argument("--in-flight", type=int, default=4, help="requests in flight per client")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--no-phoenix", action="store_true")
-    parser.add_argument(
-        "--paced-fraction", type=float, default=0.5, help="load of the latency phase"
+SOAK_FRACTION = 0.4
+"""Default soak rate as a fraction of the saturated rate measured just before (or in the phases)."""
+FLAT_SLOPE = 0.01
+"""Flat: the second half's RSS slope is below this fraction of its mean RSS per minute…"""
+FLAT_GROWTH = 1.1
+"""…and the RSS at the end is at most this multiple of the RSS at 60 s."""
+
+
+def _slope_per_min(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope of ``(seconds, MB)`` points, in MB per minute."""
+    if len(points) < 2:
+        return 0.0
+    mean_t = statistics.fmean(t for t, _ in points)
+    mean_v = statistics.fmean(v for _, v in points)
+    var = sum((t - mean_t) ** 2 for t, _ in points)
+    cov = sum((t - mean_t) * (v - mean_v) for t, v in points)
+    return 60.0 * cov / var if var else 0.0
+
+
+def _soak(
+    bodies: list[bytes], seconds: float, rate: float, clients: int, in_flight: int
+) -> dict[str, Any]:
+    """Feed one collector ``rate`` spans a second for ``seconds`` with fresh trace ids."""
+    sites = [find_trace_ids(b) for b in bodies]
+    counts = [_spans(b) for b in bodies]
+    rate_rps = rate / statistics.fmean(counts)
+    context = multiprocessing.get_context("spawn")
+    with tempfile.TemporaryDirectory(prefix="agentmesh-soak-") as tmp:
+        extra = os.environ.get("AGENTMESH_BENCH_SERVER_ARGS", "").split()
+        server = _Server(str(Path(tmp) / "soak.duckdb"), extra)
+        samples: list[tuple[float, dict[str, Any]]] = []
+        try:
+            server.wait_for(lambda d: "stored" in d, 30)
+            target = f"127.0.0.1:{server.port}"
+            with ProcessPoolExecutor(clients, mp_context=context) as pool:
+                futures = [
+                    pool.submit(
+                        soak,
+                        target,
+                        bodies,
+                        sites,
+                        counts,
+                        seconds,
+                        rate_rps / clients,
+                        (c + 1, clients),
+                        in_flight,
+                    )
+                    for c in range(clients)
+                ]
+                next_at = time.time()
+                while not all(f.done() for f in futures):
+                    samples.append((time.time(), server.latest()))
+                    next_at += 1.0
+                    time.sleep(max(0.0, next_at - time.time()))
+                reports = [f.result() for f in futures]
+            sent = sum(r.spans for r in reports)
+            drain_started = time.monotonic()
+            server.wait_for(lambda d: d["received"] >= sent and d["queued_spans"] == 0, 300)
+            drain_s = time.monotonic() - drain_started
+        finally:
+            server.stop()
+    first = min(r.first_sent for r in reports)
+    timeline = [
+        (at - first, data) for at, data in samples if data and 0.0 <= at - first <= seconds + 0.5
+    ]
+    rows: list[dict[str, Any]] = [
+        {
+            "t": round(t),
+            "rss_mb": (d["rss_kb"] + d.get("children_rss_kb", 0)) / 1024,
+            "main_mb": d["rss_kb"] / 1024,
+            "workers_mb": d.get("children_rss_kb", 0) / 1024,
+            "stored": d["stored"],
+            "live_traces": d.get("live_traces"),
+            "queued_spans": d["queued_spans"],
+        }
+        for t, d in timeline
+    ]
+
+    def at(mark: float) -> dict[str, Any]:
+        return min(rows, key=lambda r: abs(r["t"] - mark))
+
+    marks = [30.0, 60.0, *range(120, int(seconds) + 1, 60)]
+    if marks[-1] < seconds - 5:
+        marks.append(seconds)
+    table = [at(m) | {"mark": int(m)} for m in marks]
+    second_half = [(r["t"], r["rss_mb"]) for r in rows if r["t"] >= seconds / 2]
+    slope = _slope_per_min(second_half)
+    half_mean = statistics.fmean(v for _, v in second_half)
+    end = rows[-1]
+    rss_60 = at(60.0)["rss_mb"]
+    slope_ok = slope < FLAT_SLOPE * half_mean
+    growth_ok = end["rss_mb"] <= FLAT_GROWTH * rss_60
+    last = server.latest()
+    return {
+        "seconds": seconds,
+        "target_spans_per_s": round(rate),
+        "sent_spans_per_s": round(sent / seconds),
+        "spans_sent": sent,
+        "spans_stored": last.get("stored"),
+        "stored_final": server.final.get("final_count"),
+        "replays": sum(r.replays for r in reports),
+        "retries": sum(r.retries for r in reports),
+        "failures": sum(r.failures for r in reports),
+        "rejected_batches": last.get("rejected_batches"),
+        "max_late_s": round(max(r.late_s for r in reports), 2),
+        "drain_s": round(drain_s, 2),
+        "live_traces_end": end["live_traces"],
+        "evicted_traces": last.get("evicted_traces"),
+        "rss_mb": {str(r["mark"]): round(r["rss_mb"], 1) for r in table},
+        "rss_main_mb": {str(r["mark"]): round(r["main_mb"], 1) for r in table},
+        "max_rss_mb": round(max(r["rss_mb"] for r in rows), 1),
+        "end_rss_mb": round(end["rss_mb"], 1),
+        "slope_mb_per_min": round(slope, 2),
+        "slope_limit_mb_per_min": round(FLAT_SLOPE * half_mean, 2),
+        "end_over_60s": round(end["rss_mb"] / rss_60, 3),
+        "flat": slope_ok and growth_ok,
+        "rule": (
+            f"second-half slope < {FLAT_SLOPE:.0%} of its mean RSS per minute and "
+            f"end RSS <= {FLAT_GROWTH} x RSS at 60 s (RSS: collector + decode workers)"
+        ),
+        "table": table,
+    }
+
+
+def _soak_phase(args: argparse.Namespace, measured: float | None) -> dict[str, Any]:
+    """Calibrate the rate when needed, soak, print the table; return the JSON figures."""
+    bodies = _stream(args.soak_spans, args.seed)
+    total = sum(_spans(b) for b in bodies)
+    rate = args.soak_rate
+    if rate is None:
+        if measured is None:
+            measured = _agentmesh(bodies, total, args.clients, args.in_flight)["spans_per_s"]
+        rate = round(measured * args.soak_fraction / 500) * 500 or 500.0
+        source = f"{args.soak_fraction:.0%} of the {measured:,.0f} spans/s measured at saturation"
+    else:
+        source = "--soak-rate"
+    print(
+        f"soak: {args.soak:.0f} s at {rate:,.0f} spans/s ({source}); the {total:,}-span stream "
+        f"({len(bodies)} requests) replayed with fresh trace ids by {args.clients} clients"
     )
-    parser.add_argument("--profile", help="cProfile the collector's main thread into this file")
-    args = parser.parse_args()
+    result = _soak(bodies, args.soak, rate, args.clients, 8)
+    table = result.pop("table")
+    print(
+        f"{'t (s)':>7}{'RSS MB':>9}{'main MB':>9}{'workers MB':>12}{'stored':>12}"
+        f"{'live traces':>13}{'queued':>9}"
+    )
+    for r in table:
+        print(
+            f"{r['mark']:>7}{r['rss_mb']:>9.1f}{r['main_mb']:>9.1f}{r['workers_mb']:>12.1f}"
+            f"{r['stored']:>12,}{r['live_traces'] or 0:>13,}{r['queued_spans']:>9,}"
+        )
+    print(
+        f"max RSS {result['max_rss_mb']:.1f} MB; second-half slope "
+        f"{result['slope_mb_per_min']:+.2f} MB/min (limit {result['slope_limit_mb_per_min']:.2f}); "
+        f"end / 60 s = {result['end_over_60s']:.3f} (limit {FLAT_GROWTH}); "
+        f"flat: {'yes' if result['flat'] else 'NO'}"
+    )
+    print(f"rule: {result['rule']}")
+    print(
+        f"sent {result['spans_sent']:,} spans ({result['sent_spans_per_s']:,}/s) in "
+        f"{result['replays']} replays; stored {result['spans_stored']:,} "
+        f"(DuckDB: {result['stored_final']:,}); retries {result['retries']}, failures "
+        f"{result['failures']}, refused batches {result['rejected_batches']}; at worst "
+        f"{result['max_late_s']:.2f} s behind schedule; drained in {result['drain_s']:.1f} s; "
+        f"{result['evicted_traces']:,} traces evicted from the graph builder"
+    )
+    return result
+
+
+def _phases(args: argparse.Namespace) -> tuple[dict[str, Any], float]:
+    """Run the decode, AgentMesh, paced and Phoenix phases; print their table.
+
+    Returns:
+        The JSON figures, and AgentMesh's median rate in spans per second.
+    """
     spans = args.spans or (100_000 if args.quick else 400_000)
     phoenix_spans = args.phoenix_spans or (2_048 if args.quick else 10_240)
     phoenix_timeout = args.phoenix_timeout or (25.0 if args.quick else 150.0)
@@ -314,29 +489,71 @@ def main() -> None:
     )
     rates = [r["spans_per_s"] for r in ours]
     ratio = median["spans_per_s"] / peer["spans_per_s"] if peer and peer["spans_per_s"] else None
-    print(
-        json.dumps(
-            {
-                "spans_per_s": {
-                    "decode_only": round(statistics.median(decode)),
-                    "agentmesh": round(median["spans_per_s"]),
-                    "phoenix": round(peer["spans_per_s"], 1) if peer else None,
-                },
-                "ratio_vs_phoenix": round(ratio, 1) if ratio else None,
-                "p99_ingest_to_graph_ms": round(paced["p99_ms"], 1),
-                "p99_ingest_to_graph_ms_saturated": round(median["p99_ms"], 1),
-                "paced_spans_per_s": round(paced["spans_per_s"]),
-                "peak_rss_mb": round(median["peak_rss_mb"]),
-                "benchmark": "collector_throughput",
-                "spans": total,
-                "rounds": rounds,
-                "agentmesh_spread": round((max(rates) - min(rates)) / median["spans_per_s"], 3),
-                "phoenix_spans": peer["stored"] if peer else None,
-                "phoenix_peak_rss_mb": round(peer["peak_rss_mb"]) if peer else None,
-                "clients": args.clients,
-            }
-        )
+    figures: dict[str, Any] = {
+        "spans_per_s": {
+            "decode_only": round(statistics.median(decode)),
+            "agentmesh": round(median["spans_per_s"]),
+            "phoenix": round(peer["spans_per_s"], 1) if peer else None,
+        },
+        "ratio_vs_phoenix": round(ratio, 1) if ratio else None,
+        "p99_ingest_to_graph_ms": round(paced["p99_ms"], 1),
+        "p99_ingest_to_graph_ms_saturated": round(median["p99_ms"], 1),
+        "paced_spans_per_s": round(paced["spans_per_s"]),
+        "peak_rss_mb": round(median["peak_rss_mb"]),
+        "benchmark": "collector_throughput",
+        "spans": total,
+        "rounds": rounds,
+        "agentmesh_spread": round((max(rates) - min(rates)) / median["spans_per_s"], 3),
+        "phoenix_spans": peer["stored"] if peer else None,
+        "phoenix_peak_rss_mb": round(peer["peak_rss_mb"]) if peer else None,
+        "clients": args.clients,
+    }
+    return figures, median["spans_per_s"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller streams, under 60 s")
+    parser.add_argument("--spans", type=int, help="spans sent to AgentMesh")
+    parser.add_argument("--phoenix-spans", type=int, help="spans sent to Phoenix")
+    parser.add_argument("--phoenix-timeout", type=float, help="seconds Phoenix gets")
+    parser.add_argument("--rounds", type=int, help="AgentMesh rounds (median reported)")
+    parser.add_argument("--clients", type=int, default=2, help="client processes")
+    parser.add_argument("--in-flight", type=int, default=4, help="requests in flight per client")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--no-phoenix", action="store_true")
+    parser.add_argument(
+        "--paced-fraction", type=float, default=0.5, help="load of the latency phase"
     )
+    parser.add_argument("--profile", help="cProfile the collector's main thread into this file")
+    parser.add_argument(
+        "--soak", type=float, metavar="SECONDS", help="feed one collector for SECONDS (≥ 60)"
+    )
+    parser.add_argument(
+        "--soak-rate", type=float, help="soak spans per second (default: a fraction of measured)"
+    )
+    parser.add_argument(
+        "--soak-fraction",
+        type=float,
+        default=SOAK_FRACTION,
+        help="soak rate as a fraction of the measured saturated rate, without --soak-rate",
+    )
+    parser.add_argument(
+        "--soak-spans", type=int, default=51_200, help="spans of the stream the soak replays"
+    )
+    parser.add_argument(
+        "--with-phases", action="store_true", help="with --soak: run the normal phases too"
+    )
+    args = parser.parse_args()
+    if args.soak is not None and args.soak < 60:
+        parser.error("--soak needs at least 60 seconds")
+    figures: dict[str, Any] = {"benchmark": "collector_throughput", "clients": args.clients}
+    measured: float | None = None
+    if args.soak is None or args.with_phases:
+        figures, measured = _phases(args)
+    if args.soak is not None:
+        figures["soak"] = _soak_phase(args, measured)
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":
