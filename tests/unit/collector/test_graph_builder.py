@@ -396,3 +396,52 @@ def test_workflow_steps_that_are_not_agents_take_part_like_agents() -> None:
         ("draft", "review", "conditional"),
         ("review", "publish", "conditional"),
     ]
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_complete_traces_retire_after_lingering_and_late_spans_are_not_graphed() -> None:
+    clock = _Clock()
+    builder = GraphBuilder(complete_linger_seconds=30, idle_timeout_seconds=600, clock=clock)
+    done, running = SpanFactory(), SpanFactory()
+    root = done.workflow("w", run_id="done")
+    agent = done.agent("a", parent=root)
+    builder.add([agent, root])
+    builder.add([running.agent("b", parent=running.workflow("w"))])  # its root is missing
+    clock.now += 29
+    assert builder.expire() == []
+    clock.now += 1
+    assert builder.expire() == [done.trace_id]
+    assert (builder.retired, builder.expired, len(builder)) == (1, 0, 1)
+    late = done.chat(parent=agent, input_tokens=5)
+    assert builder.add([late]) == set()
+    assert done.trace_id not in builder
+    assert builder.late_spans == 1
+    clock.now += 600
+    assert builder.expire() == [running.trace_id]
+    assert (builder.retired, builder.expired, len(builder)) == (1, 1, 0)
+
+
+def test_a_touched_trace_lingers_again() -> None:
+    clock = _Clock()
+    builder = GraphBuilder(complete_linger_seconds=30, clock=clock)
+    f = SpanFactory()
+    root = f.workflow("w")
+    builder.add([root])
+    clock.now += 20
+    builder.add([f.agent("a", parent=root)])
+    clock.now += 20
+    assert builder.expire() == []  # 20 s since its last span
+    clock.now += 10
+    assert builder.expire() == [f.trace_id]
+
+
+def test_linger_longer_than_idle_is_refused() -> None:
+    with pytest.raises(CollectorError, match="complete_linger_seconds"):
+        GraphBuilder(complete_linger_seconds=60, idle_timeout_seconds=30)

@@ -416,6 +416,7 @@ class Pipeline:
         across batches). The loop is yielded between batches, so the receivers keep answering
         while a large cycle is graphed.
         """
+        self._builder.expire()  # finished and idle traces leave memory
         changed: set[str] = set()
         for batch in batches:
             try:

@@ -56,7 +56,10 @@ class CollectorStats:
         detections: New detections.
         queued_batches: Batches waiting in the pipeline now.
         live_traces: Run graphs held in memory.
-        traces_evicted: Run graphs evicted to bound memory.
+        traces_evicted: Run graphs evicted to bound memory (``max_live_traces``).
+        traces_retired: Complete run graphs that left memory after their linger time.
+        traces_expired: Incomplete run graphs that left memory after the idle timeout.
+        late_spans: Spans that arrived for a retired run (stored, not graphed).
         requests_refused: Requests refused: busy, malformed, too large or unauthenticated.
         requests_unauthenticated: Requests refused for missing or wrong credentials.
         attributes_dropped: Span attributes dropped by ``max_attributes_per_span``.
@@ -74,6 +77,9 @@ class CollectorStats:
     queued_batches: int = 0
     live_traces: int = 0
     traces_evicted: int = 0
+    traces_retired: int = 0
+    traces_expired: int = 0
+    late_spans: int = 0
     requests_refused: int = 0
     requests_unauthenticated: int = 0
     attributes_dropped: int = 0
@@ -198,6 +204,9 @@ class Collector:
             queued_batches=pipeline.queued_batches,
             live_traces=len(builder),
             traces_evicted=builder.evicted,
+            traces_retired=builder.retired,
+            traces_expired=builder.expired,
+            late_spans=builder.late_spans,
             requests_refused=receiver.requests_refused,
             requests_unauthenticated=receiver.requests_unauthenticated,
             attributes_dropped=receiver.attributes_dropped,
@@ -241,7 +250,11 @@ class Collector:
                 stack.push_async_callback(hot.close)
             pipeline = Pipeline(
                 self._store,
-                builder=GraphBuilder(max_traces=settings.max_live_traces),
+                builder=GraphBuilder(
+                    max_traces=settings.max_live_traces,
+                    complete_linger_seconds=settings.complete_trace_linger_seconds,
+                    idle_timeout_seconds=settings.trace_idle_timeout_seconds,
+                ),
                 rules=self._rules,
                 max_batches=settings.queue_max_batches,
                 max_spans=settings.queue_max_spans,

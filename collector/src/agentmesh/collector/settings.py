@@ -67,7 +67,7 @@ class CollectorSettings(AgentMeshSettings):
         description="DuckDB file holding spans, graphs and detections (created if missing).",
     )
     duckdb_memory_limit: str = Field(
-        default="1GB",
+        default="256MB",
         pattern=r"(?i)^\s*\d+(\.\d+)?\s*([KMGT]i?B|B|%)\s*$",
         description="Memory DuckDB may use for its cache, sorts and joins (`512MB`, `2GiB`).",
     )
@@ -269,6 +269,21 @@ class CollectorSettings(AgentMeshSettings):
         ge=1,
         le=10_000_000,
         description="Traces whose graph is kept in memory; the least recently updated is evicted.",
+    )
+    complete_trace_linger_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=86_400,
+        description=(
+            "Seconds a complete trace (its root span arrived) stays in memory for late spans; "
+            "then its graph is final and later spans are stored but not graphed."
+        ),
+    )
+    trace_idle_timeout_seconds: float = Field(
+        default=600.0,
+        ge=0,
+        le=604_800,
+        description="Seconds an incomplete trace may go without new spans before it leaves memory.",
     )
     loop_max_repeats: int = Field(
         default=3,

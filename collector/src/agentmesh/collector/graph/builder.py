@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import bisect
 import math
+import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from agentmesh.collector.graph.node import GraphNode, graph_node
@@ -71,6 +72,7 @@ class _Trace:
         "output_tokens",
         "pending",
         "start_ns",
+        "touched",
         "trace_id",
         "visit_starts",
         "visits",
@@ -78,6 +80,7 @@ class _Trace:
 
     def __init__(self, trace_id: str) -> None:
         self.trace_id = trace_id
+        self.touched = 0.0  # monotonic seconds of the last spans added
         self.nodes: dict[str, GraphNode] = {}
         self.graph: RunGraph | None = None
         self.generation = 0
@@ -290,15 +293,33 @@ class _Trace:
         self.visit_starts.append(index)
 
 
+_RETIRED_IDS = 100_000
+"""Retired trace ids remembered to recognise late spans (≈ 10 MB)."""
+
+
 class GraphBuilder:
     """Keeps the live graph of every recent trace.
 
+    A trace leaves memory in one of three ways, each counted:
+
+    - **retired**: complete (its root span arrived) and untouched for ``complete_linger_seconds``
+      (room for late spans); its graph is final. Spans that arrive for it later are *late*:
+      counted and not graphed (a graph rebuilt from them alone would replace the stored one
+      with a fragment);
+    - **expired**: never completed and untouched for ``idle_timeout_seconds``;
+    - **evicted**: the least recently updated trace, when adding a new one would exceed
+      ``max_traces``.
+
+    Retirement and expiry happen in :meth:`expire`, which the pipeline calls once per cycle.
+
     Args:
-        max_traces: Traces kept in memory; adding spans of a new trace beyond this evicts the
-            least recently updated one (counted in :attr:`evicted`).
+        max_traces: Traces kept in memory.
+        complete_linger_seconds: How long a complete trace stays for late spans.
+        idle_timeout_seconds: How long an incomplete trace may go without new spans.
+        clock: Monotonic seconds (tests pass their own).
 
     Raises:
-        CollectorError: ``max_traces`` is below 1.
+        CollectorError: A bound is out of range.
 
     Example:
         >>> from agentmesh.collector.testing import SpanFactory
@@ -317,12 +338,80 @@ class GraphBuilder:
         (10, 'run-1', True)
     """
 
-    def __init__(self, max_traces: int = 10_000) -> None:
+    def __init__(
+        self,
+        max_traces: int = 10_000,
+        *,
+        complete_linger_seconds: float = 30.0,
+        idle_timeout_seconds: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if max_traces < 1:
             raise CollectorError(f"max_traces must be at least 1, got {max_traces}")
+        if complete_linger_seconds < 0 or idle_timeout_seconds < complete_linger_seconds:
+            raise CollectorError(
+                "need 0 <= complete_linger_seconds <= idle_timeout_seconds, got "
+                f"{complete_linger_seconds} and {idle_timeout_seconds}"
+            )
         self._max_traces = max_traces
+        self._linger = complete_linger_seconds
+        self._idle = idle_timeout_seconds
+        self._clock = clock
         self._traces: OrderedDict[str, _Trace] = OrderedDict()
+        self._retired_ids: OrderedDict[str, None] = OrderedDict()
         self._evicted = 0
+        self._retired = 0
+        self._expired = 0
+        self._late_spans = 0
+
+    @property
+    def retired(self) -> int:
+        """How many complete traces left memory after their linger time."""
+        return self._retired
+
+    @property
+    def expired(self) -> int:
+        """How many incomplete traces left memory after the idle timeout."""
+        return self._expired
+
+    @property
+    def late_spans(self) -> int:
+        """Spans that arrived for a retired trace (stored, not graphed)."""
+        return self._late_spans
+
+    def expire(self) -> list[str]:
+        """Retire complete traces past their linger time and expire idle incomplete ones.
+
+        Cheap to call often: it scans from the least recently updated trace and stops at the
+        first one younger than the linger time.
+
+        Returns:
+            The trace ids that left memory.
+        """
+        now = self._clock()
+        gone: list[str] = []
+        traces = self._traces
+        for trace_id, trace in traces.items():
+            age = now - trace.touched
+            if age < self._linger:
+                break
+            if trace.complete:
+                self._retired += 1
+                self._remember_retired(trace_id)
+            elif age >= self._idle:
+                self._expired += 1
+            else:
+                continue  # a long run still in progress
+            gone.append(trace_id)
+        for trace_id in gone:
+            del traces[trace_id]
+        return gone
+
+    def _remember_retired(self, trace_id: str) -> None:
+        retired = self._retired_ids
+        retired[trace_id] = None
+        while len(retired) > _RETIRED_IDS:
+            retired.popitem(last=False)
 
     @property
     def max_traces(self) -> int:
@@ -361,7 +450,11 @@ class GraphBuilder:
             The trace ids whose graph changed and is still held.
         """
         by_trace: dict[str, list[GraphNode]] = {}
+        retired = self._retired_ids
         for node in nodes:
+            if retired and node.trace_id in retired:
+                self._late_spans += 1
+                continue
             group = by_trace.get(node.trace_id)
             if group is None:
                 by_trace[node.trace_id] = [node]
@@ -405,10 +498,12 @@ class GraphBuilder:
         trace = self._traces.get(trace_id)
         if trace is not None:
             self._traces.move_to_end(trace_id)
+            trace.touched = self._clock()
             return trace
         while len(self._traces) >= self._max_traces:
             self._traces.popitem(last=False)
             self._evicted += 1
         trace = _Trace(trace_id)
+        trace.touched = self._clock()
         self._traces[trace_id] = trace
         return trace

@@ -48,7 +48,7 @@ __all__ = ["DEDUPE_SPANS", "MEMORY_LIMIT", "DuckDBStore"]
 DEDUPE_SPANS: Final = 500_000
 """Default number of recently stored span keys the store checks re-deliveries against."""
 
-MEMORY_LIMIT: Final = "1GB"
+MEMORY_LIMIT: Final = "256MB"
 """Default DuckDB ``memory_limit`` (its buffer pool: cached blocks, sorts, joins)."""
 
 _T = TypeVar("_T")
