@@ -67,10 +67,11 @@ from _throughput.stream import payloads
 from _throughput.trace_ids import find_trace_ids
 
 
-def _stream(total: int, seed: int) -> list[bytes]:
+def _stream(total: int, seed: int, whole_runs: bool = False) -> list[bytes]:
     """The stream's requests, cached on disk (generation takes seconds per 50k spans)."""
     key = hashlib.sha256(Path(__file__).parent.joinpath("_throughput/stream.py").read_bytes())
-    path = cache_dir() / f"stream-{total}-{seed}-{key.hexdigest()[:12]}.bin"
+    whole = "-whole" if whole_runs else ""
+    path = cache_dir() / f"stream-{total}-{seed}{whole}-{key.hexdigest()[:12]}.bin"
     if path.exists():
         data = path.read_bytes()
         out: list[bytes] = []
@@ -80,7 +81,7 @@ def _stream(total: int, seed: int) -> list[bytes]:
             out.append(data[offset + 4 : offset + 4 + size])
             offset += 4 + size
         return out
-    out = payloads(total, seed)
+    out = payloads(total, seed, whole_runs)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"".join(len(p).to_bytes(4, "little") + p for p in out))
     return out
@@ -371,7 +372,7 @@ def _soak(
 
 def _soak_phase(args: argparse.Namespace, measured: float | None) -> dict[str, Any]:
     """Calibrate the rate when needed, soak, print the table; return the JSON figures."""
-    bodies = _stream(args.soak_spans, args.seed)
+    bodies = _stream(args.soak_spans, args.seed, whole_runs=True)  # no rootless runs
     total = sum(_spans(b) for b in bodies)
     rate = args.soak_rate
     if rate is None:

@@ -93,7 +93,11 @@ async def serve(
     threading.Thread(
         target=lambda: (sys.stdin.read(), loop.call_soon_threadsafe(stopped.set)), daemon=True
     ).start()
-    builder = GraphBuilder(max_traces=settings.max_live_traces)
+    builder = GraphBuilder(
+        max_traces=settings.max_live_traces,
+        complete_linger_seconds=settings.complete_trace_linger_seconds,
+        idle_timeout_seconds=settings.trace_idle_timeout_seconds,
+    )
     async with (
         DuckDBStore(
             db,

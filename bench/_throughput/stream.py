@@ -102,13 +102,19 @@ def _run(rng: random.Random, index: int) -> list[SpanRecord]:
     ]
 
 
-def _interleaved(rng: random.Random, total_spans: int) -> Iterator[SpanRecord]:
-    """Spans of ``CONCURRENT_RUNS`` live runs at a time, interleaved in small chunks."""
+def _interleaved(
+    rng: random.Random, total_spans: int, whole_runs: bool = False
+) -> Iterator[SpanRecord]:
+    """Spans of ``CONCURRENT_RUNS`` live runs at a time, interleaved in small chunks.
+
+    With ``whole_runs``, no run starts once ``total_spans`` were produced, and the live ones
+    are finished (the stream is a little longer): every run has its root span.
+    """
     produced = 0
     index = 0
     live: list[list[SpanRecord]] = []
-    while produced < total_spans:
-        while len(live) < CONCURRENT_RUNS:
+    while produced < total_spans or (whole_runs and live):
+        while produced < total_spans and len(live) < CONCURRENT_RUNS:
             live.append(_run(rng, index))
             index += 1
         run = live[rng.randrange(len(live))]
@@ -120,12 +126,15 @@ def _interleaved(rng: random.Random, total_spans: int) -> Iterator[SpanRecord]:
         live = [r for r in live if r]
 
 
-def payloads(total_spans: int, seed: int) -> list[bytes]:
+def payloads(total_spans: int, seed: int, whole_runs: bool = False) -> list[bytes]:
     """Serialised ``ExportTraceServiceRequest`` bodies of ``SPANS_PER_REQUEST`` spans each.
 
     Args:
-        total_spans: Spans in the stream (runs are cut at the end to hit it).
+        total_spans: Spans in the stream (runs are cut at the end to hit it, unless
+            ``whole_runs``).
         seed: Random seed; the same seed gives the same bytes.
+        whole_runs: Finish the runs live at the end instead of cutting them (a stream that is
+            replayed over and over must not leave a trail of runs without roots).
 
     Returns:
         The request bodies, in sending order.
@@ -133,7 +142,7 @@ def payloads(total_spans: int, seed: int) -> list[bytes]:
     rng = random.Random(seed)
     out: list[bytes] = []
     batch: list[SpanRecord] = []
-    for span in _interleaved(rng, total_spans):
+    for span in _interleaved(rng, total_spans, whole_runs):
         batch.append(span)
         if len(batch) == SPANS_PER_REQUEST:
             out.append(to_otlp_request(batch).SerializeToString())
