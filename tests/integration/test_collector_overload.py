@@ -5,7 +5,8 @@ so its memory) bounded, store every span of every request it accepted (and no ot
 new requests again by itself once the burst is over. Rates are measured, never asserted: the
 burst offers three times the rate measured just before it, whatever the machine does.
 
-The burst lasts ``AGENTMESH_OVERLOAD_SECONDS`` (8 s by default, to keep the suite fast; the
+The burst lasts ``AGENTMESH_OVERLOAD_SECONDS`` (8 s by default, to keep the suite fast; from 30 s on
+the test also checks that memory levels off over the last third of the burst; the
 issue's minute-long run is ``AGENTMESH_OVERLOAD_SECONDS=60 uv run pytest
 tests/integration/test_collector_overload.py``).
 """
@@ -88,13 +89,17 @@ async def test_three_times_the_sustainable_rate_is_refused_retryably_and_nothing
         rss_before = _rss_mb()
         queue_peak = 0
         rss_peak = rss_before
+        burst_start = time.perf_counter()
+        samples: list[tuple[float, float]] = []  # (seconds into the burst, RSS MB)
         tasks: list[asyncio.Task[None]] = []
         burst_end = time.perf_counter() + BURST_SECONDS
         tick = time.perf_counter()
         while time.perf_counter() < burst_end:
             tasks.append(asyncio.create_task(send()))
             queue_peak = max(queue_peak, collector.stats.queued_batches)
-            rss_peak = max(rss_peak, _rss_mb())
+            rss = _rss_mb()
+            rss_peak = max(rss_peak, rss)
+            samples.append((time.perf_counter() - burst_start, rss))
             tick += interval
             await asyncio.sleep(max(0.0, tick - time.perf_counter()))
         await asyncio.gather(*tasks)
@@ -116,4 +121,11 @@ async def test_three_times_the_sustainable_rate_is_refused_retryably_and_nothing
     assert stats.spans_stored == stored
     assert stats.batches_failed == 0
     assert queue_peak <= settings.queue_max_batches
-    assert rss_peak - rss_before < 400, (rss_before, rss_peak)  # generous: no unbounded growth
+    # Memory is bounded by the collector's caps (DuckDB's memory limit, the dedupe window, the
+    # graphs of runs lingering for late spans), which a long burst fills: it must level off.
+    assert rss_peak - rss_before < 600, (rss_before, rss_peak)
+    if BURST_SECONDS >= 30:
+        third = BURST_SECONDS / 3
+        middle = max(rss for at, rss in samples if third <= at < 2 * third)
+        last = max(rss for at, rss in samples if at >= 2 * third)
+        assert last <= 1.15 * middle + 50, (rss_before, middle, last)
