@@ -1,6 +1,7 @@
 """The collector over real OTLP/gRPC: the OpenTelemetry SDK exporter in, DuckDB out."""
 
 import asyncio
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -147,7 +148,11 @@ async def test_sdk_spans_become_stored_spans_graph_rows_and_one_detection(tmp_pa
         assert detection.trace_id == trace_id
         assert detection.run_id == RUN_ID
         assert detection.agent == "supervisor"
-        assert "repeated 4 times (bound 3)" in detection.explanation
+        # Rules run once per pipeline cycle: the cycle that crossed the bound may already hold
+        # later visits, so the count is at least the first one over the bound.
+        repeats = re.search(r"repeated (\d+) times \(bound 3\)", detection.explanation)
+        assert repeats is not None, detection.explanation
+        assert 4 <= int(repeats.group(1)) <= LOOPS
         (run,) = await store.runs()
         assert run.detections == 1
 
