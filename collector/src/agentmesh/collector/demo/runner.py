@@ -164,7 +164,12 @@ async def run_demo(db_path: Path, *, max_steps: int = 16) -> DemoReport:
     started = time.perf_counter()
     db_path = await asyncio.to_thread(_fresh_file, db_path)
     settings = CollectorSettings.load(
-        grpc_host="127.0.0.1", grpc_port=0, http_host="127.0.0.1", http_port=0, duckdb_path=db_path
+        grpc_host="127.0.0.1",
+        grpc_port=0,
+        http_host="127.0.0.1",
+        http_port=0,
+        duckdb_path=db_path,
+        decode_workers=0,  # a few dozen spans: worker processes would only add start-up time
     )
     reports: list[DemoRunReport] = []
     async with FakeProvider(scripts=clean_scripts()) as provider, Collector(settings) as collector:
