@@ -172,3 +172,25 @@ async def test_ingestor_refuses_before_decoding_when_the_pipeline_is_full() -> N
             await ingestor.ingest_payload(_payload(spans))
         assert ingestor.stats.requests_busy == 1
         pipeline._accepting = True  # pyright: ignore[reportPrivateUsage]
+
+
+class _ObservingSink:
+    def __init__(self) -> None:
+        self.spans = 0
+        self.requests: list[object] = []
+
+    def __call__(self, spans: list[SpanRecord] | SpanBatch, /) -> bool:
+        self.spans += len(spans)
+        return True
+
+    def request_accepted(self, request: object, spans: int, /) -> None:
+        self.requests.append(request)
+
+
+async def test_a_pooled_request_reaches_the_observer_as_the_bytes_received() -> None:
+    payload = _payload(_run(SpanFactory()))
+    sink = _ObservingSink()
+    async with DecodePool(1, DecodeLimits()) as pool:
+        await Ingestor(sink, DecodeLimits(), pool).ingest_payload(payload)
+    assert sink.spans == 81
+    assert sink.requests == [payload]  # forwarded as is: never parsed in this process

@@ -75,6 +75,12 @@ async def test_payload_is_the_request_as_received() -> None:
     assert await payload.body() is await payload.body()
 
 
+async def test_raw_bytes_are_forwarded_without_parsing_them_again() -> None:
+    raw = _payload("raw")._request.SerializeToString()  # pyright: ignore[reportPrivateUsage]
+    payload = ForwardPayload(raw, 3)
+    assert gzip.decompress(await payload.body()) == raw
+
+
 async def test_retries_on_429_and_503_then_sends() -> None:
     async with SinkServer() as sink:
         sink.script(SinkAnswer(429, retry_after="0"), SinkAnswer(503, retry_after="0"))

@@ -70,11 +70,11 @@ class Forwarders:
         """Each forwarder's counters, by name."""
         return {f.name: f.stats for f in self._forwarders}
 
-    def offer(self, request: ExportTraceServiceRequest, spans: int) -> None:
+    def offer(self, request: ExportTraceServiceRequest | bytes, spans: int) -> None:
         """Queue an accepted request on every forwarder (never blocks).
 
         Args:
-            request: The request as received.
+            request: The request as received (parsed, or its protobuf bytes).
             spans: How many of its spans were accepted.
         """
         if not self._forwarders:
@@ -131,11 +131,11 @@ class ForwardingSink:
         """
         return self._sink(spans)
 
-    def request_accepted(self, request: ExportTraceServiceRequest, spans: int, /) -> None:
+    def request_accepted(self, request: ExportTraceServiceRequest | bytes, spans: int, /) -> None:
         """Forward a request whose spans the inner sink accepted.
 
         Args:
-            request: The request as received.
+            request: The request as received (parsed, or its protobuf bytes).
             spans: How many of its spans were accepted.
         """
         self._forwarders.offer(request, spans)

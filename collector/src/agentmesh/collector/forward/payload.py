@@ -29,13 +29,14 @@ class ForwardPayload:
     """An accepted export request, with its gzipped protobuf body computed once.
 
     Args:
-        request: The request as the receiver parsed it (not modified afterwards).
+        request: The request as the receiver parsed it (not modified afterwards), or its
+            protobuf bytes as received (forwarded without parsing them again).
         spans: How many of its spans the collector accepted (for the counters).
     """
 
     __slots__ = ("_body", "_request", "spans")
 
-    def __init__(self, request: ExportTraceServiceRequest, spans: int) -> None:
+    def __init__(self, request: ExportTraceServiceRequest | bytes, spans: int) -> None:
         self._request = request
         self._body: bytes | None = None
         self.spans = spans
@@ -56,4 +57,6 @@ class ForwardPayload:
         return body
 
     def _encode(self) -> bytes:
-        return gzip.compress(self._request.SerializeToString(), compresslevel=_GZIP_LEVEL)
+        request = self._request
+        raw = request if isinstance(request, bytes) else request.SerializeToString()
+        return gzip.compress(raw, compresslevel=_GZIP_LEVEL)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol, runtime_checkable
 
@@ -92,11 +92,12 @@ class RequestObserver(Protocol):
     It must not block; an exception from it is logged and does not affect the answer.
     """
 
-    def request_accepted(self, request: ExportTraceServiceRequest, spans: int, /) -> None:
+    def request_accepted(self, request: ExportTraceServiceRequest | bytes, spans: int, /) -> None:
         """Take note of an accepted request.
 
         Args:
-            request: The request as received (do not modify it).
+            request: The request as received (do not modify it): parsed, or its protobuf
+                bytes when it was decoded by a decode pool.
             spans: How many of its spans the sink accepted.
         """
         ...
@@ -229,7 +230,7 @@ class Ingestor:
             raise
         spans = normalize_spans(result.spans)
         if spans:
-            await self._deliver(spans, len(spans), lambda: request)
+            await self._deliver(spans, len(spans), request)
         return self._account(result)
 
     async def ingest_payload(self, payload: bytes) -> DecodeResult:
@@ -274,9 +275,7 @@ class Ingestor:
             raise
         batch = decoded.batch()
         if len(batch):
-            await self._deliver(
-                batch, len(batch), lambda: ExportTraceServiceRequest.FromString(payload)
-            )
+            await self._deliver(batch, len(batch), payload)
         return self._account(decoded.result())
 
     def _check_room(self) -> None:
@@ -289,7 +288,7 @@ class Ingestor:
         self,
         spans: list[SpanRecord] | SpanBatch,
         count: int,
-        request: Callable[[], ExportTraceServiceRequest],
+        request: ExportTraceServiceRequest | bytes,
     ) -> None:
         try:
             verdict = self._sink(spans)  # the observer gets the request as sent
@@ -307,7 +306,7 @@ class Ingestor:
         self._spans_accepted += count
         if self._observer is not None:
             try:
-                self._observer.request_accepted(request(), count)
+                self._observer.request_accepted(request, count)
             except Exception:
                 log.exception("request observer failed", spans=count)
 
