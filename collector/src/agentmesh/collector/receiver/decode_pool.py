@@ -19,7 +19,7 @@ import gc
 import multiprocessing
 import pickle
 import signal
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from types import TracebackType
@@ -135,11 +135,6 @@ def _ready() -> bool:
     return True
 
 
-def _warmed(future: Future[bool]) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        log.error("a decode worker failed to start", error=str(future.exception()))
-
-
 class DecodePool:
     """A pool of decode worker processes, used as an async context manager.
 
@@ -190,19 +185,19 @@ class DecodePool:
         return self._inflight
 
     async def start(self) -> None:
-        """Start the workers; they import the decoder in the background.
-
-        The collector does not wait for them (about a second of imports each): inline
-        decoding serves small requests meanwhile, and a large one waits in the pool's queue.
+        """Start the workers and wait until each has imported the decoder.
 
         Raises:
             ReceiverError: It is running already.
         """
         if self._executor is not None:
             raise ReceiverError("the decode pool is already running")
-        self._executor = executor = self._new_executor()
-        for _ in range(self._workers):  # spawn every worker now, not on the first requests
-            executor.submit(_ready).add_done_callback(_warmed)
+        self._executor = self._new_executor()
+        loop = asyncio.get_running_loop()
+        executor = self._executor
+        await asyncio.gather(
+            *(loop.run_in_executor(executor, _ready) for _ in range(self._workers))
+        )
         log.info("decode pool started", workers=self._workers)
 
     async def stop(self) -> None:
