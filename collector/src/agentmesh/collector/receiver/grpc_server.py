@@ -15,8 +15,7 @@ answer follows the OTLP specification:
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Final, NoReturn, Self
+from typing import Final, NoReturn
 
 import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -24,15 +23,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from agentmesh.collector.receiver.auth import Authenticator
+from agentmesh.collector.receiver.base import OtlpReceiver, hostport
 from agentmesh.collector.receiver.decode_pool import DecodePool
 from agentmesh.collector.receiver.ingest import (
-    Ingestor,
     ReceiverBusyError,
     ReceiverStats,
     SpanSink,
 )
-from agentmesh.collector.receiver.limits import DecodeLimits
 from agentmesh.collector.receiver.retry_info import retry_trailers
 from agentmesh.collector.settings import CollectorSettings
 from agentmesh.core.errors import ReceiverError
@@ -48,7 +45,7 @@ _Context = grpc.aio.ServicerContext[bytes, ExportTraceServiceResponse]
 _SERVICE: Final = "opentelemetry.proto.collector.trace.v1.TraceService"
 
 
-class OtlpGrpcReceiver:
+class OtlpGrpcReceiver(OtlpReceiver):
     """An OTLP/gRPC trace receiver feeding a :class:`SpanSink`.
 
     Use it as an async context manager: entering binds and starts the server, leaving stops it,
@@ -78,11 +75,8 @@ class OtlpGrpcReceiver:
         *,
         decode_pool: DecodePool | None = None,
     ) -> None:
-        self._settings = settings if settings is not None else CollectorSettings.load()
-        self._ingestor = Ingestor(sink, DecodeLimits.from_settings(self._settings), decode_pool)
-        self._auth = Authenticator.from_settings(self._settings)
+        super().__init__(sink, settings, decode_pool=decode_pool)
         self._server: grpc.aio.Server | None = None
-        self._port = 0
 
     @property
     def host(self) -> str:
@@ -90,25 +84,9 @@ class OtlpGrpcReceiver:
         return self._settings.grpc_host
 
     @property
-    def port(self) -> int:
-        """The bound TCP port (the free port chosen when configured with 0).
-
-        Raises:
-            ReceiverError: The receiver is not running.
-        """
-        if self._server is None:
-            raise ReceiverError("the OTLP receiver is not running")
-        return self._port
-
-    @property
-    def endpoint(self) -> str:
-        """The URL exporters use, for example ``http://127.0.0.1:4317``."""
-        return f"http://{hostport(self.host, self.port)}"
-
-    @property
-    def stats(self) -> ReceiverStats:
-        """A snapshot of the receiver's counters."""
-        return self._ingestor.stats
+    def running(self) -> bool:
+        """Whether the server is started."""
+        return self._server is not None
 
     async def start(self) -> None:
         """Bind and start the gRPC server.
@@ -155,18 +133,6 @@ class OtlpGrpcReceiver:
             return
         await server.stop(self._settings.grpc_grace_seconds)
         log.info("otlp grpc receiver stopped", port=self._port)
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     async def handle(
         self, request: bytes | ExportTraceServiceRequest, context: _Context
@@ -218,18 +184,3 @@ def _credentials(context: _Context) -> tuple[str | None, str | None]:
         elif key == "x-api-key":
             api_key = value
     return authorization, api_key
-
-
-def hostport(host: str, port: int) -> str:
-    """Join a host and a port, bracketing an IPv6 address.
-
-    Args:
-        host: Host name or address.
-        port: TCP port.
-
-    Returns:
-        ``host:port`` or ``[v6]:port``.
-    """
-    if ":" in host and not host.startswith("["):
-        return f"[{host}]:{port}"
-    return f"{host}:{port}"

@@ -17,8 +17,7 @@ Follows the OTLP/HTTP specification:
 from __future__ import annotations
 
 import asyncio
-from types import TracebackType
-from typing import Final, Literal, Self
+from typing import Final, Literal
 
 from aiohttp import ClientPayloadError, web
 from google.protobuf.message import DecodeError, Message
@@ -28,18 +27,14 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from agentmesh.collector.receiver.auth import Authenticator
+from agentmesh.collector.receiver.base import OtlpReceiver, hostport
 from agentmesh.collector.receiver.decode import DecodeResult
 from agentmesh.collector.receiver.decode_pool import DecodePool
-from agentmesh.collector.receiver.grpc_server import hostport
 from agentmesh.collector.receiver.http_body import BodyTooLargeError, gunzip_capped, read_capped
 from agentmesh.collector.receiver.ingest import (
-    Ingestor,
     ReceiverBusyError,
-    ReceiverStats,
     SpanSink,
 )
-from agentmesh.collector.receiver.limits import DecodeLimits
 from agentmesh.collector.receiver.otlp_json import parse_json_request, to_json
 from agentmesh.collector.settings import CollectorSettings
 from agentmesh.core.errors import ReceiverError
@@ -72,7 +67,7 @@ _CODES: Final[dict[int, int]] = {
 }
 
 
-class OtlpHttpReceiver:
+class OtlpHttpReceiver(OtlpReceiver):
     """An OTLP/HTTP trace receiver feeding a :class:`SpanSink`.
 
     Use it as an async context manager: entering binds and starts the server, leaving stops it,
@@ -93,6 +88,8 @@ class OtlpHttpReceiver:
         'v1/traces'
     """
 
+    transport = "OTLP/HTTP"
+
     def __init__(
         self,
         sink: SpanSink,
@@ -100,12 +97,8 @@ class OtlpHttpReceiver:
         *,
         decode_pool: DecodePool | None = None,
     ) -> None:
-        self._settings = settings if settings is not None else CollectorSettings.load()
-        self._ingestor = Ingestor(sink, DecodeLimits.from_settings(self._settings), decode_pool)
-        self._pooled = decode_pool is not None
-        self._auth = Authenticator.from_settings(self._settings)
+        super().__init__(sink, settings, decode_pool=decode_pool)
         self._runner: web.AppRunner | None = None
-        self._port = 0
 
     @property
     def host(self) -> str:
@@ -113,30 +106,14 @@ class OtlpHttpReceiver:
         return self._settings.http_host
 
     @property
-    def port(self) -> int:
-        """The bound TCP port (the free port chosen when configured with 0).
-
-        Raises:
-            ReceiverError: The receiver is not running.
-        """
-        if self._runner is None:
-            raise ReceiverError("the OTLP/HTTP receiver is not running")
-        return self._port
-
-    @property
-    def endpoint(self) -> str:
-        """The base URL, for example ``http://127.0.0.1:4318``."""
-        return f"http://{hostport(self.host, self.port)}"
+    def running(self) -> bool:
+        """Whether the server is started."""
+        return self._runner is not None
 
     @property
     def traces_url(self) -> str:
         """The full URL trace exporters post to, for example ``http://127.0.0.1:4318/v1/traces``."""
         return self.endpoint + TRACES_PATH
-
-    @property
-    def stats(self) -> ReceiverStats:
-        """A snapshot of the receiver's counters."""
-        return self._ingestor.stats
 
     async def start(self) -> None:
         """Bind and start the HTTP server.
@@ -175,18 +152,6 @@ class OtlpHttpReceiver:
             return
         await runner.cleanup()
         log.info("otlp http receiver stopped", port=self._port)
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     async def _traces(self, request: web.Request) -> web.Response:
         encoding = _encoding_of(request.content_type)
