@@ -28,7 +28,7 @@ from typing import Any, Protocol, Self, runtime_checkable
 
 from agentmesh.collector.batch import ArrowTable, SpanBatch, batch_of
 from agentmesh.collector.detection import Detection
-from agentmesh.collector.detectors.base import Rule
+from agentmesh.collector.detectors.base import CycleView, Detector, Rule
 from agentmesh.collector.graph.builder import GraphBuilder
 from agentmesh.collector.graph.run_graph import RunGraph
 from agentmesh.collector.hot_state.base import HotState, RunState
@@ -134,6 +134,8 @@ class Pipeline:
         store: Where spans, graphs and detections go.
         builder: Keeps the live run graphs; a new one by default.
         rules: Detection rules run on each changed graph.
+        detectors: Streaming detectors fed each cycle (after the rules) and ticked every
+            ``tick_seconds``.
         max_batches: Queue bound in batches; :meth:`offer` refuses batches beyond it.
         max_spans: Queue bound in spans; a batch that would take the waiting spans past it is
             refused (a single batch larger than the bound is still taken when nothing waits).
@@ -143,6 +145,8 @@ class Pipeline:
         hot_state: Shared live state (Redis) updated with each changed run and told of each
             new detection; wrap it in ``FailOpenHotState`` so a dead Redis never stops the
             worker.
+        tick_seconds: How often the detectors are ticked (findings that are the absence of a
+            span, such as a step overdue, are reported within this delay).
 
     Raises:
         CollectorError: A bound is below 1.
@@ -154,12 +158,14 @@ class Pipeline:
         *,
         builder: GraphBuilder | None = None,
         rules: Sequence[Rule] = (),
+        detectors: Sequence[Detector] = (),
         max_batches: int = 1024,
         max_spans: int = 100_000,
         max_cycle_spans: int = 10_000,
         drain_timeout_seconds: float = 30.0,
         on_detection: DetectionListener | None = None,
         hot_state: HotState | None = None,
+        tick_seconds: float = 0.05,
     ) -> None:
         for label, bound in (
             ("max_batches", max_batches),
@@ -171,6 +177,9 @@ class Pipeline:
         self._store = store
         self._builder = builder if builder is not None else GraphBuilder()
         self._rules = tuple(rules)
+        self._detectors = tuple(detectors)
+        self._tick_seconds = tick_seconds
+        self._ticker: asyncio.Task[None] | None = None
         self._max_batches = max_batches
         self._max_spans = max_spans
         self._max_cycle_spans = max_cycle_spans
@@ -194,6 +203,11 @@ class Pipeline:
         self._detections = 0
         self._cycles = 0
         self._latencies_ns: deque[int] = deque(maxlen=_LATENCY_SAMPLES)
+
+    @property
+    def detectors(self) -> tuple[Detector, ...]:
+        """The streaming detectors, in the order they are fed."""
+        return self._detectors
 
     @property
     def builder(self) -> GraphBuilder:
@@ -339,6 +353,8 @@ class Pipeline:
         if self._worker is not None:
             raise CollectorError("the pipeline is already running")
         self._worker = asyncio.create_task(self._work(), name="agentmesh-pipeline")
+        if self._detectors:
+            self._ticker = asyncio.create_task(self._tick(), name="agentmesh-detector-ticks")
         self._accepting = True
 
     async def stop(self) -> None:
@@ -354,8 +370,11 @@ class Pipeline:
             log.error("pipeline drain timed out", dropped_batches=self._waiting_batches)
         except CollectorError as exc:
             log.error("pipeline drain failed", reason=str(exc))
+        ticker, self._ticker = self._ticker, None
+        if ticker is not None:
+            ticker.cancel()
         worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        await asyncio.gather(worker, *([ticker] if ticker else []), return_exceptions=True)
         self._worker = None
 
     async def __aenter__(self) -> Self:
@@ -441,6 +460,8 @@ class Pipeline:
                 except Exception:
                     failed_rules.add(trace_id)
                     log.exception("rule failed", rule=rule.name, trace_id=trace_id)
+        if self._detectors:
+            detections.extend(self._observe(batches, graphs))
         now = time.perf_counter_ns()
         for batch in batches:
             if not batch.traces.isdisjoint(failed_rules):
@@ -448,6 +469,30 @@ class Pipeline:
             if batch.traces:
                 self._latencies_ns.append(now - batch.offered_ns)
         return _Cycle(batches, graphs, detections)
+
+    def _observe(self, batches: list[_Batch], graphs: list[RunGraph]) -> list[Detection]:
+        nodes = [node for batch in batches if not batch.failed for node in batch.spans.nodes]
+        view = CycleView(nodes, {graph.trace_id: graph for graph in graphs}, time.time_ns())
+        found: list[Detection] = []
+        for detector in self._detectors:
+            try:
+                found.extend(detector.observe(view))
+            except Exception:
+                log.exception("detector failed", detector=detector.name, spans=len(nodes))
+        return found
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self._tick_seconds)
+            now = time.time_ns()
+            for detector in self._detectors:
+                try:
+                    found = detector.tick(now)
+                except Exception:
+                    log.exception("detector tick failed", detector=detector.name)
+                    continue
+                for detection in found:
+                    await self._detected(detection)
 
     async def _write_cycle(self, cycle: _Cycle) -> None:
         # The cycle being written no longer counts against the queue bound.

@@ -647,6 +647,47 @@ AGENTMESH_NORMALIZED_FROM: Final = _attr(
     origin="agentmesh",
 )
 
+# --- AgentMesh: progress and state digests ---------------------------------------------------
+AGENTMESH_STEP_STARTED: Final = _attr(
+    "agentmesh.step.started",
+    "string",
+    '"5b8aa5a2d2c872e8"',
+    "On a start marker (a zero-length span exported when a step starts, so the collector "
+    "sees steps that never end): the id of the step span that started (the marker's parent).",
+    origin="agentmesh",
+)
+AGENTMESH_TOOL_ARGUMENTS_DIGEST: Final = _attr(
+    "agentmesh.tool.call.arguments.digest",
+    "string",
+    '"sha256:1c9e…"',
+    "Digest of a tool call's arguments (recorded without content capture: loop detection "
+    "compares calls by it).",
+    origin="agentmesh",
+)
+AGENTMESH_TOOL_RESULT_DIGEST: Final = _attr(
+    "agentmesh.tool.call.result.digest",
+    "string",
+    '"sha256:77ab…"',
+    "Digest of a tool call's result (the same call with the same result brings no new state).",
+    origin="agentmesh",
+)
+AGENTMESH_HANDOFF_RECEIVED_DIGEST: Final = _attr(
+    "agentmesh.handoff.context.received_digest",
+    "string",
+    '"sha256:9f2c…"',
+    "Digest of the context the receiving agent actually got; differs from "
+    "agentmesh.handoff.context.digest when context was lost at the handoff.",
+    origin="agentmesh",
+    scopes=("span", "event"),
+)
+HTTP_RESPONSE_STATUS_CODE: Final = _attr(
+    "http.response.status_code",
+    "int",
+    "429",
+    "HTTP status of a failed provider call (429: rate limited).",
+    origin="otel",
+)
+
 # --- AgentMesh: detection -------------------------------------------------------------------
 AGENTMESH_DETECTION_ID: Final = _attr(
     "agentmesh.detection.id",

@@ -452,6 +452,8 @@ class GraphBuilder:
         by_trace: dict[str, list[GraphNode]] = {}
         retired = self._retired_ids
         for node in nodes:
+            if node.started is not None:  # a start marker: not a step of the graph
+                continue
             if retired and node.trace_id in retired:
                 self._late_spans += 1
                 continue

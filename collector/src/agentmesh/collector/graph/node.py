@@ -56,6 +56,20 @@ class GraphNode(NamedTuple):
         workflow_name: ``gen_ai.workflow.name``.
         framework: ``agentmesh.framework``.
         service_name: The resource's ``service.name``.
+        error: Whether the span's status is error.
+        error_type: ``error.type`` (or the status message) of a failed span.
+        http_status: ``http.response.status_code``, when recorded (429: rate limited).
+        provider: ``gen_ai.provider.name`` of a model call.
+        model: The model that answered a call (response model, else requested model).
+        tool_name: ``gen_ai.tool.name`` of an ``execute_tool`` span.
+        tool_args_digest: Digest of the tool call's arguments.
+        tool_result_digest: Digest of the tool call's result.
+        task_class: ``agentmesh.run.task_class``.
+        budget_usd: ``agentmesh.run.budget_usd``, on the span that carries it.
+        received_digest: Digest of the context an agent received at a handoff.
+        checkpoint_id: Checkpoint taken at the handoff this span receives.
+        started: On a start marker, the id of the step that started (the marker is not a
+            step of the graph; see ``agentmesh.step.started``); ``None`` on every other span.
     """
 
     trace_id: str
@@ -73,6 +87,24 @@ class GraphNode(NamedTuple):
     workflow_name: str | None
     framework: str | None
     service_name: str | None
+    error: bool = False
+    error_type: str | None = None
+    http_status: int | None = None
+    provider: str | None = None
+    model: str | None = None
+    tool_name: str | None = None
+    tool_args_digest: str | None = None
+    tool_result_digest: str | None = None
+    task_class: str | None = None
+    budget_usd: float | None = None
+    received_digest: str | None = None
+    checkpoint_id: str | None = None
+    started: str | None = None
+
+    @property
+    def duration_ns(self) -> int:
+        """How long the span took (0 when its clock went backwards)."""
+        return max(0, self.end_ns - self.start_ns)
 
     @property
     def rank(self) -> tuple[int, int, str]:
@@ -98,6 +130,8 @@ def graph_node(span: SpanRecord) -> GraphNode:
     operation = span.operation
     agent: str | None = None
     handoff: HandoffInfo | None = None
+    received: str | None = None
+    checkpoint: str | None = None
     if operation == semconv.Operation.INVOKE_AGENT or operation == semconv.Operation.INVOKE_NODE:
         # Workflow steps that are not agents (CrewAI flow methods) take part in the graph
         # like agents: they hand work to each other and can loop.
@@ -114,13 +148,30 @@ def graph_node(span: SpanRecord) -> GraphNode:
                 digest=span.str_attr(semconv.AGENTMESH_HANDOFF_CONTEXT_DIGEST),
                 size=span.int_attr(semconv.AGENTMESH_HANDOFF_CONTEXT_SIZE),
             )
+            received = span.str_attr(semconv.AGENTMESH_HANDOFF_RECEIVED_DIGEST)
+            checkpoint = span.str_attr(semconv.AGENTMESH_HANDOFF_CHECKPOINT_ID)
+    provider = model = tool_name = args_digest = result_digest = None
     if operation == semconv.Operation.CHAT:
         input_tokens = span.int_attr(semconv.GEN_AI_USAGE_INPUT_TOKENS) or 0
         output_tokens = span.int_attr(semconv.GEN_AI_USAGE_OUTPUT_TOKENS) or 0
         cost_usd = span.float_attr(semconv.AGENTMESH_COST_USD) or 0.0
+        provider = span.str_attr(semconv.GEN_AI_PROVIDER_NAME)
+        model = span.str_attr(semconv.GEN_AI_RESPONSE_MODEL) or span.str_attr(
+            semconv.GEN_AI_REQUEST_MODEL
+        )
     else:
         input_tokens = output_tokens = 0
         cost_usd = 0.0
+        if operation == semconv.Operation.EXECUTE_TOOL:
+            tool_name = span.str_attr(semconv.GEN_AI_TOOL_NAME) or span.name
+            args_digest = span.str_attr(semconv.AGENTMESH_TOOL_ARGUMENTS_DIGEST)
+            result_digest = span.str_attr(semconv.AGENTMESH_TOOL_RESULT_DIGEST)
+    error = span.status_code == "error"
+    error_type = None
+    http_status = None
+    if error:
+        error_type = span.str_attr(semconv.ERROR_TYPE) or span.status_message or None
+        http_status = span.int_attr(semconv.HTTP_RESPONSE_STATUS_CODE)
     return GraphNode(
         span.trace_id,
         span.span_id,
@@ -137,4 +188,17 @@ def graph_node(span: SpanRecord) -> GraphNode:
         span.str_attr(semconv.GEN_AI_WORKFLOW_NAME),
         span.str_attr(semconv.AGENTMESH_FRAMEWORK),
         span.service_name,
+        error,
+        error_type,
+        http_status,
+        provider,
+        model,
+        tool_name,
+        args_digest,
+        result_digest,
+        span.str_attr(semconv.AGENTMESH_RUN_TASK_CLASS),
+        span.float_attr(semconv.AGENTMESH_RUN_BUDGET_USD),
+        received,
+        checkpoint,
+        span.str_attr(semconv.AGENTMESH_STEP_STARTED),
     )
