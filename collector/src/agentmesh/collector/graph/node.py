@@ -70,6 +70,7 @@ class GraphNode(NamedTuple):
         checkpoint_id: Checkpoint taken at the handoff this span receives.
         started: On a start marker, the id of the step that started (the marker is not a
             step of the graph; see ``agentmesh.step.started``); ``None`` on every other span.
+            A marker's ``agent`` / ``tool_name`` name that step.
     """
 
     trace_id: str
@@ -166,6 +167,10 @@ def graph_node(span: SpanRecord) -> GraphNode:
             tool_name = span.str_attr(semconv.GEN_AI_TOOL_NAME) or span.name
             args_digest = span.str_attr(semconv.AGENTMESH_TOOL_ARGUMENTS_DIGEST)
             result_digest = span.str_attr(semconv.AGENTMESH_TOOL_RESULT_DIGEST)
+    started = span.str_attr(semconv.AGENTMESH_STEP_STARTED)
+    if started is not None:  # a start marker names the step that began
+        agent = span.str_attr(semconv.GEN_AI_AGENT_NAME) or span.str_attr(semconv.GEN_AI_NODE_NAME)
+        tool_name = span.str_attr(semconv.GEN_AI_TOOL_NAME)
     error = span.status_code == "error"
     error_type = None
     http_status = None
@@ -200,5 +205,5 @@ def graph_node(span: SpanRecord) -> GraphNode:
         span.float_attr(semconv.AGENTMESH_RUN_BUDGET_USD),
         received,
         checkpoint,
-        span.str_attr(semconv.AGENTMESH_STEP_STARTED),
+        started,
     )
