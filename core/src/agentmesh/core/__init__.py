@@ -13,6 +13,7 @@ from agentmesh.core.errors import (
     InstrumentationError,
     ProviderError,
     ReceiverError,
+    RunStoppedError,
     StoreError,
 )
 from agentmesh.core.ids import new_run_id, span_id_hex, trace_id_hex
@@ -32,6 +33,7 @@ __all__ = [
     "LoggingSettings",
     "ProviderError",
     "ReceiverError",
+    "RunStoppedError",
     "StoreError",
     "configure_logging",
     "get_logger",

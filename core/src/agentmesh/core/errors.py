@@ -12,7 +12,8 @@ are translated at the boundary with ``raise OurError(...) from exc``::
     ├── CollectorError
     │   ├── ReceiverError      the OTLP receiver could not start or decode a request
     │   └── StoreError         a storage backend failed
-    └── DetectionError         a detector was misconfigured or failed
+    ├── DetectionError         a detector was misconfigured or failed
+    └── RunStoppedError        the collector stopped this run (a loop, ping-pong, runaway…)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ __all__ = [
     "InstrumentationError",
     "ProviderError",
     "ReceiverError",
+    "RunStoppedError",
     "StoreError",
 ]
 
@@ -70,3 +72,56 @@ class StoreError(CollectorError):
 
 class DetectionError(AgentMeshError):
     """A detector was misconfigured or failed while scoring."""
+
+
+class RunStoppedError(AgentMeshError):
+    """The collector detected a failure in this run and its policy is to stop it.
+
+    Raised into the application at the run's next step (agent step or model call), so the run
+    ends cleanly instead of burning budget. The message names the detection.
+
+    Args:
+        run_id: The stopped run.
+        detection_type: What was detected (``handoff_loop``, ``runaway``…).
+        explanation: The detection's explanation, for people.
+        detection_id: The detection's id (look it up with ``agentmesh detections``).
+        resume_checkpoint_id: The last good handoff checkpoint to resume from, when known.
+
+    Attributes:
+        run_id: The stopped run.
+        detection_type: What was detected.
+        explanation: The detection's explanation.
+        detection_id: The detection's id.
+        resume_checkpoint_id: The checkpoint to resume from, or ``None``.
+    """
+
+    def __init__(
+        self,
+        run_id: str,
+        detection_type: str,
+        explanation: str,
+        detection_id: str,
+        resume_checkpoint_id: str | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.detection_type = detection_type
+        self.explanation = explanation
+        self.detection_id = detection_id
+        self.resume_checkpoint_id = resume_checkpoint_id
+        resume = f"; resume from checkpoint {resume_checkpoint_id}" if resume_checkpoint_id else ""
+        super().__init__(
+            f"AgentMesh stopped run {run_id}: {detection_type} ({explanation}) "
+            f"[detection {detection_id}]{resume}"
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (
+            type(self),
+            (
+                self.run_id,
+                self.detection_type,
+                self.explanation,
+                self.detection_id,
+                self.resume_checkpoint_id,
+            ),
+        )
