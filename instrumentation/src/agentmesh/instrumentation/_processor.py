@@ -13,6 +13,7 @@ and the in-flight call, and returns: the pending spans are dropped, the process 
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +31,21 @@ _log = get_logger(__name__)
 
 _PROBE_SHARE = 0.25
 """Share of the shutdown budget the reachability probe may use."""
+
+
+_LIVE_SCHEDULE_DELAY_MS = 200
+"""Export delay when ``OTEL_BSP_SCHEDULE_DELAY`` is not set: the SDK's default (5 s) would make
+the collector see a loop or a runaway seconds late; at 200 ms, detection acts within a step."""
+
+
+def _schedule_delay_ms() -> float:
+    configured = os.environ.get("OTEL_BSP_SCHEDULE_DELAY", "").strip()
+    if configured:
+        try:
+            return float(configured)
+        except ValueError:
+            _log.warning("agentmesh.bad_setting", name="OTEL_BSP_SCHEDULE_DELAY", value=configured)
+    return _LIVE_SCHEDULE_DELAY_MS
 
 
 def _run_bounded(name: str, fn: Callable[[], object], timeout_s: float) -> bool:
@@ -61,7 +77,7 @@ class BoundedSpanProcessor(SpanProcessor):
         self._exporter = exporter
         self._endpoint = endpoint
         self._timeout_s = timeout_s
-        self._batch = BatchSpanProcessor(exporter)
+        self._batch = BatchSpanProcessor(exporter, schedule_delay_millis=_schedule_delay_ms())
         self._shutdown_lock = threading.Lock()
         self._is_shut_down = False
         self._queued = itertools.count()
