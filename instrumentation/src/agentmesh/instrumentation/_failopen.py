@@ -24,7 +24,7 @@ from typing import ParamSpec, TypeVar
 from opentelemetry.trace import Span, Status, StatusCode
 
 from agentmesh.core.log import get_logger
-from agentmesh.core.semconv import ERROR_TYPE
+from agentmesh.core.semconv import ERROR_TYPE, HTTP_RESPONSE_STATUS_CODE
 
 __all__ = ["end_span", "guarded", "record_error", "report", "safe_call"]
 
@@ -95,7 +95,9 @@ def record_error(span: Span, exc: BaseException) -> None:
     """Mark a span as failed by an application exception (never raises).
 
     Records the exception as an event, sets status ``ERROR`` and ``error.type`` to the
-    exception's class name. The caller re-raises the exception itself.
+    exception's class name, and ``http.response.status_code`` when the exception carries the
+    HTTP status (the provider SDKs' status errors do: 429 tells a rate limit from an outage).
+    The caller re-raises the exception itself.
 
     Args:
         span: The span of the failed operation.
@@ -105,6 +107,9 @@ def record_error(span: Span, exc: BaseException) -> None:
         span.record_exception(exc)
         span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
         span.set_attribute(ERROR_TYPE, type(exc).__name__)
+        status: object = getattr(exc, "status_code", None)  # the SDKs' APIStatusError
+        if type(status) is int:
+            span.set_attribute(HTTP_RESPONSE_STATUS_CODE, status)
 
 
 def end_span(span: Span) -> None:
