@@ -60,11 +60,11 @@ def test_demo_exits_zero_and_shows_both_graphs_and_one_detection(demo: DemoOutco
     assert demo.exit_code == 0, demo.output
     assert "Run 1: clean run" in demo.output
     assert "Run 2: faulty run" in demo.output
-    assert demo.output.count("DETECTION handoff_loop") == 1
+    assert demo.output.count("DETECTION ping_pong") == 1
     clean, faulty = demo.output.split("Run 2: faulty run", 1)
     assert "no detection" in clean
     assert "DETECTION" not in clean
-    assert "DETECTION handoff_loop" in faulty
+    assert "DETECTION ping_pong" in faulty
     assert "supervisor → researcher" in clean
     assert "supervisor → writer" in clean
     assert str(demo.db) in demo.output.replace("\n", "")
@@ -144,7 +144,7 @@ def test_detection_and_graph_rows_are_stored(demo: DemoOutcome) -> None:
     with duckdb.connect(str(demo.db), read_only=True) as con:
         detections = con.execute("select type, trace_id, severity from detections").fetchall()
         assert len(detections) == 1
-        assert detections[0][0] == "handoff_loop"
+        assert detections[0][0] == "ping_pong"
         faulty_trace = detections[0][1]
         loops = con.execute(
             "select count(*) from handoffs where trace_id = ? and source = 'supervisor' "

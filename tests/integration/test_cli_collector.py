@@ -62,7 +62,7 @@ def test_collector_command_receives_stores_and_stops_cleanly(tmp_path: Path) -> 
         _, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
     assert '"event": "collector listening"' in err
-    assert '"type": "handoff_loop"' in err
+    assert '"type": "ping_pong"' in err
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("select count(*) from spans").fetchone() == (11,)
         assert con.execute("select run_id from runs").fetchall() == [("run-cli",)]

@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from agentmesh.collector import DuckDBStore, HandoffLoopRule, Pipeline
+from agentmesh.collector import DuckDBStore, PingPongRule, Pipeline
 from agentmesh.collector.cli import main
 from agentmesh.collector.cli.query_cmds import parse_duration
 from agentmesh.collector.testing import SpanFactory
@@ -32,7 +32,7 @@ async def _populate(db: Path) -> tuple[str, str]:
         loop_spans.append(loop.agent(name, parent=lroot, handoff_from=previous))
         previous = name
 
-    async with DuckDBStore(db) as store, Pipeline(store, rules=[HandoffLoopRule()]) as pipeline:
+    async with DuckDBStore(db) as store, Pipeline(store, rules=[PingPongRule()]) as pipeline:
         assert pipeline.offer(spans)
         assert pipeline.offer(loop_spans)
         await pipeline.drain()
@@ -67,7 +67,7 @@ def test_runs_table_and_since(db: Path, capsys: pytest.CaptureFixture[str]) -> N
 def test_graph_by_run_id_prefix(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["graph", "--db", str(db), "run-lo"]) == 0
     out = capsys.readouterr().out
-    assert "DETECTION handoff_loop" in out
+    assert "DETECTION ping_pong" in out
     assert "a → b" in out
 
 
@@ -90,7 +90,7 @@ def test_export_writes_every_table(
         spans = con.execute(f"select count(*) from {reader}('{out / f'spans.{fmt}'}')").fetchone()
         assert spans == (15,)
         kinds = con.execute(f"select type from {reader}('{out / f'detections.{fmt}'}')").fetchall()
-        assert kinds == [("handoff_loop",)]
+        assert kinds == [("ping_pong",)]
         handoffs = con.execute(
             f"select count(*) from {reader}('{out / f'handoffs.{fmt}'}')"
         ).fetchone()

@@ -144,7 +144,7 @@ async def test_sdk_spans_become_stored_spans_graph_rows_and_one_detection(tmp_pa
         assert graph.handoffs[0].context_size == 101
 
         (detection,) = await store.detections()
-        assert detection.type == "handoff_loop"
+        assert detection.type == "ping_pong"
         assert detection.trace_id == trace_id
         assert detection.run_id == RUN_ID
         assert detection.agent == "supervisor"

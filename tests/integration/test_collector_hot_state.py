@@ -55,7 +55,7 @@ async def test_live_state_and_detections_reach_redis(
             await _send(collector.endpoint, payload)
             await collector.drain()
             detection = await asyncio.wait_for(anext(aiter(detections)), timeout=5)
-            assert detection.type == "handoff_loop"
+            assert detection.type == "ping_pong"
             assert detection.trace_id == trace_id
             state = await reader.run(trace_id)
             assert state is not None

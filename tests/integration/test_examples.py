@@ -32,6 +32,7 @@ from agentmesh.core.semconv import (
     GEN_AI_CONVERSATION_ID,
     GEN_AI_TOOL_CALL_ID,
 )
+from agentmesh.instrumentation._markers import MARKER_NAME
 from agentmesh.instrumentation.testing import FakeProviderThread
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,10 +79,19 @@ def _run_example(name: str, base_url: str, port: int) -> subprocess.CompletedPro
 
 
 def _tree(spans: list[ProtoSpan]) -> Counter[tuple[str, str | None]]:
+    """The span tree by (name, parent name); start markers are left out (one per step)."""
     names = {span.span_id: span.name for span in spans}
     return Counter(
-        (s.name, names.get(s.parent_span_id) if s.parent_span_id else None) for s in spans
+        (s.name, names.get(s.parent_span_id) if s.parent_span_id else None)
+        for s in spans
+        if s.name != MARKER_NAME
     )
+
+
+def _markers(spans: list[ProtoSpan]) -> Counter[str | None]:
+    """Start markers by the name of the step they announce."""
+    names = {span.span_id: span.name for span in spans}
+    return Counter(names.get(s.parent_span_id) for s in spans if s.name == MARKER_NAME)
 
 
 def test_langgraph_tools_example(receiver: tuple[RecordingTraceService, int]) -> None:
@@ -121,6 +131,18 @@ def test_langgraph_tools_example(receiver: tuple[RecordingTraceService, int]) ->
             ("chat gpt-4o", "invoke_agent analyst"): 2,
             ("execute_tool get_weather", "execute_tool tools"): 1,
             ("execute_tool get_population", "execute_tool tools"): 1,
+        }
+    )
+    # Every step announced itself when it started (the collector's stuck detection).
+    assert _markers(spans) == Counter(
+        {
+            workflow: 1,
+            "invoke_agent supervisor": 2,
+            "invoke_agent researcher": 3,
+            "invoke_agent analyst": 2,
+            "execute_tool tools": 1,
+            "execute_tool get_weather": 1,
+            "execute_tool get_population": 1,
         }
     )
     agents = sorted(

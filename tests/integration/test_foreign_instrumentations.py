@@ -8,7 +8,7 @@ supervisor; every node calls the openai SDK against the fake provider this test 
 instrumented only by that library and exports OTLP/gRPC to a :class:`Collector` this test runs.
 The collector's normaliser must turn the spans into a run graph with the nodes as agents,
 handoffs inferred in order, priced LLM calls attributed to their agents; a looping variant
-(supervisor ↔ worker_a five times) must yield exactly one ``handoff_loop`` detection.
+(supervisor ↔ worker_a five times) must yield exactly one ``ping_pong`` detection.
 
 What each library needs from the app, as its documentation says:
 
@@ -254,10 +254,10 @@ async def test_nodes_become_agents_with_handoffs_tokens_and_cost(
 
 
 @pytest.mark.parametrize("library", list(LIBRARIES))
-async def test_a_looping_graph_yields_one_handoff_loop(tmp_path: Path, library: str) -> None:
+async def test_a_looping_graph_yields_one_ping_pong(tmp_path: Path, library: str) -> None:
     run = await _run(tmp_path, library, loops=LOOPS)
     assert len(run.graph.handoffs) == LOOPS * 2
-    assert run.detections == ["handoff_loop"]
+    assert run.detections == ["ping_pong"]
 
 
 async def test_official_langchain_instrumentation_without_agent_metadata(tmp_path: Path) -> None:

@@ -17,8 +17,8 @@ from structlog.testing import capture_logs
 from agentmesh.collector import (
     Detection,
     GraphBuilder,
-    HandoffLoopRule,
     MemoryStore,
+    PingPongRule,
     Pipeline,
     RunGraph,
 )
@@ -403,14 +403,14 @@ async def test_pipeline_detections_reach_a_redis_subscriber(redis_url: str, pref
         hot.subscribe_detections() as detections,
     ):
         pipeline = Pipeline(
-            MemoryStore(), rules=[HandoffLoopRule()], on_detection=hot.publish_detection
+            MemoryStore(), rules=[PingPongRule()], on_detection=hot.publish_detection
         )
         async with pipeline:
             assert pipeline.offer(spans)
             await pipeline.drain()
         received = await _next(aiter(detections))
         assert (received.type, received.run_id, received.trace_id) == (
-            "handoff_loop",
+            "ping_pong",
             "run-loop",
             f.trace_id,
         )

@@ -8,8 +8,8 @@ from agentmesh.collector import (
     Detection,
     DuckDBStore,
     GraphBuilder,
-    HandoffLoopRule,
     MemoryStore,
+    PingPongRule,
     Pipeline,
     RunGraph,
     SpanRecord,
@@ -67,7 +67,7 @@ async def test_processes_batches_and_reports_a_loop_once() -> None:
     f = SpanFactory()
     batches = _loop_batches(f)
     with capture_logs() as logs:
-        async with Pipeline(store, rules=[HandoffLoopRule(max_repeats=3)]) as pipeline:
+        async with Pipeline(store, rules=[PingPongRule(max_repeats=3)]) as pipeline:
             for batch in batches:
                 assert pipeline.offer(batch)
             assert pipeline.offer(batches[0])  # a re-delivery
@@ -88,7 +88,7 @@ async def test_processes_batches_and_reports_a_loop_once() -> None:
     warnings = [e for e in logs if e["event"] == "detection"]
     assert len(warnings) == 1
     assert warnings[0]["log_level"] == "warning"
-    assert warnings[0]["type"] == "handoff_loop"
+    assert warnings[0]["type"] == "ping_pong"
     assert warnings[0]["run_id"] == "run-loop"
     assert warnings[0]["explanation"] == detection.explanation
 
@@ -150,7 +150,7 @@ async def test_listener_hears_each_new_detection() -> None:
 
     f = SpanFactory()
     async with Pipeline(
-        MemoryStore(), rules=[HandoffLoopRule(max_repeats=3)], on_detection=listener
+        MemoryStore(), rules=[PingPongRule(max_repeats=3)], on_detection=listener
     ) as pipeline:
         for batch in _loop_batches(f):
             pipeline.offer(batch)
@@ -220,7 +220,7 @@ async def test_queued_batches_are_written_in_one_call_and_latency_is_measured() 
     store = CountingStore()
     f = SpanFactory()
     batches = _loop_batches(f)
-    async with Pipeline(store, rules=[HandoffLoopRule(max_repeats=3)]) as pipeline:
+    async with Pipeline(store, rules=[PingPongRule(max_repeats=3)]) as pipeline:
         assert pipeline.ingest_to_graph_ms() is None
         for batch in batches:
             assert pipeline.offer(batch)

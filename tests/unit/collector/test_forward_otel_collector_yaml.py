@@ -11,10 +11,15 @@ import pytest
 import yaml
 
 from agentmesh.collector.forward import OTEL_TRACES_PATH
+from agentmesh.instrumentation._markers import MARKER_NAME
 
 ROOT = Path(__file__).resolve().parents[3]
 CONFIG = ROOT / "otel-collector.yaml"
 DOC = ROOT / "docs" / "otel-collector.md"
+
+AGENTMESH_EXPORTER = "loadbalancing/agentmesh"
+SAAS_EXPORTERS = frozenset({"otlphttp/langsmith", "otlphttp/braintrust"})
+MARKER_CONDITION = f'name == "{MARKER_NAME}"'
 
 ENV_REF = re.compile(r"\$\{env:[A-Z_][A-Z0-9_]*\}")
 SECRET_NAME = re.compile(r"api[_-]?key|token|password|secret|authorization|credential", re.I)
@@ -63,9 +68,53 @@ def test_pipelines_reference_defined_components(config: Mapping) -> None:
     assert set(_names(service["extensions"])) == set(_map(config["extensions"]))
 
 
+def _pipelines(config: Mapping) -> dict[str, Mapping]:
+    pipelines = _map(_map(config["service"])["pipelines"])
+    return {name: _map(pipeline) for name, pipeline in pipelines.items()}
+
+
+def _marker_filters(config: Mapping) -> set[str]:
+    """Names of the filter processors that drop spans named like a start marker."""
+    found: set[str] = set()
+    for name, body in _map(config["processors"]).items():
+        if name.split("/")[0] != "filter":
+            continue
+        spans = _names(_map(_map(body)["traces"])["span"])
+        if MARKER_CONDITION in spans:
+            found.add(name)
+    return found
+
+
 def test_memory_limiter_runs_first_then_batch(config: Mapping) -> None:
-    traces = _map(_map(_map(config["service"])["pipelines"])["traces"])
-    assert _names(traces["processors"]) == ["memory_limiter", "batch"]
+    for name, pipeline in _pipelines(config).items():
+        processors = _names(pipeline["processors"])
+        assert processors[0] == "memory_limiter", name
+        assert processors[-1] == "batch", name
+
+
+def test_every_exporter_gets_spans_from_the_otlp_receiver_once(config: Mapping) -> None:
+    seen: list[str] = []
+    for name, pipeline in _pipelines(config).items():
+        assert name.split("/")[0] == "traces"
+        assert _names(pipeline["receivers"]) == ["otlp"]
+        seen.extend(_names(pipeline["exporters"]))
+    assert sorted(seen) == sorted({AGENTMESH_EXPORTER, *SAAS_EXPORTERS})
+
+
+def test_start_markers_are_dropped_for_saas_and_kept_for_agentmesh(config: Mapping) -> None:
+    filters = _marker_filters(config)
+    assert filters, "no filter processor drops agentmesh.step.start spans"
+    for body in (_map(config["processors"])[f] for f in filters):
+        assert _map(body)["error_mode"] == "ignore"  # a bad condition never drops a batch
+    for name, pipeline in _pipelines(config).items():
+        exporters = set(_names(pipeline["exporters"]))
+        processors = set(_names(pipeline["processors"]))
+        if AGENTMESH_EXPORTER in exporters:
+            assert not processors & filters, f"{name} drops markers on the way to AgentMesh"
+            assert not exporters & SAAS_EXPORTERS, f"{name} mixes AgentMesh and SaaS exporters"
+        else:
+            assert exporters <= SAAS_EXPORTERS
+            assert processors & filters, f"{name} sends start markers to {sorted(exporters)}"
 
 
 def test_every_secret_comes_from_the_environment(config: Mapping) -> None:

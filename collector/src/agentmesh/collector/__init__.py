@@ -5,12 +5,23 @@ The pieces, in the order a span meets them: :class:`OtlpGrpcReceiver` and
 to the :class:`Pipeline`, whose
 worker stores them in a :class:`SpanStore` (:class:`DuckDBStore` by default,
 :class:`MemoryStore` for tests), updates each run's :class:`RunGraph` through the
-:class:`GraphBuilder`, and runs each detection :class:`Rule` (such as :class:`HandoffLoopRule`)
-on the graphs that changed. :class:`Collector` wires them together as one async context manager.
+:class:`GraphBuilder`, and runs each detection :class:`Rule` (such as :class:`PingPongRule`)
+on the graphs that changed and feeds every streaming :class:`Detector` the spans.
+:class:`Collector` wires them together (with recovery, detection events and metrics) as one
+async context manager.
 """
 
 from agentmesh.collector.detection import Detection, JsonValue, Severity, detection_id
-from agentmesh.collector.detectors import HANDOFF_LOOP, HandoffLoopRule, Rule
+from agentmesh.collector.detectors import (
+    HANDOFF_LOOP,
+    PING_PONG,
+    CycleView,
+    Detector,
+    HandoffLoopRule,
+    PingPongRule,
+    Rule,
+    StatefulDetector,
+)
 from agentmesh.collector.graph import (
     INFERRED,
     AgentInvocation,
@@ -51,6 +62,7 @@ from agentmesh.collector.store import (
 __all__ = [
     "HANDOFF_LOOP",
     "INFERRED",
+    "PING_PONG",
     "AgentInvocation",
     "AgentNode",
     "AgentVisit",
@@ -60,9 +72,11 @@ __all__ = [
     "Collector",
     "CollectorSettings",
     "CollectorStats",
+    "CycleView",
     "DecodeResult",
     "Detection",
     "DetectionListener",
+    "Detector",
     "DuckDBStore",
     "GraphBuilder",
     "HandoffEdge",
@@ -71,6 +85,7 @@ __all__ = [
     "MemoryStore",
     "OtlpGrpcReceiver",
     "OtlpHttpReceiver",
+    "PingPongRule",
     "Pipeline",
     "PipelineStats",
     "ReceiverStats",
@@ -83,6 +98,7 @@ __all__ = [
     "SpanRecord",
     "SpanSink",
     "SpanStore",
+    "StatefulDetector",
     "StatusCode",
     "StoredGraph",
     "decode_request",

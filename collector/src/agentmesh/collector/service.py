@@ -14,14 +14,24 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass
 from types import TracebackType
 from typing import Self
 
-from agentmesh.collector.detectors.base import Rule
-from agentmesh.collector.detectors.handoff_loop import HandoffLoopRule
+from agentmesh.collector.detection import Detection
+from agentmesh.collector.detectors.base import Detector, Rule
+from agentmesh.collector.detectors.registry import build_detectors, build_rules, state_backend
+from agentmesh.collector.detectors.state_store import DetectorStateStore
+from agentmesh.collector.events import (
+    CollectorMetrics,
+    DetectionExporter,
+    DetectionFanout,
+    WebhookNotifier,
+    webhook_targets,
+)
 from agentmesh.collector.forward import Forwarders, ForwarderStats, ForwardingSink
 from agentmesh.collector.graph.builder import GraphBuilder
 from agentmesh.collector.hot_state import make_hot_state
@@ -31,6 +41,12 @@ from agentmesh.collector.receiver.grpc_server import OtlpGrpcReceiver
 from agentmesh.collector.receiver.http_server import OtlpHttpReceiver
 from agentmesh.collector.receiver.ingest import ReceiverStats, SpanSink
 from agentmesh.collector.receiver.limits import DecodeLimits
+from agentmesh.collector.recovery import (
+    RecoveryEngine,
+    RecoveryPolicy,
+    control_routes,
+    make_control_state,
+)
 from agentmesh.collector.settings import CollectorSettings
 from agentmesh.collector.store import make_store
 from agentmesh.collector.store.base import SpanStore
@@ -107,8 +123,10 @@ class Collector:
     Args:
         settings: Configuration; :meth:`CollectorSettings.load` by default.
         store: Storage backend to use instead of the DuckDB file.
-        rules: Detection rules; by default a :class:`HandoffLoopRule` with the settings' bounds.
-        on_detection: Called with each new detection.
+        rules: Graph rules; by default the loop and ping-pong rule with the settings' bounds.
+        detectors: Streaming detectors; by default every detector, with the settings' bounds
+            (see :mod:`agentmesh.collector.detectors.registry`).
+        on_detection: Called with each new detection (after recovery acted on it).
 
     Raises:
         ConfigError: ``settings`` were not given and the environment holds a wrong value.
@@ -120,22 +138,24 @@ class Collector:
         store: SpanStore | None = None,
         *,
         rules: Sequence[Rule] | None = None,
+        detectors: Sequence[Detector] | None = None,
         on_detection: DetectionListener | None = None,
     ) -> None:
         self._settings = settings if settings is not None else CollectorSettings.load()
         self._owns_store = store is None
         self._store: SpanStore = store if store is not None else make_store(self._settings)
         self._rules: tuple[Rule, ...] = (
-            tuple(rules)
-            if rules is not None
-            else (
-                HandoffLoopRule(
-                    max_repeats=self._settings.loop_max_repeats,
-                    max_cycle_length=self._settings.loop_max_cycle_length,
-                ),
-            )
+            tuple(rules) if rules is not None else tuple(build_rules(self._settings))
         )
+        self._detectors: tuple[Detector, ...] = (
+            tuple(detectors) if detectors is not None else tuple(build_detectors(self._settings))
+        )
+        # A wrong recovery setting fails here, at start-up, naming the variable.
+        self._policy = RecoveryPolicy.from_settings(self._settings)
         self._on_detection = on_detection
+        self._recovery: RecoveryEngine | None = None
+        self._fanout: DetectionFanout | None = None
+        self._metrics: CollectorMetrics | None = None
         self._pipeline: Pipeline | None = None
         self._receiver: OtlpGrpcReceiver | None = None
         self._http_receiver: OtlpHttpReceiver | None = None
@@ -248,6 +268,28 @@ class Collector:
             if hot is not None:
                 await hot.open()
                 stack.push_async_callback(hot.close)
+            forwarders = Forwarders.from_settings(settings)
+            if len(forwarders):
+                # Before the pipeline: detection spans still go out while it drains.
+                self._forwarders = await stack.enter_async_context(forwarders)
+            fanout = await stack.enter_async_context(self._make_fanout())
+            self._fanout = fanout
+            control = make_control_state(settings)
+            engine: RecoveryEngine | None = None
+            if settings.recovery_enabled:
+                engine = await stack.enter_async_context(RecoveryEngine(control, self._policy))
+                self._recovery = engine
+            # A store passed in (tests, embedding) keeps learned state only when asked to.
+            auto = settings.detector_state == "auto" and not self._owns_store
+            backend = None if auto else state_backend(settings)
+            if backend is not None and self._detectors:
+                await stack.enter_async_context(
+                    DetectorStateStore(
+                        self._detectors,
+                        backend,
+                        interval_seconds=settings.detector_state_save_seconds,
+                    )
+                )
             pipeline = Pipeline(
                 self._store,
                 builder=GraphBuilder(
@@ -256,19 +298,18 @@ class Collector:
                     idle_timeout_seconds=settings.trace_idle_timeout_seconds,
                 ),
                 rules=self._rules,
+                detectors=(*self._detectors, *([engine.observer] if engine else [])),
                 max_batches=settings.queue_max_batches,
                 max_spans=settings.queue_max_spans,
                 max_cycle_spans=settings.pipeline_max_cycle_spans,
                 drain_timeout_seconds=settings.drain_timeout_seconds,
-                on_detection=self._on_detection,
+                on_detection=self._detected,
                 hot_state=hot,
             )
             self._pipeline = await stack.enter_async_context(pipeline)
             sink: SpanSink = pipeline
-            forwarders = Forwarders.from_settings(settings)
-            if len(forwarders):
-                self._forwarders = await stack.enter_async_context(forwarders)
-                sink = ForwardingSink(pipeline, forwarders)
+            if self._forwarders is not None:
+                sink = ForwardingSink(pipeline, self._forwarders)
             pool: DecodePool | None = None
             if settings.effective_decode_workers > 0:
                 pool = DecodePool(
@@ -282,7 +323,13 @@ class Collector:
             )
             if settings.http_enabled:
                 self._http_receiver = await stack.enter_async_context(
-                    OtlpHttpReceiver(sink, settings, decode_pool=pool)
+                    OtlpHttpReceiver(
+                        sink,
+                        settings,
+                        decode_pool=pool,
+                        extra_routes=control_routes(control) if engine is not None else (),
+                        metrics=self._metrics.render if self._metrics is not None else None,
+                    )
                 )
         except BaseException:
             await stack.aclose()
@@ -293,6 +340,8 @@ class Collector:
             endpoint=self.endpoint,
             http_endpoint=self._http_receiver.endpoint if self._http_receiver else None,
             rules=[r.name for r in self._rules],
+            detectors=[d.name for d in self._detectors],
+            recovery=settings.recovery_enabled,
             forwarding=sorted(self.forward_stats),
         )
         return self
@@ -309,6 +358,67 @@ class Collector:
             # HTTP, then gRPC receiver, then forwarders (flush), pipeline (drains), then store
             await stack.aclose()
             log.info("collector stopped", **asdict(self.stats))
+
+    @property
+    def recovery(self) -> RecoveryEngine | None:
+        """The recovery engine (``None`` when not running or ``recovery_enabled`` is false)."""
+        return self._recovery
+
+    @property
+    def metrics(self) -> CollectorMetrics | None:
+        """The Prometheus metrics served at ``/metrics`` (``None`` when disabled)."""
+        return self._metrics
+
+    @property
+    def detectors(self) -> tuple[Detector, ...]:
+        """The streaming detectors the pipeline feeds (recovery's observer not included)."""
+        return self._detectors
+
+    def _make_fanout(self) -> DetectionFanout:
+        settings = self._settings
+        exporter = None
+        if settings.detection_otlp_export and self._forwarders is not None:
+            exporter = DetectionExporter(
+                self._forwarders.offer,
+                max_batch=settings.detection_otlp_batch,
+                flush_seconds=settings.detection_otlp_flush_seconds,
+            )
+        webhooks = None
+        if settings.detection_webhook_urls:
+            webhooks = WebhookNotifier(
+                webhook_targets(
+                    settings.detection_webhook_urls, settings.detection_webhook_headers
+                ),
+                queue_max=settings.detection_webhook_queue_max,
+                timeout_seconds=settings.detection_webhook_timeout_seconds,
+                max_attempts=settings.detection_webhook_max_attempts,
+            )
+        if settings.metrics_enabled:
+            self._metrics = CollectorMetrics(
+                stats=lambda: self.stats,
+                ingest_latency_ms=self._ingest_quantiles,
+                forward_stats=lambda: self.forward_stats,
+                exporter=exporter,
+                webhooks=webhooks,
+            )
+        return DetectionFanout(metrics=self._metrics, exporter=exporter, webhooks=webhooks)
+
+    def _ingest_quantiles(self, *quantiles: float) -> list[float | None]:
+        if self._pipeline is None:
+            return [None for _ in quantiles]
+        return self._pipeline.ingest_to_graph_quantiles_ms(*quantiles)
+
+    async def _detected(self, detection: Detection) -> None:
+        """Every new detection: metrics, OTLP and webhooks, then recovery, then the caller."""
+        if self._fanout is not None:
+            self._fanout.on_detection(detection)
+        if self._recovery is not None:
+            await self._recovery.on_detection(detection)
+        listener = self._on_detection
+        if listener is not None:
+            outcome = listener(detection)
+            if inspect.isawaitable(outcome):
+                await outcome
 
     async def drain(self) -> None:
         """Wait until every span received so far is stored and analysed.

@@ -16,14 +16,14 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from agentmesh.core.settings import AgentMeshSettings
+from agentmesh.collector.detection_settings import DetectionSettings
 
 __all__ = ["CollectorSettings"]
 
 _MIB = 1024 * 1024
 
 
-class CollectorSettings(AgentMeshSettings):
+class CollectorSettings(DetectionSettings):
     """How the collector listens, stores, buffers and detects.
 
     Build it with :meth:`~agentmesh.core.settings.AgentMeshSettings.load` so a wrong value

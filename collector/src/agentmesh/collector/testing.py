@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import (
@@ -29,6 +30,10 @@ from opentelemetry.proto.common.v1.common_pb2 import (
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
+from agentmesh.collector.detection import Detection
+from agentmesh.collector.detectors.base import CycleView, Detector
+from agentmesh.collector.graph.builder import GraphBuilder
+from agentmesh.collector.graph.node import graph_node
 from agentmesh.collector.model import (
     SERVICE_NAME,
     AttributeValue,
@@ -38,7 +43,15 @@ from agentmesh.collector.model import (
 )
 from agentmesh.core import semconv
 
-__all__ = ["SpanFactory", "to_otlp_request"]
+__all__ = [
+    "DetectorFeed",
+    "SpanFactory",
+    "cycle_of",
+    "failed",
+    "handoff_received",
+    "to_otlp_request",
+    "with_attributes",
+]
 
 _SCOPE = "agentmesh.collector.testing"
 _KINDS: dict[SpanKind, Span.SpanKind.ValueType] = {
@@ -236,6 +249,80 @@ class SpanFactory:
             },
         )
 
+    def tool(
+        self,
+        name: str,
+        *,
+        parent: SpanRecord | None,
+        args_digest: str | None = None,
+        result_digest: str | None = None,
+        error_type: str | None = None,
+        start_ns: int | None = None,
+        duration_ns: int | None = None,
+    ) -> SpanRecord:
+        """Build an ``execute_tool`` span, with argument and result digests when given.
+
+        Args:
+            name: Tool name.
+            parent: Parent span (usually an agent span).
+            args_digest: ``agentmesh.tool.call.arguments.digest``.
+            result_digest: ``agentmesh.tool.call.result.digest``.
+            error_type: When set, the call failed with this ``error.type``.
+            start_ns: Start; by default the factory's clock.
+            duration_ns: Duration; ``step_ns // 2`` by default.
+
+        Returns:
+            The span.
+        """
+        attributes: dict[str, AttributeValue] = {
+            semconv.GEN_AI_OPERATION_NAME: semconv.Operation.EXECUTE_TOOL,
+            semconv.GEN_AI_TOOL_NAME: name,
+        }
+        if args_digest is not None:
+            attributes[semconv.AGENTMESH_TOOL_ARGUMENTS_DIGEST] = args_digest
+        if result_digest is not None:
+            attributes[semconv.AGENTMESH_TOOL_RESULT_DIGEST] = result_digest
+        if error_type is not None:
+            attributes[semconv.ERROR_TYPE] = error_type
+        return self.span(
+            f"{semconv.Operation.EXECUTE_TOOL} {name}",
+            parent=parent,
+            attributes=attributes,
+            start_ns=start_ns,
+            duration_ns=duration_ns,
+            status_code="unset" if error_type is None else "error",
+        )
+
+    def marker(self, step: SpanRecord) -> SpanRecord:
+        """Build the start marker of a step span (a zero-length child exported at its start).
+
+        Args:
+            step: An ``invoke_workflow``, ``invoke_agent``, ``invoke_node`` or
+                ``execute_tool`` span.
+
+        Returns:
+            The marker, starting and ending when the step started.
+        """
+        attributes: dict[str, AttributeValue] = {semconv.AGENTMESH_STEP_STARTED: step.span_id}
+        for name in (
+            semconv.GEN_AI_AGENT_NAME,
+            semconv.GEN_AI_NODE_NAME,
+            semconv.GEN_AI_TOOL_NAME,
+            semconv.AGENTMESH_RUN_ID,
+            semconv.AGENTMESH_RUN_TASK_CLASS,
+            semconv.GEN_AI_WORKFLOW_NAME,
+        ):
+            value = step.attributes.get(name)
+            if value is not None:
+                attributes[name] = value
+        return self.span(
+            "agentmesh.step.start",
+            parent=step,
+            attributes=attributes,
+            start_ns=step.start_ns,
+            duration_ns=0,
+        )
+
 
 def to_otlp_request(spans: Iterable[SpanRecord]) -> ExportTraceServiceRequest:
     """Encode spans as an OTLP export request (one resource per service, one scope).
@@ -301,3 +388,128 @@ def _any(value: AttributeValue) -> AnyValue:
     if isinstance(value, float):
         return AnyValue(double_value=value)
     return AnyValue(string_value=value)
+
+
+def with_attributes(span: SpanRecord, attributes: Mapping[str, AttributeValue]) -> SpanRecord:
+    """Return a copy of a span with more (or other) attributes.
+
+    Args:
+        span: The span.
+        attributes: Attributes to add or replace, for example
+            ``{semconv.AGENTMESH_RUN_BUDGET_USD: 0.5}``.
+
+    Returns:
+        The new span (same ids and timing).
+    """
+    return replace(span, attributes={**span.attributes, **attributes})
+
+
+def failed(
+    span: SpanRecord, error_type: str = "RuntimeError", *, http_status: int | None = None
+) -> SpanRecord:
+    """Return a copy of a span whose status is error.
+
+    Args:
+        span: The span.
+        error_type: ``error.type``.
+        http_status: ``http.response.status_code`` (429 for a rate-limited call).
+
+    Returns:
+        The failed span.
+    """
+    attributes: dict[str, AttributeValue] = {semconv.ERROR_TYPE: error_type}
+    if http_status is not None:
+        attributes[semconv.HTTP_RESPONSE_STATUS_CODE] = http_status
+    return replace(
+        span,
+        status_code="error",
+        status_message=error_type,
+        attributes={**span.attributes, **attributes},
+    )
+
+
+def handoff_received(span: SpanRecord, received_digest: str) -> SpanRecord:
+    """Return a copy of a handoff span recording the digest of the context received.
+
+    Args:
+        span: An agent span built with ``handoff_from``.
+        received_digest: ``agentmesh.handoff.context.received_digest``.
+
+    Returns:
+        The span.
+    """
+    return with_attributes(span, {semconv.AGENTMESH_HANDOFF_RECEIVED_DIGEST: received_digest})
+
+
+def cycle_of(
+    spans: Iterable[SpanRecord], *, now_ns: int | None = None, builder: GraphBuilder | None = None
+) -> CycleView:
+    """Make the view a pipeline cycle gives detectors, for spans arriving together.
+
+    Args:
+        spans: The spans, in arrival order.
+        now_ns: The cycle's time; the latest span end by default.
+        builder: The graph builder holding earlier spans of the runs; a fresh one by default.
+
+    Returns:
+        The cycle: the spans' graph nodes and the graphs they changed.
+    """
+    nodes = [graph_node(span) for span in spans]
+    builder = builder if builder is not None else GraphBuilder()
+    graphs = {
+        trace_id: graph
+        for trace_id in sorted(builder.add_nodes(nodes))
+        if (graph := builder.get(trace_id)) is not None
+    }
+    if now_ns is None:
+        now_ns = max((node.end_ns for node in nodes), default=0)
+    return CycleView(nodes, graphs, now_ns)
+
+
+class DetectorFeed:
+    """Feeds spans to detectors cycle by cycle, as the pipeline does, on a clock of its own.
+
+    Args:
+        detectors: The streaming detectors.
+        now_ns: Wall-clock time of the first cycle.
+
+    Example:
+        >>> from agentmesh.collector.detectors import ContextLossDetector
+        >>> f = SpanFactory()
+        >>> root = f.workflow("w")
+        >>> a = f.agent("writer", parent=root, handoff_from="planner", context_digest="d1")
+        >>> feed = DetectorFeed(ContextLossDetector())
+        >>> [d.type for d in feed([handoff_received(a, "d2")])]
+        ['context_loss']
+    """
+
+    def __init__(self, *detectors: Detector, now_ns: int = 1_700_000_000_000_000_000) -> None:
+        self.detectors = detectors
+        self.builder = GraphBuilder()
+        self.now_ns = now_ns
+
+    def __call__(self, spans: Iterable[SpanRecord], *, advance_ns: int = 0) -> list[Detection]:
+        """Run one cycle.
+
+        Args:
+            spans: The spans that arrived, in arrival order.
+            advance_ns: Time to let pass before the cycle.
+
+        Returns:
+            What the detectors reported.
+        """
+        self.now_ns += advance_ns
+        view = cycle_of(spans, now_ns=self.now_ns, builder=self.builder)
+        return [found for detector in self.detectors for found in detector.observe(view)]
+
+    def tick(self, advance_ns: int = 0) -> list[Detection]:
+        """Let time pass and tick the detectors.
+
+        Args:
+            advance_ns: Time to let pass.
+
+        Returns:
+            What the detectors reported.
+        """
+        self.now_ns += advance_ns
+        return [found for detector in self.detectors for found in detector.tick(self.now_ns)]

@@ -32,6 +32,7 @@ from agentmesh.core import ConfigError
 from agentmesh.core.log import get_logger
 from agentmesh.instrumentation._baggage_processor import BaggageSpanProcessor
 from agentmesh.instrumentation._exporter import GuardedSpanExporter
+from agentmesh.instrumentation._markers import StepMarkerProcessor
 from agentmesh.instrumentation._processor import BoundedSpanProcessor
 from agentmesh.instrumentation.anthropic import AnthropicInstrumentor
 from agentmesh.instrumentation.crewai import CrewAIInstrumentor
@@ -108,7 +109,9 @@ def build_tracer_provider(settings: InstrumentationSettings) -> TracerProvider:
     """Build a tracer provider exporting over OTLP/gRPC with a bounded shutdown.
 
     Every span also gets the AgentMesh baggage of its context (run id, task class…) as
-    attributes (:class:`~agentmesh.instrumentation._baggage_processor.BaggageSpanProcessor`).
+    attributes (:class:`~agentmesh.instrumentation._baggage_processor.BaggageSpanProcessor`);
+    with ``step_markers`` on, a step span's start exports a start marker through the same
+    batch processor (:class:`~agentmesh.instrumentation._markers.StepMarkerProcessor`).
 
     Args:
         settings: Endpoint, service name and timeouts.
@@ -128,18 +131,30 @@ def build_tracer_provider(settings: InstrumentationSettings) -> TracerProvider:
 
     exporter = GuardedSpanExporter(otlp_exporter)
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: settings.service_name}))
-    provider.add_span_processor(BaggageSpanProcessor())
+    _add_own_processors(provider, settings)
     provider.add_span_processor(
         BoundedSpanProcessor(exporter, settings.endpoint, settings.shutdown_timeout_s)
     )
     return provider
 
 
+def _add_own_processors(provider: TracerProvider, settings: InstrumentationSettings) -> None:
+    """Add the processors that complete spans as they start: baggage, then start markers.
+
+    The marker processor comes after the baggage processor, so a step's run id and task
+    class are on the step span when its marker is built.
+    """
+    provider.add_span_processor(BaggageSpanProcessor())
+    if settings.step_markers:
+        provider.add_span_processor(StepMarkerProcessor())
+
+
 def configure_tracing(settings: InstrumentationSettings) -> TracerProvider | None:
     """Build the provider and make it global, once per process.
 
     When the application already set an SDK provider of its own, that one is kept (and gets
-    the baggage span processor).
+    the baggage span processor and, with ``step_markers`` on, the start-marker processor: its
+    markers go to the application's own processors and exporters).
 
     Args:
         settings: The settings.
@@ -156,7 +171,7 @@ def configure_tracing(settings: InstrumentationSettings) -> TracerProvider | Non
         if isinstance(current, TracerProvider):
             _log.info("agentmesh.using_existing_tracer_provider")
             provider = current
-            provider.add_span_processor(BaggageSpanProcessor())
+            _add_own_processors(provider, settings)
         else:
             provider = build_tracer_provider(settings)
             trace.set_tracer_provider(provider)

@@ -3,7 +3,8 @@
 Loaded by ``opentelemetry-instrument`` / ``agentmesh-instrument`` through the
 ``opentelemetry_configurator`` entry point (``OTEL_PYTHON_CONFIGURATOR=agentmesh``), after the
 distro and before the instrumentors. It builds the tracer provider (OTLP/gRPC exporter to
-``AGENTMESH_ENDPOINT``, bounded shutdown) and sets it global; it never raises.
+``AGENTMESH_ENDPOINT``, bounded shutdown, start markers for steps unless
+``AGENTMESH_STEP_MARKERS=false``) and sets it global; it never raises.
 """
 
 from __future__ import annotations

@@ -5,6 +5,11 @@ give the same digest whatever the key order. Values JSON cannot hold are turned 
 through ``model_dump()`` when they have one (pydantic models, LangChain messages), else
 through ``str()``.
 
+:func:`bounded_digest` digests values of any size with bounded work (tool-call arguments and
+results): small values exactly as :func:`context_digest` does, large ones through a canonical
+summary (long texts by length and their head and tail, long collections by length and their
+first items).
+
 Example:
     >>> d = context_digest({"b": 1, "a": [1, 2]})
     >>> d.size, d.digest == context_digest({"a": [1, 2], "b": 1}).digest
@@ -16,12 +21,22 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import cast
+from typing import Final, cast
 
-__all__ = ["ContextDigest", "canonical_json", "capped_text", "context_digest"]
+__all__ = ["ContextDigest", "bounded_digest", "canonical_json", "capped_text", "context_digest"]
+
+_TEXT_CAP: Final = 16_384
+"""Characters of a text digested verbatim; a longer one by its length, head and tail."""
+_ITEMS_CAP: Final = 256
+"""Items of a list or mapping digested; a longer one by its length and its first items."""
+_DEPTH_CAP: Final = 16
+"""Nesting levels digested; deeper values by their type name."""
+_BUDGET: Final = 8_192
+"""Values visited in all; the rest by their type name (bounds the work on any input)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,3 +118,79 @@ def capped_text(text: str, cap: int) -> tuple[str, bool]:
     if len(encoded) <= cap:
         return text, False
     return encoded[:cap].decode("utf-8", errors="ignore"), True
+
+
+class _Summary:
+    """Reduce a value to a JSON-ready value of bounded size (canonical: equal in, equal out)."""
+
+    __slots__ = ("left",)
+
+    def __init__(self) -> None:
+        self.left = _BUDGET
+
+    def of(self, value: object, depth: int) -> object:
+        self.left -= 1
+        if self.left < 0 or depth > _DEPTH_CAP:
+            return {"$cut": type(value).__name__}
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        if isinstance(value, str):
+            return value if len(value) <= _TEXT_CAP else _long_text(value)
+        if isinstance(value, Mapping):
+            return self._mapping(cast("Mapping[object, object]", value), depth)
+        if isinstance(value, list | tuple):
+            items = cast("list[object] | tuple[object, ...]", value)
+            summary: list[object] = [self.of(item, depth + 1) for item in items[:_ITEMS_CAP]]
+            if len(items) > _ITEMS_CAP:
+                summary.append({"$items": len(items)})
+            return summary
+        dumped = _to_json(value)
+        if isinstance(dumped, str):
+            return dumped if len(dumped) <= _TEXT_CAP else _long_text(dumped)
+        return self.of(dumped, depth + 1)
+
+    def _mapping(self, mapping: Mapping[object, object], depth: int) -> object:
+        pairs = ((str(k), k) for k in mapping)
+        if len(mapping) <= _ITEMS_CAP:
+            keys = sorted(pairs, key=_first)
+        else:  # the smallest keys, in a canonical order, and the count
+            keys = heapq.nsmallest(_ITEMS_CAP, pairs, key=_first)
+        summary: dict[str, object] = {text: self.of(mapping[k], depth + 1) for text, k in keys}
+        if len(mapping) > _ITEMS_CAP:
+            summary["$items"] = len(mapping)
+        return summary
+
+
+def _first(pair: tuple[str, object]) -> str:
+    return pair[0]
+
+
+def _long_text(text: str) -> dict[str, object]:
+    half = _TEXT_CAP // 2
+    edges = (text[:half] + text[-half:]).encode("utf-8", errors="surrogatepass")
+    return {"$len": len(text), "$sha256": hashlib.sha256(edges).hexdigest()}
+
+
+def bounded_digest(value: object) -> str:
+    """Digest a value of any size with bounded work (tool-call arguments and results).
+
+    Canonical like :func:`context_digest` (the same arguments in another key order give the
+    same digest). Texts up to 16 384 characters and collections up to 256 items count in
+    full; beyond, a text counts by its length and its first and last 8 192 characters, a
+    collection by its length and its first 256 items (a mapping's by sorted key); at most
+    8 192 values and 16 nesting levels are visited. Two large values differing only in what
+    is left out get the same digest.
+
+    Args:
+        value: Any value; non-JSON values go through ``model_dump()`` or ``str()``.
+
+    Returns:
+        ``"sha256:"`` followed by a hex SHA-256.
+
+    Example:
+        >>> bounded_digest({"q": "x", "n": 1}) == bounded_digest({"n": 1, "q": "x"})
+        True
+        >>> bounded_digest({"q": "x"}) == bounded_digest({"q": "y"})
+        False
+    """
+    return context_digest(_Summary().of(value, 0)).digest

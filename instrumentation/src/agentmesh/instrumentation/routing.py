@@ -28,8 +28,15 @@ replaces the model by the chosen one and falls back to the next candidates, at m
 connection error, timeout; recognised by class name and status attributes, so no SDK is
 imported).
 
+Models whose circuit breaker the collector opened
+(:func:`agentmesh.instrumentation.control.open_breakers`) reach the policy as
+``RouteRequest.open_circuits``: in enforce mode the call goes to the next candidate of the
+fallback chain instead (reason ``circuit open for <model>``), and a fallback after an error
+does not try them; in shadow mode that choice is only recorded.
+
 Everything here is fail-open: when the policy or our code raises, the error is logged and the
-call goes through unchanged.
+call goes through unchanged. The one exception let through on purpose is the provider hook's
+:class:`~agentmesh.core.errors.RunStoppedError`, for a run the collector stopped.
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ from agentmesh.core.semconv import (
 )
 from agentmesh.instrumentation._failopen import report, safe_call
 from agentmesh.instrumentation.baggage import current_task_class
+from agentmesh.instrumentation.control import check_current_run, open_breakers, shutdown_control
 from agentmesh.instrumentation.settings import InstrumentationSettings
 from agentmesh.router import (
     DecisionLog,
@@ -325,8 +333,13 @@ def _decide(config: RoutingConfig, provider: str, kwargs: dict[str, Any]) -> Rou
     if not isinstance(model, str) or not model:
         return RoutedCall(provider, kwargs)
     mode = config.mode
-    request = RouteRequest(provider, model, current_task_class(), prompt_features(kwargs), mode)
+    circuits = open_breakers()
+    request = RouteRequest(
+        provider, model, current_task_class(), prompt_features(kwargs), mode, circuits
+    )
     decision = config.policy.decide(request)
+    if circuits:  # a policy that ignores open circuits is corrected here
+        decision = decision.avoiding(circuits)
     config.log.record(decision)
     if mode == "enforce" and decision.chosen != model:
         kwargs = {**kwargs, "model": decision.chosen}
@@ -386,7 +399,7 @@ def _next(call: RoutedCall, exc: BaseException) -> dict[str, Any] | None:
     if not is_retryable(exc):
         return None
     current = call.model
-    tried = {*call.failed, current}
+    tried = {*call.failed, current, *decision.avoided}
     for candidate in decision.candidates:
         if candidate not in tried:
             if current is not None:
@@ -521,11 +534,16 @@ def _before_hook(span: Span, endpoint: str, kwargs: dict[str, Any]) -> dict[str,
 
 
 def hook_before(span: Span, endpoint: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The provider wrappers' ``before`` hook: route the call (never raises).
+    """The provider wrappers' ``before`` hook: stop a stopped run, else route the call.
 
-    Records the decision on ``span``, returns the keyword arguments to send (the chosen model
-    in enforce mode) with the decision id in the outgoing ``baggage`` header. Embeddings are
-    never routed.
+    First the run in baggage is checked against the collector's control document
+    (:func:`agentmesh.instrumentation.control.check_run`): the call of a stopped run raises
+    :class:`~agentmesh.core.errors.RunStoppedError`, the one exception this hook lets out on
+    purpose (the wrappers pass it through and end the span with it). Then the call is routed:
+    the decision is recorded on ``span`` and the keyword arguments to send are returned (the
+    chosen model in enforce mode, models whose circuit is open passed over) with the decision
+    id in the outgoing ``baggage`` header. Embeddings are never routed. Any other failure is
+    logged and the call goes through unchanged.
 
     Args:
         span: The call's span, started.
@@ -534,7 +552,11 @@ def hook_before(span: Span, endpoint: str, kwargs: dict[str, Any]) -> dict[str, 
 
     Returns:
         The keyword arguments to call the SDK with.
+
+    Raises:
+        RunStoppedError: The collector stopped the run this call belongs to.
     """
+    check_current_run()  # fail-open inside, except for the stop itself
     try:  # inline rather than safe_call: this runs on every provider call
         return _before_hook(span, endpoint, kwargs)
     except Exception as exc:  # noqa: BLE001 - fail-open
@@ -585,8 +607,9 @@ def install_provider_hooks() -> bool:
 
 
 def uninstall_provider_hooks() -> None:
-    """Stop routing instrumented provider calls (never raises)."""
+    """Stop routing provider calls and following the control document (never raises)."""
     safe_call("routing.uninstall_hooks", _set_hooks, False)
+    shutdown_control()
 
 
 def _set_hooks(on: bool) -> bool:

@@ -55,11 +55,15 @@ class InstrumentationSettings(AgentMeshSettings):
         shutdown_timeout_s: Longest time the process may spend flushing spans at exit.
         capture_content: Whether prompt and completion text may be recorded.
         disabled: Turn the instrumentation off entirely.
+        step_markers: Export a start marker span when a workflow, agent, node or tool step
+            starts (the collector then sees steps that never end).
         routing_mode: ``off`` (default), ``shadow`` (decide and record) or ``enforce``.
         routing_fallbacks: Fallback chains by requested model.
         routing_pins: Pinned routing rules (by task class, by requested model).
         routing_max_fallbacks: Most fallbacks tried for one call.
         routing_decision_log: JSON-lines file of routing decisions, if any.
+        control_url: Collector base URL of the control document (derived by default).
+        control_enabled: Follow the control document (``None``: when a collector is named).
     """
 
     model_config: ClassVar[SettingsConfigDict] = SettingsConfigDict(
@@ -107,6 +111,13 @@ class InstrumentationSettings(AgentMeshSettings):
         default=False,
         description="Turn AgentMesh instrumentation off: no provider, no patches.",
     )
+    step_markers: bool = Field(
+        default=True,
+        description=(
+            "Export a zero-length agentmesh.step.start span when a workflow, agent, node or "
+            "tool step starts, so the collector sees steps that never end (stuck detection)."
+        ),
+    )
     routing_mode: Literal["off", "shadow", "enforce"] = Field(
         default="off",
         description=(
@@ -140,5 +151,21 @@ class InstrumentationSettings(AgentMeshSettings):
         description=(
             "File every routing decision is appended to as a JSON line, by a background "
             "thread; the last 1024 decisions are also kept in memory."
+        ),
+    )
+    control_url: str | None = Field(
+        default=None,
+        description=(
+            "Base URL of the collector's OTLP/HTTP port, where the control document (stopped "
+            "runs, open circuit breakers) is long-polled at /v1/control. Default: derived from "
+            "the endpoint (port 4317 becomes 4318)."
+        ),
+    )
+    control_enabled: bool | None = Field(
+        default=None,
+        description=(
+            "Follow the collector's control document (stop runs, avoid models whose circuit is "
+            "open). Default: on when AGENTMESH_CONTROL_URL, AGENTMESH_ENDPOINT or an "
+            "OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT names the collector."
         ),
     )

@@ -22,7 +22,8 @@ from __future__ import annotations
 import json
 import random
 import time
-from dataclasses import dataclass
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, replace
 
 from agentmesh.core.semconv import (
     AGENTMESH_ROUTE_CANDIDATES,
@@ -44,6 +45,7 @@ RouteAttributeValue = str | tuple[str, ...] | tuple[float, ...]
 
 _now = time.time
 _bits = random.getrandbits  # reseeded in forked children by the random module itself
+_ALL_OPEN = "circuit open for every candidate"
 
 
 def new_decision_id() -> str:
@@ -73,6 +75,8 @@ class RouteDecision:
         task_class: The task class the policy saw, if any.
         features: The prompt features the policy saw.
         timestamp: When the decision was made, in seconds since the epoch.
+        avoided: Candidates passed over because their circuit breaker was open (listed last
+            in ``candidates``; a fallback after an error does not try them either).
     """
 
     decision_id: str
@@ -86,6 +90,7 @@ class RouteDecision:
     task_class: str | None = None
     features: PromptFeatures = EMPTY_FEATURES
     timestamp: float = 0.0
+    avoided: tuple[str, ...] = ()
 
     @classmethod
     def new(
@@ -129,10 +134,62 @@ class RouteDecision:
             _now(),
         )
 
+    def avoiding(self, open_circuits: AbstractSet[str]) -> RouteDecision:
+        """Return the decision with the models whose circuit is open passed over.
+
+        When the chosen model's circuit is open, the next candidate whose circuit is not
+        becomes the choice (reason ``circuit open for <model>``). Passed-over candidates move
+        to the end of ``candidates`` (their scores with them) and are listed in ``avoided``.
+        When every candidate's circuit is open, the choice stands (there is nothing better)
+        and the reason says so. Applying it twice changes nothing more.
+
+        Args:
+            open_circuits: Models whose circuit breaker is open now.
+
+        Returns:
+            The decision (``self`` when no candidate is concerned); same id and time.
+
+        Example:
+            >>> from agentmesh.router.request import RouteRequest
+            >>> d = RouteDecision.new(
+            ...     RouteRequest("openai", "gpt-4o"), "pass_through",
+            ...     ("gpt-4o", "gpt-4o-mini", "gpt-4.1"), (1.0, 0.0, 0.0),
+            ...     "gpt-4o", "requested model",
+            ... ).avoiding({"gpt-4o"})
+            >>> d.chosen, d.reason
+            ('gpt-4o-mini', 'circuit open for gpt-4o')
+            >>> d.candidates, d.fallbacks, d.avoided
+            (('gpt-4o-mini', 'gpt-4.1', 'gpt-4o'), ('gpt-4.1',), ('gpt-4o',))
+        """
+        if not open_circuits:
+            return self
+        avoided = tuple(m for m in self.candidates if m in open_circuits)
+        if not avoided or avoided == self.avoided:
+            return self
+        usable = [m for m in self.candidates if m not in open_circuits]
+        if not usable:
+            if _ALL_OPEN in self.reason:
+                return self
+            return replace(self, reason=f"{self.reason}; {_ALL_OPEN}")
+        chosen, reason = self.chosen, self.reason
+        if chosen in open_circuits:
+            chosen, reason = usable[0], f"circuit open for {self.chosen}"
+        head = [chosen] if chosen in usable else []
+        order = [*head, *(m for m in usable if m != chosen), *avoided]
+        score = dict(zip(self.candidates, self.scores, strict=True))
+        return replace(
+            self,
+            candidates=tuple(order),
+            scores=tuple(score.get(m, 0.0) for m in order),
+            chosen=chosen,
+            reason=reason,
+            avoided=avoided,
+        )
+
     @property
     def fallbacks(self) -> tuple[str, ...]:
-        """The candidates after the chosen one, in the order they are tried."""
-        return tuple(m for m in self.candidates if m != self.chosen)
+        """The candidates after the chosen one, in the order they are tried (not the avoided)."""
+        return tuple(m for m in self.candidates if m != self.chosen and m not in self.avoided)
 
     def span_attributes(self) -> dict[str, RouteAttributeValue]:
         """Return the decision as ``agentmesh.route.*`` span attributes.
@@ -157,7 +214,7 @@ class RouteDecision:
         Returns:
             A new dict.
         """
-        return {
+        record: dict[str, object] = {
             "decision_id": self.decision_id,
             "timestamp": self.timestamp,
             "policy": self.policy,
@@ -170,6 +227,9 @@ class RouteDecision:
             "task_class": self.task_class,
             "features": self.features.as_dict(),
         }
+        if self.avoided:
+            record["avoided"] = list(self.avoided)
+        return record
 
     def to_json(self) -> str:
         """Return the decision as one line of JSON (no newline).

@@ -10,6 +10,10 @@ the decision. Learned policies (utility, bandit) implement the same protocol.
 - :class:`PinnedPolicy` applies deterministic user rules first (task class → model, then
   requested model → model) and asks an inner policy (pass-through by default) otherwise.
 
+Both pass over the models whose circuit breaker is open (``request.open_circuits``): the next
+candidate of the chain is chosen, with reason ``circuit open for <model>``
+(:meth:`~agentmesh.router.decision.RouteDecision.avoiding`).
+
 Example:
     >>> from agentmesh.router.request import RouteRequest
     >>> policy = PinnedPolicy(Pins(task_classes={"triage": "gpt-4o-mini"}))
@@ -39,7 +43,8 @@ class RoutingPolicy(Protocol):
 
     Implementations are called on the application's hot path, from any thread: keep
     :meth:`decide` fast and free of I/O. It may raise; the instrumentation then passes the
-    call through unchanged.
+    call through unchanged. They should pass over ``request.open_circuits`` (for example with
+    :meth:`RouteDecision.avoiding`); the instrumentation applies it to any decision anyway.
     """
 
     @property
@@ -90,13 +95,14 @@ class PassThroughPolicy:
             request: The call.
 
         Returns:
-            The decision.
+            The decision: the requested model, or the next candidate whose circuit is closed.
         """
         model = request.requested_model
         candidates = self._fallbacks.candidates(request.provider, model)
-        return RouteDecision.new(
+        decision = RouteDecision.new(
             request, self.name, candidates, _rule_scores(candidates), model, "requested model"
         )
+        return decision.avoiding(request.open_circuits) if request.open_circuits else decision
 
 
 def _check_rules(rules: Mapping[str, str], what: str) -> dict[str, str]:
@@ -212,11 +218,13 @@ class PinnedPolicy:
         """
         pinned = self._pin(request) if self._pins else None
         if pinned is None:
-            return self._inner.decide(request)
-        model, reason = pinned
-        candidates = self._fallbacks.candidates(request.provider, model)
-        if request.requested_model not in candidates:
-            candidates = (*candidates, request.requested_model)
-        return RouteDecision.new(
-            request, self.name, candidates, _rule_scores(candidates), model, reason
-        )
+            decision = self._inner.decide(request)
+        else:
+            model, reason = pinned
+            candidates = self._fallbacks.candidates(request.provider, model)
+            if request.requested_model not in candidates:
+                candidates = (*candidates, request.requested_model)
+            decision = RouteDecision.new(
+                request, self.name, candidates, _rule_scores(candidates), model, reason
+            )
+        return decision.avoiding(request.open_circuits) if request.open_circuits else decision

@@ -74,6 +74,8 @@ class RouteRequest:
         task_class: The task class carried in baggage, if any.
         features: The prompt's features.
         mode: The routing mode the decision is made in (recorded on the decision).
+        open_circuits: Models whose circuit breaker is open (the collector saw them failing):
+            a policy chooses another candidate while they cool down.
     """
 
     provider: str
@@ -81,6 +83,7 @@ class RouteRequest:
     task_class: str | None = None
     features: PromptFeatures = EMPTY_FEATURES
     mode: RouteMode = "shadow"
+    open_circuits: frozenset[str] = frozenset()
 
 
 def _part_len(part: object) -> tuple[int, bool]:

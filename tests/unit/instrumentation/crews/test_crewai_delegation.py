@@ -19,6 +19,7 @@ from agentmesh.core.semconv import (
     AGENTMESH_HANDOFF_CONTEXT_DIGEST,
     AGENTMESH_HANDOFF_CONTEXT_SIZE,
     AGENTMESH_HANDOFF_KIND,
+    AGENTMESH_HANDOFF_RECEIVED_DIGEST,
     EVENT_HANDOFF,
     GEN_AI_AGENT_HANDOFF_SOURCE_NAME,
     GEN_AI_AGENT_HANDOFF_TARGET_NAME,
@@ -65,6 +66,7 @@ def _handoff(source: str, target: str, task: str, context: str) -> dict[str, obj
         AGENTMESH_HANDOFF_KIND: "delegation",
         AGENTMESH_HANDOFF_CONTEXT_DIGEST: crossed.digest,
         AGENTMESH_HANDOFF_CONTEXT_SIZE: crossed.size,
+        AGENTMESH_HANDOFF_RECEIVED_DIGEST: crossed.digest,  # arrived whole
     }
 
 

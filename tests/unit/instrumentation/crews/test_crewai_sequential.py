@@ -25,6 +25,7 @@ from agentmesh.core.semconv import (
     AGENTMESH_HANDOFF_CONTEXT_DIGEST,
     AGENTMESH_HANDOFF_CONTEXT_SIZE,
     AGENTMESH_HANDOFF_KIND,
+    AGENTMESH_HANDOFF_RECEIVED_DIGEST,
     AGENTMESH_RUN_ID,
     ERROR_TYPE,
     EVENT_HANDOFF,
@@ -133,6 +134,7 @@ def test_two_task_crew_span_tree(exporter: InMemorySpanExporter, span_tree: Span
         AGENTMESH_HANDOFF_KIND: "task_context",
         AGENTMESH_HANDOFF_CONTEXT_DIGEST: crossed.digest,
         AGENTMESH_HANDOFF_CONTEXT_SIZE: crossed.size,
+        AGENTMESH_HANDOFF_RECEIVED_DIGEST: crossed.digest,  # arrived whole
     }
     assert dict(second.attributes) == {
         GEN_AI_OPERATION_NAME: "invoke_agent",

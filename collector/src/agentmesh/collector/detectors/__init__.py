@@ -1,6 +1,91 @@
-"""Graph rules that detect failures in runs while they are still going."""
+"""Failure detection: graph rules and streaming detectors.
 
-from agentmesh.collector.detectors.base import Rule
-from agentmesh.collector.detectors.handoff_loop import HANDOFF_LOOP, HandoffLoopRule
+Graph rules (:class:`Rule`, evaluated on each changed run graph):
 
-__all__ = ["HANDOFF_LOOP", "HandoffLoopRule", "Rule"]
+- :class:`PingPongRule` (``ping_pong``): two agents handing work back and forth;
+- :class:`HandoffLoopRule` (``handoff_loop``): a cycle of three or more agents repeated.
+
+Streaming detectors (:class:`Detector`, fed each pipeline cycle):
+
+- :class:`ToolLoopDetector` (``tool_loop``): the same tool call with the same result repeated;
+- :class:`ErrorCascadeDetector` (``error_cascade``): errors spreading across a run's agents;
+- :class:`ContextLossDetector` (``context_loss``): a handoff received other context than sent;
+- :class:`RunawayDetector` (``runaway``, a :class:`StatefulDetector`): a run over its budget
+  or far over what its workflow's runs cost;
+- :class:`StuckDetector` (``stuck``): a step that started (start marker) and did not end within
+  its configured or learned bound;
+- :class:`SpikeDetector` (``latency_spike``, ``token_spike``, ``cost_spike``): values far above
+  the normal of their (agent, model, task class);
+- :class:`RateLimitStormDetector` (``rate_limit_storm``): 429s for one model across runs;
+- :class:`ProviderOutageDetector` (``provider_outage``, then ``provider_recovered``): errors or
+  latency jumping for one model across runs.
+
+:mod:`~agentmesh.collector.detectors.registry` builds the set from the collector's settings.
+"""
+
+from agentmesh.collector.detectors.base import CycleView, Detector, Rule, StatefulDetector
+from agentmesh.collector.detectors.context_loss import CONTEXT_LOSS, ContextLossDetector
+from agentmesh.collector.detectors.error_cascade import ERROR_CASCADE, ErrorCascadeDetector
+from agentmesh.collector.detectors.handoff_loop import (
+    HANDOFF_LOOP,
+    PING_PONG,
+    HandoffLoopRule,
+    PingPongRule,
+)
+from agentmesh.collector.detectors.outage import (
+    PROVIDER_OUTAGE,
+    PROVIDER_RECOVERED,
+    OutageEpisode,
+    ProviderOutageDetector,
+    is_client_error,
+)
+from agentmesh.collector.detectors.rate_limit import (
+    RATE_LIMIT_STORM,
+    RateLimitStormDetector,
+    StormEpisode,
+    is_rate_limited,
+)
+from agentmesh.collector.detectors.runaway import RUNAWAY, RunawayDetector, WorkflowNorm
+from agentmesh.collector.detectors.spikes import (
+    COST_SPIKE,
+    LATENCY_SPIKE,
+    TOKEN_SPIKE,
+    SpikeDetector,
+)
+from agentmesh.collector.detectors.stuck import STUCK, StuckDetector
+from agentmesh.collector.detectors.tool_loop import TOOL_LOOP, ToolLoopDetector
+
+__all__ = [
+    "CONTEXT_LOSS",
+    "COST_SPIKE",
+    "ERROR_CASCADE",
+    "HANDOFF_LOOP",
+    "LATENCY_SPIKE",
+    "PING_PONG",
+    "PROVIDER_OUTAGE",
+    "PROVIDER_RECOVERED",
+    "RATE_LIMIT_STORM",
+    "RUNAWAY",
+    "STUCK",
+    "TOKEN_SPIKE",
+    "TOOL_LOOP",
+    "ContextLossDetector",
+    "CycleView",
+    "Detector",
+    "ErrorCascadeDetector",
+    "HandoffLoopRule",
+    "OutageEpisode",
+    "PingPongRule",
+    "ProviderOutageDetector",
+    "RateLimitStormDetector",
+    "Rule",
+    "RunawayDetector",
+    "SpikeDetector",
+    "StatefulDetector",
+    "StormEpisode",
+    "StuckDetector",
+    "ToolLoopDetector",
+    "WorkflowNorm",
+    "is_client_error",
+    "is_rate_limited",
+]

@@ -1,24 +1,38 @@
-"""Handoff loops: agents handing work round the same cycle again and again.
+"""Agent loops: handoff cycles (``handoff_loop``) and two-agent ping-pong (``ping_pong``).
 
-The rule reads the run's agent sequence (the order agents ran in, consecutive repeats
-collapsed) and looks for a cycle of ``k`` distinct agents, ``2 <= k <= max_cycle_length``,
-repeated back to back more than ``max_repeats`` times. ``supervisor, researcher`` repeated four
-times is a loop when the bound is 3; the healthy supervisor pattern ``S, A, S, B, S, C, S`` is
-not, since no cycle repeats; an agent calling itself (``k = 1``) is not a handoff.
+Both rules read the run's agent sequence (the order agents started in, consecutive repeats
+collapsed: an agent retried in a row is one visit) and look for a cycle of distinct agents
+repeated back to back more than ``max_repeats`` times. :class:`PingPongRule` looks for cycles
+of two agents (``supervisor, researcher`` repeated four times is ping-pong when the bound is
+3); :class:`HandoffLoopRule` for cycles of three to ``max_cycle_length`` agents. The healthy
+supervisor pattern ``S, A, S, B, S, C, S`` is neither, since no cycle of distinct agents
+repeats; a retry (``A, A``, or ``A, B, A`` once) is far below the bound.
 
-Each loop is reported once per trace, however many batches of the trace arrive: the rule keys
-what it reported by trace and by the cycle's canonical rotation (``researcher → supervisor`` and
-``supervisor → researcher`` are the same cycle).
+**Settled graph only.** Spans arrive when they end, and different processes export with
+different delays, so the sequence of a live run can miss spans that will later fall between
+two visits (a supervisor span of another service arriving after its workers' spans would turn
+``S, A, S, B, S, A, S, B`` into ``A, B, A, B`` for a while). The rules therefore judge only the
+settled part of the sequence: the visits before the first agent span that ended less than
+``settle_seconds`` before the newest span end seen in the trace (spans that ended earlier than
+that have been exported by then), or the whole sequence once the run is complete (its root
+span arrived). A loop is found a few seconds of run time later than it could be, and never
+from a transient order. With a single exporting process spans arrive in the order they end,
+and ``settle_seconds=0`` is safe.
 
-The rule is incremental: when it saw the previous snapshot of a trace (the graph's
-``generation`` follows the one it remembers), it scans only the visits from
-``visits_changed_from`` back by one unreported run's length (``(max_repeats + 2)`` cycles of the
-longest length); a run reaching further back had repeated enough before and was reported then.
-Otherwise it scans the whole sequence.
+Each loop is reported once per trace, however many batches of the trace arrive: the rules key
+what they reported by trace and by the cycle's canonical rotation (``researcher → supervisor``
+and ``supervisor → researcher`` are the same cycle).
+
+The rules are incremental: when a rule saw the previous snapshot of a trace (the graph's
+``generation`` follows the one it remembers), it scans only from the first visit that changed
+(``visits_changed_from``) or became settled, back by one unreported run's length
+(``(max_repeats + 2)`` cycles of the longest length); a run reaching further back had repeated
+enough before and was reported then. Otherwise it scans the whole settled sequence.
 """
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -28,69 +42,70 @@ from agentmesh.collector.detection import Detection, detection_id
 from agentmesh.collector.graph.run_graph import AgentVisit, RunGraph
 from agentmesh.core.errors import DetectionError
 
-__all__ = ["HANDOFF_LOOP", "HandoffLoopRule"]
+__all__ = ["HANDOFF_LOOP", "PING_PONG", "HandoffLoopRule", "PingPongRule"]
 
 HANDOFF_LOOP: Final = "handoff_loop"
 """Detection type of :class:`HandoffLoopRule`."""
 
+PING_PONG: Final = "ping_pong"
+"""Detection type of :class:`PingPongRule`."""
+
+DEFAULT_SETTLE_SECONDS: Final = 5.0
+"""Default settle time: the OpenTelemetry SDK's batch span processor exports every 5 s."""
+
 _ARROW: Final = " → "
+_NEVER: Final = 1 << 63
 
 
-class HandoffLoopRule:
-    """Flags agent cycles repeated more than a bound.
+class _Seen:
+    """What a rule remembers of a trace between snapshots."""
 
-    Args:
-        max_repeats: Times a cycle may repeat in a row; one more repetition is a loop.
-        max_cycle_length: Longest cycle (in distinct agents) looked for; at least 2.
-        max_remembered: Findings remembered to avoid reporting twice; the oldest are forgotten.
-        clock: Source of ``detected_at_ns``.
+    __slots__ = ("frontier_index", "frontier_ns", "generation", "settled")
 
-    Raises:
-        DetectionError: A bound is out of range.
+    def __init__(self) -> None:
+        self.generation = -1
+        self.settled = 0  # visits judged
+        self.frontier_ns = 0  # start of the first agent span not yet settled
+        self.frontier_index = 0  # its index in the invocations (a hint)
 
-    Example:
-        >>> from agentmesh.collector.graph import GraphBuilder
-        >>> from agentmesh.collector.testing import SpanFactory
-        >>> f = SpanFactory()
-        >>> root = f.workflow("w", run_id="run-7")
-        >>> spans = [root] + [f.agent(a, parent=root) for a in ["supervisor", "researcher"] * 4]
-        >>> builder = GraphBuilder()
-        >>> _ = builder.add(spans)
-        >>> rule = HandoffLoopRule(max_repeats=3)
-        >>> [d.explanation for d in rule.evaluate(builder.get(f.trace_id))]
-        ['agent cycle supervisor → researcher → supervisor repeated 4 times (bound 3) in run run-7']
-        >>> rule.evaluate(builder.get(f.trace_id))
-        []
-    """
+
+class _CycleRule:
+    """Finds cycles of ``min_length..max_length`` distinct agents repeated too often."""
 
     def __init__(
         self,
-        max_repeats: int = 3,
-        max_cycle_length: int = 4,
-        *,
-        max_remembered: int = 100_000,
-        clock: Callable[[], int] = time.time_ns,
+        type_: str,
+        min_length: int,
+        max_length: int,
+        max_repeats: int,
+        settle_seconds: float,
+        max_remembered: int,
+        clock: Callable[[], int],
     ) -> None:
         if max_repeats < 1:
             raise DetectionError(f"max_repeats must be at least 1, got {max_repeats}")
-        if max_cycle_length < 2:  # a cycle needs two agents
-            raise DetectionError(f"max_cycle_length must be at least 2, got {max_cycle_length}")
+        if settle_seconds < 0:
+            raise DetectionError(f"settle_seconds must be at least 0, got {settle_seconds}")
         if max_remembered < 1:
             raise DetectionError(f"max_remembered must be at least 1, got {max_remembered}")
+        self._type = type_
+        self._min_length = min_length
+        self._max_length = max_length
         self.max_repeats = max_repeats
-        self.max_cycle_length = max_cycle_length
+        self.settle_seconds = settle_seconds
+        self._settle_ns = int(settle_seconds * 1e9)
         self.max_remembered = max_remembered
         self._clock = clock
         self._reported: OrderedDict[tuple[str, tuple[str, ...]], None] = OrderedDict()
-        self._generations: OrderedDict[str, int] = OrderedDict()
+        self._seen: OrderedDict[str, _Seen] = OrderedDict()
 
     @property
     def name(self) -> str:
-        """The detection type reported: ``handoff_loop``."""
-        return HANDOFF_LOOP
+        """The detection type reported."""
+        return self._type
 
     def evaluate(self, graph: RunGraph) -> list[Detection]:
-        """Report loops in the run not reported before.
+        """Report loops in the run's settled agent sequence not reported before.
 
         Args:
             graph: The run's current graph.
@@ -99,17 +114,27 @@ class HandoffLoopRule:
             One detection per newly seen cycle.
         """
         visits = graph.visits if graph.visits is not None else tuple(graph.agent_sequence())
-        seen = self._generations.pop(graph.trace_id, None)
-        self._generations[graph.trace_id] = graph.generation
-        while len(self._generations) > self.max_remembered:
-            self._generations.popitem(last=False)
-        if seen is not None and graph.visits is not None and seen + 1 == graph.generation:
-            window = (self.max_repeats + 2) * self.max_cycle_length
-            scan_from = max(0, graph.visits_changed_from - window)
+        seen = self._seen.get(graph.trace_id)
+        if seen is None:
+            seen = self._seen[graph.trace_id] = _Seen()
+            while len(self._seen) > self.max_remembered:
+                self._seen.popitem(last=False)
+        incremental = graph.visits is not None and seen.generation + 1 == graph.generation
+        previous = seen.settled
+        unchanged = min(previous, graph.visits_changed_from) if incremental else 0
+        settled = self._settled(graph, visits, seen, unchanged)
+        seen.generation = graph.generation
+        seen.settled = settled
+        if incremental:
+            first_new = min(graph.visits_changed_from, previous)
+            if first_new >= settled:
+                return []  # nothing settled changed
+            window = (self.max_repeats + 2) * self._max_length
+            scan_from = max(0, first_new - window)
         else:
             scan_from = 0
         detections: list[Detection] = []
-        for start, length, repeats in self._loops(visits, scan_from):
+        for start, length, repeats in self._loops(visits, settled, scan_from):
             cycle = tuple(visit.agent for visit in visits[start : start + length])
             key = (graph.trace_id, _canonical(cycle))
             if key in self._reported:
@@ -128,23 +153,52 @@ class HandoffLoopRule:
         """
         for key in [key for key in self._reported if key[0] == trace_id]:
             del self._reported[key]
-        self._generations.pop(trace_id, None)
+        self._seen.pop(trace_id, None)
+
+    def _settled(
+        self, graph: RunGraph, visits: Sequence[AgentVisit], seen: _Seen, unchanged: int
+    ) -> int:
+        """Return how many leading visits are settled, moving the trace's frontier on.
+
+        The frontier is the start of the first agent span (by start) that ended after the
+        horizon; it only moves forward, and so does the walk over the visits past the first
+        ``unchanged`` ones, so each call costs what arrived since the previous one.
+        """
+        if graph.complete or self._settle_ns == 0:
+            return len(visits)
+        horizon = graph.end_ns - self._settle_ns
+        invocations = graph.invocations
+        n = len(invocations)
+        i = seen.frontier_index
+        if not (i < n and invocations[i].start_ns == seen.frontier_ns):
+            i = bisect.bisect_left(invocations, seen.frontier_ns, key=lambda inv: inv.start_ns)
+        while i < n and invocations[i].end_ns <= horizon:
+            i += 1
+        seen.frontier_index = i
+        if i == n:
+            seen.frontier_ns = invocations[-1].start_ns + 1 if n else 0
+            return len(visits)
+        frontier = seen.frontier_ns = invocations[i].start_ns
+        # The visit holding the first unsettled span is the last one starting at or before it.
+        j = min(unchanged, len(visits))
+        while j < len(visits) and visits[j].start_ns <= frontier:
+            j += 1
+        return max(0, j - 1)
 
     def _loops(
-        self, visits: Sequence[AgentVisit], scan_from: int = 0
+        self, visits: Sequence[AgentVisit], n: int, scan_from: int = 0
     ) -> list[tuple[int, int, int]]:
-        """Find ``(start, cycle length, repetitions)`` of each over-repeated cycle.
+        """Find ``(start, cycle length, repetitions)`` of each over-repeated cycle (first ``n``).
 
         Runs that start before ``scan_from`` are found only when they reach past it; the scan
         starts at a run boundary, so each run is found whole, as a scan from 0 finds it.
         """
         found: list[tuple[int, int, int]] = []
-        n = len(visits)
-        longest = min(self.max_cycle_length, n // (self.max_repeats + 1))
-        lo = max(0, scan_from - (self.max_repeats + 2) * self.max_cycle_length)
-        agents = [visit.agent for visit in visits[lo:]]  # the window (and room to step back)
+        longest = min(self._max_length, n // (self.max_repeats + 1))
+        lo = max(0, scan_from - (self.max_repeats + 2) * self._max_length)
+        agents = [visit.agent for visit in visits[lo:n]]  # the window (and room to step back)
         n -= lo
-        for length in range(2, longest + 1):
+        for length in range(self._min_length, longest + 1):
             i = scan_from - lo
             while i > 0 and i - 1 + length < n and agents[i - 1] == agents[i - 1 + length]:
                 i -= 1  # inside a run: go back to its start (within the window)
@@ -174,16 +228,17 @@ class HandoffLoopRule:
         repeats: int,
     ) -> Detection:
         path = _ARROW.join((*cycle, cycle[0]))
+        what = "agent cycle" if self._min_length > 2 else "ping-pong"
         return Detection(
-            id=detection_id(HANDOFF_LOOP, graph.trace_id, "|".join(_canonical(cycle))),
-            type=HANDOFF_LOOP,
+            id=detection_id(self._type, graph.trace_id, "|".join(_canonical(cycle))),
+            type=self._type,
             severity="error",
             trace_id=graph.trace_id,
             run_id=graph.run_id,
             agent=cycle[0],
             span_ids=tuple(span_id for visit in visits for span_id in visit.span_ids),
             explanation=(
-                f"agent cycle {path} repeated {repeats} times "
+                f"{what} {path} repeated {repeats} times "
                 f"(bound {self.max_repeats}) in run {graph.run_id}"
             ),
             detected_at_ns=self._clock(),
@@ -193,8 +248,97 @@ class HandoffLoopRule:
                 "repetitions": repeats,
                 "max_repeats": self.max_repeats,
                 "workflow": graph.workflow_name,
+                "settle_seconds": self.settle_seconds,
             },
         )
+
+
+class PingPongRule(_CycleRule):
+    """Flags two agents handing work back and forth more than a bound (``ping_pong``).
+
+    Args:
+        max_repeats: Times ``A → B`` may repeat in a row; one more repetition is ping-pong.
+        settle_seconds: Only visits whose spans ended this long before the newest span end
+            of the trace are judged (all of them once the run is complete); 0 judges every
+            visit at once, which is safe when one process exports the run's spans.
+        max_remembered: Traces (and findings) remembered; the oldest are forgotten.
+        clock: Source of ``detected_at_ns``.
+
+    Raises:
+        DetectionError: A bound is out of range.
+
+    Example:
+        >>> from agentmesh.collector.graph import GraphBuilder
+        >>> from agentmesh.collector.testing import SpanFactory
+        >>> f = SpanFactory()
+        >>> root = f.workflow("w", run_id="run-7")
+        >>> spans = [root] + [f.agent(a, parent=root) for a in ["supervisor", "researcher"] * 4]
+        >>> builder = GraphBuilder()
+        >>> _ = builder.add(spans)
+        >>> rule = PingPongRule(max_repeats=3)
+        >>> [d.explanation for d in rule.evaluate(builder.get(f.trace_id))]
+        ['ping-pong supervisor → researcher → supervisor repeated 4 times (bound 3) in run run-7']
+        >>> rule.evaluate(builder.get(f.trace_id))
+        []
+    """
+
+    def __init__(
+        self,
+        max_repeats: int = 3,
+        *,
+        settle_seconds: float = DEFAULT_SETTLE_SECONDS,
+        max_remembered: int = 100_000,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        super().__init__(PING_PONG, 2, 2, max_repeats, settle_seconds, max_remembered, clock)
+
+
+class HandoffLoopRule(_CycleRule):
+    """Flags cycles of three or more distinct agents repeated more than a bound.
+
+    Two-agent cycles are :class:`PingPongRule`'s.
+
+    Args:
+        max_repeats: Times a cycle may repeat in a row; one more repetition is a loop.
+        max_cycle_length: Longest cycle (in distinct agents) looked for; at least 2 (2 looks
+            for nothing: two-agent cycles are ping-pong).
+        settle_seconds: See :class:`PingPongRule`.
+        max_remembered: Traces (and findings) remembered; the oldest are forgotten.
+        clock: Source of ``detected_at_ns``.
+
+    Raises:
+        DetectionError: A bound is out of range.
+
+    Example:
+        >>> from agentmesh.collector.graph import GraphBuilder
+        >>> from agentmesh.collector.testing import SpanFactory
+        >>> f = SpanFactory()
+        >>> root = f.workflow("w", run_id="run-8")
+        >>> spans = [root] + [f.agent(a, parent=root) for a in ["plan", "code", "test"] * 4]
+        >>> builder = GraphBuilder()
+        >>> _ = builder.add(spans)
+        >>> rule = HandoffLoopRule(max_repeats=3)
+        >>> [d.explanation for d in rule.evaluate(builder.get(f.trace_id))]
+        ['agent cycle plan → code → test → plan repeated 4 times (bound 3) in run run-8']
+        >>> rule.evaluate(builder.get(f.trace_id))
+        []
+    """
+
+    def __init__(
+        self,
+        max_repeats: int = 3,
+        max_cycle_length: int = 4,
+        *,
+        settle_seconds: float = DEFAULT_SETTLE_SECONDS,
+        max_remembered: int = 100_000,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        if max_cycle_length < 2:
+            raise DetectionError(f"max_cycle_length must be at least 2, got {max_cycle_length}")
+        super().__init__(
+            HANDOFF_LOOP, 3, max_cycle_length, max_repeats, settle_seconds, max_remembered, clock
+        )
+        self.max_cycle_length = max_cycle_length
 
 
 def _canonical(cycle: tuple[str, ...]) -> tuple[str, ...]:

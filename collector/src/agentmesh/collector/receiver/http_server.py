@@ -12,11 +12,17 @@ Follows the OTLP/HTTP specification:
   encoding;
 - a full ingest queue answers 503 with ``Retry-After`` (``retry_after_seconds``), which the
   OpenTelemetry exporters and the Collector retry after that delay.
+
+Other routes can share the port (``extra_routes``: the control document ``GET /v1/control``),
+and ``GET /metrics`` serves a Prometheus text renderer when one is given. With authentication
+configured they require the same credentials as ``/v1/traces``. Long-running handlers (long
+polls) can end early when the server stops: ``request.app[STOPPING]`` is set then.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final, Literal
 
 from aiohttp import ClientPayloadError, web
@@ -40,12 +46,23 @@ from agentmesh.collector.settings import CollectorSettings
 from agentmesh.core.errors import ReceiverError
 from agentmesh.core.log import get_logger
 
-__all__ = ["TRACES_PATH", "OtlpHttpReceiver"]
+__all__ = ["METRICS_CONTENT_TYPE", "METRICS_PATH", "STOPPING", "TRACES_PATH", "OtlpHttpReceiver"]
 
 log = get_logger(__name__)
 
 TRACES_PATH: Final = "/v1/traces"
 """The OTLP/HTTP path of trace exports."""
+
+METRICS_PATH: Final = "/metrics"
+"""Where the Prometheus renderer, when given, is served."""
+
+METRICS_CONTENT_TYPE: Final = "text/plain; version=0.0.4"
+"""The Prometheus text exposition format."""
+
+STOPPING: Final = web.AppKey("agentmesh_stopping", asyncio.Event)
+"""Set when the server begins to stop, so long polls can answer at once."""
+
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _PROTOBUF: Final = "application/x-protobuf"
 _JSON: Final = "application/json"
@@ -77,6 +94,14 @@ class OtlpHttpReceiver(OtlpReceiver):
         sink: Receives each decoded batch.
         settings: Host, port, limits, auth and retry delay; defaults to
             :meth:`CollectorSettings.load`.
+        decode_pool: Worker processes that decode requests.
+        extra_routes: More routes on the same server (``aiohttp.web.get(path, handler)``…);
+            they take precedence over the catch-all 404 and need the receiver's credentials
+            when authentication is configured.
+        metrics: Renders the Prometheus text format, served at ``GET /metrics``.
+
+    Raises:
+        ReceiverError: An extra route uses ``/v1/traces`` (or ``/metrics`` with ``metrics``).
 
     Example:
         >>> import asyncio
@@ -96,8 +121,18 @@ class OtlpHttpReceiver(OtlpReceiver):
         settings: CollectorSettings | None = None,
         *,
         decode_pool: DecodePool | None = None,
+        extra_routes: Sequence[web.RouteDef] = (),
+        metrics: Callable[[], bytes] | None = None,
     ) -> None:
         super().__init__(sink, settings, decode_pool=decode_pool)
+        reserved = {TRACES_PATH, METRICS_PATH} if metrics is not None else {TRACES_PATH}
+        for route in extra_routes:
+            if route.path in reserved:
+                raise ReceiverError(
+                    f"an extra route cannot take {route.path}: it is served already"
+                )
+        self._extra_routes = tuple(extra_routes)
+        self._metrics = metrics
         self._runner: web.AppRunner | None = None
 
     @property
@@ -125,7 +160,20 @@ class OtlpHttpReceiver(OtlpReceiver):
             raise ReceiverError("the OTLP/HTTP receiver is already running")
         settings = self._settings
         app = web.Application(client_max_size=settings.max_receive_message_bytes)
+        stopping = asyncio.Event()
+        app[STOPPING] = stopping
+
+        async def on_shutdown(_app: web.Application) -> None:
+            stopping.set()
+
+        app.on_shutdown.append(on_shutdown)
         app.router.add_route("*", TRACES_PATH, self._traces)
+        for route in self._extra_routes:
+            app.router.add_route(
+                route.method, route.path, self._guarded(route.handler), **route.kwargs
+            )
+        if self._metrics is not None:
+            app.router.add_route("GET", METRICS_PATH, self._guarded(self._serve_metrics))
         app.router.add_route("*", "/{tail:.*}", _not_found)
         runner = web.AppRunner(
             app,
@@ -152,6 +200,35 @@ class OtlpHttpReceiver(OtlpReceiver):
             return
         await runner.cleanup()
         log.info("otlp http receiver stopped", port=self._port)
+
+    def _guarded(self, handler: _Handler) -> _Handler:
+        """Wrap a handler so it needs the receiver's credentials (when auth is configured)."""
+        if not self._auth.enabled:
+            return handler
+
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            problem = self._auth.check(
+                request.headers.get("Authorization"), request.headers.get("x-api-key")
+            )
+            if problem is not None:
+                log.info("http request unauthenticated", path=request.path, peer=request.remote)
+                return web.Response(
+                    status=401, text=problem + "\n", headers={"WWW-Authenticate": "Bearer"}
+                )
+            return await handler(request)
+
+        return guarded
+
+    async def _serve_metrics(self, request: web.Request) -> web.StreamResponse:
+        render = self._metrics
+        if render is None:  # pragma: no cover - only routed with a renderer
+            return await _not_found(request)
+        try:
+            body = render()
+        except Exception:
+            log.exception("metrics rendering failed")
+            return web.Response(status=500, text="metrics rendering failed\n")
+        return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE})
 
     async def _traces(self, request: web.Request) -> web.Response:
         encoding = _encoding_of(request.content_type)

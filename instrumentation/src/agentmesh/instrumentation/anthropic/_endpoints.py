@@ -12,6 +12,7 @@ import anthropic
 from anthropic import _response  # pyright: ignore[reportPrivateUsage]
 from opentelemetry import context as otel_context
 
+from agentmesh.core.errors import RunStoppedError
 from agentmesh.instrumentation import _dedupe, _failopen
 from agentmesh.instrumentation._patching import Wrapper
 from agentmesh.instrumentation.anthropic._attributes import MessageSummary, read_request
@@ -19,6 +20,7 @@ from agentmesh.instrumentation.anthropic._stream_manager import (
     AsyncStreamManagerProxy,
     StreamManagerProxy,
 )
+from agentmesh.instrumentation.control import check_current_run
 from agentmesh.instrumentation.openai._call import (
     Instruments,
     ProviderCall,
@@ -80,7 +82,8 @@ def stream_helper_wrapper(instruments: Instruments, asynchronous: bool) -> Wrapp
         asynchronous: Whether the resource is the async one (its manager is async).
 
     Returns:
-        A wrapt wrapper returning a proxy of the stream manager.
+        A wrapt wrapper returning a proxy of the stream manager. In a run the collector
+        stopped it raises :class:`~agentmesh.core.errors.RunStoppedError` (span ended with it).
     """
 
     def wrapper(
@@ -93,6 +96,11 @@ def stream_helper_wrapper(instruments: Instruments, asynchronous: bool) -> Wrapp
         )
         if call is None:
             return wrapped(*args, **kwargs)
+        try:
+            check_current_run()  # a stopped run's call is not sent (fail-open otherwise)
+        except RunStoppedError as exc:
+            call.finish(exc)
+            raise
         with call.activated():
             sent = (
                 _failopen.safe_call("anthropic.stream.headers", with_trace_headers, kwargs)

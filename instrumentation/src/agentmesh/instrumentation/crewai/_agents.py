@@ -9,7 +9,16 @@ the handoff that brought the work:
   the agent of the latest of those tasks.
 
 The handoff carries the digest and size of what crossed (with content capture on, the content
-itself, capped).
+itself, capped) and the digest of what the receiving agent actually got
+(``agentmesh.handoff.context.received_digest``), computed apart at each end so that context lost
+on the way shows as two different digests:
+
+- ``delegation``: sent, what the delegation tool passed on (``{"task", "context"}``); received,
+  the coworker's task description and context;
+- ``task_context``: sent, the outputs the context's tasks produced, joined as CrewAI joins
+  them; received, the context text the agent was given (after CrewAI's ``pre_step`` hooks).
+  Not compared for an asynchronous task, or when a conditional task precedes it (CrewAI then
+  builds the context from other outputs).
 
 A re-entry for the same agent and task (CrewAI's retry after an error) is not a new step.
 """
@@ -18,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -30,7 +39,10 @@ from agentmesh.core.semconv import (
     AGENTMESH_CREWAI_TASK_ID,
     AGENTMESH_CREWAI_TASK_NAME,
     AGENTMESH_FRAMEWORK,
+    AGENTMESH_HANDOFF_CONTEXT_DIGEST,
+    AGENTMESH_HANDOFF_CONTEXT_SIZE,
     AGENTMESH_HANDOFF_KIND,
+    AGENTMESH_HANDOFF_RECEIVED_DIGEST,
     AGENTMESH_RUN_ID,
     EVENT_HANDOFF,
     GEN_AI_AGENT_HANDOFF_SOURCE_NAME,
@@ -55,9 +67,13 @@ from agentmesh.instrumentation.crewai._execution import (
 )
 from agentmesh.instrumentation.crewai._names import role_of, text_or_none
 from agentmesh.instrumentation.crewai._workflow import FRAMEWORK
+from agentmesh.instrumentation.handoff import context_digest
 from agentmesh.instrumentation.run_context import current_run_id
 
 __all__ = ["aexecute_task_wrapper", "execute_task_wrapper"]
+
+_DIVIDERS: Final = "\n\n----------\n\n"
+"""What CrewAI puts between task outputs when it joins them into a context."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +138,62 @@ def _context_source(task: object, execution: CrewExecution | None) -> str | None
     return None
 
 
+def _dividers() -> str:
+    try:
+        from crewai.utilities.formatter import DIVIDERS
+    except ImportError:
+        return _DIVIDERS
+    return DIVIDERS
+
+
+def _produced_context(task: object, execution: CrewExecution | None) -> str | None:
+    """The context the task's context tasks produced, joined as CrewAI joins their outputs.
+
+    ``None`` when it cannot be told for sure (the crew's tasks unknown, an asynchronous task,
+    a conditional task before it, an output without text).
+    """
+    if getattr(task, "async_execution", False) is True:
+        return None  # CrewAI gives it the latest synchronous output only
+    explicit: object = getattr(task, "context", None)
+    producers = (
+        cast("list[object]", explicit)
+        if isinstance(explicit, list)
+        else _earlier_tasks(task, execution)
+    )
+    if producers is None:
+        return None
+    outputs: list[str] = []
+    for producer in producers:
+        if hasattr(producer, "condition"):
+            return None  # a conditional task: a skipped one still adds an output
+        output: object = getattr(producer, "output", None)
+        if output is None:
+            continue
+        raw: object = getattr(output, "raw", None)
+        if not isinstance(raw, str):
+            return None
+        outputs.append(raw)
+    return _dividers().join(outputs)
+
+
+def _task_context_crossing(
+    task: object, context: str, execution: CrewExecution | None, capture_content: bool
+) -> dict[str, AttributeValue]:
+    crossed = crossing_attributes(context, capture_content=capture_content)
+    produced = _produced_context(task, execution)
+    if produced is not None:
+        sent = context_digest(produced)
+        crossed[AGENTMESH_HANDOFF_CONTEXT_DIGEST] = sent.digest
+        crossed[AGENTMESH_HANDOFF_CONTEXT_SIZE] = sent.size
+        crossed[AGENTMESH_HANDOFF_RECEIVED_DIGEST] = context_digest(context).digest
+    return crossed
+
+
+def _delegation_received(task: object, context: object) -> str:
+    description: object = getattr(task, "description", None)
+    return context_digest({"task": description, "context": context}).digest
+
+
 def _handoff(
     target: str,
     task: object,
@@ -130,19 +202,23 @@ def _handoff(
     capture_content: bool,
 ) -> dict[str, AttributeValue]:
     pending = pending_handoff()
+    received: dict[str, AttributeValue] = {}
     if pending is None:
         if not isinstance(context, str) or not context:
             return {}
         source = _context_source(task, execution)
         if source is None:
             return {}
-        crossed = crossing_attributes(context, capture_content=capture_content)
+        crossed = _task_context_crossing(task, context, execution, capture_content)
         pending = PendingHandoff(source, "task_context", crossed)
+    elif pending.kind == "delegation":
+        received[AGENTMESH_HANDOFF_RECEIVED_DIGEST] = _delegation_received(task, context)
     return {
         GEN_AI_AGENT_HANDOFF_SOURCE_NAME: pending.source,
         GEN_AI_AGENT_HANDOFF_TARGET_NAME: target,
         AGENTMESH_HANDOFF_KIND: pending.kind,
         **pending.crossed,
+        **received,
     }
 
 

@@ -7,12 +7,14 @@ CrewAI runs a tool along one of two paths, both wrapped:
 - text (ReAct) tool calling: ``CrewStructuredTool.invoke`` / ``ainvoke``, whose function is the
   original tool's ``_run``.
 
-A tool running inside its own span (one path calling the other) gets no second span. With
-content capture on, the span carries the call's arguments and result, each capped.
+A tool running inside its own span (one path calling the other) gets no second span. The span
+carries the digests of the call's arguments and of its result (always: loop detection compares
+calls by them); with content capture on, the arguments and result themselves, each capped.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -27,6 +29,8 @@ from agentmesh.core.semconv import (
     AGENTMESH_CONTENT_TRUNCATED,
     AGENTMESH_FRAMEWORK,
     AGENTMESH_RUN_ID,
+    AGENTMESH_TOOL_ARGUMENTS_DIGEST,
+    AGENTMESH_TOOL_RESULT_DIGEST,
     GEN_AI_OPERATION_NAME,
     GEN_AI_TOOL_CALL_ARGUMENTS,
     GEN_AI_TOOL_CALL_RESULT,
@@ -42,6 +46,7 @@ from agentmesh.instrumentation.crewai._crossing import capped_content
 from agentmesh.instrumentation.crewai._execution import current_workflow_name
 from agentmesh.instrumentation.crewai._names import text_or_none
 from agentmesh.instrumentation.crewai._workflow import FRAMEWORK
+from agentmesh.instrumentation.handoff import bounded_digest
 from agentmesh.instrumentation.run_context import current_run_id
 
 __all__ = [
@@ -55,6 +60,8 @@ __all__ = [
 _TOOL_KEY: Final = otel_context.create_key("agentmesh.crewai.tool")
 _TOOL_TYPE: Final = "function"
 _DEFAULT_TOOL_NAME: Final = "tool"
+_JSON_CAP: Final = 65_536
+"""Longest arguments text parsed as JSON for the digest (a longer one is digested as text)."""
 
 
 ArgumentsOf = Callable[[tuple[Any, ...], Mapping[str, Any]], object]
@@ -96,13 +103,28 @@ class _ToolRun:
     def finish(self, result: object, error: BaseException | None) -> None:
         if error is not None:
             _failopen.record_error(self.span, error)
-        elif self.capture_content:
+        else:
             with _failopen.guarded("crewai.tool_result"):
-                text, truncated = capped_content(result)
-                self.span.set_attribute(GEN_AI_TOOL_CALL_RESULT, text)
-                if truncated:
-                    self.span.set_attribute(AGENTMESH_CONTENT_TRUNCATED, True)
+                self._result(result)
         _failopen.end_span(self.span)
+
+    def _result(self, result: object) -> None:
+        self.span.set_attribute(AGENTMESH_TOOL_RESULT_DIGEST, bounded_digest(result))
+        if self.capture_content:
+            text, truncated = capped_content(result)
+            self.span.set_attribute(GEN_AI_TOOL_CALL_RESULT, text)
+            if truncated:
+                self.span.set_attribute(AGENTMESH_CONTENT_TRUNCATED, True)
+
+
+def _parsed(arguments: object) -> object:
+    """Arguments given as a JSON object text (text tool calling) as the object itself."""
+    if isinstance(arguments, str) and arguments[:1] == "{" and len(arguments) <= _JSON_CAP:
+        try:
+            return json.loads(arguments)
+        except ValueError:
+            return arguments
+    return arguments
 
 
 def _identity(tool: object) -> int:
@@ -134,8 +156,10 @@ def _begin(
     run_id = current_run_id()
     if run_id is not None:
         attributes[AGENTMESH_RUN_ID] = run_id
+    arguments = arguments_of(args, kwargs)
+    attributes[AGENTMESH_TOOL_ARGUMENTS_DIGEST] = bounded_digest(_parsed(arguments))
     if capture_content:
-        text, truncated = capped_content(arguments_of(args, kwargs))
+        text, truncated = capped_content(arguments)
         attributes[GEN_AI_TOOL_CALL_ARGUMENTS] = text
         if truncated:
             attributes[AGENTMESH_CONTENT_TRUNCATED] = True

@@ -9,10 +9,16 @@ for it say which nodes run next and how (:mod:`._routes`); each target node, whe
 takes the handoffs meant for it and its span records the source, the target, the kind
 (``edge``, ``conditional``, ``command`` or ``send``), and the digest and size of the state it
 starts from (with content capture on, the state itself, capped), and, when the graph has a
-checkpointer, the checkpoint its step started from. A tool node is transparent:
-the agent that called the tools stays the source of the next handoff. Internal nodes
-(``__start__``…) get no span. An interrupt marks the span ``agentmesh.langgraph.interrupted``
-and is not an error. The node's context carries the run id and task class as W3C baggage.
+checkpointer, the checkpoint its step started from. With it goes
+``agentmesh.handoff.context.received_digest``, the digest of what the target was actually given,
+taken apart from the sent one, over the same keys: the sent digest is of the state the graph
+holds (its channels, after the source's writes went through the reducers), or of the ``Send``
+packet as the source handed it on; the received one of the target's input (after LangGraph's
+coercion to the node's input schema). They differ when context was lost on the way. A tool
+node is transparent: the agent that called the tools stays the source of the next handoff.
+Internal nodes (``__start__``…) get no span. An interrupt marks the span
+``agentmesh.langgraph.interrupted`` and is not an error. The node's context carries the run id
+and task class as W3C baggage.
 
 LangGraph modules are imported lazily (never while the runner module is still importing).
 """
@@ -35,6 +41,7 @@ from agentmesh.core.semconv import (
     AGENTMESH_HANDOFF_CONTEXT_DIGEST,
     AGENTMESH_HANDOFF_CONTEXT_SIZE,
     AGENTMESH_HANDOFF_KIND,
+    AGENTMESH_HANDOFF_RECEIVED_DIGEST,
     AGENTMESH_LANGGRAPH_CHECKPOINT_NS,
     AGENTMESH_LANGGRAPH_INTERRUPTED,
     AGENTMESH_LANGGRAPH_NODE,
@@ -53,17 +60,26 @@ from agentmesh.core.semconv import (
 from agentmesh.instrumentation import _failopen
 from agentmesh.instrumentation._patching import Wrapper
 from agentmesh.instrumentation._scoped import async_scoped, sync_scoped
+from agentmesh.instrumentation.handoff import ContextDigest, context_digest
 from agentmesh.instrumentation.langgraph._execution import (
     HandoffSource,
+    Outbound,
     WorkflowExecution,
     current_execution,
 )
 from agentmesh.instrumentation.langgraph._interrupts import BubbleUp, classify
 from agentmesh.instrumentation.langgraph._routes import (
+    MISSING,
+    Handed,
+    Handovers,
     RouteLog,
     current_routes,
+    graph_state,
+    handovers_of,
     outbound_of,
     parent_command_targets,
+    state_keys,
+    state_value,
 )
 from agentmesh.instrumentation.langgraph._state import handoff_state_attributes
 from agentmesh.instrumentation.langgraph._workflow import FRAMEWORK, step_context
@@ -200,11 +216,74 @@ class _NodeRun:
         if writes is None:
             return
         outbound = outbound_of(cast("list[object]", writes), result, self.routes)
+        if outbound:
+            _failopen.safe_call("langgraph.handed", self._note_handed, outbound)
         if self.is_agent:
             self.execution.node_finished(self.name, self.step, outbound)
             return
         for source in self.inbound:  # a tool node hands its caller's work on
             self.execution.node_finished(source.name, self.step, outbound)
+
+    def _note_handed(self, outbound: list[Outbound]) -> None:
+        """Note the ``Send`` packets this node hands on, for their targets to compare."""
+        sends = [out for out in outbound if out.is_send]
+        if not sends:
+            return
+        log = handovers_of(self.execution)
+        sources = [self.name] if self.is_agent else [s.name for s in self.inbound]
+        for out in sends:
+            handed = Handed(out.packet, context_digest(out.packet).digest)
+            for source in sources:
+                log.handed(source, out.target, handed)
+
+
+def _received(
+    task: _Task,
+    target: str,
+    inbound: list[HandoffSource],
+    is_send: bool,
+    compare: bool,
+    log: Handovers,
+) -> dict[str, AttributeValue]:
+    """Digest what was sent to this node and what it received, each from its own end.
+
+    Takes the ``Send`` packet meant for this task (also when nothing is compared: a tool node,
+    an agent continuing), so that none is left behind.
+
+    Returns:
+        The sent digest and size and the received digest, or nothing.
+    """
+    if is_send:
+        received = context_digest(task.input)
+        names = list(dict.fromkeys(s.name for s in inbound))
+        taken = [log.take_packet(n, target, received.digest) for n in names]
+        handed = next((h for h in taken if h is not None), None)
+        if not compare or handed is None:
+            return {}
+        return _digests(context_digest(handed.packet), received.digest)
+    if not compare:
+        return {}
+    keys = state_keys(task.input)
+    stored = graph_state(task.config, keys) if keys else None
+    if not keys or stored is None:
+        return {}
+    given: dict[str, object] = {}
+    for key in keys:
+        value = state_value(task.input, key)
+        if value is not MISSING and key in stored:
+            given[key] = value
+    if not given:
+        return {}
+    sent = context_digest({key: stored[key] for key in given})
+    return _digests(sent, context_digest(given).digest)
+
+
+def _digests(sent: ContextDigest, received: str) -> dict[str, AttributeValue]:
+    return {
+        AGENTMESH_HANDOFF_CONTEXT_DIGEST: sent.digest,
+        AGENTMESH_HANDOFF_CONTEXT_SIZE: sent.size,
+        AGENTMESH_HANDOFF_RECEIVED_DIGEST: received,
+    }
 
 
 def _handoff_events(
@@ -260,6 +339,21 @@ def _start(tracer: Tracer, options: NodeOptions, task: _Task) -> _NodeRun | None
     is_send = _is_send(task)
     inbound = execution.handoffs_to(name, step=step, is_send=is_send, packet=task.input)
     sources = [s for s in inbound if s.name != name]  # an agent continuing is no handoff
+    compare = bool(sources) and not is_tool
+    crossed = (  # a Send packet is taken even when nothing is compared
+        _failopen.safe_call(
+            "langgraph.received",
+            _received,
+            task,
+            name,
+            inbound,
+            is_send,
+            compare,
+            handovers_of(execution),
+        )
+        if compare or (inbound and is_send)
+        else None
+    )
     events: list[dict[str, AttributeValue]] = []
     if sources and not is_tool:  # a failure here costs the handoff, never the span
         received = _failopen.safe_call(
@@ -267,6 +361,10 @@ def _start(tracer: Tracer, options: NodeOptions, task: _Task) -> _NodeRun | None
         )
         if received is not None:
             events, state = received
+            if crossed:
+                for event in events:
+                    event.update(crossed)
+                state.update(crossed)
             attributes.update(events[-1])  # the latest source, when several fed the node
             attributes.update(state)
     span = tracer.start_span(f"{operation} {name}", kind=SpanKind.INTERNAL, attributes=attributes)

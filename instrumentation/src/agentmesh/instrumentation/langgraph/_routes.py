@@ -8,28 +8,56 @@ tell a plain edge from a conditional one, so the conditional branch's own routin
 (``BranchSpec._finish``) is wrapped to log the destinations it chose into the
 :class:`RouteLog` of the node running it; a node's ``Command`` return value names the
 ``command`` targets.
+
+The ``Send`` packets a finished node hands on are also noted (:class:`Handovers`), to be
+compared with what their target task receives; and :func:`graph_state` reads the state the
+graph holds (its channels, through LangGraph's ``CONFIG_KEY_READ``), to be compared with the
+input a node was given.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from functools import cache
 from typing import Any, Final, cast
+from weakref import WeakKeyDictionary
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 
 from agentmesh.instrumentation import _failopen
 from agentmesh.instrumentation._patching import Wrapper
-from agentmesh.instrumentation.langgraph._execution import HandoffKind, Outbound
+from agentmesh.instrumentation.langgraph._execution import (
+    HandoffKind,
+    Outbound,
+    WorkflowExecution,
+)
 
-__all__ = ["RouteLog", "branch_finish_wrapper", "current_routes", "outbound_of"]
+__all__ = [
+    "MISSING",
+    "Handed",
+    "Handovers",
+    "RouteLog",
+    "branch_finish_wrapper",
+    "current_routes",
+    "graph_state",
+    "handovers_of",
+    "outbound_of",
+    "state_keys",
+    "state_value",
+]
 
 _ROUTES_KEY: Final = otel_context.create_key("agentmesh.langgraph.routes")
 _BRANCH_TO: Final = "branch:to:"
 _JOIN: Final = "join:"
 _TASKS: Final = "__pregel_tasks"
 _END: Final = "__end__"
+_READ: Final = "__pregel_read"
+"""LangGraph's ``CONFIG_KEY_READ``: reads the graph's channels for a task."""
+MISSING: Final = object()
+"""A key the state does not hold."""
 
 
 class RouteLog:
@@ -256,3 +284,141 @@ def branch_finish_wrapper() -> Wrapper:
         return result
 
     return wrapper
+
+
+@dataclass(frozen=True, slots=True)
+class Handed:
+    """A ``Send`` packet a finished node handed to a target.
+
+    Attributes:
+        packet: The packet's argument (the input of the target task).
+        digest: Its digest, taken by the sender.
+    """
+
+    packet: object
+    digest: str
+
+
+class Handovers:
+    """The ``Send`` packets the finished nodes of one execution handed on (thread-safe).
+
+    Each target task takes one (see :func:`handovers_of` for the execution's log).
+
+    Example:
+        >>> log = Handovers()
+        >>> log.handed("a", "b", Handed({"x": 1}, "sha256:1"))
+        >>> log.handed("a", "b", Handed({"x": 2}, "sha256:2"))
+        >>> log.take_packet("a", "b", "sha256:2"), log.take_packet("a", "b", "sha256:9")
+        (Handed(packet={'x': 2}, digest='sha256:2'), Handed(packet={'x': 1}, digest='sha256:1'))
+        >>> log.take_packet("a", "b", "sha256:1") is None
+        True
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._handed: dict[tuple[str, str], list[Handed]] = {}
+
+    def handed(self, source: str, target: str, handed: Handed) -> None:
+        """Note a packet ``source`` handed to ``target``.
+
+        Args:
+            source: The agent the work comes from.
+            target: The node that will receive it.
+            handed: The packet.
+        """
+        with self._lock:
+            self._handed.setdefault((source, target), []).append(handed)
+
+    def take_packet(self, source: str, target: str, digest: str | None) -> Handed | None:
+        """Take one packet ``source`` handed to ``target``: one of this digest if any.
+
+        Args:
+            source: The agent the work comes from.
+            target: The node starting now (one task per packet).
+            digest: The digest of what the task received.
+
+        Returns:
+            The packet, or ``None`` when none is left.
+        """
+        with self._lock:
+            packets = self._handed.get((source, target))
+            if not packets:
+                return None
+            chosen = next((h for h in packets if h.digest == digest), packets[0])
+            packets[:] = [h for h in packets if h is not chosen]
+            if not packets:
+                del self._handed[(source, target)]
+            return chosen
+
+
+_handovers: WeakKeyDictionary[WorkflowExecution, Handovers] = WeakKeyDictionary()
+_handovers_lock = threading.Lock()
+
+
+def handovers_of(execution: WorkflowExecution) -> Handovers:
+    """Return the handover log of an execution (created on first use, gone with it).
+
+    Args:
+        execution: The workflow execution.
+
+    Returns:
+        Its log.
+    """
+    with _handovers_lock:
+        log = _handovers.get(execution)
+        if log is None:
+            log = _handovers[execution] = Handovers()
+        return log
+
+
+def state_keys(state: object) -> list[str] | None:
+    """Return the keys of a node's input state (a mapping, or a pydantic model's fields).
+
+    Args:
+        state: The input.
+
+    Returns:
+        The keys, or ``None`` when the input is no keyed state.
+    """
+    if isinstance(state, Mapping):
+        keys = list(cast("Mapping[object, object]", state))
+        return [k for k in keys if isinstance(k, str)]
+    fields: object = getattr(type(state), "model_fields", None)
+    if isinstance(fields, Mapping):
+        return [k for k in cast("Mapping[object, object]", fields) if isinstance(k, str)]
+    return None
+
+
+def state_value(state: object, key: str) -> object:
+    """Return one key of a state, or :data:`MISSING`.
+
+    Args:
+        state: A mapping or an object with attributes.
+        key: The key.
+
+    Returns:
+        The value.
+    """
+    if isinstance(state, Mapping):
+        return cast("Mapping[str, object]", state).get(key, MISSING)
+    return getattr(state, key, MISSING)
+
+
+def graph_state(config: Mapping[str, Any], keys: list[str]) -> Mapping[str, object] | None:
+    """Read the state the graph holds for a task (its channels), as LangGraph reads it.
+
+    Args:
+        config: The task's config (holds LangGraph's read function).
+        keys: The state keys to read.
+
+    Returns:
+        The values (keys without a value are left out), or ``None`` when unreadable.
+    """
+    configurable = config.get("configurable")
+    if not isinstance(configurable, Mapping):
+        return None
+    read = cast("Mapping[str, object]", configurable).get(_READ)
+    if not callable(read):
+        return None
+    values: object = read(keys, False)
+    return cast("Mapping[str, object]", values) if isinstance(values, Mapping) else None

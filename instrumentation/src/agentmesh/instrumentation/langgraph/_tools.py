@@ -2,9 +2,11 @@
 
 ``ToolNode._run_one`` / ``ToolNode._arun_one`` run one tool call each (in LangGraph's thread
 pool, or gathered as coroutines); they are wrapped. The span carries the tool's name, the call
-id and type (``function``); with content capture on, the call's arguments and result, each
-capped. An exception is recorded and re-raised; an error the ``ToolNode`` turned into an error
-``ToolMessage`` marks the span failed too (``error.type`` ``_OTHER``); an interrupt is no error.
+id and type (``function``), and the digests of the call's arguments and of its result (always:
+loop detection compares calls by them); with content capture on, the arguments and result
+themselves, each capped. An exception is recorded and re-raised; an error the ``ToolNode``
+turned into an error ``ToolMessage`` marks the span failed too (``error.type`` ``_OTHER``); an
+interrupt is no error.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from agentmesh.core.semconv import (
     AGENTMESH_CONTENT_TRUNCATED,
     AGENTMESH_FRAMEWORK,
     AGENTMESH_LANGGRAPH_INTERRUPTED,
+    AGENTMESH_TOOL_ARGUMENTS_DIGEST,
+    AGENTMESH_TOOL_RESULT_DIGEST,
     ERROR_TYPE,
     GEN_AI_OPERATION_NAME,
     GEN_AI_TOOL_CALL_ARGUMENTS,
@@ -36,7 +40,7 @@ from agentmesh.instrumentation import _failopen
 from agentmesh.instrumentation._content import CONTENT_CAP_BYTES, scrub
 from agentmesh.instrumentation._patching import Wrapper
 from agentmesh.instrumentation._scoped import async_scoped, sync_scoped
-from agentmesh.instrumentation.handoff import canonical_json, capped_text
+from agentmesh.instrumentation.handoff import bounded_digest, canonical_json, capped_text
 from agentmesh.instrumentation.langgraph._execution import current_execution
 from agentmesh.instrumentation.langgraph._interrupts import BubbleUp, classify
 from agentmesh.instrumentation.langgraph._workflow import FRAMEWORK
@@ -82,10 +86,11 @@ class _ToolRun:
             content = _get(result, "content")
             self.span.set_status(Status(StatusCode.ERROR, str(content)[:256]))
             self.span.set_attribute(ERROR_TYPE, _OTHER_ERROR)
+        content = _get(result, "content")
+        value: object = content if content is not None else result  # not the call id
+        self.span.set_attribute(AGENTMESH_TOOL_RESULT_DIGEST, bounded_digest(value))
         if not self.capture_content:
             return
-        content = _get(result, "content")
-        value: object = content if content is not None else result
         text, truncated = _capped(value)
         self.span.set_attribute(GEN_AI_TOOL_CALL_RESULT, text)
         if truncated:
@@ -111,8 +116,10 @@ def _start(
     execution = current_execution()
     if execution is not None:
         attributes[GEN_AI_WORKFLOW_NAME] = execution.name
+    arguments = _get(call, "args")
+    attributes[AGENTMESH_TOOL_ARGUMENTS_DIGEST] = bounded_digest(arguments)
     if capture_content:
-        text, truncated = _capped(_get(call, "args"))
+        text, truncated = _capped(arguments)
         attributes[GEN_AI_TOOL_CALL_ARGUMENTS] = text
         if truncated:
             attributes[AGENTMESH_CONTENT_TRUNCATED] = True

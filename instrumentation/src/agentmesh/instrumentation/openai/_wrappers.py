@@ -18,7 +18,9 @@ when the method returns, with the request attributes only.
 One span per call (:mod:`agentmesh.instrumentation._dedupe`): a call made under a suppression
 key passes through; under a peer's model-call span it is a guest on that span; otherwise the
 context attached around the SDK call tells inner peers to skip theirs. The routing hook point
-(:mod:`._hooks`) runs just before the SDK call and on its errors.
+(:mod:`._hooks`) runs just before the SDK call and on its errors. The one exception a hook
+may raise into the application is :class:`~agentmesh.core.errors.RunStoppedError` (the
+collector stopped the run): the call is not sent and its span ends with that error.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 
+from agentmesh.core.errors import RunStoppedError
 from agentmesh.instrumentation import _dedupe, _failopen
 from agentmesh.instrumentation._patching import Wrapper
 from agentmesh.instrumentation.openai import _call, _hooks
@@ -141,6 +144,8 @@ def _before(
         return kwargs
     try:  # inline rather than safe_call: this runs on every call
         return hooks.before(call.span, endpoint.name, kwargs)
+    except RunStoppedError:
+        raise  # on purpose: the collector stopped this run (the caller ends the span with it)
     except Exception as exc:  # noqa: BLE001 - fail-open
         _failopen.report(f"{endpoint.name}.hook_before", exc)
         return kwargs
@@ -201,7 +206,11 @@ def sync_wrapper(instruments: _call.Instruments, endpoint: Endpoint) -> Wrapper:
             return wrapped(*args, **kwargs)
         hooks = _hooks.current()
         if hooks is not None:
-            kwargs = _before(hooks, endpoint, call, kwargs)
+            try:
+                kwargs = _before(hooks, endpoint, call, kwargs)
+            except RunStoppedError as exc:
+                call.finish(exc)
+                raise
         token = call.attach(current)
         try:
             while True:
@@ -290,7 +299,11 @@ def async_wrapper(instruments: _call.Instruments, endpoint: Endpoint) -> Wrapper
             return await wrapped(*args, **kwargs)
         hooks = _hooks.current()
         if hooks is not None:
-            kwargs = _before(hooks, endpoint, call, kwargs)
+            try:
+                kwargs = _before(hooks, endpoint, call, kwargs)
+            except RunStoppedError as exc:
+                call.finish(exc)
+                raise
         token = call.attach(current)
         try:
             while True:
