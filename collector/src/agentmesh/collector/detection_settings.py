@@ -32,13 +32,14 @@ class DetectionSettings(AgentMeshSettings):
         ),
     )
     detect_settle_seconds: float = Field(
-        default=1.0,
+        default=0.0,
         ge=0,
         le=3600,
         description=(
             "Run time (by span end times) the loop, ping-pong and cascade rules leave for late "
             "spans before judging a live run's steps: spans are exported when they end, so a "
-            "parent arrives after its children. 0 judges at once (single-process apps)."
+            "parent arrives after its children (already allowed for). 0 judges at once; raise "
+            "it when one run's spans come from processes that export with different delays."
         ),
     )
     detect_ping_pong_max_repeats: int = Field(
@@ -86,7 +87,7 @@ class DetectionSettings(AgentMeshSettings):
         description="A run costing more than this many times its workflow's p95 is a runaway.",
     )
     detect_stuck_default_bound_seconds: float = Field(
-        default=120.0,
+        default=300.0,
         ge=0.001,
         le=604_800,
         description="Seconds a step may run before it is stuck, until its own bound is learned.",
@@ -101,7 +102,7 @@ class DetectionSettings(AgentMeshSettings):
         default=30.0, ge=0.001, le=604_800, description="Smallest learned bound of a step."
     )
     detect_spike_min_ratio: float = Field(
-        default=3.0,
+        default=5.0,
         ge=1.01,
         le=1000,
         description=(
@@ -110,7 +111,7 @@ class DetectionSettings(AgentMeshSettings):
         ),
     )
     detect_spike_score_threshold: float = Field(
-        default=0.5,
+        default=0.3,
         ge=0.001,
         le=0.99,
         description="Anomaly score (0-1) of the streaming model above which a value may spike.",

@@ -4,6 +4,10 @@ The shape every framework wrapper shares: start a scope (a span and its context)
 pass the call through untouched when starting failed, run the call with the scope's context
 attached, and finish the scope with the result or the application's exception (re-raised
 unchanged).
+
+Every step first asks the control client whether the collector stopped its run
+(:func:`~agentmesh.instrumentation.control.check_current_run`): a stopped run's next step raises
+:class:`~agentmesh.core.errors.RunStoppedError`, recorded on the step's span, instead of running.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from opentelemetry.context import Context
 
 from agentmesh.instrumentation._context import attached
 from agentmesh.instrumentation._failopen import safe_call
+from agentmesh.instrumentation.control import check_current_run
 
 __all__ = ["Scope", "ScopeStarter", "async_scoped", "sync_scoped"]
 
@@ -57,6 +62,7 @@ def sync_scoped(where: str, start: ScopeStarter) -> _Wrapper:
             return wrapped(*args, **kwargs)
         try:
             with attached(scope.context):
+                check_current_run()  # raises only for a run the collector stopped
                 result = wrapped(*args, **kwargs)
         except BaseException as exc:
             scope.finish(None, exc)
@@ -89,6 +95,7 @@ def async_scoped(where: str, start: ScopeStarter) -> _Wrapper:
             return await wrapped(*args, **kwargs)
         try:
             with attached(scope.context):
+                check_current_run()  # raises only for a run the collector stopped
                 result = await wrapped(*args, **kwargs)
         except BaseException as exc:
             scope.finish(None, exc)

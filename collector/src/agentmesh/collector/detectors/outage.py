@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from agentmesh.collector.detection import Detection, JsonValue, detection_id
+from agentmesh.collector.detectors._attempts import called_model, model_calls
 from agentmesh.collector.detectors._window_state import (
     as_float,
     as_int,
@@ -257,14 +258,15 @@ class ProviderOutageDetector:
             ``provider_recovered`` per episode that ended.
         """
         found: list[Detection] = []
-        for node in cycle.nodes:
-            if node.operation != _CHAT:
+        for span in cycle.nodes:
+            if span.operation != _CHAT:
                 continue
-            if node.error and (is_rate_limited(node) or is_client_error(node)):
-                continue
-            detection = self._add(node)
-            if detection is not None:
-                found.append(detection)
+            for node in model_calls(span) if span.failed_attempts else (span,):
+                if node.error and (is_rate_limited(node) or is_client_error(node)):
+                    continue
+                detection = self._add(node)
+                if detection is not None:
+                    found.append(detection)
         return found
 
     def tick(self, now_ns: int) -> list[Detection]:
@@ -377,7 +379,7 @@ class ProviderOutageDetector:
         self._lines = restored
 
     def _add(self, node: GraphNode) -> Detection | None:
-        ident = (node.provider or "", node.model or "")
+        ident = (node.provider or "", called_model(node) or "")
         line = self._lines.get(ident)
         if line is None:
             line = self._lines[ident] = _Line()

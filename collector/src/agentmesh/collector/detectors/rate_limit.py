@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from agentmesh.collector.detection import Detection, JsonValue, detection_id
+from agentmesh.collector.detectors._attempts import called_model, model_calls
 from agentmesh.collector.detectors._window_state import as_int, as_list, as_map, as_str
 from agentmesh.collector.detectors.base import CycleView
 from agentmesh.collector.graph.node import GraphNode
@@ -194,19 +195,20 @@ class RateLimitStormDetector:
         """
         found: list[Detection] = []
         keys = self._keys
-        for node in cycle.nodes:
-            if node.operation != _CHAT:
+        for span in cycle.nodes:
+            if span.operation != _CHAT:
                 continue
-            if node.error and is_rate_limited(node):
-                detection = self._add(node)
-                if detection is not None:
-                    found.append(detection)
-            elif keys:
-                key = keys.get((node.provider or "", node.model or ""))
-                if key is not None:
-                    key.calls.append(node.end_ns)
-                    if len(key.calls) > self.max_events:
-                        key.calls.popleft()
+            for node in model_calls(span) if span.failed_attempts else (span,):
+                if node.error and is_rate_limited(node):
+                    detection = self._add(node)
+                    if detection is not None:
+                        found.append(detection)
+                elif keys:
+                    key = keys.get((node.provider or "", called_model(node) or ""))
+                    if key is not None:
+                        key.calls.append(node.end_ns)
+                        if len(key.calls) > self.max_events:
+                            key.calls.popleft()
         return found
 
     def tick(self, now_ns: int) -> list[Detection]:
@@ -308,7 +310,7 @@ class RateLimitStormDetector:
         self._keys = restored
 
     def _add(self, node: GraphNode) -> Detection | None:
-        ident = (node.provider or "", node.model or "")
+        ident = (node.provider or "", called_model(node) or "")
         key = self._keys.get(ident)
         if key is None:
             key = self._keys[ident] = _Key()

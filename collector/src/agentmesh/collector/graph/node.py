@@ -71,6 +71,11 @@ class GraphNode(NamedTuple):
         started: On a start marker, the id of the step that started (the marker is not a
             step of the graph; see ``agentmesh.step.started``); ``None`` on every other span.
             A marker's ``agent`` / ``tool_name`` name that step.
+        request_model: The model a call asked for (``gen_ai.request.model``): what
+            applications and the router name, so breakers and provider-wide detectors key on it.
+        failed_attempts: On a model call the router retried on another model, each failed
+            attempt as ``(model, error.type)`` (from ``agentmesh.route.fallback`` events): the
+            span itself ends well, but those models failed.
     """
 
     trace_id: str
@@ -101,6 +106,8 @@ class GraphNode(NamedTuple):
     received_digest: str | None = None
     checkpoint_id: str | None = None
     started: str | None = None
+    failed_attempts: tuple[tuple[str, str | None], ...] = ()
+    request_model: str | None = None
 
     @property
     def duration_ns(self) -> int:
@@ -151,15 +158,17 @@ def graph_node(span: SpanRecord) -> GraphNode:
             )
             received = span.str_attr(semconv.AGENTMESH_HANDOFF_RECEIVED_DIGEST)
             checkpoint = span.str_attr(semconv.AGENTMESH_HANDOFF_CHECKPOINT_ID)
-    provider = model = tool_name = args_digest = result_digest = None
+    provider = model = tool_name = args_digest = result_digest = requested = None
+    attempts: tuple[tuple[str, str | None], ...] = ()
     if operation == semconv.Operation.CHAT:
+        if span.events:
+            attempts = _failed_attempts(span)
         input_tokens = span.int_attr(semconv.GEN_AI_USAGE_INPUT_TOKENS) or 0
         output_tokens = span.int_attr(semconv.GEN_AI_USAGE_OUTPUT_TOKENS) or 0
         cost_usd = span.float_attr(semconv.AGENTMESH_COST_USD) or 0.0
         provider = span.str_attr(semconv.GEN_AI_PROVIDER_NAME)
-        model = span.str_attr(semconv.GEN_AI_RESPONSE_MODEL) or span.str_attr(
-            semconv.GEN_AI_REQUEST_MODEL
-        )
+        requested = span.str_attr(semconv.GEN_AI_REQUEST_MODEL)
+        model = span.str_attr(semconv.GEN_AI_RESPONSE_MODEL) or requested
     else:
         input_tokens = output_tokens = 0
         cost_usd = 0.0
@@ -206,4 +215,16 @@ def graph_node(span: SpanRecord) -> GraphNode:
         received,
         checkpoint,
         started,
+        attempts,
+        requested,
+    )
+
+
+def _failed_attempts(span: SpanRecord) -> tuple[tuple[str, str | None], ...]:
+    """The models a routed call fell back from, with the error that made it fall back."""
+    return tuple(
+        (failed, event.str_attr(semconv.ERROR_TYPE))
+        for event in span.events
+        if event.name == semconv.EVENT_FALLBACK
+        and (failed := event.str_attr(semconv.AGENTMESH_ROUTE_FALLBACK_FROM))
     )

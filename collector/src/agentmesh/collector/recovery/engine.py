@@ -40,6 +40,7 @@ from types import TracebackType
 from typing import Final, Literal, Self
 
 from agentmesh.collector.detection import Detection
+from agentmesh.collector.detectors._attempts import called_model, model_calls
 from agentmesh.collector.detectors.base import CycleView
 from agentmesh.collector.detectors.outage import PROVIDER_RECOVERED
 from agentmesh.collector.graph.node import GraphNode
@@ -380,14 +381,17 @@ class RecoveryEngine:
         if not breakers:
             return
         queued = False
-        for node in spans:
-            model = node.model
-            if model is None or model not in breakers or node.operation != _CHAT:
+        for span in spans:
+            if span.operation != _CHAT:
                 continue
-            ok = _outcome(node)
-            if ok is not None:
-                self._calls.append(_Call(model, ok, node.end_ns / 1e9))
-                queued = True
+            for node in model_calls(span) if span.failed_attempts else (span,):
+                model = called_model(node)
+                if model is None or model not in breakers:
+                    continue
+                ok = _outcome(node)
+                if ok is not None:
+                    self._calls.append(_Call(model, ok, node.end_ns / 1e9))
+                    queued = True
         if queued:
             self._calls_arrived.set()
 

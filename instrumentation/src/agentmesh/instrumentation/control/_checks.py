@@ -116,6 +116,8 @@ def check_current_run() -> None:
         RunStoppedError: The collector stopped the current run.
     """
     try:
+        if not current().runs:  # the usual case: nothing listed, no baggage lookup
+            return
         run_id = current_run_id()
     except Exception as exc:  # noqa: BLE001 - fail-open
         report("control.check_current_run", exc)
