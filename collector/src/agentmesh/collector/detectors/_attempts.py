@@ -36,9 +36,12 @@ def model_calls(node: GraphNode) -> Iterator[GraphNode]:
 
     Yields:
         A failed call per fallback attempt (``span_id`` suffixed ``#n``; it ended when the
-        span started the next attempt, approximated by the span's start), then ``node``.
+        span started the next attempt, approximated by the span's start), then ``node``
+        counted against the model of the last attempt (the one that answered).
     """
-    for index, (model, error_type) in enumerate(node.failed_attempts):
+    last_target: str | None = None
+    for index, (model, error_type, target) in enumerate(node.failed_attempts):
+        last_target = target
         yield node._replace(
             span_id=f"{node.span_id}#{index}",
             end_ns=node.start_ns,
@@ -49,4 +52,7 @@ def model_calls(node: GraphNode) -> Iterator[GraphNode]:
             http_status=None,
             failed_attempts=(),
         )
-    yield node
+    if last_target is None:
+        yield node
+    else:  # the span's request model is the one that failed first: count the one that answered
+        yield node._replace(request_model=last_target, failed_attempts=())

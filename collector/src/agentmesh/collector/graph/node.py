@@ -71,11 +71,13 @@ class GraphNode(NamedTuple):
         started: On a start marker, the id of the step that started (the marker is not a
             step of the graph; see ``agentmesh.step.started``); ``None`` on every other span.
             A marker's ``agent`` / ``tool_name`` name that step.
-        request_model: The model a call asked for (``gen_ai.request.model``): what
-            applications and the router name, so breakers and provider-wide detectors key on it.
+        request_model: The model a call asked for (``gen_ai.request.model``, or the router's
+            choice when it enforced one): what applications and the router name, so breakers and
+            provider-wide detectors key on it.
         failed_attempts: On a model call the router retried on another model, each failed
-            attempt as ``(model, error.type)`` (from ``agentmesh.route.fallback`` events): the
-            span itself ends well, but those models failed.
+            attempt as ``(model, error.type, model tried next)`` (from
+            ``agentmesh.route.fallback`` events): the span itself ends well, but those models
+            failed.
     """
 
     trace_id: str
@@ -106,7 +108,7 @@ class GraphNode(NamedTuple):
     received_digest: str | None = None
     checkpoint_id: str | None = None
     started: str | None = None
-    failed_attempts: tuple[tuple[str, str | None], ...] = ()
+    failed_attempts: tuple[tuple[str, str | None, str | None], ...] = ()
     request_model: str | None = None
 
     @property
@@ -159,7 +161,7 @@ def graph_node(span: SpanRecord) -> GraphNode:
             received = span.str_attr(semconv.AGENTMESH_HANDOFF_RECEIVED_DIGEST)
             checkpoint = span.str_attr(semconv.AGENTMESH_HANDOFF_CHECKPOINT_ID)
     provider = model = tool_name = args_digest = result_digest = requested = None
-    attempts: tuple[tuple[str, str | None], ...] = ()
+    attempts: tuple[tuple[str, str | None, str | None], ...] = ()
     if operation == semconv.Operation.CHAT:
         if span.events:
             attempts = _failed_attempts(span)
@@ -168,6 +170,9 @@ def graph_node(span: SpanRecord) -> GraphNode:
         cost_usd = span.float_attr(semconv.AGENTMESH_COST_USD) or 0.0
         provider = span.str_attr(semconv.GEN_AI_PROVIDER_NAME)
         requested = span.str_attr(semconv.GEN_AI_REQUEST_MODEL)
+        if span.str_attr(semconv.AGENTMESH_ROUTE_MODE) == "enforce":
+            # The router sent the call to its choice; the app's request is route.requested_model.
+            requested = span.str_attr(semconv.AGENTMESH_ROUTE_CHOSEN) or requested
         model = span.str_attr(semconv.GEN_AI_RESPONSE_MODEL) or requested
     else:
         input_tokens = output_tokens = 0
@@ -220,10 +225,14 @@ def graph_node(span: SpanRecord) -> GraphNode:
     )
 
 
-def _failed_attempts(span: SpanRecord) -> tuple[tuple[str, str | None], ...]:
+def _failed_attempts(span: SpanRecord) -> tuple[tuple[str, str | None, str | None], ...]:
     """The models a routed call fell back from, with the error that made it fall back."""
     return tuple(
-        (failed, event.str_attr(semconv.ERROR_TYPE))
+        (
+            failed,
+            event.str_attr(semconv.ERROR_TYPE),
+            event.str_attr(semconv.AGENTMESH_ROUTE_FALLBACK_TO),
+        )
         for event in span.events
         if event.name == semconv.EVENT_FALLBACK
         and (failed := event.str_attr(semconv.AGENTMESH_ROUTE_FALLBACK_FROM))
