@@ -29,6 +29,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -250,10 +251,9 @@ async def test_a_provider_outage_opens_a_breaker_the_app_routes_around(
     assert len(outages) == 1, [d.type for d in detections]
     assert outages[0].details["model"] == "gpt-4o"
     assert [a.kind for a in actions if a.model == "gpt-4o"][:1] == ["open_breaker"]
-    calls = out["calls"]
-    assert isinstance(calls, list)
+    calls = cast("list[dict[str, object]]", out["calls"])
     assert calls
-    assert all(call["model"] == "gpt-4o-mini" for call in calls)  # every call was answered
+    assert {call["model"] for call in calls} == {"gpt-4o-mini"}  # every call was answered
     opened_at = out["opened_at"]
     assert isinstance(opened_at, float), out  # the app saw the breaker open
     asked = [r for r in requests if r.route == "/v1/chat/completions"]

@@ -145,15 +145,18 @@ class RobustLogBaseline:
         """
         score = 0.0
         ring = self._ring
-        if len(ring) >= self._warmup:
-            self._fresh()
+        n = len(ring)
+        if n >= self._warmup:
+            stale = self._stale
+            if stale and (stale >= self.refresh or stale >= n):
+                self._fresh()  # (its own test, inlined: most updates need no recomputation)
             self.scored_median = self._median
             excess = logged - self._median
             if excess > 0.0:
                 z = excess / self._scale
                 z2 = z * z
                 score = z2 / (z2 + self._z2)
-        if len(ring) < self.size:
+        if n < self.size:
             ring.append(logged)
         else:
             ring[self._next] = logged
@@ -216,7 +219,7 @@ class RobustLogBaseline:
         n = len(ordered)
         mid = n // 2
         median = ordered[mid] if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-        deviations = sorted(abs(v - median) for v in ordered)
+        deviations = sorted([abs(v - median) for v in ordered])
         mad = deviations[mid] if n % 2 else (deviations[mid - 1] + deviations[mid]) / 2
         self._median = median
         self._scale = _MAD_TO_SIGMA * max(mad, self.min_mad)

@@ -133,6 +133,8 @@ class _CycleRule:
             scan_from = max(0, first_new - window)
         else:
             scan_from = 0
+        if settled <= self.max_repeats * self._min_length + self._min_length - 1:
+            return []  # too few settled visits for any cycle to repeat over the bound
         detections: list[Detection] = []
         for start, length, repeats in self._loops(visits, settled, scan_from):
             cycle = tuple(visit.agent for visit in visits[start : start + length])

@@ -329,7 +329,7 @@ class RunawayDetector:
         for trace_id, run in active.items():
             graph = graphs.get(trace_id)
             if graph is not None:
-                found.extend(self._check(graph, run))
+                self._check(graph, run, found)
             run.chats.clear()
         for trace_id, graph in graphs.items():
             if graph.complete:
@@ -390,8 +390,8 @@ class RunawayDetector:
             norms.popitem(last=False)
         self._norms = norms
 
-    def _check(self, graph: RunGraph, run: _Run) -> list[Detection]:
-        found: list[Detection] = []
+    def _check(self, graph: RunGraph, run: _Run, found: list[Detection]) -> None:
+        """Check a run against its budget and its workflow's norm; append what it exceeds."""
         cost = graph.cost_usd
         tokens = graph.input_tokens + graph.output_tokens
         budget = run.budget_usd
@@ -417,7 +417,6 @@ class RunawayDetector:
                 run.norm_reported = True
                 found.append(detection)
         run.cost_seen = cost
-        return found
 
     def _crossing(self, run: _Run, limit: float) -> str | None:
         """The cycle's chat span that took the cost over ``limit`` (the last one if unclear)."""

@@ -186,7 +186,7 @@ class SpikeDetector:
             operation = node.operation
             if operation == _CHAT:
                 if not node.error:
-                    found.extend(self._score(node))
+                    self._score(node, found)
             elif node.started is not None:
                 if node.agent is not None and node.tool_name is None:
                     self._learn_step(node.trace_id, node.started, node, started=True)
@@ -326,7 +326,8 @@ class SpikeDetector:
             return latest[2], task_class or latest[3]
         return None, task_class
 
-    def _score(self, node: GraphNode) -> list[Detection]:
+    def _score(self, node: GraphNode, found: list[Detection]) -> None:
+        """Score a call's metrics against its key's baselines; append spikes to ``found``."""
         agent, task_class = self._attribute(node)
         key: _Key = (agent, node.model, task_class)
         streams = self._keys.get(key)
@@ -336,7 +337,7 @@ class SpikeDetector:
                 self._keys.popitem(last=False)
         else:
             self._keys.move_to_end(key)
-        found: list[Detection] = []
+        threshold, min_samples, log_ratio = self.score_threshold, self.min_samples, self._log_ratio
         for metric in self.metrics:
             if metric == "latency":
                 value = (node.end_ns - node.start_ns) / 1e9
@@ -359,14 +360,13 @@ class SpikeDetector:
             if stream.model is not None:
                 score = stream.model.update(value, node.end_ns / 1e9)
             if (
-                score >= self.score_threshold
-                and baseline.seen > self.min_samples
-                and logged - median >= self._log_ratio
+                score >= threshold
+                and baseline.seen > min_samples
+                and logged - median >= log_ratio
             ):
                 detection = self._report(metric, key, node, value, math.exp(median), score)
                 if detection is not None:
                     found.append(detection)
-        return found
 
     def _report(
         self, metric: Metric, key: _Key, node: GraphNode, value: float, normal: float, score: float
