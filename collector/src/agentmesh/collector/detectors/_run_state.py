@@ -74,6 +74,7 @@ class RunStates(Generic[S]):
         "_factory",
         "_finished",
         "_idle",
+        "_idle_every",
         "_idle_swept",
         "_linger",
         "_max",
@@ -97,6 +98,7 @@ class RunStates(Generic[S]):
         self._max = max_traces
         self._linger = linger_ns
         self._idle = idle_ns
+        self._idle_every = idle_ns // 10
         self._states: OrderedDict[str, S] = OrderedDict()  # oldest first
         self._touched: dict[str, int] = {}
         self._finished: deque[tuple[int, str]] = deque()
@@ -173,8 +175,11 @@ class RunStates(Generic[S]):
         Returns:
             The traces forgotten.
         """
-        gone: list[str] = []
         finished = self._finished
+        idle_due = now_ns - self._idle_swept >= self._idle_every
+        if not idle_due and (not finished or now_ns - finished[0][0] < self._linger):
+            return []  # the common case: nothing due
+        gone: list[str] = []
         touched = self._touched
         while finished and now_ns - finished[0][0] >= self._linger:
             _, trace_id = finished.popleft()
@@ -182,7 +187,7 @@ class RunStates(Generic[S]):
             if last is not None and now_ns - last >= self._linger:
                 self.discard(trace_id)
                 gone.append(trace_id)
-        if now_ns - self._idle_swept >= self._idle // 10:
+        if idle_due:
             self._idle_swept = now_ns
             idle = [t for t, last in touched.items() if now_ns - last >= self._idle]
             for trace_id in idle:
