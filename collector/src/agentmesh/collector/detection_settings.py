@@ -129,10 +129,13 @@ class DetectionSettings(AgentMeshSettings):
         default=60.0, ge=0.001, le=86_400, description="Window of a provider outage."
     )
     detect_outage_error_rate: float = Field(
-        default=0.5,
+        default=0.34,
         ge=0.001,
         le=1,
-        description="Share of failed calls (5xx, timeouts) to one model that is an outage.",
+        description=(
+            "Share of failed calls (5xx, timeouts, connection errors) to one model that is an "
+            "outage (0.34: more than a third of the recent calls, at least 6 from 2 runs)."
+        ),
     )
     detect_outage_latency_factor: float = Field(
         default=5.0,

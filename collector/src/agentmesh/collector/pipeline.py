@@ -175,6 +175,9 @@ class Pipeline:
             if bound < 1:
                 raise CollectorError(f"{label} must be at least 1, got {bound}")
         self._store = store
+        # Runtime-checked protocols are slow to test: decide once, not every cycle.
+        self._columnar = store if isinstance(store, ColumnarSpanWriter) else None
+        self._graph_writer = store if isinstance(store, GraphBatchWriter) else None
         self._builder = builder if builder is not None else GraphBuilder()
         self._rules = tuple(rules)
         self._detectors = tuple(detectors)
@@ -471,7 +474,13 @@ class Pipeline:
         return _Cycle(batches, graphs, detections)
 
     def _observe(self, batches: list[_Batch], graphs: list[RunGraph]) -> list[Detection]:
-        nodes = [node for batch in batches if not batch.failed for node in batch.spans.nodes]
+        live = [batch for batch in batches if not batch.failed]
+        # One batch (light load, the common case): its node list as it is (detectors only read).
+        nodes = (
+            live[0].spans.nodes
+            if len(live) == 1
+            else [node for batch in live for node in batch.spans.nodes]
+        )
         view = CycleView(nodes, {graph.trace_id: graph for graph in graphs}, time.time_ns())
         found: list[Detection] = []
         for detector in self._detectors:
@@ -518,7 +527,7 @@ class Pipeline:
 
     async def _write_spans(self, batches: list[_Batch]) -> None:
         store = self._store
-        columnar = store if isinstance(store, ColumnarSpanWriter) else None
+        columnar = self._columnar
         if len(batches) > 1:
             try:
                 if columnar is not None:
@@ -544,9 +553,9 @@ class Pipeline:
     async def _write_graphs(self, graphs: list[RunGraph]) -> set[str]:
         """Store the changed graphs and update the live state; return traces that failed."""
         failed: set[str] = set()
-        if isinstance(self._store, GraphBatchWriter) and graphs:
+        if self._graph_writer is not None and graphs:
             try:
-                await self._store.write_graphs(graphs)
+                await self._graph_writer.write_graphs(graphs)
             except Exception:
                 failed.update(g.trace_id for g in graphs)
                 log.exception("graphs not stored", graphs=len(graphs))

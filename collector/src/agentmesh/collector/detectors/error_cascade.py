@@ -164,42 +164,45 @@ class ErrorCascadeDetector:
         cap = self.max_spans_per_run
         waiting: dict[str, _Run] = {}  # runs with errors to attribute
         local: dict[str, _Run] = {}  # runs touched this cycle
+        touch = runs.touch
         for node in cycle.nodes:
-            operation = node.operation
-            if operation == _CHAT:
+            if node.operation == _CHAT:
                 continue  # never an ancestor; its failure counts when its agent's span fails
-            elif node.started is not None:  # a start marker: names its agent span early
-                agent = node.agent
-                if agent is not None:
-                    run = local.get(node.trace_id)
-                    if run is None:
-                        run = local[node.trace_id] = runs.touch(node.trace_id, now)
-                    if len(run.agent_spans) < cap:
-                        run.agent_spans[node.started] = (agent, node.start_ns)
-                    if run.pending:
-                        waiting[node.trace_id] = run
-                continue
             agent = node.agent
-            run = local.get(node.trace_id)
+            trace_id = node.trace_id
+            started = node.started
+            if started is not None:  # a start marker: names its agent span early
+                if agent is not None:
+                    run = local.get(trace_id)
+                    if run is None:
+                        run = local[trace_id] = touch(trace_id, now)
+                    if len(run.agent_spans) < cap:
+                        run.agent_spans[started] = (agent, node.start_ns)
+                    if run.pending:
+                        waiting[trace_id] = run
+                continue
+            run = local.get(trace_id)
             if run is None:
-                run = local[node.trace_id] = runs.touch(node.trace_id, now)
-            if node.end_ns > run.end_ns:
-                run.end_ns = node.end_ns
+                run = local[trace_id] = touch(trace_id, now)
+            end_ns = node.end_ns
+            if end_ns > run.end_ns:
+                run.end_ns = end_ns
             if agent is not None:
+                span_id = node.span_id
                 if run.run_id is None:
                     run.run_id = node.run_id
                 if len(run.agent_spans) < cap:
-                    run.agent_spans[node.span_id] = (agent, node.start_ns)
-            elif operation != _CHAT and len(run.parents) < cap:
+                    run.agent_spans[span_id] = (agent, node.start_ns)
+                if node.error and span_id not in run.error_ids:
+                    run.error_ids.add(span_id)
+                    if run.run_id is None:
+                        run.run_id = node.run_id
+                    if len(run.pending) < _MAX_ERRORS:
+                        run.pending.append(node)
+            elif len(run.parents) < cap:
                 run.parents[node.span_id] = node.parent_id
-            if node.error and agent is not None and node.span_id not in run.error_ids:
-                run.error_ids.add(node.span_id)
-                if run.run_id is None:
-                    run.run_id = node.run_id
-                if len(run.pending) < _MAX_ERRORS:
-                    run.pending.append(node)
             if run.pending:
-                waiting[node.trace_id] = run
+                waiting[trace_id] = run
         judge: dict[str, _Run] = {}
         for trace_id, run in waiting.items():
             if self._attribute(run):

@@ -122,7 +122,10 @@ class _CycleRule:
         incremental = graph.visits is not None and seen.generation + 1 == graph.generation
         previous = seen.settled
         unchanged = min(previous, graph.visits_changed_from) if incremental else 0
-        settled = self._settled(graph, visits, seen, unchanged)
+        if graph.complete or self._settle_ns == 0:  # (what _settled answers at once)
+            settled = len(visits)
+        else:
+            settled = self._settled(graph, visits, seen, unchanged)
         seen.generation = graph.generation
         seen.settled = settled
         if incremental:

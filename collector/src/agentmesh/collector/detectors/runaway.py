@@ -301,23 +301,27 @@ class RunawayDetector:
         runs = self._runs
         now = cycle.now_ns
         active: dict[str, _Run] = {}
+        touch = runs.touch
         for node in cycle.nodes:
+            budget = node.budget_usd
+            workflow = node.workflow_name
+            run_id = node.run_id
+            trace_id = node.trace_id
             if node.operation == _CHAT:
-                run = active.get(node.trace_id)
+                run = active.get(trace_id)
                 if run is None:
-                    run = active[node.trace_id] = runs.touch(node.trace_id, now)
+                    run = active[trace_id] = touch(trace_id, now)
                 run.chats.append(node)
-            elif node.budget_usd is None and node.workflow_name is None and node.run_id is None:
+            elif budget is None and workflow is None and run_id is None:
                 continue
             else:
-                run = active.get(node.trace_id)
+                run = active.get(trace_id)
                 if run is None:
-                    run = active[node.trace_id] = runs.touch(node.trace_id, now)
+                    run = active[trace_id] = touch(trace_id, now)
             if run.run_id is None:
-                run.run_id = node.run_id
-            if node.workflow_name is not None and run.workflow is None:
-                run.workflow = node.workflow_name
-            budget = node.budget_usd
+                run.run_id = run_id
+            if workflow is not None and run.workflow is None:
+                run.workflow = workflow
             if (
                 budget is not None
                 and budget > 0
@@ -326,10 +330,11 @@ class RunawayDetector:
                 run.budget_usd = budget
         found: list[Detection] = []
         graphs = cycle.graphs
+        check = self._check
         for trace_id, run in active.items():
             graph = graphs.get(trace_id)
             if graph is not None:
-                self._check(graph, run, found)
+                check(graph, run, found)
             run.chats.clear()
         for trace_id, graph in graphs.items():
             if graph.complete:

@@ -182,16 +182,19 @@ class SpikeDetector:
             One detection per new ``(type, trace, key)`` spike.
         """
         found: list[Detection] = []
+        learn = self._learn_step
         for node in cycle.nodes:
             operation = node.operation
             if operation == _CHAT:
                 if not node.error:
                     self._score(node, found)
-            elif node.started is not None:
+                continue
+            started = node.started
+            if started is not None:
                 if node.agent is not None and node.tool_name is None:
-                    self._learn_step(node.trace_id, node.started, node, started=True)
+                    learn(node.trace_id, started, node, started=True)
             elif operation in _AGENT_OPS and node.agent is not None:
-                self._learn_step(node.trace_id, node.span_id, node, started=False)
+                learn(node.trace_id, node.span_id, node, started=False)
         return found
 
     def tick(self, now_ns: int) -> list[Detection]:
@@ -359,11 +362,7 @@ class SpikeDetector:
             median = baseline.scored_median
             if stream.model is not None:
                 score = stream.model.update(value, node.end_ns / 1e9)
-            if (
-                score >= threshold
-                and baseline.seen > min_samples
-                and logged - median >= log_ratio
-            ):
+            if score >= threshold and baseline.seen > min_samples and logged - median >= log_ratio:
                 detection = self._report(metric, key, node, value, math.exp(median), score)
                 if detection is not None:
                     found.append(detection)

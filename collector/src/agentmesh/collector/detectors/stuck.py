@@ -251,7 +251,11 @@ class StuckDetector:
         Returns:
             ``(seconds, "default" or "learned")``.
         """
-        durations = self._durations.get(f"{kind}:{name}")
+        return self._bound_of(f"{kind}:{name}")
+
+    def _bound_of(self, key: str) -> tuple[float, BoundSource]:
+        """:meth:`bound` of a step name's key (``kind:name``)."""
+        durations = self._durations.get(key)
         if durations is None or durations.count < self.learn_after:
             return self.default_bound_seconds, "default"
         if durations.stale >= _RELEARN:
@@ -274,18 +278,25 @@ class StuckDetector:
         """
         now_ns = cycle.now_ns
         traces = self._traces
+        start, end = self._start, self._end
+        last: str | None = None  # a trace known to be the most recent in `traces`
         for node in cycle.nodes:
             if node.started is not None:
-                self._start(node, now_ns)
+                start(node, now_ns)
+                last = None
                 continue
             if node.operation in _STEP_OPS:
-                self._end(node)
-            trace = traces.get(node.trace_id)
+                end(node)
+            trace_id = node.trace_id
             if node.parent_id is None:
-                self._complete(node.trace_id)
-            elif trace is not None:
-                trace.last_seen_ns = now_ns
-                traces.move_to_end(node.trace_id)
+                self._complete(trace_id)
+                last = None
+            elif trace_id != last:
+                trace = traces.get(trace_id)
+                if trace is not None:
+                    trace.last_seen_ns = now_ns
+                    traces.move_to_end(trace_id)
+                    last = trace_id
         return []
 
     def tick(self, now_ns: int) -> list[Detection]:
@@ -416,7 +427,13 @@ class StuckDetector:
                 return  # the marker again
             trace.last_seen_ns = now_ns
             self._traces.move_to_end(trace_id)
-        bound_s, source = self.bound(*_kind_and_name(marker))
+        if marker.tool_name is not None:  # the key of _kind_and_name, inlined
+            key = f"tool:{marker.tool_name}"
+        elif marker.agent is not None:
+            key = f"agent:{marker.agent}"
+        else:
+            key = f"workflow:{marker.workflow_name or 'unnamed'}"
+        bound_s, source = self._bound_of(key)
         deadline_ns = marker.start_ns + int(bound_s * 1e9)
         trace.steps[step_id] = _Step(marker, deadline_ns, bound_s, source)
         self._open += 1

@@ -160,18 +160,22 @@ class ToolLoopDetector:
         now = cycle.now_ns
         local: dict[str, _Run] = {}  # runs touched this cycle
         agents = self._agents
+        graphs = cycle.graphs
         for node in cycle.nodes:
             if node.operation == _TOOL:
-                run = local.get(node.trace_id)
+                trace_id = node.trace_id
+                run = local.get(trace_id)
                 if run is None:
-                    run = local[node.trace_id] = runs.touch(node.trace_id, now)
-                detection = self._count(run, node, cycle.graphs)
+                    run = local[trace_id] = runs.touch(trace_id, now)
+                detection = self._count(run, node, graphs)
                 if detection is not None:
                     found.append(detection)
-            elif node.agent is not None:  # an agent step, or its start marker
-                key = node.span_id if node.started is None else node.started
-                agents.set(key, (node.agent, node.run_id))
-        for trace_id, graph in cycle.graphs.items():
+            else:
+                agent = node.agent
+                if agent is not None:  # an agent step, or its start marker
+                    started = node.started
+                    agents.set(node.span_id if started is None else started, (agent, node.run_id))
+        for trace_id, graph in graphs.items():
             if graph.complete and trace_id in runs:
                 runs.finish(trace_id, now)
                 run = runs.get(trace_id)
