@@ -57,6 +57,8 @@ from _detection.truth import FAULT_TYPES
 from rich.console import Console
 from rich.table import Table
 
+from agentmesh.collector.runtime import tune_gc
+
 GOAL_F1 = 0.95
 GOAL_CLEAN_FLAGGED = 0.005
 GOAL_P99_MS = 100.0
@@ -221,8 +223,9 @@ def main() -> None:
     started = time.perf_counter()
     dataset = generate(scenario)
     gen_s = time.perf_counter() - started
-    gc.collect()
-    gc.freeze()  # the stream is the benchmark's, not the collector's: keep it out of collections
+    # The collector's garbage-collector settings (``agentmesh collector`` runs with them); the
+    # stream is frozen with the rest: it is the benchmark's, not the collector's.
+    tune_gc()
     source, statuses = inventory()
     rules, detectors = build_detectors()
     run = asyncio.run(replay(dataset, rules, detectors, cycle_requests=max(1, args.cycle_requests)))
