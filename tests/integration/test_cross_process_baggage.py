@@ -26,6 +26,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 from test_zero_code import RecordingTraceService, _attributes  # pyright: ignore[reportPrivateUsage]
 
 from agentmesh.core.semconv import AGENTMESH_RUN_ID, AGENTMESH_RUN_TASK_CLASS
+from agentmesh.instrumentation._markers import MARKER_NAME
 from agentmesh.instrumentation.testing import FakeProviderThread, ModelScript
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -176,7 +177,16 @@ def test_agent_service_in_another_process_joins_the_trace_and_the_run(
     assert b.returncode == 0, b_err
     assert len(upstream_requests) == 1
 
-    spans = {(res["service.name"], span.name): span for res, span in service.spans()}
+    received = service.spans()
+    spans = {
+        (res["service.name"], span.name): span
+        for res, span in received
+        if span.name != MARKER_NAME  # start markers: checked below
+    }
+    steps = {s.span_id for s in spans.values() if not s.name.startswith("chat ")}
+    markers = [span for _, span in received if span.name == MARKER_NAME]
+    assert markers  # each step announced its start...
+    assert {m.parent_span_id for m in markers} <= steps  # ...as a child of that step
     assert sorted(spans) == [
         ("app_a", "chat researcher"),
         ("app_a", "invoke_agent planner"),
