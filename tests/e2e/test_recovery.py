@@ -284,14 +284,19 @@ async def test_a_stuck_step_makes_the_next_step_warn(
         actions = list(engine.actions)
 
     assert out == {"done": ["slow", "after"]}  # a warning never stops the run
-    (stuck,) = [d for d in detections if d.type == "stuck"]
-    assert stuck.agent == "slow"
-    assert [(a.kind, a.run_id) for a in actions] == [("warn_run", stuck.run_id)]
+    stuck = [d for d in detections if d.type == "stuck"]
+    # The slow agent is reported (with a 1 s bound, the workflow around it may be too, when the
+    # agent's start marker arrives after the workflow's bound has passed).
+    assert "slow" in [d.agent for d in stuck]
+    assert {d.run_id for d in stuck} == {stuck[0].run_id}
+    assert actions
+    assert {(a.kind, a.run_id) for a in actions} == {("warn_run", stuck[0].run_id)}
     warned = [
         json.loads(line)
         for line in stderr[0].splitlines()
         if "agentmesh.control.run_warned" in line
     ]
-    assert len(warned) == 1  # logged once, at the next step
-    assert warned[0]["detection_id"] == stuck.id
-    print(f"\nstuck: detected {stuck.explanation!r}; the next step logged the warning")
+    assert warned  # logged at the next step, once per detection
+    assert {w["detection_id"] for w in warned} <= {d.id for d in stuck}
+    assert len(warned) == len({w["detection_id"] for w in warned})
+    print(f"\nstuck: detected {stuck[-1].explanation!r}; the next step logged the warning")
