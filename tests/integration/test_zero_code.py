@@ -241,11 +241,12 @@ def test_app_runs_unchanged_and_on_time_when_the_collector_is_down(
 
     timings = (baseline, with_collector, without_collector)
     print("fail-open timings (bare, collector up, collector down):", timings)
-    # A dead collector costs no more than a live one (the exporter gives up at once) ...
-    assert min(without_collector) <= min(with_collector) + 0.5, timings
+    # A dead collector costs about what a live one does (the exporter gives up at once; no
+    # 30 s retry or shutdown wait) ...
+    assert min(without_collector) <= min(with_collector) + 2.0, timings
     # ... and the instrumented app does not hang at exit waiting for it (the SDK's shutdown
     # would wait 30 s): start-up imports only, which a loaded machine can double.
-    assert min(without_collector) <= 2 * min(baseline) + 1.5, timings
+    assert min(without_collector) <= 2 * min(baseline) + 3.0, timings
 
 
 def test_launcher_needs_no_opentelemetry_cli_on_path(
