@@ -47,6 +47,7 @@ from agentmesh.collector.recovery import (
     control_routes,
     make_control_state,
 )
+from agentmesh.collector.resume import resume_routes
 from agentmesh.collector.settings import CollectorSettings
 from agentmesh.collector.store import make_store
 from agentmesh.collector.store.base import SpanStore
@@ -327,7 +328,10 @@ class Collector:
                         sink,
                         settings,
                         decode_pool=pool,
-                        extra_routes=control_routes(control) if engine is not None else (),
+                        extra_routes=(
+                            *(control_routes(control) if engine is not None else ()),
+                            *resume_routes(self._store, policy=self._policy),
+                        ),
                         metrics=self._metrics.render if self._metrics is not None else None,
                     )
                 )

@@ -6,6 +6,9 @@ The public surface is re-exported here; the span contract lives in
 
 from agentmesh.core.errors import (
     AgentMeshError,
+    CheckpointConflictError,
+    CheckpointError,
+    CheckpointSerdeError,
     CollectorError,
     ConfigError,
     ContractError,
@@ -23,6 +26,9 @@ from agentmesh.core.settings import AgentMeshSettings, LogLevel
 __all__ = [
     "AgentMeshError",
     "AgentMeshSettings",
+    "CheckpointConflictError",
+    "CheckpointError",
+    "CheckpointSerdeError",
     "CollectorError",
     "ConfigError",
     "ContractError",

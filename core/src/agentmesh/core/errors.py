@@ -13,6 +13,9 @@ are translated at the boundary with ``raise OurError(...) from exc``::
     │   ├── ReceiverError      the OTLP receiver could not start or decode a request
     │   └── StoreError         a storage backend failed
     ├── DetectionError         a detector was misconfigured or failed
+    ├── CheckpointError        a checkpoint store or saver failed
+    │   ├── CheckpointConflictError   another writer moved the thread on (no fork is written)
+    │   └── CheckpointSerdeError      a value cannot be stored, or a payload is refused on load
     └── RunStoppedError        the collector stopped this run (a loop, ping-pong, runaway…)
 """
 
@@ -20,6 +23,9 @@ from __future__ import annotations
 
 __all__ = [
     "AgentMeshError",
+    "CheckpointConflictError",
+    "CheckpointError",
+    "CheckpointSerdeError",
     "CollectorError",
     "ConfigError",
     "ContractError",
@@ -72,6 +78,41 @@ class StoreError(CollectorError):
 
 class DetectionError(AgentMeshError):
     """A detector was misconfigured or failed while scoring."""
+
+
+class CheckpointError(AgentMeshError):
+    """A checkpoint store or saver could not read or write.
+
+    The message names the backend, the thread and what went wrong.
+    """
+
+
+class CheckpointConflictError(CheckpointError):
+    """Another writer extended the thread's chain first; this write was refused, not forked.
+
+    Attributes:
+        thread_id: The thread both writers wrote to.
+        namespace: The checkpoint namespace (``""`` for the root graph).
+        expected: The checkpoint this writer meant to extend.
+        actual: The newest checkpoint the store holds for the namespace.
+    """
+
+    def __init__(
+        self, thread_id: str, namespace: str, expected: str | None, actual: str | None
+    ) -> None:
+        super().__init__(
+            f"thread {thread_id!r} (namespace {namespace!r}) moved on: this writer extends "
+            f"checkpoint {expected!r} but the newest is {actual!r}; another writer is running "
+            "the same thread, so this write was refused instead of forking the chain"
+        )
+        self.thread_id = thread_id
+        self.namespace = namespace
+        self.expected = expected
+        self.actual = actual
+
+
+class CheckpointSerdeError(CheckpointError):
+    """A value cannot be serialised, or a stored payload is refused on load (a pickle, say)."""
 
 
 class RunStoppedError(AgentMeshError):

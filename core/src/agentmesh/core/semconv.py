@@ -35,6 +35,7 @@ __all__ = [
     "AGENTMESH_DETECTION_TYPE",
     "AGENTMESH_FRAMEWORK",
     "AGENTMESH_HANDOFF_CHECKPOINT_ID",
+    "AGENTMESH_HANDOFF_CHECKPOINT_STORE",
     "AGENTMESH_HANDOFF_CONTENT",
     "AGENTMESH_HANDOFF_CONTEXT_DIGEST",
     "AGENTMESH_HANDOFF_CONTEXT_SIZE",
@@ -45,6 +46,8 @@ __all__ = [
     "AGENTMESH_LANGGRAPH_RESUMED",
     "AGENTMESH_LANGGRAPH_STEP",
     "AGENTMESH_NORMALIZED_FROM",
+    "AGENTMESH_RESUME_CHECKPOINT_ID",
+    "AGENTMESH_RESUME_FROM_RUN_ID",
     "AGENTMESH_ROUTE_CANDIDATES",
     "AGENTMESH_ROUTE_CHOSEN",
     "AGENTMESH_ROUTE_DECISION_ID",
@@ -498,6 +501,15 @@ AGENTMESH_HANDOFF_CHECKPOINT_ID: Final = _attr(
     origin="agentmesh",
     scopes=("span", "event"),
 )
+AGENTMESH_HANDOFF_CHECKPOINT_STORE: Final = _attr(
+    "agentmesh.handoff.checkpoint.store",
+    "string",
+    '"duckdb"',
+    "Store of the handoff checkpoint AgentMesh wrote (memory, duckdb, redis, postgres); absent "
+    "when the checkpoint id is the graph's own (LangGraph checkpointer).",
+    origin="agentmesh",
+    scopes=("span", "event"),
+)
 
 # --- AgentMesh: routing ---------------------------------------------------------------------
 AGENTMESH_ROUTE_DECISION_ID: Final = _attr(
@@ -623,6 +635,20 @@ AGENTMESH_LANGGRAPH_RESUMED: Final = _attr(
     "boolean",
     "True",
     "The run resumed an interrupted thread (Command(resume=…)).",
+    origin="agentmesh",
+)
+AGENTMESH_RESUME_CHECKPOINT_ID: Final = _attr(
+    "agentmesh.resume.checkpoint_id",
+    "string",
+    '"1f0c2a9e-7b1d-6c3e-8001-4b5f0d2e9a77"',
+    "Checkpoint a resumed run continued from (its last good handoff; `agentmesh resume`).",
+    origin="agentmesh",
+)
+AGENTMESH_RESUME_FROM_RUN_ID: Final = _attr(
+    "agentmesh.resume.from_run_id",
+    "string",
+    '"run-5f1c0e2a"',
+    "The failed or stopped run a resumed run continues.",
     origin="agentmesh",
 )
 AGENTMESH_CREWAI_TASK_NAME: Final = _attr(

@@ -9,7 +9,7 @@ pydantic's generic report.
 from __future__ import annotations
 
 import re
-from typing import ClassVar, Literal, Self
+from typing import ClassVar, Final, Literal, Self
 
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,7 +17,10 @@ from pydantic_settings.exceptions import SettingsError
 
 from agentmesh.core.errors import ConfigError
 
-__all__ = ["AgentMeshSettings", "LogLevel"]
+__all__ = ["RESUME_ENV", "AgentMeshSettings", "LogLevel"]
+
+RESUME_ENV: Final = "AGENTMESH_RESUME"
+"""Environment variable holding a resume plan (JSON) for the app: ``agentmesh resume`` sets it."""
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 """A logging level name."""

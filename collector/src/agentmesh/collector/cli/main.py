@@ -12,6 +12,7 @@ from agentmesh.collector.cli.query_cmds import (
     add_graph_command,
     add_runs_command,
 )
+from agentmesh.collector.cli.resume_cmd import add_resume_command
 from agentmesh.core import AgentMeshError
 
 __all__ = ["build_parser", "main"]
@@ -70,6 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
             "export",
             help="export runs, agents, handoffs, spans and detections to Parquet, CSV or JSON",
             description="Write one file per table (runs, agents, handoffs, spans, detections).",
+        )
+    )
+    add_resume_command(
+        commands.add_parser(
+            "resume",
+            help="continue a failed or stopped run from its last good handoff checkpoint",
+            description=(
+                "Find where a run resumes (from a running collector with --collector, else "
+                "from the store) and run the app again with that plan: `agentmesh resume "
+                "RUN_ID -- python app.py`. Without a command, print the plan."
+            ),
         )
     )
     return parser

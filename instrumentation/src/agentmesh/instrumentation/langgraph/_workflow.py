@@ -34,6 +34,8 @@ from agentmesh.core.semconv import (
     AGENTMESH_LANGGRAPH_CHECKPOINT_NS,
     AGENTMESH_LANGGRAPH_INTERRUPTED,
     AGENTMESH_LANGGRAPH_RESUMED,
+    AGENTMESH_RESUME_CHECKPOINT_ID,
+    AGENTMESH_RESUME_FROM_RUN_ID,
     AGENTMESH_RUN_ID,
     AGENTMESH_RUN_TASK_CLASS,
     GEN_AI_CONVERSATION_ID,
@@ -47,6 +49,7 @@ from agentmesh.instrumentation._patching import Wrapper
 from agentmesh.instrumentation.baggage import current_task_class, with_task_class
 from agentmesh.instrumentation.langgraph._execution import WorkflowExecution, current_execution
 from agentmesh.instrumentation.langgraph._interrupts import BubbleUp, classify
+from agentmesh.instrumentation.langgraph._resume import resumed_call
 from agentmesh.instrumentation.run_context import current_run_id, with_run_id
 
 __all__ = [
@@ -160,8 +163,8 @@ def _text(value: object) -> str | None:
 
 
 def _start(
-    tracer: Tracer, instance: object, args: tuple[Any, ...], kwargs: Mapping[str, Any]
-) -> _WorkflowRun:
+    tracer: Tracer, instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[_WorkflowRun, tuple[Any, ...], dict[str, Any]]:
     name_value = getattr(instance, "name", None)
     name = name_value if isinstance(name_value, str) and name_value else _DEFAULT_GRAPH_NAME
     config = _config_of(args, kwargs)
@@ -173,6 +176,11 @@ def _start(
         AGENTMESH_FRAMEWORK: FRAMEWORK,
     }
     if parent is None:
+        args, kwargs, target = resumed_call(args, kwargs, config)
+        if target is not None:
+            attributes[AGENTMESH_RESUME_FROM_RUN_ID] = target.run_id
+            if target.checkpoint_id is not None:
+                attributes[AGENTMESH_RESUME_CHECKPOINT_ID] = target.checkpoint_id
         task_class = _text(_section(config, "metadata").get(TASK_CLASS_METADATA_KEY))
         execution = WorkflowExecution(
             name,
@@ -203,7 +211,7 @@ def _start(
     )
     context = trace.set_span_in_context(span, otel_context.get_current())
     context = step_context(execution, execution.into(context))
-    return _WorkflowRun(span, context, execution)
+    return _WorkflowRun(span, context, execution), args, kwargs
 
 
 def _traced(
@@ -213,10 +221,13 @@ def _traced(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> Iterator[object]:
-    run = _failopen.safe_call("langgraph.start_workflow", _start, tracer, instance, args, kwargs)
-    if run is None:
+    started = _failopen.safe_call(
+        "langgraph.start_workflow", _start, tracer, instance, args, kwargs
+    )
+    if started is None:
         yield from wrapped(*args, **kwargs)
         return
+    run, args, kwargs = started
     error: BaseException | None = None
     inner: Iterator[object] | None = None
     done = False
@@ -256,11 +267,14 @@ async def _atraced(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> AsyncIterator[object]:
-    run = _failopen.safe_call("langgraph.start_workflow", _start, tracer, instance, args, kwargs)
-    if run is None:
+    started = _failopen.safe_call(
+        "langgraph.start_workflow", _start, tracer, instance, args, kwargs
+    )
+    if started is None:
         async for item in wrapped(*args, **kwargs):
             yield item
         return
+    run, args, kwargs = started
     error: BaseException | None = None
     inner: AsyncIterator[object] | None = None
     done = False

@@ -1,0 +1,117 @@
+"""``agentmesh resume RUN_ID [-- COMMAND…]``: continue a failed or stopped run.
+
+The plan (which thread, which checkpoint) comes from a running collector
+(``--collector http://host:4318``, its ``GET /v1/runs/{run}/resume``) or, without it, from the
+store (stop the collector first for DuckDB). With a command after ``--``, the command runs
+with ``AGENTMESH_RESUME`` set to the plan (JSON): the instrumentation in the app resumes the
+first run of that LangGraph thread (or CrewAI crew) from the plan's checkpoint instead of
+starting over, and records the checkpoint on the new run's spans. The command's exit code is
+``agentmesh resume``'s. Without a command, the plan is printed (``--json``: as JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Final, cast
+
+from rich.console import Console
+
+from agentmesh.collector.cli.store_options import add_store_options, store_settings
+from agentmesh.collector.recovery.policy import RecoveryPolicy
+from agentmesh.collector.resume import find_plan
+from agentmesh.collector.store.factory import make_store
+from agentmesh.core import ConfigError
+from agentmesh.core.settings import RESUME_ENV
+
+__all__ = ["add_resume_command"]
+
+_TIMEOUT_SECONDS: Final = 10.0
+
+
+def add_resume_command(parser: argparse.ArgumentParser) -> None:
+    """Declare the options of ``agentmesh resume``.
+
+    Args:
+        parser: The subcommand's parser.
+    """
+    add_store_options(parser)
+    parser.add_argument("run", metavar="RUN_ID", help="run id or trace id (a unique prefix works)")
+    parser.add_argument(
+        "--collector",
+        metavar="URL",
+        help="ask a running collector's OTLP/HTTP endpoint (http://127.0.0.1:4318) for the plan "
+        "instead of reading the store",
+    )
+    parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+    parser.add_argument(
+        "app",
+        nargs=argparse.REMAINDER,
+        metavar="-- COMMAND",
+        help="the app to run again with the plan (AGENTMESH_RESUME); its exit code is returned",
+    )
+    parser.set_defaults(handler=_resume)
+
+
+def _from_collector(base: str, run: str) -> dict[str, object]:
+    url = base.rstrip("/") + "/v1/runs/" + urllib.parse.quote(run, safe="") + "/resume"
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"--collector {base!r}: expected an http:// or https:// URL")
+    try:
+        with urllib.request.urlopen(url, timeout=_TIMEOUT_SECONDS) as response:  # noqa: S310
+            return cast("dict[str, object]", json.loads(response.read()))
+    except urllib.error.HTTPError as exc:
+        try:
+            detail = str(json.loads(exc.read()).get("error", exc.reason))
+        except ValueError:
+            detail = str(exc.reason)
+        raise ConfigError(f"collector at {base}: {detail}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise ConfigError(f"collector at {base} is unreachable: {exc}") from exc
+
+
+def _from_store(args: argparse.Namespace) -> dict[str, object]:
+    settings = store_settings(args)
+    policy = RecoveryPolicy.from_settings(settings)
+
+    async def read() -> dict[str, object]:
+        store = make_store(settings)
+        await store.open()
+        try:
+            plan = await find_plan(store, str(args.run), policy=policy)
+            return dict(plan.to_json())
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
+
+
+def _resume(args: argparse.Namespace) -> int:
+    plan = (
+        _from_collector(str(args.collector), str(args.run)) if args.collector else _from_store(args)
+    )
+    command = [part for part in cast("list[str]", args.app) if part != "--"] or None
+    if args.json and command is None:
+        print(json.dumps(plan))
+        return 0
+    console = Console(stderr=command is not None)
+    checkpoint = plan.get("checkpoint_id")
+    console.print(
+        f"run [bold]{plan.get('run_id')}[/] ({plan.get('status')}: {plan.get('reason')})\n"
+        f"resume from checkpoint [bold]{checkpoint or '— none: the run starts over'}[/]"
+        + (f" before step {plan.get('resume_from')!r}" if plan.get("resume_from") else "")
+        + (f" on thread {plan.get('thread_id')!r}" if plan.get("thread_id") else "")
+    )
+    if command is None:
+        return 0
+    env = {**os.environ, RESUME_ENV: json.dumps(plan)}
+    try:
+        return subprocess.run(command, env=env, check=False).returncode  # noqa: S603
+    except OSError as exc:
+        raise ConfigError(f"cannot run {command[0]!r}: {exc}") from exc

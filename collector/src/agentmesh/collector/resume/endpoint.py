@@ -1,0 +1,94 @@
+"""``GET /v1/runs/{run}/resume``: a run's resume plan over HTTP, and the lookup behind it.
+
+``{run}`` is a run id or a trace id; a unique prefix of either works, as in
+``agentmesh graph``. Answers ``200`` with the plan (JSON, see
+:meth:`~agentmesh.collector.resume.plan.ResumePlan.to_json`), ``404`` when no stored run
+matches, ``409`` when several do; the error body is ``{"error": "…"}`` in plain words.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Final
+
+from aiohttp import web
+
+from agentmesh.collector.recovery.policy import RecoveryPolicy
+from agentmesh.collector.resume.plan import ResumePlan, resume_plan
+from agentmesh.collector.store.base import SpanStore
+from agentmesh.core import ConfigError
+
+__all__ = ["RESUME_PATH", "RunNotFoundError", "find_plan", "resume_routes"]
+
+RESUME_PATH: Final = "/v1/runs/{run}/resume"
+"""Where a run's resume plan is served."""
+
+
+class RunNotFoundError(ConfigError):
+    """No stored run, or more than one, matches what was asked for.
+
+    Attributes:
+        matches: How many runs matched (0 or more than 1).
+    """
+
+    def __init__(self, wanted: str, matches: int) -> None:
+        found = "no run" if matches == 0 else f"{matches} runs"
+        super().__init__(f"{found} match {wanted!r}; `agentmesh runs` lists them")
+        self.matches = matches
+
+
+async def find_plan(
+    store: SpanStore, run: str, *, policy: RecoveryPolicy | None = None
+) -> ResumePlan:
+    """Find a stored run and work out its resume plan.
+
+    Args:
+        store: The open span store.
+        run: A run id or trace id, or a unique prefix of one.
+        policy: Which detection types stop a run (the defaults when ``None``).
+
+    Returns:
+        The plan.
+
+    Raises:
+        RunNotFoundError: No run, or several, match ``run``.
+    """
+    wanted = run.strip().lower()
+    matches = [
+        summary
+        for summary in await store.runs()
+        if wanted
+        and (summary.run_id.lower().startswith(wanted) or summary.trace_id.startswith(wanted))
+    ]
+    exact = [m for m in matches if wanted in (m.run_id.lower(), m.trace_id)]
+    if len(exact) == 1:
+        matches = exact
+    if len(matches) != 1:
+        raise RunNotFoundError(run, len(matches))
+    trace_id = matches[0].trace_id
+    plan = resume_plan(await store.spans(trace_id), await store.detections(trace_id), policy=policy)
+    if plan is None:
+        raise RunNotFoundError(run, 0)
+    return plan
+
+
+def resume_routes(store: SpanStore, *, policy: RecoveryPolicy | None = None) -> list[web.RouteDef]:
+    """Return the route serving resume plans at :data:`RESUME_PATH`.
+
+    Args:
+        store: The collector's span store.
+        policy: The collector's recovery policy (which detections stop runs).
+
+    Returns:
+        The routes to mount on the OTLP/HTTP receiver.
+    """
+
+    async def handler(request: web.Request) -> web.Response:
+        try:
+            plan = await find_plan(store, request.match_info["run"], policy=policy)
+        except RunNotFoundError as exc:
+            status = 404 if exc.matches == 0 else 409
+            return web.json_response({"error": str(exc)}, status=status)
+        return web.json_response(plan.to_json(), dumps=json.dumps)
+
+    return [web.get(RESUME_PATH, handler)]

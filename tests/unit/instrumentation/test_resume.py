@@ -1,0 +1,146 @@
+"""Resuming a LangGraph run in the app from a resume plan (``AGENTMESH_RESUME`` or ``resume()``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import TypedDict
+
+import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import END, START, StateGraph
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from agentmesh.core import ConfigError
+from agentmesh.core.semconv import (
+    AGENTMESH_LANGGRAPH_RESUMED,
+    AGENTMESH_RESUME_CHECKPOINT_ID,
+    AGENTMESH_RESUME_FROM_RUN_ID,
+    GEN_AI_OPERATION_NAME,
+)
+from agentmesh.core.settings import RESUME_ENV
+from agentmesh.instrumentation.resume import ResumeTarget, claim_langgraph, clear_resume, resume
+
+
+class State(TypedDict):
+    done: list[str]
+
+
+@pytest.fixture(autouse=True)
+def _no_plan(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv(RESUME_ENV, raising=False)
+    clear_resume()
+    yield
+    clear_resume()
+
+
+def _pipeline(ran: list[str], fail_at: str | None):
+    def step(name: str):
+        def run(state: State) -> State:
+            ran.append(name)
+            if name == fail_at:
+                raise RuntimeError(f"{name} failed")
+            return {"done": [*state["done"], name]}
+
+        return run
+
+    graph = StateGraph(State)
+    for name in ("a", "b", "c"):
+        graph.add_node(name, step(name))
+    graph.add_edge(START, "a")
+    graph.add_edge("a", "b")
+    graph.add_edge("b", "c")
+    graph.add_edge("c", END)
+    return graph
+
+
+@pytest.mark.usefixtures("langgraph_instrumented")
+def test_the_next_run_of_the_plans_thread_continues_from_its_checkpoint(
+    exporter: InMemorySpanExporter,
+) -> None:
+    saver = InMemorySaver()
+    config = {"configurable": {"thread_id": "t-1"}}
+    ran: list[str] = []
+    with pytest.raises(RuntimeError, match="c failed"):
+        _pipeline(ran, fail_at="c").compile(checkpointer=saver).invoke({"done": []}, config)
+    # The checkpoint c started from: after b.
+    history = list(saver.list(config))
+    before_c = next(h for h in history if h.checkpoint["channel_values"].get("done") == ["a", "b"])
+    checkpoint_id = before_c.config["configurable"]["checkpoint_id"]
+    resume({"run_id": "run-old", "thread_id": "t-1", "checkpoint_id": checkpoint_id})
+    exporter.clear()
+
+    ran.clear()
+    app = _pipeline(ran, fail_at=None).compile(checkpointer=saver)
+    result = app.invoke({"done": ["ignored: the plan replaces the input"]}, config)
+
+    assert ran == ["c"]  # a and b are not run again
+    assert result == {"done": ["a", "b", "c"]}
+    (workflow,) = [
+        s
+        for s in exporter.get_finished_spans()
+        if s.attributes and s.attributes.get(GEN_AI_OPERATION_NAME) == "invoke_workflow"
+    ]
+    assert workflow.attributes is not None
+    assert workflow.attributes[AGENTMESH_RESUME_CHECKPOINT_ID] == checkpoint_id
+    assert workflow.attributes[AGENTMESH_RESUME_FROM_RUN_ID] == "run-old"
+    assert workflow.attributes[AGENTMESH_LANGGRAPH_RESUMED] is True
+
+    ran.clear()  # the plan is used once: the next run starts as asked
+    app.invoke({"done": []}, {"configurable": {"thread_id": "t-1"}})
+    assert ran == ["a", "b", "c"]
+
+
+@pytest.mark.usefixtures("langgraph_instrumented")
+def test_a_plan_from_the_environment_waits_for_its_own_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    saver = InMemorySaver()
+    ran: list[str] = []
+    app = _pipeline(ran, fail_at=None).compile(checkpointer=saver)
+    app.invoke({"done": []}, {"configurable": {"thread_id": "t-2"}})
+    head = saver.get_tuple({"configurable": {"thread_id": "t-2"}})
+    assert head is not None
+    first = list(saver.list({"configurable": {"thread_id": "t-2"}}))[-2]  # the input checkpoint
+    plan = {
+        "run_id": "r",
+        "thread_id": "t-2",
+        "checkpoint_id": first.config["configurable"]["checkpoint_id"],
+        "framework": "langgraph",
+    }
+    monkeypatch.setenv(RESUME_ENV, json.dumps(plan))
+    from agentmesh.instrumentation import resume as module
+
+    module._PENDING._loaded = False  # pyright: ignore[reportPrivateUsage] - re-read the env
+
+    ran.clear()
+    app.invoke({"done": []}, {"configurable": {"thread_id": "other"}})  # not the plan's thread
+    assert ran == ["a", "b", "c"]
+    ran.clear()
+    app.invoke({"done": []}, {"configurable": {"thread_id": "t-2"}})
+    assert ran == ["a", "b", "c"]  # resumed from the input checkpoint: every step still to run
+
+
+def test_malformed_plans_are_refused_in_plain_words_and_the_environment_is_fail_open(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(ConfigError, match="not JSON"):
+        ResumeTarget.parse("{")
+    with pytest.raises(ConfigError, match="no run_id"):
+        ResumeTarget.parse({"thread_id": "t"})
+    with pytest.raises(ConfigError, match="JSON object"):
+        ResumeTarget.parse("[1]")
+    monkeypatch.setenv(RESUME_ENV, "{broken")
+    from agentmesh.instrumentation import resume as module
+
+    module._PENDING._loaded = False  # pyright: ignore[reportPrivateUsage]
+    assert claim_langgraph("t") is None  # logged and ignored
+
+
+def test_a_plan_for_another_framework_or_without_thread_is_not_claimed() -> None:
+    resume(ResumeTarget("r", "t", "c", framework="crewai"))
+    assert claim_langgraph("t") is None
+    resume(ResumeTarget("r", "t", "c"))
+    assert claim_langgraph(None) is None
+    assert claim_langgraph("t") == ResumeTarget("r", "t", "c")
+    assert claim_langgraph("t") is None  # used once
