@@ -8,14 +8,12 @@ their own file because they are many.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import NoDecode
+from pydantic import Field, SecretStr
 
-from agentmesh.core.settings import AgentMeshSettings
+from agentmesh.core.settings import AgentMeshSettings, HttpUrlList, TextList
 
 __all__ = ["DetectionSettings"]
 
@@ -24,7 +22,7 @@ class DetectionSettings(AgentMeshSettings):
     """Detectors' bounds, where detections go, and what recovery does about them."""
 
     # --- detectors ----------------------------------------------------------------------------
-    detectors_disabled: Annotated[list[str], NoDecode] = Field(
+    detectors_disabled: TextList = Field(
         default=[],
         description=(
             "Detection types not to look for (comma-separated or a JSON list), for example "
@@ -160,7 +158,7 @@ class DetectionSettings(AgentMeshSettings):
         le=60,
         description="Longest wait before a partial batch of detection spans is sent.",
     )
-    detection_webhook_urls: Annotated[list[str], NoDecode] = Field(
+    detection_webhook_urls: HttpUrlList = Field(
         default=[],
         description=(
             "URLs each detection is POSTed to as JSON (comma-separated or a JSON list); "
@@ -239,34 +237,3 @@ class DetectionSettings(AgentMeshSettings):
         le=604_800,
         description="How long a stopped or warned run stays in the control document.",
     )
-
-    @field_validator("detectors_disabled", mode="before")
-    @classmethod
-    def _split_types(cls, value: object) -> object:
-        """Read a comma-separated list or a JSON list of detection types from one variable."""
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [part.strip() for part in text.split(",") if part.strip()]
-        return value
-
-    @field_validator("detection_webhook_urls", mode="before")
-    @classmethod
-    def _split_webhooks(cls, value: object) -> object:
-        """Read a comma-separated list or a JSON list of URLs from one variable."""
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [part.strip() for part in text.split(",") if part.strip()]
-        return value
-
-    @field_validator("detection_webhook_urls")
-    @classmethod
-    def _check_webhooks(cls, value: list[str]) -> list[str]:
-        """Refuse a webhook that is not an http(s) URL."""
-        for url in value:
-            if not url.startswith(("http://", "https://")) or any(c.isspace() for c in url):
-                raise ValueError(f"{url!r} is not an http:// or https:// URL")
-        return value

@@ -8,15 +8,15 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import Annotated, ClassVar, Literal
+from typing import ClassVar, Literal
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import NoDecode, SettingsConfigDict
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
 
 from agentmesh.collector.detection_settings import DetectionSettings
+from agentmesh.core.settings import HttpUrlList, SecretList
 
 __all__ = ["CollectorSettings"]
 
@@ -217,28 +217,17 @@ class CollectorSettings(DetectionSettings):
             "(counted)."
         ),
     )
-    auth_bearer_tokens: Annotated[list[SecretStr], NoDecode] = Field(
+    auth_bearer_tokens: SecretList = Field(
         default=[],
         description=(
             "Accepted `Authorization: Bearer` tokens, comma-separated or a JSON list; with this "
             "or `auth_api_keys` set, every OTLP request must carry one (off when both are empty)."
         ),
     )
-    auth_api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+    auth_api_keys: SecretList = Field(
         default=[],
         description="Accepted `x-api-key` header values, comma-separated or a JSON list.",
     )
-
-    @field_validator("auth_bearer_tokens", "auth_api_keys", mode="before")
-    @classmethod
-    def _split_secrets(cls, value: object) -> object:
-        """Read a comma-separated list or a JSON list of secrets from one variable."""
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [part.strip() for part in text.split(",") if part.strip()]
-        return value
 
     queue_max_batches: int = Field(
         default=1024,
@@ -347,7 +336,7 @@ class CollectorSettings(DetectionSettings):
             "`project_name:my-agents`."
         ),
     )
-    forward_otlp_endpoints: Annotated[list[str], NoDecode] = Field(
+    forward_otlp_endpoints: HttpUrlList = Field(
         default=[],
         description=(
             "Full URLs of other OTLP/HTTP trace endpoints (`https://host:4318/v1/traces`), "
@@ -398,26 +387,6 @@ class CollectorSettings(DetectionSettings):
         description="Seconds forwarders get on shutdown to send what they hold; the rest is "
         "dropped (counted).",
     )
-
-    @field_validator("forward_otlp_endpoints", mode="before")
-    @classmethod
-    def _split_urls(cls, value: object) -> object:
-        """Read a comma-separated list or a JSON list of URLs from one variable."""
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [part.strip() for part in text.split(",") if part.strip()]
-        return value
-
-    @field_validator("forward_otlp_endpoints")
-    @classmethod
-    def _check_urls(cls, value: list[str]) -> list[str]:
-        """Refuse an endpoint that is not an http(s) URL."""
-        for url in value:
-            if not url.startswith(("http://", "https://")) or any(c.isspace() for c in url):
-                raise ValueError(f"{url!r} is not an http:// or https:// URL")
-        return value
 
     @property
     def effective_decode_workers(self) -> int:

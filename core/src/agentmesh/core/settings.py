@@ -8,22 +8,81 @@ pydantic's generic report.
 
 from __future__ import annotations
 
+import json
 import re
-from typing import ClassVar, Final, Literal, Self
+from typing import Annotated, ClassVar, Final, Literal, Self
 
-from pydantic import ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AfterValidator, BeforeValidator, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
 from agentmesh.core.errors import ConfigError
 
-__all__ = ["RESUME_ENV", "AgentMeshSettings", "LogLevel"]
+__all__ = [
+    "RESUME_ENV",
+    "AgentMeshSettings",
+    "HttpUrlList",
+    "LogLevel",
+    "SecretList",
+    "TextList",
+    "check_http_urls",
+    "split_list",
+]
 
 RESUME_ENV: Final = "AGENTMESH_RESUME"
 """Environment variable holding a resume plan (JSON) for the app: ``agentmesh resume`` sets it."""
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 """A logging level name."""
+
+
+def split_list(value: object) -> object:
+    """Read a list from one variable: a JSON list, or items separated by commas.
+
+    Args:
+        value: The raw value (other than a string: returned as it is).
+
+    Returns:
+        The list (blank items dropped), or ``value``.
+
+    Example:
+        >>> split_list(" a, b ,,c"), split_list('["x,y"]'), split_list(["z"])
+        (['a', 'b', 'c'], ['x,y'], ['z'])
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+def check_http_urls(urls: list[str]) -> list[str]:
+    """Refuse an item that is not an ``http://`` or ``https://`` URL.
+
+    Args:
+        urls: The URLs.
+
+    Returns:
+        ``urls``.
+
+    Raises:
+        ValueError: One of them is not an http(s) URL (pydantic reports it with the variable).
+    """
+    for url in urls:
+        if not url.startswith(("http://", "https://")) or any(c.isspace() for c in url):
+            raise ValueError(f"{url!r} is not an http:// or https:// URL")
+    return urls
+
+
+TextList = Annotated[list[str], NoDecode, BeforeValidator(split_list)]
+"""A list setting given as a JSON list or comma-separated in one variable."""
+HttpUrlList = Annotated[
+    list[str], NoDecode, BeforeValidator(split_list), AfterValidator(check_http_urls)
+]
+"""A list of http(s) URLs given as a JSON list or comma-separated in one variable."""
+SecretList = Annotated[list[SecretStr], NoDecode, BeforeValidator(split_list)]
+"""A list of secrets given as a JSON list or comma-separated in one variable."""
 
 
 class AgentMeshSettings(BaseSettings):
