@@ -6,6 +6,9 @@ and the tests all run the same set. ``detectors_disabled`` turns types off.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Final
+
 from agentmesh.collector.detectors.base import Detector, Rule
 from agentmesh.collector.detectors.context_loss import ContextLossDetector
 from agentmesh.collector.detectors.error_cascade import ErrorCascadeDetector
@@ -45,6 +48,84 @@ DETECTION_TYPES = (
 _SPIKE_METRICS = {"latency_spike": "latency", "token_spike": "tokens", "cost_spike": "cost"}
 
 
+def _spikes(settings: CollectorSettings, off: set[str]) -> Detector:
+    return SpikeDetector(
+        [metric for kind, metric in _SPIKE_METRICS.items() if kind not in off],  # pyright: ignore[reportArgumentType]
+        score_threshold=settings.detect_spike_score_threshold,
+        min_ratio=settings.detect_spike_min_ratio,
+    )
+
+
+def _handoff_loop(settings: CollectorSettings) -> Rule:
+    return HandoffLoopRule(
+        max_repeats=settings.loop_max_repeats,
+        max_cycle_length=settings.loop_max_cycle_length,
+        settle_seconds=settings.detect_settle_seconds,
+    )
+
+
+def _ping_pong(settings: CollectorSettings) -> Rule:
+    return PingPongRule(
+        max_repeats=settings.detect_ping_pong_max_repeats,
+        settle_seconds=settings.detect_settle_seconds,
+    )
+
+
+_RULES: Final[tuple[tuple[str, Callable[[CollectorSettings], Rule]], ...]] = (
+    ("handoff_loop", _handoff_loop),
+    ("ping_pong", _ping_pong),
+)
+"""Each graph rule's detection type and how to build it from the settings."""
+
+_DETECTORS: Final[
+    tuple[tuple[tuple[str, ...], Callable[[CollectorSettings, set[str]], Detector]], ...]
+] = (
+    (("tool_loop",), lambda s, _: ToolLoopDetector(s.detect_tool_loop_max_repeats)),
+    (
+        ("error_cascade",),
+        lambda s, _: ErrorCascadeDetector(
+            s.detect_cascade_min_agents, settle_seconds=s.detect_settle_seconds
+        ),
+    ),
+    (("context_loss",), lambda _s, _o: ContextLossDetector()),
+    (
+        ("runaway",),
+        lambda s, _: RunawayDetector(
+            min_runs=s.detect_runaway_min_runs,
+            p95_factor=s.detect_runaway_p95_factor,
+            max_run_cost_usd=s.detect_runaway_max_run_cost_usd,
+            max_run_tokens=s.detect_runaway_max_run_tokens,
+        ),
+    ),
+    (
+        ("stuck",),
+        lambda s, _: StuckDetector(
+            default_bound_seconds=s.detect_stuck_default_bound_seconds,
+            bound_factor=s.detect_stuck_bound_factor,
+            min_bound_seconds=s.detect_stuck_min_bound_seconds,
+        ),
+    ),
+    (tuple(_SPIKE_METRICS), lambda s, off: _spikes(s, off)),
+    (
+        ("rate_limit_storm",),
+        lambda s, _: RateLimitStormDetector(
+            window_seconds=s.detect_rate_limit_window_seconds,
+            min_events=s.detect_rate_limit_min_events,
+        ),
+    ),
+    (
+        ("provider_outage",),
+        lambda s, _: ProviderOutageDetector(
+            window_seconds=s.detect_outage_window_seconds,
+            error_rate=s.detect_outage_error_rate,
+            latency_factor=s.detect_outage_latency_factor,
+        ),
+    ),
+)
+"""Each streaming detector's detection types and how to build it (one detector serves the three
+spike types)."""
+
+
 def build_rules(settings: CollectorSettings) -> list[Rule]:
     """The graph rules: handoff loops (3+ agents) and ping-pong (2 agents).
 
@@ -55,23 +136,7 @@ def build_rules(settings: CollectorSettings) -> list[Rule]:
         The rules not disabled.
     """
     off = set(settings.detectors_disabled)
-    rules: list[Rule] = []
-    if "handoff_loop" not in off:
-        rules.append(
-            HandoffLoopRule(
-                max_repeats=settings.loop_max_repeats,
-                max_cycle_length=settings.loop_max_cycle_length,
-                settle_seconds=settings.detect_settle_seconds,
-            )
-        )
-    if "ping_pong" not in off:
-        rules.append(
-            PingPongRule(
-                max_repeats=settings.detect_ping_pong_max_repeats,
-                settle_seconds=settings.detect_settle_seconds,
-            )
-        )
-    return rules
+    return [build(settings) for kind, build in _RULES if kind not in off]
 
 
 def build_detectors(settings: CollectorSettings) -> list[Detector]:
@@ -84,59 +149,7 @@ def build_detectors(settings: CollectorSettings) -> list[Detector]:
         The detectors not disabled, in a fixed order.
     """
     off = set(settings.detectors_disabled)
-    detectors: list[Detector] = []
-    if "tool_loop" not in off:
-        detectors.append(ToolLoopDetector(settings.detect_tool_loop_max_repeats))
-    if "error_cascade" not in off:
-        detectors.append(
-            ErrorCascadeDetector(
-                settings.detect_cascade_min_agents, settle_seconds=settings.detect_settle_seconds
-            )
-        )
-    if "context_loss" not in off:
-        detectors.append(ContextLossDetector())
-    if "runaway" not in off:
-        detectors.append(
-            RunawayDetector(
-                min_runs=settings.detect_runaway_min_runs,
-                p95_factor=settings.detect_runaway_p95_factor,
-                max_run_cost_usd=settings.detect_runaway_max_run_cost_usd,
-                max_run_tokens=settings.detect_runaway_max_run_tokens,
-            )
-        )
-    if "stuck" not in off:
-        detectors.append(
-            StuckDetector(
-                default_bound_seconds=settings.detect_stuck_default_bound_seconds,
-                bound_factor=settings.detect_stuck_bound_factor,
-                min_bound_seconds=settings.detect_stuck_min_bound_seconds,
-            )
-        )
-    metrics = [metric for kind, metric in _SPIKE_METRICS.items() if kind not in off]
-    if metrics:
-        detectors.append(
-            SpikeDetector(
-                metrics,  # pyright: ignore[reportArgumentType]
-                score_threshold=settings.detect_spike_score_threshold,
-                min_ratio=settings.detect_spike_min_ratio,
-            )
-        )
-    if "rate_limit_storm" not in off:
-        detectors.append(
-            RateLimitStormDetector(
-                window_seconds=settings.detect_rate_limit_window_seconds,
-                min_events=settings.detect_rate_limit_min_events,
-            )
-        )
-    if "provider_outage" not in off:
-        detectors.append(
-            ProviderOutageDetector(
-                window_seconds=settings.detect_outage_window_seconds,
-                error_rate=settings.detect_outage_error_rate,
-                latency_factor=settings.detect_outage_latency_factor,
-            )
-        )
-    return detectors
+    return [build(settings, off) for kinds, build in _DETECTORS if any(k not in off for k in kinds)]
 
 
 def state_backend(settings: CollectorSettings) -> DetectorStateBackend | None:
