@@ -48,6 +48,23 @@ class GuardedSpanExporter(SpanExporter):
         """Number of spans passed to :meth:`export` so far (delivered or not)."""
         return self._handed_over
 
+    @property
+    def prepared(self) -> bool:
+        """Whether the real exporter has been built."""
+        return self._inner is not None
+
+    def prepare(self) -> None:
+        """Build the real exporter now (fail-open): done before the interpreter shuts down.
+
+        Importing the OTLP exporter creates a resource, which runs detectors on a thread pool;
+        once Python has begun to exit, thread pools refuse work, so an exporter first built by
+        the final export would fail and the run's spans would be lost.
+        """
+        try:
+            self._exporter()
+        except Exception as exc:  # noqa: BLE001 - never raise into the app
+            _log.warning("agentmesh.exporter_failed", error_type=type(exc).__name__, error=str(exc))
+
     def _exporter(self) -> SpanExporter | None:
         with self._lock:
             if self._inner is None and not self._closed.is_set():

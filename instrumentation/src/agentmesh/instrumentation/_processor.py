@@ -82,6 +82,19 @@ class BoundedSpanProcessor(SpanProcessor):
         self._is_shut_down = False
         self._queued = itertools.count()
         self._queued_total = 0
+        register = getattr(threading, "_register_atexit", None)
+        if callable(register):  # runs before thread pools refuse work, unlike atexit hooks
+            register(self._prepare_exporter)
+
+    def _prepare_exporter(self) -> None:
+        """At interpreter exit: build the exporter if spans wait for it (short-lived apps)."""
+        if self._is_shut_down or self._exporter.prepared:
+            return
+        if self._queued_total <= self._exporter.handed_over:
+            return
+        if not collector_reachable(self._endpoint, self._timeout_s * _PROBE_SHARE):
+            return
+        _run_bounded("exporter-prepare", self._exporter.prepare, self._timeout_s)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Forward to the batch processor.

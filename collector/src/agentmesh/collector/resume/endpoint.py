@@ -91,4 +91,4 @@ def resume_routes(store: SpanStore, *, policy: RecoveryPolicy | None = None) -> 
             return web.json_response({"error": str(exc)}, status=status)
         return web.json_response(plan.to_json(), dumps=json.dumps)
 
-    return [web.get(RESUME_PATH, handler)]
+    return [web.route("GET", RESUME_PATH, handler)]
