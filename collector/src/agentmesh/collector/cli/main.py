@@ -96,7 +96,17 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         The exit code.
     """
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    trailing: list[str] = []
+    if "--" in arguments:  # `agentmesh resume RUN_ID -- python app.py`: the app's command line
+        cut = arguments.index("--")
+        arguments, trailing = arguments[:cut], arguments[cut + 1 :]
+    parser = build_parser()
+    args = parser.parse_args(arguments)
+    if trailing:
+        if not hasattr(args, "app"):
+            parser.error(f"`agentmesh {args.command}` takes no command after --")
+        args.app = trailing
     try:
         return int(args.handler(args))
     except AgentMeshError as exc:

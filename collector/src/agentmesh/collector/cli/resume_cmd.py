@@ -50,13 +50,7 @@ def add_resume_command(parser: argparse.ArgumentParser) -> None:
         "instead of reading the store",
     )
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
-    parser.add_argument(
-        "app",
-        nargs=argparse.REMAINDER,
-        metavar="-- COMMAND",
-        help="the app to run again with the plan (AGENTMESH_RESUME); its exit code is returned",
-    )
-    parser.set_defaults(handler=_resume)
+    parser.set_defaults(handler=_resume, app=[])  # the command after `--` (see cli.main)
 
 
 def _from_collector(base: str, run: str) -> dict[str, object]:
@@ -96,7 +90,7 @@ def _resume(args: argparse.Namespace) -> int:
     plan = (
         _from_collector(str(args.collector), str(args.run)) if args.collector else _from_store(args)
     )
-    command = [part for part in cast("list[str]", args.app) if part != "--"] or None
+    command = list(cast("list[str]", args.app)) or None
     if args.json and command is None:
         print(json.dumps(plan))
         return 0
