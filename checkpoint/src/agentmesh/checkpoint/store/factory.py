@@ -1,0 +1,131 @@
+"""Open a checkpoint store from a URL: :func:`open_store`.
+
+The scheme picks the backend; the optional backends are imported only when asked for, so a
+``memory://`` store needs none of Redis, asyncpg or DuckDB installed.
+
+========================================  ==============================================
+URL                                       Store
+========================================  ==============================================
+``memory://``                             :class:`MemoryCheckpointStore`
+``duckdb:///abs/path.duckdb``             ``DuckDBCheckpointStore("/abs/path.duckdb")``
+``duckdb://relative.duckdb``              ``DuckDBCheckpointStore("relative.duckdb")``
+``redis://host:port/db``, ``rediss://…``  ``RedisCheckpointStore(url)``
+``postgresql://…``, ``postgres://…``      ``PostgresCheckpointStore(url)``
+========================================  ==============================================
+
+Example:
+    >>> open_store("memory://").name
+    'memory'
+    >>> try:
+    ...     open_store("mysql://localhost/db")
+    ... except ConfigError as exc:
+    ...     print(str(exc).split("; ")[1])
+    supported: memory://, duckdb://, redis://, rediss://, postgresql://, postgres://
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, cast
+from urllib.parse import urlsplit, urlunsplit
+
+from agentmesh.checkpoint.store.base import CheckpointStore
+from agentmesh.checkpoint.store.memory import MemoryCheckpointStore
+from agentmesh.core.errors import ConfigError
+
+__all__ = ["SUPPORTED_SCHEMES", "open_store"]
+
+SUPPORTED_SCHEMES: tuple[str, ...] = (
+    "memory",
+    "duckdb",
+    "redis",
+    "rediss",
+    "postgresql",
+    "postgres",
+)
+"""The URL schemes :func:`open_store` accepts."""
+
+_BACKENDS: dict[str, tuple[str, str, str, str]] = {
+    # scheme: (module, class, extra, third-party package the backend imports)
+    "duckdb": ("agentmesh.checkpoint.store.duckdb", "DuckDBCheckpointStore", "duckdb", "duckdb"),
+    "redis": ("agentmesh.checkpoint.store.redis", "RedisCheckpointStore", "redis", "redis"),
+    "postgres": (
+        "agentmesh.checkpoint.store.postgres",
+        "PostgresCheckpointStore",
+        "postgres",
+        "asyncpg",
+    ),
+}
+
+
+def _masked(url: str) -> str:
+    """The URL with its password replaced by ``***`` (for messages)."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        netloc = parts.netloc.rsplit("@", 1)
+        user = netloc[0].split(":", 1)[0]
+        return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+    except ValueError:
+        return url
+
+
+def _backend_class(backend: str, url: str) -> Any:
+    """Import a backend's store class lazily, translating a missing dependency."""
+    module_name, class_name, extra, package = _BACKENDS[backend]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and (exc.name == package or exc.name.startswith(package + ".")):
+            raise ConfigError(
+                f"checkpoint store URL {_masked(url)!r} needs the {backend} backend, whose "
+                f"dependency {package!r} is not installed; install it with: "
+                f"pip install 'agentmesh-checkpoint[{extra}]'"
+            ) from exc
+        if exc.name == module_name:
+            raise ConfigError(
+                f"checkpoint store URL {_masked(url)!r}: the {backend} backend "
+                f"({module_name}) is not part of this installation of agentmesh-checkpoint"
+            ) from exc
+        raise
+    return getattr(module, class_name)
+
+
+def open_store(url: str) -> CheckpointStore:
+    """Create (not yet open) the checkpoint store a URL names.
+
+    Use the result as an async context manager: ``async with open_store(url) as store:``.
+
+    Args:
+        url: ``memory://``, ``duckdb:///abs/path.duckdb`` (or ``duckdb://relative.duckdb``),
+            ``redis://host:port/db`` (or ``rediss://``), ``postgresql://user@host/db`` (or
+            ``postgres://``).
+
+    Returns:
+        The store, not yet entered.
+
+    Raises:
+        ConfigError: The scheme is not supported, the URL lacks a path, or the backend's
+            optional dependency is not installed (the message says which extra to install).
+    """
+    scheme, sep, rest = url.partition("://")
+    scheme = scheme.lower()
+    if not sep or scheme not in SUPPORTED_SCHEMES:
+        supported = ", ".join(f"{name}://" for name in SUPPORTED_SCHEMES)
+        raise ConfigError(
+            f"checkpoint store URL {_masked(url)!r} has an unsupported scheme; "
+            f"supported: {supported}"
+        )
+    if scheme == "memory":
+        return MemoryCheckpointStore()
+    if scheme == "duckdb":
+        if not rest:
+            raise ConfigError(
+                f"checkpoint store URL {url!r} names no DuckDB file; use "
+                "duckdb:///absolute/path.duckdb or duckdb://relative/path.duckdb"
+            )
+        return cast(CheckpointStore, _backend_class("duckdb", url)(rest))
+    if scheme in ("redis", "rediss"):
+        return cast(CheckpointStore, _backend_class("redis", url)(url))
+    return cast(CheckpointStore, _backend_class("postgres", url)(url))
