@@ -1,0 +1,248 @@
+"""The AgentMesh LangGraph savers, one per backend, each with ``from_conn_string``.
+
+=====================  ======================================  ============================
+Saver                  ``from_conn_string(...)``               Sync methods use
+=====================  ======================================  ============================
+:class:`MemorySaver`   ``"memory://"``                         the store's loop
+:class:`DuckDBSaver`   a path or ``"duckdb:///abs/path"``      ``SyncDuckDBCheckpointStore``
+:class:`RedisSaver`    ``"redis://host:port/db"``, ``prefix``  ``SyncRedisCheckpointStore``
+:class:`PostgresSaver` a DSN, ``schema``, pool sizes           the store's loop
+=====================  ======================================  ============================
+
+``from_conn_string`` returns a :class:`SaverContext`: ``with`` it for sync use (``invoke``,
+``stream``), ``async with`` it for async use (``ainvoke``, ``astream``). The backend modules
+are imported only when their saver is opened, so each needs only its own extra installed.
+
+Example:
+    >>> from langgraph.graph import START, StateGraph
+    >>> from typing_extensions import TypedDict
+    >>> class State(TypedDict):
+    ...     count: int
+    >>> builder = StateGraph(State)
+    >>> _ = builder.add_node("inc", lambda state: {"count": state["count"] + 1})
+    >>> _ = builder.add_edge(START, "inc")
+    >>> with MemorySaver.from_conn_string() as saver:
+    ...     graph = builder.compile(checkpointer=saver)
+    ...     config = {"configurable": {"thread_id": "t1"}}
+    ...     graph.invoke({"count": 1}, config)["count"], graph.get_state(config).values
+    (2, {'count': 2})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Self, cast
+
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from agentmesh.checkpoint.langgraph._compress import DEFAULT_THRESHOLD
+from agentmesh.checkpoint.langgraph._context import SaverContext
+from agentmesh.checkpoint.langgraph._fence import DEFAULT_CAPACITY
+from agentmesh.checkpoint.langgraph._saver import AgentMeshSaver
+from agentmesh.checkpoint.langgraph._sync import SyncCheckpointStore, SyncTwin
+from agentmesh.checkpoint.store.base import CheckpointStore
+from agentmesh.checkpoint.store.memory import MemoryCheckpointStore
+from agentmesh.core.errors import ConfigError
+
+__all__ = ["DuckDBSaver", "MemorySaver", "PostgresSaver", "RedisSaver"]
+
+
+def _open_twin(make: Callable[[], object]) -> SyncCheckpointStore:
+    """Create and open a synchronous store (entered when it is a context manager)."""
+    store = make()
+    enter = getattr(store, "__enter__", None)
+    opened = enter() if callable(enter) else store
+    return cast(SyncCheckpointStore, opened)
+
+
+def _close_twin(store: SyncCheckpointStore) -> None:
+    """Close a synchronous store opened by :func:`_open_twin`."""
+    exit_ = getattr(store, "__exit__", None)
+    if callable(exit_):
+        exit_(None, None, None)
+        return
+    close = getattr(store, "close", None)
+    if callable(close):
+        close()
+
+
+def _twin(make: Callable[[], object]) -> SyncTwin:
+    return SyncTwin(opener=lambda: _open_twin(make), closer=_close_twin)
+
+
+class MemorySaver(AgentMeshSaver):
+    """A saver on the in-process :class:`MemoryCheckpointStore` (tests, notebooks).
+
+    Everything is lost when the context exits.
+    """
+
+    @classmethod
+    def from_conn_string(
+        cls,
+        conn_string: str = "memory://",
+        *,
+        serde: SerializerProtocol | None = None,
+        compress_threshold: int | None = DEFAULT_THRESHOLD,
+        fence_capacity: int = DEFAULT_CAPACITY,
+    ) -> SaverContext[Self]:
+        """A context opening a memory store and a saver on it.
+
+        Args:
+            conn_string: ``"memory://"``.
+            serde: The serializer (LangGraph's JsonPlusSerializer, no pickle, by default).
+            compress_threshold: zstd-compress payloads above this many bytes (None: never).
+            fence_capacity: Entries the fence keeps.
+
+        Raises:
+            ConfigError: Another URL than ``memory://``.
+        """
+        if conn_string not in ("memory://", "memory:", ""):
+            raise ConfigError(f"MemorySaver takes 'memory://', not {conn_string!r}")
+
+        def make_saver(store: CheckpointStore, loop: Any) -> Self:
+            return cls(
+                store,
+                serde=serde,
+                loop=loop,
+                compress_threshold=compress_threshold,
+                fence_capacity=fence_capacity,
+            )
+
+        return SaverContext("memory", MemoryCheckpointStore, make_saver)
+
+
+def _duckdb_path(path: str | Path) -> str:
+    """A DuckDB file path from a path or a ``duckdb://`` URL."""
+    text = str(path)
+    if text.startswith("duckdb://"):
+        text = text[len("duckdb://") :]
+    if not text:
+        raise ConfigError("DuckDBSaver needs a file path, e.g. 'checkpoints.duckdb'")
+    return text
+
+
+class DuckDBSaver(AgentMeshSaver):
+    """A saver on a DuckDB file (single process, no service to run)."""
+
+    @classmethod
+    def from_conn_string(
+        cls,
+        path: str | Path,
+        *,
+        serde: SerializerProtocol | None = None,
+        compress_threshold: int | None = DEFAULT_THRESHOLD,
+        fence_capacity: int = DEFAULT_CAPACITY,
+    ) -> SaverContext[Self]:
+        """A context opening a DuckDB store (and its sync twin on first sync use).
+
+        Args:
+            path: The database file, or ``"duckdb:///abs/path.duckdb"``.
+            serde: The serializer (LangGraph's JsonPlusSerializer, no pickle, by default).
+            compress_threshold: zstd-compress payloads above this many bytes (None: never).
+            fence_capacity: Entries the fence keeps.
+        """
+        from agentmesh.checkpoint.store.duckdb import (
+            DuckDBCheckpointStore,
+            SyncDuckDBCheckpointStore,
+        )
+
+        file = _duckdb_path(path)
+
+        def make_saver(store: CheckpointStore, loop: Any) -> Self:
+            return cls(
+                store,
+                serde=serde,
+                loop=loop,
+                sync_store=_twin(lambda: SyncDuckDBCheckpointStore(file)),
+                compress_threshold=compress_threshold,
+                fence_capacity=fence_capacity,
+            )
+
+        return SaverContext("duckdb", lambda: DuckDBCheckpointStore(file), make_saver)
+
+
+class RedisSaver(AgentMeshSaver):
+    """A saver on Redis (plain Redis 7; compare-and-set in Lua)."""
+
+    @classmethod
+    def from_conn_string(
+        cls,
+        url: str,
+        *,
+        prefix: str = "agentmesh:ckpt",
+        serde: SerializerProtocol | None = None,
+        compress_threshold: int | None = DEFAULT_THRESHOLD,
+        fence_capacity: int = DEFAULT_CAPACITY,
+    ) -> SaverContext[Self]:
+        """A context opening a Redis store (and its sync twin on first sync use).
+
+        Args:
+            url: ``"redis://host:port/db"`` (or ``rediss://``).
+            prefix: Key prefix of this store's keys.
+            serde: The serializer (LangGraph's JsonPlusSerializer, no pickle, by default).
+            compress_threshold: zstd-compress payloads above this many bytes (None: never).
+            fence_capacity: Entries the fence keeps.
+        """
+        from agentmesh.checkpoint.store.redis import (
+            RedisCheckpointStore,
+            SyncRedisCheckpointStore,
+        )
+
+        def make_saver(store: CheckpointStore, loop: Any) -> Self:
+            return cls(
+                store,
+                serde=serde,
+                loop=loop,
+                sync_store=_twin(lambda: SyncRedisCheckpointStore(url, prefix=prefix)),
+                compress_threshold=compress_threshold,
+                fence_capacity=fence_capacity,
+            )
+
+        return SaverContext("redis", lambda: RedisCheckpointStore(url, prefix=prefix), make_saver)
+
+
+class PostgresSaver(AgentMeshSaver):
+    """A saver on PostgreSQL (asyncpg pool; compare-and-set in one statement)."""
+
+    @classmethod
+    def from_conn_string(
+        cls,
+        dsn: str,
+        *,
+        schema: str = "agentmesh",
+        min_size: int = 1,
+        max_size: int = 10,
+        serde: SerializerProtocol | None = None,
+        compress_threshold: int | None = DEFAULT_THRESHOLD,
+        fence_capacity: int = DEFAULT_CAPACITY,
+    ) -> SaverContext[Self]:
+        """A context opening a Postgres store (migrated on open).
+
+        Args:
+            dsn: ``"postgresql://user@host:port/db"``.
+            schema: The schema holding the checkpoint tables.
+            min_size: Smallest connection pool size.
+            max_size: Largest connection pool size.
+            serde: The serializer (LangGraph's JsonPlusSerializer, no pickle, by default).
+            compress_threshold: zstd-compress payloads above this many bytes (None: never).
+            fence_capacity: Entries the fence keeps.
+        """
+        from agentmesh.checkpoint.store.postgres import PostgresCheckpointStore
+
+        def make_saver(store: CheckpointStore, loop: Any) -> Self:
+            return cls(
+                store,
+                serde=serde,
+                loop=loop,
+                compress_threshold=compress_threshold,
+                fence_capacity=fence_capacity,
+            )
+
+        return SaverContext(
+            "postgres",
+            lambda: PostgresCheckpointStore(
+                dsn, schema=schema, min_size=min_size, max_size=max_size
+            ),
+            make_saver,
+        )
