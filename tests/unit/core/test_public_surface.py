@@ -6,6 +6,10 @@ import pytest
 PACKAGES = [
     "agentmesh.core",
     "agentmesh.router",
+    "agentmesh.checkpoint",
+    "agentmesh.checkpoint.store",
+    "agentmesh.checkpoint.langgraph",
+    "agentmesh.checkpoint.crewai",
     "agentmesh.instrumentation",
     "agentmesh.collector",
 ]
@@ -28,4 +32,4 @@ def test_agentmesh_is_a_namespace_package() -> None:
     import agentmesh
 
     assert getattr(agentmesh, "__file__", None) is None
-    assert len(list(agentmesh.__path__)) == 4
+    assert len(list(agentmesh.__path__)) == 5

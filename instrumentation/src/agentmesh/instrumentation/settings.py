@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from agentmesh.core import AgentMeshSettings
@@ -64,6 +64,8 @@ class InstrumentationSettings(AgentMeshSettings):
         routing_decision_log: JSON-lines file of routing decisions, if any.
         control_url: Collector base URL of the control document (derived by default).
         control_enabled: Follow the control document (``None``: when a collector is named).
+        checkpoint_url: Store of handoff checkpoints, if any (needs ``agentmesh-checkpoint``).
+        checkpoint_queue_size: Handoff checkpoints waiting to be written, at most.
     """
 
     model_config: ClassVar[SettingsConfigDict] = SettingsConfigDict(
@@ -169,3 +171,26 @@ class InstrumentationSettings(AgentMeshSettings):
             "OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT names the collector."
         ),
     )
+    checkpoint_url: str | None = Field(
+        default=None,
+        description=(
+            "Store the context of every handoff as a checkpoint there, written in the "
+            "background (the handoff span carries its id): duckdb:///path/file.duckdb, "
+            "redis://host:6379/0, postgresql://user@host/db or memory://. Needs the "
+            "agentmesh-instrumentation[checkpoints] extra. Default: none (empty: none)."
+        ),
+    )
+    checkpoint_queue_size: int = Field(
+        default=1000,
+        ge=1,
+        le=1_000_000,
+        description=(
+            "Handoff checkpoints that may wait to be written; when the queue is full, new ones "
+            "are dropped and counted (the application never waits)."
+        ),
+    )
+
+    @field_validator("checkpoint_url")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None

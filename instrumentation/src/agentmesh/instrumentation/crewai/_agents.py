@@ -11,7 +11,9 @@ the handoff that brought the work:
 The handoff carries the digest and size of what crossed (with content capture on, the content
 itself, capped) and the digest of what the receiving agent actually got
 (``agentmesh.handoff.context.received_digest``), computed apart at each end so that context lost
-on the way shows as two different digests:
+on the way shows as two different digests; and, when ``AGENTMESH_CHECKPOINT_URL`` names a store,
+the id of a handoff checkpoint of what crossed, written in the background
+(:mod:`agentmesh.instrumentation.checkpoints`):
 
 - ``delegation``: sent, what the delegation tool passed on (``{"task", "context"}``); received,
   the coworker's task description and context;
@@ -55,6 +57,7 @@ from agentmesh.core.semconv import (
 )
 from agentmesh.instrumentation import _failopen
 from agentmesh.instrumentation._patching import Wrapper
+from agentmesh.instrumentation.checkpoints import checkpoint_handoff
 from agentmesh.instrumentation.crewai._bound import async_method_scoped, sync_method_scoped
 from agentmesh.instrumentation.crewai._crossing import crossing_attributes
 from agentmesh.instrumentation.crewai._execution import (
@@ -178,15 +181,17 @@ def _produced_context(task: object, execution: CrewExecution | None) -> str | No
 
 def _task_context_crossing(
     task: object, context: str, execution: CrewExecution | None, capture_content: bool
-) -> dict[str, AttributeValue]:
+) -> tuple[dict[str, AttributeValue], str]:
+    """The attributes of what crossed, and the context their digest is of."""
     crossed = crossing_attributes(context, capture_content=capture_content)
     produced = _produced_context(task, execution)
-    if produced is not None:
-        sent = context_digest(produced)
-        crossed[AGENTMESH_HANDOFF_CONTEXT_DIGEST] = sent.digest
-        crossed[AGENTMESH_HANDOFF_CONTEXT_SIZE] = sent.size
-        crossed[AGENTMESH_HANDOFF_RECEIVED_DIGEST] = context_digest(context).digest
-    return crossed
+    if produced is None:
+        return crossed, context
+    sent = context_digest(produced)
+    crossed[AGENTMESH_HANDOFF_CONTEXT_DIGEST] = sent.digest
+    crossed[AGENTMESH_HANDOFF_CONTEXT_SIZE] = sent.size
+    crossed[AGENTMESH_HANDOFF_RECEIVED_DIGEST] = context_digest(context).digest
+    return crossed, produced
 
 
 def _delegation_received(task: object, context: object) -> str:
@@ -200,26 +205,46 @@ def _handoff(
     context: object,
     execution: CrewExecution | None,
     capture_content: bool,
-) -> dict[str, AttributeValue]:
+) -> tuple[dict[str, AttributeValue], object]:
+    """The handoff's attributes, and the context their digest is of."""
     pending = pending_handoff()
     received: dict[str, AttributeValue] = {}
     if pending is None:
         if not isinstance(context, str) or not context:
-            return {}
+            return {}, None
         source = _context_source(task, execution)
         if source is None:
-            return {}
-        crossed = _task_context_crossing(task, context, execution, capture_content)
-        pending = PendingHandoff(source, "task_context", crossed)
+            return {}, None
+        crossed, sent = _task_context_crossing(task, context, execution, capture_content)
+        pending = PendingHandoff(source, "task_context", crossed, sent)
     elif pending.kind == "delegation":
         received[AGENTMESH_HANDOFF_RECEIVED_DIGEST] = _delegation_received(task, context)
-    return {
+    attributes: dict[str, AttributeValue] = {
         GEN_AI_AGENT_HANDOFF_SOURCE_NAME: pending.source,
         GEN_AI_AGENT_HANDOFF_TARGET_NAME: target,
         AGENTMESH_HANDOFF_KIND: pending.kind,
         **pending.crossed,
         **received,
     }
+    return attributes, pending.context
+
+
+def _checkpoint(
+    span: Span, run_id: str, context: object, handoff: Mapping[str, AttributeValue]
+) -> dict[str, AttributeValue]:
+    """Queue a handoff checkpoint of the context that crossed."""
+    digest = handoff.get(AGENTMESH_HANDOFF_CONTEXT_DIGEST)
+    if not isinstance(digest, str):
+        return {}
+    return checkpoint_handoff(
+        span,
+        run_id,
+        context,
+        source=str(handoff[GEN_AI_AGENT_HANDOFF_SOURCE_NAME]),
+        target=str(handoff[GEN_AI_AGENT_HANDOFF_TARGET_NAME]),
+        digest=digest,
+        handoff_kind=str(handoff[AGENTMESH_HANDOFF_KIND]),
+    )
 
 
 def _begin(
@@ -258,12 +283,19 @@ def _begin(
     run_id = current_run_id()
     if run_id is not None:
         attributes[AGENTMESH_RUN_ID] = run_id
-    handoff = _handoff(role, task, context, execution, capture_content)
+    handoff, crossed = _handoff(role, task, context, execution, capture_content)
     attributes.update(handoff)
     span = tracer.start_span(
         f"{Operation.INVOKE_AGENT} {role}", kind=SpanKind.INTERNAL, attributes=attributes
     )
     if handoff:
+        checkpoint_run = run_id if run_id is not None else execution.run_id if execution else None
+        if checkpoint_run is not None:
+            saved = _failopen.safe_call(
+                "crewai.handoff_checkpoint", _checkpoint, span, checkpoint_run, crossed, handoff
+            )
+            if saved:
+                handoff.update(saved)
         span.add_event(EVENT_HANDOFF, handoff)
     step = AgentStep(role, id(agent), id(task))
     new_context = step.into(trace.set_span_in_context(span, otel_context.get_current()))

@@ -39,8 +39,9 @@ def _announce(
     step = current_step()
     if step is None:
         return None
-    crossed = crossing_attributes(_crossing(args, kwargs), capture_content=capture_content)
-    return with_pending_handoff(PendingHandoff(step.role, "delegation", crossed))
+    handed = _crossing(args, kwargs)
+    crossed = crossing_attributes(handed, capture_content=capture_content)
+    return with_pending_handoff(PendingHandoff(step.role, "delegation", crossed, handed))
 
 
 def delegation_wrapper(capture_content: bool) -> Wrapper:

@@ -142,11 +142,13 @@ class PendingHandoff:
         source: Role of the delegating agent.
         kind: How the work crosses.
         crossed: Attributes of the context that crosses (digest, size, content when captured).
+        context: The context whose digest ``crossed`` carries (for a handoff checkpoint).
     """
 
     source: str
     kind: HandoffKind
     crossed: Mapping[str, AttributeValue]
+    context: object = None
 
 
 def current_execution(context: Context | None = None) -> CrewExecution | None:

@@ -9,7 +9,9 @@ for it say which nodes run next and how (:mod:`._routes`); each target node, whe
 takes the handoffs meant for it and its span records the source, the target, the kind
 (``edge``, ``conditional``, ``command`` or ``send``), and the digest and size of the state it
 starts from (with content capture on, the state itself, capped), and, when the graph has a
-checkpointer, the checkpoint its step started from. With it goes
+checkpointer, the checkpoint its step started from; without one, when
+``AGENTMESH_CHECKPOINT_URL`` names a store, a handoff checkpoint of that state, written in the
+background (:mod:`agentmesh.instrumentation.checkpoints`). With it goes
 ``agentmesh.handoff.context.received_digest``, the digest of what the target was actually given,
 taken apart from the sent one, over the same keys: the sent digest is of the state the graph
 holds (its channels, after the source's writes went through the reducers), or of the ``Send``
@@ -60,6 +62,7 @@ from agentmesh.core.semconv import (
 from agentmesh.instrumentation import _failopen
 from agentmesh.instrumentation._patching import Wrapper
 from agentmesh.instrumentation._scoped import async_scoped, sync_scoped
+from agentmesh.instrumentation.checkpoints import checkpoint_handoff
 from agentmesh.instrumentation.handoff import ContextDigest, context_digest
 from agentmesh.instrumentation.langgraph._execution import (
     HandoffSource,
@@ -147,6 +150,13 @@ def _metadata(task: _Task) -> Mapping[str, object]:
 def _step_of(task: _Task) -> int | None:
     step = _metadata(task).get("langgraph_step")
     return step if isinstance(step, int) and not isinstance(step, bool) else None
+
+
+def _has_checkpointer(task: _Task) -> bool:
+    configurable = task.config.get("configurable")
+    if not isinstance(configurable, Mapping):
+        return False
+    return cast("Mapping[str, object]", configurable).get(_CHECKPOINTER) is not None
 
 
 def _checkpoint_id(task: _Task) -> str | None:
@@ -244,14 +254,15 @@ def _received(
     is_send: bool,
     compare: bool,
     log: Handovers,
-) -> dict[str, AttributeValue]:
+) -> tuple[dict[str, AttributeValue], object]:
     """Digest what was sent to this node and what it received, each from its own end.
 
     Takes the ``Send`` packet meant for this task (also when nothing is compared: a tool node,
     an agent continuing), so that none is left behind.
 
     Returns:
-        The sent digest and size and the received digest, or nothing.
+        The sent digest and size and the received digest, or nothing; and the sent value
+        (:data:`MISSING` when nothing was compared).
     """
     if is_send:
         received = context_digest(task.input)
@@ -259,23 +270,24 @@ def _received(
         taken = [log.take_packet(n, target, received.digest) for n in names]
         handed = next((h for h in taken if h is not None), None)
         if not compare or handed is None:
-            return {}
-        return _digests(context_digest(handed.packet), received.digest)
+            return {}, MISSING
+        return _digests(context_digest(handed.packet), received.digest), handed.packet
     if not compare:
-        return {}
+        return {}, MISSING
     keys = state_keys(task.input)
     stored = graph_state(task.config, keys) if keys else None
     if not keys or stored is None:
-        return {}
+        return {}, MISSING
     given: dict[str, object] = {}
     for key in keys:
         value = state_value(task.input, key)
         if value is not MISSING and key in stored:
             given[key] = value
     if not given:
-        return {}
-    sent = context_digest({key: stored[key] for key in given})
-    return _digests(sent, context_digest(given).digest)
+        return {}, MISSING
+    sent_state = {key: stored[key] for key in given}
+    sent = context_digest(sent_state)
+    return _digests(sent, context_digest(given).digest), sent_state
 
 
 def _digests(sent: ContextDigest, received: str) -> dict[str, AttributeValue]:
@@ -307,6 +319,21 @@ def _handoff_events(
             event[AGENTMESH_HANDOFF_CHECKPOINT_ID] = checkpoint
         events.append(event)
     return events, state
+
+
+def _checkpoint(
+    span: Span, run_id: str, context: object, handoff: Mapping[str, AttributeValue]
+) -> dict[str, AttributeValue]:
+    """Queue a handoff checkpoint of the state that crossed (graphs without a checkpointer)."""
+    return checkpoint_handoff(
+        span,
+        run_id,
+        context,
+        source=str(handoff[GEN_AI_AGENT_HANDOFF_SOURCE_NAME]),
+        target=str(handoff[GEN_AI_AGENT_HANDOFF_TARGET_NAME]),
+        digest=str(handoff[AGENTMESH_HANDOFF_CONTEXT_DIGEST]),
+        handoff_kind=str(handoff[AGENTMESH_HANDOFF_KIND]),
+    )
 
 
 def _start(tracer: Tracer, options: NodeOptions, task: _Task) -> _NodeRun | None:
@@ -354,6 +381,7 @@ def _start(tracer: Tracer, options: NodeOptions, task: _Task) -> _NodeRun | None
         if compare or (inbound and is_send)
         else None
     )
+    crossed_attributes, sent = crossed if crossed is not None else ({}, MISSING)
     events: list[dict[str, AttributeValue]] = []
     if sources and not is_tool:  # a failure here costs the handoff, never the span
         received = _failopen.safe_call(
@@ -361,13 +389,25 @@ def _start(tracer: Tracer, options: NodeOptions, task: _Task) -> _NodeRun | None
         )
         if received is not None:
             events, state = received
-            if crossed:
+            if crossed_attributes:
                 for event in events:
-                    event.update(crossed)
-                state.update(crossed)
+                    event.update(crossed_attributes)
+                state.update(crossed_attributes)
             attributes.update(events[-1])  # the latest source, when several fed the node
             attributes.update(state)
     span = tracer.start_span(f"{operation} {name}", kind=SpanKind.INTERNAL, attributes=attributes)
+    if events and not _has_checkpointer(task):
+        saved = _failopen.safe_call(
+            "langgraph.handoff_checkpoint",
+            _checkpoint,
+            span,
+            execution.run_id,
+            task.input if sent is MISSING else sent,
+            events[-1],
+        )
+        if saved:
+            for event in events:
+                event.update(saved)
     for event in events:
         span.add_event(EVENT_HANDOFF, event)
     routes = RouteLog(parent=current_routes())
