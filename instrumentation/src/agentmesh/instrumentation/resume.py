@@ -10,6 +10,9 @@ replaced by ``None`` and its config names the plan's checkpoint, so LangGraph co
 last good handoff (completed steps are not run again), and its workflow span records
 ``agentmesh.resume.checkpoint_id`` and ``agentmesh.resume.from_run_id``. A plan is used once.
 LangGraph graphs need a checkpointer to resume (the plan's checkpoint is one of its checkpoints).
+A CrewAI plan resumes the next crew kickoff from the task checkpoints of the plan's run (with
+``AGENTMESH_CHECKPOINT_URL`` naming the store they were written to): completed tasks are
+restored, not run again.
 
 Fail-open: a malformed plan is logged and ignored; the app runs as if there were none.
 
@@ -33,7 +36,7 @@ from typing import Any, Final, cast
 from agentmesh.core import ConfigError, get_logger
 from agentmesh.core.settings import RESUME_ENV
 
-__all__ = ["ResumeTarget", "claim_langgraph", "clear_resume", "resume"]
+__all__ = ["ResumeTarget", "claim_crewai", "claim_langgraph", "clear_resume", "resume"]
 
 _log = get_logger(__name__)
 _TIMEOUT_SECONDS: Final = 10.0
@@ -174,6 +177,15 @@ def claim_langgraph(thread_id: str | None) -> ResumeTarget | None:
     if thread_id is None:
         return None
     return _PENDING.claim(thread_id, "langgraph")
+
+
+def claim_crewai() -> ResumeTarget | None:
+    """Take the waiting plan for a CrewAI crew kickoff, if it is one for CrewAI (or any).
+
+    Returns:
+        The target (now used up), or ``None``.
+    """
+    return _PENDING.claim(None, "crewai")
 
 
 def _fetch(base: str, run_id: str) -> Mapping[str, Any]:

@@ -8,6 +8,7 @@ A kickoff of the same crew inside its own execution (checkpoint restore) is not 
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Final
 
@@ -20,6 +21,7 @@ from opentelemetry.util.types import AttributeValue
 from agentmesh.core import new_run_id
 from agentmesh.core.semconv import (
     AGENTMESH_FRAMEWORK,
+    AGENTMESH_RESUME_FROM_RUN_ID,
     AGENTMESH_RUN_ID,
     GEN_AI_OPERATION_NAME,
     GEN_AI_WORKFLOW_NAME,
@@ -29,6 +31,7 @@ from agentmesh.instrumentation import _failopen
 from agentmesh.instrumentation._patching import Wrapper
 from agentmesh.instrumentation.crewai._bound import async_method_scoped, sync_method_scoped
 from agentmesh.instrumentation.crewai._execution import CrewExecution, current_execution
+from agentmesh.instrumentation.crewai._task_checkpoints import attach_task_checkpoints
 from agentmesh.instrumentation.run_context import current_run_id, with_run_id
 
 __all__ = ["FRAMEWORK", "akickoff_wrapper", "kickoff_wrapper"]
@@ -41,8 +44,13 @@ _DEFAULT_CREW_NAME: Final = "crew"
 class _Kickoff:
     span: Span
     context: Context
+    checkpoints: AbstractContextManager[object] | None = None
 
     def finish(self, result: object, error: BaseException | None) -> None:
+        if self.checkpoints is not None:
+            _failopen.safe_call(
+                "crewai.task_checkpoints", self.checkpoints.__exit__, None, None, None
+            )
         if error is not None:
             _failopen.record_error(self.span, error)
         _failopen.end_span(self.span)
@@ -63,12 +71,21 @@ def _begin(tracer: Tracer, crew: object) -> _Kickoff | None:
         AGENTMESH_FRAMEWORK: FRAMEWORK,
         AGENTMESH_RUN_ID: run_id,
     }
+    checkpoints = None
+    if execution is None:  # the outermost kickoff: task checkpoints and resume
+        attached = _failopen.safe_call(
+            "crewai.task_checkpoints", attach_task_checkpoints, crew, run_id
+        )
+        if attached is not None:
+            checkpoints, target = attached
+            if target is not None:
+                attributes[AGENTMESH_RESUME_FROM_RUN_ID] = target.run_id
     span = tracer.start_span(
         f"{Operation.INVOKE_WORKFLOW} {name}", kind=SpanKind.INTERNAL, attributes=attributes
     )
     context = trace.set_span_in_context(span, otel_context.get_current())
     context = with_run_id(run_id, CrewExecution(crew, name, run_id).into(context))
-    return _Kickoff(span, context)
+    return _Kickoff(span, context, checkpoints)
 
 
 def kickoff_wrapper(tracer: Tracer) -> Wrapper:

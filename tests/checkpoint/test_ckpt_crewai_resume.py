@@ -1,0 +1,101 @@
+"""Resuming an instrumented crew from a resume plan, with the instrumentation's task checkpoints.
+
+With ``AGENTMESH_CHECKPOINT_URL`` set, the CrewAI instrumentation stores each completed task's
+output under the kickoff's run id. The Writer's model answers 500 and the run fails; with a
+CrewAI resume plan for that run waiting (what ``agentmesh resume RUN_ID -- …`` sets up), the next
+kickoff restores the first two tasks and asks only the Writer's model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from test_ckpt_crewai_tasks import (  # pyright: ignore[reportMissingImports]
+    ARTICLE,
+    SCRIPTS,
+    WRITER,
+    _answer,  # pyright: ignore[reportPrivateUsage]
+    build_crew,
+    kickoff,
+)
+
+from agentmesh.core.semconv import (
+    AGENTMESH_RESUME_FROM_RUN_ID,
+    AGENTMESH_RUN_ID,
+    GEN_AI_OPERATION_NAME,
+)
+from agentmesh.instrumentation.crewai import CrewAIInstrumentor
+from agentmesh.instrumentation.resume import ResumeTarget, clear_resume, resume
+from agentmesh.instrumentation.testing import FakeProviderThread
+
+pytestmark = pytest.mark.filterwarnings(r"ignore::DeprecationWarning:crewai\.")
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeProviderThread]:
+    with FakeProviderThread(dict(SCRIPTS)) as provider:
+        yield provider
+
+
+@pytest.fixture
+def exporter() -> Iterator[InMemorySpanExporter]:
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    instrumentor = CrewAIInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)
+    clear_resume()
+    yield spans
+    clear_resume()
+    instrumentor.uninstrument()
+
+
+def _workflow(spans: InMemorySpanExporter) -> dict[str, object]:
+    (workflow,) = [
+        dict(s.attributes or {})
+        for s in spans.get_finished_spans()
+        if (s.attributes or {}).get(GEN_AI_OPERATION_NAME) == "invoke_workflow"
+    ]
+    return workflow
+
+
+def test_a_failed_crew_resumes_from_its_task_checkpoints(
+    fake: FakeProviderThread,
+    exporter: InMemorySpanExporter,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AGENTMESH_CHECKPOINT_URL", f"duckdb:///{tmp_path / 'tasks.duckdb'}")
+    with pytest.raises(Exception, match="500"):
+        kickoff(build_crew(fake))
+    failed_run = _workflow(exporter)[AGENTMESH_RUN_ID]
+    assert isinstance(failed_run, str)
+
+    exporter.clear()
+    fake.clear_requests()
+    fake.set_script(WRITER, _answer(ARTICLE))
+    resume(ResumeTarget(failed_run, None, None, framework="crewai"))
+    result = kickoff(build_crew(fake))
+
+    assert result.raw == ARTICLE
+    assert [r.model for r in fake.requests] == [WRITER]  # tasks 1 and 2 were restored
+    workflow = _workflow(exporter)
+    assert workflow[AGENTMESH_RESUME_FROM_RUN_ID] == failed_run
+    assert workflow[AGENTMESH_RUN_ID] != failed_run
+
+
+def test_without_a_checkpoint_url_a_crew_runs_as_usual_and_a_plan_is_ignored(
+    fake: FakeProviderThread, exporter: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AGENTMESH_CHECKPOINT_URL", raising=False)
+    fake.set_script(WRITER, _answer(ARTICLE))
+    resume(ResumeTarget("run-old", None, None, framework="crewai"))
+    result = kickoff(build_crew(fake))
+    assert result.raw == ARTICLE
+    assert len({r.model for r in fake.requests}) == 3  # every task ran
+    assert AGENTMESH_RESUME_FROM_RUN_ID not in _workflow(exporter)

@@ -1,0 +1,176 @@
+"""Resume end to end: a run killed by a provider outage continues from its last good handoff.
+
+A real :class:`Collector` runs in this process; the app, in a subprocess instrumented by
+``agentmesh.instrumentation.init()``, is a LangGraph pipeline (researcher → writer → reviewer,
+each calling the real ``openai`` SDK against the bundled fake provider) checkpointed by our
+DuckDB saver in a file. The reviewer's model is down (503): the run dies at the reviewer. The
+provider comes back; ``agentmesh resume RUN_ID --collector URL -- python app.py`` asks the
+collector for the plan and runs the app again, which finishes the run from the checkpoint the
+reviewer started from: the researcher and the writer are not run again (no request reaches
+their models), and the new run's workflow span names the checkpoint and the run it continues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agentmesh.collector import Collector, CollectorSettings, MemoryStore
+from agentmesh.core import semconv
+from agentmesh.instrumentation.testing import ErrorScript, FakeProviderThread, ModelScript
+
+PIPELINE = textwrap.dedent(
+    """
+    import json, sys
+    from typing import TypedDict
+
+    import openai
+    from langgraph.graph import END, START, StateGraph
+
+    from agentmesh.checkpoint.langgraph import DuckDBSaver
+    from agentmesh.instrumentation import init
+
+    init()
+    client = openai.OpenAI(base_url=sys.argv[1], api_key="sk-test", max_retries=0)
+
+    class State(TypedDict):
+        topic: str
+        notes: list[str]
+
+    def agent(name: str, model: str):
+        def run(state: State) -> State:
+            answer = client.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": f"{name}: {state['topic']}"}]
+            )
+            return {"notes": [*state["notes"], f"{name}:{answer.choices[0].message.content}"]}
+        return run
+
+    graph = StateGraph(State)
+    graph.add_node("researcher", agent("researcher", "gpt-4o-mini"))
+    graph.add_node("writer", agent("writer", "gpt-4.1-mini"))
+    graph.add_node("reviewer", agent("reviewer", "gpt-4o"))
+    graph.add_edge(START, "researcher")
+    graph.add_edge("researcher", "writer")
+    graph.add_edge("writer", "reviewer")
+    graph.add_edge("reviewer", END)
+    with DuckDBSaver.from_conn_string(sys.argv[2]) as saver:
+        app = graph.compile(checkpointer=saver)
+        try:
+            state = app.invoke(
+                {"topic": "tides", "notes": []}, {"configurable": {"thread_id": "essay-1"}}
+            )
+            out = {"outcome": "completed", "notes": state["notes"]}
+        except openai.APIStatusError as exc:
+            out = {"outcome": "failed", "status": exc.status_code}
+    print(json.dumps(out), flush=True)
+    """
+)
+
+
+def _env(collector: Collector) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENTMESH_"))}
+    env.update(
+        AGENTMESH_ENDPOINT=collector.endpoint,
+        AGENTMESH_CONTROL_URL=collector.http_endpoint,
+        AGENTMESH_SERVICE_NAME="resume-e2e",
+    )
+    return env
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=120, env=env, check=False)
+
+
+def _get_json(url: str) -> dict[str, object]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def _last_json(done: subprocess.CompletedProcess[str]) -> dict[str, object]:
+    assert done.stdout.strip(), done.stderr[-4000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeProviderThread]:
+    with FakeProviderThread(default_script=ModelScript(content="ok", latency=0.01)) as provider:
+        yield provider
+
+
+async def test_a_run_killed_by_an_outage_resumes_without_repeating_completed_agents(
+    tmp_path: Path, fake: FakeProviderThread
+) -> None:
+    saver_file = str(tmp_path / "checkpoints.duckdb")
+    store = MemoryStore()
+    settings = CollectorSettings.load(
+        grpc_port=0, http_port=0, decode_workers=0, duckdb_path=tmp_path / "unused.duckdb"
+    )
+    fake.set_script("gpt-4o", ModelScript(error=ErrorScript(status=503)))
+    async with Collector(settings, store) as collector:
+        env = _env(collector)
+        app = [sys.executable, "-c", PIPELINE, fake.openai_base_url, saver_file]
+        first = _last_json(await asyncio.to_thread(_run, app, env))
+        await collector.drain()
+        (failed_run,) = await store.runs()
+        base = collector.http_endpoint
+        assert base is not None
+        plan = await asyncio.to_thread(_get_json, f"{base}/v1/runs/{failed_run.run_id}/resume")
+
+        fake.set_script("gpt-4o", ModelScript(content="ok", latency=0.01))  # the provider is back
+        asked_before = len(fake.requests)
+        command = [
+            sys.executable,
+            "-c",
+            "import sys; from agentmesh.collector.cli import main; sys.exit(main())",
+            "resume",
+            failed_run.run_id,
+            "--collector",
+            base,
+            "--",
+            *app,
+        ]
+        resumed = await asyncio.to_thread(_run, command, env)
+        second = _last_json(resumed)
+        await collector.drain()
+        runs = await store.runs()
+        new_run = next(r for r in runs if r.run_id != failed_run.run_id)
+        new_spans = await store.spans(new_run.trace_id)
+
+    assert first == {"outcome": "failed", "status": 503}
+    assert plan["status"] == "failed"
+    assert plan["thread_id"] == "essay-1"
+    assert plan["framework"] == "langgraph"
+    assert plan["resume_from"] == "reviewer"
+    assert isinstance(plan["checkpoint_id"], str)
+
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    assert second == {
+        "outcome": "completed",
+        "notes": ["researcher:ok", "writer:ok", "reviewer:ok"],
+    }
+    # Only the reviewer's model was asked again: the completed agents were not repeated.
+    again = [r.model for r in fake.requests[asked_before:] if r.route == "/v1/chat/completions"]
+    assert again == ["gpt-4o"]
+    agents = [
+        s.attributes.get(semconv.GEN_AI_AGENT_NAME)
+        for s in new_spans
+        if s.attributes.get(semconv.GEN_AI_OPERATION_NAME) == semconv.Operation.INVOKE_AGENT
+    ]
+    assert agents == ["reviewer"]
+    (workflow,) = [
+        s
+        for s in new_spans
+        if s.attributes.get(semconv.GEN_AI_OPERATION_NAME) == semconv.Operation.INVOKE_WORKFLOW
+    ]
+    assert workflow.attributes[semconv.AGENTMESH_RESUME_CHECKPOINT_ID] == plan["checkpoint_id"]
+    assert workflow.attributes[semconv.AGENTMESH_RESUME_FROM_RUN_ID] == failed_run.run_id
+    assert workflow.attributes[semconv.AGENTMESH_LANGGRAPH_RESUMED] is True
