@@ -1,0 +1,1 @@
+"""Helpers of ``bench/checkpoint.py``: peers, workload, savers, runner, statistics, report."""

@@ -1,0 +1,51 @@
+"""The machine's round-trip floor: what one trivial call to each server costs right now.
+
+``SELECT 1`` over one psycopg connection (autocommit, as the official PostgresSaver uses it)
+and ``PING`` over one redis-py connection, alternated, p50 in µs. A saver cannot answer a call
+that needs its server in less; on a loaded machine the floor rises, which puts the savers'
+figures in context.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from typing import Any
+
+from _checkpoint.stats import percentile
+
+
+def measure(postgres_dsn: str, redis_url: str, calls: int = 200) -> dict[str, float | None]:
+    """Return ``{"postgres_select_1": µs, "redis_ping": µs}`` (``None`` when unreachable)."""
+    clients: dict[str, Any] = {}
+    samples: dict[str, list[int]] = {"postgres_select_1": [], "redis_ping": []}
+    try:
+        try:
+            psycopg = importlib.import_module("psycopg")
+            conn = psycopg.connect(postgres_dsn, autocommit=True)
+            clients["postgres_select_1"] = conn
+        except Exception:  # noqa: BLE001 - the floor is informative only
+            pass
+        try:
+            redis = importlib.import_module("redis")
+            client = redis.Redis.from_url(redis_url)
+            client.ping()
+            clients["redis_ping"] = client
+        except Exception:  # noqa: BLE001 - the floor is informative only
+            pass
+        for _ in range(calls):
+            for name, client in clients.items():
+                started = time.perf_counter_ns()
+                if name == "redis_ping":
+                    client.ping()
+                else:
+                    client.execute("SELECT 1").fetchone()
+                samples[name].append(time.perf_counter_ns() - started)
+    finally:
+        for client in clients.values():
+            client.close()
+    out: dict[str, float | None] = {}
+    for name, values in samples.items():
+        p50 = percentile(values, 0.5)
+        out[name] = None if p50 is None else round(p50 / 1000, 1)
+    return out
