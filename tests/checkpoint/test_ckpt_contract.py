@@ -1,4 +1,4 @@
-"""The checkpoint store contract, run against every backend (the ``store`` fixture).
+"""The checkpoint store contract, run against every backend (the ``store`` fixture, below).
 
 The memory store is the reference: every other backend must behave the same way here.
 """
@@ -10,12 +10,18 @@ import itertools
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _ckpt_stores import NETWORK_BACKENDS, backend_class, open_broken_backend
+from _ckpt_stores import (
+    BACKENDS,
+    NETWORK_BACKENDS,
+    backend_class,
+    open_backend,
+    open_broken_backend,
+)
 
 from agentmesh.checkpoint.store import (
     Blob,
@@ -28,6 +34,13 @@ from agentmesh.checkpoint.store import (
     open_store,
 )
 from agentmesh.core.errors import CheckpointConflictError, CheckpointError, ConfigError
+
+
+@pytest.fixture(params=BACKENDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[CheckpointStore]:
+    """A fresh, entered checkpoint store (memory, DuckDB, Redis, Postgres)."""
+    async with open_backend(str(request.param), request, tmp_path) as opened:
+        yield opened
 
 
 def cid(n: int) -> str:
