@@ -51,6 +51,13 @@ def test_the_plan_of_a_stopped_run_names_the_checkpoint_before_the_loop(
     assert f"resume from checkpoint {plan['checkpoint_id']}" in capsys.readouterr().out
 
 
+def test_the_graph_shows_the_checkpointed_handoffs(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["graph", "--db", str(db), "run-loop"]) == 0
+    assert "checkpoints: 11 handoffs; last ck-11 (a → b, handoff 10)" in capsys.readouterr().out
+
+
 def test_the_app_runs_with_the_plan_and_its_exit_code_is_returned(
     db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

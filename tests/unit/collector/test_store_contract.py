@@ -29,7 +29,7 @@ from agentmesh.collector.store import (
 )
 from agentmesh.collector.store.duckdb_schema import SCHEMA_VERSION
 from agentmesh.collector.store.scratch import scratch_schema
-from agentmesh.collector.testing import SpanFactory
+from agentmesh.collector.testing import SpanFactory, with_attributes
 from agentmesh.core import StoreError, semconv
 
 BACKENDS = ["duckdb", "memory", "postgres"]
@@ -69,6 +69,7 @@ def _run(f: SpanFactory, run_id: str = "run-1", loops: int = 1) -> list[SpanReco
     for _ in range(loops):
         s = f.agent("supervisor", parent=root)
         r = f.agent("researcher", parent=root, handoff_from="supervisor", context_size=9)
+        r = with_attributes(r, {semconv.AGENTMESH_HANDOFF_CHECKPOINT_ID: f"ck-{r.span_id}"})
         spans += [s, r, f.chat(parent=r, input_tokens=10, output_tokens=5, cost_usd=0.25)]
     return spans
 
@@ -188,6 +189,9 @@ async def test_graph_rows_and_run_summary(store: SpanStore) -> None:
         (0, "supervisor", "researcher", 9),
         (1, "supervisor", "researcher", 9),
     ]
+    assert [h.checkpoint_id for h in stored.handoffs] == [
+        f"ck-{h.span_id}" for h in graph.handoffs
+    ]  # the checkpoint taken at each handoff is part of the stored graph
     run = stored.run
     assert (run.trace_id, run.run_id, run.workflow_name, run.service_name) == (
         f.trace_id,

@@ -30,7 +30,8 @@ _TABLES: Final[dict[str, str]] = {
     "agents": "trace_id VARCHAR, name VARCHAR, invocations INTEGER, llm_calls INTEGER, "
     "input_tokens BIGINT, output_tokens BIGINT, cost_usd DOUBLE",
     "handoffs": "trace_id VARCHAR, seq INTEGER, source VARCHAR, target VARCHAR, span_id VARCHAR, "
-    "start_ns BIGINT, kind VARCHAR, context_digest VARCHAR, context_size BIGINT",
+    "start_ns BIGINT, kind VARCHAR, context_digest VARCHAR, context_size BIGINT, "
+    "checkpoint_id VARCHAR",
     "spans": "trace_id VARCHAR, span_id VARCHAR, parent_span_id VARCHAR, name VARCHAR, "
     "kind VARCHAR, start_ns BIGINT, end_ns BIGINT, status_code VARCHAR, status_message VARCHAR, "
     "service_name VARCHAR, scope_name VARCHAR, attributes JSON, events JSON, resource JSON",
@@ -88,6 +89,7 @@ async def _collect(store: SpanStore) -> dict[str, list[_Row]]:
                     h.kind,
                     h.context_digest,
                     h.context_size,
+                    h.checkpoint_id,
                 )
                 for h in graph.handoffs
             )

@@ -77,6 +77,16 @@ def render_graph(console: Console, graph: StoredGraph, detections: Sequence[Dete
     for source, target, kind, count in _edges(graph):
         tree.add(escape(f"{source} → {target}  [{kind}] x {count}"))
     console.print(tree)
+    checkpointed = [edge for edge in graph.handoffs if edge.checkpoint_id is not None]
+    if checkpointed:
+        last = checkpointed[-1]
+        console.print(
+            escape(
+                f"checkpoints: {len(checkpointed)} handoffs; last {last.checkpoint_id} "
+                f"({last.source} → {last.target}, handoff {last.seq})"
+            ),
+            soft_wrap=True,
+        )
     console.print(escape(f"sequence: {_sequence(graph)}"), soft_wrap=True)
     if not detections:
         console.print("[green]no detection[/green]")

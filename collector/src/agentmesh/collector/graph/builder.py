@@ -240,7 +240,8 @@ class _Trace:
         )
         del self.explicit[keep:]
         for invocation in inv[start:]:
-            handoff = nodes[invocation.span_id].handoff
+            node = nodes[invocation.span_id]
+            handoff = node.handoff
             if handoff is not None:
                 self.explicit.append(
                     HandoffEdge(
@@ -252,6 +253,7 @@ class _Trace:
                         kind=handoff.kind,
                         context_digest=handoff.digest,
                         context_size=handoff.size,
+                        checkpoint_id=node.checkpoint_id,
                     )
                 )
         # Visits: redo from the visit holding the invocation before `start`.

@@ -53,6 +53,9 @@ class HandoffEdge:
             ``inferred`` when deduced from the order of agent spans.
         context_digest: Digest of the context that crossed, when recorded.
         context_size: Its size in bytes, when recorded.
+        checkpoint_id: The checkpoint taken at the handoff (the graph's own LangGraph
+            checkpoint, or the instrumentation's handoff checkpoint), when recorded: where a
+            failed run can resume.
     """
 
     seq: int
@@ -63,6 +66,7 @@ class HandoffEdge:
     kind: str
     context_digest: str | None = None
     context_size: int | None = None
+    checkpoint_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

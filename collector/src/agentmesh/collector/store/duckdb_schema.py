@@ -1,4 +1,4 @@
-"""The DuckDB schema of the collector (version 3), and the in-place upgrades to it.
+"""The DuckDB schema of the collector (version 4), and the in-place upgrades to it.
 
 Tables: ``spans`` (one row per span; attributes, events and resource attributes as JSON text;
 model, tokens and cost of LLM calls as columns since version 2), ``runs`` (one row per trace's
@@ -12,7 +12,8 @@ tables' primary keys make their writes idempotent.
 A file written by an older version is upgraded when it is opened: :data:`UPGRADES` maps each
 version to the statements that bring it to the next one, run in one transaction (version 2
 added nullable columns filled from the data already stored; version 3 rebuilds ``spans``
-without its key, since DuckDB cannot drop a constraint).
+without its key, since DuckDB cannot drop a constraint; version 4 adds the checkpoint of each
+handoff).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from agentmesh.core import semconv
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "UPGRADES"]
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 """Version written to ``schema_version`` by this code."""
 
 SCHEMA: Final[tuple[str, ...]] = (
@@ -97,6 +98,7 @@ SCHEMA: Final[tuple[str, ...]] = (
         kind VARCHAR NOT NULL,
         context_digest VARCHAR,
         context_size BIGINT,
+        checkpoint_id VARCHAR,
         PRIMARY KEY (trace_id, seq)
     )
     """,
@@ -158,5 +160,6 @@ UPGRADES: Final[dict[int, tuple[str, ...]]] = {
         "DROP TABLE spans",
         "ALTER TABLE spans_v3 RENAME TO spans",
     ),
+    3: ("ALTER TABLE handoffs ADD COLUMN IF NOT EXISTS checkpoint_id VARCHAR",),
 }
 """Statements upgrading a file from a version (the key) to the next one."""

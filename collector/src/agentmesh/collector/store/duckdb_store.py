@@ -91,10 +91,11 @@ _INSERT_AGENTS_MANY: Final = """
 """
 _INSERT_HANDOFFS_MANY: Final = """
     INSERT INTO handoffs (trace_id, seq, source, target, span_id, start_ns, kind,
-        context_digest, context_size)
+        context_digest, context_size, checkpoint_id)
     SELECT unnest(?::VARCHAR[]), unnest(?::INTEGER[]), unnest(?::VARCHAR[]),
            unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::BIGINT[]),
-           unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::BIGINT[])
+           unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::BIGINT[]),
+           unnest(?::VARCHAR[])
 """
 _BATCH: Final = "agentmesh_span_batch"
 _INSERT_BATCH: Final = f"INSERT INTO spans ({', '.join(SPAN_SCHEMA.names)}) SELECT * FROM {_BATCH}"  # noqa: S608
@@ -109,10 +110,10 @@ _FIRST_COPY: Final = "QUALIFY row_number() OVER (PARTITION BY trace_id, span_id 
 """Keeps the first stored row of each span: re-deliveries past the window are stored again."""
 _INSERT_HANDOFFS: Final = """
     INSERT INTO handoffs (trace_id, seq, source, target, span_id, start_ns, kind,
-        context_digest, context_size)
+        context_digest, context_size, checkpoint_id)
     SELECT ?, unnest(?::INTEGER[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]),
            unnest(?::VARCHAR[]), unnest(?::BIGINT[]), unnest(?::VARCHAR[]),
-           unnest(?::VARCHAR[]), unnest(?::BIGINT[])
+           unnest(?::VARCHAR[]), unnest(?::BIGINT[]), unnest(?::VARCHAR[])
 """
 _RUN_SUMMARY: Final = """
     SELECT r.trace_id, r.run_id, r.workflow_name, r.service_name, r.start_ns, r.end_ns,
@@ -706,6 +707,7 @@ def _replace_graphs(con: _Con, graphs: list[RunGraph]) -> None:
                     [e.kind for _, e in edges],
                     [e.context_digest for _, e in edges],
                     [e.context_size for _, e in edges],
+                    [e.checkpoint_id for _, e in edges],
                 ],
             )
         con.execute("COMMIT")
@@ -766,6 +768,7 @@ def _replace_graph(con: _Con, graph: RunGraph) -> None:
                     [e.kind for e in edges],
                     [e.context_digest for e in edges],
                     [e.context_size for e in edges],
+                    [e.checkpoint_id for e in edges],
                 ],
             )
         con.execute("COMMIT")
@@ -802,8 +805,8 @@ def _read_graph(con: _Con, trace_id: str) -> StoredGraph | None:
     )
     edges = _fetch(
         con,
-        "SELECT seq, source, target, span_id, start_ns, kind, context_digest, context_size "
-        "FROM handoffs WHERE trace_id = ? ORDER BY seq",
+        "SELECT seq, source, target, span_id, start_ns, kind, context_digest, context_size, "
+        "checkpoint_id FROM handoffs WHERE trace_id = ? ORDER BY seq",
         [trace_id],
     )
     return StoredGraph(
@@ -830,6 +833,7 @@ def _read_graph(con: _Con, trace_id: str) -> StoredGraph | None:
                 kind=row[5],
                 context_digest=row[6],
                 context_size=row[7],
+                checkpoint_id=row[8],
             )
             for row in edges
         ],

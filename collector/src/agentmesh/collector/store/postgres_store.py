@@ -127,8 +127,8 @@ _INSERT_AGENT: Final = """
 """
 _INSERT_HANDOFF: Final = """
     INSERT INTO handoffs (trace_id, seq, source, target, span_id, start_ns, kind,
-        context_digest, context_size)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        context_digest, context_size, checkpoint_id)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 """
 _RUN_SUMMARY: Final = """
     SELECT r.trace_id, r.run_id, r.workflow_name, r.service_name, r.start_ns, r.end_ns,
@@ -438,7 +438,7 @@ class PostgresStore:
                 )
                 edges = await con.fetch(
                     "SELECT seq, source, target, span_id, start_ns, kind, context_digest, "
-                    "context_size FROM handoffs WHERE trace_id = $1 ORDER BY seq",
+                    "context_size, checkpoint_id FROM handoffs WHERE trace_id = $1 ORDER BY seq",
                     trace_id,
                 )
             return StoredGraph(
@@ -615,6 +615,7 @@ def _handoff_row(trace_id: str, e: HandoffEdge) -> tuple[object, ...]:
         e.kind,
         e.context_digest,
         e.context_size,
+        e.checkpoint_id,
     )
 
 
@@ -659,4 +660,5 @@ def _handoff(row: _Record) -> HandoffEdge:
         kind=row[5],
         context_digest=row[6],
         context_size=row[7],
+        checkpoint_id=row[8],
     )
