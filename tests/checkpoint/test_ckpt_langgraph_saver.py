@@ -226,8 +226,11 @@ async def test_async_thread_management_and_large_values(backend: SaverBackend) -
 
         stored = await saver.store.get(source, "")
         assert stored is not None
-        assert stored.values["messages"].type == "msgpack+zstd"
-        assert len(stored.values["messages"].data) < len(big) // 4
+        if backend.name == "duckdb":  # a local file: stored as it is unless asked
+            assert stored.values["messages"].type == "msgpack"
+        else:
+            assert stored.values["messages"].type == "msgpack+zstd"
+            assert len(stored.values["messages"].data) < len(big) // 4
 
         await saver.acopy_thread(source, f"{source}-copy")
         await saver.aprune([f"{source}-copy"], strategy="keep_latest")

@@ -153,6 +153,23 @@ async def test_a_blob_version_is_written_once(store: RedisCheckpointStore) -> No
     assert got.values == {"a": Blob("m", b"first")}
 
 
+async def test_large_values_are_read_apart_from_the_script_and_come_back_whole(
+    store: RedisCheckpointStore, url: str, prefix: str
+) -> None:
+    big = bytes(range(256)) * 1024  # 256 KiB: above what the get script passes through Lua
+    small = b"s" * 100
+    versions = {"big": "1", "small": "1", "gone": "1"}
+    await store.put(
+        rec(THREAD, cid(1), ns=NS, versions=versions),
+        {("big", "1"): Blob("m+zstd", big), ("small", "1"): Blob("m", small)},
+    )
+    got = await store.get(THREAD, NS)
+    assert got is not None
+    assert got.values == {"big": Blob("m+zstd", big), "small": Blob("m", small)}
+    with SyncRedisCheckpointStore(url, prefix=prefix) as twin:
+        assert twin.get(THREAD, NS, cid(1)) == got
+
+
 async def test_re_put_with_another_run_moves_the_run_index(store: RedisCheckpointStore) -> None:
     await store.put(rec("t", cid(1), run="r1"), {})
     await store.put(rec("t", cid(1), run="r2"), {})

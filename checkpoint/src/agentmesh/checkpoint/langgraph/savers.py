@@ -133,7 +133,7 @@ class DuckDBSaver(AgentMeshSaver):
         durable: bool = False,
         cache_bytes: int | None = None,
         serde: SerializerProtocol | None = None,
-        compress_threshold: int | None = DEFAULT_THRESHOLD,
+        compress_threshold: int | None = None,
         fence_capacity: int = DEFAULT_CAPACITY,
     ) -> SaverContext[Self]:
         """A context opening a DuckDB store (and its sync twin on first sync use).
@@ -148,7 +148,9 @@ class DuckDBSaver(AgentMeshSaver):
             durable: Wait for each put's commit.
             cache_bytes: Budget of the store's in-memory caches (default 64 MiB each).
             serde: The serializer (LangGraph's JsonPlusSerializer, no pickle, by default).
-            compress_threshold: zstd-compress payloads above this many bytes (None: never).
+            compress_threshold: zstd-compress payloads above this many bytes (default None:
+                never; a local file gains less from smaller values than reads lose to
+                decompressing them).
             fence_capacity: Entries the fence keeps.
         """
         from agentmesh.checkpoint.store.duckdb import (

@@ -64,6 +64,7 @@ __all__ = [
     "blob_args",
     "blob_field",
     "checkpoint_key",
+    "decode_blob",
     "decode_metadata",
     "decode_stored",
     "encode_blob",
@@ -71,6 +72,7 @@ __all__ = [
     "encode_write",
     "ids_key",
     "key_pattern",
+    "large_values",
     "namespace_key",
     "namespaces_key",
     "run_key",
@@ -405,7 +407,10 @@ GET: Final = _script(
 -- ARGV: prefix, thread, ns, id, has_id ('1' | '0': newest)
 -- returns false, or one string (a single bulk reply parses far faster than nested arrays) of
 -- items '<bytes>:<item>' ('-:' for none): id, t d m v p r of the record, the number of
--- values, channel/value pairs, then the write hash's field/value pairs
+-- values, channel/value pairs, then the write hash's field/value pairs. A value over LARGE
+-- bytes is left out ('-:'): the client reads it with a plain HMGET (Lua copies big strings
+-- several times over)
+local LARGE = 65536
 local base = base_of(ARGV[2])
 local ns, id = ARGV[3], ARGV[4]
 if ARGV[5] == '0' then
@@ -423,13 +428,14 @@ if v and v ~= '{}' then
     fields[#fields + 1] = ch .. '\0' .. ver
   end
   local bk = ns_key(base, 'b', ns)
-  for s = 1, #fields, 1000 do
-    local vals = redis.call('HMGET', bk, unpack(fields, s, math.min(s + 999, #fields)))
-    for j = 1, #vals do
-      if vals[j] then
-        out[#out + 1] = names[s + j - 1]
-        out[#out + 1] = vals[j]
-      end
+  for i = 1, #fields do
+    local size = redis.call('HSTRLEN', bk, fields[i])
+    if size > LARGE then  -- passing it through Lua costs more than a second plain read
+      out[#out + 1] = names[i]
+      out[#out + 1] = false
+    elseif size > 0 then
+      out[#out + 1] = names[i]
+      out[#out + 1] = redis.call('HGET', bk, fields[i])
     end
   end
 end
@@ -721,8 +727,9 @@ def decode_stored(thread_id: str, namespace: str, reply: bytes) -> StoredCheckpo
         split = 8 + 2 * int(count)
         values: dict[str, Blob] = {}
         for n in range(8, split, 2):
-            blob_type, blob_data = ormsgpack.unpackb(items[n + 1])
-            values[items[n].decode()] = Blob(cast(str, blob_type), cast(bytes, blob_data))
+            if frame[n + 1] is None:  # large: read apart (see large_values)
+                continue
+            values[items[n].decode()] = decode_blob(items[n + 1])
         writes: list[WriteRecord] = []
         for n in range(split, len(items), 2):
             task_id, idx = items[n].rsplit(b"\x00", 1)
@@ -743,6 +750,35 @@ def decode_stored(thread_id: str, namespace: str, reply: bytes) -> StoredCheckpo
         ) from exc
     writes.sort(key=lambda w: (w.task_path, w.task_id, w.idx))
     return StoredCheckpoint(record=record, values=values, writes=tuple(writes))
+
+
+def decode_blob(raw: bytes) -> Blob:
+    """Decode a value as :func:`encode_blob` stored it.
+
+    Args:
+        raw: The stored bytes.
+
+    Returns:
+        The blob.
+    """
+    blob_type, blob_data = ormsgpack.unpackb(raw)
+    return Blob(cast(str, blob_type), cast(bytes, blob_data))
+
+
+def large_values(reply: bytes) -> list[str]:
+    """The channels whose values the :data:`GET` script left out for being large.
+
+    Args:
+        reply: The script's reply.
+
+    Returns:
+        Their names, to read with ``HMGET`` of their :func:`blob_field` s.
+    """
+    frame = _unframe(reply)
+    count = int(frame[7] or b"0")
+    return [
+        cast(bytes, frame[n]).decode() for n in range(8, 8 + 2 * count, 2) if frame[n + 1] is None
+    ]
 
 
 def blob_args(blobs: Mapping[tuple[str, str], Blob]) -> list[str | bytes]:

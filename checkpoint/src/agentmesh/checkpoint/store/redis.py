@@ -49,13 +49,17 @@ from agentmesh.checkpoint.store._redis_scripts import (
     SCRIPTS,
     Script,
     blob_args,
+    blob_field,
     checkpoint_key,
+    decode_blob,
     decode_metadata,
     decode_stored,
     encode_record,
     encode_write,
     ids_key,
     key_pattern,
+    large_values,
+    namespace_key,
     namespaces_key,
     thread_base,
     threads_key,
@@ -191,7 +195,19 @@ def _get_op(
     (reply,) = yield _Batch((_get_request(prefix, thread_id, namespace, checkpoint_id),))
     if reply is None:
         return None
-    return decode_stored(thread_id, namespace, cast(bytes, reply))
+    stored = decode_stored(thread_id, namespace, cast(bytes, reply))
+    large = large_values(cast(bytes, reply))
+    if not large:
+        return stored
+    versions = stored.record.channel_versions
+    fields = [blob_field(channel, versions[channel]) for channel in large]
+    key = namespace_key(thread_base(prefix, thread_id), "b", namespace)
+    (raw,) = yield _Batch((("HMGET", key, *fields),))
+    values = dict(stored.values)
+    for channel, value in zip(large, cast(list[bytes | None], raw), strict=True):
+        if value is not None:  # pruned in between: the channel has no value, as if never read
+            values[channel] = decode_blob(value)
+    return StoredCheckpoint(record=stored.record, values=values, writes=stored.writes)
 
 
 def _delete_threads_op(prefix: str, thread_ids: Sequence[str], cutoff: str = "") -> _Op[int]:
