@@ -2,8 +2,9 @@
 
 Values above a threshold (1 KiB by default) are compressed with zstd at level 1 when that makes
 them smaller (level 1 compresses text-like state about 1.7x faster than level 3 for output
-about 15% larger: puts are on the application's path); the type tag then gets a ``+zstd`` suffix (``"msgpack+zstd"``), so loading is
-transparent and payloads written without compression stay readable.
+about 15% larger: puts are on the application's path); the type tag then gets a ``+zstd``
+suffix (``"msgpack+zstd"``), so loading is transparent and payloads written without
+compression stay readable.
 
 Example:
     >>> blob = pack("msgpack", b"a" * 4096, threshold=1024)
