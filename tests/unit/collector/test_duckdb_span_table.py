@@ -366,8 +366,10 @@ async def test_duckdb_upgrades_a_version_2_file_in_place(tmp_path: Path) -> None
     con = duckdb.connect(str(path))
     try:
         assert con.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
-        assert SCHEMA_VERSION == 3
+        assert SCHEMA_VERSION == 4
         assert _constraints(con) == []
+        handoff_columns = [row[0] for row in con.execute("DESCRIBE handoffs").fetchall()]
+        assert handoff_columns[-1] == "checkpoint_id"  # version 4: each handoff's checkpoint
         assert {row[0] for row in con.execute("SHOW TABLES").fetchall()} >= {"spans"}
         assert "spans_v3" not in {row[0] for row in con.execute("SHOW TABLES").fetchall()}
         columns = [row[0] for row in con.execute("DESCRIBE spans").fetchall()]
@@ -419,3 +421,27 @@ def test_settings_reach_the_store(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     monkeypatch.setenv("AGENTMESH_COLLECTOR_DUCKDB_MEMORY_LIMIT", "a lot")
     with pytest.raises(ConfigError, match="DUCKDB_MEMORY_LIMIT"):
         CollectorSettings.load()
+
+
+async def test_a_version_3_file_gets_the_handoff_checkpoint_column(tmp_path: Path) -> None:
+    from agentmesh.collector.store.duckdb_schema import SCHEMA
+
+    path = tmp_path / "v3.duckdb"
+    con = duckdb.connect(str(path))  # what a version-3 collector wrote
+    try:
+        for statement in SCHEMA:
+            con.execute(statement.replace("checkpoint_id VARCHAR,", ""))
+        con.execute("INSERT INTO schema_version VALUES (3)")
+        assert "checkpoint_id" not in {r[0] for r in con.execute("DESCRIBE handoffs").fetchall()}
+        con.execute("INSERT INTO handoffs VALUES ('t', 0, 'a', 'b', 's', 1, 'edge', NULL, NULL)")
+    finally:
+        con.close()
+    async with DuckDBStore(path):
+        pass
+    con = duckdb.connect(str(path))
+    try:
+        assert con.execute("SELECT version FROM schema_version").fetchall() == [(4,)]
+        rows = con.execute("SELECT source, target, checkpoint_id FROM handoffs").fetchall()
+        assert rows == [("a", "b", None)]  # the old row is kept, with no checkpoint
+    finally:
+        con.close()
