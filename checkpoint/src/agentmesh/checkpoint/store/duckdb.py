@@ -86,6 +86,7 @@ from agentmesh.checkpoint.store._duckdb_schema import (
     MIGRATIONS_TABLE,
     SCHEMA_VERSION,
 )
+from agentmesh.checkpoint.store._metadata_filter import metadata_matches
 from agentmesh.checkpoint.store.base import (
     Blob,
     CheckpointRecord,
@@ -277,38 +278,10 @@ def _copy_nested(value: Any) -> Any:
     return value
 
 
-def _json_equal(left: Any, right: Any) -> bool:
-    """Equality of JSON values (``true`` is not ``1``; ``1`` is ``1.0``)."""
-    if isinstance(left, bool) or isinstance(right, bool):
-        return isinstance(left, bool) and isinstance(right, bool) and left == right
-    if isinstance(left, dict) and isinstance(right, dict):
-        left_map: dict[str, Any] = left  # pyright: ignore[reportUnknownVariableType]
-        right_map: dict[str, Any] = right  # pyright: ignore[reportUnknownVariableType]
-        return left_map.keys() == right_map.keys() and all(
-            _json_equal(value, right_map[key]) for key, value in left_map.items()
-        )
-    if isinstance(left, list) and isinstance(right, list):
-        left_list: list[Any] = left  # pyright: ignore[reportUnknownVariableType]
-        right_list: list[Any] = right  # pyright: ignore[reportUnknownVariableType]
-        return len(left_list) == len(right_list) and all(
-            _json_equal(a, b) for a, b in zip(left_list, right_list, strict=True)
-        )
-    if isinstance(left, dict | list) or isinstance(right, dict | list):
-        return False
-    return bool(left == right)
-
-
 def _metadata_matches(metadata_json: str, wanted: Mapping[str, Any] | None) -> bool:
     if not wanted:
         return True
-    return _wanted(json.loads(metadata_json), wanted)
-
-
-def _wanted(metadata: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
-    """Whether metadata has each wanted top-level key with a JSON-equal value."""
-    return all(
-        key in metadata and _json_equal(metadata[key], value) for key, value in wanted.items()
-    )
+    return metadata_matches(json.loads(metadata_json), wanted)
 
 
 def _key_of(*parts: str) -> str:
@@ -1000,7 +973,7 @@ class _Core:
             if query.before is not None and not checkpoint_id < query.before:
                 continue
             rec = mirror.records[(namespace, checkpoint_id)]
-            if query.metadata and not _wanted(rec.parsed, query.metadata):
+            if query.metadata and not metadata_matches(rec.parsed, query.metadata):
                 continue
             chosen.append((namespace, rec))
             if query.limit is not None and len(chosen) >= query.limit:

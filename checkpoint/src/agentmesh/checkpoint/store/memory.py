@@ -35,6 +35,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from agentmesh.checkpoint.store._metadata_filter import metadata_matches
 from agentmesh.checkpoint.store.base import (
     Blob,
     CheckpointRecord,
@@ -106,27 +107,6 @@ def _json_copy(thread_id: str, metadata: Mapping[str, Any]) -> dict[str, Any]:
     """A fresh copy of metadata through JSON."""
     copied: dict[str, Any] = json.loads(_to_json(thread_id, metadata))
     return copied
-
-
-def _json_equal(left: Any, right: Any) -> bool:
-    """Equality of JSON values (``true`` is not ``1``; ``1`` is ``1.0``)."""
-    if isinstance(left, bool) or isinstance(right, bool):
-        return isinstance(left, bool) and isinstance(right, bool) and left == right
-    if isinstance(left, dict) and isinstance(right, dict):
-        left_map: dict[str, Any] = left  # pyright: ignore[reportUnknownVariableType]
-        right_map: dict[str, Any] = right  # pyright: ignore[reportUnknownVariableType]
-        return left_map.keys() == right_map.keys() and all(
-            _json_equal(value, right_map[key]) for key, value in left_map.items()
-        )
-    if isinstance(left, list) and isinstance(right, list):
-        left_list: list[Any] = left  # pyright: ignore[reportUnknownVariableType]
-        right_list: list[Any] = right  # pyright: ignore[reportUnknownVariableType]
-        return len(left_list) == len(right_list) and all(
-            _json_equal(a, b) for a, b in zip(left_list, right_list, strict=True)
-        )
-    if isinstance(left, dict | list) or isinstance(right, dict | list):
-        return False
-    return bool(left == right)
 
 
 class MemoryCheckpointStore(CheckpointStore):
@@ -249,10 +229,7 @@ class MemoryCheckpointStore(CheckpointStore):
                         if query.before is not None and not checkpoint_id < query.before:
                             continue
                         metadata = entry.record.metadata
-                        if all(
-                            key in metadata and _json_equal(metadata[key], value)
-                            for key, value in wanted.items()
-                        ):
+                        if metadata_matches(metadata, wanted):
                             found.append((checkpoint_id, thread_id, namespace, chain, entry))
             if query.limit is not None:
                 found = heapq.nlargest(query.limit, found, key=lambda item: item[:3])

@@ -38,6 +38,7 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
+from agentmesh.checkpoint.store._metadata_filter import metadata_matches
 from agentmesh.checkpoint.store._redis_scripts import (
     COPY_THREAD,
     DELETE_RUNS,
@@ -349,26 +350,6 @@ class _Merge:
         return not self._heap and all(s.done or not s.waiting for s in self._streams)
 
 
-def _json_equal(a: object, b: object) -> bool:
-    """JSON equality: ``1 == 1.0`` but ``true != 1``; objects and arrays compared whole."""
-    same_type = type(a) is type(b)
-    if isinstance(a, bool) or isinstance(b, bool):
-        return same_type and a == b
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return a == b
-    if isinstance(a, dict) and isinstance(b, dict):
-        da, db = cast(dict[str, object], a), cast(dict[str, object], b)
-        return da.keys() == db.keys() and all(_json_equal(da[k], db[k]) for k in da)
-    if isinstance(a, list) and isinstance(b, list):
-        la, lb = cast(list[object], a), cast(list[object], b)
-        return len(la) == len(lb) and all(_json_equal(x, y) for x, y in zip(la, lb, strict=True))
-    return same_type and a == b
-
-
-def _matches(metadata: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
-    return all(k in metadata and _json_equal(metadata[k], v) for k, v in wanted.items())
-
-
 def _list_op(prefix: str, query: ListQuery) -> _ListOp:
     remaining = query.limit
     if remaining is not None and remaining <= 0:
@@ -433,7 +414,7 @@ def _list_op(prefix: str, query: ListQuery) -> _ListOp:
             chunk = [
                 c
                 for c, raw in zip(chunk, metas, strict=True)
-                if raw is not None and _matches(decode_metadata(cast(bytes, raw)), wanted)
+                if raw is not None and metadata_matches(decode_metadata(cast(bytes, raw)), wanted)
             ]
             if not chunk:
                 continue
@@ -442,7 +423,7 @@ def _list_op(prefix: str, query: ListQuery) -> _ListOp:
             if reply is None:
                 continue
             stored = decode_stored(t, ns, cast(bytes, reply))
-            if wanted and not _matches(stored.record.metadata, wanted):
+            if wanted and not metadata_matches(stored.record.metadata, wanted):
                 continue
             yield stored
             if remaining is not None:
