@@ -33,6 +33,7 @@ __all__ = [
     "AGENTMESH_DETECTION_SEVERITY",
     "AGENTMESH_DETECTION_SPAN_IDS",
     "AGENTMESH_DETECTION_TYPE",
+    "AGENTMESH_FEEDBACK_SCORE",
     "AGENTMESH_FRAMEWORK",
     "AGENTMESH_HANDOFF_CHECKPOINT_ID",
     "AGENTMESH_HANDOFF_CHECKPOINT_STORE",
@@ -53,11 +54,14 @@ __all__ = [
     "AGENTMESH_ROUTE_DECISION_ID",
     "AGENTMESH_ROUTE_FALLBACK_FROM",
     "AGENTMESH_ROUTE_FALLBACK_TO",
+    "AGENTMESH_ROUTE_FEATURES",
     "AGENTMESH_ROUTE_MODE",
     "AGENTMESH_ROUTE_POLICY",
     "AGENTMESH_ROUTE_REASON",
     "AGENTMESH_ROUTE_REQUESTED_MODEL",
     "AGENTMESH_ROUTE_SCORES",
+    "AGENTMESH_ROUTE_TABLE_VERSION",
+    "AGENTMESH_ROUTE_TASK_CLASS",
     "AGENTMESH_RUN_BUDGET_USD",
     "AGENTMESH_RUN_ID",
     "AGENTMESH_RUN_TASK_CLASS",
@@ -576,6 +580,36 @@ AGENTMESH_ROUTE_FALLBACK_TO: Final = _attr(
     "Model tried next, on an agentmesh.route.fallback event.",
     origin="agentmesh",
     scopes=("event",),
+)
+AGENTMESH_ROUTE_TASK_CLASS: Final = _attr(
+    "agentmesh.route.task_class",
+    "string",
+    '"triage"',
+    "Task class the router saw for this call (annotation, framework step or baggage).",
+    origin="agentmesh",
+)
+AGENTMESH_ROUTE_FEATURES: Final = _attr(
+    "agentmesh.route.features",
+    "string",
+    '"{\\"chars\\": 812, \\"cluster\\": 7}"',
+    "Content-free prompt features the policy used, as compact JSON (counts, flags, prompt "
+    "cluster); never prompt text.",
+    origin="agentmesh",
+)
+AGENTMESH_ROUTE_TABLE_VERSION: Final = _attr(
+    "agentmesh.route.table_version",
+    "int",
+    "42",
+    "Version of the route table the decision used (0: the bundled defaults).",
+    origin="agentmesh",
+)
+AGENTMESH_FEEDBACK_SCORE: Final = _attr(
+    "agentmesh.feedback.score",
+    "double",
+    "0.8",
+    "Explicit quality score of a call's outcome, in [0, 1], set by the app or an evaluator; "
+    "the router learns from it.",
+    origin="agentmesh",
 )
 
 # --- AgentMesh: providers and frameworks ---------------------------------------------------
