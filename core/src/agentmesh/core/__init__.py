@@ -16,6 +16,7 @@ from agentmesh.core.errors import (
     InstrumentationError,
     ProviderError,
     ReceiverError,
+    RouteTableError,
     RunStoppedError,
     StoreError,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "LoggingSettings",
     "ProviderError",
     "ReceiverError",
+    "RouteTableError",
     "RunStoppedError",
     "StoreError",
     "configure_logging",

@@ -13,6 +13,7 @@ are translated at the boundary with ``raise OurError(...) from exc``::
     │   ├── ReceiverError      the OTLP receiver could not start or decode a request
     │   └── StoreError         a storage backend failed
     ├── DetectionError         a detector was misconfigured or failed
+    ├── RouteTableError        a route table is malformed or cannot be written
     ├── CheckpointError        a checkpoint store or saver failed
     │   ├── CheckpointConflictError   another writer moved the thread on (no fork is written)
     │   └── CheckpointSerdeError      a value cannot be stored, or a payload is refused on load
@@ -33,6 +34,7 @@ __all__ = [
     "InstrumentationError",
     "ProviderError",
     "ReceiverError",
+    "RouteTableError",
     "RunStoppedError",
     "StoreError",
 ]
@@ -78,6 +80,14 @@ class StoreError(CollectorError):
 
 class DetectionError(AgentMeshError):
     """A detector was misconfigured or failed while scoring."""
+
+
+class RouteTableError(AgentMeshError):
+    """A route table is malformed, too large, or cannot be written as JSON.
+
+    The message names the field in plain words (``the trade-off of task class 'triage':
+    cost_weight must be a number of 0 or more``).
+    """
 
 
 class CheckpointError(AgentMeshError):
