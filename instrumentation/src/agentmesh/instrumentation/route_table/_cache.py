@@ -1,0 +1,106 @@
+"""The route table cache file: the last good table, for a start while the collector is away.
+
+Written atomically (a temporary file in the same directory, then :func:`os.replace`), so a
+reader never sees half a table; read with the same checks as a collector's answer. Neither
+function raises: a missing, unreadable or refused file is logged and ignored.
+
+Example:
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from agentmesh.router.table import RouteTable
+    >>> path = Path(tempfile.mkdtemp()) / "agentmesh" / "route_table.json"
+    >>> save_table(path, RouteTable(version=4))
+    True
+    >>> load_table(path).version
+    4
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import suppress
+from pathlib import Path
+
+from agentmesh.core.errors import RouteTableError
+from agentmesh.core.log import get_logger
+from agentmesh.router.table import MAX_ROUTE_TABLE_BYTES, RouteTable
+
+__all__ = ["default_cache_path", "load_table", "save_table"]
+
+_log = get_logger(__name__)
+
+
+def default_cache_path() -> Path:
+    """Return where the route table is cached by default.
+
+    Returns:
+        ``$XDG_CACHE_HOME/agentmesh/route_table.json``, else
+        ``~/.cache/agentmesh/route_table.json``.
+    """
+    base = os.environ.get("XDG_CACHE_HOME", "").strip()
+    root = Path(base) if base else Path.home() / ".cache"
+    return root / "agentmesh" / "route_table.json"
+
+
+def load_table(path: Path) -> RouteTable | None:
+    """Read the cached table (never raises).
+
+    Args:
+        path: The cache file.
+
+    Returns:
+        The table, or ``None`` when there is none or it is refused (logged).
+    """
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_ROUTE_TABLE_BYTES + 1)
+        return RouteTable.from_json(data)
+    except FileNotFoundError:
+        return None
+    except (OSError, RouteTableError) as exc:
+        with suppress(Exception):
+            _log.warning(
+                "agentmesh.route_table.cache_refused",
+                path=str(path),
+                error_type=type(exc).__name__,
+                error=str(exc),
+            )
+        return None
+
+
+def save_table(path: Path, table: RouteTable) -> bool:
+    """Write the table to the cache file atomically (never raises).
+
+    Args:
+        path: The cache file (its directory is created).
+        table: The table.
+
+    Returns:
+        Whether it was written (a failure is logged).
+    """
+    temporary: str | None = None
+    try:
+        text = table.to_json().encode()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+        temporary = None
+        return True
+    except (OSError, RouteTableError) as exc:
+        with suppress(Exception):
+            _log.warning(
+                "agentmesh.route_table.cache_not_written",
+                path=str(path),
+                error_type=type(exc).__name__,
+                error=str(exc),
+            )
+        return False
+    finally:
+        if temporary is not None:
+            with suppress(OSError):
+                os.unlink(temporary)

@@ -1,0 +1,204 @@
+"""The process-wide route table client: configured on first use, stopped at exit.
+
+The first reader (:func:`current_route_table`, called by the router before a provider call)
+reads the settings once; when the route table is followed it starts one
+:class:`~agentmesh.instrumentation.route_table._client.RouteTableClient`. Later reads cost one
+global read. The client is stopped at interpreter exit and by :func:`shutdown_route_table`; a
+forked child starts its own on first use.
+
+Followed when ``AGENTMESH_ROUTE_TABLE_SYNC`` says so; by default when a collector is named, as
+for the control document (``AGENTMESH_CONTROL_URL``, ``AGENTMESH_ENDPOINT``,
+``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_ENDPOINT``), at the same base
+URL. Never raises: invalid settings are logged and the bundled table is used.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+from pathlib import Path
+
+from agentmesh.core.log import get_logger
+from agentmesh.instrumentation._failopen import report, safe_call
+from agentmesh.instrumentation.control import control_target
+from agentmesh.instrumentation.control._runtime import otlp_headers
+from agentmesh.instrumentation.route_table._cache import default_cache_path
+from agentmesh.instrumentation.route_table._client import RouteTableClient
+from agentmesh.instrumentation.settings import InstrumentationSettings
+from agentmesh.router.table import BUNDLED_TABLE, RouteTable
+
+__all__ = [
+    "cache_path",
+    "configure_route_table",
+    "current_route_table",
+    "route_table_client",
+    "route_table_target",
+    "shutdown_route_table",
+]
+
+_log = get_logger(__name__)
+
+_lock = threading.Lock()
+_first_use = threading.Lock()
+_client: RouteTableClient | None = None
+_configured = False  # the settings were read (client may still be None: not followed)
+_exiting = False
+_hooks_registered = False
+
+
+def route_table_target(settings: InstrumentationSettings) -> str | None:
+    """Return the collector base URL to follow the route table at, or ``None`` when off.
+
+    Args:
+        settings: The instrumentation settings (``route_table_sync``, the control URL, the
+            endpoint).
+
+    Returns:
+        The collector's OTLP/HTTP base URL, or ``None``.
+
+    Raises:
+        ValueError: The URL cannot be derived from the endpoint.
+    """
+    switch = {"control_enabled": settings.route_table_sync}
+    return control_target(settings.model_copy(update=switch))
+
+
+def cache_path(settings: InstrumentationSettings) -> Path:
+    """Return the route table cache file the settings name (or the default one).
+
+    Args:
+        settings: The instrumentation settings.
+
+    Returns:
+        The path.
+    """
+    configured = settings.route_table_cache
+    return configured if configured is not None else default_cache_path()
+
+
+def _register_hooks() -> None:
+    global _hooks_registered
+    if _hooks_registered:
+        return
+    _hooks_registered = True
+    atexit.register(_at_exit)
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork)
+
+
+def _at_exit() -> None:
+    global _exiting
+    _exiting = True
+    shutdown_route_table(timeout_s=0.2)
+
+
+def _after_fork() -> None:
+    # The parent's thread does not exist here; the child reads the settings again on first use.
+    global _client, _configured, _lock, _first_use
+    _lock = threading.Lock()
+    _first_use = threading.Lock()
+    _client = None
+    _configured = False
+
+
+def _install(client: RouteTableClient | None) -> RouteTableClient | None:
+    global _client, _configured
+    with _lock:
+        previous, _client = _client, client
+        _configured = True
+        _register_hooks()
+    if previous is not None and previous is not client:
+        previous.stop(timeout_s=0.2)
+    if client is not None and not _exiting:
+        client.start()
+    return client
+
+
+def configure_route_table(
+    *,
+    url: str | None = None,
+    client: RouteTableClient | None = None,
+    settings: InstrumentationSettings | None = None,
+    wait_s: float = 25.0,
+) -> RouteTableClient | None:
+    """Set the route table client in force (the previous one is stopped) and start it.
+
+    With ``client``, that client is used; with ``url``, a client of that collector; otherwise
+    the settings decide (and may turn following off). A client built here sends the span
+    exporter's headers (the collector's credentials) and caches at the settings' path.
+
+    Args:
+        url: The collector's OTLP/HTTP base URL.
+        client: A client to install as is.
+        settings: The settings to read; loaded from the environment by default.
+        wait_s: Long-poll wait of a client built here.
+
+    Returns:
+        The running client, or ``None`` when the route table is not followed.
+
+    Raises:
+        ConfigError: The settings are invalid.
+        ValueError: The URL is invalid.
+    """
+    if client is None:
+        loaded = settings if settings is not None else InstrumentationSettings.load()
+        if url is None:
+            url = route_table_target(loaded)
+        if url is not None:
+            client = RouteTableClient(
+                url, cache_path=cache_path(loaded), wait_s=wait_s, headers=otlp_headers()
+            )
+    if client is not None:
+        _log.debug("agentmesh.route_table.configured", url=client.base_url)
+    return _install(client)
+
+
+def route_table_client() -> RouteTableClient | None:
+    """Return the route table client in force, configuring it on first use (never raises).
+
+    Returns:
+        The client, or ``None`` when the route table is not followed (or configuring failed).
+    """
+    if _configured:
+        return _client
+    if _exiting:
+        return None
+    with _first_use:
+        if not _configured:
+            configured = safe_call("route_table.configure", configure_route_table)
+            if configured is None and not _configured:
+                _install(None)  # invalid settings: not followed until configured again
+    return _client
+
+
+def current_route_table() -> RouteTable:
+    """Return the latest route table (never raises, never blocks).
+
+    Returns:
+        The collector's latest table; the cached one while none arrived; the bundled defaults
+        (version 0) when the route table is not followed.
+    """
+    try:
+        client = route_table_client()
+        return client.table if client is not None else BUNDLED_TABLE
+    except Exception as exc:  # noqa: BLE001 - fail-open
+        report("route_table.current", exc)
+        return BUNDLED_TABLE
+
+
+def shutdown_route_table(timeout_s: float = 1.0) -> None:
+    """Stop the route table client; the next use reads the settings again (never raises).
+
+    Args:
+        timeout_s: Longest time to wait for its thread.
+    """
+    global _client, _configured
+    with _lock:
+        previous, _client = _client, None
+        _configured = False
+    if previous is not None:
+        try:
+            previous.stop(timeout_s)
+        except Exception as exc:  # noqa: BLE001 - fail-open
+            report("route_table.stop", exc)
