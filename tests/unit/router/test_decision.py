@@ -79,8 +79,23 @@ def test_decision_becomes_route_span_attributes() -> None:
         semconv.AGENTMESH_ROUTE_SCORES: (1.0, 0.0),
         semconv.AGENTMESH_ROUTE_CHOSEN: "gpt-4o",
         semconv.AGENTMESH_ROUTE_REASON: "requested model",
+        semconv.AGENTMESH_ROUTE_FEATURES: (
+            '{"message_count":0,"total_chars":0,"has_tools":false,"has_images":false,'
+            '"wants_json":false}'
+        ),
+        semconv.AGENTMESH_ROUTE_TABLE_VERSION: 0,
     }
     assert decision.fallbacks == ("gpt-4o-mini",)
+
+
+def test_decision_records_task_class_cluster_and_table_version_on_the_span() -> None:
+    decision = _decision(task_class="research").with_context(cluster=7, table_version=12)
+    attributes = decision.span_attributes()
+    assert attributes[semconv.AGENTMESH_ROUTE_TASK_CLASS] == "research"
+    assert attributes[semconv.AGENTMESH_ROUTE_TABLE_VERSION] == 12
+    assert '"cluster":7' in str(attributes[semconv.AGENTMESH_ROUTE_FEATURES])
+    record = decision.as_dict()
+    assert (record["cluster"], record["table_version"]) == (7, 12)
 
 
 def test_decision_json_line_carries_the_full_context_and_no_content() -> None:

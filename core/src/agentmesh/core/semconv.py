@@ -33,6 +33,7 @@ __all__ = [
     "AGENTMESH_DETECTION_SEVERITY",
     "AGENTMESH_DETECTION_SPAN_IDS",
     "AGENTMESH_DETECTION_TYPE",
+    "AGENTMESH_FEEDBACK_COMMENT",
     "AGENTMESH_FEEDBACK_SCORE",
     "AGENTMESH_FRAMEWORK",
     "AGENTMESH_HANDOFF_CHECKPOINT_ID",
@@ -601,6 +602,13 @@ AGENTMESH_ROUTE_TABLE_VERSION: Final = _attr(
     "int",
     "42",
     "Version of the route table the decision used (0: the bundled defaults).",
+    origin="agentmesh",
+)
+AGENTMESH_FEEDBACK_COMMENT: Final = _attr(
+    "agentmesh.feedback.comment",
+    "string",
+    '"wrong unit in the answer"',
+    "Free-text comment of an explicit feedback (on the agentmesh.feedback span).",
     origin="agentmesh",
 )
 AGENTMESH_FEEDBACK_SCORE: Final = _attr(

@@ -29,17 +29,20 @@ from agentmesh.core.semconv import (
     AGENTMESH_ROUTE_CANDIDATES,
     AGENTMESH_ROUTE_CHOSEN,
     AGENTMESH_ROUTE_DECISION_ID,
+    AGENTMESH_ROUTE_FEATURES,
     AGENTMESH_ROUTE_MODE,
     AGENTMESH_ROUTE_POLICY,
     AGENTMESH_ROUTE_REASON,
     AGENTMESH_ROUTE_REQUESTED_MODEL,
     AGENTMESH_ROUTE_SCORES,
+    AGENTMESH_ROUTE_TABLE_VERSION,
+    AGENTMESH_ROUTE_TASK_CLASS,
 )
 from agentmesh.router.request import EMPTY_FEATURES, PromptFeatures, RouteMode, RouteRequest
 
 __all__ = ["RouteAttributeValue", "RouteDecision", "new_decision_id"]
 
-RouteAttributeValue = str | tuple[str, ...] | tuple[float, ...]
+RouteAttributeValue = str | int | tuple[str, ...] | tuple[float, ...]
 """Type of the values of :meth:`RouteDecision.span_attributes` (all valid span attributes)."""
 
 
@@ -77,6 +80,8 @@ class RouteDecision:
         timestamp: When the decision was made, in seconds since the epoch.
         avoided: Candidates passed over because their circuit breaker was open (listed last
             in ``candidates``; a fallback after an error does not try them either).
+        cluster: The prompt cluster a learned policy placed the call in, if any.
+        table_version: Version of the route table the decision used (0: bundled defaults).
     """
 
     decision_id: str
@@ -91,6 +96,8 @@ class RouteDecision:
     features: PromptFeatures = EMPTY_FEATURES
     timestamp: float = 0.0
     avoided: tuple[str, ...] = ()
+    cluster: int | None = None
+    table_version: int = 0
 
     @classmethod
     def new(
@@ -101,6 +108,9 @@ class RouteDecision:
         scores: tuple[float, ...],
         chosen: str,
         reason: str,
+        *,
+        cluster: int | None = None,
+        table_version: int = 0,
     ) -> RouteDecision:
         """Build a decision for a request, with a fresh id and the current time.
 
@@ -111,6 +121,8 @@ class RouteDecision:
             scores: One score per candidate.
             chosen: The model chosen.
             reason: Why.
+            cluster: The prompt cluster a learned policy placed the call in.
+            table_version: The route table's version.
 
         Returns:
             The decision.
@@ -132,6 +144,9 @@ class RouteDecision:
             request.task_class,
             request.features,
             _now(),
+            (),
+            cluster,
+            table_version,
         )
 
     def avoiding(self, open_circuits: AbstractSet[str]) -> RouteDecision:
@@ -186,6 +201,29 @@ class RouteDecision:
             avoided=avoided,
         )
 
+    def with_context(self, *, cluster: int | None, table_version: int) -> RouteDecision:
+        """Return the decision with the learned context it was made in.
+
+        Args:
+            cluster: The prompt's cluster.
+            table_version: The route table's version.
+
+        Returns:
+            A new decision (same id and time).
+        """
+        return replace(self, cluster=cluster, table_version=table_version)
+
+    def features_json(self) -> str:
+        """Return the content-free features (and the cluster) as compact JSON.
+
+        Returns:
+            The JSON text (``agentmesh.route.features``).
+        """
+        features: dict[str, object] = dict(self.features.as_dict())
+        if self.cluster is not None:
+            features["cluster"] = self.cluster
+        return json.dumps(features, separators=(",", ":"))
+
     @property
     def fallbacks(self) -> tuple[str, ...]:
         """The candidates after the chosen one, in the order they are tried (not the avoided)."""
@@ -197,7 +235,7 @@ class RouteDecision:
         Returns:
             A new dict.
         """
-        return {
+        attributes: dict[str, RouteAttributeValue] = {
             AGENTMESH_ROUTE_DECISION_ID: self.decision_id,
             AGENTMESH_ROUTE_POLICY: self.policy,
             AGENTMESH_ROUTE_MODE: self.mode,
@@ -206,7 +244,12 @@ class RouteDecision:
             AGENTMESH_ROUTE_SCORES: self.scores,
             AGENTMESH_ROUTE_CHOSEN: self.chosen,
             AGENTMESH_ROUTE_REASON: self.reason,
+            AGENTMESH_ROUTE_FEATURES: self.features_json(),
+            AGENTMESH_ROUTE_TABLE_VERSION: self.table_version,
         }
+        if self.task_class is not None:
+            attributes[AGENTMESH_ROUTE_TASK_CLASS] = self.task_class
+        return attributes
 
     def as_dict(self) -> dict[str, object]:
         """Return the decision as a JSON-ready dict (the decision log's record).
@@ -229,6 +272,10 @@ class RouteDecision:
         }
         if self.avoided:
             record["avoided"] = list(self.avoided)
+        if self.cluster is not None:
+            record["cluster"] = self.cluster
+        if self.table_version:
+            record["table_version"] = self.table_version
         return record
 
     def to_json(self) -> str:

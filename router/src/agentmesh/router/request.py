@@ -18,7 +18,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal, cast
 
-__all__ = ["EMPTY_FEATURES", "PromptFeatures", "RouteMode", "RouteRequest", "prompt_features"]
+__all__ = [
+    "EMPTY_FEATURES",
+    "PromptFeatures",
+    "RouteMode",
+    "RouteRequest",
+    "prompt_features",
+    "prompt_text",
+]
 
 RouteMode = Literal["off", "shadow", "enforce"]
 """``off``: no decision; ``shadow``: decided and recorded only; ``enforce``: applied."""
@@ -76,6 +83,9 @@ class RouteRequest:
         mode: The routing mode the decision is made in (recorded on the decision).
         open_circuits: Models whose circuit breaker is open (the collector saw them failing):
             a policy chooses another candidate while they cool down.
+        text: The tail of the prompt's text, when the policy reads it (learned policies find
+            the prompt's cluster from it); kept in memory only, never recorded.
+        budget_usd: Most the call may cost, when the run has a budget.
     """
 
     provider: str
@@ -84,6 +94,8 @@ class RouteRequest:
     features: PromptFeatures = EMPTY_FEATURES
     mode: RouteMode = "shadow"
     open_circuits: frozenset[str] = frozenset()
+    text: str = ""
+    budget_usd: float | None = None
 
 
 def _part_len(part: object) -> tuple[int, bool]:
@@ -163,3 +175,51 @@ def prompt_features(kwargs: Mapping[str, object]) -> PromptFeatures:
         has_images=images,
         wants_json=_wants_json(kwargs),
     )
+
+
+def _content_text(content: object) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list | tuple):
+        parts: list[str] = []
+        for part in cast("Sequence[object]", content):
+            if isinstance(part, str):
+                parts.append(part)
+            elif isinstance(part, Mapping):
+                text = cast("Mapping[str, object]", part).get("text")
+                if isinstance(text, str):
+                    parts.append(text)
+        return "\n".join(parts)
+    return ""
+
+
+def prompt_text(kwargs: Mapping[str, object], tail_chars: int = 400) -> str:
+    """Return the tail of the call's last user message (where the question usually is).
+
+    Used by learned policies to place the prompt in a cluster; the text never leaves the
+    process and is not recorded.
+
+    Args:
+        kwargs: The keyword arguments of the SDK call.
+        tail_chars: Characters kept from the end.
+
+    Returns:
+        The text (empty when the call has no readable user message).
+
+    Example:
+        >>> prompt_text({"messages": [{"role": "user", "content": "Why is the sky blue?"}]})
+        'Why is the sky blue?'
+    """
+    messages = kwargs.get("messages")
+    if messages is None:
+        messages = kwargs.get("input")
+    if isinstance(messages, str):
+        return messages[-tail_chars:]
+    if not isinstance(messages, list | tuple):
+        return ""
+    for message in reversed(cast("Sequence[object]", messages)):
+        if isinstance(message, Mapping):
+            typed = cast("Mapping[str, object]", message)
+            if typed.get("role", "user") == "user":
+                return _content_text(typed.get("content"))[-tail_chars:]
+    return ""

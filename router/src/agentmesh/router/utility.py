@@ -1,0 +1,315 @@
+"""The learned policy: the candidate with the best expected utility, with bounded exploration.
+
+For each call the policy
+
+1. takes the candidates of the call's task class (configured; by default the requested model
+   and its fallback chain) and drops those that cannot serve it: another vendor's model the
+   SDK cannot reach, a missing capability (tools, vision, JSON mode), a context window smaller
+   than the prompt, an expected cost above the call's budget, an open circuit breaker;
+2. asks the route table's :class:`~agentmesh.router.learned.predictor.Predictor` what each
+   remaining model is expected to deliver for this task class and prompt cluster;
+3. scores ``utility = quality - λ·cost_usd - μ·latency_s`` (λ, μ per task class from the route
+   table's tradeoffs, or the policy's own) and chooses the best; the others follow as
+   fallbacks, best first;
+4. explores: with probability ``exploration`` (0.05 by default, 0 turns it off) it tries the
+   feasible candidate with the fewest outcomes in this task class instead, so that a model
+   nobody chose yet gets a record; never an excluded one.
+
+A model with no outcome at all in the task class is not chosen greedily: until the table
+knows something, the requested model stands (``reason`` says so). While the route table
+carries no predictor at all, decisions are the pass-through policy's. Decisions are memo-free
+except for the candidate lists and the predictor, which are rebuilt when the route table
+changes; the policy never does I/O.
+
+Example:
+    >>> from agentmesh.router.learned.quality import QualityModel
+    >>> from agentmesh.router.learned.predictor import Predictor
+    >>> from agentmesh.router.table import RouteTable, Tradeoff
+    >>> q = QualityModel()
+    >>> for _ in range(30):
+    ...     q.update("chat", 0, "gpt-4o", 0.92, cost_usd=0.004)
+    ...     q.update("chat", 0, "gpt-4o-mini", 0.90, cost_usd=0.0003)
+    >>> table = RouteTable(version=3, predictor=Predictor(q).to_dict(),
+    ...                    tradeoffs={"*": Tradeoff(cost_weight=20.0)})
+    >>> policy = UtilityPolicy(lambda: table, candidates={"*": ("gpt-4o", "gpt-4o-mini")},
+    ...                        exploration=0.0)
+    >>> policy.decide(RouteRequest("openai", "gpt-4o", task_class="chat")).chosen
+    'gpt-4o-mini'
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from agentmesh.core.log import get_logger
+from agentmesh.router.catalog import ModelCatalog, default_catalog
+from agentmesh.router.chains import FallbackChains, reachable
+from agentmesh.router.decision import RouteDecision
+from agentmesh.router.learned.predictor import Predictor
+from agentmesh.router.policy import PassThroughPolicy
+from agentmesh.router.request import RouteRequest
+from agentmesh.router.table import RouteTable, Tradeoff
+
+__all__ = ["UtilityPolicy"]
+
+_log = get_logger(__name__)
+
+_CHARS_PER_TOKEN: Final = 4.0
+_DEFAULT_OUTPUT_TOKENS: Final = 256
+_DEFAULT_LATENCY_S: Final = 1.0
+_MAX_RECORDED: Final = 8
+_MAX_CACHED: Final = 4096
+_CHARS_BUCKET: Final = 512
+_CAPABILITY_OF: Final = (
+    ("has_tools", "tools"),
+    ("has_images", "vision"),
+    ("wants_json", "json_mode"),
+)
+
+
+class UtilityPolicy:
+    """Choose the candidate with the best predicted quality for its cost and latency.
+
+    Args:
+        table: Returns the route table in force (called once per decision; must not block).
+        candidates: Task class → the models it may be routed to; ``"*"`` for every other
+            task class. When a task class has no entry, the candidates are the requested model
+            and its fallback chain.
+        fallbacks: Fallback chains (also the default candidates).
+        catalog: Prices, context windows and capabilities; the bundled catalog by default.
+        tradeoff: λ and μ used when the route table has none for the task class.
+        exploration: Share of decisions that explore (0 to 1).
+        min_evidence: Outcomes a model needs in a task class before it is chosen greedily.
+        seed: Seed of the exploration's random draws (``None``: unpredictable).
+    """
+
+    def __init__(
+        self,
+        table: Callable[[], RouteTable],
+        *,
+        candidates: Mapping[str, Sequence[str]] | None = None,
+        fallbacks: FallbackChains | None = None,
+        catalog: ModelCatalog | None = None,
+        tradeoff: Tradeoff | None = None,
+        exploration: float = 0.05,
+        min_evidence: int = 1,
+        seed: int | None = None,
+    ) -> None:
+        if not 0.0 <= exploration <= 1.0:
+            raise ValueError(f"exploration must be within [0, 1], not {exploration}")
+        self._table = table
+        self._configured = {k: tuple(v) for k, v in (candidates or {}).items()}
+        self._fallbacks = fallbacks if fallbacks is not None else FallbackChains()
+        self._catalog = catalog if catalog is not None else (
+            self._fallbacks.catalog if fallbacks is not None else default_catalog()
+        )  # fmt: skip
+        self._tradeoff = tradeoff if tradeoff is not None else Tradeoff()
+        self._exploration = exploration
+        self._min_evidence = min_evidence
+        self._random = random.Random(seed)
+        self._seen_raw: object = None
+        self._predictor: Predictor | None = None
+        self._candidate_cache: dict[tuple[object, ...], tuple[str, ...]] = {}
+        self._pass_through = PassThroughPolicy(self._fallbacks)
+        self._rankings: dict[_RankKey, _Ranking] = {}
+        self._ranked_table: RouteTable | None = None
+
+    @property
+    def name(self) -> str:
+        """``utility``."""
+        return "utility"
+
+    @property
+    def needs_text(self) -> bool:
+        """Whether the route table's predictor reads the prompt text (to find its cluster)."""
+        predictor = self._predictor_of(self._table())
+        return predictor is not None and predictor.reads_text
+
+    @property
+    def predictor(self) -> Predictor | None:
+        """The predictor of the route table in force (parsed once per table's predictor)."""
+        return self._predictor_of(self._table())
+
+    def _predictor_of(self, table: RouteTable) -> Predictor | None:
+        if table.predictor is self._seen_raw:
+            return self._predictor
+        predictor: Predictor | None = None
+        if table.predictor is not None:
+            try:
+                predictor = Predictor.from_dict(table.predictor)
+            except (ValueError, TypeError) as exc:
+                _log.warning("router.predictor_invalid", version=table.version, error=str(exc))
+        self._seen_raw, self._predictor = table.predictor, predictor
+        self._candidate_cache.clear()
+        return predictor
+
+    def _candidates(self, request: RouteRequest) -> tuple[str, ...]:
+        f = request.features
+        context_bucket = (f.total_chars // 4096) if f.total_chars else 0
+        key = (
+            request.provider, request.requested_model, request.task_class,
+            f.has_tools, f.has_images, f.wants_json, context_bucket,
+        )  # fmt: skip
+        cached = self._candidate_cache.get(key)
+        if cached is not None:
+            return cached
+        configured = self._configured.get(request.task_class or "*") or self._configured.get("*")
+        if configured is None:
+            pool = self._fallbacks.candidates(request.provider, request.requested_model)
+        else:
+            pool = tuple(m for m in configured if reachable(request.provider, m, self._catalog))
+        needed = [cap for flag, cap in _CAPABILITY_OF if getattr(f, flag)]
+        tokens = f.total_chars / _CHARS_PER_TOKEN
+        out: list[str] = []
+        for model in pool:
+            info = self._catalog.get(model)
+            if info is not None and (
+                any(cap not in info.capabilities for cap in needed)
+                or tokens + _DEFAULT_OUTPUT_TOKENS > info.context_window
+            ):
+                continue
+            out.append(model)
+        result = tuple(out)
+        if len(self._candidate_cache) >= _MAX_CACHED:
+            self._candidate_cache.clear()
+        self._candidate_cache[key] = result
+        return result
+
+    def _catalog_cost(self, model: str, chars: int) -> float | None:
+        info = self._catalog.get(model)
+        if info is None:
+            return None
+        return info.cost_usd(int(chars / _CHARS_PER_TOKEN), _DEFAULT_OUTPUT_TOKENS)
+
+    def decide(self, request: RouteRequest) -> RouteDecision:
+        """Choose a model for the call.
+
+        Args:
+            request: The call (its ``text`` is read when the predictor has clusters).
+
+        Returns:
+            The decision: candidates best first (at most eight recorded), utilities as
+            scores, and the reason in words.
+        """
+        table = self._table()
+        predictor = self._predictor_of(table)
+        if table is not self._ranked_table:  # trade-offs or stats may have changed
+            self._ranked_table = table
+            self._rankings.clear()
+        candidates = self._candidates(request)
+        if not candidates:
+            return _keep(
+                request, self.name, (), "no candidate has the capabilities and context it needs"
+            )
+        if predictor is None:  # nothing learned yet: the requested model and its chain
+            return self._pass_through.decide(request)
+        cluster = predictor.cluster_of(request.text) if predictor.reads_text else 0
+        budget = request.budget_usd
+        bucket = request.features.total_chars // _CHARS_BUCKET
+        key = (
+            predictor.quality.updates, request.task_class, cluster, candidates,
+            request.open_circuits, budget, bucket,
+        )  # fmt: skip
+        ranking = self._rankings.get(key)
+        if ranking is None:
+            ranking = self._rank(table, predictor, key)
+        if self._exploration and self._random.random() < self._exploration and ranking.pool:
+            pick = ranking.pool[self._random.randrange(len(ranking.pool))]
+            rest = [s for s in ranking.scored if s is not pick]
+            order = [pick, *rest][:_MAX_RECORDED]
+            names = tuple([s[1] for s in order])
+            scores = tuple([s[0] for s in order])
+            chosen = pick[1]
+            reason = f"exploring {chosen} ({pick[2]} outcomes in this task class)"
+        elif ranking.chosen is None:
+            return _keep(request, self.name, candidates, ranking.reason)
+        else:
+            names, scores, chosen, reason = (
+                ranking.names, ranking.scores, ranking.chosen, ranking.reason
+            )  # fmt: skip
+        return RouteDecision.new(
+            request, "utility", names, scores, chosen, reason,
+            cluster=cluster, table_version=table.version,
+        )  # fmt: skip
+
+    def _rank(self, table: RouteTable, predictor: Predictor, key: _RankKey) -> _Ranking:
+        _, task, cluster, candidates, blocked, budget, bucket = key
+        predictions = predictor.quality.predict(task, cluster, candidates)
+        tradeoff = (
+            table.tradeoffs.get(task or "*") or table.tradeoffs.get("*") or self._tradeoff
+        )  # fmt: skip
+        lam, mu = tradeoff.cost_weight, tradeoff.latency_weight
+        chars = bucket * _CHARS_BUCKET + _CHARS_BUCKET // 2
+        scored: list[tuple[float, str, int]] = []
+        for model, p in zip(candidates, predictions, strict=True):
+            if model in blocked:
+                continue
+            cost = p.cost_usd if p.cost_usd is not None else self._catalog_cost(model, chars)
+            if budget is not None and cost is not None and cost > budget:
+                continue
+            latency = p.latency_s
+            if latency is None:
+                observed = table.models.get(model)
+                latency = observed.latency_p50_s if observed is not None else None
+            utility = (
+                p.quality
+                - lam * (cost or 0.0)
+                - mu * (latency if latency is not None else _DEFAULT_LATENCY_S)
+            )
+            scored.append((utility, model, p.evidence))
+        scored.sort(reverse=True)
+        fewest = min((s[2] for s in scored), default=0)
+        pool = tuple(s for s in scored if s[2] == fewest)
+        known = [s for s in scored if s[2] >= self._min_evidence]
+        if not scored:
+            ranking = _Ranking(
+                tuple(scored), pool, None, (), (), "no candidate within budget and circuits"
+            )
+        elif not known:
+            ranking = _Ranking(
+                tuple(scored), pool, None, (), (), "no outcomes yet for any candidate"
+            )
+        else:
+            pick = known[0]
+            order = [pick, *(s for s in scored if s is not pick)][:_MAX_RECORDED]
+            ranking = _Ranking(
+                tuple(scored),
+                pool,
+                pick[1],
+                tuple([s[1] for s in order]),
+                tuple([s[0] for s in order]),
+                f"best utility {pick[0]:.3f} (quality - {lam:g}·cost - {mu:g}·latency)",
+            )
+        if len(self._rankings) >= _MAX_CACHED:
+            self._rankings.clear()
+        self._rankings[key] = ranking
+        return ranking
+
+
+_RankKey = tuple[int, str | None, int, tuple[str, ...], frozenset[str], float | None, int]
+
+
+@dataclass(frozen=True, slots=True)
+class _Ranking:
+    """The candidates of one (table, task class, cluster, constraints), scored and sorted."""
+
+    scored: tuple[tuple[float, str, int], ...]
+    pool: tuple[tuple[float, str, int], ...]  # the least-observed: what exploration tries
+    chosen: str | None
+    names: tuple[str, ...]
+    scores: tuple[float, ...]
+    reason: str
+
+
+def _keep(
+    request: RouteRequest, policy: str, candidates: tuple[str, ...], why: str
+) -> RouteDecision:
+    requested = request.requested_model
+    rest = tuple(m for m in candidates if m != requested)[: _MAX_RECORDED - 1]
+    order = (requested, *rest)
+    return RouteDecision.new(
+        request, policy, order, (1.0,) + (0.0,) * len(rest), requested, f"requested model: {why}"
+    )

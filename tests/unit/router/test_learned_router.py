@@ -1,0 +1,274 @@
+"""The learned router: hashing, clusters, quality model, predictor and utility policy."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agentmesh.core import semconv
+from agentmesh.router.chains import FallbackChains
+from agentmesh.router.learned.clusters import Clusters
+from agentmesh.router.learned.hashing import TextHasher
+from agentmesh.router.learned.predictor import Example, Outcome, Predictor, train_predictor
+from agentmesh.router.learned.quality import QualityModel, Shrinkage
+from agentmesh.router.request import PromptFeatures, RouteRequest, prompt_text
+from agentmesh.router.table import RouteTable, Tradeoff
+from agentmesh.router.utility import UtilityPolicy
+
+MATH = ["add the numbers 2 and 3", "add the numbers 7 and 8", "add numbers 4 and 9", "add 12, 30"]
+POEMS = ["write a poem about rain", "write a poem about the sea", "write a short poem on autumn"]
+
+
+def _examples() -> list[Example]:
+    out: list[Example] = []
+    for text in MATH * 5:
+        out.append(Example(text, "qa", {"small": Outcome(1.0, 0.001), "big": Outcome(1.0, 0.01)}))
+    for text in POEMS * 5:
+        out.append(Example(text, "qa", {"small": Outcome(0.0, 0.001), "big": Outcome(1.0, 0.01)}))
+    return out
+
+
+def test_hashing_is_stable_and_ignores_punctuation_and_case() -> None:
+    hasher = TextHasher(dim=1024)
+    assert hasher.buckets("Hello, World!") == hasher.buckets("hello world")
+    assert TextHasher(dim=1024).buckets("hello") == hasher.buckets("hello")  # no hash() seed
+    vector = hasher.vector("rain rain go away")
+    assert len(vector.indices) == 3
+    assert sum(w * w for w in vector.weights) == pytest.approx(1.0)
+    assert not hasher.vector("!!!")
+
+
+def test_hashing_reads_only_the_tail() -> None:
+    hasher = TextHasher(dim=1024, tail_chars=10)
+    assert hasher.buckets("beginning " * 50 + "final question") == hasher.buckets("question")
+
+
+def test_hasher_rejects_bad_dimensions() -> None:
+    with pytest.raises(ValueError, match="power of two"):
+        TextHasher(dim=1000)
+    with pytest.raises(ValueError, match="idf"):
+        TextHasher(dim=8, idf=[1.0])
+
+
+def test_clusters_separate_topics_and_survive_their_sparse_form() -> None:
+    hasher = TextHasher(dim=1024)
+    vectors = [hasher.vector(t) for t in MATH + POEMS]
+    clusters = Clusters.fit(vectors, k=2, dim=1024, seed=3)
+    labels = clusters.assign_many(vectors)
+    assert len(set(labels[: len(MATH)])) == 1
+    assert len(set(labels[len(MATH) :])) == 1
+    assert labels[0] != labels[-1]
+    again = Clusters.from_dict(json.loads(json.dumps(clusters.to_dict())))
+    assert again.assign_many(vectors) == labels
+    again.bind(None)
+    assert [again.assign_buckets(hasher.buckets(t)) for t in MATH + POEMS] == labels
+    assert again.assign_buckets([]) == 0
+
+
+def test_clusters_reject_malformed_dicts() -> None:
+    with pytest.raises(ValueError, match="dim"):
+        Clusters.from_dict({"dim": 0, "centroids": [[]]})
+    with pytest.raises(ValueError, match="outside"):
+        Clusters.from_dict({"dim": 4, "centroids": [[[9, 1.0]]]})
+    with pytest.raises(ValueError, match="not a list"):
+        Clusters.from_dict({"dim": 4, "centroids": ["x"]})
+
+
+def test_quality_model_shrinks_sparse_cells_towards_the_task_class() -> None:
+    model = QualityModel(Shrinkage(prior=0.5, model=2, task=5, cell=10))
+    for _ in range(50):
+        model.update("qa", 0, "m", 1.0)
+    model.update("qa", 1, "m", 0.0)  # one bad outcome in cluster 1
+    (cell1,) = model.predict("qa", 1, ("m",))
+    (cell0,) = model.predict("qa", 0, ("m",))
+    assert 0.85 < cell1.quality < cell0.quality <= 1.0
+    (unknown,) = model.predict("qa", 0, ("never-seen",))
+    assert unknown.quality == pytest.approx(0.5)
+    assert unknown.evidence == 0
+    assert cell0.evidence == 51
+
+
+def test_quality_model_learns_costs_latencies_and_late_corrections() -> None:
+    model = QualityModel()
+    model.update("qa", 0, "m", 1.0, cost_usd=0.002, latency_s=1.0)
+    model.update("qa", 0, "m", 1.0, cost_usd=0.004, latency_s=3.0)
+    (p,) = model.predict("qa", 0, ("m",))
+    assert (p.cost_usd, p.latency_s) == (pytest.approx(0.003), pytest.approx(2.0))
+    model.adjust("qa", 0, "m", -2.0)  # both outcomes were in fact bad
+    (after,) = model.predict("qa", 0, ("m",))
+    assert after.quality < p.quality
+    model.adjust("qa", 0, "m", -5.0)  # bounded: sums never go below zero
+    assert model.to_dict()["models"]["m"][0] == 0.0
+
+
+def test_quality_model_round_trips_and_rejects_bad_dicts() -> None:
+    model = QualityModel(priors={"m": 0.7})
+    model.update("qa", 3, "m", 0.5, cost_usd=0.1)
+    again = QualityModel.from_dict(json.loads(json.dumps(model.to_dict())))
+    assert again.predict("qa", 3, ("m",)) == model.predict("qa", 3, ("m",))
+    with pytest.raises(ValueError, match="sums must be non-negative"):
+        QualityModel.from_dict({"models": {"m": [-1, 1, 0, 0, 0, 0]}})
+    with pytest.raises(ValueError, match="exceeds"):
+        QualityModel.from_dict({"models": {"m": [5, 1, 0, 0, 0, 0]}})
+    with pytest.raises(ValueError, match="cluster"):
+        QualityModel.from_dict({"cells": {"qa": {"x": {}}}})
+    with pytest.raises(ValueError, match=r"shrinkage\.cell"):
+        QualityModel.from_dict({"shrinkage": {"cell": -1}})
+
+
+def test_trained_predictor_tells_easy_prompts_from_hard_ones_after_the_round_trip() -> None:
+    trained = train_predictor(_examples(), clusters=2, dim=1024, seed=1)
+    table = RouteTable(version=1, predictor=trained.to_dict())
+    shipped = Predictor.from_dict(RouteTable.from_json(table.to_json()).predictor or {})
+    easy = shipped.cluster_of("add the numbers 5 and 6")
+    hard = shipped.cluster_of("write a poem about snow")
+    assert easy != hard
+    small_easy, _ = shipped.quality.predict("qa", easy, ("small", "big"))
+    small_hard, _ = shipped.quality.predict("qa", hard, ("small", "big"))
+    assert small_easy.quality > 0.8 > 0.3 > small_hard.quality
+
+
+def test_predictor_without_clusters_reads_no_text() -> None:
+    predictor = train_predictor(_examples(), clusters=0)
+    assert not predictor.reads_text
+    assert predictor.cluster_of("anything") == 0
+    assert "clusters" not in predictor.to_dict()
+    with pytest.raises(ValueError, match="format"):
+        Predictor.from_dict({"format": "other"})
+    with pytest.raises(ValueError, match="at least one"):
+        train_predictor([])
+
+
+def _policy(table: RouteTable, **kwargs: object) -> UtilityPolicy:
+    return UtilityPolicy(
+        lambda: table,
+        candidates={"*": ("gpt-4o", "gpt-4o-mini", "claude-sonnet-4-5")},
+        exploration=0.0,
+        **kwargs,  # pyright: ignore[reportArgumentType]
+    )
+
+
+def _trained_table(lam: float = 0.0) -> RouteTable:
+    q = QualityModel()
+    for _ in range(40):
+        q.update("chat", 0, "gpt-4o", 0.95, cost_usd=0.004, latency_s=2.0)
+        q.update("chat", 0, "gpt-4o-mini", 0.90, cost_usd=0.0003, latency_s=0.8)
+    return RouteTable(
+        version=9, predictor=Predictor(q).to_dict(), tradeoffs={"*": Tradeoff(cost_weight=lam)}
+    )
+
+
+def _request(**kwargs: object) -> RouteRequest:
+    return RouteRequest("openai", "gpt-4o", task_class="chat", **kwargs)  # pyright: ignore[reportArgumentType]
+
+
+def test_utility_policy_trades_quality_for_cost_by_lambda() -> None:
+    assert _policy(_trained_table(0.0)).decide(_request()).chosen == "gpt-4o"
+    decision = _policy(_trained_table(50.0)).decide(_request())
+    assert decision.chosen == "gpt-4o-mini"
+    assert decision.candidates[:2] == ("gpt-4o-mini", "gpt-4o")
+    assert decision.scores[0] > decision.scores[1]
+    assert decision.table_version == 9
+    assert decision.policy == "utility"
+    assert "best utility" in decision.reason
+    attributes = decision.span_attributes()
+    assert attributes[semconv.AGENTMESH_ROUTE_TABLE_VERSION] == 9
+    assert '"cluster":0' in str(attributes[semconv.AGENTMESH_ROUTE_FEATURES])
+
+
+def test_utility_policy_never_picks_an_unseen_model_greedily_and_keeps_the_request_cold() -> None:
+    decision = _policy(RouteTable()).decide(_request())
+    assert (decision.chosen, decision.reason, decision.policy) == (
+        "gpt-4o",
+        "requested model",
+        "pass_through",
+    )
+    empty = RouteTable(version=1, predictor=Predictor(QualityModel()).to_dict())
+    assert "no outcomes yet" in _policy(empty).decide(_request()).reason
+    # claude has no outcome in "chat": it is never chosen greedily even with a huge λ.
+    assert _policy(_trained_table(1e6)).decide(_request()).chosen == "gpt-4o-mini"
+
+
+def test_utility_policy_honours_circuits_budgets_and_capabilities() -> None:
+    table = _trained_table(50.0)
+    assert (
+        _policy(table).decide(_request(open_circuits=frozenset({"gpt-4o-mini"}))).chosen == "gpt-4o"
+    )
+    assert _policy(_trained_table(0.0)).decide(_request(budget_usd=0.001)).chosen == "gpt-4o-mini"
+    too_long = PromptFeatures(message_count=1, total_chars=4 * 300_000)
+    decision = _policy(table).decide(_request(features=too_long))
+    assert decision.chosen == "gpt-4o"  # nothing fits a 128k window: the request stands
+    assert decision.reason.startswith("requested model")
+    vision = PromptFeatures(message_count=1, total_chars=10, has_images=True)
+    catalog_models = set(_policy(table).decide(_request(features=vision)).candidates)
+    assert "gpt-4o-mini" in catalog_models  # it has vision in the catalog
+
+
+def test_utility_policy_explores_within_bounds_and_reproducibly() -> None:
+    table = _trained_table(50.0)
+    policy = UtilityPolicy(
+        lambda: table,
+        candidates={"*": ("gpt-4o", "gpt-4o-mini", "claude-sonnet-4-5")},
+        exploration=0.2,
+        seed=5,
+    )
+    ask = RouteRequest("openrouter", "gpt-4o", task_class="chat")  # reaches every vendor
+    chosen = [policy.decide(ask).chosen for _ in range(500)]
+    explored = chosen.count("claude-sonnet-4-5")  # the one with no outcome
+    assert 60 < explored < 140
+    again = UtilityPolicy(
+        lambda: table,
+        candidates={"*": ("gpt-4o", "gpt-4o-mini", "claude-sonnet-4-5")},
+        exploration=0.2,
+        seed=5,
+    )
+    assert [again.decide(ask).chosen for _ in range(500)] == chosen
+    assert _policy(table).decide(_request()).chosen != "claude-sonnet-4-5"  # openai SDK
+    blocked = RouteRequest(
+        "openrouter", "gpt-4o", task_class="chat", open_circuits=frozenset({"claude-sonnet-4-5"})
+    )
+    assert all(policy.decide(blocked).chosen != "claude-sonnet-4-5" for _ in range(200))
+    with pytest.raises(ValueError, match="exploration"):
+        UtilityPolicy(lambda: table, exploration=1.5)
+
+
+def test_utility_policy_defaults_to_the_fallback_chain_and_survives_a_bad_predictor() -> None:
+    chains = FallbackChains({"gpt-4o": ["gpt-4o-mini"]})
+    policy = UtilityPolicy(lambda: _trained_table(50.0), fallbacks=chains, exploration=0.0)
+    assert policy.decide(_request()).chosen == "gpt-4o-mini"
+    broken = RouteTable(
+        version=2, predictor={"format": "agentmesh.cluster-quality/1", "quality": 3}
+    )
+    bad = UtilityPolicy(lambda: broken, fallbacks=chains, exploration=0.0)
+    assert bad.predictor is None
+    assert bad.decide(_request()).chosen == "gpt-4o"
+
+
+def test_utility_policy_reads_text_only_with_clusters() -> None:
+    trained = train_predictor(_examples(), clusters=2, dim=1024, seed=1)
+    table = RouteTable(version=4, predictor=trained.to_dict(), tradeoffs={"*": Tradeoff(60.0)})
+    policy = UtilityPolicy(lambda: table, candidates={"*": ("small", "big")}, exploration=0.0)
+    assert policy.needs_text
+
+    def ask(text: str) -> str:
+        return policy.decide(RouteRequest("openrouter", "big", task_class="qa", text=text)).chosen
+
+    assert ask("add the numbers 40 and 2") == "small"
+    assert ask("write a poem about the moon") == "big"
+    assert not _policy(_trained_table()).needs_text
+
+
+def test_prompt_text_takes_the_last_user_message_tail() -> None:
+    kwargs = {
+        "messages": [
+            {"role": "system", "content": "be nice"},
+            {"role": "user", "content": "first"},
+            {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": [{"type": "text", "text": "x" * 500 + "end"}]},
+        ]
+    }
+    text = prompt_text(kwargs, tail_chars=10)
+    assert text == "xxxxxxxend"
+    assert prompt_text({"input": "hello"}) == "hello"
+    assert prompt_text({"messages": 3}) == ""
