@@ -48,6 +48,13 @@ from agentmesh.collector.recovery import (
     make_control_state,
 )
 from agentmesh.collector.resume import resume_routes
+from agentmesh.collector.routing import (
+    RouteTableState,
+    make_route_table_state,
+    route_table_routes,
+)
+from agentmesh.collector.routing.feedback import feedback_routes
+from agentmesh.collector.routing.trainer import RouterTrainer, make_router_trainer
 from agentmesh.collector.settings import CollectorSettings
 from agentmesh.collector.store import make_store
 from agentmesh.collector.store.base import SpanStore
@@ -155,6 +162,8 @@ class Collector:
         self._policy = RecoveryPolicy.from_settings(self._settings)
         self._on_detection = on_detection
         self._recovery: RecoveryEngine | None = None
+        self._route_table: RouteTableState | None = None
+        self._trainer: RouterTrainer | None = None
         self._fanout: DetectionFanout | None = None
         self._metrics: CollectorMetrics | None = None
         self._pipeline: Pipeline | None = None
@@ -280,6 +289,11 @@ class Collector:
             if settings.recovery_enabled:
                 engine = await stack.enter_async_context(RecoveryEngine(control, self._policy))
                 self._recovery = engine
+            route_table = make_route_table_state(settings, control if engine is not None else None)
+            self._route_table = await stack.enter_async_context(route_table)
+            trainer = make_router_trainer(settings, route_table)
+            if trainer is not None:
+                self._trainer = await stack.enter_async_context(trainer)
             # A store passed in (tests, embedding) keeps learned state only when asked to.
             auto = settings.detector_state == "auto" and not self._owns_store
             backend = None if auto else state_backend(settings)
@@ -299,7 +313,11 @@ class Collector:
                     idle_timeout_seconds=settings.trace_idle_timeout_seconds,
                 ),
                 rules=self._rules,
-                detectors=(*self._detectors, *([engine.observer] if engine else [])),
+                detectors=(
+                    *self._detectors,
+                    *([engine.observer] if engine else []),
+                    *([trainer.observer] if trainer else []),
+                ),
                 max_batches=settings.queue_max_batches,
                 max_spans=settings.queue_max_spans,
                 max_cycle_spans=settings.pipeline_max_cycle_spans,
@@ -331,6 +349,13 @@ class Collector:
                         extra_routes=(
                             *(control_routes(control) if engine is not None else ()),
                             *resume_routes(self._store, policy=self._policy),
+                            *route_table_routes(route_table),
+                            *feedback_routes(
+                                pipeline,
+                                self._store,
+                                builder=pipeline.builder,
+                                retry_after_seconds=settings.retry_after_seconds,
+                            ),
                         ),
                         metrics=self._metrics.render if self._metrics is not None else None,
                     )
@@ -367,6 +392,24 @@ class Collector:
     def recovery(self) -> RecoveryEngine | None:
         """The recovery engine (``None`` when not running or ``recovery_enabled`` is false)."""
         return self._recovery
+
+    @property
+    def route_table(self) -> RouteTableState:
+        """The route table store: publish with ``await collector.route_table.publish(change)``.
+
+        Served at ``GET /v1/route-table`` with the recovery engine's open breakers merged in.
+
+        Raises:
+            CollectorError: The collector was not started.
+        """
+        if self._route_table is None:
+            raise CollectorError("the collector is not running; the route table is not open")
+        return self._route_table
+
+    @property
+    def router_trainer(self) -> RouterTrainer | None:
+        """The router trainer (``None`` when not running or ``router_training`` is false)."""
+        return self._trainer
 
     @property
     def metrics(self) -> CollectorMetrics | None:
@@ -418,6 +461,8 @@ class Collector:
             self._fanout.on_detection(detection)
         if self._recovery is not None:
             await self._recovery.on_detection(detection)
+        if self._trainer is not None:
+            await self._trainer.on_detection(detection)
         listener = self._on_detection
         if listener is not None:
             outcome = listener(detection)

@@ -388,6 +388,45 @@ class CollectorSettings(DetectionSettings):
         "dropped (counted).",
     )
 
+    # --- router trainer ---------------------------------------------------------------------
+    router_training: bool = Field(
+        default=True,
+        description=(
+            "Learn from routed model calls (outcomes, feedback, detections) and publish the route "
+            "table apps follow at `GET /v1/route-table` (and the Redis key "
+            "`agentmesh:route_table` when a Redis URL is set)."
+        ),
+    )
+    router_publish_seconds: float = Field(
+        default=2.0,
+        ge=0.05,
+        le=3600.0,
+        description="Least seconds between two route table publications (when outcomes arrived).",
+    )
+    router_modes: dict[str, Literal["off", "shadow", "enforce"]] = Field(
+        default_factory=dict,
+        description=(
+            'Routing mode per task class pushed to apps in the route table, as JSON: {"*": '
+            '"shadow", "triage": "enforce"}; "*" is every other task class. Empty: each app keeps '
+            "its `AGENTMESH_ROUTING_MODE`."
+        ),
+    )
+    router_tradeoffs: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description=(
+            'Quality / cost / latency trade-off per task class, as JSON: {"*": {"cost_weight": '
+            '200, "latency_weight": 0.01}}: utility = quality - cost_weight x USD - '
+            "latency_weight x seconds."
+        ),
+    )
+    router_predictor_path: Path | None = Field(
+        default=None,
+        description=(
+            "JSON predictor trained offline (`agentmesh router train`) to start from when the "
+            "route table has none yet; later outcomes keep training it."
+        ),
+    )
+
     @property
     def effective_decode_workers(self) -> int:
         """The decode worker processes to start: ``decode_workers`` with ``-1`` resolved."""

@@ -7,12 +7,14 @@ import sys
 
 from agentmesh.collector.cli.collector_cmd import add_collector_command
 from agentmesh.collector.cli.demo_cmd import add_demo_command
+from agentmesh.collector.cli.export_decisions import add_export_decisions_command
 from agentmesh.collector.cli.query_cmds import (
     add_export_command,
     add_graph_command,
     add_runs_command,
 )
 from agentmesh.collector.cli.resume_cmd import add_resume_command
+from agentmesh.collector.cli.router_cmd import add_router_command
 from agentmesh.core import AgentMeshError
 
 __all__ = ["build_parser", "main"]
@@ -66,13 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
             description="Show a run's agents, handoffs, agent sequence and detections.",
         )
     )
-    add_export_command(
-        commands.add_parser(
-            "export",
-            help="export runs, agents, handoffs, spans and detections to Parquet, CSV or JSON",
-            description="Write one file per table (runs, agents, handoffs, spans, detections).",
-        )
+    export = commands.add_parser(
+        "export",
+        help="export runs, agents, handoffs, spans and detections to Parquet, CSV or JSON",
+        description="Write one file per table (runs, agents, handoffs, spans, detections); "
+        "`agentmesh export decisions` writes the routing decisions with their outcomes.",
     )
+    add_export_command(export)
+    add_export_decisions_command(export)
     add_resume_command(
         commands.add_parser(
             "resume",
@@ -82,6 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
                 "from the store) and run the app again with that plan: `agentmesh resume "
                 "RUN_ID -- python app.py`. Without a command, print the plan."
             ),
+        )
+    )
+    add_router_command(
+        commands.add_parser(
+            "router",
+            help="train the routing predictor offline",
+            description="Fit the router's predictor from labelled examples or exported "
+            "decisions (`agentmesh router train`).",
         )
     )
     return parser

@@ -8,12 +8,13 @@ what is held), and tuples of atoms are untracked by the garbage collector.
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 from agentmesh.collector.model import SpanRecord
 from agentmesh.core import semconv
 
-__all__ = ["GraphNode", "HandoffInfo", "graph_node"]
+__all__ = ["GraphNode", "HandoffInfo", "RouteInfo", "graph_node"]
 
 UNSPECIFIED_HANDOFF_KIND = "unspecified"
 
@@ -34,6 +35,43 @@ class HandoffInfo(NamedTuple):
     kind: str
     digest: str | None
     size: int | None
+
+
+class RouteInfo(NamedTuple):
+    """What the router needs of a span to learn from it.
+
+    Attributes:
+        decision_id: ``agentmesh.route.decision_id``.
+        task_class: ``agentmesh.route.task_class`` (else the run's task class).
+        cluster: The prompt cluster from ``agentmesh.route.features`` (0 when absent).
+        feedback_score: ``agentmesh.feedback.score``, when the span carries one.
+    """
+
+    decision_id: str
+    task_class: str | None
+    cluster: int
+    feedback_score: float | None
+
+
+_CLUSTER = re.compile(r'"cluster":\s*(\d+)')
+
+
+def _route_info(span: SpanRecord) -> RouteInfo | None:
+    decision = span.str_attr(semconv.AGENTMESH_ROUTE_DECISION_ID)
+    if decision is None:
+        return None
+    score = span.float_attr(semconv.AGENTMESH_FEEDBACK_SCORE)
+    features = span.str_attr(semconv.AGENTMESH_ROUTE_FEATURES)
+    found = _CLUSTER.search(features) if features else None
+    if score is None and span.operation != semconv.Operation.CHAT:
+        return None  # a child span carrying the decision id in baggage: not the decision
+    return RouteInfo(
+        decision,
+        span.str_attr(semconv.AGENTMESH_ROUTE_TASK_CLASS)
+        or span.str_attr(semconv.AGENTMESH_RUN_TASK_CLASS),
+        int(found.group(1)) if found else 0,
+        score,
+    )
 
 
 class GraphNode(NamedTuple):
@@ -78,6 +116,8 @@ class GraphNode(NamedTuple):
             attempt as ``(model, error.type, model tried next)`` (from
             ``agentmesh.route.fallback`` events): the span itself ends well, but those models
             failed.
+        route: On a routed model call, the decision's id, task class and prompt cluster; on a
+            feedback span, the decision it scores and the score.
     """
 
     trace_id: str
@@ -110,6 +150,7 @@ class GraphNode(NamedTuple):
     started: str | None = None
     failed_attempts: tuple[tuple[str, str | None, str | None], ...] = ()
     request_model: str | None = None
+    route: RouteInfo | None = None
 
     @property
     def duration_ns(self) -> int:
@@ -222,6 +263,7 @@ def graph_node(span: SpanRecord) -> GraphNode:
         started,
         attempts,
         requested,
+        _route_info(span) if span.attributes else None,
     )
 
 

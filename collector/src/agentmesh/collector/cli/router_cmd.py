@@ -1,0 +1,135 @@
+"""``agentmesh router train``: fit the router's predictor offline and write it as JSON.
+
+From labelled examples (JSON lines or RouterBench-style wide CSVs, see
+:mod:`agentmesh.router.learned.datasets`): the prompt clusters and the per task class x
+cluster x model statistics. From exported decisions (``agentmesh export decisions``: no prompt
+text, only each call's task class, cluster, model and outcome): the statistics, on the clusters
+of a ``--base`` predictor. Point the collector at the file with
+``AGENTMESH_COLLECTOR_ROUTER_PREDICTOR_PATH``; it keeps learning from live outcomes.
+
+Example:
+    >>> parser = argparse.ArgumentParser()
+    >>> add_router_command(parser)
+    >>> parser.parse_args(["train", "--examples", "x.jsonl", "-o", "p.json"]).clusters
+    32
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import duckdb
+from rich.console import Console
+
+from agentmesh.collector.routing.trainer import load_predictor
+from agentmesh.core import ConfigError
+from agentmesh.router.learned.datasets import read_examples
+from agentmesh.router.learned.predictor import Predictor, train_predictor
+
+__all__ = ["add_router_command"]
+
+_COLUMNS = (
+    "SELECT task_class, CAST(features AS VARCHAR), mode, requested_model, chosen, quality, "
+    "cost_usd, latency_s, error FROM "
+)
+_QUERIES = {
+    ".parquet": _COLUMNS + "read_parquet(?)",
+    ".csv": _COLUMNS + "read_csv_auto(?)",
+    ".jsonl": _COLUMNS + "read_json_auto(?)",
+}
+
+
+def add_router_command(parser: argparse.ArgumentParser) -> None:
+    """Declare ``agentmesh router`` and its ``train`` subcommand.
+
+    Args:
+        parser: The ``router`` command's parser.
+    """
+    commands = parser.add_subparsers(dest="router_command", required=True)
+    train = commands.add_parser(
+        "train",
+        help="fit the routing predictor from labelled examples or exported decisions",
+        description="Fit the predictor the collector starts from "
+        "(AGENTMESH_COLLECTOR_ROUTER_PREDICTOR_PATH) and write it as JSON.",
+    )
+    source = train.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--examples",
+        type=Path,
+        metavar="PATH",
+        help="JSON lines ({prompt, task_class, outcomes}) or wide CSVs (RouterBench columns), "
+        "a file or a folder",
+    )
+    source.add_argument(
+        "--decisions",
+        type=Path,
+        metavar="FILE",
+        help="decisions exported by `agentmesh export decisions` (parquet, jsonl or csv)",
+    )
+    train.add_argument("--base", type=Path, help="predictor whose clusters --decisions use")
+    train.add_argument("-o", "--output", type=Path, required=True, help="predictor JSON to write")
+    train.add_argument("--clusters", type=int, default=32, help="prompt clusters (0: none)")
+    train.add_argument("--seed", type=int, default=0, help="seed of the clustering")
+    train.set_defaults(handler=_train)
+
+
+def _from_decisions(path: Path, base: Path | None) -> Predictor:
+    predictor = load_predictor(base) if base is not None else None
+    if predictor is None:
+        from agentmesh.router.learned.quality import QualityModel
+
+        predictor = Predictor(QualityModel())
+    if not path.is_file():
+        raise ConfigError(f"--decisions {path}: no such file")
+    query = _QUERIES.get(path.suffix, _QUERIES[".jsonl"])
+    try:
+        rows = duckdb.execute(query, [str(path)]).fetchall()
+    except duckdb.Error as exc:
+        raise ConfigError(f"--decisions {path}: cannot read decisions: {exc}") from exc
+    for task, features, mode, requested, chosen, quality, cost, latency, error in rows:
+        try:
+            cluster = int(json.loads(features or "{}").get("cluster", 0))
+        except (ValueError, TypeError, AttributeError):
+            cluster = 0
+        # The model that answered, as the route table names it: the choice when enforced.
+        name = chosen if mode == "enforce" else requested
+        if name is None or quality is None:
+            continue
+        predictor.quality.update(
+            task, cluster, str(name), float(quality),
+            cost_usd=cost, latency_s=None if error else latency,
+        )  # fmt: skip
+    return predictor
+
+
+def _train(args: argparse.Namespace) -> int:
+    console = Console(stderr=True)
+    if args.examples is not None:
+        try:
+            data = read_examples(args.examples)
+        except (ValueError, OSError) as exc:
+            raise ConfigError(f"--examples: {exc}") from exc
+        predictor = train_predictor(data.examples, clusters=args.clusters, seed=args.seed)
+        console.print(
+            f"{len(data.examples):,} examples ({data.skipped} skipped), "
+            f"{len(data.models)} models, {args.clusters} clusters"
+        )
+    else:
+        predictor = _from_decisions(args.decisions, args.base)
+        console.print(f"{predictor.quality.updates:,} outcomes from {args.decisions}")
+    output: Path = args.output
+    text = json.dumps(predictor.to_dict(), separators=(",", ":"))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        Path(tmp).chmod(0o644)
+        Path(tmp).replace(output)
+    except OSError as exc:
+        raise ConfigError(f"--output {output}: cannot write: {exc}") from exc
+    console.print(f"wrote {output} ({len(text):,} bytes)")
+    return 0

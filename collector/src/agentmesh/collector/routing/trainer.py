@@ -1,0 +1,436 @@
+"""The router trainer: joins routing decisions with their outcomes and publishes the route table.
+
+The trainer watches the span stream like a detector (:attr:`RouterTrainer.observer`). Every
+model call that carries a routing decision is an outcome for the model that answered it
+(``gen_ai.request.model`` as routed, so names match the route table's candidates), in the
+decision's task class and prompt cluster:
+
+- quality 1.0 when the call succeeded, 0.0 when it failed; each model the router fell back
+  from on the way (``agentmesh.route.fallback`` events) gets a failed outcome too;
+- an explicit score (``agentmesh.feedback.score``, on the call's span or later on a feedback
+  span naming the decision: ``POST /v1/feedback``) replaces the assumed quality;
+- a detection naming the call's span (a loop, a runaway, a context loss…) takes
+  :data:`~agentmesh.collector.routing.outcomes.DETECTION_PENALTY` off it.
+
+Outcomes update the route table's :class:`~agentmesh.router.learned.predictor.Predictor`
+online (keeping the clusters an offline training gave it) and the observed statistics of each
+model (calls, errors, latency p50 / p95, mean cost, mean quality). At most every
+``publish_interval_s`` seconds, when something changed, the trainer publishes the next table
+(:meth:`~agentmesh.collector.routing.table_state.RouteTableState.publish`: Redis key and
+``GET /v1/route-table``). The learned state lives in the table itself, so a collector that
+restarts on the same Redis carries on from the last published table.
+
+Example:
+    >>> from agentmesh.collector.routing.table_state import MemoryRouteTableState
+    >>> async def main() -> int:
+    ...     async with MemoryRouteTableState() as state:
+    ...         async with RouterTrainer(state, publish_interval_s=0.01) as trainer:
+    ...             trainer.record_outcome("qa", 0, "gpt-4o-mini", 1.0, latency_s=0.4)
+    ...             await trainer.publish_now()
+    ...         return state.published.models["gpt-4o-mini"].calls
+    >>> import asyncio
+    >>> asyncio.run(main())
+    1
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Final, Self, cast
+
+from agentmesh.collector.detection import Detection
+from agentmesh.collector.detectors.base import CycleView
+from agentmesh.collector.graph.node import GraphNode
+from agentmesh.collector.routing.outcomes import DETECTION_PENALTY
+from agentmesh.collector.routing.table_state import RouteTableState
+from agentmesh.core import semconv
+from agentmesh.core.errors import ConfigError
+from agentmesh.core.log import get_logger
+from agentmesh.router.learned.predictor import Predictor
+from agentmesh.router.learned.quality import QualityModel
+from agentmesh.router.request import RouteMode
+from agentmesh.router.table import ModelStats, RouteTable, Tradeoff
+
+if TYPE_CHECKING:
+    from agentmesh.collector.settings import CollectorSettings
+
+__all__ = ["RouterTrainer", "TrainerObserver", "load_predictor", "make_router_trainer"]
+
+_log = get_logger(__name__)
+
+_LATENCY_WINDOW: Final = 512
+_DECISIONS_KEPT: Final = 65_536
+
+
+class _Observed:
+    """Running statistics of one model."""
+
+    __slots__ = ("calls", "cost", "cost_n", "errors", "latencies", "quality", "quality_n")
+
+    def __init__(self, base: ModelStats | None = None) -> None:
+        self.calls = base.calls if base else 0
+        self.errors = base.errors if base else 0
+        self.latencies: deque[float] = deque(maxlen=_LATENCY_WINDOW)
+        if base is not None and base.latency_p50_s is not None:
+            self.latencies.append(base.latency_p50_s)
+        self.cost = self.cost_n = self.quality = self.quality_n = 0
+        if base is not None and base.cost_mean_usd is not None:
+            self.cost, self.cost_n = base.cost_mean_usd * base.calls, base.calls
+        if base is not None and base.quality_mean is not None:
+            self.quality, self.quality_n = base.quality_mean * base.calls, base.calls
+
+    def stats(self) -> ModelStats:
+        ordered = sorted(self.latencies)
+
+        def pick(q: float) -> float | None:
+            return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else None
+
+        return ModelStats(
+            calls=self.calls,
+            errors=min(self.errors, self.calls),
+            latency_p50_s=pick(0.5),
+            latency_p95_s=pick(0.95),
+            cost_mean_usd=self.cost / self.cost_n if self.cost_n else None,
+            quality_mean=self.quality / self.quality_n if self.quality_n else None,
+        )
+
+
+class TrainerObserver:
+    """The trainer's eyes on the span stream (a pipeline detector that reports nothing).
+
+    Args:
+        trainer: The trainer it feeds.
+    """
+
+    def __init__(self, trainer: RouterTrainer) -> None:
+        self._trainer = trainer
+
+    @property
+    def name(self) -> str:
+        """``router_trainer``."""
+        return "router_trainer"
+
+    def observe(self, cycle: CycleView) -> list[Detection]:
+        """Take a cycle's spans.
+
+        Args:
+            cycle: The spans and changed graphs.
+
+        Returns:
+            Nothing (an empty list).
+        """
+        self._trainer.observe_nodes(cycle.nodes)
+        return []
+
+    def tick(self, now_ns: int) -> list[Detection]:
+        """Nothing happens on the clock here.
+
+        Args:
+            now_ns: Wall-clock time, Unix nanoseconds.
+
+        Returns:
+            Nothing (an empty list).
+        """
+        return []
+
+
+class RouterTrainer:
+    """Learns from outcomes and publishes the route table; an async context manager.
+
+    Args:
+        state: Where the route table is published.
+        publish_interval_s: Least time between two publications.
+        base: The predictor to start from when the published table has none (for example one
+            trained offline); an empty one (task classes only) by default.
+        modes: Routing mode per task class to push to apps (``"*"``: every other class);
+            ``None`` leaves the table's modes as they are.
+        tradeoffs: Trade-off per task class to push to apps (``"*"``: default); ``None`` leaves
+            the table's as they are.
+    """
+
+    def __init__(
+        self,
+        state: RouteTableState,
+        *,
+        publish_interval_s: float = 2.0,
+        base: Predictor | None = None,
+        modes: Mapping[str, RouteMode] | None = None,
+        tradeoffs: Mapping[str, Tradeoff] | None = None,
+    ) -> None:
+        self._state = state
+        self._modes = dict(modes) if modes is not None else None
+        self._tradeoffs = dict(tradeoffs) if tradeoffs is not None else None
+        self._interval = publish_interval_s
+        self._base = base
+        self._predictor = base if base is not None else Predictor(QualityModel())
+        self._observed: dict[str, _Observed] = {}
+        self._decisions: OrderedDict[str, tuple[str | None, int, str, float]] = OrderedDict()
+        self._by_span: OrderedDict[str, str] = OrderedDict()
+        self._dirty = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._observer = TrainerObserver(self)
+        self.outcomes = 0
+
+    @property
+    def observer(self) -> TrainerObserver:
+        """The pipeline detector that feeds the trainer."""
+        return self._observer
+
+    @property
+    def predictor(self) -> Predictor:
+        """The predictor being trained."""
+        return self._predictor
+
+    async def __aenter__(self) -> Self:
+        self._resume_from(self._state.published)
+        if self._modes is not None or self._tradeoffs is not None or self._base is not None:
+            self._dirty.set()  # apps get the configuration without waiting for outcomes
+        self._task = asyncio.create_task(self._run(), name="agentmesh-router-trainer")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._dirty.is_set():
+            with contextlib.suppress(Exception):
+                await self.publish_now()
+
+    def _resume_from(self, table: RouteTable) -> None:
+        if table.predictor is not None:  # what was learned before a restart wins over the base
+            try:
+                self._predictor = Predictor.from_dict(table.predictor)
+            except (ValueError, TypeError) as exc:
+                _log.warning("router.trainer_predictor_invalid", error=str(exc))
+        self._observed = {m: _Observed(s) for m, s in table.models.items()}
+
+    # --- learning -----------------------------------------------------------------------------
+
+    def record_outcome(
+        self,
+        task_class: str | None,
+        cluster: int,
+        model: str,
+        quality: float,
+        *,
+        cost_usd: float | None = None,
+        latency_s: float | None = None,
+        error: bool = False,
+    ) -> None:
+        """Learn from one outcome.
+
+        Args:
+            task_class: The call's task class.
+            cluster: The prompt's cluster.
+            model: The model that answered (or failed).
+            quality: The outcome's quality in [0, 1].
+            cost_usd: What the call cost.
+            latency_s: How long it took.
+            error: Whether the call failed.
+        """
+        self._predictor.quality.update(
+            task_class, cluster, model, quality, cost_usd=cost_usd, latency_s=latency_s
+        )
+        observed = self._observed.get(model)
+        if observed is None:
+            observed = self._observed[model] = _Observed()
+        observed.calls += 1
+        observed.errors += int(error)
+        if latency_s is not None and not error:
+            observed.latencies.append(latency_s)
+        if cost_usd is not None:
+            observed.cost += cost_usd
+            observed.cost_n += 1
+        observed.quality += quality
+        observed.quality_n += 1
+        self.outcomes += 1
+        self._dirty.set()
+
+    def _adjust(self, decision_id: str, quality: float) -> None:
+        known = self._decisions.get(decision_id)
+        if known is None:
+            return
+        task, cluster, model, assumed = known
+        delta = quality - assumed
+        if delta:
+            self._predictor.quality.adjust(task, cluster, model, delta)
+            observed = self._observed.get(model)
+            if observed is not None:
+                observed.quality += delta
+            self._decisions[decision_id] = (task, cluster, model, quality)
+            self._dirty.set()
+
+    def _remember(self, node: GraphNode, key: tuple[str | None, int, str, float]) -> None:
+        route = node.route
+        assert route is not None
+        self._decisions[route.decision_id] = key
+        self._by_span[node.span_id] = route.decision_id
+        while len(self._decisions) > _DECISIONS_KEPT:
+            self._decisions.popitem(last=False)
+        while len(self._by_span) > _DECISIONS_KEPT:
+            self._by_span.popitem(last=False)
+
+    def observe_nodes(self, nodes: Iterable[GraphNode]) -> None:
+        """Learn from the routed model calls and feedback spans among the nodes.
+
+        Args:
+            nodes: Spans as graph nodes.
+        """
+        for node in nodes:
+            route = node.route
+            if route is None:
+                continue
+            if node.operation != semconv.Operation.CHAT:
+                if route.feedback_score is not None:
+                    self._adjust(route.decision_id, route.feedback_score)
+                continue
+            model = node.request_model or node.model
+            if model is None:
+                continue
+            for failed, _error, _to in node.failed_attempts:
+                self.record_outcome(route.task_class, route.cluster, failed, 0.0, error=True)
+            quality = 0.0 if node.error else 1.0
+            if route.feedback_score is not None:
+                quality = route.feedback_score
+            latency = node.duration_ns / 1e9
+            self.record_outcome(
+                route.task_class,
+                route.cluster,
+                model,
+                quality,
+                cost_usd=node.cost_usd if node.cost_usd else None,
+                latency_s=latency if not node.failed_attempts else None,
+                error=node.error,
+            )
+            self._remember(node, (route.task_class, route.cluster, model, quality))
+
+    async def on_detection(self, detection: Detection) -> None:
+        """Take a detection's penalty off the decisions whose spans it names.
+
+        Args:
+            detection: The detection.
+        """
+        for span_id in detection.span_ids:
+            decision = self._by_span.get(span_id)
+            if decision is None:
+                continue
+            known = self._decisions.get(decision)
+            if known is not None:
+                self._adjust(decision, max(0.0, known[3] - DETECTION_PENALTY))
+
+    # --- publishing ---------------------------------------------------------------------------
+
+    def _change(self, table: RouteTable) -> RouteTable:
+        models = dict(table.models)
+        models.update({m: o.stats() for m, o in self._observed.items()})
+        table = replace(table, predictor=self._predictor.to_dict(), models=models)
+        if self._modes is not None:
+            modes = {k: v for k, v in self._modes.items() if k != "*"}
+            table = replace(table, modes=modes, default_mode=self._modes.get("*"))
+        if self._tradeoffs is not None:
+            table = replace(table, tradeoffs=dict(self._tradeoffs))
+        return table
+
+    async def configure(self) -> RouteTable:
+        """Publish the configured modes and trade-offs now (at start, before any outcome).
+
+        Returns:
+            The published table.
+        """
+        return await self.publish_now()
+
+    async def publish_now(self) -> RouteTable:
+        """Publish the table with what was learned so far.
+
+        Returns:
+            The published table.
+        """
+        self._dirty.clear()
+        return await self._state.publish(self._change)
+
+    async def _run(self) -> None:
+        while True:
+            await self._dirty.wait()
+            try:
+                await self.publish_now()
+            except Exception as exc:  # noqa: BLE001 - any backend failure: keep learning, retry
+                _log.warning("router.trainer_publish_failed", error=str(exc))
+                self._dirty.set()
+            await asyncio.sleep(self._interval)
+
+
+def load_predictor(path: Path) -> Predictor:
+    """Read a predictor trained offline (the JSON of ``Predictor.to_dict``).
+
+    Args:
+        path: The file.
+
+    Returns:
+        The predictor.
+
+    Raises:
+        ConfigError: The file cannot be read or is not a predictor (the message says why).
+    """
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(raw, dict):
+            raise ValueError("the file does not hold a JSON object")
+        return Predictor.from_dict(cast("dict[str, object]", raw))
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"AGENTMESH_COLLECTOR_ROUTER_PREDICTOR_PATH: cannot load a predictor from {path}: {exc}"
+        ) from exc
+
+
+def make_router_trainer(
+    settings: CollectorSettings, state: RouteTableState
+) -> RouterTrainer | None:
+    """Build the trainer the settings ask for (``None`` when training is off).
+
+    Args:
+        settings: The collector's settings.
+        state: Where the route table is published.
+
+    Returns:
+        The trainer, not entered.
+
+    Raises:
+        ConfigError: The predictor file or a trade-off is invalid.
+    """
+    if not settings.router_training:
+        return None
+    base = (
+        load_predictor(settings.router_predictor_path) if settings.router_predictor_path else None
+    )
+    tradeoffs: dict[str, Tradeoff] | None = None
+    if settings.router_tradeoffs:
+        tradeoffs = {}
+        for task, raw in settings.router_tradeoffs.items():
+            unknown = set(raw) - {"cost_weight", "latency_weight"}
+            if unknown or any(v < 0 for v in raw.values()):
+                raise ConfigError(
+                    f"AGENTMESH_COLLECTOR_ROUTER_TRADEOFFS[{task!r}]: expected non-negative "
+                    f"cost_weight and latency_weight, got {raw}"
+                )
+            tradeoffs[task] = Tradeoff(raw.get("cost_weight", 0.0), raw.get("latency_weight", 0.0))
+    return RouterTrainer(
+        state,
+        publish_interval_s=settings.router_publish_seconds,
+        base=base,
+        modes=settings.router_modes or None,
+        tradeoffs=tradeoffs,
+    )

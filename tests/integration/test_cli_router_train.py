@@ -1,0 +1,94 @@
+"""``agentmesh router train``: examples or exported decisions in, a predictor file out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agentmesh.collector.cli.main import main
+from agentmesh.collector.routing.trainer import load_predictor
+from agentmesh.core.errors import ConfigError
+
+EASY = ["add the numbers 2 and 3", "add the numbers 5 and 8", "add the numbers 1 and 9"]
+HARD = ["write a poem about rain", "write a poem about the sea", "write a poem on autumn"]
+
+
+def _examples(path: Path) -> Path:
+    lines: list[dict[str, object]] = []
+    for text in EASY * 4:
+        lines.append({"prompt": text, "task_class": "qa", "outcomes": {"small": 1, "big": 1.0}})
+    for text in HARD * 4:
+        lines.append(
+            {
+                "prompt": text,
+                "task_class": "qa",
+                "outcomes": {"small": {"quality": 0.0, "cost_usd": 0.001}, "big": 1},
+            }
+        )
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    return path
+
+
+def test_train_from_examples_writes_a_predictor_the_collector_loads(tmp_path: Path) -> None:
+    out = tmp_path / "predictor.json"
+    code = main(["router", "train", "--examples", str(_examples(tmp_path / "ex.jsonl")),
+                 "-o", str(out), "--clusters", "2", "--seed", "1"])  # fmt: skip
+    assert code == 0
+    predictor = load_predictor(out)
+    easy, hard = predictor.cluster_of(EASY[0]), predictor.cluster_of(HARD[0])
+    assert easy != hard
+    (small_easy,) = predictor.quality.predict("qa", easy, ("small",))
+    (small_hard,) = predictor.quality.predict("qa", hard, ("small",))
+    assert small_easy.quality > small_hard.quality
+
+
+def test_train_from_wide_csvs(tmp_path: Path) -> None:
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    rows = ["prompt,eval_name,a,b,a|total_cost,b|total_cost"]
+    rows += [f'"{t}",math,1,1,0.001,0.01' for t in EASY]
+    rows += ["broken,math,,1,0.001,0.01"]
+    (folder / "part.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "p.json"
+    assert main(["router", "train", "--examples", str(folder), "-o", str(out)]) == 0
+    assert load_predictor(out).quality.models() == ["a", "b"]
+
+
+def test_train_from_exported_decisions_on_a_base_predictor(tmp_path: Path) -> None:
+    base = tmp_path / "base.json"
+    assert main(["router", "train", "--examples", str(_examples(tmp_path / "e.jsonl")),
+                 "-o", str(base), "--clusters", "2"]) == 0  # fmt: skip
+    decisions = tmp_path / "decisions.jsonl"
+    rows = [
+        {"task_class": "chat", "features": {"cluster": 1}, "mode": "enforce",
+         "requested_model": "big", "chosen": "small", "quality": 0.0, "cost_usd": 0.001,
+         "latency_s": 0.2, "error": True},
+        {"task_class": "chat", "features": {"cluster": 1}, "mode": "shadow",
+         "requested_model": "big", "chosen": "small", "quality": 1.0, "cost_usd": 0.01,
+         "latency_s": 1.5, "error": False},
+    ]  # fmt: skip
+    decisions.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = tmp_path / "p.json"
+    code = main(["router", "train", "--decisions", str(decisions), "--base", str(base),
+                 "-o", str(out)])  # fmt: skip
+    assert code == 0
+    trained = load_predictor(out)
+    assert trained.reads_text  # the base's clusters are kept
+    small, big = trained.quality.predict("chat", 1, ("small", "big"))
+    assert (small.evidence, big.evidence) == (1, 1)  # enforced: small answered; shadow: big
+    assert small.quality < big.quality
+
+
+def test_bad_inputs_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "x", "outcomes": {}}\n')
+    assert main(["router", "train", "--examples", str(bad), "-o", str(tmp_path / "o")]) != 0
+    assert "bad.jsonl:1" in capsys.readouterr().err
+    assert main(["router", "train", "--decisions", str(tmp_path / "none.parquet"),
+                 "-o", str(tmp_path / "o")]) != 0  # fmt: skip
+    assert "no such file" in capsys.readouterr().err
+    (tmp_path / "junk.json").write_text("[1]")
+    with pytest.raises(ConfigError, match="PREDICTOR_PATH"):
+        load_predictor(tmp_path / "junk.json")
