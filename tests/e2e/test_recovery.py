@@ -240,6 +240,10 @@ async def test_a_provider_outage_opens_a_breaker_the_app_routes_around(
             collector,
             AGENTMESH_ROUTING_MODE="enforce",
             AGENTMESH_ROUTING_FALLBACKS=json.dumps({"gpt-4o": ["gpt-4o-mini"]}),
+            # Local cooldowns off: with them this one app fails once, too little for the outage
+            # detector; this test is about the collector's breaker (both together, with a
+            # fleet of apps: tests/e2e/test_routing_enforce.py).
+            AGENTMESH_ROUTING_COOLDOWN_S="0",
         )
         out = await _run_app(FALLING_BACK, [fake.openai_base_url, "4"], env)
         engine = collector.recovery

@@ -17,6 +17,7 @@ starting its span, sends the call with ``routed.kwargs``, and on a provider erro
                 if retry is None:
                     raise                # the app's exception, untouched
                 span.add_event(*routing.fallback_event(routed, exc, retry["model"]))
+        routing.on_success(routed)       # ends the answering model's cooldown, if any
     finally:
         routing.detach(token)
 
@@ -34,6 +35,18 @@ Models whose circuit breaker the collector opened
 fallback chain instead (reason ``circuit open for <model>``), and a fallback after an error
 does not try them; in shadow mode that choice is only recorded.
 
+Local cooldowns (:mod:`agentmesh.instrumentation._cooldowns`) close the gap until the
+collector's breaker arrives: the first retryable error of a model cools it down in this
+process for the provider's ``retry-after`` (else ``AGENTMESH_ROUTING_COOLDOWN_S``, 30 s by
+default; 0 turns them off), and it joins ``open_circuits`` meanwhile, so the next calls go
+straight to the next candidate (reason ``cooldown for <model>``): one failed request per
+outage, not one per call. Then one call at a time probes it (enforce mode); a success ends the
+cooldown, a failure doubles it (capped by ``AGENTMESH_ROUTING_COOLDOWN_MAX_S``). The provider
+hooks learn a probe succeeded when its span has ended without a retryable error (checked at the
+next routing decision); wrappers calling :func:`before_call` themselves call
+:func:`on_success`. In shadow mode the errors of the calls as sent feed the cooldowns too, and
+the decisions show what enforce mode would do.
+
 Everything here is fail-open: when the policy or our code raises, the error is logged and the
 call goes through unchanged. The one exception let through on purpose is the provider hook's
 :class:`~agentmesh.core.errors.RunStoppedError`, for a run the collector stopped.
@@ -43,9 +56,10 @@ from __future__ import annotations
 
 import atexit
 import threading
+import time
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final, cast
 
 from opentelemetry import baggage, propagate
@@ -63,9 +77,11 @@ from agentmesh.core.semconv import (
     EVENT_FALLBACK,
     GEN_AI_PROVIDER_NAME,
 )
+from agentmesh.instrumentation._cooldowns import CooldownTable, retry_after_seconds
 from agentmesh.instrumentation._failopen import report, safe_call
 from agentmesh.instrumentation.baggage import current_task_class
 from agentmesh.instrumentation.control import check_current_run, open_breakers, shutdown_control
+from agentmesh.instrumentation.route_table import current_route_table
 from agentmesh.instrumentation.settings import InstrumentationSettings
 from agentmesh.router import (
     DecisionLog,
@@ -78,7 +94,10 @@ from agentmesh.router import (
     RouteMode,
     RouteRequest,
     RoutingPolicy,
+    Tradeoff,
+    UtilityPolicy,
     prompt_features,
+    prompt_text,
 )
 
 __all__ = [
@@ -95,6 +114,7 @@ __all__ = [
     "install_provider_hooks",
     "is_retryable",
     "on_error",
+    "on_success",
     "reset_routing",
     "routing_config",
     "span_attributes",
@@ -129,12 +149,14 @@ class RoutingConfig:
         policy: The policy that decides.
         max_fallbacks: Most fallbacks tried for one call (enforce mode).
         log: Where decisions are kept.
+        cooldowns: The models this process avoids after their retryable errors.
     """
 
     mode: RouteMode
     policy: RoutingPolicy
     max_fallbacks: int
     log: DecisionLog
+    cooldowns: CooldownTable = field(default_factory=CooldownTable)
 
 
 @dataclass(slots=True)
@@ -148,7 +170,9 @@ class RoutedCall:
         decision: The decision, or ``None`` (mode off, no model named, or routing failed).
         mode: The mode the call was routed in.
         max_fallbacks: Most fallbacks this call may make.
-        failed: Models tried that failed, in order.
+        failed: Models tried that failed, in order (each then fell back).
+        unavailable: Models this call sent to that answered a retryable error, in order.
+        cooldowns: The cooldown table the call's outcomes go to, if any.
     """
 
     provider: str
@@ -157,6 +181,8 @@ class RoutedCall:
     mode: RouteMode = "off"
     max_fallbacks: int = 0
     failed: list[str] = field(default_factory=list[str])
+    unavailable: list[str] = field(default_factory=list[str])
+    cooldowns: CooldownTable | None = None
 
     @property
     def model(self) -> str | None:
@@ -227,9 +253,28 @@ _atexit_registered = False
 def _policy_from(settings: InstrumentationSettings) -> RoutingPolicy:
     fallbacks = FallbackChains(settings.routing_fallbacks)
     pins = Pins.from_config(settings.routing_pins)
+    inner: RoutingPolicy
+    if settings.routing_policy == "utility":
+        inner = UtilityPolicy(
+            current_route_table,
+            candidates=settings.routing_candidates or None,
+            fallbacks=fallbacks,
+            tradeoff=Tradeoff(settings.routing_cost_weight, settings.routing_latency_weight),
+            exploration=settings.routing_exploration,
+        )
+    else:
+        inner = PassThroughPolicy(fallbacks)
     if pins:
-        return PinnedPolicy(pins, fallbacks)
-    return PassThroughPolicy(fallbacks)
+        return PinnedPolicy(pins, fallbacks, inner)
+    return inner
+
+
+def _mode_of(config: RoutingConfig) -> RouteMode:
+    """The mode for this call: the route table's for the call's task class, else the config's."""
+    table = current_route_table()
+    if table.default_mode is None and not table.modes:
+        return config.mode
+    return table.mode_for(current_task_class(), config.mode)
 
 
 def _close_log() -> None:
@@ -256,6 +301,7 @@ def configure_routing(
     policy: RoutingPolicy | None = None,
     max_fallbacks: int | None = None,
     log: DecisionLog | None = None,
+    cooldowns: CooldownTable | None = None,
     settings: InstrumentationSettings | None = None,
 ) -> RoutingConfig:
     """Set the routing in force; what is not given comes from the settings.
@@ -268,6 +314,8 @@ def configure_routing(
             over pass-through, with the fallback chains of ``AGENTMESH_ROUTING_FALLBACKS``.
         max_fallbacks: Most fallbacks per call.
         log: The decision log; a new one (writing to ``AGENTMESH_ROUTING_DECISION_LOG``).
+        cooldowns: The local cooldown table; a new one (``AGENTMESH_ROUTING_COOLDOWN_S``,
+            ``AGENTMESH_ROUTING_COOLDOWN_MAX_S``).
         settings: The settings to read; loaded from the environment by default.
 
     Returns:
@@ -282,6 +330,9 @@ def configure_routing(
         policy=policy if policy is not None else _policy_from(loaded),
         max_fallbacks=max_fallbacks if max_fallbacks is not None else loaded.routing_max_fallbacks,
         log=log if log is not None else DecisionLog(path=loaded.routing_decision_log),
+        cooldowns=cooldowns
+        if cooldowns is not None
+        else CooldownTable(loaded.routing_cooldown_s, max_s=loaded.routing_cooldown_max_s),
     )
     return _install(config)
 
@@ -289,7 +340,7 @@ def configure_routing(
 def _off_config() -> RoutingConfig:
     # No catalog read here: this is the fallback when reading the configuration failed.
     policy = PassThroughPolicy(FallbackChains(catalog=ModelCatalog([])))
-    return RoutingConfig("off", policy, 0, DecisionLog(capacity=1))
+    return RoutingConfig("off", policy, 0, DecisionLog(capacity=1), CooldownTable(0.0))
 
 
 def routing_config() -> RoutingConfig:
@@ -312,6 +363,8 @@ def reset_routing() -> None:
     global _config
     with _lock:
         previous, _config = _config, None
+    with _inflight_lock:
+        _watched.clear()
     if previous is not None:
         safe_call("routing.close_log", previous.log.close)
 
@@ -328,22 +381,65 @@ def decision_log() -> DecisionLog:
 # --- the hook -----------------------------------------------------------------------------------
 
 
-def _decide(config: RoutingConfig, provider: str, kwargs: dict[str, Any]) -> RoutedCall:
+def _probe_or_avoid(
+    decision: RouteDecision, circuits: frozenset[str], table: CooldownTable
+) -> RouteDecision:
+    """Claim the probe of a half-open chosen model, else pass over it (enforce mode)."""
+    blocked = set(circuits)
+    while (
+        decision.chosen in table
+        and decision.chosen not in blocked
+        and not table.admit(decision.chosen)
+    ):
+        blocked.add(decision.chosen)  # another call is probing it
+        decision = decision.avoiding(blocked)
+    return decision
+
+
+def _cooldown_reason(
+    decision: RouteDecision, breakers: frozenset[str], table: CooldownTable
+) -> RouteDecision:
+    """Say ``cooldown for <model>`` when the model passed over is cooling down locally."""
+    prefix = "circuit open for "
+    reason = decision.reason
+    if not reason.startswith(prefix):
+        return decision
+    model = reason[len(prefix) :]
+    if model in breakers or model not in table:
+        return decision
+    return replace(decision, reason=f"cooldown for {model}")
+
+
+def _decide(
+    config: RoutingConfig, provider: str, kwargs: dict[str, Any], mode: RouteMode
+) -> RoutedCall:
     model = kwargs.get("model")
     if not isinstance(model, str) or not model:
         return RoutedCall(provider, kwargs)
-    mode = config.mode
-    circuits = open_breakers()
+    table = config.cooldowns
+    breakers = open_breakers()
+    routed_table = current_route_table()
+    if routed_table.breakers:
+        breakers = breakers | routed_table.open_circuits(time.time())
+    cooling = table.avoid()
+    circuits = breakers | cooling if cooling else breakers
+    policy = config.policy
+    text = prompt_text(kwargs) if getattr(policy, "needs_text", False) else ""
     request = RouteRequest(
-        provider, model, current_task_class(), prompt_features(kwargs), mode, circuits
+        provider, model, current_task_class(), prompt_features(kwargs), mode, circuits, text
     )
-    decision = config.policy.decide(request)
+    decision = policy.decide(request)
     if circuits:  # a policy that ignores open circuits is corrected here
         decision = decision.avoiding(circuits)
+    if mode == "enforce" and len(table):
+        decision = _probe_or_avoid(decision, circuits, table)
+    if decision.avoided and len(table):
+        decision = _cooldown_reason(decision, breakers, table)
     config.log.record(decision)
     if mode == "enforce" and decision.chosen != model:
         kwargs = {**kwargs, "model": decision.chosen}
-    return RoutedCall(provider, kwargs, decision, mode, config.max_fallbacks)
+    cooldowns = table if table.enabled else None
+    return RoutedCall(provider, kwargs, decision, mode, config.max_fallbacks, cooldowns=cooldowns)
 
 
 def before_call(provider: str, kwargs: dict[str, Any]) -> RoutedCall:
@@ -358,9 +454,10 @@ def before_call(provider: str, kwargs: dict[str, Any]) -> RoutedCall:
         routing failed) they are ``kwargs`` themselves.
     """
     config = _config or routing_config()
-    if config.mode == "off":
+    mode = _mode_of(config)
+    if mode == "off":
         return RoutedCall(provider, kwargs)
-    routed = safe_call("routing.before_call", _decide, config, provider, kwargs)
+    routed = safe_call("routing.before_call", _decide, config, provider, kwargs, mode)
     return routed if routed is not None else RoutedCall(provider, kwargs)
 
 
@@ -392,16 +489,35 @@ def is_retryable(exc: BaseException) -> bool:
     return any(cls.__name__ in _RETRYABLE_NAMES for cls in type(exc).__mro__)
 
 
+def _cool_down(table: CooldownTable, model: str, exc: BaseException) -> None:
+    table.record_failure(model, retry_after_seconds(exc))
+
+
+def _admitted(table: CooldownTable | None, model: str) -> bool:
+    if table is None:
+        return True
+    try:
+        return table.admit(model)
+    except Exception as exc:  # noqa: BLE001 - fail-open: the fallback goes on
+        report("routing.cooldown_admit", exc)
+        return True
+
+
 def _next(call: RoutedCall, exc: BaseException) -> dict[str, Any] | None:
     decision = call.decision
-    if decision is None or call.mode != "enforce" or len(call.failed) >= call.max_fallbacks:
-        return None
-    if not is_retryable(exc):
+    if decision is None or not is_retryable(exc):
         return None
     current = call.model
+    table = call.cooldowns
+    if current is not None:
+        call.unavailable.append(current)
+        if table is not None:  # its own fail-open: a bug there must not cost the fallback
+            safe_call("routing.cooldown", _cool_down, table, current, exc)
+    if call.mode != "enforce" or len(call.failed) >= call.max_fallbacks:
+        return None
     tried = {*call.failed, current, *decision.avoided}
     for candidate in decision.candidates:
-        if candidate not in tried:
+        if candidate not in tried and _admitted(table, candidate):
             if current is not None:
                 call.failed.append(current)
             call.kwargs = {**call.kwargs, "model": candidate}
@@ -412,9 +528,11 @@ def _next(call: RoutedCall, exc: BaseException) -> dict[str, Any] | None:
 def on_error(call: RoutedCall, exc: BaseException) -> dict[str, Any] | None:
     """Choose what to send next after a provider error (never raises).
 
-    Only in enforce mode, only for a retryable error, and at most ``max_fallbacks`` times per
-    call: the keyword arguments for the next untried candidate are returned (and become
-    ``call.kwargs``). Otherwise ``None``: the wrapper re-raises the application's error.
+    A retryable error cools the model down in this process (shadow and enforce mode; see
+    the module's docstring). Then, only in enforce mode, only for a retryable error, and at
+    most ``max_fallbacks`` times per call: the keyword arguments for the next untried
+    candidate not cooling down are returned (and become ``call.kwargs``). Otherwise ``None``:
+    the wrapper re-raises the application's error.
 
     Args:
         call: The routed call.
@@ -423,9 +541,30 @@ def on_error(call: RoutedCall, exc: BaseException) -> dict[str, Any] | None:
     Returns:
         The keyword arguments to send next, or ``None``.
     """
-    if call.decision is None or call.mode != "enforce":
+    if call.decision is None or (call.mode != "enforce" and call.cooldowns is None):
         return None
     return safe_call("routing.on_error", _next, call, exc)
+
+
+def _succeeded(call: RoutedCall) -> None:
+    model, table = call.model, call.cooldowns
+    if model is not None and table is not None and model not in call.unavailable:
+        table.record_success(model)
+
+
+def on_success(call: RoutedCall) -> None:
+    """Tell routing the call was answered: the answering model's cooldown ends (never raises).
+
+    The provider hooks call it themselves (when the call's span has ended); a wrapper that
+    calls :func:`before_call` and :func:`on_error` calls it once the SDK call returned. A
+    call whose last model answered a retryable error changes nothing; a client error (400,
+    401…) counts as an answer: the model is up.
+
+    Args:
+        call: The routed call.
+    """
+    if call.cooldowns is not None and len(call.cooldowns):
+        safe_call("routing.on_success", _succeeded, call)
 
 
 def span_attributes(call: RoutedCall) -> dict[str, AttributeValue]:
@@ -475,6 +614,32 @@ def fallback_event(
 _UNROUTED_ENDPOINTS: Final = ("embeddings",)  # another model means other vectors: never route
 _inflight_lock = threading.Lock()
 _inflight: weakref.WeakKeyDictionary[Span, RoutedCall] = weakref.WeakKeyDictionary()
+_watched: list[tuple[Span, RoutedCall]] = []  # calls sent to a model cooling down or half-open
+_WATCHED_MAX: Final = 64
+
+
+def _watch(span: Span, routed: RoutedCall) -> None:
+    """Watch a call sent to a model in the cooldown table: its span's end tells the outcome."""
+    table, model = routed.cooldowns, routed.model
+    if table is None or model is None or model not in table:
+        return
+    with _inflight_lock:
+        if any(call is routed for _, call in _watched):
+            return
+        if len(_watched) >= _WATCHED_MAX:
+            del _watched[0]
+        _watched.append((span, routed))
+
+
+def _settle_watched() -> None:
+    """Report the outcome of the watched calls whose span has ended."""
+    with _inflight_lock:
+        ended = [(span, call) for span, call in _watched if not span.is_recording()]
+        if not ended:
+            return
+        _watched[:] = [(span, call) for span, call in _watched if span.is_recording()]
+    for _, call in ended:
+        _succeeded(call)  # a retryable error was recorded by on_error: this skips it
 
 
 def _provider_of(span: Span, endpoint: str) -> str:
@@ -521,15 +686,19 @@ def _before_hook(span: Span, endpoint: str, kwargs: dict[str, Any]) -> dict[str,
     if endpoint.endswith(_UNROUTED_ENDPOINTS):
         return kwargs
     config = _config or routing_config()
-    if config.mode == "off":
+    if config.mode == "off" and _mode_of(config) == "off":
         return kwargs
+    if _watched:
+        _settle_watched()
     routed = before_call(_provider_of(span, endpoint), kwargs)
     if routed.decision is None:
         return kwargs
     span.set_attributes(span_attributes(routed))
-    if config.mode == "enforce":
+    if routed.mode == "enforce" or routed.cooldowns is not None:
         with _inflight_lock:
             _inflight[span] = routed
+        if len(config.cooldowns):
+            _watch(span, routed)
     return _with_baggage_header(routed, routed.kwargs)
 
 
@@ -541,9 +710,9 @@ def hook_before(span: Span, endpoint: str, kwargs: dict[str, Any]) -> dict[str, 
     :class:`~agentmesh.core.errors.RunStoppedError`, the one exception this hook lets out on
     purpose (the wrappers pass it through and end the span with it). Then the call is routed:
     the decision is recorded on ``span`` and the keyword arguments to send are returned (the
-    chosen model in enforce mode, models whose circuit is open passed over) with the decision
-    id in the outgoing ``baggage`` header. Embeddings are never routed. Any other failure is
-    logged and the call goes through unchanged.
+    chosen model in enforce mode, models whose circuit is open or that cool down locally passed
+    over) with the decision id in the outgoing ``baggage`` header. Embeddings are never routed.
+    Any other failure is logged and the call goes through unchanged.
 
     Args:
         span: The call's span, started.
@@ -576,6 +745,7 @@ def _on_error_hook(
         return None
     name, attrs = fallback_event(routed, exc, str(retry.get("model")))
     span.add_event(name, attrs)
+    _watch(span, routed)
     return _with_baggage_header(routed, retry)
 
 

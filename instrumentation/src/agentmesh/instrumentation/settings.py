@@ -62,8 +62,19 @@ class InstrumentationSettings(AgentMeshSettings):
         routing_pins: Pinned routing rules (by task class, by requested model).
         routing_max_fallbacks: Most fallbacks tried for one call.
         routing_decision_log: JSON-lines file of routing decisions, if any.
+        routing_cooldown_s: Local cooldown of a model after a retryable error (0: off).
+        routing_cooldown_max_s: Longest local cooldown (``retry-after`` and doubling capped).
+        routing_policy: ``utility`` (learned from the route table) or ``pass_through``.
+        routing_candidates: Models each task class may be routed to (``"*"``: the others).
+        routing_exploration: Share of utility decisions that explore a little-tried model.
+        routing_cost_weight: λ of the utility when the route table sets none.
+        routing_latency_weight: μ of the utility when the route table sets none.
         control_url: Collector base URL of the control document (derived by default).
         control_enabled: Follow the control document (``None``: when a collector is named).
+        route_table_sync: Follow the collector's route table (``None``: when a collector is
+            named).
+        route_table_cache: File keeping the last route table received (default under the
+            user's cache directory).
         checkpoint_url: Store of handoff checkpoints, if any (needs ``agentmesh-checkpoint``).
         checkpoint_queue_size: Handoff checkpoints waiting to be written, at most.
     """
@@ -155,6 +166,59 @@ class InstrumentationSettings(AgentMeshSettings):
             "thread; the last 1024 decisions are also kept in memory."
         ),
     )
+    routing_cooldown_s: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description=(
+            "Seconds a model is avoided by this process after a retryable error (429, 408, "
+            "5xx, connection error, timeout) when the provider sends no retry-after; the "
+            "provider's retry-after wins. Then one call probes it; a failed probe doubles the "
+            "cooldown. 0 turns local cooldowns off."
+        ),
+    )
+    routing_cooldown_max_s: float = Field(
+        default=300.0,
+        ge=1,
+        le=86_400,
+        description="Longest local cooldown: retry-after and doubled cooldowns are capped to it.",
+    )
+    routing_policy: Literal["utility", "pass_through"] = Field(
+        default="utility",
+        description=(
+            "utility: the candidate with the best predicted quality - cost_weight x USD - "
+            "latency_weight x seconds, learned by the collector and received in the route table "
+            "(pass-through until the table carries a predictor); pass_through: the requested "
+            "model and its fallback chain. Pins apply first either way."
+        ),
+    )
+    routing_candidates: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description=(
+            'Models each task class may be routed to, as JSON: {"triage": ["gpt-4o-mini", '
+            '"gpt-4o"], "*": ["gpt-4o", "gpt-4.1-mini"]}. Default: the requested model and its '
+            "fallback chain."
+        ),
+    )
+    routing_exploration: float = Field(
+        default=0.05,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Share of utility decisions that try the feasible candidate with the fewest outcomes "
+            "(never one over budget or with an open circuit); 0 turns exploration off."
+        ),
+    )
+    routing_cost_weight: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="Utility points per USD (λ) when the route table sets no trade-off.",
+    )
+    routing_latency_weight: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="Utility points per second (μ) when the route table sets no trade-off.",
+    )
     control_url: str | None = Field(
         default=None,
         description=(
@@ -169,6 +233,23 @@ class InstrumentationSettings(AgentMeshSettings):
             "Follow the collector's control document (stop runs, avoid models whose circuit is "
             "open). Default: on when AGENTMESH_CONTROL_URL, AGENTMESH_ENDPOINT or an "
             "OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT names the collector."
+        ),
+    )
+    route_table_sync: bool | None = Field(
+        default=None,
+        description=(
+            "Follow the collector's route table (routing modes, trade-offs, model statistics, "
+            "the learned predictor), long-polled at /v1/route-table on the control URL. "
+            "Default: on when AGENTMESH_CONTROL_URL, AGENTMESH_ENDPOINT or an "
+            "OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT names the collector."
+        ),
+    )
+    route_table_cache: Path | None = Field(
+        default=None,
+        description=(
+            "File keeping the last route table received, used at start while the collector "
+            "cannot be reached. Default: $XDG_CACHE_HOME/agentmesh/route_table.json, else "
+            "~/.cache/agentmesh/route_table.json."
         ),
     )
     checkpoint_url: str | None = Field(
