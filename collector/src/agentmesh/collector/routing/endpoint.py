@@ -11,19 +11,24 @@
   answer is immediate.
 - Malformed parameters answer ``400``; methods other than ``GET``/``HEAD`` answer ``405``.
 
-Mount the routes on the OTLP/HTTP receiver (``OtlpHttpReceiver(..., extra_routes=...)``).
+The request handling shared with ``GET /v1/control`` is in
+:mod:`agentmesh.collector.http_longpoll`. Mount the routes on the OTLP/HTTP receiver
+(``OtlpHttpReceiver(..., extra_routes=...)``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import math
-from collections.abc import Callable, Mapping
 from typing import Final
 
 from aiohttp import web
 
-from agentmesh.collector.receiver.http_server import STOPPING
+from agentmesh.collector.http_longpoll import (
+    MAX_WAIT_SECONDS,
+    LastEncoded,
+    long_poll_route,
+    not_modified,
+    wait_for_change,
+)
 from agentmesh.collector.routing.table_state import RouteTableState
 from agentmesh.router.table import RouteTable
 
@@ -32,11 +37,6 @@ __all__ = ["MAX_WAIT_SECONDS", "ROUTE_TABLE_PATH", "route_table_routes"]
 ROUTE_TABLE_PATH: Final = "/v1/route-table"
 """Where the route table is served."""
 
-MAX_WAIT_SECONDS: Final = 30.0
-"""Longest long poll; a larger ``wait`` is cut to this."""
-
-_JSON: Final = "application/json"
-
 
 def route_table_routes(
     state: RouteTableState, *, max_wait_seconds: float = MAX_WAIT_SECONDS
@@ -44,76 +44,37 @@ def route_table_routes(
     """Return the route serving ``state``'s table at :data:`ROUTE_TABLE_PATH`.
 
     Args:
-        state: The route table store.
-        max_wait_seconds: Longest long poll.
+        state: The route table store (its ``current`` table is served; its ``wait_for`` holds
+            the long polls).
+        max_wait_seconds: Longest long poll; a larger ``wait`` is cut to it.
 
     Returns:
-        The routes to mount.
+        The routes to mount on the receiver.
     """
-    served: list[tuple[RouteTable, bytes, str]] = []
+    encoded = LastEncoded[RouteTable](lambda table: (table.to_json().encode(), table.etag))
 
-    def encoded(table: RouteTable) -> tuple[bytes, str]:
-        """The body and ETag of a table, computed once per table."""
-        if served and served[0][0] is table:
-            return served[0][1], served[0][2]
-        body, etag = table.to_json().encode(), table.etag
-        served[:] = [(table, body, etag)]
-        return body, etag
-
-    async def handler(request: web.Request) -> web.Response:
-        if request.method not in ("GET", "HEAD"):
-            return web.Response(
-                status=405,
-                text=f"{request.method} is not supported on {ROUTE_TABLE_PATH}; send GET\n",
-                headers={"Allow": "GET, HEAD"},
-            )
-        try:
-            after, wait = _parameters(request.query, max_wait_seconds)
-        except ValueError as exc:
-            return web.Response(status=400, text=f"{exc}\n")
+    async def answer(request: web.Request, after: int | None, wait: float) -> web.Response:
         current = state.current
         _, etag = encoded(current)
         tags = request.headers.get("If-None-Match")
         if tags is not None:
             if not _matches(tags, etag):
-                return _table(current, encoded)
+                return encoded.response(current)
             known = after if after is not None else current.version
         elif after is not None:
             known = after
         else:
-            return _table(current, encoded)
+            return encoded.response(current)
         if wait > 0:
-            table = await _wait(state, known, wait, request.app.get(STOPPING))
+            table = await wait_for_change(state.wait_for, known, wait, request)
             if table is None:
-                return _not_modified(encoded(state.current)[1])
-            return _table(table, encoded)
+                return not_modified(encoded(state.current)[1])
+            return encoded.response(table)
         if current.version == known:
-            return _not_modified(etag)
-        return _table(current, encoded)
+            return not_modified(etag)
+        return encoded.response(current)
 
-    return [web.route("*", ROUTE_TABLE_PATH, handler)]
-
-
-def _parameters(query: Mapping[str, str], max_wait: float) -> tuple[int | None, float]:
-    after: int | None = None
-    if "after" in query:
-        try:
-            after = int(query["after"])
-        except ValueError:
-            raise ValueError(
-                f"after must be a version (an integer), got {query['after']!r}"
-            ) from None
-        if after < 0:
-            raise ValueError(f"after must be 0 or more, got {after}")
-    wait = 0.0
-    if "wait" in query:
-        try:
-            wait = float(query["wait"])
-        except ValueError:
-            raise ValueError(f"wait must be a number of seconds, got {query['wait']!r}") from None
-        if not math.isfinite(wait) or wait < 0:
-            raise ValueError(f"wait must be between 0 and {max_wait:g} seconds, got {wait}")
-    return after, min(wait, max_wait)
+    return [long_poll_route(ROUTE_TABLE_PATH, max_wait_seconds, answer)]
 
 
 def _matches(header: str, etag: str) -> bool:
@@ -123,32 +84,3 @@ def _matches(header: str, etag: str) -> bool:
         if tag == "*" or tag.removeprefix("W/") == etag:
             return True
     return False
-
-
-async def _wait(
-    state: RouteTableState, known: int, wait: float, stopping: asyncio.Event | None
-) -> RouteTable | None:
-    if stopping is None:
-        return await state.wait_for(known, wait)
-    polling = asyncio.ensure_future(state.wait_for(known, wait))
-    closing = asyncio.ensure_future(stopping.wait())
-    try:
-        await asyncio.wait({polling, closing}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        closing.cancel()
-        if not polling.done():
-            polling.cancel()
-    return polling.result() if polling.done() and not polling.cancelled() else None
-
-
-def _table(table: RouteTable, encoded: Callable[[RouteTable], tuple[bytes, str]]) -> web.Response:
-    body, etag = encoded(table)
-    return web.Response(
-        body=body,
-        content_type=_JSON,
-        headers={"ETag": etag, "Cache-Control": "no-cache"},
-    )
-
-
-def _not_modified(etag: str) -> web.Response:
-    return web.Response(status=304, headers={"ETag": etag, "Cache-Control": "no-cache"})

@@ -3,7 +3,8 @@
 The first reader (a provider call's hook, an agent step's check) reads the settings once; when
 control is enabled it starts one :class:`~._client.ControlClient`. Later reads cost one global
 read. The client is stopped at interpreter exit and by :func:`shutdown_control` (the provider
-hooks' uninstall calls it); a forked child starts its own on first use.
+hooks' uninstall calls it); a forked child starts its own on first use (the slot holding it,
+:class:`~._slot.ClientSlot`, is shared with the route table's runtime).
 
 Enabled when ``AGENTMESH_CONTROL_ENABLED`` says so; by default when a collector is named:
 ``AGENTMESH_CONTROL_URL``, ``AGENTMESH_ENDPOINT``, ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or
@@ -12,16 +13,14 @@ Enabled when ``AGENTMESH_CONTROL_ENABLED`` says so; by default when a collector 
 
 from __future__ import annotations
 
-import atexit
 import os
-import threading
 from typing import Final
 
 from opentelemetry.util.re import parse_env_headers
 
 from agentmesh.core.log import get_logger
-from agentmesh.instrumentation._failopen import report, safe_call
 from agentmesh.instrumentation.control._client import ControlClient
+from agentmesh.instrumentation.control._slot import ClientSlot
 from agentmesh.instrumentation.control._url import control_base_url
 from agentmesh.instrumentation.settings import InstrumentationSettings
 
@@ -38,12 +37,7 @@ _log = get_logger(__name__)
 _OTEL_ENDPOINT_VARS: Final = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 _OTEL_HEADER_VARS: Final = ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS")
 
-_lock = threading.Lock()
-_first_use = threading.Lock()
-_client: ControlClient | None = None
-_configured = False  # the settings were read (client may still be None: control off)
-_exiting = False
-_hooks_registered = False
+_slot: ClientSlot[ControlClient] = ClientSlot("control", lambda: configure_control())
 
 
 def control_target(settings: InstrumentationSettings) -> str | None:
@@ -91,44 +85,6 @@ def otlp_headers() -> dict[str, str]:
     return {}
 
 
-def _register_hooks() -> None:
-    global _hooks_registered
-    if _hooks_registered:
-        return
-    _hooks_registered = True
-    atexit.register(_at_exit)
-    if hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=_after_fork)
-
-
-def _at_exit() -> None:
-    global _exiting
-    _exiting = True
-    shutdown_control(timeout_s=0.2)
-
-
-def _after_fork() -> None:
-    # The parent's thread does not exist here; the child reads the settings again on first use.
-    global _client, _configured, _lock, _first_use
-    _lock = threading.Lock()
-    _first_use = threading.Lock()
-    _client = None
-    _configured = False
-
-
-def _install(client: ControlClient | None) -> ControlClient | None:
-    global _client, _configured
-    with _lock:
-        previous, _client = _client, client
-        _configured = True
-        _register_hooks()
-    if previous is not None and previous is not client:
-        previous.stop(timeout_s=0.2)
-    if client is not None and not _exiting:
-        client.start()
-    return client
-
-
 def configure_control(
     *,
     url: str | None = None,
@@ -164,7 +120,7 @@ def configure_control(
             client = ControlClient(url, wait_s=wait_s, headers=otlp_headers())
     if client is not None:
         _log.debug("agentmesh.control.configured", url=client.base_url)
-    return _install(client)
+    return _slot.install(client)
 
 
 def control_client() -> ControlClient | None:
@@ -173,16 +129,7 @@ def control_client() -> ControlClient | None:
     Returns:
         The client, or ``None`` when control is off (or configuring it failed).
     """
-    if _configured:
-        return _client
-    if _exiting:
-        return None
-    with _first_use:
-        if not _configured:
-            configured = safe_call("control.configure", configure_control)
-            if configured is None and not _configured:
-                _install(None)  # invalid settings: control off until configured again
-    return _client
+    return _slot.client()
 
 
 def shutdown_control(timeout_s: float = 1.0) -> None:
@@ -191,12 +138,4 @@ def shutdown_control(timeout_s: float = 1.0) -> None:
     Args:
         timeout_s: Longest time to wait for its thread.
     """
-    global _client, _configured
-    with _lock:
-        previous, _client = _client, None
-        _configured = False
-    if previous is not None:
-        try:
-            previous.stop(timeout_s)
-        except Exception as exc:  # noqa: BLE001 - fail-open
-            report("control.stop", exc)
+    _slot.shutdown(timeout_s)

@@ -7,6 +7,7 @@ Modified`` after ``wait`` seconds; the client asks again at once. The first requ
 first after an outage) has no ``after``: it is answered at once, ``304`` when the table held is
 the collector's. Answers without a change are spaced by ``min_interval_s``.
 
+The mechanism is :class:`~agentmesh.instrumentation.control._longpoll.LongPollClient`'s.
 Fail-open: when the collector is unreachable or answers something that is not a route table,
 the last good table is kept, the failure is logged once per outage, and the thread waits a
 jittered, growing delay (:class:`~agentmesh.instrumentation.control.Backoff`) before trying
@@ -26,19 +27,18 @@ Example:
 from __future__ import annotations
 
 import http.client
-import socket
-import threading
-import time
-from collections.abc import Mapping
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
-from urllib.parse import urlsplit
+from typing import Final, Unpack
 
 from agentmesh.core.errors import RouteTableError
 from agentmesh.core.log import get_logger
-from agentmesh.instrumentation.control import Backoff
+from agentmesh.instrumentation.control._longpoll import (
+    BadAnswerError,
+    LongPollClient,
+    LongPollOptions,
+    PollStats,
+)
 from agentmesh.instrumentation.route_table._cache import load_table, save_table
 from agentmesh.router.table import BUNDLED_TABLE, MAX_ROUTE_TABLE_BYTES, RouteTable
 
@@ -48,12 +48,6 @@ _log = get_logger(__name__)
 
 ROUTE_TABLE_PATH: Final = "/v1/route-table"
 """Path of the route table under the collector's OTLP/HTTP base."""
-
-_MAX_WAIT_S: Final = 30.0
-"""The collector holds a long poll at most this long."""
-_READ_MARGIN_S: Final = 10.0
-"""How much longer than ``wait`` a read may take before the connection is dropped."""
-_USER_AGENT: Final = "agentmesh-instrumentation/route-table"
 
 
 def route_table_url(base: str, *, after: int | None, wait_s: float) -> str:
@@ -73,97 +67,55 @@ def route_table_url(base: str, *, after: int | None, wait_s: float) -> str:
     return f"{url}?after={after}&wait={wait_s:g}"
 
 
-class _BadAnswerError(ValueError):
-    """The collector answered something else than a route table or ``304``."""
-
-
 @dataclass(slots=True)
-class RouteTableStats:
+class RouteTableStats(PollStats):
     """What the client did since it started (for tests, logs and benchmarks).
 
+    The counters of every long-poll client (``polls``, ``changes``: tables received that
+    differ from the one held, ``not_modified``, ``failures``: also a table refused), and:
+
     Attributes:
-        polls: Requests answered (``200`` or ``304``).
-        changes: Tables received that differ from the one held.
-        not_modified: ``304`` answers.
-        failures: Requests that failed (connection error, timeout, bad status or table).
         cache_loads: Tables read from the cache file (0 or 1).
         cache_writes: Tables written to the cache file.
     """
 
-    polls: int = 0
-    changes: int = 0
-    not_modified: int = 0
-    failures: int = 0
     cache_loads: int = 0
     cache_writes: int = 0
 
 
-class RouteTableClient:
+class RouteTableClient(LongPollClient[RouteTable, RouteTableStats]):
     """Keeps the latest route table of a collector in memory (and in a cache file).
 
     Call :meth:`start` once; read :attr:`table` as often as needed (a plain attribute read);
-    call :meth:`stop` at shutdown.
+    call :meth:`stop` at shutdown. :meth:`poll` also raises
+    :class:`~agentmesh.core.errors.RouteTableError` for a table the client refuses.
 
     Args:
         base_url: The collector's OTLP/HTTP base URL (``http://collector:4318``).
         cache_path: File keeping the last good table; ``None``: no cache.
-        wait_s: How long the collector may hold each long poll (at most 30 s).
-        min_interval_s: Least time between two requests that brought no change.
-        connect_timeout_s: Longest time to open the connection.
-        backoff: The delays after failures; 0.5 s doubling up to 30 s, jittered, by default.
-        headers: Extra request headers (the collector's credentials).
+        **options: How to poll, as for the control client: ``wait_s`` (25 s, at most 30 s),
+            ``min_interval_s``, ``connect_timeout_s``, ``backoff`` and ``headers`` (see
+            :class:`~agentmesh.instrumentation.control._longpoll.LongPollOptions`).
 
     Raises:
         ValueError: The URL is not ``http``/``https`` with a host, or a duration is invalid.
     """
+
+    _NAME = "route table"
+    _LOG = _log
+    _MAX_BODY = MAX_ROUTE_TABLE_BYTES
+    _RECEIVED = "agentmesh.route_table.received"
 
     def __init__(
         self,
         base_url: str,
         *,
         cache_path: Path | None = None,
-        wait_s: float = 25.0,
-        min_interval_s: float = 0.5,
-        connect_timeout_s: float = 5.0,
-        backoff: Backoff | None = None,
-        headers: Mapping[str, str] | None = None,
+        **options: Unpack[LongPollOptions],
     ) -> None:
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"route table: expected an http(s) URL with a host, got {base_url!r}")
-        if not 0 <= wait_s <= _MAX_WAIT_S or min_interval_s < 0 or connect_timeout_s <= 0:
-            raise ValueError(
-                "route table: need 0 <= wait_s <= 30, min_interval_s >= 0, timeout > 0"
-            )
-        self._base = base_url.rstrip("/")
-        self._https = parts.scheme == "https"
-        self._host = parts.hostname
-        self._port = parts.port
-        self._prefix = parts.path.rstrip("/")
+        super().__init__(base_url, BUNDLED_TABLE, RouteTableStats(), **options)
         self._cache_path = cache_path
-        self._wait_s = wait_s
-        self._min_interval_s = min_interval_s
-        self._connect_timeout_s = connect_timeout_s
-        self._backoff = backoff if backoff is not None else Backoff()
-        self._headers = {
-            "Accept": "application/json",
-            "User-Agent": _USER_AGENT,
-            **(headers or {}),
-        }
-        self._table: RouteTable = BUNDLED_TABLE
         self._etag: str | None = None  # the ETag of the table held (None: not known yet)
-        self._known: int | None = None  # the version the collector last said it serves
-        self._changed = threading.Condition()
-        self._stopping = threading.Event()
-        self._lock = threading.Lock()
-        self._conn: http.client.HTTPConnection | None = None
-        self._thread: threading.Thread | None = None
-        self._stats = RouteTableStats()
-
-    @property
-    def base_url(self) -> str:
-        """The collector's OTLP/HTTP base URL."""
-        return self._base
 
     @property
     def cache_path(self) -> Path | None:
@@ -173,66 +125,7 @@ class RouteTableClient:
     @property
     def table(self) -> RouteTable:
         """The latest good table (the cached one, else the bundled one, until one arrives)."""
-        return self._table
-
-    @property
-    def stats(self) -> RouteTableStats:
-        """Counters of what the client did."""
-        return self._stats
-
-    @property
-    def running(self) -> bool:
-        """Whether the background thread is alive."""
-        thread = self._thread
-        return thread is not None and thread.is_alive()
-
-    def start(self) -> None:
-        """Start the background thread (once; a stopped client is not restarted)."""
-        with self._lock:
-            if self._thread is not None or self._stopping.is_set():
-                return
-            self._thread = threading.Thread(
-                target=self._run, name="agentmesh-route-table", daemon=True
-            )
-            self._thread.start()
-        _log.debug("agentmesh.route_table.started", url=self._base)
-
-    def stop(self, timeout_s: float = 1.0) -> None:
-        """Stop the background thread, interrupting a long poll in flight (never raises).
-
-        Args:
-            timeout_s: Longest time to wait for the thread to end.
-        """
-        self._stopping.set()
-        with self._lock:
-            conn, thread = self._conn, self._thread
-        sock = conn.sock if conn is not None else None
-        if isinstance(sock, socket.socket):
-            with suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked reading
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout_s)
-        with self._changed:
-            self._changed.notify_all()
-
-    def wait_for_version(self, version: int, timeout_s: float) -> bool:
-        """Block until a table of at least ``version`` is held (for tests and tools).
-
-        Args:
-            version: The version awaited.
-            timeout_s: Longest wait.
-
-        Returns:
-            Whether the table's version reached ``version`` in time.
-        """
-        deadline = time.monotonic() + timeout_s
-        with self._changed:
-            while self._table.version < version:
-                left = deadline - time.monotonic()
-                if left <= 0 or self._stopping.is_set():
-                    return False
-                self._changed.wait(left)
-        return True
+        return self._document
 
     def load_cache(self) -> bool:
         """Take the cached table when nothing newer is held (the thread does it first).
@@ -246,146 +139,47 @@ class RouteTableClient:
         if table is None:
             return False
         self._stats.cache_loads += 1
-        self._hold(table, table.etag)
+        self._take(table, table.etag)
         _log.debug(
             "agentmesh.route_table.cache_loaded", path=str(self._cache_path), version=table.version
         )
         return True
 
-    def poll(self, *, long: bool = True) -> bool:
-        """Ask the collector once, on the calling thread (not while the thread runs).
+    # --- the long poll's hooks ---------------------------------------------------------------
 
-        Args:
-            long: Long-poll (``after=<version>&wait=<wait_s>``) once a version is known;
-                ``False`` asks for the current table at once.
+    def _url(self, after: int | None) -> str:
+        return route_table_url(self._prefix, after=after, wait_s=self._wait_s)
 
-        Returns:
-            Whether a different table was received.
+    def _if_none_match(self, after: int | None) -> str | None:
+        del after
+        return self._etag
 
-        Raises:
-            OSError: The collector could not be reached or the connection broke.
-            http.client.HTTPException: The answer was not valid HTTP.
-            ValueError: The answer was neither a table nor ``304``.
-            RouteTableError: The answer was a table the client refuses.
-        """
-        after = self._known if long else None
-        url = route_table_url(self._prefix, after=after, wait_s=self._wait_s)
-        headers = self._headers
+    def _not_modified(self) -> None:
         if self._etag is not None:
-            headers = {**headers, "If-None-Match": self._etag}
-        conn = self._connection()
-        try:
-            conn.request("GET", url, headers=headers)
-            response = conn.getresponse()
-            body = response.read(MAX_ROUTE_TABLE_BYTES + 1)
-        except BaseException:
-            self._drop_connection()
-            raise
-        if response.will_close:
-            self._drop_connection()
-        if response.status == http.client.NOT_MODIFIED:
-            self._stats.polls += 1
-            self._stats.not_modified += 1
-            if self._etag is not None:
-                self._known = self._table.version
-            return False
-        if response.status != http.client.OK or len(body) > MAX_ROUTE_TABLE_BYTES:
-            self._drop_connection()
-            raise _BadAnswerError(f"route table: HTTP {response.status} from {self._base}")
-        table = RouteTable.from_json(body)
-        self._stats.polls += 1
-        return self._accept(table, response.getheader("ETag") or table.etag)
+            self._known = self._document.version
 
-    # --- internals -------------------------------------------------------------------------
+    def _parse(self, body: bytes) -> RouteTable:
+        return RouteTable.from_json(body)
 
-    def _accept(self, table: RouteTable, etag: str) -> bool:
-        # A 200 is the collector saying "this differs from what you hold": a smaller version
-        # means it restarted (without shared state) and is followed too.
-        self._known = table.version
+    def _accept(self, document: RouteTable, response: http.client.HTTPResponse) -> bool:
+        etag = response.getheader("ETag") or document.etag
         if etag == self._etag:
             return False
-        self._hold(table, etag)
-        self._stats.changes += 1
-        _log.debug(
-            "agentmesh.route_table.received",
-            version=table.version,
-            models=len(table.models),
-            breakers=len(table.breakers),
-        )
-        if self._cache_path is not None and save_table(self._cache_path, table):
+        self._take(document, etag)
+        if self._cache_path is not None and save_table(self._cache_path, document):
             self._stats.cache_writes += 1
         return True
 
-    def _hold(self, table: RouteTable, etag: str) -> None:
-        with self._changed:
-            self._table = table
+    def _summary(self, document: RouteTable) -> dict[str, int]:
+        return {"models": len(document.models), "breakers": len(document.breakers)}
+
+    def _prepare(self) -> None:
+        self.load_cache()
+
+    def _refused(self, exc: Exception) -> bool:
+        return isinstance(exc, RouteTableError | BadAnswerError)
+
+    def _take(self, table: RouteTable, etag: str) -> None:
+        with self._changed:  # reentrant: _hold takes it again
             self._etag = etag
-            self._changed.notify_all()
-
-    def _connection(self) -> http.client.HTTPConnection:
-        with self._lock:
-            conn = self._conn
-        if conn is not None:
-            return conn
-        factory = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-        conn = factory(self._host, self._port, timeout=self._connect_timeout_s)
-        conn.connect()
-        sock = conn.sock
-        if isinstance(sock, socket.socket):
-            sock.settimeout(self._wait_s + _READ_MARGIN_S)
-        with self._lock:
-            self._conn = conn
-        if self._stopping.is_set():  # stop() ran while connecting: it saw no socket
-            self._drop_connection()
-            raise ConnectionAbortedError("route table: client stopped")
-        return conn
-
-    def _drop_connection(self) -> None:
-        with self._lock:
-            conn, self._conn = self._conn, None
-        if conn is not None:
-            with suppress(Exception):
-                conn.close()
-
-    def _run(self) -> None:
-        try:
-            self.load_cache()
-        except Exception as exc:  # noqa: BLE001 - fail-open: start from the bundled table
-            self._failed(exc)
-        resync = True  # the first request, and the first after an outage, asks at once
-        while not self._stopping.is_set():
-            began = time.monotonic()
-            try:
-                changed = self.poll(long=not resync)
-            except Exception as exc:  # noqa: BLE001 - fail-open: keep the last table
-                if self._stopping.is_set():
-                    break
-                self._drop_connection()
-                self._failed(exc)
-                resync = True
-                self._stopping.wait(self._backoff.next_delay())
-                continue
-            if self._backoff.failures:
-                _log.info("agentmesh.route_table.reconnected", url=self._base)
-                self._backoff.reset()
-            resync = False
-            if not changed:
-                rest = self._min_interval_s - (time.monotonic() - began)
-                if rest > 0:
-                    self._stopping.wait(rest)
-        self._drop_connection()
-
-    def _failed(self, exc: Exception) -> None:
-        self._stats.failures += 1
-        if self._backoff.failures == 0:  # once per outage
-            refused = isinstance(exc, RouteTableError | _BadAnswerError)
-            with suppress(Exception):
-                _log.warning(
-                    "agentmesh.route_table.refused"
-                    if refused
-                    else "agentmesh.route_table.unreachable",
-                    url=self._base,
-                    error_type=type(exc).__name__,
-                    error=str(exc),
-                    version=self._table.version,
-                )
+            self._hold(table)

@@ -4,7 +4,8 @@ The first reader (:func:`current_route_table`, called by the router before a pro
 reads the settings once; when the route table is followed it starts one
 :class:`~agentmesh.instrumentation.route_table._client.RouteTableClient`. Later reads cost one
 global read. The client is stopped at interpreter exit and by :func:`shutdown_route_table`; a
-forked child starts its own on first use.
+forked child starts its own on first use (the slot holding it is the control client's kind:
+:class:`~agentmesh.instrumentation.control._slot.ClientSlot`).
 
 Followed when ``AGENTMESH_ROUTE_TABLE_SYNC`` says so; by default when a collector is named, as
 for the control document (``AGENTMESH_CONTROL_URL``, ``AGENTMESH_ENDPOINT``,
@@ -14,15 +15,13 @@ URL. Never raises: invalid settings are logged and the bundled table is used.
 
 from __future__ import annotations
 
-import atexit
-import os
-import threading
 from pathlib import Path
 
 from agentmesh.core.log import get_logger
-from agentmesh.instrumentation._failopen import report, safe_call
+from agentmesh.instrumentation._failopen import report
 from agentmesh.instrumentation.control import control_target
 from agentmesh.instrumentation.control._runtime import otlp_headers
+from agentmesh.instrumentation.control._slot import ClientSlot
 from agentmesh.instrumentation.route_table._cache import default_cache_path
 from agentmesh.instrumentation.route_table._client import RouteTableClient
 from agentmesh.instrumentation.settings import InstrumentationSettings
@@ -39,12 +38,7 @@ __all__ = [
 
 _log = get_logger(__name__)
 
-_lock = threading.Lock()
-_first_use = threading.Lock()
-_client: RouteTableClient | None = None
-_configured = False  # the settings were read (client may still be None: not followed)
-_exiting = False
-_hooks_registered = False
+_slot: ClientSlot[RouteTableClient] = ClientSlot("route_table", lambda: configure_route_table())
 
 
 def route_table_target(settings: InstrumentationSettings) -> str | None:
@@ -75,44 +69,6 @@ def cache_path(settings: InstrumentationSettings) -> Path:
     """
     configured = settings.route_table_cache
     return configured if configured is not None else default_cache_path()
-
-
-def _register_hooks() -> None:
-    global _hooks_registered
-    if _hooks_registered:
-        return
-    _hooks_registered = True
-    atexit.register(_at_exit)
-    if hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=_after_fork)
-
-
-def _at_exit() -> None:
-    global _exiting
-    _exiting = True
-    shutdown_route_table(timeout_s=0.2)
-
-
-def _after_fork() -> None:
-    # The parent's thread does not exist here; the child reads the settings again on first use.
-    global _client, _configured, _lock, _first_use
-    _lock = threading.Lock()
-    _first_use = threading.Lock()
-    _client = None
-    _configured = False
-
-
-def _install(client: RouteTableClient | None) -> RouteTableClient | None:
-    global _client, _configured
-    with _lock:
-        previous, _client = _client, client
-        _configured = True
-        _register_hooks()
-    if previous is not None and previous is not client:
-        previous.stop(timeout_s=0.2)
-    if client is not None and not _exiting:
-        client.start()
-    return client
 
 
 def configure_route_table(
@@ -151,7 +107,7 @@ def configure_route_table(
             )
     if client is not None:
         _log.debug("agentmesh.route_table.configured", url=client.base_url)
-    return _install(client)
+    return _slot.install(client)
 
 
 def route_table_client() -> RouteTableClient | None:
@@ -160,16 +116,7 @@ def route_table_client() -> RouteTableClient | None:
     Returns:
         The client, or ``None`` when the route table is not followed (or configuring failed).
     """
-    if _configured:
-        return _client
-    if _exiting:
-        return None
-    with _first_use:
-        if not _configured:
-            configured = safe_call("route_table.configure", configure_route_table)
-            if configured is None and not _configured:
-                _install(None)  # invalid settings: not followed until configured again
-    return _client
+    return _slot.client()
 
 
 def current_route_table() -> RouteTable:
@@ -193,12 +140,4 @@ def shutdown_route_table(timeout_s: float = 1.0) -> None:
     Args:
         timeout_s: Longest time to wait for its thread.
     """
-    global _client, _configured
-    with _lock:
-        previous, _client = _client, None
-        _configured = False
-    if previous is not None:
-        try:
-            previous.stop(timeout_s)
-        except Exception as exc:  # noqa: BLE001 - fail-open
-            report("route_table.stop", exc)
+    _slot.shutdown(timeout_s)
