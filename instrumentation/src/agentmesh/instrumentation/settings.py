@@ -248,8 +248,8 @@ class InstrumentationSettings(AgentMeshSettings):
         default=None,
         description=(
             "File keeping the last route table received, used at start while the collector "
-            "cannot be reached. Default: $XDG_CACHE_HOME/agentmesh/route_table.json, else "
-            "~/.cache/agentmesh/route_table.json."
+            "cannot be reached. Default: one file per collector URL, "
+            "$XDG_CACHE_HOME/agentmesh/route_table-<hash of the URL>.json (else under ~/.cache)."
         ),
     )
     checkpoint_url: str | None = Field(

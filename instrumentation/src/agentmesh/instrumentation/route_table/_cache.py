@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from contextlib import suppress
@@ -31,16 +32,25 @@ __all__ = ["default_cache_path", "load_table", "save_table"]
 _log = get_logger(__name__)
 
 
-def default_cache_path() -> Path:
-    """Return where the route table is cached by default.
+def default_cache_path(url: str | None = None) -> Path:
+    """Return where the route table of a collector is cached by default.
+
+    One file per collector URL: a table cached from one collector never stands in for
+    another's (a staging table in a production app, a test's table in the next test).
+
+    Args:
+        url: The collector's base URL (``None``: the unkeyed name).
 
     Returns:
-        ``$XDG_CACHE_HOME/agentmesh/route_table.json``, else
-        ``~/.cache/agentmesh/route_table.json``.
+        ``$XDG_CACHE_HOME/agentmesh/route_table-<12 hex of the URL's SHA-256>.json``, else the
+        same under ``~/.cache``.
     """
     base = os.environ.get("XDG_CACHE_HOME", "").strip()
     root = Path(base) if base else Path.home() / ".cache"
-    return root / "agentmesh" / "route_table.json"
+    if url is None:
+        return root / "agentmesh" / "route_table.json"
+    key = hashlib.sha256(url.rstrip("/").encode()).hexdigest()[:12]
+    return root / "agentmesh" / f"route_table-{key}.json"
 
 
 def load_table(path: Path) -> RouteTable | None:

@@ -58,17 +58,18 @@ def route_table_target(settings: InstrumentationSettings) -> str | None:
     return control_target(settings.model_copy(update=switch))
 
 
-def cache_path(settings: InstrumentationSettings) -> Path:
-    """Return the route table cache file the settings name (or the default one).
+def cache_path(settings: InstrumentationSettings, url: str | None = None) -> Path:
+    """Return the route table cache file the settings name (or the default one for ``url``).
 
     Args:
         settings: The instrumentation settings.
+        url: The collector followed (keys the default file).
 
     Returns:
         The path.
     """
     configured = settings.route_table_cache
-    return configured if configured is not None else default_cache_path()
+    return configured if configured is not None else default_cache_path(url)
 
 
 def configure_route_table(
@@ -103,7 +104,7 @@ def configure_route_table(
             url = route_table_target(loaded)
         if url is not None:
             client = RouteTableClient(
-                url, cache_path=cache_path(loaded), wait_s=wait_s, headers=otlp_headers()
+                url, cache_path=cache_path(loaded, url), wait_s=wait_s, headers=otlp_headers()
             )
     if client is not None:
         _log.debug("agentmesh.route_table.configured", url=client.base_url)
