@@ -50,6 +50,7 @@ __all__ = [
     "AGENTMESH_NORMALIZED_FROM",
     "AGENTMESH_RESUME_CHECKPOINT_ID",
     "AGENTMESH_RESUME_FROM_RUN_ID",
+    "AGENTMESH_ROUTE_BUDGET_USD",
     "AGENTMESH_ROUTE_CANDIDATES",
     "AGENTMESH_ROUTE_CHOSEN",
     "AGENTMESH_ROUTE_DECISION_ID",
@@ -581,6 +582,15 @@ AGENTMESH_ROUTE_FALLBACK_TO: Final = _attr(
     "Model tried next, on an agentmesh.route.fallback event.",
     origin="agentmesh",
     scopes=("event",),
+)
+AGENTMESH_ROUTE_BUDGET_USD: Final = _attr(
+    "agentmesh.route.budget_usd",
+    "double",
+    "0.002",
+    "Most one model call may cost, in USD: the router passes over candidates expected to cost "
+    "more (set with agentmesh.instrumentation.route_budget.call_budget).",
+    origin="agentmesh",
+    scopes=("baggage",),
 )
 AGENTMESH_ROUTE_TASK_CLASS: Final = _attr(
     "agentmesh.route.task_class",

@@ -81,6 +81,7 @@ from agentmesh.instrumentation._cooldowns import CooldownTable, retry_after_seco
 from agentmesh.instrumentation._failopen import report, safe_call
 from agentmesh.instrumentation.baggage import current_task_class
 from agentmesh.instrumentation.control import check_current_run, open_breakers, shutdown_control
+from agentmesh.instrumentation.route_budget import current_call_budget
 from agentmesh.instrumentation.route_table import current_route_table
 from agentmesh.instrumentation.settings import InstrumentationSettings
 from agentmesh.router import (
@@ -426,7 +427,14 @@ def _decide(
     policy = config.policy
     text = prompt_text(kwargs) if getattr(policy, "needs_text", False) else ""
     request = RouteRequest(
-        provider, model, current_task_class(), prompt_features(kwargs), mode, circuits, text
+        provider,
+        model,
+        current_task_class(),
+        prompt_features(kwargs),
+        mode,
+        circuits,
+        text,
+        current_call_budget(),
     )
     decision = policy.decide(request)
     if circuits:  # a policy that ignores open circuits is corrected here
