@@ -107,10 +107,25 @@ async def _send(endpoint: str, spans: Sequence[SpanRecord]) -> None:
             await stub.Export(request)  # pyright: ignore[reportUnknownMemberType]
 
 
+# Detectors that learn a norm from the runs an instance has seen (a workflow's cost, a key's
+# latency, a step's duration, error rates across runs): two shards see different halves of the
+# stream, so their verdicts may differ from one collector's by design. The per-run rules stay.
+_LEARNING_DETECTORS = (
+    "stuck",
+    "runaway",
+    "latency_spike",
+    "token_spike",
+    "cost_spike",
+    "rate_limit_storm",
+    "provider_outage",
+)
+
+
 def _settings(dsn: str, schema: str, redis_url: str, prefix: str) -> CollectorSettings:
     return CollectorSettings.load(
         grpc_port=0,
         http_enabled=False,
+        detectors_disabled=list(_LEARNING_DETECTORS),
         store="postgres",
         postgres_dsn=dsn,
         postgres_schema=schema,
