@@ -143,7 +143,14 @@ async def _snapshot(
         graphs = {t: await store.graph(t) for t in trace_ids}
         spans = {t: await store.spans(t) for t in trace_ids}
         detections = sorted(  # listed by detection time, which differs between instances
-            (dataclasses.replace(d, detected_at_ns=0) for d in await store.detections()),
+            # What a live rule saw depends on how far the run had arrived when it fired (batches
+            # cut differently per instance): compare what was detected, not the evidence.
+            (
+                dataclasses.replace(
+                    d, detected_at_ns=0, agent=None, span_ids=(), explanation="", details={}
+                )
+                for d in await store.detections()
+            ),
             key=lambda d: d.id,
         )
         # SQL sums floats in whatever order rows come: compare to the nano-dollar.
