@@ -89,7 +89,10 @@ def test_decision_becomes_route_span_attributes() -> None:
 
 
 def test_decision_records_task_class_cluster_and_table_version_on_the_span() -> None:
-    decision = _decision(task_class="research").with_context(cluster=7, table_version=12)
+    request = RouteRequest("openai", "gpt-4o", task_class="research")
+    decision = RouteDecision.new(
+        request, "utility", ("gpt-4o",), (1.0,), "gpt-4o", "best", cluster=7, table_version=12
+    )
     attributes = decision.span_attributes()
     assert attributes[semconv.AGENTMESH_ROUTE_TASK_CLASS] == "research"
     assert attributes[semconv.AGENTMESH_ROUTE_TABLE_VERSION] == 12

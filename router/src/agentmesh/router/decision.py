@@ -201,18 +201,6 @@ class RouteDecision:
             avoided=avoided,
         )
 
-    def with_context(self, *, cluster: int | None, table_version: int) -> RouteDecision:
-        """Return the decision with the learned context it was made in.
-
-        Args:
-            cluster: The prompt's cluster.
-            table_version: The route table's version.
-
-        Returns:
-            A new decision (same id and time).
-        """
-        return replace(self, cluster=cluster, table_version=table_version)
-
     def features_json(self) -> str:
         """Return the content-free features (and the cluster) as compact JSON.
 

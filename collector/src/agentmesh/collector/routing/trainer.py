@@ -345,14 +345,6 @@ class RouterTrainer:
             table = replace(table, tradeoffs=dict(self._tradeoffs))
         return table
 
-    async def configure(self) -> RouteTable:
-        """Publish the configured modes and trade-offs now (at start, before any outcome).
-
-        Returns:
-            The published table.
-        """
-        return await self.publish_now()
-
     async def publish_now(self) -> RouteTable:
         """Publish the table with what was learned so far.
 
