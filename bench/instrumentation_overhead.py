@@ -8,14 +8,18 @@ GenAI instrumentation (``opentelemetry-instrumentation-genai-openai``).
 Each contender gets its own throwaway venv (instrumentations patch the same SDK, so they cannot
 share a process), created with ``uv`` under ``~/.cache/agentmesh-bench/<name>-<hash>`` (or
 ``$AGENTMESH_BENCH_CACHE``) and reused while its requirements are unchanged. Every venv has the
-same ``openai`` 2.x and ``httpx``, independent of the dev environment's. In each venv two
-worker processes answer batches: a bare one (SDK tracer provider, no instrumentation) and an
-instrumented one (the contender with its default settings, exporting through a
-``SimpleSpanProcessor`` into an ``InMemorySpanExporter``). The SDK talks to an in-process
-``httpx.MockTransport`` serving canned JSON and SSE (with usage), so no network is involved.
-Rounds interleave contenders, modes, and bare/instrumented; each round yields instrumented
-median - bare median per call, and the figure is the median over rounds (min..max is the
-noise). Plain and streamed calls are measured; a streamed call is read to its end.
+same ``openai`` 2.x and ``httpx``, independent of the dev environment's. In each venv one
+worker process applies the contender with its default settings (exporting through a
+``SimpleSpanProcessor`` into an ``InMemorySpanExporter``) and times bare and instrumented calls
+in alternating blocks: for bare calls it switches back in the SDK attributes the contender
+replaced (found by comparing the SDK's attributes before and after instrumenting) and uses
+clients built before instrumenting, and it checks that bare calls emit no span. Measuring both
+in one process keeps process-to-process differences (±150 µs per call on a shared 2-core
+machine) out of the figure. The SDK talks to an in-process ``httpx.MockTransport`` serving
+canned JSON and SSE (with usage), so no network is involved. Rounds interleave contenders and
+modes; each round yields instrumented median - bare median per call, and the figure is the
+median over rounds (min..max is the noise). Plain and streamed calls are measured; a streamed
+call is read to its end.
 
 The JSON line's ``overhead_us`` is the mean of the plain and streamed overheads;
 ``ratio_vs_best_peer`` divides ours by the lightest peer's. Per-mode figures follow.
@@ -45,8 +49,13 @@ def _parse() -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="3 rounds of 100 calls")
     parser.add_argument("--rounds", type=int, default=None, help="default 9 (3 with --quick)")
-    parser.add_argument("--calls", type=int, default=None, help="timed calls per batch (600)")
+    parser.add_argument(
+        "--calls", type=int, default=None, help="timed calls of each kind per batch (600)"
+    )
     parser.add_argument("--warmup", type=int, default=None, help="untimed calls per batch (60)")
+    parser.add_argument(
+        "--block", type=int, default=25, help="calls per bare or instrumented block (25)"
+    )
     parser.add_argument(
         "--peers",
         default=",".join(p.name for p in PEERS),
@@ -129,10 +138,11 @@ def main() -> None:
         )
         return
 
-    plan = runner.Plan(rounds=rounds, calls=calls, warmup=warmup, cpu=args.cpu)
+    plan = runner.Plan(rounds=rounds, calls=calls, warmup=warmup, block=args.block, cpu=args.cpu)
     print(
         f"openai {OPENAI_VERSION} + httpx.MockTransport, SimpleSpanProcessor -> "
-        f"InMemorySpanExporter; {rounds} rounds x {calls} calls (+{warmup} warm-up) per batch; "
+        f"InMemorySpanExporter; {rounds} rounds x {calls} bare + {calls} instrumented calls "
+        f"(+{warmup} warm-up) per batch in blocks of {args.block}, one process per contender; "
         f"workers pinned to CPU {args.cpu}"
     )
     results = runner.measure(
@@ -142,6 +152,8 @@ def main() -> None:
             f"[{time.perf_counter() - started:5.1f} s] {message}", file=sys.stderr, flush=True
         ),
     )
+    for name, samples in results.items():
+        print(f"{name} patches: {', '.join(samples.patched) or 'nothing found'}")
     for line in stats.table(results, {p.name: p.label for p in PEERS}):
         print(line)
     for warning in stats.not_one_span(results):
@@ -163,6 +175,8 @@ def main() -> None:
                 "openai": OPENAI_VERSION,
                 "rounds": rounds,
                 "calls": calls,
+                "block": args.block,
+                "method": "in-process, bare and instrumented blocks alternating",
                 "first_run_install_s": {k: round(v, 1) for k, v in installed.items()},
             }
         )

@@ -1,9 +1,9 @@
-"""Drive the workers: two long-lived processes per contender, interleaved round by round.
+"""Drive the workers: one long-lived process per contender, interleaved round by round.
 
-For each contender a *bare* and an *instrumented* worker run in the contender's venv. Each
-round visits the contenders in a rotated order and, for each mode, asks both workers for a
-batch back to back (which goes first alternates between rounds), so slow phases of a shared,
-noisy machine hit bare and instrumented alike.
+Each contender's worker runs in its venv and measures bare and instrumented calls itself, in
+alternating blocks (see :mod:`_overhead.worker`). Each round visits the contenders in a rotated
+order and asks each for one batch per mode; whether a batch starts with a bare or an
+instrumented block alternates between rounds.
 """
 
 from __future__ import annotations
@@ -31,15 +31,17 @@ class Plan:
     """How much to measure.
 
     Attributes:
-        rounds: Rounds (each contender, each mode, bare and instrumented).
-        calls: Timed calls per batch.
-        warmup: Untimed calls before each batch.
+        rounds: Rounds (each contender, each mode).
+        calls: Timed calls of each kind (bare, instrumented) per batch.
+        warmup: Untimed calls of each kind before each batch.
+        block: Calls per block of one kind within a batch.
         cpu: CPU the workers are pinned to (-1: not pinned).
     """
 
     rounds: int
     calls: int
     warmup: int
+    block: int = 25
     cpu: int = -1
 
 
@@ -60,13 +62,19 @@ class Batch:
     """A worker's answer to one batch.
 
     Attributes:
-        median_us: Median per-call time.
-        spans_per_call: Spans exported per timed call.
-        span_names: Names of those spans.
+        bare_us: Median per-call time of the bare calls.
+        median_us: Median per-call time of the instrumented calls.
+        pairs_us: For each pair of adjacent blocks, (instrumented median, bare median).
+        spans_per_call: Spans exported per instrumented call.
+        bare_spans_per_call: Spans exported per bare call (0 when switching off worked).
+        span_names: Names of the instrumented calls' spans.
     """
 
+    bare_us: float
     median_us: float
+    pairs_us: tuple[tuple[float, float], ...]
     spans_per_call: float
+    bare_spans_per_call: float
     span_names: tuple[str, ...]
 
 
@@ -123,16 +131,29 @@ class Worker:
             )
         return json.loads(line)
 
-    def batch(self, calls: int, stream: bool, warmup: int) -> Batch:
-        """Ask for one timed batch and return its results."""
+    def batch(self, plan: Plan, stream: bool, bare_first: bool) -> Batch:
+        """Ask for one timed batch (bare and instrumented blocks) and return its results."""
         stdin = self._pipes()[0]
-        stdin.write(json.dumps({"calls": calls, "stream": stream, "warmup": warmup}) + "\n")
+        request = {
+            "calls": plan.calls,
+            "stream": stream,
+            "warmup": plan.warmup,
+            "block": plan.block,
+            "bare_first": bare_first,
+        }
+        stdin.write(json.dumps(request) + "\n")
         stdin.flush()
         got = self._read()
         names = cast("list[object]", got.get("span_names") or [])
         return Batch(
+            bare_us=float(str(got["bare_median_ns"])) / 1000,
             median_us=float(str(got["median_ns"])) / 1000,
+            pairs_us=tuple(
+                (float(inst) / 1000, float(bare) / 1000)
+                for inst, bare in cast("list[tuple[float, float]]", got["pairs_ns"])
+            ),
             spans_per_call=float(str(got["spans_per_call"])),
+            bare_spans_per_call=float(str(got["bare_spans_per_call"])),
             span_names=tuple(str(n) for n in names),
         )
 
@@ -170,41 +191,37 @@ def measure(
         Samples per contender, in the order of ``pythons``.
     """
     names = list(pythons)
-    workers: dict[str, dict[str, Worker]] = {}
+    workers: dict[str, Worker] = {}
     try:
         for name in names:  # all start at once; their imports overlap
-            workers[name] = {
-                mode: Worker(pythons[name], name, mode, plan.cpu)
-                for mode in ("bare", "instrumented")
-            }
-        for pair in workers.values():
-            for worker in pair.values():
-                worker.ready()
-        progress(f"{2 * len(names)} workers ready")
+            workers[name] = Worker(pythons[name], name, "instrumented", plan.cpu)
+        for worker in workers.values():
+            worker.ready()
+        progress(f"{len(names)} workers ready")
         results = {
-            name: Samples(version=str(workers[name]["instrumented"].info["version"]))
+            name: Samples(
+                version=str(workers[name].info["version"]),
+                patched=[str(p) for p in cast("list[object]", workers[name].info["patched"])],
+            )
             for name in names
         }
         for round_no in range(plan.rounds):
             shift = round_no % len(names)
-            order = ("bare", "instrumented") if round_no % 2 == 0 else ("instrumented", "bare")
             for name in names[shift:] + names[:shift]:
                 samples = results[name]
                 for mode in MODES:
-                    for which in order:
-                        got = workers[name][which].batch(plan.calls, mode == "stream", plan.warmup)
-                        if which == "bare":
-                            samples.bare_us[mode].append(got.median_us)
-                        else:
-                            samples.instrumented_us[mode].append(got.median_us)
-                            samples.spans_per_call[mode].append(got.spans_per_call)
-                            samples.span_names.update(got.span_names)
+                    got = workers[name].batch(plan, mode == "stream", round_no % 2 == 0)
+                    samples.bare_us[mode].append(got.bare_us)
+                    samples.instrumented_us[mode].append(got.median_us)
+                    samples.pairs_us[mode].append(list(got.pairs_us))
+                    samples.spans_per_call[mode].append(got.spans_per_call)
+                    samples.bare_spans_per_call[mode].append(got.bare_spans_per_call)
+                    samples.span_names.update(got.span_names)
             progress(f"round {round_no + 1}/{plan.rounds} done")
         return results
     finally:
-        everyone = [worker for pair in workers.values() for worker in pair.values()]
-        for worker in everyone:  # all exit at once
+        for worker in workers.values():  # all exit at once
             worker.close()
-        for worker in everyone:
+        for worker in workers.values():
             worker.wait()
         progress("workers stopped")

@@ -1,13 +1,18 @@
 """The measuring process, run inside one contender's venv: ``python -m _overhead.worker``.
 
-One worker is either *bare* (the SDK with an OpenTelemetry SDK tracer provider and no
-instrumentation) or *instrumented* (the same plus one contender). Both serve canned answers
-from an ``httpx.MockTransport`` (``httpx2`` under ``openai`` 3.x), so no socket is opened.
+An *instrumented* worker applies one contender and measures both sides in the same process:
+bare calls go through clients built before instrumenting, with the SDK's original attributes
+switched back in (:mod:`_overhead.toggle`), and instrumented calls through clients built after,
+with the contender's wrappers in place; blocks of each alternate. A *bare* worker (the SDK with
+an OpenTelemetry SDK tracer provider and no instrumentation) serves the duplicate-span probe.
+Both serve canned answers from an ``httpx.MockTransport`` (``httpx2`` under ``openai`` 3.x), so
+no socket is opened.
 
-Protocol: the worker prints one JSON line describing itself, then answers each JSON line read
-on stdin (``{"calls": N, "stream": bool, "warmup": W}``) with one JSON line of results. The
-protocol uses the process's original stdout; anything a contender prints goes to stderr.
-With ``--profile N`` it instead runs N calls of each kind under cProfile and prints the stats.
+Protocol: the worker prints one JSON line describing itself (with the attributes the contender
+patched), then answers each JSON line read on stdin (``{"calls": N, "stream": bool, "warmup": W,
+"block": B, "bare_first": bool}``) with one JSON line of results. The protocol uses the
+process's original stdout; anything a contender prints goes to stderr. With ``--profile N`` it
+instead runs N calls of each kind under cProfile and prints the stats.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from collections.abc import Callable
 from importlib import metadata
 from typing import Any, TextIO, cast
 
-from _overhead import canned
+from _overhead import canned, toggle
 
 STARTUP_WARMUP = 30
 # Contenders applied as OpenTelemetry instrumentors: ``module:class``.
@@ -107,13 +112,17 @@ def instrument(peer: str, tracer_provider: Any) -> None:
 class Session:
     """Clients, a tracer provider and an in-memory exporter, optionally instrumented.
 
+    An instrumented session keeps two pairs of clients and a :class:`~_overhead.toggle.Toggle`:
+    the bare clients were built before the contender instrumented (so whatever it does when a
+    client is created does not apply to them) and the toggle puts back the SDK's own attributes
+    while they are used. Bare and instrumented calls thus run in one process, interleaved.
+
     Args:
         peer: Contender name.
         instrumented: Whether to apply the contender's instrumentation.
     """
 
     def __init__(self, peer: str, instrumented: bool) -> None:
-        import openai
         from opentelemetry import trace
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -127,8 +136,24 @@ class Session:
         self.tracer_provider = TracerProvider()
         self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
         trace.set_tracer_provider(self.tracer_provider)
+        self._messages = [dict(m) for m in canned.MESSAGES]
+        self._bare = self._clients()
+        self._clients_now = self._bare
+        self.toggle: toggle.Toggle | None = None
         if instrumented:
+            for _ in range(STARTUP_WARMUP):  # lazy imports and caches, before the snapshot
+                self.plain_call()
+                self.stream_call()
+            before = toggle.snapshot()
             instrument(peer, self.tracer_provider)
+            self.toggle = toggle.Toggle(before, toggle.snapshot())
+            self._instrumented = self._clients()
+            self._clients_now = self._instrumented
+
+    @staticmethod
+    def _clients() -> tuple[Any, Any]:
+        import openai
+
         http = _http_module()
         plain, streamed = canned.completion_body(), canned.stream_body()
         json_headers = {"content-type": "application/json"}
@@ -147,12 +172,17 @@ class Session:
                 http_client=http.Client(transport=http.MockTransport(handler)),
             )
 
-        self._plain_client = _client(_plain)
-        self._stream_client = _client(_streamed)
-        self._messages = [dict(m) for m in canned.MESSAGES]
+        return _client(_plain), _client(_streamed)
+
+    def use(self, instrumented: bool) -> None:
+        """Make the next calls bare or instrumented (an instrumented session only)."""
+        if self.toggle is None:
+            raise RuntimeError("a bare session has nothing to switch")
+        self.toggle.set(instrumented)
+        self._clients_now = self._instrumented if instrumented else self._bare
 
     def describe(self) -> dict[str, object]:
-        """Return what this process runs: versions and mode."""
+        """Return what this process runs: versions, mode and the attributes patched."""
         return {
             "peer": self.peer,
             "instrumented": self.instrumented,
@@ -160,17 +190,18 @@ class Session:
             "openai": _version("openai"),
             "opentelemetry_sdk": _version("opentelemetry-sdk"),
             "python": sys.version.split()[0],
+            "patched": self.toggle.labels() if self.toggle is not None else [],
         }
 
     def plain_call(self) -> None:
         """One non-streamed ``chat.completions.create``."""
-        self._plain_client.chat.completions.create(
+        self._clients_now[0].chat.completions.create(
             model=canned.MODEL, messages=self._messages, temperature=0.2, max_tokens=64
         )
 
     def stream_call(self) -> None:
         """One streamed ``chat.completions.create`` with usage, read to the end."""
-        stream = self._stream_client.chat.completions.create(
+        stream = self._clients_now[1].chat.completions.create(
             model=canned.MODEL,
             messages=self._messages,
             temperature=0.2,
@@ -182,7 +213,7 @@ class Session:
             pass
 
     def run_batch(self, calls: int, stream: bool, warmup: int) -> dict[str, object]:
-        """Time ``calls`` calls one by one after ``warmup`` untimed ones.
+        """Time ``calls`` calls one by one after ``warmup`` untimed ones (current mode).
 
         Args:
             calls: Timed calls.
@@ -192,7 +223,17 @@ class Session:
         Returns:
             Median and mean per-call nanoseconds, spans per timed call, span names seen.
         """
-        call = self.stream_call if stream else self.plain_call
+        times, spans = self._timed(self.stream_call if stream else self.plain_call, calls, warmup)
+        return {
+            "median_ns": statistics.median(times),
+            "mean_ns": statistics.fmean(times),
+            "spans_per_call": len(spans) / calls,
+            "span_names": sorted({span.name for span in spans}),
+        }
+
+    def _timed(
+        self, call: Callable[[], None], calls: int, warmup: int
+    ) -> tuple[list[int], list[Any]]:
         for _ in range(warmup):
             call()
         self.exporter.clear()
@@ -202,13 +243,64 @@ class Session:
             started = clock()
             call()
             times.append(clock() - started)
-        spans = self.exporter.get_finished_spans()
+        spans = list(self.exporter.get_finished_spans())
         self.exporter.clear()
+        return times, spans
+
+    def run_paired(
+        self, calls: int, stream: bool, warmup: int, block: int, bare_first: bool
+    ) -> dict[str, object]:
+        """Time ``calls`` bare and ``calls`` instrumented calls, alternating in blocks.
+
+        Blocks of ``block`` calls alternate bare, instrumented, instrumented, bare, … (or the
+        mirror image), so slow phases of the machine fall on both alike. One untimed call follows
+        each switch (a switch invalidates the interpreter's attribute caches).
+
+        Args:
+            calls: Timed calls of each kind.
+            stream: Streamed calls rather than plain ones.
+            warmup: Untimed calls of each kind first.
+            block: Calls per block.
+            bare_first: Whether the pattern starts with a bare block.
+
+        Returns:
+            Bare and instrumented median per-call nanoseconds, each pair of adjacent blocks'
+            (instrumented, bare) medians, spans per call of each kind and the instrumented span
+            names.
+        """
+        call = self.stream_call if stream else self.plain_call
+        times: dict[bool, list[int]] = {False: [], True: []}
+        spans: dict[bool, list[Any]] = {False: [], True: []}
+        for instrumented in (False, True):
+            self.use(instrumented)
+            self._timed(call, 0, warmup)
+        # Consecutive blocks (0-1, 2-3, ...) always hold one of each kind: a pair's two medians
+        # are one sample of the overhead, taken within ~2 block lengths.
+        pairs: list[tuple[float, float]] = []
+        pending: dict[bool, float] = {}
+        index = 0
+        while len(times[True]) < calls or len(times[False]) < calls:
+            instrumented = (index % 4 in (1, 2)) == bare_first
+            index += 1
+            size = min(block, calls - len(times[instrumented]))
+            if size <= 0:
+                continue
+            self.use(instrumented)
+            got, seen = self._timed(call, size, 1)
+            times[instrumented] += got
+            spans[instrumented] += seen
+            pending[instrumented] = statistics.median(got)
+            if len(pending) == 2:
+                pairs.append((pending[True], pending[False]))
+                pending.clear()
+        self.use(True)
         return {
-            "median_ns": statistics.median(times),
-            "mean_ns": statistics.fmean(times),
-            "spans_per_call": len(spans) / calls,
-            "span_names": sorted({span.name for span in spans}),
+            "bare_median_ns": statistics.median(times[False]),
+            "median_ns": statistics.median(times[True]),
+            "pairs_ns": pairs,
+            "spans_per_call": len(spans[True]) / calls,
+            "bare_spans_per_call": len(spans[False]) / calls,
+            "span_names": sorted({span.name for span in spans[True]}),
         }
 
 
@@ -226,8 +318,12 @@ def serve(session: Session, requests: TextIO, out: TextIO) -> None:
         if not line.strip():
             continue
         request = json.loads(line)
-        result = session.run_batch(
-            int(request["calls"]), bool(request["stream"]), int(request.get("warmup", 0))
+        result = session.run_paired(
+            int(request["calls"]),
+            bool(request["stream"]),
+            int(request.get("warmup", 0)),
+            int(request.get("block", 25)),
+            bool(request.get("bare_first", True)),
         )
         out.write(json.dumps(result) + "\n")
         out.flush()
@@ -293,7 +389,11 @@ def profile(session: Session, calls: int, out: TextIO, limit: int = 25) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("peer")
-    parser.add_argument("mode", choices=("bare", "instrumented"))
+    parser.add_argument(
+        "mode",
+        choices=("bare", "instrumented"),
+        help="instrumented: the contender applied, switchable off for the bare calls",
+    )
     parser.add_argument("--profile", type=int, default=0, metavar="CALLS")
     parser.add_argument("--cpu", type=int, default=-1, help="pin to this CPU (-1: do not pin)")
     args = parser.parse_args()

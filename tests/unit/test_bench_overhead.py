@@ -2,7 +2,8 @@
 
 No venv is created and no peer is installed: the workers run on this environment's
 interpreter (whatever ``openai`` it has), a couple of rounds of a few calls. Timings are not
-asserted, only that the harness measures what it claims: one span per call, paired rounds, and
+asserted, only that the harness measures what it claims: one span per instrumented call and none
+per bare one (switching the instrumentation off in-process works), paired blocks, and
 the JSON shape of the issue.
 """
 
@@ -10,15 +11,18 @@ from __future__ import annotations
 
 import json
 import sys
+import types
 from importlib import metadata
 from pathlib import Path
 
 import openai
+import pytest
+import wrapt
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 
-from _overhead import canned, peers, runner, stats, venvs  # noqa: E402
+from _overhead import canned, peers, runner, stats, toggle, venvs  # noqa: E402
 
 
 def _samples(plain: tuple[float, float], stream: tuple[float, float], spans: float = 1.0):
@@ -27,7 +31,9 @@ def _samples(plain: tuple[float, float], stream: tuple[float, float], spans: flo
         for offset in (0.0, 2.0, 4.0):  # three rounds, the same overhead each time
             samples.bare_us[mode].append(bare + offset)
             samples.instrumented_us[mode].append(inst + offset)
+            samples.pairs_us[mode].append([(inst - 1, bare), (inst, bare), (inst + 1, bare)])
             samples.spans_per_call[mode].append(spans)
+            samples.bare_spans_per_call[mode].append(0.0)
     return samples
 
 
@@ -73,6 +79,82 @@ def test_a_contender_with_two_spans_per_call_is_flagged() -> None:
     assert all(w.startswith("x (") for w in warnings)
 
 
+def test_overhead_is_relative_to_the_adjacent_bare_block_and_pools_every_pair() -> None:
+    samples = _samples(plain=(500, 550), stream=(900, 970))
+    # The machine ran at half speed during round 2: both blocks of each pair slowed alike.
+    samples.pairs_us["plain"] = [
+        [(540.0, 500.0), (541.0, 500.0), (800.0, 500.0)],
+        [(1104.0, 1000.0), (1106.0, 1000.0), (1108.0, 1000.0)],
+        [(545.0, 500.0), (546.0, 500.0)],
+    ]
+    got = stats.figure(samples, "plain", reference_us=500.0)
+    # Relative samples: .08 .082 .6 | .104 .106 .108 | .09 .092 -> pooled median .098
+    assert got.relative == pytest.approx(0.098)
+    assert got.overhead_us == pytest.approx(49.0)
+    assert (got.low_us, got.high_us) == (pytest.approx(41.0), pytest.approx(53.0))
+
+
+def test_contenders_are_shown_at_one_reference_bare_call() -> None:
+    fast = _samples(plain=(500, 550), stream=(900, 990))  # +10 % each
+    slow = _samples(plain=(1000, 1200), stream=(1800, 2160))  # +20 %, measured when slow
+    by_name = stats.figures({"agentmesh": fast, "peer": slow})
+    assert stats.reference_bare_us({"agentmesh": fast, "peer": slow}, "plain") == 750.0
+    assert by_name["agentmesh"]["plain"].overhead_us == pytest.approx(75.0)
+    assert by_name["peer"]["plain"].overhead_us == pytest.approx(150.0)
+    summary = stats.summary({"agentmesh": fast, "peer": slow})
+    assert summary["ratio_vs_best_peer_plain"] == 0.5  # raw µs would say 50 / 200 = 0.25
+
+
+def test_bare_calls_that_emit_spans_are_flagged() -> None:
+    samples = _samples((500, 550), (900, 970))
+    samples.bare_spans_per_call["stream"] = [0.0, 1.0, 0.0]
+    samples.patched = ["m.C.create"]
+    warnings = stats.not_one_span({"agentmesh": samples})
+    assert len(warnings) == 1
+    assert "bare calls emitted [0.0, 1.0]" in warnings[0]
+    assert "m.C.create" in warnings[0]
+
+
+@pytest.fixture
+def demo_package():
+    module = types.ModuleType("overheaddemo.api")
+
+    class Client:
+        def create(self) -> str:
+            return "bare"
+
+    Client.__module__ = module.__name__
+    Client.__qualname__ = "Client"
+    module.Client = Client  # type: ignore[attr-defined]
+    module.helper = lambda: "helper"  # type: ignore[attr-defined]
+    sys.modules[module.__name__] = module
+    yield module
+    del sys.modules[module.__name__]
+
+
+def test_toggle_finds_and_switches_exactly_what_was_patched(demo_package) -> None:
+    before = toggle.snapshot(("overheaddemo",))
+    wrapt.wrap_function_wrapper(
+        demo_package.__name__, "Client.create", lambda wrapped, inst, args, kw: "wrapped"
+    )
+    late = types.ModuleType("overheaddemo.late")  # imported while instrumenting
+    late.fresh = lambda: "fresh"  # type: ignore[attr-defined]
+    late.patched = wrapt.FunctionWrapper(lambda: "orig", lambda w, i, a, k: "late-wrapped")  # type: ignore[attr-defined]
+    sys.modules[late.__name__] = late
+    try:
+        switch = toggle.Toggle(before, toggle.snapshot(("overheaddemo",)))
+        assert switch.labels() == ["overheaddemo.api.Client.create", "overheaddemo.late.patched"]
+        client = demo_package.Client()
+        assert (client.create(), late.patched()) == ("wrapped", "late-wrapped")
+        switch.set(False)
+        assert (client.create(), late.patched()) == ("bare", "orig")
+        assert demo_package.helper() == "helper"  # untouched
+        switch.set(True)
+        assert (client.create(), late.patched()) == ("wrapped", "late-wrapped")
+    finally:
+        del sys.modules[late.__name__]
+
+
 def test_venv_cache_key_depends_on_the_contender() -> None:
     keys = {venvs.cache_key(peer) for peer in peers.PEERS}
     assert len(keys) == len(peers.PEERS)
@@ -88,9 +170,12 @@ def test_harness_measures_agentmesh_with_one_span_per_call() -> None:
         assert len(samples.bare_us[mode]) == len(samples.instrumented_us[mode]) == 2
         assert all(value > 0 for value in samples.bare_us[mode])
         assert samples.spans_per_call[mode] == [1.0, 1.0]
+        assert samples.bare_spans_per_call[mode] == [0.0, 0.0]  # switched off for real
+        assert len(samples.pairs_us[mode]) == 2
     assert samples.span_names == {f"chat {canned.MODEL}"}
+    assert any(label.endswith("completions.Completions.create") for label in samples.patched)
     summary = stats.summary(results)
     assert set(summary["overhead_us"]) == {"agentmesh"}
     assert summary["ratio_vs_best_peer"] is None
     assert stats.not_one_span(results) == []
-    assert stats.table(results, {"agentmesh": "AgentMesh"})[-1].startswith("AgentMesh")
+    assert stats.table(results, {"agentmesh": "AgentMesh"})[-2].startswith("AgentMesh")
