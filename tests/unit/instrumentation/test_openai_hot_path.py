@@ -25,7 +25,7 @@ from agentmesh.core.semconv import (
     SERVER_ADDRESS,
 )
 from agentmesh.instrumentation._metrics import GenAIMetrics
-from agentmesh.instrumentation.openai import _fields, _stream
+from agentmesh.instrumentation.openai import _attributes, _fields, _stream
 from agentmesh.instrumentation.run_context import run_scope
 from agentmesh.instrumentation.testing import FakeProviderThread, ModelScript
 
@@ -106,6 +106,91 @@ def test_base_attributes_are_fresh_copies_with_the_current_run_id() -> None:
         "chat", "openai", MODEL, "api.openai.com", 443
     )
     assert _fields.span_name("chat", MODEL) == f"chat {MODEL}"
+
+
+def _completions(base_url: str) -> object:
+    return openai.OpenAI(base_url=base_url, api_key="test", max_retries=0).chat.completions
+
+
+def test_request_attributes_are_shared_only_by_calls_that_read_the_same() -> None:
+    local = _completions("http://127.0.0.1:9/v1")
+    other = _completions("https://openrouter.ai/api/v1")
+    plain = {"model": MODEL, "messages": MESSAGES, "temperature": 0.2, "max_tokens": 64}
+
+    first = _attributes.read_request(local, plain)
+    again = _attributes.read_request(
+        local, {**plain, "messages": [{"role": "user", "content": "x"}]}
+    )
+    with run_scope("run-7"):
+        in_run = _attributes.read_request(local, plain)
+    hotter = _attributes.read_request(local, {**plain, "temperature": 0.9})
+    routed = _attributes.read_request(other, plain)
+    streamed = _attributes.read_request(local, {**plain, "stream": True})
+
+    assert first.attributes == again.attributes
+    assert first.attributes is not again.attributes  # a copy per call: callers extend it
+    first.attributes["extra"] = 1
+    assert "extra" not in _attributes.read_request(local, plain).attributes
+    assert AGENTMESH_RUN_ID not in first.attributes
+    assert in_run.attributes[AGENTMESH_RUN_ID] == "run-7"
+    assert hotter.attributes["gen_ai.request.temperature"] == 0.9
+    assert routed.attributes[GEN_AI_PROVIDER_NAME] == "openrouter"
+    assert routed.attributes[SERVER_ADDRESS] == "openrouter.ai"
+    assert (streamed.stream, streamed.attributes["gen_ai.request.stream"]) == (True, True)
+    assert streamed.prompt_chars is not None  # a stream without usage: counted per call
+    assert first.span_name == f"chat {MODEL}"
+
+
+def test_request_values_that_would_collide_in_a_cache_key_are_read_in_full() -> None:
+    local = _completions("http://127.0.0.1:9/v1")
+    base = {"model": MODEL, "messages": MESSAGES}
+
+    one = _attributes.read_request(local, {**base, "max_tokens": 1, "temperature": 1})
+    flag = _attributes.read_request(local, {**base, "max_tokens": True, "temperature": True})
+    odd = _attributes.read_request(local, {**base, "temperature": [0.1]})  # unhashable
+    as_int = _attributes.read_request(local, {**base, "stream": 1})
+
+    assert one.attributes["gen_ai.request.max_tokens"] == 1
+    assert one.attributes["gen_ai.request.temperature"] == 1.0
+    assert "gen_ai.request.max_tokens" not in flag.attributes  # a bool is not a number
+    assert "gen_ai.request.temperature" not in flag.attributes
+    assert "gen_ai.request.temperature" not in odd.attributes
+    assert as_int.stream is False  # only True streams
+
+
+def test_usage_fields_are_read_from_the_sdk_models_and_from_plain_objects() -> None:
+    from openai.types.completion_usage import (
+        CompletionTokensDetails,
+        CompletionUsage,
+        PromptTokensDetails,
+    )
+
+    class Details:
+        def __init__(self) -> None:
+            self.cached_tokens = 7
+
+    class Usage:
+        prompt_tokens = 30  # a class attribute: not in the instance's __dict__
+        completion_tokens = 4
+        prompt_tokens_details = Details()
+        completion_tokens_details = None
+
+    model = CompletionUsage(
+        prompt_tokens=24,
+        completion_tokens=5,
+        total_tokens=29,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=16),
+        completion_tokens_details=CompletionTokensDetails(reasoning_tokens=3),
+    )
+    from_model = _attributes.ResponseSummary()
+    from_model._absorb_usage(model)  # pyright: ignore[reportPrivateUsage]
+    from_object = _attributes.ResponseSummary()
+    from_object._absorb_usage(Usage())  # pyright: ignore[reportPrivateUsage]
+
+    assert (from_model.input_tokens, from_model.output_tokens) == (24, 5)
+    assert (from_model.cached_input_tokens, from_model.reasoning_tokens) == (16, 3)
+    assert (from_object.input_tokens, from_object.output_tokens) == (30, 4)
+    assert (from_object.cached_input_tokens, from_object.reasoning_tokens) == (7, None)
 
 
 def test_record_call_builds_each_attribute_set_once_and_leaves_out_unknowns() -> None:

@@ -18,6 +18,7 @@ from opentelemetry.util.types import AttributeValue
 
 from agentmesh.core.semconv import (
     AGENTMESH_COST_USD,
+    AGENTMESH_RUN_ID,
     AGENTMESH_UPSTREAM_PROVIDER,
     GEN_AI_INPUT_MESSAGES,
     GEN_AI_REQUEST_MAX_TOKENS,
@@ -41,7 +42,7 @@ from agentmesh.instrumentation.openai._call import CallRequest
 from agentmesh.instrumentation.openai._estimate import prompt_chars, wants_usage
 from agentmesh.instrumentation.openai._fields import (
     attr,
-    base_attributes,
+    base_template,
     int_attr,
     integer,
     items,
@@ -51,6 +52,7 @@ from agentmesh.instrumentation.openai._fields import (
     span_name,
     str_attr,
 )
+from agentmesh.instrumentation.run_context import current_run_id
 
 __all__ = [
     "ChatRequest",
@@ -262,10 +264,14 @@ class ResponseSummary:
         if usage is None:
             return
         values: object = getattr(usage, "__dict__", None)
-        if type(values) is dict and _is_model(type(usage)):
+        if type(values) is dict and _is_model(type(usage)):  # the SDK's own: read __dict__
             fields = cast("dict[str, object]", values)
-            prompt = integer(fields.get("prompt_tokens"))
-            completion = integer(fields.get("completion_tokens"))
+            prompt = fields.get("prompt_tokens")
+            if type(prompt) is int or (prompt := integer(prompt)) is not None:
+                self.input_tokens = prompt
+            completion = fields.get("completion_tokens")
+            if type(completion) is int or (completion := integer(completion)) is not None:
+                self.output_tokens = completion
             prompt_details = fields.get("prompt_tokens_details")
             completion_details = fields.get("completion_tokens_details")
         else:
@@ -273,16 +279,16 @@ class ResponseSummary:
             completion = int_attr(usage, "completion_tokens")
             prompt_details = attr(usage, "prompt_tokens_details")
             completion_details = attr(usage, "completion_tokens_details")
-        if prompt is not None:
-            self.input_tokens = prompt
-        if completion is not None:
-            self.output_tokens = completion
+            if prompt is not None:
+                self.input_tokens = prompt
+            if completion is not None:
+                self.output_tokens = completion
         if prompt_details is not None:
-            cached = int_attr(prompt_details, "cached_tokens")
+            cached = _int_field(prompt_details, "cached_tokens")
             if cached is not None:
                 self.cached_input_tokens = cached
         if completion_details is not None:
-            reasoning = int_attr(completion_details, "reasoning_tokens")
+            reasoning = _int_field(completion_details, "reasoning_tokens")
             if reasoning is not None:
                 self.reasoning_tokens = reasoning
 
@@ -331,6 +337,19 @@ def _is_model(cls: type) -> bool:
     return False
 
 
+def _int_field(obj: object, name: str) -> int | None:
+    """``int_attr`` with the SDK's models read straight from ``__dict__``."""
+    values: object = getattr(obj, "__dict__", None)
+    if type(values) is dict:
+        value = cast("dict[str, object]", values).get(name)
+        if type(value) is int:
+            return value
+        if value is not None or not _is_model(type(obj)):
+            return int_attr(obj, name)
+        return None
+    return int_attr(obj, name)
+
+
 def _has_delta(delta: object) -> int:
     """1 when a streamed delta carries content or tool-call pieces, else 0."""
     return 1 if attr(delta, "content") or attr(delta, "tool_calls") else 0
@@ -363,6 +382,10 @@ def read_request(
 ) -> ChatRequest:
     """Read the request attributes of a chat-completions ``create`` (or ``parse``) call.
 
+    Without content capture, calls that differ only in their messages share their attributes:
+    they are built once per client, model, stream flag, sampling parameters and token limit
+    (see :func:`_template`), then copied, with the run id from baggage added.
+
     Args:
         instance: The ``Completions`` resource (its client gives the base URL).
         kwargs: The call's keyword arguments.
@@ -371,10 +394,65 @@ def read_request(
     Returns:
         The request summary, with the attributes to set at span start.
     """
+    template = None if capture else _template(instance, kwargs)
+    if template is None:
+        template = _build_template(instance, kwargs)
+    model, stream, shared, name = template
+    attributes = dict(shared)
+    run_id = current_run_id()
+    if run_id is not None:
+        attributes[AGENTMESH_RUN_ID] = run_id
+    if capture:
+        system, messages = _content.openai_chat_input(kwargs.get("messages"))
+        if system:
+            _content.put_json(attributes, GEN_AI_SYSTEM_INSTRUCTIONS, system)
+        _content.put_json(attributes, GEN_AI_INPUT_MESSAGES, messages)
+    chars = prompt_chars(kwargs.get("messages")) if stream and not wants_usage(kwargs) else None
+    return ChatRequest(model, stream, attributes, name, chars)
+
+
+_Template = tuple[str, bool, dict[str, AttributeValue], str]
+"""Requested model, stream flag, attributes without the run id, span name."""
+
+_MAX_TEMPLATES: Final = 1024
+_templates: dict[tuple[object, ...], tuple[object, _Template]] = {}
+
+
+def _template(instance: object, kwargs: Mapping[str, object]) -> _Template | None:
+    """The cached attributes of calls like this one, or ``None`` (then build them)."""
+    get = kwargs.get
+    stream = get("stream")
+    temperature = get("temperature")
+    top_p = get("top_p")
+    max_tokens = get("max_tokens")
+    max_completion = get("max_completion_tokens")
+    if (
+        type(temperature) is bool
+        or type(top_p) is bool
+        or type(max_tokens) is bool
+        or type(max_completion) is bool
+    ):
+        return None  # True == 1 in a key: such calls are rare, read them in full
+    url = getattr(getattr(instance, "_client", None), "base_url", None)
+    key = (id(url), get("model"), stream is True, temperature, top_p, max_tokens, max_completion)
+    try:
+        found = _templates.get(key)
+    except TypeError:  # an unhashable value: read in full
+        return None
+    if found is not None and found[0] is url:
+        return found[1]
+    template = _build_template(instance, kwargs)
+    if len(_templates) >= _MAX_TEMPLATES:
+        _templates.clear()
+    _templates[key] = (url, template)
+    return template
+
+
+def _build_template(instance: object, kwargs: Mapping[str, object]) -> _Template:
     model = model_name(kwargs)
     stream = kwargs.get("stream") is True
     host, port = server(instance)
-    attributes = base_attributes(Operation.CHAT, provider_of(host), model, host, port)
+    attributes = dict(base_template(Operation.CHAT, provider_of(host), model, host, port))
     attributes[GEN_AI_REQUEST_STREAM] = stream
     for key, name in _SAMPLING:
         value = number(kwargs.get(name))
@@ -385,13 +463,7 @@ def read_request(
         max_tokens = integer(kwargs.get("max_completion_tokens"))
     if max_tokens is not None:
         attributes[GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
-    if capture:
-        system, messages = _content.openai_chat_input(kwargs.get("messages"))
-        if system:
-            _content.put_json(attributes, GEN_AI_SYSTEM_INSTRUCTIONS, system)
-        _content.put_json(attributes, GEN_AI_INPUT_MESSAGES, messages)
-    chars = prompt_chars(kwargs.get("messages")) if stream and not wants_usage(kwargs) else None
-    return ChatRequest(model, stream, attributes, span_name(Operation.CHAT, model), chars)
+    return model, stream, attributes, span_name(Operation.CHAT, model)
 
 
 def response_attributes(summary: ResponseSummary, request_model: str) -> dict[str, AttributeValue]:
@@ -413,7 +485,11 @@ def response_attributes(summary: ResponseSummary, request_model: str) -> dict[st
         attributes[AGENTMESH_UPSTREAM_PROVIDER] = summary.upstream_provider
     if summary.finish_reasons:
         reasons = summary.finish_reasons  # a tuple: what the SDK stores for a sequence
-        attributes[GEN_AI_RESPONSE_FINISH_REASONS] = tuple(reasons[i] for i in sorted(reasons))
+        attributes[GEN_AI_RESPONSE_FINISH_REASONS] = (
+            tuple(reasons.values())
+            if len(reasons) == 1
+            else tuple(reasons[i] for i in sorted(reasons))
+        )
     if summary.input_tokens is not None:
         attributes[GEN_AI_USAGE_INPUT_TOKENS] = summary.input_tokens
     if summary.output_tokens is not None:

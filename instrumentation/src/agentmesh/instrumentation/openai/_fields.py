@@ -30,6 +30,7 @@ from agentmesh.instrumentation.run_context import current_run_id
 __all__ = [
     "attr",
     "base_attributes",
+    "base_template",
     "int_attr",
     "integer",
     "items",
@@ -150,6 +151,28 @@ def base_attributes(
     Returns:
         A new dict the caller may extend (a copy of one built once per distinct argument set).
     """
+    attributes = dict(base_template(operation, provider, model, host, port))
+    run_id = current_run_id()
+    if run_id is not None:
+        attributes[AGENTMESH_RUN_ID] = run_id
+    return attributes
+
+
+def base_template(
+    operation: str, provider: str, model: str, host: str | None, port: int | None
+) -> Mapping[str, AttributeValue]:
+    """Return the attributes :func:`base_attributes` starts from, without the run id.
+
+    Args:
+        operation: ``gen_ai.operation.name``.
+        provider: ``gen_ai.provider.name``.
+        model: The requested model.
+        host: ``server.address``, when known.
+        port: ``server.port``, when known.
+
+    Returns:
+        A shared dict, built once per distinct argument set: copy it before changing it.
+    """
     key = (operation, provider, model, host, port)
     template = _templates.get(key)
     if template is None:
@@ -165,11 +188,7 @@ def base_attributes(
         if len(_templates) >= _MAX_TEMPLATES:
             _templates.clear()
         _templates[key] = template = built
-    attributes = template.copy()
-    run_id = current_run_id()
-    if run_id is not None:
-        attributes[AGENTMESH_RUN_ID] = run_id
-    return attributes
+    return template
 
 
 def span_name(operation: str, model: str) -> str:
