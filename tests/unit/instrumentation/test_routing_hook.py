@@ -28,6 +28,7 @@ from agentmesh.instrumentation import routing
 from agentmesh.instrumentation._baggage_processor import BaggageSpanProcessor
 from agentmesh.instrumentation._patching import PatchSet, Wrapper
 from agentmesh.instrumentation.baggage import task_class
+from agentmesh.instrumentation.control._slot import changes
 from agentmesh.instrumentation.openai import OpenAIInstrumentor
 from agentmesh.instrumentation.run_context import run_scope
 from agentmesh.instrumentation.settings import InstrumentationSettings
@@ -474,3 +475,42 @@ def test_the_anthropic_instrumentor_routes_through_the_provider_hooks(
     assert fake.requests[0].headers["baggage"] == (
         f"{semconv.AGENTMESH_ROUTE_DECISION_ID}={decision_id}"
     )
+
+
+def test_an_idle_hook_skips_its_work_until_routing_is_configured(
+    hooked: OpenAIInstrumentor, exporter: InMemorySpanExporter, fake: FakeProviderThread
+) -> None:
+    fake.set_script("gpt-4o", ModelScript(error=ErrorScript(status=503)))
+    _configure("off")
+    for _ in range(2):  # the first call configures the control and route-table slots
+        with pytest.raises(openai.InternalServerError):  # off: no fallback, nothing recorded
+            _chat(fake)
+    assert routing._idle_at == changes()  # pyright: ignore[reportPrivateUsage]
+
+    _configure("enforce")  # a new configuration wakes the hook up
+    assert routing._idle_at != changes()  # pyright: ignore[reportPrivateUsage]
+    assert _chat(fake).choices[0].message.content == "ok"
+    assert [r.model for r in fake.requests] == ["gpt-4o"] * 3 + ["gpt-4o-mini"]
+    assert len(routing.decision_log().decisions()) == 1
+
+
+def test_a_followed_route_table_keeps_the_hook_awake(
+    hooked: OpenAIInstrumentor, fake: FakeProviderThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentmesh.instrumentation import route_table
+
+    class _Followed:  # a table may arrive at any time: the hook must keep looking
+        table = route_table.current_route_table()
+
+        def start(self) -> None:
+            pass
+
+        def stop(self, timeout_s: float = 1.0) -> None:
+            pass
+
+    _configure("off")
+    monkeypatch.setattr(route_table._runtime, "route_table_client", lambda: _Followed())  # pyright: ignore[reportPrivateUsage]
+    monkeypatch.setattr(routing, "route_table_client", lambda: _Followed())
+    for _ in range(2):  # the first call configures the control slot
+        _chat(fake)
+    assert routing._idle_at != changes()  # pyright: ignore[reportPrivateUsage]

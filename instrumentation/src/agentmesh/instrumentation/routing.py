@@ -80,9 +80,15 @@ from agentmesh.core.semconv import (
 from agentmesh.instrumentation._cooldowns import CooldownTable, retry_after_seconds
 from agentmesh.instrumentation._failopen import report, safe_call
 from agentmesh.instrumentation.baggage import current_task_class
-from agentmesh.instrumentation.control import check_current_run, open_breakers, shutdown_control
+from agentmesh.instrumentation.control import (
+    check_current_run,
+    control_client,
+    open_breakers,
+    shutdown_control,
+)
+from agentmesh.instrumentation.control._slot import changes, note_change
 from agentmesh.instrumentation.route_budget import current_call_budget
-from agentmesh.instrumentation.route_table import current_route_table
+from agentmesh.instrumentation.route_table import current_route_table, route_table_client
 from agentmesh.instrumentation.settings import InstrumentationSettings
 from agentmesh.router import (
     DecisionLog,
@@ -100,6 +106,7 @@ from agentmesh.router import (
     prompt_features,
     prompt_text,
 )
+from agentmesh.router.table import BUNDLED_TABLE
 
 __all__ = [
     "RoutedCall",
@@ -288,6 +295,7 @@ def _install(config: RoutingConfig) -> RoutingConfig:
     global _config, _atexit_registered
     with _lock:
         previous, _config = _config, config
+        note_change()
         if config.log.path is not None and not _atexit_registered:
             atexit.register(_close_log)
             _atexit_registered = True
@@ -364,6 +372,7 @@ def reset_routing() -> None:
     global _config
     with _lock:
         previous, _config = _config, None
+        note_change()
     with _inflight_lock:
         _watched.clear()
     if previous is not None:
@@ -733,12 +742,42 @@ def hook_before(span: Span, endpoint: str, kwargs: dict[str, Any]) -> dict[str, 
     Raises:
         RunStoppedError: The collector stopped the run this call belongs to.
     """
+    global _idle_at
+    seen = changes()
+    if seen == _idle_at:  # nothing changed since a call found nothing to do: nothing to do
+        return kwargs
     check_current_run()  # fail-open inside, except for the stop itself
     try:  # inline rather than safe_call: this runs on every provider call
-        return _before_hook(span, endpoint, kwargs)
+        result = _before_hook(span, endpoint, kwargs)
+        if _nothing_acts():
+            _idle_at = seen
+        return result
     except Exception as exc:  # noqa: BLE001 - fail-open
         report("routing.hook_before", exc)
         return kwargs
+
+
+_idle_at = -1
+"""The value of :func:`changes` at which a provider call was found to need no hook work."""
+
+
+def _nothing_acts() -> bool:
+    """Whether no hook work can apply until the state changes.
+
+    True when no control document and no route table is followed (so neither can change
+    without a new client), routing is off and the bundled table sets no mode, and no call
+    sent to a cooling-down model is still watched.
+    """
+    config = _config
+    return (
+        config is not None
+        and config.mode == "off"
+        and control_client() is None
+        and route_table_client() is None
+        and BUNDLED_TABLE.default_mode is None
+        and not BUNDLED_TABLE.modes
+        and not _watched
+    )
 
 
 def _on_error_hook(

@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import atexit
+import itertools
 import os
 import threading
 from collections.abc import Callable
@@ -25,7 +26,27 @@ from typing import Generic, Protocol, TypeVar
 
 from agentmesh.instrumentation._failopen import report, safe_call
 
-__all__ = ["Background", "ClientSlot"]
+__all__ = ["Background", "ClientSlot", "changes", "note_change"]
+
+_numbers = itertools.count(1)  # next() is atomic: concurrent changes never reuse a value
+_changes = [0]  # set anew whenever a slot's client, or anything else a call hook reads, changes
+
+
+def changes() -> int:
+    """Return a number that changes whenever a slot's client changes (or :func:`note_change`).
+
+    A reader that found nothing to do at some value may skip its work until the value moves
+    (the provider call hook does, when no collector is followed and routing is off).
+
+    Returns:
+        The current value.
+    """
+    return _changes[0]
+
+
+def note_change() -> None:
+    """Move :func:`changes` (other state a call hook reads changed, e.g. the routing mode)."""
+    _changes[0] = next(_numbers)
 
 
 class Background(Protocol):
@@ -80,6 +101,7 @@ class ClientSlot(Generic[ClientT]):
         with self._lock:
             previous, self._client = self._client, client
             self._configured = True
+            note_change()
             self._register_hooks()
         if previous is not None and previous is not client:
             previous.stop(timeout_s=0.2)
@@ -113,6 +135,7 @@ class ClientSlot(Generic[ClientT]):
         with self._lock:
             previous, self._client = self._client, None
             self._configured = False
+            note_change()
         if previous is not None:
             try:
                 previous.stop(timeout_s)
@@ -137,3 +160,4 @@ class ClientSlot(Generic[ClientT]):
         self._first_use = threading.Lock()
         self._client = None
         self._configured = False
+        note_change()
