@@ -30,6 +30,11 @@ from agentmesh.instrumentation._patching import PatchSet, Wrapper
 from agentmesh.instrumentation.baggage import task_class
 from agentmesh.instrumentation.control._slot import changes
 from agentmesh.instrumentation.openai import OpenAIInstrumentor
+from agentmesh.instrumentation.route_table import (
+    RouteTableClient,
+    configure_route_table,
+    shutdown_route_table,
+)
 from agentmesh.instrumentation.run_context import run_scope
 from agentmesh.instrumentation.settings import InstrumentationSettings
 from agentmesh.instrumentation.testing import ErrorScript, FakeProviderThread, ModelScript
@@ -42,6 +47,7 @@ from agentmesh.router import (
     RouteDecision,
     RouteMode,
     RouteRequest,
+    RouteTable,
     default_catalog,
 )
 
@@ -494,23 +500,27 @@ def test_an_idle_hook_skips_its_work_until_routing_is_configured(
     assert len(routing.decision_log().decisions()) == 1
 
 
-def test_a_followed_route_table_keeps_the_hook_awake(
-    hooked: OpenAIInstrumentor, fake: FakeProviderThread, monkeypatch: pytest.MonkeyPatch
+@pytest.fixture
+def follower() -> Iterator[RouteTableClient]:
+    # A collector that never answers (port 9): tables are handed to the client by the test.
+    client = RouteTableClient("http://127.0.0.1:9", wait_s=0.1)
+    configure_route_table(client=client)
+    yield client
+    shutdown_route_table()
+
+
+def test_a_followed_route_table_wakes_the_hook_when_it_sets_a_mode(
+    hooked: OpenAIInstrumentor, fake: FakeProviderThread, follower: RouteTableClient
 ) -> None:
-    from agentmesh.instrumentation import route_table
-
-    class _Followed:  # a table may arrive at any time: the hook must keep looking
-        table = route_table.current_route_table()
-
-        def start(self) -> None:
-            pass
-
-        def stop(self, timeout_s: float = 1.0) -> None:
-            pass
-
     _configure("off")
-    monkeypatch.setattr(route_table._runtime, "route_table_client", lambda: _Followed())  # pyright: ignore[reportPrivateUsage]
-    monkeypatch.setattr(routing, "route_table_client", lambda: _Followed())
     for _ in range(2):  # the first call configures the control slot
         _chat(fake)
-    assert routing._idle_at != changes()  # pyright: ignore[reportPrivateUsage]
+    assert routing._idle_at == changes()  # pyright: ignore[reportPrivateUsage] - no mode: idle
+
+    follower._hold(RouteTable(version=1, default_mode="shadow"))  # pyright: ignore[reportPrivateUsage]
+    assert routing._idle_at != changes()  # pyright: ignore[reportPrivateUsage] - a new table
+    _chat(fake)
+    assert len(routing.decision_log().decisions()) == 1  # the table's shadow mode applies
+    _chat(fake)
+    assert routing._idle_at != changes()  # pyright: ignore[reportPrivateUsage] - stays awake
+    assert len(routing.decision_log().decisions()) == 2

@@ -762,22 +762,22 @@ _idle_at = -1
 
 
 def _nothing_acts() -> bool:
-    """Whether no hook work can apply until the state changes.
+    """Whether no hook work can apply until :func:`changes` moves.
 
-    True when no control document and no route table is followed (so neither can change
-    without a new client), routing is off and the bundled table sets no mode, and no call
-    sent to a cooling-down model is still watched.
+    True when routing is off, the route table in force (the followed one, else the bundled
+    defaults) sets no mode, the control document lists no run, and no call sent to a
+    cooling-down model is still watched. A new configuration, client, table or document moves
+    :func:`changes` (the long-poll clients after they take a document).
     """
     config = _config
-    return (
-        config is not None
-        and config.mode == "off"
-        and control_client() is None
-        and route_table_client() is None
-        and BUNDLED_TABLE.default_mode is None
-        and not BUNDLED_TABLE.modes
-        and not _watched
-    )
+    if config is None or config.mode != "off" or _watched:
+        return False
+    control = control_client()
+    if control is not None and control.document.runs:
+        return False
+    follower = route_table_client()
+    table = follower.table if follower is not None else BUNDLED_TABLE
+    return table.default_mode is None and not table.modes
 
 
 def _on_error_hook(

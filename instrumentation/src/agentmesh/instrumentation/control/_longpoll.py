@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 
 from agentmesh.core.log import Logger
 from agentmesh.instrumentation.control._backoff import Backoff
+from agentmesh.instrumentation.control._slot import note_change
 
 __all__ = ["BadAnswerError", "LongPollClient", "LongPollOptions", "PollStats", "Versioned"]
 
@@ -316,6 +317,7 @@ class LongPollClient(Generic[DocT, StatsT]):
     def _hold(self, document: DocT) -> None:
         with self._changed:
             self._document = document
+            note_change()  # after the document: a reader that saw the old one sees a change
             self._changed.notify_all()
 
     def _connection(self) -> http.client.HTTPConnection:
