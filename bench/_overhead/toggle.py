@@ -73,13 +73,10 @@ class Patch:
     def label(self) -> str:
         """Return ``module.Class.name`` for the report."""
         owner = self.owner
-        prefix = getattr(owner, "__module__", None)
         qualified = getattr(owner, "__qualname__", None) or getattr(owner, "__name__", "?")
-        return (
-            f"{prefix}.{qualified}.{self.name}"
-            if isinstance(owner, type)
-            else (f"{qualified}.{self.name}")
-        )
+        if isinstance(owner, type):
+            return f"{owner.__module__}.{qualified}.{self.name}"
+        return f"{qualified}.{self.name}"
 
 
 class Toggle:
@@ -114,8 +111,3 @@ class Toggle:
     def labels(self) -> list[str]:
         """Return the patched attributes' names, sorted."""
         return sorted(patch.label() for patch in self.patches)
-
-
-def modules_loaded(packages: tuple[str, ...] = PACKAGES) -> int:
-    """Return how many modules of the packages are imported (to report what was scanned)."""
-    return sum(1 for name in sys.modules if name.partition(".")[0] in packages)

@@ -36,7 +36,8 @@ def changes() -> int:
     """Return a number that changes whenever a slot's client changes (or :func:`note_change`).
 
     A reader that found nothing to do at some value may skip its work until the value moves
-    (the provider call hook does, when no collector is followed and routing is off).
+    (the provider call hook does while routing is off, no route table sets a mode and no run
+    is stopped). The long-poll clients move it after taking a new document.
 
     Returns:
         The current value.

@@ -18,7 +18,6 @@ from opentelemetry.util.types import AttributeValue
 
 from agentmesh.core.semconv import (
     AGENTMESH_COST_USD,
-    AGENTMESH_RUN_ID,
     AGENTMESH_UPSTREAM_PROVIDER,
     GEN_AI_INPUT_MESSAGES,
     GEN_AI_REQUEST_MAX_TOKENS,
@@ -51,8 +50,8 @@ from agentmesh.instrumentation.openai._fields import (
     server,
     span_name,
     str_attr,
+    with_current_run_id,
 )
-from agentmesh.instrumentation.run_context import current_run_id
 
 __all__ = [
     "ChatRequest",
@@ -398,10 +397,7 @@ def read_request(
     if template is None:
         template = _build_template(instance, kwargs)
     model, stream, shared, name = template
-    attributes = dict(shared)
-    run_id = current_run_id()
-    if run_id is not None:
-        attributes[AGENTMESH_RUN_ID] = run_id
+    attributes = with_current_run_id(shared)
     if capture:
         system, messages = _content.openai_chat_input(kwargs.get("messages"))
         if system:

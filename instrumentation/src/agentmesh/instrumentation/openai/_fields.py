@@ -40,6 +40,7 @@ __all__ = [
     "server",
     "span_name",
     "str_attr",
+    "with_current_run_id",
 ]
 
 _DEFAULT_PORTS: Final = {"https": 443, "http": 80}
@@ -151,7 +152,19 @@ def base_attributes(
     Returns:
         A new dict the caller may extend (a copy of one built once per distinct argument set).
     """
-    attributes = dict(base_template(operation, provider, model, host, port))
+    return with_current_run_id(base_template(operation, provider, model, host, port))
+
+
+def with_current_run_id(template: Mapping[str, AttributeValue]) -> dict[str, AttributeValue]:
+    """Return a copy of ``template`` with the run id from baggage, when there is one.
+
+    Args:
+        template: Shared start attributes (not modified).
+
+    Returns:
+        A new dict the caller may extend.
+    """
+    attributes = dict(template)
     run_id = current_run_id()
     if run_id is not None:
         attributes[AGENTMESH_RUN_ID] = run_id
