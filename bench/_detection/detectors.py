@@ -18,9 +18,19 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from agentmesh.collector.detectors.base import Detector, Rule
+from agentmesh.collector.detection import Detection
+from agentmesh.collector.detectors.base import CycleView, Detector, Rule
+from agentmesh.collector.graph.run_graph import RunGraph
 
-__all__ = ["MODULES", "ModuleStatus", "build_detectors", "inventory"]
+__all__ = [
+    "MODULES",
+    "ModuleStatus",
+    "NullDetector",
+    "NullRule",
+    "build_detectors",
+    "inventory",
+    "stand_ins",
+]
 
 MODULES: Final = (
     "handoff_loop",
@@ -160,3 +170,80 @@ def inventory() -> tuple[str, list[ModuleStatus]]:
     """
     _, _, source, statuses = _built()
     return source, statuses
+
+
+class NullRule:
+    """A rule that finds nothing, named like the one it stands in for (the CPU baseline).
+
+    Args:
+        name: The name of the rule it replaces.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def evaluate(self, graph: RunGraph) -> list[Detection]:
+        """Find nothing.
+
+        Args:
+            graph: Ignored.
+
+        Returns:
+            An empty list.
+        """
+        del graph
+        return []
+
+
+class NullDetector:
+    """A detector that finds nothing, named like the one it stands in for (the CPU baseline).
+
+    Args:
+        name: The name of the detector it replaces.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def observe(self, cycle: CycleView) -> list[Detection]:
+        """Find nothing.
+
+        Args:
+            cycle: Ignored.
+
+        Returns:
+            An empty list.
+        """
+        del cycle
+        return []
+
+    def tick(self, now_ns: int) -> list[Detection]:
+        """Find nothing.
+
+        Args:
+            now_ns: Ignored.
+
+        Returns:
+            An empty list.
+        """
+        del now_ns
+        return []
+
+
+def stand_ins(rules: list[Rule], detectors: list[Detector]) -> tuple[list[Rule], list[Detector]]:
+    """Stand-ins that find nothing, one per rule and detector (same names, same count).
+
+    Replayed with these, the pipeline, the replay's timing wrappers and the clock do all their
+    work but no rule or detector does any: the difference in process CPU time against the real
+    set is what the rules and detectors cost, all in.
+
+    Args:
+        rules: The rules under test.
+        detectors: The detectors under test.
+
+    Returns:
+        ``(rules, detectors)`` stand-ins.
+    """
+    null_rules: list[Rule] = [NullRule(r.name) for r in rules]
+    null_detectors: list[Detector] = [NullDetector(d.name) for d in detectors]
+    return null_rules, null_detectors

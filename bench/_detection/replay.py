@@ -301,6 +301,8 @@ class ReplayResult:
         wall_s: Wall-clock seconds of the replay.
         cpu_share: CPU time this process got over the replay's wall time (below 1 on a loaded
             machine: timings inside detectors are stretched by about its inverse).
+        cpu_s: CPU seconds of this process over the replay (everything: stream handling,
+            pipeline, store, rules, detectors, ticks).
     """
 
     detections: list[Observed]
@@ -310,6 +312,7 @@ class ReplayResult:
     requests: int
     wall_s: float
     cpu_share: float
+    cpu_s: float
 
 
 async def replay(
@@ -397,7 +400,8 @@ async def replay(
         await pipeline.drain()
         stats = pipeline.stats
     wall_s = time.perf_counter() - started
-    cpu_share = (time.process_time() - cpu_started) / wall_s if wall_s > 0 else 1.0
+    cpu_s = time.process_time() - cpu_started
+    cpu_share = cpu_s / wall_s if wall_s > 0 else 1.0
     await store.close()
     observed: list[Observed] = []
     for detection, at_ns in emitted:
@@ -408,7 +412,9 @@ async def replay(
             evidence.append(run.fault.span_id)  # when its own spans are unknown: the truth's
         delay = _delay_ms(evidence, arrivals, at_ns, produced)
         observed.append(Observed(detection, produced[0], produced[2], delay))
-    return ReplayResult(observed, meter, stats, spans, len(dataset.batches), wall_s, cpu_share)
+    return ReplayResult(
+        observed, meter, stats, spans, len(dataset.batches), wall_s, cpu_share, cpu_s
+    )
 
 
 def _delay_ms(

@@ -25,6 +25,7 @@ from agentmesh.core import semconv
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 
+from _detection.detectors import build_detectors, stand_ins  # noqa: E402
 from _detection.generate import EPOCH_NS, Dataset, Scenario, generate  # noqa: E402
 from _detection.replay import Observed, replay  # noqa: E402
 from _detection.runsim import STEP_START  # noqa: E402
@@ -317,3 +318,15 @@ async def test_replay_feeds_virtual_time_and_collects_detections(dataset: Datase
     figures = score(dataset, result.detections)
     assert figures.per_type["context_loss"].recall == 1.0
     assert result.meter.observe_ns["_ContextCheck"] > 0
+
+
+async def test_stand_ins_keep_names_and_find_nothing(dataset: Dataset) -> None:
+    rules, detectors = build_detectors()
+    null_rules, null_detectors = stand_ins(rules, detectors)
+    assert [r.name for r in null_rules] == [r.name for r in rules]
+    assert [d.name for d in null_detectors] == [d.name for d in detectors]
+    baseline = await replay(dataset, null_rules, null_detectors, tail_s=2.0)
+    assert baseline.detections == []
+    assert baseline.cpu_s > 0
+    real = await replay(dataset, rules, detectors, tail_s=2.0)
+    assert real.detections  # the real set finds the injected faults the stand-ins cannot
