@@ -112,6 +112,7 @@ async def serve(
             max_batches=max_batches,
             max_spans=max_spans,
             max_cycle_spans=max_cycle_spans,
+            graph_write_seconds=settings.graph_write_seconds,
         ) as pipeline,
         contextlib.AsyncExitStack() as stack,
     ):

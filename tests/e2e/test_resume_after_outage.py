@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from agentmesh.collector import Collector, CollectorSettings, MemoryStore
+from agentmesh.collector import Collector, CollectorSettings, MemoryStore, RunSummary
 from agentmesh.core import semconv
 from agentmesh.instrumentation.testing import ErrorScript, FakeProviderThread, ModelScript
 
@@ -100,6 +100,21 @@ def _last_json(done: subprocess.CompletedProcess[str]) -> dict[str, object]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+async def _runs(collector: Collector, store: MemoryStore, count: int) -> list[RunSummary]:
+    """The stored runs once there are ``count`` (or after 15 s).
+
+    The app exports its last spans at exit; on a loaded machine the export can still be on its
+    way when the process is gone, so the test waits for the runs rather than for one drain.
+    """
+    deadline = asyncio.get_running_loop().time() + 15.0
+    while True:
+        await collector.drain()
+        runs = await store.runs()
+        if len(runs) >= count or asyncio.get_running_loop().time() > deadline:
+            return runs
+        await asyncio.sleep(0.1)
+
+
 @pytest.fixture
 def fake() -> Iterator[FakeProviderThread]:
     with FakeProviderThread(default_script=ModelScript(content="ok", latency=0.01)) as provider:
@@ -119,8 +134,7 @@ async def test_a_run_killed_by_an_outage_resumes_without_repeating_completed_age
         env = _env(collector)
         app = [sys.executable, "-c", PIPELINE, fake.openai_base_url, saver_file]
         first = _last_json(await asyncio.to_thread(_run, app, env))
-        await collector.drain()
-        (failed_run,) = await store.runs()
+        (failed_run,) = await _runs(collector, store, 1)
         base = collector.http_endpoint
         assert base is not None
         plan = await asyncio.to_thread(_get_json, f"{base}/v1/runs/{failed_run.run_id}/resume")
@@ -140,8 +154,7 @@ async def test_a_run_killed_by_an_outage_resumes_without_repeating_completed_age
         ]
         resumed = await asyncio.to_thread(_run, command, env)
         second = _last_json(resumed)
-        await collector.drain()
-        runs = await store.runs()
+        runs = await _runs(collector, store, 2)
         new_run = next(r for r in runs if r.run_id != failed_run.run_id)
         new_spans = await store.spans(new_run.trace_id)
 

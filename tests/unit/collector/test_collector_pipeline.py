@@ -255,3 +255,81 @@ async def test_duckdb_batch_graph_writes_store_what_single_writes_store() -> Non
             assert expected.handoffs
             assert await batched.graph(trace_id) == expected
         assert await batched.runs() == await single.runs()
+
+
+class GraphLog(MemoryStore):
+    """Records each stored graph as (trace id, span count)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.graphs: list[tuple[str, int]] = []
+
+    async def write_graph(self, graph: RunGraph) -> None:
+        self.graphs.append((graph.trace_id, graph.span_count))
+        await super().write_graph(graph)
+
+
+def _run_in_progress(f: SpanFactory, agents: int = 4) -> list[list[SpanRecord]]:
+    """A run's agent spans, one per batch, without its root (the run is still going)."""
+    root = f.workflow("w", run_id="run-live")
+    return [[f.agent(f"agent-{i}", parent=root)] for i in range(agents)]
+
+
+async def test_live_graphs_are_stored_once_the_queue_empties_while_batches_wait() -> None:
+    f = SpanFactory()
+    store = GraphLog()
+    batches = _run_in_progress(f)
+    async with Pipeline(store, max_cycle_spans=1, graph_write_seconds=3600) as pipeline:
+        for batch in batches:  # all queued before the worker runs: each cycle leaves work
+            assert pipeline.offer(batch)
+        await pipeline.drain()
+        stats = pipeline.stats
+    assert stats.cycles == len(batches)
+    assert store.graphs == [(f.trace_id, len(batches))]  # one write, the last state
+    stored = await store.graph(f.trace_id)
+    assert stored is not None
+    assert len(stored.agents) == len(batches)
+
+
+async def test_every_changed_graph_is_stored_every_cycle_with_no_delay() -> None:
+    f = SpanFactory()
+    store = GraphLog()
+    batches = _run_in_progress(f)
+    async with Pipeline(store, max_cycle_spans=1, graph_write_seconds=0) as pipeline:
+        for batch in batches:
+            assert pipeline.offer(batch)
+        await pipeline.drain()
+    assert store.graphs == [(f.trace_id, n) for n in range(1, len(batches) + 1)]
+
+
+async def test_a_run_that_completes_is_stored_at_once_while_live_ones_wait() -> None:
+    live, done = SpanFactory(), SpanFactory()
+    store = GraphLog()
+    root = done.workflow("w", run_id="run-done")
+    complete = [done.agent("solo", parent=root), root]
+    batches = [complete, *_run_in_progress(live)]
+    async with Pipeline(store, max_cycle_spans=2, graph_write_seconds=3600) as pipeline:
+        for batch in batches:
+            assert pipeline.offer(batch)
+        await pipeline.drain()
+    assert store.graphs[0] == (done.trace_id, 2)  # the first cycle stored the complete run
+    assert store.graphs[1:] == [(live.trace_id, len(batches) - 1)]
+
+
+async def test_a_deferred_graph_is_stored_when_its_delay_has_passed() -> None:
+    f = SpanFactory()
+    store = GraphLog()
+    batches = _run_in_progress(f, agents=6)
+    async with Pipeline(store, max_cycle_spans=1, graph_write_seconds=1e-6) as pipeline:
+        for batch in batches:
+            assert pipeline.offer(batch)
+        await pipeline.drain()
+    counts = [n for _, n in store.graphs]
+    assert counts[-1] == len(batches)
+    assert len(counts) > 1  # stored during the run, not only when the queue emptied
+    assert counts == sorted(counts)
+
+
+async def test_a_negative_graph_write_delay_is_refused() -> None:
+    with pytest.raises(CollectorError, match="graph_write_seconds"):
+        Pipeline(MemoryStore(), graph_write_seconds=-1)

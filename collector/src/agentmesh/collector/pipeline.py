@@ -13,6 +13,13 @@ detections. The store write runs while the worker graphs the next cycle (double 
 most one cycle is being written and one is waiting for it). A failure in one step is logged and
 the worker carries on; a failed combined span write is retried batch by batch, so one bad batch
 does not cost the others.
+
+Graph writes are coalesced under load: while more batches wait, the graph of a run still in
+progress is written at most once every ``graph_write_seconds``, a run that completes is written
+at once, and everything deferred is written by the first cycle that empties the queue (so when
+:meth:`Pipeline.drain` returns, every graph is stored). Rewriting a live run's agents and
+handoffs at every cycle was the largest cost of the store at line rate; the rules, the
+detectors and the live state (``hot_state``) still see every change at every cycle.
 """
 
 from __future__ import annotations
@@ -120,8 +127,9 @@ class _Batch:
 @dataclass(slots=True)
 class _Cycle:
     batches: list[_Batch]
-    graphs: list[RunGraph]
+    graphs: list[RunGraph]  # changed this cycle (the live state is told of each)
     detections: list[Detection]
+    stored: list[RunGraph] = field(default_factory=lambda: list[RunGraph]())  # to the store
 
 
 class Pipeline:
@@ -147,9 +155,11 @@ class Pipeline:
             worker.
         tick_seconds: How often the detectors are ticked (findings that are the absence of a
             span, such as a step overdue, are reported within this delay).
+        graph_write_seconds: While batches wait, how long the stored graph of a run in progress
+            may lag behind its live graph (0: every changed graph is written every cycle).
 
     Raises:
-        CollectorError: A bound is below 1.
+        CollectorError: A bound is below 1, or ``graph_write_seconds`` is negative.
     """
 
     def __init__(
@@ -166,7 +176,12 @@ class Pipeline:
         on_detection: DetectionListener | None = None,
         hot_state: HotState | None = None,
         tick_seconds: float = 0.05,
+        graph_write_seconds: float = 1.0,
     ) -> None:
+        if graph_write_seconds < 0:
+            raise CollectorError(
+                f"graph_write_seconds must be 0 or more, got {graph_write_seconds}"
+            )
         for label, bound in (
             ("max_batches", max_batches),
             ("max_spans", max_spans),
@@ -206,6 +221,9 @@ class Pipeline:
         self._detections = 0
         self._cycles = 0
         self._latencies_ns: deque[int] = deque(maxlen=_LATENCY_SAMPLES)
+        self._graph_write_ns = int(graph_write_seconds * 1e9)
+        # Live graphs not yet stored, oldest deferral first: trace -> (latest graph, since ns).
+        self._deferred: dict[str, tuple[RunGraph, int]] = {}
 
     @property
     def detectors(self) -> tuple[Detector, ...]:
@@ -408,7 +426,7 @@ class Pipeline:
                     log.exception("graph cycle failed", batches=len(taken))
                     for batch in taken:
                         batch.failed = True
-                    cycle = _Cycle(taken, [], [])
+                    cycle = _Cycle(taken, [], [], self._to_store([], time.perf_counter_ns()))
                 if writing is not None:
                     await asyncio.shield(writing)
                 writing = asyncio.create_task(self._write_cycle(cycle))
@@ -471,7 +489,36 @@ class Pipeline:
                 batch.failed = True
             if batch.traces:
                 self._latencies_ns.append(now - batch.offered_ns)
-        return _Cycle(batches, graphs, detections)
+        return _Cycle(batches, graphs, detections, self._to_store(graphs, now))
+
+    def _to_store(self, graphs: list[RunGraph], now_ns: int) -> list[RunGraph]:
+        """The graphs this cycle writes; live ones are deferred while more batches wait."""
+        deferred = self._deferred
+        if not self._queue or self._graph_write_ns == 0:
+            if not deferred:
+                return graphs
+            latest = {trace_id: graph for trace_id, (graph, _) in deferred.items()}
+            deferred.clear()
+            latest.update((graph.trace_id, graph) for graph in graphs)
+            return list(latest.values())
+        stored: list[RunGraph] = []
+        for graph in graphs:
+            trace_id = graph.trace_id
+            if graph.complete:
+                deferred.pop(trace_id, None)
+                stored.append(graph)
+            elif (held := deferred.get(trace_id)) is not None:
+                deferred[trace_id] = (graph, held[1])  # keeps its place: the first deferral
+            else:
+                deferred[trace_id] = (graph, now_ns)
+        due = now_ns - self._graph_write_ns
+        while deferred:
+            trace_id, (graph, since) = next(iter(deferred.items()))
+            if since > due:
+                break
+            del deferred[trace_id]
+            stored.append(graph)
+        return stored
 
     def _observe(self, batches: list[_Batch], graphs: list[RunGraph]) -> list[Detection]:
         live = [batch for batch in batches if not batch.failed]
@@ -509,7 +556,7 @@ class Pipeline:
         self._waiting_spans -= sum(len(b.spans) for b in cycle.batches)
         try:
             await self._write_spans(cycle.batches)
-            failed_traces = await self._write_graphs(cycle.graphs)  # rule failures: batch.failed
+            failed_traces = await self._write_graphs(cycle.stored, cycle.graphs)
             for detection in cycle.detections:
                 if not await self._detected(detection):
                     failed_traces.add(detection.trace_id)
@@ -550,24 +597,27 @@ class Pipeline:
                 batch.failed = True
                 log.exception("spans not stored", spans=len(batch.spans))
 
-    async def _write_graphs(self, graphs: list[RunGraph]) -> set[str]:
-        """Store the changed graphs and update the live state; return traces that failed."""
+    async def _write_graphs(self, stored: list[RunGraph], changed: list[RunGraph]) -> set[str]:
+        """Store the cycle's graphs and tell the live state of the changed ones.
+
+        Returns the traces whose graph failed to store.
+        """
         failed: set[str] = set()
-        if self._graph_writer is not None and graphs:
+        if self._graph_writer is not None and stored:
             try:
-                await self._graph_writer.write_graphs(graphs)
+                await self._graph_writer.write_graphs(stored)
             except Exception:
-                failed.update(g.trace_id for g in graphs)
-                log.exception("graphs not stored", graphs=len(graphs))
+                failed.update(g.trace_id for g in stored)
+                log.exception("graphs not stored", graphs=len(stored))
         else:
-            for graph in graphs:
+            for graph in stored:
                 try:
                     await self._store.write_graph(graph)
                 except Exception:
                     failed.add(graph.trace_id)
                     log.exception("graph not stored", trace_id=graph.trace_id)
         if self._hot is not None:
-            for graph in graphs:
+            for graph in changed:
                 try:
                     await self._hot.update_run(RunState.from_graph(graph))
                 except Exception:

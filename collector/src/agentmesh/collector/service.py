@@ -321,6 +321,7 @@ class Collector:
                 max_batches=settings.queue_max_batches,
                 max_spans=settings.queue_max_spans,
                 max_cycle_spans=settings.pipeline_max_cycle_spans,
+                graph_write_seconds=settings.graph_write_seconds,
                 drain_timeout_seconds=settings.drain_timeout_seconds,
                 on_detection=self._detected,
                 hot_state=hot,

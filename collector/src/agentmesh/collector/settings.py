@@ -253,6 +253,16 @@ class CollectorSettings(DetectionSettings):
         le=10_000_000,
         description="Most spans one pipeline cycle takes from the queue and writes in one call.",
     )
+    graph_write_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=3_600,
+        description=(
+            "While batches wait, how long the stored graph of a run in progress may lag behind "
+            "its live graph (complete runs are stored at once, everything when the queue "
+            "empties; 0 stores every changed graph every cycle)."
+        ),
+    )
     max_live_traces: int = Field(
         default=10_000,
         ge=1,

@@ -37,6 +37,12 @@ from agentmesh.collector.store.codec import (
     events_from_json,
 )
 from agentmesh.collector.store.duckdb_schema import SCHEMA, SCHEMA_VERSION, UPGRADES
+from agentmesh.collector.store.graph_tables import (
+    AGENT_SCHEMA,
+    HANDOFF_SCHEMA,
+    RUN_SCHEMA,
+    graph_tables,
+)
 from agentmesh.collector.store.rows import detection_from_row, run_summary_from_row
 from agentmesh.collector.store.span_table import SPAN_SCHEMA, span_table
 from agentmesh.collector.store.usage import check_group_by, check_limit, sort_cost_rows
@@ -63,41 +69,18 @@ _SELECT_SPANS: Final = """
     QUALIFY row_number() OVER (PARTITION BY span_id ORDER BY rowid) = 1
     ORDER BY start_ns, span_id
 """
-_UPSERT_RUN: Final = """
-    INSERT OR REPLACE INTO runs (trace_id, run_id, workflow_name, service_name, framework,
-        start_ns, end_ns, span_count, llm_calls, input_tokens, output_tokens, cost_usd, complete)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
-_INSERT_AGENTS: Final = """
-    INSERT INTO agents (trace_id, name, invocations, span_ids, llm_calls, input_tokens,
-        output_tokens, cost_usd)
-    SELECT ?, unnest(?::VARCHAR[]), unnest(?::INTEGER[]), unnest(?::VARCHAR[][]),
-           unnest(?::INTEGER[]), unnest(?::BIGINT[]), unnest(?::BIGINT[]), unnest(?::DOUBLE[])
-"""
-_UPSERT_RUNS: Final = """
-    INSERT OR REPLACE INTO runs (trace_id, run_id, workflow_name, service_name, framework,
-        start_ns, end_ns, span_count, llm_calls, input_tokens, output_tokens, cost_usd, complete)
-    SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]),
-           unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::BIGINT[]),
-           unnest(?::BIGINT[]), unnest(?::INTEGER[]), unnest(?::INTEGER[]),
-           unnest(?::BIGINT[]), unnest(?::BIGINT[]), unnest(?::DOUBLE[]), unnest(?::BOOLEAN[])
-"""
-_INSERT_AGENTS_MANY: Final = """
-    INSERT INTO agents (trace_id, name, invocations, span_ids, llm_calls, input_tokens,
-        output_tokens, cost_usd)
-    SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::INTEGER[]),
-           unnest(?::VARCHAR[][]), unnest(?::INTEGER[]), unnest(?::BIGINT[]),
-           unnest(?::BIGINT[]), unnest(?::DOUBLE[])
-"""
-_INSERT_HANDOFFS_MANY: Final = """
-    INSERT INTO handoffs (trace_id, seq, source, target, span_id, start_ns, kind,
-        context_digest, context_size, checkpoint_id)
-    SELECT unnest(?::VARCHAR[]), unnest(?::INTEGER[]), unnest(?::VARCHAR[]),
-           unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::BIGINT[]),
-           unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::BIGINT[]),
-           unnest(?::VARCHAR[])
-"""
 _BATCH: Final = "agentmesh_span_batch"
+_GRAPH_RUNS: Final = "agentmesh_graph_runs"
+_GRAPH_AGENTS: Final = "agentmesh_graph_agents"
+_GRAPH_HANDOFFS: Final = "agentmesh_graph_handoffs"
+_REPLACE_GRAPHS: Final = (
+    f"DELETE FROM agents WHERE trace_id IN (SELECT trace_id FROM {_GRAPH_RUNS})",  # noqa: S608
+    f"DELETE FROM handoffs WHERE trace_id IN (SELECT trace_id FROM {_GRAPH_RUNS})",  # noqa: S608
+    f"INSERT OR REPLACE INTO runs ({', '.join(RUN_SCHEMA.names)}) SELECT * FROM {_GRAPH_RUNS}",  # noqa: S608
+    f"INSERT INTO agents ({', '.join(AGENT_SCHEMA.names)}) SELECT * FROM {_GRAPH_AGENTS}",  # noqa: S608
+    f"INSERT INTO handoffs ({', '.join(HANDOFF_SCHEMA.names)}) SELECT * FROM {_GRAPH_HANDOFFS}",  # noqa: S608
+)
+"""One transaction's statements: each graph's trace loses its rows and gets the new ones."""
 _INSERT_BATCH: Final = f"INSERT INTO spans ({', '.join(SPAN_SCHEMA.names)}) SELECT * FROM {_BATCH}"  # noqa: S608
 _CHECKPOINT_THRESHOLD: Final = "256MB"
 _LATEST_KEYS: Final = """
@@ -108,13 +91,6 @@ _LATEST_KEYS: Final = """
 _COUNT_SPANS: Final = "SELECT count(*) FROM (SELECT DISTINCT trace_id, span_id FROM spans)"
 _FIRST_COPY: Final = "QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY rowid) = 1"
 """Keeps the first stored row of each span: re-deliveries past the window are stored again."""
-_INSERT_HANDOFFS: Final = """
-    INSERT INTO handoffs (trace_id, seq, source, target, span_id, start_ns, kind,
-        context_digest, context_size, checkpoint_id)
-    SELECT ?, unnest(?::INTEGER[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]),
-           unnest(?::VARCHAR[]), unnest(?::BIGINT[]), unnest(?::VARCHAR[]),
-           unnest(?::VARCHAR[]), unnest(?::BIGINT[]), unnest(?::VARCHAR[])
-"""
 _RUN_SUMMARY: Final = """
     SELECT r.trace_id, r.run_id, r.workflow_name, r.service_name, r.start_ns, r.end_ns,
         coalesce((SELECT list(a.name ORDER BY a.name) FROM agents a
@@ -282,7 +258,7 @@ class DuckDBStore:
         Args:
             graph: The graph.
         """
-        await self._call(lambda con: _replace_graph(con, graph))
+        await self._call(lambda con: _replace_graphs(con, [graph]))
 
     async def write_graphs(self, graphs: Sequence[RunGraph]) -> None:
         """Store many runs' graphs in one transaction, each replacing its trace's rows.
@@ -650,131 +626,27 @@ def _scalar_int(con: _Con, query: str, params: Sequence[object] = ()) -> int:
     return int(rows[0][0]) if rows and rows[0][0] is not None else 0
 
 
-def _replace_graphs(con: _Con, graphs: list[RunGraph]) -> None:
-    trace_ids = [g.trace_id for g in graphs]
-    agents = [(g.trace_id, a) for g in graphs for a in g.agents.values()]
-    edges = [(g.trace_id, e) for g in graphs for e in g.handoffs]
-    con.execute("BEGIN TRANSACTION")
+def _replace_graphs(con: _Con, graphs: Sequence[RunGraph]) -> None:
+    tables = graph_tables(graphs)
+    registered = (
+        (_GRAPH_RUNS, tables.runs),
+        (_GRAPH_AGENTS, tables.agents),
+        (_GRAPH_HANDOFFS, tables.handoffs),
+    )
+    for name, table in registered:
+        con.register(name, table)
     try:
-        con.execute(
-            "DELETE FROM agents WHERE trace_id IN (SELECT unnest(?::VARCHAR[]))", [trace_ids]
-        )
-        con.execute(
-            "DELETE FROM handoffs WHERE trace_id IN (SELECT unnest(?::VARCHAR[]))", [trace_ids]
-        )
-        con.execute(
-            _UPSERT_RUNS,
-            [
-                trace_ids,
-                [g.run_id for g in graphs],
-                [g.workflow_name for g in graphs],
-                [g.service_name for g in graphs],
-                [g.framework for g in graphs],
-                [g.start_ns for g in graphs],
-                [g.end_ns for g in graphs],
-                [g.span_count for g in graphs],
-                [g.llm_calls for g in graphs],
-                [g.input_tokens for g in graphs],
-                [g.output_tokens for g in graphs],
-                [g.cost_usd for g in graphs],
-                [g.complete for g in graphs],
-            ],
-        )
-        if agents:
-            con.execute(
-                _INSERT_AGENTS_MANY,
-                [
-                    [t for t, _ in agents],
-                    [a.name for _, a in agents],
-                    [a.invocations for _, a in agents],
-                    [list(a.span_ids) for _, a in agents],
-                    [a.llm_calls for _, a in agents],
-                    [a.input_tokens for _, a in agents],
-                    [a.output_tokens for _, a in agents],
-                    [a.cost_usd for _, a in agents],
-                ],
-            )
-        if edges:
-            con.execute(
-                _INSERT_HANDOFFS_MANY,
-                [
-                    [t for t, _ in edges],
-                    [e.seq for _, e in edges],
-                    [e.source for _, e in edges],
-                    [e.target for _, e in edges],
-                    [e.span_id for _, e in edges],
-                    [e.start_ns for _, e in edges],
-                    [e.kind for _, e in edges],
-                    [e.context_digest for _, e in edges],
-                    [e.context_size for _, e in edges],
-                    [e.checkpoint_id for _, e in edges],
-                ],
-            )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-
-
-def _replace_graph(con: _Con, graph: RunGraph) -> None:
-    agents = list(graph.agents.values())
-    edges = graph.handoffs
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute(
-            _UPSERT_RUN,
-            [
-                graph.trace_id,
-                graph.run_id,
-                graph.workflow_name,
-                graph.service_name,
-                graph.framework,
-                graph.start_ns,
-                graph.end_ns,
-                graph.span_count,
-                graph.llm_calls,
-                graph.input_tokens,
-                graph.output_tokens,
-                graph.cost_usd,
-                graph.complete,
-            ],
-        )
-        con.execute("DELETE FROM agents WHERE trace_id = ?", [graph.trace_id])
-        con.execute("DELETE FROM handoffs WHERE trace_id = ?", [graph.trace_id])
-        if agents:
-            con.execute(
-                _INSERT_AGENTS,
-                [
-                    graph.trace_id,
-                    [a.name for a in agents],
-                    [a.invocations for a in agents],
-                    [list(a.span_ids) for a in agents],
-                    [a.llm_calls for a in agents],
-                    [a.input_tokens for a in agents],
-                    [a.output_tokens for a in agents],
-                    [a.cost_usd for a in agents],
-                ],
-            )
-        if edges:
-            con.execute(
-                _INSERT_HANDOFFS,
-                [
-                    graph.trace_id,
-                    [e.seq for e in edges],
-                    [e.source for e in edges],
-                    [e.target for e in edges],
-                    [e.span_id for e in edges],
-                    [e.start_ns for e in edges],
-                    [e.kind for e in edges],
-                    [e.context_digest for e in edges],
-                    [e.context_size for e in edges],
-                    [e.checkpoint_id for e in edges],
-                ],
-            )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for statement in _REPLACE_GRAPHS:
+                con.execute(statement)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    finally:
+        for name, _ in registered:
+            con.unregister(name)
 
 
 def _insert_detection(con: _Con, d: Detection) -> bool:
