@@ -80,6 +80,27 @@ def test_graph_nodes_pickle_as_tuples_and_compare_by_value() -> None:
     assert back[3].handoff.source == "supervisor"
 
 
+def test_a_decoded_payload_pickles_whole_with_its_nodes_as_graph_nodes() -> None:
+    spans = _run(SpanFactory(), agents=4)
+    decoded = decode_payload(_payload_any(spans), DecodeLimits(), with_records=True)
+    assert decoded.table is not None
+    back = pickle.loads(pickle.dumps(decoded, protocol=pickle.HIGHEST_PROTOCOL))
+    assert back.nodes == decoded.nodes
+    assert {type(node) for node in back.nodes} == {GraphNode}
+    assert back.table.to_pylist() == decoded.table.to_pylist()
+    assert (back.records_blob, back.rejected, back.error_message, back.problem) == (
+        decoded.records_blob,
+        decoded.rejected,
+        decoded.error_message,
+        decoded.problem,
+    )
+    assert back.result() == decoded.result()
+
+
+def _payload_any(spans: list[SpanRecord]) -> bytes:
+    return to_otlp_request(spans).SerializeToString()
+
+
 def test_a_batch_without_records_says_so() -> None:
     batch = SpanBatch.of_parts([], None, None)
     with pytest.raises(CollectorError, match="without its span records"):

@@ -73,6 +73,22 @@ class DecodedPayload:
     values_truncated: int = 0
     problem: str = ""
 
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        # Graph nodes travel as plain tuples: a named tuple pickles as a call of its class per
+        # node, which cost the worker 0.9 µs and the main process 0.3 µs a span more.
+        rows = [tuple(node) for node in self.nodes]
+        return _rebuild_payload, (
+            rows,
+            self.table,
+            self.records_blob,
+            self.rejected,
+            self.error_message,
+            self.attributes_dropped,
+            self.events_dropped,
+            self.values_truncated,
+            self.problem,
+        )
+
     def batch(self) -> SpanBatch:
         """The accepted spans as a batch."""
         return SpanBatch.of_parts(self.nodes, self.table, self.records_blob)
@@ -86,6 +102,17 @@ class DecodedPayload:
             events_dropped=self.events_dropped,
             values_truncated=self.values_truncated,
         )
+
+
+def _rebuild_payload(
+    rows: list[tuple[object, ...]],
+    table: ArrowTable | None,
+    records_blob: bytes | None,
+    *counts_and_problem: object,
+) -> DecodedPayload:
+    make = GraphNode._make  # pyright: ignore[reportPrivateUsage] - the named tuple's own builder
+    nodes = list(map(make, rows))
+    return DecodedPayload(nodes, table, records_blob, *counts_and_problem)  # pyright: ignore[reportArgumentType]
 
 
 def decode_payload(payload: bytes, limits: DecodeLimits, with_records: bool) -> DecodedPayload:
