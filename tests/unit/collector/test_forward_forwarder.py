@@ -18,8 +18,10 @@ from agentmesh.collector.forward import (
     ForwardTarget,
     RetryPolicy,
 )
+from agentmesh.collector.forward.payload import without_step_markers
 from agentmesh.collector.forward.testing import SinkAnswer, SinkServer
 from agentmesh.collector.testing import SpanFactory, to_otlp_request
+from agentmesh.core import semconv
 
 PATH = "/otel/v1/traces"
 
@@ -176,3 +178,31 @@ async def test_shutdown_is_bounded_and_counts_what_is_left() -> None:
     )
     forwarder.offer(_payload("after"))
     assert forwarder.stats.dropped_requests == 5
+
+
+async def test_start_markers_are_not_forwarded() -> None:
+    f = SpanFactory(service_name="app")
+    root = f.workflow("w")
+    agent = f.agent("researcher", parent=root)
+    only_markers = SpanFactory(service_name="other")
+    other_root = only_markers.workflow("v")
+    spans = [f.marker(agent), agent, root, only_markers.marker(other_root)]
+    raw = to_otlp_request(spans).SerializeToString()
+    payload = ForwardPayload(raw, len(spans))
+    sent = ExportTraceServiceRequest.FromString(gzip.decompress(await payload.body()))
+    names = [
+        span.name
+        for resource in sent.resource_spans
+        for scope in resource.scope_spans
+        for span in scope.spans
+    ]
+    assert names == [agent.name, root.name]
+    assert len(sent.resource_spans) == 1  # the resource left with markers only is dropped
+    assert payload.spans == 2
+
+
+def test_a_request_without_markers_keeps_its_bytes_even_if_a_value_names_the_key() -> None:
+    f = SpanFactory()
+    root = f.workflow("w", run_id=semconv.AGENTMESH_STEP_STARTED)  # the key as a value only
+    raw = to_otlp_request([root]).SerializeToString()
+    assert without_step_markers(raw) == (raw, 0)

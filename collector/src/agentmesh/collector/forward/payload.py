@@ -3,9 +3,14 @@
 The request is forwarded as it was received: the decode limits of the collector (attribute
 counts, value sizes, depth) shape what AgentMesh stores, not what other backends get, so the
 message the receiver parsed is serialised back unchanged (for OTLP/HTTP protobuf that is the
-same bytes; gRPC and OTLP/JSON requests become their protobuf form). Serialising and gzipping
-happen lazily, in the first forwarder worker that needs the body, off the receiving path, and in
-a worker thread for large requests.
+same bytes; gRPC and OTLP/JSON requests become their protobuf form), with one exception: the
+start markers AgentMesh's instrumentation exports (zero-length ``agentmesh.step.start`` spans
+carrying ``agentmesh.step.started``, a signal for the stuck-step detector) are left out, as the
+``filter/step_markers`` processor of ``otel-collector.yaml`` leaves them out, since LangSmith and
+Braintrust would show each as an extra run. A request without markers (found by a byte search,
+without parsing) is forwarded as it is. Serialising, filtering and gzipping happen lazily, in
+the first forwarder worker that needs the body, off the receiving path, and in a worker thread
+for large requests.
 """
 
 from __future__ import annotations
@@ -15,8 +20,14 @@ import gzip
 from typing import Final
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-__all__ = ["ForwardPayload"]
+from agentmesh.core import semconv
+
+__all__ = ["ForwardPayload", "without_step_markers"]
+
+_MARKER_KEY: Final = semconv.AGENTMESH_STEP_STARTED
+_MARKER_BYTES: Final = _MARKER_KEY.encode()
 
 _INLINE_SPANS: Final = 500
 """Requests with more spans are encoded in a worker thread to keep the event loop free."""
@@ -31,7 +42,8 @@ class ForwardPayload:
     Args:
         request: The request as the receiver parsed it (not modified afterwards), or its
             protobuf bytes as received (forwarded without parsing them again).
-        spans: How many of its spans the collector accepted (for the counters).
+        spans: How many of its spans the collector accepted (for the counters; once the body
+            is built, how many it forwards: start markers are not).
     """
 
     __slots__ = ("_body", "_request", "spans")
@@ -59,4 +71,55 @@ class ForwardPayload:
     def _encode(self) -> bytes:
         request = self._request
         raw = request if isinstance(request, bytes) else request.SerializeToString()
+        raw, removed = without_step_markers(raw)
+        self.spans = max(0, self.spans - removed)
         return gzip.compress(raw, compresslevel=_GZIP_LEVEL)
+
+
+def without_step_markers(raw: bytes) -> tuple[bytes, int]:
+    """Leave AgentMesh's start markers out of a serialised export request.
+
+    Args:
+        raw: An ``ExportTraceServiceRequest`` as protobuf bytes.
+
+    Returns:
+        The request without its marker spans (the same bytes when it has none; scopes and
+        resources left without spans are dropped), and how many spans were removed.
+
+    Example:
+        >>> from agentmesh.collector.testing import SpanFactory, to_otlp_request
+        >>> f = SpanFactory()
+        >>> raw = to_otlp_request([f.workflow("w")]).SerializeToString()
+        >>> without_step_markers(raw) == (raw, 0)
+        True
+    """
+    if _MARKER_BYTES not in raw:
+        return raw, 0
+    request = ExportTraceServiceRequest.FromString(raw)
+    removed = 0
+    for resource_spans in request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            spans = scope_spans.spans
+            kept = [span for span in spans if not _is_marker(span)]
+            if len(kept) < len(spans):
+                removed += len(spans) - len(kept)
+                copies = [Span.FromString(span.SerializeToString()) for span in kept]
+                del spans[:]
+                spans.extend(copies)
+        scopes = [s for s in resource_spans.scope_spans if s.spans]
+        if len(scopes) < len(resource_spans.scope_spans):
+            kept_scopes = [type(s).FromString(s.SerializeToString()) for s in scopes]
+            del resource_spans.scope_spans[:]
+            resource_spans.scope_spans.extend(kept_scopes)
+    if not removed:
+        return raw, 0  # the key was in a value, not on a marker
+    resources = [r for r in request.resource_spans if r.scope_spans]
+    if len(resources) < len(request.resource_spans):
+        kept_resources = [type(r).FromString(r.SerializeToString()) for r in resources]
+        del request.resource_spans[:]
+        request.resource_spans.extend(kept_resources)
+    return request.SerializeToString(), removed
+
+
+def _is_marker(span: Span) -> bool:
+    return any(pair.key == _MARKER_KEY for pair in span.attributes)
