@@ -17,7 +17,11 @@ from agentmesh.collector import DuckDBStore, GraphBuilder, RunGraph, SpanEventRe
 from agentmesh.collector.model import AttributeValue
 from agentmesh.collector.settings import CollectorSettings
 from agentmesh.collector.store import CostRow, make_store
-from agentmesh.collector.store.codec import attributes_from_json, events_from_json
+from agentmesh.collector.store.codec import (
+    attributes_from_json,
+    attributes_to_json,
+    events_from_json,
+)
 from agentmesh.collector.store.duckdb_schema import SCHEMA_VERSION
 from agentmesh.collector.store.span_table import SPAN_SCHEMA, span_table
 from agentmesh.collector.store.usage import chat_usage
@@ -445,3 +449,13 @@ async def test_a_version_3_file_gets_the_handoff_checkpoint_column(tmp_path: Pat
         assert rows == [("a", "b", None)]  # the old row is kept, with no checkpoint
     finally:
         con.close()
+
+
+def test_codec_reads_what_orjson_refuses_through_the_standard_library() -> None:
+    written = attributes_to_json({"x": math.nan, "big": 2**70, "s": "é"})
+    assert "NaN" in written  # the standard library's literal, which orjson does not parse
+    back = attributes_from_json(written)
+    assert math.isnan(float(back["x"]))  # pyright: ignore[reportArgumentType]
+    assert back["big"] == 2**70
+    assert back["s"] == "é"
+    assert events_from_json("[]") == ()

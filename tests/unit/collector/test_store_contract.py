@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import math
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
@@ -146,6 +147,21 @@ async def test_spans_round_trip_exactly(store: SpanStore) -> None:
     assert isinstance(back.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS], int)
     assert isinstance(back.attributes[semconv.AGENTMESH_COST_USD], float)
     assert isinstance(back.attributes[semconv.AGENTMESH_ROUTE_SCORES], list)
+
+
+async def test_spans_of_many_traces_in_one_read(store: SpanStore) -> None:
+    f, g, h = SpanFactory(service_name="a"), SpanFactory(service_name="b"), SpanFactory()
+    nan = replace(g.workflow("w"), attributes={semconv.AGENTMESH_COST_USD: math.nan})
+    assert nan.span_id == f.workflow("x").span_id  # one span id in two traces
+    spans = [*_run(f), *_run(g), nan, *_run(f)[:1]]  # a re-delivery too
+    await store.write_spans(spans)
+    found = await store.spans_of([g.trace_id, f.trace_id, h.trace_id, f.trace_id])
+    assert set(found) == {f.trace_id, g.trace_id}  # a trace with no span is absent
+    for trace_id in (f.trace_id, g.trace_id):
+        assert found[trace_id] == await store.spans(trace_id)
+    back = next(s for s in found[g.trace_id] if s.span_id == nan.span_id)
+    assert math.isnan(float(back.attributes[semconv.AGENTMESH_COST_USD]))  # pyright: ignore[reportArgumentType]
+    assert await store.spans_of([]) == {}
 
 
 async def test_redelivered_spans_are_stored_once(store: SpanStore) -> None:

@@ -13,6 +13,7 @@ from typing import Final
 
 import duckdb
 
+from agentmesh.collector.model import SpanRecord
 from agentmesh.collector.store.base import SpanStore
 from agentmesh.collector.store.codec import attributes_to_json, details_to_json, events_to_json
 from agentmesh.core import StoreError
@@ -40,11 +41,19 @@ _TABLES: Final[dict[str, str]] = {
 }
 
 _Row = tuple[object, ...]
+_SPANS_CHUNK_RUNS: Final = 256
+"""Runs whose spans are read in one query."""
 
 
 async def _collect(store: SpanStore) -> dict[str, list[_Row]]:
     rows: dict[str, list[_Row]] = {table: [] for table in _TABLES}
-    for run in await store.runs():
+    runs = await store.runs()
+    spans_of: dict[str, list[SpanRecord]] = {}
+    for index, run in enumerate(runs):
+        if index % _SPANS_CHUNK_RUNS == 0:  # one query per chunk of runs, not one per run
+            spans_of = await store.spans_of(
+                [r.trace_id for r in runs[index : index + _SPANS_CHUNK_RUNS]]
+            )
         rows["runs"].append(
             (
                 run.trace_id,
@@ -110,7 +119,7 @@ async def _collect(store: SpanStore) -> dict[str, list[_Row]]:
                 events_to_json(s.events),
                 attributes_to_json(s.resource_attributes),
             )
-            for s in await store.spans(run.trace_id)
+            for s in spans_of.get(run.trace_id, [])
         )
     rows["detections"] = [
         (

@@ -68,6 +68,8 @@ DEFAULT_RUN_LOOKBACK_SECONDS: Final = 6 * 3600.0
 
 _NS: Final = 1_000_000_000
 _BULK_DETECTIONS_RUNS: Final = 64
+_SPANS_CHUNK_RUNS: Final = 256
+"""Runs whose spans are read in one query (a query per run scanned the DuckDB table each time)."""
 """Above this many runs, every detection is read once rather than per run."""
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -370,10 +372,15 @@ async def decision_outcomes(
         for detection in await store.detections():
             by_trace.setdefault(detection.trace_id, []).append(detection)
     outcomes: dict[str, DecisionOutcome] = {}
-    for run in runs:  # latest start first
+    chunk: dict[str, list[SpanRecord]] = {}
+    for index, run in enumerate(runs):  # latest start first
         if limit is not None and len(outcomes) >= limit:
             break
-        spans = await store.spans(run.trace_id)
+        if index % _SPANS_CHUNK_RUNS == 0:  # one query per chunk of runs, not one per run
+            chunk = await store.spans_of(
+                [r.trace_id for r in runs[index : index + _SPANS_CHUNK_RUNS]]
+            )
+        spans = chunk.get(run.trace_id, [])
         decisions = [
             s
             for s in spans

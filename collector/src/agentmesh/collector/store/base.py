@@ -162,6 +162,17 @@ class SpanStore(Protocol):
         """
         ...
 
+    async def spans_of(self, trace_ids: Sequence[str]) -> dict[str, list[SpanRecord]]:
+        """Read several traces' spans in one query (exports read thousands of runs).
+
+        Args:
+            trace_ids: The traces.
+
+        Returns:
+            Each trace's spans by start time (then span id); a trace with no span is absent.
+        """
+        ...
+
     async def runs(
         self,
         limit: int | None = None,

@@ -2,7 +2,10 @@
 
 The readers also accept the text :func:`~agentmesh.collector.store.span_table.span_table`
 writes, where a NaN or infinite double is JSON ``null``: it is read back as NaN (attribute values
-are never null otherwise).
+are never null otherwise). They parse with ``orjson`` (reading a run's spans back is mostly JSON
+parsing: about 3x faster than the standard library's), falling back to the standard library for
+what ``orjson`` refuses (``NaN`` literals written by :func:`attributes_to_json`, integers past
+64 bits).
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import json
 import math
 from collections.abc import Mapping
 from typing import cast
+
+import orjson
 
 from agentmesh.collector.detection import JsonValue
 from agentmesh.collector.model import AttributeValue, SpanEventRecord
@@ -23,6 +28,13 @@ __all__ = [
     "events_from_json",
     "events_to_json",
 ]
+
+
+def _loads(text: str) -> object:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def _dumps(value: object) -> str:
@@ -50,7 +62,7 @@ def attributes_from_json(text: str) -> dict[str, AttributeValue]:
     Returns:
         The attributes.
     """
-    attributes = cast(dict[str, AttributeValue], json.loads(text))
+    attributes = cast(dict[str, AttributeValue], _loads(text))
     return _restore_nan(attributes) if "null" in text else attributes
 
 
@@ -92,7 +104,9 @@ def events_from_json(text: str) -> tuple[SpanEventRecord, ...]:
     Returns:
         The events.
     """
-    items = cast(list[dict[str, object]], json.loads(text))
+    if text == "[]":
+        return ()
+    items = cast(list[dict[str, object]], _loads(text))
     nulls = "null" in text
     return tuple(
         SpanEventRecord(
@@ -126,4 +140,4 @@ def details_from_json(text: str) -> dict[str, JsonValue]:
     Returns:
         The details.
     """
-    return cast(dict[str, JsonValue], json.loads(text))
+    return cast(dict[str, JsonValue], _loads(text))

@@ -69,6 +69,13 @@ _SELECT_SPANS: Final = """
     QUALIFY row_number() OVER (PARTITION BY span_id ORDER BY rowid) = 1
     ORDER BY start_ns, span_id
 """
+_SELECT_SPANS_OF: Final = """
+    SELECT trace_id, span_id, parent_span_id, name, kind, start_ns, end_ns, status_code,
+        status_message, operation, run_id, service_name, scope_name, attributes, events, resource
+    FROM spans WHERE trace_id IN (SELECT unnest(?::VARCHAR[]))
+    QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY rowid) = 1
+    ORDER BY trace_id, start_ns, span_id
+"""
 _BATCH: Final = "agentmesh_span_batch"
 _GRAPH_RUNS: Final = "agentmesh_graph_runs"
 _GRAPH_AGENTS: Final = "agentmesh_graph_agents"
@@ -302,6 +309,25 @@ class DuckDBStore:
         """
         rows = await self._call(lambda con: _fetch(con, _SELECT_SPANS, [trace_id]))
         return [_span(row) for row in rows]
+
+    async def spans_of(self, trace_ids: Sequence[str]) -> dict[str, list[SpanRecord]]:
+        """Read several traces' spans in one scan of the spans table.
+
+        Args:
+            trace_ids: The traces.
+
+        Returns:
+            Each trace's spans by start time (then span id); a trace with no span is absent.
+        """
+        wanted = list(dict.fromkeys(trace_ids))
+        if not wanted:
+            self._check()
+            return {}
+        rows = await self._call(lambda con: _fetch(con, _SELECT_SPANS_OF, [wanted]))
+        found: dict[str, list[SpanRecord]] = {}
+        for row in rows:
+            found.setdefault(row[0], []).append(_span(row))
+        return found
 
     async def runs(
         self,

@@ -130,6 +130,23 @@ class MemoryStore:
         trace = self._spans.get(trace_id, {})
         return sorted(trace.values(), key=lambda span: (span.start_ns, span.span_id))
 
+    async def spans_of(self, trace_ids: Sequence[str]) -> dict[str, list[SpanRecord]]:
+        """Read several traces' spans.
+
+        Args:
+            trace_ids: The traces.
+
+        Returns:
+            Each trace's spans by start time (then span id); a trace with no span is absent.
+        """
+        self._check()
+        found: dict[str, list[SpanRecord]] = {}
+        for trace_id in dict.fromkeys(trace_ids):
+            trace = self._spans.get(trace_id)
+            if trace:
+                found[trace_id] = sorted(trace.values(), key=lambda s: (s.start_ns, s.span_id))
+        return found
+
     async def runs(
         self,
         limit: int | None = None,

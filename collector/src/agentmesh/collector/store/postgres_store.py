@@ -109,6 +109,12 @@ _SELECT_SPANS: Final = """
         status_message, service_name, scope_name, attributes, events, resource
     FROM spans WHERE trace_id = $1 ORDER BY start_ns, span_id COLLATE "C"
 """
+_SELECT_SPANS_OF: Final = """
+    SELECT trace_id, span_id, parent_span_id, name, kind, start_ns, end_ns, status_code,
+        status_message, service_name, scope_name, attributes, events, resource
+    FROM spans WHERE trace_id = ANY($1::text[])
+    ORDER BY trace_id COLLATE "C", start_ns, span_id COLLATE "C"
+"""
 _UPSERT_RUN: Final = """
     INSERT INTO runs (trace_id, run_id, workflow_name, service_name, framework, start_ns,
         end_ns, span_count, llm_calls, input_tokens, output_tokens, cost_usd, complete)
@@ -358,6 +364,24 @@ class PostgresStore:
         """
         rows = await self._run(lambda con: con.fetch(_SELECT_SPANS, trace_id))
         return [_span(row) for row in rows]
+
+    async def spans_of(self, trace_ids: Sequence[str]) -> dict[str, list[SpanRecord]]:
+        """Read several traces' spans in one query.
+
+        Args:
+            trace_ids: The traces.
+
+        Returns:
+            Each trace's spans by start time (then span id); a trace with no span is absent.
+        """
+        wanted = list(dict.fromkeys(trace_ids))
+        if not wanted:
+            return {}
+        rows = await self._run(lambda con: con.fetch(_SELECT_SPANS_OF, wanted))
+        found: dict[str, list[SpanRecord]] = {}
+        for row in rows:
+            found.setdefault(row[0], []).append(_span(row))
+        return found
 
     async def runs(
         self,
