@@ -119,6 +119,42 @@ def _send(
         return [f.result() for f in futures]
 
 
+def _machine_jiffies() -> tuple[int, int]:
+    """Busy and total CPU time of the whole machine so far, in clock ticks (``/proc/stat``)."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(x) for x in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return (0, 0)
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields) - idle, sum(fields))
+
+
+STEADY = (0.2, 0.8)
+"""The steady part of a saturated run: from this share of the spans received to that share."""
+
+
+def _steady_cpu(samples: list[tuple[float, dict[str, Any]]], total: int) -> dict[str, float]:
+    """CPU per span of the collector and its decode workers, and how busy the machine was,
+    over the steady part of a run (start-up, imports and the final drain left out)."""
+    window = [
+        d for _, d in samples if STEADY[0] * total <= d.get("received", 0) <= STEADY[1] * total
+    ]
+    if len(window) < 2 or "cpu_s" not in window[0]:
+        return {}
+    first, last = window[0], window[-1]
+    spans = last["received"] - first["received"]
+    if spans <= 0:
+        return {}
+    busy = last["machine_jiffies"][0] - first["machine_jiffies"][0]
+    jiffies = last["machine_jiffies"][1] - first["machine_jiffies"][1]
+    return {
+        "main_us_per_span": 1e6 * (last["cpu_s"] - first["cpu_s"]) / spans,
+        "workers_us_per_span": 1e6 * (last["children_cpu_s"] - first["children_cpu_s"]) / spans,
+        "machine_busy": busy / jiffies if jiffies else 0.0,
+    }
+
+
 class _Server:
     """The collector process and the status lines it prints."""
 
@@ -146,6 +182,7 @@ class _Server:
             if "final_count" in data:
                 self.final = data
             else:
+                data["machine_jiffies"] = _machine_jiffies()
                 self.samples.append((time.time(), data))
 
     def latest(self) -> dict[str, Any]:
@@ -206,6 +243,7 @@ def _agentmesh(
         "failures": sum(r.failures for r in reports),
         "cycles": last.get("cycles"),
         "detections": last.get("detections"),
+        "cpu": _steady_cpu(server.samples, total),
     }
 
 
@@ -488,6 +526,14 @@ def _phases(args: argparse.Namespace) -> tuple[dict[str, Any], float]:
         f"DuckDB holds {median['stored_final']:,} spans; "
         f"{median['detections']} loop detections; {median['cycles']} worker cycles"
     )
+    cpu = median["cpu"]
+    if cpu:
+        print(
+            f"agentmesh*: CPU per span in the steady part of the run (spans {STEADY[0]:.0%} to "
+            f"{STEADY[1]:.0%} received): collector process {cpu['main_us_per_span']:.1f} µs, "
+            f"decode workers {cpu['workers_us_per_span']:.1f} µs; machine "
+            f"{cpu['machine_busy']:.0%} busy (clients included)"
+        )
     rates = [r["spans_per_s"] for r in ours]
     ratio = median["spans_per_s"] / peer["spans_per_s"] if peer and peer["spans_per_s"] else None
     figures: dict[str, Any] = {
@@ -508,6 +554,13 @@ def _phases(args: argparse.Namespace) -> tuple[dict[str, Any], float]:
         "phoenix_spans": peer["stored"] if peer else None,
         "phoenix_peak_rss_mb": round(peer["peak_rss_mb"]) if peer else None,
         "clients": args.clients,
+        "cpu_us_per_span": {
+            "collector": round(median["cpu"]["main_us_per_span"], 1),
+            "decode_workers": round(median["cpu"]["workers_us_per_span"], 1),
+        }
+        if median["cpu"]
+        else None,
+        "machine_busy": round(median["cpu"]["machine_busy"], 3) if median["cpu"] else None,
     }
     return figures, median["spans_per_s"]
 

@@ -6,9 +6,9 @@ the settings' DuckDB memory limit, threads and dedupe window (``AGENTMESH_COLLEC
 
 Run as ``python bench/_throughput/server.py DB_PATH [--max-batches N] [--max-spans N]``. It
 prints ``{"port": …}`` once listening, then a JSON status line every 0.1 s (stored spans, queue,
-ingest→graph latency percentiles, traces held by the graph builder, resident memory of this
-process and of its child processes, the decode workers); closing its stdin stops it, after which it
-prints a final line with the stored count read back from DuckDB.
+ingest→graph latency percentiles, traces held by the graph builder, resident memory and CPU
+seconds of this process and of its child processes, the decode workers); closing its stdin stops
+it, after which it prints a final line with the stored count read back from DuckDB.
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ import asyncio
 import contextlib
 import gc
 import json
+import os
 import sys
 import threading
+import time
 from pathlib import Path
 
 from agentmesh.collector.detectors.handoff_loop import HandoffLoopRule
@@ -52,9 +54,9 @@ def memory_kb(field: str, pid: str = "self") -> int:
     return 0
 
 
-def children_rss_kb() -> int:
-    """The summed ``VmRSS`` (kB) of this process's descendants (decode workers and helpers)."""
-    total = 0
+def descendants() -> list[str]:
+    """The pids of this process's descendants (decode workers and helpers)."""
+    found: list[str] = []
     pending = ["self"]
     while pending:
         pid = pending.pop()
@@ -67,10 +69,29 @@ def children_rss_kb() -> int:
                 children = (task / "children").read_text().split()
             except OSError:
                 continue
-            for child in children:
-                total += memory_kb("VmRSS", child)
-                pending.append(child)
-    return total
+            found.extend(children)
+            pending.extend(children)
+    return found
+
+
+def children_rss_kb() -> int:
+    """The summed ``VmRSS`` (kB) of this process's descendants (decode workers and helpers)."""
+    return sum(memory_kb("VmRSS", child) for child in descendants())
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_s() -> float:
+    """The CPU seconds (user + system) used so far by this process's live descendants."""
+    total = 0
+    for child in descendants():
+        try:
+            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / _TICKS
 
 
 async def serve(
@@ -146,6 +167,8 @@ async def serve(
                         "evicted_traces": builder.evicted,
                         "rss_kb": memory_kb("VmRSS"),
                         "children_rss_kb": children_rss_kb(),
+                        "cpu_s": time.process_time(),
+                        "children_cpu_s": children_cpu_s(),
                         "hwm_kb": memory_kb("VmHWM"),
                     }
                 ),

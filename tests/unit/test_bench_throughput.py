@@ -1,0 +1,45 @@
+"""Tests of ``bench/collector_throughput.py``'s steady-state CPU accounting."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+sys.path.insert(0, str(BENCH))
+
+from collector_throughput import _steady_cpu  # noqa: E402  # pyright: ignore[reportPrivateUsage]
+
+
+def _sample(received: int, cpu_s: float, children_cpu_s: float, busy: int, total: int) -> Any:
+    return (
+        0.0,
+        {
+            "received": received,
+            "cpu_s": cpu_s,
+            "children_cpu_s": children_cpu_s,
+            "machine_jiffies": (busy, total),
+        },
+    )
+
+
+def test_steady_cpu_counts_only_the_middle_of_the_run() -> None:
+    samples = [
+        _sample(0, 1.0, 0.5, 0, 0),  # start-up: left out
+        _sample(20_000, 2.0, 1.0, 100, 200),
+        _sample(50_000, 2.6, 1.5, 250, 400),
+        _sample(80_000, 3.2, 2.0, 400, 600),
+        _sample(100_000, 9.0, 9.0, 1_000, 1_000),  # the drain: left out
+    ]
+    cpu = _steady_cpu(samples, 100_000)
+    assert cpu["main_us_per_span"] == pytest.approx(1e6 * 1.2 / 60_000)
+    assert cpu["workers_us_per_span"] == pytest.approx(1e6 * 1.0 / 60_000)
+    assert cpu["machine_busy"] == pytest.approx(300 / 400)
+
+
+def test_steady_cpu_is_empty_without_enough_samples() -> None:
+    assert _steady_cpu([_sample(50_000, 1.0, 1.0, 1, 2)], 100_000) == {}
+    assert _steady_cpu([], 100_000) == {}
