@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from agentmesh.collector.model import SpanRecord
+from agentmesh.collector.model import SpanRecord, float_of, int_of, str_of
 from agentmesh.core import semconv
 
 __all__ = ["GraphNode", "HandoffInfo", "RouteInfo", "graph_node"]
@@ -57,18 +57,19 @@ _CLUSTER = re.compile(r'"cluster":\s*(\d+)')
 
 
 def _route_info(span: SpanRecord) -> RouteInfo | None:
-    decision = span.str_attr(semconv.AGENTMESH_ROUTE_DECISION_ID)
+    attributes = span.attributes
+    decision = str_of(attributes, semconv.AGENTMESH_ROUTE_DECISION_ID)
     if decision is None:
         return None
-    score = span.float_attr(semconv.AGENTMESH_FEEDBACK_SCORE)
-    features = span.str_attr(semconv.AGENTMESH_ROUTE_FEATURES)
+    score = float_of(attributes, semconv.AGENTMESH_FEEDBACK_SCORE)
+    features = str_of(attributes, semconv.AGENTMESH_ROUTE_FEATURES)
     found = _CLUSTER.search(features) if features else None
     if score is None and span.operation != semconv.Operation.CHAT:
         return None  # a child span carrying the decision id in baggage: not the decision
     return RouteInfo(
         decision,
-        span.str_attr(semconv.AGENTMESH_ROUTE_TASK_CLASS)
-        or span.str_attr(semconv.AGENTMESH_RUN_TASK_CLASS),
+        str_of(attributes, semconv.AGENTMESH_ROUTE_TASK_CLASS)
+        or str_of(attributes, semconv.AGENTMESH_RUN_TASK_CLASS),
         int(found.group(1)) if found else 0,
         score,
     )
@@ -178,7 +179,8 @@ def graph_node(span: SpanRecord) -> GraphNode:
     Returns:
         Its graph node.
     """
-    operation = span.operation
+    attributes = span.attributes  # read through str_of & co: one call per attribute, not two
+    operation = str_of(attributes, semconv.GEN_AI_OPERATION_NAME)
     agent: str | None = None
     handoff: HandoffInfo | None = None
     received: str | None = None
@@ -187,51 +189,53 @@ def graph_node(span: SpanRecord) -> GraphNode:
         # Workflow steps that are not agents (CrewAI flow methods) take part in the graph
         # like agents: they hand work to each other and can loop.
         if operation == semconv.Operation.INVOKE_AGENT:
-            agent = span.str_attr(semconv.GEN_AI_AGENT_NAME) or span.name
+            agent = str_of(attributes, semconv.GEN_AI_AGENT_NAME) or span.name
         else:
-            agent = span.str_attr(semconv.GEN_AI_NODE_NAME) or span.name
-        source = span.str_attr(semconv.GEN_AI_AGENT_HANDOFF_SOURCE_NAME)
+            agent = str_of(attributes, semconv.GEN_AI_NODE_NAME) or span.name
+        source = str_of(attributes, semconv.GEN_AI_AGENT_HANDOFF_SOURCE_NAME)
         if source is not None:
             handoff = HandoffInfo(
                 source=source,
-                target=span.str_attr(semconv.GEN_AI_AGENT_HANDOFF_TARGET_NAME) or agent,
-                kind=span.str_attr(semconv.AGENTMESH_HANDOFF_KIND) or UNSPECIFIED_HANDOFF_KIND,
-                digest=span.str_attr(semconv.AGENTMESH_HANDOFF_CONTEXT_DIGEST),
-                size=span.int_attr(semconv.AGENTMESH_HANDOFF_CONTEXT_SIZE),
+                target=str_of(attributes, semconv.GEN_AI_AGENT_HANDOFF_TARGET_NAME) or agent,
+                kind=str_of(attributes, semconv.AGENTMESH_HANDOFF_KIND) or UNSPECIFIED_HANDOFF_KIND,
+                digest=str_of(attributes, semconv.AGENTMESH_HANDOFF_CONTEXT_DIGEST),
+                size=int_of(attributes, semconv.AGENTMESH_HANDOFF_CONTEXT_SIZE),
             )
-            received = span.str_attr(semconv.AGENTMESH_HANDOFF_RECEIVED_DIGEST)
-            checkpoint = span.str_attr(semconv.AGENTMESH_HANDOFF_CHECKPOINT_ID)
+            received = str_of(attributes, semconv.AGENTMESH_HANDOFF_RECEIVED_DIGEST)
+            checkpoint = str_of(attributes, semconv.AGENTMESH_HANDOFF_CHECKPOINT_ID)
     provider = model = tool_name = args_digest = result_digest = requested = None
     attempts: tuple[tuple[str, str | None, str | None], ...] = ()
     if operation == semconv.Operation.CHAT:
         if span.events:
             attempts = _failed_attempts(span)
-        input_tokens = span.int_attr(semconv.GEN_AI_USAGE_INPUT_TOKENS) or 0
-        output_tokens = span.int_attr(semconv.GEN_AI_USAGE_OUTPUT_TOKENS) or 0
-        cost_usd = span.float_attr(semconv.AGENTMESH_COST_USD) or 0.0
-        provider = span.str_attr(semconv.GEN_AI_PROVIDER_NAME)
-        requested = span.str_attr(semconv.GEN_AI_REQUEST_MODEL)
-        if span.str_attr(semconv.AGENTMESH_ROUTE_MODE) == "enforce":
+        input_tokens = int_of(attributes, semconv.GEN_AI_USAGE_INPUT_TOKENS) or 0
+        output_tokens = int_of(attributes, semconv.GEN_AI_USAGE_OUTPUT_TOKENS) or 0
+        cost_usd = float_of(attributes, semconv.AGENTMESH_COST_USD) or 0.0
+        provider = str_of(attributes, semconv.GEN_AI_PROVIDER_NAME)
+        requested = str_of(attributes, semconv.GEN_AI_REQUEST_MODEL)
+        if str_of(attributes, semconv.AGENTMESH_ROUTE_MODE) == "enforce":
             # The router sent the call to its choice; the app's request is route.requested_model.
-            requested = span.str_attr(semconv.AGENTMESH_ROUTE_CHOSEN) or requested
-        model = span.str_attr(semconv.GEN_AI_RESPONSE_MODEL) or requested
+            requested = str_of(attributes, semconv.AGENTMESH_ROUTE_CHOSEN) or requested
+        model = str_of(attributes, semconv.GEN_AI_RESPONSE_MODEL) or requested
     else:
         input_tokens = output_tokens = 0
         cost_usd = 0.0
         if operation == semconv.Operation.EXECUTE_TOOL:
-            tool_name = span.str_attr(semconv.GEN_AI_TOOL_NAME) or span.name
-            args_digest = span.str_attr(semconv.AGENTMESH_TOOL_ARGUMENTS_DIGEST)
-            result_digest = span.str_attr(semconv.AGENTMESH_TOOL_RESULT_DIGEST)
-    started = span.str_attr(semconv.AGENTMESH_STEP_STARTED)
+            tool_name = str_of(attributes, semconv.GEN_AI_TOOL_NAME) or span.name
+            args_digest = str_of(attributes, semconv.AGENTMESH_TOOL_ARGUMENTS_DIGEST)
+            result_digest = str_of(attributes, semconv.AGENTMESH_TOOL_RESULT_DIGEST)
+    started = str_of(attributes, semconv.AGENTMESH_STEP_STARTED)
     if started is not None:  # a start marker names the step that began
-        agent = span.str_attr(semconv.GEN_AI_AGENT_NAME) or span.str_attr(semconv.GEN_AI_NODE_NAME)
-        tool_name = span.str_attr(semconv.GEN_AI_TOOL_NAME)
+        agent = str_of(attributes, semconv.GEN_AI_AGENT_NAME) or str_of(
+            attributes, semconv.GEN_AI_NODE_NAME
+        )
+        tool_name = str_of(attributes, semconv.GEN_AI_TOOL_NAME)
     error = span.status_code == "error"
     error_type = None
     http_status = None
     if error:
-        error_type = span.str_attr(semconv.ERROR_TYPE) or span.status_message or None
-        http_status = span.int_attr(semconv.HTTP_RESPONSE_STATUS_CODE)
+        error_type = str_of(attributes, semconv.ERROR_TYPE) or span.status_message or None
+        http_status = int_of(attributes, semconv.HTTP_RESPONSE_STATUS_CODE)
     return GraphNode(
         span.trace_id,
         span.span_id,
@@ -244,9 +248,9 @@ def graph_node(span: SpanRecord) -> GraphNode:
         output_tokens,
         cost_usd,
         handoff,
-        span.str_attr(semconv.AGENTMESH_RUN_ID),
-        span.str_attr(semconv.GEN_AI_WORKFLOW_NAME),
-        span.str_attr(semconv.AGENTMESH_FRAMEWORK),
+        str_of(attributes, semconv.AGENTMESH_RUN_ID),
+        str_of(attributes, semconv.GEN_AI_WORKFLOW_NAME),
+        str_of(attributes, semconv.AGENTMESH_FRAMEWORK),
         span.service_name,
         error,
         error_type,
@@ -256,14 +260,14 @@ def graph_node(span: SpanRecord) -> GraphNode:
         tool_name,
         args_digest,
         result_digest,
-        span.str_attr(semconv.AGENTMESH_RUN_TASK_CLASS),
-        span.float_attr(semconv.AGENTMESH_RUN_BUDGET_USD),
+        str_of(attributes, semconv.AGENTMESH_RUN_TASK_CLASS),
+        float_of(attributes, semconv.AGENTMESH_RUN_BUDGET_USD),
         received,
         checkpoint,
         started,
         attempts,
         requested,
-        _route_info(span) if span.attributes else None,
+        _route_info(span) if attributes else None,
     )
 
 
