@@ -333,3 +333,46 @@ async def test_a_deferred_graph_is_stored_when_its_delay_has_passed() -> None:
 async def test_a_negative_graph_write_delay_is_refused() -> None:
     with pytest.raises(CollectorError, match="graph_write_seconds"):
         Pipeline(MemoryStore(), graph_write_seconds=-1)
+
+
+class GatedCountingStore(MemoryStore):
+    """Span writes wait for a gate, and their sizes are recorded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.entered = asyncio.Event()
+        self.span_writes: list[int] = []
+
+    async def write_spans(self, spans: Sequence[SpanRecord]) -> int:
+        self.span_writes.append(len(spans))
+        self.entered.set()
+        await self.gate.wait()
+        return await super().write_spans(spans)
+
+
+async def test_a_slow_write_does_not_hold_up_graphing() -> None:
+    f = SpanFactory()
+    store = GatedCountingStore()
+    batches = _loop_batches(f)
+    first, rest = batches[0], batches[1:]
+    async with Pipeline(store, rules=[PingPongRule(max_repeats=3)]) as pipeline:
+        assert pipeline.offer(first)
+        await store.entered.wait()  # the first cycle's write is stuck
+        for batch in rest:
+            assert pipeline.offer(batch)
+            await asyncio.sleep(0.01)  # each its own cycle, graphed while the write waits
+        graph = pipeline.builder.get(f.trace_id)
+        assert graph is not None
+        assert graph.span_count == sum(len(b) for b in batches)  # every span graphed already
+        assert pipeline.stats.spans_stored == 0
+        assert pipeline.stats.queued_spans == sum(len(b) for b in rest)  # still bounded
+        store.gate.set()
+        await pipeline.drain()
+        stats = pipeline.stats
+    assert store.span_writes == [len(first), sum(len(b) for b in rest)]  # merged into one write
+    assert stats.spans_stored == sum(len(b) for b in batches)
+    assert stats.detections == 1
+    stored = await store.graph(f.trace_id)
+    assert stored is not None
+    assert stored.run.span_count == graph.span_count

@@ -7,11 +7,12 @@ not the cycle the store is writing.
 
 One worker works in cycles. Each cycle takes everything queued (up to ``max_cycle_spans``),
 adds it to the run graphs batch by batch, runs the detection rules once on each graph the
-cycle changed, and hands
-the cycle to the store as one write: the spans in one call, each changed graph once, then the
-detections. The store write runs while the worker graphs the next cycle (double buffering: at
-most one cycle is being written and one is waiting for it). A failure in one step is logged and
-the worker carries on; a failed combined span write is retried batch by batch, so one bad batch
+cycle changed, and hands the cycle to the store as one write: the spans in one call, each
+changed graph once, then the detections. The store write runs while the worker graphs the next
+cycles: at most one write is under way, and the cycles graphed meanwhile are merged into the
+next write, so a slow store (a DuckDB checkpoint) delays storage, not graphs and detections
+(what waits still counts against the queue bound). A failure in one step is logged and the
+worker carries on; a failed combined span write is retried batch by batch, so one bad batch
 does not cost the others.
 
 Graph writes are coalesced under load: while more batches wait, the graph of a run still in
@@ -130,6 +131,23 @@ class _Cycle:
     graphs: list[RunGraph]  # changed this cycle (the live state is told of each)
     detections: list[Detection]
     stored: list[RunGraph] = field(default_factory=lambda: list[RunGraph]())  # to the store
+
+    def merged(self, later: _Cycle) -> _Cycle:
+        """This cycle and a later one, written as one (a trace's later graph wins)."""
+        return _Cycle(
+            self.batches + later.batches,
+            _latest(self.graphs, later.graphs),
+            self.detections + later.detections,
+            _latest(self.stored, later.stored),
+        )
+
+
+def _latest(earlier: list[RunGraph], later: list[RunGraph]) -> list[RunGraph]:
+    if not earlier:
+        return later
+    graphs = {graph.trace_id: graph for graph in earlier}
+    graphs.update((graph.trace_id, graph) for graph in later)
+    return list(graphs.values())
 
 
 class Pipeline:
@@ -414,11 +432,25 @@ class Pipeline:
 
     async def _work(self) -> None:
         writing: asyncio.Task[None] | None = None
+        pending: _Cycle | None = None  # graphed, waiting for the write under way
         try:
             while True:
-                while not self._queue:
+                if pending is not None and (writing is None or writing.done()):
+                    writing = asyncio.create_task(self._write_cycle(pending))
+                    pending = None
+                if not self._queue:
                     self._arrived.clear()
-                    await self._arrived.wait()
+                    if pending is None or writing is None:
+                        await self._arrived.wait()
+                    else:  # new batches, or the write done (then write what is pending)
+                        arrived = asyncio.ensure_future(self._arrived.wait())
+                        try:
+                            await asyncio.wait(
+                                {arrived, writing}, return_when=asyncio.FIRST_COMPLETED
+                            )
+                        finally:
+                            arrived.cancel()
+                    continue
                 taken = self._take()
                 try:
                     cycle = await self._graph_cycle(taken)
@@ -427,9 +459,9 @@ class Pipeline:
                     for batch in taken:
                         batch.failed = True
                     cycle = _Cycle(taken, [], [], self._to_store([], time.perf_counter_ns()))
-                if writing is not None:
-                    await asyncio.shield(writing)
-                writing = asyncio.create_task(self._write_cycle(cycle))
+                # A slow write (a DuckDB checkpoint, a busy Postgres) does not hold up graphing:
+                # cycles graphed meanwhile are merged and written together when it is done.
+                pending = cycle if pending is None else pending.merged(cycle)
         finally:
             if writing is not None and not writing.done():
                 writing.cancel()
