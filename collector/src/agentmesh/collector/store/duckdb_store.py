@@ -43,7 +43,11 @@ from agentmesh.collector.store.graph_tables import (
     RUN_SCHEMA,
     graph_tables,
 )
-from agentmesh.collector.store.rows import detection_from_row, run_summary_from_row
+from agentmesh.collector.store.rows import (
+    detection_from_row,
+    run_summary_from_row,
+    spans_by_trace,
+)
 from agentmesh.collector.store.span_table import SPAN_SCHEMA, span_table
 from agentmesh.collector.store.usage import check_group_by, check_limit, sort_cost_rows
 from agentmesh.core import semconv
@@ -324,10 +328,7 @@ class DuckDBStore:
             self._check()
             return {}
         rows = await self._call(lambda con: _fetch(con, _SELECT_SPANS_OF, [wanted]))
-        found: dict[str, list[SpanRecord]] = {}
-        for row in rows:
-            found.setdefault(row[0], []).append(_span(row))
-        return found
+        return spans_by_trace(rows, _span)
 
     async def runs(
         self,

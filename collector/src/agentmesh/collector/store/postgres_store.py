@@ -38,7 +38,11 @@ from agentmesh.collector.store.codec import (
 )
 from agentmesh.collector.store.postgres_errors import connection_lost, server_address, store_error
 from agentmesh.collector.store.postgres_migrations import apply_migrations
-from agentmesh.collector.store.rows import detection_from_row, run_summary_from_row
+from agentmesh.collector.store.rows import (
+    detection_from_row,
+    run_summary_from_row,
+    spans_by_trace,
+)
 from agentmesh.collector.store.usage import (
     chat_usage,
     check_group_by,
@@ -378,10 +382,7 @@ class PostgresStore:
         if not wanted:
             return {}
         rows = await self._run(lambda con: con.fetch(_SELECT_SPANS_OF, wanted))
-        found: dict[str, list[SpanRecord]] = {}
-        for row in rows:
-            found.setdefault(row[0], []).append(_span(row))
-        return found
+        return spans_by_trace(rows, _span)
 
     async def runs(
         self,

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol, cast
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol, TypeVar, cast
 
 from agentmesh.collector.detection import Detection, Severity
+from agentmesh.collector.model import SpanRecord
 from agentmesh.collector.store.base import RunSummary
 from agentmesh.collector.store.codec import details_from_json
 
-__all__ = ["detection_from_row", "run_summary_from_row"]
+__all__ = ["detection_from_row", "run_summary_from_row", "spans_by_trace"]
+
+_R = TypeVar("_R")
 
 
 class Row(Protocol):
@@ -73,3 +77,22 @@ def detection_from_row(row: Row) -> Detection:
         detected_at_ns=row[8],
         details=details_from_json(row[9]),
     )
+
+
+def spans_by_trace(
+    rows: Iterable[_R], span_of: Callable[[_R], SpanRecord]
+) -> dict[str, list[SpanRecord]]:
+    """Group the rows of a many-traces span query by trace, keeping their order.
+
+    Args:
+        rows: The rows, ordered by trace then by start time.
+        span_of: The store's row decoder.
+
+    Returns:
+        Each trace's spans.
+    """
+    found: dict[str, list[SpanRecord]] = {}
+    for row in rows:
+        span = span_of(row)
+        found.setdefault(span.trace_id, []).append(span)
+    return found
