@@ -529,10 +529,9 @@ class Pipeline:
         if not self._queue or self._graph_write_ns == 0:
             if not deferred:
                 return graphs
-            latest = {trace_id: graph for trace_id, (graph, _) in deferred.items()}
+            held = [graph for graph, _ in deferred.values()]
             deferred.clear()
-            latest.update((graph.trace_id, graph) for graph in graphs)
-            return list(latest.values())
+            return _latest(held, graphs)
         stored: list[RunGraph] = []
         for graph in graphs:
             trace_id = graph.trace_id
