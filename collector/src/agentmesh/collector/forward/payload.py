@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-from typing import Final
+from collections.abc import Callable
+from typing import Any, Final
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
@@ -99,26 +100,20 @@ def without_step_markers(raw: bytes) -> tuple[bytes, int]:
     removed = 0
     for resource_spans in request.resource_spans:
         for scope_spans in resource_spans.scope_spans:
-            spans = scope_spans.spans
-            kept = [span for span in spans if not _is_marker(span)]
-            if len(kept) < len(spans):
-                removed += len(spans) - len(kept)
-                copies = [Span.FromString(span.SerializeToString()) for span in kept]
-                del spans[:]
-                spans.extend(copies)
-        scopes = [s for s in resource_spans.scope_spans if s.spans]
-        if len(scopes) < len(resource_spans.scope_spans):
-            kept_scopes = [type(s).FromString(s.SerializeToString()) for s in scopes]
-            del resource_spans.scope_spans[:]
-            resource_spans.scope_spans.extend(kept_scopes)
+            removed += _drop(scope_spans.spans, _is_marker)
+        _drop(resource_spans.scope_spans, lambda scope: not scope.spans)
     if not removed:
         return raw, 0  # the key was in a value, not on a marker
-    resources = [r for r in request.resource_spans if r.scope_spans]
-    if len(resources) < len(request.resource_spans):
-        kept_resources = [type(r).FromString(r.SerializeToString()) for r in resources]
-        del request.resource_spans[:]
-        request.resource_spans.extend(kept_resources)
+    _drop(request.resource_spans, lambda resource: not resource.scope_spans)
     return request.SerializeToString(), removed
+
+
+def _drop(items: Any, unwanted: Callable[[Any], bool]) -> int:
+    """Delete the unwanted messages of a repeated field in place; return how many."""
+    doomed = [index for index, item in enumerate(items) if unwanted(item)]
+    for index in reversed(doomed):
+        del items[index]
+    return len(doomed)
 
 
 def _is_marker(span: Span) -> bool:
