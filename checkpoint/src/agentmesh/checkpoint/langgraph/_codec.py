@@ -6,7 +6,9 @@ channel values, serialised by the saver's serde; the values of the channels that
 (``new_versions``) as blobs keyed ``(channel, version)``; JSON-able metadata (LangGraph's
 ``get_serializable_checkpoint_metadata``); the run id from the metadata. Pending writes keep
 LangGraph's indexes (``WRITES_IDX_MAP`` for the special channels). Payloads above a threshold
-are zstd-compressed (:mod:`._compress`).
+are zstd-compressed (:mod:`._compress`). Large lists are stored as content-addressed chunks
+(:mod:`._chunks`): the record's channel versions then also name each chunk, and a put that knows
+its parent's storage (:class:`._chunks.ChannelRef`) sends only the chunks the parent lacks.
 
 Loading refuses pickles: a stored ``pickle`` payload raises
 :class:`~agentmesh.core.CheckpointSerdeError` whatever the serde would do.
@@ -31,6 +33,16 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
+from agentmesh.checkpoint.langgraph._chunks import (
+    CHUNK_PREFIX,
+    CHUNK_VERSION,
+    LIST_TYPE,
+    ChannelRef,
+    SplitList,
+    chunk_channel,
+    list_payload,
+    split_list,
+)
 from agentmesh.checkpoint.langgraph._compress import pack, unpack
 from agentmesh.checkpoint.langgraph._versions import version_key
 from agentmesh.checkpoint.store.base import (
@@ -44,9 +56,11 @@ from agentmesh.core.errors import CheckpointError, CheckpointSerdeError
 
 __all__ = [
     "Address",
+    "Encoding",
     "PutPlan",
     "address",
     "decode",
+    "decode_with_refs",
     "encode_put",
     "encode_writes",
     "jsonable",
@@ -60,6 +74,8 @@ _REFUSED_TYPES = frozenset({"pickle"})
 _EMPTY = "empty"
 """The type tag other savers write for a channel without a value."""
 
+_PREFIX_LENGTH = len(CHUNK_PREFIX)
+
 
 @dataclass(frozen=True, slots=True)
 class Address:
@@ -72,11 +88,12 @@ class Address:
 
 @dataclass(frozen=True, slots=True)
 class PutPlan:
-    """What one ``put`` sends to the store, and the config it returns."""
+    """What one ``put`` sends to the store, the config it returns, and how its values are kept."""
 
     record: CheckpointRecord
     blobs: dict[tuple[str, str], Blob]
     config: RunnableConfig
+    refs: dict[str, ChannelRef]
 
 
 def address(config: RunnableConfig, what: str) -> Address:
@@ -149,15 +166,80 @@ def _load(serde: SerializerProtocol, blob: Blob, what: str) -> Any:
         ) from exc
 
 
+@dataclass(frozen=True, slots=True)
+class Encoding:
+    """How a saver stores values.
+
+    Attributes:
+        compress_threshold: zstd-compress payloads longer than this (``None``: never).
+        chunk_threshold: Store lists of at least this many serialised bytes as chunks
+            (:mod:`._chunks`; ``None``: never).
+    """
+
+    compress_threshold: int | None = None
+    chunk_threshold: int | None = None
+
+
+def _split(
+    serde: SerializerProtocol, encoding: Encoding, value: Any, what: str
+) -> SplitList | Blob | None:
+    if encoding.chunk_threshold is None:
+        return None
+    return split_list(serde, value, what, encoding.chunk_threshold)
+
+
+def _store_value(
+    serde: SerializerProtocol,
+    encoding: Encoding,
+    blobs: dict[tuple[str, str], Blob],
+    known: set[str],
+    channel: str,
+    key: str,
+    value: Any,
+    what: str,
+) -> ChannelRef:
+    """Add a channel value's blobs (whole, or a manifest and the chunks not ``known``)."""
+    threshold = encoding.compress_threshold
+    split = _split(serde, encoding, value, what)
+    if split is None:
+        blobs[(channel, key)] = _dump(serde, value, threshold, what)
+        return ChannelRef(key, key)
+    if isinstance(split, Blob):
+        blobs[(channel, key)] = pack(split.type, split.data, threshold=threshold)
+        return ChannelRef(key, key)
+    store_version = f"{key}~{split.digest}"
+    blobs[(channel, store_version)] = split.manifest
+    for chunk_id, payload in split.payloads.items():
+        if chunk_id not in known:
+            blobs[(chunk_channel(chunk_id), CHUNK_VERSION)] = pack(
+                split.chunk_type, payload, threshold=threshold
+            )
+            known.add(chunk_id)
+    return ChannelRef(key, store_version, split.ids)
+
+
 def encode_put(
     serde: SerializerProtocol,
-    threshold: int | None,
+    encoding: Encoding,
     config: RunnableConfig,
     checkpoint: Checkpoint,
     metadata: CheckpointMetadata,
     new_versions: ChannelVersions,
+    parent: Mapping[str, ChannelRef] | None = None,
 ) -> PutPlan:
     """The record and new blobs of a ``put``, and the config ``put`` returns.
+
+    Args:
+        serde: The saver's serializer.
+        encoding: How values are stored.
+        config: The config ``put`` was given (thread, namespace, parent checkpoint).
+        checkpoint: The checkpoint.
+        metadata: Its metadata.
+        new_versions: The channels whose values are new with this checkpoint.
+        parent: How the parent checkpoint's values are stored, when the saver knows: unchanged
+            channels and shared chunks are then referred to, not sent again. Without it, an
+            unchanged list that is chunked is stored again (its chunks are content-addressed,
+            so nothing is duplicated).
 
     Raises:
         CheckpointError: The config has no thread id.
@@ -169,11 +251,43 @@ def encode_put(
     values: Mapping[str, Any] = checkpoint["channel_values"]
     document = {key: value for key, value in checkpoint.items() if key != "channel_values"}
     blobs: dict[tuple[str, str], Blob] = {}
+    known = {chunk for ref in parent.values() for chunk in ref.chunks} if parent else set[str]()
+    refs: dict[str, ChannelRef] = {}
+    versions: dict[str, str] = {}
+    for channel, version in checkpoint["channel_versions"].items():
+        key = version_key(version)
+        versions[channel] = key
+        if channel not in values:
+            continue
+        if channel in new_versions and version_key(new_versions[channel]) == key:
+            ref = _store_value(
+                serde, encoding, blobs, known, channel, key, values[channel],
+                f"{what}, channel {channel!r}",
+            )  # fmt: skip
+        else:
+            previous = parent.get(channel) if parent is not None else None
+            if previous is not None and previous.version == key:
+                ref = previous
+            elif not isinstance(_split(serde, encoding, values[channel], what), SplitList):
+                ref = ChannelRef(key, key)  # stored whole by the put that made this version
+            else:
+                ref = _store_value(
+                    serde, encoding, blobs, known, channel, key, values[channel],
+                    f"{what}, channel {channel!r}",
+                )  # fmt: skip
+        refs[channel] = ref
+        versions[channel] = ref.store_version
+    current = checkpoint["channel_versions"]
     for channel, version in new_versions.items():
-        if channel in values:
-            blobs[(channel, version_key(version))] = _dump(
-                serde, values[channel], threshold, f"{what}, channel {channel!r}"
+        key = version_key(version)
+        if channel in values and (channel not in current or version_key(current[channel]) != key):
+            # a new version the checkpoint does not refer to: stored whole, as given
+            blobs[(channel, key)] = _dump(
+                serde, values[channel], encoding.compress_threshold, f"{what}, channel {channel!r}"
             )
+    for ref in refs.values():
+        for chunk_id in ref.chunks:
+            versions[chunk_channel(chunk_id)] = CHUNK_VERSION
     stored_metadata = cast(
         dict[str, Any], jsonable(get_serializable_checkpoint_metadata(config, metadata))
     )
@@ -183,15 +297,13 @@ def encode_put(
         namespace=where.namespace,
         checkpoint_id=checkpoint_id,
         parent_id=where.checkpoint_id,
-        checkpoint=_dump(serde, document, threshold, what),
+        checkpoint=_dump(serde, document, encoding.compress_threshold, what),
         metadata=stored_metadata,
-        channel_versions={
-            channel: version_key(version)
-            for channel, version in checkpoint["channel_versions"].items()
-        },
+        channel_versions=versions,
         run_id=str(run_id) if run_id is not None else None,
     )
-    return PutPlan(record, blobs, tuple_config(where.thread_id, where.namespace, checkpoint_id))
+    config_out = tuple_config(where.thread_id, where.namespace, checkpoint_id)
+    return PutPlan(record, blobs, config_out, refs)
 
 
 def encode_writes(
@@ -218,26 +330,59 @@ def encode_writes(
     ]
 
 
-def decode(serde: SerializerProtocol, stored: StoredCheckpoint) -> CheckpointTuple:
-    """The checkpoint tuple of a stored checkpoint, pending writes in ``writes_sort_key`` order.
+def _values(
+    serde: SerializerProtocol, values: Mapping[str, Blob], what: str
+) -> tuple[dict[str, Any], dict[str, tuple[str, ...]]]:
+    """Channel values (chunked lists joined) and each chunked channel's chunk ids."""
+    out: dict[str, Any] = {}
+    lists: list[tuple[str, Blob]] = []
+    chunks: dict[str, Blob] = {}
+    for channel, blob in values.items():
+        if channel.startswith(CHUNK_PREFIX):
+            chunks[channel[_PREFIX_LENGTH:]] = blob
+        elif blob.type == LIST_TYPE:
+            lists.append((channel, blob))
+        elif blob.type != _EMPTY:
+            out[channel] = _load(serde, blob, f"{what}, channel {channel!r}")
+    chunked: dict[str, tuple[str, ...]] = {}
+    for channel, manifest in lists:
+        where = f"{what}, channel {channel!r}"
+        payload, chunked[channel] = list_payload(manifest, chunks, where)
+        if isinstance(payload, Blob):
+            out[channel] = _load(serde, payload, where)
+        else:
+            out[channel] = [_load(serde, element, where) for element in payload]
+    return out, chunked
+
+
+def decode_with_refs(
+    serde: SerializerProtocol, stored: StoredCheckpoint
+) -> tuple[CheckpointTuple, dict[str, ChannelRef]]:
+    """:func:`decode`, and how each channel with a value is stored (for the next put).
 
     Raises:
-        CheckpointSerdeError: A payload cannot be loaded (or is a pickle).
+        CheckpointSerdeError: A payload cannot be loaded (or is a pickle), or a chunk is
+            missing.
     """
     record = stored.record
     what = f"checkpoint {record.checkpoint_id!r} (thread {record.thread_id!r})"
     document: dict[str, Any] = dict(_load(serde, record.checkpoint, what))
-    document["channel_values"] = {
-        channel: _load(serde, blob, f"{what}, channel {channel!r}")
-        for channel, blob in stored.values.items()
-        if blob.type != _EMPTY
-    }
+    values, chunked = _values(serde, stored.values, what)
+    document["channel_values"] = values
+    refs: dict[str, ChannelRef] = {}
+    versions: Mapping[str, Any] = document.get("channel_versions") or {}
+    for channel in values:
+        stored_version = record.channel_versions.get(channel)
+        if channel in versions and stored_version is not None:
+            refs[channel] = ChannelRef(
+                version_key(versions[channel]), stored_version, chunked.get(channel, ())
+            )
     writes = sorted(stored.writes, key=lambda write: (write.task_path, write.task_id, write.idx))
     pending: list[PendingWrite] = [
         (write.task_id, write.channel, _load(serde, write.value, f"{what}, pending write"))
         for write in writes
     ]
-    return CheckpointTuple(
+    result = CheckpointTuple(
         config=tuple_config(record.thread_id, record.namespace, record.checkpoint_id),
         checkpoint=cast(Checkpoint, document),
         metadata=cast(CheckpointMetadata, jsonable(record.metadata)),
@@ -248,6 +393,17 @@ def decode(serde: SerializerProtocol, stored: StoredCheckpoint) -> CheckpointTup
         ),
         pending_writes=pending,
     )
+    return result, refs
+
+
+def decode(serde: SerializerProtocol, stored: StoredCheckpoint) -> CheckpointTuple:
+    """The checkpoint tuple of a stored checkpoint, pending writes in ``writes_sort_key`` order.
+
+    Raises:
+        CheckpointSerdeError: A payload cannot be loaded (or is a pickle), or a chunk is
+            missing.
+    """
+    return decode_with_refs(serde, stored)[0]
 
 
 def list_query(

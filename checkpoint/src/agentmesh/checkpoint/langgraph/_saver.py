@@ -49,17 +49,21 @@ from agentmesh.checkpoint._loop import (
     iterate_sync,
     running_loop,
 )
+from agentmesh.checkpoint.langgraph._chunks import LIST_MIN_BYTES
 from agentmesh.checkpoint.langgraph._codec import (
     Address,
+    Encoding,
     PutPlan,
     address,
     decode,
+    decode_with_refs,
     encode_put,
     encode_writes,
     list_query,
 )
 from agentmesh.checkpoint.langgraph._compress import DEFAULT_THRESHOLD
 from agentmesh.checkpoint.langgraph._fence import DEFAULT_CAPACITY, Fence
+from agentmesh.checkpoint.langgraph._refs import RecentRefs
 from agentmesh.checkpoint.langgraph._sync import SyncCheckpointStore, SyncTwin
 from agentmesh.checkpoint.langgraph._versions import next_version
 from agentmesh.checkpoint.store.base import CheckpointStore, StoredCheckpoint
@@ -94,6 +98,7 @@ class _Shared:
         self.loop = loop
         self.twin = twin
         self.fence = fence
+        self.refs = RecentRefs()
         self.lock = threading.Lock()
 
     def require_loop(self, what: str) -> asyncio.AbstractEventLoop:
@@ -131,6 +136,9 @@ class AgentMeshSaver(BaseCheckpointSaver[str]):
             opens it on first use), used by the sync methods.
         compress_threshold: zstd-compress payloads longer than this many bytes (``None``:
             never).
+        chunk_threshold: Store a list channel whose elements serialise to at least this many
+            bytes as content-addressed chunks, so a growing message history is stored about
+            once instead of once per step (``None``: store every value whole).
         fence_capacity: How many ``(thread, namespace, checkpoint)`` entries the fence keeps.
 
     Example:
@@ -153,12 +161,14 @@ class AgentMeshSaver(BaseCheckpointSaver[str]):
         loop: asyncio.AbstractEventLoop | None = None,
         sync_store: SyncCheckpointStore | SyncTwin | None = None,
         compress_threshold: int | None = DEFAULT_THRESHOLD,
+        chunk_threshold: int | None = LIST_MIN_BYTES,
         fence_capacity: int = DEFAULT_CAPACITY,
     ) -> None:
         super().__init__(serde=serde or JsonPlusSerializer(pickle_fallback=False))
         twin = sync_store if isinstance(sync_store, SyncTwin) else SyncTwin(store=sync_store)
         self._shared = _Shared(store, loop or running_loop(), twin, Fence(fence_capacity))
         self.compress_threshold = compress_threshold
+        self.chunk_threshold = chunk_threshold
 
     @property
     def store(self) -> CheckpointStore:
@@ -201,16 +211,20 @@ class AgentMeshSaver(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> tuple[PutPlan, bool]:
-        plan = encode_put(
-            self.serde, self.compress_threshold, config, checkpoint, metadata, new_versions
-        )
+        shared = self._shared
+        where = address(config, "put")
+        parent = shared.refs.get(where.thread_id, where.namespace, where.checkpoint_id)
+        encoding = Encoding(self.compress_threshold, self.chunk_threshold)
+        plan = encode_put(self.serde, encoding, config, checkpoint, metadata, new_versions, parent)
         record = plan.record
-        fenced = self._shared.fence.fenced(record.thread_id, record.namespace, record.parent_id)
+        fenced = shared.fence.fenced(record.thread_id, record.namespace, record.parent_id)
         return plan, fenced
 
     def _put_done(self, plan: PutPlan) -> RunnableConfig:
         record = plan.record
-        self._shared.fence.remember(record.thread_id, record.namespace, record.checkpoint_id)
+        shared = self._shared
+        shared.fence.remember(record.thread_id, record.namespace, record.checkpoint_id)
+        shared.refs.remember(record.thread_id, record.namespace, record.checkpoint_id, plan.refs)
         return plan.config
 
     def _put_refused(self, plan: PutPlan, exc: CheckpointConflictError) -> None:
@@ -232,7 +246,12 @@ class AgentMeshSaver(BaseCheckpointSaver[str]):
                 fence.remember(where.thread_id, where.namespace, head)
             elif stored is not None:
                 fence.release(where.thread_id, where.namespace, where.checkpoint_id)
-        return decode(self.serde, stored) if stored is not None else None
+        if stored is None:
+            return None
+        found, refs = decode_with_refs(self.serde, stored)
+        record = stored.record
+        self._shared.refs.remember(record.thread_id, record.namespace, record.checkpoint_id, refs)
+        return found
 
     # -- sync API ------------------------------------------------------------------------------
 
@@ -337,6 +356,7 @@ class AgentMeshSaver(BaseCheckpointSaver[str]):
 
     def delete_thread(self, thread_id: str) -> None:
         """Delete every checkpoint and write of a thread."""
+        self._shared.refs.forget_thread(str(thread_id))
         self._sync(
             "AgentMeshSaver.delete_thread",
             lambda twin: twin.delete_thread(str(thread_id)),
@@ -347,6 +367,7 @@ class AgentMeshSaver(BaseCheckpointSaver[str]):
         """Delete the checkpoints (and their writes) these runs wrote."""
         runs = [str(run_id) for run_id in run_ids]
         if runs:
+            self._shared.refs.clear()
             self._sync(
                 "AgentMeshSaver.delete_for_runs",
                 lambda twin: twin.delete_for_runs(runs),
@@ -369,6 +390,8 @@ class AgentMeshSaver(BaseCheckpointSaver[str]):
         """
         keep_latest = _strategy(strategy)
         threads = [str(thread_id) for thread_id in thread_ids]
+        for thread in threads:
+            self._shared.refs.forget_thread(thread)
         if threads:
             self._sync(
                 "AgentMeshSaver.prune",
@@ -456,6 +479,7 @@ class AgentMeshSaver(BaseCheckpointSaver[str]):
 
     async def adelete_thread(self, thread_id: str) -> None:
         """Async :meth:`delete_thread`."""
+        self._shared.refs.forget_thread(str(thread_id))
         await self._async(
             "AgentMeshSaver.adelete_thread", lambda store: store.delete_thread(str(thread_id))
         )
@@ -464,6 +488,7 @@ class AgentMeshSaver(BaseCheckpointSaver[str]):
         """Async :meth:`delete_for_runs`."""
         runs = [str(run_id) for run_id in run_ids]
         if runs:
+            self._shared.refs.clear()
             await self._async(
                 "AgentMeshSaver.adelete_for_runs", lambda store: store.delete_for_runs(runs)
             )
@@ -479,6 +504,8 @@ class AgentMeshSaver(BaseCheckpointSaver[str]):
         """Async :meth:`prune`."""
         keep_latest = _strategy(strategy)
         threads = [str(thread_id) for thread_id in thread_ids]
+        for thread in threads:
+            self._shared.refs.forget_thread(thread)
         if threads:
             await self._async(
                 "AgentMeshSaver.aprune",

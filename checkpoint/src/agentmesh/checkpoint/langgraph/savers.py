@@ -36,6 +36,7 @@ from typing import Any, Self, cast
 
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
+from agentmesh.checkpoint.langgraph._chunks import LIST_MIN_BYTES
 from agentmesh.checkpoint.langgraph._compress import DEFAULT_THRESHOLD
 from agentmesh.checkpoint.langgraph._context import SaverContext
 from agentmesh.checkpoint.langgraph._fence import DEFAULT_CAPACITY
@@ -84,6 +85,7 @@ class MemorySaver(AgentMeshSaver):
         *,
         serde: SerializerProtocol | None = None,
         compress_threshold: int | None = DEFAULT_THRESHOLD,
+        chunk_threshold: int | None = LIST_MIN_BYTES,
         fence_capacity: int = DEFAULT_CAPACITY,
     ) -> SaverContext[Self]:
         """A context opening a memory store and a saver on it.
@@ -92,6 +94,8 @@ class MemorySaver(AgentMeshSaver):
             conn_string: ``"memory://"``.
             serde: The serializer (LangGraph's JsonPlusSerializer, no pickle, by default).
             compress_threshold: zstd-compress payloads above this many bytes (None: never).
+            chunk_threshold: Store lists of at least this many bytes as content-addressed
+                chunks, so a growing history is stored about once (None: never).
             fence_capacity: Entries the fence keeps.
 
         Raises:
@@ -106,6 +110,7 @@ class MemorySaver(AgentMeshSaver):
                 serde=serde,
                 loop=loop,
                 compress_threshold=compress_threshold,
+                chunk_threshold=chunk_threshold,
                 fence_capacity=fence_capacity,
             )
 
@@ -134,6 +139,7 @@ class DuckDBSaver(AgentMeshSaver):
         cache_bytes: int | None = None,
         serde: SerializerProtocol | None = None,
         compress_threshold: int | None = None,
+        chunk_threshold: int | None = None,
         fence_capacity: int = DEFAULT_CAPACITY,
     ) -> SaverContext[Self]:
         """A context opening a DuckDB store (and its sync twin on first sync use).
@@ -151,6 +157,10 @@ class DuckDBSaver(AgentMeshSaver):
             compress_threshold: zstd-compress payloads above this many bytes (default None:
                 never; a local file gains less from smaller values than reads lose to
                 decompressing them).
+            chunk_threshold: Store lists of at least this many bytes as content-addressed
+                chunks, so a growing history is stored about once (default None: never; reads
+                of the newest checkpoint, answered from memory here, cost 2-3x more with
+                chunks, and DuckDB's own column compression already shares much).
             fence_capacity: Entries the fence keeps.
         """
         from agentmesh.checkpoint.store.duckdb import (
@@ -171,6 +181,7 @@ class DuckDBSaver(AgentMeshSaver):
                     lambda: SyncDuckDBCheckpointStore(file, cache_bytes=budget, durable=durable)
                 ),
                 compress_threshold=compress_threshold,
+                chunk_threshold=chunk_threshold,
                 fence_capacity=fence_capacity,
             )
 
@@ -192,6 +203,7 @@ class RedisSaver(AgentMeshSaver):
         prefix: str = "agentmesh:ckpt",
         serde: SerializerProtocol | None = None,
         compress_threshold: int | None = DEFAULT_THRESHOLD,
+        chunk_threshold: int | None = LIST_MIN_BYTES,
         fence_capacity: int = DEFAULT_CAPACITY,
     ) -> SaverContext[Self]:
         """A context opening a Redis store (and its sync twin on first sync use).
@@ -201,6 +213,8 @@ class RedisSaver(AgentMeshSaver):
             prefix: Key prefix of this store's keys.
             serde: The serializer (LangGraph's JsonPlusSerializer, no pickle, by default).
             compress_threshold: zstd-compress payloads above this many bytes (None: never).
+            chunk_threshold: Store lists of at least this many bytes as content-addressed
+                chunks, so a growing history is stored about once (None: never).
             fence_capacity: Entries the fence keeps.
         """
         from agentmesh.checkpoint.store.redis import (
@@ -215,6 +229,7 @@ class RedisSaver(AgentMeshSaver):
                 loop=loop,
                 sync_store=_twin(lambda: SyncRedisCheckpointStore(url, prefix=prefix)),
                 compress_threshold=compress_threshold,
+                chunk_threshold=chunk_threshold,
                 fence_capacity=fence_capacity,
             )
 
@@ -235,6 +250,7 @@ class PostgresSaver(AgentMeshSaver):
         synchronous_commit: bool = True,
         serde: SerializerProtocol | None = None,
         compress_threshold: int | None = DEFAULT_THRESHOLD,
+        chunk_threshold: int | None = LIST_MIN_BYTES,
         fence_capacity: int = DEFAULT_CAPACITY,
     ) -> SaverContext[Self]:
         """A context opening a Postgres store (migrated on open).
@@ -249,6 +265,8 @@ class PostgresSaver(AgentMeshSaver):
                 ~0.6 s of puts (never half of one), at about half the put latency.
             serde: The serializer (LangGraph's JsonPlusSerializer, no pickle, by default).
             compress_threshold: zstd-compress payloads above this many bytes (None: never).
+            chunk_threshold: Store lists of at least this many bytes as content-addressed
+                chunks, so a growing history is stored about once (None: never).
             fence_capacity: Entries the fence keeps.
         """
         from agentmesh.checkpoint.store.postgres import PostgresCheckpointStore
@@ -259,6 +277,7 @@ class PostgresSaver(AgentMeshSaver):
                 serde=serde,
                 loop=loop,
                 compress_threshold=compress_threshold,
+                chunk_threshold=chunk_threshold,
                 fence_capacity=fence_capacity,
             )
 
