@@ -115,6 +115,6 @@ def make_backend(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> S
             name,
             lambda: PostgresSaver.from_conn_string(dsn, schema=schema, max_size=4),
             persistent=True,
-            sync_twin=False,
+            sync_twin=True,
         )
     raise ValueError(name)

@@ -40,6 +40,7 @@ from agentmesh.checkpoint.langgraph._chunks import LIST_MIN_BYTES
 from agentmesh.checkpoint.langgraph._compress import DEFAULT_THRESHOLD
 from agentmesh.checkpoint.langgraph._context import SaverContext
 from agentmesh.checkpoint.langgraph._fence import DEFAULT_CAPACITY
+from agentmesh.checkpoint.langgraph._lanes import DEFAULT_LANES, LaneStore
 from agentmesh.checkpoint.langgraph._saver import AgentMeshSaver
 from agentmesh.checkpoint.langgraph._sync import SyncCheckpointStore, SyncTwin
 from agentmesh.checkpoint.store.base import CheckpointStore
@@ -237,7 +238,11 @@ class RedisSaver(AgentMeshSaver):
 
 
 class PostgresSaver(AgentMeshSaver):
-    """A saver on PostgreSQL (asyncpg pool; compare-and-set in one statement)."""
+    """A saver on PostgreSQL (asyncpg pool; compare-and-set in one statement).
+
+    Sync methods run on a few connections of their own, each driven from the calling thread
+    (see :mod:`._lanes`), rather than waiting on the async store's event loop thread.
+    """
 
     @classmethod
     def from_conn_string(
@@ -271,24 +276,30 @@ class PostgresSaver(AgentMeshSaver):
         """
         from agentmesh.checkpoint.store.postgres import PostgresCheckpointStore
 
+        def make_store(pool_min: int = min_size, pool_max: int = max_size) -> CheckpointStore:
+            return PostgresCheckpointStore(
+                dsn,
+                schema=schema,
+                min_size=pool_min,
+                max_size=pool_max,
+                synchronous_commit=synchronous_commit,
+            )
+
+        def make_lanes() -> LaneStore:
+            # one connection per lane, driven by the calling thread: no hop to the loop thread
+            return LaneStore(
+                lambda: make_store(1, 1), "postgres", lanes=min(DEFAULT_LANES, max_size)
+            )
+
         def make_saver(store: CheckpointStore, loop: Any) -> Self:
             return cls(
                 store,
                 serde=serde,
                 loop=loop,
+                sync_store=_twin(make_lanes),
                 compress_threshold=compress_threshold,
                 chunk_threshold=chunk_threshold,
                 fence_capacity=fence_capacity,
             )
 
-        return SaverContext(
-            "postgres",
-            lambda: PostgresCheckpointStore(
-                dsn,
-                schema=schema,
-                min_size=min_size,
-                max_size=max_size,
-                synchronous_commit=synchronous_commit,
-            ),
-            make_saver,
-        )
+        return SaverContext("postgres", make_store, make_saver)
