@@ -330,6 +330,24 @@ async def test_list_returns_values_and_writes(store: CheckpointStore) -> None:
     assert item.record == record("t", cid(1), versions={"a": "1"})
 
 
+async def test_get_and_list_return_large_and_many_values(store: CheckpointStore) -> None:
+    # large values and many values adding up to a lot (a chunked list): stores that read
+    # them apart from the rest (Redis) must still return every one, from get and from list
+    big = os.urandom(200_000)
+    many = {f"c{n:02d}": os.urandom(30_000) for n in range(12)}
+    versions = {"big": "1", **dict.fromkeys(many, "1"), "small": "1"}
+    blobs = {("big", "1"): Blob("m", big), ("small", "1"): Blob("m", b"s")}
+    blobs.update({(name, "1"): Blob("m", data) for name, data in many.items()})
+    expected = {channel: blob for (channel, _), blob in blobs.items()}
+    for n in (1, 2):
+        await store.put(record("t", cid(n), versions=versions), blobs)
+    assert as_dict((await must_get(store, "t")).values) == expected
+    items = await listed(store, thread_id="t")
+    assert [item.record.checkpoint_id for item in items] == [cid(2), cid(1)]
+    for item in items:
+        assert as_dict(item.values) == expected
+
+
 # -- compare-and-set -----------------------------------------------------------------------
 
 

@@ -200,12 +200,28 @@ def _get_op(
     large = large_values(cast(bytes, reply))
     if not large:
         return stored
-    versions = stored.record.channel_versions
+    (raw,) = yield _Batch((_large_request(prefix, stored, large),))
+    return _with_large(stored, large, cast(list[bytes | None], raw))
+
+
+def _large_request(prefix: str, stored: StoredCheckpoint, large: list[str]) -> tuple[str, ...]:
+    """The ``HMGET`` of the values the GET script left out (see :func:`large_values`)."""
+    record = stored.record
+    versions = record.channel_versions
     fields = [blob_field(channel, versions[channel]) for channel in large]
-    key = namespace_key(thread_base(prefix, thread_id), "b", namespace)
-    (raw,) = yield _Batch((("HMGET", key, *fields),))
+    return (
+        "HMGET",
+        namespace_key(thread_base(prefix, record.thread_id), "b", record.namespace),
+        *fields,
+    )
+
+
+def _with_large(
+    stored: StoredCheckpoint, large: list[str], raw: list[bytes | None]
+) -> StoredCheckpoint:
+    """The checkpoint with the values read apart added."""
     values = dict(stored.values)
-    for channel, value in zip(large, cast(list[bytes | None], raw), strict=True):
+    for channel, value in zip(large, raw, strict=True):
         if value is not None:  # pruned in between: the channel has no value, as if never read
             values[channel] = decode_blob(value)
     return StoredCheckpoint(record=stored.record, values=values, writes=stored.writes)
@@ -419,12 +435,19 @@ def _list_op(prefix: str, query: ListQuery) -> _ListOp:
             if not chunk:
                 continue
         replies = yield _Batch(tuple(_get_request(prefix, t, ns, i) for t, ns, i in chunk))
+        listed: list[tuple[StoredCheckpoint, list[str]]] = []
         for (t, ns, _), reply in zip(chunk, replies, strict=True):
             if reply is None:
                 continue
             stored = decode_stored(t, ns, cast(bytes, reply))
             if wanted and not metadata_matches(stored.record.metadata, wanted):
                 continue
+            listed.append((stored, large_values(cast(bytes, reply))))
+        reads = [_large_request(prefix, stored, large) for stored, large in listed if large]
+        raws = iter(cast(list[list[bytes | None]], (yield _Batch(tuple(reads))))) if reads else None
+        for stored, large in listed:
+            if large and raws is not None:
+                stored = _with_large(stored, large, next(raws))
             yield stored
             if remaining is not None:
                 remaining -= 1
