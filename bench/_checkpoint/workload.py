@@ -297,7 +297,7 @@ class ThreadDriver:
         return self.clock() - started, count
 
     def verify(self) -> str | None:
-        """Check the latest checkpoint's values round-trip; return what is wrong, if anything."""
+        """Check the newest checkpoint's values round-trip, read and listed; say what is wrong."""
         found = self.saver.get_tuple(self._config(with_id=False))  # type: ignore[arg-type]
         if found is None:
             return "latest checkpoint missing"
@@ -305,4 +305,7 @@ class ThreadDriver:
         for channel, expected in self.values().items():
             if values.get(channel) != expected:
                 return f"channel {channel!r} differs after a round trip"
+        listed = next(iter(self.saver.list(self._config(with_id=False), limit=1)), None)  # type: ignore[arg-type]
+        if listed is None or listed.checkpoint["channel_values"] != values:
+            return "the newest checkpoint listed differs from the one read"
         return None
