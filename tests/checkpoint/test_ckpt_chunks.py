@@ -325,3 +325,73 @@ async def test_a_step_sends_only_the_chunks_its_parent_lacks() -> None:
 def test_memory_saver_default_chunks_lists() -> None:
     with MemorySaver.from_conn_string() as saver:
         assert saver.chunk_threshold == LIST_MIN_BYTES
+
+
+class _CountingStore(MemoryCheckpointStore):
+    """A memory store that records what each get was asked to skip and returned."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[tuple[int, int]] = []  # (channels skipped, chunk values returned)
+        self.on_get: Any = None
+
+    async def get(
+        self,
+        thread_id: str,
+        namespace: str,
+        checkpoint_id: str | None = None,
+        *,
+        skip_channels: Any = (),
+    ) -> StoredCheckpoint | None:
+        stored = await super().get(thread_id, namespace, checkpoint_id, skip_channels=skip_channels)
+        chunks = sum(1 for c in (stored.values if stored else {}) if c.startswith(CHUNK_PREFIX))
+        self.reads.append((len(skip_channels), chunks))
+        if self.on_get is not None:
+            self.on_get()
+        return stored
+
+
+async def test_reads_take_the_chunks_this_saver_holds_from_its_cache() -> None:
+    async with _CountingStore() as store:
+        saver = AgentMeshSaver(store)
+        await _chat(saver, "t", 8)
+        store.reads.clear()
+        head = await saver.aget_tuple(_config("t"))
+        assert head is not None
+        assert len(head.checkpoint["channel_values"]["messages"]) == 16
+        [(skipped, returned)] = store.reads
+        assert skipped >= 8  # every answer's chunk is held: none is read again
+        assert returned == 0
+
+        # another saver on the same store holds nothing: it reads every chunk once
+        other = AgentMeshSaver(store)
+        store.reads.clear()
+        again = await other.aget_tuple(_config("t"))
+        assert again is not None
+        assert again.checkpoint == head.checkpoint
+        assert store.reads[0][0] == 0
+        assert store.reads[0][1] >= 8
+
+        # a chunk evicted between the read and its use: the read is done again in full
+        store.on_get = lambda: saver._shared.chunks.__init__(0)  # pyright: ignore[reportPrivateUsage]
+        store.reads.clear()
+        evicted = await saver.aget_tuple(_config("t"))
+        assert evicted is not None
+        assert evicted.checkpoint == head.checkpoint
+        assert [skipped > 0 for skipped, _ in store.reads] == [True, False]
+
+
+def test_sync_reads_use_the_cache_too() -> None:
+    with MemorySaver.from_conn_string() as saver:
+        graph = _chat_graph(saver)
+        for turn in range(4):
+            graph.invoke({"messages": [HumanMessage(content=f"q{turn}")]}, _config("s"))
+        assert len(saver._shared.chunks) >= 4  # pyright: ignore[reportPrivateUsage]
+        head = saver.get_tuple(_config("s"))
+        assert head is not None
+        assert [m.content for m in head.checkpoint["channel_values"]["messages"]][::2] == [
+            "q0",
+            "q1",
+            "q2",
+            "q3",
+        ]

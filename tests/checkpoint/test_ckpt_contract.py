@@ -348,6 +348,19 @@ async def test_get_and_list_return_large_and_many_values(store: CheckpointStore)
         assert as_dict(item.values) == expected
 
 
+async def test_get_can_leave_values_out(store: CheckpointStore) -> None:
+    versions = {"a": "1", "b": "1", "c": "1"}
+    blobs = {(ch, "1"): Blob("m", ch.encode() * 40_000) for ch in versions}
+    await store.put(record("t", cid(1), versions=versions), blobs)
+    newest = await store.get("t", "", skip_channels=["a", "c", "not-a-channel"])
+    by_id = await store.get("t", "", cid(1), skip_channels=("b",))
+    assert newest is not None
+    assert by_id is not None
+    assert as_dict(newest.values) == {"b": blobs[("b", "1")]}
+    assert as_dict(by_id.values) == {"a": blobs[("a", "1")], "c": blobs[("c", "1")]}
+    assert newest.record == by_id.record == record("t", cid(1), versions=versions)
+
+
 # -- compare-and-set -----------------------------------------------------------------------
 
 

@@ -17,7 +17,7 @@ Loading refuses pickles: a stored ``pickle`` payload raises
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
@@ -94,6 +94,8 @@ class PutPlan:
     blobs: dict[tuple[str, str], Blob]
     config: RunnableConfig
     refs: dict[str, ChannelRef]
+    chunks: dict[str, Blob] = field(default_factory=dict[str, Blob])
+    """Every chunk of the lists this put cut, uncompressed, by id (for the saver's cache)."""
 
 
 def address(config: RunnableConfig, what: str) -> Address:
@@ -193,6 +195,7 @@ def _store_value(
     encoding: Encoding,
     blobs: dict[tuple[str, str], Blob],
     known: set[str],
+    cut: dict[str, Blob],
     channel: str,
     key: str,
     value: Any,
@@ -210,6 +213,7 @@ def _store_value(
     store_version = f"{key}~{split.digest}"
     blobs[(channel, store_version)] = split.manifest
     for chunk_id, payload in split.payloads.items():
+        cut[chunk_id] = Blob(split.chunk_type, payload)
         if chunk_id not in known:
             blobs[(chunk_channel(chunk_id), CHUNK_VERSION)] = pack(
                 split.chunk_type, payload, threshold=threshold
@@ -253,6 +257,7 @@ def encode_put(
     blobs: dict[tuple[str, str], Blob] = {}
     known = {chunk for ref in parent.values() for chunk in ref.chunks} if parent else set[str]()
     refs: dict[str, ChannelRef] = {}
+    cut: dict[str, Blob] = {}
     versions: dict[str, str] = {}
     for channel, version in checkpoint["channel_versions"].items():
         key = version_key(version)
@@ -261,7 +266,7 @@ def encode_put(
             continue
         if channel in new_versions and version_key(new_versions[channel]) == key:
             ref = _store_value(
-                serde, encoding, blobs, known, channel, key, values[channel],
+                serde, encoding, blobs, known, cut, channel, key, values[channel],
                 f"{what}, channel {channel!r}",
             )  # fmt: skip
         else:
@@ -272,7 +277,7 @@ def encode_put(
                 ref = ChannelRef(key, key)  # stored whole by the put that made this version
             else:
                 ref = _store_value(
-                    serde, encoding, blobs, known, channel, key, values[channel],
+                    serde, encoding, blobs, known, cut, channel, key, values[channel],
                     f"{what}, channel {channel!r}",
                 )  # fmt: skip
         refs[channel] = ref
@@ -303,7 +308,7 @@ def encode_put(
         run_id=str(run_id) if run_id is not None else None,
     )
     config_out = tuple_config(where.thread_id, where.namespace, checkpoint_id)
-    return PutPlan(record, blobs, config_out, refs)
+    return PutPlan(record, blobs, config_out, refs, cut)
 
 
 def encode_writes(

@@ -21,7 +21,15 @@ import asyncio
 import concurrent.futures
 import functools
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -155,10 +163,19 @@ class LaneStore:
         self._run(lambda store: store.put_writes(thread_id, namespace, checkpoint_id, writes))
 
     def get(
-        self, thread_id: str, namespace: str, checkpoint_id: str | None = None
+        self,
+        thread_id: str,
+        namespace: str,
+        checkpoint_id: str | None = None,
+        *,
+        skip_channels: Collection[str] = (),
     ) -> StoredCheckpoint | None:
-        """The given checkpoint, or the newest of the namespace."""
-        return self._run(lambda store: store.get(thread_id, namespace, checkpoint_id))
+        """The given checkpoint, or the newest of the namespace (without ``skip_channels``)."""
+        return self._run(
+            lambda store: store.get(
+                thread_id, namespace, checkpoint_id, skip_channels=skip_channels
+            )
+        )
 
     def list(self, query: ListQuery) -> Iterator[StoredCheckpoint]:
         """Checkpoints matching the query, newest first (the lane is free between items)."""

@@ -45,6 +45,7 @@ class RecentRefs:
     def __init__(self, capacity: int = DEFAULT_REFS_CAPACITY) -> None:
         self._capacity = max(1, capacity)
         self._entries: OrderedDict[_Key, Mapping[str, ChannelRef]] = OrderedDict()
+        self._latest: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
 
     def remember(
@@ -55,8 +56,11 @@ class RecentRefs:
         with self._lock:
             self._entries[key] = refs
             self._entries.move_to_end(key)
+            self._latest[(thread_id, namespace)] = checkpoint_id
             while len(self._entries) > self._capacity:
-                self._entries.popitem(last=False)
+                (thread, ns, gone), _ = self._entries.popitem(last=False)
+                if self._latest.get((thread, ns)) == gone:
+                    del self._latest[(thread, ns)]
 
     def get(
         self, thread_id: str, namespace: str, checkpoint_id: str | None
@@ -71,16 +75,27 @@ class RecentRefs:
                 self._entries.move_to_end(key)
             return refs
 
+    def latest(self, thread_id: str, namespace: str) -> Mapping[str, ChannelRef] | None:
+        """The refs of the checkpoint of a namespace remembered last, if any."""
+        with self._lock:
+            checkpoint_id = self._latest.get((thread_id, namespace))
+            if checkpoint_id is None:
+                return None
+            return self._entries.get((thread_id, namespace, checkpoint_id))
+
     def forget_thread(self, thread_id: str) -> None:
         """Forget every checkpoint of a thread (it was deleted, pruned or rewritten)."""
         with self._lock:
             for key in [key for key in self._entries if key[0] == thread_id]:
                 del self._entries[key]
+            for key in [key for key in self._latest if key[0] == thread_id]:
+                del self._latest[key]
 
     def clear(self) -> None:
         """Forget everything (checkpoints of unknown threads were deleted)."""
         with self._lock:
             self._entries.clear()
+            self._latest.clear()
 
     def __len__(self) -> int:
         """The number of checkpoints remembered."""

@@ -27,7 +27,14 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from typing import Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
@@ -49,7 +56,13 @@ from agentmesh.checkpoint._loop import (
     iterate_sync,
     running_loop,
 )
-from agentmesh.checkpoint.langgraph._chunks import LIST_MIN_BYTES
+from agentmesh.checkpoint.langgraph._chunk_cache import DEFAULT_CHUNK_CACHE_BYTES, ChunkCache
+from agentmesh.checkpoint.langgraph._chunks import (
+    CHUNK_PREFIX,
+    LIST_MIN_BYTES,
+    chunk_channel,
+    is_chunk_channel,
+)
 from agentmesh.checkpoint.langgraph._codec import (
     Address,
     Encoding,
@@ -61,12 +74,12 @@ from agentmesh.checkpoint.langgraph._codec import (
     encode_writes,
     list_query,
 )
-from agentmesh.checkpoint.langgraph._compress import DEFAULT_THRESHOLD
+from agentmesh.checkpoint.langgraph._compress import DEFAULT_THRESHOLD, unpack
 from agentmesh.checkpoint.langgraph._fence import DEFAULT_CAPACITY, Fence
 from agentmesh.checkpoint.langgraph._refs import RecentRefs
 from agentmesh.checkpoint.langgraph._sync import SyncCheckpointStore, SyncTwin
 from agentmesh.checkpoint.langgraph._versions import next_version
-from agentmesh.checkpoint.store.base import CheckpointStore, StoredCheckpoint
+from agentmesh.checkpoint.store.base import Blob, CheckpointStore, StoredCheckpoint
 from agentmesh.core.errors import CheckpointConflictError, CheckpointError, ConfigError
 from agentmesh.core.log import get_logger
 
@@ -93,12 +106,14 @@ class _Shared:
         loop: asyncio.AbstractEventLoop | None,
         twin: SyncTwin,
         fence: Fence,
+        chunk_cache_bytes: int = DEFAULT_CHUNK_CACHE_BYTES,
     ) -> None:
         self.store = store
         self.loop = loop
         self.twin = twin
         self.fence = fence
         self.refs = RecentRefs()
+        self.chunks = ChunkCache(chunk_cache_bytes)
         self.lock = threading.Lock()
 
     def require_loop(self, what: str) -> asyncio.AbstractEventLoop:
@@ -140,6 +155,8 @@ class AgentMeshSaver(BaseCheckpointSaver[str]):
             bytes as content-addressed chunks, so a growing message history is stored about
             once instead of once per step (``None``: store every value whole).
         fence_capacity: How many ``(thread, namespace, checkpoint)`` entries the fence keeps.
+        chunk_cache_bytes: Bytes of recently written or read chunks kept, so reading a thread
+            again fetches only the chunks this process has not seen (0: none kept).
 
     Example:
         >>> import asyncio
@@ -163,10 +180,13 @@ class AgentMeshSaver(BaseCheckpointSaver[str]):
         compress_threshold: int | None = DEFAULT_THRESHOLD,
         chunk_threshold: int | None = LIST_MIN_BYTES,
         fence_capacity: int = DEFAULT_CAPACITY,
+        chunk_cache_bytes: int = DEFAULT_CHUNK_CACHE_BYTES,
     ) -> None:
         super().__init__(serde=serde or JsonPlusSerializer(pickle_fallback=False))
         twin = sync_store if isinstance(sync_store, SyncTwin) else SyncTwin(store=sync_store)
-        self._shared = _Shared(store, loop or running_loop(), twin, Fence(fence_capacity))
+        self._shared = _Shared(
+            store, loop or running_loop(), twin, Fence(fence_capacity), chunk_cache_bytes
+        )
         self.compress_threshold = compress_threshold
         self.chunk_threshold = chunk_threshold
 
@@ -225,6 +245,9 @@ class AgentMeshSaver(BaseCheckpointSaver[str]):
         shared = self._shared
         shared.fence.remember(record.thread_id, record.namespace, record.checkpoint_id)
         shared.refs.remember(record.thread_id, record.namespace, record.checkpoint_id, plan.refs)
+        chunks = shared.chunks
+        for chunk_id, blob in plan.chunks.items():
+            chunks.put(chunk_id, blob)
         return plan.config
 
     def _put_refused(self, plan: PutPlan, exc: CheckpointConflictError) -> None:
@@ -237,6 +260,45 @@ class AgentMeshSaver(BaseCheckpointSaver[str]):
             expected=exc.expected,
             actual=exc.actual,
         )
+
+    def _skippable(self, where: Address) -> list[str]:
+        """Chunk channels a read need not fetch.
+
+        They are the chunks of the checkpoint asked for (or the thread's latest known one) that
+        the chunk cache holds.
+        """
+        shared = self._shared
+        refs = shared.refs.get(where.thread_id, where.namespace, where.checkpoint_id)
+        if refs is None:
+            refs = shared.refs.latest(where.thread_id, where.namespace)
+        if not refs:
+            return []
+        ids = tuple(chunk for ref in refs.values() for chunk in ref.chunks)
+        return [chunk_channel(chunk) for chunk in shared.chunks.held(ids)] if ids else []
+
+    def _filled(self, stored: StoredCheckpoint, skipped: Sequence[str]) -> StoredCheckpoint | None:
+        """The read checkpoint with the skipped chunks it refers to taken from the cache.
+
+        ``None`` when one of them left the cache meanwhile: the caller reads again in full.
+        """
+        wanted = stored.record.channel_versions
+        values = dict(stored.values)
+        chunks = self._shared.chunks
+        for channel in skipped:
+            if channel in wanted and channel not in values:
+                blob = chunks.get(channel[len(CHUNK_PREFIX) :])
+                if blob is None:
+                    return None
+                values[channel] = blob
+        return StoredCheckpoint(record=stored.record, values=values, writes=stored.writes)
+
+    def _cache_read_chunks(self, values: Mapping[str, Blob]) -> None:
+        """Hold the chunks a read returned, uncompressed (later reads skip decompressing)."""
+        chunks = self._shared.chunks
+        for channel, blob in values.items():
+            if is_chunk_channel(channel):
+                type_, data = unpack(blob)
+                chunks.put(channel[len(CHUNK_PREFIX) :], Blob(type_, data))
 
     def _found(self, where: Address, stored: StoredCheckpoint | None) -> CheckpointTuple | None:
         if not _UNTRACKED.get():
@@ -251,6 +313,7 @@ class AgentMeshSaver(BaseCheckpointSaver[str]):
         found, refs = decode_with_refs(self.serde, stored)
         record = stored.record
         self._shared.refs.remember(record.thread_id, record.namespace, record.checkpoint_id, refs)
+        self._cache_read_chunks(stored.values)
         return found
 
     # -- sync API ------------------------------------------------------------------------------
@@ -262,11 +325,23 @@ class AgentMeshSaver(BaseCheckpointSaver[str]):
             CheckpointError: The store failed, or this was called inside the store's loop.
         """
         where = address(config, "get_tuple")
-        stored = self._sync(
-            "AgentMeshSaver.get_tuple",
-            lambda twin: twin.get(where.thread_id, where.namespace, where.checkpoint_id),
-            lambda store: store.get(where.thread_id, where.namespace, where.checkpoint_id),
-        )
+
+        def read(skip: Sequence[str]) -> StoredCheckpoint | None:
+            return self._sync(
+                "AgentMeshSaver.get_tuple",
+                lambda twin: twin.get(
+                    where.thread_id, where.namespace, where.checkpoint_id, skip_channels=skip
+                ),
+                lambda store: store.get(
+                    where.thread_id, where.namespace, where.checkpoint_id, skip_channels=skip
+                ),
+            )
+
+        skip = self._skippable(where)
+        stored = read(skip)
+        if skip and stored is not None:
+            filled = self._filled(stored, skip)
+            stored = filled if filled is not None else read(())
         return self._found(where, stored)
 
     def list(
@@ -414,10 +489,20 @@ class AgentMeshSaver(BaseCheckpointSaver[str]):
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """Async :meth:`get_tuple`."""
         where = address(config, "aget_tuple")
-        stored = await self._async(
-            "AgentMeshSaver.aget_tuple",
-            lambda store: store.get(where.thread_id, where.namespace, where.checkpoint_id),
-        )
+
+        async def read(skip: Sequence[str]) -> StoredCheckpoint | None:
+            return await self._async(
+                "AgentMeshSaver.aget_tuple",
+                lambda store: store.get(
+                    where.thread_id, where.namespace, where.checkpoint_id, skip_channels=skip
+                ),
+            )
+
+        skip = self._skippable(where)
+        stored = await read(skip)
+        if skip and stored is not None:
+            filled = self._filled(stored, skip)
+            stored = filled if filled is not None else await read(())
         return self._found(where, stored)
 
     async def alist(

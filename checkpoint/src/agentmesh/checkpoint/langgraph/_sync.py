@@ -9,7 +9,7 @@ runs the async store. :class:`SyncTwin` opens it on first use and closes it with
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from agentmesh.checkpoint.store.base import (
@@ -48,9 +48,14 @@ class SyncCheckpointStore(Protocol):
         ...
 
     def get(
-        self, thread_id: str, namespace: str, checkpoint_id: str | None = None
+        self,
+        thread_id: str,
+        namespace: str,
+        checkpoint_id: str | None = None,
+        *,
+        skip_channels: Collection[str] = (),
     ) -> StoredCheckpoint | None:
-        """The given checkpoint, or the newest of the namespace."""
+        """The given checkpoint, or the newest of the namespace (without ``skip_channels``)."""
         ...
 
     def list(self, query: ListQuery) -> Iterator[StoredCheckpoint]:

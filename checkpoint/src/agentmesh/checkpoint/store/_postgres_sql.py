@@ -68,7 +68,7 @@ CROSS JOIN LATERAL (
         WHERE x.thread_id = c.thread_id AND x.ns = c.ns AND x.channel = v.channel
             AND x.version = v.version
         LIMIT 1
-    ) b
+    ) b__SKIP__
 ) b
 CROSS JOIN LATERAL (
     SELECT array_agg(w.task_id) AS task_ids, array_agg(w.task_path) AS task_paths,
@@ -87,11 +87,18 @@ _STORED_COLUMNS: Final = (
 """The ``checkpoints`` columns reads select (by name: a later column changes no statement)."""
 
 
-def _read(inner: str, order: str = "") -> str:
-    """A read: the checkpoints ``inner`` selects (aliased ``c``), with values and writes."""
+def _read(inner: str, order: str = "", skip: str | None = None) -> str:
+    """A read: the checkpoints ``inner`` selects (aliased ``c``), with values and writes.
+
+    ``skip`` names the parameter (``$3``…) of a ``text[]`` of channels whose values are left
+    out.
+    """
+    tail = _READ_TAIL.replace(
+        "__SKIP__", f"\n    WHERE v.channel <> ALL({skip}::text[])" if skip else ""
+    )
     return (
         f"SELECT {_CHECKPOINT_COLUMNS}, b.channels, b.types, b.data, w.task_ids, "
-        f"w.task_paths, w.idxs, w.channels, w.types, w.data\nFROM ({inner}) c{_READ_TAIL}{order}"
+        f"w.task_paths, w.idxs, w.channels, w.types, w.data\nFROM ({inner}) c{tail}{order}"
     )
 
 
@@ -120,11 +127,13 @@ WHERE EXCLUDED.idx < 0
 """
 _GET_NEWEST: Final = _read(
     "SELECT __COLUMNS__ FROM __SCHEMA__.checkpoints WHERE thread_id = $1 AND ns = $2 "
-    "ORDER BY checkpoint_id DESC LIMIT 1"
+    "ORDER BY checkpoint_id DESC LIMIT 1",
+    skip="$3",
 )
 _GET_ONE: Final = _read(
     "SELECT __COLUMNS__ FROM __SCHEMA__.checkpoints WHERE thread_id = $1 AND ns = $2 "
-    "AND checkpoint_id = $3"
+    "AND checkpoint_id = $3",
+    skip="$4",
 )
 _DELETE_THREADS: Final = """
 WITH c AS (DELETE FROM __SCHEMA__.checkpoints WHERE thread_id = ANY($1::text[])),
@@ -217,8 +226,10 @@ class Statements:
     Attributes:
         put: Calls ``checkpoint_put``; returns ``(ok, newest)``.
         put_writes: Inserts writes from arrays (``idx < 0`` replaces, others insert-if-absent).
-        get_newest: Reads the newest checkpoint of ``($1 thread, $2 namespace)``.
-        get_one: Reads checkpoint ``$3`` of ``($1 thread, $2 namespace)``.
+        get_newest: Reads the newest checkpoint of ``($1 thread, $2 namespace)``, without the
+            values of the channels in ``$3``.
+        get_one: Reads checkpoint ``$3`` of ``($1 thread, $2 namespace)``, without the values
+            of the channels in ``$4``.
         delete_threads: Deletes everything of the threads in ``$1``.
         delete_for_runs: Deletes the checkpoints (and their writes) of the runs in ``$1``.
         copy_thread: Copies thread ``$1`` to thread ``$2`` (keeping what ``$2`` has).

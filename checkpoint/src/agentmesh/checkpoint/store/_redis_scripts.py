@@ -404,7 +404,8 @@ return 1
 GET: Final = _script(
     "get",
     r"""
--- ARGV: prefix, thread, ns, id, has_id ('1' | '0': newest)
+-- ARGV: prefix, thread, ns, id, has_id ('1' | '0': newest), then channels whose values are
+-- not read (the caller holds them)
 -- returns false, or one string (a single bulk reply parses far faster than nested arrays) of
 -- items '<bytes>:<item>' ('-:' for none): id, t d m v p r of the record, the number of
 -- values, channel/value pairs, then the write hash's field/value pairs. Values are passed
@@ -424,10 +425,14 @@ if not rec[1] then return false end
 local v = rec[4]
 local out = {}
 if v and v ~= '{}' then
+  local skip = {}
+  for i = 6, #ARGV do skip[ARGV[i]] = true end
   local names, fields = {}, {}
   for ch, ver in pairs(cjson.decode(v)) do
-    names[#names + 1] = ch
-    fields[#fields + 1] = ch .. '\0' .. ver
+    if not skip[ch] then
+      names[#names + 1] = ch
+      fields[#fields + 1] = ch .. '\0' .. ver
+    end
   end
   local bk = ns_key(base, 'b', ns)
   for i = 1, #fields do

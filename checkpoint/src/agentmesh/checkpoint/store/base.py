@@ -21,7 +21,7 @@ id in lexicographic order, and listings go newest first.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -32,6 +32,7 @@ __all__ = [
     "ListQuery",
     "StoredCheckpoint",
     "WriteRecord",
+    "without_channels",
 ]
 
 
@@ -188,9 +189,22 @@ class CheckpointStore(Protocol):
         ...
 
     async def get(
-        self, thread_id: str, namespace: str, checkpoint_id: str | None = None
+        self,
+        thread_id: str,
+        namespace: str,
+        checkpoint_id: str | None = None,
+        *,
+        skip_channels: Collection[str] = (),
     ) -> StoredCheckpoint | None:
-        """The given checkpoint, or the newest of the namespace when ``checkpoint_id`` is None."""
+        """The given checkpoint, or the newest of the namespace when ``checkpoint_id`` is None.
+
+        Args:
+            thread_id: The thread.
+            namespace: The namespace.
+            checkpoint_id: The checkpoint (``None``: the newest).
+            skip_channels: Channels whose values are left out of the result: a caller that
+                already holds them (content-addressed values, say) saves reading them.
+        """
         ...
 
     def list(self, query: ListQuery) -> AsyncIterator[StoredCheckpoint]:
@@ -230,3 +244,20 @@ class CheckpointStore(Protocol):
     async def size_bytes(self) -> int:
         """Bytes the backend uses for checkpoints (tables and indexes, or keys)."""
         ...
+
+
+def without_channels(stored: StoredCheckpoint, skip: Collection[str]) -> StoredCheckpoint:
+    """A read checkpoint without the values of some channels (for stores that read them all).
+
+    Args:
+        stored: The checkpoint as read.
+        skip: Channels whose values are dropped.
+
+    Returns:
+        ``stored`` itself when nothing is dropped, else a copy without them.
+    """
+    if not skip or not any(channel in stored.values for channel in skip):
+        return stored
+    dropped = set(skip)
+    values = {ch: blob for ch, blob in stored.values.items() if ch not in dropped}
+    return StoredCheckpoint(record=stored.record, values=values, writes=stored.writes)

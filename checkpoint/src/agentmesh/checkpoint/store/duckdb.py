@@ -72,7 +72,15 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Collection,
+    Generator,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +102,7 @@ from agentmesh.checkpoint.store.base import (
     ListQuery,
     StoredCheckpoint,
     WriteRecord,
+    without_channels,
 )
 from agentmesh.core.errors import CheckpointConflictError, CheckpointError
 from agentmesh.core.log import get_logger
@@ -1641,12 +1650,22 @@ class SyncDuckDBCheckpointStore(_Base):
         )
 
     def get(
-        self, thread_id: str, namespace: str, checkpoint_id: str | None = None
+        self,
+        thread_id: str,
+        namespace: str,
+        checkpoint_id: str | None = None,
+        *,
+        skip_channels: Collection[str] = (),
     ) -> StoredCheckpoint | None:
-        """The given checkpoint, or the newest of the namespace when ``checkpoint_id`` is None."""
+        """The given checkpoint, or the newest of the namespace when ``checkpoint_id`` is None.
+
+        The values of ``skip_channels`` are left out (read from memory or the file anyway).
+        """
         core = self._c()
         hit, found = core.get_cached(thread_id, namespace, checkpoint_id)
-        return found if hit else _run_sync(core.get_steps(thread_id, namespace, checkpoint_id))
+        if not hit:
+            found = _run_sync(core.get_steps(thread_id, namespace, checkpoint_id))
+        return without_channels(found, skip_channels) if found is not None else None
 
     def delete_thread(self, thread_id: str) -> None:
         """Delete every checkpoint, blob and write of a thread (all namespaces)."""
@@ -1743,14 +1762,22 @@ class DuckDBCheckpointStore(_Base, CheckpointStore):
         )
 
     async def get(
-        self, thread_id: str, namespace: str, checkpoint_id: str | None = None
+        self,
+        thread_id: str,
+        namespace: str,
+        checkpoint_id: str | None = None,
+        *,
+        skip_channels: Collection[str] = (),
     ) -> StoredCheckpoint | None:
-        """The given checkpoint, or the newest of the namespace when ``checkpoint_id`` is None."""
+        """The given checkpoint, or the newest of the namespace when ``checkpoint_id`` is None.
+
+        The values of ``skip_channels`` are left out (read from memory or the file anyway).
+        """
         core = self._c()
         hit, found = core.get_cached(thread_id, namespace, checkpoint_id)
-        if hit:
-            return found
-        return await _run_async(core.get_steps(thread_id, namespace, checkpoint_id))
+        if not hit:
+            found = await _run_async(core.get_steps(thread_id, namespace, checkpoint_id))
+        return without_channels(found, skip_channels) if found is not None else None
 
     async def delete_thread(self, thread_id: str) -> None:
         """Delete every checkpoint, blob and write of a thread (all namespaces)."""

@@ -31,7 +31,7 @@ import heapq
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +43,7 @@ from agentmesh.checkpoint.store.base import (
     ListQuery,
     StoredCheckpoint,
     WriteRecord,
+    without_channels,
 )
 from agentmesh.core.errors import CheckpointConflictError, CheckpointError
 
@@ -199,16 +200,25 @@ class MemoryCheckpointStore(CheckpointStore):
         return StoredCheckpoint(record=record, values=values, writes=tuple(writes))
 
     async def get(
-        self, thread_id: str, namespace: str, checkpoint_id: str | None = None
+        self,
+        thread_id: str,
+        namespace: str,
+        checkpoint_id: str | None = None,
+        *,
+        skip_channels: Collection[str] = (),
     ) -> StoredCheckpoint | None:
-        """The given checkpoint, or the newest of the namespace when ``checkpoint_id`` is None."""
+        """The given checkpoint, or the newest of the namespace when ``checkpoint_id`` is None.
+
+        The values of ``skip_channels`` are left out.
+        """
         with self._lock:
             chain = self._threads.get(thread_id, {}).get(namespace)
             if chain is None:
                 return None
             wanted = checkpoint_id if checkpoint_id is not None else chain.head
             entry = chain.checkpoints.get(wanted) if wanted is not None else None
-            return self._stored(chain, entry) if entry is not None else None
+            stored = self._stored(chain, entry) if entry is not None else None
+        return without_channels(stored, skip_channels) if stored is not None else None
 
     def _matches(self, query: ListQuery) -> list[StoredCheckpoint]:
         """The checkpoints a query selects, newest first."""

@@ -38,7 +38,7 @@ import asyncio
 import json
 import re
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar
 from urllib.parse import urlsplit
 
@@ -255,13 +255,22 @@ class PostgresCheckpointStore(CheckpointStore):
         )
 
     async def get(
-        self, thread_id: str, namespace: str, checkpoint_id: str | None = None
+        self,
+        thread_id: str,
+        namespace: str,
+        checkpoint_id: str | None = None,
+        *,
+        skip_channels: Collection[str] = (),
     ) -> StoredCheckpoint | None:
-        """The given checkpoint, or the newest of the namespace when ``checkpoint_id`` is None."""
+        """The given checkpoint, or the newest of the namespace when ``checkpoint_id`` is None.
+
+        The values of ``skip_channels`` are not read.
+        """
+        skip = list(skip_channels)
         if checkpoint_id is None:
-            statement, args = self._sql.get_newest, (thread_id, namespace)
+            statement, args = self._sql.get_newest, (thread_id, namespace, skip)
         else:
-            statement, args = self._sql.get_one, (thread_id, namespace, checkpoint_id)
+            statement, args = self._sql.get_one, (thread_id, namespace, checkpoint_id, skip)
         row = await self._run(
             lambda con: con.fetchrow(statement, *args), f"get thread {thread_id!r}"
         )

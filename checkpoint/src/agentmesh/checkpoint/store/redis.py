@@ -26,7 +26,7 @@ import json
 import math
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol, Self, TypeVar, cast
 from urllib.parse import urlsplit
@@ -185,15 +185,27 @@ def _put_writes_op(
     yield _Batch((_Eval(PUT_WRITES, args),))
 
 
-def _get_request(prefix: str, thread_id: str, namespace: str, checkpoint_id: str | None) -> _Eval:
-    has_id = checkpoint_id is not None
-    return _Eval(GET, (prefix, thread_id, namespace, checkpoint_id or "", "1" if has_id else "0"))
+def _get_request(
+    prefix: str,
+    thread_id: str,
+    namespace: str,
+    checkpoint_id: str | None,
+    skip_channels: Collection[str] = (),
+) -> _Eval:
+    has_id = "1" if checkpoint_id is not None else "0"
+    args = (prefix, thread_id, namespace, checkpoint_id or "", has_id, *skip_channels)
+    return _Eval(GET, args)
 
 
 def _get_op(
-    prefix: str, thread_id: str, namespace: str, checkpoint_id: str | None
+    prefix: str,
+    thread_id: str,
+    namespace: str,
+    checkpoint_id: str | None,
+    skip_channels: Collection[str] = (),
 ) -> _Op[StoredCheckpoint | None]:
-    (reply,) = yield _Batch((_get_request(prefix, thread_id, namespace, checkpoint_id),))
+    request = _get_request(prefix, thread_id, namespace, checkpoint_id, skip_channels)
+    (reply,) = yield _Batch((request,))
     if reply is None:
         return None
     stored = decode_stored(thread_id, namespace, cast(bytes, reply))
@@ -808,7 +820,12 @@ class RedisCheckpointStore(_Settings):
         await self._run(_put_writes_op(self._prefix, thread_id, namespace, checkpoint_id, writes))
 
     async def get(
-        self, thread_id: str, namespace: str, checkpoint_id: str | None = None
+        self,
+        thread_id: str,
+        namespace: str,
+        checkpoint_id: str | None = None,
+        *,
+        skip_channels: Collection[str] = (),
     ) -> StoredCheckpoint | None:
         """Read a checkpoint with its values and writes in one script.
 
@@ -816,6 +833,7 @@ class RedisCheckpointStore(_Settings):
             thread_id: The thread.
             namespace: The namespace.
             checkpoint_id: The checkpoint; the newest when ``None``.
+            skip_channels: Channels whose values are not read.
 
         Returns:
             The checkpoint, or ``None``.
@@ -823,7 +841,8 @@ class RedisCheckpointStore(_Settings):
         Raises:
             CheckpointError: Redis failed.
         """
-        return await self._run(_get_op(self._prefix, thread_id, namespace, checkpoint_id))
+        op = _get_op(self._prefix, thread_id, namespace, checkpoint_id, skip_channels)
+        return await self._run(op)
 
     async def list(self, query: ListQuery) -> AsyncIterator[StoredCheckpoint]:
         """Checkpoints matching the query, newest first, read in batches.
@@ -1054,10 +1073,16 @@ class SyncRedisCheckpointStore(_Settings):
         self._run(_put_writes_op(self._prefix, thread_id, namespace, checkpoint_id, writes))
 
     def get(
-        self, thread_id: str, namespace: str, checkpoint_id: str | None = None
+        self,
+        thread_id: str,
+        namespace: str,
+        checkpoint_id: str | None = None,
+        *,
+        skip_channels: Collection[str] = (),
     ) -> StoredCheckpoint | None:
         """Blocking :meth:`RedisCheckpointStore.get`."""
-        return self._run(_get_op(self._prefix, thread_id, namespace, checkpoint_id))
+        op = _get_op(self._prefix, thread_id, namespace, checkpoint_id, skip_channels)
+        return self._run(op)
 
     def list(self, query: ListQuery) -> Iterator[StoredCheckpoint]:
         """Blocking :meth:`RedisCheckpointStore.list` (an iterator, read in batches)."""

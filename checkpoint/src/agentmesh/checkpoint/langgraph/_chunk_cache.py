@@ -1,0 +1,80 @@
+"""Chunks a saver wrote or read lately, so reads need not fetch them again: :class:`ChunkCache`.
+
+A chunk's id is the hash of its content (:mod:`._chunks`), so a cached chunk is never stale: the
+only question is whether it is still held. A read of a checkpoint asks the store to leave out
+the chunks the cache holds for the thread's latest known checkpoint (``skip_channels``) and
+takes them from here; a multi-turn conversation then reads only what changed since this
+process last saw the thread. The cache keeps chunks uncompressed (a read then neither fetches
+nor decompresses them) within a byte budget, least recently used out first.
+
+Example:
+    >>> from agentmesh.checkpoint.store.base import Blob
+    >>> cache = ChunkCache(budget=1000)
+    >>> cache.put("a", Blob("am-msgpack", b"x" * 400))
+    >>> cache.put("b", Blob("am-msgpack", b"y" * 400))
+    >>> cache.put("c", Blob("am-msgpack", b"z" * 400))  # over budget: "a" goes
+    >>> cache.get("a") is None, cache.get("c") is not None
+    (True, True)
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from agentmesh.checkpoint.store.base import Blob
+
+__all__ = ["DEFAULT_CHUNK_CACHE_BYTES", "ChunkCache"]
+
+DEFAULT_CHUNK_CACHE_BYTES = 64 << 20
+"""The byte budget of a saver's chunk cache (64 MiB)."""
+
+_OVERHEAD = 100
+"""Bytes counted per entry on top of its payload."""
+
+
+class ChunkCache:
+    """A thread-safe LRU of chunk blobs by chunk id, within a byte budget.
+
+    Args:
+        budget: Bytes of payload (plus a small overhead per entry) kept at most; 0 keeps none.
+    """
+
+    def __init__(self, budget: int = DEFAULT_CHUNK_CACHE_BYTES) -> None:
+        self._budget = max(0, budget)
+        self._items: OrderedDict[str, Blob] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, chunk_id: str) -> Blob | None:
+        """The chunk, if held (it becomes the most recently used)."""
+        with self._lock:
+            blob = self._items.get(chunk_id)
+            if blob is not None:
+                self._items.move_to_end(chunk_id)
+            return blob
+
+    def held(self, chunk_ids: tuple[str, ...]) -> list[str]:
+        """The ids among ``chunk_ids`` the cache holds."""
+        with self._lock:
+            return [chunk_id for chunk_id in chunk_ids if chunk_id in self._items]
+
+    def put(self, chunk_id: str, blob: Blob) -> None:
+        """Hold a chunk (a chunk larger than a quarter of the budget is not held)."""
+        cost = len(blob.data) + _OVERHEAD
+        if cost > self._budget // 4:
+            return
+        with self._lock:
+            old = self._items.pop(chunk_id, None)
+            if old is not None:
+                self._size -= len(old.data) + _OVERHEAD
+            self._items[chunk_id] = blob
+            self._size += cost
+            while self._size > self._budget:
+                _, evicted = self._items.popitem(last=False)
+                self._size -= len(evicted.data) + _OVERHEAD
+
+    def __len__(self) -> int:
+        """The number of chunks held."""
+        with self._lock:
+            return len(self._items)
