@@ -9,12 +9,11 @@ nor decompresses them) within a byte budget, least recently used out first.
 
 Example:
     >>> from agentmesh.checkpoint.store.base import Blob
-    >>> cache = ChunkCache(budget=1000)
-    >>> cache.put("a", Blob("am-msgpack", b"x" * 400))
-    >>> cache.put("b", Blob("am-msgpack", b"y" * 400))
-    >>> cache.put("c", Blob("am-msgpack", b"z" * 400))  # over budget: "a" goes
-    >>> cache.get("a") is None, cache.get("c") is not None
-    (True, True)
+    >>> cache = ChunkCache(budget=1200)  # 100 bytes counted per entry on top of its data
+    >>> for name in "abcde":
+    ...     cache.put(name, Blob("am-msgpack", name.encode() * 200))
+    >>> cache.get("a") is None, cache.get("e") is not None, len(cache)  # "a" went first
+    (True, True, 4)
 """
 
 from __future__ import annotations
