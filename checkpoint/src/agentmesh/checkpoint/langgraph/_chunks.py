@@ -67,6 +67,7 @@ __all__ = [
     "ChannelRef",
     "SplitList",
     "chunk_channel",
+    "dumps",
     "is_chunk_channel",
     "list_payload",
     "split_list",
@@ -163,6 +164,20 @@ def _chunk_ends(size: int, data: bytes, held: int) -> bool:
     return held >= MIN_BYTES and zlib.crc32(data) % FANOUT == 0
 
 
+def dumps(serde: SerializerProtocol, value: Any, what: str) -> tuple[str, bytes]:
+    """The serde's ``(type, bytes)`` of a value.
+
+    Raises:
+        CheckpointSerdeError: The serde cannot serialise it (``what`` says where it was).
+    """
+    try:
+        return serde.dumps_typed(value)
+    except Exception as exc:
+        raise CheckpointSerdeError(
+            f"{what}: cannot serialise a {type(value).__name__}: {exc}"
+        ) from exc
+
+
 def _msgpack_array_header(count: int) -> bytes:
     if count < 16:
         return bytes((0x90 | count,))
@@ -215,12 +230,7 @@ def split_list(
     datas: list[bytes] = []
     total = 0
     for item in items:
-        try:
-            type_, data = serde.dumps_typed(item)
-        except Exception as exc:
-            raise CheckpointSerdeError(
-                f"{what}: cannot serialise a {type(item).__name__} in a list: {exc}"
-            ) from exc
+        type_, data = dumps(serde, item, f"{what}, in a list")
         types.append(type_)
         datas.append(data)
         total += len(data)

@@ -40,6 +40,7 @@ from agentmesh.checkpoint.langgraph._chunks import (
     ChannelRef,
     SplitList,
     chunk_channel,
+    dumps,
     list_payload,
     split_list,
 )
@@ -144,12 +145,7 @@ def jsonable(value: Any) -> Any:
 
 
 def _dump(serde: SerializerProtocol, value: Any, threshold: int | None, what: str) -> Blob:
-    try:
-        type_, data = serde.dumps_typed(value)
-    except Exception as exc:
-        raise CheckpointSerdeError(
-            f"{what}: cannot serialise a {type(value).__name__}: {exc}"
-        ) from exc
+    type_, data = dumps(serde, value, what)
     return pack(type_, data, threshold=threshold)
 
 
