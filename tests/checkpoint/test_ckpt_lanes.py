@@ -78,7 +78,8 @@ def test_more_threads_than_lanes_all_get_through(dsn_schema: tuple[str, str]) ->
             assert head is not None
             assert head.record.checkpoint_id == "c004"
             assert head.values["messages"].data == b'"4"'
-        assert len(store._lanes) == 2  # pyright: ignore[reportPrivateUsage]
+        # never more connections than lanes, however many threads call at once
+        assert 1 <= len(store._lanes) <= 2  # pyright: ignore[reportPrivateUsage]
         # the compare-and-set still refuses a fork, through a lane
         with pytest.raises(CheckpointConflictError):
             store.put(_record("t0", "c100", "c002"), {}, extends="c002", check_extends=True)
