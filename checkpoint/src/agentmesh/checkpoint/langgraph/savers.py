@@ -160,7 +160,7 @@ class DuckDBSaver(AgentMeshSaver):
                 decompressing them).
             chunk_threshold: Store lists of at least this many bytes as content-addressed
                 chunks, so a growing history is stored about once (default None: never; reads
-                of the newest checkpoint, answered from memory here, cost 2-3x more with
+                of the newest checkpoint, answered from memory here, cost about 4x more with
                 chunks, and DuckDB's own column compression already shares much).
             fence_capacity: Entries the fence keeps.
         """
