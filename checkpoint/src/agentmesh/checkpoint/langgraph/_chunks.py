@@ -67,6 +67,7 @@ __all__ = [
     "ChannelRef",
     "SplitList",
     "chunk_channel",
+    "chunk_id_of",
     "dumps",
     "is_chunk_channel",
     "list_payload",
@@ -107,6 +108,7 @@ CHUNK_VERSION = "0"
 """The version every chunk is stored under (its id already names its content)."""
 
 _FRAME = struct.Struct("<BI")
+_PREFIX_LENGTH = len(CHUNK_PREFIX)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +149,11 @@ class SplitList:
 def chunk_channel(chunk_id: str) -> str:
     """The pseudo channel a chunk is stored under."""
     return CHUNK_PREFIX + chunk_id
+
+
+def chunk_id_of(channel: str) -> str:
+    """The chunk id a chunk's pseudo channel names (the inverse of :func:`chunk_channel`)."""
+    return channel[_PREFIX_LENGTH:]
 
 
 def is_chunk_channel(channel: str) -> bool:

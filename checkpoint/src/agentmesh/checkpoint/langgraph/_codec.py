@@ -40,6 +40,7 @@ from agentmesh.checkpoint.langgraph._chunks import (
     ChannelRef,
     SplitList,
     chunk_channel,
+    chunk_id_of,
     dumps,
     list_payload,
     split_list,
@@ -74,8 +75,6 @@ _REFUSED_TYPES = frozenset({"pickle"})
 
 _EMPTY = "empty"
 """The type tag other savers write for a channel without a value."""
-
-_PREFIX_LENGTH = len(CHUNK_PREFIX)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,10 +195,13 @@ def _store_value(
     key: str,
     value: Any,
     what: str,
+    split: SplitList | Blob | None,
 ) -> ChannelRef:
-    """Add a channel value's blobs (whole, or a manifest and the chunks not ``known``)."""
+    """Add a channel value's blobs (whole, or a manifest and the chunks not ``known``).
+
+    ``split`` is what :func:`_split` made of the value.
+    """
     threshold = encoding.compress_threshold
-    split = _split(serde, encoding, value, what)
     if split is None:
         blobs[(channel, key)] = _dump(serde, value, threshold, what)
         return ChannelRef(key, key)
@@ -260,22 +262,23 @@ def encode_put(
         versions[channel] = key
         if channel not in values:
             continue
+        value = values[channel]
+        where_value = f"{what}, channel {channel!r}"
+        previous = parent.get(channel) if parent is not None else None
         if channel in new_versions and version_key(new_versions[channel]) == key:
-            ref = _store_value(
-                serde, encoding, blobs, known, cut, channel, key, values[channel],
-                f"{what}, channel {channel!r}",
-            )  # fmt: skip
+            split = _split(serde, encoding, value, where_value)
+        elif previous is not None and previous.version == key:
+            split = previous  # unchanged since the parent: refer to how it is stored
         else:
-            previous = parent.get(channel) if parent is not None else None
-            if previous is not None and previous.version == key:
-                ref = previous
-            elif not isinstance(_split(serde, encoding, values[channel], what), SplitList):
-                ref = ChannelRef(key, key)  # stored whole by the put that made this version
-            else:
-                ref = _store_value(
-                    serde, encoding, blobs, known, cut, channel, key, values[channel],
-                    f"{what}, channel {channel!r}",
-                )  # fmt: skip
+            split = _split(serde, encoding, value, where_value)
+            if not isinstance(split, SplitList):
+                split = ChannelRef(key, key)  # stored whole by the put that made this version
+        if isinstance(split, ChannelRef):
+            ref = split
+        else:
+            ref = _store_value(
+                serde, encoding, blobs, known, cut, channel, key, value, where_value, split
+            )
         refs[channel] = ref
         versions[channel] = ref.store_version
     current = checkpoint["channel_versions"]
@@ -340,7 +343,7 @@ def _values(
     chunks: dict[str, Blob] = {}
     for channel, blob in values.items():
         if channel.startswith(CHUNK_PREFIX):
-            chunks[channel[_PREFIX_LENGTH:]] = blob
+            chunks[chunk_id_of(channel)] = blob
         elif blob.type == LIST_TYPE:
             lists.append((channel, blob))
         elif blob.type != _EMPTY:

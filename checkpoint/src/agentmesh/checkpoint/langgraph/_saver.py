@@ -58,9 +58,9 @@ from agentmesh.checkpoint._loop import (
 )
 from agentmesh.checkpoint.langgraph._chunk_cache import DEFAULT_CHUNK_CACHE_BYTES, ChunkCache
 from agentmesh.checkpoint.langgraph._chunks import (
-    CHUNK_PREFIX,
     LIST_MIN_BYTES,
     chunk_channel,
+    chunk_id_of,
     is_chunk_channel,
 )
 from agentmesh.checkpoint.langgraph._codec import (
@@ -286,19 +286,22 @@ class AgentMeshSaver(BaseCheckpointSaver[str]):
         chunks = self._shared.chunks
         for channel in skipped:
             if channel in wanted and channel not in values:
-                blob = chunks.get(channel[len(CHUNK_PREFIX) :])
+                blob = chunks.get(chunk_id_of(channel))
                 if blob is None:
                     return None
                 values[channel] = blob
         return StoredCheckpoint(record=stored.record, values=values, writes=stored.writes)
 
-    def _cache_read_chunks(self, values: Mapping[str, Blob]) -> None:
-        """Hold the chunks a read returned, uncompressed (later reads skip decompressing)."""
+    def _held(self, stored: StoredCheckpoint) -> StoredCheckpoint:
+        """The read checkpoint with its chunks decompressed once, and held for later reads."""
         chunks = self._shared.chunks
-        for channel, blob in values.items():
+        values = dict(stored.values)
+        for channel, blob in stored.values.items():
             if is_chunk_channel(channel):
                 type_, data = unpack(blob)
-                chunks.put(channel[len(CHUNK_PREFIX) :], Blob(type_, data))
+                values[channel] = plain = Blob(type_, data)
+                chunks.put(chunk_id_of(channel), plain)
+        return StoredCheckpoint(record=stored.record, values=values, writes=stored.writes)
 
     def _found(self, where: Address, stored: StoredCheckpoint | None) -> CheckpointTuple | None:
         if not _UNTRACKED.get():
@@ -310,10 +313,9 @@ class AgentMeshSaver(BaseCheckpointSaver[str]):
                 fence.release(where.thread_id, where.namespace, where.checkpoint_id)
         if stored is None:
             return None
-        found, refs = decode_with_refs(self.serde, stored)
+        found, refs = decode_with_refs(self.serde, self._held(stored))
         record = stored.record
         self._shared.refs.remember(record.thread_id, record.namespace, record.checkpoint_id, refs)
-        self._cache_read_chunks(stored.values)
         return found
 
     # -- sync API ------------------------------------------------------------------------------
