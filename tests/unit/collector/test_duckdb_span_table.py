@@ -370,7 +370,7 @@ async def test_duckdb_upgrades_a_version_2_file_in_place(tmp_path: Path) -> None
     con = duckdb.connect(str(path))
     try:
         assert con.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
-        assert SCHEMA_VERSION == 4
+        assert SCHEMA_VERSION == 5
         assert _constraints(con) == []
         handoff_columns = [row[0] for row in con.execute("DESCRIBE handoffs").fetchall()]
         assert handoff_columns[-1] == "checkpoint_id"  # version 4: each handoff's checkpoint
@@ -428,15 +428,16 @@ def test_settings_reach_the_store(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
 
 
 async def test_a_version_3_file_gets_the_handoff_checkpoint_column(tmp_path: Path) -> None:
-    from agentmesh.collector.store.duckdb_schema import SCHEMA
+    from agentmesh.collector.store.duckdb_schema import LEGACY_GRAPH_TABLES, SCHEMA
 
     path = tmp_path / "v3.duckdb"
     con = duckdb.connect(str(path))  # what a version-3 collector wrote
     try:
-        for statement in SCHEMA:
+        for statement in (*SCHEMA[:2], SCHEMA[-1], *LEGACY_GRAPH_TABLES):
             con.execute(statement.replace("checkpoint_id VARCHAR,", ""))
         con.execute("INSERT INTO schema_version VALUES (3)")
         assert "checkpoint_id" not in {r[0] for r in con.execute("DESCRIBE handoffs").fetchall()}
+        con.execute("INSERT INTO runs VALUES ('t', 'r', NULL, NULL, NULL, 1, 2, 2, 0, 0, 0, 0, 1)")
         con.execute("INSERT INTO handoffs VALUES ('t', 0, 'a', 'b', 's', 1, 'edge', NULL, NULL)")
     finally:
         con.close()
@@ -444,7 +445,7 @@ async def test_a_version_3_file_gets_the_handoff_checkpoint_column(tmp_path: Pat
         pass
     con = duckdb.connect(str(path))
     try:
-        assert con.execute("SELECT version FROM schema_version").fetchall() == [(4,)]
+        assert con.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
         rows = con.execute("SELECT source, target, checkpoint_id FROM handoffs").fetchall()
         assert rows == [("a", "b", None)]  # the old row is kept, with no checkpoint
     finally:

@@ -1,19 +1,24 @@
-"""The DuckDB schema of the collector (version 4), and the in-place upgrades to it.
+"""The DuckDB schema of the collector (version 5), and the in-place upgrades to it.
 
 Tables: ``spans`` (one row per span; attributes, events and resource attributes as JSON text;
-model, tokens and cost of LLM calls as columns since version 2), ``runs`` (one row per trace's
-graph), ``agents`` and ``handoffs`` (the graph's rows, replaced as a whole on each graph write),
-``detections`` (one row per detection id) and ``schema_version``.
+model, tokens and cost of LLM calls as columns since version 2); ``run_versions``,
+``agent_versions`` and ``handoff_versions`` (each graph write appends the graph's rows under a
+new ``version``); ``detections`` (one row per detection id) and ``schema_version``. Readers use
+the views ``runs``, ``agents`` and ``handoffs``: each trace's newest version, one row per run,
+agent and handoff as before.
 
-``spans`` has no primary key since version 3 (appends stay cheap and memory flat as it grows):
-the store drops recent re-deliveries itself and its reads ignore older duplicates. The other
-tables' primary keys make their writes idempotent.
+No table but ``detections`` has a key, so writes are appends: ``spans`` since version 3 (the
+store drops recent re-deliveries itself and its reads ignore older duplicates), the graph
+tables since version 5 (replacing a live run's rows in place cost a scan of the table per
+write and an index update per row, about three quarters of the store's time under load, and
+grew with the file). The store deletes superseded versions now and then
+(:mod:`~agentmesh.collector.store.duckdb_graphs`).
 
 A file written by an older version is upgraded when it is opened: :data:`UPGRADES` maps each
 version to the statements that bring it to the next one, run in one transaction (version 2
 added nullable columns filled from the data already stored; version 3 rebuilds ``spans``
 without its key, since DuckDB cannot drop a constraint; version 4 adds the checkpoint of each
-handoff).
+handoff; version 5 moves the graph tables' rows to the versioned tables, as version 0).
 """
 
 from __future__ import annotations
@@ -22,9 +27,9 @@ from typing import Final
 
 from agentmesh.core import semconv
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "UPGRADES"]
+__all__ = ["LEGACY_GRAPH_TABLES", "SCHEMA", "SCHEMA_VERSION", "UPGRADES", "VIEWS"]
 
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 """Version written to ``schema_version`` by this code."""
 
 SCHEMA: Final[tuple[str, ...]] = (
@@ -57,6 +62,92 @@ SCHEMA: Final[tuple[str, ...]] = (
         cost_usd DOUBLE
     )
     """,
+    """
+    CREATE TABLE IF NOT EXISTS run_versions (
+        trace_id VARCHAR NOT NULL,
+        run_id VARCHAR NOT NULL,
+        workflow_name VARCHAR,
+        service_name VARCHAR,
+        framework VARCHAR,
+        start_ns BIGINT NOT NULL,
+        end_ns BIGINT NOT NULL,
+        span_count INTEGER NOT NULL,
+        llm_calls INTEGER NOT NULL,
+        input_tokens BIGINT NOT NULL,
+        output_tokens BIGINT NOT NULL,
+        cost_usd DOUBLE NOT NULL,
+        complete BOOLEAN NOT NULL,
+        version BIGINT NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS agent_versions (
+        trace_id VARCHAR NOT NULL,
+        name VARCHAR NOT NULL,
+        invocations INTEGER NOT NULL,
+        span_ids VARCHAR[] NOT NULL,
+        llm_calls INTEGER NOT NULL,
+        input_tokens BIGINT NOT NULL,
+        output_tokens BIGINT NOT NULL,
+        cost_usd DOUBLE NOT NULL,
+        version BIGINT NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS handoff_versions (
+        trace_id VARCHAR NOT NULL,
+        seq INTEGER NOT NULL,
+        source VARCHAR NOT NULL,
+        target VARCHAR NOT NULL,
+        span_id VARCHAR NOT NULL,
+        start_ns BIGINT NOT NULL,
+        kind VARCHAR NOT NULL,
+        context_digest VARCHAR,
+        context_size BIGINT,
+        checkpoint_id VARCHAR,
+        version BIGINT NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS detections (
+        id VARCHAR PRIMARY KEY,
+        type VARCHAR NOT NULL,
+        severity VARCHAR NOT NULL,
+        trace_id VARCHAR NOT NULL,
+        run_id VARCHAR NOT NULL,
+        agent VARCHAR,
+        span_ids VARCHAR[] NOT NULL,
+        explanation VARCHAR NOT NULL,
+        detected_at_ns BIGINT NOT NULL,
+        details VARCHAR NOT NULL
+    )
+    """,
+)
+"""Statements creating the schema (each safe to run again)."""
+
+
+VIEWS: Final[tuple[str, ...]] = (
+    """
+    CREATE OR REPLACE VIEW runs AS
+    SELECT * EXCLUDE (version) FROM run_versions
+    QUALIFY version = max(version) OVER (PARTITION BY trace_id)
+    """,
+    """
+    CREATE OR REPLACE VIEW agents AS
+    SELECT a.* EXCLUDE (version) FROM agent_versions a
+    JOIN (SELECT trace_id, max(version) AS version FROM run_versions GROUP BY trace_id) r
+        ON a.trace_id = r.trace_id AND a.version = r.version
+    """,
+    """
+    CREATE OR REPLACE VIEW handoffs AS
+    SELECT h.* EXCLUDE (version) FROM handoff_versions h
+    JOIN (SELECT trace_id, max(version) AS version FROM run_versions GROUP BY trace_id) r
+        ON h.trace_id = r.trace_id AND h.version = r.version
+    """,
+)
+"""The graph tables as readers know them: each trace's newest version (made after upgrades)."""
+
+LEGACY_GRAPH_TABLES: Final[tuple[str, ...]] = (
     """
     CREATE TABLE IF NOT EXISTS runs (
         trace_id VARCHAR PRIMARY KEY,
@@ -102,22 +193,19 @@ SCHEMA: Final[tuple[str, ...]] = (
         PRIMARY KEY (trace_id, seq)
     )
     """,
-    """
-    CREATE TABLE IF NOT EXISTS detections (
-        id VARCHAR PRIMARY KEY,
-        type VARCHAR NOT NULL,
-        severity VARCHAR NOT NULL,
-        trace_id VARCHAR NOT NULL,
-        run_id VARCHAR NOT NULL,
-        agent VARCHAR,
-        span_ids VARCHAR[] NOT NULL,
-        explanation VARCHAR NOT NULL,
-        detected_at_ns BIGINT NOT NULL,
-        details VARCHAR NOT NULL
-    )
-    """,
 )
-"""Statements creating the schema (each safe to run again)."""
+"""The graph tables of versions 1 to 4 (one row per key, replaced in place): made, when
+missing, before upgrading such a file, so every upgrade step finds them."""
+
+_GRAPH_COLUMNS: Final = {
+    "runs": "trace_id, run_id, workflow_name, service_name, framework, start_ns, end_ns, "
+    "span_count, llm_calls, input_tokens, output_tokens, cost_usd, complete",
+    "agents": "trace_id, name, invocations, span_ids, llm_calls, input_tokens, output_tokens, "
+    "cost_usd",
+    "handoffs": "trace_id, seq, source, target, span_id, start_ns, kind, context_digest, "
+    "context_size, checkpoint_id",
+}
+_SINGULAR: Final = {"runs": "run", "agents": "agent", "handoffs": "handoff"}
 
 
 def _json_path(name: str) -> str:
@@ -161,5 +249,14 @@ UPGRADES: Final[dict[int, tuple[str, ...]]] = {
         "ALTER TABLE spans_v3 RENAME TO spans",
     ),
     3: ("ALTER TABLE handoffs ADD COLUMN IF NOT EXISTS checkpoint_id VARCHAR",),
+    4: tuple(
+        statement
+        for table, columns in _GRAPH_COLUMNS.items()
+        for statement in (
+            f"INSERT INTO {_SINGULAR[table]}_versions ({columns}, version) "  # noqa: S608
+            f"SELECT {columns}, 0 FROM {table}",
+            f"DROP TABLE {table}",
+        )
+    ),
 }
 """Statements upgrading a file from a version (the key) to the next one."""

@@ -36,12 +36,13 @@ from agentmesh.collector.store.codec import (
     details_to_json,
     events_from_json,
 )
-from agentmesh.collector.store.duckdb_schema import SCHEMA, SCHEMA_VERSION, UPGRADES
-from agentmesh.collector.store.graph_tables import (
-    AGENT_SCHEMA,
-    HANDOFF_SCHEMA,
-    RUN_SCHEMA,
-    graph_tables,
+from agentmesh.collector.store.duckdb_graphs import GraphVersions
+from agentmesh.collector.store.duckdb_schema import (
+    LEGACY_GRAPH_TABLES,
+    SCHEMA,
+    SCHEMA_VERSION,
+    UPGRADES,
+    VIEWS,
 )
 from agentmesh.collector.store.rows import (
     detection_from_row,
@@ -81,17 +82,6 @@ _SELECT_SPANS_OF: Final = """
     ORDER BY trace_id, start_ns, span_id
 """
 _BATCH: Final = "agentmesh_span_batch"
-_GRAPH_RUNS: Final = "agentmesh_graph_runs"
-_GRAPH_AGENTS: Final = "agentmesh_graph_agents"
-_GRAPH_HANDOFFS: Final = "agentmesh_graph_handoffs"
-_REPLACE_GRAPHS: Final = (
-    f"DELETE FROM agents WHERE trace_id IN (SELECT trace_id FROM {_GRAPH_RUNS})",  # noqa: S608
-    f"DELETE FROM handoffs WHERE trace_id IN (SELECT trace_id FROM {_GRAPH_RUNS})",  # noqa: S608
-    f"INSERT OR REPLACE INTO runs ({', '.join(RUN_SCHEMA.names)}) SELECT * FROM {_GRAPH_RUNS}",  # noqa: S608
-    f"INSERT INTO agents ({', '.join(AGENT_SCHEMA.names)}) SELECT * FROM {_GRAPH_AGENTS}",  # noqa: S608
-    f"INSERT INTO handoffs ({', '.join(HANDOFF_SCHEMA.names)}) SELECT * FROM {_GRAPH_HANDOFFS}",  # noqa: S608
-)
-"""One transaction's statements: each graph's trace loses its rows and gets the new ones."""
 _INSERT_BATCH: Final = f"INSERT INTO spans ({', '.join(SPAN_SCHEMA.names)}) SELECT * FROM {_BATCH}"  # noqa: S608
 _CHECKPOINT_THRESHOLD: Final = "256MB"
 _LATEST_KEYS: Final = """
@@ -178,6 +168,7 @@ class DuckDBStore:
         self._memory_limit = memory_limit
         self._threads = threads or None
         self._recent = _RecentSpans(dedupe_spans)  # used only in the worker thread
+        self._graphs = GraphVersions()  # used only in the worker thread
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentmesh-duckdb")
         self._con: _Con | None = None  # used only in the worker thread
         self._closed = False
@@ -269,7 +260,7 @@ class DuckDBStore:
         Args:
             graph: The graph.
         """
-        await self._call(lambda con: _replace_graphs(con, [graph]))
+        await self._call(lambda con: self._graphs.write(con, [graph]))
 
     async def write_graphs(self, graphs: Sequence[RunGraph]) -> None:
         """Store many runs' graphs in one transaction, each replacing its trace's rows.
@@ -281,7 +272,7 @@ class DuckDBStore:
         if not latest:
             self._check()
             return
-        await self._call(lambda con: _replace_graphs(con, latest))
+        await self._call(lambda con: self._graphs.write(con, latest))
 
     async def write_detection(self, detection: Detection) -> bool:
         """Store a detection unless one with its id is stored already.
@@ -445,6 +436,7 @@ class DuckDBStore:
                 con = _connect(self._path, self._memory_limit, self._threads)
                 try:
                     self._recent.load(con)
+                    self._graphs.load(con)
                 except BaseException:
                     con.close()
                     raise
@@ -627,6 +619,8 @@ def _connect(path: str, memory_limit: str | None, threads: int | None) -> _Con:
             )
         else:
             _upgrade(con, int(version))
+        for statement in VIEWS:
+            con.execute(statement)
         con.execute("COMMIT")
     except BaseException:
         con.close()
@@ -636,6 +630,9 @@ def _connect(path: str, memory_limit: str | None, threads: int | None) -> _Con:
 
 def _upgrade(con: _Con, version: int) -> None:
     """Bring a file at ``version`` to :data:`SCHEMA_VERSION`, inside the caller's transaction."""
+    if version < SCHEMA_VERSION:
+        for statement in LEGACY_GRAPH_TABLES:  # every step before version 5 expects them
+            con.execute(statement)
     for step in range(version, SCHEMA_VERSION):
         for statement in UPGRADES[step]:
             con.execute(statement)
@@ -651,29 +648,6 @@ def _fetch(con: _Con, query: str, params: Sequence[object]) -> list[_Row]:
 def _scalar_int(con: _Con, query: str, params: Sequence[object] = ()) -> int:
     rows = _fetch(con, query, params)
     return int(rows[0][0]) if rows and rows[0][0] is not None else 0
-
-
-def _replace_graphs(con: _Con, graphs: Sequence[RunGraph]) -> None:
-    tables = graph_tables(graphs)
-    registered = (
-        (_GRAPH_RUNS, tables.runs),
-        (_GRAPH_AGENTS, tables.agents),
-        (_GRAPH_HANDOFFS, tables.handoffs),
-    )
-    for name, table in registered:
-        con.register(name, table)
-    try:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            for statement in _REPLACE_GRAPHS:
-                con.execute(statement)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-    finally:
-        for name, _ in registered:
-            con.unregister(name)
 
 
 def _insert_detection(con: _Con, d: Detection) -> bool:

@@ -1,0 +1,175 @@
+"""DuckDB graph writes as appended versions: the views show the newest, compaction keeps them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from agentmesh.collector import DuckDBStore, GraphBuilder, RunGraph, SpanRecord
+from agentmesh.collector.store.duckdb_graphs import GraphVersions
+from agentmesh.collector.store.duckdb_schema import LEGACY_GRAPH_TABLES, SCHEMA, SCHEMA_VERSION
+from agentmesh.collector.testing import SpanFactory
+
+
+def _graph(spans: list[SpanRecord]) -> RunGraph:
+    builder = GraphBuilder()
+    (trace_id,) = builder.add(spans)
+    graph = builder.get(trace_id)
+    assert graph is not None
+    return graph
+
+
+def _rows(path: Path, query: str) -> list[tuple[object, ...]]:
+    con = duckdb.connect(str(path))
+    try:
+        return con.execute(query).fetchall()
+    finally:
+        con.close()
+
+
+async def test_each_write_appends_a_version_and_readers_see_the_newest(tmp_path: Path) -> None:
+    path = tmp_path / "g.duckdb"
+    f = SpanFactory()
+    root = f.workflow("w", run_id="run-1")
+    planner = f.agent("planner", parent=root)
+    first = [root, planner, f.chat(parent=planner, input_tokens=4, cost_usd=0.5)]
+    writer = f.agent("writer", parent=root, handoff_from="planner")
+    second = [*first, writer, f.chat(parent=writer, input_tokens=6, cost_usd=0.25)]
+    async with DuckDBStore(path) as store:
+        await store.write_graph(_graph(first))
+        await store.write_graph(_graph(second))
+        stored = await store.graph(f.trace_id)
+        assert stored is not None
+        assert [a.name for a in stored.agents] == ["planner", "writer"]
+        assert [(h.source, h.target) for h in stored.handoffs] == [("planner", "writer")]
+        (run,) = await store.runs()
+        assert (run.llm_calls, run.input_tokens, run.cost_usd) == (2, 10, 0.75)
+    assert _rows(path, "SELECT version, count(*) FROM run_versions GROUP BY 1 ORDER BY 1") == [
+        (1, 1),
+        (2, 1),
+    ]
+    assert _rows(path, "SELECT count(*) FROM agent_versions") == [(3,)]  # 1 + 2: appended
+    assert _rows(path, "SELECT count(*) FROM runs") == [(1,)]
+    assert _rows(path, "SELECT name FROM agents ORDER BY name") == [("planner",), ("writer",)]
+
+
+async def test_an_agent_gone_from_the_newest_graph_is_gone_from_the_view(tmp_path: Path) -> None:
+    path = tmp_path / "g.duckdb"
+    f = SpanFactory()
+    root = f.workflow("w", run_id="run-1")
+    agent = f.agent("planner", parent=root)
+    async with DuckDBStore(path) as store:
+        await store.write_graph(_graph([root, agent]))
+        await store.write_graph(_graph([root]))  # e.g. rebuilt after a span was re-sent
+        stored = await store.graph(f.trace_id)
+        assert stored is not None
+        assert stored.agents == []
+    assert _rows(path, "SELECT count(*) FROM agents") == [(0,)]
+
+
+async def test_versions_continue_after_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "g.duckdb"
+    f = SpanFactory()
+    root = f.workflow("w", run_id="run-1")
+    agent = f.agent("planner", parent=root)
+    async with DuckDBStore(path) as store:
+        await store.write_graph(_graph([agent]))
+        await store.write_graph(_graph([root, agent]))
+    async with DuckDBStore(path) as store:
+        await store.write_graph(_graph([root]))  # must supersede version 2, not lose to it
+        stored = await store.graph(f.trace_id)
+        assert stored is not None
+        assert stored.agents == []
+    assert _rows(path, "SELECT max(version) FROM run_versions") == [(3,)]
+
+
+def test_compaction_deletes_superseded_versions_and_keeps_the_newest(tmp_path: Path) -> None:
+    con = duckdb.connect(str(tmp_path / "g.duckdb"))
+    for statement in SCHEMA:
+        con.execute(statement)
+    from agentmesh.collector.store.duckdb_schema import VIEWS
+
+    for statement in VIEWS:
+        con.execute(statement)
+    versions = GraphVersions(compact_min_rows=20)
+    versions.load(con)
+    factories = [SpanFactory() for _ in range(3)]
+    graphs: dict[str, RunGraph] = {}
+    for step in range(6):  # every trace rewritten six times, one agent more each time
+        batch: list[RunGraph] = []
+        for f in factories:
+            root = f.workflow("w", run_id=f"run-{f.trace_id[:4]}")
+            agents = [f.agent(f"a{i}", parent=root) for i in range(step + 1)]
+            graph = _graph([root, *agents])
+            graphs[f.trace_id] = graph
+            batch.append(graph)
+        versions.write(con, batch)
+    assert versions.compactions >= 1
+    superseded = con.execute(
+        "SELECT count(*) FROM run_versions r WHERE r.version < "
+        "(SELECT max(version) FROM run_versions n WHERE n.trace_id = r.trace_id)"
+    ).fetchall()
+    total = con.execute("SELECT count(*) FROM agent_versions").fetchall()[0][0]
+    assert superseded[0][0] < 3 * 5  # not every old version is still there
+    assert total < 3 * sum(range(1, 7))
+    for trace_id, graph in graphs.items():
+        names = con.execute(
+            "SELECT name FROM agents WHERE trace_id = ? ORDER BY name", [trace_id]
+        ).fetchall()
+        assert [name for (name,) in names] == sorted(graph.agents)
+    versions.compact(con)
+    assert con.execute("SELECT count(*) FROM run_versions").fetchall() == [(3,)]
+    assert con.execute("SELECT count(*) FROM agent_versions").fetchall() == [(3 * 6,)]
+    con.close()
+
+
+async def test_a_version_4_file_moves_its_graphs_to_the_versioned_tables(tmp_path: Path) -> None:
+    path = tmp_path / "v4.duckdb"
+    f = SpanFactory()
+    root = f.workflow("w", run_id="run-1")
+    planner = f.agent("planner", parent=root)
+    writer = f.agent("writer", parent=root, handoff_from="planner")
+    con = duckdb.connect(str(path))  # what a version-4 collector wrote
+    try:
+        for statement in (*SCHEMA[:2], SCHEMA[-1], *LEGACY_GRAPH_TABLES):
+            con.execute(statement)
+        con.execute("INSERT INTO schema_version VALUES (4)")
+        con.execute(
+            "INSERT INTO runs VALUES (?, 'run-1', 'w', NULL, NULL, 1, 9, 3, 0, 0, 0, 0, true)",
+            [f.trace_id],
+        )
+        for name, span in (("planner", planner), ("writer", writer)):
+            con.execute(
+                "INSERT INTO agents VALUES (?, ?, 1, [?], 0, 0, 0, 0)",
+                [f.trace_id, name, span.span_id],
+            )
+        con.execute(
+            "INSERT INTO handoffs VALUES (?, 0, 'planner', 'writer', ?, 5, 'explicit', "
+            "NULL, NULL, 'ck-1')",
+            [f.trace_id, writer.span_id],
+        )
+    finally:
+        con.close()
+    async with DuckDBStore(path) as store:
+        stored = await store.graph(f.trace_id)
+        assert stored is not None
+        assert [a.name for a in stored.agents] == ["planner", "writer"]
+        assert [h.checkpoint_id for h in stored.handoffs] == ["ck-1"]
+        await store.write_graph(_graph([root, planner]))  # a newer version wins over version 0
+        stored = await store.graph(f.trace_id)
+        assert stored is not None
+        assert [a.name for a in stored.agents] == ["planner"]
+    tables = {
+        (name, kind)
+        for name, kind in _rows(
+            path, "SELECT table_name, table_type FROM information_schema.tables"
+        )
+    }
+    assert {("runs", "VIEW"), ("agents", "VIEW"), ("handoffs", "VIEW")} <= tables
+    assert ("run_versions", "BASE TABLE") in tables
+    assert _rows(path, "SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
+    assert _rows(path, "SELECT version, count(*) FROM agent_versions GROUP BY 1 ORDER BY 1") == [
+        (0, 2),
+        (1, 1),
+    ]
