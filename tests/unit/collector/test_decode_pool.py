@@ -11,12 +11,13 @@ import pytest
 
 from agentmesh.collector.batch import SpanBatch
 from agentmesh.collector.graph.builder import GraphBuilder
-from agentmesh.collector.graph.node import GraphNode, graph_node
+from agentmesh.collector.graph.node import GraphNode, HandoffInfo, RouteInfo, graph_node
 from agentmesh.collector.model import SpanRecord
 from agentmesh.collector.normalize import normalize_spans
 from agentmesh.collector.pipeline import Pipeline
 from agentmesh.collector.receiver.decode import decode_request
 from agentmesh.collector.receiver.decode_pool import (
+    DecodedPayload,
     DecodePool,
     PoolBusyError,
     decode_payload,
@@ -95,6 +96,25 @@ def test_a_decoded_payload_pickles_whole_with_its_nodes_as_graph_nodes() -> None
         decoded.problem,
     )
     assert back.result() == decoded.result()
+    handoffs = [node.handoff for node in back.nodes if node.handoff is not None]
+    assert handoffs
+    assert {type(handoff) for handoff in handoffs} == {HandoffInfo}
+
+
+def test_nested_node_fields_survive_the_trip_with_their_types() -> None:
+    f = SpanFactory()
+    node = graph_node(f.chat(parent=f.workflow("w")))._replace(
+        handoff=HandoffInfo("a", "b", "edge", "d1", 12),
+        route=RouteInfo("dec-1", "qa", 3, 0.5),
+        failed_attempts=(("m-1", "rate_limited", "429"),),
+    )
+    payload = DecodedPayload([node, node._replace(route=None)], None, None)
+    back = pickle.loads(pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
+    assert back.nodes == payload.nodes
+    assert type(back.nodes[0].handoff) is HandoffInfo
+    assert type(back.nodes[0].route) is RouteInfo
+    assert back.nodes[1].route is None
+    assert back.nodes[0].route.cluster == 3
 
 
 def _payload_any(spans: list[SpanRecord]) -> bytes:
