@@ -10,9 +10,8 @@ agent and handoff as before.
 No table but ``detections`` has a key, so writes are appends: ``spans`` since version 3 (the
 store drops recent re-deliveries itself and its reads ignore older duplicates), the graph
 tables since version 5 (replacing a live run's rows in place cost a scan of the table per
-write and an index update per row, about three quarters of the store's time under load, and
-grew with the file). The store deletes superseded versions now and then
-(:mod:`~agentmesh.collector.store.duckdb_graphs`).
+write and an index update per row, and grew with the file). The store deletes superseded
+versions now and then (:mod:`~agentmesh.collector.store.duckdb_graphs`).
 
 A file written by an older version is upgraded when it is opened: :data:`UPGRADES` maps each
 version to the statements that bring it to the next one, run in one transaction (version 2
