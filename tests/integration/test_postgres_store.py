@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 from structlog.testing import capture_logs
 
-from agentmesh.collector import GraphBuilder, RunGraph, SpanRecord
+from agentmesh.collector import SpanRecord
 from agentmesh.collector.store import PostgresStore
 from agentmesh.collector.store.postgres_migrations import (
     Migration,
@@ -23,7 +23,7 @@ from agentmesh.collector.store.postgres_migrations import (
 )
 from agentmesh.collector.store.postgres_store import COPY_MIN_SPANS
 from agentmesh.collector.store.scratch import scratch_schema
-from agentmesh.collector.testing import SpanFactory
+from agentmesh.collector.testing import SpanFactory, graph_of
 from agentmesh.core import StoreError
 
 pytestmark = pytest.mark.postgres
@@ -75,14 +75,6 @@ def _run(f: SpanFactory, loops: int = 1) -> list[SpanRecord]:
         r = f.agent("researcher", parent=root, handoff_from="supervisor")
         spans += [s, r, f.chat(parent=r, input_tokens=10, output_tokens=5, cost_usd=0.25)]
     return spans
-
-
-def _graph(spans: list[SpanRecord]) -> RunGraph:
-    builder = GraphBuilder()
-    (trace_id,) = builder.add(spans)
-    graph = builder.get(trace_id)
-    assert graph is not None
-    return graph
 
 
 def _free_port() -> int:
@@ -212,7 +204,7 @@ async def test_a_database_migrated_further_still_works(dsn: str, schema: str) ->
 async def test_two_collectors_replace_one_trace_without_mixing(dsn: str, schema: str) -> None:
     f = SpanFactory()
     spans = _run(f, loops=8)
-    small, big = _graph(spans[:4]), _graph(spans)
+    small, big = graph_of(spans[:4]), graph_of(spans)
     async with (
         PostgresStore(dsn, schema=schema, max_size=3) as a,
         PostgresStore(dsn, schema=schema, max_size=3) as b,

@@ -6,18 +6,10 @@ from pathlib import Path
 
 import duckdb
 
-from agentmesh.collector import DuckDBStore, GraphBuilder, RunGraph, SpanRecord
+from agentmesh.collector import DuckDBStore, RunGraph
 from agentmesh.collector.store.duckdb_graphs import GraphVersions
 from agentmesh.collector.store.duckdb_schema import LEGACY_GRAPH_TABLES, SCHEMA, SCHEMA_VERSION
-from agentmesh.collector.testing import SpanFactory
-
-
-def _graph(spans: list[SpanRecord]) -> RunGraph:
-    builder = GraphBuilder()
-    (trace_id,) = builder.add(spans)
-    graph = builder.get(trace_id)
-    assert graph is not None
-    return graph
+from agentmesh.collector.testing import SpanFactory, graph_of
 
 
 def _rows(path: Path, query: str) -> list[tuple[object, ...]]:
@@ -37,8 +29,8 @@ async def test_each_write_appends_a_version_and_readers_see_the_newest(tmp_path:
     writer = f.agent("writer", parent=root, handoff_from="planner")
     second = [*first, writer, f.chat(parent=writer, input_tokens=6, cost_usd=0.25)]
     async with DuckDBStore(path) as store:
-        await store.write_graph(_graph(first))
-        await store.write_graph(_graph(second))
+        await store.write_graph(graph_of(first))
+        await store.write_graph(graph_of(second))
         stored = await store.graph(f.trace_id)
         assert stored is not None
         assert [a.name for a in stored.agents] == ["planner", "writer"]
@@ -60,8 +52,8 @@ async def test_an_agent_gone_from_the_newest_graph_is_gone_from_the_view(tmp_pat
     root = f.workflow("w", run_id="run-1")
     agent = f.agent("planner", parent=root)
     async with DuckDBStore(path) as store:
-        await store.write_graph(_graph([root, agent]))
-        await store.write_graph(_graph([root]))  # e.g. rebuilt after a span was re-sent
+        await store.write_graph(graph_of([root, agent]))
+        await store.write_graph(graph_of([root]))  # e.g. rebuilt after a span was re-sent
         stored = await store.graph(f.trace_id)
         assert stored is not None
         assert stored.agents == []
@@ -74,10 +66,10 @@ async def test_versions_continue_after_reopening(tmp_path: Path) -> None:
     root = f.workflow("w", run_id="run-1")
     agent = f.agent("planner", parent=root)
     async with DuckDBStore(path) as store:
-        await store.write_graph(_graph([agent]))
-        await store.write_graph(_graph([root, agent]))
+        await store.write_graph(graph_of([agent]))
+        await store.write_graph(graph_of([root, agent]))
     async with DuckDBStore(path) as store:
-        await store.write_graph(_graph([root]))  # must supersede version 2, not lose to it
+        await store.write_graph(graph_of([root]))  # must supersede version 2, not lose to it
         stored = await store.graph(f.trace_id)
         assert stored is not None
         assert stored.agents == []
@@ -101,7 +93,7 @@ def test_compaction_deletes_superseded_versions_and_keeps_the_newest(tmp_path: P
         for f in factories:
             root = f.workflow("w", run_id=f"run-{f.trace_id[:4]}")
             agents = [f.agent(f"a{i}", parent=root) for i in range(step + 1)]
-            graph = _graph([root, *agents])
+            graph = graph_of([root, *agents])
             graphs[f.trace_id] = graph
             batch.append(graph)
         versions.write(con, batch)
@@ -156,7 +148,7 @@ async def test_a_version_4_file_moves_its_graphs_to_the_versioned_tables(tmp_pat
         assert stored is not None
         assert [a.name for a in stored.agents] == ["planner", "writer"]
         assert [h.checkpoint_id for h in stored.handoffs] == ["ck-1"]
-        await store.write_graph(_graph([root, planner]))  # a newer version wins over version 0
+        await store.write_graph(graph_of([root, planner]))  # a newer version wins over version 0
         stored = await store.graph(f.trace_id)
         assert stored is not None
         assert [a.name for a in stored.agents] == ["planner"]

@@ -13,7 +13,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from agentmesh.collector import DuckDBStore, GraphBuilder, RunGraph, SpanEventRecord, SpanRecord
+from agentmesh.collector import DuckDBStore, SpanEventRecord, SpanRecord
 from agentmesh.collector.model import AttributeValue
 from agentmesh.collector.settings import CollectorSettings
 from agentmesh.collector.store import CostRow, make_store
@@ -25,7 +25,7 @@ from agentmesh.collector.store.codec import (
 from agentmesh.collector.store.duckdb_schema import SCHEMA_VERSION
 from agentmesh.collector.store.span_table import SPAN_SCHEMA, span_table
 from agentmesh.collector.store.usage import chat_usage
-from agentmesh.collector.testing import SpanFactory
+from agentmesh.collector.testing import SpanFactory, graph_of
 from agentmesh.core import ConfigError, StoreError, semconv
 
 TRICKY: dict[str, AttributeValue] = {
@@ -53,14 +53,6 @@ TRICKY: dict[str, AttributeValue] = {
 def _chat(f: SpanFactory, **attributes: AttributeValue) -> SpanRecord:
     span = f.chat(parent=None, model="m-1", input_tokens=7, output_tokens=3, cost_usd=0.5)
     return replace(span, attributes={**span.attributes, **attributes})
-
-
-def _graph(spans: list[SpanRecord]) -> RunGraph:
-    builder = GraphBuilder()
-    (trace_id,) = builder.add(spans)
-    graph = builder.get(trace_id)
-    assert graph is not None
-    return graph
 
 
 def _run(f: SpanFactory, run_id: str = "run-1") -> list[SpanRecord]:
@@ -256,7 +248,7 @@ async def test_redelivery_past_the_window_is_stored_but_read_once(tmp_path: Path
     path = tmp_path / "s.duckdb"
     async with DuckDBStore(path, dedupe_spans=4) as store:
         assert await store.write_spans(spans) == 4
-        await store.write_graph(_graph(spans))
+        await store.write_graph(graph_of(spans))
         assert await store.write_spans(spans[:2]) == 0  # inside the window: dropped
         assert await store.write_spans(_run(SpanFactory())) == 4  # evicts the first trace
         assert await store.write_spans(spans[1:]) == 3  # past the window: stored again
@@ -281,7 +273,7 @@ async def test_every_read_is_exact_with_duplicates_stored(tmp_path: Path) -> Non
     async with DuckDBStore(tmp_path / "s.duckdb", dedupe_spans=0) as store:
         for _ in range(3):
             assert await store.write_spans(spans) == 4  # no window: every copy is written
-        await store.write_graph(_graph(spans))
+        await store.write_graph(graph_of(spans))
         await _duplicate_proof_reads(store, f, spans)
 
 
@@ -363,7 +355,7 @@ async def test_duckdb_upgrades_a_version_2_file_in_place(tmp_path: Path) -> None
     async with DuckDBStore(path) as store:
         assert await store.spans(f.trace_id) == spans
         assert await store.write_spans(spans) == 0  # the window was filled from the file
-        await store.write_graph(_graph(spans))
+        await store.write_graph(graph_of(spans))
         assert await store.costs(group_by="model") == [CostRow("big", 2, 30, 10, 0.75)]
         assert await store.write_spans(_run(SpanFactory())) == 4
         assert await store.count_spans() == 8

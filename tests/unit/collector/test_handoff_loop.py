@@ -5,9 +5,9 @@ from dataclasses import replace
 import pytest
 from _arrivals import SECOND, arrivals, random_lag, timed
 
-from agentmesh.collector import Detection, GraphBuilder, HandoffLoopRule, RunGraph, SpanRecord
+from agentmesh.collector import Detection, GraphBuilder, HandoffLoopRule, SpanRecord
 from agentmesh.collector.detectors import PingPongRule
-from agentmesh.collector.testing import SpanFactory
+from agentmesh.collector.testing import SpanFactory, graph_of
 from agentmesh.core import DetectionError, semconv
 
 LoopRule = PingPongRule | HandoffLoopRule
@@ -19,19 +19,11 @@ def _run(names: list[str], *, run_id: str = "run-9") -> tuple[SpanFactory, list[
     return f, [root, *(f.agent(name, parent=root) for name in names)]
 
 
-def _graph(spans: list[SpanRecord]) -> RunGraph:
-    builder = GraphBuilder()
-    (trace_id,) = builder.add(spans)
-    graph = builder.get(trace_id)
-    assert graph is not None
-    return graph
-
-
 def test_fires_on_the_repetition_past_the_bound() -> None:
     rule = PingPongRule(max_repeats=3)
-    assert rule.evaluate(_graph(_run(["supervisor", "researcher"] * 3 + ["supervisor"])[1])) == []
+    assert rule.evaluate(graph_of(_run(["supervisor", "researcher"] * 3 + ["supervisor"])[1])) == []
     f, spans = _run(["supervisor", "researcher"] * 4)
-    (detection,) = rule.evaluate(_graph(spans))
+    (detection,) = rule.evaluate(graph_of(spans))
     assert detection.type == rule.name == "ping_pong"
     assert detection.severity == "error"
     assert detection.trace_id == f.trace_id
@@ -66,7 +58,7 @@ def test_fires_once_for_a_trace_however_many_batches_arrive() -> None:
 def test_rotations_of_the_same_cycle_are_one_finding() -> None:
     rule = HandoffLoopRule(max_repeats=2)
     f, spans = _run(["a", "b", "c"] * 3)
-    (first,) = rule.evaluate(_graph(spans))
+    (first,) = rule.evaluate(graph_of(spans))
     builder = GraphBuilder()
     builder.add(spans)
     more = [f.agent(name, parent=spans[0]) for name in ["b", "c", "a"] * 3]
@@ -81,13 +73,13 @@ def test_rotations_of_the_same_cycle_are_one_finding() -> None:
 @pytest.mark.parametrize("make", [PingPongRule, HandoffLoopRule])
 def test_clean_supervisor_pattern_does_not_fire(make: Callable[..., LoopRule]) -> None:
     names = ["supervisor", "a", "supervisor", "b", "supervisor", "c", "supervisor"]
-    assert make(max_repeats=1).evaluate(_graph(_run(names)[1])) == []
-    assert make(max_repeats=3).evaluate(_graph(_run(names * 3)[1])) == []
+    assert make(max_repeats=1).evaluate(graph_of(_run(names)[1])) == []
+    assert make(max_repeats=3).evaluate(graph_of(_run(names * 3)[1])) == []
 
 
 @pytest.mark.parametrize("make", [PingPongRule, HandoffLoopRule])
 def test_self_repeats_are_not_loops(make: Callable[..., LoopRule]) -> None:
-    graph = _graph(_run(["researcher"] * 20)[1])
+    graph = graph_of(_run(["researcher"] * 20)[1])
     assert make(max_repeats=1).evaluate(graph) == []
 
 
@@ -95,12 +87,12 @@ def test_self_repeats_are_not_loops(make: Callable[..., LoopRule]) -> None:
 def test_a_legitimate_retry_does_not_fire(make: Callable[..., LoopRule]) -> None:
     # The same agent twice in a row, and a handoff back once (A → B → A), with default bounds.
     names = ["planner", "researcher", "researcher", "writer", "researcher", "writer", "done"]
-    assert make().evaluate(_graph(_run(names)[1])) == []
+    assert make().evaluate(graph_of(_run(names)[1])) == []
 
 
 def test_two_agent_cycles_are_ping_pong_and_longer_ones_handoff_loops() -> None:
-    two = _graph(_run(["s", "r"] * 5)[1])
-    three = _graph(_run(["a", "b", "c"] * 5)[1])
+    two = graph_of(_run(["s", "r"] * 5)[1])
+    three = graph_of(_run(["a", "b", "c"] * 5)[1])
     assert [d.type for d in PingPongRule().evaluate(two)] == ["ping_pong"]
     assert HandoffLoopRule().evaluate(two) == []
     assert PingPongRule().evaluate(three) == []
@@ -111,27 +103,27 @@ def test_two_agent_cycles_are_ping_pong_and_longer_ones_handoff_loops() -> None:
 
 def test_bound_is_configurable() -> None:
     spans = _run(["s", "r"] * 3)[1]
-    assert PingPongRule(max_repeats=3).evaluate(_graph(spans)) == []
-    assert len(PingPongRule(max_repeats=2).evaluate(_graph(spans))) == 1
+    assert PingPongRule(max_repeats=3).evaluate(graph_of(spans)) == []
+    assert len(PingPongRule(max_repeats=2).evaluate(graph_of(spans))) == 1
 
 
 def test_cycles_longer_than_the_limit_are_ignored() -> None:
     spans = _run(["a", "b", "c", "d", "e"] * 5)[1]
-    assert HandoffLoopRule(max_repeats=3, max_cycle_length=4).evaluate(_graph(spans)) == []
-    (found,) = HandoffLoopRule(max_repeats=3, max_cycle_length=5).evaluate(_graph(spans))
+    assert HandoffLoopRule(max_repeats=3, max_cycle_length=4).evaluate(graph_of(spans)) == []
+    (found,) = HandoffLoopRule(max_repeats=3, max_cycle_length=5).evaluate(graph_of(spans))
     assert found.details["cycle_length"] == 5
 
 
 def test_loop_after_a_healthy_prefix_reports_only_the_loop_spans() -> None:
     _, spans = _run(["planner", "writer", "s", "r", "s", "r", "s", "r", "s", "r", "done"])
-    (found,) = PingPongRule(max_repeats=3).evaluate(_graph(spans))
+    (found,) = PingPongRule(max_repeats=3).evaluate(graph_of(spans))
     assert found.agent == "s"
     assert found.span_ids == tuple(s.span_id for s in spans[3:11])
 
 
 def test_distinct_loops_in_one_trace_are_reported_separately() -> None:
     _, spans = _run(["a", "b"] * 4 + ["x", "y", "z"] * 4 + ["p", "q", "r"] * 4)
-    graph = _graph(spans)
+    graph = graph_of(spans)
     (pong,) = PingPongRule(max_repeats=3).evaluate(graph)
     loops = HandoffLoopRule(max_repeats=3).evaluate(graph)
     assert pong.details["cycle"] == ["a", "b"]
@@ -144,15 +136,15 @@ def test_distinct_loops_in_one_trace_are_reported_separately() -> None:
 
 def test_each_trace_is_judged_on_its_own() -> None:
     rule = PingPongRule(max_repeats=3)
-    one = rule.evaluate(_graph(_run(["s", "r"] * 4)[1]))
-    two = rule.evaluate(_graph(_run(["s", "r"] * 4)[1]))
+    one = rule.evaluate(graph_of(_run(["s", "r"] * 4)[1]))
+    two = rule.evaluate(graph_of(_run(["s", "r"] * 4)[1]))
     assert len(one) == len(two) == 1
     assert one[0].id != two[0].id
 
 
 def test_forget_allows_reporting_again() -> None:
     rule = PingPongRule(max_repeats=3)
-    graph = _graph(_run(["s", "r"] * 4)[1])
+    graph = graph_of(_run(["s", "r"] * 4)[1])
     assert len(rule.evaluate(graph)) == 1
     rule.forget(graph.trace_id)
     assert len(rule.evaluate(graph)) == 1
@@ -160,8 +152,8 @@ def test_forget_allows_reporting_again() -> None:
 
 def test_memory_of_reports_is_bounded() -> None:
     rule = PingPongRule(max_repeats=1, max_remembered=1)
-    first = _graph(_run(["s", "r"] * 2)[1])
-    second = _graph(_run(["s", "r"] * 2)[1])
+    first = graph_of(_run(["s", "r"] * 2)[1])
+    second = graph_of(_run(["s", "r"] * 2)[1])
     assert len(rule.evaluate(first)) == 1
     assert len(rule.evaluate(second)) == 1
     assert len(rule.evaluate(first)) == 1  # forgotten, so reported again
@@ -186,7 +178,7 @@ def test_bad_bounds_are_refused(kwargs: dict[str, float]) -> None:
 
 def test_detection_time_comes_from_the_clock() -> None:
     rule = PingPongRule(max_repeats=1, clock=lambda: 1234)
-    (found,) = rule.evaluate(_graph(_run(["s", "r"] * 2)[1]))
+    (found,) = rule.evaluate(graph_of(_run(["s", "r"] * 2)[1]))
     assert found.detected_at_ns == 1234
 
 
@@ -287,7 +279,7 @@ def test_supervisor_spans_arriving_after_their_workers_do_not_fake_a_ping_pong()
         "ping_pong"
     ]
     # Settled, the run is the healthy supervisor pattern.
-    assert PingPongRule().evaluate(_graph(spans)) == []
+    assert PingPongRule().evaluate(graph_of(spans)) == []
 
 
 def _sibling_supervisor(rounds: list[str]) -> list[SpanRecord]:

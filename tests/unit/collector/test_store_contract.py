@@ -14,7 +14,6 @@ import pytest
 from agentmesh.collector import (
     Detection,
     DuckDBStore,
-    GraphBuilder,
     MemoryStore,
     RunGraph,
     SpanEventRecord,
@@ -30,7 +29,7 @@ from agentmesh.collector.store import (
 )
 from agentmesh.collector.store.duckdb_schema import SCHEMA_VERSION
 from agentmesh.collector.store.scratch import scratch_schema
-from agentmesh.collector.testing import SpanFactory, with_attributes
+from agentmesh.collector.testing import SpanFactory, graph_of, with_attributes
 from agentmesh.core import StoreError, semconv
 
 BACKENDS = ["duckdb", "memory", "postgres"]
@@ -73,14 +72,6 @@ def _run(f: SpanFactory, run_id: str = "run-1", loops: int = 1) -> list[SpanReco
         r = with_attributes(r, {semconv.AGENTMESH_HANDOFF_CHECKPOINT_ID: f"ck-{r.span_id}"})
         spans += [s, r, f.chat(parent=r, input_tokens=10, output_tokens=5, cost_usd=0.25)]
     return spans
-
-
-def _graph(spans: list[SpanRecord]) -> RunGraph:
-    builder = GraphBuilder()
-    (trace_id,) = builder.add(spans)
-    graph = builder.get(trace_id)
-    assert graph is not None
-    return graph
 
 
 def _detection(trace_id: str, *, id_: str = "det-1", at: int = 5, **changes: object) -> Detection:
@@ -192,7 +183,7 @@ async def test_same_span_id_in_two_traces_is_two_spans(store: SpanStore) -> None
 async def test_graph_rows_and_run_summary(store: SpanStore) -> None:
     f = SpanFactory(service_name="app")
     spans = _run(f, loops=2)
-    graph = _graph(spans)
+    graph = graph_of(spans)
     await store.write_graph(graph)
     stored = await store.graph(f.trace_id)
     assert stored is not None
@@ -227,8 +218,8 @@ async def test_graph_rows_and_run_summary(store: SpanStore) -> None:
 async def test_writing_a_graph_again_replaces_its_rows(store: SpanStore) -> None:
     f = SpanFactory()
     spans = _run(f, loops=2)
-    await store.write_graph(_graph(spans))
-    smaller = _graph([spans[0], spans[1]])  # only the workflow and one supervisor span
+    await store.write_graph(graph_of(spans))
+    smaller = graph_of([spans[0], spans[1]])  # only the workflow and one supervisor span
     await store.write_graph(smaller)
     stored = await store.graph(f.trace_id)
     assert stored is not None
@@ -241,7 +232,7 @@ async def test_writing_a_graph_again_replaces_its_rows(store: SpanStore) -> None
 async def test_runs_latest_first_with_limit_and_detection_counts(store: SpanStore) -> None:
     factories = [SpanFactory(start_ns=start) for start in (3_000, 1_000, 2_000)]
     for i, f in enumerate(factories):
-        await store.write_graph(_graph(_run(f, run_id=f"run-{i}")))
+        await store.write_graph(graph_of(_run(f, run_id=f"run-{i}")))
     await store.write_detection(_detection(factories[1].trace_id, id_="d1"))
     await store.write_detection(_detection(factories[1].trace_id, id_="d2"))
     runs = await store.runs()
@@ -255,7 +246,7 @@ async def test_runs_latest_first_with_limit_and_detection_counts(store: SpanStor
 async def test_runs_by_time_window(store: SpanStore) -> None:
     starts = (1_000, 2_000, 3_000, 4_000)
     for i, start in enumerate(starts):
-        await store.write_graph(_graph(_run(SpanFactory(start_ns=start), run_id=f"run-{i}")))
+        await store.write_graph(graph_of(_run(SpanFactory(start_ns=start), run_id=f"run-{i}")))
 
     async def ids(**window: int | None) -> list[str]:
         return [r.run_id for r in await store.runs(**window)]  # type: ignore[arg-type]
@@ -320,7 +311,7 @@ def _costs_fixture() -> tuple[list[list[SpanRecord]], list[RunGraph]]:
                 unknown,
             ]
         )
-    return runs, [_graph(spans) for spans in runs]
+    return runs, [graph_of(spans) for spans in runs]
 
 
 async def test_costs_by_agent_and_by_model_over_a_window(store: SpanStore) -> None:
@@ -370,7 +361,7 @@ async def test_costs_count_redelivered_spans_once(store: SpanStore) -> None:
 async def test_two_writers_on_one_trace(store: SpanStore) -> None:
     f = SpanFactory()
     spans = _run(f, loops=6)
-    small, big = _graph(spans[:4]), _graph(spans)
+    small, big = graph_of(spans[:4]), graph_of(spans)
 
     async def writer(graph: RunGraph, part: list[SpanRecord]) -> int:
         stored = 0
@@ -441,7 +432,7 @@ async def test_duckdb_data_survives_reopening(tmp_path: Path) -> None:
     spans = _run(f)
     async with DuckDBStore(path) as store:
         await store.write_spans(spans)
-        await store.write_graph(_graph(spans))
+        await store.write_graph(graph_of(spans))
         await store.write_detection(_detection(f.trace_id))
     async with DuckDBStore(path) as store:
         assert await store.spans(f.trace_id) == spans
@@ -532,7 +523,7 @@ async def test_duckdb_upgrades_a_version_1_file_in_place(tmp_path: Path) -> None
     finally:
         con.close()
     async with DuckDBStore(path) as store:
-        await store.write_graph(_graph([root, agent, chat]))
+        await store.write_graph(graph_of([root, agent, chat]))
         assert await store.costs(group_by="model") == [CostRow("m-1", 1, 7, 3, 0.5)]
         assert len(await store.spans(f.trace_id)) == 3
     con = duckdb.connect(str(path))

@@ -34,6 +34,7 @@ from agentmesh.collector.detection import Detection
 from agentmesh.collector.detectors.base import CycleView, Detector
 from agentmesh.collector.graph.builder import GraphBuilder
 from agentmesh.collector.graph.node import graph_node
+from agentmesh.collector.graph.run_graph import RunGraph
 from agentmesh.collector.model import (
     SERVICE_NAME,
     AttributeValue,
@@ -48,6 +49,7 @@ __all__ = [
     "SpanFactory",
     "cycle_of",
     "failed",
+    "graph_of",
     "handoff_received",
     "to_otlp_request",
     "with_attributes",
@@ -439,6 +441,33 @@ def handoff_received(span: SpanRecord, received_digest: str) -> SpanRecord:
         The span.
     """
     return with_attributes(span, {semconv.AGENTMESH_HANDOFF_RECEIVED_DIGEST: received_digest})
+
+
+def graph_of(spans: Iterable[SpanRecord]) -> RunGraph:
+    """Build the graph of one trace's spans, as the collector would.
+
+    Args:
+        spans: Spans of a single trace, in any order.
+
+    Returns:
+        The trace's graph.
+
+    Raises:
+        ValueError: The spans belong to no trace or to several.
+
+    Example:
+        >>> f = SpanFactory()
+        >>> root = f.workflow("w", run_id="run-1")
+        >>> graph_of([root, f.agent("planner", parent=root)]).agents["planner"].invocations
+        1
+    """
+    builder = GraphBuilder()
+    changed = builder.add(spans)
+    if len(changed) != 1:
+        raise ValueError(f"expected the spans of one trace, got {len(changed)} traces")
+    graph = builder.get(changed.pop())
+    assert graph is not None  # just added, and the builder holds up to 10,000 traces
+    return graph
 
 
 def cycle_of(
