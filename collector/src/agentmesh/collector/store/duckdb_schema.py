@@ -31,6 +31,33 @@ __all__ = ["LEGACY_GRAPH_TABLES", "SCHEMA", "SCHEMA_VERSION", "UPGRADES", "VIEWS
 SCHEMA_VERSION: Final = 5
 """Version written to ``schema_version`` by this code."""
 
+_GRAPH_TABLES: Final = {
+    "runs": (
+        "trace_id VARCHAR NOT NULL, run_id VARCHAR NOT NULL, workflow_name VARCHAR, "
+        "service_name VARCHAR, framework VARCHAR, start_ns BIGINT NOT NULL, "
+        "end_ns BIGINT NOT NULL, span_count INTEGER NOT NULL, llm_calls INTEGER NOT NULL, "
+        "input_tokens BIGINT NOT NULL, output_tokens BIGINT NOT NULL, cost_usd DOUBLE NOT NULL, "
+        "complete BOOLEAN NOT NULL",
+        "trace_id",
+    ),
+    "agents": (
+        "trace_id VARCHAR NOT NULL, name VARCHAR NOT NULL, invocations INTEGER NOT NULL, "
+        "span_ids VARCHAR[] NOT NULL, llm_calls INTEGER NOT NULL, input_tokens BIGINT NOT NULL, "
+        "output_tokens BIGINT NOT NULL, cost_usd DOUBLE NOT NULL",
+        "trace_id, name",
+    ),
+    "handoffs": (
+        "trace_id VARCHAR NOT NULL, seq INTEGER NOT NULL, source VARCHAR NOT NULL, "
+        "target VARCHAR NOT NULL, span_id VARCHAR NOT NULL, start_ns BIGINT NOT NULL, "
+        "kind VARCHAR NOT NULL, context_digest VARCHAR, context_size BIGINT, "
+        "checkpoint_id VARCHAR",
+        "trace_id, seq",
+    ),
+}
+"""Each graph table's columns and the key it had until version 4 (the versioned tables, since
+version 5, have the same columns plus ``version`` and no key)."""
+_SINGULAR: Final = {"runs": "run", "agents": "agent", "handoffs": "handoff"}
+
 SCHEMA: Final[tuple[str, ...]] = (
     """
     CREATE TABLE IF NOT EXISTS schema_version (
@@ -61,52 +88,11 @@ SCHEMA: Final[tuple[str, ...]] = (
         cost_usd DOUBLE
     )
     """,
-    """
-    CREATE TABLE IF NOT EXISTS run_versions (
-        trace_id VARCHAR NOT NULL,
-        run_id VARCHAR NOT NULL,
-        workflow_name VARCHAR,
-        service_name VARCHAR,
-        framework VARCHAR,
-        start_ns BIGINT NOT NULL,
-        end_ns BIGINT NOT NULL,
-        span_count INTEGER NOT NULL,
-        llm_calls INTEGER NOT NULL,
-        input_tokens BIGINT NOT NULL,
-        output_tokens BIGINT NOT NULL,
-        cost_usd DOUBLE NOT NULL,
-        complete BOOLEAN NOT NULL,
-        version BIGINT NOT NULL
-    )
-    """,
-    """
-    CREATE TABLE IF NOT EXISTS agent_versions (
-        trace_id VARCHAR NOT NULL,
-        name VARCHAR NOT NULL,
-        invocations INTEGER NOT NULL,
-        span_ids VARCHAR[] NOT NULL,
-        llm_calls INTEGER NOT NULL,
-        input_tokens BIGINT NOT NULL,
-        output_tokens BIGINT NOT NULL,
-        cost_usd DOUBLE NOT NULL,
-        version BIGINT NOT NULL
-    )
-    """,
-    """
-    CREATE TABLE IF NOT EXISTS handoff_versions (
-        trace_id VARCHAR NOT NULL,
-        seq INTEGER NOT NULL,
-        source VARCHAR NOT NULL,
-        target VARCHAR NOT NULL,
-        span_id VARCHAR NOT NULL,
-        start_ns BIGINT NOT NULL,
-        kind VARCHAR NOT NULL,
-        context_digest VARCHAR,
-        context_size BIGINT,
-        checkpoint_id VARCHAR,
-        version BIGINT NOT NULL
-    )
-    """,
+    *(
+        f"CREATE TABLE IF NOT EXISTS {_SINGULAR[table]}_versions ({columns}, "
+        "version BIGINT NOT NULL)"
+        for table, (columns, _) in _GRAPH_TABLES.items()
+    ),
     """
     CREATE TABLE IF NOT EXISTS detections (
         id VARCHAR PRIMARY KEY,
@@ -146,65 +132,17 @@ VIEWS: Final[tuple[str, ...]] = (
 )
 """The graph tables as readers know them: each trace's newest version (made after upgrades)."""
 
-LEGACY_GRAPH_TABLES: Final[tuple[str, ...]] = (
-    """
-    CREATE TABLE IF NOT EXISTS runs (
-        trace_id VARCHAR PRIMARY KEY,
-        run_id VARCHAR NOT NULL,
-        workflow_name VARCHAR,
-        service_name VARCHAR,
-        framework VARCHAR,
-        start_ns BIGINT NOT NULL,
-        end_ns BIGINT NOT NULL,
-        span_count INTEGER NOT NULL,
-        llm_calls INTEGER NOT NULL,
-        input_tokens BIGINT NOT NULL,
-        output_tokens BIGINT NOT NULL,
-        cost_usd DOUBLE NOT NULL,
-        complete BOOLEAN NOT NULL
-    )
-    """,
-    """
-    CREATE TABLE IF NOT EXISTS agents (
-        trace_id VARCHAR NOT NULL,
-        name VARCHAR NOT NULL,
-        invocations INTEGER NOT NULL,
-        span_ids VARCHAR[] NOT NULL,
-        llm_calls INTEGER NOT NULL,
-        input_tokens BIGINT NOT NULL,
-        output_tokens BIGINT NOT NULL,
-        cost_usd DOUBLE NOT NULL,
-        PRIMARY KEY (trace_id, name)
-    )
-    """,
-    """
-    CREATE TABLE IF NOT EXISTS handoffs (
-        trace_id VARCHAR NOT NULL,
-        seq INTEGER NOT NULL,
-        source VARCHAR NOT NULL,
-        target VARCHAR NOT NULL,
-        span_id VARCHAR NOT NULL,
-        start_ns BIGINT NOT NULL,
-        kind VARCHAR NOT NULL,
-        context_digest VARCHAR,
-        context_size BIGINT,
-        checkpoint_id VARCHAR,
-        PRIMARY KEY (trace_id, seq)
-    )
-    """,
+LEGACY_GRAPH_TABLES: Final = tuple(
+    f"CREATE TABLE IF NOT EXISTS {table} ({columns}, PRIMARY KEY ({key}))"
+    for table, (columns, key) in _GRAPH_TABLES.items()
 )
 """The graph tables of versions 1 to 4 (one row per key, replaced in place): made, when
 missing, before upgrading such a file, so every upgrade step finds them."""
 
 _GRAPH_COLUMNS: Final = {
-    "runs": "trace_id, run_id, workflow_name, service_name, framework, start_ns, end_ns, "
-    "span_count, llm_calls, input_tokens, output_tokens, cost_usd, complete",
-    "agents": "trace_id, name, invocations, span_ids, llm_calls, input_tokens, output_tokens, "
-    "cost_usd",
-    "handoffs": "trace_id, seq, source, target, span_id, start_ns, kind, context_digest, "
-    "context_size, checkpoint_id",
+    table: ", ".join(line.split()[0] for line in columns.split(","))
+    for table, (columns, _) in _GRAPH_TABLES.items()
 }
-_SINGULAR: Final = {"runs": "run", "agents": "agent", "handoffs": "handoff"}
 
 
 def _json_path(name: str) -> str:
