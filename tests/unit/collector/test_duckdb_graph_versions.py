@@ -8,7 +8,12 @@ import duckdb
 
 from agentmesh.collector import DuckDBStore, RunGraph
 from agentmesh.collector.store.duckdb_graphs import GraphVersions
-from agentmesh.collector.store.duckdb_schema import LEGACY_GRAPH_TABLES, SCHEMA, SCHEMA_VERSION
+from agentmesh.collector.store.duckdb_schema import (
+    LEGACY_GRAPH_TABLES,
+    SCHEMA,
+    SCHEMA_VERSION,
+    VIEWS,
+)
 from agentmesh.collector.testing import SpanFactory, graph_of
 
 
@@ -78,11 +83,7 @@ async def test_versions_continue_after_reopening(tmp_path: Path) -> None:
 
 def test_compaction_deletes_superseded_versions_and_keeps_the_newest(tmp_path: Path) -> None:
     con = duckdb.connect(str(tmp_path / "g.duckdb"))
-    for statement in SCHEMA:
-        con.execute(statement)
-    from agentmesh.collector.store.duckdb_schema import VIEWS
-
-    for statement in VIEWS:
+    for statement in (*SCHEMA, *VIEWS):
         con.execute(statement)
     versions = GraphVersions(compact_min_rows=20)
     versions.load(con)
@@ -165,3 +166,20 @@ async def test_a_version_4_file_moves_its_graphs_to_the_versioned_tables(tmp_pat
         (0, 2),
         (1, 1),
     ]
+
+
+def test_a_failed_compaction_does_not_fail_the_write(tmp_path: Path) -> None:
+    class _Failing(GraphVersions):
+        def compact(self, con: duckdb.DuckDBPyConnection) -> None:
+            raise duckdb.IOException("disk full")
+
+    con = duckdb.connect(str(tmp_path / "g.duckdb"))
+    for statement in (*SCHEMA, *VIEWS):
+        con.execute(statement)
+    versions = _Failing(compact_min_rows=1)
+    versions.load(con)
+    f = SpanFactory()
+    root = f.workflow("w", run_id="run-1")
+    versions.write(con, [graph_of([root, f.agent("planner", parent=root)])])  # no raise
+    assert con.execute("SELECT name FROM agents").fetchall() == [("planner",)]
+    con.close()

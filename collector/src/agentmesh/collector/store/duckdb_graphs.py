@@ -28,8 +28,11 @@ from agentmesh.collector.store.graph_tables import (
     RUN_SCHEMA,
     graph_tables,
 )
+from agentmesh.core.log import get_logger
 
 __all__ = ["COMPACT_MIN_ROWS", "GraphVersions"]
+
+log = get_logger(__name__)
 
 COMPACT_MIN_ROWS: Final = 100_000
 """Rows written between two deletions of superseded versions, at the least."""
@@ -110,7 +113,11 @@ class GraphVersions:
         self._version = version
         self._written += sum(part.num_rows for part in parts)
         if self._written >= max(self._compact_min, self._kept):
-            self.compact(con)
+            try:
+                self.compact(con)
+            except duckdb.Error as exc:  # the write is stored; try again a pass later
+                self._written = 0
+                log.warning("superseded graph versions not deleted", error=str(exc))
 
     def compact(self, con: duckdb.DuckDBPyConnection) -> None:
         """Delete every superseded version now, in one transaction.
