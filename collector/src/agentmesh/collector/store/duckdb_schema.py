@@ -26,10 +26,20 @@ from typing import Final
 
 from agentmesh.core import semconv
 
-__all__ = ["LEGACY_GRAPH_TABLES", "SCHEMA", "SCHEMA_VERSION", "UPGRADES", "VIEWS"]
+__all__ = [
+    "LEGACY_GRAPH_TABLES",
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "UPGRADES",
+    "VERSIONED_GRAPHS",
+    "VIEWS",
+]
 
 SCHEMA_VERSION: Final = 5
 """Version written to ``schema_version`` by this code."""
+
+VERSIONED_GRAPHS: Final = 5
+"""The version whose graph tables are the versioned ones (older files have keyed tables)."""
 
 _GRAPH_TABLES: Final = {
     "runs": (

@@ -42,6 +42,7 @@ from agentmesh.collector.store.duckdb_schema import (
     SCHEMA,
     SCHEMA_VERSION,
     UPGRADES,
+    VERSIONED_GRAPHS,
     VIEWS,
 )
 from agentmesh.collector.store.rows import (
@@ -630,8 +631,8 @@ def _connect(path: str, memory_limit: str | None, threads: int | None) -> _Con:
 
 def _upgrade(con: _Con, version: int) -> None:
     """Bring a file at ``version`` to :data:`SCHEMA_VERSION`, inside the caller's transaction."""
-    if version < SCHEMA_VERSION:
-        for statement in LEGACY_GRAPH_TABLES:  # every step before version 5 expects them
+    if version < VERSIONED_GRAPHS:
+        for statement in LEGACY_GRAPH_TABLES:  # the steps up to it expect them
             con.execute(statement)
     for step in range(version, SCHEMA_VERSION):
         for statement in UPGRADES[step]:
