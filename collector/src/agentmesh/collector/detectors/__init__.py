@@ -32,6 +32,7 @@ from agentmesh.collector.detectors.handoff_loop import (
     HandoffLoopRule,
     PingPongRule,
 )
+from agentmesh.collector.detectors.node_feed import NodeFeed
 from agentmesh.collector.detectors.outage import (
     PROVIDER_OUTAGE,
     PROVIDER_RECOVERED,
@@ -74,6 +75,7 @@ __all__ = [
     "Detector",
     "ErrorCascadeDetector",
     "HandoffLoopRule",
+    "NodeFeed",
     "OutageEpisode",
     "PingPongRule",
     "ProviderOutageDetector",

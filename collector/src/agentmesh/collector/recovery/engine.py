@@ -41,7 +41,7 @@ from typing import Final, Literal, Self
 
 from agentmesh.collector.detection import Detection
 from agentmesh.collector.detectors._attempts import called_model, model_calls
-from agentmesh.collector.detectors.base import CycleView
+from agentmesh.collector.detectors.node_feed import NodeFeed
 from agentmesh.collector.detectors.outage import PROVIDER_RECOVERED
 from agentmesh.collector.graph.node import GraphNode
 from agentmesh.collector.recovery.breakers import closes, reopened, tripped
@@ -127,7 +127,7 @@ class _Call:
     ended_at: float
 
 
-class RecoveryObserver:
+class RecoveryObserver(NodeFeed):
     """The engine's eyes on the span stream, fed by the pipeline like a streaming detector.
 
     It reports no detections: it records checkpointed handoffs and queues the outcome of each
@@ -138,35 +138,7 @@ class RecoveryObserver:
     """
 
     def __init__(self, engine: RecoveryEngine) -> None:
-        self._engine = engine
-
-    @property
-    def name(self) -> str:
-        """``recovery``."""
-        return "recovery"
-
-    def observe(self, cycle: CycleView) -> list[Detection]:
-        """Take a cycle's spans.
-
-        Args:
-            cycle: The spans and changed graphs.
-
-        Returns:
-            Nothing (an empty list).
-        """
-        self._engine.observe_nodes(cycle.nodes)
-        return []
-
-    def tick(self, now_ns: int) -> list[Detection]:
-        """Nothing happens on the clock here (the engine expires the document itself).
-
-        Args:
-            now_ns: Wall-clock time, Unix nanoseconds.
-
-        Returns:
-            Nothing (an empty list).
-        """
-        return []
+        super().__init__("recovery", engine.observe_nodes)
 
 
 class RecoveryEngine:

@@ -46,7 +46,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Final, Self, cast
 
 from agentmesh.collector.detection import Detection
-from agentmesh.collector.detectors.base import CycleView
+from agentmesh.collector.detectors.node_feed import NodeFeed
 from agentmesh.collector.graph.node import GraphNode
 from agentmesh.collector.routing.outcomes import DETECTION_PENALTY
 from agentmesh.collector.routing.table_state import RouteTableState
@@ -102,7 +102,7 @@ class _Observed:
         )
 
 
-class TrainerObserver:
+class TrainerObserver(NodeFeed):
     """The trainer's eyes on the span stream (a pipeline detector that reports nothing).
 
     Args:
@@ -110,35 +110,7 @@ class TrainerObserver:
     """
 
     def __init__(self, trainer: RouterTrainer) -> None:
-        self._trainer = trainer
-
-    @property
-    def name(self) -> str:
-        """``router_trainer``."""
-        return "router_trainer"
-
-    def observe(self, cycle: CycleView) -> list[Detection]:
-        """Take a cycle's spans.
-
-        Args:
-            cycle: The spans and changed graphs.
-
-        Returns:
-            Nothing (an empty list).
-        """
-        self._trainer.observe_nodes(cycle.nodes)
-        return []
-
-    def tick(self, now_ns: int) -> list[Detection]:
-        """Nothing happens on the clock here.
-
-        Args:
-            now_ns: Wall-clock time, Unix nanoseconds.
-
-        Returns:
-            Nothing (an empty list).
-        """
-        return []
+        super().__init__("router_trainer", trainer.observe_nodes)
 
 
 class RouterTrainer:
