@@ -228,3 +228,38 @@ def test_record_call_builds_each_attribute_set_once_and_leaves_out_unknowns() ->
     assert (bare.count, bare.sum) == (1, 1)
     assert len(points) == 3  # full input, full output, bare input
     provider.shutdown()
+
+
+def _messages(base_url: str) -> object:
+    import anthropic
+
+    return anthropic.Anthropic(base_url=base_url, api_key="test", max_retries=0).messages
+
+
+def test_anthropic_request_attributes_are_shared_the_same_way() -> None:
+    from agentmesh.instrumentation.anthropic import _attributes as anthropic_attributes
+
+    read = anthropic_attributes.read_request
+    local = _messages("http://127.0.0.1:9")
+    other = _messages("http://127.0.0.2:9")
+    plain = {"model": "claude-x", "messages": MESSAGES, "max_tokens": 64, "top_k": 5}
+
+    first = read(local, plain)
+    again = read(local, {**plain, "messages": [{"role": "user", "content": "x"}]})
+    with run_scope("run-8"):
+        in_run = read(local, plain)
+    assert first.attributes == again.attributes
+    assert first.attributes is not again.attributes  # a copy per call: callers extend it
+    first.attributes["extra"] = 1
+    assert "extra" not in read(local, plain).attributes
+    assert AGENTMESH_RUN_ID not in first.attributes
+    assert in_run.attributes[AGENTMESH_RUN_ID] == "run-8"
+    assert read(local, {**plain, "top_k": 9}).attributes["gen_ai.request.top_k"] == 9
+    assert read(other, plain).attributes[SERVER_ADDRESS] == "127.0.0.2"
+    assert read(local, {**plain, "stream": True}).attributes["gen_ai.request.stream"] is True
+    flag = read(local, {**plain, "max_tokens": True})
+    assert "gen_ai.request.max_tokens" not in flag.attributes  # not the entry cached for 1
+    assert read(local, {**plain, "max_tokens": 1}).attributes["gen_ai.request.max_tokens"] == 1
+    odd = read(local, {**plain, "temperature": [0.1]})  # unhashable: read in full
+    assert "gen_ai.request.temperature" not in odd.attributes
+    assert first.span_name == "chat claude-x"

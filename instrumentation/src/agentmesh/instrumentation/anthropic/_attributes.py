@@ -38,14 +38,16 @@ from agentmesh.instrumentation.openai import _pricing
 from agentmesh.instrumentation.openai._call import CallRequest
 from agentmesh.instrumentation.openai._fields import (
     attr,
-    base_attributes,
+    base_template,
     int_attr,
     integer,
     model_name,
     number,
     server,
     str_attr,
+    with_current_run_id,
 )
+from agentmesh.instrumentation.openai._request_templates import RequestTemplate, RequestTemplates
 
 __all__ = ["MessageSummary", "read_request"]
 
@@ -69,10 +71,22 @@ def read_request(
     Returns:
         The request summary, with the attributes to set at span start.
     """
+    template = _build_template(instance, kwargs) if capture else _TEMPLATES.get(instance, kwargs)
+    model, stream, shared, name = template
+    attributes = with_current_run_id(shared)
+    if capture:
+        system, messages = _content.anthropic_input(kwargs.get("system"), kwargs.get("messages"))
+        if system:
+            _content.put_json(attributes, GEN_AI_SYSTEM_INSTRUCTIONS, system)
+        _content.put_json(attributes, GEN_AI_INPUT_MESSAGES, messages)
+    return CallRequest(model, stream, attributes, name)
+
+
+def _build_template(instance: object, kwargs: Mapping[str, object]) -> RequestTemplate:
     model = model_name(kwargs)
     stream = kwargs.get("stream") is True
     host, port = server(instance)
-    attributes = base_attributes(Operation.CHAT, Provider.ANTHROPIC, model, host, port)
+    attributes = dict(base_template(Operation.CHAT, Provider.ANTHROPIC, model, host, port))
     attributes[GEN_AI_REQUEST_STREAM] = stream
     max_tokens = integer(kwargs.get("max_tokens"))
     if max_tokens is not None:
@@ -81,12 +95,26 @@ def read_request(
         value = number(kwargs.get(name))
         if value is not None:
             attributes[key] = value
-    if capture:
-        system, messages = _content.anthropic_input(kwargs.get("system"), kwargs.get("messages"))
-        if system:
-            _content.put_json(attributes, GEN_AI_SYSTEM_INSTRUCTIONS, system)
-        _content.put_json(attributes, GEN_AI_INPUT_MESSAGES, messages)
-    return CallRequest(model, stream, attributes, f"{Operation.CHAT} {model}")
+    return model, stream, attributes, f"{Operation.CHAT} {model}"
+
+
+def _key_of(kwargs: Mapping[str, object]) -> tuple[object, ...] | None:
+    get = kwargs.get
+    temperature = get("temperature")
+    top_p = get("top_p")
+    top_k = get("top_k")
+    max_tokens = get("max_tokens")
+    if (
+        type(temperature) is bool
+        or type(top_p) is bool
+        or type(top_k) is bool
+        or type(max_tokens) is bool
+    ):
+        return None  # True == 1 in a key: such calls are rare, read them in full
+    return (get("model"), get("stream") is True, temperature, top_p, top_k, max_tokens)
+
+
+_TEMPLATES: Final = RequestTemplates(_key_of, _build_template)
 
 
 @dataclass(slots=True)

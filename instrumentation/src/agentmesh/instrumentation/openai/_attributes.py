@@ -52,6 +52,7 @@ from agentmesh.instrumentation.openai._fields import (
     str_attr,
     with_current_run_id,
 )
+from agentmesh.instrumentation.openai._request_templates import RequestTemplate, RequestTemplates
 
 __all__ = [
     "ChatRequest",
@@ -383,7 +384,7 @@ def read_request(
 
     Without content capture, calls that differ only in their messages share their attributes:
     they are built once per client, model, stream flag, sampling parameters and token limit
-    (see :func:`_template`), then copied, with the run id from baggage added.
+    (:class:`RequestTemplates`), then copied, with the run id from baggage added.
 
     Args:
         instance: The ``Completions`` resource (its client gives the base URL).
@@ -393,9 +394,7 @@ def read_request(
     Returns:
         The request summary, with the attributes to set at span start.
     """
-    template = None if capture else _template(instance, kwargs)
-    if template is None:
-        template = _build_template(instance, kwargs)
+    template = _build_template(instance, kwargs) if capture else _TEMPLATES.get(instance, kwargs)
     model, stream, shared, name = template
     attributes = with_current_run_id(shared)
     if capture:
@@ -407,44 +406,7 @@ def read_request(
     return ChatRequest(model, stream, attributes, name, chars)
 
 
-_Template = tuple[str, bool, dict[str, AttributeValue], str]
-"""Requested model, stream flag, attributes without the run id, span name."""
-
-_MAX_TEMPLATES: Final = 1024
-_templates: dict[tuple[object, ...], tuple[object, _Template]] = {}
-
-
-def _template(instance: object, kwargs: Mapping[str, object]) -> _Template | None:
-    """The cached attributes of calls like this one, or ``None`` (then build them)."""
-    get = kwargs.get
-    stream = get("stream")
-    temperature = get("temperature")
-    top_p = get("top_p")
-    max_tokens = get("max_tokens")
-    max_completion = get("max_completion_tokens")
-    if (
-        type(temperature) is bool
-        or type(top_p) is bool
-        or type(max_tokens) is bool
-        or type(max_completion) is bool
-    ):
-        return None  # True == 1 in a key: such calls are rare, read them in full
-    url = getattr(getattr(instance, "_client", None), "base_url", None)
-    key = (id(url), get("model"), stream is True, temperature, top_p, max_tokens, max_completion)
-    try:
-        found = _templates.get(key)
-    except TypeError:  # an unhashable value: read in full
-        return None
-    if found is not None and found[0] is url:
-        return found[1]
-    template = _build_template(instance, kwargs)
-    if len(_templates) >= _MAX_TEMPLATES:
-        _templates.clear()
-    _templates[key] = (url, template)
-    return template
-
-
-def _build_template(instance: object, kwargs: Mapping[str, object]) -> _Template:
+def _build_template(instance: object, kwargs: Mapping[str, object]) -> RequestTemplate:
     model = model_name(kwargs)
     stream = kwargs.get("stream") is True
     host, port = server(instance)
@@ -460,6 +422,25 @@ def _build_template(instance: object, kwargs: Mapping[str, object]) -> _Template
     if max_tokens is not None:
         attributes[GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
     return model, stream, attributes, span_name(Operation.CHAT, model)
+
+
+def _key_of(kwargs: Mapping[str, object]) -> tuple[object, ...] | None:
+    get = kwargs.get
+    temperature = get("temperature")
+    top_p = get("top_p")
+    max_tokens = get("max_tokens")
+    max_completion = get("max_completion_tokens")
+    if (
+        type(temperature) is bool
+        or type(top_p) is bool
+        or type(max_tokens) is bool
+        or type(max_completion) is bool
+    ):
+        return None  # True == 1 in a key: such calls are rare, read them in full
+    return (get("model"), get("stream") is True, temperature, top_p, max_tokens, max_completion)
+
+
+_TEMPLATES: Final = RequestTemplates(_key_of, _build_template)
 
 
 def response_attributes(summary: ResponseSummary, request_model: str) -> dict[str, AttributeValue]:
