@@ -16,7 +16,8 @@ the live rows and each row written costs a bounded share of a pass.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
+from contextlib import contextmanager
 from typing import Final
 
 import duckdb
@@ -40,11 +41,19 @@ COMPACT_MIN_ROWS: Final = 100_000
 _GRAPH_RUNS: Final = "agentmesh_graph_runs"
 _GRAPH_AGENTS: Final = "agentmesh_graph_agents"
 _GRAPH_HANDOFFS: Final = "agentmesh_graph_handoffs"
-_APPENDS: Final = (
-    (_GRAPH_RUNS, "run_versions", RUN_SCHEMA.names),
-    (_GRAPH_AGENTS, "agent_versions", AGENT_SCHEMA.names),
-    (_GRAPH_HANDOFFS, "handoff_versions", HANDOFF_SCHEMA.names),
+_APPENDS: Final = tuple(
+    (
+        name,
+        f"INSERT INTO {target} ({', '.join(columns)}, version) "  # noqa: S608 - constants only
+        f"SELECT *, $version FROM {name}",
+    )
+    for name, target, columns in (
+        (_GRAPH_RUNS, "run_versions", RUN_SCHEMA.names),
+        (_GRAPH_AGENTS, "agent_versions", AGENT_SCHEMA.names),
+        (_GRAPH_HANDOFFS, "handoff_versions", HANDOFF_SCHEMA.names),
+    )
 )
+"""Each batch table's name and the statement appending it under the version given."""
 _NEWEST: Final = "(SELECT trace_id, max(version) AS newest FROM run_versions GROUP BY trace_id)"
 _COMPACT: Final = tuple(
     f"DELETE FROM {table} t USING {_NEWEST} n "  # noqa: S608 - constants only
@@ -93,22 +102,14 @@ class GraphVersions:
         tables = graph_tables(graphs)
         version = self._version + 1
         parts = (tables.runs, tables.agents, tables.handoffs)
-        for (name, _, _), table in zip(_APPENDS, parts, strict=True):
+        for (name, _), table in zip(_APPENDS, parts, strict=True):
             con.register(name, table)
         try:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                for name, target, columns in _APPENDS:
-                    con.execute(
-                        f"INSERT INTO {target} ({', '.join(columns)}, version) "  # noqa: S608
-                        f"SELECT *, {version} FROM {name}"
-                    )
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+            with _transaction(con):
+                for _, append in _APPENDS:
+                    con.execute(append, {"version": version})
         finally:
-            for name, _, _ in _APPENDS:
+            for name, _ in _APPENDS:
                 con.unregister(name)
         self._version = version
         self._written += sum(part.num_rows for part in parts)
@@ -125,16 +126,23 @@ class GraphVersions:
         Raises:
             duckdb.Error: The deletion failed (the tables are as they were).
         """
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with _transaction(con):
             for statement in _COMPACT:
                 con.execute(statement)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
         self._kept, self._written = _counts(con)[0], 0
         self._compactions += 1
+
+
+@contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection) -> Generator[None]:
+    """Run the block in one transaction: committed if it ends, rolled back if it raises."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
 
 
 def _counts(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
