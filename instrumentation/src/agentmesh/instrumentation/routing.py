@@ -105,6 +105,7 @@ from agentmesh.router import (
     UtilityPolicy,
     prompt_features,
     prompt_text,
+    text_chars_of,
 )
 from agentmesh.router.table import BUNDLED_TABLE
 
@@ -434,7 +435,10 @@ def _decide(
     cooling = table.avoid()
     circuits = breakers | cooling if cooling else breakers
     policy = config.policy
-    text = prompt_text(kwargs) if getattr(policy, "needs_text", False) else ""
+    chars = text_chars_of(policy)
+    # One character more than the policy reads: its hasher then drops the word the cut went
+    # through, as it did in training on whole prompts.
+    text = prompt_text(kwargs, chars + 1) if chars else ""
     request = RouteRequest(
         provider,
         model,

@@ -13,7 +13,13 @@ from agentmesh.router.catalog import ModelCatalog, ModelInfo, RouterSettings, de
 from agentmesh.router.chains import FallbackChains, reachable
 from agentmesh.router.decision import RouteDecision, new_decision_id
 from agentmesh.router.decision_log import DecisionLog
-from agentmesh.router.policy import PassThroughPolicy, PinnedPolicy, Pins, RoutingPolicy
+from agentmesh.router.policy import (
+    PassThroughPolicy,
+    PinnedPolicy,
+    Pins,
+    RoutingPolicy,
+    text_chars_of,
+)
 from agentmesh.router.request import (
     PromptFeatures,
     RouteMode,
@@ -48,4 +54,5 @@ __all__ = [
     "prompt_features",
     "prompt_text",
     "reachable",
+    "text_chars_of",
 ]

@@ -34,7 +34,7 @@ from agentmesh.router.chains import FallbackChains, reachable, warn_unknown_mode
 from agentmesh.router.decision import RouteDecision
 from agentmesh.router.request import RouteRequest
 
-__all__ = ["PassThroughPolicy", "PinnedPolicy", "Pins", "RoutingPolicy"]
+__all__ = ["PassThroughPolicy", "PinnedPolicy", "Pins", "RoutingPolicy", "text_chars_of"]
 
 
 @runtime_checkable
@@ -62,6 +62,28 @@ class RoutingPolicy(Protocol):
             The decision: candidates in the order they are tried, chosen first.
         """
         ...
+
+
+def text_chars_of(policy: RoutingPolicy) -> int:
+    """Return how many characters of the prompt's end a policy reads (0: it reads no text).
+
+    A policy that reads the prompt (a learned one placing it in a cluster) says so with an
+    integer ``text_chars`` attribute; the instrumentation passes it that much of the last user
+    message in :attr:`RouteRequest.text <agentmesh.router.request.RouteRequest.text>`, and
+    nothing to any other policy.
+
+    Args:
+        policy: The policy.
+
+    Returns:
+        The characters it reads.
+
+    Example:
+        >>> text_chars_of(PassThroughPolicy())
+        0
+    """
+    chars = getattr(policy, "text_chars", 0)
+    return chars if isinstance(chars, int) and chars > 0 else 0
 
 
 def _rule_scores(candidates: tuple[str, ...]) -> tuple[float, ...]:
@@ -194,6 +216,11 @@ class PinnedPolicy:
     def pins(self) -> Pins:
         """The rules."""
         return self._pins
+
+    @property
+    def text_chars(self) -> int:
+        """Characters of the prompt the inner policy reads (pins read none)."""
+        return text_chars_of(self._inner)
 
     def _pin(self, request: RouteRequest) -> tuple[str, str] | None:
         catalog = self._fallbacks.catalog

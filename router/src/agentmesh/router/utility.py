@@ -125,8 +125,13 @@ class UtilityPolicy:
     @property
     def needs_text(self) -> bool:
         """Whether the route table's predictor reads the prompt text (to find its cluster)."""
+        return self.text_chars > 0
+
+    @property
+    def text_chars(self) -> int:
+        """Characters of the prompt's end the route table's predictor reads (0: none)."""
         predictor = self._predictor_of(self._table())
-        return predictor is not None and predictor.reads_text
+        return predictor.text_chars if predictor is not None else 0
 
     @property
     def predictor(self) -> Predictor | None:
@@ -206,7 +211,7 @@ class UtilityPolicy:
             )
         if predictor is None:  # nothing learned yet: the requested model and its chain
             return self._pass_through.decide(request)
-        cluster = predictor.cluster_of(request.text) if predictor.reads_text else 0
+        cluster = predictor.cluster_of(request.text)  # 0 when it reads no text
         budget = request.budget_usd
         bucket = request.features.total_chars // _CHARS_BUCKET
         key = (

@@ -22,7 +22,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
@@ -31,6 +31,9 @@ from agentmesh.router.learned.hashing import DEFAULT_DIM, DEFAULT_TAIL_CHARS, Te
 from agentmesh.router.learned.quality import QualityModel, Shrinkage
 
 __all__ = ["Example", "Outcome", "Predictor", "train_predictor"]
+
+_FIRST_TAIL_CHARS: Final = 400
+"""The tail read by a hasher whose dict does not say (the first default)."""
 
 _log = get_logger(__name__)
 
@@ -87,13 +90,22 @@ class Predictor:
         self.quality = quality
         self.hasher = hasher
         self.clusters = clusters
+        # Bound once: cluster_of runs before every routed call.
+        self._read: Callable[[str], list[int]] | None = None
+        self._assign: Callable[[list[int]], int] | None = None
         if clusters is not None and hasher is not None:
             clusters.bind(hasher.idf)
+            self._read, self._assign = hasher.buckets, clusters.assign_buckets
 
     @property
     def reads_text(self) -> bool:
         """Whether :meth:`cluster_of` needs the prompt text."""
         return self.clusters is not None and self.hasher is not None
+
+    @property
+    def text_chars(self) -> int:
+        """Characters of the prompt's end :meth:`cluster_of` reads (0: it reads no text)."""
+        return self.hasher.tail_chars if self.clusters is not None and self.hasher else 0
 
     def cluster_of(self, text: str) -> int:
         """Return the prompt's cluster (0 without clusters or text).
@@ -104,9 +116,10 @@ class Predictor:
         Returns:
             The cluster number.
         """
-        if self.clusters is None or self.hasher is None or not text:
+        assign = self._assign
+        if assign is None or not text:
             return 0
-        return cast("int", self.clusters.assign_buckets(self.hasher.buckets(text)))
+        return assign(self._read(text))  # pyright: ignore[reportOptionalCall]  # set together
 
     def to_dict(self) -> dict[str, Any]:
         """Return the predictor as a JSON-ready dict (the route table's ``predictor``).
@@ -179,7 +192,7 @@ def _sparse_idf(hasher: TextHasher) -> dict[str, Any]:
 
 def _hasher_from(raw: Mapping[str, Any]) -> TextHasher:
     dim = raw.get("dim")
-    tail = raw.get("tail_chars", DEFAULT_TAIL_CHARS)
+    tail = raw.get("tail_chars", _FIRST_TAIL_CHARS)
     idf_raw = raw.get("idf", {})
     if not isinstance(dim, int) or not isinstance(tail, int) or not isinstance(idf_raw, Mapping):
         raise ValueError("predictor.hasher needs integer 'dim' and 'tail_chars' and an 'idf'")
