@@ -189,18 +189,16 @@ def main() -> None:
         )
     console.print(rt)
 
-    texts = [p.text for p in test]
     iterations = 3000 if args.quick else 20000
     lat = {
-        str(n): ev.decision_latency(
-            n, texts, predictor, iterations if n <= 10 else iterations // 10
-        )
+        str(n): ev.decision_latency(n, test, predictor, iterations if n <= 10 else iterations // 10)
         for n in (10, 1000)
     }
     lt = Table(
         title="Decision latency, µs (full decision: hash the prompt tail, cluster, predict, score)"
     )
-    for col in ("candidates", "p50", "p99", "hashing + cluster (p50)", "no clusters p50", "goal"):
+    cols = ("candidates", "p50", "p99", "hashing + cluster (p50)", "no clusters p50", "scored")
+    for col in (*cols, "goal"):
         lt.add_column(col, justify="right")
     for n, goal in (("10", GOAL_US_10), ("1000", GOAL_US_1000)):
         lt.add_row(
@@ -209,6 +207,7 @@ def main() -> None:
             f"{lat[n]['p99_us']:.1f}",
             f"{lat[n]['features_p50_us']:.1f}",
             f"{lat[n]['no_clusters_p50_us']:.1f}",
+            f"{lat[n]['scored_share']:.0%}",
             f"< {goal:g}",
         )
     console.print(lt)

@@ -169,14 +169,23 @@ def routellm_scores(
 
 
 def decision_latency(
-    n_models: int, texts: Sequence[str], base: Predictor | None, iterations: int
+    n_models: int, prompts: Sequence[Prompt], base: Predictor | None, iterations: int
 ) -> dict[str, float]:
-    """p50 µs of a full decision (hashing the prompt, cluster, predictions, utility, record)."""
+    """p50 µs of a full decision (hashing the prompt, cluster, predictions, utility, record).
+
+    With up to 11 models, the trained predictor decides each test prompt in its own task
+    class; with more, synthetic models with outcomes in every cluster of task class ``qa``.
+    Either way, nearly every decision is scored (not the requested model kept for want of
+    outcomes): the share is returned as ``scored_share``.
+    """
     rng = random.Random(7)
+    texts = [p.text for p in prompts]
     if n_models <= 11 and base is not None:
         predictor = base
         models = tuple(predictor.quality.models())[:n_models]
+        tasks = [p.task for p in prompts]
     else:
+        tasks = ["qa"] * len(prompts)
         quality = QualityModel()
         models = tuple(f"model-{i:04d}" for i in range(n_models))
         k = base.clusters.k if base is not None and base.clusters is not None else 1
@@ -202,15 +211,16 @@ def decision_latency(
         RouteRequest(
             "openrouter",
             models[0],
-            task_class="qa",
+            task_class=task,
             features=PromptFeatures(1, len(t)),
             text=t,
             mode="enforce",
         )
-        for t in texts
+        for t, task in zip(texts, tasks, strict=True)
     ]
-    for r in requests[:200]:
-        policy.decide(r)
+    scored = sum(
+        policy.decide(r).reason.startswith(("best utility", "exploring")) for r in requests
+    ) / len(requests)
     timings: list[float] = []
     clock = time.perf_counter_ns
     for i in range(iterations):
@@ -248,6 +258,7 @@ def decision_latency(
         "p99_us": sorted(timings)[int(len(timings) * 0.99) - 1],
         "features_p50_us": statistics.median(clustering) if clustering else 0.0,
         "no_clusters_p50_us": statistics.median(plain_timings),
+        "scored_share": scored,
     }
 
 

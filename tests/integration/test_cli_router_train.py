@@ -44,6 +44,20 @@ def test_train_from_examples_writes_a_predictor_the_collector_loads(tmp_path: Pa
     assert small_easy.quality > small_hard.quality
 
 
+def test_train_records_the_prompt_tail_it_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    examples = _examples(tmp_path / "ex.jsonl")
+    out = tmp_path / "predictor.json"
+    assert main(["router", "train", "--examples", str(examples), "-o", str(out),
+                 "--clusters", "2", "--tail-chars", "64"]) == 0  # fmt: skip
+    assert load_predictor(out).text_chars == 64
+    assert json.loads(out.read_text())["hasher"]["tail_chars"] == 64
+    assert main(["router", "train", "--examples", str(examples), "-o", str(out),
+                 "--tail-chars", "0"]) != 0  # fmt: skip
+    assert "--tail-chars must be positive" in capsys.readouterr().err
+
+
 def test_train_from_wide_csvs(tmp_path: Path) -> None:
     folder = tmp_path / "csv"
     folder.mkdir()

@@ -135,6 +135,25 @@ def test_scores_must_match_candidates() -> None:
         RouteDecision.new(RouteRequest("openai", "a"), "p", ("a", "b"), (1.0,), "a", "r")
 
 
+def test_new_fills_every_field_like_the_constructor() -> None:
+    features = PromptFeatures(2, 812, has_tools=True)
+    request = RouteRequest("openai", "gpt-4o", task_class="triage", features=features)
+    before = time.time()
+    made = RouteDecision.new(
+        request, "utility", ("a", "b"), (0.9, 0.1), "a", "why", cluster=7, table_version=3
+    )
+    expected = RouteDecision(
+        made.decision_id, "utility", request.mode, "gpt-4o", ("a", "b"), (0.9, 0.1), "a",
+        "why", "triage", features, made.timestamp, (), 7, 3,
+    )  # fmt: skip
+    assert made == expected
+    assert repr(made) == repr(expected)  # every slot is set (repr reads them all)
+    assert before <= made.timestamp <= time.time()
+    with pytest.raises(AttributeError):
+        made.chosen = "b"  # pyright: ignore[reportAttributeAccessIssue]
+    assert hash(made) == hash(expected)
+
+
 def test_decision_ids_are_unique_hex() -> None:
     ids = {new_decision_id() for _ in range(1000)}
     assert len(ids) == 1000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 
 import pytest
 
@@ -37,6 +38,21 @@ def test_hashing_is_stable_and_ignores_punctuation_and_case() -> None:
     assert len(vector.indices) == 3
     assert sum(w * w for w in vector.weights) == pytest.approx(1.0)
     assert not hasher.vector("!!!")
+
+
+def test_hashing_splits_ascii_and_unicode_text_into_the_same_words() -> None:
+    hasher = TextHasher(dim=1024)
+
+    def crc(*words: str) -> list[int]:
+        return [zlib.crc32(w.encode()) & 1023 for w in words]
+
+    # ASCII text is split as bytes: case folded, punctuation and control characters blank.
+    words = crc("hello", "world", "foo", "bar", "42")
+    assert hasher.buckets("Hello, WORLD\x1ffoo_bar\t42!") == words
+    # Other text is split as str: Unicode case and whitespace; words hashed as UTF-8.
+    assert hasher.buckets("Héllo WORLD\u3000Ünïcode") == crc("héllo", "world", "ünïcode")
+    # A word reads the same whichever path its text took (the cache is shared).
+    assert hasher.buckets("world") == hasher.buckets("wörld world")[1:]
 
 
 def test_hashing_reads_only_the_tail() -> None:

@@ -22,8 +22,10 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections.abc import Callable
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
+from typing import cast
 
 from agentmesh.core.semconv import (
     AGENTMESH_ROUTE_CANDIDATES,
@@ -132,22 +134,30 @@ class RouteDecision:
         """
         if len(scores) != len(candidates):
             raise ValueError(f"{len(candidates)} candidates but {len(scores)} scores")
-        return cls(  # positional: this runs before every provider call
-            new_decision_id(),
-            policy,
-            request.mode,
-            request.requested_model,
-            candidates,
-            scores,
-            chosen,
-            reason,
-            request.task_class,
-            request.features,
-            _now(),
-            (),
-            cluster,
-            table_version,
-        )
+        if cls is not RouteDecision:  # a subclass may have fields of its own
+            return cls(
+                new_decision_id(), policy, request.mode, request.requested_model, candidates,
+                scores, chosen, reason, request.task_class, request.features, _now(), (),
+                cluster, table_version,
+            )  # fmt: skip
+        # This runs before every provider call: the slots are filled directly (0.65 µs), not
+        # through the frozen dataclass's __init__ (1.3 µs, one object.__setattr__ per field).
+        d = _new(RouteDecision)
+        _set_decision_id(d, new_decision_id())
+        _set_policy(d, policy)
+        _set_mode(d, request.mode)
+        _set_requested_model(d, request.requested_model)
+        _set_candidates(d, candidates)
+        _set_scores(d, scores)
+        _set_chosen(d, chosen)
+        _set_reason(d, reason)
+        _set_task_class(d, request.task_class)
+        _set_features(d, request.features)
+        _set_timestamp(d, _now())
+        _set_avoided(d, ())
+        _set_cluster(d, cluster)
+        _set_table_version(d, table_version)
+        return d
 
     def avoiding(self, open_circuits: AbstractSet[str]) -> RouteDecision:
         """Return the decision with the models whose circuit is open passed over.
@@ -273,3 +283,30 @@ class RouteDecision:
             The JSON text.
         """
         return json.dumps(self.as_dict(), separators=(",", ":"), ensure_ascii=False)
+
+
+def _slot_setter(name: str) -> Callable[[RouteDecision, object], None]:
+    return cast("Callable[[RouteDecision, object], None]", RouteDecision.__dict__[name].__set__)
+
+
+_new = object.__new__
+_FILLED = (
+    "decision_id", "policy", "mode", "requested_model", "candidates", "scores", "chosen",
+    "reason", "task_class", "features", "timestamp", "avoided", "cluster", "table_version",
+)  # fmt: skip
+if tuple(f.name for f in fields(RouteDecision)) != _FILLED:  # a field added but not filled
+    raise TypeError("RouteDecision.new must fill every field of RouteDecision, in order")
+_set_decision_id = _slot_setter("decision_id")
+_set_policy = _slot_setter("policy")
+_set_mode = _slot_setter("mode")
+_set_requested_model = _slot_setter("requested_model")
+_set_candidates = _slot_setter("candidates")
+_set_scores = _slot_setter("scores")
+_set_chosen = _slot_setter("chosen")
+_set_reason = _slot_setter("reason")
+_set_task_class = _slot_setter("task_class")
+_set_features = _slot_setter("features")
+_set_timestamp = _slot_setter("timestamp")
+_set_avoided = _slot_setter("avoided")
+_set_cluster = _slot_setter("cluster")
+_set_table_version = _slot_setter("table_version")

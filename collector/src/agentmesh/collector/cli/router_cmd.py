@@ -28,6 +28,7 @@ from rich.console import Console
 from agentmesh.collector.routing.trainer import load_predictor
 from agentmesh.core import ConfigError
 from agentmesh.router.learned.datasets import read_examples
+from agentmesh.router.learned.hashing import DEFAULT_TAIL_CHARS
 from agentmesh.router.learned.predictor import Predictor, train_predictor
 
 __all__ = ["add_router_command"]
@@ -74,6 +75,12 @@ def add_router_command(parser: argparse.ArgumentParser) -> None:
     train.add_argument("-o", "--output", type=Path, required=True, help="predictor JSON to write")
     train.add_argument("--clusters", type=int, default=32, help="prompt clusters (0: none)")
     train.add_argument("--seed", type=int, default=0, help="seed of the clustering")
+    train.add_argument(
+        "--tail-chars",
+        type=int,
+        default=DEFAULT_TAIL_CHARS,
+        help="characters read from the end of each prompt to place it in a cluster",
+    )
     train.set_defaults(handler=_train)
 
 
@@ -113,7 +120,11 @@ def _train(args: argparse.Namespace) -> int:
             data = read_examples(args.examples)
         except (ValueError, OSError) as exc:
             raise ConfigError(f"--examples: {exc}") from exc
-        predictor = train_predictor(data.examples, clusters=args.clusters, seed=args.seed)
+        if args.tail_chars <= 0:
+            raise ConfigError(f"--tail-chars must be positive, not {args.tail_chars}")
+        predictor = train_predictor(
+            data.examples, clusters=args.clusters, seed=args.seed, tail_chars=args.tail_chars
+        )
         console.print(
             f"{len(data.examples):,} examples ({data.skipped} skipped), "
             f"{len(data.models)} models, {args.clusters} clusters"

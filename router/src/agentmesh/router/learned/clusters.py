@@ -74,7 +74,8 @@ class Clusters:
 
     def __init__(self, centroids: Matrix) -> None:
         self._c = np.ascontiguousarray(centroids, dtype=_F32)
-        self._weighted: Matrix | None = None
+        self._ones = np.ones(256, _F32)  # sums rows in one product (faster than .sum)
+        self._take = self._c.take
 
     def bind(self, idf: Sequence[float] | None) -> None:
         """Pre-multiply the centroids by the IDF weights, for :meth:`assign_buckets`.
@@ -82,10 +83,8 @@ class Clusters:
         Args:
             idf: The hasher's IDF weights (``None``: all ones).
         """
-        if idf is None:
-            self._weighted = self._c
-        else:
-            self._weighted = np.ascontiguousarray(self._c * np.asarray(idf, _F32)[:, None])
+        weighted = self._c if idf is None else self._c * np.asarray(idf, _F32)[:, None]
+        self._take = np.ascontiguousarray(weighted).take
 
     def assign_buckets(self, buckets: Sequence[int]) -> int:
         """Return the cluster of a text given its word buckets (repeats count).
@@ -99,13 +98,13 @@ class Clusters:
         Returns:
             The cluster number; 0 for no word.
         """
-        if not buckets:
+        n = len(buckets)
+        if not n:
             return 0
-        weighted = self._weighted
-        if weighted is None:
-            self.bind(None)
-            weighted = self._c
-        return int(weighted[buckets].sum(axis=0).argmax())
+        if n > len(self._ones):
+            self._ones = np.ones(n, _F32)
+        # take: faster than fancy indexing; a product with ones: faster than .sum(axis=0)
+        return int((self._ones[:n] @ self._take(buckets, 0)).argmax())
 
     @property
     def k(self) -> int:

@@ -9,7 +9,10 @@ router sends the prompt's cluster number, never the vector).
 
 CRC-32 is stable across processes and Python versions (unlike ``hash()``), so a model trained
 offline reads the same buckets in the app. Hashing is the costly step of a decision, so each
-word's bucket is cached (the cache is bounded; a full cache is cleared, not grown).
+word's bucket is cached (the cache is bounded; a full cache is cleared, not grown), keyed by the
+word's UTF-8 bytes. ASCII text (almost every prompt) is split as bytes: one pass lower-cases
+it and blanks punctuation, and no word is encoded; other text is split as ``str`` (Unicode
+case and whitespace) and its words encoded. Both give the same words for ASCII text.
 
 Example:
     >>> hasher = TextHasher(dim=1024)
@@ -30,12 +33,22 @@ __all__ = ["DEFAULT_DIM", "DEFAULT_TAIL_CHARS", "SparseVector", "TextHasher"]
 
 DEFAULT_DIM: Final = 1 << 14
 """Buckets of the hashed vector (16,384: few collisions for prompt vocabularies)."""
-DEFAULT_TAIL_CHARS: Final = 400
-"""Characters read from the end of the prompt: the question sits at the end of a prompt."""
+DEFAULT_TAIL_CHARS: Final = 150
+"""Characters read from the end of the prompt: the question sits at the end of a prompt.
+
+Reading the text is most of a decision's cost (about 0.15 µs a word). On RouterBench, tails of
+100, 150, 200 and 400 characters place prompts equally well (accuracy at 20% of gpt-4's cost
+and AIQ the same within run-to-run noise, over four train/test splits), so the default reads
+150 (about 25 words). A route table records the tail its predictor was trained with."""
 
 _SEPARATORS: Final = str.maketrans(
     {c: " " for c in "".join(chr(i) for i in range(128) if not chr(i).isalnum())}
 )
+_ASCII_WORDS: Final = bytes(
+    (c | 0x20) if 0x41 <= c <= 0x5A else c if c >= 128 or chr(c).isalnum() else 0x20
+    for c in range(256)
+)
+"""Byte table: ASCII upper case to lower case, ASCII punctuation and controls to a space."""
 _CACHE_LIMIT: Final = 200_000
 
 
@@ -85,7 +98,7 @@ class TextHasher:
         self._dim = dim
         self._idf: tuple[float, ...] | None = tuple(idf) if idf is not None else None
         self._tail = tail_chars
-        self._cache: dict[str, int] = {}
+        self._cache: dict[bytes, int] = {}
 
     @property
     def dim(self) -> int:
@@ -115,7 +128,10 @@ class TextHasher:
             text = text[-self._tail :]
             text = text[text.find(" ") + 1 :]  # drop the word the cut went through
         cache = self._cache
-        words = text.lower().translate(_SEPARATORS).split()
+        if text.isascii():  # O(1) for str
+            words = text.encode().translate(_ASCII_WORDS).split()
+        else:
+            words = [w.encode() for w in text.lower().translate(_SEPARATORS).split()]
         found = list(map(cache.get, words))  # the common case: every word seen before
         if None not in found:
             return cast("list[int]", found)
@@ -127,7 +143,7 @@ class TextHasher:
                 word = words[i]
                 bucket = cache.get(word)
                 if bucket is None:
-                    bucket = cache[word] = zlib.crc32(word.encode()) & mask
+                    bucket = cache[word] = zlib.crc32(word) & mask
                 found[i] = bucket
         return cast("list[int]", found)
 
