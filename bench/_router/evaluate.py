@@ -14,6 +14,7 @@ from _router.data import GPT4, PairPrompt, Prompt
 from _router.metrics import Point
 from agentmesh.router.catalog import ModelCatalog
 from agentmesh.router.chains import FallbackChains
+from agentmesh.router.learned.parse_ahead import parse_ahead
 from agentmesh.router.learned.predictor import Example, Outcome, Predictor, train_predictor
 from agentmesh.router.learned.quality import QualityModel
 from agentmesh.router.request import PromptFeatures, RouteRequest
@@ -169,7 +170,11 @@ def routellm_scores(
 
 
 def decision_latency(
-    n_models: int, prompts: Sequence[Prompt], base: Predictor | None, iterations: int
+    n_models: int,
+    prompts: Sequence[Prompt],
+    base: Predictor | None,
+    iterations: int,
+    changes: int = 5,
 ) -> dict[str, float]:
     """p50 µs of a full decision (hashing the prompt, cluster, predictions, utility, record).
 
@@ -228,6 +233,24 @@ def decision_latency(
         t0 = clock()
         policy.decide(r)
         timings.append((clock() - t0) / 1000)
+    # After a table change: the collector publishes new statistics (a new predictor object,
+    # parsed ahead by the route table client's thread as in an app, not timed); the decisions
+    # right after it rebuild what the policy memoises per task class and cluster.
+    raw = holder.table.predictor or {}
+    changed: list[float] = []
+    first: list[float] = []
+    for v in range(changes):
+        table = RouteTable(
+            version=2 + v, predictor=json.loads(json.dumps(raw)), tradeoffs=holder.table.tradeoffs
+        )
+        parse_ahead(table)
+        holder.table = table
+        for j, r in enumerate(requests[:200]):
+            t0 = clock()
+            policy.decide(r)
+            changed.append((clock() - t0) / 1000)
+            if j == 0:
+                first.append(changed[-1])
     predictor = policy.predictor or predictor
     clustering: list[float] = []
     if predictor.reads_text:
@@ -259,6 +282,9 @@ def decision_latency(
         "features_p50_us": statistics.median(clustering) if clustering else 0.0,
         "no_clusters_p50_us": statistics.median(plain_timings),
         "scored_share": scored,
+        "changed_first_us": statistics.median(first) if first else 0.0,
+        "changed_p99_us": sorted(changed)[int(len(changed) * 0.99) - 1] if changed else 0.0,
+        "changed_max_us": max(changed, default=0.0),
     }
 
 

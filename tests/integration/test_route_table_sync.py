@@ -35,7 +35,9 @@ from agentmesh.instrumentation import route_table
 from agentmesh.instrumentation.control import Backoff
 from agentmesh.instrumentation.route_table import RouteTableClient, load_table
 from agentmesh.instrumentation.settings import InstrumentationSettings
-from agentmesh.router import BUNDLED_TABLE, ModelStats, RouteTable, Tradeoff
+from agentmesh.router import BUNDLED_TABLE, ModelStats, RouteTable, Tradeoff, UtilityPolicy
+from agentmesh.router.learned import Predictor, QualityModel
+from agentmesh.router.learned.parse_ahead import parsed
 
 WAIT = 10.0  # functional waits: how long a test may wait for something that should happen
 
@@ -191,6 +193,35 @@ async def test_a_publication_reaches_the_client_through_its_held_long_poll(
         assert await _version(client, 2)
         assert client.table.modes == {"triage": "off"}
         assert client.table.default_mode == "enforce"  # the change applied to the published
+
+
+async def test_the_client_thread_parses_a_new_predictor_before_handing_the_table_out(
+    clients: list[RouteTableClient],
+) -> None:
+    quality = QualityModel()
+    for _ in range(10):
+        quality.update("chat", 0, "gpt-4o-mini", 0.9, cost_usd=0.0003)
+    learned = Predictor(quality).to_dict()
+    state = MemoryRouteTableState()
+    await state.publish(lambda table: replace(table, predictor=learned))
+    async with _serve(state) as receiver:
+        client = _client(clients, receiver.endpoint, None, wait_s=0.2)
+        client.start()
+        assert await _version(client, 1)
+        ready = parsed(client.table)
+        assert ready is not None
+        assert ready.error is None
+        assert ready.predictor is not None
+        policy = UtilityPolicy(lambda: client.table, candidates={"*": ("gpt-4o-mini",)})
+        assert policy.predictor is ready.predictor  # the routed call parses nothing
+        # A table whose predictor the app cannot read is parsed ahead too, and says why.
+        await state.publish(lambda table: replace(table, predictor={"format": "other"}))
+        assert await _version(client, 2)
+        refused = parsed(client.table)
+        assert refused is not None
+        assert refused.predictor is None
+        assert "format" in (refused.error or "")
+        assert policy.predictor is None
 
 
 async def test_a_breaker_opened_by_recovery_shows_in_the_served_table(

@@ -48,6 +48,7 @@ from agentmesh.core.log import get_logger
 from agentmesh.router.catalog import ModelCatalog, default_catalog
 from agentmesh.router.chains import FallbackChains, reachable
 from agentmesh.router.decision import RouteDecision
+from agentmesh.router.learned.parse_ahead import parse, parsed
 from agentmesh.router.learned.predictor import Predictor
 from agentmesh.router.policy import PassThroughPolicy
 from agentmesh.router.request import RouteRequest
@@ -141,15 +142,12 @@ class UtilityPolicy:
     def _predictor_of(self, table: RouteTable) -> Predictor | None:
         if table.predictor is self._seen_raw:
             return self._predictor
-        predictor: Predictor | None = None
-        if table.predictor is not None:
-            try:
-                predictor = Predictor.from_dict(table.predictor)
-            except (ValueError, TypeError) as exc:
-                _log.warning("router.predictor_invalid", version=table.version, error=str(exc))
+        ready = parsed(table) or parse(table)  # parsed ahead by the route table's receiver
+        if ready.error is not None:
+            _log.warning("router.predictor_invalid", version=table.version, error=ready.error)
+        predictor = ready.predictor
         self._seen_raw, self._predictor = table.predictor, predictor
-        self._candidate_cache.clear()
-        return predictor
+        return predictor  # the candidate lists do not depend on it: they are kept
 
     def _candidates(self, request: RouteRequest) -> tuple[str, ...]:
         f = request.features

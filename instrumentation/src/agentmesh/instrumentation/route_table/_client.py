@@ -33,6 +33,7 @@ from typing import Final, Unpack
 
 from agentmesh.core.errors import RouteTableError
 from agentmesh.core.log import get_logger
+from agentmesh.instrumentation._failopen import report
 from agentmesh.instrumentation.control._longpoll import (
     BadAnswerError,
     LongPollClient,
@@ -40,6 +41,7 @@ from agentmesh.instrumentation.control._longpoll import (
     PollStats,
 )
 from agentmesh.instrumentation.route_table._cache import load_table, save_table
+from agentmesh.router.learned.parse_ahead import parse_ahead
 from agentmesh.router.table import BUNDLED_TABLE, MAX_ROUTE_TABLE_BYTES, RouteTable
 
 __all__ = ["ROUTE_TABLE_PATH", "RouteTableClient", "RouteTableStats", "route_table_url"]
@@ -180,6 +182,10 @@ class RouteTableClient(LongPollClient[RouteTable, RouteTableStats]):
         return isinstance(exc, RouteTableError | BadAnswerError)
 
     def _take(self, table: RouteTable, etag: str) -> None:
+        try:  # here, in the client's thread, not on the first routed call after the change
+            parse_ahead(table)
+        except Exception as exc:  # noqa: BLE001 - fail-open: the policy then parses it itself
+            report("route_table.parse_ahead", exc)
         with self._changed:  # reentrant: _hold takes it again
             self._etag = etag
             self._hold(table)

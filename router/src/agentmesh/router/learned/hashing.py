@@ -10,9 +10,10 @@ router sends the prompt's cluster number, never the vector).
 CRC-32 is stable across processes and Python versions (unlike ``hash()``), so a model trained
 offline reads the same buckets in the app. Hashing is the costly step of a decision, so each
 word's bucket is cached (the cache is bounded; a full cache is cleared, not grown), keyed by the
-word's UTF-8 bytes. ASCII text (almost every prompt) is split as bytes: one pass lower-cases
-it and blanks punctuation, and no word is encoded; other text is split as ``str`` (Unicode
-case and whitespace) and its words encoded. Both give the same words for ASCII text.
+word's UTF-8 bytes, and shared by every hasher of the same dimension in the process: a new
+route table's hasher starts warm. ASCII text (almost every prompt) is split as bytes: one pass
+lower-cases it and blanks punctuation, and no word is encoded; other text is split as ``str``
+(Unicode case and whitespace) and its words encoded. Both give the same words for ASCII text.
 
 Example:
     >>> hasher = TextHasher(dim=1024)
@@ -50,6 +51,7 @@ _ASCII_WORDS: Final = bytes(
 )
 """Byte table: ASCII upper case to lower case, ASCII punctuation and controls to a space."""
 _CACHE_LIMIT: Final = 200_000
+_word_buckets: dict[int, dict[bytes, int]] = {}  # dim -> word -> bucket, shared per dimension
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +100,7 @@ class TextHasher:
         self._dim = dim
         self._idf: tuple[float, ...] | None = tuple(idf) if idf is not None else None
         self._tail = tail_chars
-        self._cache: dict[bytes, int] = {}
+        self._cache = _word_buckets.setdefault(dim, {})
 
     @property
     def dim(self) -> int:

@@ -1,0 +1,97 @@
+"""Predictors parsed ahead of use: a new route table's predictor is parsed off the hot path.
+
+A route table carries its predictor as JSON data; turning it into a :class:`Predictor` takes
+milliseconds (about 6 ms for 11 models and 32 clusters, 90 ms for 1,000 models). The learned
+policy needs it on the first decision after the table changes, which is a provider call of
+the application. So whoever receives a new table (the route table client's background thread)
+calls :func:`parse_ahead` before handing the table out, and the policy takes the parsed
+predictor with :func:`parsed`: the application's call pays a dictionary lookup.
+
+Only the last few tables are held (strongly, so that a table's ``id`` is not reused while its
+entry lives). A table nobody parsed ahead is parsed by the policy itself, as before. Each
+policy reading the same table object shares its predictor; a table built anew gets its own.
+
+Example:
+    >>> from agentmesh.router.learned.quality import QualityModel
+    >>> from agentmesh.router.table import RouteTable
+    >>> table = RouteTable(version=1, predictor=Predictor(QualityModel()).to_dict())
+    >>> parsed(table) is None
+    True
+    >>> parse_ahead(table)
+    >>> isinstance(parsed(table), ParsedPredictor)
+    True
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Final
+
+from agentmesh.router.learned.predictor import Predictor
+from agentmesh.router.table import RouteTable
+
+__all__ = ["ParsedPredictor", "parse", "parse_ahead", "parsed"]
+
+_HELD: Final = 4
+_lock = threading.Lock()
+_recent: OrderedDict[int, tuple[RouteTable, ParsedPredictor]] = OrderedDict()
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedPredictor:
+    """A table's predictor, parsed.
+
+    Attributes:
+        predictor: The predictor; ``None`` when the table has none or it is invalid.
+        error: Why it is invalid, in words; ``None`` when it is not.
+    """
+
+    predictor: Predictor | None
+    error: str | None = None
+
+
+def parse(table: RouteTable) -> ParsedPredictor:
+    """Parse a table's predictor now (never raises).
+
+    Args:
+        table: The route table.
+
+    Returns:
+        The predictor, or why there is none.
+    """
+    if table.predictor is None:
+        return ParsedPredictor(None)
+    try:
+        return ParsedPredictor(Predictor.from_dict(table.predictor))
+    except (ValueError, TypeError) as exc:
+        return ParsedPredictor(None, str(exc) or type(exc).__name__)
+
+
+def parse_ahead(table: RouteTable) -> None:
+    """Parse a table's predictor now, in the caller's thread, for :func:`parsed` to find.
+
+    Args:
+        table: The route table about to be handed out.
+    """
+    if table.predictor is None or parsed(table) is not None:
+        return
+    result = parse(table)
+    with _lock:
+        _recent[id(table)] = (table, result)
+        while len(_recent) > _HELD:
+            _recent.popitem(last=False)
+
+
+def parsed(table: RouteTable) -> ParsedPredictor | None:
+    """Return a table's predictor if it was parsed ahead, else ``None`` (never blocks long).
+
+    Args:
+        table: The route table in force.
+
+    Returns:
+        The parsed predictor, or ``None`` when nobody parsed it ahead.
+    """
+    entry = _recent.get(id(table))
+    return entry[1] if entry is not None and entry[0] is table else None
