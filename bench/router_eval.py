@@ -51,6 +51,9 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "routing
 GOAL_SHARE, GOAL_AIQ, GOAL_US_10, GOAL_US_1000 = 0.97, 0.90, 10.0, 1000.0
 
 
+HINDSIGHT = "task-class hindsight (reference)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--train", type=Path)
@@ -112,6 +115,7 @@ def main() -> None:
         "AgentMesh offline": ours,
         "AgentMesh online, cold": online_cold,
         "AgentMesh online, warm": online_warm,
+        HINDSIGHT: ev.task_hindsight_curve(test, models, lams),
     }
     t = Table(
         title=f"RouterBench: accuracy vs cost on {len(test)} held-out prompts "
@@ -262,6 +266,10 @@ def main() -> None:
                     "gpt4_accuracy_share_at_20pct_cost": round(peer_f["share"], 4),
                 },
                 "single_models_aiq": round(figures["best single models"]["aiq"], 4),
+                "task_hindsight": {
+                    "aiq": round(figures[HINDSIGHT]["aiq"], 4),
+                    "gpt4_accuracy_share_at_20pct_cost": round(figures[HINDSIGHT]["share"], 4),
+                },
                 "routellm": {
                     k: {m: round(v, 4) for m, v in d.items()} for k, d in routellm.items()
                 },
@@ -269,6 +277,7 @@ def main() -> None:
                 "decision_no_clusters_p50_us": {
                     n: round(lat[n]["no_clusters_p50_us"], 2) for n in lat
                 },
+                "decision_scored_share": {n: round(lat[n]["scored_share"], 4) for n in lat},
                 "decision_after_table_change_us": {
                     n: {
                         "first": round(lat[n]["changed_first_us"], 1),

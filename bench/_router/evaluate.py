@@ -89,6 +89,34 @@ def offline_curve(
     return points
 
 
+def task_hindsight_curve(
+    test: Sequence[Prompt], models: Sequence[str], lams: Sequence[float]
+) -> list[Point]:
+    """A reference ceiling: per task class, the model with the best utility on the test labels.
+
+    For each λ, every prompt of a task class goes to the one model whose accuracy minus
+    λ·cost over *that task class's test prompts* is best: what a router that knew each task
+    class's results in advance, and nothing about single prompts, would do. Not a router (it
+    reads the test labels); it shows how far task-level routing can go on this split.
+    """
+    by_task: dict[str, list[Prompt]] = {}
+    for p in test:
+        by_task.setdefault(p.task, []).append(p)
+    totals = {
+        task: {m: (sum(p.correct[m] for p in ps), sum(p.cost[m] for p in ps)) for m in models}
+        for task, ps in by_task.items()
+    }
+    points: list[Point] = []
+    n = len(test)
+    for lam in lams:
+        cost = acc = 0.0
+        for per_model in totals.values():
+            a, c = max(per_model.values(), key=lambda ac: ac[0] - lam * ac[1])
+            cost, acc = cost + c, acc + a
+        points.append((cost / n, acc / n))
+    return points
+
+
 def _score(test: Sequence[Prompt], chosen: Sequence[str]) -> Point:
     n = len(test)
     return (
