@@ -51,6 +51,24 @@ def test_only_the_last_few_tables_are_held() -> None:
     assert parse(no_predictor).predictor is None
 
 
+def test_a_predictor_that_breaks_the_parser_is_an_error_not_an_exception() -> None:
+    table = RouteTable(
+        version=4, predictor={"format": "agentmesh.cluster-quality/1", "quality": {}}
+    )
+    table.predictor["quality"] = _Exploding()  # pyright: ignore[reportIndexIssue]
+    result = parse(table)
+    assert result.predictor is None
+    assert (result.error or "").startswith("RuntimeError")
+
+
+class _Exploding(dict[str, object]):
+    def get(self, key: str, default: object = None) -> object:
+        raise RuntimeError("boom")
+
+    def __getitem__(self, key: str) -> object:
+        raise RuntimeError("boom")
+
+
 def test_an_invalid_predictor_is_parsed_ahead_into_its_error_and_logged_by_the_policy() -> None:
     table = RouteTable(version=3, predictor={"format": "other"})
     parse_ahead(table)

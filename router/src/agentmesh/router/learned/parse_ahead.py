@@ -65,8 +65,10 @@ def parse(table: RouteTable) -> ParsedPredictor:
         return ParsedPredictor(None)
     try:
         return ParsedPredictor(Predictor.from_dict(table.predictor))
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError) as exc:  # what from_dict says of malformed data
         return ParsedPredictor(None, str(exc) or type(exc).__name__)
+    except Exception as exc:  # noqa: BLE001 - anything else: no predictor, said once, not raised
+        return ParsedPredictor(None, f"{type(exc).__name__}: {exc}")
 
 
 def parse_ahead(table: RouteTable) -> None:
