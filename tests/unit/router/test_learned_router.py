@@ -51,6 +51,8 @@ def test_hashing_splits_ascii_and_unicode_text_into_the_same_words() -> None:
     assert hasher.buckets("Hello, WORLD\x1ffoo_bar\t42!") == words
     # Other text is split as str: Unicode case and whitespace; words hashed as UTF-8.
     assert hasher.buckets("Héllo WORLD\u3000Ünïcode") == crc("héllo", "world", "ünïcode")
+    # Malformed text (a lone surrogate) is hashed, not raised on.
+    assert len(hasher.buckets("bad \ud800 text")) == 3
     # A word reads the same whichever path its text took (the cache is shared).
     assert hasher.buckets("world") == hasher.buckets("wörld world")[1:]
 

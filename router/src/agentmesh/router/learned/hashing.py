@@ -133,7 +133,11 @@ class TextHasher:
         if text.isascii():  # O(1) for str
             words = text.encode().translate(_ASCII_WORDS).split()
         else:
-            words = [w.encode() for w in text.lower().translate(_SEPARATORS).split()]
+            # surrogatepass: a lone surrogate (malformed text) is hashed, not raised on
+            words = [
+                w.encode("utf-8", "surrogatepass")
+                for w in text.lower().translate(_SEPARATORS).split()
+            ]
         found = list(map(cache.get, words))  # the common case: every word seen before
         if None not in found:
             return cast("list[int]", found)
