@@ -58,6 +58,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--train", type=Path)
     parser.add_argument("--test", type=Path)
+    parser.add_argument(
+        "--routellm",
+        type=Path,
+        default=DATA / "routellm",
+        help="RouteLLM's data (mmlu/*.csv, gsm8k_responses.csv)",
+    )
     parser.add_argument("--quick", action="store_true", help="fewer λ, smaller samples (< 60 s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--clusters", type=int, default=32)
@@ -70,6 +76,10 @@ def main() -> None:
     if (args.train is None) != (args.test is None):
         raise SystemExit("give both --train and --test, or neither")
     if args.train is None:
+        if not (DATA / "routerbench-subset").is_dir():
+            raise SystemExit(
+                f"no RouterBench data at {DATA / 'routerbench-subset'}: give --train DIR --test DIR"
+            )
         prompts, models, dropped = read_routerbench(DATA / "routerbench-subset")
         train, test = split(prompts, args.seed)
         source = f"fixed-seed split (seed {args.seed}) of routerbench-subset"
@@ -84,6 +94,12 @@ def main() -> None:
         f"{source}: {len(train)} train / {len(test)} test prompts, {len(models)} models, "
         f"{dropped} incomplete rows dropped"
     )
+    pairs = read_routellm(args.routellm)
+    if not pairs:
+        raise SystemExit(
+            f"no RouteLLM data (mmlu/*.csv, gsm8k_responses.csv) at {args.routellm}: "
+            "give --routellm DIR"
+        )
     lams = ev.lambdas(args.quick)
 
     trained = train_predictor(
@@ -157,7 +173,6 @@ def main() -> None:
     console.print(curve)
 
     routellm: dict[str, dict[str, float]] = {}
-    pairs = read_routellm(DATA / "routellm")
     rt = Table(
         title="RouteLLM metrics (strong gpt-4-1106-preview, weak Mixtral-8x7B; held-out half)"
     )
