@@ -120,6 +120,28 @@ def test_quality_model_learns_costs_latencies_and_late_corrections() -> None:
     assert model.to_dict()["models"]["m"][0] == 0.0
 
 
+def test_quality_model_predictions_made_ahead_match_and_follow_updates() -> None:
+    def filled() -> QualityModel:
+        model = QualityModel(priors={"b": 0.7})
+        for i in range(30):
+            model.update("qa", i % 3, "a", (i % 4) / 3, cost_usd=0.001 * i, latency_s=0.1 * i)
+            model.update("chat", i % 2, "b", 1.0 if i % 5 else 0.0, cost_usd=0.01)
+        return model
+
+    cold, warm = filled(), filled()
+    assert warm.warm() == 5 * 2  # (qa, 0..2) and (chat, 0..1), two models each
+    assert filled().warm(limit=9) == 0  # over the limit: made on first use instead
+    for task, cluster in (("qa", 0), ("qa", 2), ("chat", 1), ("chat", 7), (None, 0)):
+        models = ("a", "b", "never-seen")
+        assert warm.predict(task, cluster, models) == cold.predict(task, cluster, models)
+    (before,) = warm.predict("qa", 1, ("a",))
+    for _ in range(20):
+        warm.update("qa", 1, "a", 0.0)  # what was made ahead is dropped on update
+    (after,) = warm.predict("qa", 1, ("a",))
+    assert after.quality < before.quality
+    assert after.evidence == before.evidence + 20
+
+
 def test_quality_model_round_trips_and_rejects_bad_dicts() -> None:
     model = QualityModel(priors={"m": 0.7})
     model.update("qa", 3, "m", 0.5, cost_usd=0.1)

@@ -64,7 +64,9 @@ def parse(table: RouteTable) -> ParsedPredictor:
     if table.predictor is None:
         return ParsedPredictor(None)
     try:
-        return ParsedPredictor(Predictor.from_dict(table.predictor))
+        predictor = Predictor.from_dict(table.predictor)
+        predictor.quality.warm()  # the first decisions after the change then look them up
+        return ParsedPredictor(predictor)
     except (ValueError, TypeError) as exc:  # what from_dict says of malformed data
         return ParsedPredictor(None, str(exc) or type(exc).__name__)
     except Exception as exc:  # noqa: BLE001 - anything else: no predictor, said once, not raised

@@ -111,6 +111,9 @@ class _Sums:
         return sums
 
 
+_EMPTY: Final = _Sums()  # read only: the sums of a level with no outcome
+
+
 def _mean(total: float, n: int) -> float | None:
     return total / n if n else None
 
@@ -133,6 +136,9 @@ class QualityModel:
         self._tasks: dict[str, dict[str, _Sums]] = {}
         self._cells: dict[str, dict[int, dict[str, _Sums]]] = {}
         self._memo: dict[tuple[str, int, tuple[str, ...]], tuple[Prediction, ...]] = {}
+        # (task, cluster) -> model -> prediction, for every model with outcomes: a new
+        # candidate list then costs a lookup per model, not a prediction.
+        self._by_cell: dict[tuple[str, int], dict[str, Prediction]] = {}
         self.updates = 0
 
     def models(self) -> list[str]:
@@ -171,8 +177,9 @@ class QualityModel:
                 sums = level[model] = _Sums()
             sums.add(q, cost_usd, latency_s)
         self.updates += 1
-        if self._memo:
+        if self._memo or self._by_cell:
             self._memo.clear()
+            self._by_cell.clear()
 
     def adjust(self, task_class: str | None, cluster: int, model: str, delta: float) -> None:
         """Correct the quality of an outcome already recorded (late feedback), by ``delta``.
@@ -194,8 +201,9 @@ class QualityModel:
             sums = level.get(model)
             if sums is not None:
                 sums.q = min(float(sums.n), max(0.0, sums.q + delta))
-        if self._memo:
+        if self._memo or self._by_cell:
             self._memo.clear()
+            self._by_cell.clear()
 
     def predict(
         self, task_class: str | None, cluster: int, models: Sequence[str]
@@ -215,34 +223,63 @@ class QualityModel:
         memo = self._memo.get(key)
         if memo is not None:
             return memo
-        s = self.shrinkage
-        tasks = self._tasks.get(task, {})
-        cells = self._cells.get(task, {}).get(cluster, {})
-        empty = _Sums()
-        out: list[Prediction] = []
-        for model in key[2]:
-            g = self._models.get(model, empty)
-            t = tasks.get(model, empty)
-            c = cells.get(model, empty)
-            prior = self._priors.get(model, s.prior)
-            q_model = (g.q + s.model * prior) / (g.n + s.model)
-            q_task = (t.q + s.task * q_model) / (t.n + s.task)
-            q_cell = (c.q + s.cell * q_task) / (c.n + s.cell)
-            cost = _mean(t.cost, t.n_cost)
-            latency = _mean(t.latency, t.n_latency)
-            out.append(
-                Prediction(
-                    q_cell,
-                    t.n,
-                    cost if cost is not None else _mean(g.cost, g.n_cost),
-                    latency if latency is not None else _mean(g.latency, g.n_latency),
-                )
-            )
-        result = tuple(out)
+        known = self._by_cell.get((task, cluster))
+        if known is None:
+            known = self._cell(task, cluster)
+        result = tuple([known.get(m) or self._one(task, cluster, m) for m in key[2]])
         if len(self._memo) > 65_536:
             self._memo.clear()
         self._memo[key] = result
         return result
+
+    def warm(self, limit: int = 100_000) -> int:
+        """Compute ahead the predictions of every model in every (task class, cluster) seen.
+
+        Run off the hot path (the route table client's thread does it for a new table), so
+        that the first decisions after a table change look predictions up instead of making
+        them. Skipped when it would make more than ``limit`` predictions (they are then made
+        per (task class, cluster) on first use).
+
+        Args:
+            limit: Most predictions to make.
+
+        Returns:
+            The predictions made (0 when skipped).
+        """
+        pairs = [(task, cluster) for task, cells in self._cells.items() for cluster in cells]
+        if not pairs or len(pairs) * len(self._models) > limit:
+            return 0
+        for task, cluster in pairs:
+            if (task, cluster) not in self._by_cell:
+                self._cell(task, cluster)
+        return len(pairs) * len(self._models)
+
+    def _cell(self, task: str, cluster: int) -> dict[str, Prediction]:
+        """Predict every model with outcomes for one (task class, cluster), and keep it."""
+        known = {model: self._one(task, cluster, model) for model in self._models}
+        if len(self._by_cell) >= 4_096:
+            self._by_cell.clear()
+        self._by_cell[(task, cluster)] = known
+        return known
+
+    def _one(self, task: str, cluster: int, model: str) -> Prediction:
+        s = self.shrinkage
+        empty = _EMPTY
+        g = self._models.get(model, empty)
+        t = self._tasks.get(task, {}).get(model, empty)
+        c = self._cells.get(task, {}).get(cluster, {}).get(model, empty)
+        prior = self._priors.get(model, s.prior)
+        q_model = (g.q + s.model * prior) / (g.n + s.model)
+        q_task = (t.q + s.task * q_model) / (t.n + s.task)
+        q_cell = (c.q + s.cell * q_task) / (c.n + s.cell)
+        cost = _mean(t.cost, t.n_cost)
+        latency = _mean(t.latency, t.n_latency)
+        return Prediction(
+            q_cell,
+            t.n,
+            cost if cost is not None else _mean(g.cost, g.n_cost),
+            latency if latency is not None else _mean(g.latency, g.n_latency),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Return the model as a JSON-ready dict.
