@@ -9,6 +9,7 @@ import pytest
 
 from agentmesh.core import semconv
 from agentmesh.router.chains import FallbackChains
+from agentmesh.router.learned import quality as quality_module
 from agentmesh.router.learned.clusters import Clusters
 from agentmesh.router.learned.hashing import TextHasher
 from agentmesh.router.learned.predictor import Example, Outcome, Predictor, train_predictor
@@ -140,6 +141,21 @@ def test_quality_model_predictions_made_ahead_match_and_follow_updates() -> None
     (after,) = warm.predict("qa", 1, ("a",))
     assert after.quality < before.quality
     assert after.evidence == before.evidence + 20
+
+
+def test_quality_model_memos_are_bounded_by_the_predictions_they_hold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(quality_module, "_MAX_HELD", 10)
+    model, fresh = QualityModel(), QualityModel()
+    for m in ("a", "b", "c"):
+        for target in (model, fresh):
+            target.update("qa", 0, m, 0.5, cost_usd=0.01)
+    for cluster in range(8):  # 3 predictions per cell and per candidate list: forgets often
+        for candidates in (("a", "b"), ("c",), ("a", "b", "c", "d")):
+            got = model.predict("qa", cluster, candidates)
+            assert got == fresh.predict("qa", cluster, candidates)
+            assert model._held <= 10  # pyright: ignore[reportPrivateUsage]
 
 
 def test_quality_model_round_trips_and_rejects_bad_dicts() -> None:

@@ -112,6 +112,8 @@ class _Sums:
 
 
 _EMPTY: Final = _Sums()  # read only: the sums of a level with no outcome
+_MAX_HELD: Final = 1_000_000
+"""Most predictions the memos reference before they are cleared (about 100 MB at worst)."""
 
 
 def _mean(total: float, n: int) -> float | None:
@@ -139,6 +141,7 @@ class QualityModel:
         # (task, cluster) -> model -> prediction, for every model with outcomes: a new
         # candidate list then costs a lookup per model, not a prediction.
         self._by_cell: dict[tuple[str, int], dict[str, Prediction]] = {}
+        self._held = 0  # predictions referenced by both memos (they are cleared past _MAX_HELD)
         self.updates = 0
 
     def models(self) -> list[str]:
@@ -178,8 +181,7 @@ class QualityModel:
             sums.add(q, cost_usd, latency_s)
         self.updates += 1
         if self._memo or self._by_cell:
-            self._memo.clear()
-            self._by_cell.clear()
+            self._forget()
 
     def adjust(self, task_class: str | None, cluster: int, model: str, delta: float) -> None:
         """Correct the quality of an outcome already recorded (late feedback), by ``delta``.
@@ -202,8 +204,7 @@ class QualityModel:
             if sums is not None:
                 sums.q = min(float(sums.n), max(0.0, sums.q + delta))
         if self._memo or self._by_cell:
-            self._memo.clear()
-            self._by_cell.clear()
+            self._forget()
 
     def predict(
         self, task_class: str | None, cluster: int, models: Sequence[str]
@@ -227,10 +228,16 @@ class QualityModel:
         if known is None:
             known = self._cell(task, cluster)
         result = tuple([known.get(m) or self._one(task, cluster, m) for m in key[2]])
-        if len(self._memo) > 65_536:
-            self._memo.clear()
+        if self._held + len(result) > _MAX_HELD:
+            self._forget()
+        self._held += len(result)
         self._memo[key] = result
         return result
+
+    def _forget(self) -> None:
+        self._memo.clear()
+        self._by_cell.clear()
+        self._held = 0
 
     def warm(self, limit: int = 100_000) -> int:
         """Compute ahead the predictions of every model in every (task class, cluster) seen.
@@ -257,8 +264,9 @@ class QualityModel:
     def _cell(self, task: str, cluster: int) -> dict[str, Prediction]:
         """Predict every model with outcomes for one (task class, cluster), and keep it."""
         known = {model: self._one(task, cluster, model) for model in self._models}
-        if len(self._by_cell) >= 4_096:
-            self._by_cell.clear()
+        if self._held + len(known) > _MAX_HELD:
+            self._forget()
+        self._held += len(known)
         self._by_cell[(task, cluster)] = known
         return known
 
