@@ -135,6 +135,11 @@ def test_quality_model_predictions_made_ahead_match_and_follow_updates() -> None
     for task, cluster in (("qa", 0), ("qa", 2), ("chat", 1), ("chat", 7), (None, 0)):
         models = ("a", "b", "never-seen")
         assert warm.predict(task, cluster, models) == cold.predict(task, cluster, models)
+    many = QualityModel()
+    for i in range(40):
+        many.update("qa", 0, f"m{i}", 0.5)
+    many.predict("qa", 0, ("m1", "m2"))  # a few among many: only those are predicted
+    assert many._held == 2  # pyright: ignore[reportPrivateUsage]
     (before,) = warm.predict("qa", 1, ("a",))
     for _ in range(20):
         warm.update("qa", 1, "a", 0.0)  # what was made ahead is dropped on update

@@ -225,9 +225,12 @@ class QualityModel:
         if memo is not None:
             return memo
         known = self._by_cell.get((task, cluster))
-        if known is None:
+        if known is None and 4 * len(key[2]) >= len(self._models):  # not a few among many
             known = self._cell(task, cluster)
-        result = tuple([known.get(m) or self._one(task, cluster, m) for m in key[2]])
+        if known is None:
+            result = tuple([self._one(task, cluster, m) for m in key[2]])
+        else:
+            result = tuple([known.get(m) or self._one(task, cluster, m) for m in key[2]])
         if self._held + len(result) > _MAX_HELD:
             self._forget()
         self._held += len(result)
