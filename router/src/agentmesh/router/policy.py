@@ -45,6 +45,8 @@ class RoutingPolicy(Protocol):
     :meth:`decide` fast and free of I/O. It may raise; the instrumentation then passes the
     call through unchanged. They should pass over ``request.open_circuits`` (for example with
     :meth:`RouteDecision.avoiding`); the instrumentation applies it to any decision anyway.
+    A policy that reads the prompt has an integer ``text_chars`` attribute (see
+    :func:`text_chars_of`); the others get an empty ``request.text``.
     """
 
     @property
