@@ -7,9 +7,10 @@ the application. So whoever receives a new table (the route table client's backg
 calls :func:`parse_ahead` before handing the table out, and the policy takes the parsed
 predictor with :func:`parsed`: the application's call pays a dictionary lookup.
 
-Only the last few tables are held (strongly, so that a table's ``id`` is not reused while its
-entry lives). A table nobody parsed ahead is parsed by the policy itself, as before. Each
-policy reading the same table object shares its predictor; a table built anew gets its own.
+Only the last two tables are held (strongly, so that a table's ``id`` is not reused while its
+entry lives): the one in force and the one arriving. A table nobody parsed ahead is parsed by
+the policy itself, as before. Each policy reading the same table object shares its predictor;
+a table built anew gets its own.
 
 Example:
     >>> from agentmesh.router.learned.quality import QualityModel
@@ -34,7 +35,7 @@ from agentmesh.router.table import RouteTable
 
 __all__ = ["ParsedPredictor", "parse", "parse_ahead", "parsed"]
 
-_HELD: Final = 4
+_HELD: Final = 2  # the table in force and the one arriving (a parsed table can be large)
 _lock = threading.Lock()
 _recent: OrderedDict[int, tuple[RouteTable, ParsedPredictor]] = OrderedDict()
 
