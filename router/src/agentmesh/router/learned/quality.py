@@ -112,6 +112,7 @@ class _Sums:
 
 
 _EMPTY: Final = _Sums()  # read only: the sums of a level with no outcome
+_NO_SUMS: Final[Mapping[str, _Sums]] = {}  # read only: a level nobody recorded
 _MAX_HELD: Final = 1_000_000
 """Most predictions the memos reference before they are cleared (about 100 MB at worst)."""
 
@@ -228,9 +229,9 @@ class QualityModel:
         if known is None and 4 * len(key[2]) >= len(self._models):  # not a few among many
             known = self._cell(task, cluster)
         if known is None:
-            result = tuple([self._one(task, cluster, m) for m in key[2]])
-        else:
-            result = tuple([known.get(m) or self._one(task, cluster, m) for m in key[2]])
+            known = {}
+        tasks, cells = self._levels(task, cluster)
+        result = tuple([known.get(m) or self._one(m, tasks, cells) for m in key[2]])
         if self._held + len(result) > _MAX_HELD:
             self._forget()
         self._held += len(result)
@@ -266,19 +267,26 @@ class QualityModel:
 
     def _cell(self, task: str, cluster: int) -> dict[str, Prediction]:
         """Predict every model with outcomes for one (task class, cluster), and keep it."""
-        known = {model: self._one(task, cluster, model) for model in self._models}
+        tasks, cells = self._levels(task, cluster)
+        known = {model: self._one(model, tasks, cells) for model in self._models}
         if self._held + len(known) > _MAX_HELD:
             self._forget()
         self._held += len(known)
         self._by_cell[(task, cluster)] = known
         return known
 
-    def _one(self, task: str, cluster: int, model: str) -> Prediction:
+    def _levels(self, task: str, cluster: int) -> tuple[Mapping[str, _Sums], Mapping[str, _Sums]]:
+        """The sums of one task class and of one of its cells, by model (empty if none)."""
+        return self._tasks.get(task, _NO_SUMS), self._cells.get(task, {}).get(cluster, _NO_SUMS)
+
+    def _one(
+        self, model: str, tasks: Mapping[str, _Sums], cells: Mapping[str, _Sums]
+    ) -> Prediction:
         s = self.shrinkage
         empty = _EMPTY
         g = self._models.get(model, empty)
-        t = self._tasks.get(task, {}).get(model, empty)
-        c = self._cells.get(task, {}).get(cluster, {}).get(model, empty)
+        t = tasks.get(model, empty)
+        c = cells.get(model, empty)
         prior = self._priors.get(model, s.prior)
         q_model = (g.q + s.model * prior) / (g.n + s.model)
         q_task = (t.q + s.task * q_model) / (t.n + s.task)
