@@ -39,10 +39,10 @@ from agentmesh.instrumentation.openai._call import CallRequest
 from agentmesh.instrumentation.openai._fields import (
     attr,
     base_template,
+    copy_numbers,
     int_attr,
     integer,
     model_name,
-    number,
     server,
     str_attr,
     with_current_run_id,
@@ -91,10 +91,7 @@ def _build_template(instance: object, kwargs: Mapping[str, object]) -> RequestTe
     max_tokens = integer(kwargs.get("max_tokens"))
     if max_tokens is not None:
         attributes[GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
-    for key, name in _SAMPLING:
-        value = number(kwargs.get(name))
-        if value is not None:
-            attributes[key] = value
+    copy_numbers(attributes, kwargs, _SAMPLING)
     return model, stream, attributes, f"{Operation.CHAT} {model}"
 
 

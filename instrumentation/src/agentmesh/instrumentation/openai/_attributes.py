@@ -42,11 +42,11 @@ from agentmesh.instrumentation.openai._estimate import prompt_chars, wants_usage
 from agentmesh.instrumentation.openai._fields import (
     attr,
     base_template,
+    copy_numbers,
     int_attr,
     integer,
     items,
     model_name,
-    number,
     server,
     span_name,
     str_attr,
@@ -55,6 +55,7 @@ from agentmesh.instrumentation.openai._fields import (
 from agentmesh.instrumentation.openai._request_templates import RequestTemplate, RequestTemplates
 
 __all__ = [
+    "SAMPLING",
     "ChatRequest",
     "ResponseSummary",
     "cost_usd",
@@ -66,7 +67,8 @@ __all__ = [
 ChatRequest = CallRequest
 """The request summary of a chat-completions call."""
 
-_SAMPLING: Final = ((GEN_AI_REQUEST_TEMPERATURE, "temperature"), (GEN_AI_REQUEST_TOP_P, "top_p"))
+SAMPLING: Final = ((GEN_AI_REQUEST_TEMPERATURE, "temperature"), (GEN_AI_REQUEST_TOP_P, "top_p"))
+"""The sampling arguments of OpenAI's APIs (Chat Completions and Responses) and their keys."""
 
 
 # Typed factories: calling an alias such as ``dict[int, str]()`` costs ten times ``{}``.
@@ -412,10 +414,7 @@ def _build_template(instance: object, kwargs: Mapping[str, object]) -> RequestTe
     host, port = server(instance)
     attributes = dict(base_template(Operation.CHAT, provider_of(host), model, host, port))
     attributes[GEN_AI_REQUEST_STREAM] = stream
-    for key, name in _SAMPLING:
-        value = number(kwargs.get(name))
-        if value is not None:
-            attributes[key] = value
+    copy_numbers(attributes, kwargs, SAMPLING)
     max_tokens = integer(kwargs.get("max_tokens"))
     if max_tokens is None:
         max_tokens = integer(kwargs.get("max_completion_tokens"))

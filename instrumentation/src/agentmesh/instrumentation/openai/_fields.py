@@ -31,6 +31,7 @@ __all__ = [
     "attr",
     "base_attributes",
     "base_template",
+    "copy_numbers",
     "int_attr",
     "integer",
     "items",
@@ -89,6 +90,24 @@ def number(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
+
+
+def copy_numbers(
+    attributes: dict[str, AttributeValue],
+    kwargs: Mapping[str, object],
+    names: tuple[tuple[str, str], ...],
+) -> None:
+    """Set each ``(attribute, argument)`` of ``names`` whose argument is a number (not a bool).
+
+    Args:
+        attributes: The span attributes to add to.
+        kwargs: The SDK call's keyword arguments.
+        names: Attribute key and argument name pairs (``GEN_AI_REQUEST_TEMPERATURE``, …).
+    """
+    for key, name in names:
+        value = number(kwargs.get(name))
+        if value is not None:
+            attributes[key] = value
 
 
 def items(value: object) -> list[object] | tuple[object, ...]:

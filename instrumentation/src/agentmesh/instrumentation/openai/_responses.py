@@ -19,8 +19,6 @@ from agentmesh.core.semconv import (
     GEN_AI_INPUT_MESSAGES,
     GEN_AI_REQUEST_MAX_TOKENS,
     GEN_AI_REQUEST_STREAM,
-    GEN_AI_REQUEST_TEMPERATURE,
-    GEN_AI_REQUEST_TOP_P,
     GEN_AI_RESPONSE_FINISH_REASONS,
     GEN_AI_RESPONSE_ID,
     GEN_AI_RESPONSE_MODEL,
@@ -33,16 +31,16 @@ from agentmesh.core.semconv import (
 )
 from agentmesh.instrumentation import _content
 from agentmesh.instrumentation.openai import _pricing
-from agentmesh.instrumentation.openai._attributes import provider_of
+from agentmesh.instrumentation.openai._attributes import SAMPLING, provider_of
 from agentmesh.instrumentation.openai._call import CallRequest
 from agentmesh.instrumentation.openai._fields import (
     attr,
     base_attributes,
+    copy_numbers,
     int_attr,
     integer,
     items,
     model_name,
-    number,
     server,
     str_attr,
 )
@@ -50,7 +48,6 @@ from agentmesh.instrumentation.openai._fields import (
 __all__ = ["ResponsesSummary", "read_responses_request"]
 
 _STATUS_REASONS: Final = {"completed": "stop", "failed": "error", "cancelled": "cancelled"}
-_SAMPLING: Final = ((GEN_AI_REQUEST_TEMPERATURE, "temperature"), (GEN_AI_REQUEST_TOP_P, "top_p"))
 
 
 def read_responses_request(
@@ -71,10 +68,7 @@ def read_responses_request(
     host, port = server(instance)
     attributes = base_attributes(Operation.CHAT, provider_of(host), model, host, port)
     attributes[GEN_AI_REQUEST_STREAM] = stream
-    for key, name in _SAMPLING:
-        value = number(kwargs.get(name))
-        if value is not None:
-            attributes[key] = value
+    copy_numbers(attributes, kwargs, SAMPLING)
     max_tokens = integer(kwargs.get("max_output_tokens"))
     if max_tokens is not None:
         attributes[GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
