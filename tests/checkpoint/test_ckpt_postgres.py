@@ -271,15 +271,41 @@ def test_bad_schema_name_is_refused() -> None:
 async def test_a_lost_connection_is_replaced(dsn: str, schema: str) -> None:
     async with PostgresCheckpointStore(dsn, schema=schema, min_size=1, max_size=1) as store:
         await store.put(_record("t", "0001"), _blobs("0001"))
-        pool = store._pool  # pyright: ignore[reportPrivateUsage]
-        assert pool is not None
-        async with pool.acquire() as con:
-            pid = con.get_server_pid()
+        # the connection the put used, kept warm by the store for its next call
+        pid = await store._run(  # pyright: ignore[reportPrivateUsage]
+            lambda con: con.fetchval("SELECT pg_backend_pid()"), "pid"
+        )
         await _execute(dsn, "SELECT pg_terminate_backend($1)", pid)
         await asyncio.sleep(0.1)
         stored = await store.get("t", "")
         assert stored is not None
         assert stored.values["messages"].data == b"value 0001"
+
+
+async def test_overlapping_calls_share_a_single_connection(dsn: str, schema: str) -> None:
+    # The store keeps its connection warm between calls; calls that overlap must hand it back
+    # to the pool, or the second of them would wait for it forever.
+    async with PostgresCheckpointStore(dsn, schema=schema, min_size=1, max_size=1) as store:
+
+        async def put_then_get(n: int) -> bytes:
+            checkpoint_id = f"{n:04d}"
+            await store.put(_record(f"t{n}", checkpoint_id), _blobs(checkpoint_id))
+            stored = await store.get(f"t{n}", "")
+            assert stored is not None
+            return stored.values["messages"].data
+
+        for _ in range(3):
+            got = await asyncio.wait_for(
+                asyncio.gather(*(put_then_get(n) for n in range(20))), timeout=30
+            )
+            assert got == [f"value {n:04d}".encode() for n in range(20)]
+        pid_before = await store._run(  # pyright: ignore[reportPrivateUsage]
+            lambda con: con.fetchval("SELECT pg_backend_pid()"), "pid"
+        )
+        pid_after = await store._run(  # pyright: ignore[reportPrivateUsage]
+            lambda con: con.fetchval("SELECT pg_backend_pid()"), "pid"
+        )
+        assert pid_after == pid_before  # one connection throughout
 
 
 async def test_long_listings_page_by_keyset(

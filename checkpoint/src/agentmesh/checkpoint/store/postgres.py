@@ -15,8 +15,10 @@ Payload columns are stored ``EXTERNAL`` (out of line, no pglz): the savers compr
 Speed: a put is one call of a server-side function (new blobs, the checkpoint and the
 compare-and-set in one statement, one round trip); a get is one statement returning the
 checkpoint with its values and writes as arrays; statements are prepared once per connection
-(asyncpg's cache), and a connection goes back to the pool without asyncpg's reset query (the
-store keeps no session state), so each call costs one round trip. A put also waits for its
+(asyncpg's cache), a connection goes back to the pool without asyncpg's reset query (the
+store keeps no session state), and a call made while no other is under way keeps its
+connection for the next instead of handing it back (the pool's acquire and release cost about
+40 µs), so each call costs one round trip. A put also waits for its
 commit to reach the disk, like any durable write; ``synchronous_commit=False`` trades that wait
 for the risk of losing the last puts if the *server* crashes.
 
@@ -139,6 +141,8 @@ class PostgresCheckpointStore(CheckpointStore):
         self._secrets = _secrets(dsn)
         self._sql = Statements.for_schema(schema)
         self._pool: asyncpg.Pool | None = None
+        self._warm: _Con | None = None  # see _on_connection
+        self._callers = 0
         self._opening = asyncio.Lock()
         self._closed = False
         self._applied: tuple[int, ...] = ()
@@ -177,8 +181,11 @@ class PostgresCheckpointStore(CheckpointStore):
         self._closed = True
         async with self._opening:
             pool, self._pool = self._pool, None
+            warm, self._warm = self._warm, None
         if pool is not None:
             try:
+                if warm is not None:
+                    await pool.release(warm)
                 await pool.close()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 _log.warning("checkpoint_pool_close_failed", reason=self._scrub(str(exc)))
@@ -432,18 +439,49 @@ class PostgresCheckpointStore(CheckpointStore):
         again after a lost connection cannot store anything twice.
         """
         pool = await self._ready()
-        for attempt in (1, 2):
-            try:
-                async with pool.acquire() as con:
-                    return await work(con)
-            except CheckpointError:
-                raise
-            except Exception as exc:
-                if attempt == 1 and _connection_lost(exc) and not self._closed:
-                    _log.info("checkpoint_connection_lost", reason=self._scrub(_cause(exc)))
-                    continue
-                raise self._error(exc, what) from exc
+        self._callers += 1
+        try:
+            for attempt in (1, 2):
+                try:
+                    return await self._on_connection(pool, work)
+                except CheckpointError:
+                    raise
+                except Exception as exc:
+                    if attempt == 1 and _connection_lost(exc) and not self._closed:
+                        _log.info("checkpoint_connection_lost", reason=self._scrub(_cause(exc)))
+                        continue
+                    raise self._error(exc, what) from exc
+        finally:
+            self._callers -= 1
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _on_connection(self, pool: asyncpg.Pool, work: Callable[[_Con], Awaitable[_T]]) -> _T:
+        """Run ``work`` on the warm connection when it is free, else on one from the pool.
+
+        A call made while no other is under way keeps its connection *warm* afterwards instead
+        of handing it back: the pool's acquire and release cost more than a local round trip's
+        worth of event loop turns (about 40 µs, twice that on a busy machine). When calls
+        overlap, connections go back to the pool, so a caller waiting there is never starved
+        by the warm one; a failed call's connection always goes back (the pool replaces it if
+        it died).
+        """
+        con: _Con | None = self._warm
+        self._warm = None
+        if con is not None and not _open(con):
+            await pool.release(con)  # hands a dead connection's slot back (a no-op if done)
+            con = None
+        if con is None:
+            con = await pool.acquire()
+        try:
+            result = await work(con)
+        except BaseException:
+            await pool.release(con)
+            raise
+        if self._callers == 1 and self._warm is None and not self._closed:
+            self._warm = con
+        else:
+            await pool.release(con)
+        return result
 
 
 async def _no_reset(con: asyncpg.Connection) -> None:
@@ -454,10 +492,20 @@ async def _no_reset(con: asyncpg.Connection) -> None:
     del con
 
 
+def _open(con: _Con) -> bool:
+    """Whether a kept connection can still be used (asyncpg detaches one that died)."""
+    try:
+        return not con.is_closed()
+    except asyncpg.InterfaceError:  # detached: the pool took it back when it closed
+        return False
+
+
 def _connection_lost(exc: BaseException) -> bool:
     """Whether a failure means the connection died (so the call may be tried again)."""
     if isinstance(exc, asyncpg.InterfaceError):
-        return "closed" in str(exc)
+        # "…connection is closed", or "…released back to the pool": a kept connection that
+        # died mid-call is taken back by asyncpg itself
+        return "closed" in str(exc) or "released back to the pool" in str(exc)
     return isinstance(
         exc,
         ConnectionError
