@@ -9,6 +9,10 @@ LangGraph's indexes (``WRITES_IDX_MAP`` for the special channels). Payloads abov
 are zstd-compressed (:mod:`._compress`). Large lists are stored as content-addressed chunks
 (:mod:`._chunks`): the record's channel versions then also name each chunk, and a put that knows
 its parent's storage (:class:`._chunks.ChannelRef`) sends only the chunks the parent lacks.
+Small scalar values (``None``, booleans, numbers, strings of at most :data:`INLINE_STR_CHARS`
+characters: step counters, routing flags, short answers) stay in the document instead, as the
+official savers keep them: a blob row, its index entry and its lookup cost more than the value.
+Checkpoints stored before kept them as blobs, and still read the same.
 
 Loading refuses pickles: a stored ``pickle`` payload raises
 :class:`~agentmesh.core.CheckpointSerdeError` whatever the serde would do.
@@ -75,6 +79,24 @@ _REFUSED_TYPES = frozenset({"pickle"})
 
 _EMPTY = "empty"
 """The type tag other savers write for a channel without a value."""
+
+INLINE_STR_CHARS = 256
+"""Strings up to this length are kept in the checkpoint document, not as blobs. Each checkpoint
+carries its own copy of an inline value, changed or not, so only small values are inlined."""
+
+_INT64_MIN = -(2**63)
+_UINT64_MAX = 2**64 - 1
+_INLINE_TYPES = (type(None), bool, float)
+
+
+def _inline(value: Any) -> bool:
+    """Whether a channel value is kept in the checkpoint document (a small scalar)."""
+    kind = type(value)
+    if kind in _INLINE_TYPES:
+        return True
+    if kind is int:
+        return _INT64_MIN <= value <= _UINT64_MAX  # msgpack's range
+    return kind is str and len(value) <= INLINE_STR_CHARS
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +274,8 @@ def encode_put(
     what = f"put of checkpoint {checkpoint_id!r} (thread {where.thread_id!r})"
     values: Mapping[str, Any] = checkpoint["channel_values"]
     document = {key: value for key, value in checkpoint.items() if key != "channel_values"}
+    inline: dict[str, Any] = {}
+    document["channel_values"] = inline
     blobs: dict[tuple[str, str], Blob] = {}
     known = {chunk for ref in parent.values() for chunk in ref.chunks} if parent else set[str]()
     refs: dict[str, ChannelRef] = {}
@@ -259,10 +283,14 @@ def encode_put(
     versions: dict[str, str] = {}
     for channel, version in checkpoint["channel_versions"].items():
         key = version_key(version)
-        versions[channel] = key
         if channel not in values:
+            versions[channel] = key
             continue
         value = values[channel]
+        if _inline(value):
+            inline[channel] = value  # no blob: the record lists no version to fetch
+            continue
+        versions[channel] = key
         where_value = f"{what}, channel {channel!r}"
         previous = parent.get(channel) if parent is not None else None
         if channel in new_versions and version_key(new_versions[channel]) == key:
@@ -372,6 +400,9 @@ def decode_with_refs(
     what = f"checkpoint {record.checkpoint_id!r} (thread {record.thread_id!r})"
     document: dict[str, Any] = dict(_load(serde, record.checkpoint, what))
     values, chunked = _values(serde, stored.values, what)
+    inline = document.get("channel_values")  # small scalars (none before they were inlined)
+    if isinstance(inline, dict) and inline:
+        values = {**cast(dict[str, Any], inline), **values}
     document["channel_values"] = values
     refs: dict[str, ChannelRef] = {}
     versions: Mapping[str, Any] = document.get("channel_versions") or {}
