@@ -35,7 +35,7 @@ from agentmesh.checkpoint.langgraph._chunks import (
     split_list,
 )
 from agentmesh.checkpoint.langgraph._codec import Encoding, decode, encode_put
-from agentmesh.checkpoint.store.base import Blob, StoredCheckpoint
+from agentmesh.checkpoint.store.base import Blob, ListQuery, StoredCheckpoint
 from agentmesh.checkpoint.store.memory import MemoryCheckpointStore
 from agentmesh.core.errors import CheckpointSerdeError
 
@@ -395,3 +395,37 @@ def test_sync_reads_use_the_cache_too() -> None:
             "q2",
             "q3",
         ]
+
+
+async def test_a_listing_decompresses_each_chunk_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentmesh.checkpoint.langgraph import _chunk_cache
+
+    unpacked: list[int] = []
+    real_unpack = _chunk_cache.unpack
+
+    def counting_unpack(blob: Blob) -> tuple[str, bytes]:
+        unpacked.append(1)
+        return real_unpack(blob)
+
+    async with MemoryCheckpointStore() as store:
+        await _chat(AgentMeshSaver(store), "t", 8)
+        listed_ids = [c.record.checkpoint_id async for c in store.list(ListQuery(thread_id="t"))]
+        per_checkpoint = 0
+        distinct: set[str] = set()
+        for checkpoint_id in listed_ids:
+            stored = await store.get("t", "", checkpoint_id)
+            assert stored is not None
+            chunks = [c for c in stored.values if c.startswith(CHUNK_PREFIX)]
+            per_checkpoint += len(chunks)
+            distinct.update(chunks)
+        assert per_checkpoint > 2 * len(distinct)  # the checkpoints share most chunks
+
+        monkeypatch.setattr(_chunk_cache, "unpack", counting_unpack)
+        reader = AgentMeshSaver(store)  # holds no chunk yet
+        listed = [t async for t in reader.alist(_config("t"))]
+        assert len(unpacked) == len(distinct)
+        fresh = AgentMeshSaver(store)
+        for item in listed:  # the same values as reading each checkpoint on its own
+            alone = await fresh.aget_tuple(item.config)
+            assert alone is not None
+            assert alone.checkpoint == item.checkpoint

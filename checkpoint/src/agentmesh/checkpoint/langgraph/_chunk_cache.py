@@ -6,9 +6,13 @@ the chunks the cache holds for the thread's latest known checkpoint (``skip_chan
 takes them from here; a multi-turn conversation then reads only what changed since this
 process last saw the thread. The cache keeps chunks uncompressed (a read then neither fetches
 nor decompresses them) within a byte budget, least recently used out first.
+:meth:`ChunkCache.unpacked` decompresses the chunks a store returned, each once while it is
+held: a listing of a long thread returns the same chunks with every checkpoint.
 
 Example:
-    >>> from agentmesh.checkpoint.store.base import Blob
+    >>> from agentmesh.checkpoint.langgraph._chunks import chunk_id_of, is_chunk_channel
+from agentmesh.checkpoint.langgraph._compress import unpack
+from agentmesh.checkpoint.store.base import Blob, StoredCheckpoint
     >>> cache = ChunkCache(budget=1200)  # 100 bytes counted per entry on top of its data
     >>> for name in "abcde":
     ...     cache.put(name, Blob("am-msgpack", name.encode() * 200))
@@ -21,7 +25,9 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from agentmesh.checkpoint.store.base import Blob
+from agentmesh.checkpoint.langgraph._chunks import chunk_id_of, is_chunk_channel
+from agentmesh.checkpoint.langgraph._compress import unpack
+from agentmesh.checkpoint.store.base import Blob, StoredCheckpoint
 
 __all__ = ["DEFAULT_CHUNK_CACHE_BYTES", "ChunkCache"]
 
@@ -72,6 +78,31 @@ class ChunkCache:
             while self._size > self._budget:
                 _, evicted = self._items.popitem(last=False)
                 self._size -= len(evicted.data) + _OVERHEAD
+
+    def unpacked(self, stored: StoredCheckpoint) -> StoredCheckpoint:
+        """A read checkpoint with its chunks uncompressed, and held for later reads.
+
+        A chunk the cache holds is taken from it rather than decompressed again (a chunk's id
+        names its content, so the two are the same bytes).
+
+        Raises:
+            CheckpointSerdeError: A chunk says it is zstd but does not decompress.
+        """
+        values: dict[str, Blob] | None = None
+        for channel, blob in stored.values.items():
+            if not is_chunk_channel(channel):
+                continue
+            chunk_id = chunk_id_of(channel)
+            plain = self.get(chunk_id)
+            if plain is None:
+                plain = Blob(*unpack(blob))
+                self.put(chunk_id, plain)
+            if values is None:
+                values = dict(stored.values)
+            values[channel] = plain
+        if values is None:
+            return stored
+        return StoredCheckpoint(record=stored.record, values=values, writes=stored.writes)
 
     def __len__(self) -> int:
         """The number of chunks held."""

@@ -104,7 +104,7 @@ def _document_threshold(encoding: Encoding) -> int | None:
 
 def _inline(value: Any) -> bool:
     """Whether a channel value is kept in the checkpoint document (a small scalar)."""
-    kind = type(value)
+    kind = type(cast(object, value))
     if kind in _INLINE_TYPES:
         return True
     if kind is int:

@@ -61,7 +61,6 @@ from agentmesh.checkpoint.langgraph._chunks import (
     LIST_MIN_BYTES,
     chunk_channel,
     chunk_id_of,
-    is_chunk_channel,
 )
 from agentmesh.checkpoint.langgraph._codec import (
     Address,
@@ -74,12 +73,12 @@ from agentmesh.checkpoint.langgraph._codec import (
     encode_writes,
     list_query,
 )
-from agentmesh.checkpoint.langgraph._compress import DEFAULT_THRESHOLD, unpack
+from agentmesh.checkpoint.langgraph._compress import DEFAULT_THRESHOLD
 from agentmesh.checkpoint.langgraph._fence import DEFAULT_CAPACITY, Fence
 from agentmesh.checkpoint.langgraph._refs import RecentRefs
 from agentmesh.checkpoint.langgraph._sync import SyncCheckpointStore, SyncTwin
 from agentmesh.checkpoint.langgraph._versions import next_version
-from agentmesh.checkpoint.store.base import Blob, CheckpointStore, StoredCheckpoint
+from agentmesh.checkpoint.store.base import CheckpointStore, StoredCheckpoint
 from agentmesh.core.errors import CheckpointConflictError, CheckpointError, ConfigError
 from agentmesh.core.log import get_logger
 
@@ -292,17 +291,6 @@ class AgentMeshSaver(BaseCheckpointSaver[str]):
                 values[channel] = blob
         return StoredCheckpoint(record=stored.record, values=values, writes=stored.writes)
 
-    def _held(self, stored: StoredCheckpoint) -> StoredCheckpoint:
-        """The read checkpoint with its chunks decompressed once, and held for later reads."""
-        chunks = self._shared.chunks
-        values = dict(stored.values)
-        for channel, blob in stored.values.items():
-            if is_chunk_channel(channel):
-                type_, data = unpack(blob)
-                values[channel] = plain = Blob(type_, data)
-                chunks.put(chunk_id_of(channel), plain)
-        return StoredCheckpoint(record=stored.record, values=values, writes=stored.writes)
-
     def _found(self, where: Address, stored: StoredCheckpoint | None) -> CheckpointTuple | None:
         if not _UNTRACKED.get():
             fence = self._shared.fence
@@ -313,7 +301,7 @@ class AgentMeshSaver(BaseCheckpointSaver[str]):
                 fence.release(where.thread_id, where.namespace, where.checkpoint_id)
         if stored is None:
             return None
-        found, refs = decode_with_refs(self.serde, self._held(stored))
+        found, refs = decode_with_refs(self.serde, self._shared.chunks.unpacked(stored))
         record = stored.record
         self._shared.refs.remember(record.thread_id, record.namespace, record.checkpoint_id, refs)
         return found
@@ -374,8 +362,9 @@ class AgentMeshSaver(BaseCheckpointSaver[str]):
                 lambda: store.list(query),
                 "AgentMeshSaver.list",
             )
+        chunks = shared.chunks
         for stored in stored_items:
-            yield decode(self.serde, stored)
+            yield decode(self.serde, chunks.unpacked(stored))
 
     def put(
         self,
@@ -519,10 +508,11 @@ class AgentMeshSaver(BaseCheckpointSaver[str]):
         query = list_query(config, filter, before, limit)
         shared = self._shared
         store = shared.store
+        chunks = shared.chunks
         async for stored in iterate_async(
             shared.bind_loop(), lambda: store.list(query), "AgentMeshSaver.alist"
         ):
-            yield decode(self.serde, stored)
+            yield decode(self.serde, chunks.unpacked(stored))
 
     async def aput(
         self,
