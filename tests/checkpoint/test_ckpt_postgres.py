@@ -18,7 +18,7 @@ import pytest
 
 from agentmesh.checkpoint.store import postgres as postgres_module
 from agentmesh.checkpoint.store._postgres_migrations import MIGRATIONS, apply_migrations
-from agentmesh.checkpoint.store._postgres_sql import Statements
+from agentmesh.checkpoint.store._postgres_sql import Statements, list_statement
 from agentmesh.checkpoint.store.base import Blob, CheckpointRecord, ListQuery, WriteRecord
 from agentmesh.checkpoint.store.postgres import PostgresCheckpointStore
 from agentmesh.core.errors import CheckpointConflictError, CheckpointError
@@ -419,3 +419,41 @@ async def test_unserialisable_metadata_filter_is_a_checkpoint_error(dsn: str, sc
     async with PostgresCheckpointStore(dsn, schema=schema) as store:
         with pytest.raises(CheckpointError, match="not JSON-able"):
             _ = [c async for c in store.list(ListQuery(metadata={"x": object()}))]
+
+
+async def test_listed_values_shared_by_checkpoints_are_sent_once_a_page(
+    dsn: str, schema: str
+) -> None:
+    # 130 checkpoints in two threads (two pages of a listing of both): every checkpoint refers
+    # to the thread's one "doc" blob (same channel and version in both threads, different
+    # bytes) and to its own "step" blob
+    async with PostgresCheckpointStore(dsn, schema=schema) as store:
+        for thread in ("a", "b"):
+            doc = {("doc", "1"): Blob("msgpack", f"doc of {thread}".encode() * 50)}
+            for n in range(65):
+                checkpoint_id = f"{n:04d}"
+                record = CheckpointRecord(
+                    thread_id=thread,
+                    namespace="",
+                    checkpoint_id=checkpoint_id,
+                    parent_id=None,
+                    checkpoint=Blob("msgpack", b"doc"),
+                    metadata={"step": n},
+                    channel_versions={"doc": "1", "step": checkpoint_id},
+                )
+                blobs = {("step", checkpoint_id): Blob("msgpack", f"{thread}{n}".encode())}
+                await store.put(record, {**doc, **blobs} if n == 0 else blobs)
+        listed = [c async for c in store.list(ListQuery())]
+        assert len(listed) == 130
+        for item in listed:
+            record = item.record
+            alone = await store.get(record.thread_id, "", record.checkpoint_id)
+            assert alone is not None
+            assert item.values == alone.values
+            assert item.values["doc"].data == f"doc of {record.thread_id}".encode() * 50
+        # the page's SQL sends the shared blob with its first checkpoint only
+        statement, args = list_statement(schema, ListQuery(thread_id="a"), None, 100)
+        rows = await _fetch(dsn, statement, *args)
+        docs = [row[12][list(row[10]).index("doc")] for row in rows]  # value data, channels
+        assert docs[0] is not None
+        assert docs[1:] == [None] * (len(rows) - 1)

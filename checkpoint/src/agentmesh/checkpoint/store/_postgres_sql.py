@@ -70,13 +70,43 @@ CROSS JOIN LATERAL (
         LIMIT 1
     ) b__SKIP__
 ) b
-CROSS JOIN LATERAL (
+__WRITES__"""
+_WRITES: Final = """CROSS JOIN LATERAL (
     SELECT array_agg(w.task_id) AS task_ids, array_agg(w.task_path) AS task_paths,
         array_agg(w.idx) AS idxs, array_agg(w.channel) AS channels,
         array_agg(w.type) AS types, array_agg(w.data) AS data
     FROM __SCHEMA__.writes w
     WHERE w.thread_id = c.thread_id AND w.ns = c.ns AND w.checkpoint_id = c.checkpoint_id
 ) w
+"""
+_LIST_VALUES: Final = """
+), refs AS (
+    SELECT p.pos, p.thread_id, p.ns, v.channel, v.version, v.ord
+    FROM page p, unnest(p.channels, p.versions) WITH ORDINALITY AS v(channel, version, ord)
+), firsts AS (
+    SELECT r.thread_id, r.ns, r.channel, r.version, min(r.pos) AS pos
+    FROM refs r GROUP BY r.thread_id, r.ns, r.channel, r.version
+), found AS MATERIALIZED (
+    -- each value the page refers to is looked up once, however many checkpoints share it
+    SELECT f.thread_id, f.ns, f.channel, f.version, f.pos, b.type, b.data
+    FROM firsts f
+    CROSS JOIN LATERAL (
+        SELECT x.type, x.data FROM __SCHEMA__.blobs x
+        WHERE x.thread_id = f.thread_id AND x.ns = f.ns AND x.channel = f.channel
+            AND x.version = f.version
+        LIMIT 1
+    ) b
+), vals AS (
+    -- ...and sent with the first checkpoint of the page that refers to it (a chunk of a long
+    -- history, a list that did not change): the others get its type and a NULL
+    SELECT r.pos, array_agg(r.channel ORDER BY r.ord) AS channels,
+        array_agg(f.type ORDER BY r.ord) AS types,
+        array_agg(CASE WHEN f.pos = r.pos THEN f.data END ORDER BY r.ord) AS data
+    FROM refs r
+    JOIN found f ON f.thread_id = r.thread_id AND f.ns = r.ns AND f.channel = r.channel
+        AND f.version = r.version
+    GROUP BY r.pos
+)
 """
 
 
@@ -95,10 +125,27 @@ def _read(inner: str, order: str = "", skip: str | None = None) -> str:
     """
     tail = _READ_TAIL.replace(
         "__SKIP__", f"\n    WHERE v.channel <> ALL({skip}::text[])" if skip else ""
-    )
+    ).replace("__WRITES__", _WRITES)
     return (
         f"SELECT {_CHECKPOINT_COLUMNS}, b.channels, b.types, b.data, w.task_ids, "
         f"w.task_paths, w.idxs, w.channels, w.types, w.data\nFROM ({inner}) c{tail}{order}"
+    )
+
+
+def _read_page(inner: str, order: str) -> str:
+    """A listing's page: the checkpoints ``inner`` selects, in ``order``, with values and writes.
+
+    Rows have the columns of :func:`_read`, but a value several checkpoints of the page refer
+    to has its data in the first of them only (by ``order``); the later ones carry its type and
+    a NULL, for the reader to fill from the earlier row.
+    """
+    return (
+        # only constants and placeholders are joined here: every value is a bound parameter
+        f"WITH page AS MATERIALIZED (\n    SELECT c.*, row_number() OVER ({order.strip()}) AS pos"  # noqa: S608
+        f"\n    FROM ({inner}) c{_LIST_VALUES}"
+        f"SELECT {_CHECKPOINT_COLUMNS}, v.channels, v.types, v.data, w.task_ids, "
+        f"w.task_paths, w.idxs, w.channels, w.types, w.data\nFROM page c\n"
+        f"LEFT JOIN vals v ON v.pos = c.pos\n{_WRITES}ORDER BY c.pos"
     )
 
 
@@ -342,4 +389,4 @@ def list_statement(
     limit = arg(page)
     inner = _LIST_PAGE.replace("$where", condition).replace("$order", order)
     inner = inner.replace("$limit", limit)
-    return _in_schema(_read(inner, "\n" + order.strip()), schema), args
+    return _in_schema(_read_page(inner, order), schema), args

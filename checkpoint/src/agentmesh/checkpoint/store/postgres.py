@@ -302,8 +302,9 @@ class PostgresCheckpointStore(CheckpointStore):
                     f"filter is not JSON-able: {exc}"
                 ) from exc
             rows = await self._fetch(statement, args, what)
+            shared: dict[tuple[str, str, str, str], Blob] = {}  # values sent once a page
             for row in rows:
-                yield _stored(row)
+                yield _stored(row, shared)
             if len(rows) < page:
                 return
             if remaining is not None:
@@ -577,8 +578,14 @@ def _without_nul(value: Any) -> Any:
     return value
 
 
-def _stored(row: asyncpg.Record) -> StoredCheckpoint:
-    """A read row (columns :data:`~._postgres_sql.READ_COLUMNS`) as a stored checkpoint."""
+def _stored(
+    row: asyncpg.Record, shared: dict[tuple[str, str, str, str], Blob] | None = None
+) -> StoredCheckpoint:
+    """A read row (columns :data:`~._postgres_sql.READ_COLUMNS`) as a stored checkpoint.
+
+    ``shared`` holds the values earlier rows of a listing's page carried, by thread,
+    namespace, channel and version: a row gets a NULL for a value an earlier row sent.
+    """
     record = CheckpointRecord(
         thread_id=row[0],
         namespace=row[1],
@@ -591,8 +598,16 @@ def _stored(row: asyncpg.Record) -> StoredCheckpoint:
     )
     values: dict[str, Blob] = {}
     if row[10] is not None:
+        versions = record.channel_versions
         for channel, type_, data in zip(row[10], row[11], row[12], strict=True):
-            values[channel] = Blob(type_, data)
+            if shared is None:
+                values[channel] = Blob(type_, data)
+                continue
+            key = (record.thread_id, record.namespace, channel, versions[channel])
+            if data is not None:
+                values[channel] = shared[key] = Blob(type_, data)
+            else:
+                values[channel] = shared[key]
     writes: tuple[WriteRecord, ...] = ()
     if row[13] is not None:
         writes = tuple(
