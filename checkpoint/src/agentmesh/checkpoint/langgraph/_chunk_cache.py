@@ -10,9 +10,7 @@ nor decompresses them) within a byte budget, least recently used out first.
 held: a listing of a long thread returns the same chunks with every checkpoint.
 
 Example:
-    >>> from agentmesh.checkpoint.langgraph._chunks import chunk_id_of, is_chunk_channel
-from agentmesh.checkpoint.langgraph._compress import unpack
-from agentmesh.checkpoint.store.base import Blob, StoredCheckpoint
+    >>> from agentmesh.checkpoint.store.base import Blob
     >>> cache = ChunkCache(budget=1200)  # 100 bytes counted per entry on top of its data
     >>> for name in "abcde":
     ...     cache.put(name, Blob("am-msgpack", name.encode() * 200))
