@@ -430,3 +430,38 @@ def test_both_stores_have_the_store_interfaces(url: str) -> None:
 def test_an_empty_prefix_is_refused() -> None:
     with pytest.raises(CheckpointError, match="prefix"):
         RedisCheckpointStore("redis://127.0.0.1:6379/0", prefix="")
+
+
+async def test_a_listing_reads_each_shared_large_value_once(
+    store: RedisCheckpointStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 40 checkpoints each refer to the same two large values (too large for the GET script
+    # to pass through) and to one of their own
+    shared = {
+        ("doc", "1"): Blob("bytes", b"d" * 200_000),
+        ("log", "1"): Blob("bytes", b"l" * 90_000),
+    }
+    for n in range(40):
+        own = {("own", str(n)): Blob("bytes", bytes([n]) * 70_000)}
+        versions = {"doc": "1", "log": "1", "own": str(n)}
+        record = rec("big", cid(n), parent=cid(n - 1) if n else None, versions=versions)
+        await store.put(record, {**shared, **own} if n == 0 else own)
+    fields_read: list[int] = []
+    real_exec = store._exec  # pyright: ignore[reportPrivateUsage]
+
+    async def counting_exec(batch: Any) -> list[Any]:
+        for command in batch.requests:
+            if isinstance(command, tuple) and command and command[0] == "HMGET":
+                fields_read.append(len(command) - 2)
+        return await real_exec(batch)
+
+    monkeypatch.setattr(store, "_exec", counting_exec)
+    listed = [c async for c in store.list(ListQuery(thread_id="big"))]
+    assert len(listed) == 40
+    assert sum(fields_read) == 2 + 40  # the shared ones once, each checkpoint's own once
+    monkeypatch.undo()
+    for item in listed:
+        alone = await store.get("big", "", item.record.checkpoint_id)
+        assert alone is not None
+        assert item.values == alone.values
+        assert item.values["doc"].data == b"d" * 200_000

@@ -378,6 +378,31 @@ class _Merge:
         return not self._heap and all(s.done or not s.waiting for s in self._streams)
 
 
+_LIST_MEMO_BYTES: Final = 64 << 20
+"""Large values a listing keeps to hand to later checkpoints (then it starts over)."""
+
+
+class _ListMemo:
+    """The large values a listing read, by thread, namespace, channel and version."""
+
+    def __init__(self) -> None:
+        self.values: dict[tuple[str, str, str, str], bytes | None] = {}
+        self.size = 0
+
+    @staticmethod
+    def key(stored: StoredCheckpoint, channel: str) -> tuple[str, str, str, str]:
+        record = stored.record
+        return (record.thread_id, record.namespace, channel, record.channel_versions[channel])
+
+    def add(self, key: tuple[str, str, str, str], value: bytes | None) -> None:
+        self.values[key] = value
+        self.size += len(value) if value is not None else 0
+
+    def clear(self) -> None:
+        self.values.clear()
+        self.size = 0
+
+
 def _list_op(prefix: str, query: ListQuery) -> _ListOp:
     remaining = query.limit
     if remaining is not None and remaining <= 0:
@@ -411,6 +436,7 @@ def _list_op(prefix: str, query: ListQuery) -> _ListOp:
             )
             for t, names in zip(chunk, replies, strict=True):
                 streams += [(t, ns.decode()) for ns in sorted(cast(set[bytes], names))]
+    memo = _ListMemo()
     if query.checkpoint_id is not None:
         if query.before is not None and not query.checkpoint_id < query.before:
             return
@@ -455,11 +481,32 @@ def _list_op(prefix: str, query: ListQuery) -> _ListOp:
             if wanted and not metadata_matches(stored.record.metadata, wanted):
                 continue
             listed.append((stored, large_values(cast(bytes, reply))))
-        reads = [_large_request(prefix, stored, large) for stored, large in listed if large]
-        raws = iter(cast(list[list[bytes | None]], (yield _Batch(tuple(reads))))) if reads else None
+        # the checkpoints of a thread share most large values (the chunks of its history):
+        # each is read once while the listing's memo holds it, not once per checkpoint
+        if memo.size > _LIST_MEMO_BYTES:
+            memo.clear()
+        wanted_large: list[tuple[StoredCheckpoint, list[str]]] = []
+        asked: set[tuple[str, str, str, str]] = set()
         for stored, large in listed:
-            if large and raws is not None:
-                stored = _with_large(stored, large, next(raws))
+            missing: list[str] = []
+            for channel in large:
+                key = memo.key(stored, channel)
+                if key not in memo.values and key not in asked:
+                    asked.add(key)
+                    missing.append(channel)
+            if missing:
+                wanted_large.append((stored, missing))
+        if wanted_large:
+            reads = tuple(_large_request(prefix, stored, chans) for stored, chans in wanted_large)
+            raws = cast(list[list[bytes | None]], (yield _Batch(reads)))
+            for (stored, chans), raw in zip(wanted_large, raws, strict=True):
+                for channel, value in zip(chans, raw, strict=True):
+                    memo.add(memo.key(stored, channel), value)
+        for stored, large in listed:
+            if large:
+                stored = _with_large(
+                    stored, large, [memo.values[memo.key(stored, c)] for c in large]
+                )
             yield stored
             if remaining is not None:
                 remaining -= 1
