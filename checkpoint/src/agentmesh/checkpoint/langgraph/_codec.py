@@ -91,6 +91,16 @@ _UINT64_MAX = 2**64 - 1
 _INLINE_TYPES = (type(None), bool, float)
 
 
+def _inline(value: Any) -> bool:
+    """Whether a channel value is kept in the checkpoint document (a small scalar)."""
+    kind = type(cast(object, value))
+    if kind in _INLINE_TYPES:
+        return True
+    if kind is int:
+        return _INT64_MIN <= value <= _UINT64_MAX  # msgpack's range
+    return kind is str and len(value) <= INLINE_STR_CHARS
+
+
 DOCUMENT_COMPRESS_BYTES = 256
 """Checkpoint documents longer than this are compressed (when the saver compresses at all).
 A document is mostly channel versions, whose 32-digit zero-padded counters halve under zstd
@@ -100,16 +110,6 @@ A document is mostly channel versions, whose 32-digit zero-padded counters halve
 def _document_threshold(encoding: Encoding) -> int | None:
     threshold = encoding.compress_threshold
     return None if threshold is None else min(threshold, DOCUMENT_COMPRESS_BYTES)
-
-
-def _inline(value: Any) -> bool:
-    """Whether a channel value is kept in the checkpoint document (a small scalar)."""
-    kind = type(cast(object, value))
-    if kind in _INLINE_TYPES:
-        return True
-    if kind is int:
-        return _INT64_MIN <= value <= _UINT64_MAX  # msgpack's range
-    return kind is str and len(value) <= INLINE_STR_CHARS
 
 
 @dataclass(frozen=True, slots=True)

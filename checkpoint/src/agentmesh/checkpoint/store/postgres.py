@@ -599,10 +599,9 @@ def _stored(
     values: dict[str, Blob] = {}
     if row[10] is not None:
         versions = record.channel_versions
+        if shared is None:
+            shared = {}
         for channel, type_, data in zip(row[10], row[11], row[12], strict=True):
-            if shared is None:
-                values[channel] = Blob(type_, data)
-                continue
             key = (record.thread_id, record.namespace, channel, versions[channel])
             if data is not None:
                 values[channel] = shared[key] = Blob(type_, data)
