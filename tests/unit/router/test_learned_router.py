@@ -294,6 +294,33 @@ def test_utility_policy_explores_within_bounds_and_reproducibly() -> None:
         UtilityPolicy(lambda: table, exploration=1.5)
 
 
+def test_utility_policy_orders_equal_utilities_by_name_and_records_the_best_after_a_pick() -> None:
+    quality = QualityModel()
+    names = ("m-a", "m-c", "m-b", "m-e", "m-d")
+    for name in names:  # the same record for all: equal utilities
+        for _ in range(5):
+            quality.update("qa", 0, name, 0.8, cost_usd=0.001, latency_s=0.5)
+    for _ in range(5):
+        quality.update("qa", 0, "m-best", 0.95, cost_usd=0.001, latency_s=0.5)
+    table = RouteTable(version=1, predictor=Predictor(quality).to_dict())
+    candidates = (*names, "m-best", "m-new")  # m-new: no outcome, what exploration tries
+    greedy = UtilityPolicy(lambda: table, candidates={"*": candidates}, exploration=0.0)
+    decision = greedy.decide(RouteRequest("openrouter", "m-a", task_class="qa"))
+    assert decision.chosen == "m-best"
+    # Ties by name, descending; the unseen model's prior (0.5) puts it last.
+    assert decision.candidates == ("m-best", "m-e", "m-d", "m-c", "m-b", "m-a", "m-new")
+    assert decision.scores[1:6] == (decision.scores[1],) * 5
+    explorer = UtilityPolicy(lambda: table, candidates={"*": candidates}, exploration=1.0)
+    explored = explorer.decide(RouteRequest("openrouter", "m-a", task_class="qa"))
+    assert explored.chosen == "m-new"
+    assert explored.reason == "exploring m-new (0 outcomes in this task class)"
+    assert explored.candidates == ("m-new", "m-best", "m-e", "m-d", "m-c", "m-b", "m-a")
+    over_budget = RouteRequest(
+        "openrouter", "m-a", task_class="qa", budget_usd=0.0005, open_circuits=frozenset({"m-e"})
+    )  # every model with a recorded cost is over budget; m-new's cost is unknown
+    assert explorer.decide(over_budget).candidates == ("m-new",)
+
+
 def test_utility_policy_defaults_to_the_fallback_chain_and_survives_a_bad_predictor() -> None:
     chains = FallbackChains({"gpt-4o": ["gpt-4o-mini"]})
     policy = UtilityPolicy(lambda: _trained_table(50.0), fallbacks=chains, exploration=0.0)

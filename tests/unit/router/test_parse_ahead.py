@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import weakref
+
 from structlog.testing import capture_logs
 
 from agentmesh.router import RouteRequest, RouteTable, UtilityPolicy
 from agentmesh.router.learned import Predictor, QualityModel
-from agentmesh.router.learned.parse_ahead import parse, parse_ahead, parsed
+from agentmesh.router.learned.parse_ahead import parse, parse_ahead, parsed, retire
 
 
 def _learned() -> dict[str, object]:
@@ -49,6 +51,38 @@ def test_only_the_last_few_tables_are_held() -> None:
     parse_ahead(no_predictor)
     assert parsed(no_predictor) is None
     assert parse(no_predictor).predictor is None
+
+
+def test_a_decision_leaves_freeing_the_previous_predictor_to_the_next_parse() -> None:
+    parse_ahead(RouteTable(version=0))  # frees what earlier tests retired
+    tables = [RouteTable(version=1, predictor=_learned())]
+    policy = UtilityPolicy(lambda: tables[-1], candidates={"*": ("small",)}, exploration=0.0)
+    request = RouteRequest("openrouter", "small", task_class="chat")
+    policy.decide(request)  # the policy parses this table itself: nothing else holds it
+    first = policy.predictor
+    assert first is not None
+    gone = weakref.ref(first)
+    del first
+    tables.append(RouteTable(version=2, predictor=_learned()))
+    parse_ahead(tables[-1])
+    del tables[0]
+    assert policy.decide(request).table_version == 2
+    assert gone() is not None  # the decision only handed it over
+    parse_ahead(RouteTable(version=3, predictor=_learned()))
+    assert gone() is None  # the next table's parse (the client's thread) freed it
+
+
+def test_what_is_retired_stays_bounded_when_nobody_parses_ahead() -> None:
+    parse_ahead(RouteTable(version=0))
+    first = Predictor(QualityModel())
+    gone = weakref.ref(first)
+    retire(first)
+    del first
+    for _ in range(7):
+        retire(object())
+    assert gone() is not None
+    retire(object())  # the ninth: the oldest is freed where it is retired
+    assert gone() is None
 
 
 def test_a_predictor_that_breaks_the_parser_is_an_error_not_an_exception() -> None:
