@@ -101,6 +101,25 @@ def test_a_decoded_payload_pickles_whole_with_its_nodes_as_graph_nodes() -> None
     assert {type(handoff) for handoff in handoffs} == {HandoffInfo}
 
 
+def test_a_decoded_payload_sends_each_repeated_string_once() -> None:
+    spans = _run(SpanFactory(), agents=4)
+    decoded = decode_payload(_payload_any(spans), DecodeLimits(), with_records=False)
+    nodes = decoded.nodes
+    assert nodes[1].trace_id == nodes[2].trace_id
+    assert nodes[1].trace_id is not nodes[2].trace_id  # decoded span by span
+    back: list[GraphNode] = pickle.loads(pickle.dumps(decoded)).nodes
+    assert back == nodes
+    # One object per distinct string of the request, for all the nodes that carry it.
+    assert len({id(node.trace_id) for node in back}) == 1
+    assert len({id(node.run_id) for node in back if node.run_id is not None}) == 1
+    chat, agent = back[2], back[1]
+    assert chat.parent_id == agent.span_id
+    assert chat.parent_id is agent.span_id
+    supervisors = [node.agent for node in back if node.agent == "supervisor"]
+    assert len(supervisors) == 2
+    assert supervisors[0] is supervisors[1]
+
+
 def test_nested_node_fields_survive_the_trip_with_their_types() -> None:
     f = SpanFactory()
     node = graph_node(f.chat(parent=f.workflow("w")))._replace(
