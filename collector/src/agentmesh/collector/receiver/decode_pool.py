@@ -119,9 +119,9 @@ def _shared_rows(nodes: list[GraphNode]) -> list[list[object]]:
 
     Pickle then sends each distinct string of the request once, and the main process holds
     one copy of a trace id, run id, agent or model name, or a parent's span id, for all the
-    spans of the request that carry it: the graph builder holds a fifth less memory per span
-    (1,123 against 896 bytes on the benchmark's stream), and the worker and the main process
-    spend less time pickling and unpickling than they save.
+    spans of the request that carry it: the graph builder holds 775 instead of 1,123 bytes per
+    span of the benchmark's stream. Pickling costs the worker about 0.1 µs a span more and the
+    main process about 0.1 µs less.
     """
     shared: dict[object, object] = {}
     same = shared.setdefault
