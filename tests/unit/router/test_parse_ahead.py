@@ -78,10 +78,10 @@ def test_what_is_retired_stays_bounded_when_nobody_parses_ahead() -> None:
     gone = weakref.ref(first)
     retire(first)
     del first
-    for _ in range(7):
+    for _ in range(3):
         retire(object())
     assert gone() is not None
-    retire(object())  # the ninth: the oldest is freed where it is retired
+    retire(object())  # the fifth: the oldest is freed where it is retired
     assert gone() is None
 
 

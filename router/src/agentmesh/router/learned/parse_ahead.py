@@ -41,7 +41,7 @@ from agentmesh.router.table import RouteTable
 __all__ = ["ParsedPredictor", "parse", "parse_ahead", "parsed", "retire"]
 
 _HELD: Final = 2  # the table in force and the one arriving (a parsed table can be large)
-_MAX_RETIRED: Final = 8  # past this (nobody parses ahead), the oldest is freed where retired
+_MAX_RETIRED: Final = 4  # two table changes; past this (nobody parses ahead) the oldest is freed
 _lock = threading.Lock()
 _recent: OrderedDict[int, tuple[RouteTable, ParsedPredictor]] = OrderedDict()
 _retired: list[object] = []
