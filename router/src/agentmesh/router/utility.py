@@ -267,13 +267,11 @@ class UtilityPolicy:
             ]
         else:
             latencies = cast(list[float], known)
-        utilities = array(
-            "d",
-            [
-                p.quality - lam * (cost or 0.0) - mu * latency
-                for p, cost, latency in zip(predictions, costs, latencies, strict=True)
-            ],
-        )
+        utility_of = [
+            p.quality - lam * (cost or 0.0) - mu * latency
+            for p, cost, latency in zip(predictions, costs, latencies, strict=True)
+        ]
+        utilities = array("d", utility_of)
         evidence = array("q", [p.evidence for p in predictions])
         # Best first; equal utilities by name, descending (a stable sort of the name order).
         order = list(self._by_name(candidates))
@@ -284,7 +282,7 @@ class UtilityPolicy:
                 if candidates[i] not in blocked
                 and not (budget is not None and (cost := costs[i]) is not None and cost > budget)
             ]
-        order.sort(key=utilities.__getitem__, reverse=True)
+        order.sort(key=utility_of.__getitem__, reverse=True)  # a list: no float made per key
         if len(order) == len(candidates):  # none left out: whole-array minimum and maximum
             fewest = min(evidence, default=0)
             everyone = fewest == max(evidence, default=0)
