@@ -8,6 +8,7 @@ import zlib
 import pytest
 
 from agentmesh.core import semconv
+from agentmesh.router import utility as utility_module
 from agentmesh.router.chains import FallbackChains
 from agentmesh.router.learned import quality as quality_module
 from agentmesh.router.learned.clusters import Clusters
@@ -319,6 +320,24 @@ def test_utility_policy_orders_equal_utilities_by_name_and_records_the_best_afte
         "openrouter", "m-a", task_class="qa", budget_usd=0.0005, open_circuits=frozenset({"m-e"})
     )  # every model with a recorded cost is over budget; m-new's cost is unknown
     assert explorer.decide(over_budget).candidates == ("m-new",)
+
+
+def test_utility_policy_starts_its_memo_over_when_full_and_decides_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    table = _trained_table(0.0)
+    budgets = (None, 1.0, 0.001, 2.0, 0.5)  # each budget is a ranking of its own
+    expected = [_policy(table).decide(_request(budget_usd=b)).chosen for b in budgets]
+    monkeypatch.setattr(utility_module, "_MAX_CACHED", 2)
+    policy = _policy(table)
+    for _ in range(3):
+        assert [policy.decide(_request(budget_usd=b)).chosen for b in budgets] == expected
+    assert expected[2] == "gpt-4o-mini"  # gpt-4o is over a $0.001 budget
+    broke = policy.decide(_request(budget_usd=0.00001))  # every candidate is over it
+    assert (broke.chosen, broke.reason) == (
+        "gpt-4o",
+        "requested model: no candidate within budget and circuits",
+    )
 
 
 def test_utility_policy_defaults_to_the_fallback_chain_and_survives_a_bad_predictor() -> None:

@@ -307,7 +307,8 @@ class UtilityPolicy:
             utilities, evidence, array("q", order), pool, chosen, names, scores, reason
         )
         if len(self._rankings) >= _MAX_CACHED:
-            self._rankings.clear()
+            retire(self._rankings)  # thousands of rankings: freed off the hot path
+            self._rankings = {}
         self._rankings[key] = ranking
         return ranking
 
