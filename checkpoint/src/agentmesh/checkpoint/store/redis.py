@@ -213,7 +213,7 @@ def _get_op(
     if not large:
         return stored
     (raw,) = yield _Batch((_large_request(prefix, stored, large),))
-    return _with_large(stored, large, cast(list[bytes | None], raw))
+    return _with_large(stored, large, [_blob_or_none(v) for v in cast(list[bytes | None], raw)])
 
 
 def _large_request(prefix: str, stored: StoredCheckpoint, large: list[str]) -> tuple[str, ...]:
@@ -228,14 +228,18 @@ def _large_request(prefix: str, stored: StoredCheckpoint, large: list[str]) -> t
     )
 
 
+def _blob_or_none(raw: bytes | None) -> Blob | None:
+    return None if raw is None else decode_blob(raw)
+
+
 def _with_large(
-    stored: StoredCheckpoint, large: list[str], raw: list[bytes | None]
+    stored: StoredCheckpoint, large: list[str], blobs: list[Blob | None]
 ) -> StoredCheckpoint:
     """The checkpoint with the values read apart added."""
     values = dict(stored.values)
-    for channel, value in zip(large, raw, strict=True):
-        if value is not None:  # pruned in between: the channel has no value, as if never read
-            values[channel] = decode_blob(value)
+    for channel, blob in zip(large, blobs, strict=True):
+        if blob is not None:  # pruned in between: the channel has no value, as if never read
+            values[channel] = blob
     return StoredCheckpoint(record=stored.record, values=values, writes=stored.writes)
 
 
@@ -383,10 +387,10 @@ _LIST_MEMO_BYTES: Final = 64 << 20
 
 
 class _ListMemo:
-    """The large values a listing read, by thread, namespace, channel and version."""
+    """The large values a listing read (decoded once), by thread, namespace, channel, version."""
 
     def __init__(self) -> None:
-        self.values: dict[tuple[str, str, str, str], bytes | None] = {}
+        self.values: dict[tuple[str, str, str, str], Blob | None] = {}
         self.size = 0
 
     @staticmethod
@@ -394,9 +398,9 @@ class _ListMemo:
         record = stored.record
         return (record.thread_id, record.namespace, channel, record.channel_versions[channel])
 
-    def add(self, key: tuple[str, str, str, str], value: bytes | None) -> None:
+    def add(self, key: tuple[str, str, str, str], value: Blob | None) -> None:
         self.values[key] = value
-        self.size += len(value) if value is not None else 0
+        self.size += len(value.data) if value is not None else 0
 
     def clear(self) -> None:
         self.values.clear()
@@ -501,7 +505,7 @@ def _list_op(prefix: str, query: ListQuery) -> _ListOp:
             raws = cast(list[list[bytes | None]], (yield _Batch(reads)))
             for (stored, chans), raw in zip(wanted_large, raws, strict=True):
                 for channel, value in zip(chans, raw, strict=True):
-                    memo.add(memo.key(stored, channel), value)
+                    memo.add(memo.key(stored, channel), _blob_or_none(value))
         for stored, large in listed:
             if large:
                 stored = _with_large(
