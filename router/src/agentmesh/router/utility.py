@@ -65,6 +65,8 @@ _DEFAULT_LATENCY_S: Final = 1.0
 _MAX_RECORDED: Final = 8
 _MAX_CACHED: Final = 4096
 _CHARS_BUCKET: Final = 512
+_VECTOR_MIN: Final = 64
+"""Candidates from which a ranking is scored with numpy arrays, when numpy is installed."""
 _CAPABILITY_OF: Final = (
     ("has_tools", "tools"),
     ("has_images", "vision"),
@@ -246,11 +248,57 @@ class UtilityPolicy:
 
     def _rank(self, table: RouteTable, predictor: Predictor, key: _RankKey) -> _Ranking:
         _, task, cluster, candidates, blocked, budget, bucket = key
-        predictions = predictor.quality.predict(task, cluster, candidates)
         tradeoff = (
             table.tradeoffs.get(task or "*") or table.tradeoffs.get("*") or self._tradeoff
         )  # fmt: skip
         lam, mu = tradeoff.cost_weight, tradeoff.latency_weight
+        arrays = (
+            predictor.quality.predict_arrays(task, cluster, candidates)
+            if len(candidates) >= _VECTOR_MIN
+            else None
+        )
+        if arrays is not None:  # numpy is there: a long list is scored with arrays
+            from agentmesh.router.learned.ranking import rank
+
+            chars = bucket * _CHARS_BUCKET + _CHARS_BUCKET // 2
+            observed = table.models
+            scored = rank(
+                arrays, candidates, lam, mu, self._by_name(candidates), blocked, budget,
+                self._min_evidence,
+                lambda model: self._catalog_cost(model, chars),
+                lambda model: _observed_latency(observed.get(model)),
+            )  # fmt: skip
+            utilities, evidence, order = scored.utilities, scored.evidence, scored.order
+            pool, pick = scored.pool, scored.pick
+        else:
+            utilities, evidence, order, pool, pick = self._scored(
+                table, predictor, key, lam, mu
+            )  # fmt: skip
+        if not order:
+            chosen, names, scores = None, (), ()
+            reason = "no candidate within budget and circuits"
+        elif pick is None:
+            chosen, names, scores = None, (), ()
+            reason = "no outcomes yet for any candidate"
+        else:
+            top = [pick, *(i for i in order[:_MAX_RECORDED] if i != pick)][:_MAX_RECORDED]
+            chosen = candidates[pick]
+            names = tuple([candidates[i] for i in top])
+            scores = tuple([utilities[i] for i in top])
+            reason = f"best utility {utilities[pick]:.3f} (quality - {lam:g}·cost - {mu:g}·latency)"
+        ranking = _Ranking(utilities, evidence, order, pool, chosen, names, scores, reason)
+        if len(self._rankings) >= _MAX_CACHED:
+            retire(self._rankings)  # thousands of rankings: freed off the hot path
+            self._rankings = {}
+        self._rankings[key] = ranking
+        return ranking
+
+    def _scored(
+        self, table: RouteTable, predictor: Predictor, key: _RankKey, lam: float, mu: float
+    ) -> tuple[array[float], array[int], array[int], array[int], int | None]:
+        """Score and order the candidates in Python: utilities, evidence, order, pool, pick."""
+        _, task, cluster, candidates, blocked, budget, bucket = key
+        predictions = predictor.quality.predict(task, cluster, candidates)
         costs = [p.cost_usd for p in predictions]
         if None in costs:  # the catalog's price for a prompt of this size
             chars = bucket * _CHARS_BUCKET + _CHARS_BUCKET // 2
@@ -271,7 +319,6 @@ class UtilityPolicy:
             p.quality - lam * (cost or 0.0) - mu * latency
             for p, cost, latency in zip(predictions, costs, latencies, strict=True)
         ]
-        utilities = array("d", utility_of)
         evidence = array("q", [p.evidence for p in predictions])
         # Best first; equal utilities by name, descending (a stable sort of the name order).
         order = list(self._by_name(candidates))
@@ -291,26 +338,7 @@ class UtilityPolicy:
             everyone = False
         pool = array("q", order if everyone else [i for i in order if evidence[i] == fewest])
         pick = next((i for i in order if evidence[i] >= self._min_evidence), None)
-        if not order:
-            chosen, names, scores = None, (), ()
-            reason = "no candidate within budget and circuits"
-        elif pick is None:
-            chosen, names, scores = None, (), ()
-            reason = "no outcomes yet for any candidate"
-        else:
-            top = [pick, *(i for i in order[:_MAX_RECORDED] if i != pick)][:_MAX_RECORDED]
-            chosen = candidates[pick]
-            names = tuple([candidates[i] for i in top])
-            scores = tuple([utilities[i] for i in top])
-            reason = f"best utility {utilities[pick]:.3f} (quality - {lam:g}·cost - {mu:g}·latency)"
-        ranking = _Ranking(
-            utilities, evidence, array("q", order), pool, chosen, names, scores, reason
-        )
-        if len(self._rankings) >= _MAX_CACHED:
-            retire(self._rankings)  # thousands of rankings: freed off the hot path
-            self._rankings = {}
-        self._rankings[key] = ranking
-        return ranking
+        return array("d", utility_of), evidence, array("q", order), pool, pick
 
     def _by_name(self, candidates: tuple[str, ...]) -> array[int]:
         """Indices of ``candidates`` by name, descending (kept per candidate list)."""

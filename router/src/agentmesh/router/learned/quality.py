@@ -28,7 +28,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, cast
+
+if TYPE_CHECKING:
+    from agentmesh.router.learned.quality_arrays import PredictionArrays, VectorPredictor
 
 __all__ = ["Prediction", "QualityModel", "Shrinkage"]
 
@@ -143,6 +146,7 @@ class QualityModel:
         # candidate list then costs a lookup per model, not a prediction.
         self._by_cell: dict[tuple[str, int], dict[str, Prediction]] = {}
         self._held = 0  # predictions referenced by both memos (they are cleared past _MAX_HELD)
+        self._vectors: VectorPredictor | None = None  # every model's figures as arrays (numpy)
         self.updates = 0
 
     def models(self) -> list[str]:
@@ -181,7 +185,7 @@ class QualityModel:
                 sums = level[model] = _Sums()
             sums.add(q, cost_usd, latency_s)
         self.updates += 1
-        if self._memo or self._by_cell:
+        if self._memo or self._by_cell or self._vectors is not None:
             self._forget()
 
     def adjust(self, task_class: str | None, cluster: int, model: str, delta: float) -> None:
@@ -204,7 +208,7 @@ class QualityModel:
             sums = level.get(model)
             if sums is not None:
                 sums.q = min(float(sums.n), max(0.0, sums.q + delta))
-        if self._memo or self._by_cell:
+        if self._memo or self._by_cell or self._vectors is not None:
             self._forget()
 
     def predict(
@@ -238,9 +242,51 @@ class QualityModel:
         self._memo[key] = result
         return result
 
+    def predict_arrays(
+        self, task_class: str | None, cluster: int, models: Sequence[str]
+    ) -> PredictionArrays | None:
+        """Return :meth:`predict`'s figures for every model at once, as numpy arrays.
+
+        For long candidate lists: the arrays of every model the quality model knows are
+        computed once per (task class, cluster) until the next update (or by :meth:`warm`),
+        and each call gathers the candidates' entries. The figures equal :meth:`predict`'s.
+
+        Args:
+            task_class: The task class (``None``: none).
+            cluster: The prompt's cluster.
+            models: The candidates, as a tuple.
+
+        Returns:
+            The arrays; ``None`` without numpy (the router's ``learned`` extra) or when a
+            shrinkage strength is 0 (use :meth:`predict`).
+        """
+        vectors = self._vectors
+        if vectors is None:
+            vectors = self._vectorised()
+            if vectors is None:
+                return None
+        return vectors.predict(task_class or _NO_TASK, cluster, models)
+
+    def _vectorised(self) -> VectorPredictor | None:
+        s = self.shrinkage
+        if min(s.model, s.task, s.cell) <= 0:  # a zero denominator: predict raises, not NaN
+            return None
+        try:
+            from agentmesh.router.learned.quality_arrays import VectorPredictor
+        except ImportError:  # numpy is an optional dependency of the router
+            return None
+
+        def one(model: str, task: str, cluster: int) -> Prediction:
+            return self._one(model, *self._levels(task, cluster))
+
+        vectors = VectorPredictor(s, self._priors, self._models, self._tasks, self._cells, one)
+        self._vectors = vectors
+        return vectors
+
     def _forget(self) -> None:
         self._memo.clear()
         self._by_cell.clear()
+        self._vectors = None
         self._held = 0
 
     def warm(self, limit: int = 100_000) -> int:
@@ -263,6 +309,9 @@ class QualityModel:
         for task, cluster in pairs:
             if (task, cluster) not in self._by_cell:
                 self._cell(task, cluster)
+        vectors = self._vectors or self._vectorised()
+        if vectors is not None:  # long candidate lists read these
+            vectors.warm()
         return len(pairs) * len(self._models)
 
     def _cell(self, task: str, cluster: int) -> dict[str, Prediction]:
