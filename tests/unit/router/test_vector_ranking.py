@@ -69,6 +69,23 @@ def test_arrays_equal_the_predictions_of_each_model_bit_for_bit() -> None:
     assert after.quality[0] == model.predict("qa", 0, ("m001",))[0].quality
 
 
+def test_arrays_cover_models_a_loaded_model_knows_only_in_a_task_class_or_cell() -> None:
+    raw = QualityModel().to_dict()
+    raw["models"] = {"a": [3.0, 4, 0.02, 4, 2.0, 4]}
+    raw["tasks"] = {"qa": {"a": [1.0, 2, 0.01, 2, 1.0, 2], "b": [1.0, 1, 0.0, 0, 0.0, 0]}}
+    raw["cells"] = {"qa": {"0": {"c": [0.0, 3, 0.03, 3, 0.5, 1]}}}
+    model = QualityModel.from_dict(raw)
+    for task, cluster in (("qa", 0), ("qa", 1), ("other", 0)):
+        candidates = ("a", "b", "c", "d")
+        arrays = model.predict_arrays(task, cluster, candidates)
+        assert arrays is not None
+        expected = model.predict(task, cluster, candidates)
+        assert arrays.quality.tolist() == [p.quality for p in expected]
+        assert arrays.evidence.tolist() == [p.evidence for p in expected]
+        costs = arrays.cost.tolist()
+        assert all(_same(p.cost_usd, c) for p, c in zip(expected, costs, strict=True))
+
+
 def test_arrays_are_declined_without_numpy_or_with_a_zero_strength(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

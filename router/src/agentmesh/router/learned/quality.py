@@ -147,6 +147,7 @@ class QualityModel:
         self._by_cell: dict[tuple[str, int], dict[str, Prediction]] = {}
         self._held = 0  # predictions referenced by both memos (they are cleared past _MAX_HELD)
         self._vectors: VectorPredictor | None = None  # every model's figures as arrays (numpy)
+        self._stray: frozenset[str] = frozenset()  # models with task or cell sums but no overall
         self.updates = 0
 
     def models(self) -> list[str]:
@@ -279,7 +280,10 @@ class QualityModel:
         def one(model: str, task: str, cluster: int) -> Prediction:
             return self._one(model, *self._levels(task, cluster))
 
-        vectors = VectorPredictor(s, self._priors, self._models, self._tasks, self._cells, one)
+        names = self._stray.union(self._models)
+        vectors = VectorPredictor(
+            s, self._priors, names, self._models, self._tasks, self._cells, one
+        )
         self._vectors = vectors
         return vectors
 
@@ -414,6 +418,11 @@ class QualityModel:
                     for m, v in _obj({"x": ms}, "x", f"cells.{t}.{c}").items()
                 }
             model._cells[t] = cells
+        stray = {m for by_model in model._tasks.values() for m in by_model}
+        stray.update(
+            m for by in model._cells.values() for by_model in by.values() for m in by_model
+        )
+        model._stray = frozenset(stray.difference(model._models))
         return model
 
 

@@ -26,7 +26,9 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import TYPE_CHECKING, Final, Protocol
 
 import numpy as np
@@ -43,6 +45,11 @@ Ints = npt.NDArray[np.int64]
 _MAX_LISTS: Final = 4096
 """Candidate lists whose positions are kept (a full memo is cleared, not grown)."""
 
+_FIELDS: Final = tuple(
+    attrgetter(name) for name in ("q", "n", "cost", "n_cost", "latency", "n_latency")
+)
+"""The sums' fields, in :class:`_Level` order."""
+
 _MAX_SHARED: Final = 256
 """Candidate lists whose positions are shared across predictors (long lists are few)."""
 
@@ -56,9 +63,12 @@ after a change compare the orders instead of looking each candidate up again."""
 class _Sums(Protocol):
     """A level's running sums for one model, as the quality model keeps them."""
 
-    def to_list(self) -> list[float]:
-        """``[quality, outcomes, cost, costed outcomes, latency, timed outcomes]``."""
-        ...
+    q: float
+    n: int
+    cost: float
+    n_cost: int
+    latency: float
+    n_latency: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +114,11 @@ class _Task:
 def _level(sums: Mapping[str, _Sums], index: Mapping[str, int], size: int) -> _Level:
     out = np.zeros((6, size), np.float64)
     if sums:
-        at = [index[model] for model in sums]
-        out[:, at] = np.array([s.to_list() for s in sums.values()], np.float64).T
+        count = len(sums)
+        at = np.fromiter(map(index.__getitem__, sums), np.int64, count)
+        values = sums.values()
+        for row, field in enumerate(_FIELDS):
+            out[row, at] = np.fromiter(map(field, values), np.float64, count)
     return _Level(*out)
 
 
@@ -123,6 +136,7 @@ class VectorPredictor:
     Args:
         shrinkage: The prior strengths (each must be positive).
         priors: Prior quality of particular models.
+        names: Every model with sums at any level.
         models: The overall sums, by model.
         tasks: Task class → its sums, by model.
         cells: Task class → cluster → its sums, by model.
@@ -134,17 +148,12 @@ class VectorPredictor:
         self,
         shrinkage: Shrinkage,
         priors: Mapping[str, float],
+        names: AbstractSet[str],
         models: Mapping[str, _Sums],
         tasks: Mapping[str, Mapping[str, _Sums]],
         cells: Mapping[str, Mapping[int, Mapping[str, _Sums]]],
         one: Callable[[str, str, int], Prediction],
     ) -> None:
-        names = set(models)
-        for by_model in tasks.values():
-            names.update(by_model)
-        for by_cluster in cells.values():
-            for by_model in by_cluster.values():
-                names.update(by_model)
         self._order = tuple(sorted(names))
         self._index = {model: i for i, model in enumerate(self._order)}
         self._size = len(self._order)
