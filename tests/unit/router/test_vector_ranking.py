@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import random
 import sys
+import weakref
 
 import pytest
 
@@ -84,6 +86,21 @@ def test_arrays_cover_models_a_loaded_model_knows_only_in_a_task_class_or_cell()
         assert arrays.evidence.tolist() == [p.evidence for p in expected]
         costs = arrays.cost.tolist()
         assert all(_same(p.cost_usd, c) for p, c in zip(expected, costs, strict=True))
+
+
+def test_a_model_with_arrays_is_freed_as_soon_as_dropped_without_the_garbage_collector() -> None:
+    # No reference cycle: a retired predictor is freed where it is dropped (the route table
+    # client's thread), never later by a garbage collection in an application's call.
+    model = QualityModel()
+    model.update("qa", 0, "a", 1.0)
+    assert model.predict_arrays("qa", 0, ("a", "unseen")) is not None
+    gone = weakref.ref(model)
+    gc.disable()
+    try:
+        del model
+        assert gone() is None
+    finally:
+        gc.enable()
 
 
 def test_arrays_are_declined_without_numpy_or_with_a_zero_strength(

@@ -266,7 +266,7 @@ class QualityModel:
             vectors = self._vectorised()
             if vectors is None:
                 return None
-        return vectors.predict(task_class or _NO_TASK, cluster, models)
+        return vectors.predict(task_class or _NO_TASK, cluster, models, self._one_of)
 
     def _vectorised(self) -> VectorPredictor | None:
         s = self.shrinkage
@@ -276,16 +276,13 @@ class QualityModel:
             from agentmesh.router.learned.quality_arrays import VectorPredictor
         except ImportError:  # numpy is an optional dependency of the router
             return None
-
-        def one(model: str, task: str, cluster: int) -> Prediction:
-            return self._one(model, *self._levels(task, cluster))
-
         names = self._stray.union(self._models)
-        vectors = VectorPredictor(
-            s, self._priors, names, self._models, self._tasks, self._cells, one
-        )
+        vectors = VectorPredictor(s, self._priors, names, self._models, self._tasks, self._cells)
         self._vectors = vectors
         return vectors
+
+    def _one_of(self, model: str, task: str, cluster: int) -> Prediction:
+        return self._one(model, *self._levels(task, cluster))
 
     def _forget(self) -> None:
         self._memo.clear()

@@ -140,8 +140,6 @@ class VectorPredictor:
         models: The overall sums, by model.
         tasks: Task class → its sums, by model.
         cells: Task class → cluster → its sums, by model.
-        one: Predicts one model with ``predict``'s code, given the task class and cluster
-            (used for models without any outcome).
     """
 
     def __init__(
@@ -152,7 +150,6 @@ class VectorPredictor:
         models: Mapping[str, _Sums],
         tasks: Mapping[str, Mapping[str, _Sums]],
         cells: Mapping[str, Mapping[int, Mapping[str, _Sums]]],
-        one: Callable[[str, str, int], Prediction],
     ) -> None:
         self._order = tuple(sorted(names))
         self._index = {model: i for i, model in enumerate(self._order)}
@@ -160,7 +157,6 @@ class VectorPredictor:
         self._s = shrinkage
         self._tasks_sums = tasks
         self._cells_sums = cells
-        self._one = one
         g = _level(models, self._index, self._size)
         prior = np.array([priors.get(m, shrinkage.prior) for m in self._order], np.float64)
         self._q_model = (g.q + shrinkage.model * prior) / (g.n + shrinkage.model)
@@ -223,13 +219,23 @@ class VectorPredictor:
         self._positions[models] = found
         return found
 
-    def predict(self, task: str, cluster: int, models: Sequence[str]) -> PredictionArrays:
+    def predict(
+        self,
+        task: str,
+        cluster: int,
+        models: Sequence[str],
+        one: Callable[[str, str, int], Prediction],
+    ) -> PredictionArrays:
         """Return the predictions of ``models`` as arrays, in their order.
 
         Args:
             task: The task class (``""``: none).
             cluster: The prompt's cluster.
             models: The candidates, as a tuple.
+            one: Predicts one model with ``predict``'s code, given the task class and
+                cluster: for models without any outcome. (Passed per call, not kept: the
+                predictor holds no reference back to the quality model, so dropping the
+                model frees both at once, with no garbage cycle for the collector.)
 
         Returns:
             One entry per candidate, equal to ``QualityModel.predict``'s.
@@ -241,7 +247,7 @@ class VectorPredictor:
         cost = t.cost[at]
         latency = t.latency[at]
         for i in unknown:  # no outcome anywhere: the prior alone, as predict makes it
-            p = self._one(models[i], task, cluster)
+            p = one(models[i], task, cluster)
             quality[i] = p.quality
             evidence[i] = p.evidence
             cost[i] = np.nan if p.cost_usd is None else p.cost_usd
