@@ -10,7 +10,8 @@ For each call the policy
    remaining model is expected to deliver for this task class and prompt cluster;
 3. scores ``utility = quality - λ·cost_usd - μ·latency_s`` (λ, μ per task class from the route
    table's tradeoffs, or the policy's own) and chooses the best; the others follow as
-   fallbacks, best first;
+   fallbacks, best first (a list of 64 candidates or more is scored with numpy arrays when
+   the ``learned`` extra is installed: :mod:`agentmesh.router.learned.ranking`, same result);
 4. explores: with probability ``exploration`` (0.05 by default, 0 turns it off) it tries the
    feasible candidate with the fewest outcomes in this task class instead, so that a model
    nobody chose yet gets a record; never an excluded one.

@@ -295,8 +295,9 @@ class QualityModel:
 
         Run off the hot path (the route table client's thread does it for a new table), so
         that the first decisions after a table change look predictions up instead of making
-        them. Skipped when it would make more than ``limit`` predictions (they are then made
-        per (task class, cluster) on first use).
+        them; with numpy, :meth:`predict_arrays`'s arrays too. Skipped when it would make more
+        than ``limit`` predictions (they are then made per (task class, cluster) on first
+        use).
 
         Args:
             limit: Most predictions to make.
