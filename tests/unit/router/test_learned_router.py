@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import zlib
 
 import pytest
@@ -177,6 +178,41 @@ def test_quality_model_round_trips_and_rejects_bad_dicts() -> None:
         QualityModel.from_dict({"cells": {"qa": {"x": {}}}})
     with pytest.raises(ValueError, match=r"shrinkage\.cell"):
         QualityModel.from_dict({"shrinkage": {"cell": -1}})
+
+
+@pytest.mark.parametrize(
+    ("sums", "message"),
+    [
+        ([1, 2, 0, 0, 0], "expected"),
+        ("1,2,0,0,0,0", "expected"),
+        ([3.0, 2, 0, 0, 0, 0], "exceeds"),
+        ([1, 2, 0, 0, -0.5, 0], "non-negative"),
+        ([float("nan"), 2, 0, 0, 0, 0], "non-negative"),
+        ([1, 2, float("nan"), 0, 0, 0], "non-negative"),
+        (["1", 2, 0, 0, 0, 0], "non-negative"),
+        ([1, 2, None, 0, 0, 0], "non-negative"),
+    ],
+)
+def test_quality_model_refuses_bad_sums_at_every_level_naming_where(
+    sums: object, message: str
+) -> None:
+    for raw, where in (
+        ({"models": {"m": sums}}, "models.m"),
+        ({"tasks": {"qa": {"m": sums}}}, "tasks.qa.m"),
+        ({"cells": {"qa": {"0": {"m": sums}}}}, "cells.qa.0.m"),
+    ):
+        with pytest.raises(ValueError, match=rf"^{re.escape(where)}: .*{message}"):
+            QualityModel.from_dict(raw)
+
+
+def test_quality_model_reads_what_it_wrote_and_booleans_as_before() -> None:
+    model = QualityModel()
+    for i in range(300):
+        model.update(f"t{i % 3}", i % 7, f"m{i % 40}", (i % 5) / 4, cost_usd=i / 1e4 or None)
+    raw = json.loads(json.dumps(model.to_dict()))
+    assert QualityModel.from_dict(raw).to_dict() == raw
+    loaded = QualityModel.from_dict({"models": {"m": [True, 1, 0, 0, 0.5, True]}})
+    assert loaded.to_dict()["models"]["m"] == [1.0, 1, 0.0, 0, 0.5, 1]
 
 
 def test_trained_predictor_tells_easy_prompts_from_hard_ones_after_the_round_trip() -> None:

@@ -14,7 +14,7 @@ from agentmesh.router import utility as utility_module
 from agentmesh.router.catalog import default_catalog
 from agentmesh.router.decision import RouteDecision
 from agentmesh.router.learned.predictor import Predictor
-from agentmesh.router.learned.quality import QualityModel, Shrinkage
+from agentmesh.router.learned.quality import ARRAY_MIN_CANDIDATES, QualityModel, Shrinkage
 from agentmesh.router.request import PromptFeatures, RouteRequest
 from agentmesh.router.table import ModelStats, RouteTable, Tradeoff
 from agentmesh.router.utility import UtilityPolicy
@@ -101,6 +101,27 @@ def test_a_model_with_arrays_is_freed_as_soon_as_dropped_without_the_garbage_col
         assert gone() is None
     finally:
         gc.enable()
+
+
+def test_warming_many_models_makes_the_arrays_and_not_a_prediction_per_model() -> None:
+    def filled(models: int) -> QualityModel:
+        model = QualityModel()
+        for i in range(models):
+            model.update("qa", i % 2, f"m{i:03d}", (i % 7) / 6, cost_usd=0.001)
+        return model
+
+    few, many = filled(4 * ARRAY_MIN_CANDIDATES - 1), filled(4 * ARRAY_MIN_CANDIDATES)
+    assert few.warm() == 2 * (4 * ARRAY_MIN_CANDIDATES - 1)
+    assert many.warm() == 2 * 4 * ARRAY_MIN_CANDIDATES
+    assert few._by_cell  # pyright: ignore[reportPrivateUsage]
+    assert not many._by_cell  # pyright: ignore[reportPrivateUsage]
+    vectors = many._vectors  # pyright: ignore[reportPrivateUsage]
+    assert vectors is not None
+    assert len(vectors._cells) == 2  # pyright: ignore[reportPrivateUsage]
+    names = tuple(f"m{i:03d}" for i in range(0, 4 * ARRAY_MIN_CANDIDATES, 3))
+    arrays = many.predict_arrays("qa", 1, names)
+    assert arrays is not None
+    assert arrays.quality.tolist() == [p.quality for p in many.predict("qa", 1, names)]
 
 
 def test_arrays_are_declined_without_numpy_or_with_a_zero_strength(

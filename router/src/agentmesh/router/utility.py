@@ -52,6 +52,7 @@ from agentmesh.router.chains import FallbackChains, reachable
 from agentmesh.router.decision import RouteDecision
 from agentmesh.router.learned.parse_ahead import parse, parsed, retire
 from agentmesh.router.learned.predictor import Predictor
+from agentmesh.router.learned.quality import ARRAY_MIN_CANDIDATES
 from agentmesh.router.policy import PassThroughPolicy
 from agentmesh.router.request import RouteRequest
 from agentmesh.router.table import ModelStats, RouteTable, Tradeoff
@@ -66,7 +67,7 @@ _DEFAULT_LATENCY_S: Final = 1.0
 _MAX_RECORDED: Final = 8
 _MAX_CACHED: Final = 4096
 _CHARS_BUCKET: Final = 512
-_VECTOR_MIN: Final = 64
+_VECTOR_MIN: Final = ARRAY_MIN_CANDIDATES
 """Candidates from which a ranking is scored with numpy arrays, when numpy is installed."""
 _CAPABILITY_OF: Final = (
     ("has_tools", "tools"),

@@ -33,7 +33,11 @@ from typing import TYPE_CHECKING, Any, Final, cast
 if TYPE_CHECKING:
     from agentmesh.router.learned.quality_arrays import PredictionArrays, VectorPredictor
 
-__all__ = ["Prediction", "QualityModel", "Shrinkage"]
+__all__ = ["ARRAY_MIN_CANDIDATES", "Prediction", "QualityModel", "Shrinkage"]
+
+ARRAY_MIN_CANDIDATES: Final = 64
+"""Candidate lists from this length are predicted with :meth:`QualityModel.predict_arrays` by
+the learned policy (when numpy is installed); shorter ones with :meth:`QualityModel.predict`."""
 
 _NO_TASK: Final = ""
 
@@ -295,25 +299,29 @@ class QualityModel:
 
         Run off the hot path (the route table client's thread does it for a new table), so
         that the first decisions after a table change look predictions up instead of making
-        them; with numpy, :meth:`predict_arrays`'s arrays too. Skipped when it would make more
-        than ``limit`` predictions (they are then made per (task class, cluster) on first
-        use).
+        them. With numpy, :meth:`predict_arrays`'s arrays are made (a few array operations
+        per cell), and the per-model predictions only for fewer than
+        ``4 * ARRAY_MIN_CANDIDATES`` models: with more, :meth:`predict` reads them only for a
+        list of a quarter of the models or more, which the policy predicts with the arrays.
+        Skipped when it would make more than ``limit`` predictions (they are then made per
+        (task class, cluster) on first use).
 
         Args:
             limit: Most predictions to make.
 
         Returns:
-            The predictions made (0 when skipped).
+            The predictions made ahead (0 when skipped).
         """
         pairs = [(task, cluster) for task, cells in self._cells.items() for cluster in cells]
         if not pairs or len(pairs) * len(self._models) > limit:
             return 0
-        for task, cluster in pairs:
-            if (task, cluster) not in self._by_cell:
-                self._cell(task, cluster)
         vectors = self._vectors or self._vectorised()
         if vectors is not None:  # long candidate lists read these
             vectors.warm()
+        if vectors is None or len(self._models) < 4 * ARRAY_MIN_CANDIDATES:
+            for task, cluster in pairs:
+                if (task, cluster) not in self._by_cell:
+                    self._cell(task, cluster)
         return len(pairs) * len(self._models)
 
     def _cell(self, task: str, cluster: int) -> dict[str, Prediction]:
@@ -398,23 +406,16 @@ class QualityModel:
         ):
             raise ValueError("'priors' must map model names to numbers")
         model = cls(Shrinkage(**values), cast("Mapping[str, float]", priors))
-        model._models = {
-            m: _Sums.from_list(v, f"models.{m}") for m, v in _obj(raw, "models").items()
-        }
+        model._models = _read_level(_obj(raw, "models"), "models")
         for t, ms in _obj(raw, "tasks").items():
-            model._tasks[t] = {
-                m: _Sums.from_list(v, f"tasks.{t}.{m}")
-                for m, v in _obj({"x": ms}, "x", f"tasks.{t}").items()
-            }
+            model._tasks[t] = _read_level(_obj({"x": ms}, "x", f"tasks.{t}"), f"tasks.{t}")
         for t, cs in _obj(raw, "cells").items():
             cells: dict[int, dict[str, _Sums]] = {}
             for c, ms in _obj({"x": cs}, "x", f"cells.{t}").items():
                 if not c.isdigit():
                     raise ValueError(f"cells.{t}: cluster {c!r} is not a number")
-                cells[int(c)] = {
-                    m: _Sums.from_list(v, f"cells.{t}.{c}.{m}")
-                    for m, v in _obj({"x": ms}, "x", f"cells.{t}.{c}").items()
-                }
+                where = f"cells.{t}.{c}"
+                cells[int(c)] = _read_level(_obj({"x": ms}, "x", where), where)
             model._cells[t] = cells
         stray = {m for by_model in model._tasks.values() for m in by_model}
         stray.update(
@@ -422,6 +423,41 @@ class QualityModel:
         )
         model._stray = frozenset(stray.difference(model._models))
         return model
+
+
+_NUMBER: Final = frozenset({int, float})
+
+
+def _read_level(raw: Mapping[str, object], where: str) -> dict[str, _Sums]:
+    """One level's sums by model, read from ``{model: [q, n, cost, n_cost, latency, n_latency]}``.
+
+    A route table of 1,000 models holds tens of thousands of these, parsed in the route table
+    client's thread: plain lists of non-negative numbers take a fast path, anything else goes
+    through :meth:`_Sums.from_list`, which accepts or refuses it exactly as before.
+    """
+    out: dict[str, _Sums] = {}
+    new = _Sums.__new__
+    number = _NUMBER
+    for model, raw_values in raw.items():
+        if type(raw_values) is list:
+            values = cast("list[Any]", raw_values)
+            if len(values) == 6:
+                q, n, cost, n_cost, latency, n_latency = values
+                if (
+                    type(q) in number and type(n) in number and type(cost) in number
+                    and type(n_cost) in number and type(latency) in number
+                    and type(n_latency) in number and q >= 0 and n >= 0 and cost >= 0
+                    and n_cost >= 0 and latency >= 0 and n_latency >= 0 and q <= int(n)
+                ):  # fmt: skip
+                    sums = new(_Sums)
+                    sums.q, sums.n, sums.cost = float(q), int(n), float(cost)
+                    sums.n_cost, sums.latency, sums.n_latency = (
+                        int(n_cost), float(latency), int(n_latency)
+                    )  # fmt: skip
+                    out[model] = sums
+                    continue
+        out[model] = _Sums.from_list(cast(object, raw_values), f"{where}.{model}")
+    return out
 
 
 def _obj(raw: Mapping[str, Any], key: str, where: str | None = None) -> dict[str, Any]:
