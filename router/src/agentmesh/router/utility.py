@@ -262,7 +262,7 @@ class UtilityPolicy:
         if arrays is not None:  # numpy is there: a long list is scored with arrays
             from agentmesh.router.learned.ranking import rank
 
-            chars = bucket * _CHARS_BUCKET + _CHARS_BUCKET // 2
+            chars = _bucket_chars(bucket)
             observed = table.models
             scored = rank(
                 arrays, candidates, lam, mu, self._by_name(candidates), blocked, budget,
@@ -303,7 +303,7 @@ class UtilityPolicy:
         predictions = predictor.quality.predict(task, cluster, candidates)
         costs = [p.cost_usd for p in predictions]
         if None in costs:  # the catalog's price for a prompt of this size
-            chars = bucket * _CHARS_BUCKET + _CHARS_BUCKET // 2
+            chars = _bucket_chars(bucket)
             costs = [
                 self._catalog_cost(model, chars) if cost is None else cost
                 for model, cost in zip(candidates, costs, strict=True)
@@ -352,6 +352,11 @@ class UtilityPolicy:
                 self._name_orders.clear()
             self._name_orders[candidates] = found
         return found
+
+
+def _bucket_chars(bucket: int) -> int:
+    """The prompt size the catalog prices a call at, for a size bucket (its middle)."""
+    return bucket * _CHARS_BUCKET + _CHARS_BUCKET // 2
 
 
 def _observed_latency(observed: ModelStats | None) -> float:

@@ -105,7 +105,6 @@ class _Task:
     """A task class's figures over the model order (cost and latency fall back to overall)."""
 
     quality: Floats
-    n: Floats
     evidence: Ints
     cost: Floats
     latency: Floats
@@ -174,7 +173,6 @@ class VectorPredictor:
             t = _level(self._tasks_sums.get(task, {}), self._index, self._size)
             found = self._tasks[task] = _Task(
                 (t.q + s.task * self._q_model) / (t.n + s.task),
-                t.n,
                 t.n.astype(np.int64),
                 _mean(t.cost, t.n_cost, self._g_cost),
                 _mean(t.latency, t.n_latency, self._g_latency),
