@@ -13,24 +13,29 @@ The framework modules are imported on their own (they need their extras); this m
 only the store interface, the serializer and the writer.
 """
 
-from agentmesh.checkpoint.handoff_writer import (
-    HandoffCheckpoint,
-    HandoffCheckpointWriter,
-    WriterStats,
-    handoff_history,
-    read_handoff,
-)
-from agentmesh.checkpoint.serde import SafeSerializer
-from agentmesh.checkpoint.store import (
-    Blob,
-    CheckpointRecord,
-    CheckpointStore,
-    ListQuery,
-    MemoryCheckpointStore,
-    StoredCheckpoint,
-    WriteRecord,
-    open_store,
-)
+from typing import TYPE_CHECKING
+
+from agentmesh.core.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from agentmesh.checkpoint.handoff_writer import (
+        HandoffCheckpoint,
+        HandoffCheckpointWriter,
+        WriterStats,
+        handoff_history,
+        read_handoff,
+    )
+    from agentmesh.checkpoint.serde import SafeSerializer
+    from agentmesh.checkpoint.store import (
+        Blob,
+        CheckpointRecord,
+        CheckpointStore,
+        ListQuery,
+        MemoryCheckpointStore,
+        StoredCheckpoint,
+        WriteRecord,
+        open_store,
+    )
 
 __all__ = [
     "Blob",
@@ -48,3 +53,23 @@ __all__ = [
     "open_store",
     "read_handoff",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    globals(),
+    {
+        "Blob": "agentmesh.checkpoint.store",
+        "CheckpointRecord": "agentmesh.checkpoint.store",
+        "CheckpointStore": "agentmesh.checkpoint.store",
+        "HandoffCheckpoint": "agentmesh.checkpoint.handoff_writer",
+        "HandoffCheckpointWriter": "agentmesh.checkpoint.handoff_writer",
+        "ListQuery": "agentmesh.checkpoint.store",
+        "MemoryCheckpointStore": "agentmesh.checkpoint.store",
+        "SafeSerializer": "agentmesh.checkpoint.serde",
+        "StoredCheckpoint": "agentmesh.checkpoint.store",
+        "WriteRecord": "agentmesh.checkpoint.store",
+        "WriterStats": "agentmesh.checkpoint.handoff_writer",
+        "handoff_history": "agentmesh.checkpoint.handoff_writer",
+        "open_store": "agentmesh.checkpoint.store",
+        "read_handoff": "agentmesh.checkpoint.handoff_writer",
+    },
+)

@@ -11,53 +11,58 @@ on the graphs that changed and feeds every streaming :class:`Detector` the spans
 async context manager.
 """
 
-from agentmesh.collector.detection import Detection, JsonValue, Severity, detection_id
-from agentmesh.collector.detectors import (
-    HANDOFF_LOOP,
-    PING_PONG,
-    CycleView,
-    Detector,
-    HandoffLoopRule,
-    PingPongRule,
-    Rule,
-    StatefulDetector,
-)
-from agentmesh.collector.graph import (
-    INFERRED,
-    AgentInvocation,
-    AgentNode,
-    AgentVisit,
-    GraphBuilder,
-    HandoffEdge,
-    RunGraph,
-)
-from agentmesh.collector.model import (
-    Attributes,
-    AttributeScalar,
-    AttributeValue,
-    SpanEventRecord,
-    SpanKind,
-    SpanRecord,
-    StatusCode,
-)
-from agentmesh.collector.pipeline import DetectionListener, Pipeline, PipelineStats
-from agentmesh.collector.receiver import (
-    DecodeResult,
-    OtlpGrpcReceiver,
-    OtlpHttpReceiver,
-    ReceiverStats,
-    SpanSink,
-    decode_request,
-)
-from agentmesh.collector.service import Collector, CollectorStats
-from agentmesh.collector.settings import CollectorSettings
-from agentmesh.collector.store import (
-    DuckDBStore,
-    MemoryStore,
-    RunSummary,
-    SpanStore,
-    StoredGraph,
-)
+from typing import TYPE_CHECKING
+
+from agentmesh.core.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from agentmesh.collector.detection import Detection, JsonValue, Severity, detection_id
+    from agentmesh.collector.detectors import (
+        HANDOFF_LOOP,
+        PING_PONG,
+        CycleView,
+        Detector,
+        HandoffLoopRule,
+        PingPongRule,
+        Rule,
+        StatefulDetector,
+    )
+    from agentmesh.collector.graph import (
+        INFERRED,
+        AgentInvocation,
+        AgentNode,
+        AgentVisit,
+        GraphBuilder,
+        HandoffEdge,
+        RunGraph,
+    )
+    from agentmesh.collector.model import (
+        Attributes,
+        AttributeScalar,
+        AttributeValue,
+        SpanEventRecord,
+        SpanKind,
+        SpanRecord,
+        StatusCode,
+    )
+    from agentmesh.collector.pipeline import DetectionListener, Pipeline, PipelineStats
+    from agentmesh.collector.receiver import (
+        DecodeResult,
+        OtlpGrpcReceiver,
+        OtlpHttpReceiver,
+        ReceiverStats,
+        SpanSink,
+        decode_request,
+    )
+    from agentmesh.collector.service import Collector, CollectorStats
+    from agentmesh.collector.settings import CollectorSettings
+    from agentmesh.collector.store import (
+        DuckDBStore,
+        MemoryStore,
+        RunSummary,
+        SpanStore,
+        StoredGraph,
+    )
 
 __all__ = [
     "HANDOFF_LOOP",
@@ -104,3 +109,52 @@ __all__ = [
     "decode_request",
     "detection_id",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    globals(),
+    {
+        "AgentInvocation": "agentmesh.collector.graph",
+        "AgentNode": "agentmesh.collector.graph",
+        "AgentVisit": "agentmesh.collector.graph",
+        "AttributeScalar": "agentmesh.collector.model",
+        "AttributeValue": "agentmesh.collector.model",
+        "Attributes": "agentmesh.collector.model",
+        "Collector": "agentmesh.collector.service",
+        "CollectorSettings": "agentmesh.collector.settings",
+        "CollectorStats": "agentmesh.collector.service",
+        "CycleView": "agentmesh.collector.detectors",
+        "DecodeResult": "agentmesh.collector.receiver",
+        "Detection": "agentmesh.collector.detection",
+        "DetectionListener": "agentmesh.collector.pipeline",
+        "Detector": "agentmesh.collector.detectors",
+        "DuckDBStore": "agentmesh.collector.store",
+        "GraphBuilder": "agentmesh.collector.graph",
+        "HANDOFF_LOOP": "agentmesh.collector.detectors",
+        "HandoffEdge": "agentmesh.collector.graph",
+        "HandoffLoopRule": "agentmesh.collector.detectors",
+        "INFERRED": "agentmesh.collector.graph",
+        "JsonValue": "agentmesh.collector.detection",
+        "MemoryStore": "agentmesh.collector.store",
+        "OtlpGrpcReceiver": "agentmesh.collector.receiver",
+        "OtlpHttpReceiver": "agentmesh.collector.receiver",
+        "PING_PONG": "agentmesh.collector.detectors",
+        "PingPongRule": "agentmesh.collector.detectors",
+        "Pipeline": "agentmesh.collector.pipeline",
+        "PipelineStats": "agentmesh.collector.pipeline",
+        "ReceiverStats": "agentmesh.collector.receiver",
+        "Rule": "agentmesh.collector.detectors",
+        "RunGraph": "agentmesh.collector.graph",
+        "RunSummary": "agentmesh.collector.store",
+        "Severity": "agentmesh.collector.detection",
+        "SpanEventRecord": "agentmesh.collector.model",
+        "SpanKind": "agentmesh.collector.model",
+        "SpanRecord": "agentmesh.collector.model",
+        "SpanSink": "agentmesh.collector.receiver",
+        "SpanStore": "agentmesh.collector.store",
+        "StatefulDetector": "agentmesh.collector.detectors",
+        "StatusCode": "agentmesh.collector.model",
+        "StoredGraph": "agentmesh.collector.store",
+        "decode_request": "agentmesh.collector.receiver",
+        "detection_id": "agentmesh.collector.detection",
+    },
+)

@@ -11,8 +11,6 @@ import asyncio
 from pathlib import Path
 from typing import Final
 
-import duckdb
-
 from agentmesh.collector.model import SpanRecord
 from agentmesh.collector.store.base import SpanStore
 from agentmesh.collector.store.codec import attributes_to_json, details_to_json, events_to_json
@@ -143,6 +141,8 @@ def _write(rows: dict[str, list[_Row]], out_dir: Path, fmt: str) -> dict[str, in
     out_dir.mkdir(parents=True, exist_ok=True)
     options = {"parquet": "FORMAT parquet", "csv": "FORMAT csv, HEADER", "json": "FORMAT json"}
     counts: dict[str, int] = {}
+    import duckdb  # here, not at import: the CLI reads EXPORT_FORMATS to build its parser
+
     with duckdb.connect(":memory:") as con:
         for table, schema in _TABLES.items():
             con.execute(f"CREATE TABLE {table} ({schema})")
@@ -174,6 +174,8 @@ async def export_store(store: SpanStore, out_dir: Path, fmt: str = "parquet") ->
         raise StoreError(
             f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}"
         )
+    import duckdb
+
     rows = await _collect(store)
     try:
         return await asyncio.to_thread(_write, rows, out_dir, fmt)

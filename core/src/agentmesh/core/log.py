@@ -11,6 +11,10 @@ the application's logging configuration decides, and with none only warnings and
 standard error. Once structlog is configured, events follow its configuration (so
 ``structlog.testing.capture_logs`` sees them too).
 
+structlog itself is imported by the first event logged (or :func:`configure_logging`), not by
+this module: every module asks for its logger when it is imported, and structlog's import
+(about 0.3 s, most of it its development renderer's) is paid only by processes that log.
+
 Example:
     >>> from structlog.testing import capture_logs
     >>> with capture_logs() as logs:
@@ -23,13 +27,16 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import ClassVar, Literal, cast
+from functools import cache
+from typing import TYPE_CHECKING, ClassVar, Literal, cast
 
-import structlog
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from agentmesh.core.settings import AgentMeshSettings, LogLevel
+
+if TYPE_CHECKING:
+    import structlog
 
 __all__ = ["Logger", "LoggingSettings", "configure_logging", "get_logger"]
 
@@ -42,15 +49,20 @@ _LEVELS: dict[str, int] = {
 }
 
 
-_STDLIB_PROCESSORS: list[structlog.typing.Processor] = [
-    structlog.stdlib.filter_by_level,
-    structlog.contextvars.merge_contextvars,
-    structlog.processors.add_log_level,
-    structlog.processors.TimeStamper(fmt="iso", utc=True),
-    structlog.processors.StackInfoRenderer(),
-    structlog.processors.format_exc_info,
-    structlog.processors.JSONRenderer(),
-]
+@cache
+def _stdlib_processors() -> list[structlog.typing.Processor]:
+    """The processors of events sent through the standard library while unconfigured."""
+    import structlog  # on first use (see the module docstring)
+
+    return [
+        structlog.stdlib.filter_by_level,
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info,
+        structlog.processors.JSONRenderer(),
+    ]
 
 
 class Logger:
@@ -71,6 +83,8 @@ class Logger:
         self._stdlib: structlog.stdlib.BoundLogger | None = None
 
     def _target(self) -> structlog.typing.FilteringBoundLogger:
+        import structlog  # on first use (see the module docstring)
+
         if structlog.is_configured():
             return cast(
                 "structlog.typing.FilteringBoundLogger",
@@ -81,7 +95,7 @@ class Logger:
                 "structlog.stdlib.BoundLogger",
                 structlog.wrap_logger(
                     logging.getLogger(self._name),
-                    processors=_STDLIB_PROCESSORS,
+                    processors=_stdlib_processors(),
                     wrapper_class=structlog.stdlib.BoundLogger,
                 ).bind(**self._context),
             )
@@ -183,6 +197,8 @@ def configure_logging(
         force: Reconfigure even when structlog was configured already (by the application,
             say). Without it an existing configuration is left alone.
     """
+    import structlog  # on first use (see the module docstring)
+
     if structlog.is_configured() and not force:
         return
     settings = LoggingSettings.load()

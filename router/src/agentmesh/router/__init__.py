@@ -9,26 +9,31 @@ Example:
     'openai'
 """
 
-from agentmesh.router.catalog import ModelCatalog, ModelInfo, RouterSettings, default_catalog
-from agentmesh.router.chains import FallbackChains, reachable
-from agentmesh.router.decision import RouteDecision, new_decision_id
-from agentmesh.router.decision_log import DecisionLog
-from agentmesh.router.policy import (
-    PassThroughPolicy,
-    PinnedPolicy,
-    Pins,
-    RoutingPolicy,
-    text_chars_of,
-)
-from agentmesh.router.request import (
-    PromptFeatures,
-    RouteMode,
-    RouteRequest,
-    prompt_features,
-    prompt_text,
-)
-from agentmesh.router.table import BUNDLED_TABLE, ModelStats, RouteTable, Tradeoff
-from agentmesh.router.utility import UtilityPolicy
+from typing import TYPE_CHECKING
+
+from agentmesh.core.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from agentmesh.router.catalog import ModelCatalog, ModelInfo, RouterSettings, default_catalog
+    from agentmesh.router.chains import FallbackChains, reachable
+    from agentmesh.router.decision import RouteDecision, new_decision_id
+    from agentmesh.router.decision_log import DecisionLog
+    from agentmesh.router.policy import (
+        PassThroughPolicy,
+        PinnedPolicy,
+        Pins,
+        RoutingPolicy,
+        text_chars_of,
+    )
+    from agentmesh.router.request import (
+        PromptFeatures,
+        RouteMode,
+        RouteRequest,
+        prompt_features,
+        prompt_text,
+    )
+    from agentmesh.router.table import BUNDLED_TABLE, ModelStats, RouteTable, Tradeoff
+    from agentmesh.router.utility import UtilityPolicy
 
 __all__ = [
     "BUNDLED_TABLE",
@@ -56,3 +61,33 @@ __all__ = [
     "reachable",
     "text_chars_of",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    globals(),
+    {
+        "BUNDLED_TABLE": "agentmesh.router.table",
+        "DecisionLog": "agentmesh.router.decision_log",
+        "FallbackChains": "agentmesh.router.chains",
+        "ModelCatalog": "agentmesh.router.catalog",
+        "ModelInfo": "agentmesh.router.catalog",
+        "ModelStats": "agentmesh.router.table",
+        "PassThroughPolicy": "agentmesh.router.policy",
+        "PinnedPolicy": "agentmesh.router.policy",
+        "Pins": "agentmesh.router.policy",
+        "PromptFeatures": "agentmesh.router.request",
+        "RouteDecision": "agentmesh.router.decision",
+        "RouteMode": "agentmesh.router.request",
+        "RouteRequest": "agentmesh.router.request",
+        "RouteTable": "agentmesh.router.table",
+        "RouterSettings": "agentmesh.router.catalog",
+        "RoutingPolicy": "agentmesh.router.policy",
+        "Tradeoff": "agentmesh.router.table",
+        "UtilityPolicy": "agentmesh.router.utility",
+        "default_catalog": "agentmesh.router.catalog",
+        "new_decision_id": "agentmesh.router.decision",
+        "prompt_features": "agentmesh.router.request",
+        "prompt_text": "agentmesh.router.request",
+        "reachable": "agentmesh.router.chains",
+        "text_chars_of": "agentmesh.router.policy",
+    },
+)

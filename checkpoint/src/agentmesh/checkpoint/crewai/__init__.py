@@ -16,12 +16,17 @@ Example:
 
 from __future__ import annotations
 
-from agentmesh.checkpoint.crewai.persistence import (
-    FLOW_NAMESPACE,
-    PENDING_NAMESPACE,
-    AgentMeshFlowPersistence,
-)
-from agentmesh.checkpoint.crewai.tasks import TASKS_NAMESPACE, CrewCheckpoints, CrewRun
+from typing import TYPE_CHECKING
+
+from agentmesh.core.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from agentmesh.checkpoint.crewai.persistence import (
+        FLOW_NAMESPACE,
+        PENDING_NAMESPACE,
+        AgentMeshFlowPersistence,
+    )
+    from agentmesh.checkpoint.crewai.tasks import TASKS_NAMESPACE, CrewCheckpoints, CrewRun
 
 __all__ = [
     "FLOW_NAMESPACE",
@@ -31,3 +36,15 @@ __all__ = [
     "CrewCheckpoints",
     "CrewRun",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    globals(),
+    {
+        "AgentMeshFlowPersistence": "agentmesh.checkpoint.crewai.persistence",
+        "CrewCheckpoints": "agentmesh.checkpoint.crewai.tasks",
+        "CrewRun": "agentmesh.checkpoint.crewai.tasks",
+        "FLOW_NAMESPACE": "agentmesh.checkpoint.crewai.persistence",
+        "PENDING_NAMESPACE": "agentmesh.checkpoint.crewai.persistence",
+        "TASKS_NAMESPACE": "agentmesh.checkpoint.crewai.tasks",
+    },
+)

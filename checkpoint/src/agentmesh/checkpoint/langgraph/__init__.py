@@ -16,15 +16,20 @@ any :class:`~agentmesh.checkpoint.store.base.CheckpointStore` you open yourself.
 
 from __future__ import annotations
 
-from agentmesh.checkpoint.langgraph._context import SaverContext
-from agentmesh.checkpoint.langgraph._saver import AgentMeshSaver
-from agentmesh.checkpoint.langgraph._sync import SyncCheckpointStore, SyncTwin
-from agentmesh.checkpoint.langgraph.savers import (
-    DuckDBSaver,
-    MemorySaver,
-    PostgresSaver,
-    RedisSaver,
-)
+from typing import TYPE_CHECKING
+
+from agentmesh.core.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from agentmesh.checkpoint.langgraph._context import SaverContext
+    from agentmesh.checkpoint.langgraph._saver import AgentMeshSaver
+    from agentmesh.checkpoint.langgraph._sync import SyncCheckpointStore, SyncTwin
+    from agentmesh.checkpoint.langgraph.savers import (
+        DuckDBSaver,
+        MemorySaver,
+        PostgresSaver,
+        RedisSaver,
+    )
 
 __all__ = [
     "AgentMeshSaver",
@@ -36,3 +41,17 @@ __all__ = [
     "SyncCheckpointStore",
     "SyncTwin",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    globals(),
+    {
+        "AgentMeshSaver": "agentmesh.checkpoint.langgraph._saver",
+        "DuckDBSaver": "agentmesh.checkpoint.langgraph.savers",
+        "MemorySaver": "agentmesh.checkpoint.langgraph.savers",
+        "PostgresSaver": "agentmesh.checkpoint.langgraph.savers",
+        "RedisSaver": "agentmesh.checkpoint.langgraph.savers",
+        "SaverContext": "agentmesh.checkpoint.langgraph._context",
+        "SyncCheckpointStore": "agentmesh.checkpoint.langgraph._sync",
+        "SyncTwin": "agentmesh.checkpoint.langgraph._sync",
+    },
+)

@@ -10,16 +10,21 @@ modules (``agentmesh.checkpoint.store.redis``…), which needs the matching extr
 
 from __future__ import annotations
 
-from agentmesh.checkpoint.store.base import (
-    Blob,
-    CheckpointRecord,
-    CheckpointStore,
-    ListQuery,
-    StoredCheckpoint,
-    WriteRecord,
-)
-from agentmesh.checkpoint.store.factory import open_store
-from agentmesh.checkpoint.store.memory import MemoryCheckpointStore
+from typing import TYPE_CHECKING
+
+from agentmesh.core.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from agentmesh.checkpoint.store.base import (
+        Blob,
+        CheckpointRecord,
+        CheckpointStore,
+        ListQuery,
+        StoredCheckpoint,
+        WriteRecord,
+    )
+    from agentmesh.checkpoint.store.factory import open_store
+    from agentmesh.checkpoint.store.memory import MemoryCheckpointStore
 
 __all__ = [
     "Blob",
@@ -31,3 +36,17 @@ __all__ = [
     "WriteRecord",
     "open_store",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    globals(),
+    {
+        "Blob": "agentmesh.checkpoint.store.base",
+        "CheckpointRecord": "agentmesh.checkpoint.store.base",
+        "CheckpointStore": "agentmesh.checkpoint.store.base",
+        "ListQuery": "agentmesh.checkpoint.store.base",
+        "MemoryCheckpointStore": "agentmesh.checkpoint.store.memory",
+        "StoredCheckpoint": "agentmesh.checkpoint.store.base",
+        "WriteRecord": "agentmesh.checkpoint.store.base",
+        "open_store": "agentmesh.checkpoint.store.factory",
+    },
+)

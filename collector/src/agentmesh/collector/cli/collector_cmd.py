@@ -1,4 +1,8 @@
-"""``agentmesh collector``: serve OTLP until interrupted."""
+"""``agentmesh collector``: serve OTLP until interrupted.
+
+The collector's modules are imported when it starts, not when the parser is built: every
+``agentmesh`` command builds this parser.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +17,6 @@ from agentmesh.collector.cli.settings_flags import (
     secret_fields,
     settings_overrides,
 )
-from agentmesh.collector.runtime import tune_gc
-from agentmesh.collector.service import Collector
 from agentmesh.collector.settings import CollectorSettings
 from agentmesh.core import configure_logging
 from agentmesh.core.log import get_logger
@@ -61,6 +63,8 @@ def add_collector_command(parser: argparse.ArgumentParser) -> None:
 
 
 def _handle(args: argparse.Namespace) -> int:
+    from agentmesh.collector.runtime import tune_gc
+
     settings = CollectorSettings.load(**settings_overrides(args, CollectorSettings))
     configure_logging()
     tune_gc()
@@ -74,6 +78,8 @@ async def serve(settings: CollectorSettings) -> None:
     Args:
         settings: The collector's settings.
     """
+    from agentmesh.collector.service import Collector
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

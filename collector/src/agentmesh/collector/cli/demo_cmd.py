@@ -7,8 +7,6 @@ import asyncio
 import importlib.util
 from pathlib import Path
 
-from rich.console import Console
-
 from agentmesh.core import ConfigError, configure_logging
 
 __all__ = ["add_demo_command"]
@@ -42,6 +40,8 @@ def _handle(args: argparse.Namespace) -> int:
             f"the demo needs {', '.join(missing)}: pip install 'agentmesh-collector[demo]'"
         )
     configure_logging(level="error")
+    from rich.console import Console
+
     from agentmesh.collector.demo import render_report, run_demo
 
     report = asyncio.run(run_demo(Path(args.db), max_steps=int(args.max_steps)))

@@ -29,11 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-import duckdb
-
 from agentmesh.collector.routing.outcomes import DecisionOutcome, decision_outcomes
 from agentmesh.collector.settings import CollectorSettings
-from agentmesh.collector.store.factory import open_store
 from agentmesh.core import ConfigError, StoreError
 
 __all__ = [
@@ -182,6 +179,8 @@ def write_decisions(outcomes: Sequence[DecisionOutcome], output: Path, fmt: str)
     """
     if fmt not in DECISION_FORMATS:
         raise ConfigError(f"unknown format {fmt!r}; choose one of {', '.join(DECISION_FORMATS)}")
+    import duckdb  # here, not at import: every `agentmesh` command builds this parser
+
     _check_writable(output)
     partial = output.with_name(f".{output.name}.{secrets.token_hex(4)}.partial")
     schema = ", ".join(f"{name} {kind}" for name, kind in DECISION_COLUMNS)
@@ -301,6 +300,7 @@ def _export_decisions(args: argparse.Namespace) -> int:
     until = None if args.until is None else parse_when(str(args.until), "--until", now=now)
     settings = _settings(args)
     _check_writable(output)
+    from agentmesh.collector.store.factory import open_store
 
     async def run() -> int:
         store = await open_store(settings)

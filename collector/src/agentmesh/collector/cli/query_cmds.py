@@ -8,15 +8,15 @@ import json
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-
-from agentmesh.collector.cli.render import render_graph, render_runs
 from agentmesh.collector.cli.store_options import add_store_options, store_settings
-from agentmesh.collector.export import EXPORT_FORMATS, export_store
-from agentmesh.collector.settings import CollectorSettings
-from agentmesh.collector.store import RunSummary, SpanStore, make_store
+from agentmesh.collector.export import EXPORT_FORMATS
 from agentmesh.core import ConfigError
+
+if TYPE_CHECKING:
+    from agentmesh.collector.settings import CollectorSettings
+    from agentmesh.collector.store import RunSummary, SpanStore
 
 __all__ = ["add_export_command", "add_graph_command", "add_runs_command", "parse_duration"]
 
@@ -46,6 +46,8 @@ def parse_duration(text: str) -> int:
 
 
 async def _open(settings: CollectorSettings) -> SpanStore:
+    from agentmesh.collector.store.factory import make_store
+
     store = make_store(settings)
     await store.open()
     return store
@@ -80,6 +82,10 @@ def _runs(args: argparse.Namespace) -> int:
         for run in runs:
             print(json.dumps(asdict(run)))
     else:
+        from rich.console import Console
+
+        from agentmesh.collector.cli.render import render_runs
+
         render_runs(Console(), runs)
     return 0
 
@@ -114,6 +120,10 @@ def _graph(args: argparse.Namespace) -> int:
             graph = await store.graph(trace_id)
             if graph is None:
                 raise ConfigError(f"run {args.run!r} has no stored graph yet")
+            from rich.console import Console
+
+            from agentmesh.collector.cli.render import render_graph
+
             render_graph(Console(), graph, await store.detections(trace_id))
             return 0
         finally:
@@ -140,6 +150,8 @@ def add_export_command(parser: argparse.ArgumentParser) -> None:
 
 def _export(args: argparse.Namespace) -> int:
     settings = store_settings(args)
+
+    from agentmesh.collector.export import export_store
 
     async def run() -> dict[str, int]:
         store = await _open(settings)

@@ -21,12 +21,7 @@ import urllib.parse
 import urllib.request
 from typing import Final, cast
 
-from rich.console import Console
-
 from agentmesh.collector.cli.store_options import add_store_options, store_settings
-from agentmesh.collector.recovery.policy import RecoveryPolicy
-from agentmesh.collector.resume import find_plan
-from agentmesh.collector.store.factory import make_store
 from agentmesh.core import ConfigError
 from agentmesh.core.settings import RESUME_ENV
 
@@ -71,6 +66,10 @@ def _from_collector(base: str, run: str) -> dict[str, object]:
 
 
 def _from_store(args: argparse.Namespace) -> dict[str, object]:
+    from agentmesh.collector.recovery.policy import RecoveryPolicy
+    from agentmesh.collector.resume import find_plan
+    from agentmesh.collector.store.factory import make_store
+
     settings = store_settings(args)
     policy = RecoveryPolicy.from_settings(settings)
 
@@ -94,6 +93,8 @@ def _resume(args: argparse.Namespace) -> int:
     if args.json and command is None:
         print(json.dumps(plan))
         return 0
+    from rich.console import Console
+
     console = Console(stderr=command is not None)
     checkpoint = plan.get("checkpoint_id")
     console.print(

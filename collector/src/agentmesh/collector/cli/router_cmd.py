@@ -21,15 +21,13 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
-from rich.console import Console
-
-from agentmesh.collector.routing.trainer import load_predictor
 from agentmesh.core import ConfigError
-from agentmesh.router.learned.datasets import read_examples
 from agentmesh.router.learned.hashing import DEFAULT_TAIL_CHARS
-from agentmesh.router.learned.predictor import Predictor, train_predictor
+
+if TYPE_CHECKING:
+    from agentmesh.router.learned.predictor import Predictor
 
 __all__ = ["add_router_command"]
 
@@ -85,6 +83,11 @@ def add_router_command(parser: argparse.ArgumentParser) -> None:
 
 
 def _from_decisions(path: Path, base: Path | None) -> Predictor:
+    import duckdb
+
+    from agentmesh.collector.routing.trainer import load_predictor
+    from agentmesh.router.learned.predictor import Predictor
+
     predictor = load_predictor(base) if base is not None else None
     if predictor is None:
         from agentmesh.router.learned.quality import QualityModel
@@ -114,6 +117,11 @@ def _from_decisions(path: Path, base: Path | None) -> Predictor:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from agentmesh.router.learned.datasets import read_examples
+    from agentmesh.router.learned.predictor import train_predictor
+
     console = Console(stderr=True)
     if args.examples is not None:
         try:

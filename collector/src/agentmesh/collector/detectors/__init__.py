@@ -23,38 +23,43 @@ Streaming detectors (:class:`Detector`, fed each pipeline cycle):
 :mod:`~agentmesh.collector.detectors.registry` builds the set from the collector's settings.
 """
 
-from agentmesh.collector.detectors.base import CycleView, Detector, Rule, StatefulDetector
-from agentmesh.collector.detectors.context_loss import CONTEXT_LOSS, ContextLossDetector
-from agentmesh.collector.detectors.error_cascade import ERROR_CASCADE, ErrorCascadeDetector
-from agentmesh.collector.detectors.handoff_loop import (
-    HANDOFF_LOOP,
-    PING_PONG,
-    HandoffLoopRule,
-    PingPongRule,
-)
-from agentmesh.collector.detectors.node_feed import NodeFeed
-from agentmesh.collector.detectors.outage import (
-    PROVIDER_OUTAGE,
-    PROVIDER_RECOVERED,
-    OutageEpisode,
-    ProviderOutageDetector,
-    is_client_error,
-)
-from agentmesh.collector.detectors.rate_limit import (
-    RATE_LIMIT_STORM,
-    RateLimitStormDetector,
-    StormEpisode,
-    is_rate_limited,
-)
-from agentmesh.collector.detectors.runaway import RUNAWAY, RunawayDetector, WorkflowNorm
-from agentmesh.collector.detectors.spikes import (
-    COST_SPIKE,
-    LATENCY_SPIKE,
-    TOKEN_SPIKE,
-    SpikeDetector,
-)
-from agentmesh.collector.detectors.stuck import STUCK, StuckDetector
-from agentmesh.collector.detectors.tool_loop import TOOL_LOOP, ToolLoopDetector
+from typing import TYPE_CHECKING
+
+from agentmesh.core.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from agentmesh.collector.detectors.base import CycleView, Detector, Rule, StatefulDetector
+    from agentmesh.collector.detectors.context_loss import CONTEXT_LOSS, ContextLossDetector
+    from agentmesh.collector.detectors.error_cascade import ERROR_CASCADE, ErrorCascadeDetector
+    from agentmesh.collector.detectors.handoff_loop import (
+        HANDOFF_LOOP,
+        PING_PONG,
+        HandoffLoopRule,
+        PingPongRule,
+    )
+    from agentmesh.collector.detectors.node_feed import NodeFeed
+    from agentmesh.collector.detectors.outage import (
+        PROVIDER_OUTAGE,
+        PROVIDER_RECOVERED,
+        OutageEpisode,
+        ProviderOutageDetector,
+        is_client_error,
+    )
+    from agentmesh.collector.detectors.rate_limit import (
+        RATE_LIMIT_STORM,
+        RateLimitStormDetector,
+        StormEpisode,
+        is_rate_limited,
+    )
+    from agentmesh.collector.detectors.runaway import RUNAWAY, RunawayDetector, WorkflowNorm
+    from agentmesh.collector.detectors.spikes import (
+        COST_SPIKE,
+        LATENCY_SPIKE,
+        TOKEN_SPIKE,
+        SpikeDetector,
+    )
+    from agentmesh.collector.detectors.stuck import STUCK, StuckDetector
+    from agentmesh.collector.detectors.tool_loop import TOOL_LOOP, ToolLoopDetector
 
 __all__ = [
     "CONTEXT_LOSS",
@@ -91,3 +96,42 @@ __all__ = [
     "is_client_error",
     "is_rate_limited",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    globals(),
+    {
+        "CONTEXT_LOSS": "agentmesh.collector.detectors.context_loss",
+        "COST_SPIKE": "agentmesh.collector.detectors.spikes",
+        "ContextLossDetector": "agentmesh.collector.detectors.context_loss",
+        "CycleView": "agentmesh.collector.detectors.base",
+        "Detector": "agentmesh.collector.detectors.base",
+        "ERROR_CASCADE": "agentmesh.collector.detectors.error_cascade",
+        "ErrorCascadeDetector": "agentmesh.collector.detectors.error_cascade",
+        "HANDOFF_LOOP": "agentmesh.collector.detectors.handoff_loop",
+        "HandoffLoopRule": "agentmesh.collector.detectors.handoff_loop",
+        "LATENCY_SPIKE": "agentmesh.collector.detectors.spikes",
+        "NodeFeed": "agentmesh.collector.detectors.node_feed",
+        "OutageEpisode": "agentmesh.collector.detectors.outage",
+        "PING_PONG": "agentmesh.collector.detectors.handoff_loop",
+        "PROVIDER_OUTAGE": "agentmesh.collector.detectors.outage",
+        "PROVIDER_RECOVERED": "agentmesh.collector.detectors.outage",
+        "PingPongRule": "agentmesh.collector.detectors.handoff_loop",
+        "ProviderOutageDetector": "agentmesh.collector.detectors.outage",
+        "RATE_LIMIT_STORM": "agentmesh.collector.detectors.rate_limit",
+        "RUNAWAY": "agentmesh.collector.detectors.runaway",
+        "RateLimitStormDetector": "agentmesh.collector.detectors.rate_limit",
+        "Rule": "agentmesh.collector.detectors.base",
+        "RunawayDetector": "agentmesh.collector.detectors.runaway",
+        "STUCK": "agentmesh.collector.detectors.stuck",
+        "SpikeDetector": "agentmesh.collector.detectors.spikes",
+        "StatefulDetector": "agentmesh.collector.detectors.base",
+        "StormEpisode": "agentmesh.collector.detectors.rate_limit",
+        "StuckDetector": "agentmesh.collector.detectors.stuck",
+        "TOKEN_SPIKE": "agentmesh.collector.detectors.spikes",
+        "TOOL_LOOP": "agentmesh.collector.detectors.tool_loop",
+        "ToolLoopDetector": "agentmesh.collector.detectors.tool_loop",
+        "WorkflowNorm": "agentmesh.collector.detectors.runaway",
+        "is_client_error": "agentmesh.collector.detectors.outage",
+        "is_rate_limited": "agentmesh.collector.detectors.rate_limit",
+    },
+)

@@ -7,6 +7,19 @@ as apps instrumented by AgentMesh: :func:`normalize_spans` adds the contract's n
 rewritten span with ``agentmesh.normalized_from``. ``docs/conventions.md`` lists the mappings.
 """
 
-from agentmesh.collector.normalize.normalizer import SpanNormalizer, normalize_spans
+from typing import TYPE_CHECKING
+
+from agentmesh.core.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from agentmesh.collector.normalize.normalizer import SpanNormalizer, normalize_spans
 
 __all__ = ["SpanNormalizer", "normalize_spans"]
+
+__getattr__, __dir__ = lazy_exports(
+    globals(),
+    {
+        "SpanNormalizer": "agentmesh.collector.normalize.normalizer",
+        "normalize_spans": "agentmesh.collector.normalize.normalizer",
+    },
+)

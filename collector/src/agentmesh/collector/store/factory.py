@@ -9,19 +9,18 @@ Example:
     ...     return type(store).__name__
     >>> asyncio.run(kind())
     'MemoryStore'
+
+Only the backend chosen is imported (DuckDB with pyarrow, or asyncpg), so a command reading one
+store does not load the others' drivers.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from agentmesh.collector.store.base import SpanStore
-from agentmesh.collector.store.duckdb_store import DuckDBStore
-from agentmesh.collector.store.memory_store import MemoryStore
-from agentmesh.collector.store.postgres_store import PostgresStore
-
 if TYPE_CHECKING:
     from agentmesh.collector.settings import CollectorSettings
+    from agentmesh.collector.store.base import SpanStore
 
 __all__ = ["make_store", "open_store"]
 
@@ -37,6 +36,8 @@ def make_store(settings: CollectorSettings) -> SpanStore:
         :meth:`~agentmesh.collector.store.base.SpanStore.open` or on first use.
     """
     if settings.store == "postgres":
+        from agentmesh.collector.store.postgres_store import PostgresStore
+
         return PostgresStore(
             settings.postgres_dsn.get_secret_value(),
             schema=settings.postgres_schema,
@@ -45,7 +46,11 @@ def make_store(settings: CollectorSettings) -> SpanStore:
             connect_timeout_seconds=settings.postgres_connect_timeout_seconds,
         )
     if settings.store == "memory":
+        from agentmesh.collector.store.memory_store import MemoryStore
+
         return MemoryStore()
+    from agentmesh.collector.store.duckdb_store import DuckDBStore
+
     return DuckDBStore(
         settings.duckdb_path,
         dedupe_spans=settings.duckdb_dedupe_spans,

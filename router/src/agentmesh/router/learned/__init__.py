@@ -14,10 +14,15 @@ Example:
     0.5
 """
 
-from agentmesh.router.learned.datasets import Dataset, read_examples
-from agentmesh.router.learned.hashing import SparseVector, TextHasher
-from agentmesh.router.learned.predictor import Example, Outcome, Predictor, train_predictor
-from agentmesh.router.learned.quality import Prediction, QualityModel, Shrinkage
+from typing import TYPE_CHECKING
+
+from agentmesh.core.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from agentmesh.router.learned.datasets import Dataset, read_examples
+    from agentmesh.router.learned.hashing import SparseVector, TextHasher
+    from agentmesh.router.learned.predictor import Example, Outcome, Predictor, train_predictor
+    from agentmesh.router.learned.quality import Prediction, QualityModel, Shrinkage
 
 __all__ = [
     "Dataset",
@@ -32,3 +37,20 @@ __all__ = [
     "read_examples",
     "train_predictor",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    globals(),
+    {
+        "Dataset": "agentmesh.router.learned.datasets",
+        "Example": "agentmesh.router.learned.predictor",
+        "Outcome": "agentmesh.router.learned.predictor",
+        "Prediction": "agentmesh.router.learned.quality",
+        "Predictor": "agentmesh.router.learned.predictor",
+        "QualityModel": "agentmesh.router.learned.quality",
+        "Shrinkage": "agentmesh.router.learned.quality",
+        "SparseVector": "agentmesh.router.learned.hashing",
+        "TextHasher": "agentmesh.router.learned.hashing",
+        "read_examples": "agentmesh.router.learned.datasets",
+        "train_predictor": "agentmesh.router.learned.predictor",
+    },
+)
