@@ -102,6 +102,10 @@ def add_graph_command(parser: argparse.ArgumentParser) -> None:
 
 
 def _graph(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from agentmesh.collector.cli.render import render_graph
+
     settings = store_settings(args)
     wanted = str(args.run).lower()
 
@@ -120,10 +124,6 @@ def _graph(args: argparse.Namespace) -> int:
             graph = await store.graph(trace_id)
             if graph is None:
                 raise ConfigError(f"run {args.run!r} has no stored graph yet")
-            from rich.console import Console
-
-            from agentmesh.collector.cli.render import render_graph
-
             render_graph(Console(), graph, await store.detections(trace_id))
             return 0
         finally:
