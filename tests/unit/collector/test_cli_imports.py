@@ -61,7 +61,8 @@ def test_the_handlers_import_what_they_use() -> None:
         """,
         ("asyncpg", "duckdb", "grpc"),
     )
-    assert loaded == ["duckdb", "grpc"]  # the collector serves gRPC; a DuckDB store loads no asyncpg
+    # the collector serves gRPC; a DuckDB store loads no asyncpg
+    assert loaded == ["duckdb", "grpc"]
 
 
 def test_core_imports_logging_and_settings_on_first_use() -> None:
