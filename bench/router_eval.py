@@ -209,6 +209,7 @@ def main() -> None:
     console.print(rt)
 
     iterations = 3000 if args.quick else 20000
+    reference_ns = ev.machine_reference_ns()
     lat = {
         str(n): ev.decision_latency(n, test, predictor, iterations if n <= 10 else iterations // 10)
         for n in (10, 1000)
@@ -236,6 +237,11 @@ def main() -> None:
             f"< {goal:g}",
         )
     console.print(lt)
+    console.print(
+        f"machine reference: {reference_ns:,.0f} ns per pass of a fixed Python workload "
+        "(scores and sorts 10 models); the µs above move with it from day to day",
+        style="dim",
+    )
 
     ours_f, peer_f = figures["AgentMesh offline"], figures["kNN TF-IDF (peer)"]
     goals = [
@@ -289,6 +295,7 @@ def main() -> None:
                     k: {m: round(v, 4) for m, v in d.items()} for k, d in routellm.items()
                 },
                 "decision_p50_us": {n: round(lat[n]["p50_us"], 2) for n in lat},
+                "machine_reference_ns": round(reference_ns, 1),
                 "decision_no_clusters_p50_us": {
                     n: round(lat[n]["no_clusters_p50_us"], 2) for n in lat
                 },

@@ -198,6 +198,29 @@ def routellm_scores(
     return out
 
 
+def machine_reference_ns(rounds: int = 7, loops: int = 2000) -> float:
+    """Nanoseconds per pass of a fixed pure-Python workload: this machine's speed right now.
+
+    A decision's µs move with the machine (the same code measured 7.7 µs on one day and 12-21
+    on another here). The workload is what a decision does in Python: dict reads, float
+    arithmetic, a short sort. The best of ``rounds`` medians, so a busy moment weighs little;
+    dividing a decision's µs by it compares runs of different days.
+    """
+    table = {f"model-{i}": (0.5 + i / 100, i * 1e-6, 0.1 * i) for i in range(10)}
+    names = list(table)
+    clock = time.perf_counter_ns
+    medians: list[float] = []
+    for _ in range(rounds):
+        times: list[int] = []
+        for _ in range(loops):
+            t0 = clock()
+            scored = [(q - 200.0 * c - 0.01 * lat, n) for n in names for q, c, lat in (table[n],)]
+            scored.sort(reverse=True)
+            times.append(clock() - t0)
+        medians.append(statistics.median(times))
+    return min(medians)
+
+
 def decision_latency(
     n_models: int,
     prompts: Sequence[Prompt],
