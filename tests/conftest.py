@@ -7,6 +7,7 @@ a message saying how to start the service.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 
 import pytest
@@ -39,6 +40,17 @@ def require_service(name: str) -> tuple[str, int]:
         pytest.skip(message)
 
 
+def require_binary(name: str, install: str) -> str:
+    """Return the path of an installed program, or skip (fail in CI) when it is missing."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed; install it with: {install}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
 @pytest.fixture
 def redis_address() -> tuple[str, int]:
     return require_service("redis")
@@ -47,3 +59,10 @@ def redis_address() -> tuple[str, int]:
 @pytest.fixture
 def postgres_address() -> tuple[str, int]:
     return require_service("postgres")
+
+
+@pytest.fixture
+def prometheus_binary() -> str:
+    return require_binary(
+        "prometheus", "apt-get update && apt-get install -y --no-install-recommends prometheus"
+    )

@@ -79,6 +79,8 @@ class CollectorStats:
         batches_failed: Batches with a processing step that failed (logged).
         detections: New detections.
         queued_batches: Batches waiting in the pipeline now.
+        queued_spans: Spans in those batches (the queue's bound is in spans:
+            ``agentmesh_queue_spans`` on ``/metrics``).
         live_traces: Run graphs held in memory.
         traces_evicted: Run graphs evicted to bound memory (``max_live_traces``).
         traces_retired: Complete run graphs that left memory after their linger time.
@@ -99,6 +101,7 @@ class CollectorStats:
     batches_failed: int = 0
     detections: int = 0
     queued_batches: int = 0
+    queued_spans: int = 0
     live_traces: int = 0
     traces_evicted: int = 0
     traces_retired: int = 0
@@ -232,6 +235,7 @@ class Collector:
             batches_failed=pipeline.batches_failed,
             detections=pipeline.detections,
             queued_batches=pipeline.queued_batches,
+            queued_spans=pipeline.queued_spans,
             live_traces=len(builder),
             traces_evicted=builder.evicted,
             traces_retired=builder.retired,
