@@ -15,6 +15,7 @@ PACKAGES = [
 ]
 LAZY_SUBPACKAGES = [
     "agentmesh.router.learned",
+    "agentmesh.collector.api",
     "agentmesh.collector.demo",
     "agentmesh.collector.detectors",
     "agentmesh.collector.events",

@@ -6,43 +6,30 @@ import argparse
 import asyncio
 import json
 import time
+import urllib.parse
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
+from agentmesh.collector.cli.collector_client import get_json
 from agentmesh.collector.cli.store_options import add_store_options, store_settings
+from agentmesh.collector.durations import parse_duration
 from agentmesh.collector.export import EXPORT_FORMATS
 from agentmesh.core import ConfigError
 
 if TYPE_CHECKING:
+    from agentmesh.collector.detection import Detection
     from agentmesh.collector.settings import CollectorSettings
-    from agentmesh.collector.store import RunSummary, SpanStore
+    from agentmesh.collector.store import RunSummary, SpanStore, StoredGraph
 
 __all__ = ["add_export_command", "add_graph_command", "add_runs_command", "parse_duration"]
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
-
-def parse_duration(text: str) -> int:
-    """Parse ``90s``, ``15m``, ``2h`` or ``7d`` into nanoseconds.
-
-    Args:
-        text: The duration.
-
-    Returns:
-        Nanoseconds.
-
-    Raises:
-        ConfigError: The text is not a duration.
-
-    Example:
-        >>> parse_duration("15m")
-        900000000000
-    """
-    number, unit = text[:-1], text[-1:]
-    if unit not in _UNITS or not number.isdigit():
-        raise ConfigError(f"--since {text!r}: expected a number and a unit, like 90s, 15m, 2h, 7d")
-    return int(number) * _UNITS[unit] * 1_000_000_000
+def _since(text: str) -> int:
+    try:
+        return parse_duration(text)
+    except ConfigError as exc:
+        raise ConfigError(f"--since {exc}") from exc
 
 
 async def _open(settings: CollectorSettings) -> SpanStore:
@@ -63,21 +50,42 @@ def add_runs_command(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=20, help="most runs listed (default 20)")
     parser.add_argument("--since", help="only runs started this long ago or later (15m, 2h, 7d)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    _add_collector_option(parser)
     parser.set_defaults(handler=_runs)
 
 
+def _add_collector_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--collector",
+        metavar="URL",
+        help="ask a running collector's OTLP/HTTP endpoint (http://127.0.0.1:4318) instead of "
+        "reading the store: no need to stop a DuckDB collector (AGENTMESH_API_TOKEN: its token)",
+    )
+
+
+def _runs_from_collector(base: str, limit: int, since: str | None) -> list[RunSummary]:
+    from agentmesh.collector.api.payloads import run_from_json
+
+    query = {"limit": str(limit)} | ({"since": since} if since is not None else {})
+    answer = cast("dict[str, list[dict[str, object]]]", get_json(base, "/v1/runs", **query))
+    return [run_from_json(run) for run in answer["runs"]]
+
+
 def _runs(args: argparse.Namespace) -> int:
-    settings = store_settings(args)
-    since = None if args.since is None else time.time_ns() - parse_duration(args.since)
+    if args.collector:
+        runs = _runs_from_collector(str(args.collector), int(args.limit), args.since)
+    else:
+        settings = store_settings(args)
+        since = None if args.since is None else time.time_ns() - _since(args.since)
 
-    async def read() -> list[RunSummary]:
-        store = await _open(settings)
-        try:
-            return await store.runs(int(args.limit), since_ns=since)
-        finally:
-            await store.close()
+        async def read() -> list[RunSummary]:
+            store = await _open(settings)
+            try:
+                return await store.runs(int(args.limit), since_ns=since)
+            finally:
+                await store.close()
 
-    runs = asyncio.run(read())
+        runs = asyncio.run(read())
     if args.json:
         for run in runs:
             print(json.dumps(asdict(run)))
@@ -98,29 +106,36 @@ def add_graph_command(parser: argparse.ArgumentParser) -> None:
     """
     add_store_options(parser)
     parser.add_argument("run", metavar="RUN_ID", help="run id or trace id (a unique prefix works)")
+    _add_collector_option(parser)
     parser.set_defaults(handler=_graph)
+
+
+def _graph_from_collector(base: str, run: str) -> tuple[StoredGraph, list[Detection]]:
+    from agentmesh.collector.api.payloads import graph_from_json
+    from agentmesh.collector.hot_state.events import detection_from_json
+
+    path = "/v1/runs/" + urllib.parse.quote(run, safe="")
+    answer = cast("dict[str, Any]", get_json(base, path))
+    detections = [detection_from_json(json.dumps(d)) for d in answer["detections"]]
+    return graph_from_json(answer["graph"]), detections
 
 
 def _graph(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from agentmesh.collector.cli.render import render_graph
+    from agentmesh.collector.store.lookup import find_run
 
+    if args.collector:
+        graph, detections = _graph_from_collector(str(args.collector), str(args.run))
+        render_graph(Console(), graph, detections)
+        return 0
     settings = store_settings(args)
-    wanted = str(args.run).lower()
 
     async def read() -> int:
         store = await _open(settings)
         try:
-            matches = [
-                run
-                for run in await store.runs()
-                if run.run_id.lower().startswith(wanted) or run.trace_id.startswith(wanted)
-            ]
-            if len(matches) != 1:
-                found = "no run" if not matches else f"{len(matches)} runs"
-                raise ConfigError(f"{found} match {args.run!r}; `agentmesh runs` lists them")
-            trace_id = matches[0].trace_id
+            trace_id = (await find_run(store, str(args.run))).trace_id
             graph = await store.graph(trace_id)
             if graph is None:
                 raise ConfigError(f"run {args.run!r} has no stored graph yet")

@@ -16,18 +16,15 @@ import asyncio
 import json
 import os
 import subprocess
-import urllib.error
 import urllib.parse
-import urllib.request
-from typing import Final, cast
+from typing import cast
 
+from agentmesh.collector.cli.collector_client import get_json
 from agentmesh.collector.cli.store_options import add_store_options, store_settings
 from agentmesh.core import ConfigError
 from agentmesh.core.settings import RESUME_ENV
 
 __all__ = ["add_resume_command"]
-
-_TIMEOUT_SECONDS: Final = 10.0
 
 
 def add_resume_command(parser: argparse.ArgumentParser) -> None:
@@ -49,20 +46,8 @@ def add_resume_command(parser: argparse.ArgumentParser) -> None:
 
 
 def _from_collector(base: str, run: str) -> dict[str, object]:
-    url = base.rstrip("/") + "/v1/runs/" + urllib.parse.quote(run, safe="") + "/resume"
-    if not url.startswith(("http://", "https://")):
-        raise ConfigError(f"--collector {base!r}: expected an http:// or https:// URL")
-    try:
-        with urllib.request.urlopen(url, timeout=_TIMEOUT_SECONDS) as response:  # noqa: S310
-            return cast("dict[str, object]", json.loads(response.read()))
-    except urllib.error.HTTPError as exc:
-        try:
-            detail = str(json.loads(exc.read()).get("error", exc.reason))
-        except ValueError:
-            detail = str(exc.reason)
-        raise ConfigError(f"collector at {base}: {detail}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        raise ConfigError(f"collector at {base} is unreachable: {exc}") from exc
+    path = "/v1/runs/" + urllib.parse.quote(run, safe="") + "/resume"
+    return cast("dict[str, object]", get_json(base, path))
 
 
 def _from_store(args: argparse.Namespace) -> dict[str, object]:

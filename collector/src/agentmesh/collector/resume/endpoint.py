@@ -16,25 +16,12 @@ from aiohttp import web
 from agentmesh.collector.recovery.policy import RecoveryPolicy
 from agentmesh.collector.resume.plan import ResumePlan, resume_plan
 from agentmesh.collector.store.base import SpanStore
-from agentmesh.core import ConfigError
+from agentmesh.collector.store.lookup import RunNotFoundError, find_run
 
 __all__ = ["RESUME_PATH", "RunNotFoundError", "find_plan", "resume_routes"]
 
 RESUME_PATH: Final = "/v1/runs/{run}/resume"
 """Where a run's resume plan is served."""
-
-
-class RunNotFoundError(ConfigError):
-    """No stored run, or more than one, matches what was asked for.
-
-    Attributes:
-        matches: How many runs matched (0 or more than 1).
-    """
-
-    def __init__(self, wanted: str, matches: int) -> None:
-        found = "no run" if matches == 0 else f"{matches} runs"
-        super().__init__(f"{found} match {wanted!r}; `agentmesh runs` lists them")
-        self.matches = matches
 
 
 async def find_plan(
@@ -53,19 +40,7 @@ async def find_plan(
     Raises:
         RunNotFoundError: No run, or several, match ``run``.
     """
-    wanted = run.strip().lower()
-    matches = [
-        summary
-        for summary in await store.runs()
-        if wanted
-        and (summary.run_id.lower().startswith(wanted) or summary.trace_id.startswith(wanted))
-    ]
-    exact = [m for m in matches if wanted in (m.run_id.lower(), m.trace_id)]
-    if len(exact) == 1:
-        matches = exact
-    if len(matches) != 1:
-        raise RunNotFoundError(run, len(matches))
-    trace_id = matches[0].trace_id
+    trace_id = (await find_run(store, run)).trace_id
     plan = resume_plan(await store.spans(trace_id), await store.detections(trace_id), policy=policy)
     if plan is None:
         raise RunNotFoundError(run, 0)

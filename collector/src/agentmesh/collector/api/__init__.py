@@ -1,0 +1,42 @@
+"""The collector's query API: stored runs, run graphs and costs over HTTP (``GET /v1/runs``...)."""
+
+from typing import TYPE_CHECKING
+
+from agentmesh.core.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from agentmesh.collector.api.payloads import (
+        cost_to_json,
+        graph_from_json,
+        graph_to_json,
+        run_from_json,
+        run_to_json,
+    )
+    from agentmesh.collector.api.runs import COSTS_PATH, RUN_PATH, RUNS_PATH, runs_routes
+
+__all__ = [
+    "COSTS_PATH",
+    "RUNS_PATH",
+    "RUN_PATH",
+    "cost_to_json",
+    "graph_from_json",
+    "graph_to_json",
+    "run_from_json",
+    "run_to_json",
+    "runs_routes",
+]
+
+__getattr__, __dir__ = lazy_exports(
+    globals(),
+    {
+        "COSTS_PATH": "agentmesh.collector.api.runs",
+        "RUNS_PATH": "agentmesh.collector.api.runs",
+        "RUN_PATH": "agentmesh.collector.api.runs",
+        "cost_to_json": "agentmesh.collector.api.payloads",
+        "graph_from_json": "agentmesh.collector.api.payloads",
+        "graph_to_json": "agentmesh.collector.api.payloads",
+        "run_from_json": "agentmesh.collector.api.payloads",
+        "run_to_json": "agentmesh.collector.api.payloads",
+        "runs_routes": "agentmesh.collector.api.runs",
+    },
+)

@@ -1,0 +1,108 @@
+"""``GET /v1/runs``, ``GET /v1/runs/{run}`` and ``GET /v1/costs``: what was stored, over HTTP.
+
+Served on the OTLP/HTTP port, from the collector's own store while it runs (a DuckDB file has
+one writer, so a reader elsewhere would have to stop the collector first). With authentication
+configured they need the same credentials as OTLP requests.
+
+- ``GET /v1/runs?limit=20&since=15m``: ``{"runs": [...]}``, newest first (``limit`` 1-1000,
+  default 20; ``since`` as ``90s``, ``15m``, ``2h``, ``7d``).
+- ``GET /v1/runs/{run}``: ``{"graph": {...}, "detections": [...]}``; ``{run}`` is a run id or
+  trace id, or a unique prefix of one. ``404`` when no run matches or it has no graph yet,
+  ``409`` when several match.
+- ``GET /v1/costs?group_by=agent&since=1h``: ``{"costs": [...]}`` by agent or by model.
+
+Errors are ``{"error": "..."}`` in plain words, with ``400`` for a wrong parameter.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Final
+
+from aiohttp import web
+
+from agentmesh.collector.api.payloads import cost_to_json, graph_to_json, run_to_json
+from agentmesh.collector.durations import parse_duration
+from agentmesh.collector.hot_state.events import detection_to_json
+from agentmesh.collector.store.base import SpanStore
+from agentmesh.collector.store.lookup import RunNotFoundError, find_run
+from agentmesh.core import ConfigError
+
+__all__ = ["COSTS_PATH", "MAX_LIMIT", "RUNS_PATH", "RUN_PATH", "runs_routes"]
+
+RUNS_PATH: Final = "/v1/runs"
+RUN_PATH: Final = "/v1/runs/{run}"
+COSTS_PATH: Final = "/v1/costs"
+MAX_LIMIT: Final = 1000
+"""Most runs one ``GET /v1/runs`` returns."""
+
+
+def _since(request: web.Request) -> int | None:
+    since = request.query.get("since")
+    if since is None:
+        return None
+    try:
+        return time.time_ns() - parse_duration(since)
+    except ConfigError as exc:
+        raise ConfigError(f"since {exc}") from exc
+
+
+def _limit(request: web.Request) -> int:
+    text = request.query.get("limit", "20")
+    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+        raise ConfigError(f"limit must be a whole number from 1 to {MAX_LIMIT}, not {text!r}")
+    return int(text)
+
+
+def _error(message: str, status: int) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def runs_routes(store: SpanStore) -> list[web.RouteDef]:
+    """Return the routes of the query API, reading ``store``.
+
+    Args:
+        store: The collector's span store.
+
+    Returns:
+        The routes to mount on the OTLP/HTTP receiver.
+    """
+
+    async def runs(request: web.Request) -> web.Response:
+        try:
+            limit, since = _limit(request), _since(request)
+        except ConfigError as exc:
+            return _error(str(exc), 400)
+        found = await store.runs(limit, since_ns=since)
+        return web.json_response({"runs": [run_to_json(r) for r in found]})
+
+    async def run(request: web.Request) -> web.Response:
+        try:
+            summary = await find_run(store, request.match_info["run"])
+        except RunNotFoundError as exc:
+            return _error(str(exc), 404 if exc.matches == 0 else 409)
+        graph = await store.graph(summary.trace_id)
+        if graph is None:
+            return _error(f"run {summary.run_id!r} has no stored graph yet", 404)
+        detections = [
+            json.loads(detection_to_json(d)) for d in await store.detections(graph.run.trace_id)
+        ]
+        return web.json_response({"graph": graph_to_json(graph), "detections": detections})
+
+    async def costs(request: web.Request) -> web.Response:
+        group = request.query.get("group_by", "agent")
+        if group not in ("agent", "model"):
+            return _error(f"group_by must be agent or model, not {group!r}", 400)
+        try:
+            since = _since(request)
+        except ConfigError as exc:
+            return _error(str(exc), 400)
+        rows = await store.costs(since, group_by=group)
+        return web.json_response({"costs": [cost_to_json(r) for r in rows]})
+
+    return [
+        web.route("GET", RUNS_PATH, runs),
+        web.route("GET", RUN_PATH, run),
+        web.route("GET", COSTS_PATH, costs),
+    ]

@@ -1,0 +1,58 @@
+"""Reading a running collector's HTTP API from the command line (``--collector URL``).
+
+With ``AGENTMESH_API_TOKEN`` set, requests carry ``Authorization: Bearer <token>``, for a
+collector that requires credentials (``AGENTMESH_COLLECTOR_AUTH_BEARER_TOKENS``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Final
+
+from agentmesh.core import ConfigError
+
+__all__ = ["TOKEN_ENV", "get_json"]
+
+TOKEN_ENV: Final = "AGENTMESH_API_TOKEN"  # noqa: S105 - a variable name, not a secret
+"""The environment variable holding the bearer token sent to the collector, if any."""
+
+_TIMEOUT_SECONDS: Final = 10.0
+
+
+def get_json(base: str, path: str, **query: str) -> object:
+    """``GET`` a path of the collector's HTTP endpoint and return the JSON answer.
+
+    Args:
+        base: The collector's OTLP/HTTP endpoint (``http://127.0.0.1:4318``).
+        path: The path, already quoted (``/v1/runs``).
+        **query: Query parameters.
+
+    Returns:
+        The decoded JSON.
+
+    Raises:
+        ConfigError: The URL is not http(s), the collector is unreachable, or it answered an
+            error (its ``error`` message is passed on).
+    """
+    if not base.startswith(("http://", "https://")):
+        raise ConfigError(f"--collector {base!r}: expected an http:// or https:// URL")
+    url = base.rstrip("/") + path + ("?" + urllib.parse.urlencode(query) if query else "")
+    request = urllib.request.Request(url)  # noqa: S310 - http(s) checked above
+    token = os.environ.get(TOKEN_ENV)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=_TIMEOUT_SECONDS) as response:  # noqa: S310
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            detail = str(json.loads(exc.read()).get("error", exc.reason))
+        except (ValueError, AttributeError):
+            detail = str(exc.reason)
+        raise ConfigError(f"collector at {base}: {detail}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise ConfigError(f"collector at {base} is unreachable: {exc}") from exc

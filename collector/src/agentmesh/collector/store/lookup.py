@@ -1,0 +1,61 @@
+"""Find a stored run by run id or trace id, or a unique prefix of either.
+
+Example:
+    >>> import asyncio
+    >>> from agentmesh.collector.store.memory_store import MemoryStore
+    >>> try:
+    ...     asyncio.run(find_run(MemoryStore(), "run-1"))
+    ... except RunNotFoundError as exc:
+    ...     print(exc)
+    no run match 'run-1'; `agentmesh runs` lists them
+"""
+
+from __future__ import annotations
+
+from agentmesh.collector.store.base import RunSummary, SpanStore
+from agentmesh.core import ConfigError
+
+__all__ = ["RunNotFoundError", "find_run"]
+
+
+class RunNotFoundError(ConfigError):
+    """No stored run, or more than one, matches what was asked for.
+
+    Attributes:
+        matches: How many runs matched (0 or more than 1).
+    """
+
+    def __init__(self, wanted: str, matches: int) -> None:
+        found = "no run" if matches == 0 else f"{matches} runs"
+        super().__init__(f"{found} match {wanted!r}; `agentmesh runs` lists them")
+        self.matches = matches
+
+
+async def find_run(store: SpanStore, run: str) -> RunSummary:
+    """Return the one stored run whose run id or trace id is, or starts with, ``run``.
+
+    Case is ignored. A run matched exactly wins over others that only start with ``run``.
+
+    Args:
+        store: The open span store.
+        run: A run id or trace id, or a unique prefix of one.
+
+    Returns:
+        The run's summary.
+
+    Raises:
+        RunNotFoundError: No run, or several, match ``run``.
+    """
+    wanted = run.strip().lower()
+    matches = [
+        summary
+        for summary in await store.runs()
+        if wanted
+        and (summary.run_id.lower().startswith(wanted) or summary.trace_id.startswith(wanted))
+    ]
+    exact = [m for m in matches if wanted in (m.run_id.lower(), m.trace_id)]
+    if len(exact) == 1:
+        matches = exact
+    if len(matches) != 1:
+        raise RunNotFoundError(run, len(matches))
+    return matches[0]

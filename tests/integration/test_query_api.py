@@ -1,0 +1,140 @@
+"""The query API (``GET /v1/runs``, ``/v1/runs/{run}``, ``/v1/costs``) of a running collector,
+and ``agentmesh runs`` / ``agentmesh graph`` reading it with ``--collector`` (no store opened).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import pytest
+
+from agentmesh.collector import Collector, CollectorSettings, MemoryStore
+from agentmesh.collector.cli import main
+from agentmesh.collector.testing import SpanFactory, to_otlp_request
+
+
+def _runs() -> bytes:
+    now = time.time_ns()
+    loop = SpanFactory(start_ns=now - 60 * 10**9)
+    root = loop.workflow("research", run_id="run-loop")
+    agents = [loop.agent(name, parent=root) for name in ["planner", "researcher", "writer"] * 4]
+    chat = loop.chat(parent=agents[0], model="gpt-4o-mini", cost_usd=0.25)
+    clean = SpanFactory(start_ns=now - 30 * 10**9)
+    root2 = clean.workflow("research", run_id="run-clean")
+    agents2 = [clean.agent(name, parent=root2) for name in ["planner", "writer"]]
+    return to_otlp_request([root, *agents, chat, root2, *agents2]).SerializeToString()
+
+
+@asynccontextmanager
+async def _collector(**settings: Any) -> AsyncIterator[Collector]:
+    config = CollectorSettings.load(
+        grpc_port=0, http_port=0, grpc_grace_seconds=1.0, decode_workers=0, **settings
+    )
+    async with Collector(config, MemoryStore()) as collector:
+        headers = {"Content-Type": "application/x-protobuf"}
+        if "auth_bearer_tokens" in settings:
+            headers["Authorization"] = f"Bearer {settings['auth_bearer_tokens'][0]}"
+        async with (
+            aiohttp.ClientSession() as client,
+            client.post(
+                collector.http_endpoint + "/v1/traces", data=_runs(), headers=headers
+            ) as response,
+        ):
+            assert response.status == 200
+        await collector.drain()
+        yield collector
+
+
+async def _get(url: str, **headers: str) -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as client, client.get(url, headers=headers) as response:
+        return response.status, await response.json()
+
+
+async def test_runs_a_run_graph_and_costs_over_http() -> None:
+    async with _collector() as collector:
+        base = collector.http_endpoint
+        status, listed = await _get(base + "/v1/runs")
+        assert status == 200
+        assert {r["run_id"] for r in listed["runs"]} == {"run-loop", "run-clean"}
+        loop = next(r for r in listed["runs"] if r["run_id"] == "run-loop")
+        assert loop["agents"] == ["planner", "researcher", "writer"]
+        assert loop["detections"] == 1
+        assert (await _get(base + "/v1/runs?limit=1"))[1]["runs"] == listed["runs"][:1]
+        assert (await _get(base + "/v1/runs?since=1h"))[1] == listed
+        assert [r["run_id"] for r in (await _get(base + "/v1/runs?since=45s"))[1]["runs"]] == [
+            "run-clean"
+        ]
+
+        status, one = await _get(base + "/v1/runs/run-lo")  # a unique prefix
+        assert status == 200
+        assert one["graph"]["run"] == loop
+        assert [a["name"] for a in one["graph"]["agents"]] == ["planner", "researcher", "writer"]
+        assert len(one["graph"]["handoffs"]) == 11
+        assert [d["type"] for d in one["detections"]] == ["handoff_loop"]
+        status, by_trace = await _get(base + "/v1/runs/" + loop["trace_id"])
+        assert (status, by_trace) == (200, one)
+
+        status, costs = await _get(base + "/v1/costs?group_by=agent")
+        assert status == 200
+        planner = next(c for c in costs["costs"] if c["key"] == "planner")
+        assert (planner["llm_calls"], planner["cost_usd"]) == (1, 0.25)
+        status, by_model = await _get(base + "/v1/costs?group_by=model&since=1d")
+        assert status == 200
+        assert [c["key"] for c in by_model["costs"]] == ["gpt-4o-mini"]
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "message"),
+    [
+        ("/v1/runs/nope", 404, "no run match 'nope'"),
+        ("/v1/runs/run-", 409, "2 runs match 'run-'"),
+        ("/v1/runs?limit=0", 400, "limit must be a whole number from 1 to 1000, not '0'"),
+        ("/v1/runs?since=soon", 400, "since 'soon': expected a number and a unit"),
+        ("/v1/costs?group_by=team", 400, "group_by must be agent or model, not 'team'"),
+    ],
+)
+async def test_a_wrong_request_is_answered_in_plain_words(
+    path: str, status: int, message: str
+) -> None:
+    async with _collector() as collector:
+        answer = await _get(collector.http_endpoint + path)
+    assert answer[0] == status
+    assert message in answer[1]["error"]
+
+
+async def test_the_api_needs_the_collectors_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with _collector(auth_bearer_tokens=["s3cret"]) as collector:
+        base = collector.http_endpoint
+        async with aiohttp.ClientSession() as client, client.get(base + "/v1/runs") as response:
+            assert response.status == 401
+        status, _ = await _get(base + "/v1/runs", Authorization="Bearer s3cret")
+        assert status == 200
+        assert await asyncio.to_thread(main, ["runs", "--collector", base]) == 2
+        monkeypatch.setenv("AGENTMESH_API_TOKEN", "s3cret")
+        assert await asyncio.to_thread(main, ["runs", "--collector", base, "--json"]) == 0
+
+
+async def test_the_cli_reads_a_running_collector(capsys: pytest.CaptureFixture[str]) -> None:
+    async with _collector() as collector:
+        base = collector.http_endpoint
+        _, listed = await _get(base + "/v1/runs")
+        # the CLI blocks on HTTP: run it in a thread, the collector's loop keeps serving
+        assert await asyncio.to_thread(main, ["runs", "--collector", base, "--json"]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert [json.loads(line) for line in lines] == listed["runs"]
+        assert await asyncio.to_thread(main, ["runs", "--collector", base]) == 0
+        assert "runs (2)" in capsys.readouterr().out  # the table, as from the store
+        assert await asyncio.to_thread(main, ["graph", "run-loop", "--collector", base]) == 0
+        shown = capsys.readouterr().out
+        assert "researcher" in shown
+        assert "handoff_loop" in shown
+        assert await asyncio.to_thread(main, ["graph", "nope", "--collector", base]) == 2
+        assert "no run match 'nope'" in capsys.readouterr().err
+    assert await asyncio.to_thread(main, ["runs", "--collector", base]) == 2
+    assert "is unreachable" in capsys.readouterr().err
