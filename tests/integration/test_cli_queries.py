@@ -102,3 +102,22 @@ def test_parse_duration() -> None:
     assert parse_duration("2h") == 7200 * 10**9
     with pytest.raises(ConfigError, match="15 minutes"):
         parse_duration("15 minutes")
+
+
+def test_costs_by_agent_and_by_model(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["costs", "--db", str(db), "--json"]) == 0
+    by_agent = {r["key"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert by_agent["supervisor"]["llm_calls"] == 1
+    assert by_agent["supervisor"]["input_tokens"] == 100
+    assert main(["costs", "--db", str(db), "--by", "model", "--json"]) == 0
+    by_model = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["key"], r["llm_calls"], r["output_tokens"]) for r in by_model] == [
+        ("gpt-4o-mini", 1, 5)
+    ]
+    assert main(["costs", "--db", str(db)]) == 0
+    table = capsys.readouterr().out
+    assert "costs by agent" in table
+    assert "supervisor" in table
+    assert "total" in table
+    assert main(["costs", "--db", str(db), "--since", "soon"]) == 2
+    assert "--since 'soon'" in capsys.readouterr().err

@@ -134,6 +134,14 @@ async def test_the_cli_reads_a_running_collector(capsys: pytest.CaptureFixture[s
         shown = capsys.readouterr().out
         assert "researcher" in shown
         assert "handoff_loop" in shown
+        _, costs = await _get(base + "/v1/costs?group_by=model")
+        assert (
+            await asyncio.to_thread(main, ["costs", "--by", "model", "--collector", base, "--json"])
+            == 0
+        )
+        assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == costs["costs"]
+        assert await asyncio.to_thread(main, ["costs", "--collector", base]) == 0
+        assert "costs by agent" in capsys.readouterr().out
         assert await asyncio.to_thread(main, ["graph", "nope", "--collector", base]) == 2
         assert "no run match 'nope'" in capsys.readouterr().err
     assert await asyncio.to_thread(main, ["runs", "--collector", base]) == 2

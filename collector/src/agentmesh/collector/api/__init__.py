@@ -6,6 +6,7 @@ from agentmesh.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from agentmesh.collector.api.payloads import (
+        cost_from_json,
         cost_to_json,
         graph_from_json,
         graph_to_json,
@@ -18,6 +19,7 @@ __all__ = [
     "COSTS_PATH",
     "RUNS_PATH",
     "RUN_PATH",
+    "cost_from_json",
     "cost_to_json",
     "graph_from_json",
     "graph_to_json",
@@ -32,6 +34,7 @@ __getattr__, __dir__ = lazy_exports(
         "COSTS_PATH": "agentmesh.collector.api.runs",
         "RUNS_PATH": "agentmesh.collector.api.runs",
         "RUN_PATH": "agentmesh.collector.api.runs",
+        "cost_from_json": "agentmesh.collector.api.payloads",
         "cost_to_json": "agentmesh.collector.api.payloads",
         "graph_from_json": "agentmesh.collector.api.payloads",
         "graph_to_json": "agentmesh.collector.api.payloads",

@@ -18,6 +18,7 @@ from agentmesh.collector.store.base import CostRow, RunSummary, StoredGraph
 from agentmesh.core import ConfigError
 
 __all__ = [
+    "cost_from_json",
     "cost_to_json",
     "graph_from_json",
     "graph_to_json",
@@ -75,3 +76,16 @@ def graph_from_json(data: Mapping[str, Any]) -> StoredGraph:
 def cost_to_json(row: CostRow) -> dict[str, Any]:
     """A cost row as a JSON object."""
     return asdict(row)
+
+
+def cost_from_json(data: Mapping[str, Any]) -> CostRow:
+    """Read a cost row written by :func:`cost_to_json`.
+
+    Raises:
+        ConfigError: The object is not such a row.
+    """
+    try:
+        fields: dict[str, Any] = dict(data)
+        return CostRow(**fields)
+    except TypeError as exc:
+        raise ConfigError(f"not a cost row: {exc}") from exc

@@ -9,6 +9,7 @@ from agentmesh.collector.cli.collector_cmd import add_collector_command
 from agentmesh.collector.cli.demo_cmd import add_demo_command
 from agentmesh.collector.cli.export_decisions import add_export_decisions_command
 from agentmesh.collector.cli.query_cmds import (
+    add_costs_command,
     add_export_command,
     add_graph_command,
     add_runs_command,
@@ -66,6 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
             "graph",
             help="show one run's agent graph and detections",
             description="Show a run's agents, handoffs, agent sequence and detections.",
+        )
+    )
+    add_costs_command(
+        commands.add_parser(
+            "costs",
+            help="LLM calls, tokens and cost by agent or by model",
+            description="Sum the LLM usage of the stored runs by agent or by model, over all "
+            "runs or those started since a time.",
         )
     )
     export = commands.add_parser(

@@ -21,8 +21,15 @@ if TYPE_CHECKING:
     from agentmesh.collector.detection import Detection
     from agentmesh.collector.settings import CollectorSettings
     from agentmesh.collector.store import RunSummary, SpanStore, StoredGraph
+    from agentmesh.collector.store.base import CostGroup, CostRow
 
-__all__ = ["add_export_command", "add_graph_command", "add_runs_command", "parse_duration"]
+__all__ = [
+    "add_costs_command",
+    "add_export_command",
+    "add_graph_command",
+    "add_runs_command",
+    "parse_duration",
+]
 
 
 def _since(text: str) -> int:
@@ -95,6 +102,56 @@ def _runs(args: argparse.Namespace) -> int:
         from agentmesh.collector.cli.render import render_runs
 
         render_runs(Console(), runs)
+    return 0
+
+
+def add_costs_command(parser: argparse.ArgumentParser) -> None:
+    """Declare the options of ``agentmesh costs``.
+
+    Args:
+        parser: The subcommand's parser.
+    """
+    add_store_options(parser)
+    parser.add_argument(
+        "--by", choices=("agent", "model"), default="agent", help="sum by agent (default) or model"
+    )
+    parser.add_argument("--since", help="only runs started this long ago or later (15m, 2h, 7d)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    _add_collector_option(parser)
+    parser.set_defaults(handler=_costs)
+
+
+def _costs(args: argparse.Namespace) -> int:
+    by: CostGroup = "model" if args.by == "model" else "agent"
+    if args.collector:
+        from agentmesh.collector.api.payloads import cost_from_json
+
+        query = {"group_by": by} | ({"since": args.since} if args.since is not None else {})
+        answer = cast(
+            "dict[str, list[dict[str, object]]]", get_json(args.collector, "/v1/costs", **query)
+        )
+        rows = [cost_from_json(row) for row in answer["costs"]]
+    else:
+        settings = store_settings(args)
+        since = None if args.since is None else time.time_ns() - _since(args.since)
+
+        async def read() -> list[CostRow]:
+            store = await _open(settings)
+            try:
+                return await store.costs(since, group_by=by)
+            finally:
+                await store.close()
+
+        rows = asyncio.run(read())
+    if args.json:
+        for row in rows:
+            print(json.dumps(asdict(row)))
+    else:
+        from rich.console import Console
+
+        from agentmesh.collector.cli.render import render_costs
+
+        render_costs(Console(), rows, by)
     return 0
 
 

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from agentmesh.collector.detection import Detection
-from agentmesh.collector.store.base import RunSummary, StoredGraph
+from agentmesh.collector.store.base import CostRow, RunSummary, StoredGraph
 
 __all__ = ["format_time", "render_graph", "render_runs"]
 
@@ -95,6 +95,32 @@ def render_graph(console: Console, graph: StoredGraph, detections: Sequence[Dete
             f"[bold red]DETECTION[/bold red] {escape(detection.type)} ({detection.severity}): "
             f"{escape(detection.explanation)}"
         )
+
+
+def render_costs(console: Console, rows: Sequence[CostRow], by: str) -> None:
+    """Print LLM usage by agent or by model as a table, with a total.
+
+    Args:
+        console: Where to print.
+        rows: The sums, one per agent or model.
+        by: ``agent`` or ``model`` (the first column's name).
+    """
+    table = Table(title=f"costs by {by} ({len(rows)})", title_justify="left", show_footer=True)
+    total = [sum(r.llm_calls for r in rows), sum(r.input_tokens for r in rows)]
+    total += [sum(r.output_tokens for r in rows)]
+    table.add_column(by, footer="total")
+    for name, value in zip(("LLM calls", "tokens in", "tokens out"), total, strict=True):
+        table.add_column(name, justify="right", footer=f"{value:,}")
+    table.add_column("cost USD", justify="right", footer=f"{sum(r.cost_usd for r in rows):.6f}")
+    for row in rows:
+        table.add_row(
+            escape(row.key or "(not recorded)"),
+            f"{row.llm_calls:,}",
+            f"{row.input_tokens:,}",
+            f"{row.output_tokens:,}",
+            f"{row.cost_usd:.6f}",
+        )
+    console.print(table)
 
 
 def render_runs(console: Console, runs: Sequence[RunSummary]) -> None:
