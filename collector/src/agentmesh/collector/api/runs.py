@@ -16,7 +16,6 @@ Errors are ``{"error": "..."}`` in plain words, with ``400`` for a wrong paramet
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Final
 
@@ -24,9 +23,9 @@ from aiohttp import web
 
 from agentmesh.collector.api.payloads import cost_to_json, graph_to_json, run_to_json
 from agentmesh.collector.durations import parse_duration
-from agentmesh.collector.hot_state.events import detection_to_json
+from agentmesh.collector.hot_state.events import detection_to_dict
 from agentmesh.collector.store.base import SpanStore
-from agentmesh.collector.store.lookup import RunNotFoundError, find_run
+from agentmesh.collector.store.lookup import GraphNotStoredError, RunNotFoundError, find_graph
 from agentmesh.core import ConfigError
 
 __all__ = ["COSTS_PATH", "MAX_LIMIT", "RUNS_PATH", "RUN_PATH", "runs_routes"]
@@ -79,16 +78,17 @@ def runs_routes(store: SpanStore) -> list[web.RouteDef]:
 
     async def run(request: web.Request) -> web.Response:
         try:
-            summary = await find_run(store, request.match_info["run"])
+            graph, detections = await find_graph(store, request.match_info["run"])
         except RunNotFoundError as exc:
             return _error(str(exc), 404 if exc.matches == 0 else 409)
-        graph = await store.graph(summary.trace_id)
-        if graph is None:
-            return _error(f"run {summary.run_id!r} has no stored graph yet", 404)
-        detections = [
-            json.loads(detection_to_json(d)) for d in await store.detections(graph.run.trace_id)
-        ]
-        return web.json_response({"graph": graph_to_json(graph), "detections": detections})
+        except GraphNotStoredError as exc:
+            return _error(str(exc), 404)
+        return web.json_response(
+            {
+                "graph": graph_to_json(graph),
+                "detections": [detection_to_dict(d) for d in detections],
+            }
+        )
 
     async def costs(request: web.Request) -> web.Response:
         group = request.query.get("group_by", "agent")

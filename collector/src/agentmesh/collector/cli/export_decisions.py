@@ -20,7 +20,6 @@ import asyncio
 import json
 import math
 import os
-import re
 import secrets
 import tempfile
 import time
@@ -29,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
+from agentmesh.collector.durations import parse_duration
 from agentmesh.collector.routing.outcomes import DecisionOutcome, decision_outcomes
 from agentmesh.collector.settings import CollectorSettings
 from agentmesh.core import ConfigError, StoreError
@@ -81,8 +81,6 @@ _SUFFIXES: Final[dict[str, str]] = {
     ".ndjson": "jsonl",
     ".csv": "csv",
 }
-_DURATION = re.compile(r"(\d+)([smhd])")
-_UNITS: Final[dict[str, int]] = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _LISTS: Final = ("candidates", "scores", "fallbacks", "detections")
 
 
@@ -146,10 +144,13 @@ def parse_when(text: str, flag: str, *, now: float | None = None) -> float:
         ConfigError: The text is neither.
     """
     text = text.strip()
-    match = _DURATION.fullmatch(text)
-    if match is not None:
+    try:
+        ago_ns = parse_duration(text)
+    except ConfigError:
+        pass  # not a duration: a date-time?
+    else:
         current = time.time() if now is None else now
-        return current - int(match.group(1)) * _UNITS[match.group(2)]
+        return current - ago_ns // 1_000_000_000
     try:
         when = datetime.fromisoformat(text)
     except ValueError:

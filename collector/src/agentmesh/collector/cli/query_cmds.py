@@ -1,4 +1,4 @@
-"""``agentmesh runs``, ``agentmesh graph RUN_ID`` and ``agentmesh export``: read what was stored."""
+"""``agentmesh runs``, ``graph RUN_ID``, ``costs`` and ``export``: read what was stored."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import asyncio
 import json
 import time
 import urllib.parse
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from agentmesh.collector.cli.collector_client import get_json
 from agentmesh.collector.cli.store_options import add_store_options, store_settings
@@ -18,10 +19,9 @@ from agentmesh.collector.export import EXPORT_FORMATS
 from agentmesh.core import ConfigError
 
 if TYPE_CHECKING:
-    from agentmesh.collector.detection import Detection
-    from agentmesh.collector.settings import CollectorSettings
-    from agentmesh.collector.store import RunSummary, SpanStore, StoredGraph
-    from agentmesh.collector.store.base import CostGroup, CostRow
+    from agentmesh.collector.store.base import CostGroup, CostRow, RunSummary, SpanStore
+
+T = TypeVar("T")
 
 __all__ = [
     "add_costs_command",
@@ -32,36 +32,40 @@ __all__ = [
 ]
 
 
-def _since(text: str) -> int:
+def _since_ns(args: argparse.Namespace) -> int | None:
+    """The ``--since`` option as a point in time (ns), or None."""
+    if args.since is None:
+        return None
     try:
-        return parse_duration(text)
+        return time.time_ns() - parse_duration(args.since)
     except ConfigError as exc:
         raise ConfigError(f"--since {exc}") from exc
 
 
-async def _open(settings: CollectorSettings) -> SpanStore:
-    from agentmesh.collector.store.factory import make_store
+def _with_store(args: argparse.Namespace, read: Callable[[SpanStore], Awaitable[T]]) -> T:
+    """Open the store the options name, run ``read`` on it, close it."""
+    from agentmesh.collector.store.factory import open_store
 
-    store = make_store(settings)
-    await store.open()
-    return store
+    settings = store_settings(args)
+
+    async def run() -> T:
+        store = await open_store(settings)
+        try:
+            return await read(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
 
 
-def add_runs_command(parser: argparse.ArgumentParser) -> None:
-    """Declare the options of ``agentmesh runs``.
-
-    Args:
-        parser: The subcommand's parser.
-    """
+def _add_reading_options(parser: argparse.ArgumentParser, *, listing: bool = True) -> None:
+    """Declare where to read (store or ``--collector``), and for listings ``--since``/``--json``."""
     add_store_options(parser)
-    parser.add_argument("--limit", type=int, default=20, help="most runs listed (default 20)")
-    parser.add_argument("--since", help="only runs started this long ago or later (15m, 2h, 7d)")
-    parser.add_argument("--json", action="store_true", help="one JSON object per line")
-    _add_collector_option(parser)
-    parser.set_defaults(handler=_runs)
-
-
-def _add_collector_option(parser: argparse.ArgumentParser) -> None:
+    if listing:
+        parser.add_argument(
+            "--since", help="only runs started this long ago or later (15m, 2h, 7d)"
+        )
+        parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument(
         "--collector",
         metavar="URL",
@@ -70,32 +74,42 @@ def _add_collector_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _runs_from_collector(base: str, limit: int, since: str | None) -> list[RunSummary]:
-    from agentmesh.collector.api.payloads import run_from_json
+def _collector_query(args: argparse.Namespace, **query: str) -> dict[str, str]:
+    """The query parameters of an API call, with ``--since`` passed on as written."""
+    return query | ({"since": str(args.since)} if args.since is not None else {})
 
-    query = {"limit": str(limit)} | ({"since": since} if since is not None else {})
-    answer = cast("dict[str, list[dict[str, object]]]", get_json(base, "/v1/runs", **query))
-    return [run_from_json(run) for run in answer["runs"]]
+
+def _print_json_lines(rows: Sequence[RunSummary] | Sequence[CostRow]) -> None:
+    for row in rows:
+        print(json.dumps(asdict(row)))
+
+
+def add_runs_command(parser: argparse.ArgumentParser) -> None:
+    """Declare the options of ``agentmesh runs``.
+
+    Args:
+        parser: The subcommand's parser.
+    """
+    parser.add_argument("--limit", type=int, default=20, help="most runs listed (default 20)")
+    _add_reading_options(parser)
+    parser.set_defaults(handler=_runs)
 
 
 def _runs(args: argparse.Namespace) -> int:
+    limit = int(args.limit)
     if args.collector:
-        runs = _runs_from_collector(str(args.collector), int(args.limit), args.since)
+        from agentmesh.collector.api.payloads import run_from_json
+
+        query = _collector_query(args, limit=str(limit))
+        answer = cast(
+            "dict[str, list[dict[str, object]]]", get_json(args.collector, "/v1/runs", **query)
+        )
+        runs = [run_from_json(run) for run in answer["runs"]]
     else:
-        settings = store_settings(args)
-        since = None if args.since is None else time.time_ns() - _since(args.since)
-
-        async def read() -> list[RunSummary]:
-            store = await _open(settings)
-            try:
-                return await store.runs(int(args.limit), since_ns=since)
-            finally:
-                await store.close()
-
-        runs = asyncio.run(read())
+        since = _since_ns(args)
+        runs = _with_store(args, lambda store: store.runs(limit, since_ns=since))
     if args.json:
-        for run in runs:
-            print(json.dumps(asdict(run)))
+        _print_json_lines(runs)
     else:
         from rich.console import Console
 
@@ -111,13 +125,10 @@ def add_costs_command(parser: argparse.ArgumentParser) -> None:
     Args:
         parser: The subcommand's parser.
     """
-    add_store_options(parser)
     parser.add_argument(
         "--by", choices=("agent", "model"), default="agent", help="sum by agent (default) or model"
     )
-    parser.add_argument("--since", help="only runs started this long ago or later (15m, 2h, 7d)")
-    parser.add_argument("--json", action="store_true", help="one JSON object per line")
-    _add_collector_option(parser)
+    _add_reading_options(parser)
     parser.set_defaults(handler=_costs)
 
 
@@ -126,26 +137,16 @@ def _costs(args: argparse.Namespace) -> int:
     if args.collector:
         from agentmesh.collector.api.payloads import cost_from_json
 
-        query = {"group_by": by} | ({"since": args.since} if args.since is not None else {})
+        query = _collector_query(args, group_by=by)
         answer = cast(
             "dict[str, list[dict[str, object]]]", get_json(args.collector, "/v1/costs", **query)
         )
         rows = [cost_from_json(row) for row in answer["costs"]]
     else:
-        settings = store_settings(args)
-        since = None if args.since is None else time.time_ns() - _since(args.since)
-
-        async def read() -> list[CostRow]:
-            store = await _open(settings)
-            try:
-                return await store.costs(since, group_by=by)
-            finally:
-                await store.close()
-
-        rows = asyncio.run(read())
+        since = _since_ns(args)
+        rows = _with_store(args, lambda store: store.costs(since, group_by=by))
     if args.json:
-        for row in rows:
-            print(json.dumps(asdict(row)))
+        _print_json_lines(rows)
     else:
         from rich.console import Console
 
@@ -161,47 +162,33 @@ def add_graph_command(parser: argparse.ArgumentParser) -> None:
     Args:
         parser: The subcommand's parser.
     """
-    add_store_options(parser)
     parser.add_argument("run", metavar="RUN_ID", help="run id or trace id (a unique prefix works)")
-    _add_collector_option(parser)
+    _add_reading_options(parser, listing=False)
     parser.set_defaults(handler=_graph)
-
-
-def _graph_from_collector(base: str, run: str) -> tuple[StoredGraph, list[Detection]]:
-    from agentmesh.collector.api.payloads import graph_from_json
-    from agentmesh.collector.hot_state.events import detection_from_json
-
-    path = "/v1/runs/" + urllib.parse.quote(run, safe="")
-    answer = cast("dict[str, Any]", get_json(base, path))
-    detections = [detection_from_json(json.dumps(d)) for d in answer["detections"]]
-    return graph_from_json(answer["graph"]), detections
 
 
 def _graph(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from agentmesh.collector.cli.render import render_graph
-    from agentmesh.collector.store.lookup import find_run
 
+    run = str(args.run)
     if args.collector:
-        graph, detections = _graph_from_collector(str(args.collector), str(args.run))
-        render_graph(Console(), graph, detections)
-        return 0
-    settings = store_settings(args)
+        from agentmesh.collector.api.payloads import graph_from_json
+        from agentmesh.collector.hot_state.events import detection_from_dict
 
-    async def read() -> int:
-        store = await _open(settings)
-        try:
-            trace_id = (await find_run(store, str(args.run))).trace_id
-            graph = await store.graph(trace_id)
-            if graph is None:
-                raise ConfigError(f"run {args.run!r} has no stored graph yet")
-            render_graph(Console(), graph, await store.detections(trace_id))
-            return 0
-        finally:
-            await store.close()
+        answer = cast(
+            "dict[str, Any]",
+            get_json(args.collector, "/v1/runs/" + urllib.parse.quote(run, safe="")),
+        )
+        graph = graph_from_json(answer["graph"])
+        detections = [detection_from_dict(d) for d in answer["detections"]]
+    else:
+        from agentmesh.collector.store.lookup import find_graph
 
-    return asyncio.run(read())
+        graph, detections = _with_store(args, lambda store: find_graph(store, run))
+    render_graph(Console(), graph, detections)
+    return 0
 
 
 def add_export_command(parser: argparse.ArgumentParser) -> None:
@@ -221,18 +208,9 @@ def add_export_command(parser: argparse.ArgumentParser) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    settings = store_settings(args)
-
     from agentmesh.collector.export import export_store
 
-    async def run() -> dict[str, int]:
-        store = await _open(settings)
-        try:
-            return await export_store(store, Path(args.out), str(args.format))
-        finally:
-            await store.close()
-
-    counts = asyncio.run(run())
+    counts = _with_store(args, lambda store: export_store(store, Path(args.out), str(args.format)))
     for table, rows in counts.items():
         print(f"{table}: {rows} rows → {Path(args.out) / f'{table}.{args.format}'}")
     return 0

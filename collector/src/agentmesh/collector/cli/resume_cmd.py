@@ -53,14 +53,13 @@ def _from_collector(base: str, run: str) -> dict[str, object]:
 def _from_store(args: argparse.Namespace) -> dict[str, object]:
     from agentmesh.collector.recovery.policy import RecoveryPolicy
     from agentmesh.collector.resume import find_plan
-    from agentmesh.collector.store.factory import make_store
+    from agentmesh.collector.store.factory import open_store
 
     settings = store_settings(args)
     policy = RecoveryPolicy.from_settings(settings)
 
     async def read() -> dict[str, object]:
-        store = make_store(settings)
-        await store.open()
+        store = await open_store(settings)
         try:
             plan = await find_plan(store, str(args.run), policy=policy)
             return dict(plan.to_json())

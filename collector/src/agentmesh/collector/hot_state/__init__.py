@@ -16,7 +16,12 @@ if TYPE_CHECKING:
         RunState,
         RunStatus,
     )
-    from agentmesh.collector.hot_state.events import detection_from_json, detection_to_json
+    from agentmesh.collector.hot_state.events import (
+        detection_from_dict,
+        detection_from_json,
+        detection_to_dict,
+        detection_to_json,
+    )
     from agentmesh.collector.hot_state.factory import make_hot_state
     from agentmesh.collector.hot_state.fail_open import FailOpenHotState, HotStateHealth
     from agentmesh.collector.hot_state.memory_state import MemoryHotState
@@ -31,7 +36,9 @@ __all__ = [
     "RedisHotState",
     "RunState",
     "RunStatus",
+    "detection_from_dict",
     "detection_from_json",
+    "detection_to_dict",
     "detection_to_json",
     "make_hot_state",
 ]
@@ -47,7 +54,9 @@ __getattr__, __dir__ = lazy_exports(
         "RedisHotState": "agentmesh.collector.hot_state.redis_state",
         "RunState": "agentmesh.collector.hot_state.base",
         "RunStatus": "agentmesh.collector.hot_state.base",
+        "detection_from_dict": "agentmesh.collector.hot_state.events",
         "detection_from_json": "agentmesh.collector.hot_state.events",
+        "detection_to_dict": "agentmesh.collector.hot_state.events",
         "detection_to_json": "agentmesh.collector.hot_state.events",
         "make_hot_state": "agentmesh.collector.hot_state.factory",
     },

@@ -1,4 +1,4 @@
-"""Detections as JSON, the form they travel in on the pub/sub channel.
+"""Detections as JSON, the form they travel in on the pub/sub channel and the query API.
 
 Example:
     >>> from agentmesh.collector.detection import Detection
@@ -14,9 +14,33 @@ from typing import Final, cast, get_args
 
 from agentmesh.collector.detection import Detection, JsonValue, Severity
 
-__all__ = ["detection_from_json", "detection_to_json"]
+__all__ = ["detection_from_dict", "detection_from_json", "detection_to_dict", "detection_to_json"]
 
 _SEVERITIES: Final = frozenset(get_args(Severity))
+
+
+def detection_to_dict(detection: Detection) -> dict[str, JsonValue]:
+    """A detection as a JSON-ready dict (``span_ids`` as a list).
+
+    Args:
+        detection: The detection.
+
+    Returns:
+        The detection's fields.
+    """
+    d = detection
+    return {
+        "id": d.id,
+        "type": d.type,
+        "severity": d.severity,
+        "trace_id": d.trace_id,
+        "run_id": d.run_id,
+        "agent": d.agent,
+        "span_ids": list(d.span_ids),
+        "explanation": d.explanation,
+        "detected_at_ns": d.detected_at_ns,
+        "details": dict(d.details),
+    }
 
 
 def detection_to_json(detection: Detection) -> str:
@@ -28,23 +52,7 @@ def detection_to_json(detection: Detection) -> str:
     Returns:
         A JSON object with the detection's fields (``span_ids`` as an array).
     """
-    d = detection
-    return json.dumps(
-        {
-            "id": d.id,
-            "type": d.type,
-            "severity": d.severity,
-            "trace_id": d.trace_id,
-            "run_id": d.run_id,
-            "agent": d.agent,
-            "span_ids": list(d.span_ids),
-            "explanation": d.explanation,
-            "detected_at_ns": d.detected_at_ns,
-            "details": dict(d.details),
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+    return json.dumps(detection_to_dict(detection), ensure_ascii=False, separators=(",", ":"))
 
 
 def detection_from_json(text: str | bytes) -> Detection:
@@ -61,6 +69,24 @@ def detection_from_json(text: str | bytes) -> Detection:
     """
     try:
         item = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"not a detection: {exc}") from exc
+    return detection_from_dict(item)
+
+
+def detection_from_dict(item: object) -> Detection:
+    """Read a detection from the dict :func:`detection_to_dict` makes (JSON-decoded).
+
+    Args:
+        item: The decoded JSON object.
+
+    Returns:
+        The detection.
+
+    Raises:
+        ValueError: The value is not such an object.
+    """
+    try:
         if not isinstance(item, dict):
             raise TypeError("not an object")
         fields = cast(dict[str, object], item)

@@ -12,10 +12,11 @@ Example:
 
 from __future__ import annotations
 
-from agentmesh.collector.store.base import RunSummary, SpanStore
+from agentmesh.collector.detection import Detection
+from agentmesh.collector.store.base import RunSummary, SpanStore, StoredGraph
 from agentmesh.core import ConfigError
 
-__all__ = ["RunNotFoundError", "find_run"]
+__all__ = ["GraphNotStoredError", "RunNotFoundError", "find_graph", "find_run"]
 
 
 class RunNotFoundError(ConfigError):
@@ -29,6 +30,13 @@ class RunNotFoundError(ConfigError):
         found = "no run" if matches == 0 else f"{matches} runs"
         super().__init__(f"{found} match {wanted!r}; `agentmesh runs` lists them")
         self.matches = matches
+
+
+class GraphNotStoredError(ConfigError):
+    """The run is stored but its graph is not yet (its spans are still being graphed)."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"run {run_id!r} has no stored graph yet")
 
 
 async def find_run(store: SpanStore, run: str) -> RunSummary:
@@ -59,3 +67,24 @@ async def find_run(store: SpanStore, run: str) -> RunSummary:
     if len(matches) != 1:
         raise RunNotFoundError(run, len(matches))
     return matches[0]
+
+
+async def find_graph(store: SpanStore, run: str) -> tuple[StoredGraph, list[Detection]]:
+    """Return the graph and the detections of the run :func:`find_run` finds.
+
+    Args:
+        store: The open span store.
+        run: A run id or trace id, or a unique prefix of one.
+
+    Returns:
+        The stored graph and the run's detections, oldest first.
+
+    Raises:
+        RunNotFoundError: No run, or several, match ``run``.
+        GraphNotStoredError: The run has no stored graph yet.
+    """
+    summary = await find_run(store, run)
+    graph = await store.graph(summary.trace_id)
+    if graph is None:
+        raise GraphNotStoredError(summary.run_id)
+    return graph, await store.detections(summary.trace_id)
