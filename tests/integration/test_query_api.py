@@ -1,4 +1,5 @@
-"""The query API (``GET /v1/runs``, ``/v1/runs/{run}``, ``/v1/costs``) of a running collector,
+"""The query API (``GET /v1/runs``, ``/v1/runs/{run}``, ``/v1/runs/{run}/spans``, ``/v1/costs``)
+of a running collector,
 and ``agentmesh runs`` / ``agentmesh graph`` reading it with ``--collector`` (no store opened).
 """
 
@@ -97,6 +98,9 @@ async def test_runs_a_run_graph_and_costs_over_http() -> None:
         ("/v1/runs?limit=0", 400, "limit must be a whole number from 1 to 1000, not '0'"),
         ("/v1/runs?since=soon", 400, "since 'soon': expected a number and a unit"),
         ("/v1/costs?group_by=team", 400, "group_by must be agent or model, not 'team'"),
+        ("/v1/runs/nope/spans", 404, "no run match 'nope'"),
+        ("/v1/runs/run-/spans", 409, "2 runs match 'run-'"),
+        ("/v1/runs/run-loop/spans?limit=x", 400, "limit must be a whole number from 1 to 50000"),
     ],
 )
 async def test_a_wrong_request_is_answered_in_plain_words(
@@ -108,6 +112,27 @@ async def test_a_wrong_request_is_answered_in_plain_words(
     assert message in answer[1]["error"]
 
 
+async def test_a_runs_spans_with_what_the_graph_reads_of_them() -> None:
+    async with _collector() as collector:
+        base = collector.http_endpoint
+        status, body = await _get(base + "/v1/runs/run-loop/spans")
+        assert status == 200
+        assert (body["run_id"], body["truncated"]) == ("run-loop", False)
+        spans = body["spans"]
+        assert len(spans) == 14  # the workflow, 12 agent steps, one chat
+        assert [s["start_ns"] for s in spans] == sorted(s["start_ns"] for s in spans)
+        chat = next(s for s in spans if s["operation"] == "chat")
+        assert (chat["model"], chat["cost_usd"], chat["agent"]) == ("gpt-4o-mini", 0.25, None)
+        assert chat["attributes"]["gen_ai.request.model"] == "gpt-4o-mini"
+        assert chat["parent_span_id"] == next(
+            s["span_id"] for s in spans if s["agent"] == "planner"
+        )
+        agents = [s["agent"] for s in spans if s["operation"] == "invoke_agent"]
+        assert agents == ["planner", "researcher", "writer"] * 4
+        status, first = await _get(base + "/v1/runs/run-loop/spans?limit=3")
+        assert (status, first["spans"], first["truncated"]) == (200, spans[:3], True)
+
+
 async def test_the_api_needs_the_collectors_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     async with _collector(auth_bearer_tokens=["s3cret"]) as collector:
         base = collector.http_endpoint
@@ -115,6 +140,11 @@ async def test_the_api_needs_the_collectors_credentials(monkeypatch: pytest.Monk
             assert response.status == 401
         status, _ = await _get(base + "/v1/runs", Authorization="Bearer s3cret")
         assert status == 200
+        async with (
+            aiohttp.ClientSession() as client,
+            client.get(base + "/v1/runs/run-loop/spans") as response,
+        ):
+            assert response.status == 401
         assert await asyncio.to_thread(main, ["runs", "--collector", base]) == 2
         monkeypatch.setenv("AGENTMESH_API_TOKEN", "s3cret")
         assert await asyncio.to_thread(main, ["runs", "--collector", base, "--json"]) == 0

@@ -12,13 +12,21 @@ if TYPE_CHECKING:
         graph_to_json,
         run_from_json,
         run_to_json,
+        span_to_json,
     )
-    from agentmesh.collector.api.runs import COSTS_PATH, RUN_PATH, RUNS_PATH, runs_routes
+    from agentmesh.collector.api.runs import (
+        COSTS_PATH,
+        RUN_PATH,
+        RUN_SPANS_PATH,
+        RUNS_PATH,
+        runs_routes,
+    )
 
 __all__ = [
     "COSTS_PATH",
     "RUNS_PATH",
     "RUN_PATH",
+    "RUN_SPANS_PATH",
     "cost_from_json",
     "cost_to_json",
     "graph_from_json",
@@ -26,6 +34,7 @@ __all__ = [
     "run_from_json",
     "run_to_json",
     "runs_routes",
+    "span_to_json",
 ]
 
 __getattr__, __dir__ = lazy_exports(
@@ -34,6 +43,7 @@ __getattr__, __dir__ = lazy_exports(
         "COSTS_PATH": "agentmesh.collector.api.runs",
         "RUNS_PATH": "agentmesh.collector.api.runs",
         "RUN_PATH": "agentmesh.collector.api.runs",
+        "RUN_SPANS_PATH": "agentmesh.collector.api.runs",
         "cost_from_json": "agentmesh.collector.api.payloads",
         "cost_to_json": "agentmesh.collector.api.payloads",
         "graph_from_json": "agentmesh.collector.api.payloads",
@@ -41,5 +51,6 @@ __getattr__, __dir__ = lazy_exports(
         "run_from_json": "agentmesh.collector.api.payloads",
         "run_to_json": "agentmesh.collector.api.payloads",
         "runs_routes": "agentmesh.collector.api.runs",
+        "span_to_json": "agentmesh.collector.api.payloads",
     },
 )

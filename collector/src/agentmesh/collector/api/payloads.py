@@ -13,7 +13,9 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any, cast
 
+from agentmesh.collector.graph.node import graph_node
 from agentmesh.collector.graph.run_graph import AgentNode, HandoffEdge
+from agentmesh.collector.model import SpanRecord
 from agentmesh.collector.store.base import CostRow, RunSummary, StoredGraph
 from agentmesh.core import ConfigError
 
@@ -24,6 +26,7 @@ __all__ = [
     "graph_to_json",
     "run_from_json",
     "run_to_json",
+    "span_to_json",
 ]
 
 
@@ -89,3 +92,37 @@ def cost_from_json(data: Mapping[str, Any]) -> CostRow:
         return CostRow(**fields)
     except TypeError as exc:
         raise ConfigError(f"not a cost row: {exc}") from exc
+
+
+def span_to_json(span: SpanRecord) -> dict[str, Any]:
+    """A stored span as a JSON object, with what the graph reads of it.
+
+    Besides the span's own fields and attributes, ``operation`` (``gen_ai.operation.name``),
+    ``agent``, ``model``, ``tool``, tokens, ``cost_usd`` and ``error_type`` are the values the
+    graph builder takes from the normalised attributes, whatever convention the span came in.
+    """
+    node = graph_node(span)
+    return {
+        "span_id": span.span_id,
+        "parent_span_id": span.parent_span_id,
+        "name": span.name,
+        "kind": span.kind,
+        "start_ns": span.start_ns,
+        "end_ns": span.end_ns,
+        "status_code": span.status_code,
+        "status_message": span.status_message,
+        "service_name": span.service_name,
+        "operation": node.operation,
+        "agent": node.agent,
+        "model": node.model,
+        "tool": node.tool_name,
+        "input_tokens": node.input_tokens,
+        "output_tokens": node.output_tokens,
+        "cost_usd": node.cost_usd,
+        "error_type": node.error_type,
+        "attributes": dict(span.attributes),
+        "events": [
+            {"name": e.name, "time_ns": e.time_ns, "attributes": dict(e.attributes)}
+            for e in span.events
+        ],
+    }

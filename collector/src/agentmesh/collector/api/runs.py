@@ -9,6 +9,9 @@ configured they need the same credentials as OTLP requests.
 - ``GET /v1/runs/{run}``: ``{"graph": {...}, "detections": [...]}``; ``{run}`` is a run id or
   trace id, or a unique prefix of one. ``404`` when no run matches or it has no graph yet,
   ``409`` when several match.
+- ``GET /v1/runs/{run}/spans?limit=5000``: ``{"spans": [...], "truncated": false}``, the run's
+  spans by start time with what the graph reads of each (operation, agent, model, tokens,
+  cost), the first ``limit`` (1-50000, default 5000).
 - ``GET /v1/costs?group_by=agent&since=1h``: ``{"costs": [...]}`` by agent or by model.
 
 Errors are ``{"error": "..."}`` in plain words, with ``400`` for a wrong parameter.
@@ -21,20 +24,36 @@ from typing import Final
 
 from aiohttp import web
 
-from agentmesh.collector.api.payloads import cost_to_json, graph_to_json, run_to_json
+from agentmesh.collector.api.payloads import cost_to_json, graph_to_json, run_to_json, span_to_json
 from agentmesh.collector.durations import parse_duration
 from agentmesh.collector.hot_state.events import detection_to_dict
 from agentmesh.collector.store.base import SpanStore
-from agentmesh.collector.store.lookup import GraphNotStoredError, RunNotFoundError, find_graph
+from agentmesh.collector.store.lookup import (
+    GraphNotStoredError,
+    RunNotFoundError,
+    find_graph,
+    find_run,
+)
 from agentmesh.core import ConfigError
 
-__all__ = ["COSTS_PATH", "MAX_LIMIT", "RUNS_PATH", "RUN_PATH", "runs_routes"]
+__all__ = [
+    "COSTS_PATH",
+    "MAX_LIMIT",
+    "MAX_SPANS",
+    "RUNS_PATH",
+    "RUN_PATH",
+    "RUN_SPANS_PATH",
+    "runs_routes",
+]
 
 RUNS_PATH: Final = "/v1/runs"
 RUN_PATH: Final = "/v1/runs/{run}"
+RUN_SPANS_PATH: Final = "/v1/runs/{run}/spans"
 COSTS_PATH: Final = "/v1/costs"
 MAX_LIMIT: Final = 1000
 """Most runs one ``GET /v1/runs`` returns."""
+MAX_SPANS: Final = 50_000
+"""Most spans one ``GET /v1/runs/{run}/spans`` returns."""
 
 
 def _since(request: web.Request) -> int | None:
@@ -47,10 +66,10 @@ def _since(request: web.Request) -> int | None:
         raise ConfigError(f"since {exc}") from exc
 
 
-def _limit(request: web.Request) -> int:
-    text = request.query.get("limit", "20")
-    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
-        raise ConfigError(f"limit must be a whole number from 1 to {MAX_LIMIT}, not {text!r}")
+def _limit(request: web.Request, default: int = 20, most: int = MAX_LIMIT) -> int:
+    text = request.query.get("limit", str(default))
+    if not text.isdigit() or not 1 <= int(text) <= most:
+        raise ConfigError(f"limit must be a whole number from 1 to {most}, not {text!r}")
     return int(text)
 
 
@@ -90,6 +109,25 @@ def runs_routes(store: SpanStore) -> list[web.RouteDef]:
             }
         )
 
+    async def spans(request: web.Request) -> web.Response:
+        try:
+            limit = _limit(request, 5000, MAX_SPANS)
+        except ConfigError as exc:
+            return _error(str(exc), 400)
+        try:
+            summary = await find_run(store, request.match_info["run"])
+        except RunNotFoundError as exc:
+            return _error(str(exc), 404 if exc.matches == 0 else 409)
+        found = (await store.spans_of([summary.trace_id])).get(summary.trace_id, [])
+        return web.json_response(
+            {
+                "run_id": summary.run_id,
+                "trace_id": summary.trace_id,
+                "spans": [span_to_json(s) for s in found[:limit]],
+                "truncated": len(found) > limit,
+            }
+        )
+
     async def costs(request: web.Request) -> web.Response:
         group = request.query.get("group_by", "agent")
         if group not in ("agent", "model"):
@@ -104,5 +142,6 @@ def runs_routes(store: SpanStore) -> list[web.RouteDef]:
     return [
         web.route("GET", RUNS_PATH, runs),
         web.route("GET", RUN_PATH, run),
+        web.route("GET", RUN_SPANS_PATH, spans),
         web.route("GET", COSTS_PATH, costs),
     ]
