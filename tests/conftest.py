@@ -62,6 +62,13 @@ def postgres_address() -> tuple[str, int]:
 
 
 @pytest.fixture
+def chromium_binary() -> str:
+    return require_binary(
+        "chromium", "apt-get update && apt-get install -y --no-install-recommends chromium"
+    )
+
+
+@pytest.fixture
 def prometheus_binary() -> str:
     return require_binary(
         "prometheus", "apt-get update && apt-get install -y --no-install-recommends prometheus"

@@ -59,6 +59,7 @@ from agentmesh.collector.routing.trainer import RouterTrainer, make_router_train
 from agentmesh.collector.settings import CollectorSettings
 from agentmesh.collector.store import make_store
 from agentmesh.collector.store.base import SpanStore
+from agentmesh.collector.web import web_routes
 from agentmesh.core.errors import CollectorError
 from agentmesh.core.log import get_logger
 
@@ -364,6 +365,7 @@ class Collector:
                                 retry_after_seconds=settings.retry_after_seconds,
                             ),
                         ),
+                        public_routes=web_routes() if settings.web_enabled else (),
                         metrics=self._metrics.render if self._metrics is not None else None,
                     )
                 )

@@ -50,6 +50,14 @@ class CollectorSettings(DetectionSettings):
         default=True,
         description="Whether to serve OTLP/HTTP (`POST /v1/traces`, protobuf or JSON, gzip).",
     )
+    web_enabled: bool = Field(
+        default=True,
+        description=(
+            "Whether to serve the web dashboard at `/ui/` on the OTLP/HTTP port (runs, a run's "
+            "graph, timeline and detections, costs; it reads the query API, under the same "
+            "credentials)."
+        ),
+    )
     http_host: str = Field(
         default="127.0.0.1",
         min_length=1,

@@ -98,6 +98,8 @@ class OtlpHttpReceiver(OtlpReceiver):
         extra_routes: More routes on the same server (``aiohttp.web.get(path, handler)``…);
             they take precedence over the catch-all 404 and need the receiver's credentials
             when authentication is configured.
+        public_routes: Routes served without credentials, for what holds no data (the web
+            dashboard's page and scripts, which then call the guarded API).
         metrics: Renders the Prometheus text format, served at ``GET /metrics``.
 
     Raises:
@@ -122,16 +124,18 @@ class OtlpHttpReceiver(OtlpReceiver):
         *,
         decode_pool: DecodePool | None = None,
         extra_routes: Sequence[web.RouteDef] = (),
+        public_routes: Sequence[web.RouteDef] = (),
         metrics: Callable[[], bytes] | None = None,
     ) -> None:
         super().__init__(sink, settings, decode_pool=decode_pool)
         reserved = {TRACES_PATH, METRICS_PATH} if metrics is not None else {TRACES_PATH}
-        for route in extra_routes:
+        for route in (*extra_routes, *public_routes):
             if route.path in reserved:
                 raise ReceiverError(
                     f"an extra route cannot take {route.path}: it is served already"
                 )
         self._extra_routes = tuple(extra_routes)
+        self._public_routes = tuple(public_routes)
         self._metrics = metrics
         self._runner: web.AppRunner | None = None
 
@@ -172,6 +176,8 @@ class OtlpHttpReceiver(OtlpReceiver):
             app.router.add_route(
                 route.method, route.path, self._guarded(route.handler), **route.kwargs
             )
+        for route in self._public_routes:
+            app.router.add_route(route.method, route.path, route.handler, **route.kwargs)
         if self._metrics is not None:
             app.router.add_route("GET", METRICS_PATH, self._guarded(self._serve_metrics))
         app.router.add_route("*", "/{tail:.*}", _not_found)

@@ -1,0 +1,507 @@
+// The AgentMesh dashboard: a page over the collector's query API (/v1/runs, /v1/runs/{run},
+// /v1/runs/{run}/spans, /v1/costs). Every value from the API reaches the page as text
+// (textContent and attributes, never HTML), so span names and attributes cannot inject markup.
+
+const TOKEN_KEY = "agentmesh.token";
+const REFRESH_MS = 5000;
+const MAX_TIMELINE_ROWS = 2000;
+const SVG = "http://www.w3.org/2000/svg";
+
+const state = {
+  since: localStorage.getItem("agentmesh.since") ?? "24h",
+  costsBy: localStorage.getItem("agentmesh.costsBy") ?? "agent",
+  selectedSpan: null,
+  timer: null,
+  renderId: 0,
+};
+
+class AuthError extends Error {}
+
+// ---- small helpers --------------------------------------------------------------------------
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  setAttrs(el, attrs);
+  append(el, children);
+  return el;
+}
+
+function s(tag, attrs = {}, ...children) {
+  const el = document.createElementNS(SVG, tag);
+  setAttrs(el, attrs);
+  append(el, children);
+  return el;
+}
+
+function setAttrs(el, attrs) {
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "class") el.setAttribute("class", value);
+    else if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+    else el.setAttribute(key, value === true ? "" : String(value));
+  }
+}
+
+function append(el, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+
+const number = new Intl.NumberFormat();
+
+function fmtInt(value) {
+  return number.format(value ?? 0);
+}
+
+function fmtCost(usd) {
+  if (!usd) return "$0";
+  if (usd >= 100) return "$" + usd.toFixed(0);
+  if (usd >= 0.1) return "$" + usd.toFixed(2);
+  return "$" + usd.toPrecision(2);
+}
+
+function fmtDuration(ns) {
+  const ms = Math.max(0, ns) / 1e6;
+  if (ms < 1) return (ms * 1000).toFixed(0) + " µs";
+  if (ms < 1000) return ms.toFixed(ms < 10 ? 1 : 0) + " ms";
+  const seconds = ms / 1000;
+  if (seconds < 60) return seconds.toFixed(seconds < 10 ? 2 : 1) + " s";
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes} min ${Math.round(seconds % 60)} s`;
+  return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+}
+
+function fmtTime(ns) {
+  return new Date(ns / 1e6).toLocaleString();
+}
+
+function fmtAgo(ns) {
+  const seconds = (Date.now() - ns / 1e6) / 1000;
+  if (seconds < 60) return "just now";
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)} h ago`;
+  return `${Math.floor(seconds / 86400)} d ago`;
+}
+
+function short(id, length = 12) {
+  return id && id.length > length ? id.slice(0, length) + "…" : id ?? "";
+}
+
+function badge(text, kind) {
+  return h("span", { class: `badge ${kind}` }, text);
+}
+
+function card(label, value, extra) {
+  return h("div", { class: "card" }, h("div", { class: "label" }, label),
+    h("div", { class: "value" }, value), extra ? h("div", { class: "muted" }, extra) : null);
+}
+
+function section(title, id, ...children) {
+  return h("section", { id }, h("h2", {}, title), ...children);
+}
+
+function table(columns, rows, attrs = {}) {
+  return h("table", attrs,
+    h("thead", {}, h("tr", {}, columns.map(([label, cls]) => h("th", { class: cls }, label)))),
+    h("tbody", {}, rows));
+}
+
+// ---- the API --------------------------------------------------------------------------------
+
+async function api(path) {
+  const headers = { Accept: "application/json" };
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) {
+    headers.Authorization = "Bearer " + token;
+    headers["x-api-key"] = token;
+  }
+  const response = await fetch(path, { headers, cache: "no-store" });
+  if (response.status === 401) throw new AuthError((await response.text()).trim());
+  let body;
+  try {
+    body = await response.json();
+  } catch {
+    throw new Error(`${path} answered HTTP ${response.status}, not JSON`);
+  }
+  if (!response.ok) throw new Error(body.error ?? `${path} answered HTTP ${response.status}`);
+  return body;
+}
+
+function showError(message) {
+  const banner = document.getElementById("error");
+  banner.hidden = !message;
+  banner.textContent = message ?? "";
+}
+
+function tokenForm(problem) {
+  const input = h("input", { type: "password", id: "token", autocomplete: "off",
+    placeholder: "bearer token or API key", required: true });
+  const form = h("form", { id: "token-form", class: "token-form", onsubmit: (event) => {
+    event.preventDefault();
+    sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+    render();
+  } },
+  h("h2", {}, "This collector needs credentials"),
+  problem ? h("p", { id: "token-problem" }, problem) : null,
+  h("p", { class: "muted" }, "Enter one of the collector's bearer tokens or API keys. It is "
+    + "kept in this tab only (session storage) and sent to this collector's API alone."),
+  input, h("button", { type: "submit" }, "Use it"));
+  return form;
+}
+
+// ---- views ----------------------------------------------------------------------------------
+
+const SINCE = [["15m", "15 min"], ["1h", "1 hour"], ["24h", "24 hours"], ["7d", "7 days"],
+  ["", "all"]];
+
+function sinceSelect(onChange) {
+  return h("select", { id: "since", "aria-label": "time range", onchange: (event) => {
+    state.since = event.target.value;
+    localStorage.setItem("agentmesh.since", state.since);
+    onChange();
+  } }, SINCE.map(([value, label]) =>
+    h("option", { value, selected: value === state.since }, label)));
+}
+
+async function runsView() {
+  const query = new URLSearchParams({ limit: "200" });
+  if (state.since) query.set("since", state.since);
+  const { runs } = await api(`/v1/runs?${query}`);
+  const cost = runs.reduce((sum, r) => sum + r.cost_usd, 0);
+  const live = runs.filter((r) => !r.complete).length;
+  const flagged = runs.filter((r) => r.detections > 0).length;
+  const rows = runs.map((r) => h("tr", { class: "run-row", "data-run": r.run_id, tabindex: 0,
+    onclick: () => { location.hash = `#/runs/${encodeURIComponent(r.run_id)}`; },
+    onkeydown: (event) => {
+      if (event.key === "Enter") location.hash = `#/runs/${encodeURIComponent(r.run_id)}`;
+    } },
+  h("td", {}, h("a", { href: `#/runs/${encodeURIComponent(r.run_id)}` }, r.run_id)),
+  h("td", {}, r.workflow_name ?? "—"),
+  h("td", { title: fmtTime(r.start_ns) }, fmtAgo(r.start_ns)),
+  h("td", { class: "num" }, fmtDuration(r.end_ns - r.start_ns)),
+  h("td", { class: "agents" }, r.agents.join(", ")),
+  h("td", { class: "num" }, fmtInt(r.handoffs)),
+  h("td", { class: "num" }, fmtInt(r.llm_calls)),
+  h("td", { class: "num" }, fmtInt(r.input_tokens + r.output_tokens)),
+  h("td", { class: "num" }, fmtCost(r.cost_usd)),
+  h("td", {}, r.complete ? badge("complete", "ok") : badge("live", "live")),
+  h("td", { class: "num" }, r.detections ? badge(String(r.detections), "bad") : "0")));
+  return [
+    h("div", { class: "toolbar" }, h("h1", {}, "Runs"), h("span", { class: "spacer" }),
+      sinceSelect(render)),
+    h("div", { class: "cards" },
+      card("runs", fmtInt(runs.length), runs.length === 200 ? "the newest 200" : null),
+      card("cost", fmtCost(cost)),
+      card("live", fmtInt(live)),
+      card("with detections", fmtInt(flagged))),
+    runs.length === 0
+      ? h("p", { class: "empty" }, "No runs in this range. Point an OTLP exporter at this "
+        + "collector's /v1/traces (or gRPC port 4317), or try `agentmesh demo`.")
+      : table([["run"], ["workflow"], ["started"], ["duration", "num"], ["agents"],
+        ["handoffs", "num"], ["LLM calls", "num"], ["tokens", "num"], ["cost", "num"],
+        ["state"], ["detections", "num"]], rows, { id: "runs-table", class: "clickable" }),
+  ];
+}
+
+function agentGraph(agents, handoffs, flaggedAgents) {
+  const names = agents.map((a) => a.name);
+  for (const edge of handoffs) {
+    for (const name of [edge.source, edge.target]) if (!names.includes(name)) names.push(name);
+  }
+  if (names.length === 0) return h("p", { class: "muted" }, "No agents in this run.");
+  const width = 640;
+  const height = names.length <= 2 ? 200 : 360;
+  const radius = names.length <= 2 ? 0 : Math.min(width, height) / 2 - 60;
+  const at = new Map(names.map((name, i) => {
+    if (names.length <= 2) return [name, [width * (i + 1) / (names.length + 1), height / 2]];
+    const angle = -Math.PI / 2 + (2 * Math.PI * i) / names.length;
+    return [name, [width / 2 + radius * Math.cos(angle) * 1.5, height / 2 + radius * Math.sin(angle)]];
+  }));
+  const counts = new Map();
+  for (const edge of handoffs) {
+    if (edge.source === edge.target) continue;
+    const key = `${edge.source}\u0000${edge.target}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  const byName = new Map(agents.map((a) => [a.name, a]));
+  const svg = s("svg", { id: "agent-graph", viewBox: `0 0 ${width} ${height}`, role: "img",
+    "aria-label": "agents and the handoffs between them" },
+  s("defs", {}, s("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5,
+    markerWidth: 8, markerHeight: 8, orient: "auto-start-reverse" },
+  s("path", { d: "M 0 0 L 10 5 L 0 10 z", class: "arrow" }))));
+  const nodeRadius = 28;
+  for (const [key, count] of counts) {
+    const [source, target] = key.split("\u0000");
+    const [x1, y1] = at.get(source);
+    const [x2, y2] = at.get(target);
+    const length = Math.hypot(x2 - x1, y2 - y1) || 1;
+    const [ux, uy] = [(x2 - x1) / length, (y2 - y1) / length];
+    // bend every edge to its left, so A→B and B→A do not overlap
+    const [mx, my] = [(x1 + x2) / 2 - uy * 30, (y1 + y2) / 2 + ux * 30];
+    const start = [x1 + ux * nodeRadius, y1 + uy * nodeRadius];
+    const end = [x2 - ux * (nodeRadius + 2), y2 - uy * (nodeRadius + 2)];
+    svg.append(s("path", { class: "edge", "data-edge": `${source}→${target}`,
+      d: `M ${start[0]} ${start[1]} Q ${mx} ${my} ${end[0]} ${end[1]}`, "marker-end": "url(#arrow)" },
+    s("title", {}, `${source} → ${target}: ${count} handoff${count === 1 ? "" : "s"}`)));
+    svg.append(s("text", { class: "edge-label", x: (start[0] + 2 * mx + end[0]) / 4,
+      y: (start[1] + 2 * my + end[1]) / 4 }, `${count}×`));
+  }
+  for (const name of names) {
+    const [x, y] = at.get(name);
+    const agent = byName.get(name);
+    const flagged = flaggedAgents.has(name);
+    svg.append(s("g", { class: `node${flagged ? " flagged" : ""}`, "data-agent": name },
+      s("circle", { cx: x, cy: y, r: nodeRadius }),
+      s("text", { x, y: y + nodeRadius + 16, class: "node-label" }, name),
+      s("text", { x, y: y + 4, class: "node-count" }, agent ? `${agent.invocations}×` : ""),
+      s("title", {}, agent
+        ? `${name}: ${agent.invocations} invocations, ${agent.llm_calls} LLM calls, ${fmtCost(agent.cost_usd)}`
+        : name)));
+  }
+  return svg;
+}
+
+const OPERATION_CLASS = {
+  invoke_workflow: "workflow", invoke_agent: "agent", invoke_node: "agent", chat: "llm",
+  text_completion: "llm", generate_content: "llm", embeddings: "llm", execute_tool: "tool",
+};
+
+function spanLabel(span) {
+  const parts = [span.name];
+  if (span.model && !span.name.includes(span.model)) parts.push(span.model);
+  return parts.join(" · ");
+}
+
+function spanDetails(span) {
+  const rows = [
+    ["span id", span.span_id], ["parent", span.parent_span_id ?? "—"],
+    ["kind", span.kind], ["status", span.status_code + (span.status_message ? `: ${span.status_message}` : "")],
+    ["service", span.service_name ?? "—"], ["start", fmtTime(span.start_ns)],
+    ["duration", fmtDuration(span.end_ns - span.start_ns)],
+  ];
+  if (span.input_tokens || span.output_tokens) {
+    rows.push(["tokens", `${fmtInt(span.input_tokens)} in, ${fmtInt(span.output_tokens)} out`]);
+  }
+  if (span.cost_usd) rows.push(["cost", fmtCost(span.cost_usd)]);
+  const attributes = Object.entries(span.attributes).sort(([a], [b]) => a.localeCompare(b));
+  return h("div", { id: "span-details", class: "details" },
+    h("h3", {}, span.name),
+    h("dl", {}, rows.map(([key, value]) => [h("dt", {}, key), h("dd", {}, value)])),
+    attributes.length ? h("h4", {}, "Attributes") : null,
+    attributes.length ? table([["key"], ["value"]], attributes.map(([key, value]) =>
+      h("tr", {}, h("td", { class: "key" }, key),
+        h("td", { class: "value" }, typeof value === "string" ? value : JSON.stringify(value)))),
+    { class: "attributes" }) : null,
+    span.events.length ? h("h4", {}, "Events") : null,
+    span.events.length ? h("ul", {}, span.events.map((e) => h("li", {}, h("code", {}, e.name),
+      " +", fmtDuration(e.time_ns - span.start_ns), " ",
+      Object.keys(e.attributes).length ? h("span", { class: "muted" }, JSON.stringify(e.attributes)) : null))) : null);
+}
+
+function timeline(spans, truncated) {
+  if (spans.length === 0) return h("p", { class: "muted" }, "No spans stored for this run yet.");
+  const start = Math.min(...spans.map((x) => x.start_ns));
+  const end = Math.max(...spans.map((x) => x.end_ns));
+  const total = Math.max(1, end - start);
+  const ids = new Set(spans.map((x) => x.span_id));
+  const children = new Map();
+  for (const span of spans) {
+    const parent = span.parent_span_id && ids.has(span.parent_span_id) ? span.parent_span_id : null;
+    if (!children.has(parent)) children.set(parent, []);
+    children.get(parent).push(span);
+  }
+  const ordered = [];
+  const walk = (parent, depth) => {
+    for (const span of children.get(parent) ?? []) {
+      if (ordered.length >= MAX_TIMELINE_ROWS) return;
+      ordered.push([span, depth]);
+      walk(span.span_id, depth + 1);
+    }
+  };
+  walk(null, 0);
+  const details = h("div", { class: "details-slot" });
+  const select = (span, row) => {
+    state.selectedSpan = span.span_id;
+    for (const other of row.parentElement.children) other.classList.remove("selected");
+    row.classList.add("selected");
+    details.replaceChildren(spanDetails(span));
+  };
+  const rows = ordered.map(([span, depth]) => {
+    const kind = OPERATION_CLASS[span.operation] ?? "other";
+    const bar = h("div", { class: `bar ${kind}${span.status_code === "error" ? " error" : ""}` });
+    bar.style.left = `${(100 * (span.start_ns - start)) / total}%`;
+    bar.style.width = `${Math.max(0.2, (100 * (span.end_ns - span.start_ns)) / total)}%`;
+    const label = h("div", { class: "span-name" }, spanLabel(span));
+    label.style.paddingLeft = `${depth * 14}px`;
+    const row = h("div", { class: "span-row", "data-span": span.span_id, "data-kind": kind,
+      tabindex: 0 },
+    label, h("div", { class: "track" }, bar),
+    h("div", { class: "span-duration" }, fmtDuration(span.end_ns - span.start_ns)));
+    row.addEventListener("click", () => select(span, row));
+    row.addEventListener("keydown", (event) => { if (event.key === "Enter") select(span, row); });
+    if (span.span_id === state.selectedSpan) {
+      row.classList.add("selected");
+      details.replaceChildren(spanDetails(span));
+    }
+    return row;
+  });
+  const note = truncated || ordered.length < spans.length
+    ? h("p", { class: "muted" }, `Showing the first ${fmtInt(ordered.length)} spans.`) : null;
+  return [h("div", { id: "timeline", class: "timeline" },
+    h("div", { class: "span-row head" }, h("div", { class: "span-name" }, "span"),
+      h("div", { class: "track" }, `0 → ${fmtDuration(total)}`), h("div", { class: "span-duration" }, "duration")),
+    rows), note, details];
+}
+
+async function runView(runId) {
+  const path = `/v1/runs/${encodeURIComponent(runId)}`;
+  const [{ graph, detections }, { spans, truncated }] = await Promise.all([
+    api(path), api(`${path}/spans`)]);
+  const run = graph.run;
+  const flagged = new Set(detections.map((d) => d.agent).filter(Boolean));
+  const agentRows = graph.agents.map((a) => h("tr", { "data-agent": a.name },
+    h("td", {}, a.name, flagged.has(a.name) ? [" ", badge("flagged", "bad")] : null),
+    h("td", { class: "num" }, fmtInt(a.invocations)),
+    h("td", { class: "num" }, fmtInt(a.llm_calls)),
+    h("td", { class: "num" }, fmtInt(a.input_tokens)),
+    h("td", { class: "num" }, fmtInt(a.output_tokens)),
+    h("td", { class: "num" }, fmtCost(a.cost_usd)),
+    h("td", { class: "num" }, run.cost_usd ? `${((100 * a.cost_usd) / run.cost_usd).toFixed(0)}%` : "—")));
+  const handoffRows = graph.handoffs.map((e) => h("tr", {},
+    h("td", { class: "num" }, e.seq),
+    h("td", { class: "num" }, "+" + fmtDuration(e.start_ns - run.start_ns)),
+    h("td", {}, e.source, " → ", e.target),
+    h("td", {}, e.kind),
+    h("td", { class: "num" }, e.context_size === null ? "—" : fmtInt(e.context_size)),
+    h("td", { title: e.checkpoint_id ?? "" }, e.checkpoint_id ? short(e.checkpoint_id, 16) : "—")));
+  const detectionItems = detections.map((d) => h("li", { class: `detection ${d.severity}`,
+    "data-type": d.type },
+  badge(d.severity, d.severity === "critical" || d.severity === "error" ? "bad" : "warn"), " ",
+  h("strong", {}, d.type), d.agent ? h("span", { class: "muted" }, ` · ${d.agent}`) : null,
+  h("div", {}, d.explanation),
+  h("div", { class: "muted" }, fmtTime(d.detected_at_ns))));
+  return [
+    h("div", { class: "toolbar" }, h("a", { href: "#/" }, "← runs"), h("span", { class: "spacer" })),
+    h("h1", { id: "run-title" }, run.run_id, " ",
+      run.complete ? badge("complete", "ok") : badge("live", "live")),
+    h("p", { class: "muted" }, [run.workflow_name, run.service_name].filter(Boolean).join(" · "),
+      " · trace ", h("code", {}, run.trace_id), " · started ", fmtTime(run.start_ns)),
+    h("div", { class: "cards" },
+      card("duration", fmtDuration(run.end_ns - run.start_ns)),
+      card("spans", fmtInt(run.span_count)),
+      card("handoffs", fmtInt(run.handoffs)),
+      card("LLM calls", fmtInt(run.llm_calls)),
+      card("tokens", fmtInt(run.input_tokens + run.output_tokens),
+        `${fmtInt(run.input_tokens)} in · ${fmtInt(run.output_tokens)} out`),
+      card("cost", fmtCost(run.cost_usd)),
+      card("detections", fmtInt(detections.length))),
+    detections.length ? section("Detections", "detections", h("ul", { class: "detections" }, detectionItems)) : null,
+    section("Agents and handoffs", "graph", h("div", { class: "split" },
+      h("div", { class: "graph" }, agentGraph(graph.agents, graph.handoffs, flagged)),
+      table([["agent"], ["invocations", "num"], ["LLM calls", "num"], ["input tokens", "num"],
+        ["output tokens", "num"], ["cost", "num"], ["share", "num"]], agentRows, { id: "agents-table" }))),
+    graph.handoffs.length ? section("Handoffs", "handoffs", table([["#", "num"], ["at", "num"],
+      ["from → to"], ["kind"], ["context bytes", "num"], ["checkpoint"]], handoffRows, { id: "handoffs-table" })) : null,
+    section("Timeline", "spans", timeline(spans, truncated)),
+  ];
+}
+
+async function costsView() {
+  const query = new URLSearchParams({ group_by: state.costsBy });
+  if (state.since) query.set("since", state.since);
+  const { costs } = await api(`/v1/costs?${query}`);
+  const total = costs.reduce((sum, c) => sum + c.cost_usd, 0);
+  const toggle = h("div", { class: "toggle", role: "group", "aria-label": "group by" },
+    ["agent", "model"].map((by) => h("button", { type: "button", "data-by": by,
+      class: by === state.costsBy ? "active" : "", onclick: () => {
+        state.costsBy = by;
+        localStorage.setItem("agentmesh.costsBy", by);
+        render();
+      } }, `by ${by}`)));
+  const rows = costs.map((c) => {
+    const bar = h("div", { class: "share-bar" });
+    bar.style.width = `${total ? (100 * c.cost_usd) / total : 0}%`;
+    return h("tr", {}, h("td", {}, c.key ?? "(none)"),
+      h("td", { class: "num" }, fmtInt(c.llm_calls)),
+      h("td", { class: "num" }, fmtInt(c.input_tokens)),
+      h("td", { class: "num" }, fmtInt(c.output_tokens)),
+      h("td", { class: "num" }, fmtCost(c.cost_usd)),
+      h("td", { class: "share" }, bar));
+  });
+  return [
+    h("div", { class: "toolbar" }, h("h1", {}, "Costs"), h("span", { class: "spacer" }), toggle,
+      sinceSelect(render)),
+    h("div", { class: "cards" }, card("total", fmtCost(total)),
+      card("LLM calls", fmtInt(costs.reduce((sum, c) => sum + c.llm_calls, 0)))),
+    costs.length === 0 ? h("p", { class: "empty" }, "No LLM calls in this range.")
+      : table([[state.costsBy], ["LLM calls", "num"], ["input tokens", "num"],
+        ["output tokens", "num"], ["cost", "num"], ["share"]], rows, { id: "costs-table" }),
+  ];
+}
+
+// ---- routing and refresh --------------------------------------------------------------------
+
+function route() {
+  const hash = location.hash.replace(/^#/, "") || "/";
+  const run = hash.match(/^\/runs\/(.+)$/);
+  if (run) return { view: "run", load: () => runView(decodeURIComponent(run[1])) };
+  if (hash === "/costs") return { view: "costs", load: costsView };
+  return { view: "runs", load: runsView };
+}
+
+async function render({ quiet = false } = {}) {
+  const id = ++state.renderId;
+  const { view, load } = route();
+  for (const link of document.querySelectorAll("nav a")) {
+    link.classList.toggle("active", link.dataset.view === (view === "run" ? "runs" : view));
+  }
+  const app = document.getElementById("app");
+  try {
+    const content = await load();
+    if (id !== state.renderId) return; // a newer render started meanwhile
+    const scroll = window.scrollY;
+    app.replaceChildren(...[content].flat().filter(Boolean));
+    if (quiet) window.scrollTo(0, scroll);
+    showError(null);
+    document.getElementById("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+  } catch (error) {
+    if (id !== state.renderId) return;
+    if (error instanceof AuthError) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      app.replaceChildren(tokenForm(error.message));
+      showError(null);
+    } else if (quiet) {
+      showError(`Could not refresh: ${error.message}`);
+    } else {
+      app.replaceChildren(h("p", { class: "empty" }, error.message));
+      showError(null);
+    }
+  }
+}
+
+function schedule() {
+  clearInterval(state.timer);
+  const live = document.getElementById("auto-refresh");
+  if (!live.checked) return;
+  state.timer = setInterval(() => {
+    if (document.hidden || document.getElementById("token-form")) return;
+    render({ quiet: true });
+  }, REFRESH_MS);
+}
+
+window.addEventListener("hashchange", () => {
+  state.selectedSpan = null;
+  render();
+});
+document.addEventListener("DOMContentLoaded", () => {
+  const live = document.getElementById("auto-refresh");
+  live.checked = localStorage.getItem("agentmesh.live") !== "off";
+  live.addEventListener("change", () => {
+    localStorage.setItem("agentmesh.live", live.checked ? "on" : "off");
+    schedule();
+  });
+  render();
+  schedule();
+});

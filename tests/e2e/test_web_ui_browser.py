@@ -1,0 +1,168 @@
+"""The web dashboard in a real browser (Chromium, driven by Playwright) on a running collector.
+
+It reads the collector's query API: runs, a run's detections, agent graph and span timeline,
+costs; it follows new runs live, asks for credentials when the collector wants them, and shows
+what the spans say as text, never as markup.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+from playwright.async_api import Page, async_playwright, expect
+
+from agentmesh.collector import Collector, CollectorSettings, MemoryStore
+from agentmesh.collector.model import SpanRecord
+from agentmesh.collector.testing import SpanFactory, to_otlp_request
+
+_HOSTILE = '<img src=x onerror="window.pwned=1">'
+
+
+def _loop_run(now: int) -> list[SpanRecord]:
+    f = SpanFactory(start_ns=now - 60 * 10**9)
+    root = f.workflow("research", run_id="run-loop")
+    agents = [f.agent(name, parent=root) for name in ["planner", "researcher", "writer"] * 4]
+    chat = f.chat(parent=agents[0], model="gpt-4o-mini", cost_usd=0.25, input_tokens=120)
+    return [root, *agents, chat]
+
+
+def _clean_run(now: int, run_id: str = "run-clean") -> list[SpanRecord]:
+    f = SpanFactory(start_ns=now - 30 * 10**9)
+    root = f.workflow("research", run_id=run_id)
+    planner = f.agent("planner", parent=root)
+    writer = f.agent("writer", parent=root)
+    chat = f.chat(parent=writer, model="claude-sonnet-4-5", cost_usd=0.5, output_tokens=300)
+    return [root, planner, writer, chat]
+
+
+async def _post(collector: Collector, spans: list[SpanRecord], token: str | None = None) -> None:
+    headers = {"Content-Type": "application/x-protobuf"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    body = to_otlp_request(spans).SerializeToString()
+    async with (
+        aiohttp.ClientSession() as client,
+        client.post(collector.http_endpoint + "/v1/traces", data=body, headers=headers) as answer,
+    ):
+        assert answer.status == 200
+    await collector.drain()
+
+
+@asynccontextmanager
+async def _collector(**settings: Any) -> AsyncIterator[Collector]:
+    config = CollectorSettings.load(
+        grpc_port=0, http_port=0, grpc_grace_seconds=1.0, decode_workers=0, **settings
+    )
+    async with Collector(config, MemoryStore()) as collector:
+        yield collector
+
+
+@asynccontextmanager
+async def _page(chromium: str) -> AsyncIterator[Page]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=chromium)
+        try:
+            page = await browser.new_page(viewport={"width": 1280, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            yield page
+            assert errors == []  # no script error on any view
+        finally:
+            await browser.close()
+
+
+async def test_runs_a_runs_graph_timeline_and_detections_and_costs(chromium_binary: str) -> None:
+    now = time.time_ns()
+    async with _collector() as collector, _page(chromium_binary) as page:
+        await _post(collector, _loop_run(now) + _clean_run(now))
+        await page.goto(collector.http_endpoint + "/")
+        rows = page.locator("#runs-table tr.run-row")
+        await expect(rows).to_have_count(2)
+        assert page.url.endswith("/ui/")
+        assert await rows.first.get_attribute("data-run") == "run-clean"  # newest first
+        loop = page.locator("tr.run-row[data-run='run-loop']")
+        await expect(loop.locator("td").last).to_have_text("1")  # one detection
+
+        await loop.click()
+        await expect(page.locator("#run-title")).to_contain_text("run-loop")
+        assert page.url.endswith("#/runs/run-loop")
+        detection = page.locator("#detections [data-type='handoff_loop']")
+        await expect(detection).to_contain_text("planner → researcher → writer → planner")
+        await expect(page.locator("#agent-graph .node")).to_have_count(3)
+        await expect(page.locator("#agent-graph .node.flagged")).to_have_attribute(
+            "data-agent", "planner"
+        )
+        await expect(page.locator("#agent-graph [data-edge='writer→planner']")).to_have_count(1)
+        await expect(page.locator("#agents-table tbody tr")).to_have_count(3)
+        await expect(page.locator("#handoffs-table tbody tr")).to_have_count(11)
+        spans = page.locator("#timeline .span-row[data-span]")
+        await expect(spans).to_have_count(14)
+        await page.locator("#timeline .span-row[data-kind='llm']").click()
+        details = page.locator("#span-details")
+        await expect(details).to_contain_text("gpt-4o-mini")
+        await expect(details).to_contain_text("agentmesh.cost.usd")
+        await expect(details).to_contain_text("120 in, 0 out")
+
+        await page.locator("nav a[data-view='costs']").click()
+        costs = page.locator("#costs-table tbody tr td:first-child")
+        await expect(costs).to_have_text(["writer", "planner", "researcher"])  # by cost
+        await page.locator("button[data-by='model']").click()
+        await expect(costs).to_have_text(["claude-sonnet-4-5", "gpt-4o-mini"])
+
+        await page.goto(collector.http_endpoint + "/ui/#/runs/nope")
+        await expect(page.locator("main")).to_contain_text("no run match 'nope'")
+
+
+async def test_new_runs_appear_without_reloading(chromium_binary: str) -> None:
+    now = time.time_ns()
+    async with _collector() as collector, _page(chromium_binary) as page:
+        await page.goto(collector.http_endpoint + "/ui/")
+        await expect(page.locator("main .empty")).to_contain_text("No runs in this range")
+        await _post(collector, _clean_run(now, "run-late"))
+        await expect(page.locator("tr.run-row[data-run='run-late']")).to_have_count(
+            1, timeout=20_000
+        )
+
+
+async def test_the_page_asks_for_credentials_when_the_collector_wants_them(
+    chromium_binary: str,
+) -> None:
+    now = time.time_ns()
+    async with (
+        _collector(auth_bearer_tokens=["s3cret"]) as collector,
+        _page(chromium_binary) as page,
+    ):
+        await _post(collector, _clean_run(now), token="s3cret")
+        await page.goto(collector.http_endpoint + "/ui/")
+        form = page.locator("#token-form")
+        await expect(form).to_be_visible()
+        await page.fill("#token", "wrong")
+        await page.click("#token-form button")
+        await expect(page.locator("#token-problem")).to_contain_text("not accepted")
+        await page.fill("#token", "s3cret")
+        await page.click("#token-form button")
+        await expect(page.locator("tr.run-row[data-run='run-clean']")).to_have_count(1)
+        await page.reload()  # the token is kept for the tab
+        await expect(page.locator("tr.run-row[data-run='run-clean']")).to_have_count(1)
+
+
+async def test_what_spans_say_is_shown_as_text_never_run(chromium_binary: str) -> None:
+    f = SpanFactory(start_ns=time.time_ns() - 10**9)
+    root = f.workflow("<b>workflow</b>", run_id=_HOSTILE)
+    agent = f.agent("<script>window.pwned=2</script>", parent=root)
+    async with _collector() as collector, _page(chromium_binary) as page:
+        await _post(collector, [root, agent, f.chat(parent=agent, model=_HOSTILE)])
+        await page.goto(collector.http_endpoint + "/ui/")
+        await expect(page.locator("#runs-table tbody td").first).to_have_text(_HOSTILE)
+        await page.locator("#runs-table tbody tr").first.click()
+        await expect(page.locator("#run-title")).to_contain_text(_HOSTILE)
+        await expect(page.locator("#agents-table")).to_contain_text("<script>window.pwned=2")
+        await page.goto(collector.http_endpoint + "/ui/#/costs")
+        await page.locator("button[data-by='model']").click()
+        await expect(page.locator("#costs-table")).to_contain_text(_HOSTILE)
+        assert await page.evaluate("window.pwned") is None
+        assert await page.locator("main img, main b, main script").count() == 0
