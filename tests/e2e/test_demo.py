@@ -1,13 +1,18 @@
-"""`agentmesh demo` end to end: a real subprocess, a real DuckDB file read back."""
+"""`agentmesh demo --serve` end to end: a real subprocess, its dashboard, API and DuckDB file."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -20,21 +25,65 @@ class DemoOutcome:
     exit_code: int
     output: str
     db: Path
+    served: dict[str, Any]
+
+
+def _get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        return json.loads(answer.read())
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoOutcome:
+    """Run ``agentmesh demo --serve`` (free ports), read what it serves, stop it with Ctrl-C."""
     db = tmp_path_factory.mktemp("demo") / "demo.duckdb"
     agentmesh = Path(sys.executable).parent / "agentmesh"
     env = dict(os.environ, COLUMNS="200")
-    done = subprocess.run(
-        [str(agentmesh), "demo", "--db", str(db)],
-        capture_output=True,
+    process = subprocess.Popen(
+        [
+            str(agentmesh),
+            "demo",
+            "--db",
+            str(db),
+            "--serve",
+            "--grpc-port",
+            "0",
+            "--http-port",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=120,
         env=env,
     )
-    return DemoOutcome(done.returncode, done.stdout + done.stderr, db)
+    assert process.stdout is not None
+    lines: list[str] = []
+    served: dict[str, Any] = {}
+    deadline = time.monotonic() + 120
+    try:
+        for line in process.stdout:  # the report, then the serving collector's line
+            lines.append(line)
+            found = re.search(r"web dashboard on (http://\S+)/ui/", line)
+            if found:
+                base = found.group(1)
+                with urllib.request.urlopen(base + "/ui/", timeout=10) as page:
+                    served["page"] = page.read().decode()
+                served["runs"] = _get_json(base + "/v1/runs")["runs"]
+                break
+            if time.monotonic() > deadline:
+                break
+    finally:
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=60)
+    return DemoOutcome(process.returncode, "".join(lines) + rest, db, served)
+
+
+def test_demo_serve_keeps_the_runs_on_the_web_dashboard(demo: DemoOutcome) -> None:
+    assert "<title>AgentMesh</title>" in demo.served["page"], demo.output
+    runs = demo.served["runs"]
+    assert len(runs) == 2
+    assert sorted(r["detections"] for r in runs) == [0, 1]
+    assert {r["workflow_name"] for r in runs} == {"supervisor_graph"}
 
 
 def _spans(db: Path) -> list[dict[str, object]]:

@@ -94,6 +94,8 @@ async def serve(settings: CollectorSettings) -> None:
         http = (
             f", OTLP/HTTP on {collector.http_endpoint}/v1/traces" if settings.http_enabled else ""
         )
+        if settings.http_enabled and settings.web_enabled:
+            http += f"; web dashboard on {collector.http_endpoint}/ui/"
         print(f"AgentMesh collector: OTLP/gRPC on {collector.endpoint}{http}", flush=True)
         await stop.wait()
         log.info("collector stopping")

@@ -30,6 +30,25 @@ def add_demo_command(parser: argparse.ArgumentParser) -> None:
         default=16,
         help="LangGraph recursion limit that ends the looping run (default: %(default)s)",
     )
+    parser.add_argument(
+        "--serve",
+        action="store_true",
+        help="then keep a collector running on the demo's DuckDB file, with the web dashboard "
+        "at http://127.0.0.1:HTTP_PORT/ui/, until Ctrl-C",
+    )
+    parser.add_argument(
+        "--grpc-port",
+        type=int,
+        default=4317,
+        help="with --serve: OTLP/gRPC port, 0 for any free one (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--http-port",
+        type=int,
+        default=4318,
+        help="with --serve: OTLP/HTTP, API and dashboard port, 0 for any free one "
+        "(default: %(default)s)",
+    )
     parser.set_defaults(handler=_handle)
 
 
@@ -53,4 +72,16 @@ def _handle(args: argparse.Namespace) -> int:
         and not clean.detections
         and len(faulty.detections) == 1
     )
+    if args.serve:
+        from agentmesh.collector.cli.collector_cmd import serve
+        from agentmesh.collector.settings import CollectorSettings
+
+        settings = CollectorSettings.load(
+            grpc_host="127.0.0.1",
+            grpc_port=int(args.grpc_port),
+            http_host="127.0.0.1",
+            http_port=int(args.http_port),
+            duckdb_path=report.db_path,
+        )
+        asyncio.run(serve(settings))
     return 0 if ok else 1
