@@ -27,7 +27,7 @@ def _loop_run(now: int) -> list[SpanRecord]:
     root = f.workflow("research", run_id="run-loop")
     agents = [f.agent(name, parent=root) for name in ["planner", "researcher", "writer"] * 4]
     chat = f.chat(parent=agents[0], model="gpt-4o-mini", cost_usd=0.25, input_tokens=120)
-    return [root, *agents, chat]
+    return [root, *agents, f.marker(agents[1]), chat]
 
 
 def _clean_run(now: int, run_id: str = "run-clean") -> list[SpanRecord]:
@@ -84,6 +84,11 @@ async def test_runs_a_runs_graph_timeline_and_detections_and_costs(chromium_bina
         await expect(rows).to_have_count(2)
         assert page.url.endswith("/ui/")
         assert await rows.first.get_attribute("data-run") == "run-clean"  # newest first
+        await page.fill("#filter", "researcher")  # run id, workflow or agent
+        await expect(rows).to_have_count(1)
+        await expect(page.locator("#filter")).to_be_focused()
+        await page.fill("#filter", "")
+        await expect(rows).to_have_count(2)
         loop = page.locator("tr.run-row[data-run='run-loop']")
         await expect(loop.locator("td").last).to_have_text("1")  # one detection
 
@@ -100,7 +105,9 @@ async def test_runs_a_runs_graph_timeline_and_detections_and_costs(chromium_bina
         await expect(page.locator("#agents-table tbody tr")).to_have_count(3)
         await expect(page.locator("#handoffs-table tbody tr")).to_have_count(11)
         spans = page.locator("#timeline .span-row[data-span]")
-        await expect(spans).to_have_count(14)
+        await expect(spans).to_have_count(14)  # the step start marker left out...
+        await page.locator("#show-markers").check()
+        await expect(spans).to_have_count(15)  # ...until asked for
         await page.locator("#timeline .span-row[data-kind='llm']").click()
         details = page.locator("#span-details")
         await expect(details).to_contain_text("gpt-4o-mini")

@@ -99,7 +99,8 @@ def span_to_json(span: SpanRecord) -> dict[str, Any]:
 
     Besides the span's own fields and attributes, ``operation`` (``gen_ai.operation.name``),
     ``agent``, ``model``, ``tool``, tokens, ``cost_usd`` and ``error_type`` are the values the
-    graph builder takes from the normalised attributes, whatever convention the span came in.
+    graph builder takes from the normalised attributes, whatever convention the span came in;
+    ``marker`` is true on a step's start marker (a span that only says a step began).
     """
     node = graph_node(span)
     return {
@@ -120,6 +121,7 @@ def span_to_json(span: SpanRecord) -> dict[str, Any]:
         "output_tokens": node.output_tokens,
         "cost_usd": node.cost_usd,
         "error_type": node.error_type,
+        "marker": node.started is not None,
         "attributes": dict(span.attributes),
         "events": [
             {"name": e.name, "time_ns": e.time_ns, "attributes": dict(e.attributes)}

@@ -11,6 +11,9 @@ const state = {
   since: localStorage.getItem("agentmesh.since") ?? "24h",
   costsBy: localStorage.getItem("agentmesh.costsBy") ?? "agent",
   selectedSpan: null,
+  showMarkers: false,
+  filter: "",
+  filterTimer: null,
   timer: null,
   renderId: 0,
 };
@@ -165,6 +168,17 @@ function sinceSelect(onChange) {
     h("option", { value, selected: value === state.since }, label)));
 }
 
+function filterInput() {
+  const input = h("input", { type: "search", id: "filter", value: state.filter,
+    placeholder: "filter: run, workflow, agent", "aria-label": "filter runs" });
+  input.addEventListener("input", () => {
+    state.filter = input.value;
+    clearTimeout(state.filterTimer);
+    state.filterTimer = setTimeout(() => render({ quiet: true }), 150);
+  });
+  return input;
+}
+
 async function runsView() {
   const query = new URLSearchParams({ limit: "200" });
   if (state.since) query.set("since", state.since);
@@ -172,7 +186,10 @@ async function runsView() {
   const cost = runs.reduce((sum, r) => sum + r.cost_usd, 0);
   const live = runs.filter((r) => !r.complete).length;
   const flagged = runs.filter((r) => r.detections > 0).length;
-  const rows = runs.map((r) => h("tr", { class: "run-row", "data-run": r.run_id, tabindex: 0,
+  const filter = state.filter.trim().toLowerCase();
+  const shown = filter ? runs.filter((r) => [r.run_id, r.trace_id, r.workflow_name ?? "",
+    r.service_name ?? "", ...r.agents].some((text) => text.toLowerCase().includes(filter))) : runs;
+  const rows = shown.map((r) => h("tr", { class: "run-row", "data-run": r.run_id, tabindex: 0,
     onclick: () => { location.hash = `#/runs/${encodeURIComponent(r.run_id)}`; },
     onkeydown: (event) => {
       if (event.key === "Enter") location.hash = `#/runs/${encodeURIComponent(r.run_id)}`;
@@ -190,7 +207,7 @@ async function runsView() {
   h("td", { class: "num" }, r.detections ? badge(String(r.detections), "bad") : "0")));
   return [
     h("div", { class: "toolbar" }, h("h1", {}, "Runs"), h("span", { class: "spacer" }),
-      sinceSelect(render)),
+      filterInput(), sinceSelect(render)),
     h("div", { class: "cards" },
       card("runs", fmtInt(runs.length), runs.length === 200 ? "the newest 200" : null),
       card("cost", fmtCost(cost)),
@@ -199,6 +216,7 @@ async function runsView() {
     runs.length === 0
       ? h("p", { class: "empty" }, "No runs in this range. Point an OTLP exporter at this "
         + "collector's /v1/traces (or gRPC port 4317), or try `agentmesh demo`.")
+      : shown.length === 0 ? h("p", { class: "empty" }, `No run matches “${state.filter}”.`)
       : table([["run"], ["workflow"], ["started"], ["duration", "num"], ["agents"],
         ["handoffs", "num"], ["LLM calls", "num"], ["tokens", "num"], ["cost", "num"],
         ["state"], ["detections", "num"]], rows, { id: "runs-table", class: "clickable" }),
@@ -300,8 +318,10 @@ function spanDetails(span) {
       Object.keys(e.attributes).length ? h("span", { class: "muted" }, JSON.stringify(e.attributes)) : null))) : null);
 }
 
-function timeline(spans, truncated) {
-  if (spans.length === 0) return h("p", { class: "muted" }, "No spans stored for this run yet.");
+function timeline(allSpans, truncated) {
+  if (allSpans.length === 0) return h("p", { class: "muted" }, "No spans stored for this run yet.");
+  const markers = allSpans.filter((x) => x.marker).length;
+  const spans = state.showMarkers ? allSpans : allSpans.filter((x) => !x.marker);
   const start = Math.min(...spans.map((x) => x.start_ns));
   const end = Math.max(...spans.map((x) => x.end_ns));
   const total = Math.max(1, end - start);
@@ -349,7 +369,11 @@ function timeline(spans, truncated) {
   });
   const note = truncated || ordered.length < spans.length
     ? h("p", { class: "muted" }, `Showing the first ${fmtInt(ordered.length)} spans.`) : null;
-  return [h("div", { id: "timeline", class: "timeline" },
+  const toggle = markers ? h("label", { class: "muted markers" },
+    h("input", { type: "checkbox", id: "show-markers", checked: state.showMarkers,
+      onchange: (event) => { state.showMarkers = event.target.checked; render({ quiet: true }); } }),
+    ` show ${fmtInt(markers)} step start marker${markers === 1 ? "" : "s"}`) : null;
+  return [toggle, h("div", { id: "timeline", class: "timeline" },
     h("div", { class: "span-row head" }, h("div", { class: "span-name" }, "span"),
       h("div", { class: "track" }, `0 → ${fmtDuration(total)}`), h("div", { class: "span-duration" }, "duration")),
     rows), note, details];
@@ -462,8 +486,15 @@ async function render({ quiet = false } = {}) {
     const content = await load();
     if (id !== state.renderId) return; // a newer render started meanwhile
     const scroll = window.scrollY;
+    const focused = document.activeElement?.id ? document.activeElement : null;
+    const caret = focused?.selectionStart ?? null;
     app.replaceChildren(...[content].flat().filter(Boolean));
     if (quiet) window.scrollTo(0, scroll);
+    const again = focused && document.getElementById(focused.id);
+    if (again && again !== focused) { // a refresh must not take the keyboard from the user
+      again.focus();
+      if (caret !== null && again.setSelectionRange) again.setSelectionRange(caret, caret);
+    }
     showError(null);
     document.getElementById("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
   } catch (error) {
