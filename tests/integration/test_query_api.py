@@ -6,17 +6,22 @@ and ``agentmesh runs`` / ``agentmesh graph`` reading it with ``--collector`` (no
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import time
+import zipfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import duckdb
 import pytest
 
 from agentmesh.collector import Collector, CollectorSettings, MemoryStore
 from agentmesh.collector.cli import main
+from agentmesh.collector.export import export_store
 from agentmesh.collector.testing import SpanFactory, to_otlp_request
 
 
@@ -101,6 +106,7 @@ async def test_runs_a_run_graph_and_costs_over_http() -> None:
         ("/v1/runs/nope/spans", 404, "no run match 'nope'"),
         ("/v1/runs/run-/spans", 409, "2 runs match 'run-'"),
         ("/v1/runs/run-loop/spans?limit=x", 400, "limit must be a whole number from 1 to 50000"),
+        ("/v1/export?format=xlsx", 400, "format must be one of parquet, csv, json, not 'xlsx'"),
     ],
 )
 async def test_a_wrong_request_is_answered_in_plain_words(
@@ -133,6 +139,37 @@ async def test_a_runs_spans_with_what_the_graph_reads_of_them() -> None:
         assert (status, first["spans"], first["truncated"]) == (200, spans[:3], True)
 
 
+async def test_an_export_from_a_running_collector_matches_one_from_its_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with _collector() as collector:
+        base = collector.http_endpoint
+        async with (
+            aiohttp.ClientSession() as client,
+            client.get(base + "/v1/export?format=csv") as response,
+        ):
+            assert response.status == 200
+            assert response.content_type == "application/zip"
+            rows = json.loads(response.headers["X-AgentMesh-Export-Rows"])
+            archive = zipfile.ZipFile(io.BytesIO(await response.read()))
+        assert sorted(archive.namelist()) == sorted(f"{table}.csv" for table in rows)
+        assert (rows["runs"], rows["spans"], rows["detections"]) == (2, 17, 1)
+        assert archive.read("runs.csv").decode().count("\n") == 1 + 2  # header and two runs
+
+        assert (
+            await asyncio.to_thread(
+                main, ["export", "--collector", base, "--out", str(tmp_path / "api")]
+            )
+            == 0
+        )
+        assert "spans: 17 rows" in capsys.readouterr().out
+        await export_store(collector.store, tmp_path / "store")
+    for table in rows:
+        via_api = duckdb.sql(f"select * from '{tmp_path / 'api' / table}.parquet' order by all")
+        direct = duckdb.sql(f"select * from '{tmp_path / 'store' / table}.parquet' order by all")
+        assert via_api.fetchall() == direct.fetchall(), table
+
+
 async def test_the_api_needs_the_collectors_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     async with _collector(auth_bearer_tokens=["s3cret"]) as collector:
         base = collector.http_endpoint
@@ -143,8 +180,9 @@ async def test_the_api_needs_the_collectors_credentials(monkeypatch: pytest.Monk
         async with (
             aiohttp.ClientSession() as client,
             client.get(base + "/v1/runs/run-loop/spans") as response,
+            client.get(base + "/v1/export") as export,
         ):
-            assert response.status == 401
+            assert (response.status, export.status) == (401, 401)
         assert await asyncio.to_thread(main, ["runs", "--collector", base]) == 2
         monkeypatch.setenv("AGENTMESH_API_TOKEN", "s3cret")
         assert await asyncio.to_thread(main, ["runs", "--collector", base, "--json"]) == 0

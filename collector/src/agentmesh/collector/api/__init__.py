@@ -1,10 +1,11 @@
-"""The collector's query API: stored runs, run graphs and costs over HTTP (``GET /v1/runs``...)."""
+"""The collector's query API: stored runs, run graphs, spans, costs and exports over HTTP."""
 
 from typing import TYPE_CHECKING
 
 from agentmesh.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from agentmesh.collector.api.export import EXPORT_PATH, EXPORT_ROWS_HEADER, export_routes
     from agentmesh.collector.api.payloads import (
         cost_from_json,
         cost_to_json,
@@ -24,11 +25,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COSTS_PATH",
+    "EXPORT_PATH",
+    "EXPORT_ROWS_HEADER",
     "RUNS_PATH",
     "RUN_PATH",
     "RUN_SPANS_PATH",
     "cost_from_json",
     "cost_to_json",
+    "export_routes",
     "graph_from_json",
     "graph_to_json",
     "run_from_json",
@@ -41,6 +45,9 @@ __getattr__, __dir__ = lazy_exports(
     globals(),
     {
         "COSTS_PATH": "agentmesh.collector.api.runs",
+        "EXPORT_PATH": "agentmesh.collector.api.export",
+        "EXPORT_ROWS_HEADER": "agentmesh.collector.api.export",
+        "export_routes": "agentmesh.collector.api.export",
         "RUNS_PATH": "agentmesh.collector.api.runs",
         "RUN_PATH": "agentmesh.collector.api.runs",
         "RUN_SPANS_PATH": "agentmesh.collector.api.runs",

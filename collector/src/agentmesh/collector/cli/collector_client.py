@@ -8,19 +8,23 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Final
+from collections.abc import Mapping
+from typing import BinaryIO, Final
 
 from agentmesh.core import ConfigError
 
-__all__ = ["TOKEN_ENV", "get_json"]
+__all__ = ["TOKEN_ENV", "get_file", "get_json"]
 
 TOKEN_ENV: Final = "AGENTMESH_API_TOKEN"  # noqa: S105 - a variable name, not a secret
 """The environment variable holding the bearer token sent to the collector, if any."""
 
 _TIMEOUT_SECONDS: Final = 10.0
+_FILE_TIMEOUT_SECONDS: Final = 600.0
+"""Longest wait for a file's first byte (an export is written before it is sent)."""
 
 
 def get_json(base: str, path: str, **query: str) -> object:
@@ -38,6 +42,43 @@ def get_json(base: str, path: str, **query: str) -> object:
         ConfigError: The URL is not http(s), the collector is unreachable, or it answered an
             error (its ``error`` message is passed on).
     """
+    request = _request(base, path, query)
+    try:
+        with urllib.request.urlopen(request, timeout=_TIMEOUT_SECONDS) as response:  # noqa: S310
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raise ConfigError(f"collector at {base}: {_detail(exc)}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise ConfigError(f"collector at {base} is unreachable: {exc}") from exc
+
+
+def get_file(base: str, path: str, dest: BinaryIO, **query: str) -> Mapping[str, str]:
+    """``GET`` a file from the collector's HTTP endpoint into ``dest``, in chunks.
+
+    Args:
+        base: The collector's OTLP/HTTP endpoint (``http://127.0.0.1:4318``).
+        path: The path, already quoted (``/v1/export``).
+        dest: Where the body is written.
+        **query: Query parameters.
+
+    Returns:
+        The answer's headers.
+
+    Raises:
+        ConfigError: As :func:`get_json`.
+    """
+    request = _request(base, path, query)
+    try:
+        with urllib.request.urlopen(request, timeout=_FILE_TIMEOUT_SECONDS) as response:  # noqa: S310
+            shutil.copyfileobj(response, dest, 1 << 20)
+            return dict(response.headers.items())
+    except urllib.error.HTTPError as exc:
+        raise ConfigError(f"collector at {base}: {_detail(exc)}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise ConfigError(f"collector at {base} is unreachable: {exc}") from exc
+
+
+def _request(base: str, path: str, query: Mapping[str, str]) -> urllib.request.Request:
     if not base.startswith(("http://", "https://")):
         raise ConfigError(f"--collector {base!r}: expected an http:// or https:// URL")
     url = base.rstrip("/") + path + ("?" + urllib.parse.urlencode(query) if query else "")
@@ -45,14 +86,12 @@ def get_json(base: str, path: str, **query: str) -> object:
     token = os.environ.get(TOKEN_ENV)
     if token:
         request.add_header("Authorization", f"Bearer {token}")
+    return request
+
+
+def _detail(exc: urllib.error.HTTPError) -> str:
+    """The ``error`` message of an error answer, else its reason."""
     try:
-        with urllib.request.urlopen(request, timeout=_TIMEOUT_SECONDS) as response:  # noqa: S310
-            return json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        try:
-            detail = str(json.loads(exc.read()).get("error", exc.reason))
-        except (ValueError, AttributeError):
-            detail = str(exc.reason)
-        raise ConfigError(f"collector at {base}: {detail}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        raise ConfigError(f"collector at {base} is unreachable: {exc}") from exc
+        return str(json.loads(exc.read()).get("error", exc.reason))
+    except (ValueError, AttributeError):
+        return str(exc.reason)

@@ -12,7 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from agentmesh.collector.cli.collector_client import get_json
+from agentmesh.collector.cli.collector_client import get_file, get_json
 from agentmesh.collector.cli.store_options import add_store_options, store_settings
 from agentmesh.collector.durations import parse_duration
 from agentmesh.collector.export import EXPORT_FORMATS
@@ -197,7 +197,7 @@ def add_export_command(parser: argparse.ArgumentParser) -> None:
     Args:
         parser: The subcommand's parser.
     """
-    add_store_options(parser)
+    _add_reading_options(parser, listing=False)
     parser.add_argument(
         "--format", choices=EXPORT_FORMATS, default="parquet", help="file format (default parquet)"
     )
@@ -208,9 +208,37 @@ def add_export_command(parser: argparse.ArgumentParser) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from agentmesh.collector.export import export_store
+    out, fmt = Path(args.out), str(args.format)
+    if args.collector:
+        counts = _export_from_collector(str(args.collector), out, fmt)
+    else:
+        from agentmesh.collector.export import export_store
 
-    counts = _with_store(args, lambda store: export_store(store, Path(args.out), str(args.format)))
+        counts = _with_store(args, lambda store: export_store(store, out, fmt))
     for table, rows in counts.items():
         print(f"{table}: {rows} rows → {Path(args.out) / f'{table}.{args.format}'}")
     return 0
+
+
+def _export_from_collector(base: str, out: Path, fmt: str) -> dict[str, int]:
+    """Download ``GET /v1/export`` and unpack its files into ``out`` (replacing them)."""
+    import tempfile
+    import zipfile
+
+    from agentmesh.collector.api.export import EXPORT_PATH, EXPORT_ROWS_HEADER
+
+    with tempfile.TemporaryFile() as archive:
+        headers = get_file(base, EXPORT_PATH, archive, format=fmt)
+        try:
+            counts = {str(k): int(v) for k, v in json.loads(headers[EXPORT_ROWS_HEADER]).items()}
+            with zipfile.ZipFile(archive) as files:
+                out.mkdir(parents=True, exist_ok=True)
+                for name in files.namelist():
+                    if Path(name).name != name:  # only plain file names: nothing outside out
+                        raise ConfigError(f"unexpected file {name!r} in the export")
+                    (out / name).write_bytes(files.read(name))
+        except (KeyError, ValueError, zipfile.BadZipFile) as exc:
+            raise ConfigError(f"collector at {base} sent a broken export: {exc}") from exc
+        except OSError as exc:
+            raise ConfigError(f"cannot write the export to {out}: {exc}") from exc
+    return counts

@@ -1,0 +1,101 @@
+"""``GET /v1/export?format=parquet``: the collector's store exported as one ZIP archive.
+
+The same tables as ``agentmesh export`` (``runs``, ``agents``, ``handoffs``, ``spans``,
+``detections``; Parquet, CSV or JSON lines), written from the collector's own store while it
+runs, so a DuckDB collector need not be stopped to export. The archive is built in a temporary
+directory and sent in chunks; the rows per table are in the ``X-AgentMesh-Export-Rows`` header
+(JSON). An export holds every row in memory while it is written, so one runs at a time: a
+second request meanwhile is answered ``503`` with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Final
+
+from aiohttp import web
+
+from agentmesh.collector.export import EXPORT_FORMATS, export_store
+from agentmesh.collector.store.base import SpanStore
+from agentmesh.core import StoreError
+from agentmesh.core.log import get_logger
+
+__all__ = ["EXPORT_PATH", "EXPORT_ROWS_HEADER", "export_routes"]
+
+log = get_logger(__name__)
+
+EXPORT_PATH: Final = "/v1/export"
+EXPORT_ROWS_HEADER: Final = "X-AgentMesh-Export-Rows"
+"""The answer's header holding the rows written per table, as a JSON object."""
+
+_CHUNK_BYTES: Final = 1 << 20
+_RETRY_AFTER_SECONDS: Final = 5
+
+
+def _zip(files: Path, archive: Path, fmt: str) -> int:
+    # Parquet is compressed already; CSV and JSON lines shrink several times when deflated.
+    method = zipfile.ZIP_STORED if fmt == "parquet" else zipfile.ZIP_DEFLATED
+    with zipfile.ZipFile(archive, "w", compression=method) as out:
+        for path in sorted(files.iterdir()):
+            out.write(path, arcname=path.name)
+    return archive.stat().st_size
+
+
+def export_routes(store: SpanStore) -> list[web.RouteDef]:
+    """Return the export route, reading ``store``.
+
+    Args:
+        store: The collector's span store.
+
+    Returns:
+        The route to mount on the OTLP/HTTP receiver.
+    """
+    running = asyncio.Lock()
+
+    async def export(request: web.Request) -> web.StreamResponse:
+        fmt = request.query.get("format", "parquet")
+        if fmt not in EXPORT_FORMATS:
+            return web.json_response(
+                {"error": f"format must be one of {', '.join(EXPORT_FORMATS)}, not {fmt!r}"},
+                status=400,
+            )
+        if running.locked():
+            return web.json_response(
+                {"error": "an export is already running; try again when it has finished"},
+                status=503,
+                headers={"Retry-After": str(_RETRY_AFTER_SECONDS)},
+            )
+        async with running:
+            work = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="agentmesh-export-"))
+            try:
+                try:
+                    counts = await export_store(store, work / "files", fmt)
+                except StoreError as exc:
+                    log.warning("export failed", error=str(exc))
+                    return web.json_response({"error": str(exc)}, status=500)
+                archive = work / "export.zip"
+                size = await asyncio.to_thread(_zip, work / "files", archive, fmt)
+                response = web.StreamResponse(
+                    headers={
+                        "Content-Type": "application/zip",
+                        "Content-Disposition": f'attachment; filename="agentmesh-{fmt}.zip"',
+                        EXPORT_ROWS_HEADER: json.dumps(counts),
+                    }
+                )
+                response.content_length = size
+                await response.prepare(request)
+                with archive.open("rb") as source:
+                    while chunk := await asyncio.to_thread(source.read, _CHUNK_BYTES):
+                        await response.write(chunk)
+                await response.write_eof()
+                log.info("export sent", format=fmt, bytes=size, **counts)
+                return response
+            finally:
+                await asyncio.to_thread(shutil.rmtree, work, True)
+
+    return [web.route("GET", EXPORT_PATH, export)]
