@@ -114,6 +114,13 @@ async def test_runs_a_runs_graph_timeline_and_detections_and_costs(chromium_bina
         await expect(details).to_contain_text("agentmesh.cost.usd")
         await expect(details).to_contain_text("120 in, 0 out")
 
+        await page.locator("nav a[data-view='detections']").click()
+        detections = page.locator("#detections-table tr.detection-row")
+        await expect(detections).to_have_count(1)
+        await expect(detections).to_contain_text("handoff_loop")
+        await detections.locator("a").click()  # to the run it was found in
+        await expect(page.locator("#run-title")).to_contain_text("run-loop")
+
         await page.locator("nav a[data-view='costs']").click()
         costs = page.locator("#costs-table tbody tr td:first-child")
         await expect(costs).to_have_text(["writer", "planner", "researcher"])  # by cost

@@ -86,6 +86,13 @@ async def test_runs_a_run_graph_and_costs_over_http() -> None:
         status, by_trace = await _get(base + "/v1/runs/" + loop["trace_id"])
         assert (status, by_trace) == (200, one)
 
+        status, found = await _get(base + "/v1/detections")
+        assert status == 200
+        assert found["detections"] == one["detections"]
+        for query, count in [("?type=handoff_loop", 1), ("?type=ping_pong", 0), ("?since=1h", 1)]:
+            assert len((await _get(base + "/v1/detections" + query))[1]["detections"]) == count
+        assert (await _get(base + "/v1/detections?limit=1"))[1] == found
+
         status, costs = await _get(base + "/v1/costs?group_by=agent")
         assert status == 200
         planner = next(c for c in costs["costs"] if c["key"] == "planner")
@@ -106,6 +113,7 @@ async def test_runs_a_run_graph_and_costs_over_http() -> None:
         ("/v1/runs/nope/spans", 404, "no run match 'nope'"),
         ("/v1/runs/run-/spans", 409, "2 runs match 'run-'"),
         ("/v1/runs/run-loop/spans?limit=x", 400, "limit must be a whole number from 1 to 50000"),
+        ("/v1/detections?limit=1001", 400, "limit must be a whole number from 1 to 1000"),
         ("/v1/export?format=xlsx", 400, "format must be one of parquet, csv, json, not 'xlsx'"),
     ],
 )

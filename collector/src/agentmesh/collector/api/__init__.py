@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     )
     from agentmesh.collector.api.runs import (
         COSTS_PATH,
+        DETECTIONS_PATH,
         RUN_PATH,
         RUN_SPANS_PATH,
         RUNS_PATH,
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COSTS_PATH",
+    "DETECTIONS_PATH",
     "EXPORT_PATH",
     "EXPORT_ROWS_HEADER",
     "RUNS_PATH",
@@ -45,6 +47,7 @@ __getattr__, __dir__ = lazy_exports(
     globals(),
     {
         "COSTS_PATH": "agentmesh.collector.api.runs",
+        "DETECTIONS_PATH": "agentmesh.collector.api.runs",
         "EXPORT_PATH": "agentmesh.collector.api.export",
         "EXPORT_ROWS_HEADER": "agentmesh.collector.api.export",
         "export_routes": "agentmesh.collector.api.export",

@@ -12,6 +12,8 @@ configured they need the same credentials as OTLP requests.
 - ``GET /v1/runs/{run}/spans?limit=5000``: ``{"spans": [...], "truncated": false}``, the run's
   spans by start time with what the graph reads of each (operation, agent, model, tokens,
   cost), the first ``limit`` (1-50000, default 5000).
+- ``GET /v1/detections?limit=100&since=1h&type=handoff_loop``: ``{"detections": [...]}``,
+  newest first, of every run (``limit`` 1-1000, default 100; ``type`` one detection type).
 - ``GET /v1/costs?group_by=agent&since=1h``: ``{"costs": [...]}`` by agent or by model.
 
 Errors are ``{"error": "..."}`` in plain words, with ``400`` for a wrong parameter.
@@ -38,6 +40,7 @@ from agentmesh.core import ConfigError
 
 __all__ = [
     "COSTS_PATH",
+    "DETECTIONS_PATH",
     "MAX_LIMIT",
     "MAX_SPANS",
     "RUNS_PATH",
@@ -49,6 +52,7 @@ __all__ = [
 RUNS_PATH: Final = "/v1/runs"
 RUN_PATH: Final = "/v1/runs/{run}"
 RUN_SPANS_PATH: Final = "/v1/runs/{run}/spans"
+DETECTIONS_PATH: Final = "/v1/detections"
 COSTS_PATH: Final = "/v1/costs"
 MAX_LIMIT: Final = 1000
 """Most runs one ``GET /v1/runs`` returns."""
@@ -128,6 +132,20 @@ def runs_routes(store: SpanStore) -> list[web.RouteDef]:
             }
         )
 
+    async def detections(request: web.Request) -> web.Response:
+        try:
+            limit, since = _limit(request, 100), _since(request)
+        except ConfigError as exc:
+            return _error(str(exc), 400)
+        wanted = request.query.get("type")
+        found = [
+            d
+            for d in await store.detections()
+            if (since is None or d.detected_at_ns >= since) and wanted in (None, d.type)
+        ]
+        found.sort(key=lambda d: (d.detected_at_ns, d.id), reverse=True)
+        return web.json_response({"detections": [detection_to_dict(d) for d in found[:limit]]})
+
     async def costs(request: web.Request) -> web.Response:
         group = request.query.get("group_by", "agent")
         if group not in ("agent", "model"):
@@ -143,5 +161,6 @@ def runs_routes(store: SpanStore) -> list[web.RouteDef]:
         web.route("GET", RUNS_PATH, runs),
         web.route("GET", RUN_PATH, run),
         web.route("GET", RUN_SPANS_PATH, spans),
+        web.route("GET", DETECTIONS_PATH, detections),
         web.route("GET", COSTS_PATH, costs),
     ]

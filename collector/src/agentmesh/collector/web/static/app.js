@@ -1,5 +1,5 @@
 // The AgentMesh dashboard: a page over the collector's query API (/v1/runs, /v1/runs/{run},
-// /v1/runs/{run}/spans, /v1/costs). Every value from the API reaches the page as text
+// /v1/runs/{run}/spans, /v1/detections, /v1/costs). Every value from the API reaches the page as text
 // (textContent and attributes, never HTML), so span names and attributes cannot inject markup.
 
 const TOKEN_KEY = "agentmesh.token";
@@ -12,6 +12,7 @@ const state = {
   costsBy: localStorage.getItem("agentmesh.costsBy") ?? "agent",
   selectedSpan: null,
   showMarkers: false,
+  detectionType: "",
   filter: "",
   filterTimer: null,
   timer: null,
@@ -402,7 +403,7 @@ async function runView(runId) {
     h("td", { title: e.checkpoint_id ?? "" }, e.checkpoint_id ? short(e.checkpoint_id, 16) : "—")));
   const detectionItems = detections.map((d) => h("li", { class: `detection ${d.severity}`,
     "data-type": d.type },
-  badge(d.severity, d.severity === "critical" || d.severity === "error" ? "bad" : "warn"), " ",
+  severityBadge(d.severity), " ",
   h("strong", {}, d.type), d.agent ? h("span", { class: "muted" }, ` · ${d.agent}`) : null,
   h("div", {}, d.explanation),
   h("div", { class: "muted" }, fmtTime(d.detected_at_ns))));
@@ -429,6 +430,45 @@ async function runView(runId) {
     graph.handoffs.length ? section("Handoffs", "handoffs", table([["#", "num"], ["at", "num"],
       ["from → to"], ["kind"], ["context bytes", "num"], ["checkpoint"]], handoffRows, { id: "handoffs-table" })) : null,
     section("Timeline", "spans", timeline(spans, truncated)),
+  ];
+}
+
+function severityBadge(severity) {
+  return badge(severity, severity === "critical" || severity === "error" ? "bad"
+    : severity === "warning" ? "warn" : "info");
+}
+
+async function detectionsView() {
+  const query = new URLSearchParams({ limit: "500" });
+  if (state.since) query.set("since", state.since);
+  const { detections } = await api(`/v1/detections?${query}`);
+  const types = [...new Set(detections.map((d) => d.type))].sort();
+  const shown = state.detectionType
+    ? detections.filter((d) => d.type === state.detectionType) : detections;
+  const typeSelect = h("select", { id: "detection-type", "aria-label": "detection type",
+    onchange: (event) => { state.detectionType = event.target.value; render(); } },
+  h("option", { value: "" }, "every type"),
+  [...new Set([...types, state.detectionType].filter(Boolean))].map((type) =>
+    h("option", { value: type, selected: type === state.detectionType }, type)));
+  const byType = new Map();
+  for (const d of detections) byType.set(d.type, (byType.get(d.type) ?? 0) + 1);
+  const rows = shown.map((d) => h("tr", { class: "detection-row", "data-type": d.type },
+    h("td", { title: fmtTime(d.detected_at_ns) }, fmtAgo(d.detected_at_ns)),
+    h("td", {}, severityBadge(d.severity)),
+    h("td", {}, d.type),
+    h("td", {}, d.run_id
+      ? h("a", { href: `#/runs/${encodeURIComponent(d.run_id)}` }, d.run_id) : short(d.trace_id, 16)),
+    h("td", {}, d.agent ?? "—"),
+    h("td", {}, d.explanation)));
+  return [
+    h("div", { class: "toolbar" }, h("h1", {}, "Detections"), h("span", { class: "spacer" }),
+      typeSelect, sinceSelect(render)),
+    h("div", { class: "cards" }, card("detections", fmtInt(detections.length),
+      detections.length === 500 ? "the newest 500" : null),
+    [...byType].sort((a, b) => b[1] - a[1]).slice(0, 5).map(([type, count]) => card(type, fmtInt(count)))),
+    shown.length === 0 ? h("p", { class: "empty" }, "No detection in this range.")
+      : table([["when"], ["severity"], ["type"], ["run"], ["agent"], ["explanation"]], rows,
+        { id: "detections-table" }),
   ];
 }
 
@@ -472,6 +512,7 @@ function route() {
   const run = hash.match(/^\/runs\/(.+)$/);
   if (run) return { view: "run", load: () => runView(decodeURIComponent(run[1])) };
   if (hash === "/costs") return { view: "costs", load: costsView };
+  if (hash === "/detections") return { view: "detections", load: detectionsView };
   return { view: "runs", load: runsView };
 }
 
