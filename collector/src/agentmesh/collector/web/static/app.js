@@ -13,6 +13,8 @@ const state = {
   selectedSpan: null,
   showMarkers: false,
   detectionType: "",
+  settled: false,
+  ticks: 0,
   filter: "",
   filterTimer: null,
   timer: null,
@@ -385,6 +387,7 @@ async function runView(runId) {
   const [{ graph, detections }, { spans, truncated }] = await Promise.all([
     api(path), api(`${path}/spans`)]);
   const run = graph.run;
+  state.settled = run.complete;
   const flagged = new Set(detections.map((d) => d.agent).filter(Boolean));
   const agentRows = graph.agents.map((a) => h("tr", { "data-agent": a.name },
     h("td", {}, a.name, flagged.has(a.name) ? [" ", badge("flagged", "bad")] : null),
@@ -559,12 +562,16 @@ function schedule() {
   if (!live.checked) return;
   state.timer = setInterval(() => {
     if (document.hidden || document.getElementById("token-form")) return;
+    // a finished run changes only with late spans: refreshed every sixth tick (30 s)
+    state.ticks += 1;
+    if (route().view === "run" && state.settled && state.ticks % 6 !== 0) return;
     render({ quiet: true });
   }, REFRESH_MS);
 }
 
 window.addEventListener("hashchange", () => {
   state.selectedSpan = null;
+  state.settled = false;
   render();
 });
 document.addEventListener("DOMContentLoaded", () => {
