@@ -17,7 +17,8 @@ from playwright.async_api import Page, async_playwright, expect
 
 from agentmesh.collector import Collector, CollectorSettings, MemoryStore
 from agentmesh.collector.model import SpanRecord
-from agentmesh.collector.testing import SpanFactory, to_otlp_request
+from agentmesh.collector.testing import SpanFactory, to_otlp_request, with_attributes
+from agentmesh.core import semconv
 
 _HOSTILE = '<img src=x onerror="window.pwned=1">'
 
@@ -180,3 +181,51 @@ async def test_what_spans_say_is_shown_as_text_never_run(chromium_binary: str) -
         await expect(page.locator("#costs-table")).to_contain_text(_HOSTILE)
         assert await page.evaluate("window.pwned") is None
         assert await page.locator("main img, main b, main script").count() == 0
+
+
+def _routed_calls(model: str, count: int, cost: float) -> list[SpanRecord]:
+    f = SpanFactory(start_ns=time.time_ns() - 10**9)
+    root = f.workflow("triage", run_id=f"run-{model}")
+    agent = f.agent("triager", parent=root)
+    calls = [
+        with_attributes(
+            f.chat(parent=agent, model=model, cost_usd=cost),
+            {
+                semconv.AGENTMESH_ROUTE_DECISION_ID: f"d-{model}-{i}",
+                semconv.AGENTMESH_ROUTE_POLICY: "utility",
+                semconv.AGENTMESH_ROUTE_MODE: "enforce",
+                semconv.AGENTMESH_ROUTE_REQUESTED_MODEL: "gpt-4o",
+                semconv.AGENTMESH_ROUTE_CHOSEN: model,
+                semconv.AGENTMESH_ROUTE_TASK_CLASS: "triage",
+                semconv.AGENTMESH_ROUTE_FEATURES: '{"total_chars":80,"cluster":0}',
+            },
+        )
+        for i in range(count)
+    ]
+    return [root, agent, *calls]
+
+
+async def test_the_route_table_the_collector_publishes(chromium_binary: str) -> None:
+    async with (
+        _collector(
+            router_publish_seconds=0.05,
+            router_modes={"*": "shadow", "triage": "enforce"},
+            router_tradeoffs={"*": {"cost_weight": 100.0, "latency_weight": 0.0}},
+        ) as collector,
+        _page(chromium_binary) as page,
+    ):
+        await page.goto(collector.http_endpoint + "/ui/#/routing")
+        await expect(page.locator("#models")).to_contain_text("No routed call")
+        await expect(page.locator("#modes-table")).to_contain_text("triage")
+        await _post(collector, _routed_calls("gpt-4o-mini", 5, 0.001))
+        await _post(collector, _routed_calls("gpt-4o", 2, 0.02))
+        await page.locator("nav a[data-view='runs']").click()
+        await page.locator("nav a[data-view='routing']").click()
+        models = page.locator("#models-table tbody tr")
+        await expect(models).to_have_count(2, timeout=15_000)
+        await expect(models.first).to_have_attribute("data-model", "gpt-4o-mini")  # most calls
+        await expect(models.first.locator("td").nth(1)).to_have_text("5")
+        await expect(page.locator("#modes-table tbody tr")).to_have_text(
+            ["triageenforce", "every othershadow"]
+        )
+        await expect(page.locator("#tradeoffs")).to_contain_text("100")

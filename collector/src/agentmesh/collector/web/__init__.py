@@ -1,4 +1,4 @@
-"""The collector's web dashboard: runs, a run's graph, timeline and detections, and costs.
+"""The collector's web dashboard: runs, a run's graph and timeline, detections, costs, routing.
 
 Served at ``/ui/`` on the OTLP/HTTP port (``web_enabled``); a static page that reads the query
 API, so it shows what ``agentmesh runs``, ``graph`` and ``costs`` show, live.

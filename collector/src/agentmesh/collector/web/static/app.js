@@ -1,5 +1,5 @@
 // The AgentMesh dashboard: a page over the collector's query API (/v1/runs, /v1/runs/{run},
-// /v1/runs/{run}/spans, /v1/detections, /v1/costs). Every value from the API reaches the page as text
+// /v1/runs/{run}/spans, /v1/detections, /v1/costs) and the route table (/v1/route-table). Every value from the API reaches the page as text
 // (textContent and attributes, never HTML), so span names and attributes cannot inject markup.
 
 const TOKEN_KEY = "agentmesh.token";
@@ -14,6 +14,7 @@ const state = {
   showMarkers: false,
   detectionType: "",
   settled: false,
+  routeTable: null, // [etag, table]: the table is fetched again only when its ETag changes
   ticks: 0,
   filter: "",
   filterTimer: null,
@@ -116,14 +117,18 @@ function table(columns, rows, attrs = {}) {
 
 // ---- the API --------------------------------------------------------------------------------
 
-async function api(path) {
+function authHeaders() {
   const headers = { Accept: "application/json" };
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) {
     headers.Authorization = "Bearer " + token;
     headers["x-api-key"] = token;
   }
-  const response = await fetch(path, { headers, cache: "no-store" });
+  return headers;
+}
+
+async function api(path) {
+  const response = await fetch(path, { headers: authHeaders(), cache: "no-store" });
   if (response.status === 401) throw new AuthError((await response.text()).trim());
   let body;
   try {
@@ -508,6 +513,81 @@ async function costsView() {
   ];
 }
 
+async function routeTable() {
+  const [etag, cached] = state.routeTable ?? [null, null];
+  const response = await fetchTable(etag);
+  if (response === null) return cached;
+  state.routeTable = response;
+  return response[1];
+}
+
+async function fetchTable(etag) {
+  // a learned predictor can make the table large: ask for it only when it changed
+  const headers = authHeaders();
+  if (etag) headers["If-None-Match"] = etag;
+  const response = await fetch("/v1/route-table", { headers, cache: "no-store" });
+  if (response.status === 401) throw new AuthError((await response.text()).trim());
+  if (response.status === 304) return null;
+  if (!response.ok) throw new Error(`/v1/route-table answered HTTP ${response.status}`);
+  return [response.headers.get("ETag"), await response.json()];
+}
+
+function fmtSeconds(seconds) {
+  return seconds === null || seconds === undefined ? "—" : fmtDuration(seconds * 1e9);
+}
+
+async function routingView() {
+  const rt = await routeTable();
+  const now = Date.now() / 1000;
+  const open = Object.entries(rt.breakers).filter(([, until]) => until > now);
+  const unseen = { calls: 0, errors: 0, latency_p50_s: null, latency_p95_s: null,
+    cost_mean_usd: null, quality_mean: null }; // a model with an open breaker but no outcome
+  const models = [...new Set([...Object.keys(rt.models), ...Object.keys(rt.breakers)])]
+    .map((name) => [name, rt.models[name] ?? unseen]).sort((a, b) => b[1].calls - a[1].calls);
+  const modes = Object.entries(rt.modes).sort(([a], [b]) => a.localeCompare(b));
+  const tradeoffs = Object.entries(rt.tradeoffs).sort(([a], [b]) => a.localeCompare(b));
+  const modelRows = models.map(([name, m]) => {
+    const until = rt.breakers[name];
+    return h("tr", { "data-model": name }, h("td", {}, name),
+      h("td", { class: "num" }, fmtInt(m.calls)),
+      h("td", { class: "num" }, m.calls ? `${((100 * m.errors) / m.calls).toFixed(1)}%` : "—"),
+      h("td", { class: "num" }, fmtSeconds(m.latency_p50_s)),
+      h("td", { class: "num" }, fmtSeconds(m.latency_p95_s)),
+      h("td", { class: "num" }, m.cost_mean_usd === null ? "—" : fmtCost(m.cost_mean_usd)),
+      h("td", { class: "num" }, m.quality_mean === null ? "—" : m.quality_mean.toFixed(2)),
+      h("td", {}, until > now
+        ? [badge("open", "bad"), ` until ${new Date(until * 1000).toLocaleTimeString()}`]
+        : badge("closed", "ok")));
+  });
+  return [
+    h("div", { class: "toolbar" }, h("h1", {}, "Routing"), h("span", { class: "spacer" })),
+    h("p", { class: "muted" }, "The route table this collector publishes; apps follow it and "
+      + "fall back to their last copy, then to their bundled defaults."),
+    h("div", { class: "cards" },
+      card("version", fmtInt(rt.version), rt.generated_at
+        ? `published ${fmtAgo(rt.generated_at * 1e9)}` : "defaults, never published"),
+      card("models observed", fmtInt(models.length)),
+      card("breakers open", fmtInt(open.length)),
+      card("learned predictor", rt.predictor ? "yes" : "no")),
+    section("Modes by task class", "modes", modes.length || rt.default_mode
+      ? table([["task class"], ["mode"]], [
+        ...modes.map(([task, mode]) => h("tr", {}, h("td", {}, task === "*" ? "every other" : task),
+          h("td", {}, mode))),
+        rt.default_mode ? h("tr", {}, h("td", {}, "every other"), h("td", {}, rt.default_mode)) : null,
+      ], { id: "modes-table" })
+      : h("p", { class: "muted" }, "None set: each app keeps its AGENTMESH_ROUTING_MODE.")),
+    tradeoffs.length ? section("Trade-offs", "tradeoffs", table([["task class"],
+      ["cost weight (per USD)", "num"], ["latency weight (per s)", "num"]], tradeoffs.map(([task, t]) =>
+      h("tr", {}, h("td", {}, task === "*" ? "every other" : task),
+        h("td", { class: "num" }, t.cost_weight), h("td", { class: "num" }, t.latency_weight))))) : null,
+    section("Models", "models", models.length === 0
+      ? h("p", { class: "empty" }, "No routed call has reached this collector yet.")
+      : table([["model"], ["calls", "num"], ["errors", "num"], ["latency p50", "num"],
+        ["latency p95", "num"], ["mean cost", "num"], ["quality", "num"], ["breaker"]], modelRows,
+      { id: "models-table" })),
+  ];
+}
+
 // ---- routing and refresh --------------------------------------------------------------------
 
 function route() {
@@ -516,6 +596,7 @@ function route() {
   if (run) return { view: "run", load: () => runView(decodeURIComponent(run[1])) };
   if (hash === "/costs") return { view: "costs", load: costsView };
   if (hash === "/detections") return { view: "detections", load: detectionsView };
+  if (hash === "/routing") return { view: "routing", load: routingView };
   return { view: "runs", load: runsView };
 }
 
