@@ -271,6 +271,14 @@ async def test_detections_are_idempotent_by_id_and_round_trip(store: SpanStore) 
     assert await store.detections() == [tie, first, later]
     assert await store.detections(f1.trace_id) == [tie, first]
     assert await store.detections("f" * 32) == []
+    # a time range and the newest few, still oldest first; ties broken by id
+    assert await store.detections(since_ns=21) == [later]
+    assert await store.detections(since_ns=20) == [tie, first, later]
+    assert await store.detections(limit=2) == [first, later]
+    assert await store.detections(limit=1) == [later]
+    assert await store.detections(limit=5) == [tie, first, later]
+    assert await store.detections(f1.trace_id, since_ns=20, limit=1) == [first]
+    assert await store.detections(since_ns=31, limit=3) == []
 
 
 def _costs_fixture() -> tuple[list[list[SpanRecord]], list[RunGraph]]:

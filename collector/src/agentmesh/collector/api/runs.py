@@ -138,13 +138,13 @@ def runs_routes(store: SpanStore) -> list[web.RouteDef]:
         except ConfigError as exc:
             return _error(str(exc), 400)
         wanted = request.query.get("type")
-        found = [
-            d
-            for d in await store.detections()
-            if (since is None or d.detected_at_ns >= since) and wanted in (None, d.type)
-        ]
-        found.sort(key=lambda d: (d.detected_at_ns, d.id), reverse=True)
-        return web.json_response({"detections": [detection_to_dict(d) for d in found[:limit]]})
+        if wanted is None:
+            found = await store.detections(since_ns=since, limit=limit)
+        else:  # the store has no type filter: read the range and keep that type
+            found = [d for d in await store.detections(since_ns=since) if d.type == wanted]
+        return web.json_response(
+            {"detections": [detection_to_dict(d) for d in reversed(found[-limit:])]}
+        )
 
     async def costs(request: web.Request) -> web.Response:
         group = request.query.get("group_by", "agent")

@@ -402,23 +402,34 @@ class DuckDBStore:
         """
         return await self._call(lambda con: _read_graph(con, trace_id))
 
-    async def detections(self, trace_id: str | None = None) -> list[Detection]:
+    async def detections(
+        self, trace_id: str | None = None, *, since_ns: int | None = None, limit: int | None = None
+    ) -> list[Detection]:
         """Read detections, oldest first (then by id).
 
         Args:
             trace_id: Only this trace's; every trace's when ``None``.
+            since_ns: Only those detected at or after this time (Unix nanoseconds).
+            limit: Only the newest ``limit`` of them (still returned oldest first).
 
         Returns:
             The detections.
         """
-        query = _SELECT_DETECTIONS
+        where: list[str] = []
         params: list[object] = []
         if trace_id is not None:
-            query += " WHERE trace_id = ?"
+            where.append("trace_id = ?")
             params.append(trace_id)
-        query += " ORDER BY detected_at_ns, id"
+        if since_ns is not None:
+            where.append("detected_at_ns >= ?")
+            params.append(since_ns)
+        query = _SELECT_DETECTIONS + (" WHERE " + " AND ".join(where) if where else "")
+        query += " ORDER BY detected_at_ns DESC, id DESC"  # newest first, for the limit
+        if limit is not None:
+            query += " LIMIT ?"
+            params.append(limit)
         rows = await self._call(lambda con: _fetch(con, query, params))
-        return [detection_from_row(row) for row in rows]
+        return [detection_from_row(row) for row in reversed(rows)]
 
     # --- the worker thread ------------------------------------------------------------------
 

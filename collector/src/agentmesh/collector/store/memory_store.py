@@ -242,18 +242,30 @@ class MemoryStore:
             handoffs=sorted(graph.handoffs, key=lambda edge: edge.seq),
         )
 
-    async def detections(self, trace_id: str | None = None) -> list[Detection]:
+    async def detections(
+        self, trace_id: str | None = None, *, since_ns: int | None = None, limit: int | None = None
+    ) -> list[Detection]:
         """Read detections, oldest first (then by id).
 
         Args:
             trace_id: Only this trace's; every trace's when ``None``.
+            since_ns: Only those detected at or after this time (Unix nanoseconds).
+            limit: Only the newest ``limit`` of them (still returned oldest first).
 
         Returns:
             The detections.
         """
         self._check()
-        found = [d for d in self._detections.values() if trace_id is None or d.trace_id == trace_id]
-        return sorted(found, key=lambda d: (d.detected_at_ns, d.id))
+        found = sorted(
+            (
+                d
+                for d in self._detections.values()
+                if (trace_id is None or d.trace_id == trace_id)
+                and (since_ns is None or d.detected_at_ns >= since_ns)
+            ),
+            key=lambda d: (d.detected_at_ns, d.id),
+        )
+        return found[-limit:] if limit is not None and limit < len(found) else found
 
     async def close(self) -> None:
         """Mark the store closed; later calls raise ``StoreError``. The data is kept."""

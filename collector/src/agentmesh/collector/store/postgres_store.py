@@ -173,9 +173,12 @@ _COSTS_BY_MODEL: Final = f"""
 _SELECT_DETECTIONS: Final = """
     SELECT id, type, severity, trace_id, run_id, agent, span_ids, explanation, detected_at_ns,
         details
-    FROM detections WHERE ($1::text IS NULL OR trace_id = $1)
-    ORDER BY detected_at_ns, id COLLATE "C"
+    FROM detections
+    WHERE ($1::text IS NULL OR trace_id = $1) AND ($2::bigint IS NULL OR detected_at_ns >= $2)
+    ORDER BY detected_at_ns DESC, id COLLATE "C" DESC
+    LIMIT $3
 """
+"""Newest first, for the limit (``NULL``: every row); read back oldest first."""
 _INSERT_DETECTION: Final = """
     INSERT INTO detections (id, type, severity, trace_id, run_id, agent, span_ids, explanation,
         detected_at_ns, details)
@@ -474,17 +477,21 @@ class PostgresStore:
 
         return await self._run(read)
 
-    async def detections(self, trace_id: str | None = None) -> list[Detection]:
+    async def detections(
+        self, trace_id: str | None = None, *, since_ns: int | None = None, limit: int | None = None
+    ) -> list[Detection]:
         """Read detections, oldest first (then by id).
 
         Args:
             trace_id: Only this trace's; every trace's when ``None``.
+            since_ns: Only those detected at or after this time (Unix nanoseconds).
+            limit: Only the newest ``limit`` of them (still returned oldest first).
 
         Returns:
             The detections.
         """
-        rows = await self._run(lambda con: con.fetch(_SELECT_DETECTIONS, trace_id))
-        return [detection_from_row(row) for row in rows]
+        rows = await self._run(lambda con: con.fetch(_SELECT_DETECTIONS, trace_id, since_ns, limit))
+        return [detection_from_row(row) for row in reversed(rows)]
 
     # --- the pool ---------------------------------------------------------------------------
 
