@@ -178,6 +178,24 @@ async def test_an_export_from_a_running_collector_matches_one_from_its_store(
         assert via_api.fetchall() == direct.fetchall(), table
 
 
+async def test_exports_one_after_another_are_never_refused_and_concurrent_ones_retry() -> None:
+    async with _collector() as collector, aiohttp.ClientSession() as client:
+        url = collector.http_endpoint + "/v1/export?format=json"
+        for _ in range(5):  # each asked for as soon as the last one has been read
+            async with client.get(url) as response:
+                assert response.status == 200, await response.text()
+                await response.read()
+
+        async def fetch() -> tuple[int, str | None]:
+            async with client.get(url) as response:
+                await response.read()
+                return response.status, response.headers.get("Retry-After")
+
+        answers = await asyncio.gather(*(fetch() for _ in range(4)))
+    assert (200, None) in answers
+    assert set(answers) <= {(200, None), (503, "5")}, answers
+
+
 async def test_the_api_needs_the_collectors_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     async with _collector(auth_bearer_tokens=["s3cret"]) as collector:
         base = collector.http_endpoint

@@ -4,8 +4,9 @@ The same tables as ``agentmesh export`` (``runs``, ``agents``, ``handoffs``, ``s
 ``detections``; Parquet, CSV or JSON lines), written from the collector's own store while it
 runs, so a DuckDB collector need not be stopped to export. The archive is built in a temporary
 directory and sent in chunks; the rows per table are in the ``X-AgentMesh-Export-Rows`` header
-(JSON). An export holds every row in memory while it is written, so one runs at a time: a
-second request meanwhile is answered ``503`` with ``Retry-After``.
+(JSON). An export holds every row in memory while it is written, so one is written at a time:
+a second request meanwhile is answered ``503`` with ``Retry-After`` (sending a finished archive
+does not count).
 """
 
 from __future__ import annotations
@@ -70,9 +71,12 @@ def export_routes(store: SpanStore) -> list[web.RouteDef]:
                 status=503,
                 headers={"Retry-After": str(_RETRY_AFTER_SECONDS)},
             )
-        async with running:
-            work = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="agentmesh-export-"))
-            try:
+        work: Path | None = None
+        try:
+            # Only the export itself holds the lock (it holds every row in memory); sending the
+            # archive does not, so a client that asks again once it has read one is never refused.
+            async with running:  # taken at once: nothing awaited since the check above
+                work = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="agentmesh-export-"))
                 try:
                     counts = await export_store(store, work / "files", fmt)
                 except StoreError as exc:
@@ -80,22 +84,23 @@ def export_routes(store: SpanStore) -> list[web.RouteDef]:
                     return web.json_response({"error": str(exc)}, status=500)
                 archive = work / "export.zip"
                 size = await asyncio.to_thread(_zip, work / "files", archive, fmt)
-                response = web.StreamResponse(
-                    headers={
-                        "Content-Type": "application/zip",
-                        "Content-Disposition": f'attachment; filename="agentmesh-{fmt}.zip"',
-                        EXPORT_ROWS_HEADER: json.dumps(counts),
-                    }
-                )
-                response.content_length = size
-                await response.prepare(request)
-                with archive.open("rb") as source:
-                    while chunk := await asyncio.to_thread(source.read, _CHUNK_BYTES):
-                        await response.write(chunk)
-                await response.write_eof()
-                log.info("export sent", format=fmt, bytes=size, **counts)
-                return response
-            finally:
+            response = web.StreamResponse(
+                headers={
+                    "Content-Type": "application/zip",
+                    "Content-Disposition": f'attachment; filename="agentmesh-{fmt}.zip"',
+                    EXPORT_ROWS_HEADER: json.dumps(counts),
+                }
+            )
+            response.content_length = size
+            await response.prepare(request)
+            with archive.open("rb") as source:
+                while chunk := await asyncio.to_thread(source.read, _CHUNK_BYTES):
+                    await response.write(chunk)
+            await response.write_eof()
+            log.info("export sent", format=fmt, bytes=size, **counts)
+            return response
+        finally:
+            if work is not None:
                 await asyncio.to_thread(shutil.rmtree, work, True)
 
     return [web.route("GET", EXPORT_PATH, export)]
