@@ -90,6 +90,16 @@ async def test_runs_a_runs_graph_timeline_and_detections_and_costs(chromium_bina
         await expect(page.locator("#filter")).to_be_focused()
         await page.fill("#filter", "")
         await expect(rows).to_have_count(2)
+        await page.goto(collector.http_endpoint + "/ui/?page_size=1")  # pages of one run
+        await expect(rows).to_have_count(1)
+        await expect(rows.first).to_have_attribute("data-run", "run-clean")
+        await page.click("#older")
+        await expect(rows.first).to_have_attribute("data-run", "run-loop")
+        await page.click("#newer")
+        await expect(rows.first).to_have_attribute("data-run", "run-clean")
+        await expect(page.locator("#newer")).to_have_count(0)
+        await page.goto(collector.http_endpoint + "/ui/")
+        await expect(rows).to_have_count(2)
         loop = page.locator("tr.run-row[data-run='run-loop']")
         await expect(loop.locator("td").last).to_have_text("1")  # one detection
 

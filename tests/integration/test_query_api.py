@@ -77,6 +77,12 @@ async def test_runs_a_run_graph_and_costs_over_http() -> None:
             "run-clean"
         ]
 
+        assert listed["next_before"] is None  # not a full page
+        first = (await _get(base + "/v1/runs?limit=1"))[1]
+        assert first["next_before"] == str(listed["runs"][0]["start_ns"])  # exact, as text
+        status, older = await _get(base + f"/v1/runs?limit=1&before={first['next_before']}")
+        assert (status, [r["run_id"] for r in older["runs"]]) == (200, ["run-loop"])
+
         status, one = await _get(base + "/v1/runs/run-lo")  # a unique prefix
         assert status == 200
         assert one["graph"]["run"] == loop
@@ -113,6 +119,7 @@ async def test_runs_a_run_graph_and_costs_over_http() -> None:
         ("/v1/runs/nope/spans", 404, "no run match 'nope'"),
         ("/v1/runs/run-/spans", 409, "2 runs match 'run-'"),
         ("/v1/runs/run-loop/spans?limit=x", 400, "limit must be a whole number from 1 to 50000"),
+        ("/v1/runs?before=yesterday", 400, "before must be a time in Unix nanoseconds"),
         ("/v1/detections?limit=1001", 400, "limit must be a whole number from 1 to 1000"),
         ("/v1/export?format=xlsx", 400, "format must be one of parquet, csv, json, not 'xlsx'"),
     ],

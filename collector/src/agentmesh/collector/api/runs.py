@@ -5,7 +5,9 @@ one writer, so a reader elsewhere would have to stop the collector first). With 
 configured they need the same credentials as OTLP requests.
 
 - ``GET /v1/runs?limit=20&since=15m``: ``{"runs": [...]}``, newest first (``limit`` 1-1000,
-  default 20; ``since`` as ``90s``, ``15m``, ``2h``, ``7d``).
+  default 20; ``since`` as ``90s``, ``15m``, ``2h``, ``7d``; ``before`` a start time in Unix
+  nanoseconds, for the next page: the runs that started before it; a full page's answer gives
+  it as ``next_before``, a string).
 - ``GET /v1/runs/{run}``: ``{"graph": {...}, "detections": [...]}``; ``{run}`` is a run id or
   trace id, or a unique prefix of one. ``404`` when no run matches or it has no graph yet,
   ``409`` when several match.
@@ -96,8 +98,19 @@ def runs_routes(store: SpanStore) -> list[web.RouteDef]:
             limit, since = _limit(request), _since(request)
         except ConfigError as exc:
             return _error(str(exc), 400)
-        found = await store.runs(limit, since_ns=since)
-        return web.json_response({"runs": [run_to_json(r) for r in found]})
+        before = request.query.get("before")
+        if before is not None and not before.isdigit():
+            return _error(f"before must be a time in Unix nanoseconds, not {before!r}", 400)
+        found = await store.runs(
+            limit, since_ns=since, until_ns=int(before) if before is not None else None
+        )
+        return web.json_response(
+            {
+                "runs": [run_to_json(r) for r in found],
+                # a string: JavaScript numbers cannot hold nanoseconds since 1970 exactly
+                "next_before": str(found[-1].start_ns) if len(found) == limit else None,
+            }
+        )
 
     async def run(request: web.Request) -> web.Response:
         try:

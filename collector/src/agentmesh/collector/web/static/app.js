@@ -5,6 +5,7 @@
 const TOKEN_KEY = "agentmesh.token";
 const REFRESH_MS = 5000;
 const MAX_TIMELINE_ROWS = 2000;
+const PAGE = Number(new URLSearchParams(location.search).get("page_size")) || 200; // runs a page
 const SVG = "http://www.w3.org/2000/svg";
 
 const state = {
@@ -17,6 +18,7 @@ const state = {
   routeTable: null, // [etag, table]: the table is fetched again only when its ETag changes
   ticks: 0,
   filter: "",
+  before: [], // start times the runs list paged back from (the newest page when empty)
   filterTimer: null,
   timer: null,
   renderId: 0,
@@ -170,6 +172,7 @@ const SINCE = [["15m", "15 min"], ["1h", "1 hour"], ["24h", "24 hours"], ["7d", 
 function sinceSelect(onChange) {
   return h("select", { id: "since", "aria-label": "time range", onchange: (event) => {
     state.since = event.target.value;
+    state.before = [];
     localStorage.setItem("agentmesh.since", state.since);
     onChange();
   } }, SINCE.map(([value, label]) =>
@@ -188,9 +191,20 @@ function filterInput() {
 }
 
 async function runsView() {
-  const query = new URLSearchParams({ limit: "200" });
+  const query = new URLSearchParams({ limit: String(PAGE) });
   if (state.since) query.set("since", state.since);
-  const { runs } = await api(`/v1/runs?${query}`);
+  const before = state.before.at(-1);
+  if (before) query.set("before", before);
+  const { runs, next_before: next } = await api(`/v1/runs?${query}`);
+  const pager = h("div", { class: "pager" },
+    state.before.length ? h("button", { type: "button", id: "newer", onclick: () => {
+      state.before.pop();
+      render();
+    } }, "← newer") : null,
+    next ? h("button", { type: "button", id: "older", onclick: () => {
+      state.before.push(next);
+      render();
+    } }, "older →") : null);
   const cost = runs.reduce((sum, r) => sum + r.cost_usd, 0);
   const live = runs.filter((r) => !r.complete).length;
   const flagged = runs.filter((r) => r.detections > 0).length;
@@ -217,7 +231,8 @@ async function runsView() {
     h("div", { class: "toolbar" }, h("h1", {}, "Runs"), h("span", { class: "spacer" }),
       filterInput(), sinceSelect(render)),
     h("div", { class: "cards" },
-      card("runs", fmtInt(runs.length), runs.length === 200 ? "the newest 200" : null),
+      card("runs", fmtInt(runs.length), state.before.length ? `page ${state.before.length + 1}`
+        : runs.length === PAGE ? `the newest ${PAGE}` : null),
       card("cost", fmtCost(cost)),
       card("live", fmtInt(live)),
       card("with detections", fmtInt(flagged))),
@@ -228,6 +243,7 @@ async function runsView() {
       : table([["run"], ["workflow"], ["started"], ["duration", "num"], ["agents"],
         ["handoffs", "num"], ["LLM calls", "num"], ["tokens", "num"], ["cost", "num"],
         ["state"], ["detections", "num"]], rows, { id: "runs-table", class: "clickable" }),
+    pager,
   ];
 }
 
