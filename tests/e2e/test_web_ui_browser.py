@@ -17,8 +17,12 @@ from playwright.async_api import Page, async_playwright, expect
 
 from agentmesh.collector import Collector, CollectorSettings, MemoryStore
 from agentmesh.collector.model import SpanRecord
-from agentmesh.collector.testing import SpanFactory, to_otlp_request, with_attributes
-from agentmesh.core import semconv
+from agentmesh.collector.testing import (
+    SpanFactory,
+    routed_call_attributes,
+    to_otlp_request,
+    with_attributes,
+)
 
 _HOSTILE = '<img src=x onerror="window.pwned=1">'
 
@@ -200,15 +204,7 @@ def _routed_calls(model: str, count: int, cost: float) -> list[SpanRecord]:
     calls = [
         with_attributes(
             f.chat(parent=agent, model=model, cost_usd=cost),
-            {
-                semconv.AGENTMESH_ROUTE_DECISION_ID: f"d-{model}-{i}",
-                semconv.AGENTMESH_ROUTE_POLICY: "utility",
-                semconv.AGENTMESH_ROUTE_MODE: "enforce",
-                semconv.AGENTMESH_ROUTE_REQUESTED_MODEL: "gpt-4o",
-                semconv.AGENTMESH_ROUTE_CHOSEN: model,
-                semconv.AGENTMESH_ROUTE_TASK_CLASS: "triage",
-                semconv.AGENTMESH_ROUTE_FEATURES: '{"total_chars":80,"cluster":0}',
-            },
+            routed_call_attributes(model, f"d-{model}-{i}"),
         )
         for i in range(count)
     ]

@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Status, StatusCode
 
 from agentmesh.collector import Collector, CollectorSettings, MemoryStore
+from agentmesh.collector.testing import routed_call_attributes
 from agentmesh.core import semconv
 from agentmesh.instrumentation import route_table
 from agentmesh.instrumentation.settings import InstrumentationSettings
@@ -67,13 +68,7 @@ def _emit(endpoint: str, model: str, n: int, *, ok: bool, cost: float) -> None:
                 semconv.GEN_AI_PROVIDER_NAME: "openai",
                 semconv.GEN_AI_REQUEST_MODEL: model,
                 semconv.AGENTMESH_COST_USD: cost,
-                semconv.AGENTMESH_ROUTE_DECISION_ID: f"d-{next(_ids)}",
-                semconv.AGENTMESH_ROUTE_POLICY: "utility",
-                semconv.AGENTMESH_ROUTE_MODE: "enforce",
-                semconv.AGENTMESH_ROUTE_REQUESTED_MODEL: "gpt-4o",
-                semconv.AGENTMESH_ROUTE_CHOSEN: model,
-                semconv.AGENTMESH_ROUTE_TASK_CLASS: "triage",
-                semconv.AGENTMESH_ROUTE_FEATURES: '{"total_chars":80,"cluster":0}',
+                **routed_call_attributes(model, f"d-{next(_ids)}"),
             },
         )
         if not ok:

@@ -279,6 +279,11 @@ async def test_detections_are_idempotent_by_id_and_round_trip(store: SpanStore) 
     assert await store.detections(limit=5) == [tie, first, later]
     assert await store.detections(f1.trace_id, since_ns=20, limit=1) == [first]
     assert await store.detections(since_ns=31, limit=3) == []
+    spike = _detection(f2.trace_id, id_="det-c", at=25, type="cost_spike")
+    assert await store.write_detection(spike)
+    assert await store.detections(detection_type="cost_spike") == [spike]
+    assert await store.detections(detection_type="handoff_loop", limit=1) == [later]
+    assert await store.detections(detection_type="stuck") == []
 
 
 def _costs_fixture() -> tuple[list[list[SpanRecord]], list[RunGraph]]:

@@ -51,6 +51,7 @@ __all__ = [
     "failed",
     "graph_of",
     "handoff_received",
+    "routed_call_attributes",
     "to_otlp_request",
     "with_attributes",
 ]
@@ -390,6 +391,37 @@ def _any(value: AttributeValue) -> AnyValue:
     if isinstance(value, float):
         return AnyValue(double_value=value)
     return AnyValue(string_value=value)
+
+
+def routed_call_attributes(
+    chosen: str,
+    decision_id: str,
+    *,
+    task_class: str = "triage",
+    requested: str = "gpt-4o",
+    mode: str = "enforce",
+) -> dict[str, AttributeValue]:
+    """The route attributes the instrumentation puts on a model call the router decided.
+
+    Args:
+        chosen: The model the router chose.
+        decision_id: The decision's id.
+        task_class: The call's task class.
+        requested: The model the application asked for.
+        mode: The routing mode (``off``, ``shadow``, ``enforce``).
+
+    Returns:
+        The attributes, to add to a ``chat`` span.
+    """
+    return {
+        semconv.AGENTMESH_ROUTE_DECISION_ID: decision_id,
+        semconv.AGENTMESH_ROUTE_POLICY: "utility",
+        semconv.AGENTMESH_ROUTE_MODE: mode,
+        semconv.AGENTMESH_ROUTE_REQUESTED_MODEL: requested,
+        semconv.AGENTMESH_ROUTE_CHOSEN: chosen,
+        semconv.AGENTMESH_ROUTE_TASK_CLASS: task_class,
+        semconv.AGENTMESH_ROUTE_FEATURES: '{"total_chars":80,"cluster":0}',
+    }
 
 
 def with_attributes(span: SpanRecord, attributes: Mapping[str, AttributeValue]) -> SpanRecord:

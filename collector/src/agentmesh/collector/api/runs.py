@@ -83,6 +83,11 @@ def _error(message: str, status: int) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
+def _not_found(exc: RunNotFoundError) -> web.Response:
+    """``404`` when no run matches, ``409`` when several do."""
+    return _error(str(exc), 404 if exc.matches == 0 else 409)
+
+
 def runs_routes(store: SpanStore) -> list[web.RouteDef]:
     """Return the routes of the query API, reading ``store``.
 
@@ -116,7 +121,7 @@ def runs_routes(store: SpanStore) -> list[web.RouteDef]:
         try:
             graph, detections = await find_graph(store, request.match_info["run"])
         except RunNotFoundError as exc:
-            return _error(str(exc), 404 if exc.matches == 0 else 409)
+            return _not_found(exc)
         except GraphNotStoredError as exc:
             return _error(str(exc), 404)
         return web.json_response(
@@ -134,7 +139,7 @@ def runs_routes(store: SpanStore) -> list[web.RouteDef]:
         try:
             summary = await find_run(store, request.match_info["run"])
         except RunNotFoundError as exc:
-            return _error(str(exc), 404 if exc.matches == 0 else 409)
+            return _not_found(exc)
         found = (await store.spans_of([summary.trace_id])).get(summary.trace_id, [])
         return web.json_response(
             {
@@ -150,14 +155,10 @@ def runs_routes(store: SpanStore) -> list[web.RouteDef]:
             limit, since = _limit(request, 100), _since(request)
         except ConfigError as exc:
             return _error(str(exc), 400)
-        wanted = request.query.get("type")
-        if wanted is None:
-            found = await store.detections(since_ns=since, limit=limit)
-        else:  # the store has no type filter: read the range and keep that type
-            found = [d for d in await store.detections(since_ns=since) if d.type == wanted]
-        return web.json_response(
-            {"detections": [detection_to_dict(d) for d in reversed(found[-limit:])]}
+        found = await store.detections(
+            since_ns=since, detection_type=request.query.get("type"), limit=limit
         )
+        return web.json_response({"detections": [detection_to_dict(d) for d in reversed(found)]})
 
     async def costs(request: web.Request) -> web.Response:
         group = request.query.get("group_by", "agent")

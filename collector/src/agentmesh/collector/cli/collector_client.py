@@ -12,8 +12,9 @@ import shutil
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
-from typing import BinaryIO, Final
+from collections.abc import Callable, Mapping
+from http.client import HTTPResponse
+from typing import BinaryIO, Final, TypeVar
 
 from agentmesh.core import ConfigError
 
@@ -21,6 +22,8 @@ __all__ = ["TOKEN_ENV", "get_file", "get_json"]
 
 TOKEN_ENV: Final = "AGENTMESH_API_TOKEN"  # noqa: S105 - a variable name, not a secret
 """The environment variable holding the bearer token sent to the collector, if any."""
+
+_T = TypeVar("_T")
 
 _TIMEOUT_SECONDS: Final = 10.0
 _FILE_TIMEOUT_SECONDS: Final = 600.0
@@ -42,14 +45,7 @@ def get_json(base: str, path: str, **query: str) -> object:
         ConfigError: The URL is not http(s), the collector is unreachable, or it answered an
             error (its ``error`` message is passed on).
     """
-    request = _request(base, path, query)
-    try:
-        with urllib.request.urlopen(request, timeout=_TIMEOUT_SECONDS) as response:  # noqa: S310
-            return json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        raise ConfigError(f"collector at {base}: {_detail(exc)}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        raise ConfigError(f"collector at {base} is unreachable: {exc}") from exc
+    return _fetch(base, path, query, _TIMEOUT_SECONDS, lambda answer: json.loads(answer.read()))
 
 
 def get_file(base: str, path: str, dest: BinaryIO, **query: str) -> Mapping[str, str]:
@@ -67,11 +63,26 @@ def get_file(base: str, path: str, dest: BinaryIO, **query: str) -> Mapping[str,
     Raises:
         ConfigError: As :func:`get_json`.
     """
+
+    def save(answer: HTTPResponse) -> Mapping[str, str]:
+        shutil.copyfileobj(answer, dest, 1 << 20)
+        return dict(answer.headers.items())
+
+    return _fetch(base, path, query, _FILE_TIMEOUT_SECONDS, save)
+
+
+def _fetch(
+    base: str,
+    path: str,
+    query: Mapping[str, str],
+    timeout: float,
+    read: Callable[[HTTPResponse], _T],
+) -> _T:
+    """``GET`` a path and ``read`` the answer, with errors in plain words."""
     request = _request(base, path, query)
     try:
-        with urllib.request.urlopen(request, timeout=_FILE_TIMEOUT_SECONDS) as response:  # noqa: S310
-            shutil.copyfileobj(response, dest, 1 << 20)
-            return dict(response.headers.items())
+        with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
+            return read(answer)
     except urllib.error.HTTPError as exc:
         raise ConfigError(f"collector at {base}: {_detail(exc)}") from exc
     except (urllib.error.URLError, OSError) as exc:

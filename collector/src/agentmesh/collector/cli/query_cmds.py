@@ -216,7 +216,7 @@ def _export(args: argparse.Namespace) -> int:
 
         counts = _with_store(args, lambda store: export_store(store, out, fmt))
     for table, rows in counts.items():
-        print(f"{table}: {rows} rows → {Path(args.out) / f'{table}.{args.format}'}")
+        print(f"{table}: {rows} rows → {out / f'{table}.{fmt}'}")
     return 0
 
 

@@ -225,13 +225,19 @@ class SpanStore(Protocol):
         ...
 
     async def detections(
-        self, trace_id: str | None = None, *, since_ns: int | None = None, limit: int | None = None
+        self,
+        trace_id: str | None = None,
+        *,
+        since_ns: int | None = None,
+        detection_type: str | None = None,
+        limit: int | None = None,
     ) -> list[Detection]:
         """Read detections, oldest first (then by id).
 
         Args:
             trace_id: Only this trace's; every trace's when ``None``.
             since_ns: Only those detected at or after this time (Unix nanoseconds).
+            detection_type: Only those of this type (``handoff_loop``...).
             limit: Only the newest ``limit`` of them (still returned oldest first).
 
         Returns:

@@ -403,13 +403,19 @@ class DuckDBStore:
         return await self._call(lambda con: _read_graph(con, trace_id))
 
     async def detections(
-        self, trace_id: str | None = None, *, since_ns: int | None = None, limit: int | None = None
+        self,
+        trace_id: str | None = None,
+        *,
+        since_ns: int | None = None,
+        detection_type: str | None = None,
+        limit: int | None = None,
     ) -> list[Detection]:
         """Read detections, oldest first (then by id).
 
         Args:
             trace_id: Only this trace's; every trace's when ``None``.
             since_ns: Only those detected at or after this time (Unix nanoseconds).
+            detection_type: Only those of this type (``handoff_loop``...).
             limit: Only the newest ``limit`` of them (still returned oldest first).
 
         Returns:
@@ -423,6 +429,9 @@ class DuckDBStore:
         if since_ns is not None:
             where.append("detected_at_ns >= ?")
             params.append(since_ns)
+        if detection_type is not None:
+            where.append("type = ?")
+            params.append(detection_type)
         query = _SELECT_DETECTIONS + (" WHERE " + " AND ".join(where) if where else "")
         query += " ORDER BY detected_at_ns DESC, id DESC"  # newest first, for the limit
         if limit is not None:

@@ -243,13 +243,19 @@ class MemoryStore:
         )
 
     async def detections(
-        self, trace_id: str | None = None, *, since_ns: int | None = None, limit: int | None = None
+        self,
+        trace_id: str | None = None,
+        *,
+        since_ns: int | None = None,
+        detection_type: str | None = None,
+        limit: int | None = None,
     ) -> list[Detection]:
         """Read detections, oldest first (then by id).
 
         Args:
             trace_id: Only this trace's; every trace's when ``None``.
             since_ns: Only those detected at or after this time (Unix nanoseconds).
+            detection_type: Only those of this type (``handoff_loop``...).
             limit: Only the newest ``limit`` of them (still returned oldest first).
 
         Returns:
@@ -262,6 +268,7 @@ class MemoryStore:
                 for d in self._detections.values()
                 if (trace_id is None or d.trace_id == trace_id)
                 and (since_ns is None or d.detected_at_ns >= since_ns)
+                and (detection_type is None or d.type == detection_type)
             ),
             key=lambda d: (d.detected_at_ns, d.id),
         )

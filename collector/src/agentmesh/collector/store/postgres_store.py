@@ -175,8 +175,9 @@ _SELECT_DETECTIONS: Final = """
         details
     FROM detections
     WHERE ($1::text IS NULL OR trace_id = $1) AND ($2::bigint IS NULL OR detected_at_ns >= $2)
+        AND ($3::text IS NULL OR type = $3)
     ORDER BY detected_at_ns DESC, id COLLATE "C" DESC
-    LIMIT $3
+    LIMIT $4
 """
 """Newest first, for the limit (``NULL``: every row); read back oldest first."""
 _INSERT_DETECTION: Final = """
@@ -478,19 +479,27 @@ class PostgresStore:
         return await self._run(read)
 
     async def detections(
-        self, trace_id: str | None = None, *, since_ns: int | None = None, limit: int | None = None
+        self,
+        trace_id: str | None = None,
+        *,
+        since_ns: int | None = None,
+        detection_type: str | None = None,
+        limit: int | None = None,
     ) -> list[Detection]:
         """Read detections, oldest first (then by id).
 
         Args:
             trace_id: Only this trace's; every trace's when ``None``.
             since_ns: Only those detected at or after this time (Unix nanoseconds).
+            detection_type: Only those of this type (``handoff_loop``...).
             limit: Only the newest ``limit`` of them (still returned oldest first).
 
         Returns:
             The detections.
         """
-        rows = await self._run(lambda con: con.fetch(_SELECT_DETECTIONS, trace_id, since_ns, limit))
+        rows = await self._run(
+            lambda con: con.fetch(_SELECT_DETECTIONS, trace_id, since_ns, detection_type, limit)
+        )
         return [detection_from_row(row) for row in reversed(rows)]
 
     # --- the pool ---------------------------------------------------------------------------

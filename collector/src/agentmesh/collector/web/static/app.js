@@ -15,7 +15,7 @@ const state = {
   showMarkers: false,
   detectionType: "",
   settled: false,
-  routeTable: null, // [etag, table]: the table is fetched again only when its ETag changes
+  etags: new Map(), // path -> { etag, body } of the answers asked for conditionally
   ticks: 0,
   filter: "",
   before: [], // start times the runs list paged back from (the newest page when empty)
@@ -129,9 +129,15 @@ function authHeaders() {
   return headers;
 }
 
-async function api(path) {
-  const response = await fetch(path, { headers: authHeaders(), cache: "no-store" });
+async function api(path, { conditional = false } = {}) {
+  // conditional: send the last answer's ETag and reuse that answer on 304 (for large documents
+  // that seldom change, such as a route table carrying a learned predictor)
+  const headers = authHeaders();
+  const cached = conditional ? state.etags.get(path) : undefined;
+  if (cached) headers["If-None-Match"] = cached.etag;
+  const response = await fetch(path, { headers, cache: "no-store" });
   if (response.status === 401) throw new AuthError((await response.text()).trim());
+  if (response.status === 304 && cached) return cached.body;
   let body;
   try {
     body = await response.json();
@@ -139,6 +145,8 @@ async function api(path) {
     throw new Error(`${path} answered HTTP ${response.status}, not JSON`);
   }
   if (!response.ok) throw new Error(body.error ?? `${path} answered HTTP ${response.status}`);
+  const etag = response.headers.get("ETag");
+  if (conditional && etag) state.etags.set(path, { etag, body });
   return body;
 }
 
@@ -529,31 +537,12 @@ async function costsView() {
   ];
 }
 
-async function routeTable() {
-  const [etag, cached] = state.routeTable ?? [null, null];
-  const response = await fetchTable(etag);
-  if (response === null) return cached;
-  state.routeTable = response;
-  return response[1];
-}
-
-async function fetchTable(etag) {
-  // a learned predictor can make the table large: ask for it only when it changed
-  const headers = authHeaders();
-  if (etag) headers["If-None-Match"] = etag;
-  const response = await fetch("/v1/route-table", { headers, cache: "no-store" });
-  if (response.status === 401) throw new AuthError((await response.text()).trim());
-  if (response.status === 304) return null;
-  if (!response.ok) throw new Error(`/v1/route-table answered HTTP ${response.status}`);
-  return [response.headers.get("ETag"), await response.json()];
-}
-
 function fmtSeconds(seconds) {
   return seconds === null || seconds === undefined ? "—" : fmtDuration(seconds * 1e9);
 }
 
 async function routingView() {
-  const rt = await routeTable();
+  const rt = await api("/v1/route-table", { conditional: true });
   const now = Date.now() / 1000;
   const open = Object.entries(rt.breakers).filter(([, until]) => until > now);
   const unseen = { calls: 0, errors: 0, latency_p50_s: null, latency_p95_s: null,
