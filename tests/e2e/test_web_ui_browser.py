@@ -23,6 +23,7 @@ from agentmesh.collector.testing import (
     to_otlp_request,
     with_attributes,
 )
+from agentmesh.core import semconv
 
 _HOSTILE = '<img src=x onerror="window.pwned=1">'
 
@@ -235,3 +236,40 @@ async def test_the_route_table_the_collector_publishes(chromium_binary: str) -> 
             ["triageenforce", "every othershadow"]
         )
         await expect(page.locator("#tradeoffs")).to_contain_text("100")
+
+
+async def test_the_decision_log_and_a_runs_decisions(chromium_binary: str) -> None:
+    async with _collector() as collector, _page(chromium_binary) as page:
+        await _post(collector, _routed_calls("gpt-4o-mini", 3, 0.001))
+        f = SpanFactory(start_ns=time.time_ns())  # after the triage run's calls
+        root = f.workflow("code", run_id="run-code")
+        agent = f.agent("coder", parent=root)
+        chosen = with_attributes(
+            f.chat(parent=agent, model="claude-sonnet-4-5", cost_usd=0.03),
+            {
+                **routed_call_attributes("claude-sonnet-4-5", "d-code", task_class="code"),
+                semconv.AGENTMESH_ROUTE_CANDIDATES: ["gpt-4o", "claude-sonnet-4-5"],
+                semconv.AGENTMESH_ROUTE_SCORES: [0.4, 0.8],
+                semconv.AGENTMESH_ROUTE_REASON: "best expected utility",
+            },
+        )
+        await _post(collector, [root, agent, chosen])
+        await page.goto(collector.http_endpoint + "/ui/#/routing")
+        rows = page.locator("#decisions-table tbody tr.decision-row")
+        await expect(rows).to_have_count(4)
+        first = rows.first  # the newest
+        await expect(first).to_have_attribute("data-decision", "d-code")
+        await first.click()
+        details = page.locator(".decision-details")
+        await expect(details).to_contain_text("best expected utility")
+        await expect(details.locator("table.candidates tbody tr")).to_have_text(
+            ["gpt-4o0.4000", "claude-sonnet-4-5 chosen0.8000"]
+        )
+        await expect(details).to_contain_text("total_chars")
+        await page.locator("#decision-task").select_option("triage")
+        await expect(rows).to_have_count(3)
+        await expect(page.locator("#decisions-table")).not_to_contain_text("claude-sonnet-4-5")
+        await rows.first.locator("a").click()  # the run link
+        await expect(page.locator("#run-title")).to_contain_text("run-gpt-4o-mini")
+        await expect(page.locator("#run-decisions tbody tr.decision-row")).to_have_count(3)
+        await expect(page.locator("#run-decisions")).to_contain_text("gpt-4o-mini")

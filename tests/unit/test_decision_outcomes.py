@@ -349,3 +349,67 @@ async def test_many_runs_read_the_detections_once_and_keep_each_runs_own() -> No
     assert len(outcomes) == 70
     assert [o.decision_id for o in outcomes if o.detections] == ["d-3"]
     assert [o.run_id for o in outcomes[:2]] == ["run-0", "run-1"]
+
+
+async def test_decision_outcomes_pages_through_many_runs_and_stops_when_it_has_enough() -> None:
+    # 701 runs, three pages of 256: pairs of runs start in the same nanosecond, so some pairs
+    # straddle a page's cut; runs after the 600th hold no decision
+    store = MemoryStore()
+    expected: list[str] = []
+    async with Pipeline(store) as pipeline:
+        for i in range(701):
+            f = SpanFactory(start_ns=T0 + (i // 2) * 10**9)
+            root = f.workflow("w", run_id=f"run-{i}")
+            spans = [root]
+            if i < 600:
+                spans.append(_call(f, f"d-{i}", parent=root, run_id=None))
+                expected.append(f"d-{i}")
+            assert pipeline.offer(spans)
+        await pipeline.drain()
+    every = await decision_outcomes(store)
+    assert sorted(o.decision_id for o in every) == sorted(expected)
+    assert len(every) == 600
+    assert [o.start_time for o in every] == sorted(o.start_time for o in every)
+    newest = await decision_outcomes(store, limit=5)
+    assert [o.decision_id for o in newest][-1] in {"d-598", "d-599"}
+    assert len(newest) == 5
+    assert {o.run_id for o in newest} <= {f"run-{i}" for i in range(594, 600)}
+    calls = 0
+    runs = store.runs
+
+    async def counted(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        return await runs(*args, **kwargs)  # type: ignore[arg-type]
+
+    store.runs = counted  # type: ignore[method-assign]
+    await decision_outcomes(store, limit=5)
+    # pages of 16, 64 and 256 runs: the 101 newest runs hold no decision, the third page
+    # holds enough, and no fourth is read
+    assert calls == 3
+
+
+async def test_decision_outcomes_filters_by_task_class_and_model() -> None:
+    store = MemoryStore()
+    async with Pipeline(store) as pipeline:
+        f = SpanFactory(start_ns=T0)
+        root = f.workflow("w", run_id="run-1")
+        mini = _call(f, "d-mini", parent=root)
+        big = _call(
+            f,
+            "d-big",
+            parent=root,
+            extra={
+                semconv.AGENTMESH_ROUTE_CHOSEN: "gpt-4o",
+                semconv.GEN_AI_RESPONSE_MODEL: "gpt-4o-2024-11-20",
+                semconv.AGENTMESH_ROUTE_TASK_CLASS: "code",
+            },
+        )
+        assert pipeline.offer([root, mini, big])
+        await pipeline.drain()
+    assert [o.decision_id for o in await decision_outcomes(store, task_class="code")] == ["d-big"]
+    for model in ("gpt-4o", "gpt-4o-2024-11-20"):  # chosen or answered
+        assert [o.decision_id for o in await decision_outcomes(store, model=model)] == ["d-big"]
+    found = await decision_outcomes(store, task_class="triage", model="gpt-4o-mini", limit=1)
+    assert [o.decision_id for o in found] == ["d-mini"]
+    assert await decision_outcomes(store, task_class="triage", model="gpt-4o") == []

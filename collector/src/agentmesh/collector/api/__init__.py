@@ -1,10 +1,15 @@
-"""The collector's query API: stored runs, run graphs, spans, costs and exports over HTTP."""
+"""The collector's query API: runs, graphs, spans, costs, decisions and exports over HTTP."""
 
 from typing import TYPE_CHECKING
 
 from agentmesh.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from agentmesh.collector.api.decisions import (
+        DECISIONS_PATH,
+        RUN_DECISIONS_PATH,
+        decisions_routes,
+    )
     from agentmesh.collector.api.export import EXPORT_PATH, EXPORT_ROWS_HEADER, export_routes
     from agentmesh.collector.api.payloads import (
         cost_from_json,
@@ -26,14 +31,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COSTS_PATH",
+    "DECISIONS_PATH",
     "DETECTIONS_PATH",
     "EXPORT_PATH",
     "EXPORT_ROWS_HEADER",
     "RUNS_PATH",
+    "RUN_DECISIONS_PATH",
     "RUN_PATH",
     "RUN_SPANS_PATH",
     "cost_from_json",
     "cost_to_json",
+    "decisions_routes",
     "export_routes",
     "graph_from_json",
     "graph_to_json",
@@ -47,6 +55,9 @@ __getattr__, __dir__ = lazy_exports(
     globals(),
     {
         "COSTS_PATH": "agentmesh.collector.api.runs",
+        "DECISIONS_PATH": "agentmesh.collector.api.decisions",
+        "RUN_DECISIONS_PATH": "agentmesh.collector.api.decisions",
+        "decisions_routes": "agentmesh.collector.api.decisions",
         "DETECTIONS_PATH": "agentmesh.collector.api.runs",
         "EXPORT_PATH": "agentmesh.collector.api.export",
         "EXPORT_ROWS_HEADER": "agentmesh.collector.api.export",

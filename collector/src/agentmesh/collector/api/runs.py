@@ -23,13 +23,17 @@ Errors are ``{"error": "..."}`` in plain words, with ``400`` for a wrong paramet
 
 from __future__ import annotations
 
-import time
 from typing import Final
 
 from aiohttp import web
 
+from agentmesh.collector.api.params import (
+    error_response,
+    limit_param,
+    not_found_response,
+    since_param,
+)
 from agentmesh.collector.api.payloads import cost_to_json, graph_to_json, run_to_json, span_to_json
-from agentmesh.collector.durations import parse_duration
 from agentmesh.collector.hot_state.events import detection_to_dict
 from agentmesh.collector.store.base import SpanStore
 from agentmesh.collector.store.lookup import (
@@ -62,32 +66,6 @@ MAX_SPANS: Final = 50_000
 """Most spans one ``GET /v1/runs/{run}/spans`` returns."""
 
 
-def _since(request: web.Request) -> int | None:
-    since = request.query.get("since")
-    if since is None:
-        return None
-    try:
-        return time.time_ns() - parse_duration(since)
-    except ConfigError as exc:
-        raise ConfigError(f"since {exc}") from exc
-
-
-def _limit(request: web.Request, default: int = 20, most: int = MAX_LIMIT) -> int:
-    text = request.query.get("limit", str(default))
-    if not text.isdigit() or not 1 <= int(text) <= most:
-        raise ConfigError(f"limit must be a whole number from 1 to {most}, not {text!r}")
-    return int(text)
-
-
-def _error(message: str, status: int) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
-def _not_found(exc: RunNotFoundError) -> web.Response:
-    """``404`` when no run matches, ``409`` when several do."""
-    return _error(str(exc), 404 if exc.matches == 0 else 409)
-
-
 def runs_routes(store: SpanStore) -> list[web.RouteDef]:
     """Return the routes of the query API, reading ``store``.
 
@@ -100,12 +78,12 @@ def runs_routes(store: SpanStore) -> list[web.RouteDef]:
 
     async def runs(request: web.Request) -> web.Response:
         try:
-            limit, since = _limit(request), _since(request)
+            limit, since = limit_param(request, 20, MAX_LIMIT), since_param(request)
         except ConfigError as exc:
-            return _error(str(exc), 400)
+            return error_response(str(exc), 400)
         before = request.query.get("before")
         if before is not None and not before.isdigit():
-            return _error(f"before must be a time in Unix nanoseconds, not {before!r}", 400)
+            return error_response(f"before must be a time in Unix nanoseconds, not {before!r}", 400)
         found = await store.runs(
             limit, since_ns=since, until_ns=int(before) if before is not None else None
         )
@@ -121,9 +99,9 @@ def runs_routes(store: SpanStore) -> list[web.RouteDef]:
         try:
             graph, detections = await find_graph(store, request.match_info["run"])
         except RunNotFoundError as exc:
-            return _not_found(exc)
+            return not_found_response(exc)
         except GraphNotStoredError as exc:
-            return _error(str(exc), 404)
+            return error_response(str(exc), 404)
         return web.json_response(
             {
                 "graph": graph_to_json(graph),
@@ -133,13 +111,13 @@ def runs_routes(store: SpanStore) -> list[web.RouteDef]:
 
     async def spans(request: web.Request) -> web.Response:
         try:
-            limit = _limit(request, 5000, MAX_SPANS)
+            limit = limit_param(request, 5000, MAX_SPANS)
         except ConfigError as exc:
-            return _error(str(exc), 400)
+            return error_response(str(exc), 400)
         try:
             summary = await find_run(store, request.match_info["run"])
         except RunNotFoundError as exc:
-            return _not_found(exc)
+            return not_found_response(exc)
         found = (await store.spans_of([summary.trace_id])).get(summary.trace_id, [])
         return web.json_response(
             {
@@ -152,9 +130,9 @@ def runs_routes(store: SpanStore) -> list[web.RouteDef]:
 
     async def detections(request: web.Request) -> web.Response:
         try:
-            limit, since = _limit(request, 100), _since(request)
+            limit, since = limit_param(request, 100, MAX_LIMIT), since_param(request)
         except ConfigError as exc:
-            return _error(str(exc), 400)
+            return error_response(str(exc), 400)
         found = await store.detections(
             since_ns=since, detection_type=request.query.get("type"), limit=limit
         )
@@ -163,11 +141,11 @@ def runs_routes(store: SpanStore) -> list[web.RouteDef]:
     async def costs(request: web.Request) -> web.Response:
         group = request.query.get("group_by", "agent")
         if group not in ("agent", "model"):
-            return _error(f"group_by must be agent or model, not {group!r}", 400)
+            return error_response(f"group_by must be agent or model, not {group!r}", 400)
         try:
-            since = _since(request)
+            since = since_param(request)
         except ConfigError as exc:
-            return _error(str(exc), 400)
+            return error_response(str(exc), 400)
         rows = await store.costs(since, group_by=group)
         return web.json_response({"costs": [cost_to_json(r) for r in rows]})
 

@@ -6,7 +6,8 @@ tokens, cost, the ``agentmesh.route.fallback`` events of models that failed firs
 feedback arrives later, as ``agentmesh.feedback.score`` on a span or event of the same trace
 carrying the same ``agentmesh.route.decision_id`` (``POST /v1/feedback`` writes such a span), and
 detections are stored per trace. :func:`outcome_from_span` joins them for one span;
-:func:`decision_outcomes` reads every decision of a time window from a store.
+:func:`trace_outcomes` does it for a trace, :func:`decision_outcomes` for a time window of a
+store.
 
 Only the span that *made* the decision counts: it carries the decision id and the route's
 choice (``agentmesh.route.chosen`` or ``agentmesh.route.policy``). Child spans that carry the
@@ -36,14 +37,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final, cast
 
 from agentmesh.collector.detection import Detection, JsonValue
 from agentmesh.collector.model import Attributes, SpanRecord, float_of, str_of
-from agentmesh.collector.store.base import SpanStore
+from agentmesh.collector.store.base import RunSummary, SpanStore
 from agentmesh.core import semconv
 from agentmesh.core.errors import StoreError
 from agentmesh.core.log import get_logger
@@ -56,6 +57,7 @@ __all__ = [
     "feedback_score",
     "is_decision_span",
     "outcome_from_span",
+    "trace_outcomes",
 ]
 
 _log = get_logger(__name__)
@@ -67,10 +69,12 @@ DEFAULT_RUN_LOOKBACK_SECONDS: Final = 6 * 3600.0
 """How long before ``since`` a run may have started and still hold decisions of the window."""
 
 _NS: Final = 1_000_000_000
-_BULK_DETECTIONS_RUNS: Final = 64
 _SPANS_CHUNK_RUNS: Final = 256
 """Runs whose spans are read in one query (a query per run scanned the DuckDB table each time)."""
-"""Above this many runs, every detection is read once rather than per run."""
+_DETECTIONS_PER_RUN: Final = 8
+"""Up to this many runs of a page with decisions, their detections are read run by run."""
+_DETECTION_CLOCK_SLACK_NS: Final = 3600 * _NS
+"""How much earlier than a run's first span a detection of it may be stamped (clock skew)."""
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -157,6 +161,8 @@ class DecisionOutcome:
     def as_dict(self) -> dict[str, JsonValue]:
         """Return the outcome as a JSON-ready dict, ``quality`` included.
 
+        A score or cost that is not a finite number (JSON has none) is given as ``None``.
+
         Returns:
             A new dict (lists for the tuple fields).
         """
@@ -174,14 +180,16 @@ class DecisionOutcome:
             "model": self.model,
             "provider": self.provider,
             "candidates": list(self.candidates),
-            "scores": list(self.scores),
+            "scores": [s if math.isfinite(s) else None for s in self.scores],
             "reason": self.reason,
             "features": dict(self.features),
             "table_version": self.table_version,
             "error": self.error,
             "error_type": self.error_type,
             "latency_s": self.latency_s,
-            "cost_usd": self.cost_usd,
+            "cost_usd": (
+                self.cost_usd if self.cost_usd is None or math.isfinite(self.cost_usd) else None
+            ),
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "fallbacks": list(self.fallbacks),
@@ -326,27 +334,85 @@ def feedback_score(span: SpanRecord, trace_spans: Iterable[SpanRecord] = ()) -> 
     return None if latest is None else latest[1]
 
 
+def trace_outcomes(
+    spans: Sequence[SpanRecord],
+    detections: Iterable[Detection] = (),
+    *,
+    run_id: str | None = None,
+) -> list[DecisionOutcome]:
+    """Join every decision made in one trace with its outcome.
+
+    Args:
+        spans: The trace's spans (feedback is searched among them too).
+        detections: The detections stored for the trace or its run.
+        run_id: The run's id, for spans that do not carry ``agentmesh.run.id``.
+
+    Returns:
+        One outcome per decision id (the earliest span when several carry it), oldest call
+        first.
+    """
+    outcomes: dict[str, DecisionOutcome] = {}
+    for outcome in _outcomes(spans, list(detections), run_id, lambda _span: True):
+        _keep_earliest(outcomes, outcome)
+    return sorted(outcomes.values(), key=lambda o: (o.start_time, o.decision_id))
+
+
+def _outcomes(
+    spans: Sequence[SpanRecord],
+    detections: Sequence[Detection],
+    run_id: str | None,
+    keep: Callable[[SpanRecord], bool],
+) -> Iterator[DecisionOutcome]:
+    for span in spans:
+        if keep(span):
+            outcome = outcome_from_span(
+                span, trace_spans=spans, detections=detections, run_id=run_id
+            )
+            if outcome is not None:
+                yield outcome
+
+
+def _keep_earliest(outcomes: dict[str, DecisionOutcome], outcome: DecisionOutcome) -> None:
+    kept = outcomes.get(outcome.decision_id)
+    if kept is not None:
+        _log.warning(
+            "decision id on several spans; keeping the earliest",
+            decision_id=outcome.decision_id,
+            trace_id=outcome.trace_id,
+        )
+        if kept.start_time <= outcome.start_time:
+            return
+    outcomes[outcome.decision_id] = outcome
+
+
 async def decision_outcomes(
     store: SpanStore,
     *,
     since: float | datetime | None = None,
     until: float | datetime | None = None,
     limit: int | None = None,
+    task_class: str | None = None,
+    model: str | None = None,
     run_lookback_seconds: float = DEFAULT_RUN_LOOKBACK_SECONDS,
 ) -> list[DecisionOutcome]:
     """Read the routing decisions stored in a time window, joined with their outcomes.
 
     Uses the store's existing queries: the runs (``SpanStore.runs``) that started up to
     ``run_lookback_seconds`` before ``since`` and before ``until`` and ended at or after
-    ``since``, then each such run's spans and detections. A decision is in the window when its
-    call started in it (``since <= start < until``). Spans stored without a run graph (late
-    spans of a trace whose graph was never written) are not seen.
+    ``since``, newest first, a page of runs at a time (up to 256; smaller first pages for a
+    small ``limit``), then each page's spans and detections.
+    A decision is in the window when its call started in it (``since <= start < until``). With
+    a ``limit``, reading stops at the page where enough decisions were found, so the newest
+    decisions of a long window cost about as much as those of a short one. Spans stored
+    without a run graph (late spans of a trace whose graph was never written) are not seen.
 
     Args:
         store: An open store.
         since: Earliest call start (epoch seconds or an aware datetime); open when ``None``.
         until: Calls starting before this; open when ``None``.
         limit: Most decisions returned (the latest ones); all when ``None``.
+        task_class: Only the decisions of this task class.
+        model: Only the decisions that chose this model or were answered by it.
         run_lookback_seconds: How long before ``since`` a run holding decisions of the window
             may have started.
 
@@ -360,59 +426,100 @@ async def decision_outcomes(
         raise StoreError(f"limit must be at least 1, got {limit}")
     since_ns = _ns(since)
     until_ns = _ns(until)
-    runs = await store.runs(
-        since_ns=None if since_ns is None else since_ns - int(run_lookback_seconds * _NS),
-        until_ns=until_ns,
-    )
-    if since_ns is not None:
-        runs = [run for run in runs if run.end_ns >= since_ns]
-    by_trace: dict[str, list[Detection]] | None = None
-    if len(runs) > _BULK_DETECTIONS_RUNS:  # one read instead of one per run
-        by_trace = {}
-        for detection in await store.detections():
-            by_trace.setdefault(detection.trace_id, []).append(detection)
-    outcomes: dict[str, DecisionOutcome] = {}
-    chunk: dict[str, list[SpanRecord]] = {}
-    for index, run in enumerate(runs):  # latest start first
-        if limit is not None and len(outcomes) >= limit:
-            break
-        if index % _SPANS_CHUNK_RUNS == 0:  # one query per chunk of runs, not one per run
-            chunk = await store.spans_of(
-                [r.trace_id for r in runs[index : index + _SPANS_CHUNK_RUNS]]
-            )
-        spans = chunk.get(run.trace_id, [])
-        decisions = [
-            s
-            for s in spans
-            if is_decision_span(s)
-            and (since_ns is None or s.start_ns >= since_ns)
-            and (until_ns is None or s.start_ns < until_ns)
-        ]
-        if not decisions:
-            continue
-        detections = (
-            by_trace.get(run.trace_id, [])
-            if by_trace is not None
-            else await store.detections(run.trace_id)
+    runs_since = None if since_ns is None else since_ns - int(run_lookback_seconds * _NS)
+
+    def in_window(span: SpanRecord) -> bool:
+        return (since_ns is None or span.start_ns >= since_ns) and (
+            until_ns is None or span.start_ns < until_ns
         )
-        for span in decisions:
-            outcome = outcome_from_span(
-                span, trace_spans=spans, detections=detections, run_id=run.run_id
-            )
-            if outcome is None:
-                continue
-            kept = outcomes.get(outcome.decision_id)
-            if kept is not None:
-                _log.warning(
-                    "decision id on several spans; keeping the earliest",
-                    decision_id=outcome.decision_id,
-                    trace_id=outcome.trace_id,
-                )
-                if kept.start_time <= outcome.start_time:
-                    continue
-            outcomes[outcome.decision_id] = outcome
+
+    def wanted(outcome: DecisionOutcome) -> bool:
+        return (task_class is None or outcome.task_class == task_class) and (
+            model is None or model in (outcome.chosen, outcome.model)
+        )
+
+    outcomes: dict[str, DecisionOutcome] = {}
+    seen: set[str] = set()
+    before = until_ns
+    # the newest few decisions need few runs: pages start small and grow to the full size
+    size = _SPANS_CHUNK_RUNS if limit is None else min(_SPANS_CHUNK_RUNS, max(16, limit))
+    while limit is None or len(outcomes) < limit:
+        page = await store.runs(size, since_ns=runs_since, until_ns=before)
+        runs = [
+            r for r in page if r.trace_id not in seen and (since_ns is None or r.end_ns >= since_ns)
+        ]
+        seen.update(r.trace_id for r in page)
+        needed = None if limit is None else limit - len(outcomes)
+        for outcome in await _page_outcomes(store, runs, in_window, wanted, needed):
+            _keep_earliest(outcomes, outcome)
+        if len(page) < size:
+            break
+        # the next page ends at this one's oldest start, included: runs starting in the same
+        # nanosecond on both sides of the cut are not lost (the seen set skips repeats)
+        oldest = page[-1].start_ns
+        before = oldest + 1 if page[0].start_ns != oldest else oldest
+        size = min(_SPANS_CHUNK_RUNS, size * 4)
     ordered = sorted(outcomes.values(), key=lambda o: (o.start_time, o.decision_id))
     return ordered if limit is None else ordered[-limit:]
+
+
+async def _page_outcomes(
+    store: SpanStore,
+    runs: Sequence[RunSummary],
+    keep: Callable[[SpanRecord], bool],
+    wanted: Callable[[DecisionOutcome], bool],
+    needed: int | None,
+) -> list[DecisionOutcome]:
+    """The wanted decisions of a page of runs, newest run first, until ``needed`` are found.
+
+    One spans query for the page; then the runs holding decisions are joined a batch at a
+    time, each batch just large enough for the decisions still needed (joining costs far more
+    than reading), with its detections read in one query at most.
+    """
+    if not runs:
+        return []
+    spans = await store.spans_of([r.trace_id for r in runs])
+    deciding: list[tuple[RunSummary, int]] = []
+    for run in runs:
+        held = sum(1 for s in spans.get(run.trace_id, ()) if keep(s) and is_decision_span(s))
+        if held:
+            deciding.append((run, held))
+    found: list[DecisionOutcome] = []
+    start = 0
+    while start < len(deciding) and (needed is None or len(found) < needed):
+        end, held = start, 0
+        while end < len(deciding) and (needed is None or held < needed - len(found)):
+            held += deciding[end][1]
+            end += 1
+        batch = [run for run, _ in deciding[start:end]]
+        by_trace = await _detections_of(store, batch)
+        for run in batch:
+            found.extend(
+                outcome
+                for outcome in _outcomes(
+                    spans[run.trace_id], by_trace.get(run.trace_id, []), run.run_id, keep
+                )
+                if wanted(outcome)
+            )
+        start = end
+    return found
+
+
+async def _detections_of(
+    store: SpanStore, runs: Sequence[RunSummary]
+) -> dict[str, list[Detection]]:
+    """The detections of some runs, by trace: run by run when few, else in one query."""
+    by_trace: dict[str, list[Detection]] = {}
+    if len(runs) <= _DETECTIONS_PER_RUN:
+        for run in runs:
+            by_trace[run.trace_id] = await store.detections(run.trace_id)
+        return by_trace
+    traces = {r.trace_id for r in runs}  # those made since the oldest of the runs began
+    oldest = min(r.start_ns for r in runs) - _DETECTION_CLOCK_SLACK_NS
+    for detection in await store.detections(since_ns=oldest):
+        if detection.trace_id in traces:
+            by_trace.setdefault(detection.trace_id, []).append(detection)
+    return by_trace
 
 
 def _ns(when: float | datetime | None) -> int | None:

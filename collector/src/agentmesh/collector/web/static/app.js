@@ -1,5 +1,6 @@
 // The AgentMesh dashboard: a page over the collector's query API (/v1/runs, /v1/runs/{run},
-// /v1/runs/{run}/spans, /v1/detections, /v1/costs) and the route table (/v1/route-table). Every value from the API reaches the page as text
+// /v1/runs/{run}/spans, /v1/runs/{run}/decisions, /v1/detections, /v1/costs, /v1/decisions)
+// and the route table (/v1/route-table). Every value from the API reaches the page as text
 // (textContent and attributes, never HTML), so span names and attributes cannot inject markup.
 
 const TOKEN_KEY = "agentmesh.token";
@@ -14,6 +15,8 @@ const state = {
   selectedSpan: null,
   showMarkers: false,
   detectionType: "",
+  decisionTask: "",
+  openDecision: null, // the decision whose details are shown
   settled: false,
   etags: new Map(), // path -> { etag, body } of the answers asked for conditionally
   ticks: 0,
@@ -413,8 +416,8 @@ function timeline(allSpans, truncated) {
 
 async function runView(runId) {
   const path = `/v1/runs/${encodeURIComponent(runId)}`;
-  const [{ graph, detections }, { spans, truncated }] = await Promise.all([
-    api(path), api(`${path}/spans`)]);
+  const [{ graph, detections }, { spans, truncated }, { decisions }] = await Promise.all([
+    api(path), api(`${path}/spans`), api(`${path}/decisions`)]);
   const run = graph.run;
   state.settled = run.complete;
   const flagged = new Set(detections.map((d) => d.agent).filter(Boolean));
@@ -461,6 +464,8 @@ async function runView(runId) {
         ["output tokens", "num"], ["cost", "num"], ["share", "num"]], agentRows, { id: "agents-table" }))),
     graph.handoffs.length ? section("Handoffs", "handoffs", table([["#", "num"], ["at", "num"],
       ["from → to"], ["kind"], ["context bytes", "num"], ["checkpoint"]], handoffRows, { id: "handoffs-table" })) : null,
+    decisions.length ? section("Routing decisions", "run-decisions",
+      decisionsTable(decisions, { withRun: false })) : null,
     section("Timeline", "spans", timeline(spans, truncated)),
   ];
 }
@@ -543,6 +548,7 @@ function fmtSeconds(seconds) {
 
 async function routingView() {
   const rt = await api("/v1/route-table", { conditional: true });
+  const decisions = await decisionsSection([...Object.keys(rt.modes), ...Object.keys(rt.tradeoffs)]);
   const now = Date.now() / 1000;
   const open = Object.entries(rt.breakers).filter(([, until]) => until > now);
   const unseen = { calls: 0, errors: 0, latency_p50_s: null, latency_p95_s: null,
@@ -590,7 +596,106 @@ async function routingView() {
       : table([["model"], ["calls", "num"], ["errors", "num"], ["latency p50", "num"],
         ["latency p95", "num"], ["mean cost", "num"], ["quality", "num"], ["breaker"]], modelRows,
       { id: "models-table" })),
+    decisions,
   ];
+}
+
+function outcomeBadge(d) {
+  if (d.error) return badge(d.error_type ?? "error", "bad");
+  if (d.fallbacks.length) return badge(`after ${d.fallbacks.length} fallback${d.fallbacks.length === 1 ? "" : "s"}`, "warn");
+  return badge("ok", "ok");
+}
+
+function decisionDetails(d) {
+  const best = Math.max(...d.scores.filter((x) => x !== null), 0);
+  const candidates = d.candidates.map((name, i) => {
+    const score = d.scores[i] ?? null;
+    const bar = h("div", { class: "share-bar" });
+    bar.style.width = `${best > 0 && score > 0 ? (100 * score) / best : 0}%`;
+    return h("tr", { class: name === d.chosen ? "chosen" : "" },
+      h("td", {}, name, name === d.chosen ? [" ", badge("chosen", "ok")] : null,
+        d.fallbacks.includes(name) ? [" ", badge("failed", "bad")] : null),
+      h("td", { class: "num" }, score === null ? "—" : score.toFixed(4)),
+      h("td", { class: "share" }, bar));
+  });
+  const features = Object.entries(d.features).sort(([a], [b]) => a.localeCompare(b));
+  const rows = [
+    ["decision", d.decision_id], ["policy", d.policy ?? "—"], ["mode", d.mode ?? "—"],
+    ["reason", d.reason ?? "—"], ["asked for", d.requested_model ?? "—"],
+    ["answered by", [d.model ?? "—", d.provider ? ` (${d.provider})` : ""].join("")],
+    ["fallbacks", d.fallbacks.length ? d.fallbacks.join(" → ") + " → " + (d.model ?? "?") : "none"],
+    ["tokens", d.input_tokens === null && d.output_tokens === null ? "—"
+      : `${fmtInt(d.input_tokens)} in, ${fmtInt(d.output_tokens)} out`],
+    ["detections in the run", d.detections.length ? d.detections.join(", ") : "none"],
+    ["feedback", d.feedback_score === null ? "none" : d.feedback_score.toFixed(2)],
+    ["route table", d.table_version === null ? "—" : `version ${d.table_version}`],
+  ];
+  return h("div", { class: "details decision-details" },
+    h("dl", {}, rows.map(([key, value]) => [h("dt", {}, key), h("dd", {}, value)])),
+    candidates.length ? h("h4", {}, "Candidates") : null,
+    candidates.length ? table([["model"], ["score", "num"], [""]], candidates,
+      { class: "candidates" }) : null,
+    features.length ? h("h4", {}, "Features") : null,
+    features.length ? table([["feature"], ["value"]], features.map(([key, value]) =>
+      h("tr", {}, h("td", { class: "key" }, key),
+        h("td", { class: "value" }, typeof value === "string" ? value : JSON.stringify(value)))),
+    { class: "attributes" }) : null);
+}
+
+function decisionsTable(decisions, { withRun }) {
+  const columns = [["when"], ["task class"], ["mode"], ["asked for"], ["chosen"], ["outcome"],
+    ["latency", "num"], ["cost", "num"], ["quality", "num"]];
+  if (withRun) columns.push(["run"]);
+  const rows = decisions.flatMap((d) => {
+    const open = state.openDecision === d.decision_id;
+    const toggle = () => {
+      state.openDecision = open ? null : d.decision_id;
+      render({ quiet: true });
+    };
+    const row = h("tr", { class: `decision-row${open ? " selected" : ""}`, tabindex: 0,
+      "data-decision": d.decision_id, onclick: toggle,
+      onkeydown: (event) => { if (event.key === "Enter") toggle(); } },
+    h("td", { title: fmtTime(d.start_time * 1e9) }, fmtAgo(d.start_time * 1e9)),
+    h("td", {}, d.task_class ?? "—"),
+    h("td", {}, d.mode ?? "—"),
+    h("td", {}, d.requested_model ?? "—"),
+    h("td", {}, d.chosen ?? "—", d.model && d.chosen && d.model !== d.chosen && !d.model.startsWith(d.chosen)
+      ? h("span", { class: "muted" }, ` → ${d.model}`) : null),
+    h("td", {}, outcomeBadge(d)),
+    h("td", { class: "num" }, fmtSeconds(d.latency_s)),
+    h("td", { class: "num" }, d.cost_usd === null ? "—" : fmtCost(d.cost_usd)),
+    h("td", { class: "num" }, d.quality.toFixed(2)),
+    withRun ? h("td", {}, d.run_id ? h("a", { href: `#/runs/${encodeURIComponent(d.run_id)}`,
+      onclick: (event) => event.stopPropagation() }, d.run_id) : short(d.trace_id, 16)) : null);
+    if (!open) return [row];
+    return [row, h("tr", { class: "decision-open" },
+      h("td", { colspan: columns.length }, decisionDetails(d)))];
+  });
+  return table(columns, rows, { id: "decisions-table", class: "clickable" });
+}
+
+async function decisionsSection(taskClasses) {
+  const query = new URLSearchParams({ limit: "100" });
+  if (state.since) query.set("since", state.since);
+  if (state.decisionTask) query.set("task_class", state.decisionTask);
+  const { decisions } = await api(`/v1/decisions?${query}`);
+  const tasks = [...new Set([...taskClasses, ...decisions.map((d) => d.task_class),
+    state.decisionTask].filter((t) => t && t !== "*"))].sort();
+  const taskSelect = h("select", { id: "decision-task", "aria-label": "task class",
+    onchange: (event) => { state.decisionTask = event.target.value; render(); } },
+  h("option", { value: "" }, "every task class"),
+  tasks.map((task) => h("option", { value: task, selected: task === state.decisionTask }, task)));
+  const failed = decisions.filter((d) => d.error).length;
+  const fellBack = decisions.filter((d) => !d.error && d.fallbacks.length).length;
+  return section("Decisions", "decisions",
+    h("div", { class: "toolbar" }, h("span", { class: "muted" }, decisions.length === 100
+      ? "The newest 100 decisions" : `${fmtInt(decisions.length)} decisions`,
+    failed || fellBack ? `: ${fmtInt(failed)} failed, ${fmtInt(fellBack)} answered after a fallback` : "",
+    ". Click one for its candidates, scores and features."),
+    h("span", { class: "spacer" }), taskSelect, sinceSelect(render)),
+    decisions.length === 0
+      ? h("p", { class: "empty" }, "No routing decision in this range.")
+      : decisionsTable(decisions, { withRun: true }));
 }
 
 // ---- routing and refresh --------------------------------------------------------------------
@@ -657,6 +762,7 @@ function schedule() {
 
 window.addEventListener("hashchange", () => {
   state.selectedSpan = null;
+  state.openDecision = null;
   state.settled = false;
   render();
 });
