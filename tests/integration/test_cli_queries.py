@@ -11,6 +11,7 @@ import pytest
 from agentmesh.collector import DuckDBStore, PingPongRule, Pipeline
 from agentmesh.collector.cli import main
 from agentmesh.collector.cli.query_cmds import parse_duration
+from agentmesh.collector.export import export_store
 from agentmesh.collector.testing import SpanFactory
 from agentmesh.core import ConfigError
 
@@ -121,3 +122,50 @@ def test_costs_by_agent_and_by_model(db: Path, capsys: pytest.CaptureFixture[str
     assert "total" in table
     assert main(["costs", "--db", str(db), "--since", "soon"]) == 2
     assert "--since 'soon'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "json"])
+async def test_an_export_of_many_pages_of_runs_holds_every_row_once(
+    tmp_path: Path, fmt: str
+) -> None:
+    # 601 runs read in pages of 256 (runs starting in the same nanosecond straddle the cuts);
+    # every row of the store reaches the files once, runs newest first
+    db = tmp_path / "many.duckdb"
+    t0 = 1_800_000_000_000_000_000
+    trace_ids: list[str] = []
+    async with DuckDBStore(db) as store:
+        async with Pipeline(store, rules=[PingPongRule()]) as pipeline:
+            for i in range(601):
+                f = SpanFactory(start_ns=t0 + (i // 3) * 10**9)
+                root = f.workflow("team", run_id=f"run-{i}")
+                a = f.agent("a", parent=root)
+                b = f.agent("b", parent=root, handoff_from="a")
+                chat = f.chat(parent=b, model="gpt-4o-mini", cost_usd=0.001)
+                assert pipeline.offer([root, a, b, chat])
+                trace_ids.append(f.trace_id)
+            await pipeline.drain()
+        counts = await export_store(store, tmp_path / "out", fmt)
+        stored = await store.count_spans()
+    assert counts == {
+        "runs": 601,
+        "agents": 1202,
+        "handoffs": 601,
+        "spans": stored,
+        "detections": 0,
+    }
+    with duckdb.connect() as con:
+
+        def read(table: str) -> str:
+            path = tmp_path / "out" / f"{table}.{fmt}"
+            return f"read_{'parquet' if fmt == 'parquet' else 'json_auto'}('{path}')"
+
+        runs = con.sql(f"select trace_id, start_ns from {read('runs')}").fetchall()
+        assert sorted(t for t, _ in runs) == sorted(trace_ids)
+        starts = [s for _, s in runs]
+        assert starts == sorted(starts, reverse=True)
+        spans = con.sql(
+            f"select count(*), count(distinct (trace_id, span_id)) from {read('spans')}"
+        )
+        assert spans.fetchall() == [(stored, stored)]
+        handoffs = con.sql(f"select source, target, count(*) from {read('handoffs')} group by all")
+        assert handoffs.fetchall() == [("a", "b", 601)]

@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import math
 import time
 import zipfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +21,11 @@ import aiohttp
 import duckdb
 import pytest
 
-from agentmesh.collector import Collector, CollectorSettings, MemoryStore
+from agentmesh.collector import Collector, CollectorSettings, DuckDBStore, MemoryStore
 from agentmesh.collector.cli import main
 from agentmesh.collector.export import export_store
 from agentmesh.collector.testing import SpanFactory, to_otlp_request
+from agentmesh.core import semconv
 
 
 def _runs() -> bytes:
@@ -247,3 +250,62 @@ async def test_the_cli_reads_a_running_collector(capsys: pytest.CaptureFixture[s
         assert "no run match 'nope'" in capsys.readouterr().err
     assert await asyncio.to_thread(main, ["runs", "--collector", base]) == 2
     assert "is unreachable" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("backend", ["memory", "duckdb"])
+async def test_nan_and_infinite_numbers_in_spans_neither_poison_sums_nor_break_json(
+    backend: str, tmp_path: Path
+) -> None:
+    f = SpanFactory(start_ns=time.time_ns() - 10**9)
+    root = f.workflow("w", run_id="run-nan")
+    agent = f.agent("writer", parent=root)
+    good = f.chat(parent=agent, model="gpt-4o-mini", cost_usd=0.5)
+    bad = f.chat(parent=agent, model="gpt-4o-mini", cost_usd=0.0)
+    bad = replace(
+        bad,
+        attributes={
+            **bad.attributes,
+            semconv.AGENTMESH_COST_USD: math.nan,
+            "app.ratio": math.inf,
+            "app.scores": [1.0, -math.inf],
+        },
+    )
+    config = CollectorSettings.load(
+        grpc_port=0, http_port=0, grpc_grace_seconds=1.0, decode_workers=0
+    )
+    store = MemoryStore() if backend == "memory" else DuckDBStore(tmp_path / "a.duckdb")
+    async with Collector(config, store) as collector, aiohttp.ClientSession() as client:
+        body = to_otlp_request([root, agent, good, bad]).SerializeToString()
+        headers = {"Content-Type": "application/x-protobuf"}
+        async with client.post(collector.http_endpoint + "/v1/traces", data=body, headers=headers):
+            pass
+        await collector.drain()
+        answers: dict[str, Any] = {}
+        for path in (
+            "/v1/runs",
+            "/v1/runs/run-nan",
+            "/v1/runs/run-nan/spans",
+            "/v1/costs?group_by=agent",
+            "/v1/costs?group_by=model",
+        ):
+            async with client.get(collector.http_endpoint + path) as answer:
+                assert answer.status == 200
+                answers[path] = json.loads(await answer.text(), parse_constant=_not_json)
+    assert answers["/v1/runs"]["runs"][0]["cost_usd"] == 0.5  # the NaN is no amount
+    assert answers["/v1/runs/run-nan"]["graph"]["agents"][0]["cost_usd"] == 0.5
+    assert [(c["key"], c["cost_usd"]) for c in answers["/v1/costs?group_by=agent"]["costs"]] == [
+        ("writer", 0.5)
+    ]
+    assert answers["/v1/costs?group_by=model"]["costs"][0]["cost_usd"] == 0.5
+    spans = answers["/v1/runs/run-nan/spans"]["spans"]
+    shown = next(s for s in spans if s["span_id"] == bad.span_id)
+    assert shown["attributes"][semconv.AGENTMESH_COST_USD] == "NaN"
+    # DuckDB keeps every non-finite double as NaN (store/codec.py); memory keeps it as it came
+    infinity, minus = ("Infinity", "-Infinity") if backend == "memory" else ("NaN", "NaN")
+    assert shown["attributes"]["app.ratio"] == infinity
+    assert shown["attributes"]["app.scores"] == [1.0, minus]
+    assert shown["cost_usd"] == 0.0
+
+
+def _not_json(word: str) -> object:
+    raise AssertionError(f"{word} is not JSON")

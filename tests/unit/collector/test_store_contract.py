@@ -155,6 +155,30 @@ async def test_spans_of_many_traces_in_one_read(store: SpanStore) -> None:
     assert await store.spans_of([]) == {}
 
 
+async def test_graphs_of_many_runs_in_one_read(store: SpanStore) -> None:
+    graphs = [graph_of(_run(SpanFactory(), "run-a")), graph_of(_run(SpanFactory(), "run-b", 3))]
+    for graph in graphs:
+        await store.write_graph(graph)
+    wanted = [g.trace_id for g in graphs]
+    found = await store.graphs_of([*wanted, "0" * 32, wanted[0]])
+    assert set(found) == set(wanted)  # a trace without a graph is absent
+    for trace_id in wanted:
+        assert found[trace_id] == await store.graph(trace_id)
+    assert len(found[wanted[1]].handoffs) > len(found[wanted[0]].handoffs) > 0
+    assert await store.graphs_of([]) == {}
+
+
+async def test_a_traces_first_spans(store: SpanStore) -> None:
+    f = SpanFactory()
+    spans = _run(f, loops=3)
+    await store.write_spans([*reversed(spans), spans[0]])  # out of order, one re-delivered
+    every = await store.spans(f.trace_id)
+    assert len(every) == len(spans)
+    for limit in (1, 3, len(spans), len(spans) + 5):
+        assert await store.spans(f.trace_id, limit=limit) == every[:limit]
+    assert await store.spans("0" * 32, limit=2) == []
+
+
 async def test_redelivered_spans_are_stored_once(store: SpanStore) -> None:
     f = SpanFactory()
     spans = _run(f)

@@ -8,12 +8,18 @@ every backend (DuckDB, Postgres, memory), and writes one file per table: ``runs`
 from __future__ import annotations
 
 import asyncio
+import importlib
+import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
+from agentmesh.collector.detection import Detection
 from agentmesh.collector.model import SpanRecord
-from agentmesh.collector.store.base import SpanStore
-from agentmesh.collector.store.codec import attributes_to_json, details_to_json, events_to_json
+from agentmesh.collector.store.base import RunSummary, SpanStore, StoredGraph
+from agentmesh.collector.store.codec import attributes_to_json, events_to_json
+from agentmesh.collector.store.rows import detection_to_row, handoff_to_row
+from agentmesh.collector.store.run_pages import run_pages
 from agentmesh.core import StoreError
 
 __all__ = ["EXPORT_FORMATS", "export_store"]
@@ -21,37 +27,93 @@ __all__ = ["EXPORT_FORMATS", "export_store"]
 EXPORT_FORMATS: Final[tuple[str, ...]] = ("parquet", "csv", "json")
 """File formats :func:`export_store` writes (``json`` is one object per line)."""
 
-_TABLES: Final[dict[str, str]] = {
-    "runs": "trace_id VARCHAR, run_id VARCHAR, workflow_name VARCHAR, service_name VARCHAR, "
-    "start_ns BIGINT, end_ns BIGINT, agents VARCHAR[], handoffs INTEGER, span_count INTEGER, "
-    "llm_calls INTEGER, input_tokens BIGINT, output_tokens BIGINT, cost_usd DOUBLE, "
-    "complete BOOLEAN, detections INTEGER",
-    "agents": "trace_id VARCHAR, name VARCHAR, invocations INTEGER, llm_calls INTEGER, "
-    "input_tokens BIGINT, output_tokens BIGINT, cost_usd DOUBLE",
-    "handoffs": "trace_id VARCHAR, seq INTEGER, source VARCHAR, target VARCHAR, span_id VARCHAR, "
-    "start_ns BIGINT, kind VARCHAR, context_digest VARCHAR, context_size BIGINT, "
-    "checkpoint_id VARCHAR",
-    "spans": "trace_id VARCHAR, span_id VARCHAR, parent_span_id VARCHAR, name VARCHAR, "
-    "kind VARCHAR, start_ns BIGINT, end_ns BIGINT, status_code VARCHAR, status_message VARCHAR, "
-    "service_name VARCHAR, scope_name VARCHAR, attributes JSON, events JSON, resource JSON",
-    "detections": "id VARCHAR, type VARCHAR, severity VARCHAR, trace_id VARCHAR, run_id VARCHAR, "
-    "agent VARCHAR, span_ids VARCHAR[], explanation VARCHAR, detected_at_ns BIGINT, details JSON",
+_TABLES: Final[dict[str, tuple[tuple[str, str], ...]]] = {
+    "runs": (
+        ("trace_id", "VARCHAR"),
+        ("run_id", "VARCHAR"),
+        ("workflow_name", "VARCHAR"),
+        ("service_name", "VARCHAR"),
+        ("start_ns", "BIGINT"),
+        ("end_ns", "BIGINT"),
+        ("agents", "VARCHAR[]"),
+        ("handoffs", "INTEGER"),
+        ("span_count", "INTEGER"),
+        ("llm_calls", "INTEGER"),
+        ("input_tokens", "BIGINT"),
+        ("output_tokens", "BIGINT"),
+        ("cost_usd", "DOUBLE"),
+        ("complete", "BOOLEAN"),
+        ("detections", "INTEGER"),
+    ),
+    "agents": (
+        ("trace_id", "VARCHAR"),
+        ("name", "VARCHAR"),
+        ("invocations", "INTEGER"),
+        ("llm_calls", "INTEGER"),
+        ("input_tokens", "BIGINT"),
+        ("output_tokens", "BIGINT"),
+        ("cost_usd", "DOUBLE"),
+    ),
+    "handoffs": (
+        ("trace_id", "VARCHAR"),
+        ("seq", "INTEGER"),
+        ("source", "VARCHAR"),
+        ("target", "VARCHAR"),
+        ("span_id", "VARCHAR"),
+        ("start_ns", "BIGINT"),
+        ("kind", "VARCHAR"),
+        ("context_digest", "VARCHAR"),
+        ("context_size", "BIGINT"),
+        ("checkpoint_id", "VARCHAR"),
+    ),
+    "spans": (
+        ("trace_id", "VARCHAR"),
+        ("span_id", "VARCHAR"),
+        ("parent_span_id", "VARCHAR"),
+        ("name", "VARCHAR"),
+        ("kind", "VARCHAR"),
+        ("start_ns", "BIGINT"),
+        ("end_ns", "BIGINT"),
+        ("status_code", "VARCHAR"),
+        ("status_message", "VARCHAR"),
+        ("service_name", "VARCHAR"),
+        ("scope_name", "VARCHAR"),
+        ("attributes", "JSON"),
+        ("events", "JSON"),
+        ("resource", "JSON"),
+    ),
+    "detections": (
+        ("id", "VARCHAR"),
+        ("type", "VARCHAR"),
+        ("severity", "VARCHAR"),
+        ("trace_id", "VARCHAR"),
+        ("run_id", "VARCHAR"),
+        ("agent", "VARCHAR"),
+        ("span_ids", "VARCHAR[]"),
+        ("explanation", "VARCHAR"),
+        ("detected_at_ns", "BIGINT"),
+        ("details", "JSON"),
+    ),
 }
+"""Each exported table's columns and their DuckDB types."""
 
-_Row = tuple[object, ...]
-_SPANS_CHUNK_RUNS: Final = 256
-"""Runs whose spans are read in one query."""
+_Rows = dict[str, list[tuple[object, ...]]]
+_ARROW_TYPES: Final[dict[str, str]] = {
+    "VARCHAR": "string",
+    "JSON": "string",
+    "BIGINT": "int64",
+    "INTEGER": "int32",
+    "DOUBLE": "float64",
+    "BOOLEAN": "bool_",
+}
+"""The pyarrow type (a function of the module) of each DuckDB type; ``VARCHAR[]`` is a list."""
+_STAGING_MEMORY: Final = "256MB"
+"""The scratch database's buffer pool (its default is most of the machine's memory)."""
 
 
-async def _collect(store: SpanStore) -> dict[str, list[_Row]]:
-    rows: dict[str, list[_Row]] = {table: [] for table in _TABLES}
-    runs = await store.runs()
-    spans_of: dict[str, list[SpanRecord]] = {}
-    for index, run in enumerate(runs):
-        if index % _SPANS_CHUNK_RUNS == 0:  # one query per chunk of runs, not one per run
-            spans_of = await store.spans_of(
-                [r.trace_id for r in runs[index : index + _SPANS_CHUNK_RUNS]]
-            )
+def _run_rows(runs: Sequence[RunSummary], spans_of: Mapping[str, list[SpanRecord]]) -> _Rows:
+    rows: _Rows = {table: [] for table in ("runs", "spans")}
+    for run in runs:
         rows["runs"].append(
             (
                 run.trace_id,
@@ -71,35 +133,6 @@ async def _collect(store: SpanStore) -> dict[str, list[_Row]]:
                 run.detections,
             )
         )
-        graph = await store.graph(run.trace_id)
-        if graph is not None:
-            rows["agents"].extend(
-                (
-                    run.trace_id,
-                    a.name,
-                    a.invocations,
-                    a.llm_calls,
-                    a.input_tokens,
-                    a.output_tokens,
-                    a.cost_usd,
-                )
-                for a in graph.agents
-            )
-            rows["handoffs"].extend(
-                (
-                    run.trace_id,
-                    h.seq,
-                    h.source,
-                    h.target,
-                    h.span_id,
-                    h.start_ns,
-                    h.kind,
-                    h.context_digest,
-                    h.context_size,
-                    h.checkpoint_id,
-                )
-                for h in graph.handoffs
-            )
         rows["spans"].extend(
             (
                 s.trace_id,
@@ -119,45 +152,105 @@ async def _collect(store: SpanStore) -> dict[str, list[_Row]]:
             )
             for s in spans_of.get(run.trace_id, [])
         )
-    rows["detections"] = [
-        (
-            d.id,
-            d.type,
-            d.severity,
-            d.trace_id,
-            d.run_id,
-            d.agent,
-            list(d.span_ids),
-            d.explanation,
-            d.detected_at_ns,
-            details_to_json(d.details),
-        )
-        for d in await store.detections()
-    ]
     return rows
 
 
-def _write(rows: dict[str, list[_Row]], out_dir: Path, fmt: str) -> dict[str, int]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    options = {"parquet": "FORMAT parquet", "csv": "FORMAT csv, HEADER", "json": "FORMAT json"}
-    counts: dict[str, int] = {}
-    import duckdb  # here, not at import: the CLI reads EXPORT_FORMATS to build its parser
+def _graph_rows(graph: StoredGraph) -> _Rows:
+    trace_id = graph.run.trace_id
+    return {
+        "agents": [
+            (
+                trace_id,
+                a.name,
+                a.invocations,
+                a.llm_calls,
+                a.input_tokens,
+                a.output_tokens,
+                a.cost_usd,
+            )
+            for a in graph.agents
+        ],
+        "handoffs": [handoff_to_row(trace_id, h) for h in graph.handoffs],
+    }
 
-    with duckdb.connect(":memory:") as con:
-        for table, schema in _TABLES.items():
-            con.execute(f"CREATE TABLE {table} ({schema})")
-            if rows[table]:
-                marks = ", ".join("?" for _ in rows[table][0])
-                insert = f"INSERT INTO {table} VALUES ({marks})"  # noqa: S608 - constant names
-                con.executemany(insert, rows[table])
+
+def _detection_rows(detections: Sequence[Detection]) -> _Rows:
+    return {"detections": [detection_to_row(d) for d in detections]}
+
+
+class _Staging:
+    """The export's tables in a scratch DuckDB file: appended a chunk at a time, then copied.
+
+    A file rather than memory, so a large export spills to disk instead of holding every row.
+    """
+
+    def __init__(self, path: Path) -> None:
+        import duckdb  # here, not at import: the CLI reads EXPORT_FORMATS to build its parser
+
+        pa: Any = importlib.import_module("pyarrow")  # no complete type information
+        self._pa = pa
+        # a small buffer pool: past it, the staged rows spill to the scratch file's directory
+        self._con = duckdb.connect(
+            str(path), config={"memory_limit": _STAGING_MEMORY, "temp_directory": str(path.parent)}
+        )
+        self._schemas: dict[str, Any] = {
+            table: pa.schema(
+                [
+                    (
+                        name,
+                        pa.list_(pa.string())
+                        if kind == "VARCHAR[]"
+                        else getattr(pa, _ARROW_TYPES[kind])(),
+                    )
+                    for name, kind in columns
+                ]
+            )
+            for table, columns in _TABLES.items()
+        }
+        self.counts = dict.fromkeys(_TABLES, 0)
+        for table, columns in _TABLES.items():
+            schema = ", ".join(f"{name} {kind}" for name, kind in columns)
+            self._con.execute(f"CREATE TABLE {table} ({schema})")
+
+    def append(self, rows: _Rows) -> None:
+        """Append rows (tuples in column order) to the tables they are keyed by."""
+        for table, values in rows.items():
+            if not values:
+                continue
+            schema = self._schemas[table]
+            columns = list(zip(*values, strict=True))
+            arrays = [
+                self._pa.array(column, type=field.type)
+                for column, field in zip(columns, schema, strict=True)
+            ]
+            chunk = self._pa.Table.from_arrays(arrays, schema=schema)
+            self._con.register("export_chunk", chunk)
+            try:
+                self._con.execute(f"INSERT INTO {table} SELECT * FROM export_chunk")  # noqa: S608 - constant names
+            finally:
+                self._con.unregister("export_chunk")
+            self.counts[table] += len(values)
+
+    def copy_out(self, out_dir: Path, fmt: str) -> dict[str, int]:
+        """Write each table to ``out_dir/<table>.<fmt>``, runs newest first as read."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        options = {"parquet": "FORMAT parquet", "csv": "FORMAT csv, HEADER", "json": "FORMAT json"}
+        for table in _TABLES:
             target = str(out_dir / f"{table}.{fmt}").replace("'", "''")
-            con.execute(f"COPY {table} TO '{target}' ({options[fmt]})")
-            counts[table] = len(rows[table])
-    return counts
+            self._con.execute(f"COPY {table} TO '{target}' ({options[fmt]})")
+        return dict(self.counts)
+
+    def close(self) -> None:
+        """Close the scratch database."""
+        self._con.close()
 
 
 async def export_store(store: SpanStore, out_dir: Path, fmt: str = "parquet") -> dict[str, int]:
     """Write every run of ``store`` to one file per table in ``out_dir``.
+
+    The runs are read a page at a time (newest first; their spans and graphs in one read each
+    per page) and appended to a scratch DuckDB file, so memory holds one page of rows whatever
+    the store's size; the scratch file is deleted when the files are written.
 
     Args:
         store: An open store.
@@ -176,8 +269,22 @@ async def export_store(store: SpanStore, out_dir: Path, fmt: str = "parquet") ->
         )
     import duckdb
 
-    rows = await _collect(store)
     try:
-        return await asyncio.to_thread(_write, rows, out_dir, fmt)
+        with tempfile.TemporaryDirectory(prefix="agentmesh-export-") as scratch:
+            staging = await asyncio.to_thread(_Staging, Path(scratch) / "export.duckdb")
+            try:
+                async for page in run_pages(store):
+                    spans_of = await store.spans_of([run.trace_id for run in page])
+                    graphs = await store.graphs_of([run.trace_id for run in page])
+                    rows = _run_rows(page, spans_of)
+                    for run in page:
+                        if (graph := graphs.get(run.trace_id)) is not None:
+                            for table, values in _graph_rows(graph).items():
+                                rows.setdefault(table, []).extend(values)
+                    await asyncio.to_thread(staging.append, rows)
+                await asyncio.to_thread(staging.append, _detection_rows(await store.detections()))
+                return await asyncio.to_thread(staging.copy_out, out_dir, fmt)
+            finally:
+                await asyncio.to_thread(staging.close)
     except (duckdb.Error, OSError) as exc:
         raise StoreError(f"cannot export to {out_dir}: {exc}") from exc

@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal, TypeAlias
@@ -94,20 +95,23 @@ def int_of(attributes: Attributes, name: str) -> int | None:
 
 
 def float_of(attributes: Attributes, name: str) -> float | None:
-    """Attribute ``name`` as a float when it is a number; see ``SpanRecord.float_attr``.
+    """Attribute ``name`` as a float when it is a finite number; see ``SpanRecord.float_attr``.
 
     Args:
         attributes: The attributes.
         name: The attribute name.
 
     Returns:
-        The value, or ``None`` (booleans are not numbers).
+        The value, or ``None`` (booleans are not numbers; NaN and infinities are not read as
+        any amount: one NaN cost would make every sum it joins NaN).
     """
     value = attributes.get(name)
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
+    if isinstance(value, int):
         return float(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return value
     return None
 
 
@@ -217,6 +221,6 @@ class SpanRecord:
             name: The attribute name (a :mod:`agentmesh.core.semconv` constant).
 
         Returns:
-            The value as a float, or ``None`` when absent or not a number.
+            The value as a float, or ``None`` when absent, not a number, NaN or infinite.
         """
         return float_of(self.attributes, name)

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from agentmesh.collector.api.params import (
     error_response,
+    json_response,
     limit_param,
     not_found_response,
     since_param,
@@ -64,7 +65,7 @@ def decisions_routes(store: SpanStore) -> list[web.RouteDef]:
             task_class=request.query.get("task_class") or None,
             model=request.query.get("model") or None,
         )
-        return web.json_response({"decisions": [o.as_dict() for o in reversed(found)]})
+        return json_response({"decisions": [o.as_dict() for o in reversed(found)]})
 
     async def run_decisions(request: web.Request) -> web.Response:
         try:
@@ -73,7 +74,7 @@ def decisions_routes(store: SpanStore) -> list[web.RouteDef]:
             return not_found_response(exc)
         spans = await store.spans(run.trace_id)
         found = trace_outcomes(spans, await store.detections(run.trace_id), run_id=run.run_id)
-        return web.json_response(
+        return json_response(
             {
                 "run_id": run.run_id,
                 "trace_id": run.trace_id,

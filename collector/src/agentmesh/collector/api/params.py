@@ -1,8 +1,11 @@
-"""What every query API route reads and answers alike: ``since``, ``limit``, plain-word errors."""
+"""What every query API route reads and answers alike: ``since``, ``limit``, strict JSON, errors."""
 
 from __future__ import annotations
 
+import json
+import math
 import time
+from typing import cast
 
 from aiohttp import web
 
@@ -10,7 +13,16 @@ from agentmesh.collector.durations import parse_duration
 from agentmesh.collector.store.lookup import RunNotFoundError
 from agentmesh.core import ConfigError
 
-__all__ = ["error_response", "limit_param", "not_found_response", "since_param"]
+__all__ = [
+    "error_response",
+    "json_response",
+    "limit_param",
+    "not_found_response",
+    "since_param",
+    "strict_json",
+]
+
+_NON_FINITE: dict[float, str] = {math.inf: "Infinity", -math.inf: "-Infinity"}
 
 
 def since_param(request: web.Request) -> int | None:
@@ -54,6 +66,53 @@ def limit_param(request: web.Request, default: int, most: int) -> int:
     return int(text)
 
 
+def strict_json(data: object) -> str:
+    """Serialise ``data`` as JSON that every parser reads, a browser's included.
+
+    Python writes NaN and infinities as the bare words ``NaN`` and ``Infinity``, which are not
+    JSON: one span attribute holding NaN would make a whole answer unreadable. They are written
+    as the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` instead.
+
+    Args:
+        data: What ``json.dumps`` accepts.
+
+    Returns:
+        The JSON text.
+
+    Example:
+        >>> strict_json({"cost": float("nan"), "n": [1.5, float("-inf")]})
+        '{"cost": "NaN", "n": [1.5, "-Infinity"]}'
+    """
+    try:
+        return json.dumps(data, allow_nan=False)
+    except ValueError:  # a NaN or an infinity somewhere: the rare case pays for the walk
+        return json.dumps(_finite(data), allow_nan=False)
+
+
+def _finite(data: object) -> object:
+    if isinstance(data, float) and not math.isfinite(data):
+        return _NON_FINITE.get(data, "NaN")
+    if isinstance(data, dict):
+        items = cast("dict[object, object]", data).items()
+        return {key: _finite(value) for key, value in items}
+    if isinstance(data, list | tuple):
+        return [_finite(value) for value in cast("list[object] | tuple[object, ...]", data)]
+    return data
+
+
+def json_response(data: object, *, status: int = 200) -> web.Response:
+    """Answer ``data`` as strict JSON (see :func:`strict_json`).
+
+    Args:
+        data: The answer.
+        status: The HTTP status.
+
+    Returns:
+        The response.
+    """
+    return web.json_response(data, status=status, dumps=strict_json)
+
+
 def error_response(message: str, status: int) -> web.Response:
     """Answer ``{"error": message}`` with ``status``.
 
@@ -64,7 +123,7 @@ def error_response(message: str, status: int) -> web.Response:
     Returns:
         The response.
     """
-    return web.json_response({"error": message}, status=status)
+    return json_response({"error": message}, status=status)
 
 
 def not_found_response(exc: RunNotFoundError) -> web.Response:

@@ -29,6 +29,7 @@ from aiohttp import web
 
 from agentmesh.collector.api.params import (
     error_response,
+    json_response,
     limit_param,
     not_found_response,
     since_param,
@@ -87,7 +88,7 @@ def runs_routes(store: SpanStore) -> list[web.RouteDef]:
         found = await store.runs(
             limit, since_ns=since, until_ns=int(before) if before is not None else None
         )
-        return web.json_response(
+        return json_response(
             {
                 "runs": [run_to_json(r) for r in found],
                 # a string: JavaScript numbers cannot hold nanoseconds since 1970 exactly
@@ -102,7 +103,7 @@ def runs_routes(store: SpanStore) -> list[web.RouteDef]:
             return not_found_response(exc)
         except GraphNotStoredError as exc:
             return error_response(str(exc), 404)
-        return web.json_response(
+        return json_response(
             {
                 "graph": graph_to_json(graph),
                 "detections": [detection_to_dict(d) for d in detections],
@@ -118,8 +119,8 @@ def runs_routes(store: SpanStore) -> list[web.RouteDef]:
             summary = await find_run(store, request.match_info["run"])
         except RunNotFoundError as exc:
             return not_found_response(exc)
-        found = (await store.spans_of([summary.trace_id])).get(summary.trace_id, [])
-        return web.json_response(
+        found = await store.spans(summary.trace_id, limit=limit + 1)  # one more: truncated?
+        return json_response(
             {
                 "run_id": summary.run_id,
                 "trace_id": summary.trace_id,
@@ -136,7 +137,7 @@ def runs_routes(store: SpanStore) -> list[web.RouteDef]:
         found = await store.detections(
             since_ns=since, detection_type=request.query.get("type"), limit=limit
         )
-        return web.json_response({"detections": [detection_to_dict(d) for d in reversed(found)]})
+        return json_response({"detections": [detection_to_dict(d) for d in reversed(found)]})
 
     async def costs(request: web.Request) -> web.Response:
         group = request.query.get("group_by", "agent")
@@ -147,7 +148,7 @@ def runs_routes(store: SpanStore) -> list[web.RouteDef]:
         except ConfigError as exc:
             return error_response(str(exc), 400)
         rows = await store.costs(since, group_by=group)
-        return web.json_response({"costs": [cost_to_json(r) for r in rows]})
+        return json_response({"costs": [cost_to_json(r) for r in rows]})
 
     return [
         web.route("GET", RUNS_PATH, runs),

@@ -45,6 +45,7 @@ from typing import Final, cast
 from agentmesh.collector.detection import Detection, JsonValue
 from agentmesh.collector.model import Attributes, SpanRecord, float_of, str_of
 from agentmesh.collector.store.base import RunSummary, SpanStore
+from agentmesh.collector.store.run_pages import PAGE_RUNS, run_pages
 from agentmesh.core import semconv
 from agentmesh.core.errors import StoreError
 from agentmesh.core.log import get_logger
@@ -69,8 +70,6 @@ DEFAULT_RUN_LOOKBACK_SECONDS: Final = 6 * 3600.0
 """How long before ``since`` a run may have started and still hold decisions of the window."""
 
 _NS: Final = 1_000_000_000
-_SPANS_CHUNK_RUNS: Final = 256
-"""Runs whose spans are read in one query (a query per run scanned the DuckDB table each time)."""
 _DETECTIONS_PER_RUN: Final = 8
 """Up to this many runs of a page with decisions, their detections are read run by run."""
 _DETECTION_CLOCK_SLACK_NS: Final = 3600 * _NS
@@ -439,26 +438,15 @@ async def decision_outcomes(
         )
 
     outcomes: dict[str, DecisionOutcome] = {}
-    seen: set[str] = set()
-    before = until_ns
     # the newest few decisions need few runs: pages start small and grow to the full size
-    size = _SPANS_CHUNK_RUNS if limit is None else min(_SPANS_CHUNK_RUNS, max(16, limit))
-    while limit is None or len(outcomes) < limit:
-        page = await store.runs(size, since_ns=runs_since, until_ns=before)
-        runs = [
-            r for r in page if r.trace_id not in seen and (since_ns is None or r.end_ns >= since_ns)
-        ]
-        seen.update(r.trace_id for r in page)
+    first = PAGE_RUNS if limit is None else min(PAGE_RUNS, max(16, limit))
+    async for page in run_pages(store, since_ns=runs_since, until_ns=until_ns, first=first):
+        runs = [r for r in page if since_ns is None or r.end_ns >= since_ns]
         needed = None if limit is None else limit - len(outcomes)
         for outcome in await _page_outcomes(store, runs, in_window, wanted, needed):
             _keep_earliest(outcomes, outcome)
-        if len(page) < size:
+        if limit is not None and len(outcomes) >= limit:
             break
-        # the next page ends at this one's oldest start, included: runs starting in the same
-        # nanosecond on both sides of the cut are not lost (the seen set skips repeats)
-        oldest = page[-1].start_ns
-        before = oldest + 1 if page[0].start_ns != oldest else oldest
-        size = min(_SPANS_CHUNK_RUNS, size * 4)
     ordered = sorted(outcomes.values(), key=lambda o: (o.start_time, o.decision_id))
     return ordered if limit is None else ordered[-limit:]
 

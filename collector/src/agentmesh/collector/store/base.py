@@ -151,11 +151,12 @@ class SpanStore(Protocol):
         """
         ...
 
-    async def spans(self, trace_id: str) -> list[SpanRecord]:
+    async def spans(self, trace_id: str, *, limit: int | None = None) -> list[SpanRecord]:
         """Read a trace's spans.
 
         Args:
             trace_id: The trace.
+            limit: Only the first ``limit`` of them; all when ``None``.
 
         Returns:
             Its spans by start time (then span id); empty when unknown.
@@ -221,6 +222,17 @@ class SpanStore(Protocol):
 
         Returns:
             The stored graph, or ``None`` when none was written.
+        """
+        ...
+
+    async def graphs_of(self, trace_ids: Sequence[str]) -> dict[str, StoredGraph]:
+        """Read several runs' graphs in one read (exports read thousands of runs).
+
+        Args:
+            trace_ids: The traces.
+
+        Returns:
+            Each trace's graph, as :meth:`graph` reads it; a trace without one is absent.
         """
         ...
 

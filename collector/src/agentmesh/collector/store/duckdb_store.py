@@ -33,7 +33,6 @@ from agentmesh.collector.model import SpanKind, SpanRecord, StatusCode
 from agentmesh.collector.store.base import CostGroup, CostRow, RunSummary, StoredGraph
 from agentmesh.collector.store.codec import (
     attributes_from_json,
-    details_to_json,
     events_from_json,
 )
 from agentmesh.collector.store.duckdb_graphs import GraphVersions
@@ -46,7 +45,10 @@ from agentmesh.collector.store.duckdb_schema import (
     VIEWS,
 )
 from agentmesh.collector.store.rows import (
+    agent_from_row,
     detection_from_row,
+    detection_to_row,
+    handoff_from_row,
     run_summary_from_row,
     spans_by_trace,
 )
@@ -294,16 +296,21 @@ class DuckDBStore:
         """
         return await self._call(lambda con: _scalar_int(con, _COUNT_SPANS))
 
-    async def spans(self, trace_id: str) -> list[SpanRecord]:
+    async def spans(self, trace_id: str, *, limit: int | None = None) -> list[SpanRecord]:
         """Read a trace's spans.
 
         Args:
             trace_id: The trace.
+            limit: Only the first ``limit`` of them; all when ``None``.
 
         Returns:
             Its spans by start time (then span id); empty when unknown.
         """
-        rows = await self._call(lambda con: _fetch(con, _SELECT_SPANS, [trace_id]))
+        if limit is None:
+            query, params = _SELECT_SPANS, [trace_id]
+        else:
+            query, params = _SELECT_SPANS + " LIMIT ?", [trace_id, limit]
+        rows = await self._call(lambda con: _fetch(con, query, params))
         return [_span(row) for row in rows]
 
     async def spans_of(self, trace_ids: Sequence[str]) -> dict[str, list[SpanRecord]]:
@@ -400,7 +407,22 @@ class DuckDBStore:
         Returns:
             The stored graph, or ``None`` when none was written.
         """
-        return await self._call(lambda con: _read_graph(con, trace_id))
+        return (await self._call(lambda con: _read_graphs(con, [trace_id]))).get(trace_id)
+
+    async def graphs_of(self, trace_ids: Sequence[str]) -> dict[str, StoredGraph]:
+        """Read several runs' graphs in three queries.
+
+        Args:
+            trace_ids: The traces.
+
+        Returns:
+            Each trace's graph; a trace without one is absent.
+        """
+        wanted = list(dict.fromkeys(trace_ids))
+        if not wanted:
+            self._check()
+            return {}
+        return await self._call(lambda con: _read_graphs(con, wanted))
 
     async def detections(
         self,
@@ -672,66 +694,41 @@ def _scalar_int(con: _Con, query: str, params: Sequence[object] = ()) -> int:
 
 
 def _insert_detection(con: _Con, d: Detection) -> bool:
-    params: list[object] = [
-        d.id,
-        d.type,
-        d.severity,
-        d.trace_id,
-        d.run_id,
-        d.agent,
-        list(d.span_ids),
-        d.explanation,
-        d.detected_at_ns,
-        details_to_json(d.details),
-    ]
+    params = list(detection_to_row(d))
     return _scalar_int(con, _INSERT_DETECTION, params) > 0
 
 
-def _read_graph(con: _Con, trace_id: str) -> StoredGraph | None:
-    runs = _fetch(con, _RUN_SUMMARY + " WHERE r.trace_id = ?", [trace_id])
-    if not runs:
-        return None
-    agents = _fetch(
-        con,
-        "SELECT name, invocations, span_ids, llm_calls, input_tokens, output_tokens, cost_usd "
-        "FROM agents WHERE trace_id = ? ORDER BY name",
-        [trace_id],
+def _read_graphs(con: _Con, trace_ids: list[str]) -> dict[str, StoredGraph]:
+    runs = _fetch(
+        con, _RUN_SUMMARY + " WHERE r.trace_id IN (SELECT unnest(?::VARCHAR[]))", [trace_ids]
     )
-    edges = _fetch(
+    if not runs:
+        return {}
+    agents: dict[str, list[AgentNode]] = {}
+    for row in _fetch(
+        con,
+        "SELECT name, invocations, span_ids, llm_calls, input_tokens, output_tokens, cost_usd, "
+        "trace_id FROM agents WHERE trace_id IN (SELECT unnest(?::VARCHAR[])) "
+        "ORDER BY trace_id, name",
+        [trace_ids],
+    ):
+        agents.setdefault(row[7], []).append(agent_from_row(row))
+    edges: dict[str, list[HandoffEdge]] = {}
+    for row in _fetch(
         con,
         "SELECT seq, source, target, span_id, start_ns, kind, context_digest, context_size, "
-        "checkpoint_id FROM handoffs WHERE trace_id = ? ORDER BY seq",
-        [trace_id],
-    )
-    return StoredGraph(
-        run=run_summary_from_row(runs[0]),
-        agents=[
-            AgentNode(
-                name=row[0],
-                invocations=row[1],
-                span_ids=tuple(row[2]),
-                llm_calls=row[3],
-                input_tokens=row[4],
-                output_tokens=row[5],
-                cost_usd=row[6],
-            )
-            for row in agents
-        ],
-        handoffs=[
-            HandoffEdge(
-                seq=row[0],
-                source=row[1],
-                target=row[2],
-                span_id=row[3],
-                start_ns=row[4],
-                kind=row[5],
-                context_digest=row[6],
-                context_size=row[7],
-                checkpoint_id=row[8],
-            )
-            for row in edges
-        ],
-    )
+        "checkpoint_id, trace_id FROM handoffs "
+        "WHERE trace_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY trace_id, seq",
+        [trace_ids],
+    ):
+        edges.setdefault(row[9], []).append(handoff_from_row(row))
+    found: dict[str, StoredGraph] = {}
+    for row in runs:
+        run = run_summary_from_row(row)
+        found[run.trace_id] = StoredGraph(
+            run=run, agents=agents.get(run.trace_id, []), handoffs=edges.get(run.trace_id, [])
+        )
+    return found
 
 
 def _span(row: _Row) -> SpanRecord:

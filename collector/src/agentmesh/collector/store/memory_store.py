@@ -117,18 +117,20 @@ class MemoryStore:
         self._check()
         return sum(len(trace) for trace in self._spans.values())
 
-    async def spans(self, trace_id: str) -> list[SpanRecord]:
+    async def spans(self, trace_id: str, *, limit: int | None = None) -> list[SpanRecord]:
         """Read a trace's spans.
 
         Args:
             trace_id: The trace.
+            limit: Only the first ``limit`` of them; all when ``None``.
 
         Returns:
             Its spans by start time (then span id); empty when unknown.
         """
         self._check()
         trace = self._spans.get(trace_id, {})
-        return sorted(trace.values(), key=lambda span: (span.start_ns, span.span_id))
+        ordered = sorted(trace.values(), key=lambda span: (span.start_ns, span.span_id))
+        return ordered if limit is None else ordered[:limit]
 
     async def spans_of(self, trace_ids: Sequence[str]) -> dict[str, list[SpanRecord]]:
         """Read several traces' spans.
@@ -241,6 +243,23 @@ class MemoryStore:
             agents=sorted(graph.agents.values(), key=lambda agent: agent.name),
             handoffs=sorted(graph.handoffs, key=lambda edge: edge.seq),
         )
+
+    async def graphs_of(self, trace_ids: Sequence[str]) -> dict[str, StoredGraph]:
+        """Read several runs' graphs.
+
+        Args:
+            trace_ids: The traces.
+
+        Returns:
+            Each trace's graph; a trace without one is absent.
+        """
+        found: dict[str, StoredGraph] = {}
+        for trace_id in dict.fromkeys(trace_ids):
+            graph = await self.graph(trace_id)
+            if graph is not None:
+                found[trace_id] = graph
+        self._check()
+        return found
 
     async def detections(
         self,

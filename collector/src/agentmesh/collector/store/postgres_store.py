@@ -32,14 +32,17 @@ from agentmesh.collector.store.base import CostGroup, CostRow, RunSummary, Store
 from agentmesh.collector.store.codec import (
     attributes_from_json,
     attributes_to_json,
-    details_to_json,
     events_from_json,
     events_to_json,
 )
 from agentmesh.collector.store.postgres_errors import connection_lost, server_address, store_error
 from agentmesh.collector.store.postgres_migrations import apply_migrations
 from agentmesh.collector.store.rows import (
+    agent_from_row,
     detection_from_row,
+    detection_to_row,
+    handoff_from_row,
+    handoff_to_row,
     run_summary_from_row,
     spans_by_trace,
 )
@@ -111,7 +114,7 @@ _INSERT_SPANS: Final = f"""
 _SELECT_SPANS: Final = """
     SELECT trace_id, span_id, parent_span_id, name, kind, start_ns, end_ns, status_code,
         status_message, service_name, scope_name, attributes, events, resource
-    FROM spans WHERE trace_id = $1 ORDER BY start_ns, span_id COLLATE "C"
+    FROM spans WHERE trace_id = $1 ORDER BY start_ns, span_id COLLATE "C" LIMIT $2
 """
 _SELECT_SPANS_OF: Final = """
     SELECT trace_id, span_id, parent_span_id, name, kind, start_ns, end_ns, status_code,
@@ -321,7 +324,7 @@ class PostgresStore:
                 agents = [_agent_row(graph.trace_id, a) for a in graph.agents.values()]
                 if agents:
                     await con.executemany(_INSERT_AGENT, agents)
-                edges = [_handoff_row(graph.trace_id, e) for e in graph.handoffs]
+                edges = [handoff_to_row(graph.trace_id, e) for e in graph.handoffs]
                 if edges:
                     await con.executemany(_INSERT_HANDOFF, edges)
 
@@ -336,19 +339,7 @@ class PostgresStore:
         Returns:
             Whether it was new.
         """
-        d = detection
-        row = (
-            d.id,
-            d.type,
-            d.severity,
-            d.trace_id,
-            d.run_id,
-            d.agent,
-            list(d.span_ids),
-            d.explanation,
-            d.detected_at_ns,
-            details_to_json(d.details),
-        )
+        row = detection_to_row(detection)
         status = await self._run(lambda con: con.execute(_INSERT_DETECTION, *row))
         return _row_count(status) > 0
 
@@ -361,16 +352,17 @@ class PostgresStore:
         value = await self._run(lambda con: con.fetchval("SELECT count(*) FROM spans"))
         return int(cast(int, value))
 
-    async def spans(self, trace_id: str) -> list[SpanRecord]:
+    async def spans(self, trace_id: str, *, limit: int | None = None) -> list[SpanRecord]:
         """Read a trace's spans.
 
         Args:
             trace_id: The trace.
+            limit: Only the first ``limit`` of them; all when ``None`` (``LIMIT NULL``).
 
         Returns:
             Its spans by start time (then span id); empty when unknown.
         """
-        rows = await self._run(lambda con: con.fetch(_SELECT_SPANS, trace_id))
+        rows = await self._run(lambda con: con.fetch(_SELECT_SPANS, trace_id, limit))
         return [_span(row) for row in rows]
 
     async def spans_of(self, trace_ids: Sequence[str]) -> dict[str, list[SpanRecord]]:
@@ -472,9 +464,57 @@ class PostgresStore:
                 )
             return StoredGraph(
                 run=run_summary_from_row(run),
-                agents=[_agent(row) for row in agents],
-                handoffs=[_handoff(row) for row in edges],
+                agents=[agent_from_row(row) for row in agents],
+                handoffs=[handoff_from_row(row) for row in edges],
             )
+
+        return await self._run(read)
+
+    async def graphs_of(self, trace_ids: Sequence[str]) -> dict[str, StoredGraph]:
+        """Read several runs' graphs in three queries of one snapshot.
+
+        Args:
+            trace_ids: The traces.
+
+        Returns:
+            Each trace's graph; a trace without one is absent.
+        """
+        wanted = list(dict.fromkeys(trace_ids))
+        if not wanted:
+            return {}
+
+        async def read(con: _Con) -> dict[str, StoredGraph]:
+            async with con.transaction(isolation="repeatable_read", readonly=True):
+                runs = await con.fetch(_RUN_SUMMARY + " WHERE r.trace_id = ANY($1::text[])", wanted)
+                if not runs:
+                    return {}
+                agents = await con.fetch(
+                    "SELECT name, invocations, span_ids, llm_calls, input_tokens, "
+                    "output_tokens, cost_usd, trace_id FROM agents "
+                    'WHERE trace_id = ANY($1::text[]) ORDER BY name COLLATE "C"',
+                    wanted,
+                )
+                edges = await con.fetch(
+                    "SELECT seq, source, target, span_id, start_ns, kind, context_digest, "
+                    "context_size, checkpoint_id, trace_id FROM handoffs "
+                    "WHERE trace_id = ANY($1::text[]) ORDER BY seq",
+                    wanted,
+                )
+            by_agent: dict[str, list[AgentNode]] = {}
+            for row in agents:
+                by_agent.setdefault(row[7], []).append(agent_from_row(row))
+            by_edge: dict[str, list[HandoffEdge]] = {}
+            for row in edges:
+                by_edge.setdefault(row[9], []).append(handoff_from_row(row))
+            found: dict[str, StoredGraph] = {}
+            for row in runs:
+                run = run_summary_from_row(row)
+                found[run.trace_id] = StoredGraph(
+                    run=run,
+                    agents=by_agent.get(run.trace_id, []),
+                    handoffs=by_edge.get(run.trace_id, []),
+                )
+            return found
 
         return await self._run(read)
 
@@ -645,21 +685,6 @@ def _agent_row(trace_id: str, a: AgentNode) -> tuple[object, ...]:
     )
 
 
-def _handoff_row(trace_id: str, e: HandoffEdge) -> tuple[object, ...]:
-    return (
-        trace_id,
-        e.seq,
-        e.source,
-        e.target,
-        e.span_id,
-        e.start_ns,
-        e.kind,
-        e.context_digest,
-        e.context_size,
-        e.checkpoint_id,
-    )
-
-
 def _span(row: _Record) -> SpanRecord:
     return SpanRecord(
         trace_id=row[0],
@@ -676,30 +701,4 @@ def _span(row: _Record) -> SpanRecord:
         attributes=attributes_from_json(row[11]),
         events=events_from_json(row[12]),
         resource_attributes=attributes_from_json(row[13]),
-    )
-
-
-def _agent(row: _Record) -> AgentNode:
-    return AgentNode(
-        name=row[0],
-        invocations=row[1],
-        span_ids=tuple(row[2]),
-        llm_calls=row[3],
-        input_tokens=row[4],
-        output_tokens=row[5],
-        cost_usd=row[6],
-    )
-
-
-def _handoff(row: _Record) -> HandoffEdge:
-    return HandoffEdge(
-        seq=row[0],
-        source=row[1],
-        target=row[2],
-        span_id=row[3],
-        start_ns=row[4],
-        kind=row[5],
-        context_digest=row[6],
-        context_size=row[7],
-        checkpoint_id=row[8],
     )

@@ -6,11 +6,20 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol, TypeVar, cast
 
 from agentmesh.collector.detection import Detection, Severity
+from agentmesh.collector.graph.run_graph import AgentNode, HandoffEdge
 from agentmesh.collector.model import SpanRecord
 from agentmesh.collector.store.base import RunSummary
-from agentmesh.collector.store.codec import details_from_json
+from agentmesh.collector.store.codec import details_from_json, details_to_json
 
-__all__ = ["detection_from_row", "run_summary_from_row", "spans_by_trace"]
+__all__ = [
+    "agent_from_row",
+    "detection_from_row",
+    "detection_to_row",
+    "handoff_from_row",
+    "handoff_to_row",
+    "run_summary_from_row",
+    "spans_by_trace",
+]
 
 _R = TypeVar("_R")
 
@@ -96,3 +105,99 @@ def spans_by_trace(
         span = span_of(row)
         found.setdefault(span.trace_id, []).append(span)
     return found
+
+
+def detection_to_row(detection: Detection) -> tuple[object, ...]:
+    """The columns of a detection, in the order :func:`detection_from_row` reads.
+
+    Args:
+        detection: The detection.
+
+    Returns:
+        The row, ``details`` as JSON text.
+    """
+    d = detection
+    return (
+        d.id,
+        d.type,
+        d.severity,
+        d.trace_id,
+        d.run_id,
+        d.agent,
+        list(d.span_ids),
+        d.explanation,
+        d.detected_at_ns,
+        details_to_json(d.details),
+    )
+
+
+def agent_from_row(row: Row) -> AgentNode:
+    """Build an agent node from a row of the agents table.
+
+    Columns: name, invocations, span_ids, llm_calls, input_tokens, output_tokens, cost_usd
+    (more may follow).
+
+    Args:
+        row: The row.
+
+    Returns:
+        The node.
+    """
+    return AgentNode(
+        name=row[0],
+        invocations=row[1],
+        span_ids=tuple(row[2]),
+        llm_calls=row[3],
+        input_tokens=row[4],
+        output_tokens=row[5],
+        cost_usd=row[6],
+    )
+
+
+def handoff_from_row(row: Row) -> HandoffEdge:
+    """Build a handoff edge from a row of the handoffs table.
+
+    Columns: seq, source, target, span_id, start_ns, kind, context_digest, context_size,
+    checkpoint_id (more may follow).
+
+    Args:
+        row: The row.
+
+    Returns:
+        The edge.
+    """
+    return HandoffEdge(
+        seq=row[0],
+        source=row[1],
+        target=row[2],
+        span_id=row[3],
+        start_ns=row[4],
+        kind=row[5],
+        context_digest=row[6],
+        context_size=row[7],
+        checkpoint_id=row[8],
+    )
+
+
+def handoff_to_row(trace_id: str, edge: HandoffEdge) -> tuple[object, ...]:
+    """The columns of a handoff: ``trace_id``, then those :func:`handoff_from_row` reads.
+
+    Args:
+        trace_id: The run's trace.
+        edge: The handoff.
+
+    Returns:
+        The row.
+    """
+    return (
+        trace_id,
+        edge.seq,
+        edge.source,
+        edge.target,
+        edge.span_id,
+        edge.start_ns,
+        edge.kind,
+        edge.context_digest,
+        edge.context_size,
+        edge.checkpoint_id,
+    )

@@ -135,10 +135,11 @@ def _int_or_zero(value: object) -> int:
 
 
 def _float_or_zero(value: object) -> float:
-    """``SpanRecord.float_attr(...) or 0.0``, on the value itself."""
+    """``SpanRecord.float_attr(...) or 0.0``, on the value itself (NaN and infinities: 0.0)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return 0.0
-    return float(value) or 0.0
+    number = float(value)
+    return number if math.isfinite(number) else 0.0
 
 
 def span_table(spans: Sequence[SpanRecord]) -> Any:
