@@ -1,22 +1,27 @@
 """The routing decision log over HTTP (``GET /v1/decisions``, ``GET /v1/runs/{run}/decisions``)
 on a running collector: decisions joined with errors, fallbacks, detections and feedback sent
-through ``POST /v1/feedback``; filters, limits, plain-word errors, credentials.
+through ``POST /v1/feedback``; filters, limits, plain-word errors, credentials; and
+``agentmesh decisions`` reading the collector or its store.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
 from agentmesh.collector import Collector, CollectorSettings, MemoryStore
+from agentmesh.collector.cli import main
 from agentmesh.collector.model import SpanEventRecord, SpanRecord
+from agentmesh.collector.store.factory import open_store
 from agentmesh.collector.testing import (
     SpanFactory,
     routed_call_attributes,
@@ -88,7 +93,8 @@ async def _collector(**settings: Any) -> AsyncIterator[tuple[Collector, dict[str
         *_summary_run(now, "run-sum", 30, ["gpt-4o", "gpt-4o"]),
         *_summary_run(now, "run-old", 2 * 3600, ["gpt-4o"]),
     ]
-    async with Collector(config, MemoryStore()) as collector:
+    store = await open_store(config) if "store" in settings else MemoryStore()
+    async with Collector(config, store) as collector:
         async with (
             aiohttp.ClientSession(headers=headers) as client,
             client.post(
@@ -215,3 +221,35 @@ async def test_the_decision_log_needs_the_collectors_credentials() -> None:
                     assert answer.status == 401
         status, body = await _get(base + "/v1/decisions?limit=1", headers)
     assert (status, len(body["decisions"])) == (200, 1)
+
+
+async def test_agentmesh_decisions_reads_a_collector_or_its_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # the table's width: no cell wrapped
+    db = tmp_path / "decisions.duckdb"
+    async with _collector(store="duckdb", duckdb_path=str(db)) as (collector, _):
+        base = collector.http_endpoint
+        _, listed = await _get(base + "/v1/decisions?since=1h&task_class=triage")
+        # the CLI blocks on HTTP: run it in a thread, the collector's loop keeps serving
+        argv = ["decisions", "--collector", base, "--since", "1h", "--task-class", "triage"]
+        assert await asyncio.to_thread(main, [*argv, "--json"]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert [json.loads(line) for line in lines] == listed["decisions"]
+        assert [d["decision_id"] for d in listed["decisions"]] == [
+            "d-triage-2",
+            "d-triage-1",
+            "d-triage-0",
+        ]
+        assert await asyncio.to_thread(main, ["decisions", "--collector", base]) == 0
+        table = capsys.readouterr().out
+        assert "routing decisions (6)" in table
+        assert "RateLimitError" in table
+        assert "ok after gpt-4o-mini" in table
+    # the store the collector wrote, read directly once it has stopped
+    argv = ["decisions", "--db", str(db), "--model", "gpt-4o", "--limit", "2", "--json"]
+    assert await asyncio.to_thread(main, argv) == 0
+    from_store = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [d["decision_id"] for d in from_store] == ["d-run-sum-1", "d-run-sum-0"]
+    assert await asyncio.to_thread(main, ["decisions", "--db", str(db), "--limit", "0"]) == 2
+    assert "--limit must be from 1 to 1000" in capsys.readouterr().err

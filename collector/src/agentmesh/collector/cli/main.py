@@ -10,6 +10,7 @@ from agentmesh.collector.cli.demo_cmd import add_demo_command
 from agentmesh.collector.cli.export_decisions import add_export_decisions_command
 from agentmesh.collector.cli.query_cmds import (
     add_costs_command,
+    add_decisions_command,
     add_export_command,
     add_graph_command,
     add_runs_command,
@@ -75,6 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
             help="LLM calls, tokens and cost by agent or by model",
             description="Sum the LLM usage of the stored runs by agent or by model, over all "
             "runs or those started since a time.",
+        )
+    )
+    add_decisions_command(
+        commands.add_parser(
+            "decisions",
+            help="the routing decisions, newest first, with how each call went",
+            description="List the router's decisions (task class, mode, the model asked for "
+            "and chosen, the model that answered) joined with their outcomes (error, "
+            "fallbacks, latency, cost, quality), from the store or a running collector.",
         )
     )
     export = commands.add_parser(

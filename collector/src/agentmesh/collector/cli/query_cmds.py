@@ -1,4 +1,4 @@
-"""``agentmesh runs``, ``graph RUN_ID``, ``costs`` and ``export``: read what was stored."""
+"""``agentmesh runs``, ``graph``, ``costs``, ``decisions`` and ``export``: read what was stored."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ T = TypeVar("T")
 
 __all__ = [
     "add_costs_command",
+    "add_decisions_command",
     "add_export_command",
     "add_graph_command",
     "add_runs_command",
@@ -116,6 +117,64 @@ def _runs(args: argparse.Namespace) -> int:
         from agentmesh.collector.cli.render import render_runs
 
         render_runs(Console(), runs)
+    return 0
+
+
+def add_decisions_command(parser: argparse.ArgumentParser) -> None:
+    """Declare the options of ``agentmesh decisions``.
+
+    Args:
+        parser: The subcommand's parser.
+    """
+    parser.add_argument(
+        "--limit", type=int, default=20, help="most decisions listed, the newest (default 20)"
+    )
+    parser.add_argument("--task-class", help="only the decisions of this task class")
+    parser.add_argument("--model", help="only the decisions that chose or were answered by MODEL")
+    _add_reading_options(parser)
+    parser.set_defaults(handler=_decisions)
+
+
+def _decisions(args: argparse.Namespace) -> int:
+    from agentmesh.collector.api.decisions import MAX_DECISIONS  # the API's bound, here too
+
+    limit = int(args.limit)
+    if not 1 <= limit <= MAX_DECISIONS:
+        raise ConfigError(f"--limit must be from 1 to {MAX_DECISIONS}, not {limit}")
+    task_class = cast("str | None", args.task_class)
+    model = cast("str | None", args.model)
+    if args.collector:
+        filters = {"task_class": task_class or "", "model": model or ""}
+        query = _collector_query(args, limit=str(limit), **{k: v for k, v in filters.items() if v})
+        answer = cast(
+            "dict[str, list[dict[str, object]]]",
+            get_json(args.collector, "/v1/decisions", **query),
+        )
+        decisions = answer["decisions"]
+    else:
+        from agentmesh.collector.routing.outcomes import decision_outcomes
+
+        since = _since_ns(args)
+        found = _with_store(
+            args,
+            lambda store: decision_outcomes(
+                store,
+                since=None if since is None else since / 1e9,
+                limit=limit,
+                task_class=task_class,
+                model=model,
+            ),
+        )
+        decisions = [outcome.as_dict() for outcome in reversed(found)]
+    if args.json:
+        for decision in decisions:
+            print(json.dumps(decision))
+    else:
+        from rich.console import Console
+
+        from agentmesh.collector.cli.render import render_decisions
+
+        render_decisions(Console(), decisions)
     return 0
 
 

@@ -1,9 +1,10 @@
-"""Rendering of runs, graphs and detections for people, with rich (shared by the CLI commands)."""
+"""Rendering of runs, graphs, detections, costs and routing decisions for people, with rich."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any, cast
 
 from rich.console import Console
 from rich.markup import escape
@@ -13,7 +14,7 @@ from rich.tree import Tree
 from agentmesh.collector.detection import Detection
 from agentmesh.collector.store.base import CostRow, RunSummary, StoredGraph
 
-__all__ = ["format_time", "render_graph", "render_runs"]
+__all__ = ["format_time", "render_costs", "render_decisions", "render_graph", "render_runs"]
 
 
 def format_time(ns: int) -> str:
@@ -154,5 +155,48 @@ def render_runs(console: Console, runs: Sequence[RunSummary]) -> None:
             f"{run.cost_usd:.6f}",
             str(run.detections),
             "yes" if run.complete else "no",
+        )
+    console.print(table)
+
+
+def _outcome(decision: Mapping[str, Any]) -> str:
+    if decision.get("error"):
+        return f"[red]{escape(str(decision.get('error_type') or 'error'))}[/red]"
+    fallbacks = cast("list[str]", decision.get("fallbacks") or [])
+    if fallbacks:
+        return f"[yellow]ok after {escape(' → '.join(fallbacks))}[/yellow]"
+    return "ok"
+
+
+def render_decisions(console: Console, decisions: Sequence[Mapping[str, Any]]) -> None:
+    """Print routing decisions and their outcomes as a table, newest first.
+
+    Args:
+        console: Where to print.
+        decisions: The decisions as ``DecisionOutcome.as_dict`` or ``GET /v1/decisions``
+            gives them.
+    """
+    table = Table(title=f"routing decisions ({len(decisions)})", title_justify="left")
+    for column in ("started (UTC)", "task class", "mode", "asked for → chosen", "outcome"):
+        table.add_column(column)
+    for column in ("latency s", "cost USD", "quality"):
+        table.add_column(column, justify="right")
+    table.add_column("run id")
+    for d in decisions:
+        cost = d.get("cost_usd")
+        chosen = str(d.get("chosen") or "—")
+        answered = d.get("model")
+        if answered and not str(answered).startswith(chosen):  # a fallback, or a pin
+            chosen += f" (answered by {answered})"
+        table.add_row(
+            format_time(round(float(d["start_time"]) * 1e9)),
+            escape(str(d.get("task_class") or "—")),
+            escape(str(d.get("mode") or "—")),
+            escape(f"{d.get('requested_model') or '—'} → {chosen}"),
+            _outcome(d),
+            f"{float(d.get('latency_s') or 0.0):.3f}",
+            f"{cost:.6f}" if isinstance(cost, int | float) else "—",
+            f"{float(d['quality']):.2f}",
+            escape(str(d.get("run_id") or d.get("trace_id"))),
         )
     console.print(table)
