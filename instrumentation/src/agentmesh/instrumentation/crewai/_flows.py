@@ -15,10 +15,18 @@ A streaming kickoff (``stream=True``) runs a non-streaming kickoff that gets the
 kickoff made at the top level of a running flow (CrewAI restoring from a checkpoint) is not a
 new run; a flow kicked off from inside a method of another flow is a nested workflow of the
 same run.
+
+``Flow.resume_async`` (and ``resume``, which runs it) is wrapped too: a flow paused for human
+feedback (its kickoff returned ``HumanFeedbackPending``) and resumed later, often in another
+process (``Flow.from_pending(flow_id)``), is a new run of its own, with its own workflow span
+and the same state id as ``gen_ai.conversation.id``; when the paused kickoff ran in this process,
+``agentmesh.resume.from_run_id`` names its run (the last 1,024 paused flows are remembered).
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, cast
@@ -32,6 +40,7 @@ from opentelemetry.util.types import AttributeValue
 from agentmesh.core import new_run_id
 from agentmesh.core.semconv import (
     AGENTMESH_FRAMEWORK,
+    AGENTMESH_RESUME_FROM_RUN_ID,
     AGENTMESH_RUN_ID,
     GEN_AI_CONVERSATION_ID,
     GEN_AI_OPERATION_NAME,
@@ -51,13 +60,43 @@ from agentmesh.instrumentation.crewai._names import text_or_none
 from agentmesh.instrumentation.crewai._workflow import FRAMEWORK
 from agentmesh.instrumentation.run_context import current_run_id, with_run_id
 
-__all__ = ["PAUSED_ERROR", "flow_kickoff_wrapper", "flow_name", "is_crewai_machinery"]
+__all__ = [
+    "PAUSED_ERROR",
+    "flow_kickoff_wrapper",
+    "flow_name",
+    "flow_resume_wrapper",
+    "is_crewai_machinery",
+]
 
 _CREWAI_PACKAGE: Final = "crewai"
 _PUBLIC_FLOW_CLASS: Final = "Flow"
 
 PAUSED_ERROR: Final = "HumanFeedbackPending"
 """CrewAI's exception for a flow pausing for human feedback: control flow, not a failure."""
+
+_PAUSED_KEPT: Final = 1024
+
+
+class _PausedRuns:
+    """The run ids of the flows paused in this process, by state id (bounded, thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runs: OrderedDict[str, str] = OrderedDict()
+
+    def paused(self, state_id: str, run_id: str) -> None:
+        with self._lock:
+            self._runs[state_id] = run_id
+            self._runs.move_to_end(state_id)
+            while len(self._runs) > _PAUSED_KEPT:
+                self._runs.popitem(last=False)
+
+    def resumed(self, state_id: str) -> str | None:
+        with self._lock:
+            return self._runs.pop(state_id, None)
+
+
+_PAUSED = _PausedRuns()
 
 
 def flow_name(flow: object) -> str:
@@ -111,10 +150,16 @@ class _Hidden:
 class _FlowRun:
     span: Span
     context: Context
+    run_id: str
 
     def finish(self, result: object, error: BaseException | None) -> None:
         if error is not None and type(error).__name__ != PAUSED_ERROR:
             _failopen.record_error(self.span, error)
+        paused = error if error is not None else result
+        if type(paused).__name__ == PAUSED_ERROR:  # returned (or raised) by a paused flow
+            state_id = text_or_none(getattr(getattr(paused, "context", None), "flow_id", None))
+            if state_id is not None:
+                _PAUSED.paused(state_id, self.run_id)
         _failopen.end_span(self.span)
 
 
@@ -127,9 +172,30 @@ def _begin(
         return None  # the non-streaming kickoff it runs gets the span
     if current_flow() is not None and current_flow_step() is None:
         return None  # a kickoff at the top level of a running flow: not a new run
+    return _start_run(tracer, flow, _conversation_id(flow, args, kwargs), {})
+
+
+def _begin_resume(tracer: Tracer, flow: object) -> _FlowRun | _Hidden | None:
+    if is_crewai_machinery(flow):
+        return _Hidden(hide_flow(otel_context.get_current()))
+    if current_flow() is not None and current_flow_step() is None:
+        return None  # inside a run already: nothing new begins
+    state_id = text_or_none(getattr(flow, "flow_id", None))
+    paused_run = _PAUSED.resumed(state_id) if state_id is not None else None
+    extra: dict[str, AttributeValue] = {}
+    if paused_run is not None:
+        extra[AGENTMESH_RESUME_FROM_RUN_ID] = paused_run
+    return _start_run(tracer, flow, state_id, extra)
+
+
+def _start_run(
+    tracer: Tracer,
+    flow: object,
+    conversation_id: str | None,
+    extra: Mapping[str, AttributeValue],
+) -> _FlowRun:
     name = flow_name(flow)
     run_id = current_run_id() or new_run_id()
-    conversation_id = _conversation_id(flow, args, kwargs)
     attributes: dict[str, AttributeValue] = {
         GEN_AI_OPERATION_NAME: Operation.INVOKE_WORKFLOW,
         GEN_AI_WORKFLOW_NAME: name,
@@ -138,13 +204,14 @@ def _begin(
     }
     if conversation_id is not None:
         attributes[GEN_AI_CONVERSATION_ID] = conversation_id
+    attributes.update(extra)
     span = tracer.start_span(
         f"{Operation.INVOKE_WORKFLOW} {name}", kind=SpanKind.INTERNAL, attributes=attributes
     )
     execution = FlowExecution(flow, name, run_id, conversation_id)
     context = trace.set_span_in_context(span, otel_context.get_current())
     context = with_run_id(run_id, execution.into(context))
-    return _FlowRun(span, context)
+    return _FlowRun(span, context, run_id)
 
 
 def flow_kickoff_wrapper(tracer: Tracer) -> Wrapper:
@@ -159,4 +226,18 @@ def flow_kickoff_wrapper(tracer: Tracer) -> Wrapper:
     return async_method_scoped(
         "crewai.start_flow",
         lambda flow, args, kwargs: _begin(tracer, flow, args, kwargs),
+    )
+
+
+def flow_resume_wrapper(tracer: Tracer) -> Wrapper:
+    """Build the wrapper of ``Flow.resume_async``: a resumed flow is a run of its own.
+
+    Args:
+        tracer: The tracer spans are started with.
+
+    Returns:
+        A wrapt wrapper returning a coroutine.
+    """
+    return async_method_scoped(
+        "crewai.resume_flow", lambda flow, _args, _kwargs: _begin_resume(tracer, flow)
     )

@@ -15,7 +15,9 @@ Patch points (public or long-standing methods, present from CrewAI 1.0):
 - ``crewai.tools.agent_tools.base_agent_tools`` ``BaseAgentTool._execute``: delegation handoffs;
 - ``crewai.agent`` ``Agent.kickoff`` / ``kickoff_async`` / ``akickoff``: agents without a crew;
 - ``crewai.flow.flow`` ``Flow.kickoff_async``: the flow's workflow span (``kickoff`` and
-  ``akickoff`` go through it), and the flow engine's long-standing internals (present from
+  ``akickoff`` go through it); ``Flow.resume_async`` (``resume`` goes through it; optional): a
+  run of its own for a flow resumed after human feedback; and the flow engine's long-standing
+  internals (present from
   CrewAI 1.0 to 1.15): ``Flow._execute_method`` (one step span per method execution),
   ``Flow._find_triggered_methods`` and ``Flow._execute_single_listener`` (which trigger fired
   which listener with what: the handoffs between methods).
@@ -124,6 +126,12 @@ def _flow_kickoff(tracer: Tracer) -> Wrapper:
     return flow_kickoff_wrapper(tracer)
 
 
+def _flow_resume(tracer: Tracer) -> Wrapper:
+    from agentmesh.instrumentation.crewai._flows import flow_resume_wrapper
+
+    return flow_resume_wrapper(tracer)
+
+
 def _flow_method(tracer: Tracer, capture: bool) -> Wrapper:
     from agentmesh.instrumentation.crewai._flow_steps import execute_method_wrapper
 
@@ -149,6 +157,7 @@ def _flow_patches(patches: PatchSet, tracer: Tracer, capture: bool) -> None:
         _AGENT_MODULE, "Agent.akickoff", lambda: _agent_async_kickoff(tracer), optional=True
     )
     patches.add(_FLOW_MODULE, "Flow.kickoff_async", lambda: _flow_kickoff(tracer))
+    patches.add(_FLOW_MODULE, "Flow.resume_async", lambda: _flow_resume(tracer), optional=True)
     patches.add(_FLOW_MODULE, "Flow._execute_method", lambda: _flow_method(tracer, capture))
     patches.add(_FLOW_MODULE, "Flow._find_triggered_methods", _flow_triggered)
     patches.add(_FLOW_MODULE, "Flow._execute_single_listener", _flow_listener)
