@@ -271,5 +271,25 @@ async def test_the_decision_log_and_a_runs_decisions(chromium_binary: str) -> No
         await expect(page.locator("#decisions-table")).not_to_contain_text("claude-sonnet-4-5")
         await rows.first.locator("a").click()  # the run link
         await expect(page.locator("#run-title")).to_contain_text("run-gpt-4o-mini")
+        await expect(page.locator("#resumed-from")).to_have_count(0)
         await expect(page.locator("#run-decisions tbody tr.decision-row")).to_have_count(3)
         await expect(page.locator("#run-decisions")).to_contain_text("gpt-4o-mini")
+
+
+async def test_a_resumed_run_links_the_run_it_continues(chromium_binary: str) -> None:
+    async with _collector() as collector, _page(chromium_binary) as page:
+        await _post(collector, _clean_run(time.time_ns(), "run-paused"))
+        f = SpanFactory(start_ns=time.time_ns())
+        root = with_attributes(
+            f.workflow("research", run_id="run-resumed"),
+            {
+                semconv.AGENTMESH_RESUME_FROM_RUN_ID: "run-paused",
+                semconv.AGENTMESH_RESUME_CHECKPOINT_ID: "ck-0123456789abcdef0123",
+            },
+        )
+        await _post(collector, [root, f.agent("writer", parent=root)])
+        await page.goto(collector.http_endpoint + "/ui/#/runs/run-resumed")
+        resumed = page.locator("#resumed-from")
+        await expect(resumed).to_contain_text("Continues run run-paused from checkpoint")
+        await resumed.locator("a").click()
+        await expect(page.locator("#run-title")).to_contain_text("run-paused")

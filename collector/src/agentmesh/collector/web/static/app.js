@@ -448,6 +448,7 @@ async function runView(runId) {
       run.complete ? badge("complete", "ok") : badge("live", "live")),
     h("p", { class: "muted" }, [run.workflow_name, run.service_name].filter(Boolean).join(" · "),
       " · trace ", h("code", {}, run.trace_id), " · started ", fmtTime(run.start_ns)),
+    resumedFrom(spans),
     h("div", { class: "cards" },
       card("duration", fmtDuration(run.end_ns - run.start_ns)),
       card("spans", fmtInt(run.span_count)),
@@ -468,6 +469,19 @@ async function runView(runId) {
       decisionsTable(decisions, { withRun: false })) : null,
     section("Timeline", "spans", timeline(spans, truncated)),
   ];
+}
+
+function resumedFrom(spans) {
+  // a run that continues another (`agentmesh resume`, a CrewAI flow resumed after human
+  // feedback) says which on its spans
+  const span = spans.find((x) => typeof x.attributes["agentmesh.resume.from_run_id"] === "string");
+  if (!span) return null;
+  const from = span.attributes["agentmesh.resume.from_run_id"];
+  const checkpoint = span.attributes["agentmesh.resume.checkpoint_id"];
+  return h("p", { id: "resumed-from" }, "Continues run ",
+    h("a", { href: `#/runs/${encodeURIComponent(from)}` }, from),
+    typeof checkpoint === "string" ? [" from checkpoint ", h("code", {}, short(checkpoint, 16))] : null,
+    ".");
 }
 
 function severityBadge(severity) {
