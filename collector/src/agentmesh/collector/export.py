@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -270,8 +271,10 @@ async def export_store(store: SpanStore, out_dir: Path, fmt: str = "parquet") ->
     import duckdb
 
     try:
-        with tempfile.TemporaryDirectory(prefix="agentmesh-export-") as scratch:
-            staging = await asyncio.to_thread(_Staging, Path(scratch) / "export.duckdb")
+        # the scratch folder is made and removed off the event loop (it can hold gigabytes)
+        scratch = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="agentmesh-export-"))
+        try:
+            staging = await asyncio.to_thread(_Staging, scratch / "export.duckdb")
             try:
                 async for page in run_pages(store):
                     spans_of = await store.spans_of([run.trace_id for run in page])
@@ -286,5 +289,7 @@ async def export_store(store: SpanStore, out_dir: Path, fmt: str = "parquet") ->
                 return await asyncio.to_thread(staging.copy_out, out_dir, fmt)
             finally:
                 await asyncio.to_thread(staging.close)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, scratch, ignore_errors=True)
     except (duckdb.Error, OSError) as exc:
         raise StoreError(f"cannot export to {out_dir}: {exc}") from exc
