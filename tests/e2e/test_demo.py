@@ -69,6 +69,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoOutcome:
                 with urllib.request.urlopen(base + "/ui/", timeout=10) as page:
                     served["page"] = page.read().decode()
                 served["runs"] = _get_json(base + "/v1/runs")["runs"]
+                served["decisions"] = _get_json(base + "/v1/decisions?limit=1000")["decisions"]
                 break
             if time.monotonic() > deadline:
                 break
@@ -84,6 +85,20 @@ def test_demo_serve_keeps_the_runs_on_the_web_dashboard(demo: DemoOutcome) -> No
     assert len(runs) == 2
     assert sorted(r["detections"] for r in runs) == [0, 1]
     assert {r["workflow_name"] for r in runs} == {"supervisor_graph"}
+
+
+def test_the_demo_routes_in_shadow_mode_and_the_decision_log_shows_it(
+    demo: DemoOutcome,
+) -> None:
+    decisions = demo.served["decisions"]
+    assert len(decisions) == 5 + 16  # one per chat call of the two runs
+    assert {d["mode"] for d in decisions} == {"shadow"}
+    assert {d["run_id"] for d in decisions} == {r["run_id"] for r in demo.served["runs"]}
+    for d in decisions:
+        assert d["candidates"], d
+        assert d["chosen"] in d["candidates"]
+        assert d["model"] == d["requested_model"]  # shadow: the model asked for answered
+        assert not d["error"]
 
 
 def _spans(db: Path) -> list[dict[str, object]]:

@@ -177,7 +177,7 @@ def render_decisions(console: Console, decisions: Sequence[Mapping[str, Any]]) -
             gives them.
     """
     table = Table(title=f"routing decisions ({len(decisions)})", title_justify="left")
-    for column in ("started (UTC)", "task class", "mode", "asked for → chosen", "outcome"):
+    for column in ("UTC", "task class", "mode", "asked for → chosen", "outcome"):
         table.add_column(column)
     for column in ("latency s", "cost USD", "quality"):
         table.add_column(column, justify="right")
@@ -188,8 +188,9 @@ def render_decisions(console: Console, decisions: Sequence[Mapping[str, Any]]) -
         answered = d.get("model")
         if answered and not str(answered).startswith(chosen):  # a fallback, or a pin
             chosen += f" (answered by {answered})"
+        started = datetime.fromtimestamp(float(d["start_time"]), tz=UTC)
         table.add_row(
-            format_time(round(float(d["start_time"]) * 1e9)),
+            started.strftime("%m-%d %H:%M:%S"),
             escape(str(d.get("task_class") or "—")),
             escape(str(d.get("mode") or "—")),
             escape(f"{d.get('requested_model') or '—'} → {chosen}"),
@@ -197,6 +198,10 @@ def render_decisions(console: Console, decisions: Sequence[Mapping[str, Any]]) -
             f"{float(d.get('latency_s') or 0.0):.3f}",
             f"{cost:.6f}" if isinstance(cost, int | float) else "—",
             f"{float(d['quality']):.2f}",
-            escape(str(d.get("run_id") or d.get("trace_id"))),
+            escape(_short(str(d.get("run_id") or d.get("trace_id")))),
         )
     console.print(table)
+
+
+def _short(identifier: str, length: int = 12) -> str:
+    return identifier if len(identifier) <= length else identifier[:length] + "…"

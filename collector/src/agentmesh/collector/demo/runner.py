@@ -114,6 +114,9 @@ async def _run_app(label: str, base_url: str, endpoint: str, max_steps: int) -> 
             "AGENTMESH_LOG_LEVEL": "warning",
         }
     )
+    # the router decides each call in shadow mode (recorded, never changing the model), so the
+    # dashboard's decision log has something to show; a mode set by the user wins
+    env.setdefault("AGENTMESH_ROUTING_MODE", "shadow")
     started = time.perf_counter()
     process = await asyncio.create_subprocess_exec(
         *command,
