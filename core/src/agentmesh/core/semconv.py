@@ -700,7 +700,8 @@ AGENTMESH_RESUME_FROM_RUN_ID: Final = _attr(
     "agentmesh.resume.from_run_id",
     "string",
     '"run-5f1c0e2a"',
-    "The failed or stopped run a resumed run continues.",
+    "The failed, stopped or paused run a resumed run continues (`agentmesh resume`, a CrewAI "
+    "flow resumed after human feedback).",
     origin="agentmesh",
 )
 AGENTMESH_CREWAI_TASK_NAME: Final = _attr(

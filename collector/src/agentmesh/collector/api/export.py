@@ -4,9 +4,9 @@ The same tables as ``agentmesh export`` (``runs``, ``agents``, ``handoffs``, ``s
 ``detections``; Parquet, CSV or JSON lines), written from the collector's own store while it
 runs, so a DuckDB collector need not be stopped to export. The archive is built in a temporary
 directory and sent in chunks; the rows per table are in the ``X-AgentMesh-Export-Rows`` header
-(JSON). An export holds every row in memory while it is written, so one is written at a time:
-a second request meanwhile is answered ``503`` with ``Retry-After`` (sending a finished archive
-does not count).
+(JSON). An export reads the whole store (a page of runs at a time, staged in a scratch file on
+disk), so one is written at a time: a second request meanwhile is answered ``503`` with
+``Retry-After`` (sending a finished archive does not count).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Final
 
 from aiohttp import web
 
+from agentmesh.collector.api.params import error_response
 from agentmesh.collector.export import EXPORT_FORMATS, export_store
 from agentmesh.collector.store.base import SpanStore
 from agentmesh.core import StoreError
@@ -61,9 +62,8 @@ def export_routes(store: SpanStore) -> list[web.RouteDef]:
     async def export(request: web.Request) -> web.StreamResponse:
         fmt = request.query.get("format", "parquet")
         if fmt not in EXPORT_FORMATS:
-            return web.json_response(
-                {"error": f"format must be one of {', '.join(EXPORT_FORMATS)}, not {fmt!r}"},
-                status=400,
+            return error_response(
+                f"format must be one of {', '.join(EXPORT_FORMATS)}, not {fmt!r}", 400
             )
         if running.locked():
             return web.json_response(
@@ -73,7 +73,7 @@ def export_routes(store: SpanStore) -> list[web.RouteDef]:
             )
         work: Path | None = None
         try:
-            # Only the export itself holds the lock (it holds every row in memory); sending the
+            # Only the export itself holds the lock (it reads the whole store); sending the
             # archive does not, so a client that asks again once it has read one is never refused.
             async with running:  # taken at once: nothing awaited since the check above
                 work = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="agentmesh-export-"))
@@ -81,7 +81,7 @@ def export_routes(store: SpanStore) -> list[web.RouteDef]:
                     counts = await export_store(store, work / "files", fmt)
                 except StoreError as exc:
                     log.warning("export failed", error=str(exc))
-                    return web.json_response({"error": str(exc)}, status=500)
+                    return error_response(str(exc), 500)
                 archive = work / "export.zip"
                 size = await asyncio.to_thread(_zip, work / "files", archive, fmt)
             response = web.StreamResponse(

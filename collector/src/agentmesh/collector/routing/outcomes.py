@@ -160,7 +160,8 @@ class DecisionOutcome:
     def as_dict(self) -> dict[str, JsonValue]:
         """Return the outcome as a JSON-ready dict, ``quality`` included.
 
-        A score or cost that is not a finite number (JSON has none) is given as ``None``.
+        A score that is not a finite number (JSON has none) is given as ``None``; costs are
+        finite already (``SpanRecord.float_attr`` reads NaN and infinities as no number).
 
         Returns:
             A new dict (lists for the tuple fields).
@@ -186,9 +187,7 @@ class DecisionOutcome:
             "error": self.error,
             "error_type": self.error_type,
             "latency_s": self.latency_s,
-            "cost_usd": (
-                self.cost_usd if self.cost_usd is None or math.isfinite(self.cost_usd) else None
-            ),
+            "cost_usd": self.cost_usd,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "fallbacks": list(self.fallbacks),

@@ -28,7 +28,7 @@ from typing import Any, Final, Self, TypeVar, cast
 import duckdb
 
 from agentmesh.collector.detection import Detection
-from agentmesh.collector.graph.run_graph import AgentNode, HandoffEdge, RunGraph
+from agentmesh.collector.graph.run_graph import RunGraph
 from agentmesh.collector.model import SpanKind, SpanRecord, StatusCode
 from agentmesh.collector.store.base import CostGroup, CostRow, RunSummary, StoredGraph
 from agentmesh.collector.store.codec import (
@@ -45,12 +45,11 @@ from agentmesh.collector.store.duckdb_schema import (
     VIEWS,
 )
 from agentmesh.collector.store.rows import (
-    agent_from_row,
     detection_from_row,
     detection_to_row,
-    handoff_from_row,
     run_summary_from_row,
     spans_by_trace,
+    stored_graphs,
 )
 from agentmesh.collector.store.span_table import SPAN_SCHEMA, span_table
 from agentmesh.collector.store.usage import check_group_by, check_limit, sort_cost_rows
@@ -704,31 +703,21 @@ def _read_graphs(con: _Con, trace_ids: list[str]) -> dict[str, StoredGraph]:
     )
     if not runs:
         return {}
-    agents: dict[str, list[AgentNode]] = {}
-    for row in _fetch(
+    agents = _fetch(
         con,
         "SELECT name, invocations, span_ids, llm_calls, input_tokens, output_tokens, cost_usd, "
         "trace_id FROM agents WHERE trace_id IN (SELECT unnest(?::VARCHAR[])) "
         "ORDER BY trace_id, name",
         [trace_ids],
-    ):
-        agents.setdefault(row[7], []).append(agent_from_row(row))
-    edges: dict[str, list[HandoffEdge]] = {}
-    for row in _fetch(
+    )
+    edges = _fetch(
         con,
         "SELECT seq, source, target, span_id, start_ns, kind, context_digest, context_size, "
         "checkpoint_id, trace_id FROM handoffs "
         "WHERE trace_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY trace_id, seq",
         [trace_ids],
-    ):
-        edges.setdefault(row[9], []).append(handoff_from_row(row))
-    found: dict[str, StoredGraph] = {}
-    for row in runs:
-        run = run_summary_from_row(row)
-        found[run.trace_id] = StoredGraph(
-            run=run, agents=agents.get(run.trace_id, []), handoffs=edges.get(run.trace_id, [])
-        )
-    return found
+    )
+    return stored_graphs(runs, agents, edges)
 
 
 def _span(row: _Row) -> SpanRecord:

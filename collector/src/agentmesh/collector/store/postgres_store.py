@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Final, Self, TypeAlias, TypeVar, cast
 import asyncpg
 
 from agentmesh.collector.detection import Detection
-from agentmesh.collector.graph.run_graph import AgentNode, HandoffEdge, RunGraph
+from agentmesh.collector.graph.run_graph import AgentNode, RunGraph
 from agentmesh.collector.model import SpanKind, SpanRecord, StatusCode
 from agentmesh.collector.store.base import CostGroup, CostRow, RunSummary, StoredGraph
 from agentmesh.collector.store.codec import (
@@ -38,13 +38,12 @@ from agentmesh.collector.store.codec import (
 from agentmesh.collector.store.postgres_errors import connection_lost, server_address, store_error
 from agentmesh.collector.store.postgres_migrations import apply_migrations
 from agentmesh.collector.store.rows import (
-    agent_from_row,
     detection_from_row,
     detection_to_row,
-    handoff_from_row,
     handoff_to_row,
     run_summary_from_row,
     spans_by_trace,
+    stored_graphs,
 )
 from agentmesh.collector.store.usage import (
     chat_usage,
@@ -445,30 +444,7 @@ class PostgresStore:
         Returns:
             The stored graph, or ``None`` when none was written.
         """
-
-        async def read(con: _Con) -> StoredGraph | None:
-            async with con.transaction(isolation="repeatable_read", readonly=True):
-                run = await con.fetchrow(_RUN_SUMMARY + " WHERE r.trace_id = $1", trace_id)
-                if run is None:
-                    return None
-                agents = await con.fetch(
-                    "SELECT name, invocations, span_ids, llm_calls, input_tokens, "
-                    "output_tokens, cost_usd FROM agents WHERE trace_id = $1 "
-                    'ORDER BY name COLLATE "C"',
-                    trace_id,
-                )
-                edges = await con.fetch(
-                    "SELECT seq, source, target, span_id, start_ns, kind, context_digest, "
-                    "context_size, checkpoint_id FROM handoffs WHERE trace_id = $1 ORDER BY seq",
-                    trace_id,
-                )
-            return StoredGraph(
-                run=run_summary_from_row(run),
-                agents=[agent_from_row(row) for row in agents],
-                handoffs=[handoff_from_row(row) for row in edges],
-            )
-
-        return await self._run(read)
+        return (await self.graphs_of([trace_id])).get(trace_id)
 
     async def graphs_of(self, trace_ids: Sequence[str]) -> dict[str, StoredGraph]:
         """Read several runs' graphs in three queries of one snapshot.
@@ -500,21 +476,7 @@ class PostgresStore:
                     "WHERE trace_id = ANY($1::text[]) ORDER BY seq",
                     wanted,
                 )
-            by_agent: dict[str, list[AgentNode]] = {}
-            for row in agents:
-                by_agent.setdefault(row[7], []).append(agent_from_row(row))
-            by_edge: dict[str, list[HandoffEdge]] = {}
-            for row in edges:
-                by_edge.setdefault(row[9], []).append(handoff_from_row(row))
-            found: dict[str, StoredGraph] = {}
-            for row in runs:
-                run = run_summary_from_row(row)
-                found[run.trace_id] = StoredGraph(
-                    run=run,
-                    agents=by_agent.get(run.trace_id, []),
-                    handoffs=by_edge.get(run.trace_id, []),
-                )
-            return found
+            return stored_graphs(runs, agents, edges)
 
         return await self._run(read)
 

@@ -8,7 +8,7 @@ from typing import Any, Protocol, TypeVar, cast
 from agentmesh.collector.detection import Detection, Severity
 from agentmesh.collector.graph.run_graph import AgentNode, HandoffEdge
 from agentmesh.collector.model import SpanRecord
-from agentmesh.collector.store.base import RunSummary
+from agentmesh.collector.store.base import RunSummary, StoredGraph
 from agentmesh.collector.store.codec import details_from_json, details_to_json
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "handoff_to_row",
     "run_summary_from_row",
     "spans_by_trace",
+    "stored_graphs",
 ]
 
 _R = TypeVar("_R")
@@ -201,3 +202,33 @@ def handoff_to_row(trace_id: str, edge: HandoffEdge) -> tuple[object, ...]:
         edge.context_size,
         edge.checkpoint_id,
     )
+
+
+def stored_graphs(
+    runs: Iterable[Row], agents: Iterable[Row], handoffs: Iterable[Row]
+) -> dict[str, StoredGraph]:
+    """Assemble graphs from the rows of the runs, agents and handoffs queries of some traces.
+
+    Args:
+        runs: Rows of the run summary query (see :func:`run_summary_from_row`).
+        agents: Rows read by :func:`agent_from_row` followed by ``trace_id`` (column 7), each
+            trace's in name order.
+        handoffs: Rows read by :func:`handoff_from_row` followed by ``trace_id`` (column 9),
+            each trace's in sequence order.
+
+    Returns:
+        Each run's graph, by trace.
+    """
+    by_agent: dict[str, list[AgentNode]] = {}
+    for row in agents:
+        by_agent.setdefault(row[7], []).append(agent_from_row(row))
+    by_edge: dict[str, list[HandoffEdge]] = {}
+    for row in handoffs:
+        by_edge.setdefault(row[9], []).append(handoff_from_row(row))
+    found: dict[str, StoredGraph] = {}
+    for row in runs:
+        run = run_summary_from_row(row)
+        found[run.trace_id] = StoredGraph(
+            run, by_agent.get(run.trace_id, []), by_edge.get(run.trace_id, [])
+        )
+    return found
