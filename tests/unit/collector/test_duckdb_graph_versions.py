@@ -65,6 +65,38 @@ async def test_an_agent_gone_from_the_newest_graph_is_gone_from_the_view(tmp_pat
     assert _rows(path, "SELECT count(*) FROM agents") == [(0,)]
 
 
+async def test_run_pages_and_windows_go_by_each_runs_newest_version(tmp_path: Path) -> None:
+    f = SpanFactory()
+    root = f.workflow("w", run_id="run-1")
+    planner = f.agent("planner", parent=root)
+    writer = f.agent("writer", parent=root, handoff_from="planner")
+    other = SpanFactory(start_ns=root.start_ns + 5_000)
+    other_root = other.workflow("w", run_id="run-2")
+    async with DuckDBStore(tmp_path / "g.duckdb") as store:
+        # version 1 lacks the root: the run seems to start with the writer, after run-2
+        await store.write_graph(graph_of([writer]))
+        await store.write_graph(graph_of([other_root]))
+        assert [r.trace_id for r in await store.runs(limit=1)] == [f.trace_id]
+        # version 3: the root arrived, so the run starts before run-2
+        await store.write_graph(graph_of([root, planner, writer]))
+        (newest,) = await store.runs(limit=1)
+        assert newest.run_id == "run-2"
+        assert [r.run_id for r in await store.runs(since_ns=writer.start_ns)] == []
+        (run,) = await store.runs(until_ns=other_root.start_ns)
+        assert (run.run_id, run.start_ns, run.agents, run.handoffs) == (
+            "run-1",
+            root.start_ns,
+            ("planner", "writer"),
+            1,
+        )
+        graphs = await store.graphs_of([f.trace_id, other.trace_id])
+        assert [a.name for a in graphs[f.trace_id].agents] == ["planner", "writer"]
+        assert [(h.source, h.target) for h in graphs[f.trace_id].handoffs] == [
+            ("planner", "writer")
+        ]
+        assert graphs[other.trace_id].agents == []
+
+
 async def test_versions_continue_after_reopening(tmp_path: Path) -> None:
     path = tmp_path / "g.duckdb"
     f = SpanFactory()

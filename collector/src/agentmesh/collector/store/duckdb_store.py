@@ -35,6 +35,15 @@ from agentmesh.collector.store.codec import (
     attributes_from_json,
     events_from_json,
 )
+from agentmesh.collector.store.duckdb_graph_reads import (
+    AGENTS_OF,
+    COSTS_BY_AGENT,
+    HANDOFFS_OF,
+    LATEST_RUNS,
+    RUNS_OF,
+    WINDOW,
+    run_page,
+)
 from agentmesh.collector.store.duckdb_graphs import GraphVersions
 from agentmesh.collector.store.duckdb_schema import (
     LEGACY_GRAPH_TABLES,
@@ -94,29 +103,12 @@ _LATEST_KEYS: Final = """
 _COUNT_SPANS: Final = "SELECT count(*) FROM (SELECT DISTINCT trace_id, span_id FROM spans)"
 _FIRST_COPY: Final = "QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY rowid) = 1"
 """Keeps the first stored row of each span: re-deliveries past the window are stored again."""
-_RUN_SUMMARY: Final = """
-    SELECT r.trace_id, r.run_id, r.workflow_name, r.service_name, r.start_ns, r.end_ns,
-        coalesce((SELECT list(a.name ORDER BY a.name) FROM agents a
-                  WHERE a.trace_id = r.trace_id), []::VARCHAR[]),
-        (SELECT count(*) FROM handoffs h WHERE h.trace_id = r.trace_id),
-        r.span_count, r.llm_calls, r.input_tokens, r.output_tokens, r.cost_usd, r.complete,
-        (SELECT count(*) FROM detections d WHERE d.trace_id = r.trace_id)
-    FROM runs r
-"""
-_COSTS_BY_AGENT: Final = """
-    SELECT a.name, sum(a.llm_calls), sum(a.input_tokens), sum(a.output_tokens), sum(a.cost_usd)
-    FROM agents a JOIN runs r ON r.trace_id = a.trace_id
-    WHERE ($since::BIGINT IS NULL OR r.start_ns >= $since)
-      AND ($until::BIGINT IS NULL OR r.start_ns < $until)
-    GROUP BY a.name
-"""
 _COSTS_BY_MODEL: Final = f"""
     SELECT s.model, count(*), sum(s.input_tokens), sum(s.output_tokens), sum(s.cost_usd)
     FROM (SELECT model, input_tokens, output_tokens, cost_usd, trace_id FROM spans
           WHERE operation = '{semconv.Operation.CHAT}' {_FIRST_COPY}) s
-    JOIN runs r ON r.trace_id = s.trace_id
-    WHERE ($since::BIGINT IS NULL OR r.start_ns >= $since)
-      AND ($until::BIGINT IS NULL OR r.start_ns < $until)
+    JOIN {LATEST_RUNS} r ON r.trace_id = s.trace_id
+    WHERE {WINDOW}
     GROUP BY s.model
 """  # noqa: S608 - built from constants only
 _SELECT_DETECTIONS: Final = """
@@ -349,19 +341,12 @@ class DuckDBStore:
             StoreError: ``limit`` is below 1.
         """
         check_limit(limit)
-        query = _RUN_SUMMARY + " WHERE true"
-        params: list[object] = []
-        if since_ns is not None:
-            query += " AND r.start_ns >= ?"
-            params.append(since_ns)
-        if until_ns is not None:
-            query += " AND r.start_ns < ?"
-            params.append(until_ns)
-        query += " ORDER BY r.start_ns DESC, r.trace_id"
-        if limit is not None:
-            query += " LIMIT ?"
-            params.append(limit)
-        rows = await self._call(lambda con: _fetch(con, query, params))
+        query = run_page(
+            since=since_ns is not None, until=until_ns is not None, limit=limit is not None
+        )
+        params = {"since": since_ns, "until": until_ns, "limit": limit}
+        wanted = {key: value for key, value in params.items() if value is not None}
+        rows = await self._call(lambda con: con.execute(query, wanted).fetchall())
         return [run_summary_from_row(row) for row in rows]
 
     async def costs(
@@ -383,7 +368,7 @@ class DuckDBStore:
         Raises:
             StoreError: ``group_by`` is neither ``agent`` nor ``model``.
         """
-        query = _COSTS_BY_AGENT if check_group_by(group_by) == "agent" else _COSTS_BY_MODEL
+        query = COSTS_BY_AGENT if check_group_by(group_by) == "agent" else _COSTS_BY_MODEL
         params = {"since": since_ns, "until": until_ns}
         rows = await self._call(lambda con: con.execute(query, params).fetchall())
         return sort_cost_rows(
@@ -698,25 +683,12 @@ def _insert_detection(con: _Con, d: Detection) -> bool:
 
 
 def _read_graphs(con: _Con, trace_ids: list[str]) -> dict[str, StoredGraph]:
-    runs = _fetch(
-        con, _RUN_SUMMARY + " WHERE r.trace_id IN (SELECT unnest(?::VARCHAR[]))", [trace_ids]
-    )
+    wanted = {"traces": trace_ids}
+    runs = con.execute(RUNS_OF, wanted).fetchall()
     if not runs:
         return {}
-    agents = _fetch(
-        con,
-        "SELECT name, invocations, span_ids, llm_calls, input_tokens, output_tokens, cost_usd, "
-        "trace_id FROM agents WHERE trace_id IN (SELECT unnest(?::VARCHAR[])) "
-        "ORDER BY trace_id, name",
-        [trace_ids],
-    )
-    edges = _fetch(
-        con,
-        "SELECT seq, source, target, span_id, start_ns, kind, context_digest, context_size, "
-        "checkpoint_id, trace_id FROM handoffs "
-        "WHERE trace_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY trace_id, seq",
-        [trace_ids],
-    )
+    agents = con.execute(AGENTS_OF, wanted).fetchall()
+    edges = con.execute(HANDOFFS_OF, wanted).fetchall()
     return stored_graphs(runs, agents, edges)
 
 

@@ -1,0 +1,136 @@
+"""Reads of the DuckDB store's graph tables that go to the newest versions directly.
+
+Each graph write appends a trace's rows under a new version
+(:mod:`~agentmesh.collector.store.duckdb_graphs`), and the views ``runs``, ``agents`` and
+``handoffs`` show each trace's newest version. The views suit ad-hoc SQL, but every read
+through them settles the newest version of *every* trace first: a run summary, with its
+agent names, handoff count and detection count drawn from the agents and handoffs views,
+cost a join over the whole of each table, whatever the page asked.
+
+The queries here pick the runs first (the newest version of each, then the time window, then
+the order and limit), and join only those runs' rows, by trace and version, from the versioned
+tables. A graph's agents and handoffs are found by their row ids first (a join on the trace
+and version columns alone), then read whole: joining the tables directly read every column of
+every row before the join dropped all but a few (DuckDB 2.0 does not defer those columns).
+On a store of 20,000 runs (600,000 handoff rows): ``runs(200)`` about 20 ms instead of 75,
+one graph about 13 ms instead of 30, the graphs of 100 runs about 38 ms instead of 85.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "AGENTS_OF",
+    "COSTS_BY_AGENT",
+    "HANDOFFS_OF",
+    "LATEST_RUNS",
+    "RUNS_OF",
+    "WINDOW",
+    "run_page",
+]
+
+_LATEST: Final = "QUALIFY version = max(version) OVER (PARTITION BY trace_id)"
+"""Keeps each trace's newest row (the trace is the partition: a filter on it may come first)."""
+
+_SUMMARY: Final = """
+    WITH page AS ({page}),
+    names AS (
+        SELECT a.trace_id, list(a.name ORDER BY a.name) AS names
+        FROM agent_versions a JOIN page p ON a.trace_id = p.trace_id AND a.version = p.version
+        GROUP BY a.trace_id),
+    moves AS (
+        SELECT h.trace_id, count(*) AS n
+        FROM handoff_versions h JOIN page p ON h.trace_id = p.trace_id AND h.version = p.version
+        GROUP BY h.trace_id),
+    found AS (
+        SELECT trace_id, count(*) AS n FROM detections
+        WHERE trace_id IN (SELECT trace_id FROM page) GROUP BY trace_id)
+    SELECT r.trace_id, r.run_id, r.workflow_name, r.service_name, r.start_ns, r.end_ns,
+        coalesce(names.names, []::VARCHAR[]), coalesce(moves.n, 0),
+        r.span_count, r.llm_calls, r.input_tokens, r.output_tokens, r.cost_usd, r.complete,
+        coalesce(found.n, 0)
+    FROM page r
+    LEFT JOIN names ON names.trace_id = r.trace_id
+    LEFT JOIN moves ON moves.trace_id = r.trace_id
+    LEFT JOIN found ON found.trace_id = r.trace_id
+    ORDER BY r.start_ns DESC, r.trace_id
+"""
+"""Run summaries (the columns of ``rows.run_summary_from_row``) of the runs ``page`` selects
+(newest-version rows of ``run_versions``, with their ``version``)."""
+
+_WANTED: Final = "trace_id IN (SELECT unnest($traces::VARCHAR[]))"
+_NEWEST_OF_WANTED: Final = (
+    f"(SELECT trace_id, max(version) AS version FROM run_versions WHERE {_WANTED} "  # noqa: S608
+    "GROUP BY trace_id)"
+)
+
+
+def run_page(*, since: bool, until: bool, limit: bool) -> str:
+    """The summaries of the runs of a time window, latest start first.
+
+    Args:
+        since: Whether the query takes ``$since`` (runs that started at or after it).
+        until: Whether the query takes ``$until`` (runs that started before it).
+        limit: Whether the query takes ``$limit`` (most runs returned).
+
+    Returns:
+        The query, with the named parameters asked for.
+    """
+    bounds = ["true"]
+    if since:
+        bounds.append("start_ns >= $since")
+    if until:
+        bounds.append("start_ns < $until")
+    # the window applies to each run's newest row: an older version may have started later
+    page = (
+        f"SELECT * FROM (SELECT * FROM run_versions {_LATEST}) "  # noqa: S608 - constants only
+        f"WHERE {' AND '.join(bounds)} ORDER BY start_ns DESC, trace_id"
+    )
+    if limit:
+        page += " LIMIT $limit"
+    return _SUMMARY.format(page=page)
+
+
+RUNS_OF: Final = _SUMMARY.format(
+    page=f"SELECT * FROM run_versions WHERE {_WANTED} {_LATEST}"  # noqa: S608 - constants only
+)
+"""The summaries of the runs of the traces ``$traces`` (a list), latest start first."""
+
+
+AGENTS_OF: Final = f"""
+    SELECT name, invocations, span_ids, llm_calls, input_tokens, output_tokens, cost_usd,
+        trace_id
+    FROM agent_versions WHERE rowid IN (
+        SELECT a.rowid FROM agent_versions a JOIN {_NEWEST_OF_WANTED} n
+            ON a.trace_id = n.trace_id AND a.version = n.version)
+    ORDER BY trace_id, name
+"""  # noqa: S608 - built from constants only
+"""The agents of the graphs of ``$traces`` (the columns of ``rows.agent_from_row``)."""
+
+HANDOFFS_OF: Final = f"""
+    SELECT seq, source, target, span_id, start_ns, kind, context_digest, context_size,
+        checkpoint_id, trace_id
+    FROM handoff_versions WHERE rowid IN (
+        SELECT h.rowid FROM handoff_versions h JOIN {_NEWEST_OF_WANTED} n
+            ON h.trace_id = n.trace_id AND h.version = n.version)
+    ORDER BY trace_id, seq
+"""  # noqa: S608 - built from constants only
+"""The handoffs of the graphs of ``$traces`` (the columns of ``rows.handoff_from_row``)."""
+
+WINDOW: Final = (
+    "($since::BIGINT IS NULL OR r.start_ns >= $since) "
+    "AND ($until::BIGINT IS NULL OR r.start_ns < $until)"
+)
+"""Runs ``r`` that started in ``$since``..``$until`` (either may be NULL: unbounded)."""
+
+LATEST_RUNS: Final = f"(SELECT trace_id, version, start_ns FROM run_versions {_LATEST})"  # noqa: S608
+"""Each trace's newest version and start, as a subquery."""
+
+COSTS_BY_AGENT: Final = f"""
+    SELECT a.name, sum(a.llm_calls), sum(a.input_tokens), sum(a.output_tokens), sum(a.cost_usd)
+    FROM agent_versions a JOIN {LATEST_RUNS} r ON r.trace_id = a.trace_id AND r.version = a.version
+    WHERE {WINDOW}
+    GROUP BY a.name
+"""  # noqa: S608 - built from constants only
+"""LLM calls, tokens and cost by agent over the runs that started in ``$since``..``$until``."""
