@@ -380,6 +380,59 @@ def test_flush_commits_queued_writes(path: Path) -> None:
         assert summary(store.get("t", ""))[0] == cid(19)
 
 
+def test_a_new_threads_first_steps_are_listed_from_memory(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with SyncDuckDBCheckpointStore(path) as store:
+        # put before anything read the thread: no mirror yet, so the values are only queued
+        parent: str | None = None
+        for n in range(3):
+            store.put(
+                record("t", cid(n), parent_id=parent, versions={"a": str(n)}),
+                {("a", str(n)): Blob("msgpack", b"a%d" % n)},
+            )
+            store.put_writes(
+                "t", "", cid(n), [WriteRecord("task", "p", 0, "a", Blob("m", b"w%d" % n))]
+            )
+            parent = cid(n)
+        assert summary(store.get("t", ""))[0] == cid(2)  # loads the thread from the file
+        fetched: list[int] = []
+        fetch = duckdb_store._fetch_values  # pyright: ignore[reportPrivateUsage]
+
+        def counting(con: Any, thread_id: str, keys: Any) -> Any:
+            fetched.append(len(keys))
+            return fetch(con, thread_id, keys)
+
+        monkeypatch.setattr(duckdb_store, "_fetch_values", counting)
+        listed = [summary(c) for c in store.list(ListQuery("t"))]
+        assert fetched == []  # every value was cached once its batch was stored
+        assert [(c[0], c[4], c[5]) for c in listed] == [
+            (cid(n), {"a": ("msgpack", b"a%d" % n)}, [("task", "p", 0, "a", b"w%d" % n)])
+            for n in (2, 1, 0)
+        ]
+
+
+def test_per_thread_bookkeeping_stays_bounded(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(duckdb_store, "_MAX_FACTS", 8)
+    # a tiny cache: mirrors are evicted at once, leaving their heads behind
+    with SyncDuckDBCheckpointStore(path, cache_bytes=2_000) as store:
+        for n in range(40):
+            fill(store, f"t{n}", 2)
+        core: Any = store._c()  # pyright: ignore[reportPrivateUsage]
+        assert len(core._gens) <= 8
+        assert len(core._heads) <= 8
+        assert len(core._too_big) <= 8
+        # what was dropped is read again from the file: answers and compare-and-set hold
+        for n in range(40):
+            assert summary(store.get(f"t{n}", ""))[0] == cid(1)
+        with pytest.raises(CheckpointConflictError):
+            store.put(
+                record("t3", cid(9), parent_id=cid(0)), {}, extends=cid(0), check_extends=True
+            )
+        store.put(record("t3", cid(9), parent_id=cid(1)), {}, extends=cid(1), check_extends=True)
+        assert summary(store.get("t3", ""))[0] == cid(9)
+
+
 def test_compare_and_set_is_atomic_across_threads(path: Path) -> None:
     with SyncDuckDBCheckpointStore(path) as store:
         store.put(record("t", cid(0)), {})

@@ -118,6 +118,12 @@ _LINGER: Final = 0.002
 """Seconds a write batch waits for more rows before it is written (group commit), unless a
 caller is waiting for the file."""
 
+_MAX_FACTS: Final = 100_000
+"""Entries the core keeps in each of its per-thread bookkeeping maps (change counters, the
+newest ids of unmirrored threads, threads too big to mirror) before it drops them all: each
+is a shortcut whose absence only costs a read of the file, and a process that sees millions
+of threads must not keep one entry per thread forever."""
+
 _MAX_QUEUED_BYTES: Final = 64 * 1024 * 1024
 """Payload bytes queued for writing beyond which ``put`` waits for the worker."""
 
@@ -392,8 +398,21 @@ class _Batch:
     """Rows of threads without a mirror: the worker checks whether they are stored already."""
     unsure_blobs: set[str] = field(default_factory=lambda: set())
     unsure_writes: set[str] = field(default_factory=lambda: set())
+    unmirrored: set[str] = field(default_factory=lambda: set())
+    """Threads with rows queued while they had no mirror: their values were not cached then,
+    so the worker caches those it stores (see :meth:`_Core._cache_stored`)."""
+    forgets: int = 0
+    """The core's count of forgets when the batch was opened."""
     size: int = 0
     future: Future[None] | None = None
+
+
+@dataclass(slots=True)
+class _Stored:
+    """The blob and write rows a batch inserted (rows already in the file left out)."""
+
+    blobs: list[_Row]
+    writes: list[_Row]
 
 
 @dataclass(slots=True)
@@ -490,6 +509,8 @@ class _Core:
         self._values = _ValueCache(cache_bytes)
         self._gens: dict[str, int] = {}
         self._global_gen = 0
+        self._forgets = 0
+        """Bumped whenever cached facts are dropped (deletes, copies, prunes, expiry)."""
         self._batch: _Batch | None = None
         self._queued_bytes = 0
         self._last_write: Future[None] | None = None
@@ -560,7 +581,10 @@ class _Core:
                 self._batch = None
             self._wake.clear()
         try:
-            self._work(lambda con: _insert_batch(con, batch))
+            stored = self._work(lambda con: _insert_batch(con, batch))
+            if batch.unmirrored:
+                with self._lock:
+                    self._cache_stored(batch, stored)
         except CheckpointError as exc:
             with self._lock:
                 if self._failure is None:
@@ -573,6 +597,29 @@ class _Core:
         finally:
             with self._lock:
                 self._queued_bytes -= batch.size
+
+    def _cache_stored(self, batch: _Batch, stored: _Stored) -> None:
+        """(Lock held) cache the values of unmirrored threads that ``batch`` stored.
+
+        A thread's values are cached when it is put while mirrored; a thread put before its
+        mirror existed (a new thread's first steps, or one evicted) had its values only queued,
+        so its first read went to the file behind the write queue. Once the batch is stored
+        its rows are the file's, so they can be cached: the blobs and keep-first writes the
+        worker inserted (those already stored are left out: the file's copy wins) and every
+        replacing write. Nothing is cached when cached facts were dropped since the batch
+        opened (a delete or copy may already have superseded these rows).
+        """
+        if batch.forgets != self._forgets:
+            return
+        threads = batch.unmirrored
+        for row in stored.blobs:
+            if row[1] in threads:
+                self._values.put(("b", row[1], row[2], row[3], row[4], 0), Blob(row[5], row[6]))
+        for row in stored.writes:
+            if row[1] in threads:
+                self._values.put(
+                    ("w", row[1], row[2], row[3], row[4], row[5]), Blob(row[8], row[9])
+                )
 
     # --- caller side helpers (call with the lock held) ---------------------------------------
 
@@ -593,12 +640,28 @@ class _Core:
         return (self._global_gen, self._gens.get(thread_id, 0))
 
     def _bump(self, thread_id: str) -> None:
-        self._gens[thread_id] = self._gens.get(thread_id, 0) + 1
+        gens = self._gens
+        if len(gens) >= _MAX_FACTS and thread_id not in gens:
+            # a reset counter could repeat a value a waiter saw: make every waiter look again
+            gens.clear()
+            self._global_gen += 1
+        gens[thread_id] = gens.get(thread_id, 0) + 1
+
+    def _set_head(self, thread_id: str, namespace: str, head: str | None) -> None:
+        """Remember the newest checkpoint of an unmirrored namespace (see ``_MAX_FACTS``)."""
+        if len(self._heads) >= _MAX_FACTS:
+            self._heads.clear()
+        self._heads[(thread_id, namespace)] = head
+
+    def _set_too_big(self, thread_id: str) -> None:
+        if len(self._too_big) >= _MAX_FACTS:
+            self._too_big.clear()
+        self._too_big.add(thread_id)
 
     def _queue(self) -> _Batch:
         batch = self._batch
         if batch is None:
-            batch = self._batch = _Batch()
+            batch = self._batch = _Batch(forgets=self._forgets)
             batch.future = self._executor.submit(self._write_batch, batch)
             self._last_write = batch.future
         return batch
@@ -625,12 +688,13 @@ class _Core:
             thread_id, mirror = self._mirrors.popitem(last=False)
             self._mirror_bytes -= mirror.size
             for namespace, head in mirror.heads.items():
-                self._heads[(thread_id, namespace)] = head
+                self._set_head(thread_id, namespace, head)
             if mirror.size > self._cache_bytes // 2:
-                self._too_big.add(thread_id)
+                self._set_too_big(thread_id)
 
     def _forget(self, thread_ids: set[str] | None) -> None:
         """Drop every cached fact about these threads (all when None)."""
+        self._forgets += 1
         if thread_ids is None:
             self._mirrors.clear()
             self._mirror_bytes = 0
@@ -667,9 +731,9 @@ class _Core:
                     if thread_id in self._mirrors:
                         return loaded.mirror
                 # Too big for the cache: this thread is read from the file from now on.
-                self._too_big.add(thread_id)
+                self._set_too_big(thread_id)
                 for namespace, head in loaded.mirror.heads.items():
-                    self._heads[(thread_id, namespace)] = head
+                    self._set_head(thread_id, namespace, head)
                 return None
 
     # --- operations (generators: see _run_sync / _run_async) ---------------------------------
@@ -731,7 +795,7 @@ class _Core:
                 self._check()
                 if gen != self._gen(thread_id):
                     continue  # the thread changed meanwhile: check again
-                self._heads[(thread_id, namespace)] = head
+                self._set_head(thread_id, namespace, head)
                 if head != extends and not exists:
                     raise CheckpointConflictError(thread_id, namespace, extends, head)
                 written = self._put_locked(rec, thread_id, namespace, blobs, extends, False)
@@ -797,6 +861,8 @@ class _Core:
                 before = mirror.size
                 mirror.add_record(namespace, rec)
                 self._grow(thread_id, mirror, before)
+        if mirror is None and blobs:
+            batch.unmirrored.add(thread_id)
         for (channel, version), blob in blobs.items():
             if mirror is not None:
                 if (namespace, channel, version) in mirror.blobs:
@@ -851,6 +917,8 @@ class _Core:
             before = mirror.size if mirror is not None else 0
             known = mirror.writes.setdefault((namespace, checkpoint_id), {}) if mirror else None
             batch = self._queue()
+            if known is None and writes:
+                batch.unmirrored.add(thread_id)
             for write in writes:
                 wkey = (write.task_id, write.idx)
                 if known is not None:
@@ -1182,12 +1250,15 @@ def _in_transaction(con: _Con, work: Callable[[], _T]) -> _T:
     return result
 
 
-def _insert_batch(con: _Con, batch: _Batch) -> None:
+def _insert_batch(con: _Con, batch: _Batch) -> _Stored:
     """Write a batch: plain multi-row inserts of the rows not stored yet, one transaction.
 
     ``INSERT OR IGNORE`` is avoided: DuckDB's conflict path costs several times a plain insert
     for large values. Rows of mirrored threads are known to be new; the others are looked up by
     key first (key columns only, no value bytes read).
+
+    Returns:
+        The blob and write rows inserted.
     """
     checkpoints = batch.checkpoints
     blobs = batch.blobs
@@ -1232,6 +1303,7 @@ def _insert_batch(con: _Con, batch: _Batch) -> None:
                 step()
 
         _in_transaction(con, run)
+    return _Stored(list(blobs.values()), writes)
 
 
 def _existing_keys(con: _Con, table: str, keys: set[str]) -> set[str]:
