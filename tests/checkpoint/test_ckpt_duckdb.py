@@ -11,6 +11,7 @@ import random
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -410,6 +411,73 @@ def test_a_new_threads_first_steps_are_listed_from_memory(
             (cid(n), {"a": ("msgpack", b"a%d" % n)}, [("task", "p", 0, "a", b"w%d" % n)])
             for n in (2, 1, 0)
         ]
+
+
+def _slowed(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """Make a worker function wait before it runs, so reads race the change it makes."""
+    work = getattr(duckdb_store, name)
+
+    def slow(*args: Any) -> Any:
+        time.sleep(0.3)
+        return work(*args)
+
+    monkeypatch.setattr(duckdb_store, name, slow)
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["put", "put_writes", "delete_for_runs", "expire", "prune", "copy_thread"],
+)
+def test_reads_never_overtake_a_queued_change(
+    path: Path, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    with SyncDuckDBCheckpointStore(path) as store:
+        store.put(
+            record("t", cid(0), versions={"a": "0"}, run_id="r1"), {("a", "0"): Blob("m", b"0")}
+        )
+        store.put(record("t", cid(1), parent_id=cid(0), run_id="r1"), {})
+    # reopened: nothing is mirrored, so each read below loads the thread from the file, and
+    # the change it must see is still queued behind a slow worker
+    with SyncDuckDBCheckpointStore(path) as store:
+        if change == "put":
+            _slowed(monkeypatch, "_insert_batch")
+            store.put(record("t", cid(2), parent_id=cid(1)), {})
+            assert summary(store.get("t", ""))[0] == cid(2)
+        elif change == "put_writes":
+            _slowed(monkeypatch, "_insert_batch")
+            store.put_writes("t", "", cid(1), [WriteRecord("k", "", 0, "a", Blob("m", b"w"))])
+            assert summary(store.get("t", ""))[5] == [("k", "", 0, "a", b"w")]
+        else:
+            slow, call, check = {
+                "delete_for_runs": (
+                    "_delete_for_runs",
+                    lambda: store.delete_for_runs(["r1"]),
+                    lambda: store.get("t", "") is None,
+                ),
+                "expire": (
+                    "_expire",
+                    lambda: store.expire(time.time() + 60),
+                    lambda: store.get("t", "") is None,
+                ),
+                "prune": (
+                    "_prune_keep_latest",
+                    lambda: store.prune(["t"]),
+                    lambda: (
+                        [c.record.checkpoint_id for c in store.list(ListQuery("t"))] == [cid(1)]
+                    ),
+                ),
+                "copy_thread": (
+                    "_copy_thread",
+                    lambda: store.copy_thread("t", "copy"),
+                    lambda: summary(store.get("copy", ""))[0] == cid(1),
+                ),
+            }[change]
+            _slowed(monkeypatch, slow)
+            worker = threading.Thread(target=call)
+            worker.start()
+            time.sleep(0.1)  # the change is queued, not yet made
+            assert check()
+            worker.join()
 
 
 def test_per_thread_bookkeeping_stays_bounded(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
