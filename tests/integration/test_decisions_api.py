@@ -201,6 +201,10 @@ async def test_the_decision_log_filters(query: str, expected: list[str]) -> None
         ("/v1/decisions?since=yesterday", 400, "since"),
         ("/v1/runs/run-nope/decisions", 404, "no run"),
         ("/v1/runs/run-/decisions", 409, "3 runs match 'run-'"),
+        ("/v1/decisions/export?format=xlsx", 400, "format must be one of parquet, jsonl, csv"),
+        ("/v1/decisions/export?since=yesterday", 400, "since 'yesterday': expected a duration"),
+        ("/v1/decisions/export?until=soon", 400, "until 'soon'"),
+        ("/v1/decisions/export?limit=0", 400, "limit must be a whole number from 1 up"),
     ],
 )
 async def test_a_wrong_decisions_request_is_answered_in_plain_words(
@@ -216,7 +220,11 @@ async def test_the_decision_log_needs_the_collectors_credentials() -> None:
     async with _collector(auth_bearer_tokens=["s3cret"]) as (collector, headers):
         base = collector.http_endpoint
         async with aiohttp.ClientSession() as client:
-            for path in ("/v1/decisions", "/v1/runs/run-sum/decisions"):
+            for path in (
+                "/v1/decisions",
+                "/v1/runs/run-sum/decisions",
+                "/v1/decisions/export",
+            ):
                 async with client.get(base + path) as answer:
                     assert answer.status == 401
         status, body = await _get(base + "/v1/decisions?limit=1", headers)
@@ -253,3 +261,53 @@ async def test_agentmesh_decisions_reads_a_collector_or_its_store(
     assert [d["decision_id"] for d in from_store] == ["d-run-sum-1", "d-run-sum-0"]
     assert await asyncio.to_thread(main, ["decisions", "--db", str(db), "--limit", "0"]) == 2
     assert "--limit must be from 1 to 1000" in capsys.readouterr().err
+
+
+async def test_the_decisions_export_comes_from_a_running_collector(tmp_path: Path) -> None:
+    import duckdb
+
+    db = tmp_path / "decisions.duckdb"
+    async with _collector(store="duckdb", duckdb_path=str(db)) as (collector, _):
+        base = collector.http_endpoint
+        async with (
+            aiohttp.ClientSession() as client,
+            client.get(base + "/v1/decisions/export?format=jsonl&since=1h&limit=4") as answer,
+        ):
+            assert answer.status == 200
+            assert answer.headers["Content-Type"] == "application/x-ndjson"
+            assert json.loads(answer.headers["X-AgentMesh-Export-Rows"]) == {"decisions": 4}
+            lines = (await answer.text()).splitlines()
+        # the newest 4 of the last hour: run-old's decision (2 h ago) is left out
+        assert sorted(json.loads(line)["decision_id"] for line in lines) == [
+            "d-run-sum-0",
+            "d-run-sum-1",
+            "d-triage-1",
+            "d-triage-2",
+        ]
+        # the CLI downloads it (blocking on HTTP: in a thread, the loop keeps serving)
+        served = tmp_path / "served.parquet"
+        argv = ["export", "decisions", "--collector", base, "-o", str(served), "--since", "1h"]
+        assert await asyncio.to_thread(main, argv) == 0
+        names = await asyncio.to_thread(lambda: {p.name for p in tmp_path.iterdir()})
+        assert "served.parquet" in names
+        assert not [name for name in names if name.endswith(".partial")]
+    # the same rows as an export of the store the collector wrote, read once it has stopped
+    direct = tmp_path / "direct.parquet"
+    argv = ["export", "decisions", "--db", str(db), "-o", str(direct), "--since", "1h"]
+    assert await asyncio.to_thread(main, argv) == 0
+    query = "SELECT * EXCLUDE (features), features::VARCHAR FROM '{}' ORDER BY decision_id"
+    with duckdb.connect() as con:
+        from_collector = con.execute(query.format(served)).fetchall()
+        from_store = con.execute(query.format(direct)).fetchall()
+    assert len(from_collector) == 5
+    assert from_collector == from_store
+
+
+def test_the_decisions_export_cli_reports_an_unreachable_collector(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "d.parquet"
+    argv = ["export", "decisions", "--collector", "http://127.0.0.1:9", "-o", str(out)]
+    assert main(argv) == 2
+    assert "collector at http://127.0.0.1:9 is unreachable" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

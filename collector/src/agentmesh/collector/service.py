@@ -21,7 +21,12 @@ from dataclasses import asdict, dataclass
 from types import TracebackType
 from typing import Self
 
-from agentmesh.collector.api import decisions_routes, export_routes, runs_routes
+from agentmesh.collector.api import (
+    decision_export_routes,
+    decisions_routes,
+    export_routes,
+    runs_routes,
+)
 from agentmesh.collector.detection import Detection
 from agentmesh.collector.detectors.base import Detector, Rule
 from agentmesh.collector.detectors.registry import build_detectors, build_rules, state_backend
@@ -358,6 +363,7 @@ class Collector:
                             *resume_routes(self._store, policy=self._policy),
                             *runs_routes(self._store),
                             *decisions_routes(self._store),
+                            *decision_export_routes(self._store),
                             *export_routes(self._store),
                             *route_table_routes(route_table),
                             *feedback_routes(

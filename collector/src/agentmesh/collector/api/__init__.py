@@ -5,6 +5,10 @@ from typing import TYPE_CHECKING
 from agentmesh.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from agentmesh.collector.api.decision_export import (
+        DECISION_EXPORT_PATH,
+        decision_export_routes,
+    )
     from agentmesh.collector.api.decisions import (
         DECISIONS_PATH,
         RUN_DECISIONS_PATH,
@@ -32,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "COSTS_PATH",
     "DECISIONS_PATH",
+    "DECISION_EXPORT_PATH",
     "DETECTIONS_PATH",
     "EXPORT_PATH",
     "EXPORT_ROWS_HEADER",
@@ -41,6 +46,7 @@ __all__ = [
     "RUN_SPANS_PATH",
     "cost_from_json",
     "cost_to_json",
+    "decision_export_routes",
     "decisions_routes",
     "export_routes",
     "graph_from_json",
@@ -56,6 +62,8 @@ __getattr__, __dir__ = lazy_exports(
     {
         "COSTS_PATH": "agentmesh.collector.api.runs",
         "DECISIONS_PATH": "agentmesh.collector.api.decisions",
+        "DECISION_EXPORT_PATH": "agentmesh.collector.api.decision_export",
+        "decision_export_routes": "agentmesh.collector.api.decision_export",
         "RUN_DECISIONS_PATH": "agentmesh.collector.api.decisions",
         "decisions_routes": "agentmesh.collector.api.decisions",
         "DETECTIONS_PATH": "agentmesh.collector.api.runs",

@@ -21,6 +21,7 @@ from typing import Final
 
 from aiohttp import web
 
+from agentmesh.collector.api.files import busy_response, send_file
 from agentmesh.collector.api.params import error_response
 from agentmesh.collector.export import EXPORT_FORMATS, export_store
 from agentmesh.collector.store.base import SpanStore
@@ -34,9 +35,6 @@ log = get_logger(__name__)
 EXPORT_PATH: Final = "/v1/export"
 EXPORT_ROWS_HEADER: Final = "X-AgentMesh-Export-Rows"
 """The answer's header holding the rows written per table, as a JSON object."""
-
-_CHUNK_BYTES: Final = 1 << 20
-_RETRY_AFTER_SECONDS: Final = 5
 
 
 def _zip(files: Path, archive: Path, fmt: str) -> int:
@@ -66,11 +64,7 @@ def export_routes(store: SpanStore) -> list[web.RouteDef]:
                 f"format must be one of {', '.join(EXPORT_FORMATS)}, not {fmt!r}", 400
             )
         if running.locked():
-            return web.json_response(
-                {"error": "an export is already running; try again when it has finished"},
-                status=503,
-                headers={"Retry-After": str(_RETRY_AFTER_SECONDS)},
-            )
+            return busy_response()
         work: Path | None = None
         try:
             # Only the export itself holds the lock (it reads the whole store); sending the
@@ -84,19 +78,15 @@ def export_routes(store: SpanStore) -> list[web.RouteDef]:
                     return error_response(str(exc), 500)
                 archive = work / "export.zip"
                 size = await asyncio.to_thread(_zip, work / "files", archive, fmt)
-            response = web.StreamResponse(
-                headers={
+            response = await send_file(
+                request,
+                archive,
+                {
                     "Content-Type": "application/zip",
                     "Content-Disposition": f'attachment; filename="agentmesh-{fmt}.zip"',
                     EXPORT_ROWS_HEADER: json.dumps(counts),
-                }
+                },
             )
-            response.content_length = size
-            await response.prepare(request)
-            with archive.open("rb") as source:
-                while chunk := await asyncio.to_thread(source.read, _CHUNK_BYTES):
-                    await response.write(chunk)
-            await response.write_eof()
             log.info("export sent", format=fmt, bytes=size, **counts)
             return response
         finally:

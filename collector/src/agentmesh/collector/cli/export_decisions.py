@@ -1,16 +1,10 @@
 """``agentmesh export decisions``: routing decisions joined with their outcomes, one row each.
 
 Reads the store through :func:`~agentmesh.collector.routing.outcomes.decision_outcomes` and
-writes one file through DuckDB: Parquet (list columns as lists, ``features`` as JSON), JSON
-lines (lists as arrays, ``features`` as an object) or CSV (lists and ``features`` as JSON text).
-The file is written next to its final path and moved into place, so a failed export leaves no
-half-written file.
-
-Example:
-    >>> parse_when("2026-12-01T00:00:00Z", "--since", now=0.0)
-    1796083200.0
-    >>> parse_when("24h", "--since", now=1796083200.0)
-    1795996800.0
+writes one file (:mod:`~agentmesh.collector.routing.decision_file`), or, with
+``--collector URL``, asks a running collector for it (``GET /v1/decisions/export``), so a
+DuckDB collector need not be stopped. Either way the file is written next to its final path
+and moved into place: a failed export leaves no half-written file.
 """
 
 from __future__ import annotations
@@ -18,62 +12,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
-import os
 import secrets
-import tempfile
 import time
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-from agentmesh.collector.durations import parse_duration
-from agentmesh.collector.routing.outcomes import DecisionOutcome, decision_outcomes
-from agentmesh.collector.settings import CollectorSettings
-from agentmesh.core import ConfigError, StoreError
-
-__all__ = [
-    "DECISION_COLUMNS",
-    "DECISION_FORMATS",
-    "add_export_decisions_command",
-    "parse_when",
-    "write_decisions",
-]
-
-DECISION_FORMATS: Final[tuple[str, ...]] = ("parquet", "jsonl", "csv")
-"""File formats of ``agentmesh export decisions``."""
-
-DECISION_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
-    ("decision_id", "VARCHAR"),
-    ("trace_id", "VARCHAR"),
-    ("span_id", "VARCHAR"),
-    ("run_id", "VARCHAR"),
-    ("start_time", "DOUBLE"),
-    ("task_class", "VARCHAR"),
-    ("mode", "VARCHAR"),
-    ("policy", "VARCHAR"),
-    ("requested_model", "VARCHAR"),
-    ("chosen", "VARCHAR"),
-    ("model", "VARCHAR"),
-    ("provider", "VARCHAR"),
-    ("candidates", "VARCHAR[]"),
-    ("scores", "DOUBLE[]"),
-    ("reason", "VARCHAR"),
-    ("features", "JSON"),
-    ("table_version", "BIGINT"),
-    ("error", "BOOLEAN"),
-    ("error_type", "VARCHAR"),
-    ("latency_s", "DOUBLE"),
-    ("cost_usd", "DOUBLE"),
-    ("input_tokens", "BIGINT"),
-    ("output_tokens", "BIGINT"),
-    ("fallbacks", "VARCHAR[]"),
-    ("detections", "VARCHAR[]"),
-    ("feedback_score", "DOUBLE"),
-    ("quality", "DOUBLE"),
+from agentmesh.collector.cli.collector_client import get_file
+from agentmesh.collector.durations import parse_when
+from agentmesh.collector.routing.decision_file import (
+    DECISION_FORMATS,
+    check_writable,
+    write_decisions,
 )
-"""The exported table's columns, in order (``quality``: :attr:`DecisionOutcome.quality`)."""
+from agentmesh.collector.routing.outcomes import decision_outcomes
+from agentmesh.collector.settings import CollectorSettings
+from agentmesh.core import ConfigError
+
+__all__ = ["add_export_decisions_command"]
 
 _SUFFIXES: Final[dict[str, str]] = {
     ".parquet": "parquet",
@@ -81,7 +37,6 @@ _SUFFIXES: Final[dict[str, str]] = {
     ".ndjson": "jsonl",
     ".csv": "csv",
 }
-_LISTS: Final = ("candidates", "scores", "fallbacks", "detections")
 
 
 def add_export_decisions_command(export: argparse.ArgumentParser) -> None:
@@ -101,7 +56,7 @@ def add_export_decisions_command(export: argparse.ArgumentParser) -> None:
             "candidates, scores, choice), how the call went (model, error, latency, cost, "
             "tokens, fallbacks, detections) and the explicit feedback, with a quality in "
             "[0, 1]. Reads the DuckDB file (stop the collector first: DuckDB allows one "
-            "writer) or Postgres."
+            "writer) or Postgres, or asks a running collector (--collector)."
         ),
     )
     parser.add_argument(
@@ -125,126 +80,13 @@ def add_export_decisions_command(export: argparse.ArgumentParser) -> None:
         "(default: AGENTMESH_COLLECTOR_STORE)",
     )
     parser.add_argument("--db", type=Path, help="DuckDB file (AGENTMESH_COLLECTOR_DUCKDB_PATH)")
+    parser.add_argument(
+        "--collector",
+        metavar="URL",
+        help="ask a running collector's OTLP/HTTP endpoint (http://127.0.0.1:4318) instead of "
+        "reading the store: no need to stop a DuckDB collector (AGENTMESH_API_TOKEN: its token)",
+    )
     parser.set_defaults(handler=_export_decisions)
-
-
-def parse_when(text: str, flag: str, *, now: float | None = None) -> float:
-    """Parse a duration ago or an ISO date-time into epoch seconds.
-
-    Args:
-        text: ``24h`` (also ``90s``, ``15m``, ``7d``) or ``2026-12-01T00:00:00Z`` (a date-time
-            without a zone is UTC).
-        flag: The option's name, for the error message.
-        now: The current time in epoch seconds (now by default).
-
-    Returns:
-        Seconds since the Unix epoch.
-
-    Raises:
-        ConfigError: The text is neither.
-    """
-    text = text.strip()
-    try:
-        ago_ns = parse_duration(text)
-    except ConfigError:
-        pass  # not a duration: a date-time?
-    else:
-        current = time.time() if now is None else now
-        return current - ago_ns // 1_000_000_000
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(
-            f"{flag} {text!r}: expected a duration (90s, 15m, 24h, 7d) or an ISO date-time "
-            "(2026-12-01T00:00:00Z)"
-        ) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.timestamp()
-
-
-def write_decisions(outcomes: Sequence[DecisionOutcome], output: Path, fmt: str) -> int:
-    """Write outcomes to one file (blocking: run it in a thread from async code).
-
-    Args:
-        outcomes: The outcomes, one row each.
-        output: The file (its directory is created if missing; an existing file is replaced).
-        fmt: ``parquet``, ``jsonl`` or ``csv``.
-
-    Returns:
-        Rows written.
-
-    Raises:
-        ConfigError: The format is unknown.
-        StoreError: The file cannot be written; the message says why.
-    """
-    if fmt not in DECISION_FORMATS:
-        raise ConfigError(f"unknown format {fmt!r}; choose one of {', '.join(DECISION_FORMATS)}")
-    import duckdb  # here, not at import: every `agentmesh` command builds this parser
-
-    _check_writable(output)
-    partial = output.with_name(f".{output.name}.{secrets.token_hex(4)}.partial")
-    schema = ", ".join(f"{name} {kind}" for name, kind in DECISION_COLUMNS)
-    columns = ", ".join(f"'{name}': '{kind}'" for name, kind in DECISION_COLUMNS)
-    try:
-        with tempfile.TemporaryDirectory(prefix="agentmesh-decisions-") as scratch:
-            staged = Path(scratch) / "decisions.jsonl"
-            with staged.open("w", encoding="utf-8") as file:
-                for outcome in outcomes:
-                    file.write(json.dumps(_record(outcome), allow_nan=False))
-                    file.write("\n")
-            with duckdb.connect(":memory:") as con:
-                con.execute(f"CREATE TABLE decisions ({schema})")
-                if outcomes:  # staged as JSON lines: DuckDB reads them in bulk
-                    con.execute(
-                        "INSERT INTO decisions SELECT * FROM read_json(?, "  # noqa: S608
-                        f"format = 'newline_delimited', columns = {{{columns}}})",
-                        [str(staged)],
-                    )
-                target = str(partial).replace("'", "''")
-                if fmt == "parquet":
-                    con.execute(f"COPY decisions TO '{target}' (FORMAT parquet)")
-                elif fmt == "jsonl":
-                    con.execute(f"COPY decisions TO '{target}' (FORMAT json)")
-                else:
-                    lists = ", ".join(f"to_json({c}) AS {c}" for c in _LISTS)
-                    con.execute(
-                        f"COPY (SELECT * REPLACE ({lists}) FROM decisions) "  # noqa: S608
-                        f"TO '{target}' (FORMAT csv, HEADER)"
-                    )
-        partial.replace(output)
-    except (duckdb.Error, OSError) as exc:
-        partial.unlink(missing_ok=True)
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise StoreError(f"cannot write {output}: {reason}") from exc
-    return len(outcomes)
-
-
-def _check_writable(output: Path) -> None:
-    """Fail early, before the store is read, when the file surely cannot be written."""
-    if output.is_dir():
-        raise StoreError(f"cannot write {output}: it is a directory")
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StoreError(f"cannot write {output}: {exc.strerror or exc}") from exc
-    if not os.access(output.parent, os.W_OK | os.X_OK):
-        raise StoreError(f"cannot write {output}: Permission denied")
-
-
-def _record(outcome: DecisionOutcome) -> dict[str, object]:
-    """The outcome as one JSON object; numbers that are not finite become null."""
-    record: dict[str, object] = {}
-    for name, value in outcome.as_dict().items():
-        if isinstance(value, float) and not math.isfinite(value):
-            record[name] = None
-        elif name == "scores" and isinstance(value, list):
-            record[name] = [
-                v if not isinstance(v, float) or math.isfinite(v) else None for v in value
-            ]
-        else:
-            record[name] = value
-    return record
 
 
 def _settings(args: argparse.Namespace) -> CollectorSettings:
@@ -299,18 +141,53 @@ def _export_decisions(args: argparse.Namespace) -> int:
     now = time.time()
     since = None if args.since is None else parse_when(str(args.since), "--since", now=now)
     until = None if args.until is None else parse_when(str(args.until), "--until", now=now)
-    settings = _settings(args)
-    _check_writable(output)
-    from agentmesh.collector.store.factory import open_store
+    check_writable(output)
+    if args.collector is not None:
+        rows = _from_collector(str(args.collector), output, fmt, since, until, args.limit)
+    else:
+        settings = _settings(args)
+        from agentmesh.collector.store.factory import open_store
 
-    async def run() -> int:
-        store = await open_store(settings)
-        try:
-            outcomes = await decision_outcomes(store, since=since, until=until, limit=args.limit)
-        finally:
-            await store.close()
-        return await asyncio.to_thread(write_decisions, outcomes, output, fmt)
+        async def run() -> int:
+            store = await open_store(settings)
+            try:
+                outcomes = await decision_outcomes(
+                    store, since=since, until=until, limit=args.limit
+                )
+            finally:
+                await store.close()
+            return await asyncio.to_thread(write_decisions, outcomes, output, fmt)
 
-    rows = asyncio.run(run())
+        rows = asyncio.run(run())
     print(f"decisions: {rows} rows → {output}")
     return 0
+
+
+def _from_collector(
+    base: str, output: Path, fmt: str, since: float | None, until: float | None, limit: int | None
+) -> int:
+    """Download the decisions file from a running collector into ``output``; its row count."""
+    from agentmesh.collector.api.decision_export import DECISION_EXPORT_PATH
+    from agentmesh.collector.api.export import EXPORT_ROWS_HEADER
+
+    query = {"format": fmt}
+    # times resolved here, so "24h" means the same moment to the collector
+    for name, when in (("since", since), ("until", until)):
+        if when is not None:
+            query[name] = datetime.fromtimestamp(when, UTC).isoformat()
+    if limit is not None:
+        query["limit"] = str(limit)
+    partial = output.with_name(f".{output.name}.{secrets.token_hex(4)}.partial")
+    try:
+        with partial.open("wb") as dest:
+            headers = get_file(base, DECISION_EXPORT_PATH, dest, **query)
+        try:
+            rows = int(json.loads(headers[EXPORT_ROWS_HEADER])["decisions"])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ConfigError(f"collector at {base} sent a broken export: {exc}") from exc
+        partial.replace(output)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {output}: {exc.strerror or exc}") from exc
+    finally:
+        partial.unlink(missing_ok=True)
+    return rows
