@@ -547,23 +547,16 @@ class _Core:
 
     def _work(self, fn: Callable[[_Con], _T]) -> _T:
         """Run ``fn`` on the connection (in the worker), translating failures."""
-        if self._failure is not None:
-            self._failure_reported = True
-            raise self._failure
-        con = self._con
-        if con is None:
-            raise CheckpointError(f"duckdb checkpoint store at {self.path} is closed")
-        try:
-            return fn(con)
-        except (duckdb.Error, OSError) as exc:
-            raise self._error(exc) from exc
+        return self._on(self._con, fn)
 
     def _read(self, fn: Callable[[_Con], _T]) -> _T:
         """Run ``fn`` on the reader's connection (in the reader thread), translating failures."""
+        return self._on(self._rcon, fn)
+
+    def _on(self, con: _Con | None, fn: Callable[[_Con], _T]) -> _T:
         if self._failure is not None:
             self._failure_reported = True
             raise self._failure
-        con = self._rcon
         if con is None:
             raise CheckpointError(f"duckdb checkpoint store at {self.path} is closed")
         try:

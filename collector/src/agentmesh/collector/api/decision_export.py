@@ -20,21 +20,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Final
 
 from aiohttp import web
 
 from agentmesh.collector.api.export import EXPORT_ROWS_HEADER
-from agentmesh.collector.api.files import busy_response, send_file
+from agentmesh.collector.api.files import OneExport
 from agentmesh.collector.api.params import error_response
 from agentmesh.collector.durations import parse_when
 from agentmesh.collector.routing.decision_file import DECISION_FORMATS, write_decisions
 from agentmesh.collector.routing.outcomes import decision_outcomes
 from agentmesh.collector.store.base import SpanStore
-from agentmesh.core import ConfigError, StoreError
+from agentmesh.core import ConfigError
 from agentmesh.core.log import get_logger
 
 __all__ = ["DECISION_EXPORT_PATH", "decision_export_routes"]
@@ -73,7 +71,7 @@ def decision_export_routes(store: SpanStore) -> list[web.RouteDef]:
     Returns:
         The route to mount on the OTLP/HTTP receiver.
     """
-    running = asyncio.Lock()
+    one = OneExport("agentmesh-decisions-")
 
     async def export(request: web.Request) -> web.StreamResponse:
         fmt = request.query.get("format", "parquet")
@@ -85,34 +83,18 @@ def decision_export_routes(store: SpanStore) -> list[web.RouteDef]:
             since, until, limit = _when(request, "since"), _when(request, "until"), _limit(request)
         except ConfigError as exc:
             return error_response(str(exc), 400)
-        if running.locked():
-            return busy_response()
-        work: Path | None = None
-        try:
-            async with running:  # taken at once: nothing awaited since the check above
-                work = Path(
-                    await asyncio.to_thread(tempfile.mkdtemp, prefix="agentmesh-decisions-")
-                )
-                path = work / f"decisions.{fmt}"
-                try:
-                    outcomes = await decision_outcomes(store, since=since, until=until, limit=limit)
-                    rows = await asyncio.to_thread(write_decisions, outcomes, path, fmt)
-                except StoreError as exc:
-                    log.warning("decision export failed", error=str(exc))
-                    return error_response(str(exc), 500)
-            response = await send_file(
-                request,
-                path,
-                {
-                    "Content-Type": _MEDIA_TYPES[fmt],
-                    "Content-Disposition": f'attachment; filename="decisions.{fmt}"',
-                    EXPORT_ROWS_HEADER: json.dumps({"decisions": rows}),
-                },
-            )
-            log.info("decision export sent", format=fmt, rows=rows)
-            return response
-        finally:
-            if work is not None:
-                await asyncio.to_thread(shutil.rmtree, work, True)
+
+        async def produce(work: Path) -> tuple[Path, dict[str, str]]:
+            path = work / f"decisions.{fmt}"
+            outcomes = await decision_outcomes(store, since=since, until=until, limit=limit)
+            rows = await asyncio.to_thread(write_decisions, outcomes, path, fmt)
+            log.info("decision export written", format=fmt, rows=rows)
+            return path, {
+                "Content-Type": _MEDIA_TYPES[fmt],
+                "Content-Disposition": f'attachment; filename="decisions.{fmt}"',
+                EXPORT_ROWS_HEADER: json.dumps({"decisions": rows}),
+            }
+
+        return await one.answer(request, produce)
 
     return [web.route("GET", DECISION_EXPORT_PATH, export)]

@@ -13,19 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Final
 
 from aiohttp import web
 
-from agentmesh.collector.api.files import busy_response, send_file
+from agentmesh.collector.api.files import OneExport
 from agentmesh.collector.api.params import error_response
 from agentmesh.collector.export import EXPORT_FORMATS, export_store
 from agentmesh.collector.store.base import SpanStore
-from agentmesh.core import StoreError
 from agentmesh.core.log import get_logger
 
 __all__ = ["EXPORT_PATH", "EXPORT_ROWS_HEADER", "export_routes"]
@@ -55,7 +52,7 @@ def export_routes(store: SpanStore) -> list[web.RouteDef]:
     Returns:
         The route to mount on the OTLP/HTTP receiver.
     """
-    running = asyncio.Lock()
+    one = OneExport("agentmesh-export-")
 
     async def export(request: web.Request) -> web.StreamResponse:
         fmt = request.query.get("format", "parquet")
@@ -63,34 +60,18 @@ def export_routes(store: SpanStore) -> list[web.RouteDef]:
             return error_response(
                 f"format must be one of {', '.join(EXPORT_FORMATS)}, not {fmt!r}", 400
             )
-        if running.locked():
-            return busy_response()
-        work: Path | None = None
-        try:
-            # Only the export itself holds the lock (it reads the whole store); sending the
-            # archive does not, so a client that asks again once it has read one is never refused.
-            async with running:  # taken at once: nothing awaited since the check above
-                work = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="agentmesh-export-"))
-                try:
-                    counts = await export_store(store, work / "files", fmt)
-                except StoreError as exc:
-                    log.warning("export failed", error=str(exc))
-                    return error_response(str(exc), 500)
-                archive = work / "export.zip"
-                size = await asyncio.to_thread(_zip, work / "files", archive, fmt)
-            response = await send_file(
-                request,
-                archive,
-                {
-                    "Content-Type": "application/zip",
-                    "Content-Disposition": f'attachment; filename="agentmesh-{fmt}.zip"',
-                    EXPORT_ROWS_HEADER: json.dumps(counts),
-                },
-            )
-            log.info("export sent", format=fmt, bytes=size, **counts)
-            return response
-        finally:
-            if work is not None:
-                await asyncio.to_thread(shutil.rmtree, work, True)
+
+        async def produce(work: Path) -> tuple[Path, dict[str, str]]:
+            counts = await export_store(store, work / "files", fmt)
+            archive = work / "export.zip"
+            await asyncio.to_thread(_zip, work / "files", archive, fmt)
+            log.info("export written", format=fmt, **counts)
+            return archive, {
+                "Content-Type": "application/zip",
+                "Content-Disposition": f'attachment; filename="agentmesh-{fmt}.zip"',
+                EXPORT_ROWS_HEADER: json.dumps(counts),
+            }
+
+        return await one.answer(request, produce)
 
     return [web.route("GET", EXPORT_PATH, export)]
