@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from pathlib import Path
+from typing import Any
 
 import duckdb
+import pytest
 
 from agentmesh.collector import DuckDBStore, RunGraph
 from agentmesh.collector.store.duckdb_graphs import GraphVersions
@@ -95,6 +99,36 @@ async def test_run_pages_and_windows_go_by_each_runs_newest_version(tmp_path: Pa
             ("planner", "writer")
         ]
         assert graphs[other.trace_id].agents == []
+
+
+async def test_reads_are_answered_while_a_write_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    f = SpanFactory()
+    root = f.workflow("w", run_id="run-1")
+    released = threading.Event()
+    write = GraphVersions.write
+
+    def held(self: GraphVersions, con: Any, graphs: Any) -> None:
+        released.wait(10)  # the write holds the store's writer until the reads are done
+        write(self, con, graphs)
+
+    async with DuckDBStore(tmp_path / "g.duckdb") as store:
+        await store.write_graph(graph_of([root]))
+        monkeypatch.setattr(GraphVersions, "write", held)
+        writing = asyncio.create_task(
+            store.write_graph(graph_of([root, f.agent("a", parent=root)]))
+        )
+        await asyncio.sleep(0.05)
+        # the reader has a connection of its own: it sees what was committed, now
+        (run,) = await asyncio.wait_for(store.runs(), 5)
+        stored = await asyncio.wait_for(store.graph(f.trace_id), 5)
+        assert (run.agents, stored is not None and stored.agents) == ((), [])
+        assert not writing.done()
+        released.set()
+        await writing
+        (run,) = await store.runs()  # a write the caller awaited is seen at once
+        assert run.agents == ("a",)
 
 
 async def test_versions_continue_after_reopening(tmp_path: Path) -> None:

@@ -1,8 +1,11 @@
 """The embedded default store: one DuckDB file, owned by one collector process.
 
-Every DuckDB call runs in one dedicated worker thread (a single-thread executor), so the event
-loop never blocks on the database and the connection is only ever used from that thread; calls
-run in the order they were made. DuckDB releases the GIL while it works. DuckDB errors surface as
+Writes run in one dedicated worker thread (a single-thread executor), in the order they were
+made; reads run in a reader thread on a second connection to the same database, so a dashboard
+or API read never waits for queued writes and never holds them up. Each connection is only ever
+used from its own thread, and the event loop never blocks on the database. A read sees every
+write its caller awaited (each is committed when it returns), not one still running. DuckDB
+releases the GIL while it works. DuckDB errors surface as
 :class:`~agentmesh.core.errors.StoreError`.
 
 Spans go in as Arrow tables (:mod:`~agentmesh.collector.store.span_table`), appended to a
@@ -164,7 +167,9 @@ class DuckDBStore:
         self._recent = _RecentSpans(dedupe_spans)  # used only in the worker thread
         self._graphs = GraphVersions()  # used only in the worker thread
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentmesh-duckdb")
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentmesh-duckdb-read")
         self._con: _Con | None = None  # used only in the worker thread
+        self._rcon: _Con | None = None  # made by the worker, then used only in the reader thread
         self._closed = False
 
     @property
@@ -204,9 +209,13 @@ class DuckDBStore:
         if self._closed:
             return
         self._closed = True
+        loop = asyncio.get_running_loop()
         try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._disconnect)
+            # the reader's connection first: the database stays open while any connection is
+            await loop.run_in_executor(self._reader, self._disconnect_reader)
+            await loop.run_in_executor(self._executor, self._disconnect)
         finally:
+            self._reader.shutdown(wait=False)
             self._executor.shutdown(wait=False)
 
     async def write_spans(self, spans: Sequence[SpanRecord]) -> int:
@@ -285,7 +294,7 @@ class DuckDBStore:
         Returns:
             The count.
         """
-        return await self._call(lambda con: _scalar_int(con, _COUNT_SPANS))
+        return await self._read(lambda con: _scalar_int(con, _COUNT_SPANS))
 
     async def spans(self, trace_id: str, *, limit: int | None = None) -> list[SpanRecord]:
         """Read a trace's spans.
@@ -301,7 +310,7 @@ class DuckDBStore:
             query, params = _SELECT_SPANS, [trace_id]
         else:
             query, params = _SELECT_SPANS + " LIMIT ?", [trace_id, limit]
-        rows = await self._call(lambda con: _fetch(con, query, params))
+        rows = await self._read(lambda con: _fetch(con, query, params))
         return [_span(row) for row in rows]
 
     async def spans_of(self, trace_ids: Sequence[str]) -> dict[str, list[SpanRecord]]:
@@ -317,7 +326,7 @@ class DuckDBStore:
         if not wanted:
             self._check()
             return {}
-        rows = await self._call(lambda con: _fetch(con, _SELECT_SPANS_OF, [wanted]))
+        rows = await self._read(lambda con: _fetch(con, _SELECT_SPANS_OF, [wanted]))
         return spans_by_trace(rows, _span)
 
     async def runs(
@@ -346,7 +355,7 @@ class DuckDBStore:
         )
         params = {"since": since_ns, "until": until_ns, "limit": limit}
         wanted = {key: value for key, value in params.items() if value is not None}
-        rows = await self._call(lambda con: con.execute(query, wanted).fetchall())
+        rows = await self._read(lambda con: con.execute(query, wanted).fetchall())
         return [run_summary_from_row(row) for row in rows]
 
     async def costs(
@@ -370,7 +379,7 @@ class DuckDBStore:
         """
         query = COSTS_BY_AGENT if check_group_by(group_by) == "agent" else _COSTS_BY_MODEL
         params = {"since": since_ns, "until": until_ns}
-        rows = await self._call(lambda con: con.execute(query, params).fetchall())
+        rows = await self._read(lambda con: con.execute(query, params).fetchall())
         return sort_cost_rows(
             CostRow(
                 key=row[0],
@@ -391,7 +400,7 @@ class DuckDBStore:
         Returns:
             The stored graph, or ``None`` when none was written.
         """
-        return (await self._call(lambda con: _read_graphs(con, [trace_id]))).get(trace_id)
+        return (await self._read(lambda con: _read_graphs(con, [trace_id]))).get(trace_id)
 
     async def graphs_of(self, trace_ids: Sequence[str]) -> dict[str, StoredGraph]:
         """Read several runs' graphs in three queries.
@@ -406,7 +415,7 @@ class DuckDBStore:
         if not wanted:
             self._check()
             return {}
-        return await self._call(lambda con: _read_graphs(con, wanted))
+        return await self._read(lambda con: _read_graphs(con, wanted))
 
     async def detections(
         self,
@@ -443,7 +452,7 @@ class DuckDBStore:
         if limit is not None:
             query += " LIMIT ?"
             params.append(limit)
-        rows = await self._call(lambda con: _fetch(con, query, params))
+        rows = await self._read(lambda con: _fetch(con, query, params))
         return [detection_from_row(row) for row in reversed(rows)]
 
     # --- the worker thread ------------------------------------------------------------------
@@ -464,11 +473,33 @@ class DuckDBStore:
                 try:
                     self._recent.load(con)
                     self._graphs.load(con)
+                    self._rcon = con.cursor()  # same database, its own transactions
                 except BaseException:
                     con.close()
                     raise
                 self._con = con
             return work(self._con)
+        except duckdb.Error as exc:
+            raise StoreError(f"DuckDB store {self._path}: {_plain(exc)}") from exc
+
+    async def _read(self, work: Callable[[_Con], _T]) -> _T:
+        """Run a read on the reader's connection: it need not wait for queued writes.
+
+        Every write the caller awaited is committed, so the read sees it; writes still
+        running are not seen, as with any concurrent reader.
+        """
+        self._check()
+        if self._rcon is None:
+            await self._call(lambda con: None)  # opens the file and makes the reader
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._reader, self._in_reader, work)
+
+    def _in_reader(self, work: Callable[[_Con], _T]) -> _T:
+        con = self._rcon
+        if con is None:
+            raise StoreError(f"the DuckDB store {self._path} is closed")
+        try:
+            return work(con)
         except duckdb.Error as exc:
             raise StoreError(f"DuckDB store {self._path}: {_plain(exc)}") from exc
 
@@ -489,6 +520,14 @@ class DuckDBStore:
             con.unregister(_BATCH)
         self._recent.add(new)  # only once stored: a failed write can be retried
         return len(keep)
+
+    def _disconnect_reader(self) -> None:
+        con, self._rcon = self._rcon, None
+        if con is not None:
+            try:
+                con.close()
+            except duckdb.Error as exc:
+                raise StoreError(f"DuckDB store {self._path}: {_plain(exc)}") from exc
 
     def _disconnect(self) -> None:
         con, self._con = self._con, None
