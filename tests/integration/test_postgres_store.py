@@ -99,7 +99,12 @@ async def test_open_creates_the_schema_and_records_each_migration(dsn: str, sche
     assert await _tables(dsn, schema) >= TABLES
     assert await _migrations(dsn, schema) == [(m.version, m.name) for m in load_migrations()]
     indexes = await _fetch(dsn, "SELECT indexname FROM pg_indexes WHERE schemaname = $1", schema)
-    assert {"runs_start_ns", "detections_trace"} <= {row["indexname"] for row in indexes}
+    assert {
+        "runs_start_ns",
+        "detections_trace",
+        "runs_run_id_prefix",
+        "runs_trace_id_prefix",
+    } <= {row["indexname"] for row in indexes}
 
 
 async def test_reopening_applies_nothing_and_keeps_the_data(dsn: str, schema: str) -> None:

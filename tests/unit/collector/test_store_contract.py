@@ -267,6 +267,34 @@ async def test_runs_latest_first_with_limit_and_detection_counts(store: SpanStor
         await store.runs(limit=0)
 
 
+async def test_find_runs_by_the_start_of_a_run_or_trace_id(store: SpanStore) -> None:
+    factories = [SpanFactory(start_ns=start) for start in (1_000, 2_000, 3_000, 4_000)]
+    run_ids = ["Run-Alpha", "run-alpha-2", "run-beta", "run_50%"]
+    for f, run_id in zip(factories, run_ids, strict=True):
+        await store.write_graph(graph_of(_run(f, run_id=run_id)))
+
+    async def ids(prefix: str, limit: int = 10) -> list[str]:
+        return [r.run_id for r in await store.find_runs(prefix, limit=limit)]
+
+    assert await ids("run-alpha") == ["run-alpha-2", "Run-Alpha"]  # any case, latest first
+    assert await ids("run-") == ["run-beta", "run-alpha-2", "Run-Alpha"]
+    # the exact match comes first when the limit cuts: the newest would be run-alpha-2
+    assert await ids("run-alpha", limit=1) == ["Run-Alpha"]
+    assert await ids("run_5") == ["run_50%"]  # _ and % are plain characters
+    assert await ids("run%") == []
+    assert await ids("run_") == ["run_50%"]
+    trace = factories[2].trace_id
+    (found,) = await store.find_runs(trace[:10], limit=10)
+    assert (found.run_id, found.trace_id, found.agents) == (
+        "run-beta",
+        trace,
+        ("researcher", "supervisor"),
+    )
+    assert await ids("nothing") == []
+    with pytest.raises(StoreError):
+        await store.find_runs("run", limit=0)
+
+
 async def test_runs_by_time_window(store: SpanStore) -> None:
     starts = (1_000, 2_000, 3_000, 4_000)
     for i, start in enumerate(starts):

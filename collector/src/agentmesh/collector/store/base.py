@@ -193,6 +193,20 @@ class SpanStore(Protocol):
         """
         ...
 
+    async def find_runs(self, prefix: str, *, limit: int) -> list[RunSummary]:
+        """Find runs by the start of their run id (any case) or trace id.
+
+        Args:
+            prefix: What the run id (compared in lower case) or the trace id starts with, in
+                lower case.
+            limit: Most runs returned; runs whose run id or trace id is ``prefix`` itself come
+                first, then the latest started.
+
+        Returns:
+            The matching runs' summaries, latest start first.
+        """
+        ...
+
     async def costs(
         self,
         since_ns: int | None = None,

@@ -25,6 +25,7 @@ __all__ = [
     "COSTS_BY_AGENT",
     "HANDOFFS_OF",
     "LATEST_RUNS",
+    "RUNS_MATCHING",
     "RUNS_OF",
     "WINDOW",
     "run_page",
@@ -91,6 +92,16 @@ def run_page(*, since: bool, until: bool, limit: bool) -> str:
         page += " LIMIT $limit"
     return _SUMMARY.format(page=page)
 
+
+RUNS_MATCHING: Final = _SUMMARY.format(
+    page=f"SELECT * FROM (SELECT * FROM run_versions {_LATEST}) "  # noqa: S608 - constants only
+    "WHERE starts_with(lower(run_id), $prefix) OR starts_with(trace_id, $prefix) "
+    "ORDER BY (lower(run_id) = $prefix OR trace_id = $prefix) DESC, start_ns DESC, trace_id "
+    "LIMIT $limit"
+)
+"""The summaries of the runs whose run id (in lower case) or trace id starts with ``$prefix``:
+at most ``$limit``, exact matches first, then the latest started (see ``SpanStore.find_runs``).
+Each run's newest row is matched: an older version may have carried another run id."""
 
 RUNS_OF: Final = _SUMMARY.format(
     page=f"SELECT * FROM run_versions WHERE {_WANTED} {_LATEST}"  # noqa: S608 - constants only

@@ -43,6 +43,7 @@ from agentmesh.collector.store.duckdb_graph_reads import (
     COSTS_BY_AGENT,
     HANDOFFS_OF,
     LATEST_RUNS,
+    RUNS_MATCHING,
     RUNS_OF,
     WINDOW,
     run_page,
@@ -356,6 +357,25 @@ class DuckDBStore:
         params = {"since": since_ns, "until": until_ns, "limit": limit}
         wanted = {key: value for key, value in params.items() if value is not None}
         rows = await self._read(lambda con: con.execute(query, wanted).fetchall())
+        return [run_summary_from_row(row) for row in rows]
+
+    async def find_runs(self, prefix: str, *, limit: int) -> list[RunSummary]:
+        """Find runs by the start of their run id (any case) or trace id, in one query.
+
+        Args:
+            prefix: What the run id (compared in lower case) or the trace id starts with, in
+                lower case.
+            limit: Most runs returned; exact matches first, then the latest started.
+
+        Returns:
+            The matching runs' summaries, latest start first.
+
+        Raises:
+            StoreError: ``limit`` is below 1.
+        """
+        check_limit(limit)
+        params = {"prefix": prefix, "limit": limit}
+        rows = await self._read(lambda con: con.execute(RUNS_MATCHING, params).fetchall())
         return [run_summary_from_row(row) for row in rows]
 
     async def costs(

@@ -12,22 +12,33 @@ Example:
 
 from __future__ import annotations
 
+from typing import Final
+
 from agentmesh.collector.detection import Detection
 from agentmesh.collector.store.base import RunSummary, SpanStore, StoredGraph
 from agentmesh.core import ConfigError
 
-__all__ = ["GraphNotStoredError", "RunNotFoundError", "find_graph", "find_run"]
+__all__ = ["MAX_MATCHES", "GraphNotStoredError", "RunNotFoundError", "find_graph", "find_run"]
+
+MAX_MATCHES: Final = 100
+"""Most matching runs counted when a lookup is ambiguous (the error says "more than" beyond)."""
 
 
 class RunNotFoundError(ConfigError):
     """No stored run, or more than one, matches what was asked for.
 
     Attributes:
-        matches: How many runs matched (0 or more than 1).
+        matches: How many runs matched (0 or more than 1; at most :data:`MAX_MATCHES` + 1,
+            which stands for "more than :data:`MAX_MATCHES`").
     """
 
     def __init__(self, wanted: str, matches: int) -> None:
-        found = "no run" if matches == 0 else f"{matches} runs"
+        if matches == 0:
+            found = "no run"
+        elif matches > MAX_MATCHES:
+            found = f"more than {MAX_MATCHES} runs"
+        else:
+            found = f"{matches} runs"
         super().__init__(f"{found} match {wanted!r}; `agentmesh runs` lists them")
         self.matches = matches
 
@@ -55,12 +66,10 @@ async def find_run(store: SpanStore, run: str) -> RunSummary:
         RunNotFoundError: No run, or several, match ``run``.
     """
     wanted = run.strip().lower()
-    matches = [
-        summary
-        for summary in await store.runs()
-        if wanted
-        and (summary.run_id.lower().startswith(wanted) or summary.trace_id.startswith(wanted))
-    ]
+    if not wanted:
+        raise RunNotFoundError(run, 0)
+    # the store matches and ranks (exact matches first): no listing of every run
+    matches = await store.find_runs(wanted, limit=MAX_MATCHES + 1)
     exact = [m for m in matches if wanted in (m.run_id.lower(), m.trace_id)]
     if len(exact) == 1:
         matches = exact

@@ -174,6 +174,30 @@ class MemoryStore:
         graphs = sorted(self._window(since_ns, until_ns), key=lambda g: (-g.start_ns, g.trace_id))
         return [self._summary(graph) for graph in graphs[:limit]]
 
+    async def find_runs(self, prefix: str, *, limit: int) -> list[RunSummary]:
+        """Find runs by the start of their run id (any case) or trace id.
+
+        Args:
+            prefix: What the run id (compared in lower case) or the trace id starts with, in
+                lower case.
+            limit: Most runs returned; exact matches first, then the latest started.
+
+        Returns:
+            The matching runs' summaries, latest start first.
+
+        Raises:
+            StoreError: ``limit`` is below 1.
+        """
+        self._check()
+        check_limit(limit)
+        found = [
+            summary
+            for summary in map(self._summary, self._graphs.values())
+            if summary.run_id.lower().startswith(prefix) or summary.trace_id.startswith(prefix)
+        ]
+        found.sort(key=lambda r: (prefix not in (r.run_id.lower(), r.trace_id), -r.start_ns))
+        return sorted(found[:limit], key=lambda r: (-r.start_ns, r.trace_id))
+
     async def costs(
         self,
         since_ns: int | None = None,

@@ -159,6 +159,17 @@ _RUNS: Final = (
     LIMIT $3
 """
 )
+_LIKE_SPECIAL: Final = re.compile(r"[\\%_]")
+"""Characters a ``LIKE`` pattern gives a meaning to (escaped with a backslash, the default)."""
+_RUNS_MATCHING: Final = (
+    _RUN_SUMMARY
+    + """
+    WHERE lower(r.run_id) LIKE $1 OR r.trace_id LIKE $1
+    ORDER BY (lower(r.run_id) = $2 OR r.trace_id = $2) DESC, r.start_ns DESC,
+        r.trace_id COLLATE "C"
+    LIMIT $3
+"""
+)
 _COSTS_BY_AGENT: Final = """
     SELECT a.name, sum(a.llm_calls), sum(a.input_tokens), sum(a.output_tokens), sum(a.cost_usd)
     FROM agents a JOIN runs r ON r.trace_id = a.trace_id
@@ -402,6 +413,29 @@ class PostgresStore:
         check_limit(limit)
         rows = await self._run(lambda con: con.fetch(_RUNS, since_ns, until_ns, limit))
         return [run_summary_from_row(row) for row in rows]
+
+    async def find_runs(self, prefix: str, *, limit: int) -> list[RunSummary]:
+        """Find runs by the start of their run id (any case) or trace id, in one query.
+
+        Prefix searches use the indexes of migration 0004 (``text_pattern_ops``).
+
+        Args:
+            prefix: What the run id (compared in lower case) or the trace id starts with, in
+                lower case.
+            limit: Most runs returned; exact matches first, then the latest started.
+
+        Returns:
+            The matching runs' summaries, latest start first.
+
+        Raises:
+            StoreError: ``limit`` is below 1.
+        """
+        check_limit(limit)
+        pattern = _LIKE_SPECIAL.sub(r"\\\g<0>", prefix) + "%"
+        rows = await self._run(lambda con: con.fetch(_RUNS_MATCHING, pattern, prefix, limit))
+        return sorted(
+            (run_summary_from_row(row) for row in rows), key=lambda r: (-r.start_ns, r.trace_id)
+        )
 
     async def costs(
         self,
