@@ -276,9 +276,11 @@ async def test_the_decision_log_and_a_runs_decisions(chromium_binary: str) -> No
         await expect(page.locator("#run-decisions")).to_contain_text("gpt-4o-mini")
 
 
-async def test_a_resumed_run_links_the_run_it_continues(chromium_binary: str) -> None:
+async def test_a_resumed_run_links_the_paused_run_it_continues(chromium_binary: str) -> None:
     async with _collector() as collector, _page(chromium_binary) as page:
-        await _post(collector, _clean_run(time.time_ns(), "run-paused"))
+        paused_root, *rest = _clean_run(time.time_ns(), "run-paused")
+        paused_root = with_attributes(paused_root, {semconv.AGENTMESH_RUN_PAUSED: True})
+        await _post(collector, [paused_root, *rest])
         f = SpanFactory(start_ns=time.time_ns())
         root = with_attributes(
             f.workflow("research", run_id="run-resumed"),
@@ -291,5 +293,9 @@ async def test_a_resumed_run_links_the_run_it_continues(chromium_binary: str) ->
         await page.goto(collector.http_endpoint + "/ui/#/runs/run-resumed")
         resumed = page.locator("#resumed-from")
         await expect(resumed).to_contain_text("Continues run run-paused from checkpoint")
+        await expect(page.locator("#paused")).to_have_count(0)
+        await expect(page.locator("#run-title .badge")).to_have_text("complete")
         await resumed.locator("a").click()
         await expect(page.locator("#run-title")).to_contain_text("run-paused")
+        await expect(page.locator("#run-title .badge")).to_have_text("paused")
+        await expect(page.locator("#paused")).to_contain_text("stopped to wait for input")

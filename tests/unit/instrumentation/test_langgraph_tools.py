@@ -30,6 +30,7 @@ from agentmesh.core.semconv import (
     AGENTMESH_CONTENT_TRUNCATED,
     AGENTMESH_HANDOFF_KIND,
     AGENTMESH_LANGGRAPH_INTERRUPTED,
+    AGENTMESH_RUN_PAUSED,
     ERROR_TYPE,
     GEN_AI_AGENT_HANDOFF_SOURCE_NAME,
     GEN_AI_OPERATION_NAME,
@@ -260,6 +261,8 @@ def test_a_tool_that_interrupts_is_not_an_error(exporter: InMemorySpanExporter) 
     for name in ("execute_tool ask_human", "execute_tool tools", "invoke_workflow asker"):
         assert _attrs(spans[name])[AGENTMESH_LANGGRAPH_INTERRUPTED] is True, name
         assert spans[name].status.status_code is StatusCode.UNSET, name
+    assert _attrs(spans["invoke_workflow asker"])[AGENTMESH_RUN_PAUSED] is True  # the run only
+    assert AGENTMESH_RUN_PAUSED not in _attrs(spans["execute_tool ask_human"])
     exporter.clear()
 
     result = app.invoke(Command(resume="yes"), config)

@@ -66,6 +66,7 @@ __all__ = [
     "AGENTMESH_ROUTE_TASK_CLASS",
     "AGENTMESH_RUN_BUDGET_USD",
     "AGENTMESH_RUN_ID",
+    "AGENTMESH_RUN_PAUSED",
     "AGENTMESH_RUN_TASK_CLASS",
     "AGENTMESH_UPSTREAM_PROVIDER",
     "AGENTMESH_USAGE_ESTIMATED",
@@ -426,6 +427,15 @@ AGENTMESH_RUN_ID: Final = _attr(
     "One execution of a workflow; spans of every process in the run share it.",
     origin="agentmesh",
     scopes=("span", "baggage"),
+)
+AGENTMESH_RUN_PAUSED: Final = _attr(
+    "agentmesh.run.paused",
+    "boolean",
+    "True",
+    "On a run's workflow span: the run stopped to wait for input (a CrewAI flow's human "
+    "feedback, a LangGraph interrupt), not failed; the run that resumes it names it in "
+    "`agentmesh.resume.from_run_id`.",
+    origin="agentmesh",
 )
 AGENTMESH_RUN_TASK_CLASS: Final = _attr(
     "agentmesh.run.task_class",

@@ -25,6 +25,7 @@ from opentelemetry.trace import StatusCode
 from agentmesh.core.semconv import (
     AGENTMESH_RESUME_FROM_RUN_ID,
     AGENTMESH_RUN_ID,
+    AGENTMESH_RUN_PAUSED,
     GEN_AI_AGENT_HANDOFF_SOURCE_NAME,
     GEN_AI_CONVERSATION_ID,
 )
@@ -74,6 +75,8 @@ def test_a_flow_resumed_after_human_feedback_is_a_run_that_names_the_paused_one(
     spans = exporter.get_finished_spans()
     first, second = _workflows(spans)
     assert first.status.status_code != StatusCode.ERROR  # a pause is no failure
+    assert _attrs(first)[AGENTMESH_RUN_PAUSED] is True
+    assert AGENTMESH_RUN_PAUSED not in _attrs(second)  # it ran to the end
     assert _attrs(first)[GEN_AI_CONVERSATION_ID] == state_id
     assert _attrs(second)[GEN_AI_CONVERSATION_ID] == state_id
     assert _attrs(second)[AGENTMESH_RESUME_FROM_RUN_ID] == _attrs(first)[AGENTMESH_RUN_ID]

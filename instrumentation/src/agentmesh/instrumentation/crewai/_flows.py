@@ -17,7 +17,8 @@ new run; a flow kicked off from inside a method of another flow is a nested work
 same run.
 
 ``Flow.resume_async`` (and ``resume``, which runs it) is wrapped too: a flow paused for human
-feedback (its kickoff returned ``HumanFeedbackPending``) and resumed later, often in another
+feedback (its kickoff returned ``HumanFeedbackPending``; its workflow span says
+``agentmesh.run.paused``) and resumed later, often in another
 process (``Flow.from_pending(flow_id)``), is a new run of its own, with its own workflow span
 and the same state id as ``gen_ai.conversation.id``; when the paused kickoff ran in this process,
 ``agentmesh.resume.from_run_id`` names its run (the last 1,024 paused flows are remembered).
@@ -42,6 +43,7 @@ from agentmesh.core.semconv import (
     AGENTMESH_FRAMEWORK,
     AGENTMESH_RESUME_FROM_RUN_ID,
     AGENTMESH_RUN_ID,
+    AGENTMESH_RUN_PAUSED,
     GEN_AI_CONVERSATION_ID,
     GEN_AI_OPERATION_NAME,
     GEN_AI_WORKFLOW_NAME,
@@ -157,6 +159,8 @@ class _FlowRun:
             _failopen.record_error(self.span, error)
         paused = error if error is not None else result
         if type(paused).__name__ == PAUSED_ERROR:  # returned (or raised) by a paused flow
+            with _failopen.guarded("crewai.flow_paused"):
+                self.span.set_attribute(AGENTMESH_RUN_PAUSED, True)
             state_id = text_or_none(getattr(getattr(paused, "context", None), "flow_id", None))
             if state_id is not None:
                 _PAUSED.paused(state_id, self.run_id)

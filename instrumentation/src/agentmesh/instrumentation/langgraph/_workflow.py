@@ -10,7 +10,8 @@ gets a nested workflow span under the running node's span, in the same run (same
 with its checkpoint namespace (``agentmesh.langgraph.checkpoint_ns``). The outermost run takes
 its run id and task class from baggage (or creates a run id); a task class in the run's config
 metadata (``agentmesh_task_class``) wins. A run that stops at an interrupt is marked
-``agentmesh.langgraph.interrupted`` (not an error); a run resuming a thread
+``agentmesh.langgraph.interrupted`` and ``agentmesh.run.paused`` (not an error); a run
+resuming a thread
 (``Command(resume=…)``, or ``None`` input on a thread) is marked
 ``agentmesh.langgraph.resumed``.
 """
@@ -37,6 +38,7 @@ from agentmesh.core.semconv import (
     AGENTMESH_RESUME_CHECKPOINT_ID,
     AGENTMESH_RESUME_FROM_RUN_ID,
     AGENTMESH_RUN_ID,
+    AGENTMESH_RUN_PAUSED,
     AGENTMESH_RUN_TASK_CLASS,
     GEN_AI_CONVERSATION_ID,
     GEN_AI_OPERATION_NAME,
@@ -107,6 +109,7 @@ class _WorkflowRun:
         if kind is BubbleUp.INTERRUPT or (error is None and self.execution.interrupted):
             with _failopen.guarded("langgraph.workflow_interrupted"):
                 self.span.set_attribute(AGENTMESH_LANGGRAPH_INTERRUPTED, True)
+                self.span.set_attribute(AGENTMESH_RUN_PAUSED, True)
         _failopen.end_span(self.span)
 
 

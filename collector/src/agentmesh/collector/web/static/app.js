@@ -420,6 +420,8 @@ async function runView(runId) {
     api(path), api(`${path}/spans`), api(`${path}/decisions`)]);
   const run = graph.run;
   state.settled = run.complete;
+  // a run that stopped to wait for input says so on its workflow span
+  const paused = spans.some((x) => x.attributes["agentmesh.run.paused"] === true);
   const flagged = new Set(detections.map((d) => d.agent).filter(Boolean));
   const agentRows = graph.agents.map((a) => h("tr", { "data-agent": a.name },
     h("td", {}, a.name, flagged.has(a.name) ? [" ", badge("flagged", "bad")] : null),
@@ -445,10 +447,12 @@ async function runView(runId) {
   return [
     h("div", { class: "toolbar" }, h("a", { href: "#/" }, "← runs"), h("span", { class: "spacer" })),
     h("h1", { id: "run-title" }, run.run_id, " ",
-      run.complete ? badge("complete", "ok") : badge("live", "live")),
+      paused ? badge("paused", "warn") : run.complete ? badge("complete", "ok") : badge("live", "live")),
     h("p", { class: "muted" }, [run.workflow_name, run.service_name].filter(Boolean).join(" · "),
       " · trace ", h("code", {}, run.trace_id), " · started ", fmtTime(run.start_ns)),
     resumedFrom(spans),
+    paused ? h("p", { id: "paused" }, "Paused: the run stopped to wait for input (human feedback or ",
+      "an interrupt), it did not fail. The run that resumes it links back here.") : null,
     h("div", { class: "cards" },
       card("duration", fmtDuration(run.end_ns - run.start_ns)),
       card("spans", fmtInt(run.span_count)),
