@@ -72,7 +72,6 @@ __all__ = [
     "encode_write",
     "ids_key",
     "key_pattern",
-    "large_values",
     "namespace_key",
     "namespaces_key",
     "run_key",
@@ -703,8 +702,10 @@ def _unframe(buf: bytes) -> list[bytes | None]:
     return items
 
 
-def decode_stored(thread_id: str, namespace: str, reply: bytes) -> StoredCheckpoint:
-    """Decode the :data:`GET` script's reply.
+def decode_stored(
+    thread_id: str, namespace: str, reply: bytes
+) -> tuple[StoredCheckpoint, list[str]]:
+    """Decode the :data:`GET` script's reply (its framing is read once).
 
     Args:
         thread_id: The thread asked for.
@@ -712,7 +713,9 @@ def decode_stored(thread_id: str, namespace: str, reply: bytes) -> StoredCheckpo
         reply: The framed items (see the script).
 
     Returns:
-        The checkpoint with its values and writes (ordered by task path, task id, index).
+        The checkpoint with its values and writes (ordered by task path, task id, index), and
+        the channels whose values the script left out for being large (to read with ``HMGET``
+        of their :func:`blob_field` s); those are not among the checkpoint's values.
 
     Raises:
         CheckpointSerdeError: A stored value is not in this layout's format.
@@ -734,8 +737,10 @@ def decode_stored(thread_id: str, namespace: str, reply: bytes) -> StoredCheckpo
         )
         split = 8 + 2 * int(count)
         values: dict[str, Blob] = {}
+        large: list[str] = []
         for n in range(8, split, 2):
-            if frame[n + 1] is None:  # large: read apart (see large_values)
+            if frame[n + 1] is None:  # large: read apart
+                large.append(items[n].decode())
                 continue
             values[items[n].decode()] = decode_blob(items[n + 1])
         writes: list[WriteRecord] = []
@@ -757,7 +762,7 @@ def decode_stored(thread_id: str, namespace: str, reply: bytes) -> StoredCheckpo
             f"value this store cannot read: {exc}"
         ) from exc
     writes.sort(key=lambda w: (w.task_path, w.task_id, w.idx))
-    return StoredCheckpoint(record=record, values=values, writes=tuple(writes))
+    return StoredCheckpoint(record=record, values=values, writes=tuple(writes)), large
 
 
 def decode_blob(raw: bytes) -> Blob:
@@ -771,22 +776,6 @@ def decode_blob(raw: bytes) -> Blob:
     """
     blob_type, blob_data = ormsgpack.unpackb(raw)
     return Blob(cast(str, blob_type), cast(bytes, blob_data))
-
-
-def large_values(reply: bytes) -> list[str]:
-    """The channels whose values the :data:`GET` script left out for being large.
-
-    Args:
-        reply: The script's reply.
-
-    Returns:
-        Their names, to read with ``HMGET`` of their :func:`blob_field` s.
-    """
-    frame = _unframe(reply)
-    count = int(frame[7] or b"0")
-    return [
-        cast(bytes, frame[n]).decode() for n in range(8, 8 + 2 * count, 2) if frame[n + 1] is None
-    ]
 
 
 def blob_args(blobs: Mapping[tuple[str, str], Blob]) -> list[str | bytes]:

@@ -59,7 +59,6 @@ from agentmesh.checkpoint.store._redis_scripts import (
     encode_write,
     ids_key,
     key_pattern,
-    large_values,
     namespace_key,
     namespaces_key,
     thread_base,
@@ -208,8 +207,7 @@ def _get_op(
     (reply,) = yield _Batch((request,))
     if reply is None:
         return None
-    stored = decode_stored(thread_id, namespace, cast(bytes, reply))
-    large = large_values(cast(bytes, reply))
+    stored, large = decode_stored(thread_id, namespace, cast(bytes, reply))
     if not large:
         return stored
     (raw,) = yield _Batch((_large_request(prefix, stored, large),))
@@ -217,7 +215,7 @@ def _get_op(
 
 
 def _large_request(prefix: str, stored: StoredCheckpoint, large: list[str]) -> tuple[str, ...]:
-    """The ``HMGET`` of the values the GET script left out (see :func:`large_values`)."""
+    """The ``HMGET`` of the values the GET script left out (see :func:`decode_stored`)."""
     record = stored.record
     versions = record.channel_versions
     fields = [blob_field(channel, versions[channel]) for channel in large]
@@ -481,10 +479,10 @@ def _list_op(prefix: str, query: ListQuery) -> _ListOp:
         for (t, ns, _), reply in zip(chunk, replies, strict=True):
             if reply is None:
                 continue
-            stored = decode_stored(t, ns, cast(bytes, reply))
+            stored, large = decode_stored(t, ns, cast(bytes, reply))
             if wanted and not metadata_matches(stored.record.metadata, wanted):
                 continue
-            listed.append((stored, large_values(cast(bytes, reply))))
+            listed.append((stored, large))
         # the checkpoints of a thread share most large values (the chunks of its history):
         # each is read once while the listing's memo holds it, not once per checkpoint
         if memo.size > _LIST_MEMO_BYTES:
