@@ -543,14 +543,13 @@ class DuckDBStore:
 
     def _disconnect_reader(self) -> None:
         con, self._rcon = self._rcon, None
-        if con is not None:
-            try:
-                con.close()
-            except duckdb.Error as exc:
-                raise StoreError(f"DuckDB store {self._path}: {_plain(exc)}") from exc
+        self._close_connection(con)
 
     def _disconnect(self) -> None:
         con, self._con = self._con, None
+        self._close_connection(con)
+
+    def _close_connection(self, con: _Con | None) -> None:
         if con is not None:
             try:
                 con.close()
