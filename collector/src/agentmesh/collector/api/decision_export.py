@@ -27,7 +27,7 @@ from aiohttp import web
 
 from agentmesh.collector.api.export import EXPORT_ROWS_HEADER
 from agentmesh.collector.api.files import OneExport
-from agentmesh.collector.api.params import error_response
+from agentmesh.collector.api.params import error_response, format_param
 from agentmesh.collector.durations import parse_when
 from agentmesh.collector.routing.decision_file import DECISION_FORMATS, write_decisions
 from agentmesh.collector.routing.outcomes import decision_outcomes
@@ -74,12 +74,8 @@ def decision_export_routes(store: SpanStore) -> list[web.RouteDef]:
     one = OneExport("agentmesh-decisions-")
 
     async def export(request: web.Request) -> web.StreamResponse:
-        fmt = request.query.get("format", "parquet")
-        if fmt not in DECISION_FORMATS:
-            return error_response(
-                f"format must be one of {', '.join(DECISION_FORMATS)}, not {fmt!r}", 400
-            )
         try:
+            fmt = format_param(request, DECISION_FORMATS)
             since, until, limit = _when(request, "since"), _when(request, "until"), _limit(request)
         except ConfigError as exc:
             return error_response(str(exc), 400)

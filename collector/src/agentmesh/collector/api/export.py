@@ -20,9 +20,10 @@ from typing import Final
 from aiohttp import web
 
 from agentmesh.collector.api.files import OneExport
-from agentmesh.collector.api.params import error_response
+from agentmesh.collector.api.params import error_response, format_param
 from agentmesh.collector.export import EXPORT_FORMATS, export_store
 from agentmesh.collector.store.base import SpanStore
+from agentmesh.core import ConfigError
 from agentmesh.core.log import get_logger
 
 __all__ = ["EXPORT_PATH", "EXPORT_ROWS_HEADER", "export_routes"]
@@ -34,13 +35,12 @@ EXPORT_ROWS_HEADER: Final = "X-AgentMesh-Export-Rows"
 """The answer's header holding the rows written per table, as a JSON object."""
 
 
-def _zip(files: Path, archive: Path, fmt: str) -> int:
+def _zip(files: Path, archive: Path, fmt: str) -> None:
     # Parquet is compressed already; CSV and JSON lines shrink several times when deflated.
     method = zipfile.ZIP_STORED if fmt == "parquet" else zipfile.ZIP_DEFLATED
     with zipfile.ZipFile(archive, "w", compression=method) as out:
         for path in sorted(files.iterdir()):
             out.write(path, arcname=path.name)
-    return archive.stat().st_size
 
 
 def export_routes(store: SpanStore) -> list[web.RouteDef]:
@@ -55,11 +55,10 @@ def export_routes(store: SpanStore) -> list[web.RouteDef]:
     one = OneExport("agentmesh-export-")
 
     async def export(request: web.Request) -> web.StreamResponse:
-        fmt = request.query.get("format", "parquet")
-        if fmt not in EXPORT_FORMATS:
-            return error_response(
-                f"format must be one of {', '.join(EXPORT_FORMATS)}, not {fmt!r}", 400
-            )
+        try:
+            fmt = format_param(request, EXPORT_FORMATS)
+        except ConfigError as exc:
+            return error_response(str(exc), 400)
 
         async def produce(work: Path) -> tuple[Path, dict[str, str]]:
             counts = await export_store(store, work / "files", fmt)

@@ -15,6 +15,7 @@ from agentmesh.core import ConfigError
 
 __all__ = [
     "error_response",
+    "format_param",
     "json_response",
     "limit_param",
     "not_found_response",
@@ -44,6 +45,25 @@ def since_param(request: web.Request) -> int | None:
         return time.time_ns() - parse_duration(since)
     except ConfigError as exc:
         raise ConfigError(f"since {exc}") from exc
+
+
+def format_param(request: web.Request, formats: tuple[str, ...]) -> str:
+    """Read ``format``, one of ``formats`` (the first when the parameter is absent).
+
+    Args:
+        request: The request.
+        formats: The formats offered, the default first.
+
+    Returns:
+        The format.
+
+    Raises:
+        ConfigError: The parameter names another format.
+    """
+    fmt = request.query.get("format", formats[0])
+    if fmt not in formats:
+        raise ConfigError(f"format must be one of {', '.join(formats)}, not {fmt!r}")
+    return fmt
 
 
 def limit_param(request: web.Request, default: int, most: int) -> int:
