@@ -7,6 +7,7 @@ import concurrent.futures
 import threading
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import asyncpg
 import pytest
@@ -87,7 +88,7 @@ def test_more_threads_than_lanes_all_get_through(dsn_schema: tuple[str, str]) ->
         store.close()
 
 
-def test_a_listing_leaves_its_lane_free_between_items(dsn_schema: tuple[str, str]) -> None:
+def test_a_listing_leaves_its_lane_free_between_chunks(dsn_schema: tuple[str, str]) -> None:
     store = _lanes(*dsn_schema, lanes=1)  # one lane: a held lane would deadlock below
     try:
         _chain(store, "t", 4)
@@ -102,6 +103,28 @@ def test_a_listing_leaves_its_lane_free_between_items(dsn_schema: tuple[str, str
         assert next(items).record.checkpoint_id == "c003"
         items.close()
         assert store.get("t", "") is not None
+    finally:
+        store.close()
+
+
+def test_a_long_listing_is_driven_a_chunk_at_a_time(
+    dsn_schema: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _lanes(*dsn_schema, lanes=1)
+    try:
+        _chain(store, "t", 150)  # past a chunk (64) and a Postgres page (100)
+        drives = 0
+        drive = store._drive  # pyright: ignore[reportPrivateUsage]
+
+        def counted(*args: Any) -> Any:
+            nonlocal drives
+            drives += 1
+            return drive(*args)
+
+        monkeypatch.setattr(store, "_drive", counted)
+        seen = [s.record.checkpoint_id for s in store.list(ListQuery(thread_id="t"))]
+        assert seen == [f"c{step:03d}" for step in reversed(range(150))]
+        assert drives == 3  # 64 + 64 + 22 items, not one drive an item
     finally:
         store.close()
 

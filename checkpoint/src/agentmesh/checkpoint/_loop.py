@@ -32,6 +32,7 @@ __all__ = [
     "call_sync",
     "iterate_async",
     "iterate_sync",
+    "next_chunk",
     "running_loop",
 ]
 
@@ -108,7 +109,7 @@ async def call_async(
     return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(_run(), loop))
 
 
-async def _take(iterator: AsyncIterator[T], count: int) -> tuple[list[T], bool]:
+async def next_chunk(iterator: AsyncIterator[T], count: int) -> tuple[list[T], bool]:
     """Up to ``count`` items of an async iterator, and whether it is exhausted."""
     items: list[T] = []
     try:
@@ -149,7 +150,8 @@ def iterate_sync(
     done = False
     try:
         while not done:
-            items, done = asyncio.run_coroutine_threadsafe(_take(iterator, chunk), loop).result()
+            taken = asyncio.run_coroutine_threadsafe(next_chunk(iterator, chunk), loop)
+            items, done = taken.result()
             yield from items
     finally:
         if not done and not loop.is_closed() and loop.is_running():
@@ -188,7 +190,7 @@ async def iterate_async(
     try:
         while not done:
             items, done = await asyncio.wrap_future(
-                asyncio.run_coroutine_threadsafe(_take(iterator, chunk), loop)
+                asyncio.run_coroutine_threadsafe(next_chunk(iterator, chunk), loop)
             )
             for item in items:
                 yield item
