@@ -465,3 +465,45 @@ async def test_a_listing_reads_each_shared_large_value_once(
         assert alone is not None
         assert item.values == alone.values
         assert item.values["doc"].data == b"d" * 200_000
+
+
+async def test_a_listing_page_sends_each_shared_value_once(
+    store: RedisCheckpointStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # two threads, each with a small value at the same channel and version but different bytes,
+    # which all of its checkpoints share, and one value of each checkpoint's own
+    for thread in ("a", "b"):
+        shared = {("sys", "1"): Blob("bytes", f"system prompt of {thread} ".encode() * 20)}
+        for n in range(10):
+            own = {("step", str(n)): Blob("bytes", f"{thread}{n}".encode())}
+            record = rec(
+                thread,
+                cid(n),
+                parent=cid(n - 1) if n else None,
+                versions={"sys": "1", "step": str(n)},
+            )
+            await store.put(record, {**shared, **own} if n == 0 else own)
+    replies: list[bytes] = []
+    real_exec = store._exec  # pyright: ignore[reportPrivateUsage]
+
+    async def recording_exec(batch: Any) -> list[Any]:
+        result = await real_exec(batch)
+        for reply in result:
+            if isinstance(reply, list):
+                replies.extend(r for r in reply if isinstance(r, bytes))  # pyright: ignore[reportUnknownVariableType]
+        return result
+
+    monkeypatch.setattr(store, "_exec", recording_exec)
+    listed = [c async for c in store.list(ListQuery())]
+    monkeypatch.undo()
+    assert len(listed) == 20
+    wire = b"".join(replies)
+    for thread in ("a", "b"):
+        assert wire.count(f"system prompt of {thread} ".encode() * 20) == 1
+    for item in listed:
+        alone = await store.get(item.record.thread_id, "", item.record.checkpoint_id)
+        assert alone is not None
+        assert item.values == alone.values
+        assert item.values["sys"].data.startswith(
+            f"system prompt of {item.record.thread_id}".encode()
+        )

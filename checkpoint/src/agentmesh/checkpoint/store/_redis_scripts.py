@@ -55,6 +55,7 @@ __all__ = [
     "DELETE_RUNS",
     "DELETE_THREADS",
     "GET",
+    "LIST",
     "LUA_PRELUDE",
     "PRUNE",
     "PUT",
@@ -400,70 +401,104 @@ return 1
 )
 """Pending writes: insert-if-absent for ``idx >= 0``, replace for special writes."""
 
+_FRAMED: Final = r"""
+-- framed(base, ns, id, skip, seen): one checkpoint as one string (a single bulk reply parses
+-- far faster than nested arrays) of items '<bytes>:<item>' ('-:' for none): id, t d m v p r of
+-- the record, the number of values, channel/value pairs, then the write hash's field/value
+-- pairs; false when the checkpoint is gone. Channels in skip are not read (the caller holds
+-- them). Values are passed through Lua only up to INLINE bytes in all; the others are left out
+-- ('-:') and the client reads them with a plain HMGET (Lua copies big strings several times
+-- over: a 1 MB state in 33 values took 3.9 ms to read with a 64 KB limit per value, 1.6 ms
+-- with 16 KB in all). With a seen table, a value this call sent already (same blob hash and
+-- field) is sent as '=:', and the value sent is added to it.
+local INLINE = 16384
+local function framed(base, ns, id, skip, seen)
+  local rec = redis.call('HMGET', cp_key(base, 'c', ns, id), 't', 'd', 'm', 'v', 'p', 'r')
+  if not rec[1] then return false end
+  local inlined = 0
+  local v = rec[4]
+  local out = {}
+  if v and v ~= '{}' then
+    local names, fields = {}, {}
+    for ch, ver in pairs(cjson.decode(v)) do
+      if not skip[ch] then
+        names[#names + 1] = ch
+        fields[#fields + 1] = ch .. '\0' .. ver
+      end
+    end
+    local bk = ns_key(base, 'b', ns)
+    for i = 1, #fields do
+      local sent = seen and (bk .. '\0' .. fields[i])
+      if sent and seen[sent] then
+        out[#out + 1] = names[i]
+        out[#out + 1] = true
+      else
+        local size = redis.call('HSTRLEN', bk, fields[i])
+        if inlined + size > INLINE then  -- passing it through Lua costs more than a plain read
+          out[#out + 1] = names[i]
+          out[#out + 1] = false
+        elseif size > 0 then
+          inlined = inlined + size
+          out[#out + 1] = names[i]
+          out[#out + 1] = redis.call('HGET', bk, fields[i])
+          if sent then seen[sent] = true end
+        end
+      end
+    end
+  end
+  local parts = {}
+  local function add(x)
+    if x == true then
+      parts[#parts + 1] = '=:'
+    elseif x then
+      parts[#parts + 1] = #x .. ':'
+      parts[#parts + 1] = x
+    else
+      parts[#parts + 1] = '-:'
+    end
+  end
+  add(id)
+  for i = 1, 6 do add(rec[i]) end
+  add(tostring(#out / 2))
+  for i = 1, #out do add(out[i]) end
+  for _, x in ipairs(redis.call('HGETALL', cp_key(base, 'w', ns, id))) do add(x) end
+  return table.concat(parts)
+end
+"""
+
 GET: Final = _script(
     "get",
-    r"""
+    _FRAMED
+    + r"""
 -- ARGV: prefix, thread, ns, id, has_id ('1' | '0': newest), then channels whose values are
--- not read (the caller holds them)
--- returns false, or one string (a single bulk reply parses far faster than nested arrays) of
--- items '<bytes>:<item>' ('-:' for none): id, t d m v p r of the record, the number of
--- values, channel/value pairs, then the write hash's field/value pairs. Values are passed
--- through Lua only up to INLINE bytes in all; the others are left out ('-:') and the client
--- reads them with a plain HMGET (Lua copies big strings several times over: a 1 MB state in
--- 33 values took 3.9 ms to read with a 64 KB limit per value, 1.6 ms with 16 KB in all)
-local INLINE = 16384
-local inlined = 0
+-- not read (the caller holds them); returns false, or the checkpoint framed
 local base = base_of(ARGV[2])
 local ns, id = ARGV[3], ARGV[4]
 if ARGV[5] == '0' then
   id = redis.call('ZREVRANGEBYLEX', ns_key(base, 'i', ns), '+', '-', 'LIMIT', 0, 1)[1]
   if not id then return false end
 end
-local rec = redis.call('HMGET', cp_key(base, 'c', ns, id), 't', 'd', 'm', 'v', 'p', 'r')
-if not rec[1] then return false end
-local v = rec[4]
-local out = {}
-if v and v ~= '{}' then
-  local skip = {}
-  for i = 6, #ARGV do skip[ARGV[i]] = true end
-  local names, fields = {}, {}
-  for ch, ver in pairs(cjson.decode(v)) do
-    if not skip[ch] then
-      names[#names + 1] = ch
-      fields[#fields + 1] = ch .. '\0' .. ver
-    end
-  end
-  local bk = ns_key(base, 'b', ns)
-  for i = 1, #fields do
-    local size = redis.call('HSTRLEN', bk, fields[i])
-    if inlined + size > INLINE then  -- passing it through Lua costs more than a plain read
-      out[#out + 1] = names[i]
-      out[#out + 1] = false
-    elseif size > 0 then
-      inlined = inlined + size
-      out[#out + 1] = names[i]
-      out[#out + 1] = redis.call('HGET', bk, fields[i])
-    end
-  end
-end
-local parts = {}
-local function add(x)
-  if x then
-    parts[#parts + 1] = #x .. ':'
-    parts[#parts + 1] = x
-  else
-    parts[#parts + 1] = '-:'
-  end
-end
-add(id)
-for i = 1, 6 do add(rec[i]) end
-add(tostring(#out / 2))
-for i = 1, #out do add(out[i]) end
-for _, x in ipairs(redis.call('HGETALL', cp_key(base, 'w', ns, id))) do add(x) end
-return table.concat(parts)
+local skip = {}
+for i = 6, #ARGV do skip[ARGV[i]] = true end
+return framed(base, ns, id, skip, nil)
 """,
 )
 """The given (or newest) checkpoint with its channel values and pending writes."""
+
+LIST: Final = _script(
+    "list",
+    _FRAMED
+    + r"""
+-- ARGV: prefix, then (thread, ns, id) triples; returns each checkpoint framed (false when
+-- gone), in order, every value sent once for the whole call
+local seen, out = {}, {}
+for i = 2, #ARGV, 3 do
+  out[#out + 1] = framed(base_of(ARGV[i]), ARGV[i + 1], ARGV[i + 2], {}, seen)
+end
+return out
+""",
+)
+"""Checkpoints of a listing's page, their shared values sent once (see :func:`decode_stored`)."""
 
 DELETE_THREADS: Final = _script(
     "delete_threads",
@@ -605,7 +640,7 @@ return 1
 )
 """Keep the newest checkpoint per namespace (its writes and the blobs it refers to), or none."""
 
-SCRIPTS: Final = (PUT, PUT_WRITES, GET, DELETE_THREADS, DELETE_RUNS, COPY_THREAD, PRUNE)
+SCRIPTS: Final = (PUT, PUT_WRITES, GET, LIST, DELETE_THREADS, DELETE_RUNS, COPY_THREAD, PRUNE)
 """Every script, loaded when a store opens."""
 
 
@@ -687,13 +722,23 @@ def decode_metadata(raw: bytes) -> dict[str, Any]:
     return cast(dict[str, Any], json.loads(raw))
 
 
+_SENT: Final = b"\x00sent before"
+"""Stands, in an unframed reply, for a value the same :data:`LIST` call sent already (``=:``);
+a slice of the reply is never this object."""
+
+
 def _unframe(buf: bytes) -> list[bytes | None]:
     items: list[bytes | None] = []
     i, end = 0, len(buf)
     while i < end:
         j = buf.index(b":", i)
-        if buf[i] == 45:  # "-": none
+        first = buf[i]
+        if first == 45:  # "-": none
             items.append(None)
+            i = j + 1
+            continue
+        if first == 61:  # "=": sent before
+            items.append(_SENT)
             i = j + 1
             continue
         k = j + 1 + int(buf[i:j])
@@ -703,14 +748,20 @@ def _unframe(buf: bytes) -> list[bytes | None]:
 
 
 def decode_stored(
-    thread_id: str, namespace: str, reply: bytes
+    thread_id: str,
+    namespace: str,
+    reply: bytes,
+    sent: dict[tuple[str, str, str, str], Blob] | None = None,
 ) -> tuple[StoredCheckpoint, list[str]]:
-    """Decode the :data:`GET` script's reply (its framing is read once).
+    """Decode a checkpoint as the :data:`GET` and :data:`LIST` scripts frame it (read once).
 
     Args:
         thread_id: The thread asked for.
         namespace: The namespace asked for.
-        reply: The framed items (see the script).
+        reply: The framed items (see the scripts).
+        sent: For the checkpoints of one :data:`LIST` reply, decoded in order: the values the
+            reply carried so far, by thread, namespace, channel and version; the values this
+            checkpoint carries are added, and those it refers back to are taken from it.
 
     Returns:
         The checkpoint with its values and writes (ordered by task path, task id, index), and
@@ -738,11 +789,21 @@ def decode_stored(
         split = 8 + 2 * int(count)
         values: dict[str, Blob] = {}
         large: list[str] = []
+        channel_versions = record.channel_versions
         for n in range(8, split, 2):
-            if frame[n + 1] is None:  # large: read apart
+            raw = frame[n + 1]
+            if raw is None:  # large: read apart
                 large.append(items[n].decode())
                 continue
-            values[items[n].decode()] = decode_blob(items[n + 1])
+            channel = items[n].decode()
+            if sent is None:
+                values[channel] = decode_blob(raw)
+                continue
+            key = (thread_id, namespace, channel, channel_versions[channel])
+            if raw is _SENT:
+                values[channel] = sent[key]
+            else:
+                values[channel] = sent[key] = decode_blob(raw)
         writes: list[WriteRecord] = []
         for n in range(split, len(items), 2):
             task_id, idx = items[n].rsplit(b"\x00", 1)

@@ -44,6 +44,7 @@ from agentmesh.checkpoint.store._redis_scripts import (
     DELETE_RUNS,
     DELETE_THREADS,
     GET,
+    LIST,
     PRUNE,
     PUT,
     PUT_WRITES,
@@ -194,6 +195,10 @@ def _get_request(
     has_id = "1" if checkpoint_id is not None else "0"
     args = (prefix, thread_id, namespace, checkpoint_id or "", has_id, *skip_channels)
     return _Eval(GET, args)
+
+
+def _list_request(prefix: str, checkpoints: Sequence[tuple[str, str, str]]) -> _Eval:
+    return _Eval(LIST, (prefix, *(part for key in checkpoints for part in key)))
 
 
 def _get_op(
@@ -474,12 +479,14 @@ def _list_op(prefix: str, query: ListQuery) -> _ListOp:
             ]
             if not chunk:
                 continue
-        replies = yield _Batch(tuple(_get_request(prefix, t, ns, i) for t, ns, i in chunk))
+        # one script call a page: a value the page's checkpoints share is sent once
+        (replies,) = yield _Batch((_list_request(prefix, chunk),))
         listed: list[tuple[StoredCheckpoint, list[str]]] = []
-        for (t, ns, _), reply in zip(chunk, replies, strict=True):
+        sent: dict[tuple[str, str, str, str], Blob] = {}
+        for (t, ns, _), reply in zip(chunk, cast(list[bytes | None], replies), strict=True):
             if reply is None:
                 continue
-            stored, large = decode_stored(t, ns, cast(bytes, reply))
+            stored, large = decode_stored(t, ns, reply, sent)
             if wanted and not metadata_matches(stored.record.metadata, wanted):
                 continue
             listed.append((stored, large))
