@@ -52,10 +52,12 @@ from agentmesh.collector.store.graph_tables import (
     graph_tables,
 )
 
+_LEGACY_RUN_COLUMNS = ", ".join(name for name in RUN_SCHEMA.names if name != "paused")
+"""The run columns of versions 1 to 4 (``paused`` came with version 6)."""
 _IN_PLACE = (
     "DELETE FROM agents WHERE trace_id IN (SELECT trace_id FROM g_runs)",
     "DELETE FROM handoffs WHERE trace_id IN (SELECT trace_id FROM g_runs)",
-    f"INSERT OR REPLACE INTO runs ({', '.join(RUN_SCHEMA.names)}) SELECT * FROM g_runs",
+    f"INSERT OR REPLACE INTO runs ({_LEGACY_RUN_COLUMNS}) SELECT {_LEGACY_RUN_COLUMNS} FROM g_runs",
     f"INSERT INTO agents ({', '.join(AGENT_SCHEMA.names)}) SELECT * FROM g_agents",
     f"INSERT INTO handoffs ({', '.join(HANDOFF_SCHEMA.names)}) SELECT * FROM g_handoffs",
 )

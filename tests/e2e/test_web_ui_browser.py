@@ -299,3 +299,7 @@ async def test_a_resumed_run_links_the_paused_run_it_continues(chromium_binary: 
         await expect(page.locator("#run-title")).to_contain_text("run-paused")
         await expect(page.locator("#run-title .badge")).to_have_text("paused")
         await expect(page.locator("#paused")).to_contain_text("stopped to wait for input")
+        # the runs list tells the paused run from the finished one
+        await page.goto(collector.http_endpoint + "/ui/#/")
+        await expect(page.locator('tr[data-run="run-paused"] .badge')).to_have_text("paused")
+        await expect(page.locator('tr[data-run="run-resumed"] .badge')).to_have_text("complete")

@@ -33,8 +33,8 @@ from agentmesh.collector.hot_state import (
     make_hot_state,
 )
 from agentmesh.collector.settings import CollectorSettings
-from agentmesh.collector.testing import SpanFactory
-from agentmesh.core import StoreError
+from agentmesh.collector.testing import SpanFactory, with_attributes
+from agentmesh.core import StoreError, semconv
 
 FINISHED_TTL = 60
 IDLE_TTL = 600
@@ -118,13 +118,17 @@ async def harness(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[
     await raw.aclose()
 
 
-def _graph(f: SpanFactory, *, complete: bool = True, loops: int = 1) -> RunGraph:
+def _graph(
+    f: SpanFactory, *, complete: bool = True, loops: int = 1, paused: bool = False
+) -> RunGraph:
     root = f.workflow("research", run_id=f"run-{f.trace_id[:6]}")
     spans = [root]
     for _ in range(loops):
         s = f.agent("supervisor", parent=root)
         r = f.agent("researcher", parent=root, handoff_from="supervisor")
         spans += [s, r, f.chat(parent=r, input_tokens=10, output_tokens=5, cost_usd=0.1)]
+    if paused:  # its last step stopped to wait for input
+        spans[-1] = with_attributes(spans[-1], {semconv.AGENTMESH_RUN_PAUSED: True})
     if not complete:
         spans = spans[1:]  # without its root span the run is still running
     builder = GraphBuilder()
@@ -210,6 +214,20 @@ async def test_finished_runs_expire_and_leave_the_index(harness: Harness) -> Non
     await harness.expire_finished()
     assert await hot.run(done.trace_id) is None
     assert [s.trace_id for s in await hot.live_runs(limit=5)] == [live.trace_id]
+    assert [s.trace_id for s in await hot.live_runs()] == [live.trace_id]
+
+
+async def test_a_paused_run_says_so_and_expires_like_a_finished_one(harness: Harness) -> None:
+    hot = harness.hot
+    paused = _graph(SpanFactory(), complete=False, paused=True)
+    live = _graph(SpanFactory(), complete=False)
+    state = RunState.from_graph(paused, seen_ns=T0 + SECOND)
+    assert state.status == "paused"
+    await hot.update_run(state)
+    await hot.update_run(RunState.from_graph(live, seen_ns=T0))
+    assert await hot.run(paused.trace_id) == state
+    await harness.expire_finished()
+    assert await hot.run(paused.trace_id) is None
     assert [s.trace_id for s in await hot.live_runs()] == [live.trace_id]
 
 

@@ -18,7 +18,8 @@ from agentmesh.collector.store.duckdb_schema import (
     SCHEMA_VERSION,
     VIEWS,
 )
-from agentmesh.collector.testing import SpanFactory, graph_of
+from agentmesh.collector.testing import SpanFactory, graph_of, with_attributes
+from agentmesh.core.semconv import AGENTMESH_RUN_PAUSED as RUN_PAUSED
 
 
 def _rows(path: Path, query: str) -> list[tuple[object, ...]]:
@@ -232,6 +233,35 @@ async def test_a_version_4_file_moves_its_graphs_to_the_versioned_tables(tmp_pat
         (0, 2),
         (1, 1),
     ]
+
+
+async def test_a_version_5_file_gets_a_paused_column(tmp_path: Path) -> None:
+    path = tmp_path / "v5.duckdb"
+    f = SpanFactory()
+    con = duckdb.connect(str(path))  # what a version-5 collector wrote: no paused column
+    try:
+        for statement in SCHEMA:
+            con.execute(statement.replace(", paused BOOLEAN DEFAULT false", ""))
+        con.execute("INSERT INTO schema_version VALUES (5)")
+        con.execute(
+            "INSERT INTO run_versions VALUES (?, 'run-1', 'w', NULL, NULL, 1, 9, 1, 0, 0, 0, 0, "
+            "true, 1)",
+            [f.trace_id],
+        )
+    finally:
+        con.close()
+    async with DuckDBStore(path) as store:
+        (old,) = await store.runs()
+        assert (old.run_id, old.complete, old.paused) == ("run-1", True, False)
+        later = SpanFactory()  # starts long after the stored run (1 ns)
+        paused = with_attributes(later.workflow("w", run_id="run-2"), {RUN_PAUSED: True})
+        await store.write_graph(graph_of([paused]))
+        assert [(r.run_id, r.paused) for r in await store.runs()] == [
+            ("run-2", True),
+            ("run-1", False),
+        ]
+    assert _rows(path, "SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
+    assert _rows(path, "SELECT paused FROM run_versions WHERE run_id = 'run-1'") == [(False,)]
 
 
 def test_a_failed_compaction_does_not_fail_the_write(tmp_path: Path) -> None:

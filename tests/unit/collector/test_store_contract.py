@@ -267,6 +267,25 @@ async def test_runs_latest_first_with_limit_and_detection_counts(store: SpanStor
         await store.runs(limit=0)
 
 
+async def test_a_paused_run_reads_back_paused(store: SpanStore) -> None:
+    waiting, finished = SpanFactory(start_ns=2_000), SpanFactory(start_ns=1_000)
+    spans = _run(waiting, run_id="run-waiting")
+    # the workflow span of a run that stopped for human input says so
+    spans[0] = with_attributes(spans[0], {semconv.AGENTMESH_RUN_PAUSED: True})
+    await store.write_graph(graph_of(spans))
+    await store.write_graph(graph_of(_run(finished, run_id="run-done")))
+    runs = await store.runs()
+    assert [(r.run_id, r.complete, r.paused) for r in runs] == [
+        ("run-waiting", True, True),
+        ("run-done", True, False),
+    ]
+    stored = await store.graph(waiting.trace_id)
+    assert stored is not None
+    assert stored.run.paused
+    (found,) = await store.find_runs("run-waiting", limit=10)
+    assert found.paused
+
+
 async def test_find_runs_by_the_start_of_a_run_or_trace_id(store: SpanStore) -> None:
     factories = [SpanFactory(start_ns=start) for start in (1_000, 2_000, 3_000, 4_000)]
     run_ids = ["Run-Alpha", "run-alpha-2", "run-beta", "run_50%"]

@@ -45,6 +45,7 @@ _TABLES: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("cost_usd", "DOUBLE"),
         ("complete", "BOOLEAN"),
         ("detections", "INTEGER"),
+        ("paused", "BOOLEAN"),
     ),
     "agents": (
         ("trace_id", "VARCHAR"),
@@ -132,6 +133,7 @@ def _run_rows(runs: Sequence[RunSummary], spans_of: Mapping[str, list[SpanRecord
                 run.cost_usd,
                 run.complete,
                 run.detections,
+                run.paused,
             )
         )
         rows["spans"].extend(

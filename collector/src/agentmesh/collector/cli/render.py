@@ -154,7 +154,7 @@ def render_runs(console: Console, runs: Sequence[RunSummary]) -> None:
             str(run.llm_calls),
             f"{run.cost_usd:.6f}",
             str(run.detections),
-            "yes" if run.complete else "no",
+            "paused" if run.paused else "yes" if run.complete else "no",
         )
     console.print(table)
 

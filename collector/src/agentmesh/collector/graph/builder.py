@@ -70,6 +70,7 @@ class _Trace:
         "meta",
         "nodes",
         "output_tokens",
+        "paused",
         "pending",
         "start_ns",
         "touched",
@@ -97,6 +98,7 @@ class _Trace:
         self.start_ns: int | None = None
         self.end_ns: int | None = None
         self.complete = False
+        self.paused = False
         self.explicit: list[HandoffEdge] = []
         self.visits: list[AgentVisit] = []
         self.visit_starts: list[int] = []  # index in `inv` of each visit's first invocation
@@ -126,6 +128,8 @@ class _Trace:
             self.end_ns = node.end_ns
         if node.parent_id is None:
             self.complete = True
+        if node.paused:
+            self.paused = True
         meta = self.meta
         for key, value in (
             ("run_id", node.run_id),
@@ -214,6 +218,7 @@ class _Trace:
             output_tokens=self.output_tokens,
             cost_usd=math.fsum(self.costs),
             complete=self.complete,
+            paused=self.paused,
             visits=tuple(self.visits),
             generation=self.generation,
             visits_changed_from=changed_from,

@@ -119,6 +119,8 @@ class GraphNode(NamedTuple):
             failed.
         route: On a routed model call, the decision's id, task class and prompt cluster; on a
             feedback span, the decision it scores and the score.
+        paused: ``agentmesh.run.paused`` is true: the run stopped here to wait for input (a
+            LangGraph interrupt, CrewAI human feedback).
     """
 
     trace_id: str
@@ -152,6 +154,7 @@ class GraphNode(NamedTuple):
     failed_attempts: tuple[tuple[str, str | None, str | None], ...] = ()
     request_model: str | None = None
     route: RouteInfo | None = None
+    paused: bool = False
 
     @property
     def duration_ns(self) -> int:
@@ -268,6 +271,7 @@ def graph_node(span: SpanRecord) -> GraphNode:
         attempts,
         requested,
         _route_info(span) if attributes else None,
+        attributes.get(semconv.AGENTMESH_RUN_PAUSED) is True,
     )
 
 

@@ -122,6 +122,8 @@ class RunGraph:
         output_tokens: Their output tokens.
         cost_usd: Their cost in US dollars.
         complete: Whether the root span (no parent) has arrived.
+        paused: Whether a span of the run says it stopped to wait for input
+            (``agentmesh.run.paused``): a complete run that is paused is not finished.
         visits: The agent sequence, when the builder computed it (``None`` otherwise:
             :meth:`agent_sequence` then derives it from ``invocations``); not compared.
         generation: How many snapshots of this trace the builder made before this one;
@@ -146,6 +148,7 @@ class RunGraph:
     output_tokens: int = 0
     cost_usd: float = 0.0
     complete: bool = False
+    paused: bool = False
     visits: tuple[AgentVisit, ...] | None = field(default=None, compare=False, repr=False)
     generation: int = field(default=0, compare=False)
     visits_changed_from: int = field(default=0, compare=False)

@@ -18,8 +18,9 @@ from agentmesh.collector.graph.run_graph import RunGraph
 
 __all__ = ["DetectionSubscription", "HotState", "RunState", "RunStatus"]
 
-RunStatus = Literal["running", "complete"]
-"""``complete`` once the run's root span has arrived."""
+RunStatus = Literal["running", "complete", "paused"]
+"""``complete`` once the run's root span has arrived; ``paused`` once a span of the run says it
+stopped to wait for input (``agentmesh.run.paused``), complete or not."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +31,7 @@ class RunState:
         trace_id: The trace.
         run_id: ``agentmesh.run.id`` (or the trace id).
         workflow_name: ``gen_ai.workflow.name``, when known.
-        status: ``running`` or ``complete``.
+        status: ``running``, ``complete`` or ``paused``.
         agents: Its agents' names, sorted.
         handoffs: Handoffs so far.
         span_count: Spans so far.
@@ -77,7 +78,7 @@ class RunState:
             trace_id=graph.trace_id,
             run_id=graph.run_id,
             workflow_name=graph.workflow_name,
-            status="complete" if graph.complete else "running",
+            status="paused" if graph.paused else "complete" if graph.complete else "running",
             agents=tuple(sorted(graph.agents)),
             handoffs=len(graph.handoffs),
             span_count=graph.span_count,

@@ -35,7 +35,7 @@ class MemoryHotState:
     Expiry follows ``clock_ns`` (the wall clock by default), so a test can move time.
 
     Args:
-        finished_ttl_seconds: How long a complete run stays.
+        finished_ttl_seconds: How long a complete (or paused) run stays.
         idle_ttl_seconds: How long a running run stays after its last update.
         clock_ns: Clock in nanoseconds.
     """
@@ -85,7 +85,7 @@ class MemoryHotState:
             state: The state.
         """
         self._check()
-        ttl = self._finished_ttl if state.status == "complete" else self._idle_ttl
+        ttl = self._idle_ttl if state.status == "running" else self._finished_ttl
         self._states[state.trace_id] = (state, self._clock() + ttl * _NS_PER_S)
 
     async def run(self, trace_id: str) -> RunState | None:

@@ -53,7 +53,7 @@ class RedisHotState:
     Args:
         url: ``redis://host:6379/0`` (a password may be given as ``redis://:pw@host…``).
         prefix: Start of every key and channel name.
-        finished_ttl_seconds: How long a complete run stays.
+        finished_ttl_seconds: How long a complete (or paused) run stays.
         idle_ttl_seconds: How long a running run stays after its last update.
         timeout_seconds: Connect and command timeout; a dead Redis fails within it.
         clock_ns: Wall clock in nanoseconds (the live index's scores and idle cut-off).
@@ -160,7 +160,7 @@ class RedisHotState:
         """
         client = self._connection()
         key = self.run_key(state.trace_id)
-        ttl = self._finished_ttl if state.status == "complete" else self._idle_ttl
+        ttl = self._idle_ttl if state.status == "running" else self._finished_ttl
         now_ms = self._clock() // _NS_PER_MS
         try:
             async with client.pipeline(transaction=True) as pipe:
@@ -384,7 +384,7 @@ def _encode(state: RunState) -> dict[FieldT, EncodableT]:
 def _decode(trace_id: str, fields: Mapping[str, str]) -> RunState:
     try:
         status = fields["status"]
-        if status not in ("running", "complete"):
+        if status not in ("running", "complete", "paused"):
             raise ValueError(f"unknown status {status!r}")
         return RunState(
             trace_id=trace_id,

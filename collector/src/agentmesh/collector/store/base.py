@@ -41,6 +41,8 @@ class RunSummary:
         cost_usd: Their cost in US dollars.
         complete: Whether the root span has arrived.
         detections: Detections stored for the trace.
+        paused: Whether the run stopped to wait for input (``agentmesh.run.paused``): a
+            complete run that is paused is not finished.
     """
 
     trace_id: str
@@ -58,6 +60,7 @@ class RunSummary:
     cost_usd: float
     complete: bool
     detections: int
+    paused: bool = False
 
 
 @dataclass(frozen=True, slots=True)

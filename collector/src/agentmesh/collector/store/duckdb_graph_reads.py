@@ -50,7 +50,7 @@ _SUMMARY: Final = """
     SELECT r.trace_id, r.run_id, r.workflow_name, r.service_name, r.start_ns, r.end_ns,
         coalesce(names.names, []::VARCHAR[]), coalesce(moves.n, 0),
         r.span_count, r.llm_calls, r.input_tokens, r.output_tokens, r.cost_usd, r.complete,
-        coalesce(found.n, 0)
+        coalesce(found.n, 0), coalesce(r.paused, false)
     FROM page r
     LEFT JOIN names ON names.trace_id = r.trace_id
     LEFT JOIN moves ON moves.trace_id = r.trace_id

@@ -1,4 +1,4 @@
-"""The DuckDB schema of the collector (version 5), and the in-place upgrades to it.
+"""The DuckDB schema of the collector (version 6), and the in-place upgrades to it.
 
 Tables: ``spans`` (one row per span; attributes, events and resource attributes as JSON text;
 model, tokens and cost of LLM calls as columns since version 2); ``run_versions``,
@@ -17,7 +17,8 @@ A file written by an older version is upgraded when it is opened: :data:`UPGRADE
 version to the statements that bring it to the next one, run in one transaction (version 2
 added nullable columns filled from the data already stored; version 3 rebuilds ``spans``
 without its key, since DuckDB cannot drop a constraint; version 4 adds the checkpoint of each
-handoff; version 5 moves the graph tables' rows to the versioned tables, as version 0).
+handoff; version 5 moves the graph tables' rows to the versioned tables, as version 0; version
+6 adds ``paused`` to ``run_versions``, after ``version``, false for the runs stored before).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ and the file is half the size (34 MB against 64 MB for 200,000 spans of the benc
 Reading a column back costs more (a run's spans: about 12 ms against 10 ms at 200,000 spans).
 Files created before keep DuckDB's own choice; the declaration applies to new files."""
 
-SCHEMA_VERSION: Final = 5
+SCHEMA_VERSION: Final = 6
 """Version written to ``schema_version`` by this code."""
 
 VERSIONED_GRAPHS: Final = 5
@@ -88,6 +89,10 @@ _GRAPH_TABLES: Final = {
 """Each graph table's columns and the key it had until version 4 (the versioned tables, since
 version 5, have the same columns plus ``version`` and no key)."""
 _SINGULAR: Final = {"runs": "run", "agents": "agent", "handoffs": "handoff"}
+_PAUSED: Final = "paused BOOLEAN DEFAULT false"
+"""The column version 6 appends to ``run_versions`` (after ``version``; DuckDB cannot add a
+NOT NULL column to a table, so readers take a NULL as false)."""
+_VERSION_EXTRA: Final = {"runs": f", {_PAUSED}", "agents": "", "handoffs": ""}
 
 SCHEMA: Final[tuple[str, ...]] = (
     """
@@ -121,7 +126,7 @@ SCHEMA: Final[tuple[str, ...]] = (
     """,
     *(
         f"CREATE TABLE IF NOT EXISTS {_SINGULAR[table]}_versions ({columns}, "
-        "version BIGINT NOT NULL)"
+        f"version BIGINT NOT NULL{_VERSION_EXTRA[table]})"
         for table, (columns, _) in _GRAPH_TABLES.items()
     ),
     """
@@ -226,5 +231,6 @@ UPGRADES: Final[dict[int, tuple[str, ...]]] = {
             f"DROP TABLE {table}",
         )
     ),
+    5: (f"ALTER TABLE run_versions ADD COLUMN IF NOT EXISTS {_PAUSED}",),
 }
 """Statements upgrading a file from a version (the key) to the next one."""

@@ -47,6 +47,7 @@ RUN_SCHEMA: Final[Any] = _pa.schema(
         _pa.field("output_tokens", _pa.int64()),
         _pa.field("cost_usd", _pa.float64()),
         _pa.field("complete", _pa.bool_()),
+        _pa.field("paused", _pa.bool_()),
     ]
 )
 """The columns of the ``runs`` table, one row per graph."""
@@ -121,6 +122,7 @@ def graph_tables(graphs: Sequence[RunGraph]) -> GraphTables:
             "output_tokens": [g.output_tokens for g in graphs],
             "cost_usd": [g.cost_usd for g in graphs],
             "complete": [g.complete for g in graphs],
+            "paused": [g.paused for g in graphs],
         },
         schema=RUN_SCHEMA,
     )

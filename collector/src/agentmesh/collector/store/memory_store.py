@@ -345,4 +345,5 @@ class MemoryStore:
             cost_usd=graph.cost_usd,
             complete=graph.complete,
             detections=sum(1 for d in self._detections.values() if d.trace_id == graph.trace_id),
+            paused=graph.paused,
         )

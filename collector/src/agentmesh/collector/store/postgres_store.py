@@ -123,14 +123,14 @@ _SELECT_SPANS_OF: Final = """
 """
 _UPSERT_RUN: Final = """
     INSERT INTO runs (trace_id, run_id, workflow_name, service_name, framework, start_ns,
-        end_ns, span_count, llm_calls, input_tokens, output_tokens, cost_usd, complete)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+        end_ns, span_count, llm_calls, input_tokens, output_tokens, cost_usd, complete, paused)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
     ON CONFLICT (trace_id) DO UPDATE SET run_id = EXCLUDED.run_id,
         workflow_name = EXCLUDED.workflow_name, service_name = EXCLUDED.service_name,
         framework = EXCLUDED.framework, start_ns = EXCLUDED.start_ns, end_ns = EXCLUDED.end_ns,
         span_count = EXCLUDED.span_count, llm_calls = EXCLUDED.llm_calls,
         input_tokens = EXCLUDED.input_tokens, output_tokens = EXCLUDED.output_tokens,
-        cost_usd = EXCLUDED.cost_usd, complete = EXCLUDED.complete
+        cost_usd = EXCLUDED.cost_usd, complete = EXCLUDED.complete, paused = EXCLUDED.paused
 """
 _INSERT_AGENT: Final = """
     INSERT INTO agents (trace_id, name, invocations, span_ids, llm_calls, input_tokens,
@@ -148,7 +148,7 @@ _RUN_SUMMARY: Final = """
                   WHERE a.trace_id = r.trace_id), '{}'::text[]),
         (SELECT count(*) FROM handoffs h WHERE h.trace_id = r.trace_id),
         r.span_count, r.llm_calls, r.input_tokens, r.output_tokens, r.cost_usd, r.complete,
-        (SELECT count(*) FROM detections d WHERE d.trace_id = r.trace_id)
+        (SELECT count(*) FROM detections d WHERE d.trace_id = r.trace_id), r.paused
     FROM runs r
 """
 _RUNS: Final = (
@@ -665,6 +665,7 @@ def _run_row(graph: RunGraph) -> tuple[object, ...]:
         graph.output_tokens,
         graph.cost_usd,
         graph.complete,
+        graph.paused,
     )
 
 

@@ -217,7 +217,7 @@ async function runsView() {
       render();
     } }, "older →") : null);
   const cost = runs.reduce((sum, r) => sum + r.cost_usd, 0);
-  const live = runs.filter((r) => !r.complete).length;
+  const live = runs.filter((r) => !r.complete && !r.paused).length;
   const flagged = runs.filter((r) => r.detections > 0).length;
   const filter = state.filter.trim().toLowerCase();
   const shown = filter ? runs.filter((r) => [r.run_id, r.trace_id, r.workflow_name ?? "",
@@ -236,7 +236,8 @@ async function runsView() {
   h("td", { class: "num" }, fmtInt(r.llm_calls)),
   h("td", { class: "num" }, fmtInt(r.input_tokens + r.output_tokens)),
   h("td", { class: "num" }, fmtCost(r.cost_usd)),
-  h("td", {}, r.complete ? badge("complete", "ok") : badge("live", "live")),
+  h("td", {}, r.paused ? badge("paused", "warn")
+    : r.complete ? badge("complete", "ok") : badge("live", "live")),
   h("td", { class: "num" }, r.detections ? badge(String(r.detections), "bad") : "0")));
   return [
     h("div", { class: "toolbar" }, h("h1", {}, "Runs"), h("span", { class: "spacer" }),
@@ -420,8 +421,9 @@ async function runView(runId) {
     api(path), api(`${path}/spans`), api(`${path}/decisions`)]);
   const run = graph.run;
   state.settled = run.complete;
-  // a run that stopped to wait for input says so on its workflow span
-  const paused = spans.some((x) => x.attributes["agentmesh.run.paused"] === true);
+  // a run that stopped to wait for input says so on its workflow span (the run row carries it,
+  // and the spans shown may be a truncated list)
+  const paused = run.paused || spans.some((x) => x.attributes["agentmesh.run.paused"] === true);
   const flagged = new Set(detections.map((d) => d.agent).filter(Boolean));
   const agentRows = graph.agents.map((a) => h("tr", { "data-agent": a.name },
     h("td", {}, a.name, flagged.has(a.name) ? [" ", badge("flagged", "bad")] : null),
