@@ -299,6 +299,11 @@ async def test_a_resumed_run_links_the_paused_run_it_continues(chromium_binary: 
         await expect(page.locator("#run-title")).to_contain_text("run-paused")
         await expect(page.locator("#run-title .badge")).to_have_text("paused")
         await expect(page.locator("#paused")).to_contain_text("stopped to wait for input")
+        # and links forward to the run that resumed it
+        resumed_by = page.locator("#resumed-by")
+        await expect(resumed_by).to_contain_text("Resumed by run run-resumed")
+        await resumed_by.locator("a").click()
+        await expect(page.locator("#run-title")).to_contain_text("run-resumed")
         # the runs list tells the paused run from the finished one
         await page.goto(collector.http_endpoint + "/ui/#/")
         await expect(page.locator('tr[data-run="run-paused"] .badge')).to_have_text("paused")

@@ -24,7 +24,7 @@ import pytest
 from agentmesh.collector import Collector, CollectorSettings, DuckDBStore, MemoryStore
 from agentmesh.collector.cli import main
 from agentmesh.collector.export import export_store
-from agentmesh.collector.testing import SpanFactory, to_otlp_request
+from agentmesh.collector.testing import SpanFactory, to_otlp_request, with_attributes
 from agentmesh.core import semconv
 
 
@@ -35,7 +35,10 @@ def _runs() -> bytes:
     agents = [loop.agent(name, parent=root) for name in ["planner", "researcher", "writer"] * 4]
     chat = loop.chat(parent=agents[0], model="gpt-4o-mini", cost_usd=0.25)
     clean = SpanFactory(start_ns=now - 30 * 10**9)
-    root2 = clean.workflow("research", run_id="run-clean")
+    root2 = with_attributes(  # it continues the loop's run
+        clean.workflow("research", run_id="run-clean"),
+        {semconv.AGENTMESH_RESUME_FROM_RUN_ID: "run-loop"},
+    )
     agents2 = [clean.agent(name, parent=root2) for name in ["planner", "writer"]]
     return to_otlp_request([root, *agents, chat, root2, *agents2]).SerializeToString()
 
@@ -92,6 +95,10 @@ async def test_runs_a_run_graph_and_costs_over_http() -> None:
         assert [a["name"] for a in one["graph"]["agents"]] == ["planner", "researcher", "writer"]
         assert len(one["graph"]["handoffs"]) == 11
         assert [d["type"] for d in one["detections"]] == ["handoff_loop"]
+        clean = next(r for r in listed["runs"] if r["run_id"] == "run-clean")
+        assert (clean["resumed_from"], loop["resumed_from"]) == ("run-loop", None)
+        assert one["resumed_by"] == [clean]  # the runs that continue it
+        assert (await _get(base + "/v1/runs/run-clean"))[1]["resumed_by"] == []
         status, by_trace = await _get(base + "/v1/runs/" + loop["trace_id"])
         assert (status, by_trace) == (200, one)
 

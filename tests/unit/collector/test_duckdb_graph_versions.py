@@ -235,13 +235,15 @@ async def test_a_version_4_file_moves_its_graphs_to_the_versioned_tables(tmp_pat
     ]
 
 
-async def test_a_version_5_file_gets_a_paused_column(tmp_path: Path) -> None:
+async def test_a_version_5_file_gets_the_paused_and_resumed_from_columns(tmp_path: Path) -> None:
     path = tmp_path / "v5.duckdb"
     f = SpanFactory()
     con = duckdb.connect(str(path))  # what a version-5 collector wrote: no paused column
     try:
         for statement in SCHEMA:
-            con.execute(statement.replace(", paused BOOLEAN DEFAULT false", ""))
+            con.execute(
+                statement.replace(", paused BOOLEAN DEFAULT false, resumed_from VARCHAR", "")
+            )
         con.execute("INSERT INTO schema_version VALUES (5)")
         con.execute(
             "INSERT INTO run_versions VALUES (?, 'run-1', 'w', NULL, NULL, 1, 9, 1, 0, 0, 0, 0, "
@@ -261,7 +263,9 @@ async def test_a_version_5_file_gets_a_paused_column(tmp_path: Path) -> None:
             ("run-1", False),
         ]
     assert _rows(path, "SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
-    assert _rows(path, "SELECT paused FROM run_versions WHERE run_id = 'run-1'") == [(False,)]
+    assert _rows(path, "SELECT paused, resumed_from FROM run_versions WHERE run_id = 'run-1'") == [
+        (False, None)
+    ]
 
 
 def test_a_failed_compaction_does_not_fail_the_write(tmp_path: Path) -> None:

@@ -364,7 +364,7 @@ async def test_duckdb_upgrades_a_version_2_file_in_place(tmp_path: Path) -> None
         assert con.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
         assert SCHEMA_VERSION == 6
         run_columns = [row[0] for row in con.execute("DESCRIBE runs").fetchall()]
-        assert run_columns[-1] == "paused"  # version 6: runs waiting for input
+        assert run_columns[-2:] == ["paused", "resumed_from"]  # version 6
         assert _constraints(con) == []
         handoff_columns = [row[0] for row in con.execute("DESCRIBE handoffs").fetchall()]
         assert handoff_columns[-1] == "checkpoint_id"  # version 4: each handoff's checkpoint

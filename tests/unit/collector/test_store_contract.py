@@ -286,6 +286,39 @@ async def test_a_paused_run_reads_back_paused(store: SpanStore) -> None:
     assert found.paused
 
 
+async def test_the_runs_that_resume_a_run(store: SpanStore) -> None:
+    def resumed(start_ns: int, run_id: str, source: str | None) -> list[SpanRecord]:
+        spans = _run(SpanFactory(start_ns=start_ns), run_id=run_id)
+        if source is not None:  # its workflow span names the run it continues
+            spans[0] = with_attributes(spans[0], {semconv.AGENTMESH_RESUME_FROM_RUN_ID: source})
+        return spans
+
+    for start, run_id, source in (
+        (1_000, "run-a", None),
+        (2_000, "run-b", "run-a"),
+        (4_000, "run-c", "run-a"),
+        (3_000, "run-d", "run-b"),
+    ):
+        await store.write_graph(graph_of(resumed(start, run_id, source)))
+
+    async def ids(run_id: str, limit: int = 10) -> list[str]:
+        return [r.run_id for r in await store.resumptions(run_id, limit=limit)]
+
+    assert await ids("run-a") == ["run-c", "run-b"]  # latest first
+    assert await ids("run-a", limit=1) == ["run-c"]
+    assert await ids("run-b") == ["run-d"]
+    assert await ids("run-c") == []
+    assert await ids("RUN-A") == []  # exactly
+    assert {r.run_id: r.resumed_from for r in await store.runs()} == {
+        "run-a": None,
+        "run-b": "run-a",
+        "run-c": "run-a",
+        "run-d": "run-b",
+    }
+    with pytest.raises(StoreError):
+        await store.resumptions("run-a", limit=0)
+
+
 async def test_find_runs_by_the_start_of_a_run_or_trace_id(store: SpanStore) -> None:
     factories = [SpanFactory(start_ns=start) for start in (1_000, 2_000, 3_000, 4_000)]
     run_ids = ["Run-Alpha", "run-alpha-2", "run-beta", "run_50%"]

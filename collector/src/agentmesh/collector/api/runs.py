@@ -8,8 +8,9 @@ configured they need the same credentials as OTLP requests.
   default 20; ``since`` as ``90s``, ``15m``, ``2h``, ``7d``; ``before`` a start time in Unix
   nanoseconds, for the next page: the runs that started before it; a full page's answer gives
   it as ``next_before``, a string).
-- ``GET /v1/runs/{run}``: ``{"graph": {...}, "detections": [...]}``; ``{run}`` is a run id or
-  trace id, or a unique prefix of one. ``404`` when no run matches or it has no graph yet,
+- ``GET /v1/runs/{run}``: ``{"graph": {...}, "detections": [...], "resumed_by": [...]}``
+  (``resumed_by``: the runs that continue this one, latest first, at most 20); ``{run}`` is a
+  run id or trace id, or a unique prefix of one. ``404`` when no run matches or it has no graph yet,
   ``409`` when several match.
 - ``GET /v1/runs/{run}/spans?limit=5000``: ``{"spans": [...], "truncated": false}``, the run's
   spans by start time with what the graph reads of each (operation, agent, model, tokens,
@@ -60,6 +61,8 @@ RUNS_PATH: Final = "/v1/runs"
 RUN_PATH: Final = "/v1/runs/{run}"
 RUN_SPANS_PATH: Final = "/v1/runs/{run}/spans"
 DETECTIONS_PATH: Final = "/v1/detections"
+MAX_RESUMPTIONS: Final = 20
+"""The runs that continue a run listed with it, at most."""
 COSTS_PATH: Final = "/v1/costs"
 MAX_LIMIT: Final = 1000
 """Most runs one ``GET /v1/runs`` returns."""
@@ -103,10 +106,12 @@ def runs_routes(store: SpanStore) -> list[web.RouteDef]:
             return not_found_response(exc)
         except GraphNotStoredError as exc:
             return error_response(str(exc), 404)
+        resumed_by = await store.resumptions(graph.run.run_id, limit=MAX_RESUMPTIONS)
         return json_response(
             {
                 "graph": graph_to_json(graph),
                 "detections": [detection_to_dict(d) for d in detections],
+                "resumed_by": [run_to_json(r) for r in resumed_by],
             }
         )
 

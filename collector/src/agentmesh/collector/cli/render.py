@@ -61,6 +61,10 @@ def render_graph(console: Console, graph: StoredGraph, detections: Sequence[Dete
             f"tokens {run.input_tokens}/{run.output_tokens}  cost ${run.cost_usd:.6f}"
         )
     )
+    if run.paused:
+        console.print("paused: the run stopped to wait for input (it did not fail)")
+    if run.resumed_from is not None:
+        console.print(escape(f"continues run {run.resumed_from}"))
     table = Table(title="agents", title_justify="left")
     for column in ("agent", "invocations", "LLM calls", "tokens in", "tokens out", "cost USD"):
         table.add_column(column, justify="left" if column == "agent" else "right")

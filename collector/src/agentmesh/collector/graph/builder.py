@@ -136,6 +136,7 @@ class _Trace:
             ("workflow_name", node.workflow_name),
             ("framework", node.framework),
             ("service_name", node.service_name),
+            ("resumed_from", node.resumed_from),
         ):
             if value is not None and (key not in meta or node.rank < meta[key][0]):
                 meta[key] = (node.rank, value)
@@ -219,6 +220,7 @@ class _Trace:
             cost_usd=math.fsum(self.costs),
             complete=self.complete,
             paused=self.paused,
+            resumed_from=meta["resumed_from"][1] if "resumed_from" in meta else None,
             visits=tuple(self.visits),
             generation=self.generation,
             visits_changed_from=changed_from,

@@ -121,6 +121,7 @@ class GraphNode(NamedTuple):
             feedback span, the decision it scores and the score.
         paused: ``agentmesh.run.paused`` is true: the run stopped here to wait for input (a
             LangGraph interrupt, CrewAI human feedback).
+        resumed_from: ``agentmesh.resume.from_run_id``: the run this one continues.
     """
 
     trace_id: str
@@ -155,6 +156,7 @@ class GraphNode(NamedTuple):
     request_model: str | None = None
     route: RouteInfo | None = None
     paused: bool = False
+    resumed_from: str | None = None
 
     @property
     def duration_ns(self) -> int:
@@ -272,6 +274,7 @@ def graph_node(span: SpanRecord) -> GraphNode:
         requested,
         _route_info(span) if attributes else None,
         attributes.get(semconv.AGENTMESH_RUN_PAUSED) is True,
+        str_of(attributes, semconv.AGENTMESH_RESUME_FROM_RUN_ID),
     )
 
 

@@ -124,6 +124,8 @@ class RunGraph:
         complete: Whether the root span (no parent) has arrived.
         paused: Whether a span of the run says it stopped to wait for input
             (``agentmesh.run.paused``): a complete run that is paused is not finished.
+        resumed_from: The run this one continues (``agentmesh.resume.from_run_id`` of its
+            workflow span, else of its root or earliest span), when it is a resumed run.
         visits: The agent sequence, when the builder computed it (``None`` otherwise:
             :meth:`agent_sequence` then derives it from ``invocations``); not compared.
         generation: How many snapshots of this trace the builder made before this one;
@@ -149,6 +151,7 @@ class RunGraph:
     cost_usd: float = 0.0
     complete: bool = False
     paused: bool = False
+    resumed_from: str | None = None
     visits: tuple[AgentVisit, ...] | None = field(default=None, compare=False, repr=False)
     generation: int = field(default=0, compare=False)
     visits_changed_from: int = field(default=0, compare=False)

@@ -43,6 +43,7 @@ class RunSummary:
         detections: Detections stored for the trace.
         paused: Whether the run stopped to wait for input (``agentmesh.run.paused``): a
             complete run that is paused is not finished.
+        resumed_from: The run this one continues, when it is a resumed run.
     """
 
     trace_id: str
@@ -61,6 +62,7 @@ class RunSummary:
     complete: bool
     detections: int
     paused: bool = False
+    resumed_from: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +209,18 @@ class SpanStore(Protocol):
 
         Returns:
             The matching runs' summaries, latest start first.
+        """
+        ...
+
+    async def resumptions(self, run_id: str, *, limit: int) -> list[RunSummary]:
+        """Find the runs that continue a run (their ``resumed_from`` is its run id).
+
+        Args:
+            run_id: The run they continue (exactly).
+            limit: Most runs returned; the latest started first.
+
+        Returns:
+            Their summaries, latest start first.
         """
         ...
 

@@ -25,6 +25,7 @@ __all__ = [
     "COSTS_BY_AGENT",
     "HANDOFFS_OF",
     "LATEST_RUNS",
+    "RESUMPTIONS",
     "RUNS_MATCHING",
     "RUNS_OF",
     "WINDOW",
@@ -50,7 +51,7 @@ _SUMMARY: Final = """
     SELECT r.trace_id, r.run_id, r.workflow_name, r.service_name, r.start_ns, r.end_ns,
         coalesce(names.names, []::VARCHAR[]), coalesce(moves.n, 0),
         r.span_count, r.llm_calls, r.input_tokens, r.output_tokens, r.cost_usd, r.complete,
-        coalesce(found.n, 0), coalesce(r.paused, false)
+        coalesce(found.n, 0), coalesce(r.paused, false), r.resumed_from
     FROM page r
     LEFT JOIN names ON names.trace_id = r.trace_id
     LEFT JOIN moves ON moves.trace_id = r.trace_id
@@ -102,6 +103,13 @@ RUNS_MATCHING: Final = _SUMMARY.format(
 """The summaries of the runs whose run id (in lower case) or trace id starts with ``$prefix``:
 at most ``$limit``, exact matches first, then the latest started (see ``SpanStore.find_runs``).
 Each run's newest row is matched: an older version may have carried another run id."""
+
+RESUMPTIONS: Final = _SUMMARY.format(
+    page=f"SELECT * FROM (SELECT * FROM run_versions {_LATEST}) "  # noqa: S608 - constants only
+    "WHERE resumed_from = $run ORDER BY start_ns DESC, trace_id LIMIT $limit"
+)
+"""The summaries of the runs that continue the run ``$run`` (newest row of each), at most
+``$limit``, latest start first."""
 
 RUNS_OF: Final = _SUMMARY.format(
     page=f"SELECT * FROM run_versions WHERE {_WANTED} {_LATEST}"  # noqa: S608 - constants only

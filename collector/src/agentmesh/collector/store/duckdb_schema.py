@@ -18,7 +18,8 @@ version to the statements that bring it to the next one, run in one transaction 
 added nullable columns filled from the data already stored; version 3 rebuilds ``spans``
 without its key, since DuckDB cannot drop a constraint; version 4 adds the checkpoint of each
 handoff; version 5 moves the graph tables' rows to the versioned tables, as version 0; version
-6 adds ``paused`` to ``run_versions``, after ``version``, false for the runs stored before).
+6 adds ``paused`` and ``resumed_from`` to ``run_versions``, after ``version``: not paused, not
+resumed, for the runs stored before).
 """
 
 from __future__ import annotations
@@ -89,10 +90,14 @@ _GRAPH_TABLES: Final = {
 """Each graph table's columns and the key it had until version 4 (the versioned tables, since
 version 5, have the same columns plus ``version`` and no key)."""
 _SINGULAR: Final = {"runs": "run", "agents": "agent", "handoffs": "handoff"}
-_PAUSED: Final = "paused BOOLEAN DEFAULT false"
-"""The column version 6 appends to ``run_versions`` (after ``version``; DuckDB cannot add a
-NOT NULL column to a table, so readers take a NULL as false)."""
-_VERSION_EXTRA: Final = {"runs": f", {_PAUSED}", "agents": "", "handoffs": ""}
+_RUN_V6: Final = ("paused BOOLEAN DEFAULT false", "resumed_from VARCHAR")
+"""The columns version 6 appends to ``run_versions``, after ``version`` (DuckDB cannot add a
+NOT NULL column to a table, so readers take a NULL ``paused`` as false)."""
+_VERSION_EXTRA: Final = {
+    "runs": "".join(f", {column}" for column in _RUN_V6),
+    "agents": "",
+    "handoffs": "",
+}
 
 SCHEMA: Final[tuple[str, ...]] = (
     """
@@ -231,6 +236,6 @@ UPGRADES: Final[dict[int, tuple[str, ...]]] = {
             f"DROP TABLE {table}",
         )
     ),
-    5: (f"ALTER TABLE run_versions ADD COLUMN IF NOT EXISTS {_PAUSED}",),
+    5: tuple(f"ALTER TABLE run_versions ADD COLUMN IF NOT EXISTS {column}" for column in _RUN_V6),
 }
 """Statements upgrading a file from a version (the key) to the next one."""

@@ -43,6 +43,7 @@ from agentmesh.collector.store.duckdb_graph_reads import (
     COSTS_BY_AGENT,
     HANDOFFS_OF,
     LATEST_RUNS,
+    RESUMPTIONS,
     RUNS_MATCHING,
     RUNS_OF,
     WINDOW,
@@ -376,6 +377,24 @@ class DuckDBStore:
         check_limit(limit)
         params = {"prefix": prefix, "limit": limit}
         rows = await self._read(lambda con: con.execute(RUNS_MATCHING, params).fetchall())
+        return [run_summary_from_row(row) for row in rows]
+
+    async def resumptions(self, run_id: str, *, limit: int) -> list[RunSummary]:
+        """Find the runs that continue a run (their newest rows), in one query.
+
+        Args:
+            run_id: The run they continue (exactly).
+            limit: Most runs returned; the latest started first.
+
+        Returns:
+            Their summaries, latest start first.
+
+        Raises:
+            StoreError: ``limit`` is below 1.
+        """
+        check_limit(limit)
+        params = {"run": run_id, "limit": limit}
+        rows = await self._read(lambda con: con.execute(RESUMPTIONS, params).fetchall())
         return [run_summary_from_row(row) for row in rows]
 
     async def costs(

@@ -48,6 +48,7 @@ RUN_SCHEMA: Final[Any] = _pa.schema(
         _pa.field("cost_usd", _pa.float64()),
         _pa.field("complete", _pa.bool_()),
         _pa.field("paused", _pa.bool_()),
+        _pa.field("resumed_from", _pa.string()),
     ]
 )
 """The columns of the ``runs`` table, one row per graph."""
@@ -123,6 +124,7 @@ def graph_tables(graphs: Sequence[RunGraph]) -> GraphTables:
             "cost_usd": [g.cost_usd for g in graphs],
             "complete": [g.complete for g in graphs],
             "paused": [g.paused for g in graphs],
+            "resumed_from": [g.resumed_from for g in graphs],
         },
         schema=RUN_SCHEMA,
     )

@@ -198,6 +198,26 @@ class MemoryStore:
         found.sort(key=lambda r: (prefix not in (r.run_id.lower(), r.trace_id), -r.start_ns))
         return sorted(found[:limit], key=lambda r: (-r.start_ns, r.trace_id))
 
+    async def resumptions(self, run_id: str, *, limit: int) -> list[RunSummary]:
+        """Find the runs that continue a run.
+
+        Args:
+            run_id: The run they continue (exactly).
+            limit: Most runs returned; the latest started first.
+
+        Returns:
+            Their summaries, latest start first.
+
+        Raises:
+            StoreError: ``limit`` is below 1.
+        """
+        self._check()
+        check_limit(limit)
+        found = [
+            self._summary(graph) for graph in self._graphs.values() if graph.resumed_from == run_id
+        ]
+        return sorted(found, key=lambda r: (-r.start_ns, r.trace_id))[:limit]
+
     async def costs(
         self,
         since_ns: int | None = None,
@@ -346,4 +366,5 @@ class MemoryStore:
             complete=graph.complete,
             detections=sum(1 for d in self._detections.values() if d.trace_id == graph.trace_id),
             paused=graph.paused,
+            resumed_from=graph.resumed_from,
         )

@@ -123,14 +123,16 @@ _SELECT_SPANS_OF: Final = """
 """
 _UPSERT_RUN: Final = """
     INSERT INTO runs (trace_id, run_id, workflow_name, service_name, framework, start_ns,
-        end_ns, span_count, llm_calls, input_tokens, output_tokens, cost_usd, complete, paused)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+        end_ns, span_count, llm_calls, input_tokens, output_tokens, cost_usd, complete, paused,
+        resumed_from)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
     ON CONFLICT (trace_id) DO UPDATE SET run_id = EXCLUDED.run_id,
         workflow_name = EXCLUDED.workflow_name, service_name = EXCLUDED.service_name,
         framework = EXCLUDED.framework, start_ns = EXCLUDED.start_ns, end_ns = EXCLUDED.end_ns,
         span_count = EXCLUDED.span_count, llm_calls = EXCLUDED.llm_calls,
         input_tokens = EXCLUDED.input_tokens, output_tokens = EXCLUDED.output_tokens,
-        cost_usd = EXCLUDED.cost_usd, complete = EXCLUDED.complete, paused = EXCLUDED.paused
+        cost_usd = EXCLUDED.cost_usd, complete = EXCLUDED.complete, paused = EXCLUDED.paused,
+        resumed_from = EXCLUDED.resumed_from
 """
 _INSERT_AGENT: Final = """
     INSERT INTO agents (trace_id, name, invocations, span_ids, llm_calls, input_tokens,
@@ -148,7 +150,8 @@ _RUN_SUMMARY: Final = """
                   WHERE a.trace_id = r.trace_id), '{}'::text[]),
         (SELECT count(*) FROM handoffs h WHERE h.trace_id = r.trace_id),
         r.span_count, r.llm_calls, r.input_tokens, r.output_tokens, r.cost_usd, r.complete,
-        (SELECT count(*) FROM detections d WHERE d.trace_id = r.trace_id), r.paused
+        (SELECT count(*) FROM detections d WHERE d.trace_id = r.trace_id), r.paused,
+        r.resumed_from
     FROM runs r
 """
 _RUNS: Final = (
@@ -168,6 +171,14 @@ _RUNS_MATCHING: Final = (
     ORDER BY (lower(r.run_id) = $2 OR r.trace_id = $2) DESC, r.start_ns DESC,
         r.trace_id COLLATE "C"
     LIMIT $3
+"""
+)
+_RESUMPTIONS: Final = (
+    _RUN_SUMMARY
+    + """
+    WHERE r.resumed_from = $1
+    ORDER BY r.start_ns DESC, r.trace_id COLLATE "C"
+    LIMIT $2
 """
 )
 _COSTS_BY_AGENT: Final = """
@@ -437,6 +448,23 @@ class PostgresStore:
             (run_summary_from_row(row) for row in rows), key=lambda r: (-r.start_ns, r.trace_id)
         )
 
+    async def resumptions(self, run_id: str, *, limit: int) -> list[RunSummary]:
+        """Find the runs that continue a run (through the index of migration 0005).
+
+        Args:
+            run_id: The run they continue (exactly).
+            limit: Most runs returned; the latest started first.
+
+        Returns:
+            Their summaries, latest start first.
+
+        Raises:
+            StoreError: ``limit`` is below 1.
+        """
+        check_limit(limit)
+        rows = await self._run(lambda con: con.fetch(_RESUMPTIONS, run_id, limit))
+        return [run_summary_from_row(row) for row in rows]
+
     async def costs(
         self,
         since_ns: int | None = None,
@@ -666,6 +694,7 @@ def _run_row(graph: RunGraph) -> tuple[object, ...]:
         graph.cost_usd,
         graph.complete,
         graph.paused,
+        graph.resumed_from,
     )
 
 

@@ -417,7 +417,8 @@ function timeline(allSpans, truncated) {
 
 async function runView(runId) {
   const path = `/v1/runs/${encodeURIComponent(runId)}`;
-  const [{ graph, detections }, { spans, truncated }, { decisions }] = await Promise.all([
+  const [{ graph, detections, resumed_by: resumedBy = [] }, { spans, truncated }, { decisions }] =
+    await Promise.all([
     api(path), api(`${path}/spans`), api(`${path}/decisions`)]);
   const run = graph.run;
   state.settled = run.complete;
@@ -452,9 +453,11 @@ async function runView(runId) {
       paused ? badge("paused", "warn") : run.complete ? badge("complete", "ok") : badge("live", "live")),
     h("p", { class: "muted" }, [run.workflow_name, run.service_name].filter(Boolean).join(" · "),
       " · trace ", h("code", {}, run.trace_id), " · started ", fmtTime(run.start_ns)),
-    resumedFrom(spans),
+    resumedFrom(run, spans),
     paused ? h("p", { id: "paused" }, "Paused: the run stopped to wait for input (human feedback or ",
-      "an interrupt), it did not fail. The run that resumes it links back here.") : null,
+      "an interrupt), it did not fail.", resumedBy.length ? null
+        : " The run that resumes it will be linked here.") : null,
+    resumedByNote(resumedBy),
     h("div", { class: "cards" },
       card("duration", fmtDuration(run.end_ns - run.start_ns)),
       card("spans", fmtInt(run.span_count)),
@@ -477,17 +480,27 @@ async function runView(runId) {
   ];
 }
 
-function resumedFrom(spans) {
+function resumedFrom(run, spans) {
   // a run that continues another (`agentmesh resume`, a CrewAI flow resumed after human
-  // feedback) says which on its spans
+  // feedback) says which on its spans; the run row carries it too (the spans may be truncated)
   const span = spans.find((x) => typeof x.attributes["agentmesh.resume.from_run_id"] === "string");
-  if (!span) return null;
-  const from = span.attributes["agentmesh.resume.from_run_id"];
-  const checkpoint = span.attributes["agentmesh.resume.checkpoint_id"];
+  const from = run.resumed_from ?? span?.attributes["agentmesh.resume.from_run_id"];
+  if (!from) return null;
+  const checkpoint = span?.attributes["agentmesh.resume.checkpoint_id"];
   return h("p", { id: "resumed-from" }, "Continues run ",
     h("a", { href: `#/runs/${encodeURIComponent(from)}` }, from),
     typeof checkpoint === "string" ? [" from checkpoint ", h("code", {}, short(checkpoint, 16))] : null,
     ".");
+}
+
+function resumedByNote(runs) {
+  // the runs that continue this one (after a pause, a failure or a stop), latest first
+  if (!runs.length) return null;
+  const links = runs.flatMap((r, i) => [i ? ", " : "",
+    h("a", { href: `#/runs/${encodeURIComponent(r.run_id)}` }, r.run_id), " ",
+    r.paused ? badge("paused", "warn") : r.complete ? badge("complete", "ok") : badge("live", "live")]);
+  return h("p", { id: "resumed-by" }, runs.length === 1 ? "Resumed by run " : "Resumed by runs ",
+    ...links, ".");
 }
 
 function severityBadge(severity) {
