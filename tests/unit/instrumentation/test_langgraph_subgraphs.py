@@ -24,6 +24,7 @@ from agentmesh.core.semconv import (
     AGENTMESH_LANGGRAPH_CHECKPOINT_NS,
     AGENTMESH_LANGGRAPH_INTERRUPTED,
     AGENTMESH_LANGGRAPH_RESUMED,
+    AGENTMESH_RESUME_FROM_RUN_ID,
     AGENTMESH_RUN_ID,
     AGENTMESH_RUN_TASK_CLASS,
     ERROR_TYPE,
@@ -224,6 +225,30 @@ def test_interrupt_is_not_an_error_and_resume_is_marked(
     assert resumed[GEN_AI_CONVERSATION_ID] == "review-9"
     assert AGENTMESH_LANGGRAPH_INTERRUPTED not in resumed
     assert AGENTMESH_LANGGRAPH_INTERRUPTED not in _attrs(spans["invoke_agent approver"])
+    # the run that resumed names the run that paused (a new run id, the paused one's link)
+    assert resumed[AGENTMESH_RESUME_FROM_RUN_ID] == workflow[AGENTMESH_RUN_ID]
+    assert resumed[AGENTMESH_RUN_ID] != workflow[AGENTMESH_RUN_ID]
+
+    def run_id_of_next_run(*args: object) -> str:
+        exporter.clear()
+        graph.invoke(*args)
+        (span,) = [s for s in exporter.get_finished_spans() if s.name.startswith("invoke_w")]
+        return str(_attrs(span)[AGENTMESH_RUN_ID])
+
+    fresh = {"text": "", "approved": False}
+    other = {"configurable": {"thread_id": "other"}}
+    run_id_of_next_run(fresh, config)  # pauses review-9 ...
+    latest = run_id_of_next_run(fresh, config)  # ... and a new run on it pauses it again
+    other_paused = run_id_of_next_run(fresh, other)
+    exporter.clear()
+    graph.invoke(Command(resume="no"), config)
+    graph.invoke(Command(resume="no"), other)
+    links = {
+        _attrs(s)[GEN_AI_CONVERSATION_ID]: _attrs(s)[AGENTMESH_RESUME_FROM_RUN_ID]
+        for s in exporter.get_finished_spans()
+        if s.name.startswith("invoke_workflow")
+    }
+    assert links == {"review-9": latest, "other": other_paused}
 
 
 async def test_interrupt_inside_a_subgraph_marks_every_level(

@@ -711,7 +711,8 @@ AGENTMESH_RESUME_FROM_RUN_ID: Final = _attr(
     "string",
     '"run-5f1c0e2a"',
     "The failed, stopped or paused run a resumed run continues (`agentmesh resume`, a CrewAI "
-    "flow resumed after human feedback).",
+    "flow resumed after human feedback, a LangGraph thread resumed after an interrupt in the "
+    "process that saw it pause).",
     origin="agentmesh",
 )
 AGENTMESH_CREWAI_TASK_NAME: Final = _attr(

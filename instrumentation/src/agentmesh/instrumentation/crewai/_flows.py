@@ -26,8 +26,6 @@ and the same state id as ``gen_ai.conversation.id``; when the paused kickoff ran
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, cast
@@ -51,6 +49,7 @@ from agentmesh.core.semconv import (
 )
 from agentmesh.instrumentation import _failopen
 from agentmesh.instrumentation._patching import Wrapper
+from agentmesh.instrumentation._paused_runs import PausedRuns
 from agentmesh.instrumentation.crewai._bound import async_method_scoped
 from agentmesh.instrumentation.crewai._flow_state import (
     FlowExecution,
@@ -76,29 +75,8 @@ _PUBLIC_FLOW_CLASS: Final = "Flow"
 PAUSED_ERROR: Final = "HumanFeedbackPending"
 """CrewAI's exception for a flow pausing for human feedback: control flow, not a failure."""
 
-_PAUSED_KEPT: Final = 1024
-
-
-class _PausedRuns:
-    """The run ids of the flows paused in this process, by state id (bounded, thread-safe)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._runs: OrderedDict[str, str] = OrderedDict()
-
-    def paused(self, state_id: str, run_id: str) -> None:
-        with self._lock:
-            self._runs[state_id] = run_id
-            self._runs.move_to_end(state_id)
-            while len(self._runs) > _PAUSED_KEPT:
-                self._runs.popitem(last=False)
-
-    def resumed(self, state_id: str) -> str | None:
-        with self._lock:
-            return self._runs.pop(state_id, None)
-
-
-_PAUSED = _PausedRuns()
+_PAUSED = PausedRuns()
+"""The flows paused in this process, by state id."""
 
 
 def flow_name(flow: object) -> str:

@@ -11,9 +11,9 @@ with its checkpoint namespace (``agentmesh.langgraph.checkpoint_ns``). The outer
 its run id and task class from baggage (or creates a run id); a task class in the run's config
 metadata (``agentmesh_task_class``) wins. A run that stops at an interrupt is marked
 ``agentmesh.langgraph.interrupted`` and ``agentmesh.run.paused`` (not an error); a run
-resuming a thread
-(``Command(resume=…)``, or ``None`` input on a thread) is marked
-``agentmesh.langgraph.resumed``.
+resuming a thread (``Command(resume=…)``, or ``None`` input on a thread) is marked
+``agentmesh.langgraph.resumed``, and, when the run it continues paused in this process (the last
+1,024 paused threads are remembered), ``agentmesh.resume.from_run_id`` names that run.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from agentmesh.core.semconv import (
 from agentmesh.instrumentation import _failopen
 from agentmesh.instrumentation._context import attached
 from agentmesh.instrumentation._patching import Wrapper
+from agentmesh.instrumentation._paused_runs import PausedRuns
 from agentmesh.instrumentation.baggage import current_task_class, with_task_class
 from agentmesh.instrumentation.langgraph._execution import WorkflowExecution, current_execution
 from agentmesh.instrumentation.langgraph._interrupts import BubbleUp, classify
@@ -68,6 +69,10 @@ TASK_CLASS_METADATA_KEY: Final = "agentmesh_task_class"
 
 _DEFAULT_GRAPH_NAME: Final = "LangGraph"
 _INTERRUPT_KEY: Final = "__interrupt__"
+
+
+_PAUSED = PausedRuns()
+"""The graph runs paused (at an interrupt) in this process, by thread id."""
 
 
 def step_context(execution: WorkflowExecution, context: Context) -> Context:
@@ -110,6 +115,9 @@ class _WorkflowRun:
             with _failopen.guarded("langgraph.workflow_interrupted"):
                 self.span.set_attribute(AGENTMESH_LANGGRAPH_INTERRUPTED, True)
                 self.span.set_attribute(AGENTMESH_RUN_PAUSED, True)
+                execution = self.execution
+                if execution.depth == 0 and execution.conversation_id is not None:
+                    _PAUSED.paused(execution.conversation_id, execution.run_id)
         _failopen.end_span(self.span)
 
 
@@ -191,8 +199,13 @@ def _start(
             conversation_id=_text(configurable.get("thread_id")),
             task_class=task_class or current_task_class(),
         )
-        if _is_resume(_input_of(args, kwargs), execution.conversation_id):
+        thread_id = execution.conversation_id
+        # a pause is taken by the thread's next run, resuming or not: at most one link
+        paused_run = _PAUSED.resumed(thread_id) if thread_id is not None else None
+        if _is_resume(_input_of(args, kwargs), thread_id):
             attributes[AGENTMESH_LANGGRAPH_RESUMED] = True
+            if paused_run is not None and target is None:
+                attributes[AGENTMESH_RESUME_FROM_RUN_ID] = paused_run
     else:
         execution = WorkflowExecution(
             name,
