@@ -8,6 +8,10 @@ provider comes back; ``agentmesh resume RUN_ID --collector URL -- python app.py`
 collector for the plan and runs the app again, which finishes the run from the checkpoint the
 reviewer started from: the researcher and the writer are not run again (no request reaches
 their models), and the new run's workflow span names the checkpoint and the run it continues.
+
+A second app pauses a LangGraph run at an interrupt (a human approval) and resumes the thread in
+the same process: the collector stores the first run as paused and links the two runs both ways
+(``resumed_from`` on the new run, ``resumed_by`` on the paused one).
 """
 
 from __future__ import annotations
@@ -72,6 +76,49 @@ PIPELINE = textwrap.dedent(
         except openai.APIStatusError as exc:
             out = {"outcome": "failed", "status": exc.status_code}
     print(json.dumps(out), flush=True)
+    """
+)
+
+
+PAUSE_AND_RESUME = textwrap.dedent(
+    """
+    import json, sys
+    from typing import TypedDict
+
+    import openai
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.graph import END, START, StateGraph
+    from langgraph.types import Command, interrupt
+
+    from agentmesh.instrumentation import init
+
+    init()
+    client = openai.OpenAI(base_url=sys.argv[1], api_key="sk-test", max_retries=0)
+
+    class Draft(TypedDict):
+        text: str
+        approved: bool
+
+    def writer(state: Draft) -> Draft:
+        answer = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "draft"}]
+        )
+        return {"text": answer.choices[0].message.content or "", "approved": False}
+
+    def approver(state: Draft) -> Draft:
+        return {"text": state["text"], "approved": interrupt({"publish?": state["text"]}) == "yes"}
+
+    graph = StateGraph(Draft)
+    graph.add_node("writer", writer)
+    graph.add_node("approver", approver)
+    graph.add_edge(START, "writer")
+    graph.add_edge("writer", "approver")
+    graph.add_edge("approver", END)
+    app = graph.compile(name="approval", checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "review-1"}}
+    paused = app.invoke({"text": "", "approved": False}, config)
+    done = app.invoke(Command(resume="yes"), config)  # the human said yes
+    print(json.dumps({"paused": "__interrupt__" in paused, "approved": done["approved"]}))
     """
 )
 
@@ -157,6 +204,7 @@ async def test_a_run_killed_by_an_outage_resumes_without_repeating_completed_age
         runs = await _runs(collector, store, 2)
         new_run = next(r for r in runs if r.run_id != failed_run.run_id)
         new_spans = await store.spans(new_run.trace_id)
+        resumptions = await store.resumptions(failed_run.run_id, limit=10)
 
     assert first == {"outcome": "failed", "status": 503}
     assert plan["status"] == "failed"
@@ -187,3 +235,34 @@ async def test_a_run_killed_by_an_outage_resumes_without_repeating_completed_age
     assert workflow.attributes[semconv.AGENTMESH_RESUME_CHECKPOINT_ID] == plan["checkpoint_id"]
     assert workflow.attributes[semconv.AGENTMESH_RESUME_FROM_RUN_ID] == failed_run.run_id
     assert workflow.attributes[semconv.AGENTMESH_LANGGRAPH_RESUMED] is True
+    # the collector links the two runs both ways
+    assert new_run.resumed_from == failed_run.run_id
+    assert resumptions == [new_run]
+
+
+async def test_a_run_paused_for_a_human_and_the_run_that_resumes_it_are_linked(
+    tmp_path: Path, fake: FakeProviderThread
+) -> None:
+    store = MemoryStore()
+    settings = CollectorSettings.load(
+        grpc_port=0, http_port=0, decode_workers=0, duckdb_path=tmp_path / "unused.duckdb"
+    )
+    async with Collector(settings, store) as collector:
+        app = [sys.executable, "-c", PAUSE_AND_RESUME, fake.openai_base_url]
+        done = await asyncio.to_thread(_run, app, _env(collector))
+        runs = await _runs(collector, store, 2)
+        base = collector.http_endpoint
+        assert base is not None
+        by_paused = {r.paused: r for r in runs}
+        paused, resumed = by_paused[True], by_paused[False]
+        one = await asyncio.to_thread(_get_json, f"{base}/v1/runs/{paused.run_id}")
+
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert _last_json(done) == {"paused": True, "approved": True}
+    assert len(runs) == 2
+    assert paused.complete  # its workflow span ended: complete, but paused, not finished
+    assert (paused.resumed_from, resumed.resumed_from) == (None, paused.run_id)
+    assert resumed.agents == ("approver",)  # the writer did not run again
+    resumed_by = one["resumed_by"]
+    assert isinstance(resumed_by, list)
+    assert [r["run_id"] for r in resumed_by] == [resumed.run_id]  # pyright: ignore[reportUnknownVariableType]
