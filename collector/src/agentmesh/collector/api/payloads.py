@@ -1,5 +1,8 @@
 """The JSON of the query API: runs, a run's graph, cost rows; and back, for the CLI.
 
+Reading back keeps the fields this version knows and ignores the others, so a CLI reads a newer
+collector (which may send fields added since) as well as its own.
+
 Example:
     >>> run = RunSummary("t" * 32, "run-1", "research", None, 1, 2, ("a", "b"), 1, 5, 2,
     ...                  10, 20, 0.5, True, 0)
@@ -10,7 +13,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any, cast
 
 from agentmesh.collector.graph.node import graph_node
@@ -37,6 +40,12 @@ def run_to_json(run: RunSummary) -> dict[str, Any]:
     return out
 
 
+def _known(kind: type, data: Mapping[str, Any]) -> dict[str, Any]:
+    """The items of ``data`` that are fields of the dataclass ``kind``."""
+    names = {field.name for field in fields(kind)}
+    return {key: value for key, value in data.items() if key in names}
+
+
 def run_from_json(data: Mapping[str, Any]) -> RunSummary:
     """Read a run's summary written by :func:`run_to_json`.
 
@@ -44,8 +53,9 @@ def run_from_json(data: Mapping[str, Any]) -> RunSummary:
         ConfigError: The object is not such a summary.
     """
     try:
-        fields: dict[str, Any] = {**data, "agents": tuple(cast("list[str]", data["agents"]))}
-        return RunSummary(**fields)
+        known = _known(RunSummary, data)
+        known["agents"] = tuple(cast("list[str]", data["agents"]))
+        return RunSummary(**known)
     except (KeyError, TypeError) as exc:
         raise ConfigError(f"not a run summary: {exc}") from exc
 
@@ -68,9 +78,13 @@ def graph_from_json(data: Mapping[str, Any]) -> StoredGraph:
     try:
         agents: list[AgentNode] = []
         for agent in cast("list[dict[str, Any]]", data["agents"]):
-            fields: dict[str, Any] = {**agent, "span_ids": tuple(agent["span_ids"])}
-            agents.append(AgentNode(**fields))
-        handoffs = [HandoffEdge(**h) for h in cast("list[dict[str, Any]]", data["handoffs"])]
+            known = _known(AgentNode, agent)
+            known["span_ids"] = tuple(agent["span_ids"])
+            agents.append(AgentNode(**known))
+        handoffs = [
+            HandoffEdge(**_known(HandoffEdge, h))
+            for h in cast("list[dict[str, Any]]", data["handoffs"])
+        ]
         return StoredGraph(run_from_json(data["run"]), agents, handoffs)
     except (KeyError, TypeError) as exc:
         raise ConfigError(f"not a run graph: {exc}") from exc
