@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import statistics
 import sys
 import tempfile
@@ -52,8 +53,10 @@ from agentmesh.collector.store.graph_tables import (
     graph_tables,
 )
 
-_LEGACY_RUN_COLUMNS = ", ".join(name for name in RUN_SCHEMA.names if name != "paused")
-"""The run columns of versions 1 to 4 (``paused`` came with version 6)."""
+_LEGACY_RUN_COLUMNS = ", ".join(
+    name for name in RUN_SCHEMA.names if re.search(rf"\b{name} ", LEGACY_GRAPH_TABLES[0])
+)
+"""The run columns of versions 1 to 4 (those of their ``runs`` table; version 6 added more)."""
 _IN_PLACE = (
     "DELETE FROM agents WHERE trace_id IN (SELECT trace_id FROM g_runs)",
     "DELETE FROM handoffs WHERE trace_id IN (SELECT trace_id FROM g_runs)",
