@@ -308,3 +308,6 @@ async def test_a_resumed_run_links_the_paused_run_it_continues(chromium_binary: 
         await page.goto(collector.http_endpoint + "/ui/#/")
         await expect(page.locator('tr[data-run="run-paused"] .badge')).to_have_text("paused")
         await expect(page.locator('tr[data-run="run-resumed"] .badge')).to_have_text("complete")
+        await page.fill("#filter", "complete")  # a state typed in full keeps the runs in it
+        await expect(page.locator("tr.run-row")).to_have_count(1)
+        await expect(page.locator("tr.run-row")).to_have_attribute("data-run", "run-resumed")

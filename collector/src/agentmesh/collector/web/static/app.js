@@ -190,9 +190,14 @@ function sinceSelect(onChange) {
     h("option", { value, selected: value === state.since }, label)));
 }
 
+function runState(run) {
+  // what the runs list calls a run: paused (waiting for input), complete, or live
+  return run.paused ? "paused" : run.complete ? "complete" : "live";
+}
+
 function filterInput() {
   const input = h("input", { type: "search", id: "filter", value: state.filter,
-    placeholder: "filter: run, workflow, agent", "aria-label": "filter runs" });
+    placeholder: "filter: run, workflow, agent, state", "aria-label": "filter runs" });
   input.addEventListener("input", () => {
     state.filter = input.value;
     clearTimeout(state.filterTimer);
@@ -221,7 +226,8 @@ async function runsView() {
   const flagged = runs.filter((r) => r.detections > 0).length;
   const filter = state.filter.trim().toLowerCase();
   const shown = filter ? runs.filter((r) => [r.run_id, r.trace_id, r.workflow_name ?? "",
-    r.service_name ?? "", ...r.agents].some((text) => text.toLowerCase().includes(filter))) : runs;
+    r.service_name ?? "", ...r.agents].some((text) => text.toLowerCase().includes(filter))
+    || runState(r) === filter) : runs;
   const rows = shown.map((r) => h("tr", { class: "run-row", "data-run": r.run_id, tabindex: 0,
     onclick: () => { location.hash = `#/runs/${encodeURIComponent(r.run_id)}`; },
     onkeydown: (event) => {
@@ -236,8 +242,7 @@ async function runsView() {
   h("td", { class: "num" }, fmtInt(r.llm_calls)),
   h("td", { class: "num" }, fmtInt(r.input_tokens + r.output_tokens)),
   h("td", { class: "num" }, fmtCost(r.cost_usd)),
-  h("td", {}, r.paused ? badge("paused", "warn")
-    : r.complete ? badge("complete", "ok") : badge("live", "live")),
+  h("td", {}, badge(runState(r), { paused: "warn", complete: "ok", live: "live" }[runState(r)])),
   h("td", { class: "num" }, r.detections ? badge(String(r.detections), "bad") : "0")));
   return [
     h("div", { class: "toolbar" }, h("h1", {}, "Runs"), h("span", { class: "spacer" }),
