@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -357,8 +357,7 @@ class DuckDBStore:
         )
         params = {"since": since_ns, "until": until_ns, "limit": limit}
         wanted = {key: value for key, value in params.items() if value is not None}
-        rows = await self._read(lambda con: con.execute(query, wanted).fetchall())
-        return [run_summary_from_row(row) for row in rows]
+        return await self._summaries(query, wanted)
 
     async def find_runs(self, prefix: str, *, limit: int) -> list[RunSummary]:
         """Find runs by the start of their run id (any case) or trace id, in one query.
@@ -375,9 +374,7 @@ class DuckDBStore:
             StoreError: ``limit`` is below 1.
         """
         check_limit(limit)
-        params = {"prefix": prefix, "limit": limit}
-        rows = await self._read(lambda con: con.execute(RUNS_MATCHING, params).fetchall())
-        return [run_summary_from_row(row) for row in rows]
+        return await self._summaries(RUNS_MATCHING, {"prefix": prefix, "limit": limit})
 
     async def resumptions(self, run_id: str, *, limit: int) -> list[RunSummary]:
         """Find the runs that continue a run (their newest rows), in one query.
@@ -393,8 +390,11 @@ class DuckDBStore:
             StoreError: ``limit`` is below 1.
         """
         check_limit(limit)
-        params = {"run": run_id, "limit": limit}
-        rows = await self._read(lambda con: con.execute(RESUMPTIONS, params).fetchall())
+        return await self._summaries(RESUMPTIONS, {"run": run_id, "limit": limit})
+
+    async def _summaries(self, query: str, params: Mapping[str, object]) -> list[RunSummary]:
+        """The run summaries a query of ``duckdb_graph_reads`` returns, read off the writer."""
+        rows = await self._read(lambda con: con.execute(query, params).fetchall())
         return [run_summary_from_row(row) for row in rows]
 
     async def costs(
