@@ -20,6 +20,7 @@ from agentmesh.collector.store.duckdb_schema import (
 )
 from agentmesh.collector.testing import SpanFactory, graph_of, with_attributes
 from agentmesh.core.semconv import AGENTMESH_RUN_PAUSED as RUN_PAUSED
+from agentmesh.core.semconv import GEN_AI_CONVERSATION_ID as CONVERSATION
 
 
 def _rows(path: Path, query: str) -> list[tuple[object, ...]]:
@@ -235,37 +236,58 @@ async def test_a_version_4_file_moves_its_graphs_to_the_versioned_tables(tmp_pat
     ]
 
 
-async def test_a_version_5_file_gets_the_paused_and_resumed_from_columns(tmp_path: Path) -> None:
-    path = tmp_path / "v5.duckdb"
+_V6_COLUMNS = ", paused BOOLEAN DEFAULT false, resumed_from VARCHAR"
+_V7_COLUMNS = ", conversation_id VARCHAR, resumed BOOLEAN DEFAULT false"
+
+
+@pytest.mark.parametrize(
+    ("version", "missing", "values"),
+    [
+        (5, _V6_COLUMNS + _V7_COLUMNS, "1"),
+        (6, _V7_COLUMNS, "1, true, 'run-0'"),
+    ],
+    ids=["version-5", "version-6"],
+)
+async def test_an_older_file_gets_the_run_columns_added_since(
+    tmp_path: Path, version: int, missing: str, values: str
+) -> None:
+    path = tmp_path / f"v{version}.duckdb"
     f = SpanFactory()
-    con = duckdb.connect(str(path))  # what a version-5 collector wrote: no paused column
+    con = duckdb.connect(str(path))  # what the older collector wrote: fewer run columns
     try:
         for statement in SCHEMA:
-            con.execute(
-                statement.replace(", paused BOOLEAN DEFAULT false, resumed_from VARCHAR", "")
-            )
-        con.execute("INSERT INTO schema_version VALUES (5)")
+            con.execute(statement.replace(missing, ""))
+        con.execute(f"INSERT INTO schema_version VALUES ({version})")
         con.execute(
             "INSERT INTO run_versions VALUES (?, 'run-1', 'w', NULL, NULL, 1, 9, 1, 0, 0, 0, 0, "
-            "true, 1)",
+            f"true, {values})",
             [f.trace_id],
         )
     finally:
         con.close()
     async with DuckDBStore(path) as store:
         (old,) = await store.runs()
-        assert (old.run_id, old.complete, old.paused) == ("run-1", True, False)
+        assert (old.run_id, old.complete, old.conversation_id, old.resumed) == (
+            "run-1",
+            True,
+            None,
+            False,
+        )
+        assert old.paused is (version == 6)
         later = SpanFactory()  # starts long after the stored run (1 ns)
-        paused = with_attributes(later.workflow("w", run_id="run-2"), {RUN_PAUSED: True})
+        paused = with_attributes(
+            later.workflow("w", run_id="run-2"), {RUN_PAUSED: True, CONVERSATION: "thread-1"}
+        )
         await store.write_graph(graph_of([paused]))
-        assert [(r.run_id, r.paused) for r in await store.runs()] == [
-            ("run-2", True),
-            ("run-1", False),
+        assert [(r.run_id, r.paused, r.conversation_id) for r in await store.runs()] == [
+            ("run-2", True, "thread-1"),
+            ("run-1", version == 6, None),
         ]
     assert _rows(path, "SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
-    assert _rows(path, "SELECT paused, resumed_from FROM run_versions WHERE run_id = 'run-1'") == [
-        (False, None)
-    ]
+    assert _rows(
+        path,
+        "SELECT resumed_from, conversation_id, resumed FROM run_versions WHERE run_id = 'run-1'",
+    ) == [("run-0" if version == 6 else None, None, False)]
 
 
 def test_a_failed_compaction_does_not_fail_the_write(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from opentelemetry.util.types import AttributeValue
 
 from agentmesh.collector import (
     Detection,
@@ -317,6 +318,46 @@ async def test_the_runs_that_resume_a_run(store: SpanStore) -> None:
     }
     with pytest.raises(StoreError):
         await store.resumptions("run-a", limit=0)
+
+
+async def test_the_previous_run_of_a_conversation(store: SpanStore) -> None:
+    def conversation(spans: list[SpanRecord], name: str | None, resumed: bool) -> RunGraph:
+        attributes: dict[str, AttributeValue] = {semconv.AGENTMESH_RUN_RESUMED: resumed}
+        if name is not None:
+            attributes[semconv.GEN_AI_CONVERSATION_ID] = name
+        return graph_of([with_attributes(spans[0], attributes), *spans[1:]])
+
+    runs: dict[str, list[SpanRecord]] = {}
+    for start, run_id, name, resumed in (
+        (1_000, "run-a", "thread-1", False),
+        (2_000, "run-b", "thread-2", False),
+        (3_000, "run-c", "thread-1", True),
+        (5_000, "run-d", "thread-1", True),
+        (4_000, "run-e", None, False),
+    ):
+        runs[run_id] = _run(SpanFactory(start_ns=start), run_id=run_id)
+        await store.write_graph(conversation(runs[run_id], name, resumed))
+
+    async def previous(name: str, before_ns: int) -> str | None:
+        found = await store.previous_run(name, before_ns=before_ns)
+        return None if found is None else found.run_id
+
+    assert await previous("thread-1", 5_000) == "run-c"  # the latest before, strictly
+    assert await previous("thread-1", 3_000) == "run-a"
+    assert await previous("thread-1", 1_000) is None
+    assert await previous("thread-2", 10_000) == "run-b"
+    assert await previous("THREAD-1", 10_000) is None  # exactly
+    assert {r.run_id: (r.conversation_id, r.resumed) for r in await store.runs()} == {
+        "run-a": ("thread-1", False),
+        "run-b": ("thread-2", False),
+        "run-c": ("thread-1", True),
+        "run-d": ("thread-1", True),
+        "run-e": (None, False),
+    }
+    # a run's newest graph counts: run-c rewritten in another conversation leaves thread-1
+    await store.write_graph(conversation(runs["run-c"], "thread-3", True))
+    assert await previous("thread-1", 5_000) == "run-a"
+    assert await previous("thread-3", 5_000) == "run-c"
 
 
 async def test_find_runs_by_the_start_of_a_run_or_trace_id(store: SpanStore) -> None:

@@ -46,6 +46,9 @@ _TABLES: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("complete", "BOOLEAN"),
         ("detections", "INTEGER"),
         ("paused", "BOOLEAN"),
+        ("resumed_from", "VARCHAR"),
+        ("conversation_id", "VARCHAR"),
+        ("resumed", "BOOLEAN"),
     ),
     "agents": (
         ("trace_id", "VARCHAR"),
@@ -134,6 +137,9 @@ def _run_rows(runs: Sequence[RunSummary], spans_of: Mapping[str, list[SpanRecord
                 run.complete,
                 run.detections,
                 run.paused,
+                run.resumed_from,
+                run.conversation_id,
+                run.resumed,
             )
         )
         rows["spans"].extend(

@@ -67,6 +67,7 @@ __all__ = [
     "AGENTMESH_RUN_BUDGET_USD",
     "AGENTMESH_RUN_ID",
     "AGENTMESH_RUN_PAUSED",
+    "AGENTMESH_RUN_RESUMED",
     "AGENTMESH_RUN_TASK_CLASS",
     "AGENTMESH_UPSTREAM_PROVIDER",
     "AGENTMESH_USAGE_ESTIMATED",
@@ -435,6 +436,16 @@ AGENTMESH_RUN_PAUSED: Final = _attr(
     "On a run's workflow span: the run stopped to wait for input (a CrewAI flow's human "
     "feedback, a LangGraph interrupt), not failed; the run that resumes it names it in "
     "`agentmesh.resume.from_run_id`.",
+    origin="agentmesh",
+)
+AGENTMESH_RUN_RESUMED: Final = _attr(
+    "agentmesh.run.resumed",
+    "boolean",
+    "True",
+    "On a run's workflow span: the run continues its conversation where the previous run left "
+    "off (a LangGraph thread resumed with `Command(resume=…)` or no input, a CrewAI flow "
+    "resumed after feedback). The collector links it to the conversation's previous run when "
+    "`agentmesh.resume.from_run_id` is absent (the pause happened in another process).",
     origin="agentmesh",
 )
 AGENTMESH_RUN_TASK_CLASS: Final = _attr(

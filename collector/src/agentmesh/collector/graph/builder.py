@@ -72,6 +72,7 @@ class _Trace:
         "output_tokens",
         "paused",
         "pending",
+        "resumed",
         "start_ns",
         "touched",
         "trace_id",
@@ -99,6 +100,7 @@ class _Trace:
         self.end_ns: int | None = None
         self.complete = False
         self.paused = False
+        self.resumed = False
         self.explicit: list[HandoffEdge] = []
         self.visits: list[AgentVisit] = []
         self.visit_starts: list[int] = []  # index in `inv` of each visit's first invocation
@@ -130,6 +132,8 @@ class _Trace:
             self.complete = True
         if node.paused:
             self.paused = True
+        if node.resumed:
+            self.resumed = True
         meta = self.meta
         for key, value in (
             ("run_id", node.run_id),
@@ -137,6 +141,7 @@ class _Trace:
             ("framework", node.framework),
             ("service_name", node.service_name),
             ("resumed_from", node.resumed_from),
+            ("conversation_id", node.conversation_id),
         ):
             if value is not None and (key not in meta or node.rank < meta[key][0]):
                 meta[key] = (node.rank, value)
@@ -221,6 +226,8 @@ class _Trace:
             complete=self.complete,
             paused=self.paused,
             resumed_from=meta["resumed_from"][1] if "resumed_from" in meta else None,
+            conversation_id=meta["conversation_id"][1] if "conversation_id" in meta else None,
+            resumed=self.resumed or "resumed_from" in meta,
             visits=tuple(self.visits),
             generation=self.generation,
             visits_changed_from=changed_from,

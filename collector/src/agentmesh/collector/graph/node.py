@@ -122,6 +122,10 @@ class GraphNode(NamedTuple):
         paused: ``agentmesh.run.paused`` is true: the run stopped here to wait for input (a
             LangGraph interrupt, CrewAI human feedback).
         resumed_from: ``agentmesh.resume.from_run_id``: the run this one continues.
+        conversation_id: ``gen_ai.conversation.id``: the conversation (LangGraph thread,
+            CrewAI flow state) the run belongs to.
+        resumed: ``agentmesh.run.resumed`` (or ``agentmesh.langgraph.resumed``) is true: the
+            run continues its conversation where the previous run left off.
     """
 
     trace_id: str
@@ -157,6 +161,8 @@ class GraphNode(NamedTuple):
     route: RouteInfo | None = None
     paused: bool = False
     resumed_from: str | None = None
+    conversation_id: str | None = None
+    resumed: bool = False
 
     @property
     def duration_ns(self) -> int:
@@ -275,6 +281,9 @@ def graph_node(span: SpanRecord) -> GraphNode:
         _route_info(span) if attributes else None,
         attributes.get(semconv.AGENTMESH_RUN_PAUSED) is True,
         str_of(attributes, semconv.AGENTMESH_RESUME_FROM_RUN_ID),
+        str_of(attributes, semconv.GEN_AI_CONVERSATION_ID),
+        attributes.get(semconv.AGENTMESH_RUN_RESUMED) is True
+        or attributes.get(semconv.AGENTMESH_LANGGRAPH_RESUMED) is True,
     )
 
 

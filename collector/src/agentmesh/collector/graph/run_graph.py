@@ -126,6 +126,12 @@ class RunGraph:
             (``agentmesh.run.paused``): a complete run that is paused is not finished.
         resumed_from: The run this one continues (``agentmesh.resume.from_run_id`` of its
             workflow span, else of its root or earliest span), when it is a resumed run.
+            A resumed run that does not name it (its pause was seen by another process) is
+            linked by the collector to its conversation's previous run when stored.
+        conversation_id: The conversation the run belongs to (``gen_ai.conversation.id``: a
+            LangGraph thread, a CrewAI flow's state), taken like ``resumed_from``.
+        resumed: Whether the run continues its conversation where the previous run left off
+            (``agentmesh.run.resumed``, or it names the run it continues).
         visits: The agent sequence, when the builder computed it (``None`` otherwise:
             :meth:`agent_sequence` then derives it from ``invocations``); not compared.
         generation: How many snapshots of this trace the builder made before this one;
@@ -152,6 +158,8 @@ class RunGraph:
     complete: bool = False
     paused: bool = False
     resumed_from: str | None = None
+    conversation_id: str | None = None
+    resumed: bool = False
     visits: tuple[AgentVisit, ...] | None = field(default=None, compare=False, repr=False)
     generation: int = field(default=0, compare=False)
     visits_changed_from: int = field(default=0, compare=False)

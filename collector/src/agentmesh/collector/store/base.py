@@ -44,6 +44,8 @@ class RunSummary:
         paused: Whether the run stopped to wait for input (``agentmesh.run.paused``): a
             complete run that is paused is not finished.
         resumed_from: The run this one continues, when it is a resumed run.
+        conversation_id: The conversation the run belongs to (``gen_ai.conversation.id``).
+        resumed: Whether the run continues its conversation where the previous run left off.
     """
 
     trace_id: str
@@ -63,6 +65,8 @@ class RunSummary:
     detections: int
     paused: bool = False
     resumed_from: str | None = None
+    conversation_id: str | None = None
+    resumed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +225,21 @@ class SpanStore(Protocol):
 
         Returns:
             Their summaries, latest start first.
+        """
+        ...
+
+    async def previous_run(self, conversation_id: str, *, before_ns: int) -> RunSummary | None:
+        """Find the run of a conversation that started last before a time.
+
+        The collector links a resumed run that does not name the run it continues (its pause
+        happened in another process) to this run.
+
+        Args:
+            conversation_id: The conversation (``gen_ai.conversation.id``), exactly.
+            before_ns: Only runs that started strictly before this (Unix ns).
+
+        Returns:
+            Its summary, or ``None`` when the conversation has no run before then.
         """
         ...
 

@@ -1,4 +1,4 @@
-"""The DuckDB schema of the collector (version 6), and the in-place upgrades to it.
+"""The DuckDB schema of the collector (version 7), and the in-place upgrades to it.
 
 Tables: ``spans`` (one row per span; attributes, events and resource attributes as JSON text;
 model, tokens and cost of LLM calls as columns since version 2); ``run_versions``,
@@ -19,7 +19,8 @@ added nullable columns filled from the data already stored; version 3 rebuilds `
 without its key, since DuckDB cannot drop a constraint; version 4 adds the checkpoint of each
 handoff; version 5 moves the graph tables' rows to the versioned tables, as version 0; version
 6 adds ``paused`` and ``resumed_from`` to ``run_versions``, after ``version``: not paused, not
-resumed, for the runs stored before).
+resumed, for the runs stored before; version 7 appends ``conversation_id`` and ``resumed``, no
+conversation and not resumed for the runs stored before).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ and the file is half the size (34 MB against 64 MB for 200,000 spans of the benc
 Reading a column back costs more (a run's spans: about 12 ms against 10 ms at 200,000 spans).
 Files created before keep DuckDB's own choice; the declaration applies to new files."""
 
-SCHEMA_VERSION: Final = 6
+SCHEMA_VERSION: Final = 7
 """Version written to ``schema_version`` by this code."""
 
 VERSIONED_GRAPHS: Final = 5
@@ -93,8 +94,10 @@ _SINGULAR: Final = {"runs": "run", "agents": "agent", "handoffs": "handoff"}
 _RUN_V6: Final = ("paused BOOLEAN DEFAULT false", "resumed_from VARCHAR")
 """The columns version 6 appends to ``run_versions``, after ``version`` (DuckDB cannot add a
 NOT NULL column to a table, so readers take a NULL ``paused`` as false)."""
+_RUN_V7: Final = ("conversation_id VARCHAR", "resumed BOOLEAN DEFAULT false")
+"""The columns version 7 appends to ``run_versions`` (a NULL ``resumed`` reads as false)."""
 _VERSION_EXTRA: Final = {
-    "runs": "".join(f", {column}" for column in _RUN_V6),
+    "runs": "".join(f", {column}" for column in (*_RUN_V6, *_RUN_V7)),
     "agents": "",
     "handoffs": "",
 }
@@ -237,5 +240,6 @@ UPGRADES: Final[dict[int, tuple[str, ...]]] = {
         )
     ),
     5: tuple(f"ALTER TABLE run_versions ADD COLUMN IF NOT EXISTS {column}" for column in _RUN_V6),
+    6: tuple(f"ALTER TABLE run_versions ADD COLUMN IF NOT EXISTS {column}" for column in _RUN_V7),
 }
 """Statements upgrading a file from a version (the key) to the next one."""

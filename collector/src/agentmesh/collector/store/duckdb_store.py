@@ -43,6 +43,7 @@ from agentmesh.collector.store.duckdb_graph_reads import (
     COSTS_BY_AGENT,
     HANDOFFS_OF,
     LATEST_RUNS,
+    PREVIOUS_RUN,
     RESUMPTIONS,
     RUNS_MATCHING,
     RUNS_OF,
@@ -396,6 +397,21 @@ class DuckDBStore:
         """The run summaries a query of ``duckdb_graph_reads`` returns, read off the writer."""
         rows = await self._read(lambda con: con.execute(query, params).fetchall())
         return [run_summary_from_row(row) for row in rows]
+
+    async def previous_run(self, conversation_id: str, *, before_ns: int) -> RunSummary | None:
+        """Find the run of a conversation that started last before a time, in one query.
+
+        Args:
+            conversation_id: The conversation, exactly.
+            before_ns: Only runs that started strictly before this (Unix ns).
+
+        Returns:
+            Its summary (its newest row), or ``None``.
+        """
+        found = await self._summaries(
+            PREVIOUS_RUN, {"conversation": conversation_id, "before": before_ns}
+        )
+        return found[0] if found else None
 
     async def costs(
         self,

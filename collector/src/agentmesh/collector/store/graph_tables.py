@@ -49,6 +49,8 @@ RUN_SCHEMA: Final[Any] = _pa.schema(
         _pa.field("complete", _pa.bool_()),
         _pa.field("paused", _pa.bool_()),
         _pa.field("resumed_from", _pa.string()),
+        _pa.field("conversation_id", _pa.string()),
+        _pa.field("resumed", _pa.bool_()),
     ]
 )
 """The columns of the ``runs`` table, one row per graph."""
@@ -125,6 +127,8 @@ def graph_tables(graphs: Sequence[RunGraph]) -> GraphTables:
             "complete": [g.complete for g in graphs],
             "paused": [g.paused for g in graphs],
             "resumed_from": [g.resumed_from for g in graphs],
+            "conversation_id": [g.conversation_id for g in graphs],
+            "resumed": [g.resumed for g in graphs],
         },
         schema=RUN_SCHEMA,
     )

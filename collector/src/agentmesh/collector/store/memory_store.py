@@ -218,6 +218,26 @@ class MemoryStore:
         ]
         return sorted(found, key=lambda r: (-r.start_ns, r.trace_id))[:limit]
 
+    async def previous_run(self, conversation_id: str, *, before_ns: int) -> RunSummary | None:
+        """Find the run of a conversation that started last before a time.
+
+        Args:
+            conversation_id: The conversation, exactly.
+            before_ns: Only runs that started strictly before this (Unix ns).
+
+        Returns:
+            Its summary, or ``None``.
+        """
+        self._check()
+        found = [
+            graph
+            for graph in self._graphs.values()
+            if graph.conversation_id == conversation_id and graph.start_ns < before_ns
+        ]
+        if not found:
+            return None
+        return self._summary(max(found, key=lambda g: (g.start_ns, g.trace_id)))
+
     async def costs(
         self,
         since_ns: int | None = None,
@@ -367,4 +387,6 @@ class MemoryStore:
             detections=sum(1 for d in self._detections.values() if d.trace_id == graph.trace_id),
             paused=graph.paused,
             resumed_from=graph.resumed_from,
+            conversation_id=graph.conversation_id,
+            resumed=graph.resumed,
         )

@@ -124,15 +124,16 @@ _SELECT_SPANS_OF: Final = """
 _UPSERT_RUN: Final = """
     INSERT INTO runs (trace_id, run_id, workflow_name, service_name, framework, start_ns,
         end_ns, span_count, llm_calls, input_tokens, output_tokens, cost_usd, complete, paused,
-        resumed_from)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+        resumed_from, conversation_id, resumed)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
     ON CONFLICT (trace_id) DO UPDATE SET run_id = EXCLUDED.run_id,
         workflow_name = EXCLUDED.workflow_name, service_name = EXCLUDED.service_name,
         framework = EXCLUDED.framework, start_ns = EXCLUDED.start_ns, end_ns = EXCLUDED.end_ns,
         span_count = EXCLUDED.span_count, llm_calls = EXCLUDED.llm_calls,
         input_tokens = EXCLUDED.input_tokens, output_tokens = EXCLUDED.output_tokens,
         cost_usd = EXCLUDED.cost_usd, complete = EXCLUDED.complete, paused = EXCLUDED.paused,
-        resumed_from = EXCLUDED.resumed_from
+        resumed_from = EXCLUDED.resumed_from, conversation_id = EXCLUDED.conversation_id,
+        resumed = EXCLUDED.resumed
 """
 _INSERT_AGENT: Final = """
     INSERT INTO agents (trace_id, name, invocations, span_ids, llm_calls, input_tokens,
@@ -151,7 +152,7 @@ _RUN_SUMMARY: Final = """
         (SELECT count(*) FROM handoffs h WHERE h.trace_id = r.trace_id),
         r.span_count, r.llm_calls, r.input_tokens, r.output_tokens, r.cost_usd, r.complete,
         (SELECT count(*) FROM detections d WHERE d.trace_id = r.trace_id), r.paused,
-        r.resumed_from
+        r.resumed_from, r.conversation_id, r.resumed
     FROM runs r
 """
 _RUNS: Final = (
@@ -179,6 +180,14 @@ _RESUMPTIONS: Final = (
     WHERE r.resumed_from = $1
     ORDER BY r.start_ns DESC, r.trace_id COLLATE "C"
     LIMIT $2
+"""
+)
+_PREVIOUS_RUN: Final = (
+    _RUN_SUMMARY
+    + """
+    WHERE r.conversation_id = $1 AND r.start_ns < $2
+    ORDER BY r.start_ns DESC, r.trace_id COLLATE "C" DESC
+    LIMIT 1
 """
 )
 _COSTS_BY_AGENT: Final = """
@@ -465,6 +474,21 @@ class PostgresStore:
         rows = await self._run(lambda con: con.fetch(_RESUMPTIONS, run_id, limit))
         return [run_summary_from_row(row) for row in rows]
 
+    async def previous_run(self, conversation_id: str, *, before_ns: int) -> RunSummary | None:
+        """Find the run of a conversation that started last before a time (an index scan).
+
+        Through the index of migration 0006.
+
+        Args:
+            conversation_id: The conversation, exactly.
+            before_ns: Only runs that started strictly before this (Unix ns).
+
+        Returns:
+            Its summary, or ``None``.
+        """
+        row = await self._run(lambda con: con.fetchrow(_PREVIOUS_RUN, conversation_id, before_ns))
+        return None if row is None else run_summary_from_row(row)
+
     async def costs(
         self,
         since_ns: int | None = None,
@@ -695,6 +719,8 @@ def _run_row(graph: RunGraph) -> tuple[object, ...]:
         graph.complete,
         graph.paused,
         graph.resumed_from,
+        graph.conversation_id,
+        graph.resumed,
     )
 
 

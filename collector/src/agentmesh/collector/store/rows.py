@@ -36,7 +36,7 @@ def run_summary_from_row(row: Row) -> RunSummary:
 
     Columns: trace_id, run_id, workflow_name, service_name, start_ns, end_ns, agents,
     handoffs, span_count, llm_calls, input_tokens, output_tokens, cost_usd, complete,
-    detections, paused, resumed_from.
+    detections, paused, resumed_from, conversation_id, resumed.
 
     Args:
         row: The row.
@@ -62,6 +62,8 @@ def run_summary_from_row(row: Row) -> RunSummary:
         detections=int(row[14]),
         paused=bool(row[15]),
         resumed_from=row[16],
+        conversation_id=row[17],
+        resumed=bool(row[18]),
     )
 
 

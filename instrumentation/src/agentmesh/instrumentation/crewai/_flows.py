@@ -42,6 +42,7 @@ from agentmesh.core.semconv import (
     AGENTMESH_RESUME_FROM_RUN_ID,
     AGENTMESH_RUN_ID,
     AGENTMESH_RUN_PAUSED,
+    AGENTMESH_RUN_RESUMED,
     GEN_AI_CONVERSATION_ID,
     GEN_AI_OPERATION_NAME,
     GEN_AI_WORKFLOW_NAME,
@@ -164,7 +165,7 @@ def _begin_resume(tracer: Tracer, flow: object) -> _FlowRun | _Hidden | None:
         return None  # inside a run already: nothing new begins
     state_id = text_or_none(getattr(flow, "flow_id", None))
     paused_run = _PAUSED.resumed(state_id) if state_id is not None else None
-    extra: dict[str, AttributeValue] = {}
+    extra: dict[str, AttributeValue] = {AGENTMESH_RUN_RESUMED: True}
     if paused_run is not None:
         extra[AGENTMESH_RESUME_FROM_RUN_ID] = paused_run
     return _start_run(tracer, flow, state_id, extra)

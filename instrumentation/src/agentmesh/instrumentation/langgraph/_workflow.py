@@ -39,6 +39,7 @@ from agentmesh.core.semconv import (
     AGENTMESH_RESUME_FROM_RUN_ID,
     AGENTMESH_RUN_ID,
     AGENTMESH_RUN_PAUSED,
+    AGENTMESH_RUN_RESUMED,
     AGENTMESH_RUN_TASK_CLASS,
     GEN_AI_CONVERSATION_ID,
     GEN_AI_OPERATION_NAME,
@@ -204,6 +205,7 @@ def _start(
         paused_run = _PAUSED.resumed(thread_id) if thread_id is not None else None
         if _is_resume(_input_of(args, kwargs), thread_id):
             attributes[AGENTMESH_LANGGRAPH_RESUMED] = True
+            attributes[AGENTMESH_RUN_RESUMED] = True
             if paused_run is not None and target is None:
                 attributes[AGENTMESH_RESUME_FROM_RUN_ID] = paused_run
     else:
