@@ -82,7 +82,7 @@ PIPELINE = textwrap.dedent(
 
 PAUSE_AND_RESUME = textwrap.dedent(
     """
-    import json, sys
+    import contextlib, json, sys
     from typing import TypedDict
 
     import openai
@@ -90,10 +90,14 @@ PAUSE_AND_RESUME = textwrap.dedent(
     from langgraph.graph import END, START, StateGraph
     from langgraph.types import Command, interrupt
 
+    from agentmesh.checkpoint.langgraph import DuckDBSaver
     from agentmesh.instrumentation import init
 
     init()
     client = openai.OpenAI(base_url=sys.argv[1], api_key="sk-test", max_retries=0)
+    # argv[2], when given: "pause" or "resume", one step per process, the thread kept in a
+    # DuckDB checkpoint file (argv[3]); else both steps in this process
+    step = sys.argv[2] if len(sys.argv) > 2 else "both"
 
     class Draft(TypedDict):
         text: str
@@ -114,11 +118,22 @@ PAUSE_AND_RESUME = textwrap.dedent(
     graph.add_edge(START, "writer")
     graph.add_edge("writer", "approver")
     graph.add_edge("approver", END)
-    app = graph.compile(name="approval", checkpointer=InMemorySaver())
-    config = {"configurable": {"thread_id": "review-1"}}
-    paused = app.invoke({"text": "", "approved": False}, config)
-    done = app.invoke(Command(resume="yes"), config)  # the human said yes
-    print(json.dumps({"paused": "__interrupt__" in paused, "approved": done["approved"]}))
+    saved = (
+        DuckDBSaver.from_conn_string(sys.argv[3])
+        if step != "both"
+        else contextlib.nullcontext(InMemorySaver())
+    )
+    with saved as saver:
+        app = graph.compile(name="approval", checkpointer=saver)
+        config = {"configurable": {"thread_id": "review-1"}}
+        out = {}
+        if step in ("pause", "both"):
+            paused = app.invoke({"text": "", "approved": False}, config)
+            out["paused"] = "__interrupt__" in paused
+        if step in ("resume", "both"):
+            done = app.invoke(Command(resume="yes"), config)  # the human said yes
+            out["approved"] = done["approved"]
+    print(json.dumps(out))
     """
 )
 
@@ -261,6 +276,40 @@ async def test_a_run_paused_for_a_human_and_the_run_that_resumes_it_are_linked(
     assert _last_json(done) == {"paused": True, "approved": True}
     assert len(runs) == 2
     assert paused.complete  # its workflow span ended: complete, but paused, not finished
+    assert (paused.resumed_from, resumed.resumed_from) == (None, paused.run_id)
+    assert resumed.agents == ("approver",)  # the writer did not run again
+    resumed_by = one["resumed_by"]
+    assert isinstance(resumed_by, list)
+    assert [r["run_id"] for r in resumed_by] == [resumed.run_id]  # pyright: ignore[reportUnknownVariableType]
+
+
+async def test_a_thread_resumed_by_another_process_is_linked_to_the_run_that_paused(
+    tmp_path: Path, fake: FakeProviderThread
+) -> None:
+    store = MemoryStore()
+    settings = CollectorSettings.load(
+        grpc_port=0, http_port=0, decode_workers=0, duckdb_path=tmp_path / "unused.duckdb"
+    )
+    checkpoints = str(tmp_path / "threads.duckdb")
+    async with Collector(settings, store) as collector:
+        steps: list[subprocess.CompletedProcess[str]] = []
+        for step, count in (("pause", 1), ("resume", 2)):  # a web request each, say
+            app = [sys.executable, "-c", PAUSE_AND_RESUME, fake.openai_base_url, step, checkpoints]
+            steps.append(await asyncio.to_thread(_run, app, _env(collector)))
+            runs = await _runs(collector, store, count)
+        base = collector.http_endpoint
+        assert base is not None
+        by_paused = {r.paused: r for r in runs}
+        paused, resumed = by_paused[True], by_paused[False]
+        one = await asyncio.to_thread(_get_json, f"{base}/v1/runs/{paused.run_id}")
+
+    for done in steps:
+        assert done.returncode == 0, done.stderr[-4000:]
+    assert [_last_json(done) for done in steps] == [{"paused": True}, {"approved": True}]
+    assert len(runs) == 2
+    # the second process never saw the pause: the collector linked the runs by their thread
+    assert (paused.conversation_id, resumed.conversation_id) == ("review-1", "review-1")
+    assert (paused.resumed, resumed.resumed) == (False, True)
     assert (paused.resumed_from, resumed.resumed_from) == (None, paused.run_id)
     assert resumed.agents == ("approver",)  # the writer did not run again
     resumed_by = one["resumed_by"]

@@ -12,8 +12,8 @@ from agentmesh.collector import DuckDBStore, PingPongRule, Pipeline
 from agentmesh.collector.cli import main
 from agentmesh.collector.cli.query_cmds import parse_duration
 from agentmesh.collector.export import export_store
-from agentmesh.collector.testing import SpanFactory
-from agentmesh.core import ConfigError
+from agentmesh.collector.testing import SpanFactory, with_attributes
+from agentmesh.core import ConfigError, semconv
 
 
 async def _populate(db: Path) -> tuple[str, str]:
@@ -77,6 +77,38 @@ def test_graph_ambiguous_or_unknown_run(db: Path, capsys: pytest.CaptureFixture[
     assert "2 runs match 'run-'" in capsys.readouterr().err
     assert main(["graph", "--db", str(db), "nope"]) == 2
     assert "no run match" in capsys.readouterr().err
+
+
+@pytest.fixture
+async def resumed_db(tmp_path: Path) -> Path:
+    """A run paused on thread-9, and the run another process resumed it with."""
+    db = tmp_path / "resumed.duckdb"
+    asked, answered = SpanFactory(start_ns=1_000), SpanFactory(start_ns=2_000)
+    thread = {semconv.GEN_AI_CONVERSATION_ID: "thread-9"}
+    paused = with_attributes(
+        asked.workflow("review", run_id="run-asked"), {**thread, semconv.AGENTMESH_RUN_PAUSED: True}
+    )
+    resumed = with_attributes(
+        answered.workflow("review", run_id="run-answered"),
+        {**thread, semconv.AGENTMESH_RUN_RESUMED: True},  # another process: no run named
+    )
+    async with DuckDBStore(db) as store, Pipeline(store) as pipeline:
+        for span in (paused, resumed):
+            assert pipeline.offer([span])
+            await pipeline.drain()
+    return db
+
+
+def test_graph_of_a_resumed_run_names_its_conversation_and_the_run_it_continues(
+    resumed_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = resumed_db
+    assert main(["graph", "--db", str(db), "run-answered"]) == 0
+    out = capsys.readouterr().out
+    assert "conversation thread-9" in out
+    assert "continues run run-asked" in out
+    assert main(["graph", "--db", str(db), "run-asked"]) == 0
+    assert "paused: the run stopped to wait for input" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv", "json"])

@@ -41,6 +41,7 @@ from agentmesh.collector.graph.builder import GraphBuilder
 from agentmesh.collector.graph.run_graph import RunGraph
 from agentmesh.collector.hot_state.base import HotState, RunState
 from agentmesh.collector.model import SpanRecord
+from agentmesh.collector.resume.links import ResumeLinks
 from agentmesh.collector.store.base import SpanStore
 from agentmesh.core.errors import CollectorError
 from agentmesh.core.log import get_logger
@@ -242,6 +243,7 @@ class Pipeline:
         self._graph_write_ns = int(graph_write_seconds * 1e9)
         # Live graphs not yet stored, oldest deferral first: trace -> (latest graph, since ns).
         self._deferred: dict[str, tuple[RunGraph, int]] = {}
+        self._links = ResumeLinks(store)
 
     @property
     def detectors(self) -> tuple[Detector, ...]:
@@ -634,6 +636,7 @@ class Pipeline:
         Returns the traces whose graph failed to store.
         """
         failed: set[str] = set()
+        stored = await self._links.link(stored)
         if self._graph_writer is not None and stored:
             try:
                 await self._graph_writer.write_graphs(stored)

@@ -63,6 +63,8 @@ def render_graph(console: Console, graph: StoredGraph, detections: Sequence[Dete
     )
     if run.paused:
         console.print("paused: the run stopped to wait for input (it did not fail)")
+    if run.conversation_id is not None:
+        console.print(escape(f"conversation {run.conversation_id}"))
     if run.resumed_from is not None:
         console.print(escape(f"continues run {run.resumed_from}"))
     table = Table(title="agents", title_justify="left")
