@@ -31,13 +31,19 @@ from agentmesh.core import semconv
 def _runs() -> bytes:
     now = time.time_ns()
     loop = SpanFactory(start_ns=now - 60 * 10**9)
-    root = loop.workflow("research", run_id="run-loop")
+    root = with_attributes(  # it stopped to ask a human, on thread-1
+        loop.workflow("research", run_id="run-loop"),
+        {semconv.AGENTMESH_RUN_PAUSED: True, semconv.GEN_AI_CONVERSATION_ID: "thread-1"},
+    )
     agents = [loop.agent(name, parent=root) for name in ["planner", "researcher", "writer"] * 4]
     chat = loop.chat(parent=agents[0], model="gpt-4o-mini", cost_usd=0.25)
     clean = SpanFactory(start_ns=now - 30 * 10**9)
     root2 = with_attributes(  # it continues the loop's run
         clean.workflow("research", run_id="run-clean"),
-        {semconv.AGENTMESH_RESUME_FROM_RUN_ID: "run-loop"},
+        {
+            semconv.AGENTMESH_RESUME_FROM_RUN_ID: "run-loop",
+            semconv.GEN_AI_CONVERSATION_ID: "thread-1",
+        },
     )
     agents2 = [clean.agent(name, parent=root2) for name in ["planner", "writer"]]
     return to_otlp_request([root, *agents, chat, root2, *agents2]).SerializeToString()
@@ -89,6 +95,17 @@ async def test_runs_a_run_graph_and_costs_over_http() -> None:
         status, older = await _get(base + f"/v1/runs?limit=1&before={first['next_before']}")
         assert (status, [r["run_id"] for r in older["runs"]]) == (200, ["run-loop"])
 
+        for query, expected in [
+            ("state=paused", ["run-loop"]),  # waiting for input
+            ("state=complete", ["run-clean"]),
+            ("state=live", []),
+            ("conversation=thread-1", ["run-clean", "run-loop"]),
+            ("conversation=thread-1&state=complete", ["run-clean"]),
+            ("conversation=thread-2", []),
+        ]:
+            status, filtered = await _get(base + "/v1/runs?" + query)
+            assert (status, [r["run_id"] for r in filtered["runs"]]) == (200, expected), query
+
         status, one = await _get(base + "/v1/runs/run-lo")  # a unique prefix
         assert status == 200
         assert one["graph"]["run"] == loop
@@ -130,6 +147,7 @@ async def test_runs_a_run_graph_and_costs_over_http() -> None:
         ("/v1/runs/run-/spans", 409, "2 runs match 'run-'"),
         ("/v1/runs/run-loop/spans?limit=x", 400, "limit must be a whole number from 1 to 50000"),
         ("/v1/runs?before=yesterday", 400, "before must be a time in Unix nanoseconds"),
+        ("/v1/runs?state=waiting", 400, "state must be one of live, paused, complete, not 'wai"),
         ("/v1/detections?limit=1001", 400, "limit must be a whole number from 1 to 1000"),
         ("/v1/export?format=xlsx", 400, "format must be one of parquet, csv, json, not 'xlsx'"),
     ],
@@ -241,6 +259,10 @@ async def test_the_cli_reads_a_running_collector(capsys: pytest.CaptureFixture[s
         assert [json.loads(line) for line in lines] == listed["runs"]
         assert await asyncio.to_thread(main, ["runs", "--collector", base]) == 0
         assert "runs (2)" in capsys.readouterr().out  # the table, as from the store
+        waiting = ["runs", "--collector", base, "--state", "paused", "--conversation", "thread-1"]
+        assert await asyncio.to_thread(main, [*waiting, "--json"]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert [json.loads(line)["run_id"] for line in lines] == ["run-loop"]
         assert await asyncio.to_thread(main, ["graph", "run-loop", "--collector", base]) == 0
         shown = capsys.readouterr().out
         assert "researcher" in shown

@@ -7,6 +7,7 @@ import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -358,6 +359,39 @@ async def test_the_previous_run_of_a_conversation(store: SpanStore) -> None:
     await store.write_graph(conversation(runs["run-c"], "thread-3", True))
     assert await previous("thread-1", 5_000) == "run-a"
     assert await previous("thread-3", 5_000) == "run-c"
+
+
+async def test_runs_by_state_and_by_conversation(store: SpanStore) -> None:
+    def run(start_ns: int, run_id: str, marks: dict[str, AttributeValue], live: bool) -> RunGraph:
+        spans = _run(SpanFactory(start_ns=start_ns), run_id=run_id)
+        if live:  # its root has not ended: an agent span says what the run is
+            spans = spans[1:]
+            marks = {**marks, semconv.AGENTMESH_RUN_ID: run_id}
+        spans[0] = with_attributes(spans[0], marks)
+        return graph_of(spans)
+
+    paused = {semconv.AGENTMESH_RUN_PAUSED: True}
+    for start, run_id, marks, live in (
+        (1_000, "run-asked", {**paused, semconv.GEN_AI_CONVERSATION_ID: "t-1"}, False),
+        (2_000, "run-done", {semconv.GEN_AI_CONVERSATION_ID: "t-2"}, False),
+        (3_000, "run-going", {semconv.GEN_AI_CONVERSATION_ID: "t-1"}, True),
+        (4_000, "run-asked-2", paused, False),
+    ):
+        await store.write_graph(run(start, run_id, marks, live))
+
+    async def ids(**filters: Any) -> list[str]:
+        return [r.run_id for r in await store.runs(**filters)]
+
+    assert await ids(state="paused") == ["run-asked-2", "run-asked"]
+    assert await ids(state="complete") == ["run-done"]
+    assert await ids(state="live") == ["run-going"]
+    assert await ids(conversation_id="t-1") == ["run-going", "run-asked"]
+    assert await ids(conversation_id="t-1", state="paused") == ["run-asked"]
+    assert await ids(conversation_id="t-3") == []
+    assert await ids(state="paused", limit=1, since_ns=1_500) == ["run-asked-2"]
+    assert await ids(state="paused", until_ns=4_000) == ["run-asked"]
+    with pytest.raises(StoreError, match="state must be one of live, paused, complete"):
+        await store.runs(state="waiting")  # pyright: ignore[reportArgumentType]
 
 
 async def test_find_runs_by_the_start_of_a_run_or_trace_id(store: SpanStore) -> None:

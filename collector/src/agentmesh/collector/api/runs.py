@@ -7,7 +7,9 @@ configured they need the same credentials as OTLP requests.
 - ``GET /v1/runs?limit=20&since=15m``: ``{"runs": [...]}``, newest first (``limit`` 1-1000,
   default 20; ``since`` as ``90s``, ``15m``, ``2h``, ``7d``; ``before`` a start time in Unix
   nanoseconds, for the next page: the runs that started before it; a full page's answer gives
-  it as ``next_before``, a string).
+  it as ``next_before``, a string; ``state`` one of ``live``, ``paused``, ``complete``:
+  ``state=paused`` lists the runs waiting for input; ``conversation`` a conversation id: the
+  runs of one LangGraph thread or CrewAI flow state).
 - ``GET /v1/runs/{run}``: ``{"graph": {...}, "detections": [...], "resumed_by": [...]}``
   (``resumed_by``: the runs that continue this one, latest first, at most 20); ``{run}`` is a
   run id or trace id, or a unique prefix of one. ``404`` when no run matches or it has no graph yet,
@@ -37,7 +39,7 @@ from agentmesh.collector.api.params import (
 )
 from agentmesh.collector.api.payloads import cost_to_json, graph_to_json, run_to_json, span_to_json
 from agentmesh.collector.hot_state.events import detection_to_dict
-from agentmesh.collector.store.base import SpanStore
+from agentmesh.collector.store.base import RUN_STATES, SpanStore
 from agentmesh.collector.store.lookup import (
     GraphNotStoredError,
     RunNotFoundError,
@@ -88,8 +90,17 @@ def runs_routes(store: SpanStore) -> list[web.RouteDef]:
         before = request.query.get("before")
         if before is not None and not before.isdigit():
             return error_response(f"before must be a time in Unix nanoseconds, not {before!r}", 400)
+        state = request.query.get("state")
+        if state is not None and state not in RUN_STATES:
+            return error_response(
+                f"state must be one of {', '.join(RUN_STATES)}, not {state!r}", 400
+            )
         found = await store.runs(
-            limit, since_ns=since, until_ns=int(before) if before is not None else None
+            limit,
+            since_ns=since,
+            until_ns=int(before) if before is not None else None,
+            state=state,
+            conversation_id=request.query.get("conversation") or None,
         )
         return json_response(
             {

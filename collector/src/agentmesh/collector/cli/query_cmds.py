@@ -16,6 +16,7 @@ from agentmesh.collector.cli.collector_client import get_file, get_json
 from agentmesh.collector.cli.store_options import add_store_options, store_settings
 from agentmesh.collector.durations import parse_duration
 from agentmesh.collector.export import EXPORT_FORMATS
+from agentmesh.collector.store.base import RUN_STATES
 from agentmesh.core import ConfigError
 
 if TYPE_CHECKING:
@@ -92,6 +93,16 @@ def add_runs_command(parser: argparse.ArgumentParser) -> None:
         parser: The subcommand's parser.
     """
     parser.add_argument("--limit", type=int, default=20, help="most runs listed (default 20)")
+    parser.add_argument(
+        "--state",
+        choices=RUN_STATES,
+        help="only runs in this state (paused: the runs waiting for input)",
+    )
+    parser.add_argument(
+        "--conversation",
+        metavar="ID",
+        help="only the runs of this conversation (a LangGraph thread id, a CrewAI flow state id)",
+    )
     _add_reading_options(parser)
     parser.set_defaults(handler=_runs)
 
@@ -101,14 +112,22 @@ def _runs(args: argparse.Namespace) -> int:
     if args.collector:
         from agentmesh.collector.api.payloads import run_from_json
 
-        query = _collector_query(args, limit=str(limit))
+        filters = {"state": args.state, "conversation": args.conversation}
+        query = _collector_query(
+            args, limit=str(limit), **{k: str(v) for k, v in filters.items() if v is not None}
+        )
         answer = cast(
             "dict[str, list[dict[str, object]]]", get_json(args.collector, "/v1/runs", **query)
         )
         runs = [run_from_json(run) for run in answer["runs"]]
     else:
         since = _since_ns(args)
-        runs = _with_store(args, lambda store: store.runs(limit, since_ns=since))
+        runs = _with_store(
+            args,
+            lambda store: store.runs(
+                limit, since_ns=since, state=args.state, conversation_id=args.conversation
+            ),
+        )
     if args.json:
         _print_json_lines(runs)
     else:

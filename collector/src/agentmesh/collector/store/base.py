@@ -15,7 +15,21 @@ from agentmesh.collector.detection import Detection
 from agentmesh.collector.graph.run_graph import AgentNode, HandoffEdge, RunGraph
 from agentmesh.collector.model import SpanRecord
 
-__all__ = ["CostGroup", "CostRow", "RunSummary", "SpanStore", "StoredGraph"]
+__all__ = [
+    "RUN_STATES",
+    "CostGroup",
+    "CostRow",
+    "RunStateName",
+    "RunSummary",
+    "SpanStore",
+    "StoredGraph",
+]
+
+RunStateName = Literal["live", "paused", "complete"]
+"""A run's state as run lists name it: ``paused`` (it stopped to wait for input), else
+``complete`` (its root span ended), else ``live``."""
+RUN_STATES: tuple[RunStateName, ...] = ("live", "paused", "complete")
+"""Every :data:`RunStateName`."""
 
 CostGroup = Literal["agent", "model"]
 """What :meth:`SpanStore.costs` groups LLM calls by."""
@@ -189,6 +203,8 @@ class SpanStore(Protocol):
         *,
         since_ns: int | None = None,
         until_ns: int | None = None,
+        state: RunStateName | None = None,
+        conversation_id: str | None = None,
     ) -> list[RunSummary]:
         """List runs, latest start first.
 
@@ -196,6 +212,8 @@ class SpanStore(Protocol):
             limit: Most runs returned; all when ``None``.
             since_ns: Only runs that started at or after this time.
             until_ns: Only runs that started before this time.
+            state: Only runs in this state (``paused``: the runs waiting for input).
+            conversation_id: Only the runs of this conversation (exactly).
 
         Returns:
             The run summaries.

@@ -70,13 +70,31 @@ _NEWEST_OF_WANTED: Final = (
 )
 
 
-def run_page(*, since: bool, until: bool, limit: bool) -> str:
+_STATES: Final = {
+    "paused": "coalesce(paused, false)",
+    "complete": "complete AND NOT coalesce(paused, false)",
+    "live": "NOT complete AND NOT coalesce(paused, false)",
+}
+"""What each run state (``RunStateName``) requires of a run's newest row."""
+
+
+def run_page(
+    *,
+    since: bool,
+    until: bool,
+    limit: bool,
+    state: str | None = None,
+    conversation: bool = False,
+) -> str:
     """The summaries of the runs of a time window, latest start first.
 
     Args:
         since: Whether the query takes ``$since`` (runs that started at or after it).
         until: Whether the query takes ``$until`` (runs that started before it).
         limit: Whether the query takes ``$limit`` (most runs returned).
+        state: Only the runs in this state (a key of the run states), when given.
+        conversation: Whether the query takes ``$conversation`` (the runs of one
+            conversation).
 
     Returns:
         The query, with the named parameters asked for.
@@ -86,6 +104,10 @@ def run_page(*, since: bool, until: bool, limit: bool) -> str:
         bounds.append("start_ns >= $since")
     if until:
         bounds.append("start_ns < $until")
+    if state is not None:
+        bounds.append(_STATES[state])
+    if conversation:
+        bounds.append("conversation_id = $conversation")
     # the window applies to each run's newest row: an older version may have started later
     page = (
         f"SELECT * FROM (SELECT * FROM run_versions {_LATEST}) "  # noqa: S608 - constants only

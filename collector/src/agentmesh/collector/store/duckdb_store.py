@@ -33,7 +33,7 @@ import duckdb
 from agentmesh.collector.detection import Detection
 from agentmesh.collector.graph.run_graph import RunGraph
 from agentmesh.collector.model import SpanKind, SpanRecord, StatusCode
-from agentmesh.collector.store.base import CostGroup, CostRow, RunSummary, StoredGraph
+from agentmesh.collector.store.base import CostGroup, CostRow, RunStateName, RunSummary, StoredGraph
 from agentmesh.collector.store.codec import (
     attributes_from_json,
     events_from_json,
@@ -67,7 +67,12 @@ from agentmesh.collector.store.rows import (
     stored_graphs,
 )
 from agentmesh.collector.store.span_table import SPAN_SCHEMA, span_table
-from agentmesh.collector.store.usage import check_group_by, check_limit, sort_cost_rows
+from agentmesh.collector.store.usage import (
+    check_group_by,
+    check_limit,
+    check_state,
+    sort_cost_rows,
+)
 from agentmesh.core import semconv
 from agentmesh.core.errors import StoreError
 
@@ -338,6 +343,8 @@ class DuckDBStore:
         *,
         since_ns: int | None = None,
         until_ns: int | None = None,
+        state: RunStateName | None = None,
+        conversation_id: str | None = None,
     ) -> list[RunSummary]:
         """List runs, latest start first.
 
@@ -345,18 +352,30 @@ class DuckDBStore:
             limit: Most runs returned; all when ``None``.
             since_ns: Only runs that started at or after this time.
             until_ns: Only runs that started before this time.
+            state: Only runs in this state.
+            conversation_id: Only the runs of this conversation (exactly).
 
         Returns:
             The run summaries.
 
         Raises:
-            StoreError: ``limit`` is below 1.
+            StoreError: ``limit`` is below 1, or ``state`` is not a run state.
         """
         check_limit(limit)
+        check_state(state)
         query = run_page(
-            since=since_ns is not None, until=until_ns is not None, limit=limit is not None
+            since=since_ns is not None,
+            until=until_ns is not None,
+            limit=limit is not None,
+            state=state,
+            conversation=conversation_id is not None,
         )
-        params = {"since": since_ns, "until": until_ns, "limit": limit}
+        params = {
+            "since": since_ns,
+            "until": until_ns,
+            "limit": limit,
+            "conversation": conversation_id,
+        }
         wanted = {key: value for key, value in params.items() if value is not None}
         return await self._summaries(query, wanted)
 

@@ -10,11 +10,12 @@ from typing import Self
 from agentmesh.collector.detection import Detection
 from agentmesh.collector.graph.run_graph import RunGraph
 from agentmesh.collector.model import SpanRecord
-from agentmesh.collector.store.base import CostGroup, CostRow, RunSummary, StoredGraph
+from agentmesh.collector.store.base import CostGroup, CostRow, RunStateName, RunSummary, StoredGraph
 from agentmesh.collector.store.usage import (
     chat_usage,
     check_group_by,
     check_limit,
+    check_state,
     in_window,
     sort_cost_rows,
 )
@@ -155,6 +156,8 @@ class MemoryStore:
         *,
         since_ns: int | None = None,
         until_ns: int | None = None,
+        state: RunStateName | None = None,
+        conversation_id: str | None = None,
     ) -> list[RunSummary]:
         """List runs, latest start first.
 
@@ -162,16 +165,25 @@ class MemoryStore:
             limit: Most runs returned; all when ``None``.
             since_ns: Only runs that started at or after this time.
             until_ns: Only runs that started before this time.
+            state: Only runs in this state.
+            conversation_id: Only the runs of this conversation (exactly).
 
         Returns:
             The run summaries.
 
         Raises:
-            StoreError: ``limit`` is below 1.
+            StoreError: ``limit`` is below 1, or ``state`` is not a run state.
         """
         self._check()
         check_limit(limit)
-        graphs = sorted(self._window(since_ns, until_ns), key=lambda g: (-g.start_ns, g.trace_id))
+        check_state(state)
+        graphs = [
+            g
+            for g in self._window(since_ns, until_ns)
+            if (conversation_id is None or g.conversation_id == conversation_id)
+            and (state is None or _state(g) == state)
+        ]
+        graphs.sort(key=lambda g: (-g.start_ns, g.trace_id))
         return [self._summary(graph) for graph in graphs[:limit]]
 
     async def find_runs(self, prefix: str, *, limit: int) -> list[RunSummary]:
@@ -390,3 +402,7 @@ class MemoryStore:
             conversation_id=graph.conversation_id,
             resumed=graph.resumed,
         )
+
+
+def _state(graph: RunGraph) -> RunStateName:
+    return "paused" if graph.paused else "complete" if graph.complete else "live"

@@ -28,7 +28,7 @@ import asyncpg
 from agentmesh.collector.detection import Detection
 from agentmesh.collector.graph.run_graph import AgentNode, RunGraph
 from agentmesh.collector.model import SpanKind, SpanRecord, StatusCode
-from agentmesh.collector.store.base import CostGroup, CostRow, RunSummary, StoredGraph
+from agentmesh.collector.store.base import CostGroup, CostRow, RunStateName, RunSummary, StoredGraph
 from agentmesh.collector.store.codec import (
     attributes_from_json,
     attributes_to_json,
@@ -49,6 +49,7 @@ from agentmesh.collector.store.usage import (
     chat_usage,
     check_group_by,
     check_limit,
+    check_state,
     sort_cost_rows,
 )
 from agentmesh.core import semconv
@@ -159,6 +160,11 @@ _RUNS: Final = (
     _RUN_SUMMARY
     + """
     WHERE ($1::bigint IS NULL OR r.start_ns >= $1) AND ($2::bigint IS NULL OR r.start_ns < $2)
+        AND ($4::text IS NULL OR r.conversation_id = $4)
+        AND ($5::text IS NULL
+            OR ($5 = 'paused' AND r.paused)
+            OR ($5 = 'complete' AND r.complete AND NOT r.paused)
+            OR ($5 = 'live' AND NOT r.complete AND NOT r.paused))
     ORDER BY r.start_ns DESC, r.trace_id COLLATE "C"
     LIMIT $3
 """
@@ -416,6 +422,8 @@ class PostgresStore:
         *,
         since_ns: int | None = None,
         until_ns: int | None = None,
+        state: RunStateName | None = None,
+        conversation_id: str | None = None,
     ) -> list[RunSummary]:
         """List runs, latest start first.
 
@@ -423,15 +431,20 @@ class PostgresStore:
             limit: Most runs returned; all when ``None``.
             since_ns: Only runs that started at or after this time.
             until_ns: Only runs that started before this time.
+            state: Only runs in this state.
+            conversation_id: Only the runs of this conversation (exactly).
 
         Returns:
             The run summaries.
 
         Raises:
-            StoreError: ``limit`` is below 1.
+            StoreError: ``limit`` is below 1, or ``state`` is not a run state.
         """
         check_limit(limit)
-        rows = await self._run(lambda con: con.fetch(_RUNS, since_ns, until_ns, limit))
+        check_state(state)
+        rows = await self._run(
+            lambda con: con.fetch(_RUNS, since_ns, until_ns, limit, conversation_id, state)
+        )
         return [run_summary_from_row(row) for row in rows]
 
     async def find_runs(self, prefix: str, *, limit: int) -> list[RunSummary]:

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from agentmesh.collector.model import SpanRecord
-from agentmesh.collector.store.base import CostGroup, CostRow
+from agentmesh.collector.store.base import RUN_STATES, CostGroup, CostRow
 from agentmesh.core import semconv
 from agentmesh.core.errors import StoreError
 
@@ -27,6 +27,7 @@ __all__ = [
     "chat_usage",
     "check_group_by",
     "check_limit",
+    "check_state",
     "in_window",
     "sort_cost_rows",
 ]
@@ -80,6 +81,19 @@ def check_limit(limit: int | None) -> None:
     """
     if limit is not None and limit < 1:
         raise StoreError(f"limit must be at least 1, got {limit}")
+
+
+def check_state(state: str | None) -> None:
+    """Refuse a run state other than ``live``, ``paused`` or ``complete``.
+
+    Args:
+        state: The state, or ``None`` for any.
+
+    Raises:
+        StoreError: It is not a run state.
+    """
+    if state is not None and state not in RUN_STATES:
+        raise StoreError(f"state must be one of {', '.join(RUN_STATES)}, not {state!r}")
 
 
 def check_group_by(group_by: str) -> CostGroup:
