@@ -306,7 +306,8 @@ async def test_a_resumed_run_links_the_paused_run_it_continues(chromium_binary: 
         await expect(page.locator("#run-title")).to_contain_text("run-resumed")
         # the runs list tells the paused run from the finished one
         await page.goto(collector.http_endpoint + "/ui/#/")
-        await expect(page.locator('tr[data-run="run-paused"] .badge')).to_have_text("paused")
+        # (a paused run that a later run continued is not waiting any more: resumed)
+        await expect(page.locator('tr[data-run="run-paused"] .badge')).to_have_text("resumed")
         await expect(page.locator('tr[data-run="run-resumed"] .badge')).to_have_text("complete")
         await page.fill("#filter", "complete")  # a state typed in full keeps the runs in it
         await expect(page.locator("tr.run-row")).to_have_count(1)

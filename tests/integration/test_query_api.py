@@ -40,9 +40,10 @@ def _runs() -> bytes:
     clean = SpanFactory(start_ns=now - 30 * 10**9)
     root2 = with_attributes(  # it continues the loop's run
         clean.workflow("research", run_id="run-clean"),
-        {
+        {  # and stopped to ask again
             semconv.AGENTMESH_RESUME_FROM_RUN_ID: "run-loop",
             semconv.GEN_AI_CONVERSATION_ID: "thread-1",
+            semconv.AGENTMESH_RUN_PAUSED: True,
         },
     )
     agents2 = [clean.agent(name, parent=root2) for name in ["planner", "writer"]]
@@ -96,11 +97,12 @@ async def test_runs_a_run_graph_and_costs_over_http() -> None:
         assert (status, [r["run_id"] for r in older["runs"]]) == (200, ["run-loop"])
 
         for query, expected in [
-            ("state=paused", ["run-loop"]),  # waiting for input
-            ("state=complete", ["run-clean"]),
+            ("state=paused", ["run-clean"]),  # waiting for input
+            ("state=resumed", ["run-loop"]),  # paused, then continued by run-clean
+            ("state=complete", []),
             ("state=live", []),
             ("conversation=thread-1", ["run-clean", "run-loop"]),
-            ("conversation=thread-1&state=complete", ["run-clean"]),
+            ("conversation=thread-1&state=resumed", ["run-loop"]),
             ("conversation=thread-2", []),
         ]:
             status, filtered = await _get(base + "/v1/runs?" + query)
@@ -114,6 +116,7 @@ async def test_runs_a_run_graph_and_costs_over_http() -> None:
         assert [d["type"] for d in one["detections"]] == ["handoff_loop"]
         clean = next(r for r in listed["runs"] if r["run_id"] == "run-clean")
         assert (clean["resumed_from"], loop["resumed_from"]) == ("run-loop", None)
+        assert (clean["resumptions"], loop["resumptions"]) == (0, 1)
         assert one["resumed_by"] == [clean]  # the runs that continue it
         assert (await _get(base + "/v1/runs/run-clean"))[1]["resumed_by"] == []
         status, by_trace = await _get(base + "/v1/runs/" + loop["trace_id"])
@@ -147,7 +150,7 @@ async def test_runs_a_run_graph_and_costs_over_http() -> None:
         ("/v1/runs/run-/spans", 409, "2 runs match 'run-'"),
         ("/v1/runs/run-loop/spans?limit=x", 400, "limit must be a whole number from 1 to 50000"),
         ("/v1/runs?before=yesterday", 400, "before must be a time in Unix nanoseconds"),
-        ("/v1/runs?state=waiting", 400, "state must be one of live, paused, complete, not 'wai"),
+        ("/v1/runs?state=waiting", 400, "state must be one of live, paused, resumed, complete"),
         ("/v1/detections?limit=1001", 400, "limit must be a whole number from 1 to 1000"),
         ("/v1/export?format=xlsx", 400, "format must be one of parquet, csv, json, not 'xlsx'"),
     ],
@@ -262,7 +265,7 @@ async def test_the_cli_reads_a_running_collector(capsys: pytest.CaptureFixture[s
         waiting = ["runs", "--collector", base, "--state", "paused", "--conversation", "thread-1"]
         assert await asyncio.to_thread(main, [*waiting, "--json"]) == 0
         lines = capsys.readouterr().out.splitlines()
-        assert [json.loads(line)["run_id"] for line in lines] == ["run-loop"]
+        assert [json.loads(line)["run_id"] for line in lines] == ["run-clean"]
         assert await asyncio.to_thread(main, ["graph", "run-loop", "--collector", base]) == 0
         shown = capsys.readouterr().out
         assert "researcher" in shown

@@ -390,7 +390,16 @@ async def test_runs_by_state_and_by_conversation(store: SpanStore) -> None:
     assert await ids(conversation_id="t-3") == []
     assert await ids(state="paused", limit=1, since_ns=1_500) == ["run-asked-2"]
     assert await ids(state="paused", until_ns=4_000) == ["run-asked"]
-    with pytest.raises(StoreError, match="state must be one of live, paused, complete"):
+    assert await ids(state="resumed") == []
+    # a run that continues run-asked: run-asked no longer waits, it was resumed
+    answer = {semconv.AGENTMESH_RESUME_FROM_RUN_ID: "run-asked"}
+    await store.write_graph(run(5_000, "run-answered", answer, False))
+    assert await ids(state="paused") == ["run-asked-2"]
+    assert await ids(state="resumed") == ["run-asked"]
+    assert await ids(state="complete") == ["run-answered", "run-done"]
+    resumptions = {r.run_id: r.resumptions for r in await store.runs()}
+    assert (resumptions["run-asked"], resumptions["run-asked-2"]) == (1, 0)
+    with pytest.raises(StoreError, match="state must be one of live, paused, resumed, complete"):
         await store.runs(state="waiting")  # pyright: ignore[reportArgumentType]
 
 

@@ -7,9 +7,10 @@ configured they need the same credentials as OTLP requests.
 - ``GET /v1/runs?limit=20&since=15m``: ``{"runs": [...]}``, newest first (``limit`` 1-1000,
   default 20; ``since`` as ``90s``, ``15m``, ``2h``, ``7d``; ``before`` a start time in Unix
   nanoseconds, for the next page: the runs that started before it; a full page's answer gives
-  it as ``next_before``, a string; ``state`` one of ``live``, ``paused``, ``complete``:
-  ``state=paused`` lists the runs waiting for input; ``conversation`` a conversation id: the
-  runs of one LangGraph thread or CrewAI flow state).
+  it as ``next_before``, a string; ``state`` one of ``live``, ``paused``, ``resumed``,
+  ``complete``: ``state=paused`` lists the runs waiting for input, paused and not continued
+  by a stored run; ``conversation`` a conversation id: the runs of one LangGraph thread or
+  CrewAI flow state).
 - ``GET /v1/runs/{run}``: ``{"graph": {...}, "detections": [...], "resumed_by": [...]}``
   (``resumed_by``: the runs that continue this one, latest first, at most 20); ``{run}`` is a
   run id or trace id, or a unique prefix of one. ``404`` when no run matches or it has no graph yet,

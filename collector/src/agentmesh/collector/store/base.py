@@ -25,10 +25,11 @@ __all__ = [
     "StoredGraph",
 ]
 
-RunStateName = Literal["live", "paused", "complete"]
-"""A run's state as run lists name it: ``paused`` (it stopped to wait for input), else
-``complete`` (its root span ended), else ``live``."""
-RUN_STATES: tuple[RunStateName, ...] = ("live", "paused", "complete")
+RunStateName = Literal["live", "paused", "resumed", "complete"]
+"""A run's state as run lists name it: ``paused`` (it stopped to wait for input and no stored
+run continues it: waiting), ``resumed`` (it stopped to wait for input and a later run
+continued it), else ``complete`` (its root span ended), else ``live``."""
+RUN_STATES: tuple[RunStateName, ...] = ("live", "paused", "resumed", "complete")
 """Every :data:`RunStateName`."""
 
 CostGroup = Literal["agent", "model"]
@@ -60,6 +61,8 @@ class RunSummary:
         resumed_from: The run this one continues, when it is a resumed run.
         conversation_id: The conversation the run belongs to (``gen_ai.conversation.id``).
         resumed: Whether the run continues its conversation where the previous run left off.
+        resumptions: How many stored runs continue this one (their ``resumed_from`` is its
+            run id): a paused run with none is still waiting for input.
     """
 
     trace_id: str
@@ -81,6 +84,7 @@ class RunSummary:
     resumed_from: str | None = None
     conversation_id: str | None = None
     resumed: bool = False
+    resumptions: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +216,8 @@ class SpanStore(Protocol):
             limit: Most runs returned; all when ``None``.
             since_ns: Only runs that started at or after this time.
             until_ns: Only runs that started before this time.
-            state: Only runs in this state (``paused``: the runs waiting for input).
+            state: Only runs in this state (``paused``: the runs waiting for input, paused
+                and not resumed by a stored run).
             conversation_id: Only the runs of this conversation (exactly).
 
         Returns:

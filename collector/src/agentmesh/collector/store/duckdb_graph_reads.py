@@ -48,16 +48,20 @@ _SUMMARY: Final = """
         GROUP BY h.trace_id),
     found AS (
         SELECT trace_id, count(*) AS n FROM detections
-        WHERE trace_id IN (SELECT trace_id FROM page) GROUP BY trace_id)
+        WHERE trace_id IN (SELECT trace_id FROM page) GROUP BY trace_id),
+    resumers AS (
+        SELECT resumed_from AS run_id, count(DISTINCT trace_id) AS n FROM run_versions
+        WHERE resumed_from IN (SELECT run_id FROM page) GROUP BY resumed_from)
     SELECT r.trace_id, r.run_id, r.workflow_name, r.service_name, r.start_ns, r.end_ns,
         coalesce(names.names, []::VARCHAR[]), coalesce(moves.n, 0),
         r.span_count, r.llm_calls, r.input_tokens, r.output_tokens, r.cost_usd, r.complete,
         coalesce(found.n, 0), coalesce(r.paused, false), r.resumed_from, r.conversation_id,
-        coalesce(r.resumed, false)
+        coalesce(r.resumed, false), coalesce(resumers.n, 0)
     FROM page r
     LEFT JOIN names ON names.trace_id = r.trace_id
     LEFT JOIN moves ON moves.trace_id = r.trace_id
     LEFT JOIN found ON found.trace_id = r.trace_id
+    LEFT JOIN resumers ON resumers.run_id = r.run_id
     ORDER BY r.start_ns DESC, r.trace_id
 """
 """Run summaries (the columns of ``rows.run_summary_from_row``) of the runs ``page`` selects
@@ -70,8 +74,14 @@ _NEWEST_OF_WANTED: Final = (
 )
 
 
+_CONTINUED: Final = (
+    "run_id IN (SELECT resumed_from FROM run_versions WHERE resumed_from IS NOT NULL)"
+)
+"""A stored run continues the run (a run's link, once stored, stays in its later versions:
+any version's ``resumed_from`` counts; the NULLs are left out, or ``NOT IN`` is never true)."""
 _STATES: Final = {
-    "paused": "coalesce(paused, false)",
+    "paused": f"coalesce(paused, false) AND NOT {_CONTINUED}",
+    "resumed": f"coalesce(paused, false) AND {_CONTINUED}",
     "complete": "complete AND NOT coalesce(paused, false)",
     "live": "NOT complete AND NOT coalesce(paused, false)",
 }

@@ -181,7 +181,7 @@ class MemoryStore:
             g
             for g in self._window(since_ns, until_ns)
             if (conversation_id is None or g.conversation_id == conversation_id)
-            and (state is None or _state(g) == state)
+            and (state is None or self._state(g) == state)
         ]
         graphs.sort(key=lambda g: (-g.start_ns, g.trace_id))
         return [self._summary(graph) for graph in graphs[:limit]]
@@ -401,8 +401,13 @@ class MemoryStore:
             resumed_from=graph.resumed_from,
             conversation_id=graph.conversation_id,
             resumed=graph.resumed,
+            resumptions=self._resumptions(graph.run_id),
         )
 
+    def _resumptions(self, run_id: str) -> int:
+        return sum(1 for g in self._graphs.values() if g.resumed_from == run_id)
 
-def _state(graph: RunGraph) -> RunStateName:
-    return "paused" if graph.paused else "complete" if graph.complete else "live"
+    def _state(self, graph: RunGraph) -> RunStateName:
+        if graph.paused:  # waiting for input, unless a run continued it
+            return "resumed" if self._resumptions(graph.run_id) else "paused"
+        return "complete" if graph.complete else "live"

@@ -153,18 +153,21 @@ _RUN_SUMMARY: Final = """
         (SELECT count(*) FROM handoffs h WHERE h.trace_id = r.trace_id),
         r.span_count, r.llm_calls, r.input_tokens, r.output_tokens, r.cost_usd, r.complete,
         (SELECT count(*) FROM detections d WHERE d.trace_id = r.trace_id), r.paused,
-        r.resumed_from, r.conversation_id, r.resumed
+        r.resumed_from, r.conversation_id, r.resumed,
+        (SELECT count(*) FROM runs x WHERE x.resumed_from = r.run_id)
     FROM runs r
 """
 _RUNS: Final = (
-    _RUN_SUMMARY
+    _RUN_SUMMARY  # noqa: S608 - constants only
     + """
     WHERE ($1::bigint IS NULL OR r.start_ns >= $1) AND ($2::bigint IS NULL OR r.start_ns < $2)
         AND ($4::text IS NULL OR r.conversation_id = $4)
-        AND ($5::text IS NULL
-            OR ($5 = 'paused' AND r.paused)
-            OR ($5 = 'complete' AND r.complete AND NOT r.paused)
-            OR ($5 = 'live' AND NOT r.complete AND NOT r.paused))
+        AND ($5::text IS NULL OR $5 = CASE
+            WHEN r.paused THEN CASE  -- waiting for input, unless a run continued it
+                WHEN EXISTS (SELECT 1 FROM runs x WHERE x.resumed_from = r.run_id)
+                THEN 'resumed' ELSE 'paused' END
+            WHEN r.complete THEN 'complete'
+            ELSE 'live' END)
     ORDER BY r.start_ns DESC, r.trace_id COLLATE "C"
     LIMIT $3
 """

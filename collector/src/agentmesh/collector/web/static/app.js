@@ -191,9 +191,13 @@ function sinceSelect(onChange) {
 }
 
 function runState(run) {
-  // what the runs list calls a run: paused (waiting for input), complete, or live
-  return run.paused ? "paused" : run.complete ? "complete" : "live";
+  // what the runs list calls a run (as GET /v1/runs?state= does): paused (waiting for input),
+  // resumed (it paused and a later run continued it), complete, or live
+  if (run.paused) return run.resumptions ? "resumed" : "paused";
+  return run.complete ? "complete" : "live";
 }
+
+const STATE_TONES = { paused: "warn", resumed: "ok", complete: "ok", live: "live" };
 
 function filterInput() {
   const input = h("input", { type: "search", id: "filter", value: state.filter,
@@ -242,7 +246,7 @@ async function runsView() {
   h("td", { class: "num" }, fmtInt(r.llm_calls)),
   h("td", { class: "num" }, fmtInt(r.input_tokens + r.output_tokens)),
   h("td", { class: "num" }, fmtCost(r.cost_usd)),
-  h("td", {}, badge(runState(r), { paused: "warn", complete: "ok", live: "live" }[runState(r)])),
+  h("td", {}, badge(runState(r), STATE_TONES[runState(r)])),
   h("td", { class: "num" }, r.detections ? badge(String(r.detections), "bad") : "0")));
   return [
     h("div", { class: "toolbar" }, h("h1", {}, "Runs"), h("span", { class: "spacer" }),
@@ -503,7 +507,7 @@ function resumedByNote(runs) {
   if (!runs.length) return null;
   const links = runs.flatMap((r, i) => [i ? ", " : "",
     h("a", { href: `#/runs/${encodeURIComponent(r.run_id)}` }, r.run_id), " ",
-    r.paused ? badge("paused", "warn") : r.complete ? badge("complete", "ok") : badge("live", "live")]);
+    badge(runState(r), STATE_TONES[runState(r)])]);
   return h("p", { id: "resumed-by" }, runs.length === 1 ? "Resumed by run " : "Resumed by runs ",
     ...links, ".");
 }
