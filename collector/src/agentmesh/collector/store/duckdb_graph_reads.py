@@ -51,7 +51,8 @@ _SUMMARY: Final = """
         WHERE trace_id IN (SELECT trace_id FROM page) GROUP BY trace_id),
     resumers AS (
         SELECT resumed_from AS run_id, count(DISTINCT trace_id) AS n FROM run_versions
-        WHERE resumed_from IN (SELECT run_id FROM page) GROUP BY resumed_from)
+        WHERE resumed_from IS NOT NULL AND resumed_from IN (SELECT run_id FROM page)
+        GROUP BY resumed_from)
     SELECT r.trace_id, r.run_id, r.workflow_name, r.service_name, r.start_ns, r.end_ns,
         coalesce(names.names, []::VARCHAR[]), coalesce(moves.n, 0),
         r.span_count, r.llm_calls, r.input_tokens, r.output_tokens, r.cost_usd, r.complete,
