@@ -255,43 +255,50 @@ async def test_a_run_killed_by_an_outage_resumes_without_repeating_completed_age
     assert resumptions == [new_run]
 
 
+def _in_memory(tmp_path: Path) -> CollectorSettings:
+    return CollectorSettings.load(
+        grpc_port=0, http_port=0, decode_workers=0, duckdb_path=tmp_path / "unused.duckdb"
+    )
+
+
+def _assert_linked(runs: list[RunSummary], page: dict[str, object]) -> tuple[RunSummary, ...]:
+    """Check the paused run and the run that resumed it link both ways; return them."""
+    assert len(runs) == 2
+    by_paused = {r.paused: r for r in runs}
+    paused, resumed = by_paused[True], by_paused[False]
+    assert paused.complete  # its workflow span ended: complete, but paused, not finished
+    assert (paused.resumed_from, resumed.resumed_from) == (None, paused.run_id)
+    assert resumed.agents == ("approver",)  # the writer did not run again
+    resumed_by = page["resumed_by"]  # GET /v1/runs/{the paused run}
+    assert isinstance(resumed_by, list)
+    assert [r["run_id"] for r in resumed_by] == [resumed.run_id]  # pyright: ignore[reportUnknownVariableType]
+    return paused, resumed
+
+
 async def test_a_run_paused_for_a_human_and_the_run_that_resumes_it_are_linked(
     tmp_path: Path, fake: FakeProviderThread
 ) -> None:
     store = MemoryStore()
-    settings = CollectorSettings.load(
-        grpc_port=0, http_port=0, decode_workers=0, duckdb_path=tmp_path / "unused.duckdb"
-    )
-    async with Collector(settings, store) as collector:
+    async with Collector(_in_memory(tmp_path), store) as collector:
         app = [sys.executable, "-c", PAUSE_AND_RESUME, fake.openai_base_url]
         done = await asyncio.to_thread(_run, app, _env(collector))
         runs = await _runs(collector, store, 2)
         base = collector.http_endpoint
         assert base is not None
-        by_paused = {r.paused: r for r in runs}
-        paused, resumed = by_paused[True], by_paused[False]
-        one = await asyncio.to_thread(_get_json, f"{base}/v1/runs/{paused.run_id}")
+        paused = next(r for r in runs if r.paused)
+        page = await asyncio.to_thread(_get_json, f"{base}/v1/runs/{paused.run_id}")
 
     assert done.returncode == 0, done.stderr[-4000:]
     assert _last_json(done) == {"paused": True, "approved": True}
-    assert len(runs) == 2
-    assert paused.complete  # its workflow span ended: complete, but paused, not finished
-    assert (paused.resumed_from, resumed.resumed_from) == (None, paused.run_id)
-    assert resumed.agents == ("approver",)  # the writer did not run again
-    resumed_by = one["resumed_by"]
-    assert isinstance(resumed_by, list)
-    assert [r["run_id"] for r in resumed_by] == [resumed.run_id]  # pyright: ignore[reportUnknownVariableType]
+    _assert_linked(runs, page)
 
 
 async def test_a_thread_resumed_by_another_process_is_linked_to_the_run_that_paused(
     tmp_path: Path, fake: FakeProviderThread
 ) -> None:
     store = MemoryStore()
-    settings = CollectorSettings.load(
-        grpc_port=0, http_port=0, decode_workers=0, duckdb_path=tmp_path / "unused.duckdb"
-    )
     checkpoints = str(tmp_path / "threads.duckdb")
-    async with Collector(settings, store) as collector:
+    async with Collector(_in_memory(tmp_path), store) as collector:
         steps: list[subprocess.CompletedProcess[str]] = []
         for step, count in (("pause", 1), ("resume", 2)):  # a web request each, say
             app = [sys.executable, "-c", PAUSE_AND_RESUME, fake.openai_base_url, step, checkpoints]
@@ -299,19 +306,14 @@ async def test_a_thread_resumed_by_another_process_is_linked_to_the_run_that_pau
             runs = await _runs(collector, store, count)
         base = collector.http_endpoint
         assert base is not None
-        by_paused = {r.paused: r for r in runs}
-        paused, resumed = by_paused[True], by_paused[False]
-        one = await asyncio.to_thread(_get_json, f"{base}/v1/runs/{paused.run_id}")
+        paused = next(r for r in runs if r.paused)
+        page = await asyncio.to_thread(_get_json, f"{base}/v1/runs/{paused.run_id}")
 
     for done in steps:
         assert done.returncode == 0, done.stderr[-4000:]
     assert [_last_json(done) for done in steps] == [{"paused": True}, {"approved": True}]
-    assert len(runs) == 2
     # the second process never saw the pause: the collector linked the runs by their thread
+    paused, resumed = _assert_linked(runs, page)
     assert (paused.conversation_id, resumed.conversation_id) == ("review-1", "review-1")
     assert (paused.resumed, resumed.resumed) == (False, True)
-    assert (paused.resumed_from, resumed.resumed_from) == (None, paused.run_id)
-    assert resumed.agents == ("approver",)  # the writer did not run again
-    resumed_by = one["resumed_by"]
-    assert isinstance(resumed_by, list)
-    assert [r["run_id"] for r in resumed_by] == [resumed.run_id]  # pyright: ignore[reportUnknownVariableType]
+    assert (paused.resumptions, resumed.resumptions) == (1, 0)
