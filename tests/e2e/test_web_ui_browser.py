@@ -279,7 +279,8 @@ async def test_the_decision_log_and_a_runs_decisions(chromium_binary: str) -> No
 async def test_a_resumed_run_links_the_paused_run_it_continues(chromium_binary: str) -> None:
     async with _collector() as collector, _page(chromium_binary) as page:
         paused_root, *rest = _clean_run(time.time_ns(), "run-paused")
-        paused_root = with_attributes(paused_root, {semconv.AGENTMESH_RUN_PAUSED: True})
+        thread = {semconv.GEN_AI_CONVERSATION_ID: "review-7"}
+        paused_root = with_attributes(paused_root, {semconv.AGENTMESH_RUN_PAUSED: True, **thread})
         await _post(collector, [paused_root, *rest])
         f = SpanFactory(start_ns=time.time_ns())
         root = with_attributes(
@@ -287,12 +288,19 @@ async def test_a_resumed_run_links_the_paused_run_it_continues(chromium_binary: 
             {
                 semconv.AGENTMESH_RESUME_FROM_RUN_ID: "run-paused",
                 semconv.AGENTMESH_RESUME_CHECKPOINT_ID: "ck-0123456789abcdef0123",
+                **thread,
             },
         )
         await _post(collector, [root, f.agent("writer", parent=root)])
         await page.goto(collector.http_endpoint + "/ui/#/runs/run-resumed")
         resumed = page.locator("#resumed-from")
         await expect(resumed).to_contain_text("Continues run run-paused from checkpoint")
+        # the conversation's runs, oldest first: the paused one (resumed since), then this one
+        conversation = page.locator("#conversation")
+        await expect(conversation).to_contain_text(
+            "Conversation review-7: 2 runs, oldest first: run-paused resumed → run-resumed complete"
+        )
+        await expect(conversation.locator("a")).to_have_text(["run-paused"])
         await expect(page.locator("#paused")).to_have_count(0)
         await expect(page.locator("#run-title .badge")).to_have_text("complete")
         await resumed.locator("a").click()

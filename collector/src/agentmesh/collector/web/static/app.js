@@ -430,6 +430,9 @@ async function runView(runId) {
     await Promise.all([
     api(path), api(`${path}/spans`), api(`${path}/decisions`)]);
   const run = graph.run;
+  // the other runs of its conversation (a LangGraph thread, a CrewAI flow's state)
+  const thread = run.conversation_id ? (await api(`/v1/runs?${new URLSearchParams({
+    conversation: run.conversation_id, limit: String(CONVERSATION_RUNS) })}`)).runs : [];
   state.settled = run.complete;
   // a run that stopped to wait for input says so on its workflow span (the run row carries it,
   // and the spans shown may be a truncated list)
@@ -467,6 +470,7 @@ async function runView(runId) {
       "an interrupt), it did not fail.", resumedBy.length ? null
         : " The run that resumes it will be linked here.") : null,
     resumedByNote(resumedBy),
+    conversationNote(run, thread),
     h("div", { class: "cards" },
       card("duration", fmtDuration(run.end_ns - run.start_ns)),
       card("spans", fmtInt(run.span_count)),
@@ -500,6 +504,21 @@ function resumedFrom(run, spans) {
     h("a", { href: `#/runs/${encodeURIComponent(from)}` }, from),
     typeof checkpoint === "string" ? [" from checkpoint ", h("code", {}, short(checkpoint, 16))] : null,
     ".");
+}
+
+const CONVERSATION_RUNS = 20;
+
+function conversationNote(run, runs) {
+  // the runs of the run's conversation, oldest first (the latest CONVERSATION_RUNS of them)
+  if (!run.conversation_id) return null;
+  const ordered = runs.slice().reverse();
+  const links = ordered.flatMap((r, i) => [i ? " → " : "",
+    r.run_id === run.run_id ? h("strong", {}, r.run_id)
+      : h("a", { href: `#/runs/${encodeURIComponent(r.run_id)}` }, r.run_id),
+    " ", badge(runState(r), STATE_TONES[runState(r)])]);
+  return h("p", { id: "conversation" }, "Conversation ", h("code", {}, run.conversation_id),
+    runs.length > 1 ? [`: ${runs.length === CONVERSATION_RUNS ? "the latest " : ""}`
+      + `${runs.length} runs, oldest first: `, ...links] : " (this run only)", ".");
 }
 
 function resumedByNote(runs) {
