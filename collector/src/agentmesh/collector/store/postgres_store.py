@@ -162,12 +162,15 @@ _RUNS: Final = (
     + """
     WHERE ($1::bigint IS NULL OR r.start_ns >= $1) AND ($2::bigint IS NULL OR r.start_ns < $2)
         AND ($4::text IS NULL OR r.conversation_id = $4)
-        AND ($5::text IS NULL OR $5 = CASE
-            WHEN r.paused THEN CASE  -- waiting for input, unless a run continued it
-                WHEN EXISTS (SELECT 1 FROM runs x WHERE x.resumed_from = r.run_id)
-                THEN 'resumed' ELSE 'paused' END
-            WHEN r.complete THEN 'complete'
-            ELSE 'live' END)
+        AND ($5::text IS NULL
+            -- paused: waiting for input; resumed: a run continued it (the paused runs by the
+            -- partial index of migration 0006, the others by start)
+            OR ($5 = 'paused' AND r.paused AND NOT EXISTS (SELECT FROM runs x
+                WHERE x.resumed_from IS NOT NULL AND x.resumed_from = r.run_id))
+            OR ($5 = 'resumed' AND r.paused AND EXISTS (SELECT FROM runs x
+                WHERE x.resumed_from IS NOT NULL AND x.resumed_from = r.run_id))
+            OR ($5 = 'complete' AND r.complete AND NOT r.paused)
+            OR ($5 = 'live' AND NOT r.complete AND NOT r.paused))
     ORDER BY r.start_ns DESC, r.trace_id COLLATE "C"
     LIMIT $3
 """
