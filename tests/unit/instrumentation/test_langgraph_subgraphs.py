@@ -26,6 +26,7 @@ from agentmesh.core.semconv import (
     AGENTMESH_LANGGRAPH_RESUMED,
     AGENTMESH_RESUME_FROM_RUN_ID,
     AGENTMESH_RUN_ID,
+    AGENTMESH_RUN_RESUMED,
     AGENTMESH_RUN_TASK_CLASS,
     ERROR_TYPE,
     GEN_AI_AGENT_HANDOFF_SOURCE_NAME,
@@ -194,6 +195,7 @@ def test_interrupt_is_not_an_error_and_resume_is_marked(
     approver = spans["invoke_agent approver"]
     assert workflow[AGENTMESH_LANGGRAPH_INTERRUPTED] is True
     assert AGENTMESH_LANGGRAPH_RESUMED not in workflow
+    assert AGENTMESH_RUN_RESUMED not in workflow
     assert workflow[GEN_AI_CONVERSATION_ID] == "review-9"
     assert workflow[AGENTMESH_RUN_TASK_CLASS] == "editorial"
     assert _attrs(approver)[AGENTMESH_LANGGRAPH_INTERRUPTED] is True
@@ -222,6 +224,7 @@ def test_interrupt_is_not_an_error_and_resume_is_marked(
     spans = {s.name: s for s in exporter.get_finished_spans()}
     resumed = _attrs(spans["invoke_workflow approval"])
     assert resumed[AGENTMESH_LANGGRAPH_RESUMED] is True
+    assert resumed[AGENTMESH_RUN_RESUMED] is True
     assert resumed[GEN_AI_CONVERSATION_ID] == "review-9"
     assert AGENTMESH_LANGGRAPH_INTERRUPTED not in resumed
     assert AGENTMESH_LANGGRAPH_INTERRUPTED not in _attrs(spans["invoke_agent approver"])

@@ -26,6 +26,7 @@ from agentmesh.core.semconv import (
     AGENTMESH_RESUME_FROM_RUN_ID,
     AGENTMESH_RUN_ID,
     AGENTMESH_RUN_PAUSED,
+    AGENTMESH_RUN_RESUMED,
     GEN_AI_AGENT_HANDOFF_SOURCE_NAME,
     GEN_AI_CONVERSATION_ID,
 )
@@ -80,6 +81,10 @@ def test_a_flow_resumed_after_human_feedback_is_a_run_that_names_the_paused_one(
     assert _attrs(first)[GEN_AI_CONVERSATION_ID] == state_id
     assert _attrs(second)[GEN_AI_CONVERSATION_ID] == state_id
     assert _attrs(second)[AGENTMESH_RESUME_FROM_RUN_ID] == _attrs(first)[AGENTMESH_RUN_ID]
+    assert (_attrs(first).get(AGENTMESH_RUN_RESUMED), _attrs(second)[AGENTMESH_RUN_RESUMED]) == (
+        None,
+        True,
+    )
     assert _attrs(second)[AGENTMESH_RUN_ID] != _attrs(first)[AGENTMESH_RUN_ID]
     assert first.context is not None
     assert second.context is not None
@@ -108,6 +113,7 @@ def test_a_flow_paused_elsewhere_is_still_traced_when_resumed(
     [resumed] = _workflows(exporter.get_finished_spans())
     assert _attrs(resumed)[GEN_AI_CONVERSATION_ID] == paused.context.flow_id
     assert AGENTMESH_RESUME_FROM_RUN_ID not in _attrs(resumed)  # that run was not seen here
+    assert _attrs(resumed)[AGENTMESH_RUN_RESUMED] is True  # the collector links it by the state
     assert [s.name for s in exporter.get_finished_spans()].count("invoke_node publish") == 1
 
     exporter.clear()
