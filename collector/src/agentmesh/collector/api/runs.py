@@ -40,14 +40,15 @@ from agentmesh.collector.api.params import (
 )
 from agentmesh.collector.api.payloads import cost_to_json, graph_to_json, run_to_json, span_to_json
 from agentmesh.collector.hot_state.events import detection_to_dict
-from agentmesh.collector.store.base import RUN_STATES, SpanStore
+from agentmesh.collector.store.base import SpanStore
 from agentmesh.collector.store.lookup import (
     GraphNotStoredError,
     RunNotFoundError,
     find_graph,
     find_run,
 )
-from agentmesh.core import ConfigError
+from agentmesh.collector.store.usage import check_state
+from agentmesh.core import ConfigError, StoreError
 
 __all__ = [
     "COSTS_PATH",
@@ -91,11 +92,10 @@ def runs_routes(store: SpanStore) -> list[web.RouteDef]:
         before = request.query.get("before")
         if before is not None and not before.isdigit():
             return error_response(f"before must be a time in Unix nanoseconds, not {before!r}", 400)
-        state = request.query.get("state")
-        if state is not None and state not in RUN_STATES:
-            return error_response(
-                f"state must be one of {', '.join(RUN_STATES)}, not {state!r}", 400
-            )
+        try:
+            state = check_state(request.query.get("state"))
+        except StoreError as exc:
+            return error_response(str(exc), 400)
         found = await store.runs(
             limit,
             since_ns=since,

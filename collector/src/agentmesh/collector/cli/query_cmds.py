@@ -112,10 +112,11 @@ def _runs(args: argparse.Namespace) -> int:
     if args.collector:
         from agentmesh.collector.api.payloads import run_from_json
 
-        filters = {"state": args.state, "conversation": args.conversation}
-        query = _collector_query(
-            args, limit=str(limit), **{k: str(v) for k, v in filters.items() if v is not None}
-        )
+        query = _collector_query(args, limit=str(limit))
+        if args.state is not None:
+            query["state"] = str(args.state)
+        if args.conversation is not None:
+            query["conversation"] = str(args.conversation)
         answer = cast(
             "dict[str, list[dict[str, object]]]", get_json(args.collector, "/v1/runs", **query)
         )

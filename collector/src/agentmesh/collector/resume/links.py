@@ -31,9 +31,9 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
-from typing import Final
 
 from agentmesh.collector.graph.run_graph import RunGraph
 from agentmesh.collector.store.base import SpanStore
@@ -42,9 +42,6 @@ from agentmesh.core.log import get_logger
 __all__ = ["ResumeLinks"]
 
 log = get_logger(__name__)
-
-_FOUND: Final = 0.0
-"""The retry time of a found link: never retried."""
 
 
 class ResumeLinks:
@@ -106,7 +103,7 @@ class ResumeLinks:
     async def _previous(self, graph: RunGraph, conversation: str) -> str | None:
         now = self._clock()
         known = self._known.get(graph.trace_id)
-        if known is not None and (known[1] == _FOUND or now < known[1]):
+        if known is not None and now < known[1]:
             return known[0]
         self._lookups += 1
         try:
@@ -115,7 +112,8 @@ class ResumeLinks:
             log.warning("resume_link_lookup_failed", trace_id=graph.trace_id, exc_info=True)
             found = None
         previous = None if found is None or found.run_id == graph.run_id else found.run_id
-        self._remember(graph.trace_id, previous, _FOUND if previous else now + self._retry)
+        # a link found is kept for good; a miss is looked up again after the delay
+        self._remember(graph.trace_id, previous, math.inf if previous else now + self._retry)
         return previous
 
     def _remember(self, trace_id: str, previous: str | None, retry_at: float) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from agentmesh.collector.model import SpanRecord
-from agentmesh.collector.store.base import RUN_STATES, CostGroup, CostRow
+from agentmesh.collector.store.base import RUN_STATES, CostGroup, CostRow, RunStateName
 from agentmesh.core import semconv
 from agentmesh.core.errors import StoreError
 
@@ -83,17 +83,24 @@ def check_limit(limit: int | None) -> None:
         raise StoreError(f"limit must be at least 1, got {limit}")
 
 
-def check_state(state: str | None) -> None:
-    """Refuse a run state other than ``live``, ``paused`` or ``complete``.
+def check_state(state: str | None) -> RunStateName | None:
+    """Refuse a run state that is not one of :data:`~agentmesh.collector.store.base.RUN_STATES`.
 
     Args:
         state: The state, or ``None`` for any.
 
+    Returns:
+        The state, typed.
+
     Raises:
         StoreError: It is not a run state.
     """
-    if state is not None and state not in RUN_STATES:
+    for known in RUN_STATES:
+        if state == known:
+            return known
+    if state is not None:
         raise StoreError(f"state must be one of {', '.join(RUN_STATES)}, not {state!r}")
+    return None
 
 
 def check_group_by(group_by: str) -> CostGroup:
