@@ -26,6 +26,7 @@ from agentmesh.collector.settings import CollectorSettings
 from agentmesh.collector.store import (
     CostRow,
     PostgresStore,
+    Pruned,
     make_store,
     open_store,
 )
@@ -429,6 +430,72 @@ async def test_find_runs_by_the_start_of_a_run_or_trace_id(store: SpanStore) -> 
     assert await ids("nothing") == []
     with pytest.raises(StoreError):
         await store.find_runs("run", limit=0)
+
+
+async def test_prune_deletes_whole_runs_that_ended_before_the_cut_off(store: SpanStore) -> None:
+    def stored_run(start: int, run_id: str, *, last_end: int | None = None) -> SpanFactory:
+        f = SpanFactory(start_ns=start, step_ns=10)
+        spans = _run(f, run_id=run_id)
+        if last_end is not None:  # a long run: its last span ends much later
+            spans.append(f.span("tool", parent=spans[0], duration_ns=last_end - (start + 40)))
+        pending.append((spans, graph_of(spans)))
+        return f
+
+    pending: list[tuple[list[SpanRecord], RunGraph]] = []
+    old_a = stored_run(1_000, "run-a")
+    old_b = stored_run(2_000, "run-b")
+    long_c = stored_run(3_000, "run-c", last_end=9_000)  # started before the cut-off, ended after
+    new_d = stored_run(10_000, "run-d")
+    for spans, graph in pending:
+        await store.write_spans(spans)
+        await store.write_graph(graph)
+    # run-e ended early in a first graph, and later in its newest one: the newest counts
+    f_e = SpanFactory(start_ns=1_500, step_ns=10)
+    early = _run(f_e, run_id="run-e")
+    await store.write_spans(early)
+    await store.write_graph(graph_of(early))
+    late = [*early, f_e.span("tool", parent=early[0], start_ns=7_000)]
+    await store.write_spans(late)
+    await store.write_graph(graph_of(late))
+    # traces never graphed (the collector stopped first): one old, one recent
+    gone = SpanFactory(start_ns=1_200, step_ns=10)
+    kept = SpanFactory(start_ns=20_000, step_ns=10)
+    await store.write_spans([gone.workflow("w"), gone.workflow("w")])
+    await store.write_spans([kept.workflow("w")])
+    for trace_id, id_, at in (
+        (old_a.trace_id, "det-a", 1_010),
+        (new_d.trace_id, "det-d", 10_010),
+        (gone.trace_id, "det-gone", 1_210),
+        (kept.trace_id, "det-kept", 20_010),
+    ):
+        await store.write_detection(_detection(trace_id, id_=id_, at=at))
+    total = await store.count_spans()
+
+    # one run per call, the earliest started first; leftovers wait for a call that is not full
+    assert await store.prune(5_000, limit=1) == Pruned(runs=1, spans=4, detections=1)
+    assert await store.graph(old_a.trace_id) is None
+    assert await store.spans(old_a.trace_id) == []
+    assert await store.prune(5_000, limit=1) == Pruned(runs=1, spans=4, detections=0)
+    assert await store.graph(old_b.trace_id) is None
+    assert await store.prune(5_000, limit=1) == Pruned(runs=0, spans=2, detections=1)
+    assert await store.spans(gone.trace_id) == []
+    assert not await store.prune(5_000, limit=1)  # nothing left to delete
+
+    assert [r.run_id for r in await store.runs()] == ["run-d", "run-c", "run-e"]
+    assert await store.count_spans() == total - 10
+    assert len(await store.spans(long_c.trace_id)) == 5
+    assert len(await store.spans(kept.trace_id)) == 1
+    assert [d.id for d in await store.detections()] == ["det-d", "det-kept"]
+    stored = await store.graph(new_d.trace_id)
+    assert stored is not None
+    assert stored.run.detections == 1
+    assert [a.name for a in stored.agents] == ["researcher", "supervisor"]
+    # a larger limit deletes several runs in one call, then the leftovers
+    assert await store.prune(50_000, limit=10) == Pruned(runs=3, spans=15, detections=2)
+    assert await store.runs() == []
+    assert await store.count_spans() == 0
+    with pytest.raises(StoreError, match="at least 1"):
+        await store.prune(5_000, limit=0)
 
 
 async def test_runs_by_time_window(store: SpanStore) -> None:

@@ -8,6 +8,7 @@ if TYPE_CHECKING:
     from agentmesh.collector.store.base import (
         CostGroup,
         CostRow,
+        Pruned,
         RunSummary,
         SpanStore,
         StoredGraph,
@@ -23,6 +24,7 @@ __all__ = [
     "DuckDBStore",
     "MemoryStore",
     "PostgresStore",
+    "Pruned",
     "RunSummary",
     "SpanStore",
     "StoredGraph",
@@ -38,6 +40,7 @@ __getattr__, __dir__ = lazy_exports(
         "DuckDBStore": "agentmesh.collector.store.duckdb_store",
         "MemoryStore": "agentmesh.collector.store.memory_store",
         "PostgresStore": "agentmesh.collector.store.postgres_store",
+        "Pruned": "agentmesh.collector.store.base",
         "RunSummary": "agentmesh.collector.store.base",
         "SpanStore": "agentmesh.collector.store.base",
         "StoredGraph": "agentmesh.collector.store.base",

@@ -19,6 +19,7 @@ __all__ = [
     "RUN_STATES",
     "CostGroup",
     "CostRow",
+    "Pruned",
     "RunStateName",
     "RunSummary",
     "SpanStore",
@@ -85,6 +86,31 @@ class RunSummary:
     conversation_id: str | None = None
     resumed: bool = False
     resumptions: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    """What pruning deleted (:meth:`SpanStore.prune`).
+
+    Attributes:
+        runs: Runs deleted: each trace's graph rows (run, agents, handoffs).
+        spans: Spans deleted.
+        detections: Detections deleted.
+    """
+
+    runs: int = 0
+    spans: int = 0
+    detections: int = 0
+
+    def __add__(self, other: Pruned) -> Pruned:
+        return Pruned(
+            self.runs + other.runs,
+            self.spans + other.spans,
+            self.detections + other.detections,
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.runs or self.spans or self.detections)
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,6 +353,26 @@ class SpanStore(Protocol):
 
         Returns:
             The detections.
+        """
+        ...
+
+    async def prune(self, before_ns: int, *, limit: int) -> Pruned:
+        """Delete what ended before a time: whole runs, and the leftovers of traces with no run.
+
+        A run whose newest graph ended before ``before_ns`` (a paused run: when it paused) is
+        deleted with its spans, graph rows and detections: a run is never kept in part. Spans
+        and detections of traces that have no run graph (the collector stopped before
+        graphing them) go when they ended (were detected) before ``before_ns``.
+
+        Args:
+            before_ns: The cut-off (Unix nanoseconds).
+            limit: Most runs deleted by this call, the earliest started first: call again
+                while it deletes ``limit`` runs (each call is one transaction, so writes
+                interleave). The leftovers of traces with no run are deleted by the call that
+                deletes fewer runs than ``limit``.
+
+        Returns:
+            What was deleted.
         """
         ...
 

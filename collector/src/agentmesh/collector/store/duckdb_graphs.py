@@ -31,7 +31,7 @@ from agentmesh.collector.store.graph_tables import (
 )
 from agentmesh.core.log import get_logger
 
-__all__ = ["COMPACT_MIN_ROWS", "GraphVersions"]
+__all__ = ["COMPACT_MIN_ROWS", "GraphVersions", "transaction"]
 
 log = get_logger(__name__)
 
@@ -105,7 +105,7 @@ class GraphVersions:
         for (name, _), table in zip(_APPENDS, parts, strict=True):
             con.register(name, table)
         try:
-            with _transaction(con):
+            with transaction(con):
                 for _, append in _APPENDS:
                     con.execute(append, {"version": version})
         finally:
@@ -126,15 +126,20 @@ class GraphVersions:
         Raises:
             duckdb.Error: The deletion failed (the tables are as they were).
         """
-        with _transaction(con):
+        with transaction(con):
             for statement in _COMPACT:
                 con.execute(statement)
         self._kept, self._written = _counts(con)[0], 0
         self._compactions += 1
 
+    def recount(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Take the row count again after rows were deleted (pruning): passes stay paced."""
+        self._kept = _counts(con)[0]
+        self._written = 0
+
 
 @contextmanager
-def _transaction(con: duckdb.DuckDBPyConnection) -> Generator[None]:
+def transaction(con: duckdb.DuckDBPyConnection) -> Generator[None]:
     """Run the block in one transaction: committed if it ends, rolled back if it raises."""
     con.execute("BEGIN TRANSACTION")
     try:

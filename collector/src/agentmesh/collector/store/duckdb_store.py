@@ -33,7 +33,14 @@ import duckdb
 from agentmesh.collector.detection import Detection
 from agentmesh.collector.graph.run_graph import RunGraph
 from agentmesh.collector.model import SpanKind, SpanRecord, StatusCode
-from agentmesh.collector.store.base import CostGroup, CostRow, RunStateName, RunSummary, StoredGraph
+from agentmesh.collector.store.base import (
+    CostGroup,
+    CostRow,
+    Pruned,
+    RunStateName,
+    RunSummary,
+    StoredGraph,
+)
 from agentmesh.collector.store.codec import (
     attributes_from_json,
     events_from_json,
@@ -51,6 +58,7 @@ from agentmesh.collector.store.duckdb_graph_reads import (
     run_page,
 )
 from agentmesh.collector.store.duckdb_graphs import GraphVersions
+from agentmesh.collector.store.duckdb_prune import prune_ended
 from agentmesh.collector.store.duckdb_schema import (
     LEGACY_GRAPH_TABLES,
     SCHEMA,
@@ -528,6 +536,29 @@ class DuckDBStore:
             params.append(limit)
         rows = await self._read(lambda con: _fetch(con, query, params))
         return [detection_from_row(row) for row in reversed(rows)]
+
+    async def prune(self, before_ns: int, *, limit: int) -> Pruned:
+        """Delete what ended before a time: whole runs, and the leftovers of traces with no run.
+
+        Runs in the writing thread, one transaction per call
+        (:mod:`~agentmesh.collector.store.duckdb_prune`).
+
+        Args:
+            before_ns: The cut-off (Unix nanoseconds).
+            limit: Most runs deleted by this call, the earliest started first; the leftovers
+                of traces with no run go in the call that deletes fewer runs than this.
+
+        Returns:
+            What was deleted.
+        """
+        check_limit(limit)
+        return await self._call(lambda con: self._prune(con, before_ns, limit))
+
+    def _prune(self, con: _Con, before_ns: int, limit: int) -> Pruned:
+        pruned = prune_ended(con, before_ns, limit)
+        if pruned.runs:
+            self._graphs.recount(con)
+        return pruned
 
     # --- the worker thread ------------------------------------------------------------------
 

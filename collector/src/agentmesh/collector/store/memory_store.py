@@ -10,7 +10,14 @@ from typing import Self
 from agentmesh.collector.detection import Detection
 from agentmesh.collector.graph.run_graph import RunGraph
 from agentmesh.collector.model import SpanRecord
-from agentmesh.collector.store.base import CostGroup, CostRow, RunStateName, RunSummary, StoredGraph
+from agentmesh.collector.store.base import (
+    CostGroup,
+    CostRow,
+    Pruned,
+    RunStateName,
+    RunSummary,
+    StoredGraph,
+)
 from agentmesh.collector.store.usage import (
     chat_usage,
     check_group_by,
@@ -369,6 +376,35 @@ class MemoryStore:
         )
         return found[-limit:] if limit is not None and limit < len(found) else found
 
+    async def prune(self, before_ns: int, *, limit: int) -> Pruned:
+        """Delete what ended before a time: whole runs, and the leftovers of traces with no run.
+
+        Args:
+            before_ns: The cut-off (Unix nanoseconds).
+            limit: Most runs deleted by this call, the earliest started first; the leftovers
+                of traces with no run go in the call that deletes fewer runs than this.
+
+        Returns:
+            What was deleted.
+        """
+        self._check()
+        check_limit(limit)
+        ended = sorted(
+            (g for g in self._graphs.values() if g.end_ns < before_ns),
+            key=lambda g: (g.start_ns, g.trace_id),
+        )[:limit]
+        traces = {g.trace_id for g in ended}
+        spans = sum(len(self._spans.pop(trace_id, {})) for trace_id in traces)
+        gone = [d.id for d in self._detections.values() if d.trace_id in traces]
+        for trace_id in traces:
+            del self._graphs[trace_id]
+        for detection_id in gone:
+            del self._detections[detection_id]
+        pruned = Pruned(runs=len(traces), spans=spans, detections=len(gone))
+        if len(traces) < limit:  # the last call of a pass
+            pruned += self._prune_leftovers(before_ns)
+        return pruned
+
     async def close(self) -> None:
         """Mark the store closed; later calls raise ``StoreError``. The data is kept."""
         self._closed = True
@@ -379,6 +415,27 @@ class MemoryStore:
     def _check(self) -> None:
         if self._closed:
             raise StoreError("the memory store is closed")
+
+    def _prune_leftovers(self, before_ns: int) -> Pruned:
+        """Delete spans and detections of traces without a graph, from before ``before_ns``."""
+        spans = 0
+        for trace_id, kept in list(self._spans.items()):
+            if trace_id in self._graphs:
+                continue
+            old = [span_id for span_id, span in kept.items() if span.end_ns < before_ns]
+            for span_id in old:
+                del kept[span_id]
+            spans += len(old)
+            if not kept:
+                del self._spans[trace_id]
+        gone = [
+            d.id
+            for d in self._detections.values()
+            if d.trace_id not in self._graphs and d.detected_at_ns < before_ns
+        ]
+        for detection_id in gone:
+            del self._detections[detection_id]
+        return Pruned(spans=spans, detections=len(gone))
 
     def _summary(self, graph: RunGraph) -> RunSummary:
         return RunSummary(

@@ -28,7 +28,14 @@ import asyncpg
 from agentmesh.collector.detection import Detection
 from agentmesh.collector.graph.run_graph import AgentNode, RunGraph
 from agentmesh.collector.model import SpanKind, SpanRecord, StatusCode
-from agentmesh.collector.store.base import CostGroup, CostRow, RunStateName, RunSummary, StoredGraph
+from agentmesh.collector.store.base import (
+    CostGroup,
+    CostRow,
+    Pruned,
+    RunStateName,
+    RunSummary,
+    StoredGraph,
+)
 from agentmesh.collector.store.codec import (
     attributes_from_json,
     attributes_to_json,
@@ -37,6 +44,7 @@ from agentmesh.collector.store.codec import (
 )
 from agentmesh.collector.store.postgres_errors import connection_lost, server_address, store_error
 from agentmesh.collector.store.postgres_migrations import apply_migrations
+from agentmesh.collector.store.postgres_prune import prune_ended, row_count
 from agentmesh.collector.store.rows import (
     detection_from_row,
     detection_to_row,
@@ -340,7 +348,7 @@ class PostgresStore:
         columns = _span_columns(spans)
         if len(columns[0]) < COPY_MIN_SPANS:
             status = await self._run(lambda con: con.execute(_INSERT_SPANS, *columns))
-            return _row_count(status)
+            return row_count(status)
 
         async def copy(con: _Con) -> str:
             async with con.transaction():
@@ -349,7 +357,7 @@ class PostgresStore:
                 )
                 return await con.execute(_MOVE_INCOMING)
 
-        return _row_count(await self._run(copy))
+        return row_count(await self._run(copy))
 
     async def write_graph(self, graph: RunGraph) -> None:
         """Store a run's graph, replacing what was stored for that trace, in one transaction.
@@ -383,7 +391,7 @@ class PostgresStore:
         """
         row = detection_to_row(detection)
         status = await self._run(lambda con: con.execute(_INSERT_DETECTION, *row))
-        return _row_count(status) > 0
+        return row_count(status) > 0
 
     async def count_spans(self) -> int:
         """Count every stored span.
@@ -609,6 +617,23 @@ class PostgresStore:
         )
         return [detection_from_row(row) for row in reversed(rows)]
 
+    async def prune(self, before_ns: int, *, limit: int) -> Pruned:
+        """Delete what ended before a time: whole runs, and the leftovers of traces with no run.
+
+        One transaction per call (:mod:`~agentmesh.collector.store.postgres_prune`); the runs
+        it deletes are locked, so collectors sharing the database prune different runs.
+
+        Args:
+            before_ns: The cut-off (Unix nanoseconds).
+            limit: Most runs deleted by this call, the earliest started first; the leftovers
+                of traces with no run go in the call that deletes fewer runs than this.
+
+        Returns:
+            What was deleted.
+        """
+        check_limit(limit)
+        return await self._run(lambda con: prune_ended(con, before_ns, limit))
+
     # --- the pool ---------------------------------------------------------------------------
 
     def _check(self) -> None:
@@ -683,12 +708,6 @@ async def _create_schema(con: asyncpg.Connection, schema: str) -> None:
 async def _init_connection(con: asyncpg.Connection) -> None:
     """Give each pooled connection the temporary table that ``COPY`` batches land in."""
     await con.execute(_CREATE_INCOMING)
-
-
-def _row_count(status: str) -> int:
-    """The row count of a command status such as ``INSERT 0 12``."""
-    tail = status.rsplit(" ", 1)[-1]
-    return int(tail) if tail.isdigit() else 0
 
 
 def _span_columns(spans: Sequence[SpanRecord]) -> list[list[Any]]:
