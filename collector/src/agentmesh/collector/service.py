@@ -64,6 +64,7 @@ from agentmesh.collector.routing.trainer import RouterTrainer, make_router_train
 from agentmesh.collector.settings import CollectorSettings
 from agentmesh.collector.store import make_store
 from agentmesh.collector.store.base import SpanStore
+from agentmesh.collector.store.retention import Retention, RetentionStats
 from agentmesh.collector.web import web_routes
 from agentmesh.core.errors import CollectorError
 from agentmesh.core.log import get_logger
@@ -98,6 +99,10 @@ class CollectorStats:
         attributes_dropped: Span attributes dropped by ``max_attributes_per_span``.
         events_dropped: Span events dropped by ``max_events_per_span``.
         values_truncated: Attribute values truncated or cut by the size and depth limits.
+        runs_pruned: Runs deleted by retention (``retention_days``), with their graphs.
+        spans_pruned: Spans deleted by retention.
+        detections_pruned: Detections deleted by retention.
+        prune_failures: Retention passes that failed (logged; the next pass tries again).
     """
 
     requests: int = 0
@@ -119,6 +124,10 @@ class CollectorStats:
     attributes_dropped: int = 0
     events_dropped: int = 0
     values_truncated: int = 0
+    runs_pruned: int = 0
+    spans_pruned: int = 0
+    detections_pruned: int = 0
+    prune_failures: int = 0
 
 
 class Collector:
@@ -181,6 +190,7 @@ class Collector:
         self._http_receiver: OtlpHttpReceiver | None = None
         self._forwarders: Forwarders | None = None
         self._decode_pool: DecodePool | None = None
+        self._retention: Retention | None = None
         self._stack: AsyncExitStack | None = None
         self._stop = asyncio.Event()
         self._used = False
@@ -233,6 +243,7 @@ class Collector:
         if self._http_receiver is not None:
             receiver = receiver + self._http_receiver.stats
         builder = self._pipeline.builder
+        retention = self._retention.stats if self._retention is not None else RetentionStats()
         return CollectorStats(
             requests=receiver.requests,
             spans_received=pipeline.spans_received,
@@ -253,6 +264,10 @@ class Collector:
             attributes_dropped=receiver.attributes_dropped,
             events_dropped=receiver.events_dropped,
             values_truncated=receiver.values_truncated,
+            runs_pruned=retention.runs_pruned,
+            spans_pruned=retention.spans_pruned,
+            detections_pruned=retention.detections_pruned,
+            prune_failures=retention.failures,
         )
 
     @property
@@ -338,6 +353,14 @@ class Collector:
                 hot_state=hot,
             )
             self._pipeline = await stack.enter_async_context(pipeline)
+            if settings.retention_days > 0:
+                self._retention = await stack.enter_async_context(
+                    Retention(
+                        self._store,
+                        keep_seconds=settings.retention_days * 86_400.0,
+                        interval_seconds=settings.retention_interval_seconds,
+                    )
+                )
             sink: SpanSink = pipeline
             if self._forwarders is not None:
                 sink = ForwardingSink(pipeline, self._forwarders)

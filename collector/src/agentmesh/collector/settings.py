@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from agentmesh.collector.detection_settings import DetectionSettings
@@ -104,6 +104,21 @@ class CollectorSettings(DetectionSettings):
             "Where spans, graphs and detections go: the DuckDB file (`duckdb_path`), PostgreSQL "
             "(`postgres_dsn`, for several collectors) or memory (tests and demos: lost on exit)."
         ),
+    )
+    retention_days: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=36_500.0,
+        description=(
+            "Days a run is kept after it ended: older runs are deleted whole (spans, graph, "
+            "detections) while the collector runs; 0 keeps everything. At least 1/24 (an hour)."
+        ),
+    )
+    retention_interval_seconds: float = Field(
+        default=3600.0,
+        ge=10.0,
+        le=7 * 86_400.0,
+        description="Seconds between two retention passes (the first runs at start).",
     )
     postgres_dsn: SecretStr = Field(
         default=SecretStr("postgresql://agentmesh@127.0.0.1:5432/agentmesh"),
@@ -444,6 +459,13 @@ class CollectorSettings(DetectionSettings):
             "route table has none yet; later outcomes keep training it."
         ),
     )
+
+    @field_validator("retention_days")
+    @classmethod
+    def _retention_of_an_hour_or_more(cls, days: float) -> float:
+        if 0.0 < days < 1.0 / 24.0:
+            raise ValueError("keep runs at least an hour (1/24 day), or 0 to keep everything")
+        return days
 
     @property
     def effective_decode_workers(self) -> int:

@@ -84,6 +84,10 @@ _COUNTERS: Final[tuple[tuple[str, str, str], ...]] = (
     ("attributes_dropped", "agentmesh_attributes_dropped", "Span attributes dropped by limits."),
     ("events_dropped", "agentmesh_span_events_dropped", "Span events dropped by limits."),
     ("values_truncated", "agentmesh_values_truncated", "Attribute values truncated by limits."),
+    ("runs_pruned", "agentmesh_runs_pruned", "Runs deleted by retention, with their graphs."),
+    ("spans_pruned", "agentmesh_spans_pruned", "Spans deleted by retention."),
+    ("detections_pruned", "agentmesh_detections_pruned", "Detections deleted by retention."),
+    ("prune_failures", "agentmesh_prune_failures", "Retention passes that failed."),
 )
 """(stats field, metric name without ``_total``, help) of the counters read from stats."""
 
