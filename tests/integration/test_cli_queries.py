@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from pathlib import Path
 
 import duckdb
@@ -12,7 +14,7 @@ from agentmesh.collector import DuckDBStore, PingPongRule, Pipeline
 from agentmesh.collector.cli import main
 from agentmesh.collector.cli.query_cmds import parse_duration
 from agentmesh.collector.export import export_store
-from agentmesh.collector.testing import SpanFactory, with_attributes
+from agentmesh.collector.testing import SpanFactory, graph_of, with_attributes
 from agentmesh.core import ConfigError, semconv
 
 
@@ -201,3 +203,32 @@ async def test_an_export_of_many_pages_of_runs_holds_every_row_once(
         assert spans.fetchall() == [(stored, stored)]
         handoffs = con.sql(f"select source, target, count(*) from {read('handoffs')} group by all")
         assert handoffs.fetchall() == [("a", "b", 601)]
+
+
+async def test_prune_deletes_the_runs_that_ended_before_a_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "prune.duckdb"
+    now = time.time_ns()
+    old, recent = SpanFactory(start_ns=now - 40 * 86_400 * 10**9), SpanFactory(start_ns=now)
+    async with DuckDBStore(db) as store:
+        for f, run_id in ((old, "run-old"), (recent, "run-recent")):
+            spans = [f.workflow("w", run_id=run_id)]
+            spans.append(f.agent("a", parent=spans[0]))
+            await store.write_spans(spans)
+            await store.write_graph(graph_of(spans))
+
+    assert await asyncio.to_thread(main, ["prune", "--older-than", "30d", "--db", str(db)]) == 0
+    out = capsys.readouterr()
+    assert "deleted 1 runs, 2 spans and 0 detections that ended before" in out.out
+    assert "1 runs deleted" in out.err
+    assert await asyncio.to_thread(main, ["runs", "--db", str(db), "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [row["run_id"] for row in rows] == ["run-recent"]
+    # a time not in the past, or not a time, is refused in plain words
+    assert (
+        await asyncio.to_thread(main, ["prune", "--older-than", "2999-01-01", "--db", str(db)]) == 2
+    )
+    assert "not in the past" in capsys.readouterr().err
+    assert await asyncio.to_thread(main, ["prune", "--older-than", "soon", "--db", str(db)]) == 2
+    assert "--older-than" in capsys.readouterr().err

@@ -8,6 +8,7 @@ import sys
 from agentmesh.collector.cli.collector_cmd import add_collector_command
 from agentmesh.collector.cli.demo_cmd import add_demo_command
 from agentmesh.collector.cli.export_decisions import add_export_decisions_command
+from agentmesh.collector.cli.prune_cmd import add_prune_command
 from agentmesh.collector.cli.query_cmds import (
     add_costs_command,
     add_decisions_command,
@@ -95,6 +96,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_export_command(export)
     add_export_decisions_command(export)
+    add_prune_command(
+        commands.add_parser(
+            "prune",
+            help="delete the stored runs that ended before a time",
+            description="Delete the runs that ended before a time, whole (spans, graph, "
+            "detections), in batches. The collector does this itself with "
+            "AGENTMESH_COLLECTOR_RETENTION_DAYS; on DuckDB stop the collector first (one "
+            "writer).",
+        )
+    )
     add_resume_command(
         commands.add_parser(
             "resume",

@@ -32,12 +32,43 @@ from agentmesh.collector.store.base import Pruned, SpanStore
 from agentmesh.core.errors import StoreError
 from agentmesh.core.log import get_logger
 
-__all__ = ["BATCH_RUNS", "Retention", "RetentionStats"]
+__all__ = ["BATCH_RUNS", "Retention", "RetentionStats", "prune_before"]
 
 log = get_logger(__name__)
 
 BATCH_RUNS: Final = 1_000
 """Runs deleted per transaction."""
+
+
+async def prune_before(
+    store: SpanStore,
+    before_ns: int,
+    *,
+    batch_runs: int = BATCH_RUNS,
+    done: Callable[[Pruned], None] | None = None,
+) -> Pruned:
+    """Delete every run that ended before ``before_ns``, a batch per store call.
+
+    Args:
+        store: The store.
+        before_ns: The cut-off (Unix nanoseconds).
+        batch_runs: Runs deleted per store call (one transaction each).
+        done: Called with what each call deleted, as it is deleted.
+
+    Returns:
+        What was deleted.
+
+    Raises:
+        StoreError: The store failed (earlier batches stay deleted).
+    """
+    total = Pruned()
+    while True:
+        batch = await store.prune(before_ns, limit=batch_runs)
+        total += batch
+        if done is not None:
+            done(batch)
+        if batch.runs < batch_runs:
+            return total
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,15 +155,7 @@ class Retention:
         """
         before_ns = int(self._clock() * 1e9) - self._keep_ns
         started = time.perf_counter()
-        done = Pruned()
-        try:
-            while True:
-                batch = await self._store.prune(before_ns, limit=self._batch)
-                done += batch
-                if batch.runs < self._batch:
-                    break
-        finally:
-            self._total += done
+        done = await prune_before(self._store, before_ns, batch_runs=self._batch, done=self._count)
         self._passes += 1
         if done:
             log.info(
@@ -144,6 +167,9 @@ class Retention:
                 seconds=round(time.perf_counter() - started, 3),
             )
         return done
+
+    def _count(self, batch: Pruned) -> None:
+        self._total += batch
 
     async def __aenter__(self) -> Self:
         if self._task is None:
