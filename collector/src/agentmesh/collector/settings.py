@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from agentmesh.collector.detection_settings import DetectionSettings
@@ -252,6 +252,25 @@ class CollectorSettings(DetectionSettings):
         description="Accepted `x-api-key` header values, comma-separated or a JSON list.",
     )
 
+    tls_cert_file: Path | None = Field(
+        default=None,
+        description=(
+            "PEM certificate (chain) the OTLP/gRPC and OTLP/HTTP receivers serve TLS with, "
+            "with `tls_key_file`; endpoints become `https://`. Plaintext when unset."
+        ),
+    )
+    tls_key_file: Path | None = Field(
+        default=None,
+        description="PEM private key of `tls_cert_file`.",
+    )
+    tls_client_ca_file: Path | None = Field(
+        default=None,
+        description=(
+            "PEM CA certificates: when set, every client must present a certificate one of "
+            "them signed (mutual TLS). Needs `tls_cert_file`."
+        ),
+    )
+
     queue_max_batches: int = Field(
         default=1024,
         ge=1,
@@ -466,6 +485,17 @@ class CollectorSettings(DetectionSettings):
         if 0.0 < days < 1.0 / 24.0:
             raise ValueError("keep runs at least an hour (1/24 day), or 0 to keep everything")
         return days
+
+    @model_validator(mode="after")
+    def _tls_files_go_together(self) -> Self:
+        cert, key, ca = (
+            self.env_var(n) for n in ("tls_cert_file", "tls_key_file", "tls_client_ca_file")
+        )
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError(f"{cert} and {key} go together: set both or neither")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError(f"{ca} needs {cert} and {key}")
+        return self
 
     @property
     def effective_decode_workers(self) -> int:

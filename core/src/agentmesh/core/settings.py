@@ -154,7 +154,10 @@ class AgentMeshSettings(BaseSettings):
         except ValidationError as exc:
             problems: list[str] = []
             for err in exc.errors():
-                field = ".".join(str(part) for part in err["loc"]) or "?"
+                if not err["loc"]:  # a check across fields: its message names them
+                    problems.append(str(err["msg"]).removeprefix("Value error, "))
+                    continue
+                field = ".".join(str(part) for part in err["loc"])
                 name = field.split(".", 1)[0]
                 where = name if name in overrides else cls.env_var(name)
                 shown = "'***'" if cls._is_secret(name) else repr(err.get("input"))

@@ -125,8 +125,12 @@ def build_tracer_provider(settings: InstrumentationSettings) -> TracerProvider:
             OTLPSpanExporter,
         )
 
+        # plaintext unless the endpoint is https:// (then the OTEL_EXPORTER_OTLP_*CERTIFICATE
+        # variables apply, as to the control and route-table clients: agentmesh.core.tls)
         return OTLPSpanExporter(
-            endpoint=settings.endpoint, insecure=True, timeout=settings.export_timeout_s
+            endpoint=settings.endpoint,
+            insecure=not settings.endpoint.startswith("https://"),
+            timeout=settings.export_timeout_s,
         )
 
     exporter = GuardedSpanExporter(otlp_exporter)

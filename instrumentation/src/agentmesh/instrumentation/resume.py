@@ -35,6 +35,7 @@ from typing import Any, Final, cast
 
 from agentmesh.core import ConfigError, get_logger
 from agentmesh.core.settings import RESUME_ENV
+from agentmesh.core.tls import client_ssl_context
 
 __all__ = ["ResumeTarget", "claim_crewai", "claim_langgraph", "clear_resume", "resume"]
 
@@ -193,7 +194,10 @@ def _fetch(base: str, run_id: str) -> Mapping[str, Any]:
         raise ConfigError(f"collector URL {base!r}: expected http:// or https://")
     url = base.rstrip("/") + "/v1/runs/" + urllib.parse.quote(run_id, safe="") + "/resume"
     try:
-        with urllib.request.urlopen(url, timeout=_TIMEOUT_SECONDS) as response:  # noqa: S310
+        context = client_ssl_context() if url.startswith("https://") else None
+        with urllib.request.urlopen(  # noqa: S310 - http(s) only, checked above
+            url, timeout=_TIMEOUT_SECONDS, context=context
+        ) as response:
             return cast("Mapping[str, Any]", json.loads(response.read()))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read the resume plan of {run_id!r} from {base}: {exc}") from exc

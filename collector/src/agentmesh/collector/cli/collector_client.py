@@ -17,6 +17,7 @@ from http.client import HTTPResponse
 from typing import BinaryIO, Final, TypeVar
 
 from agentmesh.core import ConfigError
+from agentmesh.core.tls import client_ssl_context
 
 __all__ = ["TOKEN_ENV", "get_file", "get_json"]
 
@@ -81,7 +82,11 @@ def _fetch(
     """``GET`` a path and ``read`` the answer, with errors in plain words."""
     request = _request(base, path, query)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
+        # https: the CA (and client certificate) of the OTLP variables, else the system's
+        context = client_ssl_context() if base.startswith("https://") else None
+        with urllib.request.urlopen(  # noqa: S310 - http(s) only, checked above
+            request, timeout=timeout, context=context
+        ) as answer:
             return read(answer)
     except urllib.error.HTTPError as exc:
         raise ConfigError(f"collector at {base}: {_detail(exc)}") from exc

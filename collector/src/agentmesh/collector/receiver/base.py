@@ -15,6 +15,7 @@ from agentmesh.collector.receiver.auth import Authenticator
 from agentmesh.collector.receiver.decode_pool import DecodePool
 from agentmesh.collector.receiver.ingest import Ingestor, ReceiverStats, SpanSink
 from agentmesh.collector.receiver.limits import DecodeLimits
+from agentmesh.collector.receiver.tls import ServerTls
 from agentmesh.collector.settings import CollectorSettings
 from agentmesh.core.errors import ReceiverError
 
@@ -45,6 +46,7 @@ class OtlpReceiver(ABC):
         self._ingestor = Ingestor(sink, DecodeLimits.from_settings(self._settings), decode_pool)
         self._pooled = decode_pool is not None
         self._auth = Authenticator.from_settings(self._settings)
+        self._tls = ServerTls.from_settings(self._settings)
         self._port = 0
 
     @property
@@ -70,8 +72,14 @@ class OtlpReceiver(ABC):
 
     @property
     def endpoint(self) -> str:
-        """The base URL, for example ``http://127.0.0.1:4317``."""
-        return f"http://{hostport(self.host, self.port)}"
+        """The base URL, for example ``http://127.0.0.1:4317`` (``https://`` with TLS)."""
+        scheme = "https" if self._tls is not None else "http"
+        return f"{scheme}://{hostport(self.host, self.port)}"
+
+    @property
+    def tls(self) -> ServerTls | None:
+        """The TLS the receiver serves, or ``None`` for plaintext."""
+        return self._tls
 
     @property
     def stats(self) -> ReceiverStats:

@@ -116,7 +116,10 @@ class OtlpGrpcReceiver(OtlpReceiver):
         )
         address = hostport(settings.grpc_host, settings.grpc_port)
         try:
-            port = server.add_insecure_port(address)
+            if self._tls is None:
+                port = server.add_insecure_port(address)
+            else:
+                port = server.add_secure_port(address, self._tls.grpc_credentials())
         except RuntimeError as exc:
             raise ReceiverError(f"cannot listen for OTLP/gRPC on {address}: {exc}") from exc
         if port == 0:
@@ -124,7 +127,12 @@ class OtlpGrpcReceiver(OtlpReceiver):
         await server.start()
         self._server = server
         self._port = port
-        log.info("otlp grpc receiver started", endpoint=self.endpoint, auth=self._auth.enabled)
+        log.info(
+            "otlp grpc receiver started",
+            endpoint=self.endpoint,
+            auth=self._auth.enabled,
+            mutual_tls=self._tls is not None and self._tls.mutual,
+        )
 
     async def stop(self) -> None:
         """Stop accepting requests and let in-flight ones finish within the grace period."""

@@ -190,14 +190,24 @@ class OtlpHttpReceiver(OtlpReceiver):
         await runner.setup()
         address = hostport(settings.http_host, settings.http_port)
         try:
-            site = web.TCPSite(runner, settings.http_host, settings.http_port)
+            site = web.TCPSite(
+                runner,
+                settings.http_host,
+                settings.http_port,
+                ssl_context=None if self._tls is None else self._tls.ssl_context(),
+            )
             await site.start()
         except OSError as exc:
             await runner.cleanup()
             raise ReceiverError(f"cannot listen for OTLP/HTTP on {address}: {exc}") from exc
         self._port = int(runner.addresses[0][1])
         self._runner = runner
-        log.info("otlp http receiver started", endpoint=self.endpoint, auth=self._auth.enabled)
+        log.info(
+            "otlp http receiver started",
+            endpoint=self.endpoint,
+            auth=self._auth.enabled,
+            mutual_tls=self._tls is not None and self._tls.mutual,
+        )
 
     async def stop(self) -> None:
         """Stop accepting requests and let in-flight ones finish within the grace period."""

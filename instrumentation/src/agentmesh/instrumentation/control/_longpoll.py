@@ -38,6 +38,7 @@ from typing import ClassVar, Final, Generic, Protocol, TypedDict, TypeVar, Unpac
 from urllib.parse import urlsplit
 
 from agentmesh.core.log import Logger
+from agentmesh.core.tls import client_ssl_context
 from agentmesh.instrumentation.control._backoff import Backoff
 from agentmesh.instrumentation.control._slot import note_change
 
@@ -325,8 +326,17 @@ class LongPollClient(Generic[DocT, StatsT]):
             conn = self._conn
         if conn is not None:
             return conn
-        factory = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-        conn = factory(self._host, self._port, timeout=self._connect_timeout_s)
+        if self._https:  # the OTLP exporter's CA and client certificate (core.tls)
+            conn = http.client.HTTPSConnection(
+                self._host,
+                self._port,
+                timeout=self._connect_timeout_s,
+                context=client_ssl_context(),
+            )
+        else:
+            conn = http.client.HTTPConnection(
+                self._host, self._port, timeout=self._connect_timeout_s
+            )
         conn.connect()
         sock = conn.sock
         if isinstance(sock, socket.socket):
