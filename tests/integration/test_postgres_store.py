@@ -24,7 +24,7 @@ from agentmesh.collector.store.postgres_migrations import (
 from agentmesh.collector.store.postgres_store import COPY_MIN_SPANS
 from agentmesh.collector.store.scratch import scratch_schema
 from agentmesh.collector.testing import SpanFactory, graph_of
-from agentmesh.core import StoreError
+from agentmesh.core import StoreError, StoreUnavailableError
 
 pytestmark = pytest.mark.postgres
 
@@ -236,6 +236,7 @@ async def test_dead_server_at_open_is_a_clear_store_error() -> None:
     assert str(info.value) == f"cannot reach PostgreSQL at 127.0.0.1:{port}: connection refused"
     assert "secret" not in str(info.value)
     assert isinstance(info.value.__cause__, OSError)
+    assert isinstance(info.value, StoreUnavailableError)  # the pipeline waits and retries
     await store.close()
 
 
@@ -245,8 +246,9 @@ async def test_unknown_host_and_missing_database_are_named(postgres_address: tup
             "postgresql://postgres@no-such-host.invalid:5432/test", connect_timeout_seconds=2
         ).open()
     host, port = postgres_address
-    with pytest.raises(StoreError, match='database "agentmesh_nowhere" does not exist'):
+    with pytest.raises(StoreError, match='database "agentmesh_nowhere" does not exist') as info:
         await PostgresStore(f"postgresql://postgres@{host}:{port}/agentmesh_nowhere").open()
+    assert not isinstance(info.value, StoreUnavailableError)  # waiting would not help
 
 
 async def test_open_retries_after_a_failure(dsn: str, schema: str) -> None:

@@ -13,7 +13,11 @@ cycles: at most one write is under way, and the cycles graphed meanwhile are mer
 next write, so a slow store (a DuckDB checkpoint) delays storage, not graphs and detections
 (what waits still counts against the queue bound). A failure in one step is logged and the
 worker carries on; a failed combined span write is retried batch by batch, so one bad batch
-does not cost the others.
+does not cost the others. A store that cannot be reached is waited for instead
+(:class:`~agentmesh.collector.store.availability.StoreAvailability`): the write is tried again
+until it succeeds while the queue fills behind it and the receivers push back, so an outage
+loses nothing; detections found meanwhile are still delivered at once and stored once the
+store is back.
 
 Graph writes are coalesced under load: while more batches wait, the graph of a run still in
 progress is written at most once every ``graph_write_seconds``, a run that completes is written
@@ -31,6 +35,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
@@ -42,8 +47,9 @@ from agentmesh.collector.graph.run_graph import RunGraph
 from agentmesh.collector.hot_state.base import HotState, RunState
 from agentmesh.collector.model import SpanRecord
 from agentmesh.collector.resume.links import ResumeLinks
+from agentmesh.collector.store.availability import StoreAvailability
 from agentmesh.collector.store.base import SpanStore
-from agentmesh.core.errors import CollectorError
+from agentmesh.core.errors import CollectorError, StoreUnavailableError
 from agentmesh.core.log import get_logger
 
 __all__ = [
@@ -60,6 +66,10 @@ DetectionListener = Callable[[Detection], Awaitable[None] | None]
 """Called with each new detection (after it is stored), for alerts or recovery."""
 
 _LATENCY_SAMPLES = 65_536
+_Waiting = Callable[[], Awaitable[None]]
+"""Called once when a store write starts waiting for an unavailable store."""
+_MAX_HELD_DETECTIONS = 10_000
+"""Detections held for the store while it is unavailable, at most (later ones are logged)."""
 
 
 @runtime_checkable
@@ -105,6 +115,9 @@ class PipelineStats:
         queued_batches: Batches waiting now (queued, or graphed and waiting for the store).
         queued_spans: Spans in those batches.
         cycles: Worker cycles run (each writes what it took in one store call).
+        store_unavailable: 1 while the store cannot be reached (writes are held and retried),
+            else 0.
+        store_write_retries: Store writes tried again because the store was unavailable.
     """
 
     batches_received: int = 0
@@ -116,6 +129,8 @@ class PipelineStats:
     queued_batches: int = 0
     queued_spans: int = 0
     cycles: int = 0
+    store_unavailable: int = 0
+    store_write_retries: int = 0
 
 
 @dataclass(slots=True)
@@ -244,6 +259,8 @@ class Pipeline:
         # Live graphs not yet stored, oldest deferral first: trace -> (latest graph, since ns).
         self._deferred: dict[str, tuple[RunGraph, int]] = {}
         self._links = ResumeLinks(store)
+        self._availability = StoreAvailability()
+        self._held_detections: deque[Detection] = deque()  # found while the store was away
 
     @property
     def detectors(self) -> tuple[Detector, ...]:
@@ -268,7 +285,24 @@ class Pipeline:
             queued_batches=self._waiting_batches,
             queued_spans=self._waiting_spans,
             cycles=self._cycles,
+            store_unavailable=0 if self._availability.available else 1,
+            store_write_retries=self._availability.retries,
         )
+
+    @property
+    def store_available(self) -> bool:
+        """Whether the store answered the last write (``False`` while writes are retried)."""
+        return self._availability.available
+
+    @property
+    def accepting(self) -> bool:
+        """Whether the pipeline runs and takes batches (not before start, nor once stopping)."""
+        return self._accepting
+
+    @property
+    def full(self) -> bool:
+        """Whether the queue is at its bound now (new batches would be refused)."""
+        return self._waiting_batches >= self._max_batches or self._waiting_spans >= self._max_spans
 
     def ingest_to_graph_ms(self, quantile: float = 0.99) -> float | None:
         """Latency from a batch's acceptance to its graph changes being applied (rules run).
@@ -587,12 +621,28 @@ class Pipeline:
         # The cycle being written no longer counts against the queue bound.
         self._waiting_batches -= len(cycle.batches)
         self._waiting_spans -= sum(len(b.spans) for b in cycle.batches)
+        announced = False
+
+        async def announce_now() -> None:
+            # The store is away: the cycle's detections go out now (for recovery and alerts)
+            # and are stored once it is back.
+            nonlocal announced
+            if not announced:
+                announced = True
+                for detection in cycle.detections:
+                    self._hold(detection)
+                    await self._announce(detection)
+
         try:
-            await self._write_spans(cycle.batches)
-            failed_traces = await self._write_graphs(cycle.stored, cycle.graphs)
-            for detection in cycle.detections:
-                if not await self._detected(detection):
-                    failed_traces.add(detection.trace_id)
+            await self._store_held_detections(announce_now)
+            await self._write_spans(cycle.batches, announce_now)
+            failed_traces = await self._write_graphs(cycle.stored, cycle.graphs, announce_now)
+            if announced:
+                await self._store_held_detections(announce_now)
+            else:
+                for detection in cycle.detections:
+                    if not await self._detected(detection):
+                        failed_traces.add(detection.trace_id)
             for batch in cycle.batches:
                 if batch.failed or not batch.traces.isdisjoint(failed_traces):
                     self._batches_failed += 1
@@ -605,48 +655,58 @@ class Pipeline:
             if self._unfinished == 0:
                 self._idle.set()
 
-    async def _write_spans(self, batches: list[_Batch]) -> None:
+    async def _write_spans(self, batches: list[_Batch], waiting: _Waiting) -> None:
         store = self._store
         columnar = self._columnar
+        until_stored = partial(self._availability.until_stored, waiting=waiting)
         if len(batches) > 1:
             try:
                 if columnar is not None:
                     table = await asyncio.to_thread(_concat, [b.spans for b in batches])
-                    self._spans_stored += await columnar.write_span_table(table)
-                else:
-                    self._spans_stored += await store.write_spans(
-                        [span for batch in batches for span in batch.spans.records()]
+                    self._spans_stored += await until_stored(
+                        partial(columnar.write_span_table, table)
                     )
+                else:
+                    records = [span for batch in batches for span in batch.spans.records()]
+                    self._spans_stored += await until_stored(partial(store.write_spans, records))
                 return
             except Exception:
                 log.warning("combined span write failed; writing batch by batch", exc_info=True)
         for batch in batches:
             try:
                 if columnar is not None:
-                    self._spans_stored += await columnar.write_span_table(batch.spans.table)
+                    table = batch.spans.table
+                    self._spans_stored += await until_stored(
+                        partial(columnar.write_span_table, table)
+                    )
                 else:
-                    self._spans_stored += await store.write_spans(batch.spans.records())
+                    records = batch.spans.records()
+                    self._spans_stored += await until_stored(partial(store.write_spans, records))
             except Exception:
                 batch.failed = True
                 log.exception("spans not stored", spans=len(batch.spans))
 
-    async def _write_graphs(self, stored: list[RunGraph], changed: list[RunGraph]) -> set[str]:
+    async def _write_graphs(
+        self, stored: list[RunGraph], changed: list[RunGraph], waiting: _Waiting
+    ) -> set[str]:
         """Store the cycle's graphs and tell the live state of the changed ones.
 
         Returns the traces whose graph failed to store.
         """
         failed: set[str] = set()
         stored = await self._links.link(stored)
-        if self._graph_writer is not None and stored:
+        until_stored = partial(self._availability.until_stored, waiting=waiting)
+        writer = self._graph_writer
+        if writer is not None and stored:
             try:
-                await self._graph_writer.write_graphs(stored)
+                await until_stored(partial(writer.write_graphs, stored))
             except Exception:
                 failed.update(g.trace_id for g in stored)
                 log.exception("graphs not stored", graphs=len(stored))
         else:
             for graph in stored:
                 try:
-                    await self._store.write_graph(graph)
+                    await until_stored(partial(self._store.write_graph, graph))
                 except Exception:
                     failed.add(graph.trace_id)
                     log.exception("graph not stored", trace_id=graph.trace_id)
@@ -658,14 +718,44 @@ class Pipeline:
                     log.exception("live run state not updated", trace_id=graph.trace_id)
         return failed
 
+    async def _store_held_detections(self, waiting: _Waiting) -> None:
+        """Store the detections found while the store was unavailable (waiting for it)."""
+        held = self._held_detections
+        while held:
+            detection = held[0]
+            try:
+                await self._availability.until_stored(
+                    partial(self._store.write_detection, detection), waiting=waiting
+                )
+            except Exception:
+                log.exception("detection not stored", detection_id=detection.id)
+            held.popleft()
+
     async def _detected(self, detection: Detection) -> bool:
+        """Store a detection, then announce it; ``False`` when it could not be stored."""
         try:
             if not await self._store.write_detection(detection):
                 return True  # stored before (re-delivered after a restart, say)
             stored = True
+        except StoreUnavailableError as exc:  # announced now, stored when the store is back
+            self._availability.unavailable(exc)
+            stored = self._hold(detection)
         except Exception:
             stored = False
             log.exception("detection not stored", detection_id=detection.id)
+        await self._announce(detection)
+        return stored
+
+    def _hold(self, detection: Detection) -> bool:
+        """Keep a detection for the store while it is unavailable (bounded)."""
+        if len(self._held_detections) >= _MAX_HELD_DETECTIONS:
+            log.error("detection not stored: too many held", detection_id=detection.id)
+            return False
+        self._held_detections.append(detection)
+        return True
+
+    async def _announce(self, detection: Detection) -> None:
+        """Count and log a detection, publish it and tell the listener."""
         self._detections += 1
         log.warning(
             "detection",
@@ -689,7 +779,6 @@ class Pipeline:
                     await outcome
             except Exception:
                 log.exception("detection listener failed", detection_id=detection.id)
-        return stored
 
 
 def _concat(batches: list[SpanBatch]) -> ArrowTable:

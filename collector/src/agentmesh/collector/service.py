@@ -27,6 +27,7 @@ from agentmesh.collector.api import (
     export_routes,
     runs_routes,
 )
+from agentmesh.collector.api.health import Readiness, health_routes
 from agentmesh.collector.detection import Detection
 from agentmesh.collector.detectors.base import Detector, Rule
 from agentmesh.collector.detectors.registry import build_detectors, build_rules, state_backend
@@ -103,6 +104,8 @@ class CollectorStats:
         spans_pruned: Spans deleted by retention.
         detections_pruned: Detections deleted by retention.
         prune_failures: Retention passes that failed (logged; the next pass tries again).
+        store_unavailable: 1 while the store cannot be reached (writes held and retried).
+        store_write_retries: Store writes tried again because the store was unavailable.
     """
 
     requests: int = 0
@@ -128,6 +131,8 @@ class CollectorStats:
     spans_pruned: int = 0
     detections_pruned: int = 0
     prune_failures: int = 0
+    store_unavailable: int = 0
+    store_write_retries: int = 0
 
 
 class Collector:
@@ -268,7 +273,27 @@ class Collector:
             spans_pruned=retention.spans_pruned,
             detections_pruned=retention.detections_pruned,
             prune_failures=retention.failures,
+            store_unavailable=pipeline.store_unavailable,
+            store_write_retries=pipeline.store_write_retries,
         )
+
+    def readiness(self) -> Readiness:
+        """Whether the collector takes spans and can store them (``GET /readyz``).
+
+        Returns:
+            The readiness, with each check in words.
+        """
+        pipeline = self._pipeline
+        running = pipeline is not None and pipeline.accepting
+        store_ok = pipeline is None or pipeline.store_available
+        checks = {
+            "pipeline": "ok" if running else "not running (starting or draining)",
+            "store": "ok" if store_ok else "unavailable: writes are held and retried",
+            "queue": "full: senders are asked to retry"
+            if pipeline is not None and pipeline.full
+            else "ok",
+        }
+        return Readiness(ready=running and store_ok, checks=checks)
 
     @property
     def forward_stats(self) -> dict[str, ForwarderStats]:
@@ -396,7 +421,10 @@ class Collector:
                                 retry_after_seconds=settings.retry_after_seconds,
                             ),
                         ),
-                        public_routes=web_routes() if settings.web_enabled else (),
+                        public_routes=(
+                            *health_routes(self.readiness),
+                            *(web_routes() if settings.web_enabled else ()),
+                        ),
                         metrics=self._metrics.render if self._metrics is not None else None,
                     )
                 )

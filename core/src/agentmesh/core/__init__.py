@@ -23,6 +23,7 @@ from agentmesh.core.errors import (
     RouteTableError,
     RunStoppedError,
     StoreError,
+    StoreUnavailableError,
 )
 from agentmesh.core.ids import new_run_id, span_id_hex, trace_id_hex
 from agentmesh.core.lazy import lazy_exports
@@ -50,6 +51,7 @@ __all__ = [
     "RouteTableError",
     "RunStoppedError",
     "StoreError",
+    "StoreUnavailableError",
     "configure_logging",
     "get_logger",
     "new_run_id",

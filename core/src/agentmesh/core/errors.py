@@ -12,6 +12,7 @@ are translated at the boundary with ``raise OurError(...) from exc``::
     ├── CollectorError
     │   ├── ReceiverError      the OTLP receiver could not start or decode a request
     │   └── StoreError         a storage backend failed
+    │       └── StoreUnavailableError   it cannot be reached now (trying later may work)
     ├── DetectionError         a detector was misconfigured or failed
     ├── RouteTableError        a route table is malformed or cannot be written
     ├── CheckpointError        a checkpoint store or saver failed
@@ -37,6 +38,7 @@ __all__ = [
     "RouteTableError",
     "RunStoppedError",
     "StoreError",
+    "StoreUnavailableError",
 ]
 
 
@@ -76,6 +78,14 @@ class ReceiverError(CollectorError):
 
 class StoreError(CollectorError):
     """A storage backend failed to read or write."""
+
+
+class StoreUnavailableError(StoreError):
+    """A storage backend cannot be reached now: refused, lost or timed-out connections.
+
+    Nothing of the call was applied, and the same call may succeed later: the collector's
+    pipeline holds the data and tries again instead of dropping it.
+    """
 
 
 class DetectionError(AgentMeshError):

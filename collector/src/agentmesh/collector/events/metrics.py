@@ -88,6 +88,11 @@ _COUNTERS: Final[tuple[tuple[str, str, str], ...]] = (
     ("spans_pruned", "agentmesh_spans_pruned", "Spans deleted by retention."),
     ("detections_pruned", "agentmesh_detections_pruned", "Detections deleted by retention."),
     ("prune_failures", "agentmesh_prune_failures", "Retention passes that failed."),
+    (
+        "store_write_retries",
+        "agentmesh_store_write_retries",
+        "Store writes tried again because the store was unavailable.",
+    ),
 )
 """(stats field, metric name without ``_total``, help) of the counters read from stats."""
 
@@ -95,6 +100,11 @@ _GAUGES: Final[tuple[tuple[str, str, str], ...]] = (
     ("queued_batches", "agentmesh_queue_batches", "Span batches waiting in the pipeline."),
     ("queued_spans", "agentmesh_queue_spans", "Spans waiting in the pipeline."),
     ("live_traces", "agentmesh_live_traces", "Run graphs held in memory."),
+    (
+        "store_unavailable",
+        "agentmesh_store_unavailable",
+        "1 while the store cannot be reached (writes held and retried), else 0.",
+    ),
 )
 """(stats field, metric name, help) of the gauges read from stats."""
 

@@ -14,9 +14,15 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from agentmesh.core.errors import StoreError
+from agentmesh.core.errors import StoreError, StoreUnavailableError
 
 __all__ = ["connection_lost", "server_address", "store_error"]
+
+_NOT_NOW = (
+    asyncpg.TooManyConnectionsError,
+    asyncpg.CannotConnectNowError,  # starting up, shutting down, in recovery
+)
+"""Server answers that mean "not now": the same call may succeed later."""
 
 
 def connection_lost(exc: BaseException) -> bool:
@@ -78,14 +84,20 @@ def store_error(exc: BaseException, address: str) -> StoreError:
         address: ``host:port`` of the server.
 
     Returns:
-        The error to raise (``from exc``).
+        The error to raise (``from exc``): a :class:`StoreUnavailableError` when the server
+        cannot be reached, the connection was lost or the server says "not now" (too many
+        connections, starting up), so the caller may try again.
     """
     if isinstance(exc, StoreError):
         return exc
     if isinstance(exc, OSError):  # includes TimeoutError and ConnectionRefusedError
-        return StoreError(f"cannot reach PostgreSQL at {address}: {_reason(exc)}")
+        return StoreUnavailableError(f"cannot reach PostgreSQL at {address}: {_reason(exc)}")
     if connection_lost(exc):
-        return StoreError(f"lost the connection to PostgreSQL at {address}: {_first_line(exc)}")
+        return StoreUnavailableError(
+            f"lost the connection to PostgreSQL at {address}: {_first_line(exc)}"
+        )
+    if isinstance(exc, _NOT_NOW):
+        return StoreUnavailableError(f"PostgreSQL at {address}: {_first_line(exc)}")
     if isinstance(exc, asyncpg.PostgresError):
         return StoreError(f"PostgreSQL at {address}: {_first_line(exc)}")
     return StoreError(f"PostgreSQL at {address}: {type(exc).__name__}: {_first_line(exc)}")
