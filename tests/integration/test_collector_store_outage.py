@@ -141,6 +141,10 @@ async def test_postgres_outage_costs_latency_not_spans(
                 status, answer = await _ready(http, ready_url)
                 async with http.get(collector.http_endpoint + "/healthz") as alive:
                     assert alive.status == 200  # alive all along: no restart is needed
+                async with http.get(collector.http_endpoint + "/v1/runs") as reading:
+                    assert reading.status == 503  # the API says so in words, not a traceback
+                    assert reading.headers["Retry-After"] == "1"
+                    assert "PostgreSQL" in (await reading.json())["error"]
                 assert status == 503
                 assert answer["checks"]["store"].startswith("unavailable")  # type: ignore[index]
                 assert collector.stats.store_unavailable == 1

@@ -43,7 +43,7 @@ from agentmesh.collector.receiver.ingest import (
 )
 from agentmesh.collector.receiver.otlp_json import parse_json_request, to_json
 from agentmesh.collector.settings import CollectorSettings
-from agentmesh.core.errors import ReceiverError
+from agentmesh.core.errors import ReceiverError, StoreError, StoreUnavailableError
 from agentmesh.core.log import get_logger
 
 __all__ = ["METRICS_CONTENT_TYPE", "METRICS_PATH", "STOPPING", "TRACES_PATH", "OtlpHttpReceiver"]
@@ -163,7 +163,10 @@ class OtlpHttpReceiver(OtlpReceiver):
         if self._runner is not None:
             raise ReceiverError("the OTLP/HTTP receiver is already running")
         settings = self._settings
-        app = web.Application(client_max_size=settings.max_receive_message_bytes)
+        app = web.Application(
+            client_max_size=settings.max_receive_message_bytes,
+            middlewares=[_store_errors(settings.retry_after_seconds)],
+        )
         stopping = asyncio.Event()
         app[STOPPING] = stopping
 
@@ -386,3 +389,27 @@ async def _not_found(request: web.Request) -> web.Response:
         f"no such path {request.path!r}; OTLP traces go to POST {TRACES_PATH}",
         _encoding_of(request.content_type),
     )
+
+
+def _store_errors(retry_after_seconds: int) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """A middleware answering a store failure of any route in plain words, as JSON.
+
+    An unreachable store is ``503`` with ``Retry-After`` (try again later); any other store
+    failure is ``500`` with the store's message (logged), never a bare traceback page.
+    """
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: _Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except StoreUnavailableError as exc:
+            return web.json_response(
+                {"error": str(exc)},
+                status=503,
+                headers={"Retry-After": str(retry_after_seconds)},
+            )
+        except StoreError as exc:
+            log.warning("request failed in the store", path=request.path, error=str(exc))
+            return web.json_response({"error": str(exc)}, status=500)
+
+    return middleware
