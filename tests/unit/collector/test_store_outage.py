@@ -9,6 +9,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from agentmesh.collector import Detection, MemoryStore, PingPongRule, Pipeline, RunGraph, SpanRecord
+from agentmesh.collector.detectors.base import CycleView
 from agentmesh.collector.store.availability import StoreAvailability
 from agentmesh.collector.testing import SpanFactory
 from agentmesh.core import StoreError, StoreUnavailableError
@@ -127,3 +128,39 @@ async def test_waits_grow_and_stay_bounded() -> None:
     warnings = [e for e in logs if e["event"].startswith("store unavailable")]
     assert len(warnings) == 1  # once per outage, not once per attempt
     assert availability.retries == failures
+
+
+class _Overdue:
+    """A detector whose clock finds one overdue step when told to."""
+
+    name = "overdue"
+
+    def __init__(self) -> None:
+        self.fire = False
+
+    def observe(self, cycle: CycleView) -> list[Detection]:
+        return []
+
+    def tick(self, now_ns: int) -> list[Detection]:
+        if not self.fire:
+            return []
+        self.fire = False
+        return [
+            Detection(
+                "det-stuck", "stuck_step", "warning", "t" * 32, "run-1", None, (), "x", now_ns
+            )
+        ]
+
+
+async def test_with_no_traffic_the_pipeline_checks_on_the_store_by_itself() -> None:
+    store = _Outage()
+    detector = _Overdue()
+    delivered: list[Detection] = []
+    async with Pipeline(store, detectors=[detector], on_detection=delivered.append) as pipeline:
+        store.down = True
+        detector.fire = True  # found by the clock: no batch, no write cycle
+        await _until(lambda: delivered)
+        assert not pipeline.store_available
+        store.down = False  # back, and still no traffic
+        await _until(lambda: pipeline.store_available)
+        assert [d.id for d in await store.detections()] == ["det-stuck"]

@@ -68,6 +68,8 @@ DetectionListener = Callable[[Detection], Awaitable[None] | None]
 _LATENCY_SAMPLES = 65_536
 _Waiting = Callable[[], Awaitable[None]]
 """Called once when a store write starts waiting for an unavailable store."""
+_RECHECK_SECONDS = 2.0
+"""Quiet time after which a pipeline whose store was away checks on it without traffic."""
 _MAX_HELD_DETECTIONS = 10_000
 """Detections held for the store while it is unavailable, at most (later ones are logged)."""
 
@@ -477,7 +479,12 @@ class Pipeline:
                 if not self._queue:
                     self._arrived.clear()
                     if pending is None or writing is None:
-                        await self._arrived.wait()
+                        if self._availability.available and not self._held_detections:
+                            await self._arrived.wait()
+                        elif not await self._arrives_within(_RECHECK_SECONDS) and (
+                            writing is None or writing.done()
+                        ):  # no traffic: check on the store (and store what it holds) anyway
+                            writing = asyncio.create_task(self._recheck_store())
                     else:  # new batches, or the write done (then write what is pending)
                         arrived = asyncio.ensure_future(self._arrived.wait())
                         try:
@@ -617,6 +624,28 @@ class Pipeline:
                 for detection in found:
                     await self._detected(detection)
 
+    async def _arrives_within(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` for a batch; whether one arrived."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self._arrived.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def _recheck_store(self) -> None:
+        """With no traffic, store the held detections, or ask the store whether it is back.
+
+        Readiness must not wait for traffic that a not-ready collector does not get.
+        """
+        try:
+            if self._held_detections:
+                await self._store_held_detections(_nothing)
+            elif not self._availability.available:
+                await self._availability.until_stored(partial(self._store.runs, 1))
+        except Exception:
+            log.exception("store check failed")
+
     async def _write_cycle(self, cycle: _Cycle) -> None:
         # The cycle being written no longer counts against the queue bound.
         self._waiting_batches -= len(cycle.batches)
@@ -752,6 +781,7 @@ class Pipeline:
             log.error("detection not stored: too many held", detection_id=detection.id)
             return False
         self._held_detections.append(detection)
+        self._arrived.set()  # wakes an idle worker: it checks on the store and stores these
         return True
 
     async def _announce(self, detection: Detection) -> None:
@@ -787,3 +817,7 @@ def _concat(batches: list[SpanBatch]) -> ArrowTable:
 
     pa: Any = pyarrow
     return pa.concat_tables([batch.table for batch in batches])
+
+
+async def _nothing() -> None:
+    """A ``waiting`` hook that does nothing."""
