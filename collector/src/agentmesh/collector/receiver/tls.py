@@ -18,7 +18,7 @@ Example:
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,9 +48,9 @@ class ServerTls:
     cert_file: Path
     key_file: Path
     client_ca_file: Path | None
-    certificate_chain: bytes
-    private_key: bytes
-    client_ca: bytes | None
+    certificate_chain: bytes = field(repr=False)
+    private_key: bytes = field(repr=False)  # never in a log line or a traceback
+    client_ca: bytes | None = field(repr=False)
 
     @classmethod
     def from_settings(cls, settings: CollectorSettings) -> ServerTls | None:
