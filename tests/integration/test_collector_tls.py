@@ -240,3 +240,58 @@ async def test_tls_files_are_checked_before_anything_listens(pki: _Pki, tmp_path
     not_its_key = CollectorSettings.load(tls_cert_file=pki.ca_file, tls_key_file=pki.key_file)
     with pytest.raises(ConfigError, match="not a PEM certificate and its private key"):
         ServerTls.from_settings(not_its_key)
+
+
+async def test_renewed_certificates_are_served_without_a_restart(pki: _Pki, tmp_path: Path) -> None:
+    settings = CollectorSettings.load(
+        grpc_port=0,
+        http_port=0,
+        decode_workers=0,
+        duckdb_path=tmp_path / "unused.duckdb",
+        tls_cert_file=pki.cert_file,
+        tls_key_file=pki.key_file,
+        tls_reload_seconds=0.05,
+    )
+    renewed = trustme.CA()  # the renewal comes from another CA, to tell the two apart
+    renewed_ca = tmp_path / "renewed-ca.pem"
+    renewed.cert_pem.write_to_path(str(renewed_ca))
+    cas = {pki.ca_file: pki.ca.cert_pem.bytes(), renewed_ca: renewed.cert_pem.bytes()}
+    store = MemoryStore()
+    async with Collector(settings, store) as collector, aiohttp.ClientSession() as http:
+        api = collector.http_endpoint + "/v1/runs"
+
+        async def grpc_ok(ca: Path) -> bool:
+            roots = cas[ca]
+            try:
+                await _plain_grpc_export(collector.endpoint, grpc.ssl_channel_credentials(roots))
+            except grpc.aio.AioRpcError:
+                return False
+            return True
+
+        async def https_ok(ca: Path) -> bool:
+            try:
+                async with http.get(api, ssl=ssl.create_default_context(cafile=str(ca))) as r:
+                    return r.status == 200
+            except aiohttp.ClientConnectorCertificateError:
+                return False
+
+        assert await grpc_ok(pki.ca_file)
+        assert await https_ok(pki.ca_file)
+        leaf = renewed.issue_cert(
+            "127.0.0.1", "localhost"
+        )  # rotated in place, as cert-manager does
+        leaf.private_key_pem.write_to_path(str(pki.key_file))
+        leaf.cert_chain_pems[0].write_to_path(str(pki.cert_file))
+        await asyncio.sleep(0.1)
+        assert await grpc_ok(renewed_ca)
+        assert await https_ok(renewed_ca)
+        assert not await grpc_ok(pki.ca_file)  # new connections get the new certificate only
+        assert not await https_ok(pki.ca_file)
+
+        pki.cert_file.write_text("not a certificate\n")  # a broken write: the renewal stays
+        await asyncio.sleep(0.1)
+        assert await grpc_ok(renewed_ca)
+        assert await https_ok(renewed_ca)
+        tls = collector._running_receiver().tls
+        assert tls is not None
+        assert tls.reloads == 1

@@ -270,6 +270,15 @@ class CollectorSettings(DetectionSettings):
             "them signed (mutual TLS). Needs `tls_cert_file`."
         ),
     )
+    tls_reload_seconds: float = Field(
+        default=60.0,
+        ge=0.0,
+        le=86_400.0,
+        description=(
+            "Least seconds between two looks at the TLS files for renewed certificates (taken "
+            "on new connections without a restart); 0 never looks again."
+        ),
+    )
 
     queue_max_batches: int = Field(
         default=1024,

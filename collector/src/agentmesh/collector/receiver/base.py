@@ -15,7 +15,7 @@ from agentmesh.collector.receiver.auth import Authenticator
 from agentmesh.collector.receiver.decode_pool import DecodePool
 from agentmesh.collector.receiver.ingest import Ingestor, ReceiverStats, SpanSink
 from agentmesh.collector.receiver.limits import DecodeLimits
-from agentmesh.collector.receiver.tls import ServerTls
+from agentmesh.collector.receiver.tls import ReloadingTls
 from agentmesh.collector.settings import CollectorSettings
 from agentmesh.core.errors import ReceiverError
 
@@ -46,7 +46,7 @@ class OtlpReceiver(ABC):
         self._ingestor = Ingestor(sink, DecodeLimits.from_settings(self._settings), decode_pool)
         self._pooled = decode_pool is not None
         self._auth = Authenticator.from_settings(self._settings)
-        self._tls = ServerTls.from_settings(self._settings)
+        self._tls = ReloadingTls.from_settings(self._settings)
         self._port = 0
 
     @property
@@ -77,7 +77,7 @@ class OtlpReceiver(ABC):
         return f"{scheme}://{hostport(self.host, self.port)}"
 
     @property
-    def tls(self) -> ServerTls | None:
+    def tls(self) -> ReloadingTls | None:
         """The TLS the receiver serves, or ``None`` for plaintext."""
         return self._tls
 

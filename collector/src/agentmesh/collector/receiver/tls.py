@@ -6,8 +6,15 @@ are ``https://``; with ``tls_client_ca_file`` too, a client must present a certi
 by one of those CAs (mutual TLS) before any request is read. The files are read and checked
 when the receivers are built: a missing file, a key that is not the certificate's, or text
 that is not PEM is a :class:`~agentmesh.core.errors.ConfigError` naming the setting, before
-anything listens. TLS 1.2 is the oldest version accepted. Restart the collector to load
-renewed certificates.
+anything listens. TLS 1.2 is the oldest version accepted.
+
+Renewed certificates are picked up without a restart (:class:`ReloadingTls`): when a client
+connects, and at most every ``tls_reload_seconds`` (60 by default; 0: never), the files'
+modification times and sizes are compared with those loaded; changed files are read and
+checked, and the next handshakes use them (gRPC through its certificate fetcher, HTTP by
+switching the connection's SSL context as its handshake starts). Connections already open keep
+their session. Files caught half-written, or otherwise wrong, are logged and the certificate in
+use stays until the files are right.
 
 Example:
     >>> from agentmesh.collector.settings import CollectorSettings
@@ -18,17 +25,23 @@ Example:
 from __future__ import annotations
 
 import ssl
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agentmesh.collector.settings import CollectorSettings
 from agentmesh.core.errors import ConfigError
+from agentmesh.core.log import get_logger
 
 if TYPE_CHECKING:
     import grpc
 
-__all__ = ["ServerTls"]
+__all__ = ["ReloadingTls", "ServerTls"]
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +86,24 @@ class ServerTls:
         )
         if cert is None or key is None:
             return None
+        return cls.load(cert, key, client_ca)
+
+    @classmethod
+    def load(cls, cert: Path, key: Path, client_ca: Path | None) -> ServerTls:
+        """Read and check the TLS files.
+
+        Args:
+            cert: The PEM certificate chain.
+            key: Its PEM private key.
+            client_ca: PEM CA certificates for client certificates, or ``None``.
+
+        Returns:
+            The material.
+
+        Raises:
+            ConfigError: A file cannot be read, is not PEM, or the key is not the
+                certificate's.
+        """
         tls = cls(
             cert_file=cert,
             key_file=key,
@@ -89,19 +120,22 @@ class ServerTls:
         """Whether clients must present a certificate."""
         return self.client_ca is not None
 
-    def grpc_credentials(self) -> grpc.ServerCredentials:
-        """The gRPC server's credentials.
+    def grpc_configuration(self) -> grpc.ServerCertificateConfiguration:
+        """The material as a gRPC server certificate configuration.
 
         Returns:
-            Credentials for ``Server.add_secure_port``.
+            The configuration.
         """
         import grpc  # only the gRPC receiver needs it
 
-        return grpc.ssl_server_credentials(
-            [(self.private_key, self.certificate_chain)],
-            root_certificates=self.client_ca,
-            require_client_auth=self.mutual,
+        return grpc.ssl_server_certificate_configuration(
+            [(self.private_key, self.certificate_chain)], root_certificates=self.client_ca
         )
+
+    def files(self) -> tuple[Path, ...]:
+        """The files the material was read from."""
+        extra = () if self.client_ca_file is None else (self.client_ca_file,)
+        return (self.cert_file, self.key_file, *extra)
 
     def ssl_context(self) -> ssl.SSLContext:
         """A server-side SSL context for the HTTP receiver.
@@ -145,3 +179,151 @@ def _read(setting: str, path: Path) -> bytes:
         raise ConfigError(
             f"{_name(setting)}={path}: cannot read it ({exc.strerror or exc})"
         ) from exc
+
+
+class ReloadingTls:
+    """The receivers' TLS, read again when its files change (see the module).
+
+    Args:
+        tls: The material loaded at start.
+        reload_seconds: Least time between two looks at the files (0: never look again).
+        clock: Monotonic seconds.
+    """
+
+    def __init__(
+        self,
+        tls: ServerTls,
+        *,
+        reload_seconds: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._tls = tls
+        self._reload = reload_seconds
+        self._clock = clock
+        self._lock = threading.Lock()  # gRPC asks from its own threads
+        self._stamp = _stamp(tls.files())
+        self._next_look = clock() + reload_seconds
+        self._context = tls.ssl_context()
+        self._generation = 0
+        self._given_to_grpc = 0
+        self.reloads = 0
+        """Times new files were loaded."""
+
+    @classmethod
+    def from_settings(cls, settings: CollectorSettings) -> ReloadingTls | None:
+        """Load the TLS files the settings name.
+
+        Args:
+            settings: The collector's settings.
+
+        Returns:
+            The TLS, or ``None`` when it is off.
+
+        Raises:
+            ConfigError: A file cannot be read, is not PEM, or the key is not the
+                certificate's.
+        """
+        tls = ServerTls.from_settings(settings)
+        if tls is None:
+            return None
+        return cls(tls, reload_seconds=settings.tls_reload_seconds)
+
+    @property
+    def current(self) -> ServerTls:
+        """The material in use (after a look at the files, when one is due)."""
+        self.refresh()
+        return self._tls
+
+    @property
+    def mutual(self) -> bool:
+        """Whether clients must present a certificate."""
+        return self._tls.mutual
+
+    def refresh(self) -> bool:
+        """Look at the files when a look is due; load them when they changed.
+
+        Returns:
+            Whether new files were loaded.
+        """
+        if self._reload <= 0:
+            return False
+        with self._lock:
+            now = self._clock()
+            if now < self._next_look:
+                return False
+            self._next_look = now + self._reload
+            stamp = _stamp(self._tls.files())
+            if stamp == self._stamp:
+                return False
+            self._stamp = stamp  # a wrong file is reported once, not at every connection
+            old = self._tls
+            try:
+                tls = ServerTls.load(old.cert_file, old.key_file, old.client_ca_file)
+                context = tls.ssl_context()
+            except ConfigError as exc:
+                log.warning("new TLS files refused; the certificate in use stays", error=str(exc))
+                return False
+            self._tls, self._context = tls, context
+            self._generation += 1
+            self.reloads += 1
+        log.info("TLS certificate reloaded", cert_file=str(tls.cert_file))
+        return True
+
+    def grpc_credentials(self) -> grpc.ServerCredentials:
+        """GRPC server credentials that take the reloaded files on new connections.
+
+        Returns:
+            Credentials for ``Server.add_secure_port``.
+        """
+        import grpc  # only the gRPC receiver needs it
+
+        return grpc.dynamic_ssl_server_credentials(
+            self._tls.grpc_configuration(),
+            self._grpc_fetch,  # pyright: ignore[reportArgumentType]  # None: documented, unstubbed
+            require_client_authentication=self.mutual,
+        )
+
+    def _grpc_fetch(self) -> grpc.ServerCertificateConfiguration | None:
+        """GRPC's fetcher: a new configuration when the files changed since it last got one."""
+        try:
+            self.refresh()
+            with self._lock:
+                if self._given_to_grpc == self._generation:
+                    return None
+                self._given_to_grpc = self._generation
+                tls = self._tls
+            return tls.grpc_configuration()
+        except Exception:  # never fail a handshake over a reload: the old certificate stays
+            log.exception("TLS reload check failed")
+            return None
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """The HTTP receiver's SSL context: each handshake switches to the newest files.
+
+        Returns:
+            The context to serve with.
+        """
+        context = self._tls.ssl_context()
+        context.sni_callback = self._switch
+        return context
+
+    def _switch(self, connection: ssl.SSLObject, _name: str | None, _ctx: ssl.SSLContext) -> None:
+        try:
+            self.refresh()
+            if self._generation:  # files were reloaded: hand the connection the new context
+                connection.context = self._context
+        except Exception:
+            log.exception("TLS reload check failed")
+
+
+def _stamp(paths: tuple[Path, ...]) -> tuple[tuple[int, int], ...]:
+    """Modification time and size of each file (zeros for one that cannot be read)."""
+    stamps: list[tuple[int, int]] = []
+    for path in paths:
+        try:
+            info = path.stat()
+        except OSError:
+            stamps.append((0, 0))
+        else:
+            stamps.append((info.st_mtime_ns, info.st_size))
+    return tuple(stamps)
