@@ -229,12 +229,6 @@ class ReloadingTls:
         return cls(tls, reload_seconds=settings.tls_reload_seconds)
 
     @property
-    def current(self) -> ServerTls:
-        """The material in use (after a look at the files, when one is due)."""
-        self.refresh()
-        return self._tls
-
-    @property
     def mutual(self) -> bool:
         """Whether clients must present a certificate."""
         return self._tls.mutual
