@@ -353,11 +353,7 @@ class Pipeline:
         Returns:
             ``False`` when the queue is full or the pipeline is not running.
         """
-        room = (
-            self._accepting
-            and self._waiting_batches < self._max_batches
-            and self._waiting_spans < self._max_spans
-        )
+        room = self._accepting and not self.full
         if not room:
             self._batches_rejected += 1
         return room

@@ -297,7 +297,7 @@ class ReloadingTls:
         Returns:
             The context to serve with.
         """
-        context = self._tls.ssl_context()
+        context = self._context  # the one built (and checked) at load: no second build
         context.sni_callback = self._switch
         return context
 
