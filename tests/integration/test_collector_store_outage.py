@@ -16,6 +16,7 @@ import aiohttp
 import asyncpg
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from agentmesh.collector import Collector, CollectorSettings, MemoryStore
@@ -99,6 +100,12 @@ async def _export(stub: trace_service_pb2_grpc.TraceServiceStub, body: bytes) ->
     return True
 
 
+async def _grpc_health(channel: grpc.aio.Channel) -> int:
+    stub = health_pb2_grpc.HealthStub(channel)
+    answer = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
+    return answer.status
+
+
 async def _ready(http: aiohttp.ClientSession, url: str) -> tuple[int, dict[str, object]]:
     async with http.get(url) as response:
         return response.status, await response.json()
@@ -127,6 +134,7 @@ async def test_postgres_outage_costs_latency_not_spans(
                 assert await _export(stub, _request(0))
                 await collector.drain()
                 assert (await _ready(http, ready_url))[0] == 200
+                assert await _grpc_health(channel) == health_pb2.HealthCheckResponse.SERVING
 
                 await proxy.cut()  # the database goes away
                 accepted, refused = 1, []
@@ -146,6 +154,7 @@ async def test_postgres_outage_costs_latency_not_spans(
                     assert reading.headers["Retry-After"] == "1"
                     assert "PostgreSQL" in (await reading.json())["error"]
                 assert status == 503
+                assert await _grpc_health(channel) == health_pb2.HealthCheckResponse.NOT_SERVING
                 assert answer["checks"]["store"].startswith("unavailable")  # type: ignore[index]
                 assert collector.stats.store_unavailable == 1
                 async with http.get(collector.http_endpoint + "/metrics") as response:
@@ -160,6 +169,7 @@ async def test_postgres_outage_costs_latency_not_spans(
                         await asyncio.sleep(0.05)
                 await collector.drain()
                 assert (await _ready(http, ready_url))[0] == 200
+                assert await _grpc_health(channel) == health_pb2.HealthCheckResponse.SERVING
                 stats = collector.stats
         finally:
             await store.close()
@@ -193,4 +203,11 @@ async def test_the_probes_need_no_token_when_the_api_does() -> None:
             assert alive.status == 200
         async with http.get(base + "/v1/runs") as refused:
             assert refused.status == 401
+        async with grpc.aio.insecure_channel(collector.endpoint.removeprefix("http://")) as channel:
+            assert await _grpc_health(channel) == health_pb2.HealthCheckResponse.SERVING
+            with pytest.raises(grpc.aio.AioRpcError) as export:
+                await trace_service_pb2_grpc.TraceServiceStub(channel).Export(
+                    trace_service_pb2.ExportTraceServiceRequest(), timeout=10
+                )
+            assert export.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert not collector.readiness().ready  # stopped: not running

@@ -398,7 +398,9 @@ class Collector:
                 )
                 self._decode_pool = await stack.enter_async_context(pool)
             self._receiver = await stack.enter_async_context(
-                OtlpGrpcReceiver(sink, settings, decode_pool=pool)
+                OtlpGrpcReceiver(
+                    sink, settings, decode_pool=pool, ready=lambda: self.readiness().ready
+                )
             )
             if settings.http_enabled:
                 self._http_receiver = await stack.enter_async_context(

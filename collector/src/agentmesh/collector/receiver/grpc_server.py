@@ -11,10 +11,14 @@ answer follows the OTLP specification:
   (``settings.retry_after_seconds``), which OTLP exporters retry after that delay;
 - missing or wrong credentials (when auth is configured): ``UNAUTHENTICATED``;
 - the request could not be decoded at all: ``INVALID_ARGUMENT`` (not retried).
+
+The same server answers the standard health protocol (``grpc.health.v1.Health``, see
+:mod:`~agentmesh.collector.receiver.grpc_health`) from a readiness check.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final, NoReturn
 
 import grpc
@@ -25,6 +29,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from agentmesh.collector.receiver.base import OtlpReceiver, hostport
 from agentmesh.collector.receiver.decode_pool import DecodePool
+from agentmesh.collector.receiver.grpc_health import GrpcHealth
 from agentmesh.collector.receiver.ingest import (
     ReceiverBusyError,
     ReceiverStats,
@@ -57,6 +62,8 @@ class OtlpGrpcReceiver(OtlpReceiver):
             :meth:`CollectorSettings.load`.
         decode_pool: Worker processes that decode requests (the server takes each request's
             raw bytes); without one, requests are decoded in this process.
+        ready: What the health service answers (``SERVING`` when true); by default, whether
+            the server runs. The collector passes its readiness (``GET /readyz``'s verdict).
 
     Example:
         >>> import asyncio
@@ -74,9 +81,12 @@ class OtlpGrpcReceiver(OtlpReceiver):
         settings: CollectorSettings | None = None,
         *,
         decode_pool: DecodePool | None = None,
+        ready: Callable[[], bool] | None = None,
     ) -> None:
         super().__init__(sink, settings, decode_pool=decode_pool)
         self._server: grpc.aio.Server | None = None
+        self._ready = ready
+        self._health: GrpcHealth | None = None
 
     @property
     def host(self) -> str:
@@ -111,8 +121,12 @@ class OtlpGrpcReceiver(OtlpReceiver):
             request_deserializer=None,
             response_serializer=ExportTraceServiceResponse.SerializeToString,
         )
+        health = GrpcHealth(
+            self._ready if self._ready is not None else lambda: self.running,
+            [_SERVICE],
+        )
         server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler(_SERVICE, {"Export": export}),)
+            (grpc.method_handlers_generic_handler(_SERVICE, {"Export": export}), health.handler())
         )
         address = hostport(settings.grpc_host, settings.grpc_port)
         try:
@@ -126,6 +140,7 @@ class OtlpGrpcReceiver(OtlpReceiver):
             raise ReceiverError(f"cannot listen for OTLP/gRPC on {address}: address in use?")
         await server.start()
         self._server = server
+        self._health = health
         self._port = port
         log.info(
             "otlp grpc receiver started",
@@ -139,6 +154,8 @@ class OtlpGrpcReceiver(OtlpReceiver):
         server, self._server = self._server, None
         if server is None:
             return
+        if self._health is not None:
+            self._health.close()  # probes see NOT_SERVING during the grace period
         await server.stop(self._settings.grpc_grace_seconds)
         log.info("otlp grpc receiver stopped", port=self._port)
 
