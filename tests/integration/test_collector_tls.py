@@ -294,4 +294,5 @@ async def test_renewed_certificates_are_served_without_a_restart(pki: _Pki, tmp_
         assert await https_ok(renewed_ca)
         tls = collector._running_receiver().tls
         assert tls is not None
-        assert tls.reloads == 1
+        assert tls.reloads == 1  # one load for both receivers: they share the files' watch
+        assert collector._running_http_receiver().tls is tls

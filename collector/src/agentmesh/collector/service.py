@@ -48,6 +48,7 @@ from agentmesh.collector.receiver.grpc_server import OtlpGrpcReceiver
 from agentmesh.collector.receiver.http_server import OtlpHttpReceiver
 from agentmesh.collector.receiver.ingest import ReceiverStats, SpanSink
 from agentmesh.collector.receiver.limits import DecodeLimits
+from agentmesh.collector.receiver.tls import ReloadingTls
 from agentmesh.collector.recovery import (
     RecoveryEngine,
     RecoveryPolicy,
@@ -397,9 +398,14 @@ class Collector:
                     with_records=not isinstance(self._store, ColumnarSpanWriter),
                 )
                 self._decode_pool = await stack.enter_async_context(pool)
+            tls = ReloadingTls.from_settings(settings)  # both receivers serve it
             self._receiver = await stack.enter_async_context(
                 OtlpGrpcReceiver(
-                    sink, settings, decode_pool=pool, ready=lambda: self.readiness().ready
+                    sink,
+                    settings,
+                    decode_pool=pool,
+                    tls=tls,
+                    ready=lambda: self.readiness().ready,
                 )
             )
             if settings.http_enabled:
@@ -428,6 +434,7 @@ class Collector:
                             *(web_routes() if settings.web_enabled else ()),
                         ),
                         metrics=self._metrics.render if self._metrics is not None else None,
+                        tls=tls,
                     )
                 )
         except BaseException:

@@ -30,6 +30,8 @@ class OtlpReceiver(ABC):
         settings: Defaults to :meth:`CollectorSettings.load`.
         decode_pool: Worker processes that decode requests; without one, requests are decoded
             in this process.
+        tls: The TLS to serve, shared by the receivers of one collector (one look at the
+            files per rotation); by default, loaded from the settings.
     """
 
     transport: ClassVar[str] = "OTLP"
@@ -41,12 +43,13 @@ class OtlpReceiver(ABC):
         settings: CollectorSettings | None = None,
         *,
         decode_pool: DecodePool | None = None,
+        tls: ReloadingTls | None = None,
     ) -> None:
         self._settings = settings if settings is not None else CollectorSettings.load()
         self._ingestor = Ingestor(sink, DecodeLimits.from_settings(self._settings), decode_pool)
         self._pooled = decode_pool is not None
         self._auth = Authenticator.from_settings(self._settings)
-        self._tls = ReloadingTls.from_settings(self._settings)
+        self._tls = tls if tls is not None else ReloadingTls.from_settings(self._settings)
         self._port = 0
 
     @property

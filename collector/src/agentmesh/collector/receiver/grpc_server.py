@@ -36,6 +36,7 @@ from agentmesh.collector.receiver.ingest import (
     SpanSink,
 )
 from agentmesh.collector.receiver.retry_info import retry_trailers
+from agentmesh.collector.receiver.tls import ReloadingTls
 from agentmesh.collector.settings import CollectorSettings
 from agentmesh.core.errors import ReceiverError
 from agentmesh.core.log import get_logger
@@ -62,6 +63,7 @@ class OtlpGrpcReceiver(OtlpReceiver):
             :meth:`CollectorSettings.load`.
         decode_pool: Worker processes that decode requests (the server takes each request's
             raw bytes); without one, requests are decoded in this process.
+        tls: The TLS to serve; by default, loaded from the settings.
         ready: What the health service answers (``SERVING`` when true); by default, whether
             the server runs. The collector passes its readiness (``GET /readyz``'s verdict).
 
@@ -81,9 +83,10 @@ class OtlpGrpcReceiver(OtlpReceiver):
         settings: CollectorSettings | None = None,
         *,
         decode_pool: DecodePool | None = None,
+        tls: ReloadingTls | None = None,
         ready: Callable[[], bool] | None = None,
     ) -> None:
-        super().__init__(sink, settings, decode_pool=decode_pool)
+        super().__init__(sink, settings, decode_pool=decode_pool, tls=tls)
         self._server: grpc.aio.Server | None = None
         self._ready = ready
         self._health: GrpcHealth | None = None

@@ -42,6 +42,7 @@ from agentmesh.collector.receiver.ingest import (
     SpanSink,
 )
 from agentmesh.collector.receiver.otlp_json import parse_json_request, to_json
+from agentmesh.collector.receiver.tls import ReloadingTls
 from agentmesh.collector.settings import CollectorSettings
 from agentmesh.core.errors import ReceiverError, StoreError, StoreUnavailableError
 from agentmesh.core.log import get_logger
@@ -101,6 +102,7 @@ class OtlpHttpReceiver(OtlpReceiver):
         public_routes: Routes served without credentials, for what holds no data (the web
             dashboard's page and scripts, which then call the guarded API).
         metrics: Renders the Prometheus text format, served at ``GET /metrics``.
+        tls: The TLS to serve; by default, loaded from the settings.
 
     Raises:
         ReceiverError: An extra route uses ``/v1/traces`` (or ``/metrics`` with ``metrics``).
@@ -126,8 +128,9 @@ class OtlpHttpReceiver(OtlpReceiver):
         extra_routes: Sequence[web.RouteDef] = (),
         public_routes: Sequence[web.RouteDef] = (),
         metrics: Callable[[], bytes] | None = None,
+        tls: ReloadingTls | None = None,
     ) -> None:
-        super().__init__(sink, settings, decode_pool=decode_pool)
+        super().__init__(sink, settings, decode_pool=decode_pool, tls=tls)
         reserved = {TRACES_PATH, METRICS_PATH} if metrics is not None else {TRACES_PATH}
         for route in (*extra_routes, *public_routes):
             if route.path in reserved:

@@ -56,6 +56,8 @@ class ServerTls:
         certificate_chain: The certificate chain's bytes.
         private_key: The key's bytes.
         client_ca: The client CAs' bytes, or ``None``.
+        context: A server-side SSL context on the files for the HTTP receiver (TLS 1.2 or
+            later; client certificates required when mutual), built when they were checked.
     """
 
     cert_file: Path
@@ -64,6 +66,7 @@ class ServerTls:
     certificate_chain: bytes = field(repr=False)
     private_key: bytes = field(repr=False)  # never in a log line or a traceback
     client_ca: bytes | None = field(repr=False)
+    context: ssl.SSLContext = field(repr=False, compare=False)
 
     @classmethod
     def from_settings(cls, settings: CollectorSettings) -> ServerTls | None:
@@ -104,16 +107,16 @@ class ServerTls:
             ConfigError: A file cannot be read, is not PEM, or the key is not the
                 certificate's.
         """
-        tls = cls(
+        return cls(
             cert_file=cert,
             key_file=key,
             client_ca_file=client_ca,
             certificate_chain=_read("tls_cert_file", cert),
             private_key=_read("tls_key_file", key),
             client_ca=None if client_ca is None else _read("tls_client_ca_file", client_ca),
+            # checks the PEM and that the key matches, before anything listens
+            context=_server_context(cert, key, client_ca),
         )
-        tls.ssl_context()  # checks the PEM and that the key matches, before anything listens
-        return tls
 
     @property
     def mutual(self) -> bool:
@@ -137,39 +140,40 @@ class ServerTls:
         extra = () if self.client_ca_file is None else (self.client_ca_file,)
         return (self.cert_file, self.key_file, *extra)
 
-    def ssl_context(self) -> ssl.SSLContext:
-        """A server-side SSL context for the HTTP receiver.
-
-        Returns:
-            The context (TLS 1.2 or later; client certificates required when mutual).
-
-        Raises:
-            ConfigError: The files are not a PEM certificate and its key, or the client CA
-                file holds no PEM certificate.
-        """
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        try:
-            context.load_cert_chain(self.cert_file, self.key_file)
-        except (ssl.SSLError, OSError) as exc:
-            raise ConfigError(
-                f"{_name('tls_cert_file')}={self.cert_file} and {_name('tls_key_file')}="
-                f"{self.key_file}: not a PEM certificate and its private key ({exc})"
-            ) from exc
-        if self.client_ca_file is not None:
-            try:
-                context.load_verify_locations(cafile=self.client_ca_file)
-            except (ssl.SSLError, OSError) as exc:
-                raise ConfigError(
-                    f"{_name('tls_client_ca_file')}={self.client_ca_file}: no PEM CA "
-                    f"certificate in it ({exc})"
-                ) from exc
-            context.verify_mode = ssl.CERT_REQUIRED
-        return context
-
 
 def _name(setting: str) -> str:
     return CollectorSettings.env_var(setting)
+
+
+def _server_context(cert_file: Path, key_file: Path, client_ca_file: Path | None) -> ssl.SSLContext:
+    """A server-side SSL context on the files (the check that they are a certificate and its key).
+
+    Returns:
+        The context (TLS 1.2 or later; client certificates required when mutual).
+
+    Raises:
+        ConfigError: The files are not a PEM certificate and its key, or the client CA
+            file holds no PEM certificate.
+    """
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert_file, key_file)
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(
+            f"{_name('tls_cert_file')}={cert_file} and {_name('tls_key_file')}="
+            f"{key_file}: not a PEM certificate and its private key ({exc})"
+        ) from exc
+    if client_ca_file is not None:
+        try:
+            context.load_verify_locations(cafile=client_ca_file)
+        except (ssl.SSLError, OSError) as exc:
+            raise ConfigError(
+                f"{_name('tls_client_ca_file')}={client_ca_file}: no PEM CA "
+                f"certificate in it ({exc})"
+            ) from exc
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
 
 
 def _read(setting: str, path: Path) -> bytes:
@@ -203,7 +207,7 @@ class ReloadingTls:
         self._lock = threading.Lock()  # gRPC asks from its own threads
         self._stamp = _stamp(tls.files())
         self._next_look = clock() + reload_seconds
-        self._context = tls.ssl_context()
+        self._context = tls.context
         self._generation = 0
         self._given_to_grpc = 0
         self.reloads = 0
@@ -253,11 +257,10 @@ class ReloadingTls:
             old = self._tls
             try:
                 tls = ServerTls.load(old.cert_file, old.key_file, old.client_ca_file)
-                context = tls.ssl_context()
             except ConfigError as exc:
                 log.warning("new TLS files refused; the certificate in use stays", error=str(exc))
                 return False
-            self._tls, self._context = tls, context
+            self._tls, self._context = tls, tls.context
             self._generation += 1
             self.reloads += 1
         log.info("TLS certificate reloaded", cert_file=str(tls.cert_file))
@@ -297,7 +300,7 @@ class ReloadingTls:
         Returns:
             The context to serve with.
         """
-        context = self._context  # the one built (and checked) at load: no second build
+        context = self._context  # the one built (and checked) at load
         context.sni_callback = self._switch
         return context
 
