@@ -16,6 +16,14 @@ filled from the last spans of the file when it is opened) and drops re-deliverie
 duplicate from further back may be stored twice, so every read keeps the first stored copy of
 each (trace, span) and answers as if each were stored once. Detections and graph rows keep
 their keys (they are few).
+
+A full disk is an outage, not bad data: a commit the disk refused (no space, file size limit,
+quota) raises :class:`~agentmesh.core.errors.StoreUnavailableError`, so the pipeline holds the
+batch and retries it while the receivers push back, and nothing is lost. When DuckDB could not
+write a checkpoint it invalidates the database for the rest of the process; the store then
+closes both connections and opens the file again on its next call (DuckDB replays the
+write-ahead log), so the collector recovers once there is room, without a restart. A write
+retried after such a failure may be stored twice; reads show it once.
 """
 
 from __future__ import annotations
@@ -82,9 +90,12 @@ from agentmesh.collector.store.usage import (
     sort_cost_rows,
 )
 from agentmesh.core import semconv
-from agentmesh.core.errors import StoreError
+from agentmesh.core.errors import StoreError, StoreUnavailableError
+from agentmesh.core.log import get_logger
 
 __all__ = ["DEDUPE_SPANS", "MEMORY_LIMIT", "DuckDBStore"]
+
+log = get_logger(__name__)
 
 DEDUPE_SPANS: Final = 500_000
 """Default number of recently stored span keys the store checks re-deliveries against."""
@@ -96,6 +107,13 @@ _T = TypeVar("_T")
 _Con = duckdb.DuckDBPyConnection
 _Row = tuple[Any, ...]  # DuckDB rows are untyped tuples
 _MEMORY: Final = ":memory:"
+_DISK_REFUSED: Final = (
+    "No space left on device",
+    "File too large",
+    "Disk quota exceeded",
+    "Read-only file system",
+)
+"""What DuckDB's message says when the disk refused a write: an outage that may pass."""
 
 _SELECT_SPANS: Final = """
     SELECT trace_id, span_id, parent_span_id, name, kind, start_ns, end_ns, status_code,
@@ -187,6 +205,9 @@ class DuckDBStore:
         self._con: _Con | None = None  # used only in the worker thread
         self._rcon: _Con | None = None  # made by the worker, then used only in the reader thread
         self._closed = False
+        self._invalidated = False  # DuckDB gave up on the database: reopen it on the next call
+        self.reopens = 0
+        """Times the database was opened again after DuckDB invalidated it."""
 
     @property
     def path(self) -> str:
@@ -573,6 +594,8 @@ class DuckDBStore:
 
     def _in_worker(self, work: Callable[[_Con], _T]) -> _T:
         try:
+            if self._invalidated:
+                self._drop_connections()
             if self._con is None:
                 con = _connect(self._path, self._memory_limit, self._threads)
                 try:
@@ -585,7 +608,34 @@ class DuckDBStore:
                 self._con = con
             return work(self._con)
         except duckdb.Error as exc:
-            raise StoreError(f"DuckDB store {self._path}: {_plain(exc)}") from exc
+            raise self._error(exc) from exc
+
+    def _error(self, exc: duckdb.Error) -> StoreError:
+        """The store's error for a DuckDB error (in either thread)."""
+        message = f"DuckDB store {self._path}: {_plain(exc)}"
+        if isinstance(exc, duckdb.FatalException):
+            self._invalidated = True
+            return StoreUnavailableError(f"{message} (the database is opened again next call)")
+        if any(cause in str(exc) for cause in _DISK_REFUSED):
+            return StoreUnavailableError(message)
+        return StoreError(message)
+
+    def _drop_connections(self) -> None:
+        """Close both connections to an invalidated database (in the worker thread).
+
+        DuckDB drops a database when its last connection closes; the next call opens the file
+        again, replaying its write-ahead log.
+        """
+        self._invalidated = False
+        self._reader.submit(self._quiet_close_reader).result()
+        con, self._con = self._con, None
+        _quiet_close(con)
+        self.reopens += 1
+        log.warning("duckdb store reopening after a fatal error", path=self._path)
+
+    def _quiet_close_reader(self) -> None:
+        con, self._rcon = self._rcon, None
+        _quiet_close(con)
 
     async def _read(self, work: Callable[[_Con], _T]) -> _T:
         """Run a read on the reader's connection: it need not wait for queued writes.
@@ -594,19 +644,21 @@ class DuckDBStore:
         running are not seen, as with any concurrent reader.
         """
         self._check()
-        if self._rcon is None:
-            await self._call(lambda con: None)  # opens the file and makes the reader
+        if self._rcon is None or self._invalidated:
+            await self._call(lambda con: None)  # opens the file (again) and makes the reader
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._reader, self._in_reader, work)
 
     def _in_reader(self, work: Callable[[_Con], _T]) -> _T:
         con = self._rcon
         if con is None:
-            raise StoreError(f"the DuckDB store {self._path} is closed")
+            if self._closed:
+                raise StoreError(f"the DuckDB store {self._path} is closed")
+            raise StoreUnavailableError(f"the DuckDB store {self._path} is being opened again")
         try:
             return work(con)
         except duckdb.Error as exc:
-            raise StoreError(f"DuckDB store {self._path}: {_plain(exc)}") from exc
+            raise self._error(exc) from exc
 
     def _append(self, con: _Con, table: Any) -> int:
         """Append the rows of ``table`` not stored recently (in the worker thread)."""
@@ -635,7 +687,9 @@ class DuckDBStore:
         self._close_connection(con)
 
     def _close_connection(self, con: _Con | None) -> None:
-        if con is not None:
+        if self._invalidated:  # DuckDB gave the database up already: nothing left to save
+            _quiet_close(con)
+        elif con is not None:
             try:
                 con.close()
             except duckdb.Error as exc:
@@ -754,6 +808,15 @@ class _RecentSpans:
         while self._size > self._limit:
             _, evicted = traces.popitem(last=False)
             self._size -= len(evicted)
+
+
+def _quiet_close(con: _Con | None) -> None:
+    """Close a connection to a database that is being dropped, whatever DuckDB says."""
+    if con is not None:
+        try:
+            con.close()
+        except duckdb.Error as exc:
+            log.debug("duckdb connection close failed", error=_plain(exc))
 
 
 def _plain(exc: duckdb.Error) -> str:
