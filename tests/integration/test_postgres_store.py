@@ -8,6 +8,7 @@ import asyncio
 import os
 import socket
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -272,6 +273,44 @@ async def test_a_lost_connection_is_replaced_without_failing_the_call(
         assert await store.write_spans(_run(f)) == 4  # tried again on a fresh connection
         assert await store.count_spans() == 4
         assert await store._run(lambda con: con.fetchval("SELECT pg_backend_pid()")) != pid
+
+
+def _as_user(dsn: str, user: str) -> str:
+    parts = urlsplit(dsn)
+    host = parts.hostname or "127.0.0.1"
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}:{parts.port or 5432}"))
+
+
+async def test_a_server_turned_read_only_is_unavailable_until_writes_come_back(
+    dsn: str, schema: str
+) -> None:
+    """A fail-over demotes the primary under the store: "not now", then fresh connections."""
+    role = f"agentmesh_ro_{schema[-8:]}"
+    admin = await asyncpg.connect(dsn)
+    await admin.execute(f'CREATE ROLE "{role}" LOGIN SUPERUSER')
+    try:
+        async with PostgresStore(_as_user(dsn, role), schema=schema, max_size=2) as store:
+            f = SpanFactory()
+            assert await store.write_spans(_run(f)) == 4
+            await admin.execute(f'ALTER ROLE "{role}" SET default_transaction_read_only = on')
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", role
+            )
+            g = SpanFactory()
+            with pytest.raises(StoreUnavailableError, match="read-only transaction"):
+                await store.write_spans(_run(g))  # on a fresh connection, a read-only session
+            await admin.execute(f'ALTER ROLE "{role}" RESET default_transaction_read_only')
+            # a pooled session is never read-only: each makes its COPY table when it connects,
+            # which a read-only (or standby) session refuses; so the retry gets a writable one
+            assert await store.write_spans(_run(g)) == 4
+            assert await store.count_spans() == 8
+    finally:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", role
+        )
+        await admin.execute(f'DROP OWNED BY "{role}" CASCADE')
+        await admin.execute(f'DROP ROLE "{role}"')
+        await admin.close()
 
 
 async def test_invalid_arguments_are_refused_before_connecting() -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+import asyncpg
 import pytest
 from structlog.testing import capture_logs
 
 from agentmesh.collector import Detection, MemoryStore, PingPongRule, Pipeline, RunGraph, SpanRecord
 from agentmesh.collector.detectors.base import CycleView
 from agentmesh.collector.store.availability import StoreAvailability
+from agentmesh.collector.store.postgres_errors import store_error
 from agentmesh.collector.testing import SpanFactory
 from agentmesh.core import StoreError, StoreUnavailableError
 
@@ -164,3 +166,25 @@ async def test_with_no_traffic_the_pipeline_checks_on_the_store_by_itself() -> N
         store.down = False  # back, and still no traffic
         await _until(lambda: pipeline.store_available)
         assert [d.id for d in await store.detections()] == ["det-stuck"]
+
+
+@pytest.mark.parametrize(
+    ("error", "waits"),
+    [
+        (asyncpg.DiskFullError("could not extend file: No space left on device"), True),
+        (asyncpg.OutOfMemoryError("out of memory"), True),
+        (asyncpg.SerializationError("could not serialize access"), True),
+        (asyncpg.DeadlockDetectedError("deadlock detected"), True),
+        (asyncpg.CrashShutdownError("terminating connection because of crash"), True),
+        (asyncpg.QueryCanceledError("canceling statement due to statement timeout"), False),
+        (asyncpg.ConfigurationLimitExceededError("too many columns"), False),
+        (asyncpg.UniqueViolationError("duplicate key"), False),
+    ],
+)
+def test_postgres_refusals_that_pass_are_waited_for_and_the_others_are_not(
+    error: Exception, waits: bool
+) -> None:
+    mapped = store_error(error, "db:5432")
+    assert isinstance(mapped, StoreError)
+    assert isinstance(mapped, StoreUnavailableError) is waits
+    assert str(mapped) == f"PostgreSQL at db:5432: {error}"

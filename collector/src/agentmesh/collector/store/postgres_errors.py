@@ -21,8 +21,16 @@ __all__ = ["connection_lost", "server_address", "store_error"]
 _NOT_NOW = (
     asyncpg.TooManyConnectionsError,
     asyncpg.CannotConnectNowError,  # starting up, shutting down, in recovery
+    asyncpg.CrashShutdownError,  # another backend crashed: the server is restarting
+    asyncpg.DiskFullError,  # room comes back (the operator, or retention)
+    asyncpg.OutOfMemoryError,
+    asyncpg.ReadOnlySQLTransactionError,  # a fail-over left this session on a standby
+    asyncpg.SerializationError,  # a transaction lost a race: trying it again is the remedy
+    asyncpg.DeadlockDetectedError,
 )
-"""Server answers that mean "not now": the same call may succeed later."""
+"""Server answers that mean "not now": the same call may succeed later. Other refusals (a
+value or statement the server rejects, a statement timeout, a configured limit) would fail
+the same way again: they are not retried."""
 
 
 def connection_lost(exc: BaseException) -> bool:
@@ -86,7 +94,8 @@ def store_error(exc: BaseException, address: str) -> StoreError:
     Returns:
         The error to raise (``from exc``): a :class:`StoreUnavailableError` when the server
         cannot be reached, the connection was lost or the server says "not now" (too many
-        connections, starting up), so the caller may try again.
+        connections, starting up, disk full, out of memory, read-only after a fail-over, a
+        serialization failure or deadlock), so the caller may try again.
     """
     if isinstance(exc, StoreError):
         return exc
