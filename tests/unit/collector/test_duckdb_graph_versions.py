@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import random
 import threading
 from pathlib import Path
 from typing import Any
@@ -305,3 +307,64 @@ def test_a_failed_compaction_does_not_fail_the_write(tmp_path: Path) -> None:
     versions.write(con, [graph_of([root, f.agent("planner", parent=root)])])  # no raise
     assert con.execute("SELECT name FROM agents").fetchall() == [("planner",)]
     con.close()
+
+
+async def test_pages_read_only_what_they_need_and_match_the_whole_list(tmp_path: Path) -> None:
+    """Pages (``runs(limit)``, ``find_runs``) agree with the unlimited list, cut, on a file where
+    superseded versions crowd the first rows: older versions start later, match filters the
+    newest does not, and carry other run ids."""
+    rng = random.Random(7)
+    f = SpanFactory()
+    base = graph_of([f.workflow("w", run_id="seed")])
+    async with DuckDBStore(tmp_path / "g.duckdb") as store:
+        for round_ in range(6):
+            graphs: list[RunGraph] = []
+            for i in range(120):
+                if round_ and rng.random() < 0.5:
+                    continue  # not every trace is rewritten every round
+                start = 1_000_000 * rng.randrange(400) + i
+                graphs.append(
+                    dataclasses.replace(
+                        base,
+                        trace_id=f"{i:032x}",
+                        run_id=f"Run-{i % 40}-{round_ if i % 3 else 0}",
+                        # the later a version, the earlier it tends to start: stale rows lead
+                        start_ns=start - round_ * 50_000_000,
+                        end_ns=start + 1_000,
+                        complete=rng.random() < 0.6,
+                        paused=rng.random() < 0.3,
+                        conversation_id=f"c{rng.randrange(3)}",
+                    )
+                )
+            await store.write_graphs(graphs)
+        everything = await store.runs()
+        assert len(everything) == 120
+        middle = everything[60].start_ns
+        filters: list[dict[str, Any]] = [
+            {},
+            {"since_ns": middle},
+            {"until_ns": middle},
+            {"state": "paused"},
+            {"state": "live"},
+            {"state": "complete", "since_ns": middle},
+            {"conversation_id": "c1"},
+        ]
+        for where in filters:
+            whole = [r.trace_id for r in await store.runs(**where)]
+            for limit in (1, 5, 17, 60, 200):
+                page = await store.runs(limit, **where)
+                assert [r.trace_id for r in page] == whole[:limit], (where, limit)
+        by_id = {r.trace_id: r for r in everything}
+        for prefix in ("run-1", "run-3-", "run-7-0", "0000", "nope"):
+            matching = [
+                r
+                for r in everything
+                if r.run_id.lower().startswith(prefix) or r.trace_id.startswith(prefix)
+            ]
+            exact = [r for r in matching if r.run_id.lower() == prefix or r.trace_id == prefix]
+            rest = [r for r in matching if r not in exact]
+            for limit in (1, 4, 50):
+                expected = sorted((exact + rest)[:limit], key=lambda r: (-r.start_ns, r.trace_id))
+                found = await store.find_runs(prefix, limit=limit)
+                assert [r.trace_id for r in found] == [r.trace_id for r in expected], prefix
+                assert all(r == by_id[r.trace_id] for r in found)

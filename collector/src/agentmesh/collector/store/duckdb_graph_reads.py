@@ -25,12 +25,16 @@ __all__ = [
     "COSTS_BY_AGENT",
     "HANDOFFS_OF",
     "LATEST_RUNS",
+    "MATCHING",
+    "MATCHING_ORDER",
     "PREVIOUS_RUN",
     "RESUMPTIONS",
-    "RUNS_MATCHING",
     "RUNS_OF",
+    "RUN_ORDER",
     "WINDOW",
+    "run_filter",
     "run_page",
+    "summaries_of",
 ]
 
 _LATEST: Final = "QUALIFY version = max(version) OVER (PARTITION BY trace_id)"
@@ -89,6 +93,55 @@ _STATES: Final = {
 """What each run state (``RunStateName``) requires of a run's newest row."""
 
 
+def summaries_of(page: str) -> str:
+    """The summaries of the runs a query selects.
+
+    Args:
+        page: A query of newest-version rows of ``run_versions`` (every column, with their
+            ``version``).
+
+    Returns:
+        The query of their summaries (the columns of ``rows.run_summary_from_row``), latest
+        start first.
+    """
+    return _SUMMARY.format(page=page)
+
+
+def run_filter(
+    *,
+    since: bool,
+    until: bool,
+    state: str | None = None,
+    conversation: bool = False,
+) -> str:
+    """The condition a run's newest row meets to be in a time window (and state, conversation).
+
+    Args:
+        since: Whether the condition takes ``$since`` (runs that started at or after it).
+        until: Whether the condition takes ``$until`` (runs that started before it).
+        state: Only the runs in this state (a key of the run states), when given.
+        conversation: Whether the condition takes ``$conversation`` (the runs of one
+            conversation).
+
+    Returns:
+        The condition on a ``run_versions`` row, with the named parameters asked for.
+    """
+    bounds = ["true"]
+    if since:
+        bounds.append("start_ns >= $since")
+    if until:
+        bounds.append("start_ns < $until")
+    if state is not None:
+        bounds.append(_STATES[state])
+    if conversation:
+        bounds.append("conversation_id = $conversation")
+    return " AND ".join(bounds)
+
+
+RUN_ORDER: Final = "start_ns DESC, trace_id"
+"""The order of run pages: latest start first."""
+
+
 def run_page(
     *,
     since: bool,
@@ -98,6 +151,9 @@ def run_page(
     conversation: bool = False,
 ) -> str:
     """The summaries of the runs of a time window, latest start first.
+
+    This settles every trace's newest version; for a page with a limit,
+    :func:`~agentmesh.collector.store.duckdb_newest.newest_page` reads less.
 
     Args:
         since: Whether the query takes ``$since`` (runs that started at or after it).
@@ -110,34 +166,21 @@ def run_page(
     Returns:
         The query, with the named parameters asked for.
     """
-    bounds = ["true"]
-    if since:
-        bounds.append("start_ns >= $since")
-    if until:
-        bounds.append("start_ns < $until")
-    if state is not None:
-        bounds.append(_STATES[state])
-    if conversation:
-        bounds.append("conversation_id = $conversation")
+    where = run_filter(since=since, until=until, state=state, conversation=conversation)
     # the window applies to each run's newest row: an older version may have started later
     page = (
         f"SELECT * FROM (SELECT * FROM run_versions {_LATEST}) "  # noqa: S608 - constants only
-        f"WHERE {' AND '.join(bounds)} ORDER BY start_ns DESC, trace_id"
+        f"WHERE {where} ORDER BY {RUN_ORDER}"
     )
     if limit:
         page += " LIMIT $limit"
-    return _SUMMARY.format(page=page)
+    return summaries_of(page)
 
 
-RUNS_MATCHING: Final = _SUMMARY.format(
-    page=f"SELECT * FROM (SELECT * FROM run_versions {_LATEST}) "  # noqa: S608 - constants only
-    "WHERE starts_with(lower(run_id), $prefix) OR starts_with(trace_id, $prefix) "
-    "ORDER BY (lower(run_id) = $prefix OR trace_id = $prefix) DESC, start_ns DESC, trace_id "
-    "LIMIT $limit"
-)
-"""The summaries of the runs whose run id (in lower case) or trace id starts with ``$prefix``:
-at most ``$limit``, exact matches first, then the latest started (see ``SpanStore.find_runs``).
-Each run's newest row is matched: an older version may have carried another run id."""
+MATCHING: Final = "starts_with(lower(run_id), $prefix) OR starts_with(trace_id, $prefix)"
+"""Runs whose run id (in lower case) or trace id starts with ``$prefix``."""
+MATCHING_ORDER: Final = "(lower(run_id) = $prefix OR trace_id = $prefix) DESC, " + RUN_ORDER
+"""Exact matches first, then the latest started."""
 
 
 def _newest_where(condition: str) -> str:

@@ -58,14 +58,18 @@ from agentmesh.collector.store.duckdb_graph_reads import (
     COSTS_BY_AGENT,
     HANDOFFS_OF,
     LATEST_RUNS,
+    MATCHING,
+    MATCHING_ORDER,
     PREVIOUS_RUN,
     RESUMPTIONS,
-    RUNS_MATCHING,
+    RUN_ORDER,
     RUNS_OF,
     WINDOW,
+    run_filter,
     run_page,
 )
 from agentmesh.collector.store.duckdb_graphs import GraphVersions
+from agentmesh.collector.store.duckdb_newest import newest_page
 from agentmesh.collector.store.duckdb_prune import prune_ended
 from agentmesh.collector.store.duckdb_schema import (
     LEGACY_GRAPH_TABLES,
@@ -392,20 +396,23 @@ class DuckDBStore:
         """
         check_limit(limit)
         check_state(state)
+        params = {"since": since_ns, "until": until_ns, "conversation": conversation_id}
+        wanted = {key: value for key, value in params.items() if value is not None}
+        if limit is not None:  # a page: only the rows it needs (duckdb_newest)
+            where = run_filter(
+                since=since_ns is not None,
+                until=until_ns is not None,
+                state=state,
+                conversation=conversation_id is not None,
+            )
+            return await self._page(where, RUN_ORDER, wanted, limit)
         query = run_page(
             since=since_ns is not None,
             until=until_ns is not None,
-            limit=limit is not None,
+            limit=False,
             state=state,
             conversation=conversation_id is not None,
         )
-        params = {
-            "since": since_ns,
-            "until": until_ns,
-            "limit": limit,
-            "conversation": conversation_id,
-        }
-        wanted = {key: value for key, value in params.items() if value is not None}
         return await self._summaries(query, wanted)
 
     async def find_runs(self, prefix: str, *, limit: int) -> list[RunSummary]:
@@ -423,7 +430,7 @@ class DuckDBStore:
             StoreError: ``limit`` is below 1.
         """
         check_limit(limit)
-        return await self._summaries(RUNS_MATCHING, {"prefix": prefix, "limit": limit})
+        return await self._page(MATCHING, MATCHING_ORDER, {"prefix": prefix}, limit)
 
     async def resumptions(self, run_id: str, *, limit: int) -> list[RunSummary]:
         """Find the runs that continue a run (their newest rows), in one query.
@@ -440,6 +447,13 @@ class DuckDBStore:
         """
         check_limit(limit)
         return await self._summaries(RESUMPTIONS, {"run": run_id, "limit": limit})
+
+    async def _page(
+        self, where: str, order: str, params: Mapping[str, object], limit: int
+    ) -> list[RunSummary]:
+        """The summaries of a page of runs (:func:`~.duckdb_newest.newest_page`), off the writer."""
+        rows = await self._read(lambda con: newest_page(con, where, order, params, limit))
+        return [run_summary_from_row(row) for row in rows]
 
     async def _summaries(self, query: str, params: Mapping[str, object]) -> list[RunSummary]:
         """The run summaries a query of ``duckdb_graph_reads`` returns, read off the writer."""
