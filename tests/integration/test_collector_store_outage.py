@@ -16,6 +16,7 @@ import aiohttp
 import asyncpg
 import grpc
 import pytest
+from _otlp_export import export
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
@@ -90,16 +91,6 @@ def _request(i: int) -> bytes:
     return to_otlp_request(spans).SerializeToString()
 
 
-async def _export(stub: trace_service_pb2_grpc.TraceServiceStub, body: bytes) -> bool:
-    try:
-        await stub.Export(trace_service_pb2.ExportTraceServiceRequest.FromString(body), timeout=10)
-    except grpc.aio.AioRpcError as exc:
-        if exc.code() != grpc.StatusCode.UNAVAILABLE:  # retryable: the exporter keeps it
-            raise
-        return False
-    return True
-
-
 async def _grpc_health(channel: grpc.aio.Channel) -> int:
     stub = health_pb2_grpc.HealthStub(channel)
     answer = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
@@ -131,7 +122,7 @@ async def test_postgres_outage_costs_latency_not_spans(
             ):
                 stub = trace_service_pb2_grpc.TraceServiceStub(channel)
                 ready_url = collector.http_endpoint + "/readyz"
-                assert await _export(stub, _request(0))
+                assert await export(stub, _request(0))
                 await collector.drain()
                 assert (await _ready(http, ready_url))[0] == 200
                 assert await _grpc_health(channel) == health_pb2.HealthCheckResponse.SERVING
@@ -140,7 +131,7 @@ async def test_postgres_outage_costs_latency_not_spans(
                 accepted, refused = 1, []
                 for i in range(1, 40):
                     body = _request(i)
-                    if await _export(stub, body):
+                    if await export(stub, body):
                         accepted += 1
                     else:
                         refused.append(body)
@@ -163,7 +154,7 @@ async def test_postgres_outage_costs_latency_not_spans(
                 await proxy.start()  # the database is back: the exporter's retries get in
                 for body in refused:
                     for _ in range(200):
-                        if await _export(stub, body):
+                        if await export(stub, body):
                             accepted += 1
                             break
                         await asyncio.sleep(0.05)

@@ -19,8 +19,9 @@ from pathlib import Path
 import aiohttp
 import grpc
 import pytest
+from _otlp_export import export
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
 from agentmesh.collector import Collector, CollectorSettings, DuckDBStore, SpanRecord
 from agentmesh.collector.store import duckdb_store
@@ -122,16 +123,6 @@ def _request(i: int) -> bytes:
     return to_otlp_request(spans).SerializeToString()
 
 
-async def _export(stub: trace_service_pb2_grpc.TraceServiceStub, body: bytes) -> bool:
-    try:
-        await stub.Export(trace_service_pb2.ExportTraceServiceRequest.FromString(body), timeout=10)
-    except grpc.aio.AioRpcError as exc:
-        if exc.code() != grpc.StatusCode.UNAVAILABLE:  # retryable: the exporter keeps it
-            raise
-        return False
-    return True
-
-
 async def test_a_collector_on_a_full_disk_pushes_back_and_loses_no_span(tmp_path: Path) -> None:
     path = tmp_path / "collector.duckdb"
     settings = CollectorSettings.load(
@@ -149,13 +140,13 @@ async def test_a_collector_on_a_full_disk_pushes_back_and_loses_no_span(tmp_path
     ):
         stub = trace_service_pb2_grpc.TraceServiceStub(channel)
         health = health_pb2_grpc.HealthStub(channel)
-        assert await _export(stub, _request(0))
+        assert await export(stub, _request(0))
         await collector.drain()
         accepted, refused = 1, []
         with _disk_full_beyond(path, 32_000):
             for i in range(1, 40):
                 body = _request(i)
-                if await _export(stub, body):
+                if await export(stub, body):
                     accepted += 1
                 else:
                     refused.append(body)
@@ -168,7 +159,7 @@ async def test_a_collector_on_a_full_disk_pushes_back_and_loses_no_span(tmp_path
             assert answer.status == health_pb2.HealthCheckResponse.NOT_SERVING
         for body in refused:  # room again: the exporter's retries get in
             for _ in range(200):
-                if await _export(stub, body):
+                if await export(stub, body):
                     accepted += 1
                     break
                 await asyncio.sleep(0.05)
