@@ -16,7 +16,7 @@ import aiohttp
 import asyncpg
 import grpc
 import pytest
-from _otlp_export import export
+from _otlp_export import export, resend, send_each
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
@@ -128,14 +128,8 @@ async def test_postgres_outage_costs_latency_not_spans(
                 assert await _grpc_health(channel) == health_pb2.HealthCheckResponse.SERVING
 
                 await proxy.cut()  # the database goes away
-                accepted, refused = 1, []
-                for i in range(1, 40):
-                    body = _request(i)
-                    if await export(stub, body):
-                        accepted += 1
-                    else:
-                        refused.append(body)
-                    await asyncio.sleep(0.02)
+                accepted, refused = await send_each(stub, (_request(i) for i in range(1, 40)))
+                accepted += 1
                 assert refused, "the queue never filled: no backpressure"
                 status, answer = await _ready(http, ready_url)
                 async with http.get(collector.http_endpoint + "/healthz") as alive:
@@ -152,12 +146,7 @@ async def test_postgres_outage_costs_latency_not_spans(
                     assert "agentmesh_store_unavailable 1.0" in await response.text()
 
                 await proxy.start()  # the database is back: the exporter's retries get in
-                for body in refused:
-                    for _ in range(200):
-                        if await export(stub, body):
-                            accepted += 1
-                            break
-                        await asyncio.sleep(0.05)
+                accepted += await resend(stub, refused)
                 await collector.drain()
                 assert (await _ready(http, ready_url))[0] == 200
                 assert await _grpc_health(channel) == health_pb2.HealthCheckResponse.SERVING

@@ -8,7 +8,6 @@ limit is the disk getting room again.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import resource
@@ -19,7 +18,7 @@ from pathlib import Path
 import aiohttp
 import grpc
 import pytest
-from _otlp_export import export
+from _otlp_export import export, resend, send_each
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
@@ -142,27 +141,15 @@ async def test_a_collector_on_a_full_disk_pushes_back_and_loses_no_span(tmp_path
         health = health_pb2_grpc.HealthStub(channel)
         assert await export(stub, _request(0))
         await collector.drain()
-        accepted, refused = 1, []
         with _disk_full_beyond(path, 32_000):
-            for i in range(1, 40):
-                body = _request(i)
-                if await export(stub, body):
-                    accepted += 1
-                else:
-                    refused.append(body)
-                await asyncio.sleep(0.02)
+            accepted, refused = await send_each(stub, (_request(i) for i in range(1, 40)))
             assert refused, "the queue never filled: no backpressure"
             async with http.get(collector.http_endpoint + "/readyz") as ready:
                 assert ready.status == 503
                 assert (await ready.json())["checks"]["store"].startswith("unavailable")
             answer = await health.Check(health_pb2.HealthCheckRequest(), timeout=10)
             assert answer.status == health_pb2.HealthCheckResponse.NOT_SERVING
-        for body in refused:  # room again: the exporter's retries get in
-            for _ in range(200):
-                if await export(stub, body):
-                    accepted += 1
-                    break
-                await asyncio.sleep(0.05)
+        accepted += 1 + await resend(stub, refused)  # room again: the retries get in
         await collector.drain()
         async with http.get(collector.http_endpoint + "/readyz") as ready:
             assert ready.status == 200
