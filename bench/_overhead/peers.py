@@ -22,8 +22,10 @@ class Peer:
         name: Key in the JSON line.
         label: Name in the table.
         dist: Distribution whose version is reported.
-        requirements: What ``uv pip install`` gets besides :data:`COMMON`.
+        requirements: What ``uv pip install`` gets besides ``common``.
         key_files: Files whose content joins the venv's cache key (our own packages).
+        common: What every contender's venv gets (:data:`COMMON`; other values for venvs
+            that are not contenders, such as another ``openai`` major).
     """
 
     name: str
@@ -31,6 +33,7 @@ class Peer:
     dist: str
     requirements: tuple[str, ...]
     key_files: tuple[Path, ...] = ()
+    common: tuple[str, ...] = COMMON
 
 
 AGENTMESH = Peer(

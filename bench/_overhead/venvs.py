@@ -1,9 +1,9 @@
 """One throwaway venv per contender, made with ``uv`` and reused while its cache key holds.
 
-The key hashes the Python version, :data:`peers.COMMON`, the peer's requirements and the
-content of its key files; a venv is used only once its ``.bench-ready`` marker is written, so
-an install that failed half-way is redone. A venv made for a new key replaces the
-contender's venvs of older keys.
+The key hashes the Python version, the peer's common requirements (:data:`peers.COMMON`) and
+its own, and the content of its key files; a venv is used only once its ``.bench-ready``
+marker is written, so an install that failed half-way is redone. A venv made for a new key
+replaces the contender's venvs of older keys.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from _overhead.peers import COMMON, Peer
+from _overhead.peers import Peer
 
 MARKER = ".bench-ready"
 
@@ -33,7 +33,7 @@ def cache_key(peer: Peer) -> str:
     """Return the short hash naming the peer's venv."""
     digest = hashlib.sha256()
     digest.update(f"{sys.version_info.major}.{sys.version_info.minor}".encode())
-    for item in (*COMMON, *peer.requirements):
+    for item in (*peer.common, *peer.requirements):
         digest.update(item.encode() + b"\0")
     for path in peer.key_files:
         digest.update(path.read_bytes())
@@ -89,13 +89,14 @@ def ensure(peer: Peer, cache_dir: Path) -> Venv:
     env = {
         k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT")
     }
+    requirements = (*peer.common, *peer.requirements)
     commands = (
         [_uv(), "venv", "--quiet", "--python", sys.executable, str(path)],
-        [_uv(), "pip", "install", "--quiet", "--python", str(python), *COMMON, *peer.requirements],
+        [_uv(), "pip", "install", "--quiet", "--python", str(python), *requirements],
     )
     for command in commands:
         done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}")
-    (path / MARKER).write_text(json.dumps({"requirements": [*COMMON, *peer.requirements]}))
+    (path / MARKER).write_text(json.dumps({"requirements": list(requirements)}))
     return Venv(peer, path, python, time.perf_counter() - started)
