@@ -21,7 +21,7 @@ from agentmesh.collector.settings import CollectorSettings
 from agentmesh.core import configure_logging
 from agentmesh.core.log import get_logger
 
-__all__ = ["add_collector_command", "serve"]
+__all__ = ["add_collector_command", "add_collector_flags", "serve"]
 
 log = get_logger(__name__)
 
@@ -31,6 +31,16 @@ def add_collector_command(parser: argparse.ArgumentParser) -> None:
 
     Args:
         parser: The subcommand's parser.
+    """
+    add_collector_flags(parser)
+    parser.set_defaults(handler=_handle)
+
+
+def add_collector_flags(parser: argparse.ArgumentParser) -> None:
+    """Declare the collector's settings as flags: short aliases, then every setting.
+
+    Args:
+        parser: A parser of a command that takes a collector's configuration.
     """
     parser.add_argument("--host", dest="grpc_host", help="alias of --grpc-host")
     parser.add_argument("--port", dest="grpc_port", type=int, help="alias of --grpc-port")
@@ -59,7 +69,6 @@ def add_collector_command(parser: argparse.ArgumentParser) -> None:
         f"Secrets are read from the environment only, never from flags: {secrets} "
         "(lists as comma-separated values or JSON)."
     )
-    parser.set_defaults(handler=_handle)
 
 
 def _handle(args: argparse.Namespace) -> int:

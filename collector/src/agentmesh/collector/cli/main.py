@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from agentmesh.collector.cli.check_cmd import add_check_command
 from agentmesh.collector.cli.collector_cmd import add_collector_command
 from agentmesh.collector.cli.demo_cmd import add_demo_command
 from agentmesh.collector.cli.export_decisions import add_export_decisions_command
@@ -41,6 +42,18 @@ def build_parser() -> argparse.ArgumentParser:
             description=(
                 "Receive OTLP/gRPC spans, rebuild each run's agent graph, detect failures and "
                 "store everything in DuckDB. Options override AGENTMESH_COLLECTOR_* variables."
+            ),
+        )
+    )
+    add_check_command(
+        commands.add_parser(
+            "check",
+            help="check a collector's configuration and what it reaches, without starting it",
+            description=(
+                "Check what a collector with these options (the same as `agentmesh collector`) "
+                "needs: its ports are free, its TLS files load and are not about to expire, its "
+                "store is reachable and not held by another process, its Redis answers, its "
+                "forwarding endpoints accept a connection. Exits 1 when a check fails."
             ),
         )
     )

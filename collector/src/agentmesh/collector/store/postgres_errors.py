@@ -9,11 +9,11 @@ Example:
 
 from __future__ import annotations
 
-import socket
 from urllib.parse import urlsplit
 
 import asyncpg
 
+from agentmesh.collector.socket_errors import socket_reason
 from agentmesh.core.errors import StoreError, StoreUnavailableError
 
 __all__ = ["connection_lost", "server_address", "store_error"]
@@ -72,18 +72,6 @@ def server_address(dsn: str) -> str:
     return f"{host}:{port}" if host else "the configured server"
 
 
-def _reason(exc: OSError) -> str:
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, socket.gaierror):
-        return "unknown host"
-    if isinstance(exc, TimeoutError):
-        return "no answer in time"
-    if exc.strerror:
-        return exc.strerror.lower()
-    return str(exc) or type(exc).__name__
-
-
 def store_error(exc: BaseException, address: str) -> StoreError:
     """Describe a failure of PostgreSQL (or of reaching it) in plain words.
 
@@ -100,7 +88,7 @@ def store_error(exc: BaseException, address: str) -> StoreError:
     if isinstance(exc, StoreError):
         return exc
     if isinstance(exc, OSError):  # includes TimeoutError and ConnectionRefusedError
-        return StoreUnavailableError(f"cannot reach PostgreSQL at {address}: {_reason(exc)}")
+        return StoreUnavailableError(f"cannot reach PostgreSQL at {address}: {socket_reason(exc)}")
     if connection_lost(exc):
         return StoreUnavailableError(
             f"lost the connection to PostgreSQL at {address}: {_first_line(exc)}"
