@@ -33,7 +33,7 @@ __all__ = [
     "RUN_ORDER",
     "WINDOW",
     "run_filter",
-    "run_page",
+    "run_list",
     "summaries_of",
 ]
 
@@ -142,23 +142,21 @@ RUN_ORDER: Final = "start_ns DESC, trace_id"
 """The order of run pages: latest start first."""
 
 
-def run_page(
+def run_list(
     *,
     since: bool,
     until: bool,
-    limit: bool,
     state: str | None = None,
     conversation: bool = False,
 ) -> str:
-    """The summaries of the runs of a time window, latest start first.
+    """The summaries of every run of a time window, latest start first.
 
-    This settles every trace's newest version; for a page with a limit,
-    :func:`~agentmesh.collector.store.duckdb_newest.newest_page` reads less.
+    This settles every trace's newest version; a page with a limit is read by
+    :func:`~agentmesh.collector.store.duckdb_newest.newest_page`, which reads less.
 
     Args:
         since: Whether the query takes ``$since`` (runs that started at or after it).
         until: Whether the query takes ``$until`` (runs that started before it).
-        limit: Whether the query takes ``$limit`` (most runs returned).
         state: Only the runs in this state (a key of the run states), when given.
         conversation: Whether the query takes ``$conversation`` (the runs of one
             conversation).
@@ -168,13 +166,10 @@ def run_page(
     """
     where = run_filter(since=since, until=until, state=state, conversation=conversation)
     # the window applies to each run's newest row: an older version may have started later
-    page = (
+    return summaries_of(
         f"SELECT * FROM (SELECT * FROM run_versions {_LATEST}) "  # noqa: S608 - constants only
         f"WHERE {where} ORDER BY {RUN_ORDER}"
     )
-    if limit:
-        page += " LIMIT $limit"
-    return summaries_of(page)
 
 
 MATCHING: Final = "starts_with(lower(run_id), $prefix) OR starts_with(trace_id, $prefix)"

@@ -66,7 +66,7 @@ from agentmesh.collector.store.duckdb_graph_reads import (
     RUNS_OF,
     WINDOW,
     run_filter,
-    run_page,
+    run_list,
 )
 from agentmesh.collector.store.duckdb_graphs import GraphVersions
 from agentmesh.collector.store.duckdb_newest import newest_page
@@ -406,10 +406,9 @@ class DuckDBStore:
                 conversation=conversation_id is not None,
             )
             return await self._page(where, RUN_ORDER, wanted, limit)
-        query = run_page(
+        query = run_list(
             since=since_ns is not None,
             until=until_ns is not None,
-            limit=False,
             state=state,
             conversation=conversation_id is not None,
         )
