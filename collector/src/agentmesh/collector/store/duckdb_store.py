@@ -211,7 +211,7 @@ class DuckDBStore:
         self._closed = False
         self._invalidated = False  # DuckDB gave up on the database: reopen it on the next call
         self.reopens = 0
-        """Times the database was opened again after DuckDB invalidated it."""
+        """Times the store closed a database DuckDB had invalidated, to open it again."""
 
     @property
     def path(self) -> str:
