@@ -176,6 +176,9 @@ async def test_state_round_trips_exactly(harness: Harness) -> None:
     odd = replace(state, trace_id="cd" * 16, workflow_name=None, agents=("naïve ✓",))
     await hot.update_run(odd)
     assert await hot.run(odd.trace_id) == odd
+    threaded = replace(state, trace_id="ab" * 16, conversation_id="thread-7", resumed_from="r-1")
+    await hot.update_run(threaded)
+    assert await hot.run(threaded.trace_id) == threaded
     assert await hot.run("ef" * 16) is None
 
 

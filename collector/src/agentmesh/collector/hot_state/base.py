@@ -41,6 +41,9 @@ class RunState:
         cost_usd: Their cost in US dollars.
         last_span_ns: End of its latest span.
         seen_ns: When a collector last updated it (wall clock), the live index's order.
+        conversation_id: The conversation it belongs to (``gen_ai.conversation.id``: the
+            LangGraph thread, the CrewAI flow state), when known.
+        resumed_from: The run it continues, when it resumes one.
     """
 
     trace_id: str
@@ -56,6 +59,8 @@ class RunState:
     cost_usd: float
     last_span_ns: int
     seen_ns: int
+    conversation_id: str | None = None
+    resumed_from: str | None = None
 
     @classmethod
     def from_graph(cls, graph: RunGraph, seen_ns: int | None = None) -> RunState:
@@ -88,6 +93,8 @@ class RunState:
             cost_usd=graph.cost_usd,
             last_span_ns=graph.end_ns,
             seen_ns=time.time_ns() if seen_ns is None else seen_ns,
+            conversation_id=graph.conversation_id,
+            resumed_from=graph.resumed_from,
         )
 
 

@@ -376,8 +376,13 @@ def _encode(state: RunState) -> dict[FieldT, EncodableT]:
         "last_span_ns": str(state.last_span_ns),
         "seen_ns": str(state.seen_ns),
     }
-    if state.workflow_name is not None:
-        fields["workflow_name"] = state.workflow_name
+    for name, value in (
+        ("workflow_name", state.workflow_name),
+        ("conversation_id", state.conversation_id),
+        ("resumed_from", state.resumed_from),
+    ):
+        if value is not None:
+            fields[name] = value
     return fields
 
 
@@ -400,6 +405,8 @@ def _decode(trace_id: str, fields: Mapping[str, str]) -> RunState:
             cost_usd=float(fields["cost_usd"]),
             last_span_ns=int(fields["last_span_ns"]),
             seen_ns=int(fields["seen_ns"]),
+            conversation_id=fields.get("conversation_id"),
+            resumed_from=fields.get("resumed_from"),
         )
     except (KeyError, ValueError) as exc:
         raise StoreError(f"Redis hash for run {trace_id} is not a run state: {exc}") from exc
