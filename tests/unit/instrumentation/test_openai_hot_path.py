@@ -193,6 +193,31 @@ def test_usage_fields_are_read_from_the_sdk_models_and_from_plain_objects() -> N
     assert (from_object.cached_input_tokens, from_object.reasoning_tokens) == (7, None)
 
 
+def test_usage_details_newer_than_the_sdk_are_read_from_its_extras() -> None:
+    """openai 1.40's usage model has no ``*_tokens_details``: they arrive as extras (dicts)."""
+    from pydantic import BaseModel, ConfigDict
+
+    class OldUsage(BaseModel):
+        model_config = ConfigDict(extra="allow")
+        prompt_tokens: int
+        completion_tokens: int
+        total_tokens: int
+
+    old = OldUsage.model_validate(
+        {
+            "prompt_tokens": 24,
+            "completion_tokens": 5,
+            "total_tokens": 29,
+            "prompt_tokens_details": {"cached_tokens": 16},
+            "completion_tokens_details": {"reasoning_tokens": 3},
+        }
+    )
+    summary = _attributes.ResponseSummary()
+    summary._absorb_usage(old)  # pyright: ignore[reportPrivateUsage]
+    assert (summary.input_tokens, summary.output_tokens) == (24, 5)
+    assert (summary.cached_input_tokens, summary.reasoning_tokens) == (16, 3)
+
+
 def test_record_call_builds_each_attribute_set_once_and_leaves_out_unknowns() -> None:
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])

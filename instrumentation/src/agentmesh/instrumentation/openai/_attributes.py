@@ -276,6 +276,9 @@ class ResponseSummary:
                 self.output_tokens = completion
             prompt_details = fields.get("prompt_tokens_details")
             completion_details = fields.get("completion_tokens_details")
+            if "prompt_tokens_details" not in fields:  # an SDK older than the field: an extra
+                prompt_details = attr(usage, "prompt_tokens_details")
+                completion_details = attr(usage, "completion_tokens_details")
         else:
             prompt = int_attr(usage, "prompt_tokens")
             completion = int_attr(usage, "completion_tokens")

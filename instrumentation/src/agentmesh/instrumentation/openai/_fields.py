@@ -53,18 +53,23 @@ _span_names: dict[tuple[str, str], str] = {}
 
 
 def attr(obj: object, name: str) -> object:
-    """Return ``obj.name``, or ``None`` when it has no such attribute.
+    """Return ``obj.name`` (``obj[name]`` for a dict), or ``None`` when it has no such attribute.
 
     SDK responses are pydantic models, whose ``getattr`` of a missing name costs an exception
-    (microseconds): their fields are read from ``__dict__`` instead.
+    (microseconds): their fields are read from ``__dict__`` instead. A field newer than the
+    SDK (``prompt_tokens_details`` on openai 1.40, say) is one of the model's extras, a plain
+    dict: it is read from there.
     """
     if obj is None:
         return None
     values: object = getattr(obj, "__dict__", None)
     if isinstance(values, dict) and name in values:
         return cast("dict[str, object]", values)[name]
-    if hasattr(type(obj), "__pydantic_fields__"):
-        return None  # a pydantic model without that field
+    if hasattr(type(obj), "__pydantic_fields__"):  # a pydantic model without that field
+        extra: object = getattr(obj, "__pydantic_extra__", None)
+        return cast("dict[str, object]", extra).get(name) if isinstance(extra, dict) else None
+    if isinstance(obj, dict):
+        return cast("dict[str, object]", obj).get(name)
     return getattr(obj, name, None)
 
 

@@ -1,0 +1,122 @@
+"""The OpenAI instrumentation on the other openai majors than the workspace's 2.x.
+
+The workspace resolves openai 2.x (CrewAI pins ``openai<3``); apps run 1.x too, and 3.x, whose
+HTTP client is ``httpx2``. For each of 1.40 (the oldest release supported), the last 1.x and
+3.63, this test reruns the OpenAI instrumentation's own tests (chat, streams, stream usage,
+Responses, embeddings, helpers, fail-open, the hot path) in a throwaway venv holding that
+release and AgentMesh's packages from this checkout, made with ``uv`` and cached by the
+overhead benchmark's ``bench/_overhead/venvs.py``. The tests talk to the fake provider over
+real HTTP, so each release's own transport and models are exercised. On 1.40 the tests of
+APIs it does not have yet (Responses, ``chat.completions.stream`` / ``parse`` outside
+``beta``, the typed usage details) are left out. Making a venv needs ``uv`` and PyPI; when
+either is missing the test fails with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "bench"
+if str(BENCH) not in sys.path:
+    sys.path.insert(0, str(BENCH))
+
+from _overhead import peers, venvs  # noqa: E402 - bench/ is not a package of the workspace
+
+TESTS = ROOT / "tests" / "unit" / "instrumentation"
+FULL = (
+    "test_openai_chat.py",
+    "test_openai_failopen.py",
+    "test_openai_helpers.py",
+    "test_openai_hot_path.py",
+    "test_openai_stream_usage.py",
+    "test_openai_streaming.py",
+    "openai_api",
+)
+"""The OpenAI tests that need no ``httpx`` of their own (openai 3 does not install it)."""
+OLDEST = (
+    "test_openai_chat.py",
+    "test_openai_failopen.py",
+    "test_openai_hot_path.py",
+    "test_openai_stream_usage.py",
+    "test_openai_streaming.py",
+    "openai_api/test_openai_embeddings.py",
+    "--deselect",
+    "test_openai_hot_path.py::test_usage_fields_are_read_from_the_sdk_models_and_from_plain_objects",
+)
+"""What openai 1.40 has the APIs for."""
+RELEASES = {"1.40.0": (OLDEST, 30), "1.109.1": (FULL, 50), "3.63.0": (FULL, 50)}
+"""Each release, the tests run on it, and how many at least must pass."""
+PINS = {"1.40.0": ("httpx<0.28",)}
+"""What a release needs pinned beside it: openai before 1.55.3 passes ``proxies`` to httpx,
+which httpx 0.28 no longer takes (an SDK bug its users meet too, not an AgentMesh one)."""
+
+
+def _venv(release: str) -> peers.Peer:
+    return peers.Peer(
+        name=f"compat-openai-{release}",
+        label=f"openai {release}",
+        dist="openai",
+        requirements=(
+            f"openai=={release}",
+            *PINS.get(release, ()),
+            f"anthropic=={version('anthropic')}",
+            f"pytest=={version('pytest')}",
+            f"pytest-asyncio=={version('pytest-asyncio')}",
+            *("-e", str(ROOT / "core"), "-e", str(ROOT / "router")),
+            *("-e", f"{ROOT / 'instrumentation'}[testing]"),
+        ),
+        key_files=tuple(
+            ROOT / pkg / "pyproject.toml" for pkg in ("core", "router", "instrumentation")
+        ),
+        common=(f"opentelemetry-sdk=={version('opentelemetry-sdk')}",),
+    )
+
+
+def _argument(item: str) -> str:
+    """A test path (or node id) relative to the repository, where pytest runs."""
+    return item if item.startswith("-") else str((TESTS / item).relative_to(ROOT))
+
+
+@pytest.mark.parametrize("release", list(RELEASES))
+def test_the_openai_instrumentation_tests_pass_on_other_majors(release: str) -> None:
+    try:
+        python = venvs.ensure(_venv(release), venvs.default_cache_dir()).python
+    except RuntimeError as exc:
+        pytest.fail(f"cannot make the openai {release} venv (uv and PyPI are needed): {exc}")
+    installed = subprocess.run(
+        [str(python), "-c", "import openai; print(openai.__version__)"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert installed.stdout.strip() == release, installed.stderr
+    suite, least = RELEASES[release]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COV_", "PYTEST_"))}
+    done = subprocess.run(
+        [
+            str(python),
+            *("-m", "pytest", "-q", "-p", "no:cacheprovider"),
+            *("--rootdir", str(ROOT), "-o", "addopts="),
+            *(_argument(item) for item in suite),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    passed = re.search(r"(\d+) passed", summary)
+    assert passed is not None, summary
+    assert int(passed.group(1)) >= least, summary  # the whole suite ran, not a stray file
+    assert "skipped" not in summary, summary
