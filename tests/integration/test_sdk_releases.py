@@ -1,15 +1,15 @@
-"""The OpenAI instrumentation on the other openai majors than the workspace's 2.x.
+"""The provider instrumentations on SDK releases other than the workspace's.
 
-The workspace resolves openai 2.x (CrewAI pins ``openai<3``); apps run 1.x too, and 3.x, whose
-HTTP client is ``httpx2``. For each of 1.40 (the oldest release supported), the last 1.x and
-3.63, this test reruns the OpenAI instrumentation's own tests (chat, streams, stream usage,
-Responses, embeddings, helpers, fail-open, the hot path) in a throwaway venv holding that
-release and AgentMesh's packages from this checkout, made with ``uv`` and cached by the
-overhead benchmark's ``bench/_overhead/venvs.py``. The tests talk to the fake provider over
-real HTTP, so each release's own transport and models are exercised. On 1.40 the tests of
-APIs it does not have yet (Responses, ``chat.completions.stream`` / ``parse`` outside
-``beta``, the typed usage details) are left out. Making a venv needs ``uv`` and PyPI; when
-either is missing the test fails with the reason.
+The workspace resolves openai 2.x (CrewAI pins ``openai<3``) and anthropic 2.x; apps run
+openai 1.x too, and 3.x (whose HTTP client is ``httpx2``), and older anthropic releases. For
+openai 1.40 (the oldest release supported), the last 1.x and 3.63, and for anthropic 0.40 (the
+oldest supported), this test reruns that instrumentation's own tests (chat, streams, stream
+usage, Responses, embeddings, helpers, fail-open, the hot path; messages, streams, fail-open)
+in a throwaway venv holding that release and AgentMesh's packages from this checkout, made with
+``uv`` and cached by the overhead benchmark's ``bench/_overhead/venvs.py``. The tests talk to
+the fake provider over real HTTP, so each release's own transport and models are exercised.
+On the oldest releases the tests of APIs they do not have yet are left out (listed below).
+Making a venv needs ``uv`` and PyPI; when either is missing the test fails with the reason.
 """
 
 from __future__ import annotations
@@ -52,22 +52,48 @@ OLDEST = (
     "test_openai_hot_path.py::test_usage_fields_are_read_from_the_sdk_models_and_from_plain_objects",
 )
 """What openai 1.40 has the APIs for."""
-RELEASES = {"1.40.0": (OLDEST, 30), "1.109.1": (FULL, 50), "3.63.0": (FULL, 50)}
+ANTHROPIC_OLDEST = (
+    "test_anthropic_messages.py",
+    "test_anthropic_streams.py",
+    "test_anthropic_failopen.py",
+    "test_anthropic_dedupe.py",
+    *("--deselect", "test_anthropic_messages.py::test_async_raw_response"),  # parse() was sync
+    *("--deselect", "test_anthropic_messages.py::test_parse_structured_output"),
+    *("--deselect", "test_anthropic_streams.py::test_beta_stream_helper"),
+    *("--deselect", "test_anthropic_streams.py::test_async_beta_stream_helper"),
+    # its MessageStream.close() closes the HTTP response, not the event stream: the span ends
+    # when the with block is left instead
+    *("--deselect", "test_anthropic_streams.py::test_stream_helper_closed_inside_the_block"),
+)
+"""What anthropic 0.40 has the APIs for."""
+RELEASES = {
+    "openai==1.40.0": (OLDEST, 30),
+    "openai==1.109.1": (FULL, 50),
+    "openai==3.63.0": (FULL, 50),
+    "anthropic==0.40.0": (ANTHROPIC_OLDEST, 25),
+}
 """Each release, the tests run on it, and how many at least must pass."""
-PINS = {"1.40.0": ("httpx<0.28",)}
+PINS = {"openai==1.40.0": ("httpx<0.28",)}
 """What a release needs pinned beside it: openai before 1.55.3 passes ``proxies`` to httpx,
 which httpx 0.28 no longer takes (an SDK bug its users meet too, not an AgentMesh one)."""
+WORKSPACE = {
+    "openai": f"openai=={version('openai')}",
+    "anthropic": f"anthropic=={version('anthropic')}",
+}
+"""The other SDK, at the workspace's release."""
 
 
 def _venv(release: str) -> peers.Peer:
+    sdk = release.split("==")[0]
+    other = WORKSPACE["anthropic" if sdk == "openai" else "openai"]
     return peers.Peer(
-        name=f"compat-openai-{release}",
-        label=f"openai {release}",
-        dist="openai",
+        name=f"compat-{release.replace('==', '-')}",
+        label=release,
+        dist=sdk,
         requirements=(
-            f"openai=={release}",
+            release,
             *PINS.get(release, ()),
-            f"anthropic=={version('anthropic')}",
+            other,
             f"pytest=={version('pytest')}",
             f"pytest-asyncio=={version('pytest-asyncio')}",
             *("-e", str(ROOT / "core"), "-e", str(ROOT / "router")),
@@ -86,18 +112,19 @@ def _argument(item: str) -> str:
 
 
 @pytest.mark.parametrize("release", list(RELEASES))
-def test_the_openai_instrumentation_tests_pass_on_other_majors(release: str) -> None:
+def test_the_instrumentation_tests_pass_on_other_sdk_releases(release: str) -> None:
+    sdk, number = release.split("==")
     try:
         python = venvs.ensure(_venv(release), venvs.default_cache_dir()).python
     except RuntimeError as exc:
-        pytest.fail(f"cannot make the openai {release} venv (uv and PyPI are needed): {exc}")
+        pytest.fail(f"cannot make the {release} venv (uv and PyPI are needed): {exc}")
     installed = subprocess.run(
-        [str(python), "-c", "import openai; print(openai.__version__)"],
+        [str(python), "-c", f"import {sdk}; print({sdk}.__version__)"],
         capture_output=True,
         text=True,
         check=False,
     )
-    assert installed.stdout.strip() == release, installed.stderr
+    assert installed.stdout.strip() == number, installed.stderr
     suite, least = RELEASES[release]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COV_", "PYTEST_"))}
     done = subprocess.run(
