@@ -1,15 +1,17 @@
-"""The provider instrumentations on SDK releases other than the workspace's.
+"""The framework and provider instrumentations on releases other than the workspace's.
 
-The workspace resolves openai 2.x (CrewAI pins ``openai<3``) and anthropic 2.x; apps run
-openai 1.x too, and 3.x (whose HTTP client is ``httpx2``), and older anthropic releases. For
-openai 1.40 (the oldest release supported), the last 1.x and 3.63, and for anthropic 0.40 (the
-oldest supported), this test reruns that instrumentation's own tests (chat, streams, stream
-usage, Responses, embeddings, helpers, fail-open, the hot path; messages, streams, fail-open)
-in a throwaway venv holding that release and AgentMesh's packages from this checkout, made with
-``uv`` and cached by the overhead benchmark's ``bench/_overhead/venvs.py``. The tests talk to
-the fake provider over real HTTP, so each release's own transport and models are exercised.
-On the oldest releases the tests of APIs they do not have yet are left out (listed below).
-Making a venv needs ``uv`` and PyPI; when either is missing the test fails with the reason.
+The workspace resolves openai 2.x (CrewAI pins ``openai<3``), anthropic 2.x and langgraph
+1.x; apps run openai 1.x too, and 3.x (whose HTTP client is ``httpx2``), older anthropic
+releases and langgraph 0.x. For openai 1.40 (the oldest release supported), the last 1.x and
+3.63, anthropic 0.40 (the oldest supported), and langgraph 0.5 (the oldest supported) and the
+last 0.x, this test reruns that instrumentation's own tests (chat, streams, stream usage,
+Responses, embeddings, helpers, fail-open, the hot path; messages, streams, fail-open; nodes,
+routes, subgraphs, interrupts, tools, resume) in a throwaway venv holding that release and
+AgentMesh's packages from this checkout, made with ``uv`` and cached by the overhead
+benchmark's ``bench/_overhead/venvs.py``. The tests talk to the fake provider over real HTTP,
+so each release's own transport and models are exercised. On the oldest releases the tests of
+APIs they do not have yet are left out (listed below). Making a venv needs ``uv`` and PyPI;
+when either is missing the test fails with the reason.
 """
 
 from __future__ import annotations
@@ -66,11 +68,29 @@ ANTHROPIC_OLDEST = (
     *("--deselect", "test_anthropic_streams.py::test_stream_helper_closed_inside_the_block"),
 )
 """What anthropic 0.40 has the APIs for."""
+LANGGRAPH = (
+    "test_langgraph_async.py",
+    "test_langgraph_nodes.py",
+    "test_langgraph_routing.py",
+    "test_langgraph_subgraphs.py",
+    "test_langgraph_supervisor.py",
+    "test_langgraph_tools.py",
+    "test_handoff_digest.py",
+    "test_resume_in_app.py",
+)
+"""The LangGraph instrumentation's tests (nodes, routes, subgraphs, interrupts, tools, resume)."""
+LANGGRAPH_0_5 = (
+    *LANGGRAPH,
+    # the test names 1.x's private module of the branch it patches (0.5: langgraph.graph.branch)
+    *("--deselect", "test_langgraph_nodes.py::test_uninstrument_removes_every_patch"),
+)
 RELEASES = {
     "openai==1.40.0": (OLDEST, 30),
     "openai==1.109.1": (FULL, 50),
     "openai==3.63.0": (FULL, 50),
     "anthropic==0.40.0": (ANTHROPIC_OLDEST, 25),
+    "langgraph==0.5.4": (LANGGRAPH_0_5, 30),
+    "langgraph==0.6.11": (LANGGRAPH, 30),
 }
 """Each release, the tests run on it, and how many at least must pass."""
 PINS = {"openai==1.40.0": ("httpx<0.28",)}
@@ -80,12 +100,13 @@ WORKSPACE = {
     "openai": f"openai=={version('openai')}",
     "anthropic": f"anthropic=={version('anthropic')}",
 }
+"""The SDKs at the workspace's releases, beside the release under test."""
 """The other SDK, at the workspace's release."""
 
 
 def _venv(release: str) -> peers.Peer:
     sdk = release.split("==")[0]
-    other = WORKSPACE["anthropic" if sdk == "openai" else "openai"]
+    others = tuple(pin for name, pin in WORKSPACE.items() if name != sdk)
     return peers.Peer(
         name=f"compat-{release.replace('==', '-')}",
         label=release,
@@ -93,11 +114,12 @@ def _venv(release: str) -> peers.Peer:
         requirements=(
             release,
             *PINS.get(release, ()),
-            other,
+            *others,
             f"pytest=={version('pytest')}",
             f"pytest-asyncio=={version('pytest-asyncio')}",
             *("-e", str(ROOT / "core"), "-e", str(ROOT / "router")),
             *("-e", f"{ROOT / 'instrumentation'}[testing]"),
+            *(("-e", str(ROOT / "checkpoint")) if sdk == "langgraph" else ()),
         ),
         key_files=tuple(
             ROOT / pkg / "pyproject.toml" for pkg in ("core", "router", "instrumentation")
@@ -119,7 +141,7 @@ def test_the_instrumentation_tests_pass_on_other_sdk_releases(release: str) -> N
     except RuntimeError as exc:
         pytest.fail(f"cannot make the {release} venv (uv and PyPI are needed): {exc}")
     installed = subprocess.run(
-        [str(python), "-c", f"import {sdk}; print({sdk}.__version__)"],
+        [str(python), "-c", f"from importlib.metadata import version; print(version({sdk!r}))"],
         capture_output=True,
         text=True,
         check=False,
