@@ -91,6 +91,7 @@ def test_a_ready_configuration_passes_every_check(
         "grpc port": "ok",
         "http port": "ok",
         "tls": "ok",
+        "router": "ok",
         "store": "ok",
         "redis": "ok",
         "forward otlp-1": "ok",
@@ -164,6 +165,34 @@ def test_a_certificate_near_or_past_its_end_is_reported(
     assert found["tls"][0] == verdict, found["tls"]
     assert code == (1 if verdict == "fail" else 0)
     assert found["store"][0] == "warn"  # memory: nothing kept
+
+
+def test_the_router_predictor_and_trade_offs_are_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    rows = ["prompt,eval_name,a,b,a|total_cost,b|total_cost"]
+    rows += [f'"question {i}",math,1,{i % 2},0.001,0.01' for i in range(8)]
+    (folder / "part.csv").write_text("\n".join(rows) + "\n")
+    predictor = tmp_path / "predictor.json"
+    assert main(["router", "train", "--examples", str(folder), "-o", str(predictor)]) == 0
+    capsys.readouterr()
+    common = [*_ports(), "--store", "memory", "--router-training"]
+    code, found = _check(capsys, *common, "--router-predictor-path", str(predictor))
+    assert code == 0
+    assert found["router"][0] == "ok"
+    assert found["router"][1].startswith(f"predictor {predictor} loads")
+    broken = tmp_path / "broken.json"
+    broken.write_text("[1, 2]")
+    code, found = _check(capsys, *common, "--router-predictor-path", str(broken))
+    assert code == 1
+    assert found["router"][0] == "fail"
+    assert "cannot load a predictor" in found["router"][1]
+    weights = json.dumps({"qa": {"cost_weight": -1}})
+    code, found = _check(capsys, *common, "--router-tradeoffs", weights)
+    assert code == 1
+    assert "expected non-negative cost_weight" in found["router"][1]
 
 
 def test_plaintext_tokens_on_an_open_address_are_a_warning(

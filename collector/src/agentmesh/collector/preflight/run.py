@@ -9,6 +9,7 @@ from agentmesh.collector.preflight.certificates import check_tls
 from agentmesh.collector.preflight.finding import Finding
 from agentmesh.collector.preflight.listen import check_port
 from agentmesh.collector.preflight.remote import check_forward_target, check_redis
+from agentmesh.collector.preflight.router import check_router
 from agentmesh.collector.preflight.stores import check_store
 from agentmesh.collector.settings import CollectorSettings
 
@@ -18,8 +19,9 @@ __all__ = ["run_checks"]
 async def run_checks(settings: CollectorSettings) -> list[Finding]:
     """Check what a collector with these settings needs, without starting it.
 
-    The addresses it listens on, its TLS files, its store, its Redis and its forwarding
-    endpoints; the network checks run concurrently. Nothing is written anywhere.
+    The addresses it listens on, its TLS files, its router trainer's predictor and
+    trade-offs, its store, its Redis and its forwarding endpoints; the network checks run
+    concurrently. Nothing is written anywhere.
 
     Args:
         settings: The collector's settings (already validated by loading them).
@@ -31,6 +33,7 @@ async def run_checks(settings: CollectorSettings) -> list[Finding]:
     if settings.http_enabled:
         local.append(check_port("http port", settings.http_host, settings.http_port))
     local.append(check_tls(settings))
+    local.append(check_router(settings))
     remote = await asyncio.gather(
         check_store(settings),
         check_redis(settings),

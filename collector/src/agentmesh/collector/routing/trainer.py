@@ -61,7 +61,13 @@ from agentmesh.router.table import ModelStats, RouteTable, Tradeoff
 if TYPE_CHECKING:
     from agentmesh.collector.settings import CollectorSettings
 
-__all__ = ["RouterTrainer", "TrainerObserver", "load_predictor", "make_router_trainer"]
+__all__ = [
+    "RouterTrainer",
+    "TrainerObserver",
+    "load_predictor",
+    "make_router_trainer",
+    "tradeoffs_from_settings",
+]
 
 _log = get_logger(__name__)
 
@@ -360,6 +366,32 @@ def load_predictor(path: Path) -> Predictor:
         ) from exc
 
 
+def tradeoffs_from_settings(settings: CollectorSettings) -> dict[str, Tradeoff] | None:
+    """Read ``router_tradeoffs``: each task class's cost and latency weights.
+
+    Args:
+        settings: The collector's settings.
+
+    Returns:
+        The trade-offs by task class, or ``None`` when none are configured.
+
+    Raises:
+        ConfigError: A task class has an unknown key or a negative weight.
+    """
+    if not settings.router_tradeoffs:
+        return None
+    tradeoffs: dict[str, Tradeoff] = {}
+    for task, raw in settings.router_tradeoffs.items():
+        unknown = set(raw) - {"cost_weight", "latency_weight"}
+        if unknown or any(v < 0 for v in raw.values()):
+            raise ConfigError(
+                f"AGENTMESH_COLLECTOR_ROUTER_TRADEOFFS[{task!r}]: expected non-negative "
+                f"cost_weight and latency_weight, got {raw}"
+            )
+        tradeoffs[task] = Tradeoff(raw.get("cost_weight", 0.0), raw.get("latency_weight", 0.0))
+    return tradeoffs
+
+
 def make_router_trainer(
     settings: CollectorSettings, state: RouteTableState
 ) -> RouterTrainer | None:
@@ -380,17 +412,7 @@ def make_router_trainer(
     base = (
         load_predictor(settings.router_predictor_path) if settings.router_predictor_path else None
     )
-    tradeoffs: dict[str, Tradeoff] | None = None
-    if settings.router_tradeoffs:
-        tradeoffs = {}
-        for task, raw in settings.router_tradeoffs.items():
-            unknown = set(raw) - {"cost_weight", "latency_weight"}
-            if unknown or any(v < 0 for v in raw.values()):
-                raise ConfigError(
-                    f"AGENTMESH_COLLECTOR_ROUTER_TRADEOFFS[{task!r}]: expected non-negative "
-                    f"cost_weight and latency_weight, got {raw}"
-                )
-            tradeoffs[task] = Tradeoff(raw.get("cost_weight", 0.0), raw.get("latency_weight", 0.0))
+    tradeoffs = tradeoffs_from_settings(settings)
     return RouterTrainer(
         state,
         publish_interval_s=settings.router_publish_seconds,
