@@ -63,9 +63,6 @@ ANTHROPIC_OLDEST = (
     *("--deselect", "test_anthropic_messages.py::test_parse_structured_output"),
     *("--deselect", "test_anthropic_streams.py::test_beta_stream_helper"),
     *("--deselect", "test_anthropic_streams.py::test_async_beta_stream_helper"),
-    # its MessageStream.close() closes the HTTP response, not the event stream: the span ends
-    # when the with block is left instead
-    *("--deselect", "test_anthropic_streams.py::test_stream_helper_closed_inside_the_block"),
 )
 """What anthropic 0.40 has the APIs for."""
 LANGGRAPH = (

@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import weakref
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, cast
 
 import wrapt
 
 from agentmesh.instrumentation import _failopen
 from agentmesh.instrumentation.openai._call import ProviderCall
-from agentmesh.instrumentation.openai._stream import AsyncStreamProxy, StreamProxy
+from agentmesh.instrumentation.openai._stream import AsyncStreamProxy, ResponseProxy, StreamProxy
 
 __all__ = ["AsyncStreamManagerProxy", "StreamManagerProxy"]
+
+
+class _Closable(Protocol):
+    def close(self) -> object: ...
 
 
 class _SyncManager(Protocol):
@@ -52,6 +56,12 @@ def _swap_raw_stream(stream: object, call: ProviderCall, asynchronous: bool) -> 
         return
     proxy = AsyncStreamProxy(raw, call) if asynchronous else StreamProxy(raw, call)  # pyright: ignore[reportArgumentType]
     stream._raw_stream = proxy  # pyright: ignore[reportAttributeAccessIssue]
+    # anthropic before 0.4x: the helper's close() closes its own HTTP response, not the event
+    # stream; closing that response must end the span too
+    own: dict[str, object] = getattr(stream, "__dict__", {})
+    response = own.get("response")
+    if response is not None and not isinstance(response, ResponseProxy):
+        stream.response = ResponseProxy(cast("_Closable", response), call)  # pyright: ignore[reportAttributeAccessIssue]
 
 
 class StreamManagerProxy(wrapt.ObjectProxy[_SyncManager]):
