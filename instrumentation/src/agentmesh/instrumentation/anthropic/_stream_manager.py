@@ -56,8 +56,8 @@ def _swap_raw_stream(stream: object, call: ProviderCall, asynchronous: bool) -> 
         return
     proxy = AsyncStreamProxy(raw, call) if asynchronous else StreamProxy(raw, call)  # pyright: ignore[reportArgumentType]
     stream._raw_stream = proxy  # pyright: ignore[reportAttributeAccessIssue]
-    # anthropic before 0.4x: the helper's close() closes its own HTTP response, not the event
-    # stream; closing that response must end the span too
+    # older anthropic releases (0.40 among them): the helper's close() closes its own HTTP
+    # response, not the event stream; closing that response must end the span too
     own: dict[str, object] = getattr(stream, "__dict__", {})
     response = own.get("response")
     if response is not None and not isinstance(response, ResponseProxy):
