@@ -39,7 +39,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar
 from urllib.parse import urlsplit
@@ -58,6 +57,7 @@ from agentmesh.checkpoint.store.base import (
 )
 from agentmesh.core.errors import CheckpointConflictError, CheckpointError
 from agentmesh.core.log import get_logger
+from agentmesh.core.socket_errors import socket_reason
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -540,14 +540,8 @@ def _secrets(dsn: str) -> tuple[str, ...]:
 
 
 def _cause(exc: BaseException) -> str:
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, socket.gaierror):
-        return "unknown host"
-    if isinstance(exc, TimeoutError):
-        return "no answer in time"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
+    if isinstance(exc, OSError):
+        return socket_reason(exc)
     lines = str(exc).strip().splitlines()
     text = lines[0] if lines else ""
     if isinstance(exc, asyncpg.PostgresError):

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from agentmesh.collector.forward.targets import ForwardTarget
 from agentmesh.collector.preflight.finding import Finding
 from agentmesh.collector.settings import CollectorSettings
-from agentmesh.collector.socket_errors import socket_reason
+from agentmesh.core.socket_errors import socket_reason
 
 __all__ = ["check_forward_target", "check_redis"]
 

@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from agentmesh.collector.socket_errors import socket_reason
 from agentmesh.core.errors import StoreError, StoreUnavailableError
+from agentmesh.core.socket_errors import socket_reason
 
 __all__ = ["connection_lost", "server_address", "store_error"]
 
