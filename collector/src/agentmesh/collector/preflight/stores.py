@@ -46,7 +46,7 @@ def _duckdb(path: Path) -> Finding:
         folder = next((p for p in path.resolve().parents if p.exists()), Path("/"))
         if not os.access(folder, os.W_OK):
             return Finding(
-                "store", "fail", f"DuckDB {path}: cannot create it ({folder} is read-only)"
+                "store", "fail", f"DuckDB {path}: cannot create it ({folder} is not writable)"
             )
         return Finding("store", "ok", f"DuckDB {path}: created at start")
     try:
@@ -58,7 +58,7 @@ def _duckdb(path: Path) -> Finding:
         return Finding("store", "fail", f"DuckDB {path}: {reason}")
     try:
         version = _scalar(con, "SELECT max(version) FROM schema_version")
-        runs = _scalar(con, "SELECT count(DISTINCT trace_id) FROM run_versions")
+        runs = _scalar(con, "SELECT count(*) FROM runs")  # a view since version 5, a table before
     except duckdb.Error as exc:
         return Finding("store", "fail", f"DuckDB {path}: not an AgentMesh store ({exc})")
     finally:
@@ -97,6 +97,7 @@ async def _postgres(settings: CollectorSettings) -> Finding:
         )
         done: set[int] = set()
         if exists:
+            # the schema is a plain identifier (the setting's pattern)
             rows = await con.fetch(f'SELECT version FROM "{schema}".schema_migrations')  # noqa: S608
             done = {int(row["version"]) for row in rows}
         can_create = await con.fetchval(
