@@ -5,7 +5,7 @@ Importing this package does not import ``langgraph``.
 Example:
     >>> from agentmesh.instrumentation.langgraph import LangGraphInstrumentor
     >>> LangGraphInstrumentor().instrumentation_dependencies()
-    ('langgraph >= 0.3, < 2',)
+    ('langgraph >= 0.5, < 2',)
 """
 
 from agentmesh.instrumentation.langgraph.instrumentor import LangGraphInstrumentor

@@ -3,7 +3,8 @@
 Importing this module does not import ``langgraph``; the patches are applied when LangGraph's
 modules are imported (at once when they already are).
 
-Patch points, stable across LangGraph 0.3 to 1.x:
+Patch points, the same from LangGraph 0.5 (the oldest supported: 0.3 does not report interrupts in
+a graph's output, so its pauses would go unmarked) to 1.x:
 
 - ``langgraph.pregel`` ``Pregel.stream`` / ``Pregel.astream``: the workflow span
   (``invoke`` / ``ainvoke`` run through them);
@@ -101,7 +102,7 @@ class LangGraphInstrumentor(BaseInstrumentor):  # pyright: ignore[reportUntypedB
 
     Example:
         >>> LangGraphInstrumentor().instrumentation_dependencies()
-        ('langgraph >= 0.3, < 2',)
+        ('langgraph >= 0.5, < 2',)
     """
 
     _patches: PatchSet | None = None

@@ -1,3 +1,3 @@
 """Versions of ``langgraph`` the instrumentation supports."""
 
-_instruments = ("langgraph >= 0.3, < 2",)
+_instruments = ("langgraph >= 0.5, < 2",)
