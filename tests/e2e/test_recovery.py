@@ -157,6 +157,8 @@ def _env(collector: Collector, **extra: str) -> dict[str, str]:
         AGENTMESH_CONTROL_URL=collector.http_endpoint,
         AGENTMESH_CONTROL_ENABLED="true",
         AGENTMESH_SERVICE_NAME="recovery-e2e",
+        # the exit flush is not under test here: a loaded CI machine may need more than 1 s
+        AGENTMESH_SHUTDOWN_TIMEOUT_S="10",
         **extra,
     )
     return env

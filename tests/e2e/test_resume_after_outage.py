@@ -144,6 +144,8 @@ def _env(collector: Collector) -> dict[str, str]:
         AGENTMESH_ENDPOINT=collector.endpoint,
         AGENTMESH_CONTROL_URL=collector.http_endpoint,
         AGENTMESH_SERVICE_NAME="resume-e2e",
+        # the exit flush is not under test here: a loaded CI machine may need more than 1 s
+        AGENTMESH_SHUTDOWN_TIMEOUT_S="10",
     )
     return env
 
@@ -312,6 +314,7 @@ async def test_a_thread_resumed_by_another_process_is_linked_to_the_run_that_pau
     for done in steps:
         assert done.returncode == 0, done.stderr[-4000:]
     assert [_last_json(done) for done in steps] == [{"paused": True}, {"approved": True}]
+    assert len(runs) == 2, steps[-1].stderr[-4000:]  # the resuming app's log says why not
     # the second process never saw the pause: the collector linked the runs by their thread
     paused, resumed = _assert_linked(runs, page)
     assert (paused.conversation_id, resumed.conversation_id) == ("review-1", "review-1")

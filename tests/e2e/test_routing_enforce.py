@@ -114,6 +114,8 @@ def _env(collector: Collector) -> dict[str, str]:
         AGENTMESH_CONTROL_URL=collector.http_endpoint,
         AGENTMESH_CONTROL_ENABLED="true",
         AGENTMESH_SERVICE_NAME="routing-enforce-e2e",
+        # the exit flush is not under test here: a loaded CI machine may need more than 1 s
+        AGENTMESH_SHUTDOWN_TIMEOUT_S="10",
         AGENTMESH_ROUTING_MODE="enforce",
         AGENTMESH_ROUTING_FALLBACKS=json.dumps({"gpt-4o": ["gpt-4o-mini"]}),
     )
