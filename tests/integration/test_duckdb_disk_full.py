@@ -1,23 +1,20 @@
 """The disk under a DuckDB store fills up: writes wait and are retried, nothing is lost.
 
-A real DuckDB file under a real limit: the process's file size limit (``RLIMIT_FSIZE``, with
-``SIGXFSZ`` ignored) makes the kernel refuse to grow any file past it, as a full disk refuses
-to grow it (DuckDB reports "File too large" instead of "No space left on device"). Lifting the
-limit is the disk getting room again.
+A real DuckDB file under a real limit: the process's file size limit (``_disk_limit.py``)
+makes the kernel refuse to grow any file past it, as a full disk refuses to grow it (DuckDB
+reports "File too large" instead of "No space left on device"). Lifting the limit is the disk
+getting room again.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import resource
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import grpc
 import pytest
+from _disk_limit import disk_full_beyond
 from _otlp_export import export, resend, send_each
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
@@ -26,20 +23,6 @@ from agentmesh.collector import Collector, CollectorSettings, DuckDBStore, SpanR
 from agentmesh.collector.store import duckdb_store
 from agentmesh.collector.testing import SpanFactory, to_otlp_request
 from agentmesh.core import StoreUnavailableError
-
-
-@contextlib.contextmanager
-def _disk_full_beyond(path: Path, room: int) -> Iterator[None]:
-    """Let no file grow past ``room`` bytes more than the largest of the store's files."""
-    sizes = [p.stat().st_size for p in path.parent.glob(path.name + "*")]
-    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (max(sizes, default=0) + room, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, handler)
 
 
 def _bulky(f: SpanFactory, parent: SpanRecord) -> SpanRecord:
@@ -64,7 +47,7 @@ async def test_a_commit_the_disk_refuses_is_unavailable_then_goes_in(tmp_path: P
     async with DuckDBStore(path) as store:
         assert await store.write_spans(_spans("before", 5)) == 30
         batch = _spans("during", 100)  # about 1 MB: more than the room left
-        with _disk_full_beyond(path, 64_000), pytest.raises(StoreUnavailableError) as refused:
+        with disk_full_beyond(path, 64_000), pytest.raises(StoreUnavailableError) as refused:
             await store.write_spans(batch)
         assert "File too large" in str(refused.value)
         assert await store.count_spans() == 30  # the refused commit left nothing half-written
@@ -83,7 +66,7 @@ async def test_an_invalidated_database_is_opened_again_once_there_is_room(
     async with DuckDBStore(path) as store:
         assert await store.write_spans(_spans("before", 5)) == 30
         batch = _spans("during", 40)
-        with _disk_full_beyond(path, 100_000):
+        with disk_full_beyond(path, 100_000):
             with pytest.raises(StoreUnavailableError) as first:
                 await store.write_spans(batch)
             assert "opened again" in str(first.value)
@@ -106,7 +89,7 @@ async def test_a_store_closed_while_the_disk_is_still_full_closes_quietly(
     path = tmp_path / "store.duckdb"
     store = await DuckDBStore(path).open()
     assert await store.write_spans(_spans("before", 5)) == 30
-    with _disk_full_beyond(path, 100_000):
+    with disk_full_beyond(path, 100_000):
         with pytest.raises(StoreUnavailableError):
             await store.write_spans(_spans("during", 40))
         await store.close()  # shutting down on a full disk: no error on the way out
@@ -141,7 +124,7 @@ async def test_a_collector_on_a_full_disk_pushes_back_and_loses_no_span(tmp_path
         health = health_pb2_grpc.HealthStub(channel)
         assert await export(stub, _request(0))
         await collector.drain()
-        with _disk_full_beyond(path, 32_000):
+        with disk_full_beyond(path, 32_000):
             accepted, refused = await send_each(stub, (_request(i) for i in range(1, 40)))
             assert refused, "the queue never filled: no backpressure"
             async with http.get(collector.http_endpoint + "/readyz") as ready:

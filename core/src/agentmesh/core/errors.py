@@ -131,6 +131,16 @@ class CheckpointConflictError(CheckpointError):
         self.actual = actual
 
 
+class CheckpointUnavailableError(CheckpointError):
+    """A checkpoint store cannot write now (a full disk, say); the writes are held, not lost.
+
+    The store keeps the refused writes in memory, in order, and writes them as soon as the
+    disk takes them again (each later call tries); until then calls that need the file raise
+    this. A store closed while writes are still held raises a plain
+    :class:`CheckpointError` naming how many were lost.
+    """
+
+
 class CheckpointSerdeError(CheckpointError):
     """A value cannot be serialised, or a stored payload is refused on load (a pickle, say)."""
 

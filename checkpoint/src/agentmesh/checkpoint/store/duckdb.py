@@ -45,8 +45,19 @@ Why this is atomic and coherent
 Durability and failures
     With write-behind (the default, like LangGraph's ``durability="async"``) a process crash
     loses the puts of the last few milliseconds that were not yet committed; closing the store
-    (or :meth:`DuckDBCheckpointStore.flush`) commits them. A failed background write is raised
-    as :class:`~agentmesh.core.CheckpointError` by the next call, and the store then refuses
+    (or :meth:`DuckDBCheckpointStore.flush`) commits them.
+
+    A write the disk refuses (no space, a file size limit, a quota, a read-only file system) is
+    held in memory, in order with the writes queued after it, and written as soon as the disk
+    takes it: each later call that needs the file tries again first, and raises
+    :class:`~agentmesh.core.CheckpointUnavailableError` while the disk still refuses. Puts go on
+    being accepted (write-behind) until the queue budget (64 MB) is used, then they raise the
+    same error; reads of threads with nothing held still answer. When DuckDB gives up on the
+    database (a checkpoint that hit a full disk invalidates it), the file is opened again on the
+    next try, which replays its write-ahead log; held rows are then checked against the file
+    before they are written, so none is stored twice. Closing the store with writes still held
+    raises :class:`~agentmesh.core.CheckpointError` saying how many checkpoints were lost. Any
+    other failed background write is raised by the next call, and the store then refuses
     further calls (its cache may be ahead of the file): reopen it.
 
 ``size_bytes`` runs ``CHECKPOINT`` (folding the WAL into the file) and returns the bytes of the
@@ -110,7 +121,12 @@ from agentmesh.checkpoint.store.base import (
     WriteRecord,
     without_channels,
 )
-from agentmesh.core.errors import CheckpointConflictError, CheckpointError
+from agentmesh.core.disk_errors import disk_refused
+from agentmesh.core.errors import (
+    CheckpointConflictError,
+    CheckpointError,
+    CheckpointUnavailableError,
+)
 from agentmesh.core.log import get_logger
 
 __all__ = ["CACHE_BYTES", "DuckDBCheckpointStore", "SyncDuckDBCheckpointStore"]
@@ -132,6 +148,10 @@ of threads must not keep one entry per thread forever."""
 
 _MAX_QUEUED_BYTES: Final = 64 * 1024 * 1024
 """Payload bytes queued for writing beyond which ``put`` waits for the worker."""
+
+_CONFIG: Final = {"threads": 1, "checkpoint_threshold": "16MB"}
+"""DuckDB settings of the connection (the threshold is DuckDB's default: when the write-ahead
+log is folded into the file)."""
 
 _T = TypeVar("_T")
 _Con = duckdb.DuckDBPyConnection
@@ -318,6 +338,16 @@ def _write_key(thread_id: str, namespace: str, checkpoint_id: str, task_id: str,
     return _key_of(thread_id, namespace, checkpoint_id, task_id, str(idx))
 
 
+def _quiet_close(con: _Con | None) -> None:
+    """Close a connection whose database may be invalidated or on a full disk, quietly."""
+    if con is None:
+        return
+    try:
+        con.close()
+    except duckdb.Error as exc:
+        _log.debug("checkpoint_duckdb_close_failed", error=_plain(exc))
+
+
 def _plain(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
@@ -413,6 +443,19 @@ class _Batch:
     """The core's count of forgets when the batch was opened."""
     size: int = 0
     future: Future[None] | None = None
+    refused: bool = False
+    """The disk refused a try: its rows are checked against the file before the next one."""
+
+    def unsure_of_all(self) -> None:
+        """Check every row against the file when written (a try may have been stored)."""
+        self.unsure_checkpoints = set(self.checkpoints)
+        self.unsure_blobs = set(self.blobs)
+        self.unsure_writes = set(self.keep_writes)
+
+    @property
+    def checkpoint_count(self) -> int:
+        """The checkpoints the batch writes."""
+        return len(self.checkpoints)
 
 
 @dataclass(slots=True)
@@ -519,6 +562,14 @@ class _Core:
         """Changes queued for the worker that may touch any thread (deletes by run, expiry)."""
         self._failure: CheckpointError | None = None
         self._failure_reported = False
+        self._held: list[_Batch] = []
+        """(Worker only) batches the disk refused, oldest first, written before anything else."""
+        self._invalidated = False
+        """DuckDB gave up on the database: the worker opens the file again on its next try."""
+        self._refused_since: float | None = None
+        """(Worker) when the disk began refusing writes (monotonic), while it does."""
+        self.reopens = 0
+        """Times the file was opened again after DuckDB invalidated the database."""
         self._closed = False
         self._mirrors: OrderedDict[str, _Mirror] = OrderedDict()
         self._mirror_bytes = 0
@@ -538,19 +589,32 @@ class _Core:
 
     def _error(self, exc: BaseException) -> CheckpointError:
         cause = _plain(exc)
+        where = f"duckdb checkpoint store at {self.path}"
+        if isinstance(exc, duckdb.FatalException):
+            self._invalidated = True
+            return CheckpointUnavailableError(
+                f"{where}: {cause} (the file is opened again on the next try)"
+            )
+        if disk_refused(exc):
+            return CheckpointUnavailableError(f"{where}: the disk refused a write: {cause}")
         if isinstance(exc, duckdb.IOException) and "lock" in cause.lower():
             return CheckpointError(
-                f"duckdb checkpoint store at {self.path}: another process holds the file "
+                f"{where}: another process holds the file "
                 f"(DuckDB allows one process to open it for writing): {cause}"
             )
-        return CheckpointError(f"duckdb checkpoint store at {self.path}: {cause}")
+        return CheckpointError(f"{where}: {cause}")
 
     def _work(self, fn: Callable[[_Con], _T]) -> _T:
-        """Run ``fn`` on the connection (in the worker), translating failures."""
+        """Run ``fn`` on the connection (in the worker) once nothing is held; translate failures."""
+        self._write_held()
         return self._on(self._con, fn)
 
     def _read(self, fn: Callable[[_Con], _T]) -> _T:
         """Run ``fn`` on the reader's connection (in the reader thread), translating failures."""
+        if self._rcon is None and not self._closed:
+            raise CheckpointUnavailableError(
+                f"duckdb checkpoint store at {self.path} is being opened again"
+            )
         return self._on(self._rcon, fn)
 
     def _on(self, con: _Con | None, fn: Callable[[_Con], _T]) -> _T:
@@ -564,13 +628,89 @@ class _Core:
         except (duckdb.Error, OSError) as exc:
             raise self._error(exc) from exc
 
+    def _write_held(self) -> None:
+        """(Worker) write the batches the disk refused, in order; raise while it still does.
+
+        Raises:
+            CheckpointUnavailableError: The disk still refuses (the batches stay held).
+            CheckpointError: Any other failure (the store then refuses further calls).
+        """
+        held = self._held
+        if not held:
+            return
+        while held:
+            batch = held[0]
+            try:
+                if self._invalidated:
+                    self._reopen()
+                if batch.refused:
+                    batch.unsure_of_all()  # a try may have reached the file before failing
+                stored = self._on(self._con, lambda con, b=batch: _insert_batch(con, b))
+            except CheckpointUnavailableError as exc:
+                batch.refused = True
+                if self._refused_since is None:
+                    self._refused_since = time.monotonic()
+                    _log.warning("checkpoint_duckdb_writes_held", path=self.path, error=str(exc))
+                raise
+            except CheckpointError as exc:
+                self._fail(exc)
+                raise
+            held.pop(0)
+            self._stored(batch, stored)
+        if self._refused_since is not None:
+            _log.info(
+                "checkpoint_duckdb_writes_resumed",
+                path=self.path,
+                seconds_held=round(time.monotonic() - self._refused_since, 3),
+            )
+            self._refused_since = None
+
+    def _reopen(self) -> None:
+        """(Worker) close both connections to the invalidated database and open the file again.
+
+        DuckDB drops a database when its last connection closes; opening the file again
+        replays its write-ahead log.
+        """
+        self._reader.submit(self._close_reader_quietly).result()
+        con, self._con = self._con, None
+        _quiet_close(con)
+        self._invalidated = False
+        self.reopens += 1
+        _log.warning("checkpoint_duckdb_reopening", path=self.path)
+        self._connect()
+
+    def _fail(self, exc: CheckpointError) -> None:
+        """(Worker) a write failed for good: refuse further calls, drop what is held."""
+        with self._lock:
+            if self._failure is None:
+                self._failure = CheckpointError(
+                    f"{exc}; a queued checkpoint write failed, so the store refuses further "
+                    "calls: reopen it"
+                )
+                _log.error("checkpoint_duckdb_write_failed", path=self.path, error=str(exc))
+            for batch in self._held:
+                self._queued_bytes -= batch.size
+                self._settle(batch.threads)
+        self._held.clear()
+
+    def _stored(self, batch: _Batch, stored: _Stored) -> None:
+        """(Worker) the batch is in the file: cache what it stored, settle its threads."""
+        with self._lock:
+            if batch.unmirrored:
+                self._cache_stored(batch, stored)
+            self._queued_bytes -= batch.size
+            self._settle(batch.threads)
+
     def _open(self) -> None:
         if self._after is not None:  # the previous core on this file is still closing
             wait([self._after])
+        self._connect()
+
+    def _connect(self) -> None:
         try:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            con = duckdb.connect(self.path, config={"threads": 1})
+            con = duckdb.connect(self.path, config=dict(_CONFIG))
         except (duckdb.Error, OSError) as exc:
             raise self._error(exc) from exc
         try:
@@ -590,17 +730,40 @@ class _Core:
         if con is not None:
             con.close()
 
+    def _close_reader_quietly(self) -> None:
+        con, self._rcon = self._rcon, None
+        _quiet_close(con)
+
     def _close_worker(self, reader_closed: Future[None]) -> None:
+        wait([reader_closed])  # the database stays open while any connection to it is
+        lost, reason = 0, ""
+        try:
+            self._write_held()  # one more try
+        except CheckpointUnavailableError as exc:
+            lost = sum(batch.checkpoint_count for batch in self._held)
+            reason = str(exc)
+            self._fail(exc)
+        except CheckpointError:
+            pass  # raised to the caller that was waiting, or by close_steps
+        reopened, self._rcon = self._rcon, None  # a reader made by a reopen during the try
         con, self._con = self._con, None
         try:
-            wait([reader_closed])  # the database stays open while any connection to it is
-            reader_closed.result()
-            if con is not None:
-                con.close()
+            if self._invalidated or lost or reopened is not None:
+                _quiet_close(reopened)  # the reader thread is done: its close ran first
+                _quiet_close(con)  # a database DuckDB gave up on, or a disk still full
+            else:
+                reader_closed.result()
+                if con is not None:
+                    con.close()
         except duckdb.Error as exc:
             raise self._error(exc) from exc
         finally:
             self._set_closed()
+        if lost:
+            raise CheckpointError(
+                f"duckdb checkpoint store at {self.path} closed while the disk refused its "
+                f"writes: {lost} checkpoints held in memory were lost ({reason})"
+            )
 
     def _set_closed(self) -> None:
         if not self.closed.done():
@@ -613,24 +776,14 @@ class _Core:
             if self._batch is batch:
                 self._batch = None
             self._wake.clear()
-        try:
-            stored = self._work(lambda con: _insert_batch(con, batch))
-            if batch.unmirrored:
-                with self._lock:
-                    self._cache_stored(batch, stored)
-        except CheckpointError as exc:
-            with self._lock:
-                if self._failure is None:
-                    self._failure = CheckpointError(
-                        f"{exc}; a queued checkpoint write failed, so the store refuses further "
-                        "calls: reopen it"
-                    )
-                    _log.error("checkpoint_duckdb_write_failed", path=self.path, error=str(exc))
-            raise
-        finally:
+        if self._failure is not None:
             with self._lock:
                 self._queued_bytes -= batch.size
                 self._settle(batch.threads)
+            self._failure_reported = True
+            raise self._failure
+        self._held.append(batch)  # behind any the disk refused: the order is kept
+        self._write_held()
 
     def _cache_stored(self, batch: _Batch, stored: _Stored) -> None:
         """(Lock held) cache the values of unmirrored threads that ``batch`` stored.
@@ -739,6 +892,17 @@ class _Core:
         if len(self._too_big) >= _MAX_FACTS:
             self._too_big.clear()
         self._too_big.add(thread_id)
+
+    def _backlog(self) -> Future[None]:
+        """(Lock held) what a put over the queue budget waits for.
+
+        The last write, or, when it is done (refused by the disk: its batch is held), another
+        try at the held writes, which raises while the disk still refuses.
+        """
+        last = self._last_write
+        if last is not None and not last.done():
+            return last
+        return self._submit(lambda con: None)
 
     def _queue(self) -> _Batch:
         batch = self._batch
@@ -853,7 +1017,7 @@ class _Core:
             with self._lock:
                 self._check()
                 if self._queued_bytes > _MAX_QUEUED_BYTES and self._last_write is not None:
-                    backlog: Future[None] | None = self._last_write
+                    backlog: Future[None] | None = self._backlog()
                     asked: Future[tuple[str | None, bool]] | None = None
                     gen = (0, 0)
                 else:
@@ -988,7 +1152,7 @@ class _Core:
             with self._lock:
                 self._check()
                 if self._queued_bytes > _MAX_QUEUED_BYTES and self._last_write is not None:
-                    waiting = self._last_write
+                    waiting = self._backlog()
                     self._wake.set()
                 else:
                     break
@@ -1284,6 +1448,8 @@ class _Core:
             if last is not None:
                 try:
                     yield last
+                except CheckpointUnavailableError:
+                    pass  # held: the worker tries once more as it closes
                 except CheckpointError as exc:
                     if not self._failure_reported:  # nobody was told yet: closing tells
                         failure = exc
@@ -1728,6 +1894,12 @@ class _Base:
     def path(self) -> str:
         """The database file."""
         return self._path
+
+    @property
+    def reopens(self) -> int:
+        """Times the file was opened again after DuckDB gave up on the database (0 if closed)."""
+        core = self._core
+        return 0 if core is None else core.reopens
 
     def _open_core(self) -> _Core:
         if self._core is not None:

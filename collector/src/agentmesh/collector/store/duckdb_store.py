@@ -94,6 +94,7 @@ from agentmesh.collector.store.usage import (
     sort_cost_rows,
 )
 from agentmesh.core import semconv
+from agentmesh.core.disk_errors import disk_refused
 from agentmesh.core.errors import StoreError, StoreUnavailableError
 from agentmesh.core.log import get_logger
 
@@ -111,13 +112,6 @@ _T = TypeVar("_T")
 _Con = duckdb.DuckDBPyConnection
 _Row = tuple[Any, ...]  # DuckDB rows are untyped tuples
 _MEMORY: Final = ":memory:"
-_DISK_REFUSED: Final = (
-    "No space left on device",
-    "File too large",
-    "Disk quota exceeded",
-    "Read-only file system",
-)
-"""What DuckDB's message says when the disk refused a write: an outage that may pass."""
 
 _SELECT_SPANS: Final = """
     SELECT trace_id, span_id, parent_span_id, name, kind, start_ns, end_ns, status_code,
@@ -629,7 +623,7 @@ class DuckDBStore:
         if isinstance(exc, duckdb.FatalException):
             self._invalidated = True
             return StoreUnavailableError(f"{message} (the database is opened again next call)")
-        if any(cause in str(exc) for cause in _DISK_REFUSED):
+        if disk_refused(exc):
             return StoreUnavailableError(message)
         return StoreError(message)
 
