@@ -51,6 +51,7 @@ from agentmesh.collector.store.availability import StoreAvailability
 from agentmesh.collector.store.base import SpanStore
 from agentmesh.core.errors import CollectorError, StoreUnavailableError
 from agentmesh.core.log import get_logger
+from agentmesh.core.tasks import cancel_and_wait
 
 __all__ = [
     "ColumnarSpanWriter",
@@ -444,10 +445,7 @@ class Pipeline:
         except CollectorError as exc:
             log.error("pipeline drain failed", reason=str(exc))
         ticker, self._ticker = self._ticker, None
-        if ticker is not None:
-            ticker.cancel()
-        worker.cancel()
-        await asyncio.gather(worker, *([ticker] if ticker else []), return_exceptions=True)
+        await cancel_and_wait(worker, ticker)
         self._worker = None
 
     async def __aenter__(self) -> Self:
@@ -502,9 +500,7 @@ class Pipeline:
                 # cycles graphed meanwhile are merged and written together when it is done.
                 pending = cycle if pending is None else pending.merged(cycle)
         finally:
-            if writing is not None and not writing.done():
-                writing.cancel()
-                await asyncio.gather(writing, return_exceptions=True)
+            await cancel_and_wait(writing)
 
     def _take(self) -> list[_Batch]:
         taken: list[_Batch] = []

@@ -27,6 +27,7 @@ from typing import Generic, Self, TypeVar
 
 from agentmesh.core.errors import CollectorError
 from agentmesh.core.log import get_logger
+from agentmesh.core.tasks import cancel_and_wait
 
 __all__ = ["Batcher"]
 
@@ -117,9 +118,7 @@ class Batcher(Generic[T]):
         """Stop the task and flush what is left. Stopping twice is harmless."""
         self._closed = True
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await cancel_and_wait(task)
         while self._pending:
             self._flush_one()
 

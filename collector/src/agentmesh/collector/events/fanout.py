@@ -39,6 +39,7 @@ from agentmesh.collector.events.webhooks import WebhookNotifier
 from agentmesh.collector.pipeline import DetectionListener
 from agentmesh.core.errors import CollectorError
 from agentmesh.core.log import get_logger
+from agentmesh.core.tasks import finish_within
 
 __all__ = ["DetectionFanout", "DetectionFanoutStats"]
 
@@ -172,12 +173,7 @@ class DetectionFanout:
     async def stop(self) -> None:
         """Let listener tasks finish (bounded), then flush and stop the sinks."""
         tasks = set(self._tasks)
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=self._listener_timeout)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-            self._listener_dropped += len(pending)
+        self._listener_dropped += await finish_within(tasks, self._listener_timeout)
         stack, self._stack = self._stack, None
         if stack is not None:
             await stack.aclose()

@@ -31,6 +31,7 @@ from agentmesh.collector.forward.retry import RetryPolicy, parse_retry_after
 from agentmesh.collector.hot_state.events import detection_to_json
 from agentmesh.core.errors import CollectorError, ConfigError
 from agentmesh.core.log import get_logger
+from agentmesh.core.tasks import finish_within
 
 __all__ = [
     "EVENT_HEADER",
@@ -312,11 +313,7 @@ class WebhookNotifier:
         for channel in self._channels:
             channel.ready.set()
             channel.worker = None
-        if workers:
-            _, pending = await asyncio.wait(workers, timeout=self._flush_timeout)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        await finish_within(workers, self._flush_timeout)
         for channel in self._channels:
             self._dropped += len(channel.queue)
             channel.queue.clear()

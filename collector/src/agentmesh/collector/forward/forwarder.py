@@ -26,6 +26,7 @@ from agentmesh.collector.forward.stats import ForwarderStats
 from agentmesh.collector.forward.targets import ForwardTarget
 from agentmesh.core.errors import CollectorError
 from agentmesh.core.log import get_logger
+from agentmesh.core.tasks import finish_within
 
 __all__ = ["Forwarder"]
 
@@ -165,11 +166,7 @@ class Forwarder:
         self._closing = True
         self._ready.set()
         workers, self._workers = self._workers, []
-        if workers:
-            _, pending = await asyncio.wait(workers, timeout=self._flush_timeout)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        await finish_within(workers, self._flush_timeout)
         left = len(self._queue)
         while self._queue:
             self._drop(self._queue.popleft())

@@ -56,6 +56,7 @@ from agentmesh.collector.recovery.document import Breaker, ControlDocument, RunC
 from agentmesh.collector.recovery.policy import RecoveryPolicy
 from agentmesh.core import semconv
 from agentmesh.core.log import get_logger
+from agentmesh.core.tasks import cancel_and_wait
 
 __all__ = ["ActionKind", "RecoveryAction", "RecoveryEngine", "RecoveryObserver"]
 
@@ -215,9 +216,7 @@ class RecoveryEngine:
         tb: TracebackType | None,
     ) -> None:
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(*tasks)
         try:
             await self.drain()
         finally:

@@ -29,6 +29,7 @@ from agentmesh.collector.recovery.control_state import Change, ControlState
 from agentmesh.collector.recovery.document import ControlDocument
 from agentmesh.core.errors import ConfigError
 from agentmesh.core.log import get_logger
+from agentmesh.core.tasks import cancel_and_wait
 
 __all__ = ["ControlStateHealth", "RedisControlState"]
 
@@ -140,9 +141,7 @@ class RedisControlState(ControlState):
     async def close(self) -> None:
         """Stop the subscriber and close the connection."""
         task, self._sync_task = self._sync_task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await cancel_and_wait(task)
         client, self._client = self._client, None
         if client is not None:
             try:

@@ -40,6 +40,7 @@ from agentmesh.collector.recovery.control_state import ControlState
 from agentmesh.collector.recovery.document import ControlDocument
 from agentmesh.core.errors import RouteTableError
 from agentmesh.core.log import get_logger
+from agentmesh.core.tasks import cancel_and_wait
 from agentmesh.router.table import BUNDLED_TABLE, MAX_ROUTE_TABLE_BYTES, RouteTable
 
 __all__ = [
@@ -230,9 +231,7 @@ class RouteTableState(ABC):
         try:
             await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for waiting in waits:
-                waiting.cancel()
-            await asyncio.gather(*waits, return_exceptions=True)
+            await cancel_and_wait(*waits)
 
     def _next(self, base: RouteTable, change: TableChange, version: int) -> RouteTable:
         """Apply ``change`` to ``base``, number it, date it and check it."""

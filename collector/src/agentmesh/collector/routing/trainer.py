@@ -53,6 +53,7 @@ from agentmesh.collector.routing.table_state import RouteTableState
 from agentmesh.core import semconv
 from agentmesh.core.errors import ConfigError
 from agentmesh.core.log import get_logger
+from agentmesh.core.tasks import cancel_and_wait
 from agentmesh.router.learned.predictor import Predictor
 from agentmesh.router.learned.quality import QualityModel
 from agentmesh.router.request import RouteMode
@@ -180,10 +181,7 @@ class RouterTrainer:
         tb: TracebackType | None,
     ) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         if self._dirty.is_set():
             with contextlib.suppress(Exception):
                 await self.publish_now()

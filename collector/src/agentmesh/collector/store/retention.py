@@ -21,7 +21,6 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from typing import Final, Self
 from agentmesh.collector.store.base import Pruned, SpanStore
 from agentmesh.core.errors import StoreError
 from agentmesh.core.log import get_logger
+from agentmesh.core.tasks import cancel_and_wait
 
 __all__ = ["BATCH_RUNS", "Retention", "RetentionStats", "prune_before"]
 
@@ -183,10 +183,7 @@ class Retention:
         tb: TracebackType | None,
     ) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def _loop(self) -> None:
         while True:
