@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from agentmesh.collector.cli.check_cmd import add_check_command
+from agentmesh.collector.cli.checkpoints_cmd import add_checkpoints_command
 from agentmesh.collector.cli.collector_cmd import add_collector_command
 from agentmesh.collector.cli.demo_cmd import add_demo_command
 from agentmesh.collector.cli.export_decisions import add_export_decisions_command
@@ -127,6 +128,17 @@ def build_parser() -> argparse.ArgumentParser:
                 "Find where a run resumes (from a running collector with --collector, else "
                 "from the store) and run the app again with that plan: `agentmesh resume "
                 "RUN_ID -- python app.py`. Without a command, print the plan."
+            ),
+        )
+    )
+    add_checkpoints_command(
+        commands.add_parser(
+            "checkpoints",
+            help="list, prune, expire and size the checkpoints of a checkpoint store",
+            description=(
+                "Look into the checkpoint store the savers and handoff checkpoints write to "
+                "(--url or AGENTMESH_CHECKPOINT_URL) and clean it up: list, prune, delete, "
+                "expire, size."
             ),
         )
     )
