@@ -144,3 +144,33 @@ async def test_a_collector_on_a_full_disk_pushes_back_and_loses_no_span(tmp_path
     assert len(runs) == 40
     assert stats.batches_failed == 0
     assert stats.store_write_retries >= 1
+
+
+async def test_a_collector_reopens_an_invalidated_database_and_counts_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(duckdb_store, "_CHECKPOINT_THRESHOLD", "1KB")  # see above
+    path = tmp_path / "collector.duckdb"
+    settings = CollectorSettings.load(
+        grpc_port=0, http_port=0, decode_workers=0, duckdb_path=path, retry_after_seconds=1
+    )
+    async with (
+        Collector(settings) as collector,
+        grpc.aio.insecure_channel(collector.endpoint.removeprefix("http://")) as channel,
+        aiohttp.ClientSession() as http,
+    ):
+        stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+        assert await export(stub, _request(0))
+        await collector.drain()
+        with disk_full_beyond(path, 100_000):
+            accepted, refused = await send_each(stub, (_request(i) for i in range(1, 20)))
+        accepted += 1 + await resend(stub, refused)
+        await collector.drain()
+        async with http.get(collector.http_endpoint + "/metrics") as scraped:
+            metrics = await scraped.text()
+        reopens = collector.stats.store_reopens
+        stored = await collector.store.count_spans()
+    assert accepted == 20
+    assert stored == 6 * 20  # every span once, whether the log kept a retried batch or not
+    assert reopens >= 1
+    assert f"agentmesh_store_reopens_total {float(reopens)}" in metrics

@@ -107,6 +107,8 @@ class CollectorStats:
         prune_failures: Retention passes that failed (logged; the next pass tries again).
         store_unavailable: 1 while the store cannot be reached (writes held and retried).
         store_write_retries: Store writes tried again because the store was unavailable.
+        store_reopens: Times the store opened its database again after the database engine
+            gave up on it (DuckDB invalidates a database whose checkpoint hit a full disk).
     """
 
     requests: int = 0
@@ -134,6 +136,7 @@ class CollectorStats:
     prune_failures: int = 0
     store_unavailable: int = 0
     store_write_retries: int = 0
+    store_reopens: int = 0
 
 
 class Collector:
@@ -276,6 +279,7 @@ class Collector:
             prune_failures=retention.failures,
             store_unavailable=pipeline.store_unavailable,
             store_write_retries=pipeline.store_write_retries,
+            store_reopens=int(getattr(self._store, "reopens", 0)),
         )
 
     def readiness(self) -> Readiness:

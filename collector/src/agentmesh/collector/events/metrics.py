@@ -93,6 +93,11 @@ _COUNTERS: Final[tuple[tuple[str, str, str], ...]] = (
         "agentmesh_store_write_retries",
         "Store writes tried again because the store was unavailable.",
     ),
+    (
+        "store_reopens",
+        "agentmesh_store_reopens",
+        "Times the store opened its database again after the engine gave up on it.",
+    ),
 )
 """(stats field, metric name without ``_total``, help) of the counters read from stats."""
 
