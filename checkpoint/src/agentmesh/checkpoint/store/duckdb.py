@@ -615,7 +615,12 @@ class _Core:
             raise CheckpointUnavailableError(
                 f"duckdb checkpoint store at {self.path} is being opened again"
             )
-        return self._on(self._rcon, fn)
+        try:
+            return self._on(self._rcon, fn)
+        except CheckpointUnavailableError:
+            if self._invalidated:
+                self._reopen_soon()
+            raise
 
     def _on(self, con: _Con | None, fn: Callable[[_Con], _T]) -> _T:
         if self._failure is not None:
@@ -629,34 +634,35 @@ class _Core:
             raise self._error(exc) from exc
 
     def _write_held(self) -> None:
-        """(Worker) write the batches the disk refused, in order; raise while it still does.
+        """(Worker) open an invalidated file again, then write the held batches in order.
 
         Raises:
             CheckpointUnavailableError: The disk still refuses (the batches stay held).
             CheckpointError: Any other failure (the store then refuses further calls).
         """
         held = self._held
-        if not held:
+        if not held and not self._invalidated:
             return
-        while held:
-            batch = held[0]
-            try:
-                if self._invalidated:
-                    self._reopen()
+        try:
+            if self._invalidated:
+                self._reopen()
+            while held:
+                batch = held[0]
                 if batch.refused:
                     batch.unsure_of_all()  # a try may have reached the file before failing
                 stored = self._on(self._con, lambda con, b=batch: _insert_batch(con, b))
-            except CheckpointUnavailableError as exc:
-                batch.refused = True
-                if self._refused_since is None:
-                    self._refused_since = time.monotonic()
-                    _log.warning("checkpoint_duckdb_writes_held", path=self.path, error=str(exc))
-                raise
-            except CheckpointError as exc:
-                self._fail(exc)
-                raise
-            held.pop(0)
-            self._stored(batch, stored)
+                held.pop(0)
+                self._stored(batch, stored)
+        except CheckpointUnavailableError as exc:
+            if held:
+                held[0].refused = True
+            if self._refused_since is None:
+                self._refused_since = time.monotonic()
+                _log.warning("checkpoint_duckdb_writes_held", path=self.path, error=str(exc))
+            raise
+        except CheckpointError as exc:
+            self._fail(exc)
+            raise
         if self._refused_since is not None:
             _log.info(
                 "checkpoint_duckdb_writes_resumed",
@@ -669,15 +675,41 @@ class _Core:
         """(Worker) close both connections to the invalidated database and open the file again.
 
         DuckDB drops a database when its last connection closes; opening the file again
-        replays its write-ahead log.
+        replays its write-ahead log. While that fails for lack of room the database stays
+        marked invalidated, so the next try opens it again.
         """
         self._reader.submit(self._close_reader_quietly).result()
         con, self._con = self._con, None
         _quiet_close(con)
+        self._connect()
         self._invalidated = False
         self.reopens += 1
-        _log.warning("checkpoint_duckdb_reopening", path=self.path)
-        self._connect()
+        _log.warning("checkpoint_duckdb_reopened", path=self.path, reopens=self.reopens)
+
+    def _reopen_soon(self) -> None:
+        """(Reader) the reader found the database invalidated: let the worker open it again."""
+        with self._lock:
+            if self._closed:
+                return
+            self._executor.submit(self._try_held)
+
+    def _try_held(self) -> None:
+        """(Worker) try the held writes (and a reopen) now; a failure is kept for later calls."""
+        try:
+            self._write_held()
+        except CheckpointError as exc:
+            _log.debug("checkpoint_duckdb_retry_failed", path=self.path, error=str(exc))
+
+    def _drop_held(self) -> int:
+        """(Worker) forget the held batches; return how many checkpoints they held."""
+        lost = 0
+        with self._lock:
+            for batch in self._held:
+                lost += batch.checkpoint_count
+                self._queued_bytes -= batch.size
+                self._settle(batch.threads)
+        self._held.clear()
+        return lost
 
     def _fail(self, exc: CheckpointError) -> None:
         """(Worker) a write failed for good: refuse further calls, drop what is held."""
@@ -688,10 +720,7 @@ class _Core:
                     "calls: reopen it"
                 )
                 _log.error("checkpoint_duckdb_write_failed", path=self.path, error=str(exc))
-            for batch in self._held:
-                self._queued_bytes -= batch.size
-                self._settle(batch.threads)
-        self._held.clear()
+        self._drop_held()
 
     def _stored(self, batch: _Batch, stored: _Stored) -> None:
         """(Worker) the batch is in the file: cache what it stored, settle its threads."""
@@ -740,9 +769,9 @@ class _Core:
         try:
             self._write_held()  # one more try
         except CheckpointUnavailableError as exc:
-            lost = sum(batch.checkpoint_count for batch in self._held)
             reason = str(exc)
-            self._fail(exc)
+            lost = self._drop_held()
+            _log.error("checkpoint_duckdb_writes_lost", path=self.path, checkpoints=lost)
         except CheckpointError:
             pass  # raised to the caller that was waiting, or by close_steps
         reopened, self._rcon = self._rcon, None  # a reader made by a reopen during the try
