@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import weakref
 from types import TracebackType
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 import wrapt
 
@@ -64,7 +64,13 @@ def _swap_raw_stream(stream: object, call: ProviderCall, asynchronous: bool) -> 
         stream.response = ResponseProxy(cast("_Closable", response), call)  # pyright: ignore[reportAttributeAccessIssue]
 
 
-class StreamManagerProxy(wrapt.ObjectProxy[_SyncManager]):
+if TYPE_CHECKING:
+    _StreamManagerProxyBase = wrapt.ObjectProxy[_SyncManager]
+else:  # wrapt 1.x proxies are not subscriptable at run time
+    _StreamManagerProxyBase = wrapt.ObjectProxy
+
+
+class StreamManagerProxy(_StreamManagerProxyBase):
     """Wraps a ``MessageStreamManager``.
 
     Args:
@@ -103,7 +109,13 @@ class StreamManagerProxy(wrapt.ObjectProxy[_SyncManager]):
             self._self_call.finish()
 
 
-class AsyncStreamManagerProxy(wrapt.ObjectProxy[_AsyncManager]):
+if TYPE_CHECKING:
+    _AsyncStreamManagerProxyBase = wrapt.ObjectProxy[_AsyncManager]
+else:  # wrapt 1.x proxies are not subscriptable at run time
+    _AsyncStreamManagerProxyBase = wrapt.ObjectProxy
+
+
+class AsyncStreamManagerProxy(_AsyncStreamManagerProxyBase):
     """Wraps an ``AsyncMessageStreamManager``.
 
     Args:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Generator, Iterator
 from types import GeneratorType, TracebackType
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 import wrapt
 
@@ -40,7 +40,13 @@ class _Closable(Protocol):
     def close(self) -> object: ...
 
 
-class ResponseProxy(wrapt.ObjectProxy[_Closable]):
+if TYPE_CHECKING:
+    _ResponseProxyBase = wrapt.ObjectProxy[_Closable]
+else:  # wrapt 1.x proxies are not subscriptable at run time
+    _ResponseProxyBase = wrapt.ObjectProxy
+
+
+class ResponseProxy(_ResponseProxyBase):
     """Wraps the HTTP response of a stream: ``close()`` and ``aclose()`` end the span too.
 
     Args:
@@ -156,7 +162,13 @@ class _AsyncStream(Protocol):
     async def close(self) -> None: ...
 
 
-class StreamProxy(wrapt.ObjectProxy[_SyncStream]):
+if TYPE_CHECKING:
+    _StreamProxyBase = wrapt.ObjectProxy[_SyncStream]
+else:  # wrapt 1.x proxies are not subscriptable at run time
+    _StreamProxyBase = wrapt.ObjectProxy
+
+
+class StreamProxy(_StreamProxyBase):
     """Wraps a synchronous ``openai.Stream``.
 
     Args:
@@ -216,7 +228,13 @@ class StreamProxy(wrapt.ObjectProxy[_SyncStream]):
             self._self_call.finish()
 
 
-class AsyncStreamProxy(wrapt.ObjectProxy[_AsyncStream]):
+if TYPE_CHECKING:
+    _AsyncStreamProxyBase = wrapt.ObjectProxy[_AsyncStream]
+else:  # wrapt 1.x proxies are not subscriptable at run time
+    _AsyncStreamProxyBase = wrapt.ObjectProxy
+
+
+class AsyncStreamProxy(_AsyncStreamProxyBase):
     """Wraps an ``openai.AsyncStream``.
 
     Args:
