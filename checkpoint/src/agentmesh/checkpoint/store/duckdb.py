@@ -1529,10 +1529,14 @@ def _in_transaction(con: _Con, work: Callable[[], _T]) -> _T:
     con.execute("BEGIN TRANSACTION")
     try:
         result = work()
+        con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        # end the transaction whatever failed (a COMMIT too), without hiding the first error
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error as exc:
+            _log.debug("checkpoint_duckdb_rollback_failed", error=_plain(exc))
         raise
-    con.execute("COMMIT")
     return result
 
 
