@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import operator
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, TypedDict
@@ -193,3 +194,32 @@ def test_a_langgraph_app_keeps_running_on_a_full_disk_and_its_state_lands_later(
         state = graph.compile(checkpointer=reopened).get_state(config)
         assert state.values == final
         assert len(list(reopened.list(config))) == 10  # every step of both runs, once
+
+
+def test_a_read_that_finds_the_database_invalidated_has_it_opened_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = {**duckdb_checkpoints._CONFIG, "checkpoint_threshold": "1KB"}  # pyright: ignore[reportPrivateUsage]
+    monkeypatch.setattr(duckdb_checkpoints, "_CONFIG", config)
+    path = tmp_path / "ckpt.duckdb"
+    with SyncDuckDBCheckpointStore(path, cache_bytes=0) as store:  # reads go to the file
+        kept = _put(store, 0, thread="other")
+        store.flush()
+        with disk_full_beyond(path, 100_000):
+            for step in range(4):
+                _put(store, step)
+            with pytest.raises(CheckpointUnavailableError):
+                store.flush()  # the checkpoint of the log hit the limit: database invalidated
+        # room again; nothing but a read of another thread, on the reader's connection
+        with pytest.raises(CheckpointUnavailableError):
+            _value(store, 0, thread="other")
+        deadline = time.monotonic() + 10
+        value: bytes | None = None
+        while value is None and time.monotonic() < deadline:  # the worker reopens the file
+            try:
+                value = _value(store, 0, thread="other")  # and the reads answer again
+            except CheckpointUnavailableError:
+                time.sleep(0.01)
+        assert value == kept
+        assert store.reopens >= 1
+        assert _ids(store) == ["0003", "0002", "0001", "0000"]  # the held puts went in too
