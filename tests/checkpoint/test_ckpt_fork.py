@@ -117,6 +117,35 @@ def test_one_saver_shared_by_two_writers_refuses_in_sync_use(backend: SaverBacke
         assert child_counts(saver.list(config))[root["id"]] == 1
 
 
+def test_the_refused_writer_cannot_go_on_from_its_refused_checkpoint(
+    backend: SaverBackend,
+) -> None:
+    # LangGraph before 1.2.x (async durability) keeps putting the losing run's next steps,
+    # children of the refused checkpoint; they must be refused too, or the thread's newest
+    # checkpoint becomes one whose parent was never stored
+    config = thread_config(f"after-refusal-{uuid.uuid4().hex}")
+    with backend.open() as saver:
+        root, metadata = checkpoint(0)
+        saver.put(config, root, metadata, {})
+        head_a = saver.get_tuple(config)
+        head_b = saver.get_tuple(config)
+        assert head_a is not None
+        assert head_b is not None
+        first, first_metadata = checkpoint(1)
+        saver.put(head_a.config, first, first_metadata, {})
+        refused, refused_metadata = checkpoint(1)
+        with pytest.raises(CheckpointConflictError):
+            saver.put(head_b.config, refused, refused_metadata, {})
+        after = {"configurable": {**head_b.config["configurable"], "checkpoint_id": refused["id"]}}
+        orphan, orphan_metadata = checkpoint(2)
+        with pytest.raises(CheckpointConflictError):
+            saver.put(after, orphan, orphan_metadata, {})
+        newest = saver.get_tuple(config)
+        assert newest is not None
+        assert newest.checkpoint["id"] == first["id"]
+        assert orphan["id"] not in {item.checkpoint["id"] for item in saver.list(config)}
+
+
 # -- LangGraph level: two runs of one thread race --------------------------------------------
 
 

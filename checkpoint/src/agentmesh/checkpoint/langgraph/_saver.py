@@ -252,6 +252,11 @@ class AgentMeshSaver(BaseCheckpointSaver[str]):
         return plan.config
 
     def _put_refused(self, plan: PutPlan, exc: CheckpointConflictError) -> None:
+        # The refused checkpoint is fenced too: LangGraph (before 1.2.x, with async durability)
+        # goes on putting the losing run's next checkpoints, children of this one; unfenced,
+        # they would land with a parent the store never held and become the thread's newest.
+        record = plan.record
+        self._shared.fence.remember(record.thread_id, record.namespace, record.checkpoint_id)
         _log.warning(
             "checkpoint_put_refused",
             backend=self._shared.store.name,
