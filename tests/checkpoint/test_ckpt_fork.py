@@ -100,17 +100,29 @@ async def test_our_savers_refuse_the_second_writer(backend: SaverBackend) -> Non
         assert second["id"] not in {item.checkpoint["id"] for item in items}
 
 
+def two_writers_from_one_head(
+    saver: BaseCheckpointSaver[Any], config: RunnableConfig
+) -> tuple[Any, Any, CheckpointTuple]:
+    """Put a root; two writers read it as the head; the first puts a child.
+
+    Returns:
+        The root, the first writer's child, and the head the second writer read.
+    """
+    root, metadata = checkpoint(0)
+    saver.put(config, root, metadata, {})
+    head_a = saver.get_tuple(config)
+    head_b = saver.get_tuple(config)
+    assert head_a is not None
+    assert head_b is not None
+    first, first_metadata = checkpoint(1)
+    saver.put(head_a.config, first, first_metadata, {})
+    return root, first, head_b
+
+
 def test_one_saver_shared_by_two_writers_refuses_in_sync_use(backend: SaverBackend) -> None:
     config = thread_config(f"shared-{uuid.uuid4().hex}")
     with backend.open() as saver:
-        root, metadata = checkpoint(0)
-        saver.put(config, root, metadata, {})
-        head_a = saver.get_tuple(config)
-        head_b = saver.get_tuple(config)
-        assert head_a is not None
-        assert head_b is not None
-        first, first_metadata = checkpoint(1)
-        saver.put(head_a.config, first, first_metadata, {})
+        root, _, head_b = two_writers_from_one_head(saver, config)
         second, second_metadata = checkpoint(1)
         with pytest.raises(CheckpointConflictError):
             saver.put(head_b.config, second, second_metadata, {})
@@ -125,14 +137,7 @@ def test_the_refused_writer_cannot_go_on_from_its_refused_checkpoint(
     # checkpoint becomes one whose parent was never stored
     config = thread_config(f"after-refusal-{uuid.uuid4().hex}")
     with backend.open() as saver:
-        root, metadata = checkpoint(0)
-        saver.put(config, root, metadata, {})
-        head_a = saver.get_tuple(config)
-        head_b = saver.get_tuple(config)
-        assert head_a is not None
-        assert head_b is not None
-        first, first_metadata = checkpoint(1)
-        saver.put(head_a.config, first, first_metadata, {})
+        _, first, head_b = two_writers_from_one_head(saver, config)
         refused, refused_metadata = checkpoint(1)
         with pytest.raises(CheckpointConflictError):
             saver.put(head_b.config, refused, refused_metadata, {})

@@ -56,6 +56,14 @@ def _value(store: SyncDuckDBCheckpointStore, step: int, thread: str = "t1") -> b
     return stored.values["a"].data
 
 
+@pytest.fixture
+def checkpoint_every_commit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every commit checkpoints: the log fits, the checkpoint does not, and DuckDB invalidates
+    the database, as it does when a checkpoint hits a full disk."""
+    config = {**duckdb_checkpoints._CONFIG, "checkpoint_threshold": "1KB"}  # pyright: ignore[reportPrivateUsage]
+    monkeypatch.setattr(duckdb_checkpoints, "_CONFIG", config)
+
+
 def test_writes_the_disk_refuses_are_held_and_written_once_there_is_room(
     tmp_path: Path,
 ) -> None:
@@ -119,13 +127,10 @@ def test_puts_past_the_queue_budget_raise_while_the_disk_refuses(
         assert _ids(store) == [f"{step:04d}" for step in reversed(range(accepted + 1))]
 
 
+@pytest.mark.usefixtures("checkpoint_every_commit")
 def test_an_invalidated_database_is_opened_again_and_nothing_is_stored_twice(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
-    # every commit checkpoints: the write-ahead log fits, the checkpoint does not, and DuckDB
-    # invalidates the database, as it does when a checkpoint hits a full disk
-    config = {**duckdb_checkpoints._CONFIG, "checkpoint_threshold": "1KB"}  # pyright: ignore[reportPrivateUsage]
-    monkeypatch.setattr(duckdb_checkpoints, "_CONFIG", config)
     path = tmp_path / "ckpt.duckdb"
     with SyncDuckDBCheckpointStore(path) as store:
         values = [_put(store, step) for step in range(2)]
@@ -196,11 +201,8 @@ def test_a_langgraph_app_keeps_running_on_a_full_disk_and_its_state_lands_later(
         assert len(list(reopened.list(config))) == 10  # every step of both runs, once
 
 
-def test_a_read_that_finds_the_database_invalidated_has_it_opened_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    config = {**duckdb_checkpoints._CONFIG, "checkpoint_threshold": "1KB"}  # pyright: ignore[reportPrivateUsage]
-    monkeypatch.setattr(duckdb_checkpoints, "_CONFIG", config)
+@pytest.mark.usefixtures("checkpoint_every_commit")
+def test_a_read_that_finds_the_database_invalidated_has_it_opened_again(tmp_path: Path) -> None:
     path = tmp_path / "ckpt.duckdb"
     with SyncDuckDBCheckpointStore(path, cache_bytes=0) as store:  # reads go to the file
         kept = _put(store, 0, thread="other")

@@ -152,9 +152,23 @@ WORKSPACE = {
 """The other SDK, at the workspace's release."""
 
 
+CHECKPOINT = {
+    "langgraph": "checkpoint",
+    "crewai": "checkpoint",
+    "langgraph-checkpoint": "checkpoint[duckdb,redis,postgres]",
+}
+"""The agentmesh-checkpoint install (from this checkout) of the venvs whose tests need it."""
+OWN_OTEL = ("crewai",)
+"""Releases that pin their own opentelemetry-sdk (CrewAI 1.14: < 1.35): it is let choose."""
+
+
 def _venv(release: str) -> peers.Peer:
     sdk = release.split("==")[0]
     others = tuple(pin for name, pin in WORKSPACE.items() if name != sdk)
+    packages = ["core", "router", "instrumentation"]
+    checkpoint = CHECKPOINT.get(sdk)
+    if checkpoint is not None:
+        packages.append("checkpoint")  # its pyproject is part of the venv's cache key then
     return peers.Peer(
         name=f"compat-{release.replace('==', '-')}",
         label=release,
@@ -167,18 +181,10 @@ def _venv(release: str) -> peers.Peer:
             f"pytest-asyncio=={version('pytest-asyncio')}",
             *("-e", str(ROOT / "core"), "-e", str(ROOT / "router")),
             *("-e", f"{ROOT / 'instrumentation'}[testing]"),
-            *(("-e", str(ROOT / "checkpoint")) if sdk in ("langgraph", "crewai") else ()),
-            *(
-                ("-e", f"{ROOT / 'checkpoint'}[duckdb,redis,postgres]")
-                if sdk == "langgraph-checkpoint"
-                else ()
-            ),
+            *(("-e", str(ROOT / checkpoint)) if checkpoint is not None else ()),
         ),
-        key_files=tuple(
-            ROOT / pkg / "pyproject.toml" for pkg in ("core", "router", "instrumentation")
-        ),
-        # CrewAI 1.14 pins its own opentelemetry-sdk (< 1.35): it is let choose
-        common=() if sdk == "crewai" else (f"opentelemetry-sdk=={version('opentelemetry-sdk')}",),
+        key_files=tuple(ROOT / pkg / "pyproject.toml" for pkg in packages),
+        common=() if sdk in OWN_OTEL else (f"opentelemetry-sdk=={version('opentelemetry-sdk')}",),
     )
 
 
