@@ -151,6 +151,55 @@ def test_the_refused_writer_cannot_go_on_from_its_refused_checkpoint(
         assert orphan["id"] not in {item.checkpoint["id"] for item in saver.list(config)}
 
 
+def test_pending_writes_of_a_refused_checkpoint_are_refused(backend: SaverBackend) -> None:
+    # the losing run's tasks finish after its put was refused; their writes must not be stored
+    # under a checkpoint id the store never held
+    config = thread_config(f"refused-writes-{uuid.uuid4().hex}")
+    with backend.open() as saver:
+        _, first, head_b = two_writers_from_one_head(saver, config)
+        refused, refused_metadata = checkpoint(1)
+        with pytest.raises(CheckpointConflictError):
+            saver.put(head_b.config, refused, refused_metadata, {})
+        at_refused = {
+            "configurable": {**head_b.config["configurable"], "checkpoint_id": refused["id"]}
+        }
+        with pytest.raises(CheckpointConflictError, match="pending writes are refused") as exc:
+            saver.put_writes(at_refused, [("count", 1)], "task-of-the-loser")
+        assert exc.value.expected == refused["id"]
+        at_first = {"configurable": {**head_b.config["configurable"], "checkpoint_id": first["id"]}}
+        saver.put_writes(at_first, [("count", 2)], "task-of-the-winner")  # the head takes writes
+        newest = saver.get_tuple(config)
+        assert newest is not None
+        assert newest.checkpoint["id"] == first["id"]
+        assert newest.pending_writes == [("task-of-the-winner", "count", 2)]
+
+
+async def test_pending_writes_of_a_refused_checkpoint_are_refused_in_async_use(
+    backend: SaverBackend,
+) -> None:
+    config = thread_config(f"refused-awrites-{uuid.uuid4().hex}")
+    async with backend.two_savers() as (writer_a, writer_b):
+        root, metadata = checkpoint(0)
+        await writer_a.aput(config, root, metadata, {})
+        head_b = await writer_b.aget_tuple(config)
+        assert head_b is not None
+        first, first_metadata = checkpoint(1)
+        await writer_a.aput(head_b.config, first, first_metadata, {})
+        refused, refused_metadata = checkpoint(1)
+        with pytest.raises(CheckpointConflictError):
+            await writer_b.aput(head_b.config, refused, refused_metadata, {})
+        at_refused = {
+            "configurable": {**head_b.config["configurable"], "checkpoint_id": refused["id"]}
+        }
+        with pytest.raises(CheckpointConflictError, match="pending writes are refused"):
+            await writer_b.aput_writes(at_refused, [("count", 1)], "task-of-the-loser")
+        # the other writer was never refused that checkpoint: it is not its to judge
+        newest = await writer_a.aget_tuple(config)
+        assert newest is not None
+        assert newest.checkpoint["id"] == first["id"]
+        assert newest.pending_writes == []
+
+
 # -- LangGraph level: two runs of one thread race --------------------------------------------
 
 

@@ -115,13 +115,27 @@ class CheckpointConflictError(CheckpointError):
         namespace: The checkpoint namespace (``""`` for the root graph).
         expected: The checkpoint this writer meant to extend.
         actual: The newest checkpoint the store holds for the namespace.
+
+    Args:
+        thread_id: The thread.
+        namespace: The namespace.
+        expected: The checkpoint this writer meant to extend.
+        actual: The newest checkpoint the store holds.
+        message: Said instead of the default explanation (a refusal of another kind).
     """
 
     def __init__(
-        self, thread_id: str, namespace: str, expected: str | None, actual: str | None
+        self,
+        thread_id: str,
+        namespace: str,
+        expected: str | None,
+        actual: str | None,
+        *,
+        message: str | None = None,
     ) -> None:
         super().__init__(
-            f"thread {thread_id!r} (namespace {namespace!r}) moved on: this writer extends "
+            message
+            or f"thread {thread_id!r} (namespace {namespace!r}) moved on: this writer extends "
             f"checkpoint {expected!r} but the newest is {actual!r}; another writer is running "
             "the same thread, so this write was refused instead of forking the chain"
         )

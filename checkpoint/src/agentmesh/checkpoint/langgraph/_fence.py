@@ -48,6 +48,11 @@ class Fence:
         self._entries: OrderedDict[_Key, None] = OrderedDict()
         self._lock = threading.Lock()
 
+    @property
+    def capacity(self) -> int:
+        """How many entries are kept."""
+        return self._capacity
+
     def remember(self, thread_id: str, namespace: str, checkpoint_id: str | None) -> None:
         """Remember a checkpoint (``None``: the empty namespace) as one to extend only as head."""
         key = (thread_id, namespace, checkpoint_id)

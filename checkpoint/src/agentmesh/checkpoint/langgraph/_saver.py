@@ -113,6 +113,9 @@ class _Shared:
         self.loop = loop
         self.twin = twin
         self.fence = fence
+        # The checkpoints this saver was refused (a bounded set, like the fence): their pending
+        # writes are refused too, instead of landing under an id the store never held.
+        self.refused = Fence(fence.capacity)
         self.refs = RecentRefs()
         self.chunks = ChunkCache(chunk_cache_bytes)
         self.lock = threading.Lock()
@@ -257,6 +260,7 @@ class AgentMeshSaver(BaseCheckpointSaver[str]):
         # they would land with a parent the store never held and become the thread's newest.
         record = plan.record
         self._shared.fence.remember(record.thread_id, record.namespace, record.checkpoint_id)
+        self._shared.refused.remember(record.thread_id, record.namespace, record.checkpoint_id)
         _log.warning(
             "checkpoint_put_refused",
             backend=self._shared.store.name,
@@ -265,6 +269,28 @@ class AgentMeshSaver(BaseCheckpointSaver[str]):
             checkpoint_id=plan.record.checkpoint_id,
             expected=exc.expected,
             actual=exc.actual,
+        )
+
+    def _refuse_writes_of_refused(self, where: Address, checkpoint_id: str) -> None:
+        """Raise when the writes are for a checkpoint this saver was refused.
+
+        The losing run of a race goes on (LangGraph runs its tasks before the put of their
+        checkpoint is known to have failed); its writes would sit in the store under a
+        checkpoint id that does not exist, never read and never pruned.
+        """
+        thread_id, namespace = where.thread_id, where.namespace
+        if not self._shared.refused.fenced(thread_id, namespace, checkpoint_id):
+            return
+        raise CheckpointConflictError(
+            thread_id,
+            namespace,
+            checkpoint_id,
+            None,
+            message=(
+                f"thread {thread_id!r} (namespace {namespace!r}): checkpoint {checkpoint_id!r} "
+                "was refused (another writer moved the chain on), so its pending writes are "
+                "refused too"
+            ),
         )
 
     def _skippable(self, where: Address) -> list[str]:
@@ -415,9 +441,16 @@ class AgentMeshSaver(BaseCheckpointSaver[str]):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        """Store a task's pending writes for the checkpoint ``config`` names."""
+        """Store a task's pending writes for the checkpoint ``config`` names.
+
+        Raises:
+            CheckpointConflictError: That checkpoint's put was refused (another writer moved
+                the thread on): its writes are refused too.
+            CheckpointError: The store failed.
+        """
         where = address(config, "put_writes")
         checkpoint_id = _require_id(where.checkpoint_id, "put_writes")
+        self._refuse_writes_of_refused(where, checkpoint_id)
         records = encode_writes(self.serde, self.compress_threshold, writes, task_id, task_path)
         self._sync(
             "AgentMeshSaver.put_writes",
@@ -553,6 +586,7 @@ class AgentMeshSaver(BaseCheckpointSaver[str]):
         """Async :meth:`put_writes`."""
         where = address(config, "aput_writes")
         checkpoint_id = _require_id(where.checkpoint_id, "aput_writes")
+        self._refuse_writes_of_refused(where, checkpoint_id)
         records = encode_writes(self.serde, self.compress_threshold, writes, task_id, task_path)
         await self._async(
             "AgentMeshSaver.aput_writes",
