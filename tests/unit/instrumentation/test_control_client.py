@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
+import grpc
 import pytest
 from structlog.testing import capture_logs
 
@@ -166,6 +168,27 @@ def test_unreachable_collector_from_the_start(clients: list[ControlClient]) -> N
     assert _eventually(lambda: client.stats.failures >= 2)
     assert client.document.version == 0
     assert control.ControlDocument() == client.document
+
+
+def test_a_grpc_port_is_named_as_the_wrong_port(clients: list[ControlClient]) -> None:
+    # a collector on non-default ports: the URL derived from the OTLP/gRPC endpoint keeps the
+    # port, and the answer is HTTP/2 frames; the log says so in words, not in frame bytes
+    grpc_server = grpc.server(ThreadPoolExecutor(max_workers=1))
+    port = grpc_server.add_insecure_port("127.0.0.1:0")
+    grpc_server.start()
+    try:
+        with capture_logs() as logs:
+            client = _client(clients, f"http://127.0.0.1:{port}")
+            client.start()
+            assert _eventually(lambda: client.stats.failures >= 2)
+    finally:
+        grpc_server.stop(grace=None)
+    (entry,) = [e for e in logs if e["log_level"] == "warning"]  # once, not per attempt
+    assert entry["event"] == "agentmesh.control.wrong_port"
+    assert "OTLP/gRPC port" in entry["error"]
+    assert "AGENTMESH_CONTROL_URL" in entry["error"]
+    assert "\x00" not in entry["error"]
+    assert client.document.version == 0
 
 
 def test_malformed_answer_is_a_failure_and_keeps_the_document(

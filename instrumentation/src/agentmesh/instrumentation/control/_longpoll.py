@@ -50,6 +50,17 @@ _READ_MARGIN_S: Final = 10.0
 """How much longer than ``wait`` a read may take before the connection is dropped."""
 
 
+_HTTP2_FRAME_HEADER_ZEROS: Final = "\x00\x00"
+"""How a server's first HTTP/2 frame (its SETTINGS, 9-byte header) begins: a length < 65536."""
+
+
+def _speaks_http2(exc: Exception) -> bool:
+    """Whether an HTTP/1.1 request got HTTP/2 frames back (a gRPC-only port, say)."""
+    return isinstance(exc, http.client.BadStatusLine) and str(exc.line).startswith(
+        _HTTP2_FRAME_HEADER_ZEROS
+    )
+
+
 class BadAnswerError(ValueError):
     """The collector answered something else than a document or ``304``."""
 
@@ -387,6 +398,18 @@ class LongPollClient(Generic[DocT, StatsT]):
         self._stats.failures += 1
         if self._backoff.failures == 0:  # once per outage
             with suppress(Exception):
+                if _speaks_http2(exc):
+                    self._LOG.warning(
+                        f"{self._event}.wrong_port",
+                        url=self._base,
+                        error=(
+                            f"{self._base} answered in HTTP/2 frames: it is an OTLP/gRPC port, "
+                            "not the collector's OTLP/HTTP port; set AGENTMESH_CONTROL_URL to "
+                            "the collector's OTLP/HTTP address (port 4318 unless it was moved)"
+                        ),
+                        version=self._document.version,
+                    )
+                    return
                 self._LOG.warning(
                     f"{self._event}.refused"
                     if self._refused(exc)
