@@ -56,9 +56,9 @@ _HTTP2_FRAME_HEADER_ZEROS: Final = "\x00\x00"
 
 def _speaks_http2(exc: Exception) -> bool:
     """Whether an HTTP/1.1 request got HTTP/2 frames back (a gRPC-only port, say)."""
-    return isinstance(exc, http.client.BadStatusLine) and str(exc.line).startswith(
-        _HTTP2_FRAME_HEADER_ZEROS
-    )
+    if not isinstance(exc, http.client.BadStatusLine) or not exc.args:
+        return False
+    return str(exc.args[0]).startswith(_HTTP2_FRAME_HEADER_ZEROS)  # the line, as text
 
 
 class BadAnswerError(ValueError):
