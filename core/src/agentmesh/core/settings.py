@@ -9,6 +9,7 @@ pydantic's generic report.
 from __future__ import annotations
 
 import json
+import os
 import re
 from typing import Annotated, ClassVar, Final, Literal, Self
 
@@ -17,6 +18,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
 from agentmesh.core.errors import ConfigError
+from agentmesh.core.settings_check import unknown_variables
 
 __all__ = [
     "RESUME_ENV",
@@ -28,6 +30,9 @@ __all__ = [
     "check_http_urls",
     "split_list",
 ]
+
+_WARNED: set[str] = set()
+"""Unknown variables already logged by this process."""
 
 RESUME_ENV: Final = "AGENTMESH_RESUME"
 """Environment variable holding a resume plan (JSON) for the app: ``agentmesh resume`` sets it."""
@@ -132,6 +137,10 @@ class AgentMeshSettings(BaseSettings):
         Args:
             **overrides: Values that take precedence over the environment.
 
+        A variable under the class's prefix that no setting reads (a typo, an old name) is
+        logged once per process as ``unknown_setting``, with the declared variable it most
+        resembles (see :mod:`agentmesh.core.settings_check`).
+
         Returns:
             The validated settings.
 
@@ -140,7 +149,7 @@ class AgentMeshSettings(BaseSettings):
                 and what it wants (the value itself is masked for secret fields).
         """
         try:
-            return cls(**overrides)  # pyright: ignore[reportArgumentType]
+            loaded = cls(**overrides)  # pyright: ignore[reportArgumentType]
         except SettingsError as exc:
             # A complex value (list, dict) that is not valid JSON fails before validation.
             match = re.search(r'field "([^"]+)"', str(exc))
@@ -163,3 +172,24 @@ class AgentMeshSettings(BaseSettings):
                 shown = "'***'" if cls._is_secret(name) else repr(err.get("input"))
                 problems.append(f"{where}={shown}: {err['msg']}")
             raise ConfigError("invalid configuration: " + "; ".join(problems)) from exc
+        cls._warn_unknown_variables()
+        return loaded
+
+    @classmethod
+    def _warn_unknown_variables(cls) -> None:
+        """Log each variable under this class's prefix that sets nothing, once per process."""
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        declared = {cls.env_var(name) for name in cls.model_fields}
+        for unknown in unknown_variables(prefix, declared, os.environ):
+            if unknown.name in _WARNED:
+                continue
+            _WARNED.add(unknown.name)
+            from agentmesh.core.log import get_logger  # log imports this module
+
+            hint = f"; did you mean {unknown.suggestion}?" if unknown.suggestion else ""
+            get_logger(__name__).warning(
+                "unknown_setting",
+                variable=unknown.name,
+                did_you_mean=unknown.suggestion,
+                detail=f"{unknown.name} is not an AgentMesh setting and is ignored{hint}",
+            )
