@@ -232,3 +232,25 @@ async def test_prune_deletes_the_runs_that_ended_before_a_time(
     assert "not in the past" in capsys.readouterr().err
     assert await asyncio.to_thread(main, ["prune", "--older-than", "soon", "--db", str(db)]) == 2
     assert "--older-than" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["runs"], ["graph", "run-1"], ["costs"], ["export"]])
+def test_a_missing_duckdb_file_is_named_and_not_created(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a mistyped path used to be created empty (directories too) and read as a store without runs
+    missing = tmp_path / "no-such-dir" / "typo.duckdb"
+    out = ["--out", str(tmp_path / "out")] if command == ["export"] else []
+    assert main([*command, "--db", str(missing), *out]) == 2
+    err = capsys.readouterr().err
+    assert f"no DuckDB file at {missing}" in err
+    assert "--collector URL" in err
+    assert not missing.parent.exists()
+
+
+def test_the_collectors_memory_store_is_not_read_from_another_process(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AGENTMESH_COLLECTOR_STORE", "memory")
+    assert main(["runs"]) == 2
+    assert "the memory store lives inside the collector process" in capsys.readouterr().err

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from agentmesh.collector.settings import CollectorSettings
+from agentmesh.core.errors import ConfigError
 
 __all__ = ["add_store_options", "store_settings"]
 
@@ -26,13 +27,18 @@ def add_store_options(parser: argparse.ArgumentParser) -> None:
 
 
 def store_settings(args: argparse.Namespace) -> CollectorSettings:
-    """Collector settings with the command line's store options applied.
+    """Collector settings with the command line's store options applied, for reading a store.
 
     Args:
         args: Parsed arguments.
 
     Returns:
         The settings.
+
+    Raises:
+        ConfigError: The DuckDB file does not exist (a mistyped path would otherwise be
+            created empty and read as a store without runs), or the store is the collector's
+            memory, which no other process can read.
     """
     overrides: dict[str, object] = {}
     if args.store is not None:
@@ -40,4 +46,17 @@ def store_settings(args: argparse.Namespace) -> CollectorSettings:
     if args.db is not None:
         overrides["duckdb_path"] = args.db
         overrides.setdefault("store", "duckdb")
-    return CollectorSettings.load(**overrides)
+    settings = CollectorSettings.load(**overrides)
+    if settings.store == "memory":
+        raise ConfigError(
+            "the memory store lives inside the collector process: read it with --collector URL "
+            "(its OTLP/HTTP endpoint), or name a DuckDB file (--db) or Postgres (--store postgres)"
+        )
+    path = settings.duckdb_path
+    if settings.store == "duckdb" and not path.exists():
+        where = "--db" if args.db is not None else "AGENTMESH_COLLECTOR_DUCKDB_PATH (or --db)"
+        raise ConfigError(
+            f"no DuckDB file at {path}: give the file the collector writes with {where}, or "
+            "ask a running collector with --collector URL"
+        )
+    return settings
