@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Final
 
 from agentmesh.collector.cli.collector_client import get_file
+from agentmesh.collector.cli.store_options import readable
 from agentmesh.collector.durations import parse_when
 from agentmesh.collector.routing.decision_file import (
     DECISION_FORMATS,
@@ -113,12 +114,7 @@ def _settings(args: argparse.Namespace) -> CollectorSettings:
     if args.db is not None:
         overrides["duckdb_path"] = args.db
         overrides.setdefault("store", "duckdb")
-    settings = CollectorSettings.load(**overrides)
-    if settings.store == "memory":
-        raise ConfigError("the memory store holds nothing outside the collector; use duckdb")
-    if settings.store == "duckdb" and not settings.duckdb_path.is_file():
-        raise ConfigError(f"no DuckDB file at {settings.duckdb_path} (set --db or --store)")
-    return settings
+    return readable(CollectorSettings.load(**overrides), db_flag=args.db is not None)
 
 
 def _format(args: argparse.Namespace, output: Path) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 from agentmesh.collector.settings import CollectorSettings
 from agentmesh.core.errors import ConfigError
 
-__all__ = ["add_store_options", "store_settings"]
+__all__ = ["add_store_options", "readable", "store_settings"]
 
 
 def add_store_options(parser: argparse.ArgumentParser) -> None:
@@ -38,7 +38,7 @@ def store_settings(args: argparse.Namespace) -> CollectorSettings:
     Raises:
         ConfigError: The DuckDB file does not exist (a mistyped path would otherwise be
             created empty and read as a store without runs), or the store is the collector's
-            memory, which no other process can read.
+            memory, which no other process can read (see :func:`readable`).
     """
     overrides: dict[str, object] = {}
     if args.store is not None:
@@ -46,15 +46,30 @@ def store_settings(args: argparse.Namespace) -> CollectorSettings:
     if args.db is not None:
         overrides["duckdb_path"] = args.db
         overrides.setdefault("store", "duckdb")
-    settings = CollectorSettings.load(**overrides)
+    return readable(CollectorSettings.load(**overrides), db_flag=args.db is not None)
+
+
+def readable(settings: CollectorSettings, *, db_flag: bool) -> CollectorSettings:
+    """The settings, when they name a store another process can read.
+
+    Args:
+        settings: The collector settings.
+        db_flag: Whether the DuckDB path came from ``--db`` (the error names it).
+
+    Returns:
+        ``settings``.
+
+    Raises:
+        ConfigError: The DuckDB file does not exist, or the store is the collector's memory.
+    """
     if settings.store == "memory":
         raise ConfigError(
             "the memory store lives inside the collector process: read it with --collector URL "
             "(its OTLP/HTTP endpoint), or name a DuckDB file (--db) or Postgres (--store postgres)"
         )
     path = settings.duckdb_path
-    if settings.store == "duckdb" and not path.exists():
-        where = "--db" if args.db is not None else "AGENTMESH_COLLECTOR_DUCKDB_PATH (or --db)"
+    if settings.store == "duckdb" and not path.is_file():
+        where = "--db" if db_flag else "AGENTMESH_COLLECTOR_DUCKDB_PATH (or --db)"
         raise ConfigError(
             f"no DuckDB file at {path}: give the file the collector writes with {where}, or "
             "ask a running collector with --collector URL"
