@@ -281,7 +281,7 @@ async def test_the_cli_reads_a_running_collector(capsys: pytest.CaptureFixture[s
         assert await asyncio.to_thread(main, ["graph", "nope", "--collector", base]) == 2
         assert "no run match 'nope'" in capsys.readouterr().err
     assert await asyncio.to_thread(main, ["runs", "--collector", base]) == 2
-    assert "is unreachable" in capsys.readouterr().err
+    assert f"collector at {base} is unreachable: connection refused" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("backend", ["memory", "duckdb"])

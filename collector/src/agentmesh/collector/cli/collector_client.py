@@ -17,6 +17,7 @@ from http.client import HTTPResponse
 from typing import BinaryIO, Final, TypeVar
 
 from agentmesh.core import ConfigError
+from agentmesh.core.socket_errors import socket_reason
 from agentmesh.core.tls import client_ssl_context
 
 __all__ = ["TOKEN_ENV", "get_file", "get_json"]
@@ -91,7 +92,9 @@ def _fetch(
     except urllib.error.HTTPError as exc:
         raise ConfigError(f"collector at {base}: {_detail(exc)}") from exc
     except (urllib.error.URLError, OSError) as exc:
-        raise ConfigError(f"collector at {base} is unreachable: {exc}") from exc
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        said = socket_reason(reason) if isinstance(reason, OSError) else str(reason)
+        raise ConfigError(f"collector at {base} is unreachable: {said}") from exc
 
 
 def _request(base: str, path: str, query: Mapping[str, str]) -> urllib.request.Request:
