@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -254,3 +256,31 @@ def test_the_collectors_memory_store_is_not_read_from_another_process(
     monkeypatch.setenv("AGENTMESH_COLLECTOR_STORE", "memory")
     assert main(["runs"]) == 2
     assert "the memory store lives inside the collector process" in capsys.readouterr().err
+
+
+def test_a_file_another_process_holds_is_explained(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # DuckDB lets one process open a file: reading the file of a running collector fails
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_FILE, str(db)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "holding"
+        assert main(["runs", "--db", str(db)]) == 2
+    finally:
+        holder.kill()
+        holder.wait()
+    err = capsys.readouterr().err
+    assert f"DuckDB store {db} is open in another process (PID {holder.pid};" in err
+    assert "--collector URL" in err
+    assert main(["runs", "--db", str(db), "--json"]) == 0  # once it is let go
+
+
+_HOLD_FILE = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1])
+print("holding", flush=True)
+time.sleep(120)
+"""

@@ -29,6 +29,7 @@ retried after such a failure may be stored twice; reads show it once.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -619,6 +620,13 @@ class DuckDBStore:
 
     def _error(self, exc: duckdb.Error) -> StoreError:
         """The store's error for a DuckDB error (in either thread)."""
+        holder = _LOCK_HOLDER.search(str(exc))
+        if holder is not None:  # opening a file another process has open (a collector)
+            return StoreError(
+                f"DuckDB store {self._path} is open in another process (PID {holder.group(1)}; "
+                "a running collector?), and DuckDB lets only one process open a file: stop "
+                "that process, or read through its HTTP API (`--collector URL` on the CLI)"
+            )
         message = f"DuckDB store {self._path}: {_plain(exc)}"
         if isinstance(exc, duckdb.FatalException):
             self._invalidated = True
@@ -824,6 +832,12 @@ def _quiet_close(con: _Con | None) -> None:
             con.close()
         except duckdb.Error as exc:
             log.debug("duckdb connection close failed", error=_plain(exc))
+
+
+_LOCK_HOLDER: Final = re.compile(
+    r"Could not set lock on file .*Conflicting lock is held in .*\(PID (\d+)\)"
+)
+"""DuckDB's error when another process has the file open (it names that process)."""
 
 
 def _plain(exc: duckdb.Error) -> str:
