@@ -119,6 +119,20 @@ def two_writers_from_one_head(
     return root, first, head_b
 
 
+def a_refused_put(saver: BaseCheckpointSaver[Any], config: RunnableConfig) -> tuple[Any, Any]:
+    """Two writers from one head; the second one's put is refused.
+
+    Returns:
+        The first writer's checkpoint (the head now), and the config of the refused one.
+    """
+    _, first, head_b = two_writers_from_one_head(saver, config)
+    refused, refused_metadata = checkpoint(1)
+    with pytest.raises(CheckpointConflictError):
+        saver.put(head_b.config, refused, refused_metadata, {})
+    at_refused = {"configurable": {**head_b.config["configurable"], "checkpoint_id": refused["id"]}}
+    return first, at_refused
+
+
 def test_one_saver_shared_by_two_writers_refuses_in_sync_use(backend: SaverBackend) -> None:
     config = thread_config(f"shared-{uuid.uuid4().hex}")
     with backend.open() as saver:
@@ -137,11 +151,7 @@ def test_the_refused_writer_cannot_go_on_from_its_refused_checkpoint(
     # checkpoint becomes one whose parent was never stored
     config = thread_config(f"after-refusal-{uuid.uuid4().hex}")
     with backend.open() as saver:
-        _, first, head_b = two_writers_from_one_head(saver, config)
-        refused, refused_metadata = checkpoint(1)
-        with pytest.raises(CheckpointConflictError):
-            saver.put(head_b.config, refused, refused_metadata, {})
-        after = {"configurable": {**head_b.config["configurable"], "checkpoint_id": refused["id"]}}
+        first, after = a_refused_put(saver, config)
         orphan, orphan_metadata = checkpoint(2)
         with pytest.raises(CheckpointConflictError):
             saver.put(after, orphan, orphan_metadata, {})
@@ -156,17 +166,11 @@ def test_pending_writes_of_a_refused_checkpoint_are_refused(backend: SaverBacken
     # under a checkpoint id the store never held
     config = thread_config(f"refused-writes-{uuid.uuid4().hex}")
     with backend.open() as saver:
-        _, first, head_b = two_writers_from_one_head(saver, config)
-        refused, refused_metadata = checkpoint(1)
-        with pytest.raises(CheckpointConflictError):
-            saver.put(head_b.config, refused, refused_metadata, {})
-        at_refused = {
-            "configurable": {**head_b.config["configurable"], "checkpoint_id": refused["id"]}
-        }
+        first, at_refused = a_refused_put(saver, config)
         with pytest.raises(CheckpointConflictError, match="pending writes are refused") as exc:
             saver.put_writes(at_refused, [("count", 1)], "task-of-the-loser")
-        assert exc.value.expected == refused["id"]
-        at_first = {"configurable": {**head_b.config["configurable"], "checkpoint_id": first["id"]}}
+        assert exc.value.expected == at_refused["configurable"]["checkpoint_id"]
+        at_first = {"configurable": {**at_refused["configurable"], "checkpoint_id": first["id"]}}
         saver.put_writes(at_first, [("count", 2)], "task-of-the-winner")  # the head takes writes
         newest = saver.get_tuple(config)
         assert newest is not None
