@@ -134,12 +134,12 @@ class AgentMeshSettings(BaseSettings):
     def load(cls, **overrides: object) -> Self:
         """Build the settings from the environment and ``overrides``.
 
-        Args:
-            **overrides: Values that take precedence over the environment.
-
         A variable under the class's prefix that no setting reads (a typo, an old name) is
         logged once per process as ``unknown_setting``, with the declared variable it most
         resembles (see :mod:`agentmesh.core.settings_check`).
+
+        Args:
+            **overrides: Values that take precedence over the environment.
 
         Returns:
             The validated settings.
