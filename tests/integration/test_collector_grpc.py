@@ -303,8 +303,13 @@ async def test_busy_port_is_a_receiver_error_and_releases_the_store(tmp_path: Pa
     async with Collector(_settings(tmp_path / "a")) as first:
         clash = _settings(tmp_path / "b", grpc_port=first.grpc_port)
         second = Collector(clash)
-        with pytest.raises(ReceiverError, match="cannot listen"):
+        with pytest.raises(ReceiverError, match="cannot listen") as refused:
             await second.__aenter__()
+        # in words, not gRPC's "Failed to bind ... set GRPC_VERBOSITY=debug"
+        assert str(refused.value) == (
+            f"cannot listen for OTLP/gRPC on 127.0.0.1:{first.grpc_port}: address already in "
+            "use (another collector, or another program, listens there)"
+        )
     async with DuckDBStore(clash.duckdb_path) as store:  # not left locked or half-open
         assert await store.count_spans() == 0
 

@@ -7,6 +7,8 @@ and whether they are running.
 
 from __future__ import annotations
 
+import errno
+import socket
 from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import ClassVar, Self
@@ -19,7 +21,7 @@ from agentmesh.collector.receiver.tls import ReloadingTls
 from agentmesh.collector.settings import CollectorSettings
 from agentmesh.core.errors import ReceiverError
 
-__all__ = ["OtlpReceiver", "hostport"]
+__all__ = ["OtlpReceiver", "bind_problem", "hostport"]
 
 
 class OtlpReceiver(ABC):
@@ -123,3 +125,33 @@ def hostport(host: str, port: int) -> str:
     if ":" in host and not host.startswith("["):
         return f"[{host}]:{port}"
     return f"{host}:{port}"
+
+
+def bind_problem(host: str, port: int) -> str | None:
+    """Say in words why a TCP port cannot be listened on (gRPC only says that it failed).
+
+    Args:
+        host: The interface.
+        port: The port.
+
+    Returns:
+        ``address already in use (…)``, ``no such address on this machine``, ``permission
+        denied (…)`` or the system's message; ``None`` when a listener can be made now.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror:
+        return f"unknown host {host!r}"
+    family, kind, proto, _, sockaddr = infos[0]
+    try:
+        with socket.socket(family, kind, proto) as probe:
+            probe.bind(sockaddr)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return "address already in use (another collector, or another program, listens there)"
+        if exc.errno == errno.EADDRNOTAVAIL:
+            return "no such address on this machine"
+        if exc.errno == errno.EACCES:
+            return "permission denied (ports below 1024 need privileges)"
+        return exc.strerror or str(exc)
+    return None

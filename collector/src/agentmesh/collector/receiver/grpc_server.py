@@ -27,7 +27,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from agentmesh.collector.receiver.base import OtlpReceiver, hostport
+from agentmesh.collector.receiver.base import OtlpReceiver, bind_problem, hostport
 from agentmesh.collector.receiver.decode_pool import DecodePool
 from agentmesh.collector.receiver.grpc_health import GrpcHealth
 from agentmesh.collector.receiver.ingest import (
@@ -138,9 +138,11 @@ class OtlpGrpcReceiver(OtlpReceiver):
             else:
                 port = server.add_secure_port(address, self._tls.grpc_credentials())
         except RuntimeError as exc:
-            raise ReceiverError(f"cannot listen for OTLP/gRPC on {address}: {exc}") from exc
+            reason = bind_problem(settings.grpc_host, settings.grpc_port) or str(exc)
+            raise ReceiverError(f"cannot listen for OTLP/gRPC on {address}: {reason}") from exc
         if port == 0:
-            raise ReceiverError(f"cannot listen for OTLP/gRPC on {address}: address in use?")
+            reason = bind_problem(settings.grpc_host, settings.grpc_port) or "address in use?"
+            raise ReceiverError(f"cannot listen for OTLP/gRPC on {address}: {reason}")
         await server.start()
         self._server = server
         self._health = health
