@@ -94,8 +94,9 @@ def configuration_markdown() -> str:
         "Every option is an environment variable with the `AGENTMESH_` prefix. A wrong value",
         "stops the program with an error that names the variable and what it wants. A variable",
         "that sets nothing (a typo such as `AGENTMESH_COLLECTOR_GRPC_PROT`, an old name) is logged",
-        "once as `unknown_setting`, with the variable it most resembles; under the bare",
-        "`AGENTMESH_` prefix, which the components share, only names close to a setting are.",
+        "once as `unknown_setting`, with the variable it most resembles (a collector setting",
+        "written without its part, `AGENTMESH_GRPC_PORT`, too); under the bare `AGENTMESH_`",
+        "prefix, which the components share, only names close to a setting are.",
         "",
     ]
     for module_name, class_name in SETTINGS_CLASSES:

@@ -42,6 +42,12 @@ def test_names_are_matched_without_regard_to_case() -> None:
     ]
 
 
+def test_a_component_setting_without_its_part_is_reported() -> None:
+    assert _found(
+        "AGENTMESH_COLLECTOR_", COLLECTOR, "AGENTMESH_GRPC_PORT", "AGENTMESH_ENDPOINT"
+    ) == [("AGENTMESH_GRPC_PORT", "AGENTMESH_COLLECTOR_GRPC_PORT")]
+
+
 def test_under_the_bare_prefix_only_likely_typos_are_reported() -> None:
     # the other components' variables and the ones read outside settings share the prefix
     assert _found(

@@ -6,7 +6,9 @@ word. :func:`unknown_variables` finds such variables for one settings class: und
 component's own prefix (``AGENTMESH_COLLECTOR_``, ``AGENTMESH_LOG_``, ``AGENTMESH_ROUTER_``)
 every undeclared name is reported; under the instrumentation's bare ``AGENTMESH_`` prefix,
 which the other components' variables share, only a name close to a declared one is (a typo),
-and never one of another component or one AgentMesh reads elsewhere.
+and never one of another component or one AgentMesh reads elsewhere. A component's setting
+written without its part (``AGENTMESH_GRPC_PORT`` for ``AGENTMESH_COLLECTOR_GRPC_PORT``) is
+reported too: no instrumentation setting has a component setting's name (a test keeps it so).
 
 Example:
     >>> found = unknown_variables(
@@ -37,6 +39,9 @@ OTHER_VARIABLES: Final = frozenset(
     }
 )
 """Variables with the ``AGENTMESH_`` prefix that AgentMesh reads outside settings classes."""
+
+_BARE: Final = "AGENTMESH_"
+"""The instrumentation's prefix, which every other one extends."""
 
 _CLOSE: Final = 0.8
 """How alike (difflib's ratio) a name must be to a declared one to be taken for a typo of it."""
@@ -69,10 +74,11 @@ def unknown_variables(
         The unknown ones, in name order.
     """
     prefix = prefix.upper()
-    component = prefix != "AGENTMESH_"
+    component = prefix != _BARE
     others = tuple(p for p in COMPONENT_PREFIXES if p != prefix and p.startswith(prefix))
+    names = sorted(environ)
     found: list[UnknownVariable] = []
-    for name in sorted(environ):
+    for name in names:
         upper = name.upper()  # settings read variables case-insensitively
         if not upper.startswith(prefix) or upper in declared or upper in OTHER_VARIABLES:
             continue
@@ -81,4 +87,11 @@ def unknown_variables(
         close = difflib.get_close_matches(upper, declared, n=1, cutoff=_CLOSE)
         if close or component:
             found.append(UnknownVariable(name, close[0] if close else None))
-    return found
+    if component:  # the component's part left out: AGENTMESH_GRPC_PORT for the collector's
+        missing_part = {f"{_BARE}{name[len(prefix) :]}": name for name in declared}
+        found += [
+            UnknownVariable(name, missing_part[name.upper()])
+            for name in names
+            if name.upper() in missing_part
+        ]
+    return sorted(found, key=lambda unknown: unknown.name)
