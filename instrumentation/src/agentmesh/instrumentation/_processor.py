@@ -90,8 +90,11 @@ class BoundedSpanProcessor(SpanProcessor):
         """At interpreter exit: build the exporter if spans wait for it (short-lived apps)."""
         if self._is_shut_down or self._exporter.prepared:
             return
-        if self._queued_total <= self._exporter.handed_over:
+        if self._queued_total == 0:
             return
+        # Spans already handed over may wait on a build in progress on the export thread:
+        # waiting for it here (prepare takes the same lock) lets it finish while thread pools
+        # still take work.
         if not collector_reachable(self._endpoint, self._timeout_s * _PROBE_SHARE):
             return
         _run_bounded("exporter-prepare", self._exporter.prepare, self._timeout_s)
