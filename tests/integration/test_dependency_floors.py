@@ -14,8 +14,6 @@ and PyPI; when either is missing the test fails with the reason.
 from __future__ import annotations
 
 import json
-import os
-import re
 import subprocess
 import sys
 import tomllib
@@ -23,6 +21,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from _venv_pytest import run_suite
 from packaging.requirements import Requirement
 from packaging.version import Version
 
@@ -128,24 +127,4 @@ def test_the_collector_tests_pass_on_its_dependency_floors() -> None:
         if name not in ABOVE_FLOOR and Version(got) != Version(floors[name])
     }
     assert off_floor == {}  # the floors are what runs
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("COV_", "PYTEST_"))}
-    done = subprocess.run(
-        [
-            str(python),
-            *("-m", "pytest", "-q", "-p", "no:cacheprovider"),
-            *("--rootdir", str(ROOT), "-o", "addopts="),
-            *SUITE,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=1200,
-        check=False,
-    )
-    summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr
-    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
-    passed = re.search(r"(\d+) passed", summary)
-    assert passed is not None, summary
-    assert int(passed.group(1)) >= LEAST_PASSED, summary
-    assert "skipped" not in summary, summary
+    run_suite(python, SUITE, least=LEAST_PASSED, timeout_s=1200)

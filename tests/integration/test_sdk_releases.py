@@ -18,14 +18,13 @@ when either is missing the test fails with the reason.
 
 from __future__ import annotations
 
-import os
-import re
 import subprocess
 import sys
 from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from _venv_pytest import run_suite
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench"
@@ -210,24 +209,4 @@ def test_the_instrumentation_tests_pass_on_other_sdk_releases(release: str) -> N
     )
     assert installed.stdout.strip() == number, installed.stderr
     suite, least = RELEASES[release]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("COV_", "PYTEST_"))}
-    done = subprocess.run(
-        [
-            str(python),
-            *("-m", "pytest", "-q", "-p", "no:cacheprovider"),
-            *("--rootdir", str(ROOT), "-o", "addopts="),
-            *(_argument(item) for item in suite),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=600,
-        check=False,
-    )
-    summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-    passed = re.search(r"(\d+) passed", summary)
-    assert passed is not None, summary
-    assert int(passed.group(1)) >= least, summary  # the whole suite ran, not a stray file
-    assert "skipped" not in summary, summary
+    run_suite(python, [_argument(item) for item in suite], least=least, timeout_s=600)
