@@ -62,13 +62,7 @@ def checkpoint(step: int) -> tuple[Any, dict[str, Any]]:
 def test_official_in_memory_saver_forks_the_chain() -> None:
     saver = InMemorySaver()
     config = thread_config(f"official-{uuid.uuid4().hex}")
-    root, metadata = checkpoint(0)
-    saver.put(config, root, metadata, {})
-
-    head_a = saver.get_tuple(config)
-    head_b = saver.get_tuple(config)
-    assert head_a is not None
-    assert head_b is not None
+    root, head_a, head_b = a_head_read_twice(saver, config)
     for head in (head_a, head_b):
         child, child_metadata = checkpoint(1)
         saver.put(head.config, child, child_metadata, {})  # neither writer is refused
@@ -100,6 +94,23 @@ async def test_our_savers_refuse_the_second_writer(backend: SaverBackend) -> Non
         assert second["id"] not in {item.checkpoint["id"] for item in items}
 
 
+def a_head_read_twice(
+    saver: BaseCheckpointSaver[Any], config: RunnableConfig
+) -> tuple[Any, CheckpointTuple, CheckpointTuple]:
+    """Put a root; two writers read it as the head.
+
+    Returns:
+        The root and the head each writer read.
+    """
+    root, metadata = checkpoint(0)
+    saver.put(config, root, metadata, {})
+    head_a = saver.get_tuple(config)
+    head_b = saver.get_tuple(config)
+    assert head_a is not None
+    assert head_b is not None
+    return root, head_a, head_b
+
+
 def two_writers_from_one_head(
     saver: BaseCheckpointSaver[Any], config: RunnableConfig
 ) -> tuple[Any, Any, CheckpointTuple]:
@@ -108,12 +119,7 @@ def two_writers_from_one_head(
     Returns:
         The root, the first writer's child, and the head the second writer read.
     """
-    root, metadata = checkpoint(0)
-    saver.put(config, root, metadata, {})
-    head_a = saver.get_tuple(config)
-    head_b = saver.get_tuple(config)
-    assert head_a is not None
-    assert head_b is not None
+    root, head_a, head_b = a_head_read_twice(saver, config)
     first, first_metadata = checkpoint(1)
     saver.put(head_a.config, first, first_metadata, {})
     return root, first, head_b
