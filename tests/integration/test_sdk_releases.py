@@ -6,9 +6,9 @@ releases and langgraph 0.x, and their other packages may hold wrapt at 1.x or Cr
 For openai 1.40 (the oldest release supported), the last 1.x and 3.63, anthropic 0.40 (the
 oldest supported), langgraph 0.5 (the oldest supported) and the last 0.x, wrapt 1.16 (the
 oldest supported) and crewai 1.14, this test reruns that instrumentation's own tests (chat,
-streams, stream usage, Responses, embeddings, helpers, fail-open, the hot path; messages,
-streams, fail-open; nodes, routes, subgraphs, interrupts, tools, resume; crews and flows) in
-a throwaway venv holding that release and
+streams, stream usage, Responses, embeddings, helpers, fail-open, the hot path, instrumenting
+before the import; messages, streams, fail-open; nodes, routes, subgraphs, interrupts, tools,
+resume; crews and flows) in a throwaway venv holding that release and
 AgentMesh's packages from this checkout, made with ``uv`` and cached by the overhead
 benchmark's ``bench/_overhead/venvs.py``. The tests talk to the fake provider over real HTTP,
 so each release's own transport and models are exercised. On the oldest releases the tests of
@@ -41,6 +41,7 @@ FULL = (
     "test_openai_hot_path.py",
     "test_openai_stream_usage.py",
     "test_openai_streaming.py",
+    "test_import_after_init.py",
     "openai_api",
 )
 """The OpenAI tests that need no ``httpx`` of their own (openai 3 does not install it)."""
@@ -50,6 +51,7 @@ OLDEST = (
     "test_openai_hot_path.py",
     "test_openai_stream_usage.py",
     "test_openai_streaming.py",
+    "test_import_after_init.py",
     "openai_api/test_openai_embeddings.py",
     "--deselect",
     "test_openai_hot_path.py::test_usage_fields_are_read_from_the_sdk_models_and_from_plain_objects",
@@ -60,6 +62,7 @@ ANTHROPIC_OLDEST = (
     "test_anthropic_streams.py",
     "test_anthropic_failopen.py",
     "test_anthropic_dedupe.py",
+    "test_import_after_init.py",
     *("--deselect", "test_anthropic_messages.py::test_async_raw_response"),  # parse() was sync
     *("--deselect", "test_anthropic_messages.py::test_parse_structured_output"),
     *("--deselect", "test_anthropic_streams.py::test_beta_stream_helper"),

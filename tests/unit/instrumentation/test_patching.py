@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import wrapt
+from structlog.testing import capture_logs
 
 from agentmesh.instrumentation._patching import PatchSet
 
@@ -153,3 +154,66 @@ def test_stack_never_wraps_our_own_wrapper_twice(make_module: Callable[[str], st
     assert (first.applied_count, second.applied_count) == (1, 0)
     first.remove()
     assert module.shout("hi") == "hi".upper()
+
+
+PACKAGE_INIT = """
+from . import api  # imported before MARK is bound, as openai 1.40 imports its resources
+MARK = "!"
+"""
+
+
+@pytest.fixture
+def half_imported_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A package whose ``__init__`` imports the patched module before binding ``MARK``."""
+    name = "am_half_imported"
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "__init__.py").write_text(PACKAGE_INIT)
+    (tmp_path / name / "api.py").write_text(SOURCE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield name
+    for module in (name, f"{name}.api"):
+        sys.modules.pop(module, None)
+
+
+def _reads_the_package(name: str) -> Callable[[], Callable[..., Any]]:
+    def factory() -> Callable[..., Any]:
+        return _suffix(sys.modules[name].MARK)()  # AttributeError while the package imports
+
+    return factory
+
+
+def test_a_wrapper_that_needs_the_whole_package_is_built_at_the_first_call(
+    half_imported_package: str,
+) -> None:
+    name = half_imported_package
+    patches = PatchSet("test")
+    patches.add(f"{name}.api", "shout", _reads_the_package(name))
+    patches.apply()
+
+    with capture_logs() as logs:
+        package = importlib.import_module(name)
+        assert package.api.shout("hi") == "HI!"
+    assert logs == []  # built late, not failed
+    assert patches.applied_count == 1
+    patches.remove()
+    assert package.api.shout("hi") == "HI"
+
+
+def test_a_wrapper_that_cannot_be_built_is_reported_once_and_calls_go_through(
+    make_module: Callable[[str], str],
+) -> None:
+    name = make_module("am_unbuildable_target")
+    module = importlib.import_module(name)
+
+    def factory() -> Callable[..., Any]:
+        raise RuntimeError("bug in our wrapper")
+
+    patches = PatchSet("test")
+    patches.add(name, "shout", factory)
+    with capture_logs() as logs:
+        patches.apply()
+        assert [module.shout("hi"), module.shout("ho")] == ["HI", "HO"]
+    assert [(log["where"], log["error"]) for log in logs] == [
+        (f"test.patch:{name}.shout", "bug in our wrapper")
+    ]
+    patches.remove()

@@ -6,6 +6,13 @@ post-import hook per module; the hook (run at once when the module is already im
 the targets with ``wrapt.FunctionWrapper``. :meth:`PatchSet.remove` restores every original and
 disarms hooks that have not fired yet.
 
+A hook can fire while the library's top-level package is still being imported: openai before
+1.7x and anthropic before 0.5x import their ``resources`` modules from their ``__init__``
+before binding ``Stream``, so a wrapper built then (which reads ``openai.Stream``) fails with
+"partially initialized module". The target is wrapped anyway and its wrapper is built at the
+first call instead, when the package is complete (a wrapper that still cannot be built is
+logged once and the calls go through unobserved).
+
 Example:
     >>> import json
     >>> patches = PatchSet("demo")
@@ -29,7 +36,7 @@ from typing import Any
 import wrapt
 
 from agentmesh.core.log import get_logger
-from agentmesh.instrumentation._failopen import guarded
+from agentmesh.instrumentation._failopen import guarded, report
 
 __all__ = ["PatchSet", "Wrapper", "WrapperFactory"]
 
@@ -150,21 +157,37 @@ class PatchSet:
                 ):
                     continue  # patched already (by us, or someone else and we never stack)
                 owned = not isinstance(parent, type) or attribute in vars(parent)
-                replacement = _OwnWrapper(original, self._gate(target.factory()))
+                where = f"{self._name}.patch:{module_name}.{target.path}"
+                replacement = _OwnWrapper(original, self._gate(where, target.factory))
                 wrapt.apply_patch(parent, attribute, replacement)
                 self._applied.append(_Applied(parent, attribute, original, replacement, owned))
 
-    def _gate(self, wrapper: Wrapper) -> Wrapper:
+    def _gate(self, where: str, factory: WrapperFactory) -> Wrapper:
         # A wrapper someone else stacked on ours keeps ours in the chain after remove():
         # the gate turns it into a pass-through then.
+        try:
+            built: Wrapper | None = factory()
+        except Exception:  # noqa: BLE001 - the package is still importing: build at the first call
+            built = None
+        broken = False
+
         def gated(
             wrapped: Callable[..., Any],
             instance: Any,
             args: tuple[Any, ...],
             kwargs: dict[str, Any],
         ) -> Any:
-            if not self._active:
+            nonlocal built, broken
+            if not self._active or broken:
                 return wrapped(*args, **kwargs)
+            wrapper = built
+            if wrapper is None:
+                try:
+                    wrapper = built = factory()
+                except Exception as exc:  # noqa: BLE001 - fail-open: the call goes through
+                    broken = True
+                    report(where, exc)
+                    return wrapped(*args, **kwargs)
             return wrapper(wrapped, instance, args, kwargs)
 
         return gated
