@@ -3,7 +3,9 @@
 The key hashes the Python version, the peer's common requirements (:data:`peers.COMMON`) and
 its own, and the content of its key files; a venv is used only once its ``.bench-ready``
 marker is written, so an install that failed half-way is redone. A venv made for a new key
-replaces the contender's venvs of older keys.
+replaces the contender's venvs of older keys made from the same checkout (the marker records
+the key files) or from a checkout that is gone: two clones side by side (a test run in one, CI
+in a fresh clone of it) keep their own venvs instead of deleting each other's.
 """
 
 from __future__ import annotations
@@ -82,8 +84,9 @@ def ensure(peer: Peer, cache_dir: Path) -> Venv:
     if (path / MARKER).exists() and python.exists():
         return Venv(peer, path, python, 0.0)
     started = time.perf_counter()
+    key_files = [str(file) for file in peer.key_files]
     for stale in cache_dir.glob(f"{peer.name}-*"):  # older keys of the same contender
-        if (stale / MARKER).exists() or stale == path:
+        if stale == path or _replaced(stale / MARKER, key_files):
             shutil.rmtree(stale, ignore_errors=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     env = {
@@ -98,5 +101,15 @@ def ensure(peer: Peer, cache_dir: Path) -> Venv:
         done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}")
-    (path / MARKER).write_text(json.dumps({"requirements": list(requirements)}))
+    marker = {"requirements": list(requirements), "key_files": key_files}
+    (path / MARKER).write_text(json.dumps(marker))
     return Venv(peer, path, python, time.perf_counter() - started)
+
+
+def _replaced(marker: Path, key_files: list[str]) -> bool:
+    """Whether a ready venv of an older key is ours to delete (see the module's docstring)."""
+    try:
+        made_from: list[str] = json.loads(marker.read_text()).get("key_files", key_files)
+    except (OSError, ValueError):
+        return False  # not ready (being made by another process) or unreadable: leave it
+    return made_from == key_files or not any(Path(file).exists() for file in made_from)

@@ -179,3 +179,24 @@ def test_harness_measures_agentmesh_with_one_span_per_call() -> None:
     assert summary["ratio_vs_best_peer"] is None
     assert stats.not_one_span(results) == []
     assert stats.table(results, {"agentmesh": "AgentMesh"})[-2].startswith("AgentMesh")
+
+
+def test_a_new_venv_replaces_only_its_own_checkouts_older_venvs(tmp_path: Path) -> None:
+    ours, other = tmp_path / "ours" / "pyproject.toml", tmp_path / "other" / "pyproject.toml"
+    for file in (ours, other):
+        file.parent.mkdir()
+        file.write_text("[project]\n")
+    gone = str(tmp_path / "gone" / "pyproject.toml")
+
+    def marker(name: str, key_files: list[str] | None) -> Path:
+        path = tmp_path / name / venvs.MARKER
+        path.parent.mkdir(exist_ok=True)
+        if key_files is not None:
+            path.write_text(json.dumps({"requirements": [], "key_files": key_files}))
+        return path
+
+    mine = [str(ours)]
+    assert venvs._replaced(marker("same-checkout", mine), mine)  # pyright: ignore[reportPrivateUsage]
+    assert not venvs._replaced(marker("other-clone", [str(other)]), mine)  # pyright: ignore[reportPrivateUsage]
+    assert venvs._replaced(marker("clone-deleted", [gone]), mine)  # pyright: ignore[reportPrivateUsage]
+    assert not venvs._replaced(marker("being-made", None), mine)  # pyright: ignore[reportPrivateUsage]
