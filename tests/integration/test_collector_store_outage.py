@@ -67,13 +67,14 @@ class _CuttableProxy:
         server, self._server = self._server, None
         if server is not None:
             server.close()
-            await server.wait_closed()
         for writer in list(self._writers):
             writer.transport.abort()
         self._writers.clear()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if server is not None:  # since Python 3.12.1 this waits for its connections to close
+            await server.wait_closed()
 
 
 @pytest.fixture
