@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from pathlib import Path
 from typing import Literal, get_args, get_origin
@@ -134,7 +135,8 @@ def _type_name(annotation: object) -> str:
         return " \\| ".join(repr(arg) for arg in get_args(annotation))
     if isinstance(annotation, type):
         return annotation.__name__
-    text = str(annotation).replace("typing.", "").replace("pathlib.", "")
+    # pathlib.Path is pathlib._local.Path from Python 3.13 on: the same page on every version
+    text = re.sub(r"\b(?:typing|pathlib(?:\._local)?)\.", "", str(annotation))
     return text.replace("|", "\\|")
 
 
