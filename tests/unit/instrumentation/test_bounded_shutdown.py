@@ -88,6 +88,29 @@ def test_spans_are_flushed_at_shutdown_when_the_collector_answers(listening_endp
     assert inner.shutdowns == 1
 
 
+def test_spans_are_flushed_where_no_thread_can_start_at_exit(
+    listening_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # CPython 3.12.0 and 3.12.1 refuse new threads in atexit hooks ("can't create new thread at
+    # interpreter shutdown"); shutdown then runs unbounded on the caller's thread
+    inner = RecordingExporter()
+    provider, _ = _provider(inner, listening_endpoint, 2.0)
+    with provider.get_tracer("t").start_as_current_span("work"):
+        pass
+    start = threading.Thread.start
+
+    def refuse_ours(thread: threading.Thread) -> None:
+        if thread.name.startswith("agentmesh-"):
+            raise RuntimeError("can't create new thread at interpreter shutdown")
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", refuse_ours)
+    provider.shutdown()
+
+    assert inner.exported == ["work"]
+    assert inner.shutdowns == 1
+
+
 def test_a_hung_collector_costs_at_most_the_budget(listening_endpoint: str) -> None:
     inner = RecordingExporter(hang=True)
     provider, _ = _provider(inner, listening_endpoint, 0.5)

@@ -60,7 +60,11 @@ def _run_bounded(name: str, fn: Callable[[], object], timeout_s: float) -> bool:
             finished.set()
 
     thread = threading.Thread(target=target, name=f"agentmesh-{name}", daemon=True)
-    thread.start()
+    try:
+        thread.start()
+    except RuntimeError:  # CPython 3.12.0 and 3.12.1 start no thread at exit: run it here
+        target()
+        return True
     return finished.wait(max(timeout_s, 0.0))
 
 
