@@ -34,6 +34,7 @@ def test_collector_command_receives_stores_and_stops_cleanly(tmp_path: Path) -> 
         line = process.stdout.readline()
         match = re.search(r"OTLP/gRPC on (http://127\.0\.0\.1:\d+)", line)
         assert match, line
+        assert line.rstrip().endswith(f"storing to the DuckDB file {db.resolve()}"), line
         provider = TracerProvider(resource=Resource.create({"service.name": "cli-test"}))
         provider.add_span_processor(
             SimpleSpanProcessor(OTLPSpanExporter(endpoint=match.group(1), insecure=True))

@@ -95,16 +95,40 @@ async def serve(settings: CollectorSettings) -> None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     async with Collector(settings) as collector:
+        location = store_location(settings)
         log.info(
             "collector listening",
             endpoint=collector.endpoint,
-            duckdb_path=str(settings.duckdb_path.resolve()),
+            store=settings.store,
+            store_location=location,
         )
         http = (
             f", OTLP/HTTP on {collector.http_endpoint}/v1/traces" if settings.http_enabled else ""
         )
         if settings.http_enabled and settings.web_enabled:
             http += f"; web dashboard on {collector.http_endpoint}/ui/"
-        print(f"AgentMesh collector: OTLP/gRPC on {collector.endpoint}{http}", flush=True)
+        print(
+            f"AgentMesh collector: OTLP/gRPC on {collector.endpoint}{http}; storing to {location}",
+            flush=True,
+        )
         await stop.wait()
         log.info("collector stopping")
+
+
+def store_location(settings: CollectorSettings) -> str:
+    """Where the collector stores, in words (no user name or password).
+
+    Args:
+        settings: The collector's settings.
+
+    Returns:
+        The DuckDB file, the PostgreSQL server and schema, or memory.
+    """
+    if settings.store == "duckdb":
+        return f"the DuckDB file {settings.duckdb_path.resolve()}"
+    if settings.store == "postgres":
+        from agentmesh.collector.store.postgres_errors import server_address
+
+        address = server_address(settings.postgres_dsn.get_secret_value())
+        return f"PostgreSQL at {address} (schema {settings.postgres_schema})"
+    return "memory (lost on exit)"
