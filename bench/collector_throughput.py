@@ -601,6 +601,21 @@ def main() -> None:
     args = parser.parse_args()
     if args.soak is not None and args.soak < 60:
         parser.error("--soak needs at least 60 seconds")
+    for flag, value in (
+        ("--paced-fraction", args.paced_fraction),
+        ("--soak-fraction", args.soak_fraction),
+    ):
+        if not 0 < value <= 1:
+            parser.error(
+                f"{flag} is a share of the measured rate: above 0, at most 1 (got {value})"
+            )
+    for flag, value in (
+        ("--soak-rate", args.soak_rate),
+        ("--spans", args.spans),
+        ("--clients", args.clients),
+    ):
+        if value is not None and value <= 0:
+            parser.error(f"{flag} must be above 0 (got {value})")
     figures: dict[str, Any] = {"benchmark": "collector_throughput", "clients": args.clients}
     measured: float | None = None
     if args.soak is None or args.with_phases:

@@ -1,4 +1,4 @@
-"""Tests of ``bench/collector_throughput.py``'s steady-state CPU accounting."""
+"""Tests of ``bench/collector_throughput.py``: steady-state CPU accounting, argument checks."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ import pytest
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 
-from collector_throughput import _steady_cpu  # noqa: E402  # pyright: ignore[reportPrivateUsage]
+from collector_throughput import (  # noqa: E402
+    _steady_cpu,  # pyright: ignore[reportPrivateUsage]
+    main,
+)
 
 
 def _sample(received: int, cpu_s: float, children_cpu_s: float, busy: int, total: int) -> Any:
@@ -43,3 +46,26 @@ def test_steady_cpu_counts_only_the_middle_of_the_run() -> None:
 def test_steady_cpu_is_empty_without_enough_samples() -> None:
     assert _steady_cpu([_sample(50_000, 1.0, 1.0, 1, 2)], 100_000) == {}
     assert _steady_cpu([], 100_000) == {}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--paced-fraction", "0"], "--paced-fraction is a share of the measured rate"),
+        (["--soak-fraction", "1.5"], "--soak-fraction is a share of the measured rate"),
+        (["--clients", "0"], "--clients must be above 0"),
+        (["--soak", "60", "--soak-rate", "-5"], "--soak-rate must be above 0"),
+    ],
+)
+def test_arguments_that_cannot_run_are_refused_before_anything_starts(
+    args: list[str],
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # --paced-fraction 0 used to run the whole saturated phase, then divide by zero
+    monkeypatch.setattr(sys, "argv", ["collector_throughput.py", *args])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
