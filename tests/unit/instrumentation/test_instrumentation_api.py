@@ -7,11 +7,12 @@ import socket
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
 import agentmesh.instrumentation as instrumentation
-from agentmesh.instrumentation.launcher import main
+from agentmesh.instrumentation.launcher import foreign_python, main
 
 
 def test_public_surface() -> None:
@@ -154,3 +155,58 @@ def test_launcher_unknown_command(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert exited.value.code == 127
     assert "command not found: no-such-program-agentmesh" in capsys.readouterr().err
+
+
+def _script(directory: Path, name: str, body: str) -> Path:
+    directory.mkdir(exist_ok=True)
+    path = directory / name
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_an_interpreter_that_cannot_import_agentmesh_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the base interpreter, isolated: what `python` is when the venv is not activated
+    base = getattr(sys, "_base_executable", sys.executable)
+    python = _script(tmp_path / "bin", "python3", f'exec "{base}" -I "$@"')
+    monkeypatch.setenv("PATH", str(python.parent))
+    assert foreign_python("python3") == str(python)
+
+
+def test_an_interpreter_that_can_import_agentmesh_is_not_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    python = _script(tmp_path / "bin", "python", f'exec "{sys.executable}" "$@"')
+    monkeypatch.setenv("PATH", str(python.parent))
+    assert foreign_python("python") is None
+    assert foreign_python(sys.executable) is None  # the launcher's own: not even asked
+
+
+def test_only_python_interpreters_are_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked = tmp_path / "asked"
+    _script(tmp_path / "bin", "pythonista", f'touch "{asked}"; exit 1')
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    assert foreign_python("pythonista") is None
+    assert not asked.exists()
+
+
+def test_the_launcher_says_which_interpreter_can_instrument(tmp_path: Path) -> None:
+    base = getattr(sys, "_base_executable", sys.executable)
+    _script(tmp_path / "bin", "python", f'exec "{base}" -I "$@"')
+    launcher = Path(sys.executable).parent / "agentmesh-instrument"
+    result = subprocess.run(
+        [str(launcher), "python", "-c", "print('ran')"],
+        env={**os.environ, "PATH": str(tmp_path / "bin")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "ran\n"  # the program runs, as given
+    assert "cannot import AgentMesh" in result.stderr
+    assert f"run: agentmesh-instrument {sys.executable} -c" in result.stderr

@@ -10,13 +10,25 @@ It selects the AgentMesh distro and configurator (``OTEL_PYTHON_DISTRO=agentmesh
 and ``exec``s the command. In the new interpreter, ``sitecustomize`` loads the distro, then the
 configurator (which sets up the tracer provider), then every ``opentelemetry_instrumentor``
 entry point (the AgentMesh ones included) before the program's first line runs.
+
+That only works when the command's interpreter has AgentMesh installed. ``python`` found on
+``PATH`` is often another one (a venv that is not activated, a launcher installed with pipx):
+its ``sitecustomize`` then fails with CPython's bare ``Error in sitecustomize …
+No module named 'opentelemetry'`` and the program runs unobserved. When the command is a
+Python interpreter outside this launcher's own ``bin`` directory, the launcher asks it (one
+short subprocess) whether it can import AgentMesh and, if not, says so and which interpreter
+can; the program still runs as given.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import shutil
+import subprocess
 import sys
+from pathlib import Path
 from typing import Final
 
 from opentelemetry.instrumentation.auto_instrumentation import (  # pyright: ignore[reportMissingTypeStubs]
@@ -29,12 +41,18 @@ from opentelemetry.instrumentation.environment_variables import (  # pyright: ig
 
 from agentmesh.instrumentation._entry_points import CONFIGURATOR_NAME, DISTRO_NAME
 
-__all__ = ["PROG", "main", "usage"]
+__all__ = ["PROG", "foreign_python", "main", "usage"]
 
 PROG: Final = "agentmesh-instrument"
 _HELP_FLAGS: Final = frozenset({"-h", "--help"})
 _EXIT_USAGE: Final = 2
 _EXIT_NOT_FOUND: Final = 127
+_PYTHON: Final = re.compile(r"python(\d+(\.\d+)?)?")
+_PROBE: Final = (
+    "import importlib.util, sys; "
+    "sys.exit(importlib.util.find_spec('agentmesh.instrumentation') is None)"
+)
+_PROBE_TIMEOUT_S: Final = 10.0
 
 
 def usage() -> str:
@@ -75,6 +93,33 @@ def _first_command(args: list[str]) -> str | None:
     return None
 
 
+def foreign_python(command: str) -> str | None:
+    """The interpreter ``command`` runs when it cannot import AgentMesh, else ``None``.
+
+    Only a command named like a Python interpreter (``python``, ``python3``, ``python3.12``)
+    found outside this launcher's ``bin`` directory is asked; any doubt (no answer, a timeout)
+    counts as able.
+
+    Args:
+        command: The program the launcher is to run, as given.
+
+    Returns:
+        The interpreter's path, or ``None``.
+    """
+    path = shutil.which(command)
+    if path is None or _PYTHON.fullmatch(Path(path).name) is None:
+        return None
+    if Path(path).parent == Path(sys.executable).parent:
+        return None
+    try:
+        done = subprocess.run(  # noqa: S603 - the user's own command, with a fixed probe
+            [path, "-c", _PROBE], capture_output=True, timeout=_PROBE_TIMEOUT_S, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return path if done.returncode != 0 else None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the launcher.
 
@@ -91,6 +136,16 @@ def main(argv: list[str] | None = None) -> None:
     if command is not None and shutil.which(command) is None:
         print(f"{PROG}: command not found: {command}", file=sys.stderr)  # noqa: T201
         raise SystemExit(_EXIT_NOT_FOUND)
+    foreign = None if command is None else foreign_python(command)
+    if command is not None and foreign is not None:
+        at = args.index(command)
+        instead = shlex.join([PROG, *args[:at], sys.executable, *args[at + 1 :]])
+        print(  # noqa: T201
+            f"{PROG}: `{command}` is {foreign}, which cannot import AgentMesh (installed for "
+            f"{sys.executable}): the program runs without instrumentation. Activate that "
+            f"environment, or run: {instead}",
+            file=sys.stderr,
+        )
     os.environ.setdefault(OTEL_PYTHON_DISTRO, DISTRO_NAME)
     os.environ.setdefault(OTEL_PYTHON_CONFIGURATOR, CONFIGURATOR_NAME)
     sys.argv = [PROG, *args]
