@@ -33,6 +33,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from _release_gaps import ANTHROPIC_0_40, LANGGRAPH_0_5, OPENAI_1_40, deselected
 from _venv_pytest import run_suite
 from packaging.requirements import Requirement
 from packaging.version import Version
@@ -135,28 +136,11 @@ APP = _Side(
         # collector to the other venv
         *("--ignore", f"{_INSTRUMENTATION}/crews"),
         *("--ignore", f"{_INSTRUMENTATION}/test_step_markers.py"),
-        # APIs openai 1.40 does not have yet: Responses, the stream and parse helpers, the
-        # usage detail models
+        # APIs openai 1.40 does not have yet: Responses, the stream and parse helpers ...
         *("--ignore", f"{_INSTRUMENTATION}/openai_api/test_openai_responses.py"),
         *("--ignore", f"{_INSTRUMENTATION}/test_openai_helpers.py"),
-        *(
-            "--deselect",
-            f"{_INSTRUMENTATION}/test_openai_hot_path.py"
-            "::test_usage_fields_are_read_from_the_sdk_models_and_from_plain_objects",
-        ),
-        # anthropic 0.40: parse() was sync, no structured output, no beta stream helper
-        *(
-            item
-            for test in (
-                "test_anthropic_messages.py::test_async_raw_response",
-                "test_anthropic_messages.py::test_parse_structured_output",
-                "test_anthropic_streams.py::test_beta_stream_helper",
-                "test_anthropic_streams.py::test_async_beta_stream_helper",
-                # names 1.x's private module of the branch it patches (0.5: langgraph.graph.branch)
-                "test_langgraph_nodes.py::test_uninstrument_removes_every_patch",
-            )
-            for item in ("--deselect", f"{_INSTRUMENTATION}/{test}")
-        ),
+        # ... and single tests of what openai 1.40, anthropic 0.40 and langgraph 0.5 lack
+        *deselected((*OPENAI_1_40, *ANTHROPIC_0_40, *LANGGRAPH_0_5), _INSTRUMENTATION),
         _CHECKPOINT,
         # the conformance suite needs a newer langgraph-checkpoint; CrewAI as above
         *(

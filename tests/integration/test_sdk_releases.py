@@ -24,6 +24,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from _release_gaps import ANTHROPIC_0_40, LANGGRAPH_0_5, OPENAI_1_40, deselected
 from _venv_pytest import run_suite
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,8 +54,7 @@ OLDEST = (
     "test_openai_streaming.py",
     "test_import_after_init.py",
     "openai_api/test_openai_embeddings.py",
-    "--deselect",
-    "test_openai_hot_path.py::test_usage_fields_are_read_from_the_sdk_models_and_from_plain_objects",
+    *deselected(OPENAI_1_40),
 )
 """What openai 1.40 has the APIs for."""
 ANTHROPIC_OLDEST = (
@@ -63,10 +63,7 @@ ANTHROPIC_OLDEST = (
     "test_anthropic_failopen.py",
     "test_anthropic_dedupe.py",
     "test_import_after_init.py",
-    *("--deselect", "test_anthropic_messages.py::test_async_raw_response"),  # parse() was sync
-    *("--deselect", "test_anthropic_messages.py::test_parse_structured_output"),
-    *("--deselect", "test_anthropic_streams.py::test_beta_stream_helper"),
-    *("--deselect", "test_anthropic_streams.py::test_async_beta_stream_helper"),
+    *deselected(ANTHROPIC_0_40),
 )
 """What anthropic 0.40 has the APIs for."""
 LANGGRAPH = (
@@ -82,8 +79,7 @@ LANGGRAPH = (
 """The LangGraph instrumentation's tests (nodes, routes, subgraphs, interrupts, tools, resume)."""
 LANGGRAPH_0_5 = (
     *LANGGRAPH,
-    # the test names 1.x's private module of the branch it patches (0.5: langgraph.graph.branch)
-    *("--deselect", "test_langgraph_nodes.py::test_uninstrument_removes_every_patch"),
+    *deselected(LANGGRAPH_0_5),
 )
 WRAPT_OLDEST = (
     *FULL,
