@@ -153,10 +153,12 @@ def venv(wheels: dict[str, Wheel], tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.fixture
-def clean_env() -> dict[str, str]:
-    # Nothing of the workspace's venv or of this test run leaks into the installed one.
+def clean_env(venv: Path) -> dict[str, str]:
+    # Nothing of the workspace's venv or of this test run leaks into the installed one: its
+    # `bin` comes first on PATH, as in an activated venv.
     keep = {"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "CI"}
     env = {key: value for key, value in os.environ.items() if key in keep}
+    env["PATH"] = os.pathsep.join([str(venv / "bin"), env.get("PATH", "")])
     env["AGENTMESH_SHUTDOWN_TIMEOUT_S"] = "10"
     return env
 
