@@ -120,6 +120,24 @@ def foreign_python(command: str) -> str | None:
     return path if done.returncode != 0 else None
 
 
+def _check_command(args: list[str], command: str) -> None:
+    """Stop when ``command`` is not found; warn when its interpreter cannot import AgentMesh."""
+    if shutil.which(command) is None:
+        print(f"{PROG}: command not found: {command}", file=sys.stderr)  # noqa: T201
+        raise SystemExit(_EXIT_NOT_FOUND)
+    foreign = foreign_python(command)
+    if foreign is None:
+        return
+    at = args.index(command)
+    instead = shlex.join([PROG, *args[:at], sys.executable, *args[at + 1 :]])
+    print(  # noqa: T201
+        f"{PROG}: `{command}` is {foreign}, which cannot import AgentMesh (installed for "
+        f"{sys.executable}): the program runs without instrumentation. Activate that "
+        f"environment, or run: {instead}",
+        file=sys.stderr,
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the launcher.
 
@@ -133,19 +151,8 @@ def main(argv: list[str] | None = None) -> None:
     if args[0] == "--otel-help":
         args[0] = "--help"
     command = _first_command(args)
-    if command is not None and shutil.which(command) is None:
-        print(f"{PROG}: command not found: {command}", file=sys.stderr)  # noqa: T201
-        raise SystemExit(_EXIT_NOT_FOUND)
-    foreign = None if command is None else foreign_python(command)
-    if command is not None and foreign is not None:
-        at = args.index(command)
-        instead = shlex.join([PROG, *args[:at], sys.executable, *args[at + 1 :]])
-        print(  # noqa: T201
-            f"{PROG}: `{command}` is {foreign}, which cannot import AgentMesh (installed for "
-            f"{sys.executable}): the program runs without instrumentation. Activate that "
-            f"environment, or run: {instead}",
-            file=sys.stderr,
-        )
+    if command is not None:
+        _check_command(args, command)
     os.environ.setdefault(OTEL_PYTHON_DISTRO, DISTRO_NAME)
     os.environ.setdefault(OTEL_PYTHON_CONFIGURATOR, CONFIGURATOR_NAME)
     sys.argv = [PROG, *args]
