@@ -402,6 +402,31 @@ async def test_memory_limit_and_insertion_order_are_set(tmp_path: Path) -> None:
     assert settings == ("256.0 MiB", False)
 
 
+async def test_the_checkpoint_threshold_is_set(tmp_path: Path) -> None:
+    async with DuckDBStore(tmp_path / "s.duckdb") as store:
+        default = await store._call(  # pyright: ignore[reportPrivateUsage]
+            lambda con: con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()
+        )
+    async with DuckDBStore(tmp_path / "t.duckdb", checkpoint_threshold="32MiB") as store:
+        chosen = await store._call(  # pyright: ignore[reportPrivateUsage]
+            lambda con: con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()
+        )
+    assert (default, chosen) == (("244.1 MiB",), ("32.0 MiB",))
+
+
+async def test_memory_bytes_counts_what_duckdb_holds(tmp_path: Path) -> None:
+    async with DuckDBStore(tmp_path / "s.duckdb") as store:
+        empty = await store.memory_bytes()
+        f = SpanFactory()
+        root = f.workflow("w", run_id="r")
+        agents = [f.agent(f"a{i}", parent=root) for i in range(2_000)]
+        await store.write_spans(
+            [root, *(replace(a, attributes={"note": f"{i:x}" * 500}) for i, a in enumerate(agents))]
+        )
+        # appended since the last checkpoint: in DuckDB's memory until one is written
+        assert await store.memory_bytes() >= empty + 1_000_000
+
+
 async def test_a_bad_memory_limit_is_a_store_error(tmp_path: Path) -> None:
     store = DuckDBStore(tmp_path / "s.duckdb", memory_limit="lots")
     with pytest.raises(StoreError, match="DuckDB store"):
@@ -417,6 +442,15 @@ def test_settings_reach_the_store(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     store = make_store(settings)
     assert isinstance(store, DuckDBStore)
     assert store._memory_limit == "512MiB"  # pyright: ignore[reportPrivateUsage]
+    assert store._checkpoint_threshold == "256MB"  # pyright: ignore[reportPrivateUsage]
+    monkeypatch.setenv("AGENTMESH_COLLECTOR_DUCKDB_CHECKPOINT_THRESHOLD", "64MiB")
+    store = make_store(CollectorSettings.load())
+    assert isinstance(store, DuckDBStore)
+    assert store._checkpoint_threshold == "64MiB"  # pyright: ignore[reportPrivateUsage]
+    monkeypatch.setenv("AGENTMESH_COLLECTOR_DUCKDB_CHECKPOINT_THRESHOLD", "10%")
+    with pytest.raises(ConfigError, match="DUCKDB_CHECKPOINT_THRESHOLD"):
+        CollectorSettings.load()
+    monkeypatch.delenv("AGENTMESH_COLLECTOR_DUCKDB_CHECKPOINT_THRESHOLD")
     monkeypatch.setenv("AGENTMESH_COLLECTOR_DUCKDB_MEMORY_LIMIT", "a lot")
     with pytest.raises(ConfigError, match="DUCKDB_MEMORY_LIMIT"):
         CollectorSettings.load()

@@ -79,6 +79,16 @@ class CollectorSettings(DetectionSettings):
         pattern=r"(?i)^\s*\d+(\.\d+)?\s*([KMGT]i?B|B|%)\s*$",
         description="Memory DuckDB may use for its cache, sorts and joins (`512MB`, `2GiB`).",
     )
+    duckdb_checkpoint_threshold: str = Field(
+        default="256MB",
+        pattern=r"(?i)^\s*\d+(\.\d+)?\s*([KMGT]i?B|B)\s*$",
+        description=(
+            "Write-ahead log DuckDB writes between two checkpoints (`64MB`, `1GiB`). Spans "
+            "appended since the last checkpoint also stay in DuckDB's memory, so memory rises by "
+            "about this much and falls at each checkpoint; a lower value flattens that saw tooth "
+            "and costs CPU (each checkpoint rewrites the last, partly filled row group)."
+        ),
+    )
     duckdb_threads: int = Field(
         default=1,
         ge=0,

@@ -99,7 +99,7 @@ from agentmesh.core.disk_errors import disk_refused
 from agentmesh.core.errors import StoreError, StoreUnavailableError
 from agentmesh.core.log import get_logger
 
-__all__ = ["DEDUPE_SPANS", "MEMORY_LIMIT", "DuckDBStore"]
+__all__ = ["CHECKPOINT_THRESHOLD", "DEDUPE_SPANS", "MEMORY_LIMIT", "DuckDBStore"]
 
 log = get_logger(__name__)
 
@@ -108,6 +108,15 @@ DEDUPE_SPANS: Final = 500_000
 
 MEMORY_LIMIT: Final = "256MB"
 """Default DuckDB ``memory_limit`` (its buffer pool: cached blocks, sorts, joins)."""
+
+CHECKPOINT_THRESHOLD: Final = "256MB"
+"""Default DuckDB ``checkpoint_threshold``: write-ahead log written between two checkpoints.
+
+Each checkpoint rewrites the last, partly filled row group: at DuckDB's default of 16 MB that
+happens every ~16,000 spans and costs more than the appends themselves. Until a checkpoint the
+spans appended since the last one stay in DuckDB's memory as well, so the threshold also sets
+how far the collector's memory rises between checkpoints (within ``memory_limit``).
+"""
 
 _T = TypeVar("_T")
 _Con = duckdb.DuckDBPyConnection
@@ -130,12 +139,12 @@ _SELECT_SPANS_OF: Final = """
 """
 _BATCH: Final = "agentmesh_span_batch"
 _INSERT_BATCH: Final = f"INSERT INTO spans ({', '.join(SPAN_SCHEMA.names)}) SELECT * FROM {_BATCH}"  # noqa: S608
-_CHECKPOINT_THRESHOLD: Final = "256MB"
 _LATEST_KEYS: Final = """
     SELECT trace_id, span_id FROM spans
     WHERE rowid >= (SELECT coalesce(max(rowid), 0) FROM spans) - ?
     ORDER BY rowid
 """
+_MEMORY_BYTES: Final = "SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory()"
 _COUNT_SPANS: Final = "SELECT count(*) FROM (SELECT DISTINCT trace_id, span_id FROM spans)"
 _FIRST_COPY: Final = "QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY rowid) = 1"
 """Keeps the first stored row of each span: re-deliveries past the window are stored again."""
@@ -174,6 +183,8 @@ class DuckDBStore:
         memory_limit: DuckDB's ``memory_limit`` (``"1GB"``, ``"512MiB"``…); DuckDB's own
             default (80% of the machine's memory) when ``None``.
         threads: Threads DuckDB may use; 0 or ``None`` for one per CPU (DuckDB's default).
+        checkpoint_threshold: DuckDB's ``checkpoint_threshold`` (``"256MB"``…): write-ahead log
+            written between two checkpoints (see :data:`CHECKPOINT_THRESHOLD`).
 
     Example:
         >>> import asyncio
@@ -191,12 +202,14 @@ class DuckDBStore:
         dedupe_spans: int = DEDUPE_SPANS,
         memory_limit: str | None = MEMORY_LIMIT,
         threads: int | None = 1,
+        checkpoint_threshold: str = CHECKPOINT_THRESHOLD,
     ) -> None:
         if dedupe_spans < 0:
             raise StoreError(f"dedupe_spans must be at least 0, got {dedupe_spans}")
         self._path = str(path)
         self._memory_limit = memory_limit
         self._threads = threads or None
+        self._checkpoint_threshold = checkpoint_threshold
         self._recent = _RecentSpans(dedupe_spans)  # used only in the worker thread
         self._graphs = GraphVersions()  # used only in the worker thread
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentmesh-duckdb")
@@ -331,6 +344,17 @@ class DuckDBStore:
             The count.
         """
         return await self._read(lambda con: _scalar_int(con, _COUNT_SPANS))
+
+    async def memory_bytes(self) -> int:
+        """Bytes DuckDB's buffer manager holds now (its ``duckdb_memory()``), cheap to ask.
+
+        Row groups appended since the last checkpoint, cached blocks, sorts and joins: the part
+        of the collector's memory that DuckDB owns (its ``memory_limit`` bounds it).
+
+        Returns:
+            The bytes.
+        """
+        return await self._read(lambda con: _scalar_int(con, _MEMORY_BYTES))
 
     async def spans(self, trace_id: str, *, limit: int | None = None) -> list[SpanRecord]:
         """Read a trace's spans.
@@ -605,7 +629,9 @@ class DuckDBStore:
             if self._invalidated:
                 self._drop_connections()
             if self._con is None:
-                con = _connect(self._path, self._memory_limit, self._threads)
+                con = _connect(
+                    self._path, self._memory_limit, self._threads, self._checkpoint_threshold
+                )
                 try:
                     self._recent.load(con)
                     self._graphs.load(con)
@@ -845,14 +871,14 @@ def _plain(exc: duckdb.Error) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def _connect(path: str, memory_limit: str | None, threads: int | None) -> _Con:
+def _connect(
+    path: str, memory_limit: str | None, threads: int | None, checkpoint_threshold: str
+) -> _Con:
     if path != _MEMORY:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     config: dict[str, str | bool | int | float | list[str]] = {
         "preserve_insertion_order": False,  # appends need not keep a scan's order
-        # Each checkpoint rewrites the last, partly filled row group: at the default 16 MB of
-        # WAL that happens every ~16,000 spans and costs more than the appends themselves.
-        "checkpoint_threshold": _CHECKPOINT_THRESHOLD,
+        "checkpoint_threshold": checkpoint_threshold,
     }
     if memory_limit is not None:
         config["memory_limit"] = memory_limit

@@ -56,6 +56,7 @@ def make_store(settings: CollectorSettings) -> SpanStore:
         dedupe_spans=settings.duckdb_dedupe_spans,
         memory_limit=settings.duckdb_memory_limit,
         threads=settings.duckdb_threads,
+        checkpoint_threshold=settings.duckdb_checkpoint_threshold,
     )
 
 
