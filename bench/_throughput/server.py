@@ -146,6 +146,7 @@ async def serve(
             dedupe_spans=settings.duckdb_dedupe_spans,
             memory_limit=settings.duckdb_memory_limit,
             threads=settings.duckdb_threads,
+            checkpoint_threshold=settings.duckdb_checkpoint_threshold,
         ) as store,
         Pipeline(
             store,
@@ -168,10 +169,13 @@ async def serve(
         children = Children()
         p50: float | None = None
         p99: float | None = None
+        duckdb_kb = 0
         while not stopped.is_set():
             stats = pipeline.stats
             if tick % 5 == 0:  # sorting 65,536 latencies costs: twice a second is enough
                 p50, p99 = pipeline.ingest_to_graph_quantiles_ms(0.5, 0.99)
+            if tick % 10 == 0:  # once a second, on the store's reader thread
+                duckdb_kb = await store.memory_bytes() // 1024
             tick += 1
             print(
                 json.dumps(
@@ -192,6 +196,7 @@ async def serve(
                         "cpu_s": time.process_time(),
                         "children_cpu_s": children.cpu_s(),
                         "hwm_kb": memory_kb("VmHWM"),
+                        "duckdb_kb": duckdb_kb,
                     }
                 ),
                 flush=True,
