@@ -19,7 +19,9 @@ saver's answers are checked (latest id, thread length, values round-tripped); a 
 fails is dropped from that config and its error reported. Storage: each saver gets a schema /
 key prefix / file of its own per config, measured after close, then dropped.
 
-Reported: the round-trip floor (``SELECT 1``, ``PING``; ``_checkpoint/floor.py``), p50 / p99 µs
+Reported: the floor (``SELECT 1``, a durable one-row ``INSERT``, ``PING``;
+``_checkpoint/floor.py``; with the official Postgres saver's 1 KB put, whether half of it is
+below one durable commit on this server, which no durable put can beat), p50 / p99 µs
 of put, get and list (and p50 of put_writes), bytes stored per thread,
 goals of issue 6 (``_checkpoint/stats.py``): our Postgres saver at most half the official
 PostgresSaver's p50 put and get and bytes on 200-step threads; our DuckDB saver no slower than
@@ -43,6 +45,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _checkpoint import floor, peers
@@ -148,7 +151,29 @@ def main() -> None:
     if missing:
         extra["skipped"] = missing
     out = summary(results, versions, args.quick, extra)
+    line = commit_floor_line(out, floor_us)
+    if line is not None:
+        console.print(line)
     sys.stdout.write(json.dumps(out) + "\n")
+
+
+def commit_floor_line(out: dict[str, Any], floor_us: dict[str, float | None]) -> str | None:
+    """Compare half the official Postgres saver's 1 KB put with one durable commit, in words.
+
+    A put that keeps its checkpoint once it returns waits for at least one commit's flush of
+    the write-ahead log; when half the official saver's put is less than that, the put goal at
+    that size asks for less than the server's floor.
+    """
+    commit = floor_us.get("postgres_commit")
+    official = out.get("p50_put_us", {}).get("official_postgres", {}).get("1KB")
+    if commit is None or official is None:
+        return None
+    half = official / 2
+    verdict = "below" if half < commit else "above"
+    return (
+        f"commit floor: half the official Postgres saver's 1KB put ({half:.0f} µs) is {verdict} "
+        f"one durable one-row INSERT on this server ({commit:.0f} µs)"
+    )
 
 
 if __name__ == "__main__":

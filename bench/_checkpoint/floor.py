@@ -1,14 +1,17 @@
 """The machine's round-trip floor: what one trivial call to each server costs right now.
 
-``SELECT 1`` over one psycopg connection (autocommit, as the official PostgresSaver uses it)
-and ``PING`` over one redis-py connection, alternated, p50 in µs. A saver cannot answer a call
-that needs its server in less; on a loaded machine the floor rises, which puts the savers'
-figures in context.
+``SELECT 1`` over one psycopg connection (autocommit, as the official PostgresSaver uses it),
+an ``INSERT`` of one 1 KB row into a table of its own on that connection (its commit waits for
+the write-ahead log to reach the disk, as every durable put's does) and ``PING`` over one
+redis-py connection, alternated, p50 in µs. A saver cannot answer a call that needs its server
+in less, nor store a checkpoint durably in less than the commit; on a loaded machine the floor
+rises, which puts the savers' figures in context.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import time
 from typing import Any
 
@@ -16,14 +19,22 @@ from _checkpoint.stats import percentile
 
 
 def measure(postgres_dsn: str, redis_url: str, calls: int = 200) -> dict[str, float | None]:
-    """Return ``{"postgres_select_1": µs, "redis_ping": µs}`` (``None`` when unreachable)."""
+    """Return the p50 of each floor in µs, by name (``None`` when the server is unreachable)."""
     clients: dict[str, Any] = {}
-    samples: dict[str, list[int]] = {"postgres_select_1": [], "redis_ping": []}
+    samples: dict[str, list[int]] = {
+        "postgres_select_1": [],
+        "postgres_commit": [],
+        "redis_ping": [],
+    }
+    table = f"ambench_floor_{os.getpid()}"
+    payload = os.urandom(1000)
     try:
         try:
             psycopg = importlib.import_module("psycopg")
             conn = psycopg.connect(postgres_dsn, autocommit=True)
             clients["postgres_select_1"] = conn
+            conn.execute(f"CREATE TABLE {table} (v bytea)")
+            clients["postgres_commit"] = conn
         except Exception:  # noqa: BLE001 - the floor is informative only
             pass
         try:
@@ -38,11 +49,15 @@ def measure(postgres_dsn: str, redis_url: str, calls: int = 200) -> dict[str, fl
                 started = time.perf_counter_ns()
                 if name == "redis_ping":
                     client.ping()
+                elif name == "postgres_commit":
+                    client.execute(f"INSERT INTO {table} VALUES (%s)", (payload,))
                 else:
                     client.execute("SELECT 1").fetchone()
                 samples[name].append(time.perf_counter_ns() - started)
     finally:
-        for client in clients.values():
+        if "postgres_commit" in clients:
+            clients["postgres_commit"].execute(f"DROP TABLE IF EXISTS {table}")
+        for client in set(clients.values()):
             client.close()
     out: dict[str, float | None] = {}
     for name, values in samples.items():
