@@ -17,10 +17,12 @@ import pytest
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 
-from _checkpoint import peers, report, stats  # noqa: E402
+from _checkpoint import floor, peers, report, stats  # noqa: E402
 from _checkpoint.run import Cell, Config, rotated, run_config  # noqa: E402
 from _checkpoint.savers import BY_NAME, Backends, SaverSpec  # noqa: E402
 from _checkpoint.workload import SIZES, TextSource, make_plan  # noqa: E402
+
+from checkpoint import commit_floor_line  # noqa: E402
 
 
 def _cell(put_us: float, get_us: float, list_us: float, stored: int | None) -> Cell:
@@ -169,3 +171,19 @@ def test_peer_cache_key_depends_on_the_requirements() -> None:
     assert peers.cache_key() == peers.cache_key()
     assert peers.cache_key(("a==1",)) != peers.cache_key(("a==2",))
     assert any(r.startswith("langgraph-checkpoint-postgres==") for r in peers.REQUIREMENTS)
+
+
+def test_the_commit_floor_line_compares_half_the_official_put_with_one_commit() -> None:
+    out = {"p50_put_us": {"official_postgres": {"1KB": 600.0}}}
+    assert commit_floor_line(out, {"postgres_commit": 237.0}) == (
+        "commit floor: half the official Postgres saver's 1KB put (300 µs) is above one "
+        "durable one-row INSERT on this server (237 µs)"
+    )
+    assert "(300 µs) is below" in (commit_floor_line(out, {"postgres_commit": 350.0}) or "")
+    assert commit_floor_line(out, {"postgres_commit": None}) is None
+    assert commit_floor_line({"p50_put_us": {}}, {"postgres_commit": 237.0}) is None
+
+
+def test_unreachable_servers_have_no_floor() -> None:
+    measured = floor.measure("postgresql://nobody@127.0.0.1:1/none", "redis://127.0.0.1:1/0", 3)
+    assert measured == {"postgres_select_1": None, "postgres_commit": None, "redis_ping": None}
