@@ -20,7 +20,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
 from agentmesh.collector import Collector, CollectorSettings, DuckDBStore, SpanRecord
-from agentmesh.collector.store import duckdb_store
 from agentmesh.collector.testing import SpanFactory, to_otlp_request
 from agentmesh.core import StoreUnavailableError
 
@@ -57,13 +56,12 @@ async def test_a_commit_the_disk_refuses_is_unavailable_then_goes_in(tmp_path: P
 
 
 async def test_an_invalidated_database_is_opened_again_once_there_is_room(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     # every commit checkpoints: the write-ahead log fits, the checkpoint does not, and DuckDB
     # invalidates the database, as it does when a checkpoint hits a full disk
-    monkeypatch.setattr(duckdb_store, "_CHECKPOINT_THRESHOLD", "1KB")
     path = tmp_path / "store.duckdb"
-    async with DuckDBStore(path) as store:
+    async with DuckDBStore(path, checkpoint_threshold="1KB") as store:
         assert await store.write_spans(_spans("before", 5)) == 30
         batch = _spans("during", 40)
         with disk_full_beyond(path, 100_000):
@@ -83,11 +81,10 @@ async def test_an_invalidated_database_is_opened_again_once_there_is_room(
 
 
 async def test_a_store_closed_while_the_disk_is_still_full_closes_quietly(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
-    monkeypatch.setattr(duckdb_store, "_CHECKPOINT_THRESHOLD", "1KB")
     path = tmp_path / "store.duckdb"
-    store = await DuckDBStore(path).open()
+    store = await DuckDBStore(path, checkpoint_threshold="1KB").open()
     assert await store.write_spans(_spans("before", 5)) == 30
     with disk_full_beyond(path, 100_000):
         with pytest.raises(StoreUnavailableError):
@@ -147,12 +144,16 @@ async def test_a_collector_on_a_full_disk_pushes_back_and_loses_no_span(tmp_path
 
 
 async def test_a_collector_reopens_an_invalidated_database_and_counts_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
-    monkeypatch.setattr(duckdb_store, "_CHECKPOINT_THRESHOLD", "1KB")  # see above
     path = tmp_path / "collector.duckdb"
     settings = CollectorSettings.load(
-        grpc_port=0, http_port=0, decode_workers=0, duckdb_path=path, retry_after_seconds=1
+        grpc_port=0,
+        http_port=0,
+        decode_workers=0,
+        duckdb_path=path,
+        retry_after_seconds=1,
+        duckdb_checkpoint_threshold="1KB",  # see above
     )
     async with (
         Collector(settings) as collector,
