@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from agentmesh.collector import Collector, CollectorSettings, MemoryStore
+from agentmesh.collector import Collector, CollectorSettings, DuckDBStore
 from agentmesh.collector.forward.testing import SinkServer
 from agentmesh.collector.testing import SpanFactory, to_otlp_request
 
@@ -109,7 +109,7 @@ async def test_every_dashboard_query_returns_data_from_a_scraped_collector(
         root = f.workflow("research", run_id="run-loop")
         agents = [f.agent(name, parent=root) for name in ["planner", "researcher", "writer"] * 4]
         body = to_otlp_request([root, *agents]).SerializeToString()
-        async with Collector(settings, MemoryStore()) as collector:
+        async with Collector(settings, DuckDBStore(tmp_path / "collector.duckdb")) as collector:
             target = urlsplit(collector.http_endpoint).netloc
             async with (
                 _prometheus(prometheus_binary, target, tmp_path) as prometheus,

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import aiohttp
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-from agentmesh.collector import MemoryStore, Pipeline
+from agentmesh.collector import DuckDBStore, MemoryStore, Pipeline
 from agentmesh.collector.detection import Detection
 from agentmesh.collector.events import METRICS_PATH, CollectorMetrics
 from agentmesh.collector.forward import ForwarderStats
 from agentmesh.collector.pipeline import PipelineStats
+from agentmesh.collector.service import CollectorStats
 from agentmesh.collector.testing import SpanFactory
 
 
@@ -47,6 +50,22 @@ def test_two_collectors_in_one_process_keep_their_own_counts() -> None:
     first, second = CollectorMetrics(), CollectorMetrics()
     first.record(_detection("stuck"))
     assert (first.detections("stuck", "error"), second.detections("stuck", "error")) == (1, 0)
+
+
+async def test_the_process_and_its_store_memory_are_exposed(tmp_path: Path) -> None:
+    async with DuckDBStore(tmp_path / "m.duckdb") as store:
+        await store.write_spans([SpanFactory().workflow("w", run_id="r")])
+        sampled = store.memory_sampled
+        assert sampled is not None
+        assert sampled >= 0
+        metrics = CollectorMetrics(stats=lambda: CollectorStats(store_memory_bytes=sampled))
+        samples = _samples(metrics)
+    assert samples[("agentmesh_store_memory_bytes", ())] == sampled
+    resident = samples[("process_resident_memory_bytes", ())]
+    assert resident > 10 * 2**20  # a Python process with DuckDB loaded
+    assert samples[("process_cpu_seconds_total", ())] > 0
+    absent = _samples(CollectorMetrics(stats=lambda: CollectorStats()))  # Postgres, memory
+    assert ("agentmesh_store_memory_bytes", ()) not in absent
 
 
 async def test_pipeline_counters_and_latency_are_read_at_scrape_time() -> None:

@@ -109,6 +109,9 @@ class CollectorStats:
         store_write_retries: Store writes tried again because the store was unavailable.
         store_reopens: Times the store opened its database again after the database engine
             gave up on it (DuckDB invalidates a database whose checkpoint hit a full disk).
+        store_memory_bytes: Memory the embedded database holds in the collector's process
+            (DuckDB's buffer manager, sampled at most once a second); ``None`` for a store
+            that keeps its data elsewhere (Postgres) or in Python objects (memory).
     """
 
     requests: int = 0
@@ -137,6 +140,7 @@ class CollectorStats:
     store_unavailable: int = 0
     store_write_retries: int = 0
     store_reopens: int = 0
+    store_memory_bytes: int | None = None
 
 
 class Collector:
@@ -280,6 +284,7 @@ class Collector:
             store_unavailable=pipeline.store_unavailable,
             store_write_retries=pipeline.store_write_retries,
             store_reopens=int(getattr(self._store, "reopens", 0)),
+            store_memory_bytes=getattr(self._store, "memory_sampled", None),
         )
 
     def readiness(self) -> Readiness:

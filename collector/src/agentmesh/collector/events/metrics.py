@@ -1,6 +1,6 @@
 """Prometheus metrics of a collector, on a registry of its own.
 
-Two kinds of numbers:
+Three kinds of numbers:
 
 - ``agentmesh_detections_total{type,severity}``: counted here, one per detection recorded
   (:meth:`CollectorMetrics.record`, called by the detection fan-out).
@@ -8,6 +8,9 @@ Two kinds of numbers:
   live traces, ingest-to-graph latency, forwarders, detection export and webhooks): read from
   the owners' ``stats`` at scrape time by a custom Prometheus collector, so nothing is counted
   twice and a scrape always shows the owners' current values.
+- The process's own figures, from ``prometheus_client``'s process collector:
+  ``process_resident_memory_bytes``, ``process_cpu_seconds_total``, open files… (on Linux; the
+  decode worker processes are not included).
 
 Each :class:`CollectorMetrics` has its own ``CollectorRegistry`` (never the process-wide one),
 so several collectors in one process do not clash.
@@ -30,7 +33,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Final
 
 from aiohttp.typedefs import Handler
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.aiohttp import make_aiohttp_handler
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -110,6 +119,11 @@ _GAUGES: Final[tuple[tuple[str, str, str], ...]] = (
         "agentmesh_store_unavailable",
         "1 while the store cannot be reached (writes held and retried), else 0.",
     ),
+    (
+        "store_memory_bytes",
+        "agentmesh_store_memory_bytes",
+        "Memory the embedded store (DuckDB) holds in the collector's process, in bytes.",
+    ),
 )
 """(stats field, metric name, help) of the gauges read from stats."""
 
@@ -153,6 +167,7 @@ class CollectorMetrics:
             registry=self.registry,
         )
         self.registry.register(self)
+        ProcessCollector(registry=self.registry)  # process_* memory, CPU, files (Linux)
 
     def record(self, detection: Detection) -> None:
         """Count a detection in ``agentmesh_detections_total``.

@@ -29,7 +29,9 @@ retried after such a failure may be stored twice; reads show it once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -145,6 +147,7 @@ _LATEST_KEYS: Final = """
     ORDER BY rowid
 """
 _MEMORY_BYTES: Final = "SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory()"
+_MEMORY_SAMPLE_SECONDS: Final = 1.0
 _COUNT_SPANS: Final = "SELECT count(*) FROM (SELECT DISTINCT trace_id, span_id FROM spans)"
 _FIRST_COPY: Final = "QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY rowid) = 1"
 """Keeps the first stored row of each span: re-deliveries past the window are stored again."""
@@ -220,6 +223,10 @@ class DuckDBStore:
         self._invalidated = False  # DuckDB gave up on the database: reopen it on the next call
         self.reopens = 0
         """Times the store closed a database DuckDB had invalidated, to open it again."""
+        self.memory_sampled: int | None = None
+        """DuckDB's memory in bytes (see :meth:`memory_bytes`) as sampled after the store's last
+        calls, at most once a second; ``None`` before the first call."""
+        self._memory_at = -_MEMORY_SAMPLE_SECONDS
 
     @property
     def path(self) -> str:
@@ -640,9 +647,20 @@ class DuckDBStore:
                     con.close()
                     raise
                 self._con = con
-            return work(self._con)
+            result = work(self._con)
         except duckdb.Error as exc:
             raise self._error(exc) from exc
+        self._sample_memory(self._con)
+        return result
+
+    def _sample_memory(self, con: _Con) -> None:
+        """Refresh :attr:`memory_sampled` after a call, at most once a second (worker thread)."""
+        now = time.monotonic()
+        if now - self._memory_at < _MEMORY_SAMPLE_SECONDS:
+            return
+        self._memory_at = now
+        with contextlib.suppress(duckdb.Error):  # a figure for the metrics, never a failure
+            self.memory_sampled = _scalar_int(con, _MEMORY_BYTES)
 
     def _error(self, exc: duckdb.Error) -> StoreError:
         """The store's error for a DuckDB error (in either thread)."""
