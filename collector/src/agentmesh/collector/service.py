@@ -48,6 +48,7 @@ from agentmesh.collector.receiver.grpc_server import OtlpGrpcReceiver
 from agentmesh.collector.receiver.http_server import OtlpHttpReceiver
 from agentmesh.collector.receiver.ingest import ReceiverStats, SpanSink
 from agentmesh.collector.receiver.limits import DecodeLimits
+from agentmesh.collector.receiver.process_usage import ProcessUsage
 from agentmesh.collector.receiver.tls import ReloadingTls
 from agentmesh.collector.recovery import (
     RecoveryEngine,
@@ -112,6 +113,7 @@ class CollectorStats:
         store_memory_bytes: Memory the embedded database holds in the collector's process
             (DuckDB's buffer manager, sampled at most once a second); ``None`` for a store
             that keeps its data elsewhere (Postgres) or in Python objects (memory).
+        decode_pool_restarts: Times the decode pool was rebuilt after a worker died.
     """
 
     requests: int = 0
@@ -141,6 +143,7 @@ class CollectorStats:
     store_write_retries: int = 0
     store_reopens: int = 0
     store_memory_bytes: int | None = None
+    decode_pool_restarts: int = 0
 
 
 class Collector:
@@ -285,6 +288,7 @@ class Collector:
             store_write_retries=pipeline.store_write_retries,
             store_reopens=int(getattr(self._store, "reopens", 0)),
             store_memory_bytes=getattr(self._store, "memory_sampled", None),
+            decode_pool_restarts=0 if self._decode_pool is None else self._decode_pool.restarts,
         )
 
     def readiness(self) -> Readiness:
@@ -533,8 +537,13 @@ class Collector:
                 forward_stats=lambda: self.forward_stats,
                 exporter=exporter,
                 webhooks=webhooks,
+                decode_workers=self._decode_worker_usage,
             )
         return DetectionFanout(metrics=self._metrics, exporter=exporter, webhooks=webhooks)
+
+    def _decode_worker_usage(self) -> list[ProcessUsage]:
+        pool = self._decode_pool
+        return [] if pool is None else pool.usage()
 
     def _ingest_quantiles(self, *quantiles: float) -> list[float | None]:
         if self._pipeline is None:

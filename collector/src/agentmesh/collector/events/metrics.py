@@ -10,7 +10,7 @@ Three kinds of numbers:
   twice and a scrape always shows the owners' current values.
 - The process's own figures, from ``prometheus_client``'s process collector:
   ``process_resident_memory_bytes``, ``process_cpu_seconds_total``, open files… (on Linux; the
-  decode worker processes are not included).
+  decode worker processes are separate: ``agentmesh_decode_workers*``, read from ``/proc``).
 
 Each :class:`CollectorMetrics` has its own ``CollectorRegistry`` (never the process-wide one),
 so several collectors in one process do not clash.
@@ -29,7 +29,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Final
 
 from aiohttp.typedefs import Handler
@@ -47,6 +47,7 @@ from agentmesh.collector.detection import Detection
 from agentmesh.collector.events.otlp_export import DetectionExporter
 from agentmesh.collector.events.webhooks import WebhookNotifier
 from agentmesh.collector.forward.stats import ForwarderStats
+from agentmesh.collector.receiver.process_usage import ProcessUsage
 from agentmesh.core.log import get_logger
 
 __all__ = ["METRICS_CONTENT_TYPE", "METRICS_PATH", "CollectorMetrics", "LatencySource"]
@@ -103,6 +104,11 @@ _COUNTERS: Final[tuple[tuple[str, str, str], ...]] = (
         "Store writes tried again because the store was unavailable.",
     ),
     (
+        "decode_pool_restarts",
+        "agentmesh_decode_pool_restarts",
+        "Times the decode pool was rebuilt after a worker process died.",
+    ),
+    (
         "store_reopens",
         "agentmesh_store_reopens",
         "Times the store opened its database again after the engine gave up on it.",
@@ -142,6 +148,8 @@ class CollectorMetrics:
         forward_stats: Returns each forwarder's counters by name (``Collector.forward_stats``).
         exporter: The detection OTLP exporter, if any.
         webhooks: The detection webhook notifier, if any.
+        decode_workers: Returns the usage of each live decode worker process
+            (``DecodePool.usage``), for ``agentmesh_decode_workers`` and its memory and CPU.
     """
 
     def __init__(
@@ -152,12 +160,14 @@ class CollectorMetrics:
         forward_stats: Callable[[], Mapping[str, ForwarderStats]] | None = None,
         exporter: DetectionExporter | None = None,
         webhooks: WebhookNotifier | None = None,
+        decode_workers: Callable[[], Sequence[ProcessUsage]] | None = None,
     ) -> None:
         self._stats = stats
         self._latency = ingest_latency_ms
         self._forward = forward_stats
         self._exporter = exporter
         self._webhooks = webhooks
+        self._workers = decode_workers
         self.registry = CollectorRegistry(auto_describe=False)
         """The registry holding these metrics (and only these)."""
         self._detections = Counter(
@@ -223,6 +233,7 @@ class CollectorMetrics:
             ("forwarders", self._from_forwarders),
             ("detection export", self._from_exporter),
             ("webhooks", self._from_webhooks),
+            ("decode workers", self._from_workers),
         ):
             try:
                 families.extend(source())
@@ -242,6 +253,25 @@ class CollectorMetrics:
             value = getattr(stats, field, None)
             if isinstance(value, int):
                 yield GaugeMetricFamily(name, help_, value=value)
+
+    def _from_workers(self) -> Iterator[Metric]:
+        if self._workers is None:
+            return
+        usage = self._workers()
+        yield GaugeMetricFamily(
+            "agentmesh_decode_workers", "Decode worker processes running.", value=len(usage)
+        )
+        yield GaugeMetricFamily(
+            "agentmesh_decode_workers_resident_memory_bytes",
+            "Resident memory of the decode worker processes, together.",
+            value=sum(u.resident_bytes for u in usage),
+        )
+        yield CounterMetricFamily(
+            "agentmesh_decode_workers_cpu_seconds",
+            "CPU time of the running decode worker processes, together (a restarted worker "
+            "starts from zero).",
+            value=sum(u.cpu_seconds for u in usage),
+        )
 
     def _from_latency(self) -> Iterator[Metric]:
         if self._latency is None:

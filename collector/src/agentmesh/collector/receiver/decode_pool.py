@@ -33,6 +33,7 @@ from agentmesh.collector.graph.node import GraphNode, graph_node
 from agentmesh.collector.normalize import normalize_spans
 from agentmesh.collector.receiver.decode import NOT_PROTOBUF, DecodeResult, decode_request
 from agentmesh.collector.receiver.limits import DecodeLimits
+from agentmesh.collector.receiver.process_usage import ProcessUsage, process_usage
 from agentmesh.core.errors import ReceiverError
 from agentmesh.core.log import get_logger
 
@@ -242,6 +243,22 @@ class DecodePool:
     def inflight_bytes(self) -> int:
         """Request bytes being decoded now."""
         return self._inflight
+
+    def usage(self) -> list[ProcessUsage]:
+        """Memory and CPU time of each live worker process (none without ``/proc``).
+
+        Returns:
+            One entry per worker that could be read.
+        """
+        executor = self._executor
+        # the executor's own table of its processes: the only place that knows their pids
+        processes: dict[int, object] = getattr(executor, "_processes", None) or {}
+        found: list[ProcessUsage] = []
+        for pid in list(processes):
+            usage = process_usage(pid)
+            if usage is not None:
+                found.append(usage)
+        return found
 
     async def start(self) -> None:
         """Start the workers and wait until each has imported the decoder.
