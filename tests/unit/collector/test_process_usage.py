@@ -41,6 +41,9 @@ def test_a_process_that_is_gone_or_unreadable_has_no_usage(tmp_path: Path) -> No
     (tmp_path / "7" / "statm").write_text("garbage")
     (tmp_path / "7" / "stat").write_text("7 (x) S")
     assert process_usage(7, proc=tmp_path) is None
+    (tmp_path / "7" / "statm").write_text("9000 2500 300 1 0 2000 0")
+    (tmp_path / "7" / "stat").write_text("truncated")
+    assert process_usage(7, proc=tmp_path) is None
 
 
 async def test_the_decode_pool_reports_its_running_workers() -> None:

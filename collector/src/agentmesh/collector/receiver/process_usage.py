@@ -2,10 +2,11 @@
 
 The collector's decode workers are processes of their own, so the process metrics of the
 collector (``process_resident_memory_bytes``…) leave them out; the decode pool reads theirs
-with this. Linux only: elsewhere, and for a process that has exited, the answer is ``None``.
+with this, the way ``prometheus_client`` reads the collector's own (two files, no dependency).
+Linux only: elsewhere, and for a process that has exited, the answer is ``None``.
 
 Example:
-    >>> import os, sys
+    >>> import os
     >>> usage = process_usage(os.getpid())
     >>> usage is None or usage.resident_bytes > 0
     True
@@ -54,9 +55,9 @@ def process_usage(pid: int, proc: Path = _PROC) -> ProcessUsage | None:
         stat = (base / "stat").read_text()
     except OSError:
         return None
-    # the command name (field 2) is in parentheses and may hold spaces: split after it
-    fields = stat[stat.rindex(")") + 2 :].split()
     try:
+        # the command name (field 2) is in parentheses and may hold spaces: split after it
+        fields = stat[stat.rindex(")") + 2 :].split()
         resident_pages = int(statm[1])
         ticks = int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat
     except (IndexError, ValueError):
