@@ -45,7 +45,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _checkpoint import floor, peers
@@ -151,29 +150,10 @@ def main() -> None:
     if missing:
         extra["skipped"] = missing
     out = summary(results, versions, args.quick, extra)
-    line = commit_floor_line(out, floor_us)
+    line = floor.commit_floor_line(out, floor_us)
     if line is not None:
         console.print(line)
     sys.stdout.write(json.dumps(out) + "\n")
-
-
-def commit_floor_line(out: dict[str, Any], floor_us: dict[str, float | None]) -> str | None:
-    """Compare half the official Postgres saver's 1 KB put with one durable commit, in words.
-
-    A put that keeps its checkpoint once it returns waits for at least one commit's flush of
-    the write-ahead log; when half the official saver's put is less than that, the put goal at
-    that size asks for less than the server's floor.
-    """
-    commit = floor_us.get("postgres_commit")
-    official = out.get("p50_put_us", {}).get("official_postgres", {}).get("1KB")
-    if commit is None or official is None:
-        return None
-    half = official / 2
-    verdict = "below" if half < commit else "above"
-    return (
-        f"commit floor: half the official Postgres saver's 1KB put ({half:.0f} µs) is {verdict} "
-        f"one durable one-row INSERT on this server ({commit:.0f} µs)"
-    )
 
 
 if __name__ == "__main__":

@@ -22,8 +22,6 @@ from _checkpoint.run import Cell, Config, rotated, run_config  # noqa: E402
 from _checkpoint.savers import BY_NAME, Backends, SaverSpec  # noqa: E402
 from _checkpoint.workload import SIZES, TextSource, make_plan  # noqa: E402
 
-from checkpoint import commit_floor_line  # noqa: E402
-
 
 def _cell(put_us: float, get_us: float, list_us: float, stored: int | None) -> Cell:
     cell = Cell(threads=1, stored_bytes=stored)
@@ -175,13 +173,13 @@ def test_peer_cache_key_depends_on_the_requirements() -> None:
 
 def test_the_commit_floor_line_compares_half_the_official_put_with_one_commit() -> None:
     out = {"p50_put_us": {"official_postgres": {"1KB": 600.0}}}
-    assert commit_floor_line(out, {"postgres_commit": 237.0}) == (
+    assert floor.commit_floor_line(out, {"postgres_commit": 237.0}) == (
         "commit floor: half the official Postgres saver's 1KB put (300 µs) is above one "
         "durable one-row INSERT on this server (237 µs)"
     )
-    assert "(300 µs) is below" in (commit_floor_line(out, {"postgres_commit": 350.0}) or "")
-    assert commit_floor_line(out, {"postgres_commit": None}) is None
-    assert commit_floor_line({"p50_put_us": {}}, {"postgres_commit": 237.0}) is None
+    assert "(300 µs) is below" in (floor.commit_floor_line(out, {"postgres_commit": 350.0}) or "")
+    assert floor.commit_floor_line(out, {"postgres_commit": None}) is None
+    assert floor.commit_floor_line({"p50_put_us": {}}, {"postgres_commit": 237.0}) is None
 
 
 def test_unreachable_servers_have_no_floor() -> None:
