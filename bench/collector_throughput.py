@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import multiprocessing
 import os
 import statistics
@@ -323,10 +322,11 @@ def flatness(points: list[tuple[float, float]], seconds: float) -> dict[str, Any
     """
     starts = [60.0 * k for k in range(1, int(seconds // 60)) if 60.0 * (k + 1) <= seconds - 60]
     windows = [(a, a + 60.0) for a in starts] + [(seconds - 60.0, seconds + 1.0)]
-    peaks = [
-        (a + 30.0, max((v for t, v in points if a <= t < b), default=math.nan)) for a, b in windows
-    ]
-    peaks = [(t, v) for t, v in peaks if not math.isnan(v)]
+    peaks: list[tuple[float, float]] = []
+    for a, b in windows:
+        values = [v for t, v in points if a <= t < b]
+        if values:
+            peaks.append((a + 30.0, max(values)))
     mean_peak = statistics.fmean(v for _, v in peaks)
     slope = _slope_per_min(peaks)
     ratio = peaks[-1][1] / peaks[0][1]

@@ -122,10 +122,11 @@ def foreign_python(command: str) -> str | None:
 
 def _check_command(args: list[str], command: str) -> None:
     """Stop when ``command`` is not found; warn when its interpreter cannot import AgentMesh."""
-    if shutil.which(command) is None:
+    found = shutil.which(command)
+    if found is None:
         print(f"{PROG}: command not found: {command}", file=sys.stderr)  # noqa: T201
         raise SystemExit(_EXIT_NOT_FOUND)
-    foreign = foreign_python(command)
+    foreign = foreign_python(found)  # a path: no second search of PATH
     if foreign is None:
         return
     at = args.index(command)
