@@ -15,7 +15,7 @@ from agentmesh.collector.events import CollectorMetrics
 from agentmesh.collector.events.otlp_export import DetectionExporterStats
 from agentmesh.collector.events.webhooks import WebhookStats
 from agentmesh.collector.forward import ForwarderStats
-from agentmesh.collector.receiver.process_usage import ProcessUsage
+from agentmesh.collector.receiver.process_usage import PoolUsage
 from agentmesh.collector.service import CollectorStats
 
 DASHBOARD = Path(__file__).parents[3] / "dashboards" / "agentmesh-collector.json"
@@ -34,7 +34,7 @@ def _exposed() -> dict[str, set[str]]:
         forward_stats=lambda: {"langsmith": ForwarderStats()},
         exporter=SimpleNamespace(stats=DetectionExporterStats()),  # pyright: ignore[reportArgumentType]
         webhooks=SimpleNamespace(stats=WebhookStats()),  # pyright: ignore[reportArgumentType]
-        decode_workers=lambda: [ProcessUsage(1, 1.0)],
+        decode_workers=lambda: PoolUsage(1, 1, 1.0),
     )
     metrics.record(Detection("d", "stuck", "error", "t" * 32, "r", None, (), "x", 1))  # pyright: ignore[reportArgumentType]
     found: dict[str, set[str]] = {}

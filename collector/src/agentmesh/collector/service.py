@@ -48,7 +48,7 @@ from agentmesh.collector.receiver.grpc_server import OtlpGrpcReceiver
 from agentmesh.collector.receiver.http_server import OtlpHttpReceiver
 from agentmesh.collector.receiver.ingest import ReceiverStats, SpanSink
 from agentmesh.collector.receiver.limits import DecodeLimits
-from agentmesh.collector.receiver.process_usage import ProcessUsage
+from agentmesh.collector.receiver.process_usage import PoolUsage
 from agentmesh.collector.receiver.tls import ReloadingTls
 from agentmesh.collector.recovery import (
     RecoveryEngine,
@@ -541,9 +541,9 @@ class Collector:
             )
         return DetectionFanout(metrics=self._metrics, exporter=exporter, webhooks=webhooks)
 
-    def _decode_worker_usage(self) -> list[ProcessUsage]:
+    def _decode_worker_usage(self) -> PoolUsage:
         pool = self._decode_pool
-        return [] if pool is None else pool.usage()
+        return PoolUsage(0, 0, 0.0) if pool is None else pool.usage()
 
     def _ingest_quantiles(self, *quantiles: float) -> list[float | None]:
         if self._pipeline is None:

@@ -29,7 +29,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Final
 
 from aiohttp.typedefs import Handler
@@ -47,7 +47,7 @@ from agentmesh.collector.detection import Detection
 from agentmesh.collector.events.otlp_export import DetectionExporter
 from agentmesh.collector.events.webhooks import WebhookNotifier
 from agentmesh.collector.forward.stats import ForwarderStats
-from agentmesh.collector.receiver.process_usage import ProcessUsage
+from agentmesh.collector.receiver.process_usage import PoolUsage
 from agentmesh.core.log import get_logger
 
 __all__ = ["METRICS_CONTENT_TYPE", "METRICS_PATH", "CollectorMetrics", "LatencySource"]
@@ -148,8 +148,8 @@ class CollectorMetrics:
         forward_stats: Returns each forwarder's counters by name (``Collector.forward_stats``).
         exporter: The detection OTLP exporter, if any.
         webhooks: The detection webhook notifier, if any.
-        decode_workers: Returns the usage of each live decode worker process
-            (``DecodePool.usage``), for ``agentmesh_decode_workers`` and its memory and CPU.
+        decode_workers: Returns what the decode worker processes use (``DecodePool.usage``),
+            for ``agentmesh_decode_workers`` and its memory and CPU.
     """
 
     def __init__(
@@ -160,7 +160,7 @@ class CollectorMetrics:
         forward_stats: Callable[[], Mapping[str, ForwarderStats]] | None = None,
         exporter: DetectionExporter | None = None,
         webhooks: WebhookNotifier | None = None,
-        decode_workers: Callable[[], Sequence[ProcessUsage]] | None = None,
+        decode_workers: Callable[[], PoolUsage] | None = None,
     ) -> None:
         self._stats = stats
         self._latency = ingest_latency_ms
@@ -259,18 +259,18 @@ class CollectorMetrics:
             return
         usage = self._workers()
         yield GaugeMetricFamily(
-            "agentmesh_decode_workers", "Decode worker processes running.", value=len(usage)
+            "agentmesh_decode_workers", "Decode worker processes running.", value=usage.workers
         )
         yield GaugeMetricFamily(
             "agentmesh_decode_workers_resident_memory_bytes",
             "Resident memory of the decode worker processes, together.",
-            value=sum(u.resident_bytes for u in usage),
+            value=usage.resident_bytes,
         )
         yield CounterMetricFamily(
             "agentmesh_decode_workers_cpu_seconds",
-            "CPU time of the running decode worker processes, together (a restarted worker "
-            "starts from zero).",
-            value=sum(u.cpu_seconds for u in usage),
+            "CPU time of the decode worker processes, together, workers that have exited "
+            "included (up to their last reading).",
+            value=usage.cpu_seconds,
         )
 
     def _from_latency(self) -> Iterator[Metric]:

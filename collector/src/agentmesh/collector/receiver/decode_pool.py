@@ -10,6 +10,10 @@ sees the protobuf objects.
 The pool is bounded by the bytes in flight: past ``max_inflight_bytes`` a request is refused
 as busy (the exporter retries). A worker that dies (out of memory, killed) breaks the pool; it
 is rebuilt and the request that saw it is answered as busy, so nothing accepted is lost.
+
+Each worker announces its pid when it starts, so :meth:`DecodePool.usage` can read the workers'
+memory and CPU time from ``/proc``; the CPU time of workers that have exited is kept, so the
+total only grows, as a Prometheus counter must.
 """
 
 from __future__ import annotations
@@ -17,11 +21,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import multiprocessing
+import os
 import pickle
 import signal
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from multiprocessing.queues import SimpleQueue
 from types import TracebackType
 from typing import Final, Self
 
@@ -33,7 +40,7 @@ from agentmesh.collector.graph.node import GraphNode, graph_node
 from agentmesh.collector.normalize import normalize_spans
 from agentmesh.collector.receiver.decode import NOT_PROTOBUF, DecodeResult, decode_request
 from agentmesh.collector.receiver.limits import DecodeLimits
-from agentmesh.collector.receiver.process_usage import ProcessUsage, process_usage
+from agentmesh.collector.receiver.process_usage import PoolUsage, ProcessUsage, process_usage
 from agentmesh.core.errors import ReceiverError
 from agentmesh.core.log import get_logger
 
@@ -42,6 +49,8 @@ __all__ = ["DecodePool", "DecodedPayload", "PoolBusyError", "decode_payload"]
 log = get_logger(__name__)
 
 DEFAULT_MAX_INFLIGHT_BYTES: Final = 64 * 1024 * 1024
+_START_SECONDS: Final = 60.0
+"""Longest wait at start for every worker to have imported the decoder (then it goes on)."""
 
 
 class PoolBusyError(ReceiverError):
@@ -185,10 +194,11 @@ def decode_payload(payload: bytes, limits: DecodeLimits, with_records: bool) -> 
     )
 
 
-def _worker_init() -> None:
+def _worker_init(announce: SimpleQueue[int]) -> None:
     # The parent handles Ctrl-C and stops the pool; workers only decode.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     gc.freeze()  # the imported modules: never worth scanning again
+    announce.put(os.getpid())
 
 
 def _ready() -> bool:
@@ -228,6 +238,10 @@ class DecodePool:
         self._inflight = 0
         self._executor: ProcessPoolExecutor | None = None
         self._restarts = 0
+        self._announced: SimpleQueue[int] = multiprocessing.get_context("spawn").SimpleQueue()
+        self._readings: dict[int, ProcessUsage | None] = {}
+        self._exited_cpu = 0.0
+        self._usage_lock = threading.Lock()
 
     @property
     def workers(self) -> int:
@@ -244,21 +258,39 @@ class DecodePool:
         """Request bytes being decoded now."""
         return self._inflight
 
-    def usage(self) -> list[ProcessUsage]:
-        """Memory and CPU time of each live worker process (none without ``/proc``).
+    def usage(self) -> PoolUsage:
+        """Memory and CPU time of the worker processes (zero without ``/proc``).
+
+        A worker whose process is gone (or whose pid now names another process) counts as
+        exited: its last CPU reading is kept in the total, what it used after that is not.
 
         Returns:
-            One entry per worker that could be read.
+            The live workers' count and memory, and the CPU time of all workers so far.
         """
-        executor = self._executor
-        # the executor's own table of its processes: the only place that knows their pids
-        processes: dict[int, object] = getattr(executor, "_processes", None) or {}
-        found: list[ProcessUsage] = []
-        for pid in list(processes):
-            usage = process_usage(pid)
-            if usage is not None:
-                found.append(usage)
-        return found
+        with self._usage_lock:
+            self._take_announced()
+            workers = resident = 0
+            live_cpu = 0.0
+            for pid, last in list(self._readings.items()):
+                now = process_usage(pid)
+                if now is None or (last is not None and now.start_ticks != last.start_ticks):
+                    del self._readings[pid]
+                    self._exited_cpu += 0.0 if last is None else last.cpu_seconds
+                    continue
+                self._readings[pid] = now
+                workers += 1
+                resident += now.resident_bytes
+                live_cpu += now.cpu_seconds
+            return PoolUsage(workers, resident, self._exited_cpu + live_cpu)
+
+    def _take_announced(self) -> int:
+        """Record the pids the workers started since the last call announced; count them."""
+        announced = self._announced
+        taken = 0
+        while not announced.empty():
+            self._readings.setdefault(announced.get(), None)
+            taken += 1
+        return taken
 
     async def start(self) -> None:
         """Start the workers and wait until each has imported the decoder.
@@ -274,7 +306,15 @@ class DecodePool:
         await asyncio.gather(
             *(loop.run_in_executor(executor, _ready) for _ in range(self._workers))
         )
-        log.info("decode pool started", workers=self._workers)
+        # one worker may have run every _ready call: wait for the others to have started too
+        started = 0
+        deadline = loop.time() + _START_SECONDS
+        while started < self._workers and loop.time() < deadline:
+            with self._usage_lock:
+                started += self._take_announced()
+            if started < self._workers:
+                await asyncio.sleep(0.01)
+        log.info("decode pool started", workers=self._workers, started=started)
 
     async def stop(self) -> None:
         """Stop the workers (decodes under way finish first)."""
@@ -334,6 +374,7 @@ class DecodePool:
             max_workers=self._workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_worker_init,
+            initargs=(self._announced,),
         )
 
     def _rebuild(self, broken: ProcessPoolExecutor) -> None:

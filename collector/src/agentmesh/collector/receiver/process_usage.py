@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-__all__ = ["ProcessUsage", "process_usage"]
+__all__ = ["PoolUsage", "ProcessUsage", "process_usage"]
 
 _PROC: Final = Path("/proc")
 _PAGE_BYTES: Final = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -33,8 +33,27 @@ class ProcessUsage:
     Attributes:
         resident_bytes: Resident memory (RSS).
         cpu_seconds: CPU time used so far, user and system.
+        start_ticks: When the process started, in clock ticks since boot: with the pid, it
+            names one process (a pid is reused once its process has exited).
     """
 
+    resident_bytes: int
+    cpu_seconds: float
+    start_ticks: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PoolUsage:
+    """What a pool of worker processes uses, together (``DecodePool.usage``).
+
+    Attributes:
+        workers: Worker processes running now.
+        resident_bytes: Their resident memory.
+        cpu_seconds: CPU time of every worker the pool has run, those that have exited
+            included (as of their last reading): it never decreases.
+    """
+
+    workers: int
     resident_bytes: int
     cpu_seconds: float
 
@@ -60,6 +79,7 @@ def process_usage(pid: int, proc: Path = _PROC) -> ProcessUsage | None:
         fields = stat[stat.rindex(")") + 2 :].split()
         resident_pages = int(statm[1])
         ticks = int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat
+        start_ticks = int(fields[19])  # starttime: field 22
     except (IndexError, ValueError):
         return None
-    return ProcessUsage(resident_pages * _PAGE_BYTES, ticks / _TICKS)
+    return ProcessUsage(resident_pages * _PAGE_BYTES, ticks / _TICKS, start_ticks)
