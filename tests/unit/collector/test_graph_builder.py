@@ -230,6 +230,11 @@ def test_evicts_least_recently_updated_trace_and_counts_it() -> None:
     assert factories[1].trace_id not in builder
     assert builder.get(factories[1].trace_id) is None
     assert builder.get(factories[0].trace_id) is not None
+    assert builder.take_left_traces() == [factories[1].trace_id]
+    # a later span of the evicted run is late: not graphed alone, named for a rebuild
+    assert builder.add([factories[1].agent("b", parent=None)]) == set()
+    assert builder.take_late_traces() == {factories[1].trace_id}
+    assert (len(builder), builder.evicted) == (2, 1)
 
 
 def test_one_batch_bigger_than_the_bound_only_reports_held_traces() -> None:
@@ -238,6 +243,8 @@ def test_one_batch_bigger_than_the_bound_only_reports_held_traces() -> None:
     changed = builder.add([f.workflow("w") for f in factories])
     assert changed == {factories[2].trace_id}
     assert builder.evicted == 2
+    # the two evicted within the call never had a graph taken: named for a rebuild
+    assert builder.take_late_traces() == {factories[0].trace_id, factories[1].trace_id}
 
 
 def test_bound_must_be_positive() -> None:
@@ -419,13 +426,20 @@ def test_complete_traces_retire_after_lingering_and_late_spans_are_not_graphed()
     clock.now += 1
     assert builder.expire() == [done.trace_id]
     assert (builder.retired, builder.expired, len(builder)) == (1, 0, 1)
+    assert builder.take_left_traces() == [done.trace_id]
     late = done.chat(parent=agent, input_tokens=5)
     assert builder.add([late]) == set()
     assert done.trace_id not in builder
     assert builder.late_spans == 1
+    assert builder.take_late_traces() == {done.trace_id}  # for the pipeline to rebuild
+    assert builder.take_late_traces() == set()
     clock.now += 600
     assert builder.expire() == [running.trace_id]
     assert (builder.retired, builder.expired, len(builder)) == (1, 1, 0)
+    # spans of an expired run are late too: a graph of them alone would be a fragment
+    assert builder.add([running.chat(parent=None)]) == set()
+    assert (builder.late_spans, builder.take_late_traces()) == (2, {running.trace_id})
+    assert builder.take_left_traces() == [running.trace_id]
 
 
 def test_a_touched_trace_lingers_again() -> None:

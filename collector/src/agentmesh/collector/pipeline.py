@@ -45,6 +45,7 @@ from agentmesh.collector.detectors.base import CycleView, Detector, Rule
 from agentmesh.collector.graph.builder import GraphBuilder
 from agentmesh.collector.graph.run_graph import RunGraph
 from agentmesh.collector.hot_state.base import HotState, RunState
+from agentmesh.collector.late_graphs import DEFAULT_DELAY_SECONDS, LateGraphs
 from agentmesh.collector.model import SpanRecord
 from agentmesh.collector.resume.links import ResumeLinks
 from agentmesh.collector.store.availability import StoreAvailability
@@ -121,6 +122,10 @@ class PipelineStats:
         store_unavailable: 1 while the store cannot be reached (writes are held and retried),
             else 0.
         store_write_retries: Store writes tried again because the store was unavailable.
+        late_graphs_rebuilt: Graphs rebuilt from the store because spans arrived after their
+            run left memory.
+        late_graphs_dropped: Runs with late spans whose graph was not rebuilt (too many
+            waiting, or the rebuild failed; logged).
     """
 
     batches_received: int = 0
@@ -134,6 +139,8 @@ class PipelineStats:
     cycles: int = 0
     store_unavailable: int = 0
     store_write_retries: int = 0
+    late_graphs_rebuilt: int = 0
+    late_graphs_dropped: int = 0
 
 
 @dataclass(slots=True)
@@ -150,6 +157,7 @@ class _Cycle:
     graphs: list[RunGraph]  # changed this cycle (the live state is told of each)
     detections: list[Detection]
     stored: list[RunGraph] = field(default_factory=lambda: list[RunGraph]())  # to the store
+    late: set[str] = field(default_factory=lambda: set[str]())  # traces with late spans
 
     def merged(self, later: _Cycle) -> _Cycle:
         """This cycle and a later one, written as one (a trace's later graph wins)."""
@@ -158,6 +166,7 @@ class _Cycle:
             _latest(self.graphs, later.graphs),
             self.detections + later.detections,
             _latest(self.stored, later.stored),
+            self.late | later.late,
         )
 
 
@@ -194,6 +203,9 @@ class Pipeline:
             span, such as a step overdue, are reported within this delay).
         graph_write_seconds: While batches wait, how long the stored graph of a run in progress
             may lag behind its live graph (0: every changed graph is written every cycle).
+        late_graph_delay_seconds: How long a run that received spans after leaving memory
+            waits for more of them before its graph is rebuilt from the store (see
+            :class:`~agentmesh.collector.late_graphs.LateGraphs`).
 
     Raises:
         CollectorError: A bound is below 1, or ``graph_write_seconds`` is negative.
@@ -214,6 +226,7 @@ class Pipeline:
         hot_state: HotState | None = None,
         tick_seconds: float = 0.05,
         graph_write_seconds: float = 1.0,
+        late_graph_delay_seconds: float = DEFAULT_DELAY_SECONDS,
     ) -> None:
         if graph_write_seconds < 0:
             raise CollectorError(
@@ -264,6 +277,12 @@ class Pipeline:
         self._links = ResumeLinks(store)
         self._availability = StoreAvailability()
         self._held_detections: deque[Detection] = deque()  # found while the store was away
+        self._write_lock = asyncio.Lock()  # a cycle's writes and late graphs' take turns
+        self._late = LateGraphs(
+            lambda trace_ids: store.spans_of(trace_ids),
+            self._write_late,
+            delay_seconds=late_graph_delay_seconds,
+        )
 
     @property
     def detectors(self) -> tuple[Detector, ...]:
@@ -290,6 +309,8 @@ class Pipeline:
             cycles=self._cycles,
             store_unavailable=0 if self._availability.available else 1,
             store_write_retries=self._availability.retries,
+            late_graphs_rebuilt=self._late.rebuilt,
+            late_graphs_dropped=self._late.dropped + self._late.failed,
         )
 
     @property
@@ -427,6 +448,7 @@ class Pipeline:
         if self._worker is not None:
             raise CollectorError("the pipeline is already running")
         self._worker = asyncio.create_task(self._work(), name="agentmesh-pipeline")
+        await self._late.start()
         if self._detectors:
             self._ticker = asyncio.create_task(self._tick(), name="agentmesh-detector-ticks")
         self._accepting = True
@@ -444,6 +466,11 @@ class Pipeline:
             log.error("pipeline drain timed out", dropped_batches=self._waiting_batches)
         except CollectorError as exc:
             log.error("pipeline drain failed", reason=str(exc))
+        try:
+            async with asyncio.timeout(self._drain_timeout):
+                await self._late.stop()  # the graphs of runs with late spans, rebuilt now
+        except TimeoutError:
+            log.error("late graphs not rebuilt in time", runs=self._late.pending)
         ticker, self._ticker = self._ticker, None
         await cancel_and_wait(worker, ticker)
         self._worker = None
@@ -495,7 +522,15 @@ class Pipeline:
                     log.exception("graph cycle failed", batches=len(taken))
                     for batch in taken:
                         batch.failed = True
-                    cycle = _Cycle(taken, [], [], self._to_store([], time.perf_counter_ns()))
+                    cycle = _Cycle(
+                        taken,
+                        [],
+                        [],
+                        self._to_store(
+                            [], time.perf_counter_ns(), self._builder.take_left_traces()
+                        ),
+                        self._builder.take_late_traces(),
+                    )
                 # A slow write (a DuckDB checkpoint, a busy Postgres) does not hold up graphing:
                 # cycles graphed meanwhile are merged and written together when it is done.
                 pending = cycle if pending is None else pending.merged(cycle)
@@ -556,18 +591,31 @@ class Pipeline:
                 batch.failed = True
             if batch.traces:
                 self._latencies_ns.append(now - batch.offered_ns)
-        return _Cycle(batches, graphs, detections, self._to_store(graphs, now))
+        builder = self._builder
+        stored = self._to_store(graphs, now, builder.take_left_traces())
+        late = builder.take_late_traces()
+        # a trace evicted in this very cycle left with spans its stored graph lacks
+        late.update(trace_id for trace_id in changed if trace_id not in builder)
+        return _Cycle(batches, graphs, detections, stored, late)
 
-    def _to_store(self, graphs: list[RunGraph], now_ns: int) -> list[RunGraph]:
-        """The graphs this cycle writes; live ones are deferred while more batches wait."""
+    def _to_store(
+        self, graphs: list[RunGraph], now_ns: int, left: Sequence[str] = ()
+    ) -> list[RunGraph]:
+        """The graphs this cycle writes; live ones are deferred while more batches wait.
+
+        A deferred graph of a trace that ``left`` memory is written now: its later spans are
+        late, and the graph rebuilt from them must not be overwritten by this one afterwards.
+        """
         deferred = self._deferred
+        stored: list[RunGraph] = []
+        if left and deferred:
+            stored = [held[0] for trace_id in left if (held := deferred.pop(trace_id, None))]
         if not self._queue or self._graph_write_ns == 0:
             if not deferred:
-                return graphs
+                return _latest(stored, graphs)
             held = [graph for graph, _ in deferred.values()]
             deferred.clear()
-            return _latest(held, graphs)
-        stored: list[RunGraph] = []
+            return _latest(stored + held, graphs)
         for graph in graphs:
             trace_id = graph.trace_id
             if graph.complete:
@@ -639,6 +687,28 @@ class Pipeline:
             log.exception("store check failed")
 
     async def _write_cycle(self, cycle: _Cycle) -> None:
+        async with self._write_lock:
+            await self._write_cycle_now(cycle)
+        if cycle.late:  # their late spans are stored: rebuild their graphs from the store
+            self._late.note(cycle.late)
+
+    async def _write_late(self, graphs: list[RunGraph]) -> None:
+        """Store graphs rebuilt for late spans, and what the rules find in them."""
+        detections: list[Detection] = []
+        for graph in graphs:
+            for rule in self._rules:
+                try:
+                    detections.extend(rule.evaluate(graph))
+                except Exception:
+                    log.exception("rule failed", rule=rule.name, trace_id=graph.trace_id)
+        async with self._write_lock:
+            failed = await self._write_graphs(graphs, [], _nothing)
+            for detection in detections:
+                await self._detected(detection)
+        if failed:
+            raise CollectorError(f"{len(failed)} rebuilt graph(s) not stored")
+
+    async def _write_cycle_now(self, cycle: _Cycle) -> None:
         # The cycle being written no longer counts against the queue bound.
         self._waiting_batches -= len(cycle.batches)
         self._waiting_spans -= sum(len(b.spans) for b in cycle.batches)

@@ -96,7 +96,11 @@ class CollectorStats:
         traces_evicted: Run graphs evicted to bound memory (``max_live_traces``).
         traces_retired: Complete run graphs that left memory after their linger time.
         traces_expired: Incomplete run graphs that left memory after the idle timeout.
-        late_spans: Spans that arrived for a retired run (stored, not graphed).
+        late_spans: Spans that arrived after their run left memory (stored; the run's graph is
+            then rebuilt from the store).
+        late_graphs_rebuilt: Run graphs rebuilt from the store for late spans.
+        late_graphs_dropped: Runs with late spans whose graph was not rebuilt (too many
+            waiting, or the rebuild failed; logged).
         requests_refused: Requests refused: busy, malformed, too large or unauthenticated.
         requests_unauthenticated: Requests refused for missing or wrong credentials.
         attributes_dropped: Span attributes dropped by ``max_attributes_per_span``.
@@ -130,6 +134,8 @@ class CollectorStats:
     traces_retired: int = 0
     traces_expired: int = 0
     late_spans: int = 0
+    late_graphs_rebuilt: int = 0
+    late_graphs_dropped: int = 0
     requests_refused: int = 0
     requests_unauthenticated: int = 0
     attributes_dropped: int = 0
@@ -275,6 +281,8 @@ class Collector:
             traces_retired=builder.retired,
             traces_expired=builder.expired,
             late_spans=builder.late_spans,
+            late_graphs_rebuilt=pipeline.late_graphs_rebuilt,
+            late_graphs_dropped=pipeline.late_graphs_dropped,
             requests_refused=receiver.requests_refused,
             requests_unauthenticated=receiver.requests_unauthenticated,
             attributes_dropped=receiver.attributes_dropped,

@@ -90,7 +90,17 @@ _COUNTERS: Final[tuple[tuple[str, str, str], ...]] = (
     ("traces_evicted", "agentmesh_traces_evicted", "Run graphs evicted to bound memory."),
     ("traces_retired", "agentmesh_traces_retired", "Complete run graphs that left memory."),
     ("traces_expired", "agentmesh_traces_expired", "Idle incomplete run graphs that left memory."),
-    ("late_spans", "agentmesh_late_spans", "Spans that arrived for a retired run."),
+    ("late_spans", "agentmesh_late_spans", "Spans that arrived after their run left memory."),
+    (
+        "late_graphs_rebuilt",
+        "agentmesh_late_graphs_rebuilt",
+        "Run graphs rebuilt from the store for spans that arrived after the run left memory.",
+    ),
+    (
+        "late_graphs_dropped",
+        "agentmesh_late_graphs_dropped",
+        "Runs with late spans whose graph was not rebuilt (too many waiting, or it failed).",
+    ),
     ("attributes_dropped", "agentmesh_attributes_dropped", "Span attributes dropped by limits."),
     ("events_dropped", "agentmesh_span_events_dropped", "Span events dropped by limits."),
     ("values_truncated", "agentmesh_values_truncated", "Attribute values truncated by limits."),

@@ -309,8 +309,8 @@ class _Trace:
         self.visit_starts.append(index)
 
 
-_RETIRED_IDS = 100_000
-"""Retired trace ids remembered to recognise late spans (≈ 10 MB)."""
+_LEFT_IDS = 100_000
+"""Ids of traces that left memory remembered to recognise late spans (≈ 10 MB)."""
 
 
 class GraphBuilder:
@@ -319,12 +319,16 @@ class GraphBuilder:
     A trace leaves memory in one of three ways, each counted:
 
     - **retired**: complete (its root span arrived) and untouched for ``complete_linger_seconds``
-      (room for late spans); its graph is final. Spans that arrive for it later are *late*:
-      counted and not graphed (a graph rebuilt from them alone would replace the stored one
-      with a fragment);
+      (room for late spans);
     - **expired**: never completed and untouched for ``idle_timeout_seconds``;
     - **evicted**: the least recently updated trace, when adding a new one would exceed
       ``max_traces``.
+
+    Spans that arrive for a trace after it left memory are *late*: they are counted and not
+    graphed here (a graph built from them alone would replace the stored one with a fragment);
+    :meth:`take_late_traces` names their traces, so that the pipeline rebuilds those graphs from
+    the store (:class:`~agentmesh.collector.late_graphs.LateGraphs`). The last 100,000 traces
+    that left are remembered.
 
     Retirement and expiry happen in :meth:`expire`, which the pipeline calls once per cycle.
 
@@ -374,7 +378,9 @@ class GraphBuilder:
         self._idle = idle_timeout_seconds
         self._clock = clock
         self._traces: OrderedDict[str, _Trace] = OrderedDict()
-        self._retired_ids: OrderedDict[str, None] = OrderedDict()
+        self._left_ids: OrderedDict[str, None] = OrderedDict()
+        self._left_since: list[str] = []
+        self._late_traces: set[str] = set()
         self._evicted = 0
         self._retired = 0
         self._expired = 0
@@ -392,8 +398,29 @@ class GraphBuilder:
 
     @property
     def late_spans(self) -> int:
-        """Spans that arrived for a retired trace (stored, not graphed)."""
+        """Spans that arrived for a trace after it left memory (not graphed here)."""
         return self._late_spans
+
+    def take_late_traces(self) -> set[str]:
+        """The traces that received late spans since the last call.
+
+        A trace evicted by :meth:`add_nodes` right after that same call changed it counts too:
+        its new spans never made it into a graph.
+
+        Returns:
+            Their ids (the caller rebuilds their graphs once those spans are stored).
+        """
+        late, self._late_traces = self._late_traces, set()
+        return late
+
+    def take_left_traces(self) -> list[str]:
+        """The traces that left memory (retired, expired or evicted) since the last call.
+
+        Returns:
+            Their ids, oldest first (the caller stores a graph it still holds for them).
+        """
+        left, self._left_since = self._left_since, []
+        return left
 
     def expire(self) -> list[str]:
         """Retire complete traces past their linger time and expire idle incomplete ones.
@@ -413,21 +440,25 @@ class GraphBuilder:
                 break
             if trace.complete:
                 self._retired += 1
-                self._remember_retired(trace_id)
             elif age >= self._idle:
                 self._expired += 1
             else:
                 continue  # a long run still in progress
+            self._remember_left(trace_id)
             gone.append(trace_id)
         for trace_id in gone:
             del traces[trace_id]
         return gone
 
-    def _remember_retired(self, trace_id: str) -> None:
-        retired = self._retired_ids
-        retired[trace_id] = None
-        while len(retired) > _RETIRED_IDS:
-            retired.popitem(last=False)
+    def _remember_left(self, trace_id: str) -> None:
+        left = self._left_ids
+        left[trace_id] = None
+        while len(left) > _LEFT_IDS:
+            left.popitem(last=False)
+        since = self._left_since
+        since.append(trace_id)
+        if len(since) > 2 * _LEFT_IDS:  # nobody takes them: keep the newest
+            del since[:_LEFT_IDS]
 
     @property
     def max_traces(self) -> int:
@@ -466,12 +497,14 @@ class GraphBuilder:
             The trace ids whose graph changed and is still held.
         """
         by_trace: dict[str, list[GraphNode]] = {}
-        retired = self._retired_ids
+        left = self._left_ids
         for node in nodes:
             if node.started is not None:  # a start marker: not a step of the graph
                 continue
-            if retired and node.trace_id in retired:
+            if left and node.trace_id in left:
                 self._late_spans += 1
+                if len(self._late_traces) < _LEFT_IDS:
+                    self._late_traces.add(node.trace_id)
                 continue
             group = by_trace.get(node.trace_id)
             if group is None:
@@ -487,7 +520,11 @@ class GraphBuilder:
                 dirty = add(node) or dirty
             if dirty:
                 changed.add(trace_id)
-        return {trace_id for trace_id in changed if trace_id in self._traces}
+        traces = self._traces
+        held = {trace_id for trace_id in changed if trace_id in traces}
+        if len(held) < len(changed):  # evicted by later traces of the same call: rebuild them
+            self._late_traces.update(changed - held)
+        return held
 
     def get(self, trace_id: str) -> RunGraph | None:
         """Return the current graph of a trace.
@@ -519,7 +556,8 @@ class GraphBuilder:
             trace.touched = self._clock()
             return trace
         while len(self._traces) >= self._max_traces:
-            self._traces.popitem(last=False)
+            evicted, _ = self._traces.popitem(last=False)
+            self._remember_left(evicted)
             self._evicted += 1
         trace = _Trace(trace_id)
         trace.touched = self._clock()
