@@ -127,7 +127,15 @@ async def test_runs_a_run_graph_and_costs_over_http() -> None:
         assert found["detections"] == one["detections"]
         for query, count in [("?type=handoff_loop", 1), ("?type=ping_pong", 0), ("?since=1h", 1)]:
             assert len((await _get(base + "/v1/detections" + query))[1]["detections"]) == count
-        assert (await _get(base + "/v1/detections?limit=1"))[1] == found
+        assert found["next_before"] is None  # not a full page
+        status, page = await _get(base + "/v1/detections?limit=1")
+        assert (status, page["detections"]) == (200, found["detections"])
+        (only,) = found["detections"]
+        assert page["next_before"] == f"{only['detected_at_ns']}:{only['id']}"
+        status, older = await _get(base + f"/v1/detections?limit=1&before={page['next_before']}")
+        assert (status, older) == (200, {"detections": [], "next_before": None})
+        status, same = await _get(base + f"/v1/detections?before={only['detected_at_ns'] + 1}")
+        assert (status, same["detections"]) == (200, found["detections"])
 
         status, costs = await _get(base + "/v1/costs?group_by=agent")
         assert status == 200
@@ -152,6 +160,7 @@ async def test_runs_a_run_graph_and_costs_over_http() -> None:
         ("/v1/runs?before=yesterday", 400, "before must be a time in Unix nanoseconds"),
         ("/v1/runs?state=waiting", 400, "state must be one of live, paused, resumed, complete"),
         ("/v1/detections?limit=1001", 400, "limit must be a whole number from 1 to 1000"),
+        ("/v1/detections?before=:d1", 400, "before must be the next_before of an earlier answer"),
         ("/v1/export?format=xlsx", 400, "format must be one of parquet, csv, json, not 'xlsx'"),
     ],
 )

@@ -541,6 +541,34 @@ async def test_detections_are_idempotent_by_id_and_round_trip(store: SpanStore) 
     assert await store.detections(detection_type="stuck") == []
 
 
+async def test_detections_page_backwards_from_a_cursor_with_ties_on_time(store: SpanStore) -> None:
+    f = SpanFactory()
+    # six detections, three of them found in the same instant (one cycle's)
+    made = [
+        _detection(f.trace_id, id_=id_, at=at)
+        for id_, at in [("d1", 10), ("d3", 20), ("d2", 20), ("d4", 20), ("d5", 30), ("d0", 40)]
+    ]
+    for detection in made:
+        assert await store.write_detection(detection)
+    ordered = sorted(made, key=lambda d: (d.detected_at_ns, d.id))
+    pages: list[list[str]] = []
+    before: tuple[int, str] | None = None
+    while True:
+        page = await store.detections(limit=2, before=before)
+        pages.append([d.id for d in page])
+        if len(page) < 2:
+            break
+        before = (page[0].detected_at_ns, page[0].id)
+    assert pages == [["d5", "d0"], ["d3", "d4"], ["d1", "d2"], []]
+    assert [d.id for page in reversed(pages) for d in ordered if d.id in page] == [
+        d.id for d in ordered
+    ]
+    # a bare time: everything detected strictly before it
+    assert [d.id for d in await store.detections(before=(20, ""))] == ["d1"]
+    assert [d.id for d in await store.detections(before=(21, ""), limit=1)] == ["d4"]
+    assert await store.detections(f.trace_id, before=(30, "d5"), detection_type="stuck") == []
+
+
 def _costs_fixture() -> tuple[list[list[SpanRecord]], list[RunGraph]]:
     """Two runs: an early one (t=1000) and a late one (t=9000), with two models."""
     early, late = SpanFactory(start_ns=1_000), SpanFactory(start_ns=9_000)

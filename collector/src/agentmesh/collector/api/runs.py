@@ -18,8 +18,10 @@ configured they need the same credentials as OTLP requests.
 - ``GET /v1/runs/{run}/spans?limit=5000``: ``{"spans": [...], "truncated": false}``, the run's
   spans by start time with what the graph reads of each (operation, agent, model, tokens,
   cost), the first ``limit`` (1-50000, default 5000).
-- ``GET /v1/detections?limit=100&since=1h&type=handoff_loop``: ``{"detections": [...]}``,
-  newest first, of every run (``limit`` 1-1000, default 100; ``type`` one detection type).
+- ``GET /v1/detections?limit=100&since=1h&type=handoff_loop``: ``{"detections": [...],
+  "next_before": ...}``, newest first, of every run (``limit`` 1-1000, default 100; ``type``
+  one detection type; ``before`` the ``next_before`` of a full page's answer, for the page
+  after it, or a time in Unix nanoseconds: the detections made before it).
 - ``GET /v1/costs?group_by=agent&since=1h``: ``{"costs": [...]}`` by agent or by model.
 
 Errors are ``{"error": "..."}`` in plain words, with ``400`` for a wrong parameter.
@@ -151,10 +153,20 @@ def runs_routes(store: SpanStore) -> list[web.RouteDef]:
             limit, since = limit_param(request, 100, MAX_LIMIT), since_param(request)
         except ConfigError as exc:
             return error_response(str(exc), 400)
+        try:
+            before = _detection_cursor(request.query.get("before"))
+        except ConfigError as exc:
+            return error_response(str(exc), 400)
         found = await store.detections(
-            since_ns=since, detection_type=request.query.get("type"), limit=limit
+            since_ns=since, detection_type=request.query.get("type"), limit=limit, before=before
         )
-        return json_response({"detections": [detection_to_dict(d) for d in reversed(found)]})
+        oldest = found[0] if len(found) == limit else None
+        return json_response(
+            {
+                "detections": [detection_to_dict(d) for d in reversed(found)],
+                "next_before": None if oldest is None else f"{oldest.detected_at_ns}:{oldest.id}",
+            }
+        )
 
     async def costs(request: web.Request) -> web.Response:
         group = request.query.get("group_by", "agent")
@@ -174,3 +186,20 @@ def runs_routes(store: SpanStore) -> list[web.RouteDef]:
         web.route("GET", DETECTIONS_PATH, detections),
         web.route("GET", COSTS_PATH, costs),
     ]
+
+
+def _detection_cursor(value: str | None) -> tuple[int, str] | None:
+    """``before`` of ``GET /v1/detections``: ``"<ns>:<id>"`` (a page's end) or ``"<ns>"``.
+
+    Raises:
+        ConfigError: Neither form.
+    """
+    if value is None:
+        return None
+    ns, _, detection_id = value.partition(":")
+    if not ns.isdigit():
+        raise ConfigError(
+            "before must be the next_before of an earlier answer (<ns>:<detection id>) or a "
+            f"time in Unix nanoseconds, not {value!r}"
+        )
+    return int(ns), detection_id

@@ -342,6 +342,7 @@ class SpanStore(Protocol):
         since_ns: int | None = None,
         detection_type: str | None = None,
         limit: int | None = None,
+        before: tuple[int, str] | None = None,
     ) -> list[Detection]:
         """Read detections, oldest first (then by id).
 
@@ -350,6 +351,8 @@ class SpanStore(Protocol):
             since_ns: Only those detected at or after this time (Unix nanoseconds).
             detection_type: Only those of this type (``handoff_loop``...).
             limit: Only the newest ``limit`` of them (still returned oldest first).
+            before: Only those ordered before this ``(detected_at_ns, id)``: the oldest of a
+                page, for the page before it (``(ns, "")``: every detection before ``ns``).
 
         Returns:
             The detections.

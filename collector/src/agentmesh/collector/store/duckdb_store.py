@@ -566,6 +566,7 @@ class DuckDBStore:
         since_ns: int | None = None,
         detection_type: str | None = None,
         limit: int | None = None,
+        before: tuple[int, str] | None = None,
     ) -> list[Detection]:
         """Read detections, oldest first (then by id).
 
@@ -574,6 +575,8 @@ class DuckDBStore:
             since_ns: Only those detected at or after this time (Unix nanoseconds).
             detection_type: Only those of this type (``handoff_loop``...).
             limit: Only the newest ``limit`` of them (still returned oldest first).
+            before: Only those ordered before this ``(detected_at_ns, id)``: the oldest of a
+                page, for the page before it (``(ns, "")``: every detection before ``ns``).
 
         Returns:
             The detections.
@@ -589,6 +592,9 @@ class DuckDBStore:
         if detection_type is not None:
             where.append("type = ?")
             params.append(detection_type)
+        if before is not None:
+            where.append("(detected_at_ns < ? OR (detected_at_ns = ? AND id < ?))")
+            params += [before[0], before[0], before[1]]
         query = _SELECT_DETECTIONS + (" WHERE " + " AND ".join(where) if where else "")
         query += " ORDER BY detected_at_ns DESC, id DESC"  # newest first, for the limit
         if limit is not None:

@@ -351,6 +351,7 @@ class MemoryStore:
         since_ns: int | None = None,
         detection_type: str | None = None,
         limit: int | None = None,
+        before: tuple[int, str] | None = None,
     ) -> list[Detection]:
         """Read detections, oldest first (then by id).
 
@@ -359,6 +360,8 @@ class MemoryStore:
             since_ns: Only those detected at or after this time (Unix nanoseconds).
             detection_type: Only those of this type (``handoff_loop``...).
             limit: Only the newest ``limit`` of them (still returned oldest first).
+            before: Only those ordered before this ``(detected_at_ns, id)``: the oldest of a
+                page, for the page before it (``(ns, "")``: every detection before ``ns``).
 
         Returns:
             The detections.
@@ -371,6 +374,7 @@ class MemoryStore:
                 if (trace_id is None or d.trace_id == trace_id)
                 and (since_ns is None or d.detected_at_ns >= since_ns)
                 and (detection_type is None or d.type == detection_type)
+                and (before is None or (d.detected_at_ns, d.id) < before)
             ),
             key=lambda d: (d.detected_at_ns, d.id),
         )

@@ -229,6 +229,8 @@ _SELECT_DETECTIONS: Final = """
     FROM detections
     WHERE ($1::text IS NULL OR trace_id = $1) AND ($2::bigint IS NULL OR detected_at_ns >= $2)
         AND ($3::text IS NULL OR type = $3)
+        AND ($5::bigint IS NULL OR detected_at_ns < $5
+            OR (detected_at_ns = $5 AND id COLLATE "C" < $6::text))
     ORDER BY detected_at_ns DESC, id COLLATE "C" DESC
     LIMIT $4
 """
@@ -600,6 +602,7 @@ class PostgresStore:
         since_ns: int | None = None,
         detection_type: str | None = None,
         limit: int | None = None,
+        before: tuple[int, str] | None = None,
     ) -> list[Detection]:
         """Read detections, oldest first (then by id).
 
@@ -608,12 +611,22 @@ class PostgresStore:
             since_ns: Only those detected at or after this time (Unix nanoseconds).
             detection_type: Only those of this type (``handoff_loop``...).
             limit: Only the newest ``limit`` of them (still returned oldest first).
+            before: Only those ordered before this ``(detected_at_ns, id)``: the oldest of a
+                page, for the page before it (``(ns, "")``: every detection before ``ns``).
 
         Returns:
             The detections.
         """
         rows = await self._run(
-            lambda con: con.fetch(_SELECT_DETECTIONS, trace_id, since_ns, detection_type, limit)
+            lambda con: con.fetch(
+                _SELECT_DETECTIONS,
+                trace_id,
+                since_ns,
+                detection_type,
+                limit,
+                None if before is None else before[0],
+                None if before is None else before[1],
+            )
         )
         return [detection_from_row(row) for row in reversed(rows)]
 
