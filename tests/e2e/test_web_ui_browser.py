@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 from playwright.async_api import Page, async_playwright, expect
 
-from agentmesh.collector import Collector, CollectorSettings, MemoryStore
+from agentmesh.collector import Collector, CollectorSettings, Detection, MemoryStore
 from agentmesh.collector.model import SpanRecord
 from agentmesh.collector.testing import (
     SpanFactory,
@@ -145,6 +145,32 @@ async def test_runs_a_runs_graph_timeline_and_detections_and_costs(chromium_bina
 
         await page.goto(collector.http_endpoint + "/ui/#/runs/nope")
         await expect(page.locator("main")).to_contain_text("no run match 'nope'")
+
+        # detections page back through older ones; one type is asked of the server
+        clean = await collector.store.find_runs("run-clean", limit=1)
+        await collector.store.write_detection(
+            Detection(
+                "det-spike", "cost_spike", "warning", clean[0].trace_id, "run-clean", "writer",
+                (), "cost 10x the usual", time.time_ns(),
+            )
+        )  # fmt: skip
+        await page.goto(collector.http_endpoint + "/ui/?page_size=1#/detections")
+        detections = page.locator("#detections-table tr.detection-row")
+        await expect(detections).to_have_count(1)
+        await expect(detections.first).to_have_attribute("data-type", "cost_spike")  # newest
+        await page.click("#older")
+        await expect(detections.first).to_have_attribute("data-type", "handoff_loop")
+        await expect(page.locator("#older")).to_have_count(0)
+        await page.click("#newer")
+        await expect(detections.first).to_have_attribute("data-type", "cost_spike")
+        await page.select_option("#detection-type", "cost_spike")
+        await page.select_option("#detection-type", "")
+        await page.goto(collector.http_endpoint + "/ui/?page_size=1#/detections")
+        await page.click("#older")
+        await page.select_option("#detection-type", "handoff_loop")  # not on the first page
+        await expect(detections).to_have_count(1)
+        await expect(detections.first).to_have_attribute("data-type", "handoff_loop")
+        await expect(page.locator("#newer")).to_have_count(0)  # a type starts at its newest
 
 
 async def test_new_runs_appear_without_reloading(chromium_binary: str) -> None:

@@ -20,8 +20,8 @@ configured they need the same credentials as OTLP requests.
   cost), the first ``limit`` (1-50000, default 5000).
 - ``GET /v1/detections?limit=100&since=1h&type=handoff_loop``: ``{"detections": [...],
   "next_before": ...}``, newest first, of every run (``limit`` 1-1000, default 100; ``type``
-  one detection type; ``before`` the ``next_before`` of a full page's answer, for the page
-  after it, or a time in Unix nanoseconds: the detections made before it).
+  one detection type; ``next_before`` is set when older detections remain: pass it as
+  ``before`` for the next page; ``before`` may also be a time in Unix nanoseconds).
 - ``GET /v1/costs?group_by=agent&since=1h``: ``{"costs": [...]}`` by agent or by model.
 
 Errors are ``{"error": "..."}`` in plain words, with ``400`` for a wrong parameter.
@@ -157,13 +157,14 @@ def runs_routes(store: SpanStore) -> list[web.RouteDef]:
             before = _detection_cursor(request.query.get("before"))
         except ConfigError as exc:
             return error_response(str(exc), 400)
-        found = await store.detections(
-            since_ns=since, detection_type=request.query.get("type"), limit=limit, before=before
+        found = await store.detections(  # one more: whether there is a page after this one
+            since_ns=since, detection_type=request.query.get("type"), limit=limit + 1, before=before
         )
-        oldest = found[0] if len(found) == limit else None
+        page = found[-limit:]
+        oldest = page[0] if len(found) > limit else None
         return json_response(
             {
-                "detections": [detection_to_dict(d) for d in reversed(found)],
+                "detections": [detection_to_dict(d) for d in reversed(page)],
                 "next_before": None if oldest is None else f"{oldest.detected_at_ns}:{oldest.id}",
             }
         )

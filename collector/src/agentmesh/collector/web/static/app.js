@@ -7,6 +7,8 @@ const TOKEN_KEY = "agentmesh.token";
 const REFRESH_MS = 5000;
 const MAX_TIMELINE_ROWS = 2000;
 const PAGE = Number(new URLSearchParams(location.search).get("page_size")) || 200; // runs a page
+// detections a page (the same ?page_size= sets both, for a quick look at paging)
+const DETECTIONS_PAGE = Number(new URLSearchParams(location.search).get("page_size")) || 500;
 const SVG = "http://www.w3.org/2000/svg";
 
 const state = {
@@ -22,6 +24,7 @@ const state = {
   ticks: 0,
   filter: "",
   before: [], // start times the runs list paged back from (the newest page when empty)
+  detectionsBefore: [], // cursors the detections list paged back from (likewise)
   filterTimer: null,
   timer: null,
   renderId: 0,
@@ -184,6 +187,7 @@ function sinceSelect(onChange) {
   return h("select", { id: "since", "aria-label": "time range", onchange: (event) => {
     state.since = event.target.value;
     state.before = [];
+    state.detectionsBefore = [];
     localStorage.setItem("agentmesh.since", state.since);
     onChange();
   } }, SINCE.map(([value, label]) =>
@@ -537,20 +541,35 @@ function severityBadge(severity) {
 }
 
 async function detectionsView() {
-  const query = new URLSearchParams({ limit: "500" });
+  // one type is asked of the server: the newest page of that type, not its share of a page
+  const query = new URLSearchParams({ limit: String(DETECTIONS_PAGE) });
   if (state.since) query.set("since", state.since);
-  const { detections } = await api(`/v1/detections?${query}`);
+  if (state.detectionType) query.set("type", state.detectionType);
+  const before = state.detectionsBefore.at(-1);
+  if (before) query.set("before", before);
+  const { detections, next_before: next } = await api(`/v1/detections?${query}`);
   const types = [...new Set(detections.map((d) => d.type))].sort();
-  const shown = state.detectionType
-    ? detections.filter((d) => d.type === state.detectionType) : detections;
+  const pager = h("div", { class: "pager" },
+    state.detectionsBefore.length ? h("button", { type: "button", id: "newer", onclick: () => {
+      state.detectionsBefore.pop();
+      render();
+    } }, "← newer") : null,
+    next ? h("button", { type: "button", id: "older", onclick: () => {
+      state.detectionsBefore.push(next);
+      render();
+    } }, "older →") : null);
   const typeSelect = h("select", { id: "detection-type", "aria-label": "detection type",
-    onchange: (event) => { state.detectionType = event.target.value; render(); } },
+    onchange: (event) => {
+      state.detectionType = event.target.value;
+      state.detectionsBefore = [];
+      render();
+    } },
   h("option", { value: "" }, "every type"),
   [...new Set([...types, state.detectionType].filter(Boolean))].map((type) =>
     h("option", { value: type, selected: type === state.detectionType }, type)));
   const byType = new Map();
   for (const d of detections) byType.set(d.type, (byType.get(d.type) ?? 0) + 1);
-  const rows = shown.map((d) => h("tr", { class: "detection-row", "data-type": d.type },
+  const rows = detections.map((d) => h("tr", { class: "detection-row", "data-type": d.type },
     h("td", { title: fmtTime(d.detected_at_ns) }, fmtAgo(d.detected_at_ns)),
     h("td", {}, severityBadge(d.severity)),
     h("td", {}, d.type),
@@ -562,11 +581,13 @@ async function detectionsView() {
     h("div", { class: "toolbar" }, h("h1", {}, "Detections"), h("span", { class: "spacer" }),
       typeSelect, sinceSelect(render)),
     h("div", { class: "cards" }, card("detections", fmtInt(detections.length),
-      detections.length === 500 ? "the newest 500" : null),
+      state.detectionsBefore.length ? `page ${state.detectionsBefore.length + 1}`
+        : next ? `the newest ${fmtInt(DETECTIONS_PAGE)}` : null),
     [...byType].sort((a, b) => b[1] - a[1]).slice(0, 5).map(([type, count]) => card(type, fmtInt(count)))),
-    shown.length === 0 ? h("p", { class: "empty" }, "No detection in this range.")
+    detections.length === 0 ? h("p", { class: "empty" }, "No detection in this range.")
       : table([["when"], ["severity"], ["type"], ["run"], ["agent"], ["explanation"]], rows,
         { id: "detections-table" }),
+    pager,
   ];
 }
 
