@@ -16,6 +16,7 @@ from agentmesh.collector import (
     RunGraph,
     SpanRecord,
 )
+from agentmesh.collector.hot_state.memory_state import MemoryHotState
 from agentmesh.collector.late_graphs import LateGraphs
 from agentmesh.collector.testing import SpanFactory
 from agentmesh.core import CollectorError, StoreError
@@ -54,7 +55,10 @@ async def test_a_late_span_of_a_retired_run_is_folded_into_its_stored_graph() ->
     root = f.workflow("w", run_id="run-late")
     planner = f.agent("planner", parent=root)
     store = GraphLog()
-    async with Pipeline(store, builder=builder, late_graph_delay_seconds=0) as pipeline:
+    hot = MemoryHotState()
+    async with Pipeline(
+        store, builder=builder, hot_state=hot, late_graph_delay_seconds=0
+    ) as pipeline:
         assert pipeline.offer([planner, f.chat(parent=planner, input_tokens=10), root])
         await pipeline.drain()
         assert await _stored_agents(store, f.trace_id) == ["planner"]
@@ -78,6 +82,9 @@ async def test_a_late_span_of_a_retired_run_is_folded_into_its_stored_graph() ->
     assert (stored.run.span_count, stored.run.cost_usd) == (5, pytest.approx(0.25))
     assert stored.run.complete
     assert store.graphs[-1] == (f.trace_id, ("planner", "writer"))
+    live = await hot.run(f.trace_id)  # the live state follows the rebuilt graph
+    assert live is not None
+    assert (live.agents, live.span_count) == (("planner", "writer"), 5)
 
 
 async def test_the_rebuild_waits_for_a_burst_of_late_spans_and_runs_once() -> None:

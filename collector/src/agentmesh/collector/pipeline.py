@@ -693,7 +693,7 @@ class Pipeline:
             self._late.note(cycle.late)
 
     async def _write_late(self, graphs: list[RunGraph]) -> None:
-        """Store graphs rebuilt for late spans, and what the rules find in them."""
+        """Store graphs rebuilt for late spans, tell the live state, store what the rules find."""
         detections: list[Detection] = []
         for graph in graphs:
             for rule in self._rules:
@@ -702,7 +702,7 @@ class Pipeline:
                 except Exception:
                     log.exception("rule failed", rule=rule.name, trace_id=graph.trace_id)
         async with self._write_lock:
-            failed = await self._write_graphs(graphs, [], _nothing)
+            failed = await self._write_graphs(graphs, graphs, _nothing)  # live state too
             for detection in detections:
                 await self._detected(detection)
         if failed:
