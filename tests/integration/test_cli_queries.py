@@ -160,6 +160,25 @@ def test_costs_by_agent_and_by_model(db: Path, capsys: pytest.CaptureFixture[str
     assert "--since 'soon'" in capsys.readouterr().err
 
 
+def test_detections_newest_first_by_type_and_limit(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["detections", "--db", str(db), "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(row["type"], row["run_id"]) for row in rows] == [("ping_pong", "run-loop")]
+    assert main(["detections", "--db", str(db)]) == 0
+    table = capsys.readouterr().out
+    assert "detections (1)" in table
+    assert "ping_pong" in table
+    assert main(["detections", "--db", str(db), "--type", "stuck", "--json"]) == 0
+    assert capsys.readouterr().out == ""
+    # SpanFactory's clock is in 2023, but detections are made now: within the last hour
+    assert main(["detections", "--db", str(db), "--since", "1h", "--json"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1
+    assert main(["detections", "--db", str(db), "--limit", "0"]) == 2
+    assert "--limit must be from 1 to 1000" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("fmt", ["parquet", "json"])
 async def test_an_export_of_many_pages_of_runs_holds_every_row_once(
     tmp_path: Path, fmt: str

@@ -288,6 +288,18 @@ async def test_the_cli_reads_a_running_collector(capsys: pytest.CaptureFixture[s
         assert "costs by agent" in capsys.readouterr().out
         assert await asyncio.to_thread(main, ["graph", "nope", "--collector", base]) == 2
         assert "no run match 'nope'" in capsys.readouterr().err
+        _, detections = await _get(base + "/v1/detections")
+        argv = ["detections", "--collector", base, "--type", "handoff_loop", "--since", "1h"]
+        assert await asyncio.to_thread(main, [*argv, "--json"]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert [json.loads(line) for line in lines] == detections["detections"]
+        assert await asyncio.to_thread(main, ["detections", "--collector", base]) == 0
+        table = capsys.readouterr().out
+        assert "detections (1)" in table
+        assert "run-loop" in table
+        argv = ["detections", "--collector", base, "--type", "stuck", "--json"]
+        assert await asyncio.to_thread(main, argv) == 0
+        assert capsys.readouterr().out == ""
     assert await asyncio.to_thread(main, ["runs", "--collector", base]) == 2
     assert f"collector at {base} is unreachable: connection refused" in capsys.readouterr().err
 

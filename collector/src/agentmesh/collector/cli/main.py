@@ -14,6 +14,7 @@ from agentmesh.collector.cli.prune_cmd import add_prune_command
 from agentmesh.collector.cli.query_cmds import (
     add_costs_command,
     add_decisions_command,
+    add_detections_command,
     add_export_command,
     add_graph_command,
     add_runs_command,
@@ -83,6 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
             "graph",
             help="show one run's agent graph and detections",
             description="Show a run's agents, handoffs, agent sequence and detections.",
+        )
+    )
+    add_detections_command(
+        commands.add_parser(
+            "detections",
+            help="the detections of every run, newest first",
+            description="List what the detectors found (loops, ping-pong, stuck steps, "
+            "runaway runs, spikes, outages...), newest first, with the run and agent of each, "
+            "from the store or a running collector.",
         )
     )
     add_costs_command(

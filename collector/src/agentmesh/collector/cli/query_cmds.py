@@ -1,4 +1,7 @@
-"""``agentmesh runs``, ``graph``, ``costs``, ``decisions`` and ``export``: read what was stored."""
+"""Commands that read what was stored.
+
+``agentmesh runs``, ``graph``, ``detections``, ``costs``, ``decisions`` and ``export``.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ T = TypeVar("T")
 __all__ = [
     "add_costs_command",
     "add_decisions_command",
+    "add_detections_command",
     "add_export_command",
     "add_graph_command",
     "add_runs_command",
@@ -60,13 +64,16 @@ def _with_store(args: argparse.Namespace, read: Callable[[SpanStore], Awaitable[
     return asyncio.run(run())
 
 
-def _add_reading_options(parser: argparse.ArgumentParser, *, listing: bool = True) -> None:
+def _add_reading_options(
+    parser: argparse.ArgumentParser,
+    *,
+    listing: bool = True,
+    since_help: str = "only runs started this long ago or later (15m, 2h, 7d)",
+) -> None:
     """Declare where to read (store or ``--collector``), and for listings ``--since``/``--json``."""
     add_store_options(parser)
     if listing:
-        parser.add_argument(
-            "--since", help="only runs started this long ago or later (15m, 2h, 7d)"
-        )
+        parser.add_argument("--since", help=since_help)
         parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument(
         "--collector",
@@ -195,6 +202,63 @@ def _decisions(args: argparse.Namespace) -> int:
         from agentmesh.collector.cli.render import render_decisions
 
         render_decisions(Console(), decisions)
+    return 0
+
+
+_MAX_DETECTIONS = 1000
+"""Most detections one listing shows (the query API's bound)."""
+
+
+def add_detections_command(parser: argparse.ArgumentParser) -> None:
+    """Declare the options of ``agentmesh detections``.
+
+    Args:
+        parser: The subcommand's parser.
+    """
+    parser.add_argument(
+        "--limit", type=int, default=20, help="most detections listed, the newest (default 20)"
+    )
+    parser.add_argument("--type", help="only detections of this type (handoff_loop, stuck, ...)")
+    _add_reading_options(
+        parser, since_help="only detections made this long ago or later (15m, 2h, 7d)"
+    )
+    parser.set_defaults(handler=_detections)
+
+
+def _detections(args: argparse.Namespace) -> int:
+    from agentmesh.collector.hot_state.events import detection_from_dict, detection_to_dict
+
+    limit = int(args.limit)
+    if not 1 <= limit <= _MAX_DETECTIONS:
+        raise ConfigError(f"--limit must be from 1 to {_MAX_DETECTIONS}, not {limit}")
+    detection_type = cast("str | None", args.type)
+    if args.collector:
+        query = _collector_query(args, limit=str(limit))
+        if detection_type:
+            query["type"] = detection_type
+        answer = cast(
+            "dict[str, list[dict[str, Any]]]",
+            get_json(args.collector, "/v1/detections", **query),
+        )
+        found = [detection_from_dict(d) for d in answer["detections"]]
+    else:
+        since = _since_ns(args)
+        oldest_first = _with_store(
+            args,
+            lambda store: store.detections(
+                since_ns=since, detection_type=detection_type, limit=limit
+            ),
+        )
+        found = oldest_first[::-1]
+    if args.json:
+        for detection in found:
+            print(json.dumps(detection_to_dict(detection)))
+    else:
+        from rich.console import Console
+
+        from agentmesh.collector.cli.render import render_detections
+
+        render_detections(Console(), found)
     return 0
 
 

@@ -14,7 +14,14 @@ from rich.tree import Tree
 from agentmesh.collector.detection import Detection
 from agentmesh.collector.store.base import CostRow, RunSummary, StoredGraph
 
-__all__ = ["format_time", "render_costs", "render_decisions", "render_graph", "render_runs"]
+__all__ = [
+    "format_time",
+    "render_costs",
+    "render_decisions",
+    "render_detections",
+    "render_graph",
+    "render_runs",
+]
 
 
 def format_time(ns: int) -> str:
@@ -161,6 +168,32 @@ def render_runs(console: Console, runs: Sequence[RunSummary]) -> None:
             f"{run.cost_usd:.6f}",
             str(run.detections),
             "paused" if run.paused else "yes" if run.complete else "no",
+        )
+    console.print(table)
+
+
+_SEVERITY_STYLES = {"critical": "bold red", "error": "red", "warning": "yellow"}
+
+
+def render_detections(console: Console, detections: Sequence[Detection]) -> None:
+    """Print detections as a table, newest first.
+
+    Args:
+        console: Where to print.
+        detections: The detections, newest first.
+    """
+    table = Table(title=f"detections ({len(detections)})", title_justify="left")
+    for column in ("detected (UTC)", "severity", "type", "run id", "agent", "explanation"):
+        table.add_column(column)
+    for d in detections:
+        style = _SEVERITY_STYLES.get(d.severity)
+        table.add_row(
+            format_time(d.detected_at_ns),
+            f"[{style}]{d.severity}[/{style}]" if style else d.severity,
+            escape(d.type),
+            escape(d.run_id),
+            escape(d.agent or "—"),
+            escape(d.explanation),
         )
     console.print(table)
 
