@@ -19,7 +19,7 @@ from agentmesh.collector import (
 from agentmesh.collector.hot_state.memory_state import MemoryHotState
 from agentmesh.collector.late_graphs import LateGraphs
 from agentmesh.collector.testing import SpanFactory
-from agentmesh.core import CollectorError, StoreError
+from agentmesh.core import CollectorError, StoreError, StoreUnavailableError
 
 
 class _Clock:
@@ -186,6 +186,54 @@ async def test_the_rules_run_on_a_rebuilt_graph() -> None:
         await pipeline.drain()
     assert found == ["ping_pong"]
     assert len(await store.detections(limit=10)) == 1
+
+
+class OutageStore(GraphLog):
+    """Graph writes fail as unavailable while ``down`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+
+    async def write_graph(self, graph: RunGraph) -> None:
+        if self.down:
+            raise StoreUnavailableError("connection refused")
+        await super().write_graph(graph)
+
+
+async def test_late_graphs_wait_out_a_store_outage_and_are_rebuilt_once_it_is_back() -> None:
+    clock = _Clock()
+    builder = GraphBuilder(complete_linger_seconds=30, clock=clock)
+    f = SpanFactory()
+    root = f.workflow("w", run_id="run-outage")
+    store = OutageStore()
+    async with Pipeline(store, builder=builder, late_graph_delay_seconds=0) as pipeline:
+        assert pipeline.offer([f.agent("first", parent=root), root])
+        await pipeline.drain()
+        clock.now += 31
+        assert pipeline.offer([SpanFactory().workflow("other")])
+        await pipeline.drain()
+        store.down = True
+        with capture_logs() as logs:
+            assert pipeline.offer([f.agent("late", parent=root)])  # stored: spans still work
+            await pipeline.drain()
+            for _ in range(100):
+                if not pipeline.store_available:
+                    break
+                await asyncio.sleep(0.01)
+        assert not pipeline.store_available
+        assert any("graphs wait" in entry["event"] for entry in logs)
+        stats = pipeline.stats
+        assert (stats.late_graphs_rebuilt, stats.late_graphs_dropped) == (0, 0)  # kept
+        store.down = False
+        assert pipeline.offer([SpanFactory().workflow("after")])  # a write: the store is back
+        await pipeline.drain()
+        for _ in range(300):  # tried again within a second or two
+            if pipeline.stats.late_graphs_rebuilt:
+                break
+            await asyncio.sleep(0.01)
+        assert pipeline.stats.late_graphs_rebuilt == 1
+    assert await _stored_agents(store, f.trace_id) == ["first", "late"]
 
 
 async def test_noted_runs_are_bounded_and_the_overflow_counted() -> None:

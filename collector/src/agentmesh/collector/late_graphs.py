@@ -10,7 +10,10 @@ graph is rebuilt from every span the store holds for it and written through the 
 graph path (resume links included), and the graph rules run on it.
 
 The work is bounded: at most ``max_pending`` runs wait (more are dropped and counted), and
-each round reads the spans of at most ``chunk`` runs in one store call.
+each round reads the spans of at most ``chunk`` runs in one store call. While the store is
+unavailable (:class:`~agentmesh.core.StoreUnavailableError` from the read or the write), the
+runs wait and are tried again every :data:`RETRY_SECONDS` at least; any other failure is
+counted and logged, and those runs are not tried again.
 
 Example:
     >>> import asyncio
@@ -43,16 +46,19 @@ from typing import Final, Self
 from agentmesh.collector.graph.builder import GraphBuilder
 from agentmesh.collector.graph.run_graph import RunGraph
 from agentmesh.collector.model import SpanRecord
-from agentmesh.core.errors import CollectorError
+from agentmesh.core.errors import CollectorError, StoreUnavailableError
 from agentmesh.core.log import get_logger
 from agentmesh.core.tasks import cancel_and_wait
 
-__all__ = ["DEFAULT_DELAY_SECONDS", "LateGraphs"]
+__all__ = ["DEFAULT_DELAY_SECONDS", "RETRY_SECONDS", "LateGraphs"]
 
 log = get_logger(__name__)
 
 DEFAULT_DELAY_SECONDS: Final = 2.0
 """How long a noted run waits for more of its late spans before its graph is rebuilt."""
+
+RETRY_SECONDS: Final = 1.0
+"""Least time between two tries while the store is unavailable."""
 
 SpanReader = Callable[[Sequence[str]], Awaitable[dict[str, list[SpanRecord]]]]
 """``SpanStore.spans_of``: the stored spans of each trace."""
@@ -105,6 +111,7 @@ class LateGraphs:
         self._rebuilt = 0
         self._dropped = 0
         self._failed = 0
+        self._stalled = False  # the last round found the store unavailable
 
     @property
     def rebuilt(self) -> int:
@@ -152,15 +159,17 @@ class LateGraphs:
             self._noted.set()
 
     async def flush(self) -> None:
-        """Rebuild every noted graph now (without the delay)."""
+        """Rebuild every noted graph now (without the delay); stop early if the store is away."""
         while self._pending:
-            await self._round()
+            if not await self._round():
+                return
 
-    async def _round(self) -> None:
+    async def _round(self) -> bool:
+        """Rebuild up to ``chunk`` noted graphs; ``False`` when the store was unavailable."""
         async with self._lock:
             pending = self._pending
             if not pending:
-                return
+                return True
             taken = list(pending)[: self._chunk]
             for trace_id in taken:
                 del pending[trace_id]
@@ -169,20 +178,31 @@ class LateGraphs:
                 graphs = [graph for graph in map(_graph_of, stored.values()) if graph is not None]
                 if graphs:
                     await self._write(graphs)
-            except asyncio.CancelledError:
-                for trace_id in taken:  # stopped mid-round: left for the final flush
+            except (asyncio.CancelledError, StoreUnavailableError) as exc:
+                for trace_id in taken:  # tried again later (stopped: by the final flush)
                     pending.setdefault(trace_id)
-                raise
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                if not self._stalled:
+                    log.warning(
+                        "late spans: the store is unavailable, graphs wait", runs=len(pending)
+                    )
+                self._stalled = True
+                return False
             except Exception:
                 self._failed += len(taken)
                 log.exception("late spans: graphs not rebuilt", runs=len(taken))
-                return
+                return True
+            self._stalled = False
             self._rebuilt += len(graphs)
+            return True
 
     async def _run(self) -> None:
         while True:
-            await self._noted.wait()
-            await asyncio.sleep(self._delay)  # more late spans of the same runs come together
+            if not self._pending:
+                await self._noted.wait()
+            # more late spans of the same runs come together; a store that was away is given time
+            await asyncio.sleep(max(self._delay, RETRY_SECONDS) if self._stalled else self._delay)
             self._noted.clear()
             await self.flush()
 
@@ -203,6 +223,8 @@ class LateGraphs:
             return
         await cancel_and_wait(task)
         await self.flush()
+        if self._pending:
+            log.error("late spans: graphs not rebuilt, the store is unavailable", runs=self.pending)
 
     async def __aenter__(self) -> Self:
         await self.start()

@@ -693,7 +693,13 @@ class Pipeline:
             self._late.note(cycle.late)
 
     async def _write_late(self, graphs: list[RunGraph]) -> None:
-        """Store graphs rebuilt for late spans, tell the live state, store what the rules find."""
+        """Store graphs rebuilt for late spans, tell the live state, store what the rules find.
+
+        Never waits for an unavailable store (the cycles' writes must announce their detections
+        meanwhile): it raises ``StoreUnavailableError`` and the runs are tried again later.
+        """
+        if not self._availability.available:
+            raise StoreUnavailableError("the store is unavailable: rebuilt graphs wait for it")
         detections: list[Detection] = []
         for graph in graphs:
             for rule in self._rules:
@@ -702,7 +708,9 @@ class Pipeline:
                 except Exception:
                     log.exception("rule failed", rule=rule.name, trace_id=graph.trace_id)
         async with self._write_lock:
-            failed = await self._write_graphs(graphs, graphs, _nothing)  # live state too
+            failed = await self._write_graphs(graphs, graphs, _give_up)  # live state too
+            if failed and not self._availability.available:
+                raise StoreUnavailableError("the store became unavailable: rebuilt graphs wait")
             for detection in detections:
                 await self._detected(detection)
         if failed:
@@ -879,6 +887,11 @@ def _concat(batches: list[SpanBatch]) -> ArrowTable:
 
     pa: Any = pyarrow
     return pa.concat_tables([batch.table for batch in batches])
+
+
+async def _give_up() -> None:
+    """A write that must not wait for the store: stop at its first unavailable answer."""
+    raise StoreUnavailableError("the store is unavailable")
 
 
 async def _nothing() -> None:
