@@ -39,6 +39,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Final, Self
@@ -170,12 +171,17 @@ class LateGraphs:
             pending = self._pending
             if not pending:
                 return True
-            taken = list(pending)[: self._chunk]
+            taken = list(itertools.islice(pending, self._chunk))
             for trace_id in taken:
                 del pending[trace_id]
             try:
                 stored = await self._read(taken)
-                graphs = [graph for graph in map(_graph_of, stored.values()) if graph is not None]
+                graphs: list[RunGraph] = []
+                for spans in stored.values():
+                    graph = _graph_of(spans)
+                    if graph is not None:
+                        graphs.append(graph)
+                    await asyncio.sleep(0)  # a long run takes a while: receivers keep answering
                 if graphs:
                     await self._write(graphs)
             except (asyncio.CancelledError, StoreUnavailableError) as exc:
