@@ -171,6 +171,9 @@ async def test_runs_a_runs_graph_timeline_and_detections_and_costs(chromium_bina
         await expect(detections).to_have_count(1)
         await expect(detections.first).to_have_attribute("data-type", "handoff_loop")
         await expect(page.locator("#newer")).to_have_count(0)  # a type starts at its newest
+        await page.select_option("#detection-type", "cost_spike")  # straight to another type
+        await expect(detections).to_have_count(1)
+        await expect(detections.first).to_have_attribute("data-type", "cost_spike")
 
 
 async def test_new_runs_appear_without_reloading(chromium_binary: str) -> None:

@@ -25,6 +25,7 @@ const state = {
   filter: "",
   before: [], // start times the runs list paged back from (the newest page when empty)
   detectionsBefore: [], // cursors the detections list paged back from (likewise)
+  detectionTypes: new Set(), // every type seen, for the type filter while it narrows the list
   filterTimer: null,
   timer: null,
   renderId: 0,
@@ -548,7 +549,8 @@ async function detectionsView() {
   const before = state.detectionsBefore.at(-1);
   if (before) query.set("before", before);
   const { detections, next_before: next } = await api(`/v1/detections?${query}`);
-  const types = [...new Set(detections.map((d) => d.type))].sort();
+  for (const d of detections) state.detectionTypes.add(d.type);
+  const types = [...state.detectionTypes].sort();
   const pager = h("div", { class: "pager" },
     state.detectionsBefore.length ? h("button", { type: "button", id: "newer", onclick: () => {
       state.detectionsBefore.pop();
