@@ -100,6 +100,7 @@ async def test_runs_a_runs_graph_timeline_and_detections_and_costs(chromium_bina
         await expect(rows.first).to_have_attribute("data-run", "run-clean")
         await page.click("#older")
         await expect(rows.first).to_have_attribute("data-run", "run-loop")
+        await expect(page.locator("#older")).to_have_count(0)  # nothing older
         await page.click("#newer")
         await expect(rows.first).to_have_attribute("data-run", "run-clean")
         await expect(page.locator("#newer")).to_have_count(0)

@@ -95,6 +95,7 @@ async def test_runs_a_run_graph_and_costs_over_http() -> None:
         assert first["next_before"] == str(listed["runs"][0]["start_ns"])  # exact, as text
         status, older = await _get(base + f"/v1/runs?limit=1&before={first['next_before']}")
         assert (status, [r["run_id"] for r in older["runs"]]) == (200, ["run-loop"])
+        assert older["next_before"] is None  # the last page, though full: no empty page after it
 
         for query, expected in [
             ("state=paused", ["run-clean"]),  # waiting for input

@@ -6,11 +6,11 @@ configured they need the same credentials as OTLP requests.
 
 - ``GET /v1/runs?limit=20&since=15m``: ``{"runs": [...]}``, newest first (``limit`` 1-1000,
   default 20; ``since`` as ``90s``, ``15m``, ``2h``, ``7d``; ``before`` a start time in Unix
-  nanoseconds, for the next page: the runs that started before it; a full page's answer gives
-  it as ``next_before``, a string; ``state`` one of ``live``, ``paused``, ``resumed``,
-  ``complete``: ``state=paused`` lists the runs waiting for input, paused and not continued
-  by a stored run; ``conversation`` a conversation id: the runs of one LangGraph thread or
-  CrewAI flow state).
+  nanoseconds, for the next page: the runs that started before it; an answer gives it as
+  ``next_before``, a string, when older runs remain; ``state`` one of ``live``, ``paused``,
+  ``resumed``, ``complete``: ``state=paused`` lists the runs waiting for input, paused and
+  not continued by a stored run; ``conversation`` a conversation id: the runs of one
+  LangGraph thread or CrewAI flow state).
 - ``GET /v1/runs/{run}``: ``{"graph": {...}, "detections": [...], "resumed_by": [...]}``
   (``resumed_by``: the runs that continue this one, latest first, at most 20); ``{run}`` is a
   run id or trace id, or a unique prefix of one. ``404`` when no run matches or it has no graph yet,
@@ -98,18 +98,19 @@ def runs_routes(store: SpanStore) -> list[web.RouteDef]:
             state = check_state(request.query.get("state"))
         except StoreError as exc:
             return error_response(str(exc), 400)
-        found = await store.runs(
-            limit,
+        found = await store.runs(  # one more: whether there is a page after this one
+            limit + 1,
             since_ns=since,
             until_ns=int(before) if before is not None else None,
             state=state,
             conversation_id=request.query.get("conversation") or None,
         )
+        page = found[:limit]
         return json_response(
             {
-                "runs": [run_to_json(r) for r in found],
+                "runs": [run_to_json(r) for r in page],
                 # a string: JavaScript numbers cannot hold nanoseconds since 1970 exactly
-                "next_before": str(found[-1].start_ns) if len(found) == limit else None,
+                "next_before": str(page[-1].start_ns) if len(found) > limit else None,
             }
         )
 
