@@ -205,10 +205,6 @@ def _decisions(args: argparse.Namespace) -> int:
     return 0
 
 
-_MAX_DETECTIONS = 1000
-"""Most detections one listing shows (the query API's bound)."""
-
-
 def add_detections_command(parser: argparse.ArgumentParser) -> None:
     """Declare the options of ``agentmesh detections``.
 
@@ -226,11 +222,12 @@ def add_detections_command(parser: argparse.ArgumentParser) -> None:
 
 
 def _detections(args: argparse.Namespace) -> int:
+    from agentmesh.collector.api.runs import MAX_LIMIT  # the API's bound, here too
     from agentmesh.collector.hot_state.events import detection_from_dict, detection_to_dict
 
     limit = int(args.limit)
-    if not 1 <= limit <= _MAX_DETECTIONS:
-        raise ConfigError(f"--limit must be from 1 to {_MAX_DETECTIONS}, not {limit}")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ConfigError(f"--limit must be from 1 to {MAX_LIMIT}, not {limit}")
     detection_type = cast("str | None", args.type)
     if args.collector:
         query = _collector_query(args, limit=str(limit))
