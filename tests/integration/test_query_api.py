@@ -92,10 +92,14 @@ async def test_runs_a_run_graph_and_costs_over_http() -> None:
 
         assert listed["next_before"] is None  # not a full page
         first = (await _get(base + "/v1/runs?limit=1"))[1]
-        assert first["next_before"] == str(listed["runs"][0]["start_ns"])  # exact, as text
+        newest = listed["runs"][0]
+        assert first["next_before"] == f"{newest['start_ns']}:{newest['trace_id']}"  # as text
         status, older = await _get(base + f"/v1/runs?limit=1&before={first['next_before']}")
         assert (status, [r["run_id"] for r in older["runs"]]) == (200, ["run-loop"])
         assert older["next_before"] is None  # the last page, though full: no empty page after it
+        # a bare time: the runs that started before it
+        status, older = await _get(base + f"/v1/runs?before={newest['start_ns']}")
+        assert (status, [r["run_id"] for r in older["runs"]]) == (200, ["run-loop"])
 
         for query, expected in [
             ("state=paused", ["run-clean"]),  # waiting for input
@@ -157,7 +161,7 @@ async def test_runs_a_run_graph_and_costs_over_http() -> None:
         ("/v1/runs/nope/spans", 404, "no run match 'nope'"),
         ("/v1/runs/run-/spans", 409, "2 runs match 'run-'"),
         ("/v1/runs/run-loop/spans?limit=x", 400, "limit must be a whole number from 1 to 50000"),
-        ("/v1/runs?before=yesterday", 400, "before must be a time in Unix nanoseconds"),
+        ("/v1/runs?before=yesterday", 400, "before must be the next_before of an earlier answer"),
         ("/v1/runs?state=waiting", 400, "state must be one of live, paused, resumed, complete"),
         ("/v1/detections?limit=1001", 400, "limit must be a whole number from 1 to 1000"),
         ("/v1/detections?before=:d1", 400, "before must be the next_before of an earlier answer"),

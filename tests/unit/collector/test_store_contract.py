@@ -31,6 +31,7 @@ from agentmesh.collector.store import (
     open_store,
 )
 from agentmesh.collector.store.duckdb_schema import SCHEMA_VERSION
+from agentmesh.collector.store.run_pages import run_pages
 from agentmesh.collector.store.scratch import scratch_schema
 from agentmesh.collector.testing import SpanFactory, graph_of, with_attributes
 from agentmesh.core import StoreError, semconv
@@ -268,6 +269,33 @@ async def test_runs_latest_first_with_limit_and_detection_counts(store: SpanStor
     assert [r.run_id for r in await store.runs(limit=2)] == ["run-0", "run-2"]
     with pytest.raises(StoreError):
         await store.runs(limit=0)
+
+
+async def test_pages_of_runs_that_started_in_one_nanosecond_lose_and_repeat_none(
+    store: SpanStore,
+) -> None:
+    # Windows clocks tick every ~15 ms: runs started in a burst share their start time
+    starts = [5_000, 4_000, 4_000, 4_000, 4_000, 3_000]
+    for i, start in enumerate(starts):
+        trace_id = f"{i:032x}"[::-1]  # trace ids not in the order they were written
+        f = SpanFactory(start_ns=start, trace_id=trace_id)
+        await store.write_graph(graph_of(_run(f, run_id=f"run-{i}")))
+    everything = [(r.start_ns, r.trace_id) for r in await store.runs()]
+    assert everything == sorted(everything, key=lambda r: (-r[0], r[1]))
+    for size in (1, 2, 3):
+        pages: list[list[tuple[int, str]]] = []
+        after = None
+        while page := [(r.start_ns, r.trace_id) for r in await store.runs(size, after=after)]:
+            pages.append(page)
+            after = page[-1]
+        assert [run for page in pages for run in page] == everything
+        assert all(len(page) == size for page in pages[:-1])
+        whole = [run async for page in run_pages(store, first=size, most=size) for run in page]
+        assert [(r.start_ns, r.trace_id) for r in whole] == everything
+    # with the other bounds: after the first run of 4,000, before 5,000, since 3,500
+    after = everything[1]
+    found = await store.runs(2, since_ns=3_500, until_ns=5_000, after=after)
+    assert [(r.start_ns, r.trace_id) for r in found] == everything[2:4]
 
 
 async def test_a_paused_run_reads_back_paused(store: SpanStore) -> None:

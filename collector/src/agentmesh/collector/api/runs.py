@@ -91,26 +91,27 @@ def runs_routes(store: SpanStore) -> list[web.RouteDef]:
             limit, since = limit_param(request, 20, MAX_LIMIT), since_param(request)
         except ConfigError as exc:
             return error_response(str(exc), 400)
-        before = request.query.get("before")
-        if before is not None and not before.isdigit():
-            return error_response(f"before must be a time in Unix nanoseconds, not {before!r}", 400)
         try:
+            before = _cursor(request.query.get("before"), "<ns>:<trace id>")
             state = check_state(request.query.get("state"))
-        except StoreError as exc:
+        except (ConfigError, StoreError) as exc:
             return error_response(str(exc), 400)
         found = await store.runs(  # one more: whether there is a page after this one
             limit + 1,
             since_ns=since,
-            until_ns=int(before) if before is not None else None,
+            until_ns=before[0] if before is not None and not before[1] else None,
+            after=before if before is not None and before[1] else None,
             state=state,
             conversation_id=request.query.get("conversation") or None,
         )
         page = found[:limit]
+        last = page[-1] if len(found) > limit else None
         return json_response(
             {
                 "runs": [run_to_json(r) for r in page],
-                # a string: JavaScript numbers cannot hold nanoseconds since 1970 exactly
-                "next_before": str(page[-1].start_ns) if len(found) > limit else None,
+                # text: JavaScript numbers cannot hold nanoseconds since 1970 exactly; the trace
+                # id places the cut exactly among runs that started in the same nanosecond
+                "next_before": None if last is None else f"{last.start_ns}:{last.trace_id}",
             }
         )
 
@@ -155,7 +156,7 @@ def runs_routes(store: SpanStore) -> list[web.RouteDef]:
         except ConfigError as exc:
             return error_response(str(exc), 400)
         try:
-            before = _detection_cursor(request.query.get("before"))
+            before = _cursor(request.query.get("before"), "<ns>:<detection id>")
         except ConfigError as exc:
             return error_response(str(exc), 400)
         found = await store.detections(  # one more: whether there is a page after this one
@@ -190,18 +191,25 @@ def runs_routes(store: SpanStore) -> list[web.RouteDef]:
     ]
 
 
-def _detection_cursor(value: str | None) -> tuple[int, str] | None:
-    """``before`` of ``GET /v1/detections``: ``"<ns>:<id>"`` (a page's end) or ``"<ns>"``.
+def _cursor(value: str | None, form: str) -> tuple[int, str] | None:
+    """``before`` of a listing: ``"<ns>:<id>"`` (the end of a page) or ``"<ns>"`` (a time).
+
+    Args:
+        value: The parameter, if given.
+        form: How the listing's ``next_before`` reads, for the error.
+
+    Returns:
+        The time and the id (empty for a bare time), or ``None``.
 
     Raises:
         ConfigError: Neither form.
     """
     if value is None:
         return None
-    ns, _, detection_id = value.partition(":")
+    ns, _, item = value.partition(":")
     if not ns.isdigit():
         raise ConfigError(
-            "before must be the next_before of an earlier answer (<ns>:<detection id>) or a "
-            f"time in Unix nanoseconds, not {value!r}"
+            f"before must be the next_before of an earlier answer ({form}) or a time in Unix "
+            f"nanoseconds, not {value!r}"
         )
-    return int(ns), detection_id
+    return int(ns), item

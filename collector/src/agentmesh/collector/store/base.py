@@ -235,8 +235,9 @@ class SpanStore(Protocol):
         until_ns: int | None = None,
         state: RunStateName | None = None,
         conversation_id: str | None = None,
+        after: tuple[int, str] | None = None,
     ) -> list[RunSummary]:
-        """List runs, latest start first.
+        """List runs, latest start first (then by trace id).
 
         Args:
             limit: Most runs returned; all when ``None``.
@@ -245,6 +246,8 @@ class SpanStore(Protocol):
             state: Only runs in this state (``paused``: the runs waiting for input, paused
                 and not resumed by a stored run).
             conversation_id: Only the runs of this conversation (exactly).
+            after: Only the runs listed after this ``(start_ns, trace_id)``: the last run of a
+                page, for the next page (exact when several runs started in one nanosecond).
 
         Returns:
             The run summaries.

@@ -113,6 +113,7 @@ def run_filter(
     until: bool,
     state: str | None = None,
     conversation: bool = False,
+    after: bool = False,
 ) -> str:
     """The condition a run's newest row meets to be in a time window (and state, conversation).
 
@@ -122,6 +123,8 @@ def run_filter(
         state: Only the runs in this state (a key of the run states), when given.
         conversation: Whether the condition takes ``$conversation`` (the runs of one
             conversation).
+        after: Whether the condition takes ``$after_ns`` and ``$after_trace`` (the runs
+            listed after that run in :data:`RUN_ORDER`).
 
     Returns:
         The condition on a ``run_versions`` row, with the named parameters asked for.
@@ -135,6 +138,10 @@ def run_filter(
         bounds.append(_STATES[state])
     if conversation:
         bounds.append("conversation_id = $conversation")
+    if after:
+        bounds.append(
+            "(start_ns < $after_ns OR (start_ns = $after_ns AND trace_id > $after_trace))"
+        )
     return " AND ".join(bounds)
 
 
@@ -142,29 +149,18 @@ RUN_ORDER: Final = "start_ns DESC, trace_id"
 """The order of run pages: latest start first."""
 
 
-def run_list(
-    *,
-    since: bool,
-    until: bool,
-    state: str | None = None,
-    conversation: bool = False,
-) -> str:
-    """The summaries of every run of a time window, latest start first.
+def run_list(where: str) -> str:
+    """The summaries of every run whose newest row meets a condition, latest start first.
 
     This settles every trace's newest version; a page with a limit is read by
     :func:`~agentmesh.collector.store.duckdb_newest.newest_page`, which reads less.
 
     Args:
-        since: Whether the query takes ``$since`` (runs that started at or after it).
-        until: Whether the query takes ``$until`` (runs that started before it).
-        state: Only the runs in this state (a key of the run states), when given.
-        conversation: Whether the query takes ``$conversation`` (the runs of one
-            conversation).
+        where: A condition of :func:`run_filter`.
 
     Returns:
-        The query, with the named parameters asked for.
+        The query, with the named parameters of ``where``.
     """
-    where = run_filter(since=since, until=until, state=state, conversation=conversation)
     # the window applies to each run's newest row: an older version may have started later
     return summaries_of(
         f"SELECT * FROM (SELECT * FROM run_versions {_LATEST}) "  # noqa: S608 - constants only

@@ -404,8 +404,9 @@ class DuckDBStore:
         until_ns: int | None = None,
         state: RunStateName | None = None,
         conversation_id: str | None = None,
+        after: tuple[int, str] | None = None,
     ) -> list[RunSummary]:
-        """List runs, latest start first.
+        """List runs, latest start first (then by trace id).
 
         Args:
             limit: Most runs returned; all when ``None``.
@@ -413,6 +414,7 @@ class DuckDBStore:
             until_ns: Only runs that started before this time.
             state: Only runs in this state.
             conversation_id: Only the runs of this conversation (exactly).
+            after: Only the runs listed after this ``(start_ns, trace_id)``.
 
         Returns:
             The run summaries.
@@ -423,21 +425,19 @@ class DuckDBStore:
         check_limit(limit)
         check_state(state)
         params = {"since": since_ns, "until": until_ns, "conversation": conversation_id}
-        wanted = {key: value for key, value in params.items() if value is not None}
-        if limit is not None:  # a page: only the rows it needs (duckdb_newest)
-            where = run_filter(
-                since=since_ns is not None,
-                until=until_ns is not None,
-                state=state,
-                conversation=conversation_id is not None,
-            )
-            return await self._page(where, RUN_ORDER, wanted, limit)
-        query = run_list(
+        wanted: dict[str, object] = {k: v for k, v in params.items() if v is not None}
+        if after is not None:
+            wanted |= {"after_ns": after[0], "after_trace": after[1]}
+        where = run_filter(
             since=since_ns is not None,
             until=until_ns is not None,
             state=state,
             conversation=conversation_id is not None,
+            after=after is not None,
         )
+        if limit is not None:  # a page: only the rows it needs (duckdb_newest)
+            return await self._page(where, RUN_ORDER, wanted, limit)
+        query = run_list(where)
         return await self._summaries(query, wanted)
 
     async def find_runs(self, prefix: str, *, limit: int) -> list[RunSummary]:

@@ -165,8 +165,9 @@ class MemoryStore:
         until_ns: int | None = None,
         state: RunStateName | None = None,
         conversation_id: str | None = None,
+        after: tuple[int, str] | None = None,
     ) -> list[RunSummary]:
-        """List runs, latest start first.
+        """List runs, latest start first (then by trace id).
 
         Args:
             limit: Most runs returned; all when ``None``.
@@ -174,6 +175,7 @@ class MemoryStore:
             until_ns: Only runs that started before this time.
             state: Only runs in this state.
             conversation_id: Only the runs of this conversation (exactly).
+            after: Only the runs listed after this ``(start_ns, trace_id)``.
 
         Returns:
             The run summaries.
@@ -189,6 +191,7 @@ class MemoryStore:
             for g in self._window(since_ns, until_ns)
             if (conversation_id is None or g.conversation_id == conversation_id)
             and (state is None or self._state(g) == state)
+            and (after is None or (-g.start_ns, g.trace_id) > (-after[0], after[1]))
         ]
         graphs.sort(key=lambda g: (-g.start_ns, g.trace_id))
         return [self._summary(graph) for graph in graphs[:limit]]

@@ -170,6 +170,8 @@ _RUNS: Final = (
     + """
     WHERE ($1::bigint IS NULL OR r.start_ns >= $1) AND ($2::bigint IS NULL OR r.start_ns < $2)
         AND ($4::text IS NULL OR r.conversation_id = $4)
+        AND ($6::bigint IS NULL OR (r.start_ns <= $6  -- after run ($6, $7) in this order
+            AND (r.start_ns < $6 OR r.trace_id COLLATE "C" > $7::text COLLATE "C")))
         AND ($5::text IS NULL
             -- paused: waiting for input; resumed: a run continued it (the paused runs by the
             -- partial index of migration 0006, the others by start)
@@ -440,8 +442,9 @@ class PostgresStore:
         until_ns: int | None = None,
         state: RunStateName | None = None,
         conversation_id: str | None = None,
+        after: tuple[int, str] | None = None,
     ) -> list[RunSummary]:
-        """List runs, latest start first.
+        """List runs, latest start first (then by trace id).
 
         Args:
             limit: Most runs returned; all when ``None``.
@@ -449,6 +452,7 @@ class PostgresStore:
             until_ns: Only runs that started before this time.
             state: Only runs in this state.
             conversation_id: Only the runs of this conversation (exactly).
+            after: Only the runs listed after this ``(start_ns, trace_id)``.
 
         Returns:
             The run summaries.
@@ -459,7 +463,16 @@ class PostgresStore:
         check_limit(limit)
         check_state(state)
         rows = await self._run(
-            lambda con: con.fetch(_RUNS, since_ns, until_ns, limit, conversation_id, state)
+            lambda con: con.fetch(
+                _RUNS,
+                since_ns,
+                until_ns,
+                limit,
+                conversation_id,
+                state,
+                None if after is None else after[0],
+                None if after is None else after[1],
+            )
         )
         return [run_summary_from_row(row) for row in rows]
 

@@ -1,9 +1,8 @@
 """Read a store's runs a page at a time, newest first, none twice and none lost.
 
-``SpanStore.runs(limit, until_ns=...)`` pages by start time; runs that started in the same
-nanosecond on both sides of a page's cut would be skipped by a plain "before the oldest"
-cursor. The next page therefore ends just after the oldest start of the page before (so the
-runs of that nanosecond are read again) and the runs already yielded are dropped.
+Each page after the first starts after the last run of the page before, by its start time and
+trace id (``SpanStore.runs(after=...)``): a cursor of start time alone would skip or repeat runs
+that started in the same nanosecond on both sides of a cut.
 
 Example:
     >>> import asyncio
@@ -38,8 +37,7 @@ async def run_pages(
     """Yield the runs that started in a window, newest first, a page at a time.
 
     Pages start at ``first`` runs and grow fourfold up to ``most``, so a reader that needs only
-    the newest few reads few. A page can be shorter than its size when some of its runs were
-    yielded already; it is never empty.
+    the newest few reads few. A page is never empty.
 
     Args:
         store: An open store.
@@ -53,19 +51,12 @@ async def run_pages(
     """
     size = max(1, first)
     most = max(size, most)
-    before = until_ns
-    again: set[str] = set()  # the runs of the last page's oldest nanosecond, read again
+    after: tuple[int, str] | None = None
     while True:
-        page = await store.runs(size, since_ns=since_ns, until_ns=before)
-        fresh = [run for run in page if run.trace_id not in again]
-        if fresh:
-            yield fresh
+        page = await store.runs(size, since_ns=since_ns, until_ns=until_ns, after=after)
+        if page:
+            yield page
         if len(page) < size:
             return
-        oldest = page[-1].start_ns
-        if page[0].start_ns == oldest:  # a whole page in one nanosecond: cut strictly there
-            before, again = oldest, set[str]()
-        else:
-            before = oldest + 1
-            again = {run.trace_id for run in page if run.start_ns == oldest}
+        after = (page[-1].start_ns, page[-1].trace_id)
         size = min(most, size * 4)
