@@ -12,15 +12,7 @@ from agentmesh.collector import DuckDBStore, GraphBuilder, Pipeline, SpanRecord
 from agentmesh.collector.store import PostgresStore
 from agentmesh.collector.store.base import SpanStore
 from agentmesh.collector.store.scratch import scratch_schema
-from agentmesh.collector.testing import SpanFactory, graph_of
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from agentmesh.collector.testing import ManualClock, SpanFactory, graph_of
 
 
 def _run(f: SpanFactory) -> tuple[list[SpanRecord], list[SpanRecord]]:
@@ -39,7 +31,7 @@ def _run(f: SpanFactory) -> tuple[list[SpanRecord], list[SpanRecord]]:
 
 
 async def _late_graph_matches_the_whole_run(store: SpanStore) -> None:
-    clock = _Clock()
+    clock = ManualClock(1000.0)
     builder = GraphBuilder(complete_linger_seconds=30, clock=clock)
     f = SpanFactory()
     first, late = _run(f)

@@ -33,7 +33,7 @@ from agentmesh.collector.hot_state import (
     make_hot_state,
 )
 from agentmesh.collector.settings import CollectorSettings
-from agentmesh.collector.testing import SpanFactory, with_attributes
+from agentmesh.collector.testing import ManualClock, SpanFactory, with_attributes
 from agentmesh.core import StoreError, semconv
 
 FINISHED_TTL = 60
@@ -42,20 +42,10 @@ T0 = 1_800_000_000_000_000_000
 SECOND = 1_000_000_000
 
 
-class Clock:
-    """A wall clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> int:
-        return self.now
-
-
 @dataclass
 class Harness:
     hot: HotState
-    clock: Clock
+    clock: ManualClock[int]
     expire_finished: Callable[[], Awaitable[None]]  # what the finished-run TTL does
 
 
@@ -83,7 +73,7 @@ def prefix() -> str:
 
 @pytest.fixture(params=["memory", "redis"])
 async def harness(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[Harness]:
-    clock = Clock()
+    clock = ManualClock(T0)
     if request.param == "memory":
         memory = MemoryHotState(
             finished_ttl_seconds=FINISHED_TTL, idle_ttl_seconds=IDLE_TTL, clock_ns=clock

@@ -5,7 +5,7 @@ import pytest
 
 from agentmesh.collector import INFERRED, GraphBuilder, RunGraph, SpanRecord
 from agentmesh.collector.model import AttributeValue
-from agentmesh.collector.testing import SpanFactory
+from agentmesh.collector.testing import ManualClock, SpanFactory
 from agentmesh.core import CollectorError, semconv
 
 
@@ -405,16 +405,8 @@ def test_workflow_steps_that_are_not_agents_take_part_like_agents() -> None:
     ]
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_complete_traces_retire_after_lingering_and_late_spans_are_not_graphed() -> None:
-    clock = _Clock()
+    clock = ManualClock(1000.0)
     builder = GraphBuilder(complete_linger_seconds=30, idle_timeout_seconds=600, clock=clock)
     done, running = SpanFactory(), SpanFactory()
     root = done.workflow("w", run_id="done")
@@ -443,7 +435,7 @@ def test_complete_traces_retire_after_lingering_and_late_spans_are_not_graphed()
 
 
 def test_a_touched_trace_lingers_again() -> None:
-    clock = _Clock()
+    clock = ManualClock(1000.0)
     builder = GraphBuilder(complete_linger_seconds=30, clock=clock)
     f = SpanFactory()
     root = f.workflow("w")

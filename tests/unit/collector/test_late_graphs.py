@@ -18,16 +18,8 @@ from agentmesh.collector import (
 )
 from agentmesh.collector.hot_state.memory_state import MemoryHotState
 from agentmesh.collector.late_graphs import LateGraphs
-from agentmesh.collector.testing import SpanFactory
+from agentmesh.collector.testing import ManualClock, SpanFactory
 from agentmesh.core import CollectorError, StoreError, StoreUnavailableError
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class GraphLog(MemoryStore):
@@ -49,7 +41,7 @@ async def _stored_agents(store: MemoryStore, trace_id: str) -> list[str]:
 
 
 async def test_a_late_span_of_a_retired_run_is_folded_into_its_stored_graph() -> None:
-    clock = _Clock()
+    clock = ManualClock(1000.0)
     builder = GraphBuilder(complete_linger_seconds=30, clock=clock)
     f = SpanFactory()
     root = f.workflow("w", run_id="run-late")
@@ -88,7 +80,7 @@ async def test_a_late_span_of_a_retired_run_is_folded_into_its_stored_graph() ->
 
 
 async def test_the_rebuild_waits_for_a_burst_of_late_spans_and_runs_once() -> None:
-    clock = _Clock()
+    clock = ManualClock(1000.0)
     builder = GraphBuilder(complete_linger_seconds=30, clock=clock)
     f = SpanFactory()
     root = f.workflow("w", run_id="run-burst")
@@ -155,7 +147,7 @@ async def test_a_run_evicted_in_the_cycle_that_changed_it_gets_its_graph_from_th
 
 
 async def test_the_rules_run_on_a_rebuilt_graph() -> None:
-    clock = _Clock()
+    clock = ManualClock(1000.0)
     builder = GraphBuilder(complete_linger_seconds=30, clock=clock)
     f = SpanFactory()
     root = f.workflow("w", run_id="run-pingpong")
@@ -202,7 +194,7 @@ class OutageStore(GraphLog):
 
 
 async def test_late_graphs_wait_out_a_store_outage_and_are_rebuilt_once_it_is_back() -> None:
-    clock = _Clock()
+    clock = ManualClock(1000.0)
     builder = GraphBuilder(complete_linger_seconds=30, clock=clock)
     f = SpanFactory()
     root = f.workflow("w", run_id="run-outage")

@@ -5,7 +5,6 @@ from the model calls the pipeline feeds it (in-memory control document, hand-mov
 """
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import pytest
 
@@ -19,18 +18,12 @@ from agentmesh.collector.recovery import (
     reopened,
     tripped,
 )
-from agentmesh.collector.testing import SpanFactory, cycle_of, failed
+from agentmesh.collector.testing import ManualClock, SpanFactory, cycle_of, failed
 
 T0 = 1_800_000_000.0
+Engine = tuple[RecoveryEngine, ManualClock[float]]
+"""The engine under test and the clock it reads."""
 SECOND_NS = 1_000_000_000
-
-
-@dataclass
-class Clock:
-    now: float = T0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_trip_opens_for_the_first_cooldown_and_leaves_an_open_breaker_alone() -> None:
@@ -78,8 +71,8 @@ def test_calls_that_ended_while_open_change_nothing() -> None:
 
 
 @pytest.fixture
-async def engine() -> AsyncIterator[tuple[RecoveryEngine, Clock]]:
-    clock = Clock()
+async def engine() -> AsyncIterator[Engine]:
+    clock = ManualClock(T0)
     policy = RecoveryPolicy.parse(breaker_cooldown_seconds=30, breaker_max_cooldown_seconds=100)
     recovery = RecoveryEngine(
         MemoryControlState(), policy, clock=clock, expire_interval_seconds=3600
@@ -122,7 +115,7 @@ async def _feed(engine: RecoveryEngine, spans: list[SpanRecord]) -> None:
 
 
 async def test_detection_opens_then_probe_success_closes(
-    engine: tuple[RecoveryEngine, Clock],
+    engine: Engine,
 ) -> None:
     recovery, clock = engine
     (opened,) = await recovery.apply(_outage())
@@ -160,7 +153,7 @@ async def test_detection_opens_then_probe_success_closes(
 
 
 async def test_probe_failures_reopen_doubled_and_capped(
-    engine: tuple[RecoveryEngine, Clock],
+    engine: Engine,
 ) -> None:
     recovery, clock = engine
     await recovery.apply(_outage())
@@ -179,7 +172,7 @@ async def test_probe_failures_reopen_doubled_and_capped(
     assert [a.kind for a in recovery.actions].count("reopen_breaker") == 4
 
 
-async def test_a_bad_request_is_not_a_model_failure(engine: tuple[RecoveryEngine, Clock]) -> None:
+async def test_a_bad_request_is_not_a_model_failure(engine: Engine) -> None:
     recovery, clock = engine
     await recovery.apply(_outage())
     clock.now = T0 + 40
@@ -190,7 +183,7 @@ async def test_a_bad_request_is_not_a_model_failure(engine: tuple[RecoveryEngine
 
 
 async def test_a_detection_on_a_half_open_breaker_reopens_it_doubled(
-    engine: tuple[RecoveryEngine, Clock],
+    engine: Engine,
 ) -> None:
     recovery, clock = engine
     await recovery.apply(_outage())
@@ -201,7 +194,7 @@ async def test_a_detection_on_a_half_open_breaker_reopens_it_doubled(
 
 
 async def test_a_detection_without_a_model_opens_nothing(
-    engine: tuple[RecoveryEngine, Clock],
+    engine: Engine,
 ) -> None:
     recovery, _ = engine
     assert await recovery.apply(_outage(model=None)) == []
@@ -209,7 +202,7 @@ async def test_a_detection_without_a_model_opens_nothing(
 
 
 async def test_an_unprobed_half_open_breaker_leaves_after_the_longest_cooldown(
-    engine: tuple[RecoveryEngine, Clock],
+    engine: Engine,
 ) -> None:
     recovery, clock = engine
     await recovery.apply(_outage())

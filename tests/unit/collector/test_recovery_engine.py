@@ -5,7 +5,6 @@ rule of the engine with detections built by hand.
 """
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import pytest
 from structlog.testing import capture_logs
@@ -19,18 +18,12 @@ from agentmesh.collector.recovery import (
     RecoveryPolicy,
     RunControl,
 )
-from agentmesh.collector.testing import SpanFactory, cycle_of, with_attributes
+from agentmesh.collector.testing import ManualClock, SpanFactory, cycle_of, with_attributes
 from agentmesh.core import semconv
 
 T0 = 1_800_000_000.0
-
-
-@dataclass
-class Clock:
-    now: float = T0
-
-    def __call__(self) -> float:
-        return self.now
+Engine = tuple[RecoveryEngine, ManualClock[float]]
+"""The engine under test and the clock it reads."""
 
 
 def _handoff(
@@ -117,8 +110,8 @@ def _detection(
 
 
 @pytest.fixture
-async def engine() -> AsyncIterator[tuple[RecoveryEngine, Clock]]:
-    clock = Clock()
+async def engine() -> AsyncIterator[Engine]:
+    clock = ManualClock(T0)
     policy = RecoveryPolicy.parse("stuck=warn,latency_spike=none", run_ttl_seconds=100)
     async with RecoveryEngine(
         MemoryControlState(), policy, clock=clock, expire_interval_seconds=3600
@@ -138,7 +131,7 @@ async def engine() -> AsyncIterator[tuple[RecoveryEngine, Clock]]:
     ],
 )
 async def test_policy_lists_the_run(
-    engine: tuple[RecoveryEngine, Clock], detection_type: str, action: str, kind: str
+    engine: Engine, detection_type: str, action: str, kind: str
 ) -> None:
     recovery, _ = engine
     detection = _detection(detection_type)
@@ -163,7 +156,7 @@ async def test_policy_lists_the_run(
     )
 
 
-async def test_none_takes_no_action(engine: tuple[RecoveryEngine, Clock]) -> None:
+async def test_none_takes_no_action(engine: Engine) -> None:
     recovery, _ = engine
     assert await recovery.apply(_detection("latency_spike")) == []
     assert await recovery.apply(_detection("not_a_known_type")) == []
@@ -172,7 +165,7 @@ async def test_none_takes_no_action(engine: tuple[RecoveryEngine, Clock]) -> Non
 
 
 async def test_a_stop_is_not_downgraded_but_a_warning_is_upgraded(
-    engine: tuple[RecoveryEngine, Clock],
+    engine: Engine,
 ) -> None:
     recovery, _ = engine
     await recovery.apply(_detection("stuck"))
@@ -187,7 +180,7 @@ async def test_a_stop_is_not_downgraded_but_a_warning_is_upgraded(
 
 
 async def test_runs_leave_the_document_after_their_ttl(
-    engine: tuple[RecoveryEngine, Clock],
+    engine: Engine,
 ) -> None:
     recovery, clock = engine
     await recovery.apply(_detection("ping_pong", run_id="old"))
@@ -205,7 +198,7 @@ async def test_runs_leave_the_document_after_their_ttl(
 
 
 async def test_the_resume_checkpoint_is_the_last_before_the_failure(
-    engine: tuple[RecoveryEngine, Clock],
+    engine: Engine,
 ) -> None:
     recovery, _ = engine
     f, spans = _looping_run("run-2")

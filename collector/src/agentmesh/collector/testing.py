@@ -19,6 +19,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
+from typing import Generic, TypeVar
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import (
@@ -46,6 +47,7 @@ from agentmesh.core import semconv
 
 __all__ = [
     "DetectorFeed",
+    "ManualClock",
     "SpanFactory",
     "cycle_of",
     "failed",
@@ -70,6 +72,35 @@ _STATUSES: dict[StatusCode, Status.StatusCode.ValueType] = {
     "ok": Status.STATUS_CODE_OK,
     "error": Status.STATUS_CODE_ERROR,
 }
+
+
+_Time = TypeVar("_Time", int, float)
+
+
+class ManualClock(Generic[_Time]):
+    """A clock that stands still until the test moves it: pass it as a component's ``clock``.
+
+    Args:
+        now: The time it reads first (seconds as a float, or Unix nanoseconds as an int, as
+            the component's clock returns).
+
+    Example:
+        >>> clock = ManualClock(1000.0)
+        >>> clock.now += 30
+        >>> clock()
+        1030.0
+    """
+
+    def __init__(self, now: _Time) -> None:
+        self.now = now
+
+    def __call__(self) -> _Time:
+        """Read the time.
+
+        Returns:
+            The time it was last set to.
+        """
+        return self.now
 
 
 class SpanFactory:
