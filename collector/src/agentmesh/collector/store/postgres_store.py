@@ -470,8 +470,7 @@ class PostgresStore:
                 limit,
                 conversation_id,
                 state,
-                None if after is None else after[0],
-                None if after is None else after[1],
+                *_cursor(after),
             )
         )
         return [run_summary_from_row(row) for row in rows]
@@ -637,8 +636,7 @@ class PostgresStore:
                 since_ns,
                 detection_type,
                 limit,
-                None if before is None else before[0],
-                None if before is None else before[1],
+                *_cursor(before),
             )
         )
         return [detection_from_row(row) for row in reversed(rows)]
@@ -818,3 +816,8 @@ def _span(row: _Record) -> SpanRecord:
         events=events_from_json(row[12]),
         resource_attributes=attributes_from_json(row[13]),
     )
+
+
+def _cursor(cursor: tuple[int, str] | None) -> tuple[int | None, str | None]:
+    """The two query parameters of a page cursor ``(ns, id)``; both ``None`` without one."""
+    return (None, None) if cursor is None else cursor
