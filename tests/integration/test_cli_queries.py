@@ -69,6 +69,30 @@ def test_runs_table_and_since(db: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "runs (0)" in capsys.readouterr().out
 
 
+def test_text_a_sender_chose_is_printed_as_text_not_markup_or_terminal_codes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "400")  # no cell wrapped
+    db = tmp_path / "odd.duckdb"
+    f = SpanFactory()
+    root = f.workflow("wf-\x1b[2J", run_id="odd-[/]-[bold red]x[/bold red]-\x1b[31m")
+    spans = [root, f.agent("agent-\u202e", parent=root)]
+
+    async def store_run() -> None:
+        async with DuckDBStore(db) as store:
+            await store.write_spans(spans)
+            await store.write_graph(graph_of(spans))
+
+    asyncio.run(store_run())
+    assert main(["runs", "--db", str(db)]) == 0  # "[/]" made rich raise before
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\u202e" not in out  # nothing reaches the terminal raw
+    assert "[/]" in out and "[bold" in out and "\\x1b[2J" in out  # shown, literally
+    assert main(["graph", "--db", str(db), "odd-"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "agent-\\u202e" in out and "[/]" in out
+
+
 def test_graph_by_run_id_prefix(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["graph", "--db", str(db), "run-lo"]) == 0
     out = capsys.readouterr().out

@@ -169,6 +169,8 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from agentmesh.collector.cli.render import printable
+
     console = Console()
     if not rows:
         console.print("no checkpoints")
@@ -205,7 +207,7 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
         if with_run:
             cells.append(row["run_id"] or "")
         cells += [str(row["channels"]), f"{row['value_bytes']:,}", str(row["pending_writes"])]
-        table.add_row(*cells)
+        table.add_row(*map(printable, cells))  # ids and names are the app's: print them as text
     console.print(table)
 
 

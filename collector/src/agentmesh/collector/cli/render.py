@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as escape_markup
 from rich.table import Table
 from rich.tree import Tree
 
@@ -16,12 +16,38 @@ from agentmesh.collector.store.base import CostRow, RunSummary, StoredGraph
 
 __all__ = [
     "format_time",
+    "printable",
     "render_costs",
     "render_decisions",
     "render_detections",
     "render_graph",
     "render_runs",
 ]
+
+# Span text is the sender's: terminal escape sequences (ESC, C1 controls) and bidirectional
+# overrides in it are shown as escapes, never sent to the terminal as they are.
+_UNSAFE: Final = {
+    code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    for code in (
+        *range(0x00, 0x20),
+        *range(0x7F, 0xA0),
+        *range(0x202A, 0x202F),
+        *range(0x2066, 0x206A),
+    )
+    if code != 0x0A  # line breaks in explanations stay line breaks
+}
+
+
+def printable(text: str) -> str:
+    r"""Make text from spans safe to print: no rich markup, no terminal control sequences.
+
+    Args:
+        text: A run id, agent name, explanation or other text a sender chose.
+
+    Returns:
+        The text with markup escaped and control characters written as ``\xNN``.
+    """
+    return escape_markup(text.translate(_UNSAFE))
 
 
 def format_time(ns: int) -> str:
@@ -62,7 +88,7 @@ def render_graph(console: Console, graph: StoredGraph, detections: Sequence[Dete
     """
     run = graph.run
     console.print(
-        escape(
+        printable(
             f"trace {run.trace_id}  run {run.run_id}  workflow {run.workflow_name or '?'}  "
             f"spans {run.span_count}  LLM calls {run.llm_calls}  "
             f"tokens {run.input_tokens}/{run.output_tokens}  cost ${run.cost_usd:.6f}"
@@ -71,15 +97,15 @@ def render_graph(console: Console, graph: StoredGraph, detections: Sequence[Dete
     if run.paused:
         console.print("paused: the run stopped to wait for input (it did not fail)")
     if run.conversation_id is not None:
-        console.print(escape(f"conversation {run.conversation_id}"))
+        console.print(printable(f"conversation {run.conversation_id}"))
     if run.resumed_from is not None:
-        console.print(escape(f"continues run {run.resumed_from}"))
+        console.print(printable(f"continues run {run.resumed_from}"))
     table = Table(title="agents", title_justify="left")
     for column in ("agent", "invocations", "LLM calls", "tokens in", "tokens out", "cost USD"):
         table.add_column(column, justify="left" if column == "agent" else "right")
     for agent in graph.agents:
         table.add_row(
-            escape(agent.name),
+            printable(agent.name),
             str(agent.invocations),
             str(agent.llm_calls),
             str(agent.input_tokens),
@@ -89,25 +115,25 @@ def render_graph(console: Console, graph: StoredGraph, detections: Sequence[Dete
     console.print(table)
     tree = Tree(f"handoffs ({len(graph.handoffs)})")
     for source, target, kind, count in _edges(graph):
-        tree.add(escape(f"{source} → {target}  [{kind}] x {count}"))
+        tree.add(printable(f"{source} → {target}  [{kind}] x {count}"))
     console.print(tree)
     checkpointed = [edge for edge in graph.handoffs if edge.checkpoint_id is not None]
     if checkpointed:
         last = checkpointed[-1]
         console.print(
-            escape(
+            printable(
                 f"checkpoints: {len(checkpointed)} handoffs; last {last.checkpoint_id} "
                 f"({last.source} → {last.target}, handoff {last.seq})"
             ),
             soft_wrap=True,
         )
-    console.print(escape(f"sequence: {_sequence(graph)}"), soft_wrap=True)
+    console.print(printable(f"sequence: {_sequence(graph)}"), soft_wrap=True)
     if not detections:
         console.print("[green]no detection[/green]")
     for detection in detections:
         console.print(
-            f"[bold red]DETECTION[/bold red] {escape(detection.type)} ({detection.severity}): "
-            f"{escape(detection.explanation)}"
+            f"[bold red]DETECTION[/bold red] {printable(detection.type)} ({detection.severity}): "
+            f"{printable(detection.explanation)}"
         )
 
 
@@ -128,7 +154,7 @@ def render_costs(console: Console, rows: Sequence[CostRow], by: str) -> None:
     table.add_column("cost USD", justify="right", footer=f"{sum(r.cost_usd for r in rows):.6f}")
     for row in rows:
         table.add_row(
-            escape(row.key or "(not recorded)"),
+            printable(row.key or "(not recorded)"),
             f"{row.llm_calls:,}",
             f"{row.input_tokens:,}",
             f"{row.output_tokens:,}",
@@ -160,9 +186,9 @@ def render_runs(console: Console, runs: Sequence[RunSummary]) -> None:
     for run in runs:
         table.add_row(
             format_time(run.start_ns),
-            run.run_id,
-            escape(run.workflow_name or "?"),
-            escape(", ".join(run.agents)),
+            printable(run.run_id),
+            printable(run.workflow_name or "?"),
+            printable(", ".join(run.agents)),
             str(run.handoffs),
             str(run.llm_calls),
             f"{run.cost_usd:.6f}",
@@ -189,21 +215,21 @@ def render_detections(console: Console, detections: Sequence[Detection]) -> None
         style = _SEVERITY_STYLES.get(d.severity)
         table.add_row(
             format_time(d.detected_at_ns),
-            f"[{style}]{d.severity}[/{style}]" if style else d.severity,
-            escape(d.type),
-            escape(d.run_id),
-            escape(d.agent or "—"),
-            escape(d.explanation),
+            f"[{style}]{d.severity}[/{style}]" if style else printable(d.severity),
+            printable(d.type),
+            printable(d.run_id),
+            printable(d.agent or "—"),
+            printable(d.explanation),
         )
     console.print(table)
 
 
 def _outcome(decision: Mapping[str, Any]) -> str:
     if decision.get("error"):
-        return f"[red]{escape(str(decision.get('error_type') or 'error'))}[/red]"
+        return f"[red]{printable(str(decision.get('error_type') or 'error'))}[/red]"
     fallbacks = cast("list[str]", decision.get("fallbacks") or [])
     if fallbacks:
-        return f"[yellow]ok after {escape(' → '.join(fallbacks))}[/yellow]"
+        return f"[yellow]ok after {printable(' → '.join(fallbacks))}[/yellow]"
     return "ok"
 
 
@@ -230,14 +256,14 @@ def render_decisions(console: Console, decisions: Sequence[Mapping[str, Any]]) -
         started = datetime.fromtimestamp(float(d["start_time"]), tz=UTC)
         table.add_row(
             started.strftime("%m-%d %H:%M:%S"),
-            escape(str(d.get("task_class") or "—")),
-            escape(str(d.get("mode") or "—")),
-            escape(f"{d.get('requested_model') or '—'} → {chosen}"),
+            printable(str(d.get("task_class") or "—")),
+            printable(str(d.get("mode") or "—")),
+            printable(f"{d.get('requested_model') or '—'} → {chosen}"),
             _outcome(d),
             f"{float(d.get('latency_s') or 0.0):.3f}",
             f"{cost:.6f}" if isinstance(cost, int | float) else "—",
             f"{float(d['quality']):.2f}",
-            escape(_short(str(d.get("run_id") or d.get("trace_id")))),
+            printable(_short(str(d.get("run_id") or d.get("trace_id")))),
         )
     console.print(table)
 

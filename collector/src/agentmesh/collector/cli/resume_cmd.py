@@ -79,13 +79,18 @@ def _resume(args: argparse.Namespace) -> int:
         return 0
     from rich.console import Console
 
+    from agentmesh.collector.cli.render import printable
+
     console = Console(stderr=command is not None)
-    checkpoint = plan.get("checkpoint_id")
+    checkpoint = printable(str(plan.get("checkpoint_id") or "— none: the run starts over"))
+    details = f" ({plan.get('status')}: {plan.get('reason')})"
     console.print(
-        f"run [bold]{plan.get('run_id')}[/] ({plan.get('status')}: {plan.get('reason')})\n"
-        f"resume from checkpoint [bold]{checkpoint or '— none: the run starts over'}[/]"
-        + (f" before step {plan.get('resume_from')!r}" if plan.get("resume_from") else "")
-        + (f" on thread {plan.get('thread_id')!r}" if plan.get("thread_id") else "")
+        f"run [bold]{printable(str(plan.get('run_id')))}[/]{printable(details)}\n"
+        f"resume from checkpoint [bold]{checkpoint}[/]"
+        + printable(
+            (f" before step {plan.get('resume_from')!r}" if plan.get("resume_from") else "")
+            + (f" on thread {plan.get('thread_id')!r}" if plan.get("thread_id") else "")
+        )
     )
     if command is None:
         return 0
