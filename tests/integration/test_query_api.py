@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 import duckdb
 import pytest
+from aiohttp import web
 
 from agentmesh.collector import Collector, CollectorSettings, DuckDBStore, MemoryStore
 from agentmesh.collector.cli import main
@@ -247,7 +248,9 @@ async def test_exports_one_after_another_are_never_refused_and_concurrent_ones_r
     assert set(answers) <= {(200, None), (503, "5")}, answers
 
 
-async def test_the_api_needs_the_collectors_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_api_needs_the_collectors_credentials(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     async with _collector(auth_bearer_tokens=["s3cret"]) as collector:
         base = collector.http_endpoint
         async with aiohttp.ClientSession() as client, client.get(base + "/v1/runs") as response:
@@ -261,8 +264,49 @@ async def test_the_api_needs_the_collectors_credentials(monkeypatch: pytest.Monk
         ):
             assert (response.status, export.status) == (401, 401)
         assert await asyncio.to_thread(main, ["runs", "--collector", base]) == 2
-        monkeypatch.setenv("AGENTMESH_API_TOKEN", "s3cret")
+        said = capsys.readouterr().err  # the collector's words, and what to do
+        assert "authentication required" in said
+        assert "set AGENTMESH_API_TOKEN" in said
+        monkeypatch.setenv("AGENTMESH_API_TOKEN", "wrong")
+        assert await asyncio.to_thread(main, ["runs", "--collector", base]) == 2
+        said = capsys.readouterr().err
+        assert "not accepted" in said
+        assert "AGENTMESH_API_TOKEN holds a token" in said
+        monkeypatch.setenv("AGENTMESH_API_TOKEN", "s3cret\n")  # a secret file's newline
         assert await asyncio.to_thread(main, ["runs", "--collector", base, "--json"]) == 0
+        monkeypatch.setenv("AGENTMESH_API_TOKEN", "s3cr\u00e9t")
+        assert await asyncio.to_thread(main, ["runs", "--collector", base]) == 2
+        assert "characters an HTTP header cannot carry" in capsys.readouterr().err
+
+
+async def test_a_collector_url_that_is_wrong_is_named_in_plain_words(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+
+    async def html_page(_: web.Request) -> web.Response:
+        return web.Response(text="<html></html>")
+
+    page = web.Application()  # a web server that is not the collector: HTML, status 200
+    page.router.add_get("/{tail:.*}", html_page)
+    runner = web.AppRunner(page)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    html = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    async with _collector() as collector:
+        grpc = f"http://127.0.0.1:{collector.grpc_port}"
+        for url, message in [
+            (grpc, "did not answer in HTTP"),  # the gRPC port, a common slip
+            (html, "something that is not JSON"),
+            ("http://127.0.0.1:abc", "is not a valid URL"),
+            ("http://[::1", "is not a valid URL"),
+            ("http://:4318", "names no host"),
+        ]:
+            assert await asyncio.to_thread(main, ["runs", "--collector", url]) == 2, url
+            said = capsys.readouterr().err
+            assert message in said, (url, said)
+            assert "Traceback" not in said
+    await runner.cleanup()
 
 
 async def test_the_cli_reads_a_running_collector(capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,6 +6,7 @@ collector that requires credentials (``AGENTMESH_COLLECTOR_AUTH_BEARER_TOKENS``)
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -47,7 +48,17 @@ def get_json(base: str, path: str, **query: str) -> object:
         ConfigError: The URL is not http(s), the collector is unreachable, or it answered an
             error (its ``error`` message is passed on).
     """
-    return _fetch(base, path, query, _TIMEOUT_SECONDS, lambda answer: json.loads(answer.read()))
+
+    def decode(answer: HTTPResponse) -> object:
+        try:
+            return json.loads(answer.read())
+        except ValueError as exc:
+            raise ConfigError(
+                f"collector at {base} answered {path} with something that is not JSON: is "
+                "this the collector's OTLP/HTTP endpoint (port 4318 by default)?"
+            ) from exc
+
+    return _fetch(base, path, query, _TIMEOUT_SECONDS, decode)
 
 
 def get_file(base: str, path: str, dest: BinaryIO, **query: str) -> Mapping[str, str]:
@@ -91,6 +102,11 @@ def _fetch(
             return read(answer)
     except urllib.error.HTTPError as exc:
         raise ConfigError(f"collector at {base}: {_detail(exc)}") from exc
+    except http.client.HTTPException as exc:  # not an HTTP server: gRPC's port, say
+        raise ConfigError(
+            f"collector at {base} did not answer in HTTP ({type(exc).__name__}): is this the "
+            "OTLP/gRPC port? The query API is on the OTLP/HTTP port (4318 by default)"
+        ) from exc
     except (urllib.error.URLError, OSError) as exc:
         reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
         said = socket_reason(reason) if isinstance(reason, OSError) else str(reason)
@@ -100,17 +116,38 @@ def _fetch(
 def _request(base: str, path: str, query: Mapping[str, str]) -> urllib.request.Request:
     if not base.startswith(("http://", "https://")):
         raise ConfigError(f"--collector {base!r}: expected an http:// or https:// URL")
+    try:
+        parts = urllib.parse.urlsplit(base)
+        parts.port  # noqa: B018 - raises for a port that is not a number from 0 to 65535
+    except ValueError as exc:
+        raise ConfigError(f"--collector {base!r} is not a valid URL: {exc}") from exc
+    if not parts.hostname:
+        raise ConfigError(f"--collector {base!r} names no host")
     url = base.rstrip("/") + path + ("?" + urllib.parse.urlencode(query) if query else "")
     request = urllib.request.Request(url)  # noqa: S310 - http(s) checked above
-    token = os.environ.get(TOKEN_ENV)
+    token = os.environ.get(TOKEN_ENV, "").strip()  # a secret file's trailing newline
     if token:
+        if not token.isascii() or not token.isprintable():
+            raise ConfigError(
+                f"{TOKEN_ENV} holds characters an HTTP header cannot carry (non-ASCII or "
+                "control characters): set it to the token alone"
+            )
         request.add_header("Authorization", f"Bearer {token}")
     return request
 
 
 def _detail(exc: urllib.error.HTTPError) -> str:
-    """The ``error`` message of an error answer, else its reason."""
+    """The ``error`` message of an error answer (else its text, else its reason), with a hint."""
+    body = exc.read(4096)
     try:
-        return str(json.loads(exc.read()).get("error", exc.reason))
+        detail = str(json.loads(body).get("error", exc.reason))
     except (ValueError, AttributeError):
-        return str(exc.reason)
+        text = body.decode("utf-8", "replace").strip()
+        detail = text if text and len(text) < 300 else str(exc.reason)
+    if exc.code == 401:  # what to do about it, from the command line
+        detail += (
+            f"; {TOKEN_ENV} holds a token the collector does not accept"
+            if os.environ.get(TOKEN_ENV, "").strip()
+            else f"; set {TOKEN_ENV} to one of the collector's tokens"
+        ) + " (AGENTMESH_COLLECTOR_AUTH_BEARER_TOKENS)"
+    return detail
