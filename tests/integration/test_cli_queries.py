@@ -282,6 +282,10 @@ async def test_prune_deletes_the_runs_that_ended_before_a_time(
     assert "not in the past" in capsys.readouterr().err
     assert await asyncio.to_thread(main, ["prune", "--older-than", "soon", "--db", str(db)]) == 2
     assert "--older-than" in capsys.readouterr().err
+    for ages_ago in ("1000000d", "99999999999999d", "1900-01-01"):  # raised after pruning
+        argv = ["prune", "--older-than", ages_ago, "--db", str(db)]
+        assert await asyncio.to_thread(main, argv) == 2
+        assert "before 1970, nothing is as old" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", [["runs"], ["graph", "run-1"], ["costs"], ["export"]])

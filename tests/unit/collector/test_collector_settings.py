@@ -63,6 +63,17 @@ def test_out_of_bounds_values_are_refused(
     assert variable in str(info.value)
 
 
+def test_the_two_receivers_cannot_share_a_port() -> None:
+    with pytest.raises(ConfigError, match=r"are both 4400: the OTLP/gRPC and OTLP/HTTP"):
+        CollectorSettings.load(grpc_port=4400, http_port=4400)
+    with pytest.raises(ConfigError, match=r"are both 4400"):  # every interface includes it
+        CollectorSettings.load(grpc_port=4400, http_port=4400, grpc_host="0.0.0.0")
+    # fine: any free port each, different interfaces, or no HTTP receiver at all
+    assert CollectorSettings.load(grpc_port=0, http_port=0).http_port == 0
+    assert CollectorSettings.load(grpc_port=4400, http_port=4400, grpc_host="127.0.0.2")
+    assert CollectorSettings.load(grpc_port=4400, http_port=4400, http_enabled=False)
+
+
 def test_keyword_override_is_named_when_wrong() -> None:
     with pytest.raises(ConfigError, match=r"loop_max_cycle_length=1"):
         CollectorSettings.load(loop_max_cycle_length=1)

@@ -516,6 +516,25 @@ class CollectorSettings(DetectionSettings):
             raise ValueError(f"{ca} needs {cert} and {key}")
         return self
 
+    @model_validator(mode="after")
+    def _receivers_on_different_ports(self) -> Self:
+        wildcards = ("0.0.0.0", "::", "*")  # noqa: S104 - names compared, nothing bound
+        if (
+            self.http_enabled
+            and self.grpc_port == self.http_port != 0
+            and (
+                self.grpc_host == self.http_host
+                or self.grpc_host in wildcards
+                or self.http_host in wildcards
+            )
+        ):
+            grpc, http = self.env_var("grpc_port"), self.env_var("http_port")
+            raise ValueError(
+                f"{grpc} and {http} are both {self.grpc_port}: the OTLP/gRPC and OTLP/HTTP "
+                "receivers need a port each (4317 and 4318 by default)"
+            )
+        return self
+
     @property
     def effective_decode_workers(self) -> int:
         """The decode worker processes to start: ``decode_workers`` with ``-1`` resolved."""

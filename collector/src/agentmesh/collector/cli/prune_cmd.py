@@ -47,6 +47,8 @@ def _prune(args: argparse.Namespace) -> int:
     cut = parse_when(str(args.older_than), "--older-than", now=now)
     if cut >= now:
         raise ConfigError(f"--older-than {args.older_than}: that is not in the past")
+    if cut <= 0:
+        raise ConfigError(f"--older-than {args.older_than}: that is before 1970, nothing is as old")
     settings = store_settings(args)
     progress = Console(stderr=True)
     deleted = 0
