@@ -38,3 +38,24 @@ async def test_many_matches_are_counted_up_to_a_bound() -> None:
         await find_run(store, "run-")
     with pytest.raises(RunNotFoundError, match="no run match ' '"):
         await find_run(store, " ")
+
+
+async def test_ids_that_differ_only_in_case_are_told_apart_by_case() -> None:
+    store, factories = await _store(["qa-x", "QA-X", "Qa-y"])
+    assert (await find_run(store, "QA-X")).trace_id == factories[1].trace_id
+    assert (await find_run(store, "qa-x")).trace_id == factories[0].trace_id
+    assert (await find_run(store, "qa-y")).run_id == "Qa-y"  # one run: case ignored
+    with pytest.raises(RunNotFoundError) as raised:  # neither is written this way
+        await find_run(store, "Qa-X")
+    said = str(raised.value)
+    assert "2 runs match 'Qa-X'" in said
+    assert f"'qa-x' (trace {factories[0].trace_id})" in said
+    assert "name one by its trace id" in said
+
+
+async def test_one_run_id_over_two_traces_names_both_traces() -> None:
+    store, factories = await _store(["again", "again"])
+    with pytest.raises(RunNotFoundError) as raised:
+        await find_run(store, "again")
+    assert all(f.trace_id in str(raised.value) for f in factories)
+    assert (await find_run(store, factories[0].trace_id)).trace_id == factories[0].trace_id

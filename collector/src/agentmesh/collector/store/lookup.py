@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 from agentmesh.collector.detection import Detection
@@ -22,6 +23,8 @@ __all__ = ["MAX_MATCHES", "GraphNotStoredError", "RunNotFoundError", "find_graph
 
 MAX_MATCHES: Final = 100
 """Most matching runs counted when a lookup is ambiguous (the error says "more than" beyond)."""
+_NAMED: Final = 5
+"""Most matching runs an ambiguous lookup's error names."""
 
 
 class RunNotFoundError(ConfigError):
@@ -32,14 +35,19 @@ class RunNotFoundError(ConfigError):
             which stands for "more than :data:`MAX_MATCHES`").
     """
 
-    def __init__(self, wanted: str, matches: int) -> None:
+    def __init__(self, wanted: str, matches: int, candidates: Sequence[RunSummary] = ()) -> None:
         if matches == 0:
             found = "no run"
         elif matches > MAX_MATCHES:
             found = f"more than {MAX_MATCHES} runs"
         else:
             found = f"{matches} runs"
-        super().__init__(f"{found} match {wanted!r}; `agentmesh runs` lists them")
+        if 0 < len(candidates) <= _NAMED:  # a few: name them, with what tells them apart
+            named = ", ".join(f"{c.run_id!r} (trace {c.trace_id})" for c in candidates)
+            advice = f": {named}; name one by its trace id"
+        else:
+            advice = "; `agentmesh runs` lists them"
+        super().__init__(f"{found} match {wanted!r}{advice}")
         self.matches = matches
 
 
@@ -53,7 +61,8 @@ class GraphNotStoredError(ConfigError):
 async def find_run(store: SpanStore, run: str) -> RunSummary:
     """Return the one stored run whose run id or trace id is, or starts with, ``run``.
 
-    Case is ignored. A run matched exactly wins over others that only start with ``run``.
+    Case is ignored, except to choose between runs whose ids differ only in case. A run
+    matched exactly wins over others that only start with ``run``.
 
     Args:
         store: The open span store.
@@ -65,16 +74,19 @@ async def find_run(store: SpanStore, run: str) -> RunSummary:
     Raises:
         RunNotFoundError: No run, or several, match ``run``.
     """
-    wanted = run.strip().lower()
+    asked = run.strip()
+    wanted = asked.lower()
     if not wanted:
         raise RunNotFoundError(run, 0)
     # the store matches and ranks (exact matches first): no listing of every run
     matches = await store.find_runs(wanted, limit=MAX_MATCHES + 1)
     exact = [m for m in matches if wanted in (m.run_id.lower(), m.trace_id)]
-    if len(exact) == 1:
+    if len(exact) > 1:  # "Run-A" and "run-a": the one written as asked wins
+        exact = [m for m in exact if asked in (m.run_id, m.trace_id)] or exact
+    if exact:
         matches = exact
     if len(matches) != 1:
-        raise RunNotFoundError(run, len(matches))
+        raise RunNotFoundError(run, len(matches), matches)
     return matches[0]
 
 
