@@ -646,7 +646,10 @@ async def test_costs_by_agent_and_by_model_over_a_window(store: SpanStore) -> No
     assert await store.costs(group_by="agent") == [
         CostRow("supervisor", 2, 200, 20, 4.0),
         CostRow("researcher", 4, 106, 12, 2.5),
+        CostRow(None, 2, 2, 2, 1.375),  # outside any agent: the rows add up to the runs
     ]
+    calls = sum(run.llm_calls for run in await store.runs())
+    assert sum(row.llm_calls for row in await store.costs(group_by="model")) == calls
     assert await store.costs(group_by="model") == [
         CostRow("big", 4, 300, 30, 6.0),
         CostRow(None, 2, 2, 2, 1.375),
@@ -656,6 +659,7 @@ async def test_costs_by_agent_and_by_model_over_a_window(store: SpanStore) -> No
     assert await store.costs(since_ns=5_000) == [
         CostRow("supervisor", 1, 100, 10, 2.0),
         CostRow("researcher", 2, 53, 6, 1.25),
+        CostRow(None, 1, 1, 1, 1.25),
     ]
     assert await store.costs(since_ns=5_000, group_by="model") == [
         CostRow("big", 2, 150, 15, 3.0),
@@ -670,6 +674,22 @@ async def test_costs_by_agent_and_by_model_over_a_window(store: SpanStore) -> No
     assert await store.costs(since_ns=1_001, until_ns=9_000) == []
     with pytest.raises(StoreError, match="'agent' or 'model'"):
         await store.costs(group_by="provider")  # type: ignore[arg-type]
+
+
+async def test_negative_costs_and_token_counts_are_no_amounts(store: SpanStore) -> None:
+    f = SpanFactory()
+    root = f.workflow("w", run_id="run-negative")
+    agent = f.agent("writer", parent=root)
+    fine = f.chat(parent=agent, model="m", input_tokens=10, output_tokens=2, cost_usd=0.5)
+    faulty = f.chat(parent=agent, model="m", input_tokens=-3, output_tokens=-1, cost_usd=-5.0)
+    spans = [root, agent, fine, faulty]
+    await store.write_spans(spans)
+    await store.write_graph(graph_of(spans))
+    (run,) = await store.runs()
+    assert (run.llm_calls, run.input_tokens, run.output_tokens, run.cost_usd) == (2, 10, 2, 0.5)
+    expected = [CostRow("writer", 2, 10, 2, 0.5)]
+    assert await store.costs() == expected
+    assert await store.costs(group_by="model") == [CostRow("m", 2, 10, 2, 0.5)]
 
 
 async def test_costs_count_redelivered_spans_once(store: SpanStore) -> None:

@@ -115,6 +115,41 @@ def float_of(attributes: Attributes, name: str) -> float | None:
     return None
 
 
+def count_of(value: object) -> int:
+    """A token count as the graph and the stores sum it.
+
+    Args:
+        value: An attribute's value.
+
+    Returns:
+        The value when it is an integer (or an integral double) of 0 or more, else 0: a
+        negative count from a faulty instrumentation would lower every sum it joins.
+    """
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return max(value, 0)
+    if isinstance(value, float) and value.is_integer():
+        return max(int(value), 0)
+    return 0
+
+
+def amount_of(value: object) -> float:
+    """A cost in USD as the graph and the stores sum it.
+
+    Args:
+        value: An attribute's value.
+
+    Returns:
+        The value when it is a finite number of 0 or more, else 0.0 (NaN, infinities and
+        negative amounts are not costs).
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0.0
+    number = float(value)
+    return number if math.isfinite(number) and number > 0.0 else 0.0
+
+
 @dataclass(frozen=True, slots=True)
 class SpanEventRecord:
     """A span event (a timestamped annotation inside a span).

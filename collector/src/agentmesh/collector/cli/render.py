@@ -152,9 +152,10 @@ def render_costs(console: Console, rows: Sequence[CostRow], by: str) -> None:
     for name, value in zip(("LLM calls", "tokens in", "tokens out"), total, strict=True):
         table.add_column(name, justify="right", footer=f"{value:,}")
     table.add_column("cost USD", justify="right", footer=f"{sum(r.cost_usd for r in rows):.6f}")
+    unnamed = "(outside any agent)" if by == "agent" else "(not recorded)"
     for row in rows:
         table.add_row(
-            printable(row.key or "(not recorded)"),
+            unnamed if row.key is None else printable(row.key),
             f"{row.llm_calls:,}",
             f"{row.input_tokens:,}",
             f"{row.output_tokens:,}",

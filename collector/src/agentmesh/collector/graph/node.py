@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from agentmesh.collector.model import SpanRecord, float_of, int_of, str_of
+from agentmesh.collector.model import SpanRecord, amount_of, count_of, float_of, int_of, str_of
 from agentmesh.core import semconv
 
 __all__ = ["GraphNode", "HandoffInfo", "RouteInfo", "graph_node"]
@@ -219,9 +219,9 @@ def graph_node(span: SpanRecord) -> GraphNode:
     if operation == semconv.Operation.CHAT:
         if span.events:
             attempts = _failed_attempts(span)
-        input_tokens = int_of(attributes, semconv.GEN_AI_USAGE_INPUT_TOKENS) or 0
-        output_tokens = int_of(attributes, semconv.GEN_AI_USAGE_OUTPUT_TOKENS) or 0
-        cost_usd = float_of(attributes, semconv.AGENTMESH_COST_USD) or 0.0
+        input_tokens = count_of(attributes.get(semconv.GEN_AI_USAGE_INPUT_TOKENS))
+        output_tokens = count_of(attributes.get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS))
+        cost_usd = amount_of(attributes.get(semconv.AGENTMESH_COST_USD))
         provider = str_of(attributes, semconv.GEN_AI_PROVIDER_NAME)
         requested = str_of(attributes, semconv.GEN_AI_REQUEST_MODEL)
         if str_of(attributes, semconv.AGENTMESH_ROUTE_MODE) == "enforce":

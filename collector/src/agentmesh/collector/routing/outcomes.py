@@ -40,7 +40,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Final, cast
+from typing import Final, TypeVar, cast
 
 from agentmesh.collector.detection import Detection, JsonValue
 from agentmesh.collector.model import Attributes, SpanRecord, float_of, str_of
@@ -276,9 +276,9 @@ def outcome_from_span(
         error=span.status_code == "error" or error_type is not None,
         error_type=error_type,
         latency_s=span.duration_ns / _NS,
-        cost_usd=span.float_attr(semconv.AGENTMESH_COST_USD),
-        input_tokens=span.int_attr(semconv.GEN_AI_USAGE_INPUT_TOKENS),
-        output_tokens=span.int_attr(semconv.GEN_AI_USAGE_OUTPUT_TOKENS),
+        cost_usd=_not_negative(span.float_attr(semconv.AGENTMESH_COST_USD)),
+        input_tokens=_not_negative(span.int_attr(semconv.GEN_AI_USAGE_INPUT_TOKENS)),
+        output_tokens=_not_negative(span.int_attr(semconv.GEN_AI_USAGE_OUTPUT_TOKENS)),
         fallbacks=tuple(
             failed
             for event in span.events
@@ -546,3 +546,11 @@ def _features(attrs: Attributes) -> dict[str, JsonValue]:
 
 def _refuse_constant(name: str) -> object:
     raise ValueError(f"{name} is not a JSON number")
+
+
+_Number = TypeVar("_Number", int, float)
+
+
+def _not_negative(value: _Number | None) -> _Number | None:
+    """A cost or token count, unknown (``None``) when negative: no call earns money or tokens."""
+    return value if value is not None and value >= 0 else None

@@ -134,7 +134,8 @@ class CostRow:
 
     Attributes:
         key: The agent's name, or the model (``gen_ai.response.model``, else
-            ``gen_ai.request.model``); ``None`` for calls whose model was not recorded.
+            ``gen_ai.request.model``); ``None`` for the calls made outside any agent (by
+            agent), or whose model was not recorded (by model).
         llm_calls: LLM calls.
         input_tokens: Their input tokens.
         output_tokens: Their output tokens.
@@ -303,8 +304,10 @@ class SpanStore(Protocol):
     ) -> list[CostRow]:
         """Sum the LLM calls of the runs that started in a time window, by agent or by model.
 
-        By agent, the sums come from the stored graphs (calls outside any agent are left out);
-        by model, from the stored ``chat`` spans of those runs.
+        By agent, the sums come from the stored graphs, and the calls made outside any agent
+        are one row keyed ``None`` (when there are some); by model, from the stored ``chat``
+        spans of those runs (``None``: no model recorded). Either way the rows add up to the
+        runs' totals.
 
         Args:
             since_ns: Only runs that started at or after this time.
@@ -312,7 +315,7 @@ class SpanStore(Protocol):
             group_by: ``agent`` or ``model``.
 
         Returns:
-            One row per agent or model, highest cost first (then by key, unknown model last).
+            One row per agent or model, highest cost first (then by key, ``None`` last).
         """
         ...
 

@@ -239,5 +239,19 @@ COSTS_BY_AGENT: Final = f"""
     FROM agent_versions a JOIN {LATEST_RUNS} r ON r.trace_id = a.trace_id AND r.version = a.version
     WHERE {WINDOW}
     GROUP BY a.name
+    UNION ALL
+    SELECT NULL, sum(r.llm_calls - coalesce(a.llm_calls, 0)),
+        sum(r.input_tokens - coalesce(a.input_tokens, 0)),
+        sum(r.output_tokens - coalesce(a.output_tokens, 0)),
+        sum(greatest(r.cost_usd - coalesce(a.cost_usd, 0), 0))
+    FROM (SELECT * FROM run_versions {_LATEST}) r
+    LEFT JOIN (
+        SELECT trace_id, version, sum(llm_calls) AS llm_calls, sum(input_tokens) AS input_tokens,
+            sum(output_tokens) AS output_tokens, sum(cost_usd) AS cost_usd
+        FROM agent_versions GROUP BY trace_id, version
+    ) a ON a.trace_id = r.trace_id AND a.version = r.version
+    WHERE {WINDOW} AND r.llm_calls > coalesce(a.llm_calls, 0)
+    HAVING count(*) > 0
 """  # noqa: S608 - built from constants only
-"""LLM calls, tokens and cost by agent over the runs that started in ``$since``..``$until``."""
+"""LLM calls, tokens and cost by agent over the runs that started in ``$since``..``$until``,
+and those of the calls made outside any agent (a ``NULL`` name)."""

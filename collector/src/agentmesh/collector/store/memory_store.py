@@ -293,13 +293,23 @@ class MemoryStore:
 
         for graph in self._window(since_ns, until_ns):
             if by_agent:
-                for agent in graph.agents.values():
+                agents = graph.agents.values()
+                for agent in agents:
                     add(
                         agent.name,
                         agent.llm_calls,
                         agent.input_tokens,
                         agent.output_tokens,
                         agent.cost_usd,
+                    )
+                outside = graph.llm_calls - sum(a.llm_calls for a in agents)
+                if outside > 0:  # the calls made outside any agent, under no name
+                    add(
+                        None,
+                        outside,
+                        graph.input_tokens - sum(a.input_tokens for a in agents),
+                        graph.output_tokens - sum(a.output_tokens for a in agents),
+                        max(graph.cost_usd - math.fsum(a.cost_usd for a in agents), 0.0),
                     )
                 continue
             for span in self._spans.get(graph.trace_id, {}).values():

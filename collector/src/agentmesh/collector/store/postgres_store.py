@@ -217,6 +217,19 @@ _COSTS_BY_AGENT: Final = """
     FROM agents a JOIN runs r ON r.trace_id = a.trace_id
     WHERE ($1::bigint IS NULL OR r.start_ns >= $1) AND ($2::bigint IS NULL OR r.start_ns < $2)
     GROUP BY a.name
+    UNION ALL  -- the calls made outside any agent, under no name
+    SELECT NULL, sum(r.llm_calls - coalesce(a.llm_calls, 0)),
+        sum(r.input_tokens - coalesce(a.input_tokens, 0)),
+        sum(r.output_tokens - coalesce(a.output_tokens, 0)),
+        sum(greatest(r.cost_usd - coalesce(a.cost_usd, 0), 0))
+    FROM runs r LEFT JOIN LATERAL (
+        SELECT sum(llm_calls) AS llm_calls, sum(input_tokens) AS input_tokens,
+            sum(output_tokens) AS output_tokens, sum(cost_usd) AS cost_usd
+        FROM agents WHERE agents.trace_id = r.trace_id
+    ) a ON true
+    WHERE ($1::bigint IS NULL OR r.start_ns >= $1) AND ($2::bigint IS NULL OR r.start_ns < $2)
+        AND r.llm_calls > coalesce(a.llm_calls, 0)
+    HAVING count(*) > 0
 """
 _COSTS_BY_MODEL: Final = f"""
     SELECT s.model, count(*), sum(s.input_tokens), sum(s.output_tokens), sum(s.cost_usd)

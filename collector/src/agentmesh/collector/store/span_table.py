@@ -32,7 +32,7 @@ from typing import Any, Final, cast
 import orjson
 import pyarrow as pa  # pyright: ignore[reportMissingTypeStubs]
 
-from agentmesh.collector.model import SpanEventRecord, SpanRecord
+from agentmesh.collector.model import SpanEventRecord, SpanRecord, amount_of, count_of
 from agentmesh.core import semconv
 
 __all__ = ["SPAN_SCHEMA", "span_table"]
@@ -123,25 +123,6 @@ def _str_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _int_or_zero(value: object) -> int:
-    """``SpanRecord.int_attr(...) or 0``, on the value itself."""
-    if isinstance(value, bool):
-        return 0
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return 0
-
-
-def _float_or_zero(value: object) -> float:
-    """``SpanRecord.float_attr(...) or 0.0``, on the value itself (NaN and infinities: 0.0)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return 0.0
-    number = float(value)
-    return number if math.isfinite(number) else 0.0
-
-
 def span_table(spans: Sequence[SpanRecord]) -> Any:
     """Build the ``spans`` rows of some spans as an Arrow table with :data:`SPAN_SCHEMA`.
 
@@ -180,9 +161,9 @@ def span_table(spans: Sequence[SpanRecord]) -> Any:
             models.append(
                 _str_or_none(attrs.get(_RESPONSE_MODEL)) or _str_or_none(attrs.get(_REQUEST_MODEL))
             )
-            inputs.append(_int_or_zero(attrs.get(_INPUT_TOKENS)))
-            outputs.append(_int_or_zero(attrs.get(_OUTPUT_TOKENS)))
-            costs.append(_float_or_zero(attrs.get(_COST)))
+            inputs.append(count_of(attrs.get(_INPUT_TOKENS)))
+            outputs.append(count_of(attrs.get(_OUTPUT_TOKENS)))
+            costs.append(amount_of(attrs.get(_COST)))
         else:
             models.append(None)
             inputs.append(None)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from agentmesh.collector.model import SpanRecord
+from agentmesh.collector.model import SpanRecord, amount_of, count_of
 from agentmesh.collector.store.base import RUN_STATES, CostGroup, CostRow, RunStateName
 from agentmesh.core import semconv
 from agentmesh.core.errors import StoreError
@@ -39,9 +39,9 @@ class ChatUsage:
 
     Attributes:
         model: ``gen_ai.response.model``, else ``gen_ai.request.model``, else ``None``.
-        input_tokens: ``gen_ai.usage.input_tokens`` (0 when absent).
-        output_tokens: ``gen_ai.usage.output_tokens`` (0 when absent).
-        cost_usd: ``agentmesh.cost.usd`` (0 when absent).
+        input_tokens: ``gen_ai.usage.input_tokens`` (0 when absent or negative).
+        output_tokens: ``gen_ai.usage.output_tokens`` (0 when absent or negative).
+        cost_usd: ``agentmesh.cost.usd`` (0 when absent, negative, NaN or infinite).
     """
 
     model: str | None
@@ -64,9 +64,9 @@ def chat_usage(span: SpanRecord) -> ChatUsage | None:
     return ChatUsage(
         model=span.str_attr(semconv.GEN_AI_RESPONSE_MODEL)
         or span.str_attr(semconv.GEN_AI_REQUEST_MODEL),
-        input_tokens=span.int_attr(semconv.GEN_AI_USAGE_INPUT_TOKENS) or 0,
-        output_tokens=span.int_attr(semconv.GEN_AI_USAGE_OUTPUT_TOKENS) or 0,
-        cost_usd=span.float_attr(semconv.AGENTMESH_COST_USD) or 0.0,
+        input_tokens=count_of(span.attributes.get(semconv.GEN_AI_USAGE_INPUT_TOKENS)),
+        output_tokens=count_of(span.attributes.get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS)),
+        cost_usd=amount_of(span.attributes.get(semconv.AGENTMESH_COST_USD)),
     )
 
 

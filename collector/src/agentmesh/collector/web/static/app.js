@@ -608,7 +608,8 @@ async function costsView() {
   const rows = costs.map((c) => {
     const bar = h("div", { class: "share-bar" });
     bar.style.width = `${total ? (100 * c.cost_usd) / total : 0}%`;
-    return h("tr", {}, h("td", {}, c.key ?? "(none)"),
+    const unnamed = state.costsBy === "agent" ? "(outside any agent)" : "(not recorded)";
+    return h("tr", {}, h("td", {}, c.key ?? unnamed),
       h("td", { class: "num" }, fmtInt(c.llm_calls)),
       h("td", { class: "num" }, fmtInt(c.input_tokens)),
       h("td", { class: "num" }, fmtInt(c.output_tokens)),
