@@ -41,8 +41,14 @@ def _default_service_name() -> str:
     value = os.environ.get("OTEL_SERVICE_NAME", "").strip()
     if value:
         return value
-    script = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else ""
-    return script or "unknown_service"
+    first = sys.argv[0] if sys.argv else ""
+    if first == "-m":  # `python -m pkg.app` while the module is being found: name it "app"
+        args = sys.orig_argv
+        module = args[args.index("-m") + 1] if "-m" in args[:-1] else ""
+        return module.rpartition(".")[2] or "unknown_service"
+    if first in ("", "-c", "-"):  # code given on the command line, or read from stdin
+        return "unknown_service"
+    return Path(first).stem or "unknown_service"
 
 
 class InstrumentationSettings(AgentMeshSettings):
@@ -94,7 +100,10 @@ class InstrumentationSettings(AgentMeshSettings):
     service_name: str = Field(
         default_factory=_default_service_name,
         min_length=1,
-        description="service.name of the spans. Default: OTEL_SERVICE_NAME, else the script name.",
+        description=(
+            "service.name of the spans. Default: OTEL_SERVICE_NAME, else the script's name (the "
+            "module's for `python -m`)."
+        ),
     )
     export_timeout_s: float = Field(
         default=1.0,
