@@ -19,7 +19,7 @@ _LAUNCHER = Path(sys.executable).with_name("agentmesh-instrument")
 def _service_name(args: list[str], cwd: Path) -> str:
     env = {k: v for k, v in os.environ.items() if k != "OTEL_SERVICE_NAME"}
     env["AGENTMESH_ENDPOINT"] = "http://127.0.0.1:9"  # nothing listens: spans are dropped
-    done = subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
+    done = subprocess.run(
         [str(_LAUNCHER), sys.executable, *args],
         cwd=cwd,
         env=env,
