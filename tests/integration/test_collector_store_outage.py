@@ -8,7 +8,6 @@ does, and checks that every span accepted is in Postgres once the database is ba
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator
 
@@ -17,6 +16,7 @@ import asyncpg
 import grpc
 import pytest
 from _otlp_export import export, resend, send_each
+from _tcp_proxy import TcpProxy
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
@@ -26,60 +26,9 @@ from agentmesh.collector.store.scratch import scratch_schema
 from agentmesh.collector.testing import SpanFactory, to_otlp_request
 
 
-class _CuttableProxy:
-    """A TCP proxy to one address that can drop every connection and refuse new ones."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self._target = (host, port)
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.port = 0
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self._target)
-        except OSError:
-            writer.close()
-            return
-        self._writers |= {writer, up_writer}
-        for source, sink in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.create_task(self._copy(source, sink))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _copy(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-        try:
-            while data := await source.read(65536):
-                sink.write(data)
-                await sink.drain()
-        except (OSError, asyncio.CancelledError):
-            pass
-        finally:
-            sink.close()
-            self._writers.discard(sink)
-
-    async def cut(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
-        for writer in list(self._writers):
-            writer.transport.abort()
-        self._writers.clear()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if server is not None:  # since Python 3.12.1 this waits for its connections to close
-            await server.wait_closed()
-
-
 @pytest.fixture
-async def proxy(postgres_address: tuple[str, int]) -> AsyncIterator[_CuttableProxy]:
-    proxy = _CuttableProxy(*postgres_address)
+async def proxy(postgres_address: tuple[str, int]) -> AsyncIterator[TcpProxy]:
+    proxy = TcpProxy(*postgres_address)
     await proxy.start()
     yield proxy
     await proxy.cut()
@@ -104,7 +53,7 @@ async def _ready(http: aiohttp.ClientSession, url: str) -> tuple[int, dict[str, 
 
 
 async def test_postgres_outage_costs_latency_not_spans(
-    proxy: _CuttableProxy, postgres_address: tuple[str, int]
+    proxy: TcpProxy, postgres_address: tuple[str, int]
 ) -> None:
     host, port = postgres_address
     dsn = os.environ.get("AGENTMESH_TEST_POSTGRES_DSN", f"postgresql://postgres@{host}:{port}/test")

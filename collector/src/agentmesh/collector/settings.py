@@ -161,6 +161,17 @@ class CollectorSettings(DetectionSettings):
         le=600.0,
         description="Seconds to wait for PostgreSQL to accept a connection.",
     )
+    postgres_command_timeout_seconds: float = Field(
+        default=60.0,
+        ge=0.1,
+        le=3600.0,
+        description=(
+            "Seconds one query or write may wait for PostgreSQL's answer; past it the store "
+            "counts as unavailable (writes are held and retried), as when the connection drops. "
+            "A server that stops answering without closing its connections (a network "
+            "partition) would otherwise hold writes until TCP gives up."
+        ),
+    )
     redis_url: SecretStr | None = Field(
         default=None,
         description=(

@@ -43,7 +43,7 @@ from agentmesh.checkpoint.langgraph._fence import DEFAULT_CAPACITY
 from agentmesh.checkpoint.langgraph._lanes import DEFAULT_LANES, LaneStore
 from agentmesh.checkpoint.langgraph._saver import AgentMeshSaver
 from agentmesh.checkpoint.langgraph._sync import SyncCheckpointStore, SyncTwin
-from agentmesh.checkpoint.store.base import CheckpointStore
+from agentmesh.checkpoint.store.base import DEFAULT_COMMAND_TIMEOUT_SECONDS, CheckpointStore
 from agentmesh.checkpoint.store.memory import MemoryCheckpointStore
 from agentmesh.core.errors import ConfigError
 
@@ -253,6 +253,7 @@ class PostgresSaver(AgentMeshSaver):
         min_size: int = 1,
         max_size: int = 10,
         synchronous_commit: bool = True,
+        command_timeout_seconds: float | None = DEFAULT_COMMAND_TIMEOUT_SECONDS,
         serde: SerializerProtocol | None = None,
         compress_threshold: int | None = DEFAULT_THRESHOLD,
         chunk_threshold: int | None = LIST_MIN_BYTES,
@@ -268,6 +269,9 @@ class PostgresSaver(AgentMeshSaver):
             synchronous_commit: Wait for each commit to reach the disk (Postgres's default).
                 ``False`` answers puts before the flush: a database crash can lose the last
                 ~0.6 s of puts (never half of one), at about half the put latency.
+            command_timeout_seconds: How long a call waits for PostgreSQL's answer before it
+                raises ``CheckpointError`` (``None``: for ever); a partitioned server would
+                otherwise hold the run until TCP gives up.
             serde: The serializer (LangGraph's JsonPlusSerializer, no pickle, by default).
             compress_threshold: zstd-compress payloads above this many bytes (None: never).
             chunk_threshold: Store lists of at least this many bytes as content-addressed
@@ -282,6 +286,7 @@ class PostgresSaver(AgentMeshSaver):
                 schema=schema,
                 min_size=pool_min,
                 max_size=pool_max,
+                command_timeout_seconds=command_timeout_seconds,
                 synchronous_commit=synchronous_commit,
             )
 

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
 __all__ = [
+    "DEFAULT_COMMAND_TIMEOUT_SECONDS",
     "Blob",
     "CheckpointRecord",
     "CheckpointStore",
@@ -34,6 +35,9 @@ __all__ = [
     "WriteRecord",
     "without_channels",
 ]
+
+DEFAULT_COMMAND_TIMEOUT_SECONDS: Final = 30.0
+"""How long a networked store waits for its server's answer to one call, by default."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,7 @@ import asyncpg
 from agentmesh.checkpoint.store._postgres_migrations import apply_migrations
 from agentmesh.checkpoint.store._postgres_sql import ListCursor, Statements, list_statement
 from agentmesh.checkpoint.store.base import (
+    DEFAULT_COMMAND_TIMEOUT_SECONDS,
     Blob,
     CheckpointRecord,
     CheckpointStore,
@@ -94,6 +95,11 @@ class PostgresCheckpointStore(CheckpointStore):
         min_size: Connections the pool keeps open.
         max_size: Most connections the pool opens.
         connect_timeout_seconds: How long to wait for PostgreSQL to accept a connection.
+        command_timeout_seconds: How long one call may wait for PostgreSQL's answer before it
+            fails with a :class:`CheckpointError` (``None``: for ever). A server that stops
+            answering without closing the connection (a network partition, a fail-over that
+            leaves the old primary unreachable) would otherwise hold the run for as long as
+            TCP takes to give up, often a quarter of an hour.
         synchronous_commit: ``True`` (the default): a put returns once its commit is flushed
             to disk, as with any PostgreSQL write. ``False``: the store's sessions run with
             ``synchronous_commit = off`` and a put returns without waiting for the flush (on a
@@ -117,6 +123,7 @@ class PostgresCheckpointStore(CheckpointStore):
         min_size: int = 1,
         max_size: int = 10,
         connect_timeout_seconds: float = 10.0,
+        command_timeout_seconds: float | None = DEFAULT_COMMAND_TIMEOUT_SECONDS,
         synchronous_commit: bool = True,
     ) -> None:
         if _SCHEMA_NAME.match(schema) is None:
@@ -133,7 +140,13 @@ class PostgresCheckpointStore(CheckpointStore):
         self._schema = schema
         self._min_size = min_size
         self._max_size = max_size
+        if command_timeout_seconds is not None and command_timeout_seconds <= 0:
+            raise CheckpointError(
+                "postgres checkpoint store: command_timeout_seconds must be above 0 (or None "
+                f"for no limit), got {command_timeout_seconds}"
+            )
         self._timeout = connect_timeout_seconds
+        self._command_timeout = command_timeout_seconds
         self._settings = dict(_SERVER_SETTINGS)
         if not synchronous_commit:
             self._settings["synchronous_commit"] = "off"
@@ -418,6 +431,7 @@ class PostgresCheckpointStore(CheckpointStore):
                 min_size=self._min_size,
                 max_size=self._max_size,
                 timeout=self._timeout,
+                command_timeout=self._command_timeout,
                 server_settings=self._settings,
                 reset=_no_reset,
             )

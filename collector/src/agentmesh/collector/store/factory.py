@@ -44,6 +44,7 @@ def make_store(settings: CollectorSettings) -> SpanStore:
             min_size=settings.postgres_pool_min_size,
             max_size=settings.postgres_pool_max_size,
             connect_timeout_seconds=settings.postgres_connect_timeout_seconds,
+            command_timeout_seconds=settings.postgres_command_timeout_seconds,
         )
     if settings.store == "memory":
         from agentmesh.collector.store.memory_store import MemoryStore

@@ -271,6 +271,9 @@ class PostgresStore:
         min_size: Connections the pool keeps open.
         max_size: Most connections the pool opens.
         connect_timeout_seconds: How long to wait for PostgreSQL to answer a connection.
+        command_timeout_seconds: How long one query or write may wait for PostgreSQL's answer
+            before it fails with :class:`~agentmesh.core.errors.StoreUnavailableError`
+            (``None``: for ever).
 
     Raises:
         StoreError: ``schema`` is not a plain lower-case identifier, or the pool sizes are
@@ -285,6 +288,7 @@ class PostgresStore:
         min_size: int = 1,
         max_size: int = 10,
         connect_timeout_seconds: float = 10.0,
+        command_timeout_seconds: float | None = 60.0,
     ) -> None:
         if _SCHEMA_NAME.match(schema) is None:
             raise StoreError(f"schema must be a lower-case SQL identifier, got {schema!r}")
@@ -297,7 +301,13 @@ class PostgresStore:
         self._schema = schema
         self._min_size = min_size
         self._max_size = max_size
+        if command_timeout_seconds is not None and command_timeout_seconds <= 0:
+            raise StoreError(
+                "command_timeout_seconds must be above 0 (or None for no limit), got "
+                f"{command_timeout_seconds}"
+            )
         self._timeout = connect_timeout_seconds
+        self._command_timeout = command_timeout_seconds
         self._address = server_address(dsn)
         self._pool: _Pool | None = None
         self._opening = asyncio.Lock()
@@ -703,6 +713,7 @@ class PostgresStore:
                 min_size=self._min_size,
                 max_size=self._max_size,
                 timeout=self._timeout,
+                command_timeout=self._command_timeout,
                 server_settings={"search_path": self._schema},
                 init=_init_connection,
             )
