@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from agentmesh.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from agentmesh.instrumentation._setup import init
+    from agentmesh.instrumentation._init import init
     from agentmesh.instrumentation.anthropic import AnthropicInstrumentor
     from agentmesh.instrumentation.baggage import current_task_class, task_class
     from agentmesh.instrumentation.crewai import CrewAIInstrumentor
@@ -65,7 +65,7 @@ _EXPORTS: dict[str, str] = {
     "current_run_id": "agentmesh.instrumentation.run_context",
     "current_task_class": "agentmesh.instrumentation.baggage",
     "extract_context": "agentmesh.instrumentation.propagation",
-    "init": "agentmesh.instrumentation._setup",
+    "init": "agentmesh.instrumentation._init",
     "run_scope": "agentmesh.instrumentation.run_context",
     "task_class": "agentmesh.instrumentation.baggage",
     "with_run_id": "agentmesh.instrumentation.run_context",

@@ -147,8 +147,8 @@ def endpoint_address(endpoint: str) -> tuple[str, int] | None:
     text = endpoint.strip()
     if text.startswith("unix:"):
         return None
-    parts = urlsplit(text if "://" in text else f"grpc://{text}")
-    try:
+    try:  # urlsplit itself refuses some ("http://[::1"), .port others ("host:abc")
+        parts = urlsplit(text if "://" in text else f"grpc://{text}")
         host, port = parts.hostname, parts.port
     except ValueError:
         return None

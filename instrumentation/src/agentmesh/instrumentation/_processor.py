@@ -24,6 +24,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from agentmesh.core.log import get_logger
 from agentmesh.instrumentation._exporter import GuardedSpanExporter, collector_reachable
+from agentmesh.instrumentation._failopen import guarded
 
 __all__ = ["BoundedSpanProcessor"]
 
@@ -88,7 +89,16 @@ class BoundedSpanProcessor(SpanProcessor):
         self._queued_total = 0
         register = getattr(threading, "_register_atexit", None)
         if callable(register):  # runs before thread pools refuse work, unlike atexit hooks
-            register(self._prepare_exporter)
+            register(self._prepare_exporter_at_exit)
+
+    def _prepare_exporter_at_exit(self) -> None:
+        """:meth:`_prepare_exporter`, never raising.
+
+        When a ``threading`` exit hook raises, Python stops calling the others and no longer
+        waits for the app's own threads.
+        """
+        with guarded("exporter-prepare-at-exit"):
+            self._prepare_exporter()
 
     def _prepare_exporter(self) -> None:
         """At interpreter exit: build the exporter if spans wait for it (short-lived apps)."""
@@ -123,7 +133,11 @@ class BoundedSpanProcessor(SpanProcessor):
         self._batch.on_end(span)
 
     def shutdown(self) -> None:
-        """Flush what can be flushed within the budget, then stop; never waits longer."""
+        """Flush what can be flushed within the budget, then stop; never waits longer or raises."""
+        with guarded("span-processor-shutdown"):
+            self._shutdown()
+
+    def _shutdown(self) -> None:
         with self._shutdown_lock:
             if self._is_shut_down:
                 return

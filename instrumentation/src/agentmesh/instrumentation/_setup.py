@@ -291,25 +291,13 @@ def instrument_installed(tracer_provider: TracerProvider | None = None) -> list[
 
 
 def init(**overrides: object) -> TracerProvider | None:
-    """Instrument this process: export spans to the AgentMesh collector, patch every library.
-
-    Builds a tracer provider (resource ``service.name``, OTLP/gRPC exporter with a bounded
-    shutdown) and sets it global, then instruments every installed supported library
-    (``openai``, ``langgraph``). Idempotent: later calls return the same provider. Never
-    raises: a wrong setting is logged and the application runs uninstrumented. AgentMesh's
-    own logs follow the application's logging setup (see :mod:`agentmesh.core.log`).
+    """:func:`agentmesh.instrumentation.init` once this module (and OpenTelemetry) imported.
 
     Args:
-        **overrides: Settings that take precedence over ``AGENTMESH_*`` variables, for
-            example ``endpoint="http://collector:4317"`` or ``service_name="research-bot"``.
+        **overrides: Settings that take precedence over ``AGENTMESH_*`` variables.
 
     Returns:
         The global SDK tracer provider, or ``None`` when disabled or misconfigured.
-
-    Example:
-        >>> import agentmesh.instrumentation as am
-        >>> am.init(disabled=True) is None
-        True
     """
     try:
         settings = load_settings(**overrides)

@@ -31,9 +31,6 @@ import sys
 from pathlib import Path
 from typing import Final
 
-from opentelemetry.instrumentation.auto_instrumentation import (  # pyright: ignore[reportMissingTypeStubs]
-    run,  # pyright: ignore[reportUnknownVariableType]
-)
 from opentelemetry.instrumentation.environment_variables import (  # pyright: ignore[reportMissingTypeStubs]
     OTEL_PYTHON_CONFIGURATOR,
     OTEL_PYTHON_DISTRO,
@@ -45,6 +42,8 @@ __all__ = ["PROG", "foreign_python", "main", "usage"]
 
 PROG: Final = "agentmesh-instrument"
 _HELP_FLAGS: Final = frozenset({"-h", "--help"})
+_FLAGS: Final = _HELP_FLAGS | {"--version"}
+"""OpenTelemetry's options that take no value."""
 _EXIT_USAGE: Final = 2
 _EXIT_NOT_FOUND: Final = 127
 _PYTHON: Final = re.compile(r"python(\d+(\.\d+)?)?")
@@ -84,12 +83,20 @@ def usage() -> str:
     )
 
 
-def _first_command(args: list[str]) -> str | None:
-    for arg in args:
+def _command_at(args: list[str]) -> int | None:
+    """Where the command starts in the launcher's arguments, after OpenTelemetry's options.
+
+    Every OpenTelemetry option takes a value (``--service_name x`` or ``--service_name=x``);
+    ``--version`` and the help flags take none.
+    """
+    at = 0
+    while at < len(args):
+        arg = args[at]
+        if arg == "--":
+            return at + 1 if at + 1 < len(args) else None
         if not arg.startswith("-"):
-            return arg
-        if "=" not in arg:
-            return None  # an option taking a value: leave the parsing to OpenTelemetry
+            return at
+        at += 1 if "=" in arg or arg in _FLAGS else 2
     return None
 
 
@@ -151,10 +158,41 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(0 if args else _EXIT_USAGE)
     if args[0] == "--otel-help":
         args[0] = "--help"
-    command = _first_command(args)
-    if command is not None:
-        _check_command(args, command)
+    at = _command_at(args)
+    program = args[at:] if at is not None else []
+    if at is not None:
+        _check_command(args, args[at])
+        # "--" before the command: argparse would otherwise read the app's own options as
+        # abbreviations of OpenTelemetry's (`--config x` "ambiguous") and refuse to start it
+        args = [*(a for a in args[:at] if a != "--"), "--", *program]
+    missing = _missing_propagators()
+    if missing:  # OpenTelemetry cannot even be imported: run the program as it is
+        print(  # noqa: T201
+            f"{PROG}: OTEL_PROPAGATORS names {', '.join(missing)}, not installed (a "
+            "misspelling, or a missing opentelemetry-propagator-* package): OpenTelemetry "
+            "cannot start, so the program runs without instrumentation",
+            file=sys.stderr,
+        )
+        if not program:
+            raise SystemExit(_EXIT_USAGE)
+        os.execvp(program[0], program)  # noqa: S606 - the user's own command
     os.environ.setdefault(OTEL_PYTHON_DISTRO, DISTRO_NAME)
     os.environ.setdefault(OTEL_PYTHON_CONFIGURATOR, CONFIGURATOR_NAME)
     sys.argv = [PROG, *args]
+    # imported here: importing it reads OTEL_PROPAGATORS, and raises for a name not installed
+    from opentelemetry.instrumentation.auto_instrumentation import (  # pyright: ignore[reportMissingTypeStubs]
+        run,  # pyright: ignore[reportUnknownVariableType]
+    )
+
     run()
+
+
+def _missing_propagators() -> list[str]:
+    """The names in ``OTEL_PROPAGATORS`` that no installed package provides."""
+    from importlib.metadata import entry_points
+
+    names = [n.strip() for n in os.environ.get("OTEL_PROPAGATORS", "").split(",") if n.strip()]
+    if not names or any(n.lower() == "none" for n in names):
+        return []
+    installed = {point.name for point in entry_points(group="opentelemetry_propagator")}
+    return [n for n in names if n not in installed]
