@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 
+import httpx
 import openai
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
@@ -13,6 +14,7 @@ from opentelemetry.trace import StatusCode
 
 from agentmesh.core.semconv import (
     AGENTMESH_USAGE_ESTIMATED,
+    ERROR_TYPE,
     GEN_AI_REQUEST_STREAM,
     GEN_AI_RESPONSE_FINISH_REASONS,
     GEN_AI_RESPONSE_ID,
@@ -166,3 +168,37 @@ async def test_async_stream_break_then_close_ends_once(
         await stream.close()
 
     _assert_ended_once(exporter, caplog)
+
+
+SLOW = ModelScript(content=" ".join(f"word{i}" for i in range(20)), chunk_delay=0.5)
+
+
+def test_sync_stream_that_fails_midway_is_an_error_span(
+    exporter: InMemorySpanExporter, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The SDK's generator closes the response in its `finally` before its error reaches the
+    # reader: the span used to end there, UNSET, and the error was never recorded.
+    with FakeProviderThread({MODEL: SLOW}) as fp:
+        stream = _client(fp).chat.completions.create(
+            model=MODEL, messages=MESSAGES, stream=True, timeout=httpx.Timeout(5.0, read=0.1)
+        )
+        with pytest.raises(httpx.ReadTimeout):  # the app's error, untouched (not mapped mid-stream)
+            list(stream)
+    span = _assert_ended_once(exporter, caplog)
+    assert span.status.status_code is StatusCode.ERROR
+    assert (span.attributes or {})[ERROR_TYPE] == "ReadTimeout"
+
+
+async def test_async_stream_that_fails_midway_is_an_error_span(
+    exporter: InMemorySpanExporter, caplog: pytest.LogCaptureFixture
+) -> None:
+    with FakeProviderThread({MODEL: SLOW}) as fp:
+        client = openai.AsyncOpenAI(base_url=fp.openai_base_url, api_key="test", max_retries=0)
+        stream = await client.chat.completions.create(
+            model=MODEL, messages=MESSAGES, stream=True, timeout=httpx.Timeout(5.0, read=0.1)
+        )
+        with pytest.raises(httpx.ReadTimeout):
+            _ = [chunk async for chunk in stream]
+    span = _assert_ended_once(exporter, caplog)
+    assert span.status.status_code is StatusCode.ERROR
+    assert (span.attributes or {})[ERROR_TYPE] == "ReadTimeout"

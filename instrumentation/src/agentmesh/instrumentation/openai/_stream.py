@@ -54,16 +54,23 @@ class ResponseProxy(_ResponseProxyBase):
         call: The call whose span closing ends.
     """
 
-    def __init__(self, response: _Closable, call: ProviderCall) -> None:
+    def __init__(
+        self, response: _Closable, call: ProviderCall, reading: _Reading | None = None
+    ) -> None:
         super().__init__(response)
         self._self_call = call
+        self._self_reading = reading
 
     def close(self) -> object:
-        """Close the response and end the span."""
+        """Close the response and end the span (unless a chunk is being read: see below)."""
         try:
             return self.__wrapped__.close()
         finally:
-            self._self_call.finish()
+            # The SDK's generator closes the response in its ``finally``, before its error
+            # reaches the reader that wraps it: that reader ends the span, with the error.
+            reading = self._self_reading
+            if reading is None or not reading.now:
+                self._self_call.finish()
 
     async def aclose(self) -> object:
         """Close the response (asynchronously) and end the span."""
@@ -78,8 +85,18 @@ class ResponseProxy(_ResponseProxyBase):
         self._self_call.finish()
 
 
-def _observed(chunks: Iterator[object], call: ProviderCall) -> Generator[object]:
+class _Reading:
+    """Whether the in-place reader is inside the SDK's generator (shared with the response)."""
+
+    __slots__ = ("now",)
+
+    def __init__(self) -> None:
+        self.now = False
+
+
+def _observed(chunks: Iterator[object], call: ProviderCall, reading: _Reading) -> Generator[object]:
     """Yield the SDK generator's chunks, feeding each to ``call``; end the span at the end."""
+    reading.now = True
     try:
         chunk = next(chunks)
     except StopIteration:
@@ -88,6 +105,8 @@ def _observed(chunks: Iterator[object], call: ProviderCall) -> Generator[object]
     except BaseException as exc:  # the SDK's error (the application's to handle): recorded
         call.finish(exc)
         raise
+    finally:
+        reading.now = False
     call.first_chunk()
     pending = call.pending_chunks()
     flush = call.flush
@@ -97,15 +116,19 @@ def _observed(chunks: Iterator[object], call: ProviderCall) -> Generator[object]
             if len(pending) >= _BATCH:
                 flush()
             yield chunk
+            reading.now = True
             chunk = next(chunks)
+            reading.now = False
     except StopIteration:
         call.finish()
     except GeneratorExit:  # closed early: by the garbage collector, or by hand
         call.finish()
         raise
-    except BaseException as exc:
+    except BaseException as exc:  # raised by the SDK's generator, or thrown in by the app
         call.finish(exc)
         raise
+    finally:
+        reading.now = False
 
 
 def observe(stream: object, call: ProviderCall) -> object | None:
@@ -127,8 +150,9 @@ def observe(stream: object, call: ProviderCall) -> object | None:
     response = fields.get("response")
     if type(chunks) is not GeneratorType or response is None or isinstance(response, ResponseProxy):
         return None
-    fields["response"] = ResponseProxy(cast("_Closable", response), call)
-    fields["_iterator"] = _observed(cast("Iterator[object]", chunks), call)
+    reading = _Reading()
+    fields["response"] = ResponseProxy(cast("_Closable", response), call, reading)
+    fields["_iterator"] = _observed(cast("Iterator[object]", chunks), call, reading)
     return stream
 
 
