@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import openai
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
+from structlog.testing import capture_logs
 
 from agentmesh.core.semconv import (
+    AGENTMESH_COST_USD,
     ERROR_TYPE,
     GEN_AI_PROVIDER_NAME,
     GEN_AI_RESPONSE_ID,
+    GEN_AI_RESPONSE_MODEL,
     GEN_AI_USAGE_INPUT_TOKENS,
     SERVER_ADDRESS,
     SERVER_PORT,
 )
-from agentmesh.instrumentation.openai import _attributes
+from agentmesh.instrumentation.openai import _attributes, _pricing
 from agentmesh.instrumentation.testing import ErrorScript, FakeProviderThread, ModelScript
+from agentmesh.router.catalog import default_catalog
 
 pytestmark = pytest.mark.usefixtures("openai_instrumented")
 
@@ -120,3 +126,32 @@ def test_provider_name_and_server_from_the_base_url() -> None:
     assert request.attributes[GEN_AI_PROVIDER_NAME] == "openrouter"
     assert request.attributes[SERVER_ADDRESS] == "openrouter.ai"
     assert request.attributes[SERVER_PORT] == 443
+
+
+def test_a_catalog_override_that_cannot_be_read_costs_only_the_override(
+    fake_provider: FakeProviderThread,
+    exporter: InMemorySpanExporter,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    # it used to raise inside the response attributes: the span lost model, id and tokens too
+    monkeypatch.setenv("AGENTMESH_ROUTER_CATALOG_PATH", str(tmp_path / "missing.json"))
+    default_catalog.cache_clear()
+    _pricing.forget()
+    client = openai.OpenAI(base_url=fake_provider.openai_base_url, api_key="k", max_retries=0)
+    try:
+        with capture_logs() as logs:
+            for _ in range(3):
+                client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    finally:
+        default_catalog.cache_clear()
+        _pricing.forget()
+    spans = exporter.get_finished_spans()
+    assert len(spans) == 3
+    attributes = dict(spans[-1].attributes or {})
+    assert attributes[GEN_AI_RESPONSE_MODEL] == "gpt-4o-mini"
+    assert attributes[GEN_AI_USAGE_INPUT_TOKENS] > 0
+    assert attributes[AGENTMESH_COST_USD] > 0  # priced by the bundled catalog
+    warned = [log for log in logs if log.get("where", "").startswith("pricing")]
+    assert len(warned) == 1  # once, not on every call
+    assert "missing.json" in warned[0]["error"]

@@ -25,7 +25,7 @@ from pydantic_settings import SettingsConfigDict
 
 from agentmesh.core import AgentMeshSettings, ConfigError
 
-__all__ = ["ModelCatalog", "ModelInfo", "RouterSettings", "default_catalog"]
+__all__ = ["ModelCatalog", "ModelInfo", "RouterSettings", "bundled_catalog", "default_catalog"]
 
 _DATE_SUFFIX = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8}|-latest)$")
 
@@ -39,7 +39,11 @@ class RouterSettings(AgentMeshSettings):
 
     catalog_path: Path | None = Field(
         default=None,
-        description="JSON file of models that add to or replace the bundled catalog.",
+        description=(
+            "JSON file of models that add to or replace the bundled catalog (when it cannot be "
+            "read, the instrumentation and the collector log it once and price by the bundled "
+            "catalog)."
+        ),
     )
 
 
@@ -205,6 +209,17 @@ def _name_variants(name: str) -> list[str]:
 
 
 @cache
+def bundled_catalog() -> ModelCatalog:
+    """Return the catalog shipped with the router, without any override (cached).
+
+    Returns:
+        The catalog.
+    """
+    text = resources.files("agentmesh.router").joinpath("data/models.json").read_text()
+    return ModelCatalog.from_json(text, source="bundled models.json")
+
+
+@cache
 def default_catalog() -> ModelCatalog:
     """Return the bundled catalog, with ``AGENTMESH_ROUTER_CATALOG_PATH`` applied (cached).
 
@@ -214,8 +229,7 @@ def default_catalog() -> ModelCatalog:
     Raises:
         ConfigError: The override file is missing or invalid.
     """
-    bundled_text = resources.files("agentmesh.router").joinpath("data/models.json").read_text()
-    catalog = ModelCatalog.from_json(bundled_text, source="bundled models.json")
+    catalog = bundled_catalog()
     path = RouterSettings.load().catalog_path
     if path is not None:
         try:

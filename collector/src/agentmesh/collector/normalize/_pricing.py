@@ -5,6 +5,7 @@ from __future__ import annotations
 from agentmesh.core.errors import ConfigError
 from agentmesh.core.log import get_logger
 from agentmesh.router import ModelCatalog, default_catalog
+from agentmesh.router.catalog import bundled_catalog
 
 __all__ = ["Pricer"]
 
@@ -37,14 +38,15 @@ class Pricer:
             cached_input_tokens: Prompt tokens read from the provider's cache.
 
         Returns:
-            US dollars, or ``None`` when the model is unknown or no catalog could be loaded.
+            US dollars, or ``None`` when the model is unknown.
         """
         if not self._loaded:
             self._loaded = True
             try:
                 self._catalog = default_catalog()
             except ConfigError:
-                _log.exception("model catalog unavailable; foreign spans stay unpriced")
+                _log.exception("model catalog override unreadable; the bundled catalog prices")
+                self._catalog = bundled_catalog()
         if self._catalog is None:
             return None
         return self._catalog.cost_usd(model, input_tokens, output_tokens, cached_input_tokens)
