@@ -8,6 +8,7 @@ errors with a span event), so the hook is exercised with the real SDK and real H
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -444,9 +445,38 @@ def test_the_provider_hooks_never_route_embeddings(
     assert semconv.AGENTMESH_ROUTE_DECISION_ID not in attrs
 
 
+def _anthropic_reply(client: Any, how: str) -> Any:
+    """One message through ``create``, or the ``stream()`` helper (sync or async)."""
+    request: dict[str, Any] = {
+        "model": "claude-haiku-4-5",
+        "max_tokens": 16,
+        "messages": [{"role": "user", "content": "Hello?"}],
+    }
+    if how == "create":
+        return client.messages.create(**request)
+    if how == "stream":
+        with client.messages.stream(**request) as stream:
+            return stream.get_final_message()
+    import anthropic
+
+    async def streamed() -> Any:
+        async_client = anthropic.AsyncAnthropic(
+            base_url=str(client.base_url), api_key="test", max_retries=0
+        )
+        async with async_client.messages.stream(**request) as stream:
+            return await stream.get_final_message()
+
+    return asyncio.run(streamed())
+
+
+@pytest.mark.parametrize("how", ["create", "stream", "async stream"])
 def test_the_anthropic_instrumentor_routes_through_the_provider_hooks(
-    exporter: InMemorySpanExporter, tracer_provider: TracerProvider, fake: FakeProviderThread
+    exporter: InMemorySpanExporter,
+    tracer_provider: TracerProvider,
+    fake: FakeProviderThread,
+    how: str,
 ) -> None:
+    # the stream() helper was neither routed nor fell back (it does not go through create)
     import anthropic
 
     from agentmesh.instrumentation.anthropic import AnthropicInstrumentor
@@ -461,11 +491,7 @@ def test_the_anthropic_instrumentor_routes_through_the_provider_hooks(
         client = anthropic.Anthropic(
             base_url=fake.anthropic_base_url, api_key="test", max_retries=0
         )
-        reply = client.messages.create(
-            model="claude-haiku-4-5",
-            max_tokens=16,
-            messages=[{"role": "user", "content": "Hello?"}],
-        )
+        reply = _anthropic_reply(client, how)
     finally:
         routing.uninstall_provider_hooks()
         instrumentor.uninstrument()

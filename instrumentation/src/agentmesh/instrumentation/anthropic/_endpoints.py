@@ -18,9 +18,11 @@ from agentmesh.instrumentation._patching import Wrapper
 from agentmesh.instrumentation.anthropic._attributes import MessageSummary, read_request
 from agentmesh.instrumentation.anthropic._stream_manager import (
     AsyncStreamManagerProxy,
+    Reopen,
     StreamManagerProxy,
 )
 from agentmesh.instrumentation.control import check_current_run
+from agentmesh.instrumentation.openai import _hooks
 from agentmesh.instrumentation.openai._call import (
     Instruments,
     ProviderCall,
@@ -28,7 +30,7 @@ from agentmesh.instrumentation.openai._call import (
     start_call,
     with_trace_headers,
 )
-from agentmesh.instrumentation.openai._wrappers import Endpoint
+from agentmesh.instrumentation.openai._wrappers import Endpoint, before_call, retry_kwargs
 
 __all__ = ["MESSAGES", "stream_helper_wrapper"]
 
@@ -68,14 +70,21 @@ def _start(instruments: Instruments, instance: object, kwargs: dict[str, Any]) -
     )
 
 
-def _proxy(call: ProviderCall, manager: object, asynchronous: bool) -> object:
+def _proxy(
+    call: ProviderCall, manager: object, asynchronous: bool, reopen: Reopen | None
+) -> object:
     if asynchronous:
-        return AsyncStreamManagerProxy(manager, call)  # pyright: ignore[reportArgumentType]
-    return StreamManagerProxy(manager, call)  # pyright: ignore[reportArgumentType]
+        return AsyncStreamManagerProxy(manager, call, reopen)  # pyright: ignore[reportArgumentType]
+    return StreamManagerProxy(manager, call, reopen)  # pyright: ignore[reportArgumentType]
 
 
 def stream_helper_wrapper(instruments: Instruments, asynchronous: bool) -> Wrapper:
     """Build the wrapper of ``Messages.stream`` (both return a context manager).
+
+    The call is routed like ``messages.create``: the hooks' ``before`` may change its keyword
+    arguments (the model chosen in enforce mode), and when entering the manager fails (the
+    request is sent then) ``on_error`` may give arguments to open another manager with (a
+    fallback model).
 
     Args:
         instruments: Tracer, metrics and the content switch.
@@ -96,23 +105,50 @@ def stream_helper_wrapper(instruments: Instruments, asynchronous: bool) -> Wrapp
         )
         if call is None:
             return wrapped(*args, **kwargs)
+        hooks = _hooks.current()
         try:
-            check_current_run()  # a stopped run's call is not sent (fail-open otherwise)
+            if hooks is not None:
+                kwargs = before_call(hooks, MESSAGES, call, kwargs)  # routed, or stopped
+            else:
+                check_current_run()  # a stopped run's call is not sent (fail-open otherwise)
         except RunStoppedError as exc:
             call.finish(exc)
             raise
-        with call.activated():
-            sent = (
-                _failopen.safe_call("anthropic.stream.headers", with_trace_headers, kwargs)
-                if call.sends_trace_headers()
-                else None
-            )
+        sent = [kwargs]  # the arguments of the manager in use (a fallback replaces them)
+
+        def open_manager(arguments: dict[str, Any]) -> Any:
+            with call.activated():
+                headers = (
+                    _failopen.safe_call("anthropic.stream.headers", with_trace_headers, arguments)
+                    if call.sends_trace_headers()
+                    else None
+                )
+                return wrapped(*args, **(headers if headers is not None else arguments))
+
+        def reopen(error: BaseException) -> Any:
+            retry = retry_kwargs(hooks, MESSAGES, call, sent[0], error)
+            if retry is None:
+                return None
+            sent[0] = retry
             try:
-                manager = wrapped(*args, **(sent if sent is not None else kwargs))
-            except BaseException as exc:
-                call.finish(exc)
-                raise
-        proxied = _failopen.safe_call("anthropic.stream.proxy", _proxy, call, manager, asynchronous)
+                return open_manager(retry)
+            except Exception as exc:  # noqa: BLE001 - the first error reaches the app instead
+                _failopen.report("anthropic.stream.fallback", exc)
+                return None
+
+        try:
+            manager = open_manager(kwargs)
+        except BaseException as exc:
+            call.finish(exc)
+            raise
+        proxied = _failopen.safe_call(
+            "anthropic.stream.proxy",
+            _proxy,
+            call,
+            manager,
+            asynchronous,
+            reopen if hooks is not None else None,
+        )
         if proxied is None:
             call.finish()
             return manager

@@ -12,8 +12,9 @@ ends its span when it is garbage-collected. Duck-typed: nothing here imports ``a
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, cast
 
 import wrapt
 
@@ -21,7 +22,11 @@ from agentmesh.instrumentation import _failopen
 from agentmesh.instrumentation.openai._call import ProviderCall
 from agentmesh.instrumentation.openai._stream import AsyncStreamProxy, ResponseProxy, StreamProxy
 
-__all__ = ["AsyncStreamManagerProxy", "StreamManagerProxy"]
+__all__ = ["AsyncStreamManagerProxy", "Reopen", "StreamManagerProxy"]
+
+Reopen: TypeAlias = "Callable[[BaseException], Any]"
+"""Given the error entering a manager raised, another manager to enter (a fallback's), or
+``None`` to let the error through."""
 
 
 class _Closable(Protocol):
@@ -78,20 +83,31 @@ class StreamManagerProxy(_StreamManagerProxyBase):
         call: The call the stream belongs to (already started).
     """
 
-    def __init__(self, manager: _SyncManager, call: ProviderCall) -> None:
+    def __init__(
+        self, manager: _SyncManager, call: ProviderCall, reopen: Reopen | None = None
+    ) -> None:
         super().__init__(manager)
         self._self_call = call
+        self._self_reopen = reopen
         self._self_unentered = weakref.finalize(self, call.finish)
 
     def __enter__(self) -> object:
         self._self_unentered.detach()
         call = self._self_call
-        with call.activated():
-            try:
-                stream = self.__wrapped__.__enter__()
-            except BaseException as exc:
-                call.finish(exc)
-                raise
+        while True:
+            with call.activated():
+                try:
+                    stream = self.__wrapped__.__enter__()
+                    break
+                except Exception as exc:
+                    other = None if self._self_reopen is None else self._self_reopen(exc)
+                    if other is None:
+                        call.finish(exc)
+                        raise
+                    self.__wrapped__ = other  # a fallback's manager, entered next
+                except BaseException as exc:
+                    call.finish(exc)
+                    raise
         _failopen.safe_call("anthropic.stream_proxy", _swap_raw_stream, stream, call, False)
         return stream
 
@@ -123,20 +139,31 @@ class AsyncStreamManagerProxy(_AsyncStreamManagerProxyBase):
         call: The call the stream belongs to (already started).
     """
 
-    def __init__(self, manager: _AsyncManager, call: ProviderCall) -> None:
+    def __init__(
+        self, manager: _AsyncManager, call: ProviderCall, reopen: Reopen | None = None
+    ) -> None:
         super().__init__(manager)
         self._self_call = call
+        self._self_reopen = reopen
         self._self_unentered = weakref.finalize(self, call.finish)
 
     async def __aenter__(self) -> object:
         self._self_unentered.detach()
         call = self._self_call
-        with call.activated():
-            try:
-                stream = await self.__wrapped__.__aenter__()
-            except BaseException as exc:
-                call.finish(exc)
-                raise
+        while True:
+            with call.activated():
+                try:
+                    stream = await self.__wrapped__.__aenter__()
+                    break
+                except Exception as exc:
+                    other = None if self._self_reopen is None else self._self_reopen(exc)
+                    if other is None:
+                        call.finish(exc)
+                        raise
+                    self.__wrapped__ = other  # a fallback's manager, entered next
+                except BaseException as exc:
+                    call.finish(exc)
+                    raise
         _failopen.safe_call("anthropic.stream_proxy", _swap_raw_stream, stream, call, True)
         return stream
 

@@ -39,7 +39,7 @@ from agentmesh.instrumentation._patching import Wrapper
 from agentmesh.instrumentation.openai import _call, _hooks
 from agentmesh.instrumentation.openai._stream import AsyncStreamProxy, StreamProxy, observe
 
-__all__ = ["Endpoint", "async_wrapper", "sync_wrapper"]
+__all__ = ["Endpoint", "async_wrapper", "before_call", "retry_kwargs", "sync_wrapper"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,9 +137,23 @@ def _start(
         return None
 
 
-def _before(
+def before_call(
     hooks: _hooks.CallHooks, endpoint: Endpoint, call: _call.ProviderCall, kwargs: dict[str, Any]
 ) -> dict[str, Any]:
+    """Run the ``before`` hook: the keyword arguments to send (the same when it fails).
+
+    Args:
+        hooks: The installed hooks.
+        endpoint: The endpoint called.
+        call: The call, started.
+        kwargs: The keyword arguments the application gave.
+
+    Returns:
+        The keyword arguments to call the SDK with.
+
+    Raises:
+        RunStoppedError: The collector stopped the run (the caller ends the span with it).
+    """
     if hooks.before is None:
         return kwargs
     try:  # inline rather than safe_call: this runs on every call
@@ -151,13 +165,25 @@ def _before(
         return kwargs
 
 
-def _retry_kwargs(
+def retry_kwargs(
     hooks: _hooks.CallHooks | None,
     endpoint: Endpoint,
     call: _call.ProviderCall,
     kwargs: dict[str, Any],
     error: BaseException,
 ) -> dict[str, Any] | None:
+    """Run the ``on_error`` hook (never raises).
+
+    Args:
+        hooks: The installed hooks, if any.
+        endpoint: The endpoint called.
+        call: The call.
+        kwargs: The keyword arguments that failed.
+        error: The SDK's error.
+
+    Returns:
+        The keyword arguments to try again with, or ``None`` to let the error through.
+    """
     if hooks is None or hooks.on_error is None:
         return None
     return _failopen.safe_call(
@@ -207,7 +233,7 @@ def sync_wrapper(instruments: _call.Instruments, endpoint: Endpoint) -> Wrapper:
         hooks = _hooks.current()
         if hooks is not None:
             try:
-                kwargs = _before(hooks, endpoint, call, kwargs)
+                kwargs = before_call(hooks, endpoint, call, kwargs)
             except RunStoppedError as exc:
                 call.finish(exc)
                 raise
@@ -218,7 +244,7 @@ def sync_wrapper(instruments: _call.Instruments, endpoint: Endpoint) -> Wrapper:
                     result = wrapped(*args, **_headers(endpoint, kwargs, call, token, current))
                     break
                 except Exception as exc:
-                    retry = _retry_kwargs(hooks, endpoint, call, kwargs, exc)
+                    retry = retry_kwargs(hooks, endpoint, call, kwargs, exc)
                     if retry is None:
                         raise
                     kwargs = retry
@@ -300,7 +326,7 @@ def async_wrapper(instruments: _call.Instruments, endpoint: Endpoint) -> Wrapper
         hooks = _hooks.current()
         if hooks is not None:
             try:
-                kwargs = _before(hooks, endpoint, call, kwargs)
+                kwargs = before_call(hooks, endpoint, call, kwargs)
             except RunStoppedError as exc:
                 call.finish(exc)
                 raise
@@ -312,7 +338,7 @@ def async_wrapper(instruments: _call.Instruments, endpoint: Endpoint) -> Wrapper
                     result = await wrapped(*args, **sent)
                     break
                 except Exception as exc:
-                    retry = _retry_kwargs(hooks, endpoint, call, kwargs, exc)
+                    retry = retry_kwargs(hooks, endpoint, call, kwargs, exc)
                     if retry is None:
                         raise
                     kwargs = retry
