@@ -184,6 +184,25 @@ def test_the_store_comes_from_the_environment_or_the_command_says_what_is_missin
     assert "--limit must be at least 1" in capsys.readouterr().err
 
 
+def test_a_path_that_is_not_a_checkpoint_store_is_refused_and_left_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import duckdb
+
+    typo = tmp_path / "typo" / "ck.duckdb"
+    for command in (["list"], ["size"]):  # they created the directory and an empty store
+        assert main(["checkpoints", *command, "--url", f"duckdb://{typo}"]) == 2
+        assert f"no DuckDB file at {typo}" in capsys.readouterr().err
+    assert not typo.parent.exists()
+    other = tmp_path / "collector.duckdb"  # another DuckDB file: it gained ckpt_* tables
+    with duckdb.connect(str(other)) as con:
+        con.execute("CREATE TABLE spans (trace_id VARCHAR)")
+    assert main(["checkpoints", "size", "--url", f"duckdb://{other}"]) == 2
+    assert "holds no checkpoints (no ckpt_migrations table)" in capsys.readouterr().err
+    with duckdb.connect(str(other), read_only=True) as con:
+        assert con.execute("SELECT table_name FROM duckdb_tables()").fetchall() == [("spans",)]
+
+
 def test_a_duckdb_file_held_by_the_app_is_said_so(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

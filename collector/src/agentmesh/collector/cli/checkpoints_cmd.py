@@ -26,6 +26,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from agentmesh.collector.durations import parse_when
@@ -120,13 +121,48 @@ def _on_store(args: argparse.Namespace, work: Callable[[CheckpointStore], Awaita
             "agentmesh checkpoints needs agentmesh-checkpoint: pip install "
             "'agentmesh-checkpoint[duckdb]' (or [redis], [postgres])"
         ) from exc
-    store = open_store(_url(args))
+    url = _url(args)
+    _existing_duckdb_store(url)
+    store = open_store(url)
 
     async def run() -> _T:
         async with store as opened:
             return await work(opened)
 
     return asyncio.run(run())
+
+
+def _existing_duckdb_store(url: str) -> None:
+    """Refuse a DuckDB path that is not a checkpoint store: these commands never create one.
+
+    Opening the store would create a missing file (and its directory), or add the checkpoint
+    tables to another DuckDB file (the collector's, say).
+    """
+    scheme, _, rest = url.partition("://")
+    if scheme.lower() != "duckdb" or not rest:
+        return
+    path = Path(rest)
+    if not path.exists():
+        raise ConfigError(f"no DuckDB file at {path}: no checkpoints to read there")
+    import duckdb
+
+    from agentmesh.checkpoint.store._duckdb_schema import MIGRATIONS_TABLE
+
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error:
+        return  # held by a process, or not DuckDB: opening the store says which, in words
+    try:
+        tables = {
+            row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+        }
+    finally:
+        con.close()
+    if tables and MIGRATIONS_TABLE not in tables:
+        raise ConfigError(
+            f"{path} holds no checkpoints (no {MIGRATIONS_TABLE} table): another DuckDB file, "
+            "such as the collector's? Its tables are left as they are"
+        )
 
 
 def _row(stored: StoredCheckpoint) -> dict[str, Any]:
