@@ -178,6 +178,21 @@ async def test_a_wrong_request_is_answered_in_plain_words(
     assert message in answer[1]["error"]
 
 
+async def test_a_method_a_path_does_not_serve_is_405_and_head_is_served_with_get() -> None:
+    async with _collector() as collector, aiohttp.ClientSession() as client:
+        base = collector.http_endpoint
+        async with client.post(base + "/v1/runs") as answer:  # was 404 "no such path"
+            assert (answer.status, answer.headers["Allow"]) == (405, "GET, HEAD")
+            assert "POST is not served at '/v1/runs'" in await answer.text()
+        async with client.delete(base + "/v1/runs/run-loop") as answer:
+            assert answer.status == 405
+        for path in ("/healthz", "/readyz", "/ui/", "/v1/runs"):  # probes send HEAD
+            async with client.head(base + path) as answer:
+                assert answer.status == 200, path
+        async with client.head(base + "/nope") as answer:
+            assert answer.status == 404
+
+
 async def test_a_runs_spans_with_what_the_graph_reads_of_them() -> None:
     async with _collector() as collector:
         base = collector.http_endpoint

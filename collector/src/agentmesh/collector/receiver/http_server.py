@@ -22,8 +22,8 @@ polls) can end early when the server stops: ``request.app[STOPPING]`` is set the
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Final, Literal
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Final, Literal
 
 from aiohttp import ClientPayloadError, web
 from google.protobuf.message import DecodeError, Message
@@ -179,13 +179,11 @@ class OtlpHttpReceiver(OtlpReceiver):
         app.on_shutdown.append(on_shutdown)
         app.router.add_route("*", TRACES_PATH, self._traces)
         for route in self._extra_routes:
-            app.router.add_route(
-                route.method, route.path, self._guarded(route.handler), **route.kwargs
-            )
+            _add_route(app, route.method, route.path, self._guarded(route.handler), route.kwargs)
         for route in self._public_routes:
-            app.router.add_route(route.method, route.path, route.handler, **route.kwargs)
+            _add_route(app, route.method, route.path, route.handler, route.kwargs)
         if self._metrics is not None:
-            app.router.add_route("GET", METRICS_PATH, self._guarded(self._serve_metrics))
+            _add_route(app, "GET", METRICS_PATH, self._guarded(self._serve_metrics))
         app.router.add_route("*", "/{tail:.*}", _not_found)
         runner = web.AppRunner(
             app,
@@ -386,11 +384,41 @@ def _message(
     )
 
 
+_NO_OPTIONS: Final[Mapping[str, Any]] = {}
+
+
+def _add_route(
+    app: web.Application,
+    method: str,
+    path: str,
+    handler: _Handler,
+    kwargs: Mapping[str, Any] = _NO_OPTIONS,
+) -> None:
+    """Route ``method`` (and ``HEAD`` with a ``GET``: probes and link checkers send it)."""
+    app.router.add_route(method, path, handler, **kwargs)
+    if method == "GET":
+        app.router.add_route("HEAD", path, handler)
+
+
 async def _not_found(request: web.Request) -> web.Response:
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource.canonical == "/{tail}":  # this catch-all itself
+            continue
+        match, methods = await resource.resolve(request)
+        if match is None:
+            allowed |= methods
+    encoding = _encoding_of(request.content_type)
+    if allowed:  # the path exists, not for this method
+        listed = ", ".join(sorted(allowed))
+        return _error(
+            405,
+            f"{request.method} is not served at {request.path!r}; it answers {listed}",
+            encoding,
+            {"Allow": listed},
+        )
     return _error(
-        404,
-        f"no such path {request.path!r}; OTLP traces go to POST {TRACES_PATH}",
-        _encoding_of(request.content_type),
+        404, f"no such path {request.path!r}; OTLP traces go to POST {TRACES_PATH}", encoding
     )
 
 
