@@ -282,6 +282,11 @@ async def test_prune_deletes_the_runs_that_ended_before_a_time(
     assert "not in the past" in capsys.readouterr().err
     assert await asyncio.to_thread(main, ["prune", "--older-than", "soon", "--db", str(db)]) == 2
     assert "--older-than" in capsys.readouterr().err
+    missing = ["prune", "--older-than", "30d", "--db", str(db.with_name("nope.duckdb"))]
+    assert await asyncio.to_thread(main, missing) == 2
+    said = capsys.readouterr().err
+    assert "no DuckDB file at" in said
+    assert "--collector" not in said  # prune has no such option
     for ages_ago in ("1000000d", "99999999999999d", "1900-01-01"):  # raised after pruning
         argv = ["prune", "--older-than", ages_ago, "--db", str(db)]
         assert await asyncio.to_thread(main, argv) == 2

@@ -324,6 +324,22 @@ async def test_a_collector_url_that_is_wrong_is_named_in_plain_words(
     await runner.cleanup()
 
 
+async def test_the_cli_pages_through_the_api_for_more_runs_than_one_answer_holds(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentmesh.collector.api import runs as runs_api
+
+    monkeypatch.setattr(runs_api, "MAX_LIMIT", 1)  # one run an answer: two runs, two pages
+    async with _collector() as collector:
+        base = collector.http_endpoint
+        argv = ["runs", "--collector", base, "--limit", "5", "--json"]
+        assert await asyncio.to_thread(main, argv) == 0  # --limit 5000 failed this way
+        listed = [json.loads(line)["run_id"] for line in capsys.readouterr().out.splitlines()]
+        assert listed == ["run-clean", "run-loop"]
+        assert await asyncio.to_thread(main, ["graph", " ", "--collector", base]) == 2
+        assert "needs a run id or trace id" in capsys.readouterr().err
+
+
 async def test_the_cli_reads_a_running_collector(capsys: pytest.CaptureFixture[str]) -> None:
     async with _collector() as collector:
         base = collector.http_endpoint

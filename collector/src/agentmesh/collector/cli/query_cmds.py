@@ -118,16 +118,23 @@ def _runs(args: argparse.Namespace) -> int:
     limit = int(args.limit)
     if args.collector:
         from agentmesh.collector.api.payloads import run_from_json
+        from agentmesh.collector.api.runs import MAX_LIMIT
 
-        query = _collector_query(args, limit=str(limit))
+        if limit < 1:
+            raise ConfigError(f"--limit must be at least 1, not {limit}")
+        query = _collector_query(args)
         if args.state is not None:
             query["state"] = str(args.state)
         if args.conversation is not None:
             query["conversation"] = str(args.conversation)
-        answer = cast(
-            "dict[str, list[dict[str, object]]]", get_json(args.collector, "/v1/runs", **query)
-        )
-        runs = [run_from_json(run) for run in answer["runs"]]
+        runs: list[RunSummary] = []
+        while len(runs) < limit:  # pages of at most the API's MAX_LIMIT, newest first
+            query["limit"] = str(min(limit - len(runs), MAX_LIMIT))
+            answer = cast("dict[str, Any]", get_json(args.collector, "/v1/runs", **query))
+            runs += [run_from_json(run) for run in answer["runs"]]
+            if not answer.get("next_before"):
+                break
+            query["before"] = str(answer["next_before"])
     else:
         since = _since_ns(args)
         runs = _with_store(
@@ -313,6 +320,8 @@ def _graph(args: argparse.Namespace) -> int:
     from agentmesh.collector.cli.render import render_graph
 
     run = str(args.run)
+    if not run.strip():
+        raise ConfigError("agentmesh graph needs a run id or trace id (or the start of one)")
     if args.collector:
         from agentmesh.collector.api.payloads import graph_from_json
         from agentmesh.collector.hot_state.events import detection_from_dict

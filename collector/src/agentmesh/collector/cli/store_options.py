@@ -46,15 +46,20 @@ def store_settings(args: argparse.Namespace) -> CollectorSettings:
     if args.db is not None:
         overrides["duckdb_path"] = args.db
         overrides.setdefault("store", "duckdb")
-    return readable(CollectorSettings.load(**overrides), db_flag=args.db is not None)
+    remote = getattr(args, "collector", False) is not False  # the command has --collector
+    return readable(CollectorSettings.load(**overrides), db_flag=args.db is not None, remote=remote)
 
 
-def readable(settings: CollectorSettings, *, db_flag: bool) -> CollectorSettings:
+def readable(
+    settings: CollectorSettings, *, db_flag: bool, remote: bool = True
+) -> CollectorSettings:
     """The settings, when they name a store another process can read.
 
     Args:
         settings: The collector settings.
         db_flag: Whether the DuckDB path came from ``--db`` (the error names it).
+        remote: Whether the command can read a running collector instead (``--collector``;
+            the error suggests it).
 
     Returns:
         ``settings``.
@@ -63,15 +68,16 @@ def readable(settings: CollectorSettings, *, db_flag: bool) -> CollectorSettings
         ConfigError: The DuckDB file does not exist, or the store is the collector's memory.
     """
     if settings.store == "memory":
+        ask = "read it with --collector URL (its OTLP/HTTP endpoint), or " if remote else ""
         raise ConfigError(
-            "the memory store lives inside the collector process: read it with --collector URL "
-            "(its OTLP/HTTP endpoint), or name a DuckDB file (--db) or Postgres (--store postgres)"
+            f"the memory store lives inside the collector process: {ask}name a DuckDB file "
+            "(--db) or Postgres (--store postgres)"
         )
     path = settings.duckdb_path
     if settings.store == "duckdb" and not path.is_file():
         where = "--db" if db_flag else "AGENTMESH_COLLECTOR_DUCKDB_PATH (or --db)"
+        ask = ", or ask a running collector with --collector URL" if remote else ""
         raise ConfigError(
-            f"no DuckDB file at {path}: give the file the collector writes with {where}, or "
-            "ask a running collector with --collector URL"
+            f"no DuckDB file at {path}: give the file the collector writes with {where}{ask}"
         )
     return settings
