@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -125,6 +125,36 @@ def test_a_hung_collector_costs_at_most_the_budget(listening_endpoint: str) -> N
     assert inner.shutdowns == 1  # closing the exporter released the hung export
 
 
+def test_the_exit_hook_and_shutdown_share_one_budget(
+    listening_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a slow exporter build at exit (importing gRPC) came on top of shutdown's whole budget
+    from agentmesh.instrumentation import _processor
+
+    waits: dict[str, float] = {}
+    bounded = _processor._run_bounded  # pyright: ignore[reportPrivateUsage]
+
+    def recorded(name: str, fn: Callable[[], object], timeout_s: float) -> bool:
+        waits[name] = timeout_s
+        return bounded(name, fn, timeout_s)
+
+    monkeypatch.setattr(_processor, "_run_bounded", recorded)
+
+    def slow_build() -> SpanExporter:
+        time.sleep(0.3)
+        return RecordingExporter()
+
+    processor = BoundedSpanProcessor(GuardedSpanExporter(slow_build), listening_endpoint, 1.0)
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    with provider.get_tracer("t").start_as_current_span("work"):
+        pass
+    processor._prepare_exporter_at_exit()  # pyright: ignore[reportPrivateUsage]
+    provider.shutdown()
+    assert waits["exporter-prepare"] <= 1.0
+    assert waits["span-shutdown"] <= 0.7  # what the build left of the second
+
+
 def test_an_unreachable_collector_costs_nothing(closed_endpoint: str) -> None:
     provider, built = _provider(None, closed_endpoint, 5.0)
     for i in range(100):
@@ -185,5 +215,7 @@ def test_endpoint_parsing_and_probe(listening_endpoint: str, closed_endpoint: st
     assert endpoint_address("collector:4318") == ("collector", 4318)
     assert endpoint_address("https://otel.example.com") == ("otel.example.com", 443)
     assert endpoint_address("unix:///tmp/otel.sock") is None
+    assert endpoint_address("http://[::1") is None  # urlsplit itself refuses it
+    assert endpoint_address("collector:abc") is None
     assert collector_reachable(listening_endpoint, 1.0) is True
     assert collector_reachable(closed_endpoint, 1.0) is False

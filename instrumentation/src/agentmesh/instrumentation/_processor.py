@@ -87,6 +87,7 @@ class BoundedSpanProcessor(SpanProcessor):
         self._is_shut_down = False
         self._queued = itertools.count()
         self._queued_total = 0
+        self._spent_at_exit = 0.0  # seconds the exit hook waited: shutdown has the rest
         register = getattr(threading, "_register_atexit", None)
         if callable(register):  # runs before thread pools refuse work, unlike atexit hooks
             register(self._prepare_exporter_at_exit)
@@ -101,17 +102,25 @@ class BoundedSpanProcessor(SpanProcessor):
             self._prepare_exporter()
 
     def _prepare_exporter(self) -> None:
-        """At interpreter exit: build the exporter if spans wait for it (short-lived apps)."""
+        """At interpreter exit: build the exporter if spans wait for it (short-lived apps).
+
+        The time it takes comes out of the exit's budget: :meth:`shutdown` gets the rest.
+        """
         if self._is_shut_down or self._exporter.prepared:
             return
         if self._queued_total == 0:
             return
-        # Spans already handed over may wait on a build in progress on the export thread:
-        # waiting for it here (prepare takes the same lock) lets it finish while thread pools
-        # still take work.
-        if not collector_reachable(self._endpoint, self._timeout_s * _PROBE_SHARE):
-            return
-        _run_bounded("exporter-prepare", self._exporter.prepare, self._timeout_s)
+        started = time.monotonic()
+        try:
+            # Spans already handed over may wait on a build in progress on the export thread:
+            # waiting for it here (prepare takes the same lock) lets it finish while thread
+            # pools still take work.
+            if not collector_reachable(self._endpoint, self._timeout_s * _PROBE_SHARE):
+                return
+            remaining = self._timeout_s - (time.monotonic() - started)
+            _run_bounded("exporter-prepare", self._exporter.prepare, remaining)
+        finally:
+            self._spent_at_exit += time.monotonic() - started
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Forward to the batch processor.
@@ -142,9 +151,10 @@ class BoundedSpanProcessor(SpanProcessor):
             if self._is_shut_down:
                 return
             self._is_shut_down = True
-        deadline = time.monotonic() + self._timeout_s
+        budget = max(self._timeout_s - self._spent_at_exit, 0.0)  # "in total", exit hook included
+        deadline = time.monotonic() + budget
         if self._exporter.last_export_ok is not True and not collector_reachable(
-            self._endpoint, self._timeout_s * _PROBE_SHARE
+            self._endpoint, budget * _PROBE_SHARE
         ):
             self._exporter.shutdown()  # nobody listens: do not wait for retries
             dropped = self._queued_total - self._exporter.handed_over
