@@ -72,6 +72,40 @@ def test_an_injected_catalog_prices_and_an_unknown_model_stays_unpriced() -> Non
     assert unknown.operation == semconv.Operation.CHAT
 
 
+def test_cache_reads_and_writes_are_priced_at_their_own_rates() -> None:
+    # $ per million: input 1, output 2, cache reads 0.5, cache writes 4
+    house = ModelInfo("house-model", "anthropic", 1.0, 2.0, 0.5, 8, frozenset(), 4.0)
+    normalizer = SpanNormalizer(ModelCatalog([house]))
+    usage = {"gen_ai.usage.input_tokens": 1_000_000, "gen_ai.usage.output_tokens": 0}
+    openllmetry, openinference = normalizer.normalize(
+        [
+            span(
+                "chat house-model",  # the older GenAI names OpenLLMetry writes
+                {
+                    **usage,
+                    "gen_ai.usage.cache_read_input_tokens": 500_000,
+                    "gen_ai.usage.cache_creation_input_tokens": 250_000,
+                },
+            ),
+            span(
+                "ChatAnthropic",
+                {
+                    "openinference.span.kind": "LLM",
+                    "llm.model_name": "house-model",
+                    "llm.token_count.prompt": 1_000_000,
+                    "llm.token_count.completion": 0,
+                    "llm.token_count.prompt_details.cache_read": 500_000,
+                    "llm.token_count.prompt_details.cache_write": 250_000,
+                },
+            ),
+        ]
+    )
+    for normalized in (openllmetry, openinference):
+        assert normalized.int_attr(semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS) == 250_000
+        # 250k plain input at 1 + 500k reads at 0.5 + 250k writes at 4
+        assert normalized.float_attr(semconv.AGENTMESH_COST_USD) == 0.25 + 0.25 + 1.0
+
+
 def test_odd_values_do_not_break_the_batch() -> None:
     odd = span(
         "supervisor",

@@ -28,6 +28,7 @@ from agentmesh.core.semconv import (
     GEN_AI_RESPONSE_ID,
     GEN_AI_RESPONSE_MODEL,
     GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
+    GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
     GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
     GEN_AI_USAGE_INPUT_TOKENS,
     GEN_AI_USAGE_OUTPUT_TOKENS,
@@ -90,10 +91,12 @@ def _assert_usage(attrs: dict[str, object]) -> None:
     # Anthropic reports input_tokens = 20 - 12 - 3 = 5; the span counts all 20.
     assert attrs[GEN_AI_USAGE_INPUT_TOKENS] == 20
     assert attrs[GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == 12
-    expected = default_catalog().cost_usd(
-        MODEL, 20, int(str(attrs[GEN_AI_USAGE_OUTPUT_TOKENS])), 12
-    )
+    assert attrs[GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] == 3
+    output = int(str(attrs[GEN_AI_USAGE_OUTPUT_TOKENS]))
+    # claude-haiku-4-5 per million: input $1, cache reads $0.10, cache writes $1.25, output $5
+    expected = (5 * 1.0 + 12 * 0.1 + 3 * 1.25 + output * 5.0) / 1_000_000
     assert attrs[AGENTMESH_COST_USD] == pytest.approx(expected)
+    assert expected == pytest.approx(default_catalog().cost_usd(MODEL, 20, output, 12, 3))
 
 
 def test_create(

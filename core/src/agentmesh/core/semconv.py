@@ -105,6 +105,7 @@ __all__ = [
     "GEN_AI_TOOL_CALL_RESULT",
     "GEN_AI_TOOL_NAME",
     "GEN_AI_TOOL_TYPE",
+    "GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS",
     "GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS",
     "GEN_AI_USAGE_INPUT_TOKENS",
     "GEN_AI_USAGE_OUTPUT_TOKENS",
@@ -299,6 +300,13 @@ GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = _attr(
     "int",
     "512",
     "Prompt tokens served from the provider's cache.",
+    origin="otel-genai",
+)
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = _attr(
+    "gen_ai.usage.cache_creation.input_tokens",
+    "int",
+    "1024",
+    "Prompt tokens written to the provider's cache (Anthropic charges them above the input price).",
     origin="otel-genai",
 )
 GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = _attr(

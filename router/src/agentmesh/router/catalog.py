@@ -58,6 +58,9 @@ class ModelInfo:
         output_per_mtok: US dollars per million completion tokens.
         cached_input_per_mtok: US dollars per million prompt tokens read from cache, when the
             provider discounts them.
+        cache_write_per_mtok: US dollars per million prompt tokens written to the cache, when
+            the provider charges them apart (Anthropic: 1.25 times the input price); ``None``:
+            at the input price.
         context_window: Largest prompt plus completion, in tokens.
         capabilities: What it supports: ``tools``, ``vision``, ``json_mode``, ``reasoning``.
     """
@@ -69,16 +72,22 @@ class ModelInfo:
     cached_input_per_mtok: float | None
     context_window: int
     capabilities: frozenset[str]
+    cache_write_per_mtok: float | None = None
 
     def cost_usd(
-        self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0
+        self,
+        input_tokens: int,
+        output_tokens: int,
+        cached_input_tokens: int = 0,
+        cache_write_tokens: int = 0,
     ) -> float:
         """Price a call.
 
         Args:
-            input_tokens: Prompt tokens, cached ones included.
+            input_tokens: Prompt tokens, cached ones (read or written) included.
             output_tokens: Completion tokens, reasoning ones included.
             cached_input_tokens: The part of ``input_tokens`` read from cache.
+            cache_write_tokens: The part of ``input_tokens`` written to the cache.
 
         Returns:
             The cost in US dollars.
@@ -87,16 +96,24 @@ class ModelInfo:
             >>> m = ModelInfo("m", "openai", 1.0, 2.0, 0.5, 1000, frozenset())
             >>> round(m.cost_usd(1_000_000, 500_000, cached_input_tokens=200_000), 6)
             1.9
+            >>> w = ModelInfo("w", "anthropic", 1.0, 2.0, 0.1, 1000, frozenset(), 1.25)
+            >>> round(w.cost_usd(1_000_000, 0, cache_write_tokens=1_000_000), 6)
+            1.25
         """
         cached = min(max(cached_input_tokens, 0), input_tokens)
+        written = min(max(cache_write_tokens, 0), input_tokens - cached)
         cached_price = (
             self.input_per_mtok
             if self.cached_input_per_mtok is None
             else self.cached_input_per_mtok
         )
+        write_price = (
+            self.input_per_mtok if self.cache_write_per_mtok is None else self.cache_write_per_mtok
+        )
         return (
-            (input_tokens - cached) * self.input_per_mtok
+            (input_tokens - cached - written) * self.input_per_mtok
             + cached * cached_price
+            + written * write_price
             + output_tokens * self.output_per_mtok
         ) / 1_000_000
 
@@ -133,7 +150,12 @@ class ModelCatalog:
         return None
 
     def cost_usd(
-        self, model: str, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0
+        self,
+        model: str,
+        input_tokens: int,
+        output_tokens: int,
+        cached_input_tokens: int = 0,
+        cache_write_tokens: int = 0,
     ) -> float | None:
         """Price a call to ``model``.
 
@@ -142,6 +164,7 @@ class ModelCatalog:
             input_tokens: Prompt tokens.
             output_tokens: Completion tokens.
             cached_input_tokens: Prompt tokens read from cache.
+            cache_write_tokens: Prompt tokens written to the cache.
 
         Returns:
             US dollars, or ``None`` when the model is not in the catalog.
@@ -149,7 +172,7 @@ class ModelCatalog:
         info = self.get(model)
         if info is None:
             return None
-        return info.cost_usd(input_tokens, output_tokens, cached_input_tokens)
+        return info.cost_usd(input_tokens, output_tokens, cached_input_tokens, cache_write_tokens)
 
     @classmethod
     def from_json(cls, text: str, *, source: str = "<string>") -> ModelCatalog:
@@ -187,6 +210,7 @@ class ModelCatalog:
 
 def _parse_entry(entry: dict[str, object]) -> ModelInfo:
     cached = entry.get("cached_input")
+    written = entry.get("cache_write")
     caps = cast("list[str]", entry.get("capabilities", []))
     return ModelInfo(
         name=str(entry["name"]),
@@ -196,6 +220,7 @@ def _parse_entry(entry: dict[str, object]) -> ModelInfo:
         cached_input_per_mtok=None if cached is None else float(cast("float", cached)),
         context_window=int(cast("int", entry["context_window"])),
         capabilities=frozenset(caps),
+        cache_write_per_mtok=None if written is None else float(cast("float", written)),
     )
 
 

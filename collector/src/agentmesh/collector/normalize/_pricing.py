@@ -27,7 +27,12 @@ class Pricer:
         self._loaded = catalog is not None
 
     def cost_usd(
-        self, model: str, input_tokens: int, output_tokens: int, cached_input_tokens: int
+        self,
+        model: str,
+        input_tokens: int,
+        output_tokens: int,
+        cached_input_tokens: int,
+        cache_write_tokens: int = 0,
     ) -> float | None:
         """Price a call.
 
@@ -36,6 +41,7 @@ class Pricer:
             input_tokens: Prompt tokens.
             output_tokens: Completion tokens.
             cached_input_tokens: Prompt tokens read from the provider's cache.
+            cache_write_tokens: Prompt tokens written to the provider's cache.
 
         Returns:
             US dollars, or ``None`` when the model is unknown.
@@ -49,4 +55,6 @@ class Pricer:
                 self._catalog = bundled_catalog()
         if self._catalog is None:
             return None
-        return self._catalog.cost_usd(model, input_tokens, output_tokens, cached_input_tokens)
+        return self._catalog.cost_usd(
+            model, input_tokens, output_tokens, cached_input_tokens, cache_write_tokens
+        )

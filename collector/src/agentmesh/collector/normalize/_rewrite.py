@@ -102,7 +102,8 @@ class Rewrite:
         if model is None or (input_tokens is None and output_tokens is None):
             return
         cached = as_int(attrs.get(semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)) or 0
-        cost = pricer.cost_usd(model, input_tokens or 0, output_tokens or 0, cached)
+        written = as_int(attrs.get(semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)) or 0
+        cost = pricer.cost_usd(model, input_tokens or 0, output_tokens or 0, cached, written)
         if cost is not None:
             self.add(semconv.AGENTMESH_COST_USD, cost)
 

@@ -156,6 +156,10 @@ def _usage(span: SpanRecord, rewrite: Rewrite) -> None:
         semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
         as_int(attrs.get(f.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS_OLD)),
     )
+    rewrite.add(
+        semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+        as_int(attrs.get(f.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS_OLD)),
+    )
     if semconv.GEN_AI_REQUEST_MODEL not in attrs and semconv.GEN_AI_RESPONSE_MODEL not in attrs:
         _, _, model = span.name.partition(" ")  # "chat gpt-4o-mini"
         rewrite.add(semconv.GEN_AI_REQUEST_MODEL, model or None)

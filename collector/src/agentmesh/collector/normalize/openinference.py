@@ -81,6 +81,9 @@ def _llm(rewrite: Rewrite, operation: str, model: str | None) -> None:
         semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, as_int(attrs.get(f.OI_TOKENS_CACHE_READ))
     )
     rewrite.add(
+        semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, as_int(attrs.get(f.OI_TOKENS_CACHE_WRITE))
+    )
+    rewrite.add(
         semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, as_int(attrs.get(f.OI_TOKENS_REASONING))
     )
 

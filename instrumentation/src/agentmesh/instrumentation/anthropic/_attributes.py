@@ -3,8 +3,10 @@
 Duck-typed, so a field an SDK version lacks is left out; nothing here imports ``anthropic``.
 Anthropic reports ``input_tokens`` without the cached part: the span's
 ``gen_ai.usage.input_tokens`` is ``input_tokens + cache_read_input_tokens +
-cache_creation_input_tokens`` (the GenAI conventions count all input), and the cache reads are
-``gen_ai.usage.cache_read.input_tokens`` (when not zero).
+cache_creation_input_tokens`` (the GenAI conventions count all input), the cache reads are
+``gen_ai.usage.cache_read.input_tokens`` and the cache writes
+``gen_ai.usage.cache_creation.input_tokens`` (when not zero); each part is priced at its own
+rate (cache writes above the input price).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from agentmesh.core.semconv import (
     GEN_AI_RESPONSE_ID,
     GEN_AI_RESPONSE_MODEL,
     GEN_AI_SYSTEM_INSTRUCTIONS,
+    GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
     GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
     GEN_AI_USAGE_INPUT_TOKENS,
     GEN_AI_USAGE_OUTPUT_TOKENS,
@@ -247,11 +250,17 @@ class MessageSummary:
             attributes[GEN_AI_USAGE_INPUT_TOKENS] = total
         if self.cache_read_tokens:
             attributes[GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = self.cache_read_tokens
+        if self.cache_creation_tokens:
+            attributes[GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = self.cache_creation_tokens
         if self.output_tokens is not None:
             attributes[GEN_AI_USAGE_OUTPUT_TOKENS] = self.output_tokens
         if total is not None and self.output_tokens is not None:
             cost = _pricing.cost_usd(
-                (self.model, request_model), total, self.output_tokens, self.cache_read_tokens or 0
+                (self.model, request_model),
+                total,
+                self.output_tokens,
+                self.cache_read_tokens or 0,
+                self.cache_creation_tokens or 0,
             )
             if cost is not None:
                 attributes[AGENTMESH_COST_USD] = cost

@@ -57,15 +57,20 @@ def model_info(name: str) -> ModelInfo | None:
 
 
 def cost_usd(
-    models: Iterable[str | None], input_tokens: int, output_tokens: int, cached_tokens: int = 0
+    models: Iterable[str | None],
+    input_tokens: int,
+    output_tokens: int,
+    cached_tokens: int = 0,
+    cache_write_tokens: int = 0,
 ) -> float | None:
     """Price a call with the first of ``models`` the catalog knows.
 
     Args:
         models: Candidate names, best first (response model, then requested model).
-        input_tokens: Input tokens, cached ones included.
+        input_tokens: Input tokens, cached ones (read or written) included.
         output_tokens: Output tokens.
         cached_tokens: The part of the input read from cache.
+        cache_write_tokens: The part of the input written to the cache.
 
     Returns:
         US dollars, or ``None`` when no candidate is known.
@@ -75,7 +80,7 @@ def cost_usd(
             continue
         info = model_info(model)
         if info is not None:
-            return info.cost_usd(input_tokens, output_tokens, cached_tokens)
+            return info.cost_usd(input_tokens, output_tokens, cached_tokens, cache_write_tokens)
     return None
 
 
