@@ -552,3 +552,6 @@ def test_a_followed_route_table_wakes_the_hook_when_it_sets_a_mode(
     _chat(fake)
     assert routing._idle_at != changes()  # pyright: ignore[reportPrivateUsage] - stays awake
     assert len(routing.decision_log().decisions()) == 2
+    # the table's mode decided these calls, though the pass-through policy reads no table:
+    # the decisions name its version (they said 0, the bundled defaults)
+    assert [d.table_version for d in routing.decision_log().decisions()] == [1, 1]

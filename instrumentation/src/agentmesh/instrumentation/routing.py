@@ -450,6 +450,9 @@ def _decide(
         current_call_budget(),
     )
     decision = policy.decide(request)
+    if routed_table.version and not decision.table_version:
+        # the table's mode or breakers shaped the call even when the policy read nothing of it
+        decision = replace(decision, table_version=routed_table.version)
     if circuits:  # a policy that ignores open circuits is corrected here
         decision = decision.avoiding(circuits)
     if mode == "enforce" and len(table):
