@@ -2,9 +2,10 @@
 
 A lead agent plans with OpenAI, then three agents run at once (``asyncio.gather``): two
 researchers on OpenAI and a critic on Anthropic (on OpenAI when the ``anthropic`` SDK is not
-installed). The agent steps are marked with the OpenTelemetry API and the GenAI names; the
-run id and the task class ride in W3C baggage (``run_scope``, ``task_class``), so every LLM
-call's span carries them and every outgoing request sends them.
+installed). The run and its agent steps are declared with ``workflow`` and ``agent`` (spans
+the collector rebuilds the run's graph from); the run id and the task class ride in W3C
+baggage (``workflow``, ``task_class``), so every LLM call's span carries them and every
+outgoing request sends them.
 
 Offline by default: it starts the bundled fake provider in-process. With ``--base-url`` it
 talks to another server speaking both APIs (``agentmesh-fake-provider``). Run it instrumented::
@@ -20,22 +21,13 @@ import importlib.util
 from contextlib import ExitStack
 
 import openai
-from opentelemetry import trace
 
-from agentmesh.core.semconv import (
-    GEN_AI_AGENT_NAME,
-    GEN_AI_OPERATION_NAME,
-    GEN_AI_WORKFLOW_NAME,
-    Operation,
-)
-from agentmesh.instrumentation import current_run_id, run_scope, task_class
+from agentmesh.instrumentation import agent, current_run_id, task_class, workflow
 from agentmesh.instrumentation.testing import FakeProviderThread, ModelScript
 
 OPENAI_MODEL = "gpt-4o-mini"
 ANTHROPIC_MODEL = "claude-3-5-haiku-latest"
 WORKFLOW = "plain_async"
-
-tracer = trace.get_tracer("examples.plain_async")
 
 
 def scripts() -> dict[str, ModelScript]:
@@ -51,19 +43,9 @@ def has_anthropic() -> bool:
     return importlib.util.find_spec("anthropic") is not None
 
 
-def agent(name: str) -> trace.Span:
-    """Start an agent step's span (current for the ``with`` block)."""
-    attributes = {
-        GEN_AI_OPERATION_NAME: Operation.INVOKE_AGENT,
-        GEN_AI_AGENT_NAME: name,
-        GEN_AI_WORKFLOW_NAME: WORKFLOW,
-    }
-    return tracer.start_span(f"{Operation.INVOKE_AGENT} {name}", attributes=attributes)
-
-
 async def ask_openai(client: openai.AsyncOpenAI, agent_name: str, prompt: str) -> str:
     """One agent step on OpenAI."""
-    with trace.use_span(agent(agent_name), end_on_exit=True):
+    with agent(agent_name):
         reply = await client.chat.completions.create(
             model=OPENAI_MODEL, messages=[{"role": "user", "content": prompt}]
         )
@@ -75,7 +57,7 @@ async def ask_anthropic(base_url: str, agent_name: str, prompt: str) -> str:
     import anthropic
 
     client = anthropic.AsyncAnthropic(base_url=base_url, api_key="offline-key", max_retries=0)
-    with trace.use_span(agent(agent_name), end_on_exit=True):
+    with agent(agent_name):
         reply = await client.messages.create(
             model=ANTHROPIC_MODEL, max_tokens=200, messages=[{"role": "user", "content": prompt}]
         )
@@ -85,14 +67,7 @@ async def ask_anthropic(base_url: str, agent_name: str, prompt: str) -> str:
 async def run(openai_url: str, anthropic_url: str) -> None:
     """Run the workflow: plan, then three agents in parallel."""
     client = openai.AsyncOpenAI(base_url=openai_url, api_key="offline-key", max_retries=0)
-    attributes = {GEN_AI_OPERATION_NAME: Operation.INVOKE_WORKFLOW, GEN_AI_WORKFLOW_NAME: WORKFLOW}
-    with (
-        run_scope() as run_id,
-        task_class("research"),
-        tracer.start_as_current_span(
-            f"{Operation.INVOKE_WORKFLOW} {WORKFLOW}", attributes=attributes
-        ),
-    ):
+    with task_class("research"), workflow(WORKFLOW) as run_id:
         print(f"run {run_id}")
         plan = await ask_openai(client, "lead", "Plan a study of the new cache.")
         print(f"lead: {plan}")

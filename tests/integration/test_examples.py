@@ -6,6 +6,7 @@ example's own scripts), exporting over OTLP/gRPC to a receiver the test runs.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import os
 import shutil
@@ -248,3 +249,24 @@ def test_plain_async_example(receiver: tuple[RecordingTraceService, int]) -> Non
         attrs = _attributes(span.attributes)
         assert attrs[AGENTMESH_RUN_ID] == run_id, span.name
         assert attrs[AGENTMESH_RUN_TASK_CLASS] == "research", span.name
+
+
+async def test_the_plain_openai_example_is_one_run_with_two_agents_in_the_collector() -> None:
+    # without workflow() and agent() each of its four LLM calls was a run of its own
+    from agentmesh.collector import Collector, CollectorSettings, MemoryStore
+
+    settings = CollectorSettings.load(grpc_port=0, http_port=0, decode_workers=0)
+    store = MemoryStore()
+    async with Collector(settings, store) as collector:
+        with FakeProviderThread() as fp:
+            result = await asyncio.to_thread(
+                _run_example, "plain_openai", fp.openai_base_url, collector.grpc_port
+            )
+        assert result.returncode == 0, result.stderr
+        await collector.drain()
+        (run,) = await store.runs()
+        graph = await store.graph(run.trace_id)
+    assert graph is not None
+    assert (run.workflow_name, run.llm_calls, run.complete) == ("compare-databases", 4, True)
+    assert {a.name: a.llm_calls for a in graph.agents} == {"planner": 1, "solver": 3}
+    assert [(h.source, h.target) for h in graph.handoffs] == [("planner", "solver")]

@@ -23,6 +23,7 @@ def test_public_surface() -> None:
         "InstrumentationSettings",
         "LangGraphInstrumentor",
         "OpenAIInstrumentor",
+        "agent",
         "context_digest",
         "continue_from",
         "current_run_id",
@@ -32,6 +33,7 @@ def test_public_surface() -> None:
         "run_scope",
         "task_class",
         "with_run_id",
+        "workflow",
     ]
     for name in instrumentation.__all__:
         assert getattr(instrumentation, name) is not None

@@ -9,7 +9,8 @@ One line instruments an application (or zero, with ``agentmesh-instrument python
 :func:`init` exports spans over OTLP/gRPC to the AgentMesh collector (``AGENTMESH_ENDPOINT``)
 and patches every installed supported library: ``openai`` and ``anthropic`` (``chat {model}``
 and ``embeddings {model}`` spans with tokens, cost and time to first chunk), ``langgraph`` and
-``crewai`` (workflow, agent, tool and handoff spans).
+``crewai`` (workflow, agent, tool and handoff spans). Plain code declares its run and agents
+with :func:`workflow` and :func:`agent`.
 It never raises, and the application runs unchanged when the collector is down. The
 instrumentors can also be applied one by one, as any OpenTelemetry instrumentor.
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from agentmesh.instrumentation.propagation import continue_from, extract_context
     from agentmesh.instrumentation.run_context import current_run_id, run_scope, with_run_id
     from agentmesh.instrumentation.settings import InstrumentationSettings
+    from agentmesh.instrumentation.steps import agent, workflow
 
 __all__ = [
     "AnthropicInstrumentor",
@@ -42,6 +44,7 @@ __all__ = [
     "InstrumentationSettings",
     "LangGraphInstrumentor",
     "OpenAIInstrumentor",
+    "agent",
     "context_digest",
     "continue_from",
     "current_run_id",
@@ -51,6 +54,7 @@ __all__ = [
     "run_scope",
     "task_class",
     "with_run_id",
+    "workflow",
 ]
 
 _EXPORTS: dict[str, str] = {
@@ -69,6 +73,8 @@ _EXPORTS: dict[str, str] = {
     "run_scope": "agentmesh.instrumentation.run_context",
     "task_class": "agentmesh.instrumentation.baggage",
     "with_run_id": "agentmesh.instrumentation.run_context",
+    "agent": "agentmesh.instrumentation.steps",
+    "workflow": "agentmesh.instrumentation.steps",
 }
 
 
