@@ -67,7 +67,7 @@ def make_backend(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> S
     """The backend ``name`` on storage of its own, cleaned up at the end of the test."""
     token = uuid.uuid4().hex[:12]
     if name == "memory":
-        return SaverBackend(name, MemorySaver.from_conn_string, persistent=False, sync_twin=False)
+        return SaverBackend(name, MemorySaver.from_conn_string, persistent=False, sync_twin=True)
     if name == "duckdb":
         path = tmp_path / f"ckpt-{token}.duckdb"
         return SaverBackend(

@@ -10,6 +10,7 @@ in time (a deliberate fork, which fencing allows), and manage threads through th
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 from _ckpt_saver_backends import BACKENDS, SaverBackend, make_backend
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
@@ -27,6 +29,7 @@ from typing_extensions import TypedDict
 
 from agentmesh.checkpoint.langgraph import AgentMeshSaver
 from agentmesh.checkpoint.store.base import Blob, CheckpointRecord
+from agentmesh.checkpoint.store.memory import MemoryCheckpointStore
 from agentmesh.core.errors import CheckpointError, CheckpointSerdeError
 
 
@@ -249,16 +252,25 @@ async def test_sync_methods_inside_the_store_loop(backend: SaverBackend) -> None
     config = thread_config(f"inloop-{uuid.uuid4().hex}")
     async with backend.open() as saver:
         await build_graph(saver).ainvoke({"messages": [HumanMessage(content="hi")]}, config)
-        if backend.sync_twin:
-            # A sync twin store serves sync calls even from inside the loop.
-            head = saver.get_tuple(config)
-            assert head is not None
-            assert len(list(saver.list(config))) >= 3
-        else:
-            with pytest.raises(CheckpointError, match="use the async methods"):
-                saver.get_tuple(config)
-            with pytest.raises(CheckpointError, match="use the async methods"):
-                list(saver.list(config))
+        assert backend.sync_twin  # every saver has one (the memory saver's shares its dicts)
+        # A sync twin store serves sync calls even from inside the loop: a sync graph.invoke
+        # in an async function (the memory saver refused it, unlike InMemorySaver).
+        head = saver.get_tuple(config)
+        assert head is not None
+        assert len(list(saver.list(config))) >= 3
+        build_graph(saver).invoke({"messages": [HumanMessage(content="again")]}, config)
+        assert len(list(saver.list(config))) > 3
+
+
+async def test_a_saver_without_a_sync_twin_says_so_inside_its_loop() -> None:
+    store = MemoryCheckpointStore()
+    saver = AgentMeshSaver(store, loop=asyncio.get_running_loop())  # no sync twin
+    config = thread_config("no-twin")
+    await saver.aput(config, empty_checkpoint(), {}, {})
+    with pytest.raises(CheckpointError, match="use the async methods"):
+        saver.get_tuple(config)
+    with pytest.raises(CheckpointError, match="use the async methods"):
+        list(saver.list(config))
 
 
 async def test_stored_pickle_is_refused(backend: SaverBackend) -> None:

@@ -44,7 +44,7 @@ from agentmesh.checkpoint.langgraph._lanes import DEFAULT_LANES, LaneStore
 from agentmesh.checkpoint.langgraph._saver import AgentMeshSaver
 from agentmesh.checkpoint.langgraph._sync import SyncCheckpointStore, SyncTwin
 from agentmesh.checkpoint.store.base import DEFAULT_COMMAND_TIMEOUT_SECONDS, CheckpointStore
-from agentmesh.checkpoint.store.memory import MemoryCheckpointStore
+from agentmesh.checkpoint.store.memory import MemoryCheckpointStore, SyncMemoryCheckpointStore
 from agentmesh.core.errors import ConfigError
 
 __all__ = ["DuckDBSaver", "MemorySaver", "PostgresSaver", "RedisSaver"]
@@ -110,6 +110,10 @@ class MemorySaver(AgentMeshSaver):
                 store,
                 serde=serde,
                 loop=loop,
+                # sync calls run in the caller's thread, even inside the store's own event loop
+                sync_store=SyncTwin(
+                    store=SyncMemoryCheckpointStore(cast("MemoryCheckpointStore", store))
+                ),
                 compress_threshold=compress_threshold,
                 chunk_threshold=chunk_threshold,
                 fence_capacity=fence_capacity,

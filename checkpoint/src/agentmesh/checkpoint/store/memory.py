@@ -31,9 +31,9 @@ import heapq
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from agentmesh.checkpoint.store._metadata_filter import metadata_matches
 from agentmesh.checkpoint.store.base import (
@@ -47,7 +47,9 @@ from agentmesh.checkpoint.store.base import (
 )
 from agentmesh.core.errors import CheckpointConflictError, CheckpointError
 
-__all__ = ["MemoryCheckpointStore"]
+__all__ = ["MemoryCheckpointStore", "SyncMemoryCheckpointStore"]
+
+_T = TypeVar("_T")
 
 
 @dataclass(slots=True)
@@ -349,3 +351,86 @@ class MemoryCheckpointStore(CheckpointStore):
                         for write in writes.values()
                     )
             return total
+
+
+def _now(step: Awaitable[_T]) -> _T:
+    """Run a call of the memory store to its end at once (it never awaits anything)."""
+    steps = step.__await__()
+    try:
+        next(steps)
+    except StopIteration as done:
+        return cast("_T", done.value)
+    steps.close()
+    raise AssertionError("the memory checkpoint store awaited something")  # pragma: no cover
+
+
+class SyncMemoryCheckpointStore:
+    """The memory store's blocking twin: the same dictionaries, called without an event loop.
+
+    Every method of :class:`MemoryCheckpointStore` finishes without awaiting anything, so the
+    saver's sync methods can run them in the calling thread, even one whose running event loop
+    is the store's own (the async store cannot be waited for from there).
+
+    Args:
+        store: The memory store to share.
+    """
+
+    name: str = "memory"
+
+    def __init__(self, store: MemoryCheckpointStore) -> None:
+        self._store = store
+
+    def put(
+        self,
+        record: CheckpointRecord,
+        blobs: Mapping[tuple[str, str], Blob],
+        *,
+        extends: str | None = None,
+        check_extends: bool = False,
+    ) -> None:
+        """See :meth:`MemoryCheckpointStore.put`."""
+        _now(self._store.put(record, blobs, extends=extends, check_extends=check_extends))
+
+    def put_writes(
+        self, thread_id: str, namespace: str, checkpoint_id: str, writes: Sequence[WriteRecord]
+    ) -> None:
+        """See :meth:`MemoryCheckpointStore.put_writes`."""
+        _now(self._store.put_writes(thread_id, namespace, checkpoint_id, writes))
+
+    def get(
+        self,
+        thread_id: str,
+        namespace: str,
+        checkpoint_id: str | None = None,
+        *,
+        skip_channels: Collection[str] = (),
+    ) -> StoredCheckpoint | None:
+        """See :meth:`MemoryCheckpointStore.get`."""
+        return _now(
+            self._store.get(thread_id, namespace, checkpoint_id, skip_channels=skip_channels)
+        )
+
+    def list(self, query: ListQuery) -> Iterator[StoredCheckpoint]:
+        """See :meth:`MemoryCheckpointStore.list`."""
+        found = self._store.list(query)
+        while True:
+            try:
+                yield _now(found.__anext__())
+            except StopAsyncIteration:
+                return
+
+    def delete_thread(self, thread_id: str) -> None:
+        """See :meth:`MemoryCheckpointStore.delete_thread`."""
+        _now(self._store.delete_thread(thread_id))
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """See :meth:`MemoryCheckpointStore.delete_for_runs`."""
+        _now(self._store.delete_for_runs(run_ids))
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """See :meth:`MemoryCheckpointStore.copy_thread`."""
+        _now(self._store.copy_thread(source_thread_id, target_thread_id))
+
+    def prune(self, thread_ids: Sequence[str], *, keep_latest: bool = True) -> None:
+        """See :meth:`MemoryCheckpointStore.prune`."""
+        _now(self._store.prune(thread_ids, keep_latest=keep_latest))
