@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import gc
 import logging
+from collections.abc import Callable
 
-import httpx
 import openai
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
@@ -170,6 +170,15 @@ async def test_async_stream_break_then_close_ends_once(
     _assert_ended_once(exporter, caplog)
 
 
+def _raised(call: Callable[[], object]) -> Exception:
+    """The exception ``call`` raises (httpx's, or httpx2's on openai 3: no common class)."""
+    try:
+        call()
+    except Exception as exc:
+        return exc
+    pytest.fail("no exception")
+
+
 SLOW = ModelScript(content=" ".join(f"word{i}" for i in range(20)), chunk_delay=0.5)
 
 
@@ -180,13 +189,13 @@ def test_sync_stream_that_fails_midway_is_an_error_span(
     # reader: the span used to end there, UNSET, and the error was never recorded.
     with FakeProviderThread({MODEL: SLOW}) as fp:
         stream = _client(fp).chat.completions.create(
-            model=MODEL, messages=MESSAGES, stream=True, timeout=httpx.Timeout(5.0, read=0.1)
+            model=MODEL, messages=MESSAGES, stream=True, timeout=0.1
         )
-        with pytest.raises(httpx.ReadTimeout):  # the app's error, untouched (not mapped mid-stream)
-            list(stream)
+        error = _raised(lambda: list(stream))  # the app's error, untouched
+    assert "Timeout" in type(error).__name__  # the HTTP client's read timeout
     span = _assert_ended_once(exporter, caplog)
     assert span.status.status_code is StatusCode.ERROR
-    assert (span.attributes or {})[ERROR_TYPE] == "ReadTimeout"
+    assert (span.attributes or {})[ERROR_TYPE] == type(error).__name__
 
 
 async def test_async_stream_that_fails_midway_is_an_error_span(
@@ -195,10 +204,15 @@ async def test_async_stream_that_fails_midway_is_an_error_span(
     with FakeProviderThread({MODEL: SLOW}) as fp:
         client = openai.AsyncOpenAI(base_url=fp.openai_base_url, api_key="test", max_retries=0)
         stream = await client.chat.completions.create(
-            model=MODEL, messages=MESSAGES, stream=True, timeout=httpx.Timeout(5.0, read=0.1)
+            model=MODEL, messages=MESSAGES, stream=True, timeout=0.1
         )
-        with pytest.raises(httpx.ReadTimeout):
+        try:
             _ = [chunk async for chunk in stream]
+        except Exception as exc:
+            error: Exception = exc
+        else:
+            pytest.fail("the stream did not time out")
+    assert "Timeout" in type(error).__name__
     span = _assert_ended_once(exporter, caplog)
     assert span.status.status_code is StatusCode.ERROR
-    assert (span.attributes or {})[ERROR_TYPE] == "ReadTimeout"
+    assert (span.attributes or {})[ERROR_TYPE] == type(error).__name__
