@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -219,3 +220,21 @@ def test_detection_and_graph_rows_are_stored(demo: DemoOutcome) -> None:
         assert loops[0] >= 4
         agents = con.execute("select count(distinct trace_id) from agents").fetchone()
         assert agents == (2,)
+
+
+def test_a_busy_port_is_refused_before_the_demo_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # it ran the whole demo (about ten seconds) and only then said the port was taken
+    from agentmesh.collector.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        argv = ["demo", "--serve", "--grpc-port", "0", "--http-port", str(port)]
+        argv += ["--db", str(tmp_path / "d.duckdb")]
+        assert main(argv) == 2
+    said = capsys.readouterr().err
+    assert f"--http-port: cannot listen on 127.0.0.1:{port}" in said
+    assert not (tmp_path / "d.duckdb").exists()  # nothing ran

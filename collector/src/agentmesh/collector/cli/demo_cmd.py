@@ -58,6 +58,13 @@ def _handle(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"the demo needs {', '.join(missing)}: pip install 'agentmesh-collector[demo]'"
         )
+    if args.serve:  # found busy now, not after the demo's runs
+        from agentmesh.collector.preflight.listen import check_port
+
+        for name, port in (("--grpc-port", args.grpc_port), ("--http-port", args.http_port)):
+            finding = check_port(name, "127.0.0.1", int(port))
+            if finding.verdict == "fail":
+                raise ConfigError(f"{name}: {finding.detail}")
     configure_logging(level="error")
     from rich.console import Console
 
