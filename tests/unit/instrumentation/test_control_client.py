@@ -309,6 +309,29 @@ def test_check_run_raises_for_a_stopped_run_and_warns_once(
         control.check_current_run()
 
 
+def test_a_plain_agent_step_of_a_stopped_run_does_not_start(
+    server: ControlServerThread, clients: list[ControlClient]
+) -> None:
+    from agentmesh.instrumentation import agent, workflow
+
+    server.publish(runs={"stopped": STOP})
+    client = _client(clients, server.base_url)
+    control.configure_control(client=client)
+    assert client.wait_for_version(1, WAIT)
+    ran: list[str] = []
+
+    @agent("coder")
+    def code() -> None:
+        ran.append("coder")
+
+    with workflow("w", run_id="stopped"), pytest.raises(RunStoppedError) as raised:
+        code()
+    assert (ran, raised.value.detection_id) == ([], "det-1")
+    with workflow("w", run_id="running"):
+        code()  # another run goes on
+    assert ran == ["coder"]
+
+
 def test_open_breakers_follow_until(
     server: ControlServerThread, clients: list[ControlClient]
 ) -> None:

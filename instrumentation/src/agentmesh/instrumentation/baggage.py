@@ -22,17 +22,16 @@ Example:
 
 from __future__ import annotations
 
-import functools
-import inspect
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from types import TracebackType
-from typing import ParamSpec, TypeVar, cast, overload
+from typing import ParamSpec, TypeVar, overload
 
 from opentelemetry import baggage
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 
 from agentmesh.core.semconv import AGENTMESH_RUN_TASK_CLASS
+from agentmesh.instrumentation._decorate import each_call_in
 from agentmesh.instrumentation._failopen import safe_call
 
 __all__ = ["TaskClassScope", "current_task_class", "task_class", "with_task_class"]
@@ -109,22 +108,7 @@ class TaskClassScope:
             The wrapped function.
         """
         name = self.name
-        if inspect.iscoroutinefunction(fn):
-            afn = cast("Callable[_P, Awaitable[object]]", fn)
-
-            @functools.wraps(fn)
-            async def awrapper(*args: _P.args, **kwargs: _P.kwargs) -> object:
-                with TaskClassScope(name):
-                    return await afn(*args, **kwargs)
-
-            return awrapper
-
-        @functools.wraps(fn)
-        def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> object:
-            with TaskClassScope(name):
-                return fn(*args, **kwargs)
-
-        return wrapper
+        return each_call_in(lambda: TaskClassScope(name), fn)
 
 
 def task_class(name: str) -> TaskClassScope:

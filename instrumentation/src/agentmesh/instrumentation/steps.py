@@ -18,7 +18,9 @@ agents, the handoffs between them (from the order the agents ran) and their cost
 
 Both are context managers and decorators of functions and coroutines. They are fail-open:
 without a tracer provider the spans do nothing, a failure of ours is logged, and the
-application's own exceptions go through untouched (recorded on the span first).
+application's own exceptions go through untouched (recorded on the span first). As a
+framework's step does, an agent step of a run the collector stopped raises
+:class:`~agentmesh.core.errors.RunStoppedError` instead of starting.
 
 Example:
     >>> with workflow("demo", run_id="run-1") as run_id:
@@ -31,16 +33,15 @@ Example:
 
 from __future__ import annotations
 
-import functools
-import inspect
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from types import TracebackType
-from typing import Final, ParamSpec, TypeVar, cast, overload
+from typing import Final, ParamSpec, TypeVar, overload
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, TracerProvider
 
+from agentmesh.core.errors import RunStoppedError
 from agentmesh.core.ids import new_run_id
 from agentmesh.core.semconv import (
     AGENTMESH_FRAMEWORK,
@@ -50,7 +51,9 @@ from agentmesh.core.semconv import (
     GEN_AI_WORKFLOW_NAME,
     Operation,
 )
+from agentmesh.instrumentation._decorate import each_call_in
 from agentmesh.instrumentation._failopen import guarded, record_error, safe_call
+from agentmesh.instrumentation.control import check_current_run
 from agentmesh.instrumentation.run_context import current_run_id, with_run_id
 
 __all__ = ["StepScope", "agent", "workflow"]
@@ -91,6 +94,12 @@ class StepScope:
         with guarded(f"steps.{self.operation}.start"):
             span, token, run_id = self._start()
         self._open.append((span, token))
+        if self.operation == Operation.INVOKE_AGENT:
+            try:  # as a framework's step: a run the collector stopped goes no further
+                check_current_run()
+            except RunStoppedError as exc:
+                self.__exit__(type(exc), exc, exc.__traceback__)
+                raise
         return run_id
 
     def _start(self) -> tuple[Span, object, str | None]:
@@ -154,22 +163,7 @@ class StepScope:
             self.run_id,
             self.tracer_provider,
         )
-        if inspect.iscoroutinefunction(fn):
-            afn = cast("Callable[_P, Awaitable[object]]", fn)
-
-            @functools.wraps(fn)
-            async def awrapper(*args: _P.args, **kwargs: _P.kwargs) -> object:
-                with StepScope(operation, name, run_id, provider):
-                    return await afn(*args, **kwargs)
-
-            return awrapper
-
-        @functools.wraps(fn)
-        def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> object:
-            with StepScope(operation, name, run_id, provider):
-                return fn(*args, **kwargs)
-
-        return wrapper
+        return each_call_in(lambda: StepScope(operation, name, run_id, provider), fn)
 
 
 def workflow(

@@ -1,0 +1,54 @@
+"""Run each call of a function, or of a coroutine function, inside a fresh context manager.
+
+The shared body of the scopes that are both ``with`` blocks and decorators
+(:func:`~agentmesh.instrumentation.baggage.task_class`,
+:func:`~agentmesh.instrumentation.steps.agent`…).
+
+Example:
+    >>> from contextlib import nullcontext
+    >>> double = each_call_in(nullcontext, lambda x: 2 * x)
+    >>> double(21)
+    42
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
+from typing import ParamSpec, cast
+
+__all__ = ["each_call_in"]
+
+_P = ParamSpec("_P")
+
+
+def each_call_in(
+    scope: Callable[[], AbstractContextManager[object]], fn: Callable[_P, object]
+) -> Callable[_P, object]:
+    """Wrap ``fn`` so that each call (each await, for a coroutine function) runs in ``scope()``.
+
+    Args:
+        scope: Makes the context manager of one call.
+        fn: The function or coroutine function.
+
+    Returns:
+        The wrapped function, of the same kind.
+    """
+    if inspect.iscoroutinefunction(fn):
+        afn = cast("Callable[_P, Awaitable[object]]", fn)
+
+        @functools.wraps(fn)
+        async def awrapper(*args: _P.args, **kwargs: _P.kwargs) -> object:
+            with scope():
+                return await afn(*args, **kwargs)
+
+        return awrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> object:
+        with scope():
+            return fn(*args, **kwargs)
+
+    return wrapper
