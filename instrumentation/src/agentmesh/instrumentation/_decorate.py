@@ -2,7 +2,7 @@
 
 The shared body of the scopes that are both ``with`` blocks and decorators
 (:func:`~agentmesh.instrumentation.baggage.task_class`,
-:func:`~agentmesh.instrumentation.steps.agent`…).
+:func:`~agentmesh.instrumentation.steps.agent`…): they derive from :class:`DecoratingScope`.
 
 Example:
     >>> from contextlib import nullcontext
@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AbstractContextManager
-from typing import ParamSpec, cast
+from typing import ParamSpec, TypeVar, cast, overload
 
-__all__ = ["each_call_in"]
+__all__ = ["DecoratingScope", "each_call_in"]
 
 _P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 def each_call_in(
@@ -52,3 +53,34 @@ def each_call_in(
             return fn(*args, **kwargs)
 
     return wrapper
+
+
+class DecoratingScope:
+    """A scope that is also a decorator: each call of the function runs in a fresh copy."""
+
+    def fresh(self) -> AbstractContextManager[object]:
+        """A new scope like this one, for one call (scopes hold per-entry state).
+
+        Returns:
+            The scope.
+        """
+        raise NotImplementedError
+
+    @overload
+    def __call__(
+        self, fn: Callable[_P, Coroutine[object, object, _R]]
+    ) -> Callable[_P, Coroutine[object, object, _R]]: ...
+
+    @overload
+    def __call__(self, fn: Callable[_P, _R]) -> Callable[_P, _R]: ...
+
+    def __call__(self, fn: Callable[_P, object]) -> Callable[_P, object]:
+        """Decorate a function or coroutine function: each call runs in :meth:`fresh`.
+
+        Args:
+            fn: The function.
+
+        Returns:
+            The wrapped function.
+        """
+        return each_call_in(self.fresh, fn)

@@ -22,16 +22,15 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from types import TracebackType
-from typing import ParamSpec, TypeVar, overload
+from typing import ParamSpec, TypeVar
 
 from opentelemetry import baggage
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 
 from agentmesh.core.semconv import AGENTMESH_RUN_TASK_CLASS
-from agentmesh.instrumentation._decorate import each_call_in
+from agentmesh.instrumentation._decorate import DecoratingScope
 from agentmesh.instrumentation._failopen import safe_call
 
 __all__ = ["TaskClassScope", "current_task_class", "task_class", "with_task_class"]
@@ -66,7 +65,7 @@ def with_task_class(name: str, context: Context | None = None) -> Context:
     return baggage.set_baggage(AGENTMESH_RUN_TASK_CLASS, name, context)
 
 
-class TaskClassScope:
+class TaskClassScope(DecoratingScope):
     """Sets the task class for a block (``with``) or for each call of a function (decorator).
 
     Args:
@@ -92,23 +91,13 @@ class TaskClassScope:
         if token is not None:
             safe_call("task_class.detach", otel_context.detach, token)  # pyright: ignore[reportArgumentType]
 
-    @overload
-    def __call__(
-        self, fn: Callable[_P, Coroutine[object, object, _R]]
-    ) -> Callable[_P, Coroutine[object, object, _R]]: ...
-    @overload
-    def __call__(self, fn: Callable[_P, _R]) -> Callable[_P, _R]: ...
-    def __call__(self, fn: Callable[_P, object]) -> Callable[_P, object]:
-        """Decorate a function or coroutine function: each call runs under the task class.
-
-        Args:
-            fn: The function.
+    def fresh(self) -> TaskClassScope:
+        """A new scope of the same task class, for one call of a decorated function.
 
         Returns:
-            The wrapped function.
+            The scope.
         """
-        name = self.name
-        return each_call_in(lambda: TaskClassScope(name), fn)
+        return TaskClassScope(self.name)
 
 
 def task_class(name: str) -> TaskClassScope:

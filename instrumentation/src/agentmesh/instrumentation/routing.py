@@ -448,11 +448,9 @@ def _decide(
         circuits,
         text,
         current_call_budget(),
+        routed_table.version,  # its mode and breakers shape the call, whatever the policy reads
     )
     decision = policy.decide(request)
-    if routed_table.version and not decision.table_version:
-        # the table's mode or breakers shaped the call even when the policy read nothing of it
-        decision = replace(decision, table_version=routed_table.version)
     if circuits:  # a policy that ignores open circuits is corrected here
         decision = decision.avoiding(circuits)
     if mode == "enforce" and len(table):

@@ -33,9 +33,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from types import TracebackType
-from typing import Final, ParamSpec, TypeVar, overload
+from typing import Final, ParamSpec, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -51,7 +50,7 @@ from agentmesh.core.semconv import (
     GEN_AI_WORKFLOW_NAME,
     Operation,
 )
-from agentmesh.instrumentation._decorate import each_call_in
+from agentmesh.instrumentation._decorate import DecoratingScope
 from agentmesh.instrumentation._failopen import guarded, record_error, safe_call
 from agentmesh.instrumentation.control import check_current_run
 from agentmesh.instrumentation.run_context import current_run_id, with_run_id
@@ -66,7 +65,7 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
-class StepScope:
+class StepScope(DecoratingScope):
     """A workflow or agent step: a span around a block (``with``) or each call (decorator).
 
     Args:
@@ -140,30 +139,13 @@ class StepScope:
                     record_error(span, exc)
                 span.end()
 
-    @overload
-    def __call__(
-        self, fn: Callable[_P, Coroutine[object, object, _R]]
-    ) -> Callable[_P, Coroutine[object, object, _R]]: ...
-
-    @overload
-    def __call__(self, fn: Callable[_P, _R]) -> Callable[_P, _R]: ...
-
-    def __call__(self, fn: Callable[_P, object]) -> Callable[_P, object]:
-        """Decorate a function or coroutine function: each call runs as the step.
-
-        Args:
-            fn: The function.
+    def fresh(self) -> StepScope:
+        """A new scope of the same step, for one call of a decorated function.
 
         Returns:
-            The wrapped function.
+            The scope.
         """
-        operation, name, run_id, provider = (
-            self.operation,
-            self.name,
-            self.run_id,
-            self.tracer_provider,
-        )
-        return each_call_in(lambda: StepScope(operation, name, run_id, provider), fn)
+        return StepScope(self.operation, self.name, self.run_id, self.tracer_provider)
 
 
 def workflow(

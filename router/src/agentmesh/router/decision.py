@@ -124,7 +124,7 @@ class RouteDecision:
             chosen: The model chosen.
             reason: Why.
             cluster: The prompt cluster a learned policy placed the call in.
-            table_version: The route table's version.
+            table_version: The route table's version (0: the request's).
 
         Returns:
             The decision.
@@ -134,6 +134,7 @@ class RouteDecision:
         """
         if len(scores) != len(candidates):
             raise ValueError(f"{len(candidates)} candidates but {len(scores)} scores")
+        table_version = table_version or request.table_version
         if cls is not RouteDecision:  # a subclass may have fields of its own
             return cls(
                 new_decision_id(), policy, request.mode, request.requested_model, candidates,

@@ -86,6 +86,8 @@ class RouteRequest:
         text: The tail of the prompt's text, when the policy reads it (learned policies find
             the prompt's cluster from it); kept in memory only, never recorded.
         budget_usd: Most the call may cost, when the run has a budget.
+        table_version: Version of the route table whose mode and breakers the call is routed
+            under (0: the bundled defaults); decisions record it.
     """
 
     provider: str
@@ -96,6 +98,7 @@ class RouteRequest:
     open_circuits: frozenset[str] = frozenset()
     text: str = ""
     budget_usd: float | None = None
+    table_version: int = 0
 
 
 def _part_len(part: object) -> tuple[int, bool]:
