@@ -219,6 +219,29 @@ async def test_a_redis_reset_is_survived(redis_url: str, prefix: str) -> None:
         assert state.current.version == 3  # versions keep increasing for the pollers
 
 
+async def test_garbage_in_the_key_keeps_the_last_document_until_the_next_change(
+    redis_url: str, prefix: str
+) -> None:
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)  # pyright: ignore[reportUnknownMemberType]
+    try:
+        async with RedisControlState(redis_url, prefix=prefix) as state:
+            await state.set_run("run-1", _stop())
+            kept = state.current
+            await client.set(f"{prefix}control", '{"version": 7, "runs": 3}')  # pyright: ignore[reportUnknownMemberType]
+            with capture_logs() as logs:
+                assert await state.get() == kept  # stopped runs are not forgotten
+                assert await state.get() == kept
+            unreadable = [e for e in logs if "unreadable" in str(e["event"])]
+            assert len(unreadable) == 1  # logged once for the same text
+            assert await state.set_run("run-2", _stop("det-2"))
+            assert set(state.current.runs) == {"run-1", "run-2"}
+            assert state.current.version == kept.version + 1
+            raw = str(await client.get(f"{prefix}control"))  # pyright: ignore[reportUnknownMemberType]
+            assert ControlDocument.from_json(raw) == state.current
+    finally:
+        await client.aclose()
+
+
 def test_redis_store_refuses_bad_settings() -> None:
     with pytest.raises(ConfigError, match="prefix"):
         RedisControlState(prefix="")
