@@ -283,3 +283,45 @@ def test_text_completion_counts_as_chat() -> None:
     )  # fmt: skip
     assert span.operation == semconv.Operation.CHAT
     assert span.float_attr(semconv.AGENTMESH_COST_USD) is not None
+
+
+def test_cache_write_and_reasoning_token_names_of_current_releases() -> None:
+    # opentelemetry-util-genai 1.x writes cache writes as gen_ai.usage.cache_write.input_tokens;
+    # OpenLLMetry 0.62 writes gen_ai.usage.reasoning_tokens (llm.usage.reasoning_tokens before).
+    util_genai, openllmetry, older = SpanNormalizer().normalize(
+        records(
+            [
+                ("chat claude-sonnet-4", "opentelemetry.instrumentation.genai.anthropic", "1" * 16,
+                 None, 0, 1,
+                 {"gen_ai.operation.name": "chat", "gen_ai.request.model": "claude-sonnet-4",
+                  "gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 10,
+                  "gen_ai.usage.cache_write.input_tokens": 60}),
+                ("openai.chat", "opentelemetry.instrumentation.openai", "2" * 16, None, 1, 2,
+                 {"llm.request.type": "chat", "gen_ai.request.model": "o3-mini",
+                  "gen_ai.usage.input_tokens": 5, "gen_ai.usage.output_tokens": 50,
+                  "gen_ai.usage.reasoning_tokens": 40}),
+                ("openai.chat", "opentelemetry.instrumentation.openai", "3" * 16, None, 2, 3,
+                 {"llm.request.type": "chat", "gen_ai.request.model": "o3-mini",
+                  "gen_ai.usage.prompt_tokens": 5, "gen_ai.usage.completion_tokens": 50,
+                  "llm.usage.reasoning_tokens": 30}),
+            ]
+        )
+    )  # fmt: skip
+    assert util_genai.int_attr(semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS) == 60
+    assert openllmetry.int_attr(semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS) == 40
+    assert older.int_attr(semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS) == 30
+
+
+def test_a_workflow_span_is_named_after_its_span_name() -> None:
+    # The official instrumentations name the span "invoke_workflow {name}" and may leave out
+    # gen_ai.workflow.name.
+    (workflow,) = SpanNormalizer().normalize(
+        records(
+            [
+                ("invoke_workflow research", "opentelemetry.instrumentation.genai.langchain",
+                 "1" * 16, None, 0, 1, {"gen_ai.operation.name": "invoke_workflow"}),
+            ]
+        )
+    )  # fmt: skip
+    assert workflow.operation == semconv.Operation.INVOKE_WORKFLOW
+    assert workflow.str_attr(semconv.GEN_AI_WORKFLOW_NAME) == "research"

@@ -346,3 +346,24 @@ def test_tool_embedding_agent_and_session_attributes_map_to_the_contract() -> No
     assert out[3].float_attr(semconv.AGENTMESH_COST_USD) == default_catalog().cost_usd(
         "gpt-4o-mini", 100, 5, 64
     )
+
+
+def test_a_failed_call_takes_its_model_from_the_invocation_parameters() -> None:
+    # What openinference-instrumentation-openai 0.1.66 exports for a call answered 429: no
+    # llm.model_name (it comes from the response), the request's parameters as JSON.
+    failed, unreadable = SpanNormalizer().normalize(
+        records(
+            [
+                ("ChatCompletion", "openinference.instrumentation.openai", "1" * 16, None, 0, 1,
+                 {"openinference.span.kind": "LLM", "llm.system": "openai",
+                  "llm.invocation_parameters": '{"model": "gpt-4o", "max_retries": 0}'}),
+                ("ChatCompletion", "openinference.instrumentation.openai", "2" * 16, None, 1, 2,
+                 {"openinference.span.kind": "LLM", "llm.system": "openai",
+                  "llm.invocation_parameters": "not json"}),
+            ]
+        )
+    )  # fmt: skip
+    assert failed.str_attr(semconv.GEN_AI_REQUEST_MODEL) == "gpt-4o"
+    assert failed.str_attr(semconv.GEN_AI_PROVIDER_NAME) == "openai"
+    assert unreadable.operation == semconv.Operation.CHAT
+    assert unreadable.str_attr(semconv.GEN_AI_REQUEST_MODEL) is None

@@ -31,6 +31,7 @@ OI_TOKENS_TOTAL: Final = "llm.token_count.total"
 OI_TOKENS_CACHE_READ: Final = "llm.token_count.prompt_details.cache_read"
 OI_TOKENS_CACHE_WRITE: Final = "llm.token_count.prompt_details.cache_write"
 OI_TOKENS_REASONING: Final = "llm.token_count.completion_details.reasoning"
+OI_INVOCATION_PARAMETERS: Final = "llm.invocation_parameters"
 OI_EMBEDDING_MODEL_NAME: Final = "embedding.model_name"
 OI_TOOL_NAME: Final = "tool.name"
 OI_TOOL_CALL_ID: Final = "tool_call.id"
@@ -55,6 +56,7 @@ TL_LANGGRAPH_NODE: Final = TL_ASSOCIATION_PREFIX + LANGGRAPH_NODE_KEY
 TL_LANGGRAPH_STEP: Final = TL_ASSOCIATION_PREFIX + LANGGRAPH_STEP_KEY
 LLM_REQUEST_TYPE: Final = "llm.request.type"
 LLM_USAGE_TOTAL_TOKENS: Final = "llm.usage.total_tokens"
+LLM_USAGE_REASONING_TOKENS: Final = "llm.usage.reasoning_tokens"
 
 TL_KIND_WORKFLOW: Final = "workflow"
 TL_KIND_TASK: Final = "task"
@@ -67,6 +69,8 @@ GEN_AI_USAGE_PROMPT_TOKENS: Final = "gen_ai.usage.prompt_tokens"
 GEN_AI_USAGE_COMPLETION_TOKENS: Final = "gen_ai.usage.completion_tokens"
 GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS_OLD: Final = "gen_ai.usage.cache_read_input_tokens"
 GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS_OLD: Final = "gen_ai.usage.cache_creation_input_tokens"
+GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: Final = "gen_ai.usage.cache_write.input_tokens"
+GEN_AI_USAGE_REASONING_TOKENS: Final = "gen_ai.usage.reasoning_tokens"
 GEN_AI_WORKFLOW_NODES: Final = "gen_ai.workflow.nodes"
 
 # Operation values other instrumentations use that AgentMesh counts as a chat call.

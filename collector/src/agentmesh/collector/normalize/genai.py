@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from agentmesh.collector.model import SpanRecord
+from agentmesh.collector.model import Attributes, SpanRecord
 from agentmesh.collector.normalize import _foreign as f
 from agentmesh.collector.normalize._langgraph import mark_node, mark_workflow
 from agentmesh.collector.normalize._pricing import Pricer
@@ -88,6 +88,8 @@ def normalize_genai(span: SpanRecord, pricer: Pricer) -> SpanRecord:
             rewrite.add(semconv.GEN_AI_AGENT_NAME, _named(span, operation))
     elif operation == semconv.Operation.EXECUTE_TOOL:
         rewrite.add(semconv.GEN_AI_TOOL_NAME, _named(span, operation))
+    elif operation == semconv.Operation.INVOKE_WORKFLOW:
+        rewrite.add(semconv.GEN_AI_WORKFLOW_NAME, _named(span, operation))
     if not rewrite.changed:
         return span  # already the contract: leave it untouched
     return rewrite.finish()
@@ -158,11 +160,27 @@ def _usage(span: SpanRecord, rewrite: Rewrite) -> None:
     )
     rewrite.add(
         semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
-        as_int(attrs.get(f.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS_OLD)),
+        _first_int(
+            attrs,
+            f.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS_OLD,
+            f.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,  # opentelemetry-util-genai 1.x
+        ),
+    )
+    rewrite.add(
+        semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+        _first_int(attrs, f.GEN_AI_USAGE_REASONING_TOKENS, f.LLM_USAGE_REASONING_TOKENS),
     )
     if semconv.GEN_AI_REQUEST_MODEL not in attrs and semconv.GEN_AI_RESPONSE_MODEL not in attrs:
         _, _, model = span.name.partition(" ")  # "chat gpt-4o-mini"
         rewrite.add(semconv.GEN_AI_REQUEST_MODEL, model or None)
+
+
+def _first_int(attrs: Attributes, *names: str) -> int | None:
+    for name in names:
+        value = as_int(attrs.get(name))
+        if value is not None:
+            return value
+    return None
 
 
 def _named(span: SpanRecord, operation: str) -> str:

@@ -11,7 +11,10 @@ workflow when it is the graph itself (LangGraph metadata without a node).
 
 from __future__ import annotations
 
-from agentmesh.collector.model import SpanRecord
+import json
+from typing import cast
+
+from agentmesh.collector.model import Attributes, SpanRecord
 from agentmesh.collector.normalize import _foreign as f
 from agentmesh.collector.normalize._langgraph import mark_node, mark_workflow, metadata_node
 from agentmesh.collector.normalize._pricing import Pricer
@@ -39,7 +42,8 @@ def normalize_openinference(span: SpanRecord, kind: str, pricer: Pricer) -> Span
     attrs = span.attributes
     kind = kind.upper()
     if kind == f.OI_KIND_LLM:
-        _llm(rewrite, semconv.Operation.CHAT, as_str(attrs.get(f.OI_LLM_MODEL_NAME)))
+        model = as_str(attrs.get(f.OI_LLM_MODEL_NAME)) or _requested_model(attrs)
+        _llm(rewrite, semconv.Operation.CHAT, model)
         rewrite.price(pricer)
     elif kind == f.OI_KIND_EMBEDDING:
         model = as_str(attrs.get(f.OI_EMBEDDING_MODEL_NAME)) or as_str(
@@ -86,6 +90,25 @@ def _llm(rewrite: Rewrite, operation: str, model: str | None) -> None:
     rewrite.add(
         semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, as_int(attrs.get(f.OI_TOKENS_REASONING))
     )
+
+
+def _requested_model(attrs: Attributes) -> str | None:
+    """The model the call asked for, from its invocation parameters (JSON).
+
+    A failed call has no ``llm.model_name`` (it comes from the response); without this its
+    errors would be filed under no model, and no breaker could open for it.
+    """
+    text = as_str(attrs.get(f.OI_INVOCATION_PARAMETERS))
+    if text is None:
+        return None
+    try:
+        parameters: object = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(parameters, dict):
+        return None
+    found = cast("dict[str, object]", parameters)
+    return as_str(found.get("model")) or as_str(found.get("model_name"))
 
 
 def _agent_name(span: SpanRecord) -> str:
