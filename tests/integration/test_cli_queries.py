@@ -201,6 +201,8 @@ def test_detections_newest_first_by_type_and_limit(
     assert "ping_pong" in table
     assert main(["detections", "--db", str(db), "--type", "stuck", "--json"]) == 0
     assert capsys.readouterr().out == ""
+    assert main(["detections", "--db", str(db), "--type", "ping-pong"]) == 2  # a typo
+    assert "no detection type is called 'ping-pong'; the types are: " in capsys.readouterr().err
     # SpanFactory's clock is in 2023, but detections are made now: within the last hour
     assert main(["detections", "--db", str(db), "--since", "1h", "--json"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 1

@@ -380,6 +380,13 @@ async def test_the_cli_reads_a_running_collector(capsys: pytest.CaptureFixture[s
         argv = ["detections", "--collector", base, "--type", "stuck", "--json"]
         assert await asyncio.to_thread(main, argv) == 0
         assert capsys.readouterr().out == ""
+        status, refused = await _get(base + "/v1/detections?type=handoff-loop")
+        assert status == 400
+        assert "no detection type is called 'handoff-loop'" in refused["error"]
+        assert "handoff_loop" in refused["error"]
+        argv = ["detections", "--collector", base, "--type", "handoff-loop"]
+        assert await asyncio.to_thread(main, argv) == 2
+        assert "no detection type is called 'handoff-loop'" in capsys.readouterr().err
     assert await asyncio.to_thread(main, ["runs", "--collector", base]) == 2
     assert f"collector at {base} is unreachable: connection refused" in capsys.readouterr().err
 

@@ -438,7 +438,7 @@ class Collector:
                         extra_routes=(
                             *(control_routes(control) if engine is not None else ()),
                             *resume_routes(self._store, policy=self._policy),
-                            *runs_routes(self._store),
+                            *runs_routes(self._store, [rule.name for rule in self._rules]),
                             *decisions_routes(self._store),
                             *decision_export_routes(self._store),
                             *export_routes(self._store),

@@ -29,6 +29,7 @@ Errors are ``{"error": "..."}`` in plain words, with ``400`` for a wrong paramet
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Final
 
 from aiohttp import web
@@ -41,6 +42,7 @@ from agentmesh.collector.api.params import (
     since_param,
 )
 from agentmesh.collector.api.payloads import cost_to_json, graph_to_json, run_to_json, span_to_json
+from agentmesh.collector.detectors.registry import unknown_detection_type
 from agentmesh.collector.hot_state.events import detection_to_dict
 from agentmesh.collector.store.base import SpanStore
 from agentmesh.collector.store.lookup import (
@@ -76,15 +78,18 @@ MAX_SPANS: Final = 50_000
 """Most spans one ``GET /v1/runs/{run}/spans`` returns."""
 
 
-def runs_routes(store: SpanStore) -> list[web.RouteDef]:
+def runs_routes(store: SpanStore, detection_types: Iterable[str] = ()) -> list[web.RouteDef]:
     """Return the routes of the query API, reading ``store``.
 
     Args:
         store: The collector's span store.
+        detection_types: Detection types of the collector's custom rules, besides the built-in
+            ones (a ``type`` filter naming none of them and finding nothing is refused).
 
     Returns:
         The routes to mount on the OTLP/HTTP receiver.
     """
+    extra_types = tuple(detection_types)
 
     async def runs(request: web.Request) -> web.Response:
         try:
@@ -159,9 +164,14 @@ def runs_routes(store: SpanStore) -> list[web.RouteDef]:
             before = _cursor(request.query.get("before"), "<ns>:<detection id>")
         except ConfigError as exc:
             return error_response(str(exc), 400)
+        kind = request.query.get("type")
         found = await store.detections(  # one more: whether there is a page after this one
-            since_ns=since, detection_type=request.query.get("type"), limit=limit + 1, before=before
+            since_ns=since, detection_type=kind, limit=limit + 1, before=before
         )
+        if not found and kind is not None:
+            unknown = unknown_detection_type(kind, extra_types)
+            if unknown is not None:
+                return error_response(unknown, 400)
         page = found[-limit:]
         oldest = page[0] if len(found) > limit else None
         return json_response(

@@ -254,6 +254,12 @@ def _detections(args: argparse.Namespace) -> int:
             ),
         )
         found = oldest_first[::-1]
+        if not found and detection_type:
+            from agentmesh.collector.detectors.registry import unknown_detection_type
+
+            unknown = unknown_detection_type(detection_type)
+            if unknown is not None:
+                raise ConfigError(unknown)
     if args.json:
         for detection in found:
             print(json.dumps(detection_to_dict(detection)))

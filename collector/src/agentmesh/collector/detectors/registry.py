@@ -6,14 +6,14 @@ and the tests all run the same set. ``detectors_disabled`` turns types off.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 from agentmesh.collector.detectors.base import Detector, Rule
 from agentmesh.collector.detectors.context_loss import ContextLossDetector
 from agentmesh.collector.detectors.error_cascade import ErrorCascadeDetector
 from agentmesh.collector.detectors.handoff_loop import HandoffLoopRule, PingPongRule
-from agentmesh.collector.detectors.outage import ProviderOutageDetector
+from agentmesh.collector.detectors.outage import PROVIDER_RECOVERED, ProviderOutageDetector
 from agentmesh.collector.detectors.rate_limit import RateLimitStormDetector
 from agentmesh.collector.detectors.runaway import RunawayDetector
 from agentmesh.collector.detectors.spikes import SpikeDetector
@@ -27,7 +27,13 @@ from agentmesh.collector.detectors.stuck import StuckDetector
 from agentmesh.collector.detectors.tool_loop import ToolLoopDetector
 from agentmesh.collector.settings import CollectorSettings
 
-__all__ = ["DETECTION_TYPES", "build_detectors", "build_rules", "state_backend"]
+__all__ = [
+    "DETECTION_TYPES",
+    "build_detectors",
+    "build_rules",
+    "state_backend",
+    "unknown_detection_type",
+]
 
 DETECTION_TYPES = (
     "handoff_loop",
@@ -44,6 +50,27 @@ DETECTION_TYPES = (
     "context_loss",
 )
 """Every detection type the collector reports."""
+
+
+def unknown_detection_type(kind: str, extra: Iterable[str] = ()) -> str | None:
+    """Say so, in plain words, when ``kind`` is no type the collector reports.
+
+    A query for such a type finds nothing; telling the reader beats an empty list that looks
+    like "no detections" (``handoff-loop`` for ``handoff_loop``). Callers ask only when the
+    query found nothing, so a custom rule's type that is stored is never refused.
+
+    Args:
+        kind: The type asked for.
+        extra: Other types this collector reports (its custom rules).
+
+    Returns:
+        The message, or ``None`` when ``kind`` is a known type.
+    """
+    known = {*DETECTION_TYPES, PROVIDER_RECOVERED, *extra}
+    if kind in known:
+        return None
+    return f"no detection type is called {kind!r}; the types are: {', '.join(sorted(known))}"
+
 
 _SPIKE_METRICS = {"latency_spike": "latency", "token_spike": "tokens", "cost_spike": "cost"}
 
