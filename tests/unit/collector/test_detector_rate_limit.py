@@ -157,3 +157,13 @@ def test_a_busy_model_answering_a_few_429s_is_not_a_storm() -> None:
     [found] = detector.observe(cycle(storm_nodes))
     assert found.details["min_fraction"] == 0.1
     assert found.details["events"] >= 0.1 * found.details["calls"]  # type: ignore[operator]
+
+
+def test_a_storm_of_an_unnamed_model_says_so() -> None:
+    detector = RateLimitStormDetector()
+    nodes = [
+        chat(run, i, 0.2, model=None, error=True, http_status=429)
+        for i, run in enumerate(["r1", "r2", "r3", "r4", "r5"])
+    ]
+    [found] = detector.observe(cycle(nodes))
+    assert "rate-limit storm on openai/unknown model:" in found.explanation

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 from agentmesh.collector.graph.node import GraphNode
 
-__all__ = ["called_model", "model_calls"]
+__all__ = ["called_model", "model_calls", "model_label"]
 
 
 def called_model(node: GraphNode) -> str | None:
@@ -56,3 +56,18 @@ def model_calls(node: GraphNode) -> Iterator[GraphNode]:
         yield node
     else:  # the span's request model is the one that failed first: count the one that answered
         yield node._replace(request_model=last_target, failed_attempts=())
+
+
+def model_label(provider: str, model: str) -> str:
+    """Name a provider's model for a message: ``openai/gpt-4o``, ``openai/unknown model``.
+
+    Args:
+        provider: The provider, or ``""`` when unknown.
+        model: The model, or ``""`` when unknown.
+
+    Returns:
+        The label.
+    """
+    if provider:
+        return f"{provider}/{model or 'unknown model'}"
+    return model or "unknown model"

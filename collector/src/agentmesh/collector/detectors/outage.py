@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from agentmesh.collector.detection import Detection, JsonValue, detection_id
-from agentmesh.collector.detectors._attempts import called_model, model_calls
+from agentmesh.collector.detectors._attempts import called_model, model_calls, model_label
 from agentmesh.collector.detectors._window_state import (
     as_float,
     as_int,
@@ -459,7 +459,7 @@ class ProviderOutageDetector:
         det_id = detection_id(PROVIDER_OUTAGE, _NO_TRACE, f"{provider}|{model}|{started_ns}")
         line.episode = OutageEpisode(provider, model, reason, started_ns, det_id)
         runs = sorted({c.run_id for c in evidence})
-        target = _target(provider, model)
+        target = model_label(provider, model)
         if reason == "errors":
             explanation = (
                 f"provider outage on {target}: {line.failures} of the last {len(recent)} calls "
@@ -524,8 +524,8 @@ class ProviderOutageDetector:
             agent=None,
             span_ids=(call.span_id,),
             explanation=(
-                f"{_target(provider, model)} recovered: {self.recovery_successes} calls in a row "
-                f"succeeded after {duration_s:.1f} s of {episode.reason}"
+                f"{model_label(provider, model)} recovered: {self.recovery_successes} calls in a "
+                f"row succeeded after {duration_s:.1f} s of {episode.reason}"
             ),
             detected_at_ns=self._clock(),
             details={
@@ -544,9 +544,3 @@ def _median(values: list[float]) -> float:
     n = len(ordered)
     mid = n // 2
     return ordered[mid] if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
-
-def _target(provider: str, model: str) -> str:
-    if provider:
-        return f"{provider}/{model or 'unknown model'}"
-    return model or "unknown model"

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from agentmesh.collector.detection import Detection, JsonValue, detection_id
-from agentmesh.collector.detectors._attempts import called_model, model_calls
+from agentmesh.collector.detectors._attempts import called_model, model_calls, model_label
 from agentmesh.collector.detectors._window_state import as_int, as_list, as_map, as_str
 from agentmesh.collector.detectors.base import CycleView
 from agentmesh.collector.graph.node import GraphNode
@@ -354,7 +354,7 @@ class RateLimitStormDetector:
         key.episode = StormEpisode(
             provider, model, started_ns, node.end_ns, det_id, len(key.events)
         )
-        target = f"{provider}/{model}" if provider else model or "unknown model"
+        target = model_label(provider, model)
         window = f"{self.window_seconds:g}"
         return Detection(
             id=det_id,
