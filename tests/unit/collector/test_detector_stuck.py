@@ -75,6 +75,22 @@ def test_the_detection_explains_the_step_and_its_enclosing_steps() -> None:
     assert "agent researcher" in found.explanation
 
 
+@pytest.mark.parametrize("workflow_first", [True, False])
+def test_steps_started_in_the_same_nanosecond_report_the_innermost(workflow_first: bool) -> None:
+    # A coarse clock (or a fast start) gives the workflow and its agent the same start time;
+    # the markers may arrive in any order.
+    detector = StuckDetector(default_bound_seconds=3)
+    markers = [
+        marker("run-1", "wf", 0.0, workflow="slowflow"),
+        marker("run-1", "ag", 0.0, agent="slowpoke"),
+    ]
+    detector.observe(cycle(markers if workflow_first else markers[::-1], now=0.0))
+    [found] = detector.tick(ns(3.5))
+    assert found.details["step_kind"] == "agent"
+    assert found.explanation.startswith("agent slowpoke has been running for 3.5 s")
+    assert [e["name"] for e in found.details["enclosing"]] == ["slowflow"]  # type: ignore[index,union-attr]
+
+
 def test_a_step_that_ends_in_time_is_not_reported() -> None:
     detector = StuckDetector(default_bound_seconds=120)
     nested_run(detector)

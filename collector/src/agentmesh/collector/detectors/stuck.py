@@ -131,6 +131,18 @@ def _kind_and_name(marker: GraphNode) -> tuple[str, str]:
     return "workflow", marker.workflow_name or "unnamed"
 
 
+_KIND_DEPTH: Final = {"workflow": 0, "agent": 1, "tool": 2}
+
+
+def _nesting(step: _Step) -> tuple[int, int]:
+    """Order open steps outermost first.
+
+    By start, then a workflow before its agents before their tools: steps started in the same
+    nanosecond (as a coarse clock gives them) are told apart by their kind.
+    """
+    return step.start_ns, _KIND_DEPTH.get(step.kind, 1)
+
+
 class _Durations:
     """Recent durations of one step name and the bound they give."""
 
@@ -503,7 +515,7 @@ class StuckDetector:
         overdue = trace.overdue
         if not overdue or not trace.steps:
             return None
-        inner = max(trace.steps.values(), key=lambda step: step.start_ns)
+        inner = max(trace.steps.values(), key=_nesting)
         if inner.step_id not in overdue:
             return None  # the time goes to an inner step not (yet) over its own bound
         trace.covered_until_ns = inner.start_ns
@@ -523,9 +535,7 @@ class StuckDetector:
 
     def _detection(self, det_id: str, trace: _Trace, step: _Step, now_ns: int) -> Detection:
         open_s = max(0, now_ns - step.start_ns) / 1e9
-        enclosing = sorted(
-            (s for s in trace.steps.values() if s is not step), key=lambda s: s.start_ns
-        )
+        enclosing = sorted((s for s in trace.steps.values() if s is not step), key=_nesting)
         agent = step.name if step.kind == "agent" else None
         for outer in reversed(enclosing):
             if agent is None and outer.kind == "agent":
