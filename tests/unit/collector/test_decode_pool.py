@@ -8,6 +8,9 @@ import pickle
 import signal
 
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from agentmesh.collector.batch import SpanBatch
 from agentmesh.collector.graph.builder import GraphBuilder
@@ -69,6 +72,25 @@ def test_worker_function_reports_garbage_in_plain_words() -> None:
     )
     assert decoded.nodes == []
     assert decoded.table is None
+
+
+def test_bad_utf8_and_too_deep_values_are_named() -> None:
+    span = Span(trace_id=b"\1" * 16, span_id=b"\2" * 8, name="NAME")
+    request = ExportTraceServiceRequest(
+        resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span])])]
+    )
+    payload = request.SerializeToString().replace(b"NAME", b"N\xff\xfeE")
+    decoded = decode_payload(payload, DecodeLimits(), with_records=False)
+    assert "a string field holds bytes that are not UTF-8" in decoded.problem
+    value = AnyValue(string_value="x")
+    for _ in range(48):  # with the request's 6 levels above it: 102 levels of messages
+        value = AnyValue(array_value=ArrayValue(values=[value]))
+    request.resource_spans[0].scope_spans[0].spans[0].attributes.add(key="k", value=value)
+    deep = request.SerializeToString()
+    decoded = decode_payload(deep, DecodeLimits(), with_records=False)
+    assert "nested too deeply" in decoded.problem
+    decoded = decode_payload(request.SerializeToString()[:-3], DecodeLimits(), with_records=False)
+    assert "were cut short" in decoded.problem
 
 
 def test_graph_nodes_pickle_as_tuples_and_compare_by_value() -> None:

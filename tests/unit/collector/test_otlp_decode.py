@@ -172,9 +172,9 @@ def test_typed_accessors() -> None:
     ("trace_id", "span_id", "parent", "reason"),
     [
         (b"\x01" * 3, SPAN_A, b"", "trace_id has 3 bytes"),
-        (bytes(16), SPAN_A, b"", "trace_id has 16 bytes"),
+        (bytes(16), SPAN_A, b"", "trace_id is all zeros"),
         (TRACE, b"\x01" * 4, b"", "span_id has 4 bytes"),
-        (TRACE, bytes(8), b"", "span_id has 8 bytes"),
+        (TRACE, bytes(8), b"", "span_id is all zeros"),
         (TRACE, SPAN_A, b"\x01" * 5, "parent_span_id has 5 bytes"),
     ],
 )

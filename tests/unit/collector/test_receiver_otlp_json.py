@@ -102,3 +102,18 @@ def test_response_json_uses_camel_case() -> None:
     assert json.loads(to_json(response)) == {
         "partialSuccess": {"rejectedSpans": "2", "errorMessage": "why"}
     }
+
+
+def test_a_too_deep_value_is_named_with_its_place_in_a_short_message() -> None:
+    value: dict[str, object] = {"stringValue": "x"}
+    for _ in range(50):
+        value = {"arrayValue": {"values": [value]}}
+    span = {"name": "s", "traceId": "01" * 16, "spanId": "02" * 8}
+    body = {"resourceSpans": [{"scopeSpans": [{"spans": [span | {"attributes": [
+        {"key": "k", "value": value}]}]}]}]}  # fmt: skip
+    with pytest.raises(ReceiverError) as refused:
+        parse_json_request(json.dumps(body).encode())
+    message = str(refused.value)
+    assert len(message) < 400  # one clause per level used to run to 1.7 KB
+    assert "at resourceSpans.scopeSpans.spans.attributes.value.values x" in message
+    assert "nested too deeply" in message

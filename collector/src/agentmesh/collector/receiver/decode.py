@@ -383,11 +383,15 @@ class _Decoder:
 
 def _id_problem(span: Span) -> str | None:
     trace_id = span.trace_id
-    if len(trace_id) != _TRACE_ID_BYTES or not any(trace_id):
-        return f"trace_id has {len(trace_id)} bytes, expected {_TRACE_ID_BYTES} not all zero"
+    if len(trace_id) != _TRACE_ID_BYTES:
+        return f"trace_id has {len(trace_id)} bytes, expected {_TRACE_ID_BYTES}"
+    if not any(trace_id):
+        return "trace_id is all zeros (an invalid id)"
     span_id = span.span_id
-    if len(span_id) != _SPAN_ID_BYTES or not any(span_id):
-        return f"span_id has {len(span_id)} bytes, expected {_SPAN_ID_BYTES} not all zero"
+    if len(span_id) != _SPAN_ID_BYTES:
+        return f"span_id has {len(span_id)} bytes, expected {_SPAN_ID_BYTES}"
+    if not any(span_id):
+        return "span_id is all zeros (an invalid id)"
     parent = span.parent_span_id
     if parent and len(parent) != _SPAN_ID_BYTES:
         return f"parent_span_id has {len(parent)} bytes, expected 0 or {_SPAN_ID_BYTES}"

@@ -39,6 +39,7 @@ from agentmesh.collector.batch import ArrowTable, SpanBatch
 from agentmesh.collector.graph.node import GraphNode, graph_node
 from agentmesh.collector.normalize import normalize_spans
 from agentmesh.collector.receiver.decode import NOT_PROTOBUF, DecodeResult, decode_request
+from agentmesh.collector.receiver.decode_errors import protobuf_problem
 from agentmesh.collector.receiver.limits import DecodeLimits
 from agentmesh.collector.receiver.process_usage import PoolUsage, ProcessUsage, process_usage
 from agentmesh.core.errors import ReceiverError
@@ -175,7 +176,7 @@ def decode_payload(payload: bytes, limits: DecodeLimits, with_records: bool) -> 
         request.ParseFromString(payload)
         decoded = decode_request(request, limits)
     except DecodeError as exc:
-        problem = f"{NOT_PROTOBUF} ({exc})"
+        problem = f"{NOT_PROTOBUF}: {protobuf_problem(str(exc))}"
         return DecodedPayload([], None, None, problem=problem)
     except ReceiverError as exc:
         return DecodedPayload([], None, None, problem=str(exc))

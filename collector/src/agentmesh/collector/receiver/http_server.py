@@ -35,6 +35,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from agentmesh.collector.receiver.base import OtlpReceiver, hostport
 from agentmesh.collector.receiver.decode import DecodeResult
+from agentmesh.collector.receiver.decode_errors import protobuf_problem
 from agentmesh.collector.receiver.decode_pool import DecodePool
 from agentmesh.collector.receiver.http_body import BodyTooLargeError, gunzip_capped, read_capped
 from agentmesh.collector.receiver.ingest import (
@@ -335,7 +336,9 @@ def _parse(
     try:
         return ExportTraceServiceRequest.FromString(body), []
     except (DecodeError, RecursionError) as exc:
-        raise ReceiverError(f"the body is not a valid OTLP protobuf trace export: {exc}") from exc
+        raise ReceiverError(
+            f"the body is not a valid OTLP protobuf trace export: {protobuf_problem(str(exc))}"
+        ) from exc
 
 
 def _encoding_of(content_type: str) -> _Encoding | None:

@@ -27,6 +27,7 @@ from agentmesh.collector.receiver.decode import (
     count_spans,
     decode_request,
 )
+from agentmesh.collector.receiver.decode_errors import protobuf_problem
 from agentmesh.collector.receiver.decode_pool import DecodePool, PoolBusyError
 from agentmesh.collector.receiver.limits import DecodeLimits
 from agentmesh.core.errors import ReceiverError
@@ -256,7 +257,7 @@ class Ingestor:
             except DecodeError as exc:
                 self._requests += 1
                 self._requests_refused += 1
-                reason = f"{NOT_PROTOBUF} ({exc})"
+                reason = f"{NOT_PROTOBUF}: {protobuf_problem(str(exc))}"
                 log.warning("otlp request refused", reason=reason)
                 raise ReceiverError(reason) from exc
             return await self.ingest(request)

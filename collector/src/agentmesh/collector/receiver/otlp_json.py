@@ -25,6 +25,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from agentmesh.collector.receiver.decode_errors import json_problem
 from agentmesh.core.errors import ReceiverError
 
 __all__ = ["JsonRequest", "parse_json_request", "to_json"]
@@ -85,7 +86,9 @@ def parse_json_request(body: bytes) -> JsonRequest:
     try:
         json_format.ParseDict(root, request, ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
-        raise ReceiverError(f"the body is not a valid OTLP/JSON trace export: {exc}") from exc
+        raise ReceiverError(
+            f"the body is not a valid OTLP/JSON trace export: {json_problem(str(exc))}"
+        ) from exc
     return JsonRequest(request=request, rejected=rejected)
 
 
