@@ -51,6 +51,15 @@ def test_the_fourth_identical_call_fires_once() -> None:
     assert feed([calls[4], calls[5], agent, root]) == []  # once per run
 
 
+def test_calls_arriving_together_are_all_counted_in_the_finding() -> None:
+    f, _, agent, calls = _run(["res-1"] * 6)
+    (found,) = DetectorFeed(ToolLoopDetector())([f.marker(agent), *calls])
+    assert found.explanation.startswith("tool search called 6 times with the same arguments")
+    assert found.details["calls"] == 6
+    assert found.span_ids == tuple(c.span_id for c in calls)
+    assert found.details["span_id"] == calls[3].span_id  # the call that tipped it over
+
+
 def test_calls_whose_results_differ_are_progress() -> None:
     _, root, agent, calls = _run(["pending", "pending", "running", "running", "done", "done"])
     assert ToolLoopDetector().observe(cycle_of([*calls, agent, root])) == []

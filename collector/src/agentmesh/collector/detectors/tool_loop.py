@@ -155,7 +155,7 @@ class ToolLoopDetector:
         Returns:
             New detections.
         """
-        found: list[Detection] = []
+        loops: list[tuple[_Run, GraphNode, _Calls, int, bool]] = []
         runs = self._runs
         now = cycle.now_ns
         local: dict[str, _Run] = {}  # runs touched this cycle
@@ -167,14 +167,16 @@ class ToolLoopDetector:
                 run = local.get(trace_id)
                 if run is None:
                     run = local[trace_id] = runs.touch(trace_id, now)
-                detection = self._count(run, node, graphs)
-                if detection is not None:
-                    found.append(detection)
+                crossed = self._count(run, node)
+                if crossed is not None:
+                    loops.append(crossed)
             else:
                 agent = node.agent
                 if agent is not None:  # an agent step, or its start marker
                     started = node.started
                     agents.set(node.span_id if started is None else started, (agent, node.run_id))
+        # reported once the whole cycle is counted: the calls that came with the crossing one
+        found = [self._report(*crossed, graphs) for crossed in loops]
         for trace_id, graph in graphs.items():
             if graph.complete and trace_id in runs:
                 runs.finish(trace_id, now)
@@ -197,8 +199,9 @@ class ToolLoopDetector:
         return []
 
     def _count(
-        self, run: _Run, node: GraphNode, graphs: Mapping[str, RunGraph]
-    ) -> Detection | None:
+        self, run: _Run, node: GraphNode
+    ) -> tuple[_Run, GraphNode, _Calls, int, bool] | None:
+        """Count one tool call; what a loop needs to be reported when this call completes one."""
         if node.span_id in run.seen or len(run.seen) >= self.max_calls_per_run:
             return None  # re-delivered, or past the cap
         run.seen.add(node.span_id)
@@ -223,13 +226,19 @@ class ToolLoopDetector:
         if calls.count <= bound or key in run.reported:
             return None
         run.reported.add(key)
+        return run, node, calls, bound, digested
+
+    def _report(
+        self,
+        run: _Run,
+        node: GraphNode,
+        calls: _Calls,
+        bound: int,
+        digested: bool,
+        graphs: Mapping[str, RunGraph],
+    ) -> Detection:
         span_ids = (
-            calls.span_ids
-            if calls.span_ids[-1] == node.span_id
-            else [
-                *calls.span_ids,
-                node.span_id,
-            ]
+            calls.span_ids if node.span_id in calls.span_ids else [*calls.span_ids, node.span_id]
         )
         graph = graphs.get(node.trace_id)
         if run.run_id is None and node.parent_id is not None:
