@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Iterator
-from typing import TypedDict
+from typing import Annotated, TypedDict
 
 import pytest
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
+from langgraph.types import Send
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from agentmesh.core import ConfigError
+from agentmesh.core import ConfigError, ResumeError
 from agentmesh.core.semconv import (
     AGENTMESH_LANGGRAPH_RESUMED,
     AGENTMESH_RESUME_CHECKPOINT_ID,
@@ -144,3 +147,171 @@ def test_a_plan_for_another_framework_or_without_thread_is_not_claimed() -> None
     assert claim_langgraph(None) is None
     assert claim_langgraph("t") == ResumeTarget("r", "t", "c")
     assert claim_langgraph("t") is None  # used once
+
+
+# -- what a failed run leaves behind: parallel branches and subgraph steps that completed -----
+
+
+class Fanned(TypedDict):
+    done: Annotated[list[str], operator.add]
+
+
+def _fan_out(ran: list[str], fail: set[str]) -> StateGraph[Fanned]:
+    """A planner sends three researchers at once (``Send``); those in ``fail`` raise."""
+
+    def planner(state: Fanned) -> Fanned:
+        ran.append("planner")
+        return {"done": ["planner"]}
+
+    def research(topic: str) -> Fanned:
+        ran.append(topic)
+        if topic in fail:
+            raise RuntimeError(f"{topic} failed")
+        return {"done": [topic]}
+
+    def fan(state: Fanned) -> list[Send]:
+        return [Send("researcher", topic) for topic in ("jobs", "housing", "schools")]
+
+    graph = StateGraph(Fanned)
+    graph.add_node("planner", planner)
+    graph.add_node("researcher", research)
+    graph.add_edge(START, "planner")
+    graph.add_conditional_edges("planner", fan, ["researcher"])
+    graph.add_edge("researcher", END)
+    return graph
+
+
+def _latest_checkpoint(saver: InMemorySaver, thread: str) -> str:
+    latest = saver.get_tuple({"configurable": {"thread_id": thread}})
+    assert latest is not None
+    return str(latest.checkpoint["id"])
+
+
+@pytest.mark.usefixtures("langgraph_instrumented")
+def test_parallel_branches_that_completed_are_not_run_again() -> None:
+    saver = InMemorySaver()
+    config: RunnableConfig = {"configurable": {"thread_id": "t-fan"}}
+    ran: list[str] = []
+    with pytest.raises(RuntimeError, match="housing failed"):
+        _fan_out(ran, {"housing"}).compile(checkpointer=saver).invoke({"done": []}, config)
+    resume(
+        {
+            "run_id": "run-fan",
+            "thread_id": "t-fan",
+            "checkpoint_id": _latest_checkpoint(saver, "t-fan"),
+        }
+    )
+    ran.clear()
+    result = _fan_out(ran, set()).compile(checkpointer=saver).invoke({"done": []}, config)
+    assert ran == ["housing"]  # jobs and schools had finished: their writes are kept
+    assert sorted(result["done"]) == ["housing", "jobs", "planner", "schools"]
+
+
+@pytest.mark.usefixtures("langgraph_instrumented")
+async def test_parallel_branches_are_kept_in_async_runs_too() -> None:
+    saver = InMemorySaver()
+    config: RunnableConfig = {"configurable": {"thread_id": "t-afan"}}
+    ran: list[str] = []
+    with pytest.raises(RuntimeError, match="schools failed"):
+        await _fan_out(ran, {"schools"}).compile(checkpointer=saver).ainvoke({"done": []}, config)
+    resume(
+        {
+            "run_id": "run-afan",
+            "thread_id": "t-afan",
+            "checkpoint_id": _latest_checkpoint(saver, "t-afan"),
+        }
+    )
+    ran.clear()
+    await _fan_out(ran, set()).compile(checkpointer=saver).ainvoke({"done": []}, config)
+    assert ran == ["schools"]
+
+
+def _with_subgraph(ran: list[str], fail_at: str | None) -> StateGraph[State]:
+    """planner → team (a subgraph: drafter → checker) → publisher."""
+
+    def step(name: str):
+        def run(state: State) -> State:
+            ran.append(name)
+            if name == fail_at:
+                raise RuntimeError(f"{name} failed")
+            return {"done": [*state["done"], name]}
+
+        return run
+
+    team = StateGraph(State)
+    team.add_node("drafter", step("drafter"))
+    team.add_node("checker", step("checker"))
+    team.add_edge(START, "drafter")
+    team.add_edge("drafter", "checker")
+    team.add_edge("checker", END)
+    graph = StateGraph(State)
+    graph.add_node("planner", step("planner"))
+    graph.add_node("team", team.compile())
+    graph.add_node("publisher", step("publisher"))
+    graph.add_edge(START, "planner")
+    graph.add_edge("planner", "team")
+    graph.add_edge("team", "publisher")
+    graph.add_edge("publisher", END)
+    return graph
+
+
+@pytest.mark.usefixtures("langgraph_instrumented")
+def test_a_subgraph_resumes_at_its_failed_step() -> None:
+    saver = InMemorySaver()
+    config: RunnableConfig = {"configurable": {"thread_id": "t-sub"}}
+    ran: list[str] = []
+    with pytest.raises(RuntimeError, match="checker failed"):
+        _with_subgraph(ran, "checker").compile(checkpointer=saver).invoke({"done": []}, config)
+    # the plan names the checkpoint the failing top-level step (team) started from
+    resume(
+        {
+            "run_id": "run-sub",
+            "thread_id": "t-sub",
+            "checkpoint_id": _latest_checkpoint(saver, "t-sub"),
+        }
+    )
+    ran.clear()
+    result = _with_subgraph(ran, None).compile(checkpointer=saver).invoke({"done": []}, config)
+    assert ran == ["checker", "publisher"]  # the drafter finished: not run again
+    assert result == {"done": ["planner", "drafter", "checker", "publisher"]}
+
+
+@pytest.mark.usefixtures("langgraph_instrumented")
+def test_an_older_checkpoint_is_forked_from() -> None:
+    saver = InMemorySaver()
+    config: RunnableConfig = {"configurable": {"thread_id": "t-old"}}
+    ran: list[str] = []
+    _pipeline(ran, fail_at=None).compile(checkpointer=saver).invoke({"done": []}, config)
+    history = list(saver.list(config))
+    before_b = next(h for h in history if h.checkpoint["channel_values"].get("done") == ["a"])
+    resume({"run_id": "run-old", "thread_id": "t-old", "checkpoint_id": before_b.checkpoint["id"]})
+    ran.clear()
+    result = _pipeline(ran, fail_at=None).compile(checkpointer=saver).invoke({"done": []}, config)
+    assert ran == ["b", "c"]
+    assert result == {"done": ["a", "b", "c"]}
+
+
+@pytest.mark.usefixtures("langgraph_instrumented")
+def test_a_checkpoint_the_graph_cannot_find_is_refused_in_plain_words(
+    exporter: InMemorySpanExporter,
+) -> None:
+    ran: list[str] = []
+    config: RunnableConfig = {"configurable": {"thread_id": "t-elsewhere"}}
+    resume({"run_id": "run-x", "thread_id": "t-elsewhere", "checkpoint_id": "1f0-not-here"})
+    app = _pipeline(ran, fail_at=None).compile(checkpointer=InMemorySaver())
+    with pytest.raises(
+        ResumeError, match="checkpoint 1f0-not-here of thread 't-elsewhere' is not in"
+    ):
+        app.invoke({"done": []}, config)
+    assert ran == []  # nothing ran again from the start
+    resume({"run_id": "run-x", "thread_id": "t-elsewhere", "checkpoint_id": "1f0-not-here"})
+    bare = _pipeline(ran, fail_at=None).compile()
+    with pytest.raises(ResumeError, match="this graph has no checkpointer"):
+        bare.invoke({"done": []}, config)
+    assert ran == []
+    (workflow, *_) = [
+        s
+        for s in exporter.get_finished_spans()
+        if s.attributes and s.attributes.get(GEN_AI_OPERATION_NAME) == "invoke_workflow"
+    ]
+    assert workflow.status.status_code.name == "ERROR"

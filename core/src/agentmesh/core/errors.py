@@ -18,6 +18,7 @@ are translated at the boundary with ``raise OurError(...) from exc``::
     ├── CheckpointError        a checkpoint store or saver failed
     │   ├── CheckpointConflictError   another writer moved the thread on (no fork is written)
     │   └── CheckpointSerdeError      a value cannot be stored, or a payload is refused on load
+    ├── ResumeError            a run cannot be resumed as its plan says
     └── RunStoppedError        the collector stopped this run (a loop, ping-pong, runaway…)
 """
 
@@ -35,6 +36,7 @@ __all__ = [
     "InstrumentationError",
     "ProviderError",
     "ReceiverError",
+    "ResumeError",
     "RouteTableError",
     "RunStoppedError",
     "StoreError",
@@ -157,6 +159,16 @@ class CheckpointUnavailableError(CheckpointError):
 
 class CheckpointSerdeError(CheckpointError):
     """A value cannot be serialised, or a stored payload is refused on load (a pickle, say)."""
+
+
+class ResumeError(AgentMeshError):
+    """A run cannot be resumed as its plan says.
+
+    Raised into the application by the resumed run's first call (``agentmesh resume`` or
+    :func:`agentmesh.instrumentation.resume` asked for it): the plan's checkpoint is not in the
+    graph's checkpointer, or the graph has none. Starting over instead would run completed
+    steps again, which resuming promises not to do.
+    """
 
 
 class RunStoppedError(AgentMeshError):

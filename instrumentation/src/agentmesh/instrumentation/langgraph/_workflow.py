@@ -30,6 +30,8 @@ from opentelemetry.trace import Span, SpanKind, Tracer
 from opentelemetry.util.types import AttributeValue
 
 from agentmesh.core import new_run_id
+from agentmesh.core.errors import ResumeError
+from agentmesh.core.log import get_logger
 from agentmesh.core.semconv import (
     AGENTMESH_FRAMEWORK,
     AGENTMESH_LANGGRAPH_CHECKPOINT_NS,
@@ -53,8 +55,17 @@ from agentmesh.instrumentation._paused_runs import PausedRuns
 from agentmesh.instrumentation.baggage import current_task_class, with_task_class
 from agentmesh.instrumentation.langgraph._execution import WorkflowExecution, current_execution
 from agentmesh.instrumentation.langgraph._interrupts import BubbleUp, classify
-from agentmesh.instrumentation.langgraph._resume import resumed_call
+from agentmesh.instrumentation.langgraph._resume import (
+    ResumeCall,
+    aresume_call,
+    claim_plan,
+    replay_call,
+    resume_call,
+)
+from agentmesh.instrumentation.resume import ResumeTarget
 from agentmesh.instrumentation.run_context import current_run_id, with_run_id
+
+_log = get_logger(__name__)
 
 __all__ = [
     "FRAMEWORK",
@@ -97,6 +108,15 @@ class _WorkflowRun:
     span: Span
     context: Context
     execution: WorkflowExecution
+    resume: ResumeTarget | None = None
+    """A plan whose checkpoint this run continues from (its call still to be rewritten)."""
+
+    def resumed(self) -> None:
+        """Record on the span which checkpoint the rewritten call continues from."""
+        target = self.resume
+        if target is not None and target.checkpoint_id is not None:
+            with _failopen.guarded("langgraph.resumed"):
+                self.span.set_attribute(AGENTMESH_RESUME_CHECKPOINT_ID, target.checkpoint_id)
 
     def saw(self, item: object) -> None:
         """Note an interrupt reported in the stream (breakpoints raise in no node)."""
@@ -187,12 +207,11 @@ def _start(
         GEN_AI_WORKFLOW_NAME: name,
         AGENTMESH_FRAMEWORK: FRAMEWORK,
     }
+    target: ResumeTarget | None = None
     if parent is None:
-        args, kwargs, target = resumed_call(args, kwargs, config)
+        target = claim_plan(config)
         if target is not None:
             attributes[AGENTMESH_RESUME_FROM_RUN_ID] = target.run_id
-            if target.checkpoint_id is not None:
-                attributes[AGENTMESH_RESUME_CHECKPOINT_ID] = target.checkpoint_id
         task_class = _text(_section(config, "metadata").get(TASK_CLASS_METADATA_KEY))
         execution = WorkflowExecution(
             name,
@@ -203,7 +222,8 @@ def _start(
         thread_id = execution.conversation_id
         # a pause is taken by the thread's next run, resuming or not: at most one link
         paused_run = _PAUSED.resumed(thread_id) if thread_id is not None else None
-        if _is_resume(_input_of(args, kwargs), thread_id):
+        resuming = target is not None and target.checkpoint_id is not None  # rewritten next
+        if resuming or _is_resume(_input_of(args, kwargs), thread_id):
             attributes[AGENTMESH_LANGGRAPH_RESUMED] = True
             attributes[AGENTMESH_RUN_RESUMED] = True
             if paused_run is not None and target is None:
@@ -229,7 +249,7 @@ def _start(
     )
     context = trace.set_span_in_context(span, otel_context.get_current())
     context = step_context(execution, execution.into(context))
-    return _WorkflowRun(span, context, execution), args, kwargs
+    return _WorkflowRun(span, context, execution, target), args, kwargs
 
 
 def _traced(
@@ -250,6 +270,17 @@ def _traced(
     inner: Iterator[object] | None = None
     done = False
     try:
+        target = run.resume
+        if target is not None and target.checkpoint_id is not None:
+            config = _config_of(args, kwargs)
+            try:
+                call = resume_call(instance, target, target.checkpoint_id, args, kwargs, config)
+            except ResumeError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - fail-open: resume as before
+                call = _fallen_back(exc, target, args, kwargs)
+            run.resumed()
+            args, kwargs = call.args, call.kwargs
         with attached(run.context):
             inner = iter(wrapped(*args, **kwargs))
         while True:
@@ -297,6 +328,19 @@ async def _atraced(
     inner: AsyncIterator[object] | None = None
     done = False
     try:
+        target = run.resume
+        if target is not None and target.checkpoint_id is not None:
+            config = _config_of(args, kwargs)
+            try:
+                call = await aresume_call(
+                    instance, target, target.checkpoint_id, args, kwargs, config
+                )
+            except ResumeError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - fail-open: resume as before
+                call = _fallen_back(exc, target, args, kwargs)
+            run.resumed()
+            args, kwargs = call.args, call.kwargs
         with attached(run.context):
             inner = aiter(wrapped(*args, **kwargs))
         while True:
@@ -323,6 +367,19 @@ async def _atraced(
                         await cast("Callable[[], Awaitable[object]]", aclose)()
         finally:
             run.finish(error)
+
+
+def _fallen_back(
+    exc: Exception, target: ResumeTarget, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> ResumeCall:
+    """The checkpointer could not be asked: name the plan's checkpoint and let LangGraph try."""
+    _log.warning(
+        "resume: the checkpointer could not be read; continuing from the plan's checkpoint",
+        run_id=target.run_id,
+        checkpoint_id=target.checkpoint_id,
+        reason=f"{type(exc).__name__}: {exc}",
+    )
+    return replay_call(target.checkpoint_id or "", args, kwargs, _config_of(args, kwargs))
 
 
 def stream_wrapper(tracer: Tracer) -> Wrapper:
