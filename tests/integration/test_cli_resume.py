@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from agentmesh.collector import DuckDBStore, PingPongRule, Pipeline
 from agentmesh.collector.cli import main
+from agentmesh.collector.model import SpanRecord
 from agentmesh.collector.testing import SpanFactory, with_attributes
 from agentmesh.core import semconv
 
@@ -26,9 +28,47 @@ async def _populate(db: Path) -> None:
             agent = with_attributes(agent, {semconv.AGENTMESH_HANDOFF_CHECKPOINT_ID: f"ck-{index}"})
         spans.append(agent)
         previous = name
+    spans += _failed_then_resumed()
     async with DuckDBStore(db) as store, Pipeline(store, rules=[PingPongRule()]) as pipeline:
         assert pipeline.offer(spans)
         await pipeline.drain()
+
+
+def _failed_then_resumed() -> list[SpanRecord]:
+    """run-failed: its writer fails after a checkpointed handoff; run-again resumes it from
+    that checkpoint and fails before a handoff of its own; run-done completes."""
+    failed = SpanFactory()
+    root = failed.workflow("team", run_id="run-failed")
+    planner = failed.agent("planner", parent=root)
+    writer = with_attributes(
+        failed.agent("writer", parent=root, handoff_from="planner"),
+        {semconv.AGENTMESH_HANDOFF_CHECKPOINT_ID: "ck-w"},
+    )
+    writer = replace(writer, status_code="error")
+    again = SpanFactory()
+    resumed = with_attributes(
+        again.workflow("team", run_id="run-again"),
+        {
+            semconv.AGENTMESH_RESUME_FROM_RUN_ID: "run-failed",
+            semconv.AGENTMESH_RESUME_CHECKPOINT_ID: "ck-w",
+        },
+    )
+    retry = replace(again.agent("writer", parent=resumed), status_code="error")
+    done = SpanFactory()
+    finished = done.workflow("team", run_id="run-done")
+    return [
+        root,
+        planner,
+        writer,
+        resumed,
+        retry,
+        finished,
+        done.agent("planner", parent=finished),
+        with_attributes(
+            done.agent("writer", parent=finished, handoff_from="planner"),
+            {semconv.AGENTMESH_HANDOFF_CHECKPOINT_ID: "ck-d"},
+        ),
+    ]
 
 
 @pytest.fixture
@@ -78,3 +118,33 @@ def test_unknown_runs_and_stray_commands_are_refused_in_plain_words(
     with pytest.raises(SystemExit):
         main(["runs", "--db", str(db), "--", "python"])
     assert "takes no command after --" in capsys.readouterr().err
+
+
+def test_completed_or_already_resumed_runs_are_not_run_again(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = [sys.executable, "-c", "import sys; sys.exit(5)"]
+    assert main(["resume", "--db", str(db), "run-done", "--", *app]) == 2
+    assert "run run-done completed: there is nothing to resume" in capsys.readouterr().err
+    assert main(["resume", "--db", str(db), "run-failed", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["status"] == "failed"
+    assert plan["resumed_by"] == "run-again"
+    assert main(["resume", "--db", str(db), "run-failed", "--", *app]) == 2
+    refused = capsys.readouterr().err
+    assert "run run-failed was already resumed by run run-again" in refused
+    assert "the command was not run (--force runs it anyway)" in refused
+    assert main(["resume", "--db", str(db), "run-failed", "--force", "--", *app]) == 5
+    capsys.readouterr()
+    assert main(["resume", "--db", str(db), "run-done"]) == 0  # the plan alone: a note
+    assert "note: run run-done completed" in capsys.readouterr().out
+
+
+def test_a_resumed_run_that_failed_before_its_own_handoff_resumes_from_the_same_checkpoint(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["resume", "--db", str(db), "run-again", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["status"] == "failed"
+    assert plan["checkpoint_id"] == "ck-w"  # it started over before: "none: starts over"
+    assert plan["resumed_by"] is None

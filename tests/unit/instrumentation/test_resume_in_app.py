@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import operator
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Annotated, TypedDict
 
 import pytest
@@ -315,3 +317,41 @@ def test_a_checkpoint_the_graph_cannot_find_is_refused_in_plain_words(
         if s.attributes and s.attributes.get(GEN_AI_OPERATION_NAME) == "invoke_workflow"
     ]
     assert workflow.status.status_code.name == "ERROR"
+
+
+def test_a_completed_or_already_resumed_run_is_refused_unless_forced() -> None:
+    with pytest.raises(ResumeError, match="run r1 completed: there is nothing to resume"):
+        resume({"run_id": "r1", "thread_id": "t", "checkpoint_id": "c", "status": "completed"})
+    again = {"run_id": "r2", "thread_id": "t", "checkpoint_id": "c", "resumed_by": "r3"}
+    with pytest.raises(ResumeError, match="run r2 was already resumed by run r3"):
+        resume(json.dumps(again))
+    assert claim_langgraph("t") is None  # nothing waits
+    assert resume(again, force=True).run_id == "r2"
+    assert claim_langgraph("t") is not None
+
+
+def test_a_run_id_without_a_collector_and_the_collectors_own_words() -> None:
+    with pytest.raises(ConfigError, match=r"resume\('run-9'\): a run id needs collector_url="):
+        resume("run-9")
+
+    class NotFound(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"error": "no run match 'run-9'; `agentmesh runs` lists them"})
+            self.send_response(404)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        with pytest.raises(ConfigError, match="no run match 'run-9'; `agentmesh runs` lists"):
+            resume("run-9", collector_url=url)
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -27,13 +27,15 @@ from __future__ import annotations
 import json
 import os
 import threading
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
-from agentmesh.core import ConfigError, get_logger
+from agentmesh.core import ConfigError, ResumeError, get_logger
+from agentmesh.core.resume_plan import resume_refusal
 from agentmesh.core.settings import RESUME_ENV
 from agentmesh.core.tls import client_ssl_context
 
@@ -136,27 +138,44 @@ def _from_environment() -> ResumeTarget | None:
 
 
 def resume(
-    plan: ResumeTarget | Mapping[str, object] | str, *, collector_url: str | None = None
+    plan: ResumeTarget | Mapping[str, object] | str,
+    *,
+    collector_url: str | None = None,
+    force: bool = False,
 ) -> ResumeTarget:
     """Resume a run in this process: the next run of its thread continues from its checkpoint.
 
     Args:
-        plan: The plan (as the collector answers it), or a run id with ``collector_url``.
+        plan: The plan (as the collector answers it, or its JSON text), or a run id with
+            ``collector_url``.
         collector_url: The collector's OTLP/HTTP endpoint (``http://127.0.0.1:4318``) to ask
             for the plan of the run id ``plan``.
+        force: Resume even a run that completed or that another run already continues (its
+            work runs again).
 
     Returns:
         The target now waiting for its run.
 
     Raises:
         ConfigError: The plan is malformed, or the collector cannot give it.
+        ResumeError: The run completed, or was already resumed (and ``force`` is not set).
     """
     if isinstance(plan, ResumeTarget):
         target = plan
-    elif isinstance(plan, str) and collector_url is not None:
-        target = ResumeTarget.parse(_fetch(collector_url, plan))
     else:
-        target = ResumeTarget.parse(plan)
+        if isinstance(plan, str) and collector_url is not None:
+            raw: Mapping[str, object] | str = _fetch(collector_url, plan)
+        elif isinstance(plan, str) and not plan.lstrip().startswith("{"):
+            raise ConfigError(
+                f"resume({plan!r}): a run id needs collector_url= (the collector's OTLP/HTTP "
+                "endpoint, http://127.0.0.1:4318) to fetch its plan; or pass the plan itself"
+            )
+        else:
+            raw = plan
+        target = ResumeTarget.parse(raw)
+        refusal = resume_refusal(json.loads(raw) if isinstance(raw, str) else raw)
+        if refusal is not None and not force:
+            raise ResumeError(f"{refusal} (force=True resumes it anyway)")
     _PENDING.set(target)
     return target
 
@@ -199,5 +218,22 @@ def _fetch(base: str, run_id: str) -> Mapping[str, Any]:
             url, timeout=_TIMEOUT_SECONDS, context=context
         ) as response:
             return cast("Mapping[str, Any]", json.loads(response.read()))
+    except urllib.error.HTTPError as exc:
+        raise ConfigError(
+            f"cannot read the resume plan of {run_id!r} from {base}: {_error_of(exc)}"
+        ) from exc
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read the resume plan of {run_id!r} from {base}: {exc}") from exc
+
+
+def _error_of(exc: urllib.error.HTTPError) -> str:
+    """The collector's own words (``{"error": ...}``), or the HTTP status."""
+    try:
+        body: object = json.loads(exc.read())
+    except (OSError, ValueError):
+        body = None
+    if isinstance(body, Mapping):
+        error = cast("Mapping[str, object]", body).get("error")
+        if isinstance(error, str) and error:
+            return error
+    return f"HTTP {exc.code} {exc.reason}"

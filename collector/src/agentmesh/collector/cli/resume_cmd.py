@@ -7,6 +7,9 @@ with ``AGENTMESH_RESUME`` set to the plan (JSON): the instrumentation in the app
 first run of that LangGraph thread (or CrewAI crew) from the plan's checkpoint instead of
 starting over, and records the checkpoint on the new run's spans. The command's exit code is
 ``agentmesh resume``'s. Without a command, the plan is printed (``--json``: as JSON).
+
+A run that completed, or that another run already continues, is not resumed: its work would
+run again. The command is not run and the exit code is 2, unless ``--force``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import cast
 from agentmesh.collector.cli.collector_client import get_json
 from agentmesh.collector.cli.store_options import add_store_options, store_settings
 from agentmesh.core import ConfigError
+from agentmesh.core.resume_plan import resume_refusal
 from agentmesh.core.settings import RESUME_ENV
 
 __all__ = ["add_resume_command"]
@@ -42,6 +46,12 @@ def add_resume_command(parser: argparse.ArgumentParser) -> None:
         "instead of reading the store",
     )
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="run the command even when the run completed or was already resumed (its work "
+        "runs again)",
+    )
     parser.set_defaults(handler=_resume, app=[])  # the command after `--` (see cli.main)
 
 
@@ -92,8 +102,13 @@ def _resume(args: argparse.Namespace) -> int:
             + (f" on thread {plan.get('thread_id')!r}" if plan.get("thread_id") else "")
         )
     )
+    refusal = resume_refusal(plan)
     if command is None:
+        if refusal is not None:
+            console.print(printable(f"note: {refusal}"))
         return 0
+    if refusal is not None and not args.force:
+        raise ConfigError(f"{refusal}; the command was not run (--force runs it anyway)")
     env = {**os.environ, RESUME_ENV: json.dumps(plan)}
     try:
         return subprocess.run(command, env=env, check=False).returncode  # noqa: S603

@@ -9,6 +9,7 @@ matches, ``409`` when several do; the error body is ``{"error": "…"}`` in plai
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Final
 
 from aiohttp import web
@@ -44,7 +45,8 @@ async def find_plan(
     plan = resume_plan(await store.spans(trace_id), await store.detections(trace_id), policy=policy)
     if plan is None:
         raise RunNotFoundError(run, 0)
-    return plan
+    later = await store.resumptions(plan.run_id, limit=1)
+    return replace(plan, resumed_by=later[0].run_id) if later else plan
 
 
 def resume_routes(store: SpanStore, *, policy: RecoveryPolicy | None = None) -> list[web.RouteDef]:

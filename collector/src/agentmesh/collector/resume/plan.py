@@ -28,6 +28,7 @@ from agentmesh.collector.model import SpanRecord
 from agentmesh.collector.recovery.checkpoints import CheckpointIndex
 from agentmesh.collector.recovery.policy import RecoveryPolicy
 from agentmesh.core import semconv
+from agentmesh.core.resume_plan import resume_refusal
 
 __all__ = ["ResumePlan", "resume_plan"]
 
@@ -59,6 +60,8 @@ class ResumePlan:
         reason: Why the run needs resuming: the detection that stopped it, or the step error.
         status: ``failed``, ``stopped`` or ``completed`` (a completed run needs no resume; its
             plan still names its last checkpoint).
+        resumed_by: The latest run that already continues this one, when there is one:
+            resuming again would run its work a second time.
     """
 
     run_id: str
@@ -71,6 +74,7 @@ class ResumePlan:
     resume_from: str | None
     reason: str
     status: str
+    resumed_by: str | None = None
 
     def to_json(self) -> dict[str, str | None]:
         """The plan as a JSON object (what ``GET /v1/runs/{run}/resume`` answers).
@@ -79,6 +83,14 @@ class ResumePlan:
             The plan's fields by name.
         """
         return asdict(self)
+
+    def refusal(self) -> str | None:
+        """Why resuming this run would repeat work, in plain words; ``None`` when it would not.
+
+        Returns:
+            The reason, naming what to do instead.
+        """
+        return resume_refusal(self.to_json())
 
 
 def resume_plan(
@@ -111,6 +123,7 @@ def resume_plan(
     stops = [d for d in found if policy.action_for(d.type) == "stop"]
     losses = {span_id for d in found if d.type == _CONTEXT_LOSS for span_id in d.span_ids}
     checkpoints = [n for n in nodes if n.checkpoint_id is not None and n.handoff is not None]
+    checkpoint_fallback: str | None = None
     if stops:
         first = min(stops, key=lambda d: d.detected_at_ns)
         checkpoint = index.last_good(trace_id, first.span_ids)
@@ -126,11 +139,13 @@ def resume_plan(
                 n for n in checkpoints if n.start_ns <= failed.start_ns and n.span_id not in losses
             ]
             node = candidates[-1] if candidates else None
+            if node is None:  # a resumed run that failed before its own first handoff
+                checkpoint_fallback = _text(workflow, semconv.AGENTMESH_RESUME_CHECKPOINT_ID)
             status = "failed"
             reason = f"step {failed.agent or failed.tool_name or failed.span_id!r} failed"
             if failed.error_type:
                 reason += f": {failed.error_type}"
-        checkpoint = node.checkpoint_id if node is not None else None
+        checkpoint = node.checkpoint_id if node is not None else checkpoint_fallback
     resume_span = by_span.get(node.span_id) if node is not None else None
     return ResumePlan(
         run_id=run_id,
