@@ -15,6 +15,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from structlog.testing import capture_logs
 from test_ckpt_crewai_tasks import (  # pyright: ignore[reportMissingImports]
     ARTICLE,
     SCRIPTS,
@@ -25,6 +26,7 @@ from test_ckpt_crewai_tasks import (  # pyright: ignore[reportMissingImports]
 )
 
 from agentmesh.core.semconv import (
+    AGENTMESH_RESUME_CHECKPOINT_ID,
     AGENTMESH_RESUME_FROM_RUN_ID,
     AGENTMESH_RUN_ID,
     GEN_AI_OPERATION_NAME,
@@ -79,14 +81,33 @@ def test_a_failed_crew_resumes_from_its_task_checkpoints(
     exporter.clear()
     fake.clear_requests()
     fake.set_script(WRITER, _answer(ARTICLE))
-    resume(ResumeTarget(failed_run, None, None, framework="crewai"))
+    resume(ResumeTarget(failed_run, None, "ck-task-2", framework="crewai"))
     result = kickoff(build_crew(fake))
 
     assert result.raw == ARTICLE
     assert [r.model for r in fake.requests] == [WRITER]  # tasks 1 and 2 were restored
     workflow = _workflow(exporter)
     assert workflow[AGENTMESH_RESUME_FROM_RUN_ID] == failed_run
+    assert workflow[AGENTMESH_RESUME_CHECKPOINT_ID] == "ck-task-2"
     assert workflow[AGENTMESH_RUN_ID] != failed_run
+
+
+def test_a_plan_whose_task_checkpoints_are_in_another_store_says_so(
+    fake: FakeProviderThread,
+    exporter: InMemorySpanExporter,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AGENTMESH_CHECKPOINT_URL", f"duckdb:///{tmp_path / 'other.duckdb'}")
+    fake.set_script(WRITER, _answer(ARTICLE))
+    resume(ResumeTarget("run-elsewhere", None, "ck-task-2", framework="crewai"))
+    with capture_logs() as logs:
+        kickoff(build_crew(fake))
+    assert len({r.model for r in fake.requests}) == 3  # every task ran again...
+    (said,) = [e for e in logs if e["event"] == "crew_resume_found_no_task_checkpoints"]
+    assert said["log_level"] == "error"  # ...and the log says why
+    assert said["run_id"] == "run-elsewhere"
+    assert "another AGENTMESH_CHECKPOINT_URL" in said["reason"]
 
 
 def test_without_a_checkpoint_url_a_crew_runs_as_usual_and_a_plan_is_ignored(

@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import importlib
 from typing import Any, cast
-from urllib.parse import urlsplit, urlunsplit
 
 from agentmesh.checkpoint.store.base import CheckpointStore
 from agentmesh.checkpoint.store.memory import MemoryCheckpointStore
 from agentmesh.core.errors import ConfigError
+from agentmesh.core.urls import masked_url
 
 __all__ = ["SUPPORTED_SCHEMES", "open_store"]
 
@@ -58,19 +58,6 @@ _BACKENDS: dict[str, tuple[str, str, str, str]] = {
 }
 
 
-def _masked(url: str) -> str:
-    """The URL with its password replaced by ``***`` (for messages)."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        netloc = parts.netloc.rsplit("@", 1)
-        user = netloc[0].split(":", 1)[0]
-        return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
-    except ValueError:
-        return url
-
-
 def _backend_class(backend: str, url: str) -> Any:
     """Import a backend's store class lazily, translating a missing dependency."""
     module_name, class_name, extra, package = _BACKENDS[backend]
@@ -79,13 +66,13 @@ def _backend_class(backend: str, url: str) -> Any:
     except ModuleNotFoundError as exc:
         if exc.name is not None and (exc.name == package or exc.name.startswith(package + ".")):
             raise ConfigError(
-                f"checkpoint store URL {_masked(url)!r} needs the {backend} backend, whose "
+                f"checkpoint store URL {masked_url(url)!r} needs the {backend} backend, whose "
                 f"dependency {package!r} is not installed; install it with: "
                 f"pip install 'agentmesh-checkpoint[{extra}]'"
             ) from exc
         if exc.name == module_name:
             raise ConfigError(
-                f"checkpoint store URL {_masked(url)!r}: the {backend} backend "
+                f"checkpoint store URL {masked_url(url)!r}: the {backend} backend "
                 f"({module_name}) is not part of this installation of agentmesh-checkpoint"
             ) from exc
         raise
@@ -114,7 +101,7 @@ def open_store(url: str) -> CheckpointStore:
     if not sep or scheme not in SUPPORTED_SCHEMES:
         supported = ", ".join(f"{name}://" for name in SUPPORTED_SCHEMES)
         raise ConfigError(
-            f"checkpoint store URL {_masked(url)!r} has an unsupported scheme; "
+            f"checkpoint store URL {masked_url(url)!r} has an unsupported scheme; "
             f"supported: {supported}"
         )
     if scheme == "memory":

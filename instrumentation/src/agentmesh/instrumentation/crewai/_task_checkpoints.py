@@ -18,6 +18,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from agentmesh.core.log import get_logger
+from agentmesh.core.urls import masked_url
 from agentmesh.instrumentation.resume import ResumeTarget, claim_crewai
 
 if TYPE_CHECKING:
@@ -76,6 +77,17 @@ def attach_task_checkpoints(
     checkpoints = _checkpoints(url)
     if checkpoints is None:
         return None, None
+    # the plan names a checkpoint, so some task had completed: not in this store?
+    named = target is not None and target.checkpoint_id is not None
+    if target is not None and named and not checkpoints.completed(crew, target.run_id):
+        _log.error(
+            "crew_resume_found_no_task_checkpoints",
+            run_id=target.run_id,
+            checkpoint_id=target.checkpoint_id,
+            store=masked_url(url),
+            reason="every task of the crew runs again: was the run checkpointed with another "
+            "AGENTMESH_CHECKPOINT_URL?",
+        )
     attachment = (
         checkpoints.resume(crew, target.run_id)
         if target is not None

@@ -21,6 +21,7 @@ from opentelemetry.util.types import AttributeValue
 from agentmesh.core import new_run_id
 from agentmesh.core.semconv import (
     AGENTMESH_FRAMEWORK,
+    AGENTMESH_RESUME_CHECKPOINT_ID,
     AGENTMESH_RESUME_FROM_RUN_ID,
     AGENTMESH_RUN_ID,
     GEN_AI_OPERATION_NAME,
@@ -80,6 +81,8 @@ def _begin(tracer: Tracer, crew: object) -> _Kickoff | None:
             checkpoints, target = attached
             if target is not None:
                 attributes[AGENTMESH_RESUME_FROM_RUN_ID] = target.run_id
+                if target.checkpoint_id is not None:
+                    attributes[AGENTMESH_RESUME_CHECKPOINT_ID] = target.checkpoint_id
     span = tracer.start_span(
         f"{Operation.INVOKE_WORKFLOW} {name}", kind=SpanKind.INTERNAL, attributes=attributes
     )
