@@ -176,7 +176,7 @@ def test_other_serdes_get_framed_chunks_and_pickles_stay_refused() -> None:
     split = split_list(_TaggedSerde(), history, "test")
     assert isinstance(split, SplitList)
     assert split.chunk_type == CHUNK_TYPE
-    with pytest.raises(CheckpointSerdeError, match="refusing to load a stored 'pickle'"):
+    with pytest.raises(CheckpointSerdeError, match="as a 'pickle' payload, which AgentMesh"):
         _put_and_get(_PickleSerde(), history)
 
 

@@ -21,13 +21,14 @@ from _ckpt_saver_backends import BACKENDS, SaverBackend, make_backend
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import empty_checkpoint
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, interrupt
 from typing_extensions import TypedDict
 
-from agentmesh.checkpoint.langgraph import AgentMeshSaver
+from agentmesh.checkpoint.langgraph import AgentMeshSaver, MemorySaver
 from agentmesh.checkpoint.store.base import Blob, CheckpointRecord
 from agentmesh.checkpoint.store.memory import MemoryCheckpointStore
 from agentmesh.core.errors import CheckpointError, CheckpointSerdeError
@@ -288,6 +289,35 @@ async def test_stored_pickle_is_refused(backend: SaverBackend) -> None:
         await saver.store.put(record, {})
         with pytest.raises(CheckpointSerdeError, match="refusing to load"):
             await saver.aget_tuple(thread_config(thread))
+
+
+class _Opaque:
+    """Nothing LangGraph's serializer can write but as a pickle."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+
+def test_a_pickling_serializer_is_refused_when_writing_not_when_reading() -> None:
+    thread = thread_config(f"pickling-{uuid.uuid4().hex}", checkpoint_ns="")
+    serde = JsonPlusSerializer(pickle_fallback=True)
+    with MemorySaver.from_conn_string(serde=serde) as saver:
+        versions = {"x": saver.get_next_version(None, None)}
+        first = {
+            **empty_checkpoint(),
+            "channel_values": {"x": "fine"},
+            "channel_versions": versions,
+        }
+        kept = saver.put(thread, first, {"source": "input", "step": -1}, versions)
+        versions = {"x": saver.get_next_version(versions["x"], None)}
+        opaque = {**empty_checkpoint(), "channel_values": {"x": _Opaque(1)}}
+        opaque["channel_versions"] = versions
+        with pytest.raises(CheckpointSerdeError, match="as a 'pickle' payload") as refused:
+            saver.put(kept, opaque, {"source": "update", "step": 0}, versions)
+        assert "drop pickle_fallback=True" in str(refused.value)
+        latest = saver.get_tuple(thread)  # the thread is still readable
+        assert latest is not None
+        assert latest.checkpoint["channel_values"] == {"x": "fine"}
 
 
 class Tally(TypedDict):

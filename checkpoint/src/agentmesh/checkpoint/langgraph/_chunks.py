@@ -44,7 +44,7 @@ import struct
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
@@ -64,6 +64,7 @@ __all__ = [
     "MAX_BYTES",
     "MIN_BYTES",
     "MSGPACK_CHUNK_TYPE",
+    "REFUSED_TYPES",
     "ChannelRef",
     "SplitList",
     "chunk_channel",
@@ -171,18 +172,31 @@ def _chunk_ends(size: int, data: bytes, held: int) -> bool:
     return held >= MIN_BYTES and zlib.crc32(data) % FANOUT == 0
 
 
+REFUSED_TYPES: Final = frozenset({"pickle"})
+"""Payload types never written nor loaded: loading them can run arbitrary code."""
+
+
 def dumps(serde: SerializerProtocol, value: Any, what: str) -> tuple[str, bytes]:
     """The serde's ``(type, bytes)`` of a value.
 
     Raises:
-        CheckpointSerdeError: The serde cannot serialise it (``what`` says where it was).
+        CheckpointSerdeError: The serde cannot serialise it (``what`` says where it was), or
+            wrote it as a pickle (which would be refused when read back).
     """
     try:
-        return serde.dumps_typed(value)
+        type_, data = serde.dumps_typed(value)
     except Exception as exc:
         raise CheckpointSerdeError(
             f"{what}: cannot serialise a {type(value).__name__}: {exc}"
         ) from exc
+    if type_ in REFUSED_TYPES:
+        raise CheckpointSerdeError(
+            f"{what}: the serializer wrote a {type(value).__name__} as a {type_!r} payload, "
+            "which AgentMesh savers do not store (loading it could run arbitrary code, so it "
+            "would be refused when read back); make the value JSON-serialisable (a dataclass, "
+            "a Pydantic model, plain data) or drop pickle_fallback=True from the serializer"
+        )
+    return type_, data
 
 
 def _msgpack_array_header(count: int) -> bytes:

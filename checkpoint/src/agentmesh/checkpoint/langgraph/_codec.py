@@ -43,6 +43,7 @@ from agentmesh.checkpoint.langgraph._chunks import (
     CHUNK_PREFIX,
     CHUNK_VERSION,
     LIST_TYPE,
+    REFUSED_TYPES,
     ChannelRef,
     SplitList,
     chunk_channel,
@@ -76,7 +77,6 @@ __all__ = [
     "tuple_config",
 ]
 
-_REFUSED_TYPES = frozenset({"pickle"})
 """Serialisation types never loaded (arbitrary code on load)."""
 
 _EMPTY = "empty"
@@ -185,10 +185,11 @@ def _dump(serde: SerializerProtocol, value: Any, threshold: int | None, what: st
 
 def _load(serde: SerializerProtocol, blob: Blob, what: str) -> Any:
     type_, data = unpack(blob)
-    if type_ in _REFUSED_TYPES:
+    if type_ in REFUSED_TYPES:
         raise CheckpointSerdeError(
             f"{what}: refusing to load a stored {type_!r} payload (loading it could run "
-            "arbitrary code); AgentMesh savers never write one"
+            "arbitrary code); AgentMesh savers do not write one, so another saver or tool "
+            "wrote it"
         )
     try:
         return serde.loads_typed((type_, data))
