@@ -26,12 +26,12 @@ import pytest  # noqa: E402
 from crewai.flow.async_feedback.types import PendingFeedbackContext  # noqa: E402
 from crewai.flow.flow import Flow, FlowState, listen, start  # noqa: E402
 from crewai.flow.persistence import persist  # noqa: E402
-from pydantic import BaseModel, Field  # noqa: E402
+from pydantic import BaseModel, ConfigDict, Field  # noqa: E402
 from structlog.testing import capture_logs  # noqa: E402
 
 from agentmesh.checkpoint.crewai import FLOW_NAMESPACE, AgentMeshFlowPersistence  # noqa: E402
 from agentmesh.checkpoint.store import Blob, CheckpointRecord, MemoryCheckpointStore  # noqa: E402
-from agentmesh.core.errors import CheckpointError, ConfigError  # noqa: E402
+from agentmesh.core.errors import CheckpointError, CheckpointSerdeError, ConfigError  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings(r"ignore::DeprecationWarning:crewai\.")
 
@@ -287,6 +287,27 @@ def test_failed_write_only_logs_when_configured() -> None:
     failures = [entry for entry in logs if entry["event"] == "crewai_checkpoint_write_failed"]
     assert [entry["method"] for entry in failures] == ["gather", "publish"]
     assert all(entry["log_level"] == "error" for entry in failures)
+
+
+class _Opaque:
+    """A value pydantic cannot write as JSON."""
+
+
+class _Holding(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    note: str = "ok"
+    blob: object = None
+
+
+def test_a_state_field_that_cannot_be_stored_is_named_and_only_logged_when_configured() -> None:
+    refused = pytest.raises(CheckpointSerdeError, match="field 'blob' of flow state _Holding")
+    with AgentMeshFlowPersistence.from_url("memory://") as persistence, refused:
+        persistence.save_state("flow-o", "step", _Holding(blob=_Opaque()))
+    logging = AgentMeshFlowPersistence.from_url("memory://", on_error="log")
+    with logging as persistence, capture_logs() as logs:
+        persistence.save_state("flow-o", "step", _Holding(blob=_Opaque()))  # goes on
+    (failure,) = [e for e in logs if e["event"] == "crewai_checkpoint_write_failed"]
+    assert "field 'blob'" in failure["error"]
 
 
 def test_on_error_is_validated_and_a_store_or_url_is_required() -> None:

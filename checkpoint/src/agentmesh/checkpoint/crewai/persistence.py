@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from crewai.flow.persistence.base import FlowPersistence
 from pydantic import BaseModel, Field, PrivateAttr, field_validator
+from pydantic_core import PydanticSerializationError
 
 from agentmesh.checkpoint.crewai._bridge import StoreBridge
 from agentmesh.checkpoint.crewai._ids import new_checkpoint_id
@@ -69,13 +70,31 @@ _SOURCE = "crewai.flow"
 
 def _state_dict(state_data: object, *, json_mode: bool) -> dict[str, Any]:
     if isinstance(state_data, BaseModel):
-        return state_data.model_dump(mode="json" if json_mode else "python")
+        mode = "json" if json_mode else "python"
+        try:
+            return state_data.model_dump(mode=mode)
+        except PydanticSerializationError as exc:
+            field = _unserialisable_field(state_data, mode)
+            where = f"field {field!r} of " if field is not None else ""
+            raise CheckpointSerdeError(
+                f"{where}flow state {type(state_data).__name__} cannot be stored: {exc}"
+            ) from exc
     document = as_document(state_data)
     if document is not None:
         return document
     raise CheckpointSerdeError(
         f"flow state must be a pydantic model or a dict, not {type(state_data).__name__}"
     )
+
+
+def _unserialisable_field(state: BaseModel, mode: str) -> str | None:
+    """The first field of ``state`` pydantic cannot dump (the one to fix)."""
+    for name in type(state).model_fields:
+        try:
+            state.model_dump(mode=mode, include={name})
+        except PydanticSerializationError:
+            return name
+    return None
 
 
 def _state_blob(flow_uuid: str, document: dict[str, Any], state_data: object) -> Blob:
