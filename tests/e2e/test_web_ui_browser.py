@@ -145,7 +145,7 @@ async def test_runs_a_runs_graph_timeline_and_detections_and_costs(chromium_bina
         await expect(costs).to_have_text(["claude-sonnet-4-5", "gpt-4o-mini"])
 
         await page.goto(collector.http_endpoint + "/ui/#/runs/nope")
-        await expect(page.locator("main")).to_contain_text("no run match 'nope'")
+        await expect(page.locator("main")).to_contain_text("no run matches 'nope'")
 
         # detections page back through older ones; one type is asked of the server
         clean = await collector.store.find_runs("run-clean", limit=1)

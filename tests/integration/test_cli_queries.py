@@ -343,3 +343,19 @@ con = duckdb.connect(sys.argv[1])
 print("holding", flush=True)
 time.sleep(120)
 """
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(db: Path) -> None:
+    # `agentmesh runs --json | head -1`: the pipe closes before the listing is written
+    code = "import sys; from agentmesh.collector.cli import main; sys.exit(main(sys.argv[1:]))"
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, "runs", "--db", str(db), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    process.stdout.close()  # the reader is gone before anything was written
+    _, err = process.communicate(timeout=60)
+    assert b"Traceback" not in err
+    assert b"BrokenPipeError" not in err
+    assert process.returncode == 1

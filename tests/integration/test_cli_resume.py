@@ -112,7 +112,7 @@ def test_unknown_runs_and_stray_commands_are_refused_in_plain_words(
     db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["resume", "--db", str(db), "nope"]) == 2
-    assert "no run match 'nope'" in capsys.readouterr().err
+    assert "no run matches 'nope'" in capsys.readouterr().err
     assert main(["resume", "run-loop", "--collector", "http://127.0.0.1:1"]) == 2
     assert "unreachable" in capsys.readouterr().err
     with pytest.raises(SystemExit):

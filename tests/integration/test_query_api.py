@@ -154,12 +154,12 @@ async def test_runs_a_run_graph_and_costs_over_http() -> None:
 @pytest.mark.parametrize(
     ("path", "status", "message"),
     [
-        ("/v1/runs/nope", 404, "no run match 'nope'"),
+        ("/v1/runs/nope", 404, "no run matches 'nope'"),
         ("/v1/runs/run-", 409, "2 runs match 'run-'"),
         ("/v1/runs?limit=0", 400, "limit must be a whole number from 1 to 1000, not '0'"),
         ("/v1/runs?since=soon", 400, "since 'soon': expected a number and a unit"),
         ("/v1/costs?group_by=team", 400, "group_by must be agent or model, not 'team'"),
-        ("/v1/runs/nope/spans", 404, "no run match 'nope'"),
+        ("/v1/runs/nope/spans", 404, "no run matches 'nope'"),
         ("/v1/runs/run-/spans", 409, "2 runs match 'run-'"),
         ("/v1/runs/run-loop/spans?limit=x", 400, "limit must be a whole number from 1 to 50000"),
         ("/v1/runs?before=yesterday", 400, "before must be the next_before of an earlier answer"),
@@ -367,7 +367,7 @@ async def test_the_cli_reads_a_running_collector(capsys: pytest.CaptureFixture[s
         assert await asyncio.to_thread(main, ["costs", "--collector", base]) == 0
         assert "costs by agent" in capsys.readouterr().out
         assert await asyncio.to_thread(main, ["graph", "nope", "--collector", base]) == 2
-        assert "no run match 'nope'" in capsys.readouterr().err
+        assert "no run matches 'nope'" in capsys.readouterr().err
         _, detections = await _get(base + "/v1/detections")
         argv = ["detections", "--collector", base, "--type", "handoff_loop", "--since", "1h"]
         assert await asyncio.to_thread(main, [*argv, "--json"]) == 0

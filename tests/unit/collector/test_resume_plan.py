@@ -172,7 +172,7 @@ async def test_the_plan_is_found_by_run_id_prefix_and_served_over_http() -> None
     await store.write_graph(graph)
     plan = await find_plan(store, "RUN-")
     assert plan.checkpoint_id == "ck-reviewer"
-    with pytest.raises(RunNotFoundError, match="no run match 'nope'"):
+    with pytest.raises(RunNotFoundError, match="no run matches 'nope'"):
         await find_plan(store, "nope")
 
     app = web.Application()

@@ -20,7 +20,7 @@ async def _store(run_ids: list[str]) -> tuple[MemoryStore, list[SpanFactory]]:
 async def test_an_exact_run_id_wins_over_longer_ones() -> None:
     store, _ = await _store(["run-1", "run-10", "run-11"])
     assert (await find_run(store, "RUN-1")).run_id == "run-1"
-    with pytest.raises(RunNotFoundError, match="no run match 'run-1x'"):
+    with pytest.raises(RunNotFoundError, match="no run matches 'run-1x'"):
         await find_run(store, "run-1x")
     with pytest.raises(RunNotFoundError, match="3 runs match 'run-'") as raised:
         await find_run(store, "run-")
@@ -36,7 +36,7 @@ async def test_many_matches_are_counted_up_to_a_bound() -> None:
     store, _ = await _store([f"run-{i}" for i in range(MAX_MATCHES + 5)])
     with pytest.raises(RunNotFoundError, match=f"more than {MAX_MATCHES} runs match 'run-'"):
         await find_run(store, "run-")
-    with pytest.raises(RunNotFoundError, match="no run match ' '"):
+    with pytest.raises(RunNotFoundError, match="no run matches ' '"):
         await find_run(store, " ")
 
 

@@ -336,7 +336,7 @@ def test_a_run_id_without_a_collector_and_the_collectors_own_words() -> None:
 
     class NotFound(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            body = json.dumps({"error": "no run match 'run-9'; `agentmesh runs` lists them"})
+            body = json.dumps({"error": "no run matches 'run-9'; `agentmesh runs` lists them"})
             self.send_response(404)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
@@ -350,7 +350,7 @@ def test_a_run_id_without_a_collector_and_the_collectors_own_words() -> None:
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}"
-        with pytest.raises(ConfigError, match="no run match 'run-9'; `agentmesh runs` lists"):
+        with pytest.raises(ConfigError, match="no run matches 'run-9'; `agentmesh runs` lists"):
             resume("run-9", collector_url=url)
     finally:
         server.shutdown()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from agentmesh.collector.cli.check_cmd import add_check_command
@@ -190,3 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `agentmesh runs --json | head -1`: the reader has all it wants
+        # Python would report the pipe again when it flushes stdout at exit: point it at null
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1

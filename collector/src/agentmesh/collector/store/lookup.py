@@ -7,7 +7,7 @@ Example:
     ...     asyncio.run(find_run(MemoryStore(), "run-1"))
     ... except RunNotFoundError as exc:
     ...     print(exc)
-    no run match 'run-1'; `agentmesh runs` lists them
+    no run matches 'run-1'; `agentmesh runs` lists them
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ class RunNotFoundError(ConfigError):
             advice = f": {named}; name one by its trace id"
         else:
             advice = "; `agentmesh runs` lists them"
-        super().__init__(f"{found} match {wanted!r}{advice}")
+        verb = "matches" if matches == 0 else "match"
+        super().__init__(f"{found} {verb} {wanted!r}{advice}")
         self.matches = matches
 
 
