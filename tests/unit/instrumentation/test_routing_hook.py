@@ -540,7 +540,8 @@ def follower() -> Iterator[RouteTableClient]:
 def test_a_followed_route_table_wakes_the_hook_when_it_sets_a_mode(
     hooked: OpenAIInstrumentor, fake: FakeProviderThread, follower: RouteTableClient
 ) -> None:
-    _configure("off")
+    # the app leaves its mode to the table (off by default)
+    routing.configure_routing(policy=PassThroughPolicy(FallbackChains(CHAINS)), log=DecisionLog())
     for _ in range(2):  # the first call configures the control slot
         _chat(fake)
     assert routing._idle_at == changes()  # pyright: ignore[reportPrivateUsage] - no mode: idle
@@ -555,3 +556,30 @@ def test_a_followed_route_table_wakes_the_hook_when_it_sets_a_mode(
     # the table's mode decided these calls, though the pass-through policy reads no table:
     # the decisions name its version (they said 0, the bundled defaults)
     assert [d.table_version for d in routing.decision_log().decisions()] == [1, 1]
+
+
+def test_an_apps_own_mode_keeps_precedence_over_the_fleet_wide_mode(
+    hooked: OpenAIInstrumentor, fake: FakeProviderThread, follower: RouteTableClient
+) -> None:
+    table = RouteTable(version=2, default_mode="shadow", modes={"triage": "enforce"})
+    follower._hold(table)  # pyright: ignore[reportPrivateUsage]
+    _configure("off")  # an explicit off is a hard opt-out: the table never turns it on
+    with task_class("triage"):
+        _chat(fake)
+    _chat(fake)
+    assert routing.decision_log().decisions() == []
+
+    _configure("enforce")  # the table's "*" does not downgrade an app's explicit enforce...
+    _chat(fake)
+    assert [d.mode for d in routing.decision_log().decisions()] == ["enforce"]
+    _configure("shadow")
+    with capture_logs() as logs, task_class("triage"):  # ...but a task class it names wins
+        _chat(fake)
+        _chat(fake)
+    _chat(fake)
+    modes = [(d.task_class, d.mode) for d in routing.decision_log().decisions()]
+    assert modes == [("triage", "enforce"), ("triage", "enforce"), (None, "shadow")]
+    noted = [e for e in logs if e["event"] == "route table sets the routing mode of a task class"]
+    assert [(e["task_class"], e["mode"], e["app_mode"]) for e in noted] == [
+        ("triage", "enforce", "shadow")
+    ]

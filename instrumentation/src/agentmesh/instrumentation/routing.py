@@ -69,6 +69,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
+from agentmesh.core.log import get_logger
 from agentmesh.core.semconv import (
     AGENTMESH_ROUTE_DECISION_ID,
     AGENTMESH_ROUTE_FALLBACK_FROM,
@@ -108,6 +109,8 @@ from agentmesh.router import (
     text_chars_of,
 )
 from agentmesh.router.table import BUNDLED_TABLE
+
+_log = get_logger(__name__)
 
 __all__ = [
     "RoutedCall",
@@ -159,6 +162,9 @@ class RoutingConfig:
         max_fallbacks: Most fallbacks tried for one call (enforce mode).
         log: Where decisions are kept.
         cooldowns: The models this process avoids after their retryable errors.
+        explicit_mode: Whether the app chose its mode (``AGENTMESH_ROUTING_MODE`` set, or
+            ``configure_routing(mode=...)``): the route table's fleet-wide ``"*"`` mode then
+            does not replace it, and an explicit ``off`` is never overridden.
     """
 
     mode: RouteMode
@@ -166,6 +172,7 @@ class RoutingConfig:
     max_fallbacks: int
     log: DecisionLog
     cooldowns: CooldownTable = field(default_factory=CooldownTable)
+    explicit_mode: bool = False
 
 
 @dataclass(slots=True)
@@ -279,11 +286,35 @@ def _policy_from(settings: InstrumentationSettings) -> RoutingPolicy:
 
 
 def _mode_of(config: RoutingConfig) -> RouteMode:
-    """The mode for this call: the route table's for the call's task class, else the config's."""
+    """The mode for this call.
+
+    An app that chose its mode keeps it, except where the route table names the call's task
+    class (an operator's decision for that class); an explicit ``off`` is always kept. An app
+    that did not choose follows the table: its mode for the task class, else its ``"*"``.
+    """
     table = current_route_table()
     if table.default_mode is None and not table.modes:
         return config.mode
-    return table.mode_for(current_task_class(), config.mode)
+    if not config.explicit_mode:
+        return table.mode_for(current_task_class(), config.mode)
+    if config.mode == "off":
+        return "off"
+    task_class = current_task_class()
+    named = table.modes.get(task_class) if task_class is not None else None
+    if named is None or named == config.mode:
+        return config.mode
+    if (task_class, named) not in _overrides_noted:
+        _overrides_noted.add((task_class, named))
+        _log.info(
+            "route table sets the routing mode of a task class",
+            task_class=task_class,
+            mode=named,
+            app_mode=config.mode,
+        )
+    return named
+
+
+_overrides_noted: set[tuple[str | None, str]] = set()
 
 
 def _close_log() -> None:
@@ -336,6 +367,7 @@ def configure_routing(
     """
     loaded = settings if settings is not None else InstrumentationSettings.load()
     config = RoutingConfig(
+        explicit_mode=mode is not None or "routing_mode" in loaded.model_fields_set,
         mode=mode if mode is not None else loaded.routing_mode,
         policy=policy if policy is not None else _policy_from(loaded),
         max_fallbacks=max_fallbacks if max_fallbacks is not None else loaded.routing_max_fallbacks,
@@ -376,6 +408,7 @@ def reset_routing() -> None:
         note_change()
     with _inflight_lock:
         _watched.clear()
+    _overrides_noted.clear()
     if previous is not None:
         safe_call("routing.close_log", previous.log.close)
 
