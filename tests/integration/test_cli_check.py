@@ -92,6 +92,7 @@ def test_a_ready_configuration_passes_every_check(
         "http port": "ok",
         "tls": "ok",
         "router": "ok",
+        "model catalog": "ok",
         "store": "ok",
         "redis": "ok",
         "forward otlp-1": "ok",
@@ -193,6 +194,28 @@ def test_the_router_predictor_and_trade_offs_are_checked(
     code, found = _check(capsys, *common, "--router-tradeoffs", weights)
     assert code == 1
     assert "expected non-negative cost_weight" in found["router"][1]
+
+
+def test_the_model_catalog_override_is_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    common = [*_ports(), "--store", "memory"]
+    code, found = _check(capsys, *common)
+    assert found["model catalog"][0] == "ok"
+    assert found["model catalog"][1].endswith("models (bundled)")
+    house = tmp_path / "house.json"
+    house.write_text('{"models": [{"name": "m", "provider": "openai", "input": 1, "output": -3}]}')
+    monkeypatch.setenv("AGENTMESH_ROUTER_CATALOG_PATH", str(house))
+    try:
+        code, found = _check(capsys, *common)
+    finally:
+        monkeypatch.delenv("AGENTMESH_ROUTER_CATALOG_PATH")
+        main(["check", "--json", *common])  # the catalog read again without the override
+        capsys.readouterr()
+    assert code == 1
+    verdict, detail = found["model catalog"]
+    assert verdict == "fail"
+    assert "model 'm': output: Input should be greater than or equal to 0" in detail
 
 
 def test_plaintext_tokens_on_an_open_address_are_a_warning(

@@ -152,6 +152,6 @@ def test_a_catalog_override_that_cannot_be_read_costs_only_the_override(
     assert attributes[GEN_AI_RESPONSE_MODEL] == "gpt-4o-mini"
     assert attributes[GEN_AI_USAGE_INPUT_TOKENS] > 0
     assert attributes[AGENTMESH_COST_USD] > 0  # priced by the bundled catalog
-    warned = [log for log in logs if log.get("where", "").startswith("pricing")]
+    warned = [log for log in logs if "catalog override unusable" in log["event"]]
     assert len(warned) == 1  # once, not on every call
-    assert "missing.json" in warned[0]["error"]
+    assert "missing.json" in warned[0]["reason"]

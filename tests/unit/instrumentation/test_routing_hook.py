@@ -30,7 +30,7 @@ from agentmesh.instrumentation._baggage_processor import BaggageSpanProcessor
 from agentmesh.instrumentation._patching import PatchSet, Wrapper
 from agentmesh.instrumentation.baggage import task_class
 from agentmesh.instrumentation.control._slot import changes
-from agentmesh.instrumentation.openai import OpenAIInstrumentor
+from agentmesh.instrumentation.openai import OpenAIInstrumentor, _pricing
 from agentmesh.instrumentation.route_table import (
     RouteTableClient,
     configure_route_table,
@@ -49,8 +49,8 @@ from agentmesh.router import (
     RouteMode,
     RouteRequest,
     RouteTable,
-    default_catalog,
 )
+from agentmesh.router.catalog import reset_catalog
 
 _EXPORTER = InMemorySpanExporter()
 _PROVIDER = TracerProvider(shutdown_on_exit=False)
@@ -374,25 +374,48 @@ def test_on_error_without_a_model_or_decision_returns_none() -> None:
     routing.reset_routing()
 
 
-def test_an_unreadable_catalog_turns_routing_off_without_breaking_the_app(
+def test_an_unreadable_catalog_routes_with_the_bundled_one_and_says_so_once(
     spans: InMemorySpanExporter,
     fake: FakeProviderThread,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
+    # it used to turn routing off, saying so only as a configuration error
     monkeypatch.setenv("AGENTMESH_ROUTER_CATALOG_PATH", str(tmp_path / "missing.json"))
-    default_catalog.cache_clear()
+    monkeypatch.setenv("AGENTMESH_ROUTING_MODE", "shadow")
+    reset_catalog()
+    _pricing.forget()
     routing.reset_routing()
     try:
         with capture_logs() as logs:
             reply = _chat(fake)
+            _chat(fake)
     finally:
         monkeypatch.delenv("AGENTMESH_ROUTER_CATALOG_PATH")
-        default_catalog.cache_clear()
+        reset_catalog()
+        _pricing.forget()
+    assert reply.choices[0].message.content == "ok"
+    assert routing.routing_config().mode == "shadow"
+    assert len(routing.decision_log().decisions()) == 2  # routing carries on
+    (error,) = [e for e in logs if "catalog override unusable" in e["event"]]  # once
+    assert "AGENTMESH_ROUTER_CATALOG_PATH" in error["reason"]
+    assert error["log_level"] == "error"
+    routing.reset_routing()
+
+
+def test_settings_that_turn_routing_off_say_so(
+    hooked: OpenAIInstrumentor, fake: FakeProviderThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGENTMESH_ROUTING_MODE", "enforce")
+    monkeypatch.setenv("AGENTMESH_ROUTING_PINS", '{"taskclass": {"triage": "gpt-4o-mini"}}')
+    routing.reset_routing()
+    with capture_logs() as logs:
+        reply = _chat(fake)
     assert reply.choices[0].message.content == "ok"
     assert routing.routing_config().mode == "off"
-    (error,) = [e for e in logs if e.get("where") == "routing.configure"]
-    assert "AGENTMESH_ROUTER_CATALOG_PATH" in error["error"]
+    (error,) = [e for e in logs if e["event"] == "routing is off: its settings cannot be used"]
+    assert "taskclass" in error["error"]
+    routing.reset_routing()
 
 
 @pytest.fixture

@@ -91,4 +91,36 @@ def test_missing_override_file_names_the_variable(
 def test_invalid_document_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="invalid"):
         ModelCatalog.from_json('{"models": [{"name": "x"}]}', source="t")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[]", 'expected {"models": [...]}'),
+        ("{nope", "not JSON"),
+        (
+            '{"models": [{"name": "m", "provider": "openai", "input": 1, "output": -3, '
+            '"context_window": 10}]}',
+            "model 'm': output: Input should be greater than or equal to 0",
+        ),
+        (
+            '{"models": [{"name": "m", "provider": "openai", "input": "cheap", "output": 1}]}',
+            "model 'm': input: Input should be a valid number, unable to parse string as a "
+            "number; context_window: Field required",
+        ),
+        (
+            '{"models": [{"provider": "openai", "input": 1, "output": 1, "context_window": 9}]}',
+            "model #1: name: Field required",
+        ),
+        (
+            '{"models": [{"name": "m", "provider": "openai", "input": 1, "ouput": 1, '
+            '"context_window": 9}]}',
+            "model 'm': output: Field required; ouput: Extra inputs are not permitted",
+        ),
+    ],
+)
+def test_catalog_mistakes_are_named_with_their_model_and_field(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        ModelCatalog.from_json(text, source="house.json")
+    assert f"model catalog house.json is invalid: {message}" in str(refused.value)
     assert RouterSettings.env_var("catalog_path") == "AGENTMESH_ROUTER_CATALOG_PATH"

@@ -59,6 +59,7 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, cast
 
@@ -108,6 +109,7 @@ from agentmesh.router import (
     prompt_text,
     text_chars_of,
 )
+from agentmesh.router.catalog import usable_catalog
 from agentmesh.router.table import BUNDLED_TABLE
 
 _log = get_logger(__name__)
@@ -267,7 +269,8 @@ _atexit_registered = False
 
 
 def _policy_from(settings: InstrumentationSettings) -> RoutingPolicy:
-    fallbacks = FallbackChains(settings.routing_fallbacks)
+    # an unusable catalog override is logged once and the bundled catalog routes
+    fallbacks = FallbackChains(settings.routing_fallbacks, catalog=usable_catalog())
     pins = Pins.from_config(settings.routing_pins)
     inner: RoutingPolicy
     if settings.routing_policy == "utility":
@@ -396,8 +399,16 @@ def routing_config() -> RoutingConfig:
     config = _config
     if config is not None:
         return config
-    loaded = safe_call("routing.configure", configure_routing)
-    return loaded if loaded is not None else _install(_off_config())
+    try:
+        return configure_routing()
+    except Exception as exc:  # noqa: BLE001 - fail-open: the app runs unrouted
+        with suppress(Exception):
+            _log.error(
+                "routing is off: its settings cannot be used",
+                where="routing.configure",
+                error=str(exc),
+            )
+        return _install(_off_config())
 
 
 def reset_routing() -> None:

@@ -20,12 +20,24 @@ from importlib import resources
 from pathlib import Path
 from typing import ClassVar, cast
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import SettingsConfigDict
 
 from agentmesh.core import AgentMeshSettings, ConfigError
+from agentmesh.core.log import get_logger
 
-__all__ = ["ModelCatalog", "ModelInfo", "RouterSettings", "bundled_catalog", "default_catalog"]
+__all__ = [
+    "ModelCatalog",
+    "ModelInfo",
+    "RouterSettings",
+    "bundled_catalog",
+    "default_catalog",
+    "reset_catalog",
+    "usable_catalog",
+]
+
+_log = get_logger(__name__)
+_warned: set[str] = set()
 
 _DATE_SUFFIX = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8}|-latest)$")
 
@@ -189,12 +201,21 @@ class ModelCatalog:
             ConfigError: The document is not valid JSON or an entry misses a field.
         """
         try:
-            raw = json.loads(text)
-            entries = cast("list[dict[str, object]]", raw["models"])
-            models = [_parse_entry(entry) for entry in entries]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"model catalog {source} is invalid: {exc!r}") from exc
-        return cls(models)
+            raw: object = json.loads(text)
+        except ValueError as exc:
+            raise ConfigError(f"model catalog {source} is invalid: not JSON ({exc})") from exc
+        entries = cast("dict[str, object]", raw).get("models") if isinstance(raw, dict) else None
+        if not isinstance(entries, list):
+            raise ConfigError(
+                f'model catalog {source} is invalid: expected {{"models": [...]}}, a list of '
+                "models each with name, provider, input, output and context_window"
+            )
+        return cls(
+            [
+                _parse_entry(entry, index, source)
+                for index, entry in enumerate(cast("list[object]", entries))
+            ]
+        )
 
     def merged(self, other: ModelCatalog) -> ModelCatalog:
         """Return a catalog with ``other``'s models added, replacing same-named ones.
@@ -208,19 +229,41 @@ class ModelCatalog:
         return ModelCatalog([*self, *other])
 
 
-def _parse_entry(entry: dict[str, object]) -> ModelInfo:
-    cached = entry.get("cached_input")
-    written = entry.get("cache_write")
-    caps = cast("list[str]", entry.get("capabilities", []))
+class _Entry(BaseModel):
+    """One model of a catalog file, as written: prices per million tokens, never negative."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    name: str = Field(min_length=1)
+    provider: str = Field(min_length=1)
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cached_input: float | None = Field(default=None, ge=0)
+    cache_write: float | None = Field(default=None, ge=0)
+    context_window: int = Field(gt=0)
+    capabilities: list[str] = Field(default_factory=lambda: [])
+
+
+def _parse_entry(entry: object, index: int, source: str) -> ModelInfo:
+    try:
+        parsed = _Entry.model_validate(entry)
+    except ValidationError as exc:
+        named = cast("dict[str, object]", entry).get("name") if isinstance(entry, dict) else None
+        which = f"model {named!r}" if isinstance(named, str) and named else f"model #{index + 1}"
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'entry'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise ConfigError(f"model catalog {source} is invalid: {which}: {problems}") from exc
     return ModelInfo(
-        name=str(entry["name"]),
-        provider=str(entry["provider"]),
-        input_per_mtok=float(cast("float", entry["input"])),
-        output_per_mtok=float(cast("float", entry["output"])),
-        cached_input_per_mtok=None if cached is None else float(cast("float", cached)),
-        context_window=int(cast("int", entry["context_window"])),
-        capabilities=frozenset(caps),
-        cache_write_per_mtok=None if written is None else float(cast("float", written)),
+        name=parsed.name,
+        provider=parsed.provider,
+        input_per_mtok=parsed.input,
+        output_per_mtok=parsed.output,
+        cached_input_per_mtok=parsed.cached_input,
+        context_window=parsed.context_window,
+        capabilities=frozenset(parsed.capabilities),
+        cache_write_per_mtok=parsed.cache_write,
     )
 
 
@@ -265,3 +308,32 @@ def default_catalog() -> ModelCatalog:
             ) from exc
         catalog = catalog.merged(ModelCatalog.from_json(text, source=str(path)))
     return catalog
+
+
+def usable_catalog() -> ModelCatalog:
+    """Return :func:`default_catalog`, or the bundled catalog when the override cannot be used.
+
+    What prices calls and routes them must not stop working over a catalog file: a missing or
+    invalid ``AGENTMESH_ROUTER_CATALOG_PATH`` is logged once (an error naming the variable and
+    the problem) and the bundled catalog is used. ``agentmesh check`` refuses it outright.
+
+    Returns:
+        The catalog.
+    """
+    try:
+        return default_catalog()
+    except ConfigError as exc:
+        reason = str(exc)
+        if reason not in _warned:
+            _warned.add(reason)
+            _log.error(
+                "model catalog override unusable; the bundled catalog prices and routes calls",
+                reason=reason,
+            )
+        return bundled_catalog()
+
+
+def reset_catalog() -> None:
+    """Forget the loaded catalog and the warnings given (the next use reads the settings)."""
+    default_catalog.cache_clear()
+    _warned.clear()

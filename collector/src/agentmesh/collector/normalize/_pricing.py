@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from agentmesh.core.errors import ConfigError
 from agentmesh.core.log import get_logger
-from agentmesh.router import ModelCatalog, default_catalog
-from agentmesh.router.catalog import bundled_catalog
+from agentmesh.router import ModelCatalog
+from agentmesh.router.catalog import usable_catalog
 
 __all__ = ["Pricer"]
 
@@ -48,11 +47,7 @@ class Pricer:
         """
         if not self._loaded:
             self._loaded = True
-            try:
-                self._catalog = default_catalog()
-            except ConfigError:
-                _log.exception("model catalog override unreadable; the bundled catalog prices")
-                self._catalog = bundled_catalog()
+            self._catalog = usable_catalog()
         if self._catalog is None:
             return None
         return self._catalog.cost_usd(

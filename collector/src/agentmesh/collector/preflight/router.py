@@ -6,7 +6,28 @@ from agentmesh.collector.preflight.finding import Finding
 from agentmesh.collector.settings import CollectorSettings
 from agentmesh.core.errors import ConfigError
 
-__all__ = ["check_router"]
+__all__ = ["check_catalog", "check_router"]
+
+
+def check_catalog() -> Finding:
+    """Read the model catalog with ``AGENTMESH_ROUTER_CATALOG_PATH`` applied.
+
+    The collector prices calls with it; an override it cannot use would be logged and left
+    out at run time (the bundled catalog prices), which is worth knowing before starting.
+
+    Returns:
+        The finding (``model catalog``).
+    """
+    from agentmesh.router.catalog import RouterSettings, default_catalog
+
+    default_catalog.cache_clear()
+    try:
+        catalog = default_catalog()
+    except ConfigError as exc:
+        return Finding("model catalog", "fail", str(exc))
+    path = RouterSettings.load().catalog_path
+    source = f"bundled, with {path}" if path is not None else "bundled"
+    return Finding("model catalog", "ok", f"{len(list(catalog))} models ({source})")
 
 
 def check_router(settings: CollectorSettings) -> Finding:

@@ -9,7 +9,7 @@ from agentmesh.collector.preflight.certificates import check_tls
 from agentmesh.collector.preflight.finding import Finding
 from agentmesh.collector.preflight.listen import check_port
 from agentmesh.collector.preflight.remote import check_forward_target, check_redis
-from agentmesh.collector.preflight.router import check_router
+from agentmesh.collector.preflight.router import check_catalog, check_router
 from agentmesh.collector.preflight.stores import check_store
 from agentmesh.collector.settings import CollectorSettings
 
@@ -34,6 +34,7 @@ async def run_checks(settings: CollectorSettings) -> list[Finding]:
         local.append(check_port("http port", settings.http_host, settings.http_port))
     local.append(check_tls(settings))
     local.append(check_router(settings))
+    local.append(check_catalog())
     remote = await asyncio.gather(
         check_store(settings),
         check_redis(settings),

@@ -16,8 +16,7 @@ import threading
 from collections.abc import Iterable
 from typing import Final
 
-from agentmesh.instrumentation._failopen import report
-from agentmesh.router.catalog import ModelCatalog, ModelInfo, bundled_catalog, default_catalog
+from agentmesh.router.catalog import ModelCatalog, ModelInfo, reset_catalog, usable_catalog
 
 __all__ = ["UNKNOWN_MODEL", "cost_usd", "forget", "model_info"]
 
@@ -29,7 +28,6 @@ _MAX_CACHED = 4096
 _lock = threading.Lock()
 _cache: dict[str, ModelInfo | None] = {}
 _catalog: list[ModelCatalog] = []
-_unreadable: list[str] = []  # not empty once a catalog that cannot be read was reported
 
 
 def model_info(name: str) -> ModelInfo | None:
@@ -45,7 +43,7 @@ def model_info(name: str) -> ModelInfo | None:
         return _cache[name]
     except KeyError:
         pass
-    catalog = _default_catalog()
+    catalog = usable_catalog()
     info = catalog.get(name)
     with _lock:
         if not _catalog or _catalog[0] is not catalog:
@@ -84,20 +82,9 @@ def cost_usd(
     return None
 
 
-def _default_catalog() -> ModelCatalog:
-    """The router's catalog; the bundled one when the override cannot be read (logged once)."""
-    try:
-        return default_catalog()
-    except Exception as exc:  # noqa: BLE001 - a wrong override prices by the bundled catalog
-        if not _unreadable:
-            _unreadable.append(type(exc).__name__)
-            report("pricing: catalog override unreadable, the bundled catalog prices calls", exc)
-        return bundled_catalog()
-
-
 def forget() -> None:
-    """Drop the cached lookups and the once-only warning (for tests that change the catalog)."""
+    """Drop the cached lookups and the catalog (for tests that change the catalog)."""
     with _lock:
         _cache.clear()
         _catalog.clear()
-        _unreadable.clear()
+    reset_catalog()
