@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from collections.abc import AsyncGenerator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -33,7 +34,7 @@ from agentmesh.collector.store.memory_store import MemoryStore
 from agentmesh.core import RouteTableError
 from agentmesh.instrumentation import route_table
 from agentmesh.instrumentation.control import Backoff
-from agentmesh.instrumentation.route_table import RouteTableClient, load_table
+from agentmesh.instrumentation.route_table import RouteTableClient, load_table, save_table
 from agentmesh.instrumentation.settings import InstrumentationSettings
 from agentmesh.router import BUNDLED_TABLE, ModelStats, RouteTable, Tradeoff, UtilityPolicy
 from agentmesh.router.learned import Predictor, QualityModel
@@ -99,6 +100,12 @@ async def _eventually(check: Callable[[], bool]) -> bool:
 
 async def _version(client: RouteTableClient, version: int) -> bool:
     return await asyncio.to_thread(client.wait_for_version, version, WAIT)
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _tuned(table: RouteTable) -> RouteTable:
@@ -397,6 +404,49 @@ async def test_current_route_table_follows_the_collector(
     assert route_table.route_table_target(off) is None
     assert route_table.configure_route_table(settings=off) is None
     assert route_table.current_route_table() is BUNDLED_TABLE
+
+
+def test_the_cache_is_read_before_the_client_thread_runs(
+    tmp_path: Path, clients: list[RouteTableClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An app that calls at once after init, with the collector away: the cached table rules its
+    # first calls, not the bundled defaults (the thread used to read the cache itself, later).
+    # The thread is held back here, so only a read made before it can show the cached table.
+    monkeypatch.setattr(RouteTableClient, "start", lambda self: None)  # pyright: ignore[reportUnknownLambdaType, reportUnknownArgumentType]
+    cache = tmp_path / "rt.json"
+    cached = replace(_tuned(BUNDLED_TABLE), version=89)
+    assert save_table(cache, cached)
+    settings = InstrumentationSettings.load(
+        control_url=f"http://127.0.0.1:{_closed_port()}", route_table_cache=cache
+    )
+    client = route_table.configure_route_table(settings=settings)
+    assert client is not None
+    assert route_table.current_route_table().version == 89  # no wait for the thread
+    assert client.stats.cache_loads == 1
+    route_table.shutdown_route_table()
+
+
+def test_init_starts_the_followers_before_the_first_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clients: list[RouteTableClient]
+) -> None:
+    from agentmesh.instrumentation import _setup
+    from agentmesh.instrumentation.control import shutdown_control
+    from agentmesh.instrumentation.control._runtime import _slot as control_slot  # pyright: ignore[reportPrivateUsage]
+    from agentmesh.instrumentation.route_table._runtime import _slot as table_slot  # pyright: ignore[reportPrivateUsage]
+
+    monkeypatch.setenv("AGENTMESH_CONTROL_URL", f"http://127.0.0.1:{_closed_port()}")
+    route_table.shutdown_route_table()
+    shutdown_control()
+    _setup._start_followers()  # pyright: ignore[reportPrivateUsage] - what init() ends with
+    try:
+        assert table_slot.configured
+        assert control_slot.configured
+        client = route_table.route_table_client()
+        assert client is not None
+        assert client.running
+    finally:
+        route_table.shutdown_route_table()
+        shutdown_control()
 
 
 async def test_publishing_a_table_apps_would_refuse_changes_nothing() -> None:

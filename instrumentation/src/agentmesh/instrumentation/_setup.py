@@ -186,7 +186,22 @@ def configure_tracing(settings: InstrumentationSettings) -> TracerProvider | Non
             )
         _state.provider = provider
         _state.configured = True
-        return provider
+    _start_followers()
+    return provider
+
+
+def _start_followers() -> None:
+    """Start following the collector's route table and control document (never raises).
+
+    Now, not at the first provider call: the first calls of a process are then routed (and
+    stopped) like the rest.
+    """
+    from agentmesh.instrumentation._failopen import safe_call
+    from agentmesh.instrumentation.control import control_client
+    from agentmesh.instrumentation.route_table import route_table_client
+
+    safe_call("route_table.start", route_table_client)
+    safe_call("control.start", control_client)
 
 
 def disabled_instrumentations() -> frozenset[str]:

@@ -106,6 +106,8 @@ def configure_route_table(
             client = RouteTableClient(
                 url, cache_path=cache_path(loaded, url), wait_s=wait_s, headers=otlp_headers()
             )
+            # now, not in its thread: the calls made before its first answer follow the cache
+            client.load_cache()
     if client is not None:
         _log.debug("agentmesh.route_table.configured", url=client.base_url)
     return _slot.install(client)
