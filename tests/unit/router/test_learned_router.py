@@ -16,6 +16,7 @@ from agentmesh.router.learned.clusters import Clusters
 from agentmesh.router.learned.hashing import TextHasher
 from agentmesh.router.learned.predictor import Example, Outcome, Predictor, train_predictor
 from agentmesh.router.learned.quality import QualityModel, Shrinkage
+from agentmesh.router.policy import PassThroughPolicy
 from agentmesh.router.request import PromptFeatures, RouteRequest, prompt_text
 from agentmesh.router.table import RouteTable, Tradeoff
 from agentmesh.router.utility import UtilityPolicy
@@ -286,6 +287,33 @@ def test_utility_policy_never_picks_an_unseen_model_greedily_and_keeps_the_reque
     assert "no outcomes yet" in _policy(empty).decide(_request()).reason
     # claude has no outcome in "chat": it is never chosen greedily even with a huge λ.
     assert _policy(_trained_table(1e6)).decide(_request()).chosen == "gpt-4o-mini"
+
+
+def test_a_budget_holds_for_a_long_prompt_not_only_for_the_mean_call() -> None:
+    # gpt-4o's learned mean is $0.004 a call, under a $0.005 budget; a 3,000-token prompt
+    # costs it about $0.01 by the catalog: it is over budget, gpt-4o-mini fits.
+    long_prompt = PromptFeatures(message_count=1, total_chars=12_000)
+    short = _policy(_trained_table(0.0)).decide(_request(budget_usd=0.005))
+    assert short.chosen == "gpt-4o"
+    decision = _policy(_trained_table(0.0)).decide(_request(budget_usd=0.005, features=long_prompt))
+    assert decision.chosen == "gpt-4o-mini"
+    many = ("gpt-4o", "gpt-4o-mini", *(f"m-{i}" for i in range(70)))  # the numpy ranking
+    wide = UtilityPolicy(lambda: _trained_table(0.0), candidates={"*": many}, exploration=0.0)
+    assert wide.decide(_request(budget_usd=0.005, features=long_prompt)).chosen == "gpt-4o-mini"
+
+
+def test_a_budget_holds_before_anything_is_learned_and_without_learning() -> None:
+    long_prompt = PromptFeatures(message_count=1, total_chars=12_000)
+    cold = _policy(RouteTable()).decide(_request(budget_usd=0.002, features=long_prompt))
+    assert cold.chosen == "gpt-4o-mini"
+    assert cold.reason.startswith("within the budget of $0.002 (gpt-4o would cost $0.01006)")
+    assert _policy(RouteTable()).decide(_request(features=long_prompt)).chosen == "gpt-4o"
+    chains = FallbackChains({"gpt-4o": ["gpt-4o-mini"]})
+    plain = PassThroughPolicy(chains).decide(_request(budget_usd=0.002, features=long_prompt))
+    assert (plain.chosen, plain.candidates) == ("gpt-4o-mini", ("gpt-4o-mini", "gpt-4o"))
+    nothing = PassThroughPolicy(chains).decide(_request(budget_usd=1e-6, features=long_prompt))
+    assert nothing.chosen == "gpt-4o"
+    assert "no candidate within the budget of $1e-06" in nothing.reason
 
 
 def test_utility_policy_honours_circuits_budgets_and_capabilities() -> None:

@@ -30,11 +30,20 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from agentmesh.core import ConfigError
+from agentmesh.router.budget import estimated_cost, within_budget
+from agentmesh.router.catalog import ModelCatalog
 from agentmesh.router.chains import FallbackChains, reachable, warn_unknown_models
 from agentmesh.router.decision import RouteDecision
 from agentmesh.router.request import RouteRequest
 
-__all__ = ["PassThroughPolicy", "PinnedPolicy", "Pins", "RoutingPolicy", "text_chars_of"]
+__all__ = [
+    "PassThroughPolicy",
+    "PinnedPolicy",
+    "Pins",
+    "RoutingPolicy",
+    "budgeted",
+    "text_chars_of",
+]
 
 
 @runtime_checkable
@@ -123,10 +132,50 @@ class PassThroughPolicy:
         """
         model = request.requested_model
         candidates = self._fallbacks.candidates(request.provider, model)
+        reason = "requested model"
+        if request.budget_usd is not None:
+            model, reason, candidates = budgeted(
+                request, self._fallbacks.catalog, candidates, model, reason
+            )
         decision = RouteDecision.new(
-            request, self.name, candidates, _rule_scores(candidates), model, "requested model"
+            request, self.name, candidates, _rule_scores(candidates), model, reason
         )
         return decision.avoiding(request.open_circuits) if request.open_circuits else decision
+
+
+def budgeted(
+    request: RouteRequest,
+    catalog: ModelCatalog,
+    candidates: tuple[str, ...],
+    model: str,
+    reason: str,
+) -> tuple[str, str, tuple[str, ...]]:
+    """Keep ``model`` if the catalog prices it within the call's budget, else the first fit.
+
+    The first candidate that fits is put first; a model the catalog does not price is kept.
+
+    Args:
+        request: The call (its budget and prompt size).
+        catalog: The model catalog.
+        candidates: The candidates, ``model`` first.
+        model: The model chosen so far.
+        reason: Why it was chosen.
+
+    Returns:
+        The model, the reason and the candidates (the chosen one first).
+    """
+    budget = request.budget_usd
+    if budget is None:
+        return model, reason, candidates
+    chars = request.features.total_chars
+    cost = estimated_cost(catalog, model, chars)
+    if cost is None or cost <= budget:
+        return model, reason, candidates
+    cheaper = within_budget(catalog, candidates, chars, budget)
+    if cheaper is None:
+        return model, f"{reason}; no candidate within the budget of ${budget:g}", candidates
+    order = (cheaper, *(m for m in candidates if m != cheaper))
+    return cheaper, f"within the budget of ${budget:g} ({model} would cost ${cost:.4g})", order
 
 
 def _check_rules(rules: Mapping[str, str], what: str) -> dict[str, str]:

@@ -47,13 +47,14 @@ from dataclasses import dataclass
 from typing import Final, cast
 
 from agentmesh.core.log import get_logger
+from agentmesh.router.budget import CHARS_PER_TOKEN, DEFAULT_OUTPUT_TOKENS, estimated_cost
 from agentmesh.router.catalog import ModelCatalog, default_catalog
 from agentmesh.router.chains import FallbackChains, reachable
 from agentmesh.router.decision import RouteDecision
 from agentmesh.router.learned.parse_ahead import parse, parsed, retire
 from agentmesh.router.learned.predictor import Predictor
 from agentmesh.router.learned.quality import ARRAY_MIN_CANDIDATES
-from agentmesh.router.policy import PassThroughPolicy
+from agentmesh.router.policy import PassThroughPolicy, budgeted
 from agentmesh.router.request import RouteRequest
 from agentmesh.router.table import ModelStats, RouteTable, Tradeoff
 
@@ -61,8 +62,6 @@ __all__ = ["UtilityPolicy"]
 
 _log = get_logger(__name__)
 
-_CHARS_PER_TOKEN: Final = 4.0
-_DEFAULT_OUTPUT_TOKENS: Final = 256
 _DEFAULT_LATENCY_S: Final = 1.0
 _MAX_RECORDED: Final = 8
 _MAX_CACHED: Final = 4096
@@ -173,13 +172,13 @@ class UtilityPolicy:
         else:
             pool = tuple(m for m in configured if reachable(request.provider, m, self._catalog))
         needed = [cap for flag, cap in _CAPABILITY_OF if getattr(f, flag)]
-        tokens = f.total_chars / _CHARS_PER_TOKEN
+        tokens = f.total_chars / CHARS_PER_TOKEN
         out: list[str] = []
         for model in pool:
             info = self._catalog.get(model)
             if info is not None and (
                 any(cap not in info.capabilities for cap in needed)
-                or tokens + _DEFAULT_OUTPUT_TOKENS > info.context_window
+                or tokens + DEFAULT_OUTPUT_TOKENS > info.context_window
             ):
                 continue
             out.append(model)
@@ -190,10 +189,7 @@ class UtilityPolicy:
         return result
 
     def _catalog_cost(self, model: str, chars: int) -> float | None:
-        info = self._catalog.get(model)
-        if info is None:
-            return None
-        return info.cost_usd(int(chars / _CHARS_PER_TOKEN), _DEFAULT_OUTPUT_TOKENS)
+        return estimated_cost(self._catalog, model, chars)
 
     def decide(self, request: RouteRequest) -> RouteDecision:
         """Choose a model for the call.
@@ -218,6 +214,16 @@ class UtilityPolicy:
                 request, self.name, (), "no candidate has the capabilities and context it needs"
             )
         if predictor is None:  # nothing learned yet: the requested model and its chain
+            if request.budget_usd is not None:  # the catalog still keeps the budget
+                model, reason, order = budgeted(
+                    request, self._catalog, candidates, request.requested_model, "requested model"
+                )
+                if model != request.requested_model:
+                    order = order[:_MAX_RECORDED]
+                    return RouteDecision.new(
+                        request, self.name, order, (1.0,) + (0.0,) * (len(order) - 1), model,
+                        f"{reason}; nothing learned yet",
+                    )  # fmt: skip
             return self._pass_through.decide(request)
         cluster = predictor.cluster_of(request.text)  # 0 when it reads no text
         budget = request.budget_usd
@@ -325,11 +331,13 @@ class UtilityPolicy:
         # Best first; equal utilities by name, descending (a stable sort of the name order).
         order = list(self._by_name(candidates))
         if blocked or budget is not None:
+            # a learned cost is a mean per call: this call's prompt may cost more
+            chars = _bucket_chars(bucket)
             order = [
                 i
                 for i in order
                 if candidates[i] not in blocked
-                and not (budget is not None and (cost := costs[i]) is not None and cost > budget)
+                and not (budget is not None and self._over(candidates[i], costs[i], chars, budget))
             ]
         order.sort(key=utility_of.__getitem__, reverse=True)  # a list: no float made per key
         if len(order) == len(candidates):  # none left out: whole-array minimum and maximum
@@ -341,6 +349,12 @@ class UtilityPolicy:
         pool = array("q", order if everyone else [i for i in order if evidence[i] == fewest])
         pick = next((i for i in order if evidence[i] >= self._min_evidence), None)
         return array("d", utility_of), evidence, array("q", order), pool, pick
+
+    def _over(self, model: str, learned: float | None, chars: int, budget: float) -> bool:
+        """Whether a call of this prompt size would cost ``model`` more than ``budget``."""
+        priced = self._catalog_cost(model, chars)
+        known = [cost for cost in (learned, priced) if cost is not None]
+        return bool(known) and max(known) > budget
 
     def _by_name(self, candidates: tuple[str, ...]) -> array[int]:
         """Indices of ``candidates`` by name, descending (kept per candidate list)."""

@@ -94,7 +94,8 @@ def rank(
         latency_weight: μ.
         by_name: The candidates' indices in descending name order.
         blocked: Models left out (open circuit breakers).
-        budget: Most a call may cost (``None``: no limit); a candidate of unknown cost stays.
+        budget: Most a call may cost (``None``: no limit), against the larger of the learned
+            cost and the catalog's price for this prompt; a candidate of unknown cost stays.
         min_evidence: Outcomes a candidate needs in the task class to be picked greedily.
         catalog_cost: A model's cost from the catalog, where the quality model knows none.
         observed_latency: A model's latency from the route table, where it knows none.
@@ -114,7 +115,11 @@ def rank(
         if blocked:
             keep[[i for i, model in enumerate(candidates) if model in blocked]] = False
         if budget is not None:
-            keep &= ~(costs > budget)  # NaN (unknown) compares False: kept
+            # a learned cost is a mean per call: this call's prompt may cost more
+            charged = np.array(
+                [_NAN if (c := catalog_cost(model)) is None else c for model in candidates]
+            )
+            keep &= ~(np.fmax(costs, charged) > budget)  # NaN (unknown) compares False: kept
         order = order[keep[order]]
     order = order[np.argsort(-utilities[order], kind="stable")]
     seen = evidence[order]
