@@ -448,11 +448,28 @@ def test_the_openai_instrumentor_routes_through_the_provider_hooks(
     assert [dict(e.attributes or {})[semconv.AGENTMESH_ROUTE_FALLBACK_TO] for e in fallbacks] == [
         "gpt-4o-mini"
     ]
+    # the span names the model that answered, as GenAI backends count it
+    assert span.name == "chat gpt-4o-mini"
+    assert attrs[semconv.GEN_AI_REQUEST_MODEL] == "gpt-4o-mini"
+    assert attrs[semconv.AGENTMESH_ROUTE_REQUESTED_MODEL] == "gpt-4o"  # the app's
     for request in fake.requests:
         assert (
             f"{semconv.AGENTMESH_ROUTE_DECISION_ID}={decision.decision_id}"
             in (request.headers["baggage"])
         )
+
+
+def test_a_span_names_the_model_enforce_sent(
+    hooked: OpenAIInstrumentor, exporter: InMemorySpanExporter, fake: FakeProviderThread
+) -> None:
+    _configure("enforce", policy=PinnedPolicy(Pins(task_classes={"triage": "gpt-4o-mini"})))
+    with task_class("triage"):
+        _chat(fake)
+    _chat(fake)
+    sent, kept = exporter.get_finished_spans()
+    assert (sent.name, kept.name) == ("chat gpt-4o-mini", "chat gpt-4o")
+    assert dict(sent.attributes or {})[semconv.GEN_AI_REQUEST_MODEL] == "gpt-4o-mini"
+    assert dict(kept.attributes or {})[semconv.GEN_AI_REQUEST_MODEL] == "gpt-4o"
 
 
 def test_the_provider_hooks_never_route_embeddings(

@@ -78,6 +78,7 @@ from agentmesh.core.semconv import (
     ERROR_TYPE,
     EVENT_FALLBACK,
     GEN_AI_PROVIDER_NAME,
+    GEN_AI_REQUEST_MODEL,
 )
 from agentmesh.instrumentation._cooldowns import CooldownTable, retry_after_seconds
 from agentmesh.instrumentation._failopen import report, safe_call
@@ -760,12 +761,27 @@ def _before_hook(span: Span, endpoint: str, kwargs: dict[str, Any]) -> dict[str,
     if routed.decision is None:
         return kwargs
     span.set_attributes(span_attributes(routed))
+    _name_sent_model(span, kwargs.get("model"), routed.kwargs.get("model"))
     if routed.mode == "enforce" or routed.cooldowns is not None:
         with _inflight_lock:
             _inflight[span] = routed
         if len(config.cooldowns):
             _watch(span, routed)
     return _with_baggage_header(routed, routed.kwargs)
+
+
+def _name_sent_model(span: Span, requested: object, sent: object) -> None:
+    """Name the model actually sent on the span (``gen_ai.request.model``, the span name).
+
+    GenAI backends count a call under its request model; after enforce replaced the app's
+    model (kept in ``agentmesh.route.requested_model``) or a fallback, that is the sent one.
+    """
+    if not isinstance(sent, str) or not isinstance(requested, str) or sent == requested:
+        return
+    span.set_attribute(GEN_AI_REQUEST_MODEL, sent)
+    name: object = getattr(span, "name", None)
+    if isinstance(name, str) and name.endswith(f" {requested}"):
+        span.update_name(f"{name[: -len(requested)]}{sent}")
 
 
 def hook_before(span: Span, endpoint: str, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -841,6 +857,7 @@ def _on_error_hook(
         return None
     name, attrs = fallback_event(routed, exc, str(retry.get("model")))
     span.add_event(name, attrs)
+    _name_sent_model(span, kwargs.get("model"), retry.get("model"))
     _watch(span, routed)
     return _with_baggage_header(routed, retry)
 
