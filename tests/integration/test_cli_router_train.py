@@ -106,3 +106,32 @@ def test_bad_inputs_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     (tmp_path / "junk.json").write_text("[1]")
     with pytest.raises(ConfigError, match="PREDICTOR_PATH"):
         load_predictor(tmp_path / "junk.json")
+
+
+def test_what_train_prints_and_refuses_says_what_it_did(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    examples = _examples(tmp_path / "ex.jsonl")
+    out = tmp_path / "p.json"
+    assert main(["router", "train", "--examples", str(examples), "-o", str(out)]) == 0
+    fitted = load_predictor(out).clusters
+    assert fitted is not None
+    # 32 asked, fewer distinct prompts: the count printed is the fitted one, not the flag
+    assert f"2 models, {fitted.k} clusters" in capsys.readouterr().err
+    assert fitted.k < 32
+    common = ["router", "train", "-o", str(tmp_path / "o.json")]
+    assert main([*common, "--examples", str(examples), "--clusters", "-1"]) == 2
+    assert "--clusters must be 0 (none) or more, not -1" in capsys.readouterr().err
+    assert main([*common, "--examples", str(examples), "--base", str(out)]) == 2
+    assert "--base goes with --decisions" in capsys.readouterr().err
+    over = tmp_path / "over.jsonl"
+    over.write_text('{"prompt": "x", "outcomes": {"m": 2}}\n')
+    assert main([*common, "--examples", str(over)]) == 2
+    assert "over.jsonl:1: outcomes.m: a quality is from 0 to 1, not 2" in capsys.readouterr().err
+    assert main([*common, "--decisions", str(examples)]) == 2  # examples are no decisions
+    err = capsys.readouterr().err
+    assert "not a decisions export (no features, mode, requested_model" in err
+    assert main([*common, "--decisions", str(examples), "--base", str(examples)]) == 2
+    err = capsys.readouterr().err
+    assert f"--base {examples}: cannot load a predictor" in err
+    assert "PREDICTOR_PATH" not in err

@@ -82,13 +82,25 @@ def add_router_command(parser: argparse.ArgumentParser) -> None:
     train.set_defaults(handler=_train)
 
 
+_NEEDED = (
+    "task_class", "features", "mode", "requested_model", "chosen", "quality", "cost_usd",
+    "latency_s", "error",
+)  # fmt: skip
+
+
 def _from_decisions(path: Path, base: Path | None) -> Predictor:
     import duckdb
 
     from agentmesh.collector.routing.trainer import load_predictor
     from agentmesh.router.learned.predictor import Predictor
 
-    predictor = load_predictor(base) if base is not None else None
+    predictor = None
+    if base is not None:
+        try:
+            predictor = load_predictor(base)
+        except ConfigError as exc:
+            reason = str(exc).partition(": ")[2] or str(exc)
+            raise ConfigError(f"--base {base}: {reason}") from exc
     if predictor is None:
         from agentmesh.router.learned.quality import QualityModel
 
@@ -96,6 +108,19 @@ def _from_decisions(path: Path, base: Path | None) -> Predictor:
     if not path.is_file():
         raise ConfigError(f"--decisions {path}: no such file")
     query = _QUERIES.get(path.suffix, _QUERIES[".jsonl"])
+    source = query.partition(" FROM ")[2]
+    describe = f"DESCRIBE SELECT * FROM {source}"  # noqa: S608 - a fixed reader, no user text
+    try:
+        columns = {row[0] for row in duckdb.execute(describe, [str(path)]).fetchall()}
+    except duckdb.Error as exc:
+        kind = path.suffix or "JSON lines"
+        raise ConfigError(f"--decisions {path}: cannot read it as {kind}: {exc}") from exc
+    missing = [name for name in _NEEDED if name not in columns]
+    if missing:
+        raise ConfigError(
+            f"--decisions {path}: not a decisions export (no {', '.join(missing)} column); "
+            "write one with `agentmesh export decisions`"
+        )
     try:
         rows = duckdb.execute(query, [str(path)]).fetchall()
     except duckdb.Error as exc:
@@ -123,6 +148,10 @@ def _train(args: argparse.Namespace) -> int:
     from agentmesh.router.learned.predictor import train_predictor
 
     console = Console(stderr=True)
+    if args.clusters < 0:
+        raise ConfigError(f"--clusters must be 0 (none) or more, not {args.clusters}")
+    if args.examples is not None and args.base is not None:
+        raise ConfigError("--base goes with --decisions (--examples fits its own clusters)")
     if args.examples is not None:
         try:
             data = read_examples(args.examples)
@@ -133,9 +162,10 @@ def _train(args: argparse.Namespace) -> int:
         predictor = train_predictor(
             data.examples, clusters=args.clusters, seed=args.seed, tail_chars=args.tail_chars
         )
+        fitted = predictor.clusters.k if predictor.clusters is not None else 0
         console.print(
             f"{len(data.examples):,} examples ({data.skipped} skipped), "
-            f"{len(data.models)} models, {args.clusters} clusters"
+            f"{len(data.models)} models, {fitted} clusters"
         )
     else:
         predictor = _from_decisions(args.decisions, args.base)

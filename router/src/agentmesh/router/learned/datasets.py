@@ -61,14 +61,21 @@ def _number(value: object, where: str) -> float:
     return float(value)
 
 
+def _quality(value: object, where: str) -> float:
+    quality = _number(value, where)
+    if not 0.0 <= quality <= 1.0:
+        raise ValueError(f"{where}: a quality is from 0 to 1, not {quality:g}")
+    return quality
+
+
 def _outcome(value: object, where: str) -> Outcome:
     if not isinstance(value, Mapping):
-        return Outcome(_number(value, where))
+        return Outcome(_quality(value, where))
     raw = cast("Mapping[str, object]", value)
     cost = raw.get("cost_usd")
     latency = raw.get("latency_s")
     return Outcome(
-        _number(raw.get("quality"), f"{where}.quality"),
+        _quality(raw.get("quality"), f"{where}.quality"),
         None if cost is None else _number(cost, f"{where}.cost_usd"),
         None if latency is None else _number(latency, f"{where}.latency_s"),
     )
