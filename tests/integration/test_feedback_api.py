@@ -93,6 +93,7 @@ async def test_feedback_is_stored_as_a_span_and_joined_with_the_decision(tmp_pat
         answer = json.loads(text)
         assert answer["trace_id"] == f.trace_id
         assert answer["parent_span_id"] == call.span_id  # found in the store
+        assert answer["decision_found"] is True
         await collector.drain()
 
         stored = {s.span_id: s for s in await store.spans(f.trace_id)}
@@ -138,6 +139,7 @@ async def test_feedback_before_the_decision_arrives_is_joined_later() -> None:
         )
         assert status == 202, text
         assert json.loads(text)["parent_span_id"] is None
+        assert json.loads(text)["decision_found"] is False  # told, and joined when it arrives
         await _export(session, base, spans)
         await collector.drain()
         [outcome] = await decision_outcomes(store)
@@ -209,7 +211,7 @@ async def test_bad_bodies_answer_400_and_the_server_keeps_serving(
         url = f"{collector.http_endpoint}/v1/feedback"
         status, text = await _post(session, url, body)
         assert status == 400
-        assert message in text
+        assert message in json.loads(text)["error"]  # {"error": ...}, as the rest of the API
         status, _ = await _post(session, url, GOOD)
         assert status == 202
         await collector.drain()
@@ -236,7 +238,7 @@ async def test_method_size_and_full_queue() -> None:
             assert response.headers["Allow"] == "POST"
         status, text = await _post(session, url, b"{" + b" " * 70_000 + b"}")
         assert status == 413
-        assert "over the limit of 65536 bytes" in text
+        assert "over the limit of 65536 bytes" in json.loads(text)["error"]
         # The pipeline is not started: it refuses, the client is told to retry.
         async with session.post(url, json=GOOD) as response:
             assert response.status == 503

@@ -16,8 +16,10 @@ and seen by the detectors, unless its trace has left the graph builder while its
 stored: then it is written to the store directly, since a graph rebuilt from the feedback span
 alone would replace the stored one.
 
-Answers ``202`` with ``{"span_id": …, "trace_id": …, "parent_span_id": …}``; ``400`` with a
-plain message for a body that is not JSON, a missing or malformed field or a score outside
+Answers ``202`` with ``{"span_id": …, "trace_id": …, "parent_span_id": …, "decision_found":
+…}`` (``false``: no stored span of the trace carries the decision yet, logged as a warning; the
+score joins the decision only if such a span arrives); errors are ``{"error": "…"}`` in plain
+words: ``400`` for a body that is not JSON, a missing or malformed field or a score outside
 [0, 1]; ``413`` for a body over 64 KiB; ``405`` for methods other than ``POST``; ``503`` with
 ``Retry-After`` when the pipeline's queue is full.
 
@@ -43,6 +45,7 @@ from typing import Final, cast
 
 from aiohttp import ClientPayloadError, web
 
+from agentmesh.collector.api.params import error_response
 from agentmesh.collector.graph.builder import GraphBuilder
 from agentmesh.collector.model import AttributeValue, SpanRecord
 from agentmesh.collector.receiver.http_body import BodyTooLargeError, read_capped
@@ -248,39 +251,45 @@ def feedback_routes(
 
     async def handler(request: web.Request) -> web.Response:
         if request.method != "POST":
-            return web.Response(
-                status=405,
-                text=f"{request.method} is not supported on {FEEDBACK_PATH}; send POST\n",
-                headers={"Allow": "POST"},
+            refused = error_response(
+                f"{request.method} is not supported on {FEEDBACK_PATH}; send POST", 405
             )
+            refused.headers["Allow"] = "POST"
+            return refused
         try:
             body = await read_capped(
                 request.content.iter_any(), request.content_length, MAX_BODY_BYTES
             )
         except BodyTooLargeError as exc:
-            return web.Response(status=413, text=f"{exc}\n")
+            return error_response(str(exc), 413)
         except (ClientPayloadError, OSError) as exc:  # the client went away or broke the body
-            return web.Response(status=400, text=f"cannot read the body: {exc}\n")
+            return error_response(f"cannot read the body: {exc}", 400)
         try:
             feedback = Feedback.from_json(body)
         except FeedbackError as exc:
-            return web.Response(status=400, text=f"{exc}\n")
-        parent, run_id = await _decision_span(store, feedback)
+            return error_response(str(exc), 400)
+        parent, run_id, found = await _decision_span(store, feedback)
         span = feedback_span(feedback, parent_span_id=parent, run_id=run_id)
         refused = await _deliver(span, sink, store, builder)
         if refused is not None:
-            return web.Response(
-                status=503,
-                text=f"{refused}; retry later\n",
-                headers={"Retry-After": str(retry_after_seconds)},
-            )
+            busy = error_response(f"{refused}; retry later", 503)
+            busy.headers["Retry-After"] = str(retry_after_seconds)
+            return busy
         _log.info(
             "feedback",
             trace_id=feedback.trace_id,
             decision_id=feedback.decision_id,
             score=feedback.score,
             span_id=span.span_id,
+            decision_found=found,
         )
+        if not found:
+            _log.warning(
+                "feedback for a decision not stored (yet): it joins the decision only when a "
+                "span of the trace carries it",
+                trace_id=feedback.trace_id,
+                decision_id=feedback.decision_id,
+            )
         if on_feedback is not None:
             try:
                 outcome = on_feedback(feedback, span)
@@ -289,20 +298,27 @@ def feedback_routes(
             except Exception:  # noqa: BLE001 - a listener must not fail the request
                 _log.exception("feedback listener failed", decision_id=feedback.decision_id)
         return web.json_response(
-            {"span_id": span.span_id, "trace_id": span.trace_id, "parent_span_id": parent},
+            {
+                "span_id": span.span_id,
+                "trace_id": span.trace_id,
+                "parent_span_id": parent,
+                "decision_found": found,
+            },
             status=202,
         )
 
     return [web.route("*", FEEDBACK_PATH, handler)]
 
 
-async def _decision_span(store: SpanStore, feedback: Feedback) -> tuple[str | None, str | None]:
-    """The feedback's parent span id and the decision's run id, from the store when needed."""
+async def _decision_span(
+    store: SpanStore, feedback: Feedback
+) -> tuple[str | None, str | None, bool]:
+    """The feedback's parent span id, the decision's run id, and whether the decision is stored."""
     try:
         spans = await store.spans(feedback.trace_id)
     except Exception:  # noqa: BLE001 - logged; the feedback keeps the given parent
         _log.warning("feedback: trace not read", trace_id=feedback.trace_id, exc_info=True)
-        return feedback.span_id, None
+        return feedback.span_id, None, False
     decision: SpanRecord | None = None
     for span in spans:
         if feedback.span_id is not None and span.span_id == feedback.span_id:
@@ -319,8 +335,8 @@ async def _decision_span(store: SpanStore, feedback: Feedback) -> tuple[str | No
         ):
             decision = span
     if decision is None:
-        return feedback.span_id, None
-    return decision.span_id, decision.str_attr(semconv.AGENTMESH_RUN_ID)
+        return feedback.span_id, None, False
+    return decision.span_id, decision.str_attr(semconv.AGENTMESH_RUN_ID), True
 
 
 async def _deliver(
