@@ -90,6 +90,7 @@ from agentmesh.instrumentation.control import (
     shutdown_control,
 )
 from agentmesh.instrumentation.control._slot import changes, note_change
+from agentmesh.instrumentation.feedback import remember_route
 from agentmesh.instrumentation.route_budget import current_call_budget
 from agentmesh.instrumentation.route_table import current_route_table, route_table_client
 from agentmesh.instrumentation.settings import InstrumentationSettings
@@ -762,6 +763,7 @@ def _before_hook(span: Span, endpoint: str, kwargs: dict[str, Any]) -> dict[str,
         return kwargs
     span.set_attributes(span_attributes(routed))
     _name_sent_model(span, kwargs.get("model"), routed.kwargs.get("model"))
+    remember_route(span, routed.decision.decision_id, routed.decision.chosen)
     if routed.mode == "enforce" or routed.cooldowns is not None:
         with _inflight_lock:
             _inflight[span] = routed
