@@ -359,3 +359,19 @@ def test_a_reader_that_stops_early_gets_no_traceback(db: Path) -> None:
     assert b"Traceback" not in err
     assert b"BrokenPipeError" not in err
     assert process.returncode == 1
+
+
+def test_times_may_be_dates_and_a_file_that_is_no_store_is_named(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["detections", "--db", str(db), "--since", "2000-01-01T00:00:00Z", "--json"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1  # a date-time, as export takes it
+    assert main(["detections", "--db", str(db), "--since", "2999-01-01", "--json"]) == 0
+    assert capsys.readouterr().out == ""
+    other = tmp_path / "scripts.json"
+    other.write_text('{"a": 1}')
+    assert main(["decisions", "--db", str(other)]) == 2
+    assert f"{other} is not a DuckDB file" in capsys.readouterr().err
+    argv = ["export", "decisions", "--db", str(db), "-o", str(tmp_path / "d.parquet")]
+    assert main([*argv, "--since", "1h", "--until", "2h"]) == 2
+    assert "--since 1h is not before --until 2h" in capsys.readouterr().err

@@ -157,7 +157,11 @@ async def test_runs_a_run_graph_and_costs_over_http() -> None:
         ("/v1/runs/nope", 404, "no run matches 'nope'"),
         ("/v1/runs/run-", 409, "2 runs match 'run-'"),
         ("/v1/runs?limit=0", 400, "limit must be a whole number from 1 to 1000, not '0'"),
-        ("/v1/runs?since=soon", 400, "since 'soon': expected a number and a unit"),
+        (
+            "/v1/runs?since=soon",
+            400,
+            "since 'soon': expected a duration (90s, 15m, 24h, 7d) or an ISO",
+        ),
         ("/v1/costs?group_by=team", 400, "group_by must be agent or model, not 'team'"),
         ("/v1/runs/nope/spans", 404, "no run matches 'nope'"),
         ("/v1/runs/run-/spans", 409, "2 runs match 'run-'"),

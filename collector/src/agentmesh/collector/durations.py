@@ -17,7 +17,7 @@ from typing import Final
 
 from agentmesh.core import ConfigError
 
-__all__ = ["parse_duration", "parse_when"]
+__all__ = ["parse_duration", "parse_when", "when_ns"]
 
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -73,3 +73,22 @@ def parse_when(text: str, flag: str, *, now: float | None = None) -> float:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return when.timestamp()
+
+
+def when_ns(text: str, name: str) -> int:
+    """Read a duration ago (``2h``) or an ISO date-time as a time in Unix nanoseconds.
+
+    Args:
+        text: What was given.
+        name: The parameter or option, for the message.
+
+    Returns:
+        The time.
+
+    Raises:
+        ConfigError: It is neither.
+    """
+    try:
+        return time.time_ns() - parse_duration(text)
+    except ConfigError:
+        return int(parse_when(text, name) * 1_000_000_000)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from typing import cast
 
 from aiohttp import web
 
-from agentmesh.collector.durations import parse_duration
+from agentmesh.collector.durations import when_ns
 from agentmesh.collector.store.lookup import RunNotFoundError
 from agentmesh.core import ConfigError
 
@@ -27,24 +26,21 @@ _NON_FINITE: dict[float, str] = {math.inf: "Infinity", -math.inf: "-Infinity"}
 
 
 def since_param(request: web.Request) -> int | None:
-    """Read ``since`` (``90s``, ``15m``, ``2h``, ``7d``) as a time in Unix nanoseconds.
+    """Read ``since`` (``90s``, ``15m``, ``2h``, ``7d`` ago, or an ISO date-time) in Unix ns.
 
     Args:
         request: The request.
 
     Returns:
-        Now minus the duration, or ``None`` when the parameter is absent.
+        The time, or ``None`` when the parameter is absent.
 
     Raises:
-        ConfigError: The duration cannot be read.
+        ConfigError: It is neither a duration nor a date-time.
     """
     since = request.query.get("since")
     if since is None:
         return None
-    try:
-        return time.time_ns() - parse_duration(since)
-    except ConfigError as exc:
-        raise ConfigError(f"since {exc}") from exc
+    return when_ns(since, "since")
 
 
 def format_param(request: web.Request, formats: tuple[str, ...]) -> str:

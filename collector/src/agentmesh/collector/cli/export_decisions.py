@@ -137,6 +137,11 @@ def _export_decisions(args: argparse.Namespace) -> int:
     now = time.time()
     since = None if args.since is None else parse_when(str(args.since), "--since", now=now)
     until = None if args.until is None else parse_when(str(args.until), "--until", now=now)
+    if since is not None and until is not None and since >= until:
+        raise ConfigError(
+            f"--since {args.since} is not before --until {args.until}: no call can be in between "
+            "(--since 2h --until 1h: from two hours ago to one hour ago)"
+        )
     check_writable(output)
     if args.collector is not None:
         rows = _from_collector(str(args.collector), output, fmt, since, until, args.limit)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from agentmesh.collector.cli.collector_client import get_file, get_json
 from agentmesh.collector.cli.store_options import add_store_options, store_settings
-from agentmesh.collector.durations import parse_duration
+from agentmesh.collector.durations import parse_duration, when_ns
 from agentmesh.collector.export import EXPORT_FORMATS
 from agentmesh.collector.store.base import RUN_STATES
 from agentmesh.core import ConfigError
@@ -42,10 +41,7 @@ def _since_ns(args: argparse.Namespace) -> int | None:
     """The ``--since`` option as a point in time (ns), or None."""
     if args.since is None:
         return None
-    try:
-        return time.time_ns() - parse_duration(args.since)
-    except ConfigError as exc:
-        raise ConfigError(f"--since {exc}") from exc
+    return when_ns(str(args.since), "--since")
 
 
 def _with_store(args: argparse.Namespace, read: Callable[[SpanStore], Awaitable[T]]) -> T:

@@ -80,4 +80,19 @@ def readable(
         raise ConfigError(
             f"no DuckDB file at {path}: give the file the collector writes with {where}{ask}"
         )
+    if settings.store == "duckdb" and not _is_duckdb(path):
+        raise ConfigError(
+            f"{path} is not a DuckDB file: give the file the collector writes (its "
+            "AGENTMESH_COLLECTOR_DUCKDB_PATH)"
+        )
     return settings
+
+
+def _is_duckdb(path: Path) -> bool:
+    """Whether the file starts as a DuckDB database does (its magic bytes, ``DUCK``)."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return True  # unreadable: opening the store says why, in words
+    return head[8:12] == b"DUCK"
