@@ -273,3 +273,9 @@ def _in_env(
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def test_a_wrong_flag_is_named_as_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", *_ports(), "--store", "memory", "--router-modes", '{"*": "turbo"}']) == 2
+    err = capsys.readouterr().err
+    assert "invalid configuration: --router-modes='turbo': Input should be 'off'" in err

@@ -13,7 +13,7 @@ import json
 from dataclasses import asdict
 
 from agentmesh.collector.cli.collector_cmd import add_collector_flags
-from agentmesh.collector.cli.settings_flags import settings_overrides
+from agentmesh.collector.cli.settings_flags import load_from_flags
 from agentmesh.collector.settings import CollectorSettings
 
 __all__ = ["add_check_command"]
@@ -41,7 +41,7 @@ def _handle(args: argparse.Namespace) -> int:
 
     from agentmesh.collector.preflight import run_checks
 
-    settings = CollectorSettings.load(**settings_overrides(args, CollectorSettings))
+    settings = load_from_flags(CollectorSettings, args)
     findings = asyncio.run(run_checks(settings))
     if args.json:
         print(json.dumps([asdict(f) for f in findings], indent=2))

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from agentmesh.collector.cli.settings_flags import (
     add_settings_flags,
+    load_from_flags,
     secret_fields,
-    settings_overrides,
 )
 from agentmesh.collector.settings import CollectorSettings
 from agentmesh.core import configure_logging
@@ -74,7 +74,7 @@ def add_collector_flags(parser: argparse.ArgumentParser) -> None:
 def _handle(args: argparse.Namespace) -> int:
     from agentmesh.collector.runtime import tune_gc
 
-    settings = CollectorSettings.load(**settings_overrides(args, CollectorSettings))
+    settings = load_from_flags(CollectorSettings, args)
     configure_logging()
     tune_gc()
     asyncio.run(serve(settings))

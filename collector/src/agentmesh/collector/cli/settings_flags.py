@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import types
 from pathlib import Path
-from typing import Literal, Union, get_args, get_origin
+from typing import Literal, TypeVar, Union, get_args, get_origin
 
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
-__all__ = ["add_settings_flags", "secret_fields", "settings_overrides"]
+from agentmesh.core import AgentMeshSettings, ConfigError
+
+__all__ = ["add_settings_flags", "load_from_flags", "secret_fields", "settings_overrides"]
+
+_S = TypeVar("_S", bound=AgentMeshSettings)
 
 
 def _is_secret(annotation: object) -> bool:
@@ -109,3 +114,26 @@ def settings_overrides(args: argparse.Namespace, settings: type[BaseSettings]) -
         if value is not None:
             overrides[name] = value
     return overrides
+
+
+def load_from_flags(settings: type[_S], args: argparse.Namespace) -> _S:
+    """Load the settings with the flags given; a wrong flag's error names the flag.
+
+    Args:
+        settings: The settings class the flags were made from.
+        args: Parsed arguments.
+
+    Returns:
+        The settings.
+
+    Raises:
+        ConfigError: A value is wrong (the flag or the variable at fault is named).
+    """
+    overrides = settings_overrides(args, settings)
+    try:
+        return settings.load(**overrides)
+    except ConfigError as exc:
+        message = str(exc)
+        for name in overrides:
+            message = re.sub(rf"(?<![\w-]){name}=", f"--{name.replace('_', '-')}=", message)
+        raise ConfigError(message) from exc
