@@ -191,6 +191,32 @@ def test_bad_ids_are_rejected_and_good_spans_kept(
     assert reason in result.error_message
 
 
+def test_a_span_ending_before_it_starts_is_kept_with_no_negative_duration() -> None:
+    backwards = Span(
+        trace_id=TRACE,
+        span_id=SPAN_A,
+        name="skewed",
+        start_time_unix_nano=5_000,
+        end_time_unix_nano=2_000,
+    )
+    fine = Span(
+        trace_id=TRACE,
+        span_id=SPAN_B,
+        name="fine",
+        start_time_unix_nano=1_000,
+        end_time_unix_nano=3_000,
+    )
+    result = decode_request(_request(backwards, fine))
+    skewed, kept = result.spans
+    assert (skewed.start_ns, skewed.end_ns) == (5_000, 5_000)
+    assert (kept.start_ns, kept.end_ns) == (1_000, 3_000)
+    assert result.rejected == 0
+    assert result.ends_moved == 1
+    assert "1 span(s) ended before they started: kept with their end set to their start" in (
+        result.error_message
+    )
+
+
 def test_rejections_are_counted_across_resources_with_a_bounded_message() -> None:
     bad = [Span(trace_id=b"\x01", span_id=SPAN_A, name=f"bad{i}") for i in range(5)]
     request = _request(*bad[:3])

@@ -99,6 +99,7 @@ class DecodeResult:
         events_dropped: Events dropped past ``max_events``.
         values_truncated: Attribute values truncated past ``max_value_bytes`` or cut past
             ``max_depth``.
+        ends_moved: Spans that ended before they started: their end was set to their start.
     """
 
     spans: list[SpanRecord] = field(default_factory=lambda: [])
@@ -107,6 +108,7 @@ class DecodeResult:
     attributes_dropped: int = 0
     events_dropped: int = 0
     values_truncated: int = 0
+    ends_moved: int = 0
 
 
 def count_spans(request: ExportTraceServiceRequest) -> int:
@@ -163,6 +165,7 @@ class _Decoder:
 
     __slots__ = (
         "attributes_dropped",
+        "ends_moved",
         "events_dropped",
         "limits",
         "max_attributes",
@@ -185,6 +188,7 @@ class _Decoder:
         self.events_dropped = 0
         self.rejected = 0
         self.values_truncated = 0
+        self.ends_moved = 0
 
     def decode(self, request: ExportTraceServiceRequest, reasons: list[str]) -> DecodeResult:
         rejected = len(reasons)
@@ -197,6 +201,7 @@ class _Decoder:
             attributes_dropped=self.attributes_dropped,
             events_dropped=self.events_dropped,
             values_truncated=self.values_truncated,
+            ends_moved=self.ends_moved,
         )
 
     def fields(
@@ -238,14 +243,19 @@ class _Decoder:
                     else:
                         records = ()
                     status = span.status
+                    start = min(span.start_time_unix_nano, _MAX_NS)
+                    end = min(span.end_time_unix_nano, _MAX_NS)
+                    if end < start:  # a clock that went back: no negative duration is kept
+                        end = start
+                        self.ends_moved += 1
                     yield (
                         span.trace_id.hex(),
                         span.span_id.hex(),
                         parent.hex() if parent and any(parent) else None,
                         span.name,
                         kinds.get(span.kind, "unspecified"),
-                        min(span.start_time_unix_nano, _MAX_NS),
-                        min(span.end_time_unix_nano, _MAX_NS),
+                        start,
+                        end,
                         statuses.get(status.code, "unset"),
                         status.message,
                         attributes(span.attributes),
@@ -279,6 +289,11 @@ class _Decoder:
             )
         if applied:
             parts.append("spans kept but shortened: " + "; ".join(applied))
+        if self.ends_moved:
+            parts.append(
+                f"{self.ends_moved} span(s) ended before they started: kept with their end "
+                "set to their start"
+            )
         return ". ".join(parts)
 
     def attributes(self, pairs: Sequence[KeyValue]) -> dict[str, AttributeValue]:
