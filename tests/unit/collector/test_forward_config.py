@@ -60,6 +60,24 @@ def test_otlp_endpoints_from_environment(monkeypatch: pytest.MonkeyPatch) -> Non
     assert isinstance(targets[0].headers["x-token"], SecretStr)
 
 
+def test_an_endpoint_without_a_path_gets_the_traces_path_and_headers_their_shape(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = CollectorSettings.load(
+        forward_otlp_endpoints=["http://a:4318", "http://b:4318/", "https://c/api/spans"]
+    )
+    assert [t.url for t in targets_from_settings(settings)] == [
+        "http://a:4318/v1/traces",  # a receiver's root answers 404 to every export
+        "http://b:4318/v1/traces",
+        "https://c/api/spans",  # a path given is kept
+    ]
+    monkeypatch.setenv("AGENTMESH_COLLECTOR_FORWARD_OTLP_HEADERS", "x-api-key=abc")
+    with pytest.raises(
+        ConfigError, match=r'FORWARD_OTLP_HEADERS: expected a JSON object, like \{"'
+    ):
+        CollectorSettings.load()
+
+
 @pytest.mark.parametrize("url", ["ftp://a/v1/traces", "a:4318", "http://a b"])
 def test_bad_otlp_endpoint_is_refused(url: str) -> None:
     with pytest.raises(ConfigError, match="forward_otlp_endpoints"):

@@ -126,6 +126,17 @@ class AgentMeshSettings(BaseSettings):
         return f"{prefix}{field}".upper()
 
     @classmethod
+    def _json_shape(cls, name: str) -> str:
+        """What a complex setting's JSON looks like, for messages."""
+        field = cls.model_fields.get(name)
+        annotation = repr(field.annotation) if field is not None else ""
+        if annotation.startswith(("dict", "typing.Dict", "collections.abc.Mapping")):
+            return 'a JSON object, like {"name": "value"}'
+        if annotation.startswith(("list", "tuple", "typing.List", "collections.abc.Sequence")):
+            return 'a JSON list, like ["value"]'
+        return "a JSON value (a list or an object)"
+
+    @classmethod
     def _is_secret(cls, name: str) -> bool:
         field = cls.model_fields.get(name)
         return field is not None and "Secret" in repr(field.annotation)
@@ -157,8 +168,8 @@ class AgentMeshSettings(BaseSettings):
             cause = exc.__cause__
             reason = f": {cause}" if cause is not None and not cls._is_secret(name) else ""
             raise ConfigError(
-                f"invalid configuration: {cls.env_var(name)}: expected a JSON value "
-                f"(a list or an object){reason}"
+                f"invalid configuration: {cls.env_var(name)}: expected {cls._json_shape(name)}"
+                f"{reason}"
             ) from exc
         except ValidationError as exc:
             problems: list[str] = []

@@ -15,14 +15,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import SecretStr
 
 from agentmesh.collector.settings import CollectorSettings
 
-__all__ = ["OTEL_TRACES_PATH", "ForwardTarget", "targets_from_settings"]
+__all__ = [
+    "OTEL_TRACES_PATH",
+    "OTLP_TRACES_PATH",
+    "ForwardTarget",
+    "targets_from_settings",
+    "traces_url",
+]
 
 OTEL_TRACES_PATH: Final = "/otel/v1/traces"
+OTLP_TRACES_PATH: Final = "/v1/traces"
 """The OTLP/HTTP trace path of LangSmith and Braintrust, under their API base URL."""
 
 
@@ -86,8 +94,32 @@ def targets_from_settings(settings: CollectorSettings) -> list[ForwardTarget]:
             )
         )
     for index, url in enumerate(settings.forward_otlp_endpoints, start=1):
-        targets.append(ForwardTarget(f"otlp-{index}", url, dict(settings.forward_otlp_headers)))
+        targets.append(
+            ForwardTarget(f"otlp-{index}", traces_url(url), dict(settings.forward_otlp_headers))
+        )
     return targets
+
+
+def traces_url(url: str) -> str:
+    """An OTLP endpoint given without a path gets the traces path (``/v1/traces``).
+
+    A receiver's root answers 404 to every export, so ``http://host:4318`` can only mean its
+    traces endpoint; any other path is kept as given.
+
+    Args:
+        url: The endpoint as configured.
+
+    Returns:
+        The URL spans are posted to.
+
+    Example:
+        >>> traces_url("http://collector:4318"), traces_url("https://x.example/api/traces")
+        ('http://collector:4318/v1/traces', 'https://x.example/api/traces')
+    """
+    parts = urlsplit(url)
+    if parts.path not in ("", "/"):
+        return url
+    return urlunsplit(parts._replace(path=OTLP_TRACES_PATH))
 
 
 def _join(base: str, path: str) -> str:
