@@ -421,8 +421,9 @@ class CollectorSettings(DetectionSettings):
     forward_otlp_endpoints: HttpUrlList = Field(
         default=[],
         description=(
-            "Full URLs of other OTLP/HTTP trace endpoints (`https://host:4318/v1/traces`), "
-            "comma-separated or a JSON list; accepted OTLP requests are forwarded to each."
+            "URLs of other OTLP/HTTP trace endpoints (`https://host:4318/v1/traces`; one "
+            "without a path gets `/v1/traces`), comma-separated or a JSON list; accepted OTLP "
+            "requests are forwarded to each."
         ),
     )
     forward_otlp_headers: dict[str, SecretStr] = Field(
