@@ -355,6 +355,15 @@ def test_utility_policy_explores_within_bounds_and_reproducibly() -> None:
         "openrouter", "gpt-4o", task_class="chat", open_circuits=frozenset({"claude-sonnet-4-5"})
     )
     assert all(policy.decide(blocked).chosen != "claude-sonnet-4-5" for _ in range(200))
+    # one feasible candidate (the others cooling down): it is chosen, not "explored"
+    alone = RouteRequest(
+        "openrouter",
+        "gpt-4o",
+        task_class="chat",
+        open_circuits=frozenset({"claude-sonnet-4-5", "gpt-4o-mini"}),
+    )
+    reasons = {policy.decide(alone).reason for _ in range(200)}
+    assert not any(reason.startswith("exploring") for reason in reasons), reasons
     with pytest.raises(ValueError, match="exploration"):
         UtilityPolicy(lambda: table, exploration=1.5)
 

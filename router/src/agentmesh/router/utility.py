@@ -235,7 +235,12 @@ class UtilityPolicy:
         ranking = self._rankings.get(key)
         if ranking is None:
             ranking = self._rank(table, predictor, key)
-        if self._exploration and self._random.random() < self._exploration and ranking.pool:
+        if (
+            self._exploration
+            and len(ranking.order) > 1  # one feasible candidate: nothing to explore
+            and self._random.random() < self._exploration
+            and ranking.pool
+        ):
             pick = ranking.pool[self._random.randrange(len(ranking.pool))]
             rest = [i for i in ranking.order[: _MAX_RECORDED + 1] if i != pick]
             order = [pick, *rest][:_MAX_RECORDED]
