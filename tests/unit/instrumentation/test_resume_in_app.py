@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import operator
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Annotated, TypedDict
 
@@ -39,8 +39,10 @@ def _no_plan(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     clear_resume()
 
 
-def _pipeline(ran: list[str], fail_at: str | None):
-    def step(name: str):
+def _stepper(ran: list[str], fail_at: str | None) -> Callable[[str], Callable[[State], State]]:
+    """Node functions that note their name in ``ran``; the one named ``fail_at`` raises."""
+
+    def step(name: str) -> Callable[[State], State]:
         def run(state: State) -> State:
             ran.append(name)
             if name == fail_at:
@@ -49,6 +51,11 @@ def _pipeline(ran: list[str], fail_at: str | None):
 
         return run
 
+    return step
+
+
+def _pipeline(ran: list[str], fail_at: str | None):
+    step = _stepper(ran, fail_at)
     graph = StateGraph(State)
     for name in ("a", "b", "c"):
         graph.add_node(name, step(name))
@@ -230,15 +237,7 @@ async def test_parallel_branches_are_kept_in_async_runs_too() -> None:
 
 def _with_subgraph(ran: list[str], fail_at: str | None) -> StateGraph[State]:
     """planner → team (a subgraph: drafter → checker) → publisher."""
-
-    def step(name: str):
-        def run(state: State) -> State:
-            ran.append(name)
-            if name == fail_at:
-                raise RuntimeError(f"{name} failed")
-            return {"done": [*state["done"], name]}
-
-        return run
+    step = _stepper(ran, fail_at)
 
     team = StateGraph(State)
     team.add_node("drafter", step("drafter"))
