@@ -237,7 +237,8 @@ class UtilityPolicy:
             ranking = self._rank(table, predictor, key)
         if (
             self._exploration
-            and len(ranking.order) > 1  # one feasible candidate: nothing to explore
+            # one feasible candidate the greedy pick takes anyway: nothing to explore
+            and (len(ranking.order) > 1 or ranking.chosen is None)
             and self._random.random() < self._exploration
             and ranking.pool
         ):
