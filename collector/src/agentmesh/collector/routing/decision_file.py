@@ -128,6 +128,9 @@ def check_writable(output: Path) -> None:
     """
     if output.is_dir():
         raise StoreError(f"cannot write {output}: it is a directory")
+    blocking = next((p for p in output.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:  # mkdir would say "File exists"
+        raise StoreError(f"cannot write {output}: {blocking} is a file, not a directory")
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
