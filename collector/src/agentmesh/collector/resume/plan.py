@@ -28,7 +28,6 @@ from agentmesh.collector.model import SpanRecord
 from agentmesh.collector.recovery.checkpoints import CheckpointIndex
 from agentmesh.collector.recovery.policy import RecoveryPolicy
 from agentmesh.core import semconv
-from agentmesh.core.resume_plan import resume_refusal
 
 __all__ = ["ResumePlan", "resume_plan"]
 
@@ -83,14 +82,6 @@ class ResumePlan:
             The plan's fields by name.
         """
         return asdict(self)
-
-    def refusal(self) -> str | None:
-        """Why resuming this run would repeat work, in plain words; ``None`` when it would not.
-
-        Returns:
-            The reason, naming what to do instead.
-        """
-        return resume_refusal(self.to_json())
 
 
 def resume_plan(

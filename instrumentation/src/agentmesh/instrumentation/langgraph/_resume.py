@@ -37,12 +37,10 @@ class ResumeCall:
     Attributes:
         args: ``stream``'s positional arguments.
         kwargs: Its keyword arguments.
-        replayed: Whether the config names the checkpoint (a fork from an older one).
     """
 
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
-    replayed: bool
 
 
 def claim_plan(config: Mapping[str, object]) -> ResumeTarget | None:
@@ -154,7 +152,7 @@ def _rewrite(
         )
     if found is not latest:
         return replay_call(checkpoint_id, args, kwargs, config)
-    return _with(args, kwargs, config, replayed=False)
+    return _with(args, kwargs, config)
 
 
 def replay_call(
@@ -172,11 +170,11 @@ def replay_call(
         The call to make.
     """
     named = {**config, "configurable": {**_configurable(config), "checkpoint_id": checkpoint_id}}
-    return _with(args, kwargs, named, replayed=True)
+    return _with(args, kwargs, named)
 
 
 def _with(
-    args: tuple[Any, ...], kwargs: dict[str, Any], config: Mapping[str, object], *, replayed: bool
+    args: tuple[Any, ...], kwargs: dict[str, Any], config: Mapping[str, object]
 ) -> ResumeCall:
     new_args = list(args)
     new_kwargs = dict(kwargs)
@@ -188,7 +186,7 @@ def _with(
         new_kwargs["config"] = config
     else:
         new_args[1] = config
-    return ResumeCall(tuple(new_args), new_kwargs, replayed)
+    return ResumeCall(tuple(new_args), new_kwargs)
 
 
 def _configurable(config: Mapping[str, object]) -> Mapping[str, object]:
