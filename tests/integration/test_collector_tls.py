@@ -193,6 +193,7 @@ async def test_an_instrumented_app_reaches_an_https_collector_from_the_otlp_vari
         env.update(
             AGENTMESH_ENDPOINT=collector.endpoint,
             AGENTMESH_CONTROL_ENABLED="false",
+            AGENTMESH_SHUTDOWN_TIMEOUT_S="30",  # the app exits at once: a loaded machine's budget
             OTEL_EXPORTER_OTLP_CERTIFICATE=str(pki.ca_file),
             OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE=str(pki.client_file),
             OTEL_EXPORTER_OTLP_CLIENT_KEY=str(pki.client_file),
