@@ -95,6 +95,24 @@ def test_train_from_exported_decisions_on_a_base_predictor(tmp_path: Path) -> No
     assert small.quality < big.quality
 
 
+def test_train_reads_the_cluster_of_older_decision_logs_at_the_top_level(tmp_path: Path) -> None:
+    # Decision log lines used to carry the cluster at the top level; it is now in features.
+    rows = [
+        {"task_class": "chat", "features": {"total_chars": 80}, "cluster": cluster,
+         "mode": "enforce", "requested_model": "big", "chosen": "small", "quality": quality,
+         "cost_usd": 0.001, "latency_s": 0.2, "error": False}
+        for cluster, quality in [(1, 0.0)] * 20 + [(0, 1.0)] * 20
+    ]  # fmt: skip
+    decisions = tmp_path / "old.jsonl"
+    decisions.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = tmp_path / "p.json"
+    assert main(["router", "train", "--decisions", str(decisions), "-o", str(out)]) == 0
+    quality = load_predictor(out).quality
+    (in_one,) = quality.predict("chat", 1, ("small",))
+    (in_zero,) = quality.predict("chat", 0, ("small",))
+    assert in_one.quality < 0.5 < in_zero.quality
+
+
 def test_bad_inputs_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "x", "outcomes": {}}\n')

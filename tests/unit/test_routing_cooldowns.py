@@ -8,6 +8,7 @@ model until its cooldown has passed, then exactly one probe does.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -25,12 +26,25 @@ from agentmesh.core import semconv
 from agentmesh.core.errors import ConfigError
 from agentmesh.instrumentation import routing
 from agentmesh.instrumentation._cooldowns import CooldownTable, retry_after_seconds
+from agentmesh.instrumentation.baggage import task_class
 from agentmesh.instrumentation.openai import OpenAIInstrumentor
 from agentmesh.instrumentation.settings import InstrumentationSettings
 from agentmesh.instrumentation.testing import ErrorScript, FakeProviderThread, ModelScript
-from agentmesh.router import DecisionLog, FallbackChains, PassThroughPolicy, RouteMode
+from agentmesh.router import (
+    DecisionLog,
+    FallbackChains,
+    PassThroughPolicy,
+    RouteDecision,
+    RouteMode,
+    RouteRequest,
+    RouteTable,
+    UtilityPolicy,
+)
+from agentmesh.router.learned.predictor import Predictor
+from agentmesh.router.learned.quality import QualityModel
 
 CHAINS = {"gpt-4o": ["gpt-4o-mini", "gpt-4.1"]}
+REASON = semconv.AGENTMESH_ROUTE_REASON
 
 
 class Clock:
@@ -441,3 +455,63 @@ def test_a_failing_cooldown_table_does_not_cost_the_fallback(
     where = {e.get("where") for e in logs}
     assert {"routing.cooldown", "routing.cooldown_admit"} <= where
     assert len(spans.get_finished_spans()) == 1
+
+
+def _utility_policy() -> UtilityPolicy:
+    quality = QualityModel()
+    for _ in range(20):
+        quality.update("chat", 0, "gpt-4o", 0.95, cost_usd=0.004, latency_s=1.0)
+        quality.update("chat", 0, "gpt-4o-mini", 0.90, cost_usd=0.0003, latency_s=1.0)
+    table = RouteTable(version=3, predictor=Predictor(quality).to_dict())
+    return UtilityPolicy(
+        lambda: table,
+        candidates={"*": ("gpt-4o", "gpt-4o-mini", "gpt-4.1")},
+        fallbacks=FallbackChains(CHAINS),
+        exploration=0.0,
+    )
+
+
+def test_a_utility_decision_names_the_model_it_passed_over_for_a_cooldown(
+    spans: InMemorySpanExporter, fake: FakeProviderThread
+) -> None:
+    fake.set_script("gpt-4o", ModelScript(error=ErrorScript(status=429, retry_after=2)))
+    table = CooldownTable(30.0, clock=Clock())
+    routing.configure_routing(
+        mode="enforce", policy=_utility_policy(), log=DecisionLog(), cooldowns=table
+    )
+    with task_class("chat"):
+        answered = [_chat(fake) for _ in range(3)]
+    assert all(model.startswith("gpt-4o-mini") for model in answered)
+    assert _sent(fake) == ["gpt-4o", "gpt-4o-mini", "gpt-4o-mini", "gpt-4o-mini"]
+    first, *rest = [_attrs(s) for s in spans.get_finished_spans()]
+    assert re.fullmatch(r"best utility 0\.9\d\d \([^;]*\)", str(first[REASON]))
+    for attrs in rest:  # gpt-4o, the best, cools down: the reason says so, as pass-through's
+        assert attrs[semconv.AGENTMESH_ROUTE_POLICY] == "utility"
+        assert attrs[semconv.AGENTMESH_ROUTE_CHOSEN] == "gpt-4o-mini"
+        assert re.fullmatch(r"best utility [^;]*; cooldown for gpt-4o", str(attrs[REASON]))
+
+
+def test_cooling_models_are_told_apart_from_open_circuits_in_any_policy_reason() -> None:
+    class Skipping:
+        """A policy naming the models it left out, as the utility policy does."""
+
+        name = "custom"
+
+        def decide(self, request: RouteRequest) -> RouteDecision:
+            reason = "my pick; circuit open for gpt-4o, gpt-4.1, o3; 2 more skipped"
+            return RouteDecision.new(
+                request, self.name, ("gpt-4o-mini",), (1.0,), "gpt-4o-mini", reason
+            )
+
+    table = CooldownTable(30.0, clock=Clock())
+    table.record_failure("gpt-4o")
+    table.record_failure("o3")
+    routing.configure_routing(mode="shadow", policy=Skipping(), log=DecisionLog(), cooldowns=table)
+    try:
+        decision = routing.before_call("openai", {"model": "gpt-4o", "messages": []}).decision
+    finally:
+        routing.reset_routing()
+    assert decision is not None
+    assert decision.reason == (
+        "my pick; cooldown for gpt-4o, o3; circuit open for gpt-4.1; 2 more skipped"
+    )

@@ -97,8 +97,24 @@ def test_decision_records_task_class_cluster_and_table_version_on_the_span() -> 
     assert attributes[semconv.AGENTMESH_ROUTE_TASK_CLASS] == "research"
     assert attributes[semconv.AGENTMESH_ROUTE_TABLE_VERSION] == 12
     assert '"cluster":7' in str(attributes[semconv.AGENTMESH_ROUTE_FEATURES])
-    record = decision.as_dict()
-    assert (record["cluster"], record["table_version"]) == (7, 12)
+    record = json.loads(decision.to_json())
+    assert (record["features"]["cluster"], record["table_version"]) == (7, 12)
+
+
+def test_decision_log_line_keeps_the_cluster_inside_features_as_the_api_does() -> None:
+    features = PromptFeatures(message_count=2, total_chars=812)
+    request = RouteRequest("openai", "gpt-4o", task_class="qa", features=features)
+    decision = RouteDecision.new(
+        request, "utility", ("gpt-4o",), (1.0,), "gpt-4o", "best", cluster=3
+    )
+    record = json.loads(decision.to_json())
+    assert "cluster" not in record
+    # the collector's API and export give features as parsed from agentmesh.route.features
+    api_features = json.loads(str(decision.span_attributes()[semconv.AGENTMESH_ROUTE_FEATURES]))
+    assert record["features"] == api_features
+    assert record["features"]["cluster"] == 3
+    unclustered = json.loads(_decision().to_json())
+    assert "cluster" not in unclustered["features"]
 
 
 def test_decision_json_line_carries_the_full_context_and_no_content() -> None:

@@ -331,6 +331,28 @@ def test_utility_policy_honours_circuits_budgets_and_capabilities() -> None:
     assert "gpt-4o-mini" in catalog_models  # it has vision in the catalog
 
 
+def test_utility_policy_names_the_candidates_it_left_out_for_an_open_circuit() -> None:
+    table = _trained_table(0.0)  # gpt-4o is the best, then gpt-4o-mini
+    shut = _policy(table).decide(_request(open_circuits=frozenset({"gpt-4o", "o3"})))
+    assert shut.chosen == "gpt-4o-mini"
+    assert shut.reason.startswith("best utility 0.")
+    assert shut.reason.endswith("; circuit open for gpt-4o")  # o3 is no candidate
+    assert "circuit open" not in _policy(table).decide(_request()).reason
+    # exploring names them too; at most three, best first, the others counted
+    many = ("gpt-4o", "gpt-4o-mini", "m-1", "m-2", "m-3", "m-4")
+    explorer = UtilityPolicy(lambda: table, candidates={"*": many}, exploration=1.0, seed=1)
+    blocked = frozenset({"gpt-4o", "m-1", "m-2", "m-3"})
+    ask = RouteRequest("openrouter", "gpt-4o", task_class="chat", open_circuits=blocked)
+    explored = explorer.decide(ask)
+    assert explored.reason.startswith(f"exploring {explored.chosen} (0 outcomes")
+    assert explored.reason.endswith("; circuit open for gpt-4o, m-3, m-2; 1 more skipped")
+    wide = (*many, *(f"n-{i}" for i in range(70)))  # the numpy ranking says the same
+    vector = UtilityPolicy(lambda: table, candidates={"*": wide}, exploration=0.0)
+    decision = vector.decide(RouteRequest("openrouter", "gpt-4o", "chat", open_circuits=blocked))
+    assert decision.chosen == "gpt-4o-mini"
+    assert decision.reason.endswith("; circuit open for gpt-4o, m-3, m-2; 1 more skipped")
+
+
 def test_utility_policy_explores_within_bounds_and_reproducibly() -> None:
     table = _trained_table(50.0)
     policy = UtilityPolicy(

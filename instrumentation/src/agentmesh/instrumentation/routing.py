@@ -39,9 +39,10 @@ Local cooldowns (:mod:`agentmesh.instrumentation._cooldowns`) close the gap unti
 collector's breaker arrives: the first retryable error of a model cools it down in this
 process for the provider's ``retry-after`` (else ``AGENTMESH_ROUTING_COOLDOWN_S``, 30 s by
 default; 0 turns them off), and it joins ``open_circuits`` meanwhile, so the next calls go
-straight to the next candidate (reason ``cooldown for <model>``): one failed request per
-outage, not one per call. Then one call at a time probes it (enforce mode); a success ends the
-cooldown, a failure doubles it (capped by ``AGENTMESH_ROUTING_COOLDOWN_MAX_S``). The provider
+straight to the next candidate (reason ``cooldown for <model>``; the utility policy adds
+``; cooldown for <model>`` to its own reason): one failed request per outage, not one per
+call. Then one call at a time probes it (enforce mode); a success ends the cooldown, a failure
+doubles it (capped by ``AGENTMESH_ROUTING_COOLDOWN_MAX_S``). The provider
 hooks learn a probe succeeded when its span has ended without a retryable error (checked at the
 next routing decision); wrappers calling :func:`before_call` themselves call
 :func:`on_success`. In shadow mode the errors of the calls as sent feed the cooldowns too, and
@@ -453,18 +454,37 @@ def _probe_or_avoid(
     return decision
 
 
+_CIRCUIT_OPEN: Final = "circuit open for "
+
+
 def _cooldown_reason(
     decision: RouteDecision, breakers: frozenset[str], table: CooldownTable
 ) -> RouteDecision:
-    """Say ``cooldown for <model>`` when the model passed over is cooling down locally."""
-    prefix = "circuit open for "
+    """Say ``cooldown for <model>`` for the models passed over that cool down locally.
+
+    The policies name the models they pass over for an open circuit in a ``circuit open for
+    <model>, <model>`` clause of the reason (the whole reason for pass-through and pins, after
+    ``; `` for the utility policy); the ones cooling down in this process, and whose breaker is
+    not open too, are named in a ``cooldown for`` clause instead.
+    """
     reason = decision.reason
-    if not reason.startswith(prefix):
+    if _CIRCUIT_OPEN not in reason:
         return decision
-    model = reason[len(prefix) :]
-    if model in breakers or model not in table:
-        return decision
-    return replace(decision, reason=f"cooldown for {model}")
+    clauses = reason.split("; ")
+    changed = False
+    for at, clause in enumerate(clauses):
+        if not clause.startswith(_CIRCUIT_OPEN):
+            continue
+        models = clause[len(_CIRCUIT_OPEN) :].split(", ")
+        cooling = [m for m in models if m not in breakers and m in table]
+        if not cooling:
+            continue
+        broken = [m for m in models if m not in cooling]
+        clauses[at] = f"cooldown for {', '.join(cooling)}" + (
+            f"; {_CIRCUIT_OPEN}{', '.join(broken)}" if broken else ""
+        )
+        changed = True
+    return replace(decision, reason="; ".join(clauses)) if changed else decision
 
 
 def _decide(
@@ -501,7 +521,7 @@ def _decide(
         decision = decision.avoiding(circuits)
     if mode == "enforce" and len(table):
         decision = _probe_or_avoid(decision, circuits, table)
-    if decision.avoided and len(table):
+    if len(table):
         decision = _cooldown_reason(decision, breakers, table)
     config.log.record(decision)
     if mode == "enforce" and decision.chosen != model:

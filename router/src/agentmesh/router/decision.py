@@ -218,10 +218,14 @@ class RouteDecision:
         Returns:
             The JSON text (``agentmesh.route.features``).
         """
+        return json.dumps(self._features_record(), separators=(",", ":"))
+
+    def _features_record(self) -> dict[str, object]:
+        """The features as recorded everywhere: by name, with the cluster when there is one."""
         features: dict[str, object] = dict(self.features.as_dict())
         if self.cluster is not None:
             features["cluster"] = self.cluster
-        return json.dumps(features, separators=(",", ":"))
+        return features
 
     @property
     def fallbacks(self) -> tuple[str, ...]:
@@ -253,6 +257,9 @@ class RouteDecision:
     def as_dict(self) -> dict[str, object]:
         """Return the decision as a JSON-ready dict (the decision log's record).
 
+        ``features`` has the shape of :meth:`features_json` (the prompt cluster inside it), as
+        the collector's decision API and ``agentmesh export decisions`` give it.
+
         Returns:
             A new dict.
         """
@@ -267,12 +274,10 @@ class RouteDecision:
             "chosen": self.chosen,
             "reason": self.reason,
             "task_class": self.task_class,
-            "features": self.features.as_dict(),
+            "features": self._features_record(),
         }
         if self.avoided:
             record["avoided"] = list(self.avoided)
-        if self.cluster is not None:
-            record["cluster"] = self.cluster
         if self.table_version:
             record["table_version"] = self.table_version
         return record

@@ -16,6 +16,10 @@ For each call the policy
    feasible candidate with the fewest outcomes in this task class instead, so that a model
    nobody chose yet gets a record; never an excluded one.
 
+The reason of a decision that chooses names the candidates left out for an open circuit, best
+first (``; circuit open for <model>``; at most three, the others counted): the
+instrumentation says ``cooldown for <model>`` for those cooling down in the process.
+
 A model with no outcome at all in the task class is not chosen greedily: until the table
 knows something, the requested model stands (``reason`` says so). While the route table
 carries no predictor at all, decisions are the pass-through policy's. Decisions are memo-free
@@ -64,6 +68,8 @@ _log = get_logger(__name__)
 
 _DEFAULT_LATENCY_S: Final = 1.0
 _MAX_RECORDED: Final = 8
+_NAMED_MAX: Final = 3
+"""Candidates left out for an open circuit a reason names (the others are counted)."""
 _MAX_CACHED: Final = 4096
 _CHARS_BUCKET: Final = 512
 _VECTOR_MIN: Final = ARRAY_MIN_CANDIDATES
@@ -249,6 +255,7 @@ class UtilityPolicy:
             scores = tuple([ranking.utilities[i] for i in order])
             chosen = candidates[pick]
             reason = f"exploring {chosen} ({ranking.evidence[pick]} outcomes in this task class)"
+            reason += ranking.skipped
         elif ranking.chosen is None:
             return _keep(request, self.name, candidates, ranking.reason)
         else:
@@ -288,6 +295,9 @@ class UtilityPolicy:
             utilities, evidence, order, pool, pick = self._scored(
                 table, predictor, key, lam, mu
             )  # fmt: skip
+        skipped = ""  # the candidates left out for an open circuit, named when another is chosen
+        if order and blocked:
+            skipped = _skipped(candidates, blocked, utilities, self._by_name(candidates))
         if not order:
             chosen, names, scores = None, (), ()
             reason = "no candidate within budget and circuits"
@@ -299,8 +309,11 @@ class UtilityPolicy:
             chosen = candidates[pick]
             names = tuple([candidates[i] for i in top])
             scores = tuple([utilities[i] for i in top])
-            reason = f"best utility {utilities[pick]:.3f} (quality - {lam:g}·cost - {mu:g}·latency)"
-        ranking = _Ranking(utilities, evidence, order, pool, chosen, names, scores, reason)
+            reason = (
+                f"best utility {utilities[pick]:.3f} (quality - {lam:g}·cost - {mu:g}·latency)"
+                f"{skipped}"
+            )
+        ranking = _Ranking(utilities, evidence, order, pool, chosen, names, scores, reason, skipped)
         if len(self._rankings) >= _MAX_CACHED:
             retire(self._rankings)  # thousands of rankings: freed off the hot path
             self._rankings = {}
@@ -405,6 +418,28 @@ class _Ranking:
     names: tuple[str, ...]
     scores: tuple[float, ...]
     reason: str
+    skipped: str  # "; circuit open for <models>" when some were left out for it, else ""
+
+
+def _skipped(
+    candidates: tuple[str, ...],
+    blocked: frozenset[str],
+    utilities: array[float],
+    by_name: array[int],
+) -> str:
+    """The reason's clause naming the candidates left out for an open circuit, best first.
+
+    ``"; circuit open for <model>, <model>"``, at most :data:`_NAMED_MAX` named and the others
+    counted; ``""`` when none was left out. The instrumentation says ``cooldown for`` instead
+    for the models cooling down in the process, as for the other policies.
+    """
+    shut = [i for i in by_name if candidates[i] in blocked]  # equal utilities: as ranked
+    if not shut:
+        return ""
+    shut.sort(key=utilities.__getitem__, reverse=True)
+    named = ", ".join([candidates[i] for i in shut[:_NAMED_MAX]])
+    more = len(shut) - _NAMED_MAX
+    return f"; circuit open for {named}" + (f"; {more} more skipped" if more > 0 else "")
 
 
 def _keep(

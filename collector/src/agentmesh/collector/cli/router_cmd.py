@@ -121,15 +121,15 @@ def _from_decisions(path: Path, base: Path | None) -> Predictor:
             f"--decisions {path}: not a decisions export (no {', '.join(missing)} column); "
             "write one with `agentmesh export decisions`"
         )
+    if "cluster" in columns:  # decision log lines kept it at the top level, not in features
+        query = query.replace(" FROM ", ', "cluster" FROM ', 1)
     try:
         rows = duckdb.execute(query, [str(path)]).fetchall()
     except duckdb.Error as exc:
         raise ConfigError(f"--decisions {path}: cannot read decisions: {exc}") from exc
-    for task, features, mode, requested, chosen, quality, cost, latency, error in rows:
-        try:
-            cluster = int(json.loads(features or "{}").get("cluster", 0))
-        except (ValueError, TypeError, AttributeError):
-            cluster = 0
+    for row in rows:
+        task, features, mode, requested, chosen, quality, cost, latency, error = row[:9]
+        cluster = _cluster_of(features, row[9] if len(row) > 9 else None)
         # The model that answered, as the route table names it: the choice when enforced.
         name = chosen if mode == "enforce" else requested
         if name is None or quality is None:
@@ -139,6 +139,21 @@ def _from_decisions(path: Path, base: Path | None) -> Predictor:
             cost_usd=cost, latency_s=None if error else latency,
         )  # fmt: skip
     return predictor
+
+
+def _cluster_of(features: object, top_level: object) -> int:
+    """A decision's prompt cluster: in its features, else at the top level (older logs), else 0."""
+    try:
+        found: object = json.loads(str(features or "{}")).get("cluster")
+    except (ValueError, TypeError, AttributeError):
+        found = None
+    for value in (found, top_level):
+        if isinstance(value, int | float | str) and not isinstance(value, bool):
+            try:
+                return int(value)
+            except (ValueError, OverflowError):
+                continue
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:
