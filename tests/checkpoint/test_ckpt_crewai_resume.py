@@ -8,6 +8,7 @@ kickoff restores the first two tasks and asks only the Writer's model.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,15 +18,22 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from structlog.testing import capture_logs
 from test_ckpt_crewai_tasks import (  # pyright: ignore[reportMissingImports]
+    _PUBLISHING,  # pyright: ignore[reportPrivateUsage]
     ARTICLE,
+    MANAGER,
+    NOTES,
     SCRIPTS,
     WRITER,
     _answer,  # pyright: ignore[reportPrivateUsage]
+    akickoff,
     build_crew,
     kickoff,
+    write_done,
 )
 
 from agentmesh.core.semconv import (
+    AGENTMESH_CREWAI_TASK_ID,
+    AGENTMESH_CREWAI_TASK_NAME,
     AGENTMESH_RESUME_CHECKPOINT_ID,
     AGENTMESH_RESUME_FROM_RUN_ID,
     AGENTMESH_RUN_ID,
@@ -33,7 +41,7 @@ from agentmesh.core.semconv import (
 )
 from agentmesh.instrumentation.crewai import CrewAIInstrumentor
 from agentmesh.instrumentation.resume import ResumeTarget, clear_resume, resume
-from agentmesh.instrumentation.testing import FakeProviderThread
+from agentmesh.instrumentation.testing import FakeProviderThread, ModelScript, ResponseRule
 
 pytestmark = pytest.mark.filterwarnings(r"ignore::DeprecationWarning:crewai\.")
 
@@ -120,3 +128,68 @@ def test_without_a_checkpoint_url_a_crew_runs_as_usual_and_a_plan_is_ignored(
     assert result.raw == ARTICLE
     assert len({r.model for r in fake.requests}) == 3  # every task ran
     assert AGENTMESH_RESUME_FROM_RUN_ID not in _workflow(exporter)
+
+
+def _agent_tasks(spans: InMemorySpanExporter) -> list[tuple[object, object]]:
+    """The task name and id on each ``invoke_agent`` span, in the order they ended."""
+    return [
+        (attributes.get(AGENTMESH_CREWAI_TASK_NAME), attributes.get(AGENTMESH_CREWAI_TASK_ID))
+        for attributes in (dict(s.attributes or {}) for s in spans.get_finished_spans())
+        if attributes.get(GEN_AI_OPERATION_NAME) == "invoke_agent"
+    ]
+
+
+@pytest.mark.parametrize("variant", ["kickoff", "akickoff", "hierarchical"])
+def test_the_agent_spans_of_a_resumed_crew_name_their_tasks(
+    variant: str,
+    fake: FakeProviderThread,
+    exporter: InMemorySpanExporter,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The tasks run after the restored ones carry ``agentmesh.crewai.task.*`` as before.
+
+    A QA report said they lost them on resume; they do not: the restore hook
+    (``Task._execute_core``) gives the remaining tasks to CrewAI's own execution, whose
+    ``Agent.execute_task`` / ``aexecute_task`` the instrumentation names the span from.
+    """
+    monkeypatch.setenv("AGENTMESH_CHECKPOINT_URL", f"duckdb:///{tmp_path / 'tasks.duckdb'}")
+    hierarchical = variant == "hierarchical"
+    if hierarchical:  # the manager runs every task; the write task's callback fails
+        fake.set_script(
+            MANAGER,
+            ModelScript(
+                content="Thought: I will do it.\nFinal Answer: Managed.",
+                rules=(ResponseRule(pattern="Research otters", content=NOTES),),
+            ),
+        )
+        monkeypatch.setitem(_PUBLISHING, "fails", True)
+
+    def run_crew() -> list[str]:
+        crew = build_crew(
+            fake, hierarchical=hierarchical, write_callback=write_done if hierarchical else None
+        )
+        if variant == "akickoff":
+            asyncio.run(akickoff(crew))
+        else:
+            kickoff(crew)
+        return [str(task.id) for task in crew.tasks]
+
+    with pytest.raises(Exception, match=r"500|publishing failed"):
+        run_crew()
+    failed_run = _workflow(exporter)[AGENTMESH_RUN_ID]
+    assert isinstance(failed_run, str)
+    original = _agent_tasks(exporter)
+    assert [name for name, _ in original] == ["research", "check", "write"]
+    assert all(isinstance(task_id, str) for _, task_id in original)
+
+    exporter.clear()
+    fake.clear_requests()
+    fake.set_script(WRITER, _answer(ARTICLE))
+    monkeypatch.setitem(_PUBLISHING, "fails", False)
+    resume(ResumeTarget(failed_run, None, "ck-task-2", framework="crewai"))
+    task_ids = run_crew()
+
+    assert len(fake.requests) == 1  # the first two tasks were restored, not run
+    assert _workflow(exporter)[AGENTMESH_RESUME_FROM_RUN_ID] == failed_run
+    assert _agent_tasks(exporter) == [("write", task_ids[2])]
