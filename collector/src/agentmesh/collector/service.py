@@ -118,6 +118,14 @@ class CollectorStats:
             (DuckDB's buffer manager, sampled at most once a second); ``None`` for a store
             that keeps its data elsewhere (Postgres) or in Python objects (memory).
         decode_pool_restarts: Times the decode pool was rebuilt after a worker died.
+        feedback_held: Feedback scores the router trainer holds now, waiting for their routing
+            decision (the score arrived first).
+        feedback_joined_late: Held feedback scores that found their decision within
+            ``router_feedback_grace_seconds`` and were applied.
+        feedback_orphans_expired: Held feedback scores dropped because their decision did not
+            arrive within ``router_feedback_grace_seconds``.
+        feedback_orphans_evicted: Held feedback scores dropped, oldest first, because too many
+            were held.
     """
 
     requests: int = 0
@@ -150,6 +158,10 @@ class CollectorStats:
     store_reopens: int = 0
     store_memory_bytes: int | None = None
     decode_pool_restarts: int = 0
+    feedback_held: int = 0
+    feedback_joined_late: int = 0
+    feedback_orphans_expired: int = 0
+    feedback_orphans_evicted: int = 0
 
 
 class Collector:
@@ -266,6 +278,7 @@ class Collector:
             receiver = receiver + self._http_receiver.stats
         builder = self._pipeline.builder
         retention = self._retention.stats if self._retention is not None else RetentionStats()
+        trainer = self._trainer
         return CollectorStats(
             requests=receiver.requests,
             spans_received=pipeline.spans_received,
@@ -297,6 +310,10 @@ class Collector:
             store_reopens=int(getattr(self._store, "reopens", 0)),
             store_memory_bytes=getattr(self._store, "memory_sampled", None),
             decode_pool_restarts=0 if self._decode_pool is None else self._decode_pool.restarts,
+            feedback_held=0 if trainer is None else trainer.feedback_held,
+            feedback_joined_late=0 if trainer is None else trainer.feedback_joined_late,
+            feedback_orphans_expired=0 if trainer is None else trainer.feedback_orphans_expired,
+            feedback_orphans_evicted=0 if trainer is None else trainer.feedback_orphans_evicted,
         )
 
     def readiness(self) -> Readiness:

@@ -486,6 +486,19 @@ class CollectorSettings(DetectionSettings):
         le=3600.0,
         description="Least seconds between two route table publications (when outcomes arrived).",
     )
+    router_feedback_grace_seconds: float = Field(
+        default=600.0,
+        ge=1.0,
+        le=86_400.0,
+        description=(
+            "Seconds the router trainer holds a feedback score whose routing decision it has not "
+            "seen (the score came first, or the decision never comes): a decision arriving within "
+            "them still gets the score; after them the score is an orphan, dropped "
+            "(`agentmesh_feedback_orphans_expired_total`, one log line per sweep). At most 16,384 "
+            "scores are held; beyond, the oldest is dropped "
+            "(`agentmesh_feedback_orphans_evicted_total`)."
+        ),
+    )
     router_modes: dict[str, Literal["off", "shadow", "enforce"]] = Field(
         default_factory=dict,
         description=(

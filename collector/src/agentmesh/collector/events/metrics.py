@@ -123,6 +123,24 @@ _COUNTERS: Final[tuple[tuple[str, str, str], ...]] = (
         "agentmesh_store_reopens",
         "Times the store opened its database again after the engine gave up on it.",
     ),
+    (
+        "feedback_joined_late",
+        "agentmesh_feedback_joined_late",
+        "Feedback scores that arrived before their routing decision and were applied when it "
+        "arrived within the grace period.",
+    ),
+    (
+        "feedback_orphans_expired",
+        "agentmesh_feedback_orphans_expired",
+        "Feedback scores dropped because their routing decision did not arrive within the grace "
+        "period.",
+    ),
+    (
+        "feedback_orphans_evicted",
+        "agentmesh_feedback_orphans_evicted",
+        "Feedback scores waiting for their routing decision dropped, oldest first, to bound "
+        "memory.",
+    ),
 )
 """(stats field, metric name without ``_total``, help) of the counters read from stats."""
 
@@ -139,6 +157,11 @@ _GAUGES: Final[tuple[tuple[str, str, str], ...]] = (
         "store_memory_bytes",
         "agentmesh_store_memory_bytes",
         "Memory the embedded store (DuckDB) holds in the collector's process, in bytes.",
+    ),
+    (
+        "feedback_held",
+        "agentmesh_feedback_held",
+        "Feedback scores held waiting for their routing decision.",
     ),
 )
 """(stats field, metric name, help) of the gauges read from stats."""

@@ -8,7 +8,11 @@ decision's task class and prompt cluster:
 - quality 1.0 when the call succeeded, 0.0 when it failed; each model the router fell back
   from on the way (``agentmesh.route.fallback`` events) gets a failed outcome too;
 - an explicit score (``agentmesh.feedback.score``, on the call's span or later on a feedback
-  span naming the decision: ``POST /v1/feedback``) replaces the assumed quality;
+  span naming the decision: ``POST /v1/feedback``) replaces the assumed quality; a score that
+  arrives before its decision is held (at most ``max_held_feedback``, the oldest dropped
+  beyond) for ``feedback_grace_s`` seconds and applied when the decision arrives within them,
+  else dropped as an orphan: counted, and logged once per sweep
+  (:meth:`RouterTrainer.expire_feedback`, run from the pipeline's ticks);
 - a detection naming the call's span (a loop, a runaway, a context loss…) takes
   :data:`~agentmesh.collector.routing.outcomes.DETECTION_PENALTY` off it.
 
@@ -38,8 +42,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
@@ -74,6 +79,9 @@ _log = get_logger(__name__)
 
 _LATENCY_WINDOW: Final = 512
 _DECISIONS_KEPT: Final = 65_536
+_FEEDBACK_HELD_MAX: Final = 16_384
+_SWEEP_MIN_S: Final = 1.0
+_SWEEP_MAX_S: Final = 60.0
 
 
 class _Observed:
@@ -112,12 +120,36 @@ class _Observed:
 class TrainerObserver(NodeFeed):
     """The trainer's eyes on the span stream (a pipeline detector that reports nothing).
 
+    Its ticks sweep the feedback held for decisions not seen (:meth:`RouterTrainer.expire_feedback`)
+    every tenth of the grace period (at least every second, at most every minute apart), so an
+    orphan is dropped, and logged with the others of its sweep, shortly after its grace period.
+
     Args:
         trainer: The trainer it feeds.
     """
 
     def __init__(self, trainer: RouterTrainer) -> None:
         super().__init__("router_trainer", trainer.observe_nodes)
+        self._trainer = trainer
+        sweep_s = min(_SWEEP_MAX_S, max(_SWEEP_MIN_S, trainer.feedback_grace_s / 10))
+        self._sweep_ns = int(sweep_s * 1e9)
+        self._next_sweep_ns: int | None = None
+
+    def tick(self, now_ns: int) -> list[Detection]:
+        """Sweep the held feedback when a sweep is due.
+
+        Args:
+            now_ns: Wall-clock time, Unix nanoseconds (paces the sweeps only).
+
+        Returns:
+            Nothing (an empty list).
+        """
+        if self._next_sweep_ns is None:
+            self._next_sweep_ns = now_ns + self._sweep_ns
+        elif now_ns >= self._next_sweep_ns:
+            self._next_sweep_ns = now_ns + self._sweep_ns
+            self._trainer.expire_feedback()
+        return []
 
 
 class RouterTrainer:
@@ -132,6 +164,15 @@ class RouterTrainer:
             ``None`` leaves the table's modes as they are.
         tradeoffs: Trade-off per task class to push to apps (``"*"``: default); ``None`` leaves
             the table's as they are.
+        feedback_grace_s: How long a score whose decision has not been seen is held for it
+            (the decision's span may arrive later); after that it is an orphan, dropped by
+            :meth:`expire_feedback`.
+        max_held_feedback: Most scores held at once; beyond, the oldest is dropped (counted in
+            :attr:`feedback_orphans_evicted`).
+        clock: Monotonic seconds, for the grace period (``time.monotonic``).
+
+    Raises:
+        ConfigError: ``feedback_grace_s`` is not positive or ``max_held_feedback`` below 1.
     """
 
     def __init__(
@@ -142,7 +183,12 @@ class RouterTrainer:
         base: Predictor | None = None,
         modes: Mapping[str, RouteMode] | None = None,
         tradeoffs: Mapping[str, Tradeoff] | None = None,
+        feedback_grace_s: float = 600.0,
+        max_held_feedback: int = _FEEDBACK_HELD_MAX,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if feedback_grace_s <= 0 or max_held_feedback < 1:
+            raise ConfigError("feedback_grace_s must be positive and max_held_feedback at least 1")
         self._state = state
         self._modes = dict(modes) if modes is not None else None
         self._tradeoffs = dict(tradeoffs) if tradeoffs is not None else None
@@ -152,10 +198,24 @@ class RouterTrainer:
         self._observed: dict[str, _Observed] = {}
         self._decisions: OrderedDict[str, tuple[str | None, int, str, float]] = OrderedDict()
         self._by_span: OrderedDict[str, str] = OrderedDict()
+        self._grace_s = feedback_grace_s
+        self._held_max = max_held_feedback
+        self._clock = clock
+        self._held: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        """Scores waiting for their decision: decision id -> (score, when held), oldest first."""
+        self._evicted_unlogged = 0
+        self._first_evicted: str | None = None
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._observer = TrainerObserver(self)
         self.outcomes = 0
+        """Outcomes learned."""
+        self.feedback_joined_late = 0
+        """Held scores applied when their decision arrived within the grace period."""
+        self.feedback_orphans_expired = 0
+        """Held scores dropped because their decision did not arrive within the grace period."""
+        self.feedback_orphans_evicted = 0
+        """Held scores dropped, oldest first, to keep at most ``max_held_feedback``."""
+        self._observer = TrainerObserver(self)
 
     @property
     def observer(self) -> TrainerObserver:
@@ -166,6 +226,16 @@ class RouterTrainer:
     def predictor(self) -> Predictor:
         """The predictor being trained."""
         return self._predictor
+
+    @property
+    def feedback_grace_s(self) -> float:
+        """How long a score waits for a decision not seen yet."""
+        return self._grace_s
+
+    @property
+    def feedback_held(self) -> int:
+        """Scores held now, waiting for their decision."""
+        return len(self._held)
 
     async def __aenter__(self) -> Self:
         self._resume_from(self._state.published)
@@ -239,6 +309,7 @@ class RouterTrainer:
     def _adjust(self, decision_id: str, quality: float) -> None:
         known = self._decisions.get(decision_id)
         if known is None:
+            self._hold(decision_id, quality)
             return
         task, cluster, model, assumed = known
         delta = quality - assumed
@@ -249,6 +320,53 @@ class RouterTrainer:
                 observed.quality += delta
             self._decisions[decision_id] = (task, cluster, model, quality)
             self._dirty.set()
+
+    def _hold(self, decision_id: str, score: float) -> None:
+        """Keep a score for a decision not seen (yet); the latest score of a decision wins."""
+        self._held.pop(decision_id, None)
+        self._held[decision_id] = (score, self._clock())
+        while len(self._held) > self._held_max:
+            evicted, _ = self._held.popitem(last=False)
+            self.feedback_orphans_evicted += 1
+            self._evicted_unlogged += 1
+            if self._first_evicted is None:
+                self._first_evicted = evicted
+
+    def expire_feedback(self) -> int:
+        """Drop the held scores whose decision did not arrive within the grace period.
+
+        What this sweep dropped, and what the cap dropped since the previous sweep, is logged
+        in one warning (how many, the oldest decision id), not one line per score.
+
+        Returns:
+            How many scores expired.
+        """
+        deadline = self._clock() - self._grace_s
+        expired = 0
+        oldest: str | None = None
+        while self._held:
+            decision_id, (_score, held_at) = next(iter(self._held.items()))
+            if held_at > deadline:
+                break
+            del self._held[decision_id]
+            expired += 1
+            if oldest is None:
+                oldest = decision_id
+        self.feedback_orphans_expired += expired
+        evicted, first_evicted = self._evicted_unlogged, self._first_evicted
+        self._evicted_unlogged, self._first_evicted = 0, None
+        if expired or evicted:
+            _log.warning(
+                "router.feedback_orphans_dropped",
+                expired=expired,
+                evicted=evicted,
+                oldest_decision_id=first_evicted or oldest,
+                grace_seconds=self._grace_s,
+                held=len(self._held),
+                hint="no routed call with these decision ids reached this collector in time: "
+                "check the decision_id sent and that the app's spans reach this collector",
+            )
+        return expired
 
     def _remember(self, node: GraphNode, key: tuple[str | None, int, str, float]) -> None:
         route = node.route
@@ -293,6 +411,10 @@ class RouterTrainer:
                 error=node.error,
             )
             self._remember(node, (route.task_class, route.cluster, model, quality))
+            held = self._held.pop(route.decision_id, None)
+            if held is not None:  # the score came first, within the grace period
+                self.feedback_joined_late += 1
+                self._adjust(route.decision_id, held[0])
 
     async def on_detection(self, detection: Detection) -> None:
         """Take a detection's penalty off the decisions whose spans it names.
@@ -417,4 +539,5 @@ def make_router_trainer(
         base=base,
         modes=settings.router_modes or None,
         tradeoffs=tradeoffs,
+        feedback_grace_s=settings.router_feedback_grace_seconds,
     )
