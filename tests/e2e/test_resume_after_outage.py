@@ -202,6 +202,7 @@ async def test_a_run_killed_by_an_outage_resumes_without_repeating_completed_age
         base = collector.http_endpoint
         assert base is not None
         plan = await asyncio.to_thread(_get_json, f"{base}/v1/runs/{failed_run.run_id}/resume")
+        listed_failed = await asyncio.to_thread(_get_json, f"{base}/v1/runs?state=failed")
 
         fake.set_script("gpt-4o", ModelScript(content="ok", latency=0.01))  # the provider is back
         asked_before = len(fake.requests)
@@ -222,8 +223,16 @@ async def test_a_run_killed_by_an_outage_resumes_without_repeating_completed_age
         new_run = next(r for r in runs if r.run_id != failed_run.run_id)
         new_spans = await store.spans(new_run.trace_id)
         resumptions = await store.resumptions(failed_run.run_id, limit=10)
+        (after,) = [r for r in runs if r.run_id == failed_run.run_id]
 
     assert first == {"outcome": "failed", "status": 503}
+    # the run lists as failed, saying which step it failed in, until a run continues it
+    assert failed_run.state == "failed"
+    assert (failed_run.error or "").startswith("step 'reviewer' failed: ")
+    listed = listed_failed["runs"]
+    assert isinstance(listed, list)
+    assert [(r["run_id"], r["state"]) for r in listed] == [(failed_run.run_id, "failed")]  # pyright: ignore[reportUnknownVariableType]
+    assert (after.state, new_run.state, new_run.error) == ("resumed", "complete", None)
     assert plan["status"] == "failed"
     assert plan["thread_id"] == "essay-1"
     assert plan["framework"] == "langgraph"

@@ -19,6 +19,7 @@ from agentmesh.collector import Collector, CollectorSettings, Detection, MemoryS
 from agentmesh.collector.model import SpanRecord
 from agentmesh.collector.testing import (
     SpanFactory,
+    failed,
     routed_call_attributes,
     to_otlp_request,
     with_attributes,
@@ -350,3 +351,21 @@ async def test_a_resumed_run_links_the_paused_run_it_continues(chromium_binary: 
         await page.fill("#filter", "complete")  # a state typed in full keeps the runs in it
         await expect(page.locator("tr.run-row")).to_have_count(1)
         await expect(page.locator("tr.run-row")).to_have_attribute("data-run", "run-resumed")
+
+
+async def test_a_failed_run_shows_failed_with_the_step_it_failed_in(chromium_binary: str) -> None:
+    async with _collector() as collector, _page(chromium_binary) as page:
+        root, planner, writer, chat = _clean_run(time.time_ns(), "run-broken")
+        writer = failed(writer, "RateLimitError")
+        await _post(collector, [failed(root, "RateLimitError"), planner, writer, chat])
+        await _post(collector, _clean_run(time.time_ns()))
+        await page.goto(collector.http_endpoint + "/ui/#/")
+        await expect(page.locator('tr[data-run="run-broken"] .badge')).to_have_text("failed")
+        await expect(page.locator('tr[data-run="run-clean"] .badge')).to_have_text("complete")
+        await page.fill("#filter", "failed")  # a state typed in full keeps the runs in it
+        await expect(page.locator("tr.run-row")).to_have_count(1)
+        await page.locator('tr[data-run="run-broken"] a').click()
+        await expect(page.locator("#run-title .badge")).to_have_text("failed")
+        await expect(page.locator("#failed")).to_have_text(
+            "Failed: step 'writer' failed: RateLimitError"
+        )

@@ -99,7 +99,7 @@ def test_a_ready_configuration_passes_every_check(
     }
     assert "CN=collector.internal" in found["tls"][1]
     assert "expires in" in found["tls"][1]
-    assert found["store"][1].endswith("3 runs, schema 7")
+    assert found["store"][1].endswith("3 runs, schema 8")
     assert found["redis"][1].startswith("Redis ")
 
 

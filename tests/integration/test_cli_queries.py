@@ -16,7 +16,7 @@ from agentmesh.collector import DuckDBStore, PingPongRule, Pipeline
 from agentmesh.collector.cli import main
 from agentmesh.collector.cli.query_cmds import parse_duration
 from agentmesh.collector.export import export_store
-from agentmesh.collector.testing import SpanFactory, graph_of, with_attributes
+from agentmesh.collector.testing import SpanFactory, failed, graph_of, with_attributes
 from agentmesh.core import ConfigError, semconv
 
 
@@ -142,6 +142,47 @@ def test_graph_of_a_resumed_run_names_its_conversation_and_the_run_it_continues(
     assert "continues run run-asked" in out
     assert main(["graph", "--db", str(db), "run-asked"]) == 0
     assert "paused: the run stopped to wait for input" in capsys.readouterr().out
+
+
+async def test_a_failed_run_is_listed_failed_and_its_graph_says_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # the table's cells whole
+    f = SpanFactory()
+    root = f.workflow("team", run_id="run-broken")
+    writer = failed(f.agent("writer", parent=root), "RateLimitError")
+    broken = failed(root, "RateLimitError")
+    db = tmp_path / "failed.duckdb"
+    async with DuckDBStore(db) as store, Pipeline(store) as pipeline:
+        assert pipeline.offer([broken, writer])
+        await pipeline.drain()
+    await _populate(db)  # and two runs that completed
+    assert await asyncio.to_thread(main, ["runs", "--db", str(db), "--state", "failed"]) == 0
+    out = capsys.readouterr().out
+    assert "runs (1)" in out
+    assert "run-broken" in out
+    assert "failed" in out
+    assert await asyncio.to_thread(main, ["runs", "--db", str(db), "--json"]) == 0
+    rows = {row["run_id"]: row for row in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert {run_id: (row["state"], row["error"]) for run_id, row in rows.items()} == {
+        "run-broken": ("failed", "step 'writer' failed: RateLimitError"),
+        "run-clean": ("complete", None),
+        "run-loop": ("complete", None),
+    }
+    assert await asyncio.to_thread(main, ["graph", "--db", str(db), "run-broken"]) == 0
+    assert "FAILED step 'writer' failed: RateLimitError" in capsys.readouterr().out
+    out_dir = tmp_path / "export"
+    assert await asyncio.to_thread(main, ["export", "--db", str(db), "--out", str(out_dir)]) == 0
+    with duckdb.connect() as con:
+        exported = con.execute(
+            f"select run_id, state, error from read_parquet('{out_dir / 'runs.parquet'}') "
+            "order by run_id"
+        ).fetchall()
+    assert exported == [
+        ("run-broken", "failed", "step 'writer' failed: RateLimitError"),
+        ("run-clean", "complete", None),
+        ("run-loop", "complete", None),
+    ]
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv", "json"])

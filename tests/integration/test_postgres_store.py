@@ -24,7 +24,7 @@ from agentmesh.collector.store.postgres_migrations import (
 )
 from agentmesh.collector.store.postgres_store import COPY_MIN_SPANS
 from agentmesh.collector.store.scratch import scratch_schema
-from agentmesh.collector.testing import SpanFactory, graph_of
+from agentmesh.collector.testing import SpanFactory, failed, graph_of
 from agentmesh.core import StoreError, StoreUnavailableError
 
 pytestmark = pytest.mark.postgres
@@ -92,6 +92,32 @@ def test_migration_files_are_numbered_without_gaps() -> None:
     assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
     assert migrations[0].name == "initial"
     assert all(m.sql.strip() for m in migrations)
+
+
+async def test_a_database_on_migration_6_gets_run_errors_and_keeps_its_runs(
+    dsn: str, schema: str
+) -> None:
+    con = await asyncpg.connect(dsn, server_settings={"search_path": f'"{schema}"'})
+    try:  # what a collector before run errors made and wrote
+        await apply_migrations(con, schema, load_migrations()[:6])
+        await con.execute(
+            "INSERT INTO runs (trace_id, run_id, start_ns, end_ns, span_count, llm_calls, "
+            "input_tokens, output_tokens, cost_usd, complete) "
+            "VALUES ('ab', 'run-old', 1, 2, 1, 0, 0, 0, 0, true)"
+        )
+    finally:
+        await con.close()
+    async with PostgresStore(dsn, schema=schema) as store:
+        (old,) = await store.runs()
+        assert (old.run_id, old.state, old.error) == ("run-old", "complete", None)
+        f = SpanFactory()
+        root = f.workflow("research", run_id="run-broken")
+        await store.write_graph(graph_of([failed(root, "Boom"), f.agent("writer", parent=root)]))
+        assert [(r.run_id, r.error) for r in await store.runs(state="failed")] == [
+            ("run-broken", "Boom")
+        ]
+        assert [r.run_id for r in await store.runs(state="complete")] == ["run-old"]
+    assert [v for v, _ in await _migrations(dsn, schema)][-2:] == [6, 7]
 
 
 async def test_open_creates_the_schema_and_records_each_migration(dsn: str, schema: str) -> None:

@@ -167,7 +167,11 @@ async def test_runs_a_run_graph_and_costs_over_http() -> None:
         ("/v1/runs/run-/spans", 409, "2 runs match 'run-'"),
         ("/v1/runs/run-loop/spans?limit=x", 400, "limit must be a whole number from 1 to 50000"),
         ("/v1/runs?before=yesterday", 400, "before must be the next_before of an earlier answer"),
-        ("/v1/runs?state=waiting", 400, "state must be one of live, paused, resumed, complete"),
+        (
+            "/v1/runs?state=waiting",
+            400,
+            "state must be one of live, paused, resumed, failed, complete",
+        ),
         ("/v1/detections?limit=1001", 400, "limit must be a whole number from 1 to 1000"),
         ("/v1/detections?before=:d1", 400, "before must be the next_before of an earlier answer"),
         ("/v1/export?format=xlsx", 400, "format must be one of parquet, csv, json, not 'xlsx'"),

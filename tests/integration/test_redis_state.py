@@ -33,7 +33,7 @@ from agentmesh.collector.hot_state import (
     make_hot_state,
 )
 from agentmesh.collector.settings import CollectorSettings
-from agentmesh.collector.testing import ManualClock, SpanFactory, with_attributes
+from agentmesh.collector.testing import ManualClock, SpanFactory, failed, with_attributes
 from agentmesh.core import StoreError, semconv
 
 FINISHED_TTL = 60
@@ -221,6 +221,25 @@ async def test_a_paused_run_says_so_and_expires_like_a_finished_one(harness: Har
     assert await hot.run(paused.trace_id) == state
     await harness.expire_finished()
     assert await hot.run(paused.trace_id) is None
+    assert [s.trace_id for s in await hot.live_runs()] == [live.trace_id]
+
+
+async def test_a_failed_run_says_so_and_expires_like_a_finished_one(harness: Harness) -> None:
+    hot = harness.hot
+    f = SpanFactory()
+    root = f.workflow("research", run_id="run-broken")
+    builder = GraphBuilder()
+    builder.add([failed(root, "RateLimitError"), failed(f.agent("writer", parent=root))])
+    broken = builder.get(f.trace_id)
+    assert broken is not None
+    live = _graph(SpanFactory(), complete=False)
+    state = RunState.from_graph(broken, seen_ns=T0 + SECOND)
+    assert state.status == "failed"
+    await hot.update_run(state)
+    await hot.update_run(RunState.from_graph(live, seen_ns=T0))
+    assert await hot.run(broken.trace_id) == state  # read back as failed
+    await harness.expire_finished()
+    assert await hot.run(broken.trace_id) is None
     assert [s.trace_id for s in await hot.live_runs()] == [live.trace_id]
 
 

@@ -20,7 +20,7 @@ from agentmesh.collector.store.duckdb_schema import (
     SCHEMA_VERSION,
     VIEWS,
 )
-from agentmesh.collector.testing import SpanFactory, graph_of, with_attributes
+from agentmesh.collector.testing import SpanFactory, failed, graph_of, with_attributes
 from agentmesh.core.semconv import AGENTMESH_RUN_PAUSED as RUN_PAUSED
 from agentmesh.core.semconv import GEN_AI_CONVERSATION_ID as CONVERSATION
 
@@ -240,15 +240,17 @@ async def test_a_version_4_file_moves_its_graphs_to_the_versioned_tables(tmp_pat
 
 _V6_COLUMNS = ", paused BOOLEAN DEFAULT false, resumed_from VARCHAR"
 _V7_COLUMNS = ", conversation_id VARCHAR, resumed BOOLEAN DEFAULT false"
+_V8_COLUMNS = ", error VARCHAR"
 
 
 @pytest.mark.parametrize(
     ("version", "missing", "values"),
     [
-        (5, _V6_COLUMNS + _V7_COLUMNS, "1"),
-        (6, _V7_COLUMNS, "1, true, 'run-0'"),
+        (5, _V6_COLUMNS + _V7_COLUMNS + _V8_COLUMNS, "1"),
+        (6, _V7_COLUMNS + _V8_COLUMNS, "1, true, 'run-0'"),
+        (7, _V8_COLUMNS, "1, true, 'run-0', NULL, false"),
     ],
-    ids=["version-5", "version-6"],
+    ids=["version-5", "version-6", "version-7"],
 )
 async def test_an_older_file_gets_the_run_columns_added_since(
     tmp_path: Path, version: int, missing: str, values: str
@@ -275,21 +277,27 @@ async def test_an_older_file_gets_the_run_columns_added_since(
             None,
             False,
         )
-        assert old.paused is (version == 6)
+        assert old.paused is (version >= 6)
+        assert (old.error, old.state) == (None, "paused" if version >= 6 else "complete")
         later = SpanFactory()  # starts long after the stored run (1 ns)
         paused = with_attributes(
             later.workflow("w", run_id="run-2"), {RUN_PAUSED: True, CONVERSATION: "thread-1"}
         )
         await store.write_graph(graph_of([paused]))
-        assert [(r.run_id, r.paused, r.conversation_id) for r in await store.runs()] == [
-            ("run-2", True, "thread-1"),
-            ("run-1", version == 6, None),
+        broken = failed(SpanFactory(start_ns=paused.start_ns + 10**9).workflow("w"), "Boom")
+        await store.write_graph(graph_of([broken]))
+        assert [(r.run_id, r.paused, r.conversation_id, r.error) for r in await store.runs()] == [
+            (broken.trace_id, False, None, "Boom"),
+            ("run-2", True, "thread-1", None),
+            ("run-1", version >= 6, None, None),
         ]
+        assert [r.state for r in await store.runs(state="failed")] == ["failed"]
     assert _rows(path, "SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
     assert _rows(
         path,
-        "SELECT resumed_from, conversation_id, resumed FROM run_versions WHERE run_id = 'run-1'",
-    ) == [("run-0" if version == 6 else None, None, False)]
+        "SELECT resumed_from, conversation_id, resumed, error FROM run_versions "
+        "WHERE run_id = 'run-1'",
+    ) == [("run-0" if version >= 6 else None, None, False, None)]
 
 
 def test_a_failed_compaction_does_not_fail_the_write(tmp_path: Path) -> None:

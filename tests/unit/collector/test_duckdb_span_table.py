@@ -362,10 +362,10 @@ async def test_duckdb_upgrades_a_version_2_file_in_place(tmp_path: Path) -> None
     con = duckdb.connect(str(path))
     try:
         assert con.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
-        assert SCHEMA_VERSION == 7
+        assert SCHEMA_VERSION == 8
         run_columns = [row[0] for row in con.execute("DESCRIBE runs").fetchall()]
-        # version 6, then version 7
-        assert run_columns[-4:] == ["paused", "resumed_from", "conversation_id", "resumed"]
+        # version 6, then version 7, then version 8
+        assert run_columns[-5:] == ["paused", "resumed_from", "conversation_id", "resumed", "error"]
         assert _constraints(con) == []
         handoff_columns = [row[0] for row in con.execute("DESCRIBE handoffs").fetchall()]
         assert handoff_columns[-1] == "checkpoint_id"  # version 4: each handoff's checkpoint

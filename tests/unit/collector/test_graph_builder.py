@@ -5,7 +5,7 @@ import pytest
 
 from agentmesh.collector import INFERRED, GraphBuilder, RunGraph, SpanRecord
 from agentmesh.collector.model import AttributeValue
-from agentmesh.collector.testing import ManualClock, SpanFactory
+from agentmesh.collector.testing import ManualClock, SpanFactory, failed
 from agentmesh.core import CollectorError, semconv
 
 
@@ -451,3 +451,38 @@ def test_a_touched_trace_lingers_again() -> None:
 def test_linger_longer_than_idle_is_refused() -> None:
     with pytest.raises(CollectorError, match="complete_linger_seconds"):
         GraphBuilder(complete_linger_seconds=60, idle_timeout_seconds=30)
+
+
+def test_a_run_fails_when_its_root_span_ends_in_error_and_names_the_step_it_left_through() -> None:
+    f = SpanFactory()
+    root = f.workflow("research", run_id="run-1")
+    # the researcher failed once and was retried; the writer failed because its tool did
+    first_try = failed(f.agent("researcher", parent=root), "Timeout")
+    retry = f.agent("researcher", parent=root)
+    writer = f.agent("writer", parent=root)
+    tool = failed(f.tool("publish", parent=writer), "PermissionError")
+    writer = failed(replace(writer, end_ns=tool.end_ns + 5), "PermissionError")
+    broken = failed(replace(root, end_ns=writer.end_ns + 5), "PermissionError")
+    builder = GraphBuilder()
+    builder.add([first_try, retry, tool])
+    graph = _graph(builder, root.trace_id)
+    assert (graph.complete, graph.failed, graph.error) == (False, False, None)  # still running
+    builder.add([writer, broken])
+    graph = _graph(builder, root.trace_id)
+    assert (graph.complete, graph.error) == (True, "step 'writer' failed: PermissionError")
+    # the same steps under a root that ended well: the app caught the error
+    fine = GraphBuilder()
+    fine.add([first_try, retry, tool, writer, root])
+    assert _graph(fine, root.trace_id).error is None
+    # a root in error with no failed step below it names its own error type
+    alone = SpanFactory()
+    lone_root = failed(alone.workflow("research"), "KeyboardInterrupt")
+    bare = GraphBuilder()
+    bare.add([lone_root, alone.agent("researcher", parent=lone_root)])
+    assert _graph(bare, lone_root.trace_id).error == "KeyboardInterrupt"
+    # (any arrival order: a span re-sent rebuilds the trace the same way)
+    again = GraphBuilder()
+    spans = [first_try, retry, tool, writer, broken]
+    random.Random(7).shuffle(spans)
+    again.add(spans)
+    assert _graph(again, root.trace_id).error == "step 'writer' failed: PermissionError"

@@ -107,6 +107,20 @@ def test_a_failed_run_resumes_from_the_checkpoint_its_failing_step_started_from(
     assert "503" in plan.reason
 
 
+def test_a_step_that_failed_and_was_retried_is_not_where_the_run_resumes() -> None:
+    # the writer's first try failed (a 503) and its retry finished; the reviewer failed after
+    spans = _pipeline(reviewer_fails=True)
+    first_try = _span(semconv.Operation.INVOKE_AGENT, 15, agent="writer", error=True)
+    plan = resume_plan([*spans, first_try], [])
+    assert plan is not None
+    assert (plan.status, plan.checkpoint_id, plan.resume_from) == (
+        "failed",
+        "ck-reviewer",
+        "reviewer",
+    )
+    assert plan.reason == "step 'reviewer' failed: 503 from gpt-4o"
+
+
 def test_a_context_loss_at_the_failing_handoff_moves_the_resume_point_back() -> None:
     spans = _pipeline(reviewer_fails=True)
     loss = Detection(

@@ -33,7 +33,7 @@ from agentmesh.collector.store import (
 from agentmesh.collector.store.duckdb_schema import SCHEMA_VERSION
 from agentmesh.collector.store.run_pages import run_pages
 from agentmesh.collector.store.scratch import scratch_schema
-from agentmesh.collector.testing import SpanFactory, graph_of, with_attributes
+from agentmesh.collector.testing import SpanFactory, failed, graph_of, with_attributes
 from agentmesh.core import StoreError, semconv
 
 BACKENDS = ["duckdb", "memory", "postgres"]
@@ -428,8 +428,48 @@ async def test_runs_by_state_and_by_conversation(store: SpanStore) -> None:
     assert await ids(state="complete") == ["run-answered", "run-done"]
     resumptions = {r.run_id: r.resumptions for r in await store.runs()}
     assert (resumptions["run-asked"], resumptions["run-asked-2"]) == (1, 0)
-    with pytest.raises(StoreError, match="state must be one of live, paused, resumed, complete"):
+    with pytest.raises(
+        StoreError, match="state must be one of live, paused, resumed, failed, complete"
+    ):
         await store.runs(state="waiting")  # pyright: ignore[reportArgumentType]
+
+
+async def test_a_failed_run_reads_back_failed_until_a_run_continues_it(store: SpanStore) -> None:
+    def broken(start_ns: int, run_id: str, *, root_error: bool) -> list[SpanRecord]:
+        spans = _run(SpanFactory(start_ns=start_ns), run_id=run_id)
+        spans[2] = failed(spans[2], "RateLimitError")  # the researcher failed
+        if root_error:
+            spans[0] = failed(spans[0], "RateLimitError")
+        return spans
+
+    await store.write_graph(graph_of(broken(1_000, "run-broken", root_error=True)))
+    # a step error the app caught (the root ended well) does not fail the run
+    await store.write_graph(graph_of(broken(2_000, "run-caught", root_error=False)))
+    await store.write_graph(graph_of(_run(SpanFactory(start_ns=3_000), run_id="run-fine")))
+
+    async def ids(**filters: Any) -> list[str]:
+        return [r.run_id for r in await store.runs(**filters)]
+
+    runs = {r.run_id: (r.state, r.error) for r in await store.runs()}
+    assert runs == {
+        "run-broken": ("failed", "step 'researcher' failed: RateLimitError"),
+        "run-caught": ("complete", None),
+        "run-fine": ("complete", None),
+    }
+    assert await ids(state="failed") == ["run-broken"]
+    assert await ids(state="complete") == ["run-fine", "run-caught"]
+    assert await ids(state="live") == []
+    stored = await store.graph((await store.find_runs("run-broken", limit=1))[0].trace_id)
+    assert stored is not None
+    assert stored.run.error == "step 'researcher' failed: RateLimitError"
+    # `agentmesh resume` ran it again: the failure is taken care of
+    resumed = _run(SpanFactory(start_ns=4_000), run_id="run-again")
+    resumed[0] = with_attributes(resumed[0], {semconv.AGENTMESH_RESUME_FROM_RUN_ID: "run-broken"})
+    await store.write_graph(graph_of(resumed))
+    assert await ids(state="failed") == []
+    assert await ids(state="resumed") == ["run-broken"]
+    (found,) = await store.find_runs("run-broken", limit=10)
+    assert (found.state, found.error) == ("resumed", "step 'researcher' failed: RateLimitError")
 
 
 async def test_find_runs_by_the_start_of_a_run_or_trace_id(store: SpanStore) -> None:

@@ -49,6 +49,8 @@ _TABLES: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("resumed_from", "VARCHAR"),
         ("conversation_id", "VARCHAR"),
         ("resumed", "BOOLEAN"),
+        ("state", "VARCHAR"),
+        ("error", "VARCHAR"),
     ),
     "agents": (
         ("trace_id", "VARCHAR"),
@@ -140,6 +142,8 @@ def _run_rows(runs: Sequence[RunSummary], spans_of: Mapping[str, list[SpanRecord
                 run.resumed_from,
                 run.conversation_id,
                 run.resumed,
+                run.state,
+                run.error,
             )
         )
         rows["spans"].extend(

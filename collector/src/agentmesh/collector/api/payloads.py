@@ -34,9 +34,10 @@ __all__ = [
 
 
 def run_to_json(run: RunSummary) -> dict[str, Any]:
-    """A run's summary as a JSON object (``agents`` as an array)."""
+    """A run's summary as a JSON object (``agents`` as an array; its ``state`` named)."""
     out = asdict(run)
     out["agents"] = list(run.agents)
+    out["state"] = run.state
     return out
 
 

@@ -18,11 +18,11 @@ from agentmesh.collector.cli.collector_client import get_file, get_json
 from agentmesh.collector.cli.store_options import add_store_options, store_settings
 from agentmesh.collector.durations import parse_duration, when_ns
 from agentmesh.collector.export import EXPORT_FORMATS
-from agentmesh.collector.store.base import RUN_STATES
+from agentmesh.collector.store.base import RUN_STATES, RunSummary
 from agentmesh.core import ConfigError
 
 if TYPE_CHECKING:
-    from agentmesh.collector.store.base import CostGroup, CostRow, RunSummary, SpanStore
+    from agentmesh.collector.store.base import CostGroup, CostRow, SpanStore
 
 T = TypeVar("T")
 
@@ -85,8 +85,11 @@ def _collector_query(args: argparse.Namespace, **query: str) -> dict[str, str]:
 
 
 def _print_json_lines(rows: Sequence[RunSummary] | Sequence[CostRow]) -> None:
+    """One JSON object per line; runs as the API gives them (with their ``state``)."""
+    from agentmesh.collector.api.payloads import run_to_json
+
     for row in rows:
-        print(json.dumps(asdict(row)))
+        print(json.dumps(run_to_json(row) if isinstance(row, RunSummary) else asdict(row)))
 
 
 def add_runs_command(parser: argparse.ArgumentParser) -> None:
@@ -99,7 +102,8 @@ def add_runs_command(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--state",
         choices=RUN_STATES,
-        help="only runs in this state (paused: the runs waiting for input)",
+        help="only runs in this state (paused: the runs waiting for input; failed: the runs "
+        "whose root span ended in error and that no run continues)",
     )
     parser.add_argument(
         "--conversation",

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from agentmesh.collector.detection import Detection
-from agentmesh.collector.store.base import CostRow, RunSummary, StoredGraph
+from agentmesh.collector.store.base import CostRow, RunStateName, RunSummary, StoredGraph
 
 __all__ = [
     "format_time",
@@ -96,6 +96,12 @@ def render_graph(console: Console, graph: StoredGraph, detections: Sequence[Dete
     )
     if run.paused:
         console.print("paused: the run stopped to wait for input (it did not fail)")
+    if run.error is not None:
+        console.print(
+            f"[bold red]FAILED[/bold red] {printable(run.error)}"
+            + ("  (a later run continues it)" if run.resumptions else ""),
+            soft_wrap=True,
+        )
     if run.conversation_id is not None:
         console.print(printable(f"conversation {run.conversation_id}"))
     if run.resumed_from is not None:
@@ -164,6 +170,15 @@ def render_costs(console: Console, rows: Sequence[CostRow], by: str) -> None:
     console.print(table)
 
 
+_STATE_MARKUP: Final[Mapping[RunStateName, str]] = {
+    "live": "live",
+    "paused": "[yellow]paused[/yellow]",
+    "resumed": "resumed",
+    "failed": "[red]failed[/red]",
+    "complete": "complete",
+}
+
+
 def render_runs(console: Console, runs: Sequence[RunSummary]) -> None:
     """Print runs as a table, newest first.
 
@@ -181,7 +196,7 @@ def render_runs(console: Console, runs: Sequence[RunSummary]) -> None:
         "LLM calls",
         "cost USD",
         "detections",
-        "complete",
+        "state",
     ):
         table.add_column(column)
     for run in runs:
@@ -194,7 +209,7 @@ def render_runs(console: Console, runs: Sequence[RunSummary]) -> None:
             str(run.llm_calls),
             f"{run.cost_usd:.6f}",
             str(run.detections),
-            "paused" if run.paused else "yes" if run.complete else "no",
+            _STATE_MARKUP[run.state],
         )
     console.print(table)
 

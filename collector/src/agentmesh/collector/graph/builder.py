@@ -17,6 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from agentmesh.collector.graph.failure import failed_step, later_failure, run_failure
 from agentmesh.collector.graph.node import GraphNode, graph_node
 from agentmesh.collector.graph.run_graph import (
     INFERRED,
@@ -60,6 +61,7 @@ class _Trace:
         "dirty_from",
         "end_ns",
         "explicit",
+        "failed_step",
         "generation",
         "graph",
         "inferred",
@@ -73,6 +75,7 @@ class _Trace:
         "paused",
         "pending",
         "resumed",
+        "root",
         "start_ns",
         "touched",
         "trace_id",
@@ -99,6 +102,8 @@ class _Trace:
         self.start_ns: int | None = None
         self.end_ns: int | None = None
         self.complete = False
+        self.root: GraphNode | None = None  # the root span, once it arrived
+        self.failed_step: GraphNode | None = None  # the failed step a failed run names
         self.paused = False
         self.resumed = False
         self.explicit: list[HandoffEdge] = []
@@ -130,6 +135,10 @@ class _Trace:
             self.end_ns = node.end_ns
         if node.parent_id is None:
             self.complete = True
+            if self.root is None or node.error:  # of several roots, one in error fails the run
+                self.root = node
+        if failed_step(node):
+            self.failed_step = later_failure(self.failed_step, node)
         if node.paused:
             self.paused = True
         if node.resumed:
@@ -228,6 +237,7 @@ class _Trace:
             resumed_from=meta["resumed_from"][1] if "resumed_from" in meta else None,
             conversation_id=meta["conversation_id"][1] if "conversation_id" in meta else None,
             resumed=self.resumed or "resumed_from" in meta,
+            error=None if self.root is None else run_failure(self.root, self.failed_step),
             visits=tuple(self.visits),
             generation=self.generation,
             visits_changed_from=changed_from,

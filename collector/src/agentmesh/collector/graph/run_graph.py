@@ -132,6 +132,10 @@ class RunGraph:
             LangGraph thread, a CrewAI flow's state), taken like ``resumed_from``.
         resumed: Whether the run continues its conversation where the previous run left off
             (``agentmesh.run.resumed``, or it names the run it continues).
+        error: Why the run failed, when its root span ended in error: the failed step it
+            left through and the error type (``step 'writer' failed: RateLimitError``), else
+            the root's error type (see :mod:`~agentmesh.collector.graph.failure`); ``None``
+            for a run that did not fail (or whose root span has not arrived).
         visits: The agent sequence, when the builder computed it (``None`` otherwise:
             :meth:`agent_sequence` then derives it from ``invocations``); not compared.
         generation: How many snapshots of this trace the builder made before this one;
@@ -160,9 +164,15 @@ class RunGraph:
     resumed_from: str | None = None
     conversation_id: str | None = None
     resumed: bool = False
+    error: str | None = None
     visits: tuple[AgentVisit, ...] | None = field(default=None, compare=False, repr=False)
     generation: int = field(default=0, compare=False)
     visits_changed_from: int = field(default=0, compare=False)
+
+    @property
+    def failed(self) -> bool:
+        """Whether the run failed: its root span ended in error."""
+        return self.error is not None
 
     @property
     def handoffs_inferred(self) -> bool:

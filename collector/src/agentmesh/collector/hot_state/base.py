@@ -18,9 +18,18 @@ from agentmesh.collector.graph.run_graph import RunGraph
 
 __all__ = ["DetectionSubscription", "HotState", "RunState", "RunStatus"]
 
-RunStatus = Literal["running", "complete", "paused"]
-"""``complete`` once the run's root span has arrived; ``paused`` once a span of the run says it
-stopped to wait for input (``agentmesh.run.paused``), complete or not."""
+RunStatus = Literal["running", "complete", "paused", "failed"]
+"""``complete`` once the run's root span has arrived; ``failed`` when that span ended in error;
+``paused`` once a span of the run says it stopped to wait for input (``agentmesh.run.paused``),
+complete or not."""
+
+
+def _status(graph: RunGraph) -> RunStatus:
+    if graph.paused:
+        return "paused"
+    if graph.failed:
+        return "failed"
+    return "complete" if graph.complete else "running"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +40,7 @@ class RunState:
         trace_id: The trace.
         run_id: ``agentmesh.run.id`` (or the trace id).
         workflow_name: ``gen_ai.workflow.name``, when known.
-        status: ``running``, ``complete`` or ``paused``.
+        status: ``running``, ``complete``, ``failed`` or ``paused``.
         agents: Its agents' names, sorted.
         handoffs: Handoffs so far.
         span_count: Spans so far.
@@ -83,7 +92,7 @@ class RunState:
             trace_id=graph.trace_id,
             run_id=graph.run_id,
             workflow_name=graph.workflow_name,
-            status="paused" if graph.paused else "complete" if graph.complete else "running",
+            status=_status(graph),
             agents=tuple(sorted(graph.agents)),
             handoffs=len(graph.handoffs),
             span_count=graph.span_count,

@@ -8,8 +8,9 @@ later than the step where the run went wrong.
   as the recovery engine chose when it stopped the run (re-entering the loop would loop again).
 - A run that failed (an agent, node or tool step ended in error: a provider outage, a tool
   crash) resumes from the checkpoint its failing step started from: that handoff arrived whole,
-  the work after it did not finish. A detected context loss at that handoff moves the resume
-  point one handoff back.
+  the work after it did not finish. The failing step is the failed step that ended last (a step
+  that failed earlier and was retried is done). A detected context loss at that handoff moves
+  the resume point one handoff back.
 
 The plan names the framework, the thread (LangGraph ``thread_id``, from
 ``gen_ai.conversation.id``) and the checkpoint, so the app (or ``agentmesh resume``) can
@@ -23,6 +24,7 @@ from dataclasses import asdict, dataclass
 from typing import Final
 
 from agentmesh.collector.detection import Detection
+from agentmesh.collector.graph.failure import failed_step, later_failure, step_failure
 from agentmesh.collector.graph.node import GraphNode, graph_node
 from agentmesh.collector.model import SpanRecord
 from agentmesh.collector.recovery.checkpoints import CheckpointIndex
@@ -31,13 +33,6 @@ from agentmesh.core import semconv
 
 __all__ = ["ResumePlan", "resume_plan"]
 
-_STEPS: Final = frozenset(
-    {
-        semconv.Operation.INVOKE_AGENT,
-        semconv.Operation.INVOKE_NODE,
-        semconv.Operation.EXECUTE_TOOL,
-    }
-)
 _CONTEXT_LOSS: Final = "context_loss"
 
 
@@ -121,7 +116,7 @@ def resume_plan(
         node = _node_of(checkpoints, checkpoint)
         status, reason = "stopped", f"{first.type}: {first.explanation}"
     else:
-        failed = _first_failed_step(nodes)
+        failed = _failed_step(nodes)
         if failed is None:
             node = checkpoints[-1] if checkpoints else None
             status, reason = "completed", "the run completed"
@@ -132,10 +127,7 @@ def resume_plan(
             node = candidates[-1] if candidates else None
             if node is None:  # a resumed run that failed before its own first handoff
                 checkpoint_fallback = _text(workflow, semconv.AGENTMESH_RESUME_CHECKPOINT_ID)
-            status = "failed"
-            reason = f"step {failed.agent or failed.tool_name or failed.span_id!r} failed"
-            if failed.error_type:
-                reason += f": {failed.error_type}"
+            status, reason = "failed", step_failure(failed)
         checkpoint = node.checkpoint_id if node is not None else checkpoint_fallback
     resume_span = by_span.get(node.span_id) if node is not None else None
     return ResumePlan(
@@ -152,12 +144,13 @@ def resume_plan(
     )
 
 
-def _first_failed_step(nodes: Sequence[GraphNode]) -> GraphNode | None:
-    """The earliest-starting step whose own span ended in error."""
+def _failed_step(nodes: Sequence[GraphNode]) -> GraphNode | None:
+    """The failed step the run's failure names: the one that ended last."""
+    named: GraphNode | None = None
     for node in nodes:
-        if node.operation in _STEPS and node.error and node.started is None:
-            return node
-    return None
+        if failed_step(node):
+            named = later_failure(named, node)
+    return named
 
 
 def _node_of(nodes: Sequence[GraphNode], checkpoint_id: str | None) -> GraphNode | None:

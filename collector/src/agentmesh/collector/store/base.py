@@ -24,14 +24,42 @@ __all__ = [
     "RunSummary",
     "SpanStore",
     "StoredGraph",
+    "run_state",
 ]
 
-RunStateName = Literal["live", "paused", "resumed", "complete"]
+RunStateName = Literal["live", "paused", "resumed", "failed", "complete"]
 """A run's state as run lists name it: ``paused`` (it stopped to wait for input and no stored
-run continues it: waiting), ``resumed`` (it stopped to wait for input and a later run
-continued it), else ``complete`` (its root span ended), else ``live``."""
-RUN_STATES: tuple[RunStateName, ...] = ("live", "paused", "resumed", "complete")
+run continues it: waiting), ``resumed`` (it paused or failed, and a later run continued it),
+``failed`` (its root span ended in error and no stored run continues it), else ``complete``
+(its root span ended), else ``live``."""
+RUN_STATES: tuple[RunStateName, ...] = ("live", "paused", "resumed", "failed", "complete")
 """Every :data:`RunStateName`."""
+
+
+def run_state(*, complete: bool, paused: bool, failed: bool, resumptions: int) -> RunStateName:
+    """Name a run's state (:data:`RunStateName`) from what is stored of it.
+
+    Args:
+        complete: Whether its root span arrived.
+        paused: Whether it stopped to wait for input.
+        failed: Whether its root span ended in error.
+        resumptions: How many stored runs continue it.
+
+    Returns:
+        The state.
+
+    Example:
+        >>> run_state(complete=True, paused=False, failed=True, resumptions=0)
+        'failed'
+        >>> run_state(complete=True, paused=False, failed=True, resumptions=1)
+        'resumed'
+    """
+    if paused or failed:  # waiting for input, or broken, unless a run continued it
+        if resumptions:
+            return "resumed"
+        return "paused" if paused else "failed"
+    return "complete" if complete else "live"
+
 
 CostGroup = Literal["agent", "model"]
 """What :meth:`SpanStore.costs` groups LLM calls by."""
@@ -64,6 +92,8 @@ class RunSummary:
         resumed: Whether the run continues its conversation where the previous run left off.
         resumptions: How many stored runs continue this one (their ``resumed_from`` is its
             run id): a paused run with none is still waiting for input.
+        error: Why the run failed (its root span ended in error), else ``None``: see
+            :attr:`RunGraph.error <agentmesh.collector.graph.run_graph.RunGraph.error>`.
     """
 
     trace_id: str
@@ -86,6 +116,22 @@ class RunSummary:
     conversation_id: str | None = None
     resumed: bool = False
     resumptions: int = 0
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        """Whether the run failed: its root span ended in error."""
+        return self.error is not None
+
+    @property
+    def state(self) -> RunStateName:
+        """The run's state, as run lists name it (:data:`RunStateName`)."""
+        return run_state(
+            complete=self.complete,
+            paused=self.paused,
+            failed=self.failed,
+            resumptions=self.resumptions,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""The DuckDB schema of the collector (version 7), and the in-place upgrades to it.
+"""The DuckDB schema of the collector (version 8), and the in-place upgrades to it.
 
 Tables: ``spans`` (one row per span; attributes, events and resource attributes as JSON text;
 model, tokens and cost of LLM calls as columns since version 2); ``run_versions``,
@@ -59,7 +59,7 @@ and the file is half the size (34 MB against 64 MB for 200,000 spans of the benc
 Reading a column back costs more (a run's spans: about 12 ms against 10 ms at 200,000 spans).
 Files created before keep DuckDB's own choice; the declaration applies to new files."""
 
-SCHEMA_VERSION: Final = 7
+SCHEMA_VERSION: Final = 8
 """Version written to ``schema_version`` by this code."""
 
 VERSIONED_GRAPHS: Final = 5
@@ -96,8 +96,10 @@ _RUN_V6: Final = ("paused BOOLEAN DEFAULT false", "resumed_from VARCHAR")
 NOT NULL column to a table, so readers take a NULL ``paused`` as false)."""
 _RUN_V7: Final = ("conversation_id VARCHAR", "resumed BOOLEAN DEFAULT false")
 """The columns version 7 appends to ``run_versions`` (a NULL ``resumed`` reads as false)."""
+_RUN_V8: Final = ("error VARCHAR",)
+"""The column version 8 appends to ``run_versions``: why the run failed (NULL: it did not)."""
 _VERSION_EXTRA: Final = {
-    "runs": "".join(f", {column}" for column in (*_RUN_V6, *_RUN_V7)),
+    "runs": "".join(f", {column}" for column in (*_RUN_V6, *_RUN_V7, *_RUN_V8)),
     "agents": "",
     "handoffs": "",
 }
@@ -241,5 +243,6 @@ UPGRADES: Final[dict[int, tuple[str, ...]]] = {
     ),
     5: tuple(f"ALTER TABLE run_versions ADD COLUMN IF NOT EXISTS {column}" for column in _RUN_V6),
     6: tuple(f"ALTER TABLE run_versions ADD COLUMN IF NOT EXISTS {column}" for column in _RUN_V7),
+    7: tuple(f"ALTER TABLE run_versions ADD COLUMN IF NOT EXISTS {column}" for column in _RUN_V8),
 }
 """Statements upgrading a file from a version (the key) to the next one."""

@@ -51,6 +51,7 @@ RUN_SCHEMA: Final[Any] = _pa.schema(
         _pa.field("resumed_from", _pa.string()),
         _pa.field("conversation_id", _pa.string()),
         _pa.field("resumed", _pa.bool_()),
+        _pa.field("error", _pa.string()),
     ]
 )
 """The columns of the ``runs`` table, one row per graph."""
@@ -129,6 +130,7 @@ def graph_tables(graphs: Sequence[RunGraph]) -> GraphTables:
             "resumed_from": [g.resumed_from for g in graphs],
             "conversation_id": [g.conversation_id for g in graphs],
             "resumed": [g.resumed for g in graphs],
+            "error": [g.error for g in graphs],
         },
         schema=RUN_SCHEMA,
     )

@@ -17,6 +17,7 @@ from agentmesh.collector.store.base import (
     RunStateName,
     RunSummary,
     StoredGraph,
+    run_state,
 )
 from agentmesh.collector.store.usage import (
     chat_usage,
@@ -476,12 +477,16 @@ class MemoryStore:
             conversation_id=graph.conversation_id,
             resumed=graph.resumed,
             resumptions=self._resumptions(graph.run_id),
+            error=graph.error,
         )
 
     def _resumptions(self, run_id: str) -> int:
         return sum(1 for g in self._graphs.values() if g.resumed_from == run_id)
 
     def _state(self, graph: RunGraph) -> RunStateName:
-        if graph.paused:  # waiting for input, unless a run continued it
-            return "resumed" if self._resumptions(graph.run_id) else "paused"
-        return "complete" if graph.complete else "live"
+        return run_state(
+            complete=graph.complete,
+            paused=graph.paused,
+            failed=graph.failed,
+            resumptions=self._resumptions(graph.run_id) if graph.paused or graph.failed else 0,
+        )

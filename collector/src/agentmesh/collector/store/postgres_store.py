@@ -133,8 +133,8 @@ _SELECT_SPANS_OF: Final = """
 _UPSERT_RUN: Final = """
     INSERT INTO runs (trace_id, run_id, workflow_name, service_name, framework, start_ns,
         end_ns, span_count, llm_calls, input_tokens, output_tokens, cost_usd, complete, paused,
-        resumed_from, conversation_id, resumed)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+        resumed_from, conversation_id, resumed, error)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
     ON CONFLICT (trace_id) DO UPDATE SET run_id = EXCLUDED.run_id,
         workflow_name = EXCLUDED.workflow_name, service_name = EXCLUDED.service_name,
         framework = EXCLUDED.framework, start_ns = EXCLUDED.start_ns, end_ns = EXCLUDED.end_ns,
@@ -142,7 +142,7 @@ _UPSERT_RUN: Final = """
         input_tokens = EXCLUDED.input_tokens, output_tokens = EXCLUDED.output_tokens,
         cost_usd = EXCLUDED.cost_usd, complete = EXCLUDED.complete, paused = EXCLUDED.paused,
         resumed_from = EXCLUDED.resumed_from, conversation_id = EXCLUDED.conversation_id,
-        resumed = EXCLUDED.resumed
+        resumed = EXCLUDED.resumed, error = EXCLUDED.error
 """
 _INSERT_AGENT: Final = """
     INSERT INTO agents (trace_id, name, invocations, span_ids, llm_calls, input_tokens,
@@ -162,7 +162,7 @@ _RUN_SUMMARY: Final = """
         r.span_count, r.llm_calls, r.input_tokens, r.output_tokens, r.cost_usd, r.complete,
         (SELECT count(*) FROM detections d WHERE d.trace_id = r.trace_id), r.paused,
         r.resumed_from, r.conversation_id, r.resumed,
-        (SELECT count(*) FROM runs x WHERE x.resumed_from = r.run_id)
+        (SELECT count(*) FROM runs x WHERE x.resumed_from = r.run_id), r.error
     FROM runs r
 """
 _RUNS: Final = (
@@ -173,13 +173,17 @@ _RUNS: Final = (
         AND ($6::bigint IS NULL OR (r.start_ns <= $6  -- after run ($6, $7) in this order
             AND (r.start_ns < $6 OR r.trace_id COLLATE "C" > $7::text COLLATE "C")))
         AND ($5::text IS NULL
-            -- paused: waiting for input; resumed: a run continued it (the paused runs by the
-            -- partial index of migration 0006, the others by start)
+            -- paused: waiting for input; failed: its root span ended in error; resumed: it
+            -- paused or failed and a run continued it (the paused runs by the partial index of
+            -- migration 0006, the failed ones by that of 0007, the others by start)
             OR ($5 = 'paused' AND r.paused AND NOT EXISTS (SELECT FROM runs x
                 WHERE x.resumed_from IS NOT NULL AND x.resumed_from = r.run_id))
-            OR ($5 = 'resumed' AND r.paused AND EXISTS (SELECT FROM runs x
+            OR ($5 = 'failed' AND r.error IS NOT NULL AND NOT r.paused AND NOT EXISTS (
+                SELECT FROM runs x WHERE x.resumed_from IS NOT NULL
+                AND x.resumed_from = r.run_id))
+            OR ($5 = 'resumed' AND (r.paused OR r.error IS NOT NULL) AND EXISTS (SELECT FROM runs x
                 WHERE x.resumed_from IS NOT NULL AND x.resumed_from = r.run_id))
-            OR ($5 = 'complete' AND r.complete AND NOT r.paused)
+            OR ($5 = 'complete' AND r.complete AND NOT r.paused AND r.error IS NULL)
             OR ($5 = 'live' AND NOT r.complete AND NOT r.paused))
     ORDER BY r.start_ns DESC, r.trace_id COLLATE "C"
     LIMIT $3
@@ -807,6 +811,7 @@ def _run_row(graph: RunGraph) -> tuple[object, ...]:
         graph.resumed_from,
         graph.conversation_id,
         graph.resumed,
+        graph.error,
     )
 
 

@@ -36,7 +36,7 @@ def run_summary_from_row(row: Row) -> RunSummary:
 
     Columns: trace_id, run_id, workflow_name, service_name, start_ns, end_ns, agents,
     handoffs, span_count, llm_calls, input_tokens, output_tokens, cost_usd, complete,
-    detections, paused, resumed_from, conversation_id, resumed, resumptions.
+    detections, paused, resumed_from, conversation_id, resumed, resumptions, error.
 
     Args:
         row: The row.
@@ -65,6 +65,7 @@ def run_summary_from_row(row: Row) -> RunSummary:
         conversation_id=row[17],
         resumed=bool(row[18]),
         resumptions=int(row[19]),
+        error=row[20],
     )
 
 

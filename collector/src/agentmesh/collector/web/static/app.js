@@ -196,13 +196,15 @@ function sinceSelect(onChange) {
 }
 
 function runState(run) {
-  // what the runs list calls a run (as GET /v1/runs?state= does): paused (waiting for input),
-  // resumed (it paused and a later run continued it), complete, or live
-  if (run.paused) return run.resumptions ? "resumed" : "paused";
+  // what the runs list calls a run (GET /v1/runs names it: state): paused (waiting for input),
+  // failed (its root span ended in error), resumed (it paused or failed and a later run
+  // continued it), complete, or live; derived from the fields when a collector sends no state
+  if (run.state) return run.state;
+  if (run.paused || run.error) return run.resumptions ? "resumed" : run.paused ? "paused" : "failed";
   return run.complete ? "complete" : "live";
 }
 
-const STATE_TONES = { paused: "warn", resumed: "ok", complete: "ok", live: "live" };
+const STATE_TONES = { paused: "warn", resumed: "ok", failed: "bad", complete: "ok", live: "live" };
 
 function filterInput() {
   const input = h("input", { type: "search", id: "filter", value: state.filter,
@@ -467,13 +469,15 @@ async function runView(runId) {
   return [
     h("div", { class: "toolbar" }, h("a", { href: "#/" }, "← runs"), h("span", { class: "spacer" })),
     h("h1", { id: "run-title" }, run.run_id, " ",
-      paused ? badge("paused", "warn") : run.complete ? badge("complete", "ok") : badge("live", "live")),
+      paused ? badge("paused", "warn") : badge(runState(run), STATE_TONES[runState(run)])),
     h("p", { class: "muted" }, [run.workflow_name, run.service_name].filter(Boolean).join(" · "),
       " · trace ", h("code", {}, run.trace_id), " · started ", fmtTime(run.start_ns)),
     resumedFrom(run, spans),
     paused ? h("p", { id: "paused" }, "Paused: the run stopped to wait for input (human feedback or ",
       "an interrupt), it did not fail.", resumedBy.length ? null
         : " The run that resumes it will be linked here.") : null,
+    run.error ? h("p", { id: "failed" }, h("strong", {}, "Failed: "), run.error,
+      resumedBy.length ? " A later run continues it." : null) : null,
     resumedByNote(resumedBy),
     conversationNote(run, thread),
     h("div", { class: "cards" },
