@@ -486,3 +486,19 @@ def test_a_run_fails_when_its_root_span_ends_in_error_and_names_the_step_it_left
     random.Random(7).shuffle(spans)
     again.add(spans)
     assert _graph(again, root.trace_id).error == "step 'writer' failed: PermissionError"
+
+
+def test_finished_and_failed_runs_are_counted_once_each() -> None:
+    builder = GraphBuilder()
+    good, bad = SpanFactory(), SpanFactory()
+    good_root = good.workflow("research")
+    bad_root = bad.workflow("research")
+    builder.add([good.agent("writer", parent=good_root)])
+    assert (builder.runs_finished, builder.runs_failed) == (0, 0)  # no root yet: running
+    builder.add([good_root, failed(bad_root, "Boom")])
+    assert (builder.runs_finished, builder.runs_failed) == (2, 1)
+    # later spans, a re-delivered root and a span re-sent with other content (a rebuild)
+    late = bad.agent("writer", parent=bad_root)
+    builder.add([late, failed(bad_root, "Boom"), good_root])
+    builder.add([replace(late, end_ns=late.end_ns + 1)])
+    assert (builder.runs_finished, builder.runs_failed) == (2, 1)

@@ -94,6 +94,8 @@ class CollectorStats:
             ``agentmesh_queue_spans`` on ``/metrics``).
         live_traces: Run graphs held in memory.
         traces_evicted: Run graphs evicted to bound memory (``max_live_traces``).
+        runs_finished: Runs whose root span arrived (each counted once, failed or not).
+        runs_failed: Of those, the runs that failed: their root span ended in error.
         traces_retired: Complete run graphs that left memory after their linger time.
         traces_expired: Incomplete run graphs that left memory after the idle timeout.
         late_spans: Spans that arrived after their run left memory (stored; the run's graph is
@@ -139,6 +141,8 @@ class CollectorStats:
     queued_spans: int = 0
     live_traces: int = 0
     traces_evicted: int = 0
+    runs_finished: int = 0
+    runs_failed: int = 0
     traces_retired: int = 0
     traces_expired: int = 0
     late_spans: int = 0
@@ -291,6 +295,8 @@ class Collector:
             queued_spans=pipeline.queued_spans,
             live_traces=len(builder),
             traces_evicted=builder.evicted,
+            runs_finished=builder.runs_finished,
+            runs_failed=builder.runs_failed,
             traces_retired=builder.retired,
             traces_expired=builder.expired,
             late_spans=builder.late_spans,

@@ -88,6 +88,8 @@ _COUNTERS: Final[tuple[tuple[str, str, str], ...]] = (
     ),
     ("batches_failed", "agentmesh_batches_failed", "Span batches with a step that failed."),
     ("traces_evicted", "agentmesh_traces_evicted", "Run graphs evicted to bound memory."),
+    ("runs_finished", "agentmesh_runs_finished", "Runs whose root span arrived."),
+    ("runs_failed", "agentmesh_runs_failed", "Runs whose root span ended in error."),
     ("traces_retired", "agentmesh_traces_retired", "Complete run graphs that left memory."),
     ("traces_expired", "agentmesh_traces_expired", "Idle incomplete run graphs that left memory."),
     ("late_spans", "agentmesh_late_spans", "Spans that arrived after their run left memory."),

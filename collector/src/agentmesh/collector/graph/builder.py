@@ -60,6 +60,7 @@ class _Trace:
         "dirty",
         "dirty_from",
         "end_ns",
+        "ended",
         "explicit",
         "failed_step",
         "generation",
@@ -89,6 +90,7 @@ class _Trace:
         self.nodes: dict[str, GraphNode] = {}
         self.graph: RunGraph | None = None
         self.generation = 0
+        self.ended = False  # the builder counted the run as finished (kept across rebuilds)
         self._reset()
 
     def _reset(self) -> None:
@@ -395,6 +397,18 @@ class GraphBuilder:
         self._retired = 0
         self._expired = 0
         self._late_spans = 0
+        self._runs_finished = 0
+        self._runs_failed = 0
+
+    @property
+    def runs_finished(self) -> int:
+        """How many runs' root spans arrived (each run counted once, failed or not)."""
+        return self._runs_finished
+
+    @property
+    def runs_failed(self) -> int:
+        """How many of those runs failed: their root span ended in error."""
+        return self._runs_failed
 
     @property
     def retired(self) -> int:
@@ -530,6 +544,11 @@ class GraphBuilder:
                 dirty = add(node) or dirty
             if dirty:
                 changed.add(trace_id)
+                if trace.complete and not trace.ended:  # its root span arrived: count it once
+                    trace.ended = True
+                    self._runs_finished += 1
+                    if trace.root is not None and trace.root.error:
+                        self._runs_failed += 1
         traces = self._traces
         held = {trace_id for trace_id in changed if trace_id in traces}
         if len(held) < len(changed):  # evicted by later traces of the same call: rebuild them
