@@ -299,7 +299,7 @@ async def test_oversized_request_is_refused_by_the_size_limit(tmp_path: Path) ->
         assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
-async def test_busy_port_is_a_receiver_error_and_releases_the_store(tmp_path: Path) -> None:
+async def test_a_busy_port_is_refused_in_words_before_anything_is_created(tmp_path: Path) -> None:
     async with Collector(_settings(tmp_path / "a")) as first:
         clash = _settings(tmp_path / "b", grpc_port=first.grpc_port)
         second = Collector(clash)
@@ -310,8 +310,11 @@ async def test_busy_port_is_a_receiver_error_and_releases_the_store(tmp_path: Pa
             f"cannot listen for OTLP/gRPC on 127.0.0.1:{first.grpc_port}: address already in "
             "use (another collector, or another program, listens there)"
         )
-    async with DuckDBStore(clash.duckdb_path) as store:  # not left locked or half-open
-        assert await store.count_spans() == 0
+        assert not clash.duckdb_path.exists()  # refused before the store was opened
+        http_clash = _settings(tmp_path / "c", http_port=first.http_port)
+        with pytest.raises(ReceiverError, match="cannot listen for OTLP/HTTP on") as refused:
+            await Collector(http_clash).__aenter__()
+        assert not http_clash.duckdb_path.exists()
 
 
 async def test_serve_forever_returns_on_stop(tmp_path: Path) -> None:

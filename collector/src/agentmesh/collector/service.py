@@ -43,6 +43,7 @@ from agentmesh.collector.forward import Forwarders, ForwarderStats, ForwardingSi
 from agentmesh.collector.graph.builder import GraphBuilder
 from agentmesh.collector.hot_state import make_hot_state
 from agentmesh.collector.pipeline import ColumnarSpanWriter, DetectionListener, Pipeline
+from agentmesh.collector.receiver.base import bind_problem, hostport
 from agentmesh.collector.receiver.decode_pool import DecodePool
 from agentmesh.collector.receiver.grpc_server import OtlpGrpcReceiver
 from agentmesh.collector.receiver.http_server import OtlpHttpReceiver
@@ -69,7 +70,7 @@ from agentmesh.collector.store import make_store
 from agentmesh.collector.store.base import SpanStore
 from agentmesh.collector.store.retention import Retention, RetentionStats
 from agentmesh.collector.web import web_routes
-from agentmesh.core.errors import CollectorError
+from agentmesh.core.errors import CollectorError, ReceiverError
 from agentmesh.core.log import get_logger
 
 __all__ = ["Collector", "CollectorStats"]
@@ -365,6 +366,7 @@ class Collector:
             raise CollectorError("a Collector can be started once; make a new one")
         self._used = True
         settings = self._settings
+        _refuse_busy_ports(settings)  # before the store: a refused start creates no file
         stack = AsyncExitStack()
         try:
             if self._owns_store:
@@ -630,3 +632,25 @@ class Collector:
         if self._http_receiver is None:
             raise CollectorError("the OTLP/HTTP receiver is disabled (http_enabled is false)")
         return self._http_receiver
+
+
+def _refuse_busy_ports(settings: CollectorSettings) -> None:
+    """Raise when a configured port cannot be listened on, before anything is opened.
+
+    The receivers start last (they serve the pipeline and the store); checking their ports
+    first means a collector that cannot start leaves no database file or connection behind.
+    Ports 0 (any free port) are not checked. A port taken between this check and the receiver's
+    bind is still refused by the receiver, in the same words.
+
+    Raises:
+        ReceiverError: A port is in use, or the address is not this machine's.
+    """
+    addresses = [("OTLP/gRPC", settings.grpc_host, settings.grpc_port)]
+    if settings.http_enabled:
+        addresses.append(("OTLP/HTTP", settings.http_host, settings.http_port))
+    for what, host, port in addresses:
+        if port == 0:
+            continue
+        problem = bind_problem(host, port, reuse_address=True)
+        if problem is not None:
+            raise ReceiverError(f"cannot listen for {what} on {hostport(host, port)}: {problem}")

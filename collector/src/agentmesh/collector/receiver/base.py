@@ -127,12 +127,14 @@ def hostport(host: str, port: int) -> str:
     return f"{host}:{port}"
 
 
-def bind_problem(host: str, port: int) -> str | None:
+def bind_problem(host: str, port: int, *, reuse_address: bool = False) -> str | None:
     """Say in words why a TCP port cannot be listened on (gRPC only says that it failed).
 
     Args:
         host: The interface.
         port: The port.
+        reuse_address: Bind as the servers do (``SO_REUSEADDR``): a port whose connections of
+            a stopped collector linger (``TIME_WAIT``) counts as free.
 
     Returns:
         ``address already in use (…)``, ``no such address on this machine``, ``permission
@@ -145,7 +147,10 @@ def bind_problem(host: str, port: int) -> str | None:
     family, kind, proto, _, sockaddr = infos[0]
     try:
         with socket.socket(family, kind, proto) as probe:
+            if reuse_address:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind(sockaddr)
+            probe.listen(1)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             return "address already in use (another collector, or another program, listens there)"
