@@ -5,6 +5,17 @@ Wrappers run two kinds of code: ours (building spans, reading responses) and the
 any exception; the application's call is never put inside them. When the application's call
 raises, :func:`record_error` marks the span and the wrapper re-raises with a bare ``raise``.
 
+Only an :class:`Exception` is a failure. A :class:`BaseException` that is not one
+(:class:`KeyboardInterrupt`, :class:`SystemExit`, :class:`asyncio.CancelledError`,
+:class:`GeneratorExit`) stops the operation without it failing: a user pressing Ctrl-C, a task
+cancelled (a client gone, a sibling branch that failed, a stream the caller stopped reading),
+``sys.exit(0)``. Such a span ends with status ``UNSET`` and no ``error.type``, so the run it
+ends is not ``failed`` (nor is a branch cancelled because its sibling failed named as the failed
+step); the exception is recorded as an event, so the trace still tells why the span ended early,
+and ``agentmesh resume`` still continues an interrupted run. (OpenTelemetry's own ``use_span``
+has gone back and forth on this: opentelemetry-python#4406 made any ``BaseException`` an error,
+#4484 and #4494 report and revert it for ``GeneratorExit`` and other non-errors.)
+
 Example:
     >>> from structlog.testing import capture_logs
     >>> def broken() -> int:
@@ -26,7 +37,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 from agentmesh.core.log import get_logger
 from agentmesh.core.semconv import ERROR_TYPE, HTTP_RESPONSE_STATUS_CODE
 
-__all__ = ["end_span", "guarded", "record_error", "report", "safe_call"]
+__all__ = ["end_span", "guarded", "is_failure", "record_error", "report", "safe_call"]
 
 _log = get_logger(__name__)
 
@@ -91,12 +102,32 @@ def safe_call(where: str, fn: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwa
         return None
 
 
+def is_failure(exc: BaseException) -> bool:
+    """Tell whether an exception that ended an operation means the operation failed.
+
+    Args:
+        exc: The exception.
+
+    Returns:
+        ``True`` for an :class:`Exception`; ``False`` for an interruption (Ctrl-C,
+        ``SystemExit``, a cancelled task, a closed generator).
+
+    Example:
+        >>> import asyncio
+        >>> is_failure(ValueError()), is_failure(asyncio.CancelledError())
+        (True, False)
+    """
+    return isinstance(exc, Exception)
+
+
 def record_error(span: Span, exc: BaseException) -> None:
     """Mark a span as failed by an application exception (never raises).
 
     Records the exception as an event, sets status ``ERROR`` and ``error.type`` to the
     exception's class name, and ``http.response.status_code`` when the exception carries the
     HTTP status (the provider SDKs' status errors do: 429 tells a rate limit from an outage).
+    An interruption (see :func:`is_failure`) is no failure: it is only recorded as an event
+    (none for ``GeneratorExit``, a generator closed early), the status left ``UNSET``.
     The caller re-raises the exception itself.
 
     Args:
@@ -104,7 +135,11 @@ def record_error(span: Span, exc: BaseException) -> None:
         exc: The application's exception.
     """
     with guarded("record_error"):
+        if isinstance(exc, GeneratorExit):
+            return
         span.record_exception(exc)
+        if not is_failure(exc):
+            return
         span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
         span.set_attribute(ERROR_TYPE, type(exc).__name__)
         status: object = getattr(exc, "status_code", None)  # the SDKs' APIStatusError

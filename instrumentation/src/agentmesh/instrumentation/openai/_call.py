@@ -325,7 +325,9 @@ class ProviderCall:
                     duration,
                     summary.input_tokens,
                     summary.output_tokens,
-                    None if error is None else type(error).__name__,
+                    type(error).__name__
+                    if error is not None and _failopen.is_failure(error)
+                    else None,
                 )
             except Exception as exc:  # noqa: BLE001 - fail-open
                 _failopen.report("metrics.record", exc)
