@@ -8,6 +8,8 @@
 - A two-task CrewAI crew (researcher → writer, the research output as the writer's context):
   the same for the ``task_context`` handoff.
 - With the URL pointing at a dead Redis, both apps complete and their spans still carry digests.
+- Every span that records a checkpoint names its store's URL, password masked; a graph compiled
+  with one of our savers names the saver's store.
 
 Every agent calls the real OpenAI SDK against the local fake provider.
 """
@@ -48,6 +50,7 @@ from agentmesh.checkpoint.store.factory import open_store  # noqa: E402
 from agentmesh.core.semconv import (  # noqa: E402
     AGENTMESH_HANDOFF_CHECKPOINT_ID,
     AGENTMESH_HANDOFF_CHECKPOINT_STORE,
+    AGENTMESH_HANDOFF_CHECKPOINT_STORE_URL,
     AGENTMESH_HANDOFF_CONTEXT_DIGEST,
     AGENTMESH_HANDOFF_KIND,
     AGENTMESH_RUN_ID,
@@ -80,7 +83,7 @@ SCRIPTS = {
     ),
     WRITER_MODEL: ModelScript(content="Thought: Writing.\nFinal Answer: An article on otters."),
 }
-DEAD_REDIS = "redis://127.0.0.1:1/0"
+DEAD_REDIS = "redis://:s3cret@127.0.0.1:1/0"
 
 # CrewAI reads its own deprecated fields (function_calling_llm…) on every run: not ours.
 pytestmark = pytest.mark.filterwarnings(r"ignore::DeprecationWarning:crewai\.")
@@ -201,7 +204,7 @@ class State(TypedDict):
     notes: list[str]
 
 
-def _graph(fp: FakeProviderThread) -> CompiledStateGraph:
+def _graph(fp: FakeProviderThread, checkpointer: Any = None) -> CompiledStateGraph:
     client = openai.OpenAI(base_url=fp.openai_base_url, api_key="t", max_retries=0)
 
     def ask(text: str) -> str:
@@ -235,7 +238,7 @@ def _graph(fp: FakeProviderThread) -> CompiledStateGraph:
     graph.add_edge(START, "planner")
     graph.add_edge("researcher", "writer")
     graph.add_edge("writer", END)
-    return graph.compile(name="otter_graph")  # no checkpointer
+    return graph.compile(name="otter_graph", checkpointer=checkpointer)  # none by default
 
 
 def _run_graph(fp: FakeProviderThread) -> dict[str, Any]:
@@ -276,12 +279,16 @@ def test_langgraph_without_checkpointer_gets_handoff_checkpoints(
     for span in spans:
         attrs = _attrs(span)
         assert attrs[AGENTMESH_HANDOFF_CHECKPOINT_STORE] == kind
+        # where it lives: memory://, or the DuckDB file by its absolute path
+        expected = "memory://" if kind == "memory" else f"duckdb://{tmp_path / 'handoffs.duckdb'}"
+        assert attrs[AGENTMESH_HANDOFF_CHECKPOINT_STORE_URL] == expected
         (event,) = [e for e in span.events if e.name == EVENT_HANDOFF]
         assert event.attributes is not None
         assert (
             event.attributes[AGENTMESH_HANDOFF_CHECKPOINT_ID]
             == attrs[AGENTMESH_HANDOFF_CHECKPOINT_ID]
         )
+        assert event.attributes[AGENTMESH_HANDOFF_CHECKPOINT_STORE_URL] == expected
 
     # the Command(goto) handoff: the state the researcher started from
     command_span, edge_span = spans
@@ -317,6 +324,35 @@ def test_langgraph_without_store_url_takes_no_checkpoint(
         assert AGENTMESH_HANDOFF_CONTEXT_DIGEST in _attrs(span)
         assert AGENTMESH_HANDOFF_CHECKPOINT_ID not in _attrs(span)
     assert handoff_writer() is None
+
+
+@pytest.mark.usefixtures("instrumented")
+def test_langgraph_with_our_saver_names_the_savers_store(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    exporter: InMemorySpanExporter,
+    fake_provider: FakeProviderThread,
+) -> None:
+    pytest.importorskip("agentmesh.checkpoint.store.duckdb")
+    from agentmesh.checkpoint.langgraph import DuckDBSaver
+
+    monkeypatch.delenv("AGENTMESH_CHECKPOINT_URL", raising=False)
+    monkeypatch.chdir(tmp_path)  # a relative file: named by its absolute path
+    start: State = {"messages": [HumanMessage("tell me about otters", id="ask")], "notes": []}
+    with DuckDBSaver.from_conn_string("threads.duckdb") as saver:
+        assert saver.store_url == f"duckdb://{tmp_path / 'threads.duckdb'}"
+        graph = _graph(fake_provider, saver)
+        graph.invoke(start, {"configurable": {"thread_id": "otters-1"}})
+
+    spans = _handoff_spans(exporter)
+    assert len(spans) == 2
+    for span in spans:
+        attrs = _attrs(span)
+        assert attrs[AGENTMESH_HANDOFF_CHECKPOINT_ID]  # the graph's own checkpoint ...
+        assert AGENTMESH_HANDOFF_CHECKPOINT_STORE not in attrs  # ... not a handoff checkpoint
+        assert attrs[AGENTMESH_HANDOFF_CHECKPOINT_STORE_URL] == saver.store_url
+    (workflow,) = [s for s in exporter.get_finished_spans() if s.name.startswith("invoke_work")]
+    assert _attrs(workflow)[AGENTMESH_HANDOFF_CHECKPOINT_STORE_URL] == saver.store_url
 
 
 # --- CrewAI ---------------------------------------------------------------------------------
@@ -358,6 +394,12 @@ def test_crewai_task_context_gets_a_handoff_checkpoint(
     assert attrs[GEN_AI_AGENT_HANDOFF_TARGET_NAME] == "Writer"
     assert attrs[AGENTMESH_HANDOFF_KIND] == "task_context"
     assert attrs[AGENTMESH_HANDOFF_CHECKPOINT_STORE] == "memory"
+    assert attrs[AGENTMESH_HANDOFF_CHECKPOINT_STORE_URL] == "memory://"
+    # the crew's task checkpoints live there too: its workflow span says so
+    (workflow,) = [
+        s for s in exporter.get_finished_spans() if s.name == "invoke_workflow otter_crew"
+    ]
+    assert _attrs(workflow)[AGENTMESH_HANDOFF_CHECKPOINT_STORE_URL] == "memory://"
     assert research.output is not None
     assert attrs[AGENTMESH_HANDOFF_CONTEXT_DIGEST] == context_digest(research.output.raw).digest
     (event,) = [e for e in span.events if e.name == EVENT_HANDOFF]
@@ -433,6 +475,10 @@ def test_dead_redis_apps_complete_and_spans_keep_digests(
         attrs = _attrs(span)
         assert str(attrs[AGENTMESH_HANDOFF_CONTEXT_DIGEST]).startswith("sha256:")
         assert attrs[AGENTMESH_HANDOFF_CHECKPOINT_STORE] == "redis"
+        assert attrs[AGENTMESH_HANDOFF_CHECKPOINT_STORE_URL] == "redis://:***@127.0.0.1:1/0"
+    for span in exporter.get_finished_spans():  # never the password, on any span or event
+        recorded = [_attrs(span), *(dict(e.attributes or {}) for e in span.events)]
+        assert "s3cret" not in repr(recorded), span.name
     writer = _writer()
     assert writer.flush(60.0)
     stats = writer.stats()

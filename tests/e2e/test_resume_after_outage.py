@@ -8,6 +8,9 @@ provider comes back; ``agentmesh resume RUN_ID --collector URL -- python app.py`
 collector for the plan and runs the app again, which finishes the run from the checkpoint the
 reviewer started from: the researcher and the writer are not run again (no request reaches
 their models), and the new run's workflow span names the checkpoint and the run it continues.
+The plan names the DuckDB file the checkpoints are in, and ``agentmesh resume`` checks it is there
+before it runs the app. The same pipeline checkpointed by our ``MemorySaver`` is not resumed:
+its checkpoints died with the process, and ``agentmesh resume`` says so without running the app.
 
 A second app pauses a LangGraph run at an interrupt (a human approval) and resumes the thread in
 the same process: the collector stores the first run as paused and links the two runs both ways
@@ -40,7 +43,7 @@ PIPELINE = textwrap.dedent(
     import openai
     from langgraph.graph import END, START, StateGraph
 
-    from agentmesh.checkpoint.langgraph import DuckDBSaver
+    from agentmesh.checkpoint.langgraph import DuckDBSaver, MemorySaver
     from agentmesh.instrumentation import init
 
     init()
@@ -66,7 +69,12 @@ PIPELINE = textwrap.dedent(
     graph.add_edge("researcher", "writer")
     graph.add_edge("writer", "reviewer")
     graph.add_edge("reviewer", END)
-    with DuckDBSaver.from_conn_string(sys.argv[2]) as saver:
+    saved = (
+        MemorySaver.from_conn_string()
+        if sys.argv[2] == "memory://"
+        else DuckDBSaver.from_conn_string(sys.argv[2])
+    )
+    with saved as saver:
         app = graph.compile(checkpointer=saver)
         try:
             state = app.invoke(
@@ -238,6 +246,8 @@ async def test_a_run_killed_by_an_outage_resumes_without_repeating_completed_age
     assert plan["framework"] == "langgraph"
     assert plan["resume_from"] == "reviewer"
     assert isinstance(plan["checkpoint_id"], str)
+    assert plan["checkpoint_store"] == f"duckdb://{saver_file}"  # checked: the file is there
+    assert f"checkpoints stored in duckdb://{saver_file}" in " ".join(resumed.stderr.split())
 
     assert resumed.returncode == 0, resumed.stderr[-4000:]
     assert second == {
@@ -261,9 +271,53 @@ async def test_a_run_killed_by_an_outage_resumes_without_repeating_completed_age
     assert workflow.attributes[semconv.AGENTMESH_RESUME_CHECKPOINT_ID] == plan["checkpoint_id"]
     assert workflow.attributes[semconv.AGENTMESH_RESUME_FROM_RUN_ID] == failed_run.run_id
     assert workflow.attributes[semconv.AGENTMESH_LANGGRAPH_RESUMED] is True
+    assert workflow.attributes[semconv.AGENTMESH_HANDOFF_CHECKPOINT_STORE_URL] == (
+        f"duckdb://{saver_file}"
+    )
     # the collector links the two runs both ways
     assert new_run.resumed_from == failed_run.run_id
     assert resumptions == [new_run]
+
+
+async def test_a_run_checkpointed_in_memory_is_not_resumed_by_a_new_process(
+    tmp_path: Path, fake: FakeProviderThread
+) -> None:
+    store = MemoryStore()
+    fake.set_script("gpt-4o", ModelScript(error=ErrorScript(status=503)))
+    async with Collector(_in_memory(tmp_path), store) as collector:
+        env = _env(collector)
+        app = [sys.executable, "-c", PIPELINE, fake.openai_base_url, "memory://"]
+        first = _last_json(await asyncio.to_thread(_run, app, env))
+        (failed_run,) = await _runs(collector, store, 1)
+        base = collector.http_endpoint
+        assert base is not None
+        plan = await asyncio.to_thread(_get_json, f"{base}/v1/runs/{failed_run.run_id}/resume")
+        fake.set_script("gpt-4o", ModelScript(content="ok", latency=0.01))
+        asked_before = len(fake.requests)
+        command = [
+            sys.executable,
+            "-c",
+            "import sys; from agentmesh.collector.cli import main; sys.exit(main())",
+            "resume",
+            failed_run.run_id,
+            "--collector",
+            base,
+            "--",
+            *app,
+        ]
+        refused = await asyncio.to_thread(_run, command, env)
+        runs = await _runs(collector, store, 1)
+
+    assert first == {"outcome": "failed", "status": 503}
+    assert (plan["status"], plan["resume_from"]) == ("failed", "reviewer")
+    assert isinstance(plan["checkpoint_id"], str)
+    assert plan["checkpoint_store"] == "memory://"
+    assert refused.returncode == 2, refused.stderr[-4000:]
+    said = " ".join(refused.stderr.split())
+    assert f"run {failed_run.run_id} was checkpointed in memory (memory://)" in said
+    assert "the command was not run (--force runs it anyway)" in said
+    assert fake.requests[asked_before:] == []  # the app did not run: no agent started over
+    assert [r.run_id for r in runs] == [failed_run.run_id]
 
 
 def _in_memory(tmp_path: Path) -> CollectorSettings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import pytest
 from aiohttp import web
@@ -200,3 +201,78 @@ async def test_the_plan_is_found_by_run_id_prefix_and_served_over_http() -> None
         missing = await client.get("/v1/runs/zzz/resume")
         assert missing.status == 404
         assert "agentmesh runs" in (await missing.json())["error"]
+
+
+STORE = semconv.AGENTMESH_HANDOFF_CHECKPOINT_STORE_URL
+
+
+def _stored_at(span: SpanRecord, url: str) -> SpanRecord:
+    return replace(span, attributes={**span.attributes, STORE: url})
+
+
+def test_the_plan_names_the_store_of_its_checkpoint_from_the_handoff_span() -> None:
+    workflow, researcher, writer, reviewer = _pipeline(reviewer_fails=True)
+    spans = [
+        _stored_at(workflow, "redis://:***@cache:6379/0"),
+        researcher,
+        _stored_at(writer, "duckdb:///var/lib/app/writer.duckdb"),
+        _stored_at(reviewer, "duckdb:///var/lib/app/threads.duckdb"),
+    ]
+    plan = resume_plan(spans, [])
+    assert plan is not None
+    assert plan.checkpoint_id == "ck-reviewer"
+    assert plan.checkpoint_store == "duckdb:///var/lib/app/threads.duckdb"  # the chosen handoff
+    assert plan.to_json()["checkpoint_store"] == plan.checkpoint_store
+
+
+def test_without_a_store_on_the_handoff_span_the_plan_takes_the_workflow_spans() -> None:
+    workflow, *agents = _pipeline(reviewer_fails=True)
+    plan = resume_plan([_stored_at(workflow, "memory://"), *agents], [])
+    assert plan is not None
+    assert (plan.checkpoint_id, plan.checkpoint_store) == ("ck-reviewer", "memory://")
+    # a resumed run that failed before a handoff of its own: only its workflow span says
+    resumed = _span(
+        semconv.Operation.INVOKE_WORKFLOW,
+        0,
+        error=True,
+        parent=None,
+        extra={
+            semconv.AGENTMESH_RESUME_CHECKPOINT_ID: "ck-reviewer",
+            STORE: "postgresql://app:***@db/agentmesh",
+        },
+    )
+    again = resume_plan([resumed, _span(semconv.Operation.INVOKE_AGENT, 10, error=True)], [])
+    assert again is not None
+    assert (again.checkpoint_id, again.checkpoint_store) == (
+        "ck-reviewer",
+        "postgresql://app:***@db/agentmesh",
+    )
+
+
+def test_spans_that_name_no_store_give_a_plan_without_one() -> None:
+    plan = resume_plan(_pipeline(reviewer_fails=True), [])  # older instrumentation
+    assert plan is not None
+    assert plan.checkpoint_id == "ck-reviewer"
+    assert plan.checkpoint_store is None
+    assert plan.to_json()["checkpoint_store"] is None
+
+
+async def test_the_served_plan_carries_the_store() -> None:
+    store = MemoryStore()
+    await store.open()
+    workflow, researcher, writer, reviewer = _pipeline(reviewer_fails=True)
+    spans = [workflow, researcher, writer, _stored_at(reviewer, "redis://:***@cache:6379/0")]
+    await store.write_spans(spans)
+    builder = GraphBuilder()
+    builder.add(spans)
+    graph = builder.get(TRACE)
+    assert graph is not None
+    await store.write_graph(graph)
+    app = web.Application()
+    app.add_routes(resume_routes(store))
+    async with TestClient(TestServer(app)) as client:
+        answer = await client.get("/v1/runs/run-1/resume")
+        assert answer.status == 200
+        body = await answer.json()
+    assert body["checkpoint_id"] == "ck-reviewer"
+    assert body["checkpoint_store"] == "redis://:***@cache:6379/0"

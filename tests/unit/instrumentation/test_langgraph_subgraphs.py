@@ -20,6 +20,7 @@ from opentelemetry.trace import StatusCode
 
 from agentmesh.core.semconv import (
     AGENTMESH_HANDOFF_CHECKPOINT_ID,
+    AGENTMESH_HANDOFF_CHECKPOINT_STORE_URL,
     AGENTMESH_HANDOFF_KIND,
     AGENTMESH_LANGGRAPH_CHECKPOINT_NS,
     AGENTMESH_LANGGRAPH_INTERRUPTED,
@@ -29,6 +30,7 @@ from agentmesh.core.semconv import (
     AGENTMESH_RUN_RESUMED,
     AGENTMESH_RUN_TASK_CLASS,
     ERROR_TYPE,
+    EVENT_HANDOFF,
     GEN_AI_AGENT_HANDOFF_SOURCE_NAME,
     GEN_AI_CONVERSATION_ID,
     GEN_AI_WORKFLOW_NAME,
@@ -206,6 +208,13 @@ def test_interrupt_is_not_an_error_and_resume_is_marked(
         for snap in graph.get_state_history(config)
     }
     assert history[checkpoint_id] == ("approver",)
+    # LangGraph's InMemorySaver keeps it in this process: the spans say so (a new process
+    # cannot resume from it), on the handoff span and event and on the workflow span
+    assert _attrs(approver)[AGENTMESH_HANDOFF_CHECKPOINT_STORE_URL] == "memory://"
+    (handoff,) = [e for e in approver.events if e.name == EVENT_HANDOFF]
+    assert handoff.attributes is not None
+    assert handoff.attributes[AGENTMESH_HANDOFF_CHECKPOINT_STORE_URL] == "memory://"
+    assert workflow[AGENTMESH_HANDOFF_CHECKPOINT_STORE_URL] == "memory://"
     assert AGENTMESH_HANDOFF_CHECKPOINT_ID not in _attrs(spans["invoke_agent writer"])
     assert AGENTMESH_LANGGRAPH_INTERRUPTED not in _attrs(spans["invoke_agent writer"])
     for span in spans.values():

@@ -68,6 +68,7 @@ from agentmesh.checkpoint.store.base import (
 )
 from agentmesh.core.errors import CheckpointError, ConfigError
 from agentmesh.core.log import get_logger
+from agentmesh.core.urls import checkpoint_store_url
 
 __all__ = [
     "CONTEXT_CHANNEL",
@@ -453,6 +454,8 @@ class HandoffCheckpointWriter:
             raise ValueError(f"queue_size must be at least 1, not {queue_size}")
         self.url = url
         self.kind = store_kind(url)
+        self.location = checkpoint_store_url(url)
+        """Where the checkpoints go: the store's URL, password masked (as spans record it)."""
         self._queue_size = queue_size
         self._store_factory = store_factory
         self._serde = serde

@@ -38,6 +38,7 @@ __all__ = [
     "AGENTMESH_FRAMEWORK",
     "AGENTMESH_HANDOFF_CHECKPOINT_ID",
     "AGENTMESH_HANDOFF_CHECKPOINT_STORE",
+    "AGENTMESH_HANDOFF_CHECKPOINT_STORE_URL",
     "AGENTMESH_HANDOFF_CONTENT",
     "AGENTMESH_HANDOFF_CONTEXT_DIGEST",
     "AGENTMESH_HANDOFF_CONTEXT_SIZE",
@@ -545,6 +546,24 @@ AGENTMESH_HANDOFF_CHECKPOINT_STORE: Final = _attr(
     origin="agentmesh",
     scopes=("span", "event"),
 )
+AGENTMESH_HANDOFF_CHECKPOINT_STORE_URL: Final = _attr(
+    "agentmesh.handoff.checkpoint.store_url",
+    "string",
+    '"redis://:***@cache.internal:6379/0"',
+    "Where the checkpoint is stored: the store's URL, password masked (memory:// for an "
+    "in-process store, whose checkpoints are gone once the process exits; a DuckDB file by its "
+    "absolute path). Beside the checkpoint id (AgentMesh's store or the graph's checkpointer), "
+    "and on the workflow span of a run whose checkpoints are stored; resume plans name it.",
+    origin="agentmesh",
+    scopes=("span", "event"),
+)
+"""Where a run's checkpoints live (``agentmesh resume`` checks it before running the app).
+
+Set on handoff spans and events next to :data:`AGENTMESH_HANDOFF_CHECKPOINT_ID` (from the
+handoff checkpoint store, or from the graph's checkpointer when AgentMesh knows its kind: its
+own savers, LangGraph's ``InMemorySaver``), and on the workflow span of a LangGraph run whose
+graph has such a checkpointer or of a crew with task checkpoints. Never carries a password.
+"""
 
 # --- AgentMesh: routing ---------------------------------------------------------------------
 AGENTMESH_ROUTE_DECISION_ID: Final = _attr(

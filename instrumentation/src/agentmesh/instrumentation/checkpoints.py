@@ -3,9 +3,9 @@
 When the setting names a store (``duckdb:///…``, ``redis://…``, ``postgresql://…``,
 ``memory://``), the framework adapters hand the context that crossed each handoff to one
 process-wide :class:`~agentmesh.checkpoint.handoff_writer.HandoffCheckpointWriter`, built on the
-first handoff, and put the checkpoint id it returns (and the store kind) on the handoff span and
-event. The write happens on the writer's thread: the application never waits and never sees an
-error from it.
+first handoff, and put the checkpoint id it returns (with the store kind and the store's URL,
+password masked) on the handoff span and event. The write happens on the writer's thread: the
+application never waits and never sees an error from it.
 
 ``agentmesh-checkpoint`` is an optional extra (``agentmesh-instrumentation[checkpoints]``): it is
 imported only when a URL is set; when it is missing, one warning is logged and handoff
@@ -35,6 +35,7 @@ from agentmesh.core.log import get_logger
 from agentmesh.core.semconv import (
     AGENTMESH_HANDOFF_CHECKPOINT_ID,
     AGENTMESH_HANDOFF_CHECKPOINT_STORE,
+    AGENTMESH_HANDOFF_CHECKPOINT_STORE_URL,
 )
 
 if TYPE_CHECKING:
@@ -136,8 +137,8 @@ def checkpoint_handoff(
 ) -> dict[str, AttributeValue]:
     """Store the context of a handoff as a checkpoint, when a store is configured.
 
-    The checkpoint id and the store kind are set on ``span`` and returned, for the handoff
-    events. Never raises, never waits for the store.
+    The checkpoint id, the store kind and the store's URL (password masked) are set on
+    ``span`` and returned, for the handoff events. Never raises, never waits for the store.
 
     Args:
         span: The receiving agent's span (its trace and span ids go into the metadata).
@@ -149,8 +150,8 @@ def checkpoint_handoff(
         handoff_kind: How the work crossed.
 
     Returns:
-        ``agentmesh.handoff.checkpoint.id`` and ``.store``, or nothing when no checkpoint was
-        queued.
+        ``agentmesh.handoff.checkpoint.id``, ``.store`` and ``.store_url``, or nothing when no
+        checkpoint was queued.
     """
     writer = handoff_writer()
     if writer is None:
@@ -171,6 +172,7 @@ def checkpoint_handoff(
     attributes: dict[str, AttributeValue] = {
         AGENTMESH_HANDOFF_CHECKPOINT_ID: checkpoint_id,
         AGENTMESH_HANDOFF_CHECKPOINT_STORE: writer.kind,
+        AGENTMESH_HANDOFF_CHECKPOINT_STORE_URL: writer.location,
     }
     span.set_attributes(attributes)
     return attributes

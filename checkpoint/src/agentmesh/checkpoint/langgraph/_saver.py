@@ -200,6 +200,18 @@ class AgentMeshSaver(BaseCheckpointSaver[str]):
         return self._shared.store
 
     @property
+    def store_url(self) -> str | None:
+        """Where the saver's checkpoints live: the store's URL, password masked.
+
+        What the instrumentation records beside the checkpoint ids it reads from this saver
+        (``agentmesh.handoff.checkpoint.store_url``): ``memory://`` for the in-process store,
+        ``duckdb:///absolute/path.duckdb``, ``redis://…``, ``postgresql://…``; ``None`` for a
+        store of your own that names no ``location``.
+        """
+        location: object = getattr(self._shared.store, "location", None)
+        return location if isinstance(location, str) and location else None
+
+    @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
         """The event loop the store runs in (None until known)."""
         return self._shared.loop

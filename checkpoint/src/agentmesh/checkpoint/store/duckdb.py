@@ -128,6 +128,7 @@ from agentmesh.core.errors import (
     CheckpointUnavailableError,
 )
 from agentmesh.core.log import get_logger
+from agentmesh.core.urls import checkpoint_store_url
 
 __all__ = ["CACHE_BYTES", "DuckDBCheckpointStore", "SyncDuckDBCheckpointStore"]
 
@@ -1919,6 +1920,7 @@ class _Base:
                 f"duckdb checkpoint store: cache_bytes must be >= 0, not {cache_bytes}"
             )
         self._path = str(path)
+        self._location = checkpoint_store_url(f"duckdb://{self._path}")
         self._cache_bytes = cache_bytes
         self._durable = durable
         self._core: _Core | None = None
@@ -1927,6 +1929,11 @@ class _Base:
     def path(self) -> str:
         """The database file."""
         return self._path
+
+    @property
+    def location(self) -> str:
+        """Where the checkpoints live: ``duckdb:///absolute/path.duckdb``."""
+        return self._location
 
     @property
     def reopens(self) -> int:

@@ -46,6 +46,7 @@ from agentmesh.checkpoint.store.base import (
     without_channels,
 )
 from agentmesh.core.errors import CheckpointConflictError, CheckpointError
+from agentmesh.core.urls import MEMORY_STORE_URL
 
 __all__ = ["MemoryCheckpointStore", "SyncMemoryCheckpointStore"]
 
@@ -124,6 +125,11 @@ class MemoryCheckpointStore(CheckpointStore):
     def __init__(self) -> None:
         self._threads: dict[str, dict[str, _Chain]] = {}
         self._lock = threading.RLock()
+
+    @property
+    def location(self) -> str:
+        """Where the checkpoints live: ``memory://``, this process (gone when it exits)."""
+        return MEMORY_STORE_URL
 
     async def __aenter__(self) -> MemoryCheckpointStore:
         """Open the store (nothing to connect); returns the store."""

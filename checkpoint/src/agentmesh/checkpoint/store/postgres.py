@@ -59,6 +59,7 @@ from agentmesh.checkpoint.store.base import (
 from agentmesh.core.errors import CheckpointConflictError, CheckpointError
 from agentmesh.core.log import get_logger
 from agentmesh.core.socket_errors import socket_reason
+from agentmesh.core.urls import checkpoint_store_url
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -164,6 +165,11 @@ class PostgresCheckpointStore(CheckpointStore):
     def address(self) -> str:
         """``host:port`` of the server (no credentials)."""
         return self._address
+
+    @property
+    def location(self) -> str:
+        """Where the checkpoints live: the store's DSN, password masked (in ``schema``)."""
+        return checkpoint_store_url(self._dsn)
 
     @property
     def schema(self) -> str:

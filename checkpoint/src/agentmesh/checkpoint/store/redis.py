@@ -76,6 +76,7 @@ from agentmesh.checkpoint.store.base import (
 )
 from agentmesh.core.errors import CheckpointConflictError, CheckpointError
 from agentmesh.core.log import get_logger
+from agentmesh.core.urls import checkpoint_store_url
 
 __all__ = ["RedisCheckpointStore", "SyncRedisCheckpointStore"]
 
@@ -724,6 +725,11 @@ class _Settings:
     def address(self) -> str:
         """``host:port`` of the server (no credentials)."""
         return self._address
+
+    @property
+    def location(self) -> str:
+        """Where the checkpoints live: the store's URL, password masked."""
+        return checkpoint_store_url(self._url)
 
     def _check_open(self) -> None:
         if self._closed:

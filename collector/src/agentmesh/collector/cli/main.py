@@ -138,7 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
             description=(
                 "Find where a run resumes (from a running collector with --collector, else "
                 "from the store) and run the app again with that plan: `agentmesh resume "
-                "RUN_ID -- python app.py`. Without a command, print the plan."
+                "RUN_ID -- python app.py`; the plan's checkpoint store is checked first "
+                "(checkpoints kept in memory, an unreachable store: exit 2 unless --force). "
+                "Without a command, print the plan."
             ),
         )
     )

@@ -10,6 +10,14 @@ starting over, and records the checkpoint on the new run's spans. The command's 
 
 A run that completed, or that another run already continues, is not resumed: its work would
 run again. The command is not run and the exit code is 2, unless ``--force``.
+
+When the plan says where the checkpoints are stored (``checkpoint_store``, a masked URL), the
+store is checked before the command runs (see :mod:`.checkpoint_store_check`): checkpoints kept
+in memory died with the process that ran the run, a DuckDB file must exist here, a Redis or
+PostgreSQL server must answer within 2 s. When it cannot serve the app, the command is not run
+and the exit code is 2, unless ``--force``. When the app's ``AGENTMESH_CHECKPOINT_URL`` names
+another store, a warning says so (the app would look for the checkpoint there). A plan that
+names no store (spans of older instrumentation) is not checked.
 """
 
 from __future__ import annotations
@@ -20,15 +28,21 @@ import json
 import os
 import subprocess
 import urllib.parse
+from collections.abc import Callable
 from typing import cast
 
+from agentmesh.collector.cli.checkpoint_store_check import in_process, plain, store_problem
 from agentmesh.collector.cli.collector_client import get_json
 from agentmesh.collector.cli.store_options import add_store_options, store_settings
 from agentmesh.core import ConfigError
 from agentmesh.core.resume_plan import resume_refusal
 from agentmesh.core.settings import RESUME_ENV
+from agentmesh.core.urls import checkpoint_store_url
 
 __all__ = ["add_resume_command"]
+
+_CHECKPOINT_URL_ENV = "AGENTMESH_CHECKPOINT_URL"
+"""The app's checkpoint store setting (handoff and CrewAI task checkpoints)."""
 
 
 def add_resume_command(parser: argparse.ArgumentParser) -> None:
@@ -50,7 +64,7 @@ def add_resume_command(parser: argparse.ArgumentParser) -> None:
         "--force",
         action="store_true",
         help="run the command even when the run completed or was already resumed (its work "
-        "runs again)",
+        "runs again), or its checkpoint store was in memory or cannot be reached",
     )
     parser.set_defaults(handler=_resume, app=[])  # the command after `--` (see cli.main)
 
@@ -102,15 +116,84 @@ def _resume(args: argparse.Namespace) -> int:
             + (f" on thread {plan.get('thread_id')!r}" if plan.get("thread_id") else "")
         )
     )
+    store = _checkpoint_store(plan)
+    if store is not None:
+        # no wrapping: a URL or path stays whole, to be copied
+        console.print(f"checkpoints stored in [bold]{printable(plain(store))}[/]", soft_wrap=True)
     refusal = resume_refusal(plan)
     if command is None:
         if refusal is not None:
             console.print(printable(f"note: {refusal}"))
+        if store is not None and in_process(store):
+            console.print(printable(f"note: {_memory_problem(plan, store)}"), soft_wrap=True)
         return 0
     if refusal is not None and not args.force:
         raise ConfigError(f"{refusal}; the command was not run (--force runs it anyway)")
+    if store is not None:
+        _check_store(
+            plan,
+            store,
+            force=bool(args.force),
+            warn=lambda text: console.print(printable(text), soft_wrap=True),
+        )
     env = {**os.environ, RESUME_ENV: json.dumps(plan)}
     try:
         return subprocess.run(command, env=env, check=False).returncode  # noqa: S603
     except OSError as exc:
         raise ConfigError(f"cannot run {command[0]!r}: {exc}") from exc
+
+
+def _checkpoint_store(plan: dict[str, object]) -> str | None:
+    """The plan's checkpoint store, when it names one and a checkpoint to find there."""
+    store = plan.get("checkpoint_store")
+    if not isinstance(store, str) or not store or not plan.get("checkpoint_id"):
+        return None
+    return store
+
+
+def _memory_problem(plan: dict[str, object], store: str) -> str:
+    return (
+        f"run {plain(str(plan.get('run_id')))} was checkpointed in memory ({plain(store)}), "
+        "in the process that ran it: those checkpoints were gone when it exited, and a new "
+        "process cannot resume from them; checkpoint runs to a store that outlives the process "
+        "(a DuckDB file, Redis or PostgreSQL: AGENTMESH_CHECKPOINT_URL, DuckDBSaver, RedisSaver "
+        "or PostgresSaver) to make them resumable"
+    )
+
+
+def _check_store(
+    plan: dict[str, object], store: str, *, force: bool, warn: Callable[[str], None]
+) -> None:
+    """Refuse to run the app when the plan's checkpoint store cannot serve it.
+
+    Args:
+        plan: The resume plan.
+        store: Its ``checkpoint_store`` (a masked URL).
+        force: Warn instead of refusing.
+        warn: Prints a warning (plain text).
+
+    Raises:
+        ConfigError: The checkpoints were in memory, or the store cannot be reached from here
+            (unless ``force``).
+    """
+    run = plain(str(plan.get("run_id")))
+    if in_process(store):
+        problem = _memory_problem(plan, store)
+    else:
+        app_url = os.environ.get(_CHECKPOINT_URL_ENV, "").strip() or None
+        same = app_url is not None and checkpoint_store_url(app_url) == store
+        if app_url is not None and not same:
+            warn(
+                f"warning: the app's {_CHECKPOINT_URL_ENV} is "
+                f"{plain(checkpoint_store_url(app_url))}, "
+                f"but run {run} was checkpointed to {plain(store)}: the app would not find the "
+                f"checkpoint there; set {_CHECKPOINT_URL_ENV} to the store the run used"
+            )
+        found = store_problem(store, connect_url=app_url if same else None)
+        problem = None if found is None else f"cannot resume run {run}: {found}"
+    if problem is None:
+        return
+    if force:
+        warn(f"warning: {problem}; running the command anyway (--force)")
+        return
+    raise ConfigError(f"{problem}; the command was not run (--force runs it anyway)")

@@ -14,7 +14,9 @@ later than the step where the run went wrong.
 
 The plan names the framework, the thread (LangGraph ``thread_id``, from
 ``gen_ai.conversation.id``) and the checkpoint, so the app (or ``agentmesh resume``) can
-continue the run where it broke without repeating the completed steps.
+continue the run where it broke without repeating the completed steps; and where that checkpoint
+is stored (``agentmesh.handoff.checkpoint.store_url`` of its handoff span, else of the workflow
+span: a masked URL), so ``agentmesh resume`` can check the store before it runs the app.
 """
 
 from __future__ import annotations
@@ -56,6 +58,10 @@ class ResumePlan:
             plan still names its last checkpoint).
         resumed_by: The latest run that already continues this one, when there is one:
             resuming again would run its work a second time.
+        checkpoint_store: Where the run's checkpoints are stored: the store's URL, password
+            masked (``memory://``: in the memory of the process that ran it, gone with it;
+            ``duckdb:///path``, ``redis://…``, ``postgresql://…``); ``None`` when the spans do
+            not say (older instrumentation, or a checkpointer AgentMesh does not know).
     """
 
     run_id: str
@@ -69,6 +75,7 @@ class ResumePlan:
     reason: str
     status: str
     resumed_by: str | None = None
+    checkpoint_store: str | None = None
 
     def to_json(self) -> dict[str, str | None]:
         """The plan as a JSON object (what ``GET /v1/runs/{run}/resume`` answers).
@@ -130,6 +137,7 @@ def resume_plan(
             status, reason = "failed", step_failure(failed)
         checkpoint = node.checkpoint_id if node is not None else checkpoint_fallback
     resume_span = by_span.get(node.span_id) if node is not None else None
+    handoff = _span_of(spans, node)
     return ResumePlan(
         run_id=run_id,
         trace_id=trace_id,
@@ -141,6 +149,8 @@ def resume_plan(
         resume_from=resume_span.agent if resume_span is not None else None,
         reason=reason,
         status=status,
+        checkpoint_store=_text(handoff, semconv.AGENTMESH_HANDOFF_CHECKPOINT_STORE_URL)
+        or _text(workflow, semconv.AGENTMESH_HANDOFF_CHECKPOINT_STORE_URL),
     )
 
 
@@ -176,14 +186,15 @@ def _run_id(spans: Sequence[SpanRecord], trace_id: str) -> str:
     return trace_id
 
 
-def _namespace(spans: Sequence[SpanRecord], node: GraphNode | None) -> str:
+def _span_of(spans: Sequence[SpanRecord], node: GraphNode | None) -> SpanRecord | None:
     if node is None:
-        return ""
-    for span in spans:
-        if span.span_id == node.span_id:
-            value = span.attributes.get(semconv.AGENTMESH_LANGGRAPH_CHECKPOINT_NS)
-            return value if isinstance(value, str) else ""
-    return ""
+        return None
+    return next((span for span in spans if span.span_id == node.span_id), None)
+
+
+def _namespace(spans: Sequence[SpanRecord], node: GraphNode | None) -> str:
+    value = _text(_span_of(spans, node), semconv.AGENTMESH_LANGGRAPH_CHECKPOINT_NS)
+    return value or ""
 
 
 def _text(span: SpanRecord | None, key: str) -> str | None:

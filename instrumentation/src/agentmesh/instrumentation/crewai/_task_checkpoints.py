@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from agentmesh.core.log import get_logger
-from agentmesh.core.urls import masked_url
+from agentmesh.core.urls import checkpoint_store_url, masked_url
 from agentmesh.instrumentation.resume import ResumeTarget, claim_crewai
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def _checkpoints(url: str) -> CrewCheckpoints | None:
 
 def attach_task_checkpoints(
     crew: Any, run_id: str
-) -> tuple[AbstractContextManager[object] | None, ResumeTarget | None]:
+) -> tuple[AbstractContextManager[object] | None, ResumeTarget | None, str | None]:
     """Attach an outermost crew kickoff to task checkpoints (and a waiting resume plan).
 
     Args:
@@ -58,8 +58,9 @@ def attach_task_checkpoints(
         run_id: The kickoff's run id.
 
     Returns:
-        The entered attachment (exit it when the kickoff ends) or ``None``, and the resume
-        plan used, if any.
+        The entered attachment (exit it when the kickoff ends) or ``None``; the resume plan
+        used, if any; and where the task checkpoints are stored (the store's URL, password
+        masked), when they are.
     """
     from agentmesh.instrumentation.settings import InstrumentationSettings
 
@@ -73,10 +74,10 @@ def attach_task_checkpoints(
                 reason="resuming a crew needs the task checkpoints of its run: set "
                 "AGENTMESH_CHECKPOINT_URL to the store the run used",
             )
-        return None, None
+        return None, None, None
     checkpoints = _checkpoints(url)
     if checkpoints is None:
-        return None, None
+        return None, None, None
     # the plan names a checkpoint, so some task had completed: not in this store?
     named = target is not None and target.checkpoint_id is not None
     if target is not None and named and not checkpoints.completed(crew, target.run_id):
@@ -94,4 +95,4 @@ def attach_task_checkpoints(
         else checkpoints.attach(crew, run_id=run_id)
     )
     attachment.__enter__()
-    return attachment, target
+    return attachment, target, checkpoint_store_url(url)

@@ -3,7 +3,9 @@
 ``Crew.kickoff`` and ``Crew.akickoff`` are wrapped (``kickoff_async`` and ``kickoff_for_each``
 go through ``kickoff``). A streaming kickoff (``stream=True``) returns at once and runs a
 non-streaming kickoff in a thread that copies the context: that inner kickoff gets the span.
-A kickoff of the same crew inside its own execution (checkpoint restore) is not a new run.
+A kickoff of the same crew inside its own execution (checkpoint restore) is not a new run. With
+task checkpoints on, the outermost kickoff's span names their store
+(``agentmesh.handoff.checkpoint.store_url``, password masked).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from opentelemetry.util.types import AttributeValue
 from agentmesh.core import new_run_id
 from agentmesh.core.semconv import (
     AGENTMESH_FRAMEWORK,
+    AGENTMESH_HANDOFF_CHECKPOINT_STORE_URL,
     AGENTMESH_RESUME_CHECKPOINT_ID,
     AGENTMESH_RESUME_FROM_RUN_ID,
     AGENTMESH_RUN_ID,
@@ -78,7 +81,9 @@ def _begin(tracer: Tracer, crew: object) -> _Kickoff | None:
             "crewai.task_checkpoints", attach_task_checkpoints, crew, run_id
         )
         if attached is not None:
-            checkpoints, target = attached
+            checkpoints, target, store_url = attached
+            if store_url is not None:
+                attributes[AGENTMESH_HANDOFF_CHECKPOINT_STORE_URL] = store_url
             if target is not None:
                 attributes[AGENTMESH_RESUME_FROM_RUN_ID] = target.run_id
                 if target.checkpoint_id is not None:

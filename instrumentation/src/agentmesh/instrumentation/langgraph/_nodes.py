@@ -9,7 +9,8 @@ for it say which nodes run next and how (:mod:`._routes`); each target node, whe
 takes the handoffs meant for it and its span records the source, the target, the kind
 (``edge``, ``conditional``, ``command`` or ``send``), and the digest and size of the state it
 starts from (with content capture on, the state itself, capped), and, when the graph has a
-checkpointer, the checkpoint its step started from; without one, when
+checkpointer, the checkpoint its step started from (and, when the checkpointer is one AgentMesh
+knows, where it stores it: ``agentmesh.handoff.checkpoint.store_url``); without one, when
 ``AGENTMESH_CHECKPOINT_URL`` names a store, a handoff checkpoint of that state, written in the
 background (:mod:`agentmesh.instrumentation.checkpoints`). With it goes
 ``agentmesh.handoff.context.received_digest``, the digest of what the target was actually given,
@@ -40,6 +41,7 @@ from opentelemetry.util.types import AttributeValue
 from agentmesh.core.semconv import (
     AGENTMESH_FRAMEWORK,
     AGENTMESH_HANDOFF_CHECKPOINT_ID,
+    AGENTMESH_HANDOFF_CHECKPOINT_STORE_URL,
     AGENTMESH_HANDOFF_CONTEXT_DIGEST,
     AGENTMESH_HANDOFF_CONTEXT_SIZE,
     AGENTMESH_HANDOFF_KIND,
@@ -64,6 +66,7 @@ from agentmesh.instrumentation._patching import Wrapper
 from agentmesh.instrumentation._scoped import async_scoped, sync_scoped
 from agentmesh.instrumentation.checkpoints import checkpoint_handoff
 from agentmesh.instrumentation.handoff import ContextDigest, context_digest
+from agentmesh.instrumentation.langgraph._checkpointer import checkpointer_store_url
 from agentmesh.instrumentation.langgraph._execution import (
     HandoffSource,
     Outbound,
@@ -152,11 +155,15 @@ def _step_of(task: _Task) -> int | None:
     return step if isinstance(step, int) and not isinstance(step, bool) else None
 
 
-def _has_checkpointer(task: _Task) -> bool:
+def _checkpointer(task: _Task) -> object:
     configurable = task.config.get("configurable")
     if not isinstance(configurable, Mapping):
-        return False
-    return cast("Mapping[str, object]", configurable).get(_CHECKPOINTER) is not None
+        return None
+    return cast("Mapping[str, object]", configurable).get(_CHECKPOINTER)
+
+
+def _has_checkpointer(task: _Task) -> bool:
+    return _checkpointer(task) is not None
 
 
 def _checkpoint_id(task: _Task) -> str | None:
@@ -304,8 +311,13 @@ def _handoff_events(
     """One handoff event per source, and the attributes of the state that crossed."""
     state = handoff_state_attributes(task.input, capture_content=options.capture_content)
     checkpoint = _checkpoint_id(task)
+    saved: dict[str, AttributeValue] = {}
     if checkpoint is not None:
-        state[AGENTMESH_HANDOFF_CHECKPOINT_ID] = checkpoint
+        saved[AGENTMESH_HANDOFF_CHECKPOINT_ID] = checkpoint
+        store_url = checkpointer_store_url(_checkpointer(task))
+        if store_url is not None:
+            saved[AGENTMESH_HANDOFF_CHECKPOINT_STORE_URL] = store_url
+        state.update(saved)
     events: list[dict[str, AttributeValue]] = []
     for source in sources:
         event: dict[str, AttributeValue] = {
@@ -315,8 +327,7 @@ def _handoff_events(
             AGENTMESH_HANDOFF_CONTEXT_DIGEST: state[AGENTMESH_HANDOFF_CONTEXT_DIGEST],
             AGENTMESH_HANDOFF_CONTEXT_SIZE: state[AGENTMESH_HANDOFF_CONTEXT_SIZE],
         }
-        if checkpoint is not None:
-            event[AGENTMESH_HANDOFF_CHECKPOINT_ID] = checkpoint
+        event.update(saved)
         events.append(event)
     return events, state
 

@@ -13,7 +13,9 @@ metadata (``agentmesh_task_class``) wins. A run that stops at an interrupt is ma
 ``agentmesh.langgraph.interrupted`` and ``agentmesh.run.paused`` (not an error); a run
 resuming a thread (``Command(resume=…)``, or ``None`` input on a thread) is marked
 ``agentmesh.langgraph.resumed``, and, when the run it continues paused in this process (the last
-1,024 paused threads are remembered), ``agentmesh.resume.from_run_id`` names that run.
+1,024 paused threads are remembered), ``agentmesh.resume.from_run_id`` names that run. The
+outermost run's span names where the graph's checkpointer stores its checkpoints
+(``agentmesh.handoff.checkpoint.store_url``), when the checkpointer is one AgentMesh knows.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from agentmesh.core.errors import ResumeError
 from agentmesh.core.log import get_logger
 from agentmesh.core.semconv import (
     AGENTMESH_FRAMEWORK,
+    AGENTMESH_HANDOFF_CHECKPOINT_STORE_URL,
     AGENTMESH_LANGGRAPH_CHECKPOINT_NS,
     AGENTMESH_LANGGRAPH_INTERRUPTED,
     AGENTMESH_LANGGRAPH_RESUMED,
@@ -53,6 +56,7 @@ from agentmesh.instrumentation._context import attached
 from agentmesh.instrumentation._patching import Wrapper
 from agentmesh.instrumentation._paused_runs import PausedRuns
 from agentmesh.instrumentation.baggage import current_task_class, with_task_class
+from agentmesh.instrumentation.langgraph._checkpointer import checkpointer_store_url
 from agentmesh.instrumentation.langgraph._execution import WorkflowExecution, current_execution
 from agentmesh.instrumentation.langgraph._interrupts import BubbleUp, classify
 from agentmesh.instrumentation.langgraph._resume import (
@@ -81,6 +85,7 @@ TASK_CLASS_METADATA_KEY: Final = "agentmesh_task_class"
 
 _DEFAULT_GRAPH_NAME: Final = "LangGraph"
 _INTERRUPT_KEY: Final = "__interrupt__"
+_CHECKPOINTER: Final = "__pregel_checkpointer"
 
 
 _PAUSED = PausedRuns()
@@ -220,6 +225,10 @@ def _start(
             task_class=task_class or current_task_class(),
         )
         thread_id = execution.conversation_id
+        checkpointer = configurable.get(_CHECKPOINTER) or getattr(instance, "checkpointer", None)
+        store_url = checkpointer_store_url(checkpointer)
+        if store_url is not None:
+            attributes[AGENTMESH_HANDOFF_CHECKPOINT_STORE_URL] = store_url
         # a pause is taken by the thread's next run, resuming or not: at most one link
         paused_run = _PAUSED.resumed(thread_id) if thread_id is not None else None
         resuming = target is not None and target.checkpoint_id is not None  # rewritten next
