@@ -4,6 +4,7 @@ from dataclasses import replace
 import pytest
 
 from agentmesh.collector import INFERRED, GraphBuilder, RunGraph, SpanRecord
+from agentmesh.collector.graph.node import graph_node
 from agentmesh.collector.model import AttributeValue
 from agentmesh.collector.testing import ManualClock, SpanFactory, failed
 from agentmesh.core import CollectorError, semconv
@@ -502,3 +503,18 @@ def test_finished_and_failed_runs_are_counted_once_each() -> None:
     builder.add([late, failed(bad_root, "Boom"), good_root])
     builder.add([replace(late, end_ns=late.end_ns + 1)])
     assert (builder.runs_finished, builder.runs_failed) == (2, 1)
+
+
+def test_a_tool_span_without_a_tool_name_is_named_from_its_span_name() -> None:
+    # LangGraph's ToolNode: an execute_tool span "execute_tool tools" with no gen_ai.tool.name
+    f = SpanFactory()
+    root = f.workflow("research")
+    node = f.span(
+        "execute_tool tools",
+        parent=root,
+        attributes={semconv.GEN_AI_OPERATION_NAME: semconv.Operation.EXECUTE_TOOL},
+    )
+    builder = GraphBuilder()
+    builder.add([failed(root, "ValueError"), failed(node, "ValueError")])
+    assert _graph(builder, root.trace_id).error == "step 'tools' failed: ValueError"
+    assert graph_node(f.tool("lookup", parent=root)).tool_name == "lookup"

@@ -11,11 +11,12 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from agentmesh.collector.detection import Detection
 from agentmesh.collector.graph.builder import GraphBuilder
-from agentmesh.collector.model import SpanRecord
+from agentmesh.collector.model import SpanEventRecord, SpanRecord
 from agentmesh.collector.resume import find_plan, resume_plan, resume_routes
 from agentmesh.collector.resume.endpoint import RunNotFoundError
 from agentmesh.collector.store.memory_store import MemoryStore
 from agentmesh.core import semconv
+from agentmesh.core.resume_plan import resume_refusal
 
 TRACE = "ab" * 16
 _ids = itertools.count(1)
@@ -120,6 +121,43 @@ def test_a_step_that_failed_and_was_retried_is_not_where_the_run_resumes() -> No
         "reviewer",
     )
     assert plan.reason == "step 'reviewer' failed: 503 from gpt-4o"
+
+
+def _interrupted(span: SpanRecord, kind: str) -> SpanRecord:
+    """The span as the instrumentation ends an interrupted one: no error, the exception kept."""
+    event = SpanEventRecord("exception", span.end_ns, {"exception.type": kind})
+    return replace(span, status_code="unset", status_message="", events=(event,))
+
+
+def test_an_interrupted_run_resumes_from_the_step_the_interruption_stopped() -> None:
+    # Ctrl-C while the reviewer ran: the reviewer and the workflow end without error status
+    workflow, researcher, writer, reviewer = _pipeline(reviewer_fails=False)
+    spans = [
+        _interrupted(workflow, "KeyboardInterrupt"),
+        researcher,
+        writer,
+        _interrupted(reviewer, "KeyboardInterrupt"),
+    ]
+    plan = resume_plan(spans, [])
+    assert plan is not None
+    assert (plan.status, plan.checkpoint_id, plan.resume_from) == (
+        "interrupted",
+        "ck-reviewer",
+        "reviewer",
+    )
+    assert plan.reason == "step 'reviewer' was interrupted: KeyboardInterrupt"
+    assert resume_refusal(plan.to_json()) is None  # agentmesh resume continues it
+    # a task cancelled between steps (only the workflow span says so): the last checkpoint
+    spans = [_interrupted(workflow, "asyncio.exceptions.CancelledError"), researcher, writer]
+    plan = resume_plan(spans, [])
+    assert plan is not None
+    assert (plan.status, plan.checkpoint_id) == ("interrupted", "ck-writer")
+    assert plan.reason == "the run was interrupted: CancelledError"
+    # an exception the app recorded and handled is no interruption
+    handled = SpanEventRecord("exception", 1, {"exception.type": "ValueError"})
+    plan = resume_plan([replace(workflow, events=(handled,)), researcher, writer], [])
+    assert plan is not None
+    assert plan.status == "completed"
 
 
 def test_a_context_loss_at_the_failing_handoff_moves_the_resume_point_back() -> None:

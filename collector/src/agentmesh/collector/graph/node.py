@@ -232,7 +232,10 @@ def graph_node(span: SpanRecord) -> GraphNode:
         input_tokens = output_tokens = 0
         cost_usd = 0.0
         if operation == semconv.Operation.EXECUTE_TOOL:
-            tool_name = str_of(attributes, semconv.GEN_AI_TOOL_NAME) or span.name
+            # without gen_ai.tool.name, the span's name says it: "execute_tool {tool name}"
+            tool_name = str_of(attributes, semconv.GEN_AI_TOOL_NAME) or (
+                span.name.removeprefix(f"{semconv.Operation.EXECUTE_TOOL} ") or span.name
+            )
             args_digest = str_of(attributes, semconv.AGENTMESH_TOOL_ARGUMENTS_DIGEST)
             result_digest = str_of(attributes, semconv.AGENTMESH_TOOL_RESULT_DIGEST)
     started = str_of(attributes, semconv.AGENTMESH_STEP_STARTED)

@@ -21,12 +21,17 @@ span: a masked URL), so ``agentmesh resume`` can check the store before it runs 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Final
 
 from agentmesh.collector.detection import Detection
-from agentmesh.collector.graph.failure import failed_step, later_failure, step_failure
+from agentmesh.collector.graph.failure import (
+    STEP_OPERATIONS,
+    failed_step,
+    later_failure,
+    step_failure,
+)
 from agentmesh.collector.graph.node import GraphNode, graph_node
 from agentmesh.collector.model import SpanRecord
 from agentmesh.collector.recovery.checkpoints import CheckpointIndex
@@ -36,6 +41,10 @@ from agentmesh.core import semconv
 __all__ = ["ResumePlan", "resume_plan"]
 
 _CONTEXT_LOSS: Final = "context_loss"
+_INTERRUPTIONS: Final = frozenset({"KeyboardInterrupt", "CancelledError", "SystemExit"})
+"""Exceptions that interrupt a run without failing it (recorded as span events only)."""
+_EXCEPTION_TYPE: Final = "exception.type"
+"""The attribute of an ``exception`` span event that names the exception's class."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +63,9 @@ class ResumePlan:
         checkpoint_ns: The checkpoint namespace of that handoff (``""`` for the root graph).
         resume_from: The step (agent or node) the resumed run starts with, when known.
         reason: Why the run needs resuming: the detection that stopped it, or the step error.
-        status: ``failed``, ``stopped`` or ``completed`` (a completed run needs no resume; its
-            plan still names its last checkpoint).
+        status: ``failed``, ``stopped``, ``interrupted`` (Ctrl-C, a cancelled task: the run
+            did not fail, its work did not finish) or ``completed`` (a completed run needs no
+            resume; its plan still names its last checkpoint).
         resumed_by: The latest run that already continues this one, when there is one:
             resuming again would run its work a second time.
         checkpoint_store: Where the run's checkpoints are stored: the store's URL, password
@@ -124,9 +134,17 @@ def resume_plan(
         status, reason = "stopped", f"{first.type}: {first.explanation}"
     else:
         failed = _failed_step(nodes)
+        interrupted: tuple[GraphNode | None, str] | None = None
+        if failed is None:
+            interrupted = _interruption(spans, by_span)
+        if interrupted is not None and interrupted[0] is not None:
+            failed = interrupted[0]  # resumes like a failed step: from where it started
         if failed is None:
             node = checkpoints[-1] if checkpoints else None
-            status, reason = "completed", "the run completed"
+            if interrupted is not None:  # between steps: from the last checkpoint
+                status, reason = "interrupted", f"the run was interrupted: {interrupted[1]}"
+            else:
+                status, reason = "completed", "the run completed"
         else:
             candidates = [
                 n for n in checkpoints if n.start_ns <= failed.start_ns and n.span_id not in losses
@@ -134,7 +152,11 @@ def resume_plan(
             node = candidates[-1] if candidates else None
             if node is None:  # a resumed run that failed before its own first handoff
                 checkpoint_fallback = _text(workflow, semconv.AGENTMESH_RESUME_CHECKPOINT_ID)
-            status, reason = "failed", step_failure(failed)
+            if interrupted is not None:
+                name = failed.agent or failed.tool_name or failed.span_id
+                status, reason = "interrupted", f"step {name!r} was interrupted: {interrupted[1]}"
+            else:
+                status, reason = "failed", step_failure(failed)
         checkpoint = node.checkpoint_id if node is not None else checkpoint_fallback
     resume_span = by_span.get(node.span_id) if node is not None else None
     handoff = _span_of(spans, node)
@@ -152,6 +174,42 @@ def resume_plan(
         checkpoint_store=_text(handoff, semconv.AGENTMESH_HANDOFF_CHECKPOINT_STORE_URL)
         or _text(workflow, semconv.AGENTMESH_HANDOFF_CHECKPOINT_STORE_URL),
     )
+
+
+def _interruption(
+    spans: Sequence[SpanRecord], by_span: Mapping[str, GraphNode]
+) -> tuple[GraphNode | None, str] | None:
+    """The step an interruption stopped, and the interruption, when the run was interrupted.
+
+    An interrupted operation (Ctrl-C, a cancelled task, ``SystemExit``) ends its span without
+    error status but with its exception as an event (the instrumentation's rule): the run did
+    not fail, yet its work did not finish. The step named is chosen as a failed one is (the
+    one that ended last); ``None`` when only the root span was interrupted, between steps.
+    """
+    named: GraphNode | None = None
+    found: str | None = None
+    for span in spans:
+        kind = _interrupted_by(span)
+        if kind is None:
+            continue
+        found = found or kind
+        node = by_span.get(span.span_id)
+        if node is None or node.operation not in STEP_OPERATIONS or node.started is not None:
+            continue  # not a step: the root, a model call, a start marker
+        if later_failure(named, node) is node:
+            named, found = node, kind
+    return None if found is None else (named, found)
+
+
+def _interrupted_by(span: SpanRecord) -> str | None:
+    if span.status_code == "error":
+        return None
+    for event in span.events:
+        if event.name == "exception":
+            kind = str(event.attributes.get(_EXCEPTION_TYPE, "")).rpartition(".")[2]
+            if kind in _INTERRUPTIONS:
+                return kind
+    return None
 
 
 def _failed_step(nodes: Sequence[GraphNode]) -> GraphNode | None:
