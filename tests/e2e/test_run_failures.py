@@ -8,9 +8,11 @@ the step that failed and its error, a run whose error reached the app: (a) a Lan
 whose node or model call fails (``invoke``, ``ainvoke``, ``stream``, ``astream``), (b) a CrewAI
 crew whose agent's model fails (``kickoff``, ``kickoff_async``, ``akickoff``) and a Flow whose
 step raises, (c) plain code's ``workflow``/``agent`` whose body raises, (d) an OpenAI or
-Anthropic call alone. A run whose step error was caught or retried is ``complete``; so is a run
-that was only interrupted (a stream the caller stopped reading, a cancelled task, Ctrl-C,
-``sys.exit``): an interruption is no failure (see ``agentmesh.instrumentation._failopen``).
+Anthropic call alone. A run whose step error was caught or retried is ``complete``, and so is
+one whose stream the caller stopped reading and closed. A run that was interrupted (a cancelled
+task, Ctrl-C, ``sys.exit``, an async stream left unclosed, which the loop cancels at its end) is
+``interrupted``, not ``failed``: an interruption is no failure (see
+``agentmesh.instrumentation._failopen``).
 """
 
 from __future__ import annotations
@@ -285,8 +287,9 @@ EXPECTED: dict[str, tuple[str, str, str | None]] = {
     # the branch LangGraph cancelled when its sibling failed is not named
     "lg-branches": ("ValueError", "failed", "step 'fast' failed: ValueError"),
     "lg-break": ("ok", "complete", None),
-    "lg-abreak": ("ok", "complete", None),
-    "lg-cancel": ("ok", "complete", None),
+    # a stream left unclosed is cancelled at the loop's shutdown: stopped before it finished
+    "lg-abreak": ("ok", "interrupted", None),
+    "lg-cancel": ("ok", "interrupted", None),
     **{
         f"crew-{how}": (
             "InternalServerError",
@@ -303,9 +306,9 @@ EXPECTED: dict[str, tuple[str, str, str | None]] = {
     "plain-raise": ("ValueError", "failed", "step 'solver' failed: ValueError"),
     "plain-model": ("InternalServerError", "failed", "step 'solver' failed: InternalServerError"),
     "plain-caught": ("ok", "complete", None),
-    "plain-ctrl-c": ("KeyboardInterrupt", "complete", None),
-    "plain-exit": ("SystemExit", "complete", None),
-    "plain-cancel": ("ok", "complete", None),
+    "plain-ctrl-c": ("KeyboardInterrupt", "interrupted", None),
+    "plain-exit": ("SystemExit", "interrupted", None),
+    "plain-cancel": ("ok", "interrupted", None),
     **{
         f"sdk-{kind}": ("InternalServerError", "failed", "InternalServerError")
         for kind in (

@@ -10,12 +10,19 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
 from playwright.async_api import Page, async_playwright, expect
 
-from agentmesh.collector import Collector, CollectorSettings, Detection, MemoryStore
+from agentmesh.collector import (
+    Collector,
+    CollectorSettings,
+    Detection,
+    MemoryStore,
+    SpanEventRecord,
+)
 from agentmesh.collector.model import SpanRecord
 from agentmesh.collector.testing import (
     SpanFactory,
@@ -359,7 +366,11 @@ async def test_a_failed_run_shows_failed_with_the_step_it_failed_in(chromium_bin
         writer = failed(writer, "RateLimitError")
         await _post(collector, [failed(root, "RateLimitError"), planner, writer, chat])
         await _post(collector, _clean_run(time.time_ns()))
+        stopped_root, *rest = _clean_run(time.time_ns(), "run-stopped")
+        ctrl_c = SpanEventRecord("exception", 1, {"exception.type": "KeyboardInterrupt"})
+        await _post(collector, [replace(stopped_root, events=(ctrl_c,)), *rest])
         await page.goto(collector.http_endpoint + "/ui/#/")
+        await expect(page.locator('tr[data-run="run-stopped"] .badge')).to_have_text("interrupted")
         await expect(page.locator('tr[data-run="run-broken"] .badge')).to_have_text("failed")
         await expect(page.locator('tr[data-run="run-clean"] .badge')).to_have_text("complete")
         await page.fill("#filter", "failed")  # a state typed in full keeps the runs in it
@@ -368,4 +379,8 @@ async def test_a_failed_run_shows_failed_with_the_step_it_failed_in(chromium_bin
         await expect(page.locator("#run-title .badge")).to_have_text("failed")
         await expect(page.locator("#failed")).to_have_text(
             "Failed: step 'writer' failed: RateLimitError"
+        )
+        await page.goto(collector.http_endpoint + "/ui/#/runs/run-stopped")
+        await expect(page.locator("#interrupted")).to_contain_text(
+            "Interrupted: KeyboardInterrupt: the run was stopped before it finished"
         )

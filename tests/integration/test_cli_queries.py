@@ -7,12 +7,13 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from agentmesh.collector import DuckDBStore, PingPongRule, Pipeline
+from agentmesh.collector import DuckDBStore, PingPongRule, Pipeline, SpanEventRecord
 from agentmesh.collector.cli import main
 from agentmesh.collector.cli.query_cmds import parse_duration
 from agentmesh.collector.export import export_store
@@ -153,8 +154,10 @@ async def test_a_failed_run_is_listed_failed_and_its_graph_says_why(
     writer = failed(f.agent("writer", parent=root), "RateLimitError")
     broken = failed(root, "RateLimitError")
     db = tmp_path / "failed.duckdb"
+    stopped = SpanFactory().workflow("team", run_id="run-stopped")
+    ctrl_c = SpanEventRecord("exception", 1, {"exception.type": "KeyboardInterrupt"})
     async with DuckDBStore(db) as store, Pipeline(store) as pipeline:
-        assert pipeline.offer([broken, writer])
+        assert pipeline.offer([broken, writer, replace(stopped, events=(ctrl_c,))])
         await pipeline.drain()
     await _populate(db)  # and two runs that completed
     assert await asyncio.to_thread(main, ["runs", "--db", str(db), "--state", "failed"]) == 0
@@ -168,7 +171,10 @@ async def test_a_failed_run_is_listed_failed_and_its_graph_says_why(
         "run-broken": ("failed", "step 'writer' failed: RateLimitError"),
         "run-clean": ("complete", None),
         "run-loop": ("complete", None),
+        "run-stopped": ("interrupted", None),
     }
+    assert await asyncio.to_thread(main, ["graph", "--db", str(db), "run-stopped"]) == 0
+    assert "INTERRUPTED KeyboardInterrupt: the run was stopped" in capsys.readouterr().out
     assert await asyncio.to_thread(main, ["graph", "--db", str(db), "run-broken"]) == 0
     assert "FAILED step 'writer' failed: RateLimitError" in capsys.readouterr().out
     out_dir = tmp_path / "export"
@@ -182,6 +188,7 @@ async def test_a_failed_run_is_listed_failed_and_its_graph_says_why(
         ("run-broken", "failed", "step 'writer' failed: RateLimitError"),
         ("run-clean", "complete", None),
         ("run-loop", "complete", None),
+        ("run-stopped", "interrupted", None),
     ]
 
 

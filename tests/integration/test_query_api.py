@@ -170,7 +170,7 @@ async def test_runs_a_run_graph_and_costs_over_http() -> None:
         (
             "/v1/runs?state=waiting",
             400,
-            "state must be one of live, paused, resumed, failed, complete",
+            "state must be one of live, paused, resumed, failed, interrupted, complete",
         ),
         ("/v1/detections?limit=1001", 400, "limit must be a whole number from 1 to 1000"),
         ("/v1/detections?before=:d1", 400, "before must be the next_before of an earlier answer"),

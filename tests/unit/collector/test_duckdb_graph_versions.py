@@ -240,7 +240,7 @@ async def test_a_version_4_file_moves_its_graphs_to_the_versioned_tables(tmp_pat
 
 _V6_COLUMNS = ", paused BOOLEAN DEFAULT false, resumed_from VARCHAR"
 _V7_COLUMNS = ", conversation_id VARCHAR, resumed BOOLEAN DEFAULT false"
-_V8_COLUMNS = ", error VARCHAR"
+_V8_COLUMNS = ", error VARCHAR, interrupted VARCHAR"
 
 
 @pytest.mark.parametrize(
@@ -295,9 +295,9 @@ async def test_an_older_file_gets_the_run_columns_added_since(
     assert _rows(path, "SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
     assert _rows(
         path,
-        "SELECT resumed_from, conversation_id, resumed, error FROM run_versions "
+        "SELECT resumed_from, conversation_id, resumed, error, interrupted FROM run_versions "
         "WHERE run_id = 'run-1'",
-    ) == [("run-0" if version >= 6 else None, None, False, None)]
+    ) == [("run-0" if version >= 6 else None, None, False, None, None)]
 
 
 def test_a_failed_compaction_does_not_fail_the_write(tmp_path: Path) -> None:

@@ -365,7 +365,9 @@ async def test_duckdb_upgrades_a_version_2_file_in_place(tmp_path: Path) -> None
         assert SCHEMA_VERSION == 8
         run_columns = [row[0] for row in con.execute("DESCRIBE runs").fetchall()]
         # version 6, then version 7, then version 8
-        assert run_columns[-5:] == ["paused", "resumed_from", "conversation_id", "resumed", "error"]
+        assert run_columns[-6:] == [
+            *("paused", "resumed_from", "conversation_id", "resumed", "error", "interrupted")
+        ]
         assert _constraints(con) == []
         handoff_columns = [row[0] for row in con.execute("DESCRIBE handoffs").fetchall()]
         assert handoff_columns[-1] == "checkpoint_id"  # version 4: each handoff's checkpoint

@@ -3,7 +3,7 @@ from dataclasses import replace
 
 import pytest
 
-from agentmesh.collector import INFERRED, GraphBuilder, RunGraph, SpanRecord
+from agentmesh.collector import INFERRED, GraphBuilder, RunGraph, SpanEventRecord, SpanRecord
 from agentmesh.collector.graph.node import graph_node
 from agentmesh.collector.model import AttributeValue
 from agentmesh.collector.testing import ManualClock, SpanFactory, failed
@@ -518,3 +518,14 @@ def test_a_tool_span_without_a_tool_name_is_named_from_its_span_name() -> None:
     builder.add([failed(root, "ValueError"), failed(node, "ValueError")])
     assert _graph(builder, root.trace_id).error == "step 'tools' failed: ValueError"
     assert graph_node(f.tool("lookup", parent=root)).tool_name == "lookup"
+
+
+def test_a_run_whose_root_span_was_interrupted_is_interrupted_not_failed() -> None:
+    f = SpanFactory()
+    root = f.workflow("research")
+    ctrl_c = SpanEventRecord("exception", root.end_ns, {"exception.type": "KeyboardInterrupt"})
+    builder = GraphBuilder()
+    builder.add([replace(root, events=(ctrl_c,)), f.agent("writer", parent=root)])
+    graph = _graph(builder, root.trace_id)
+    assert (graph.complete, graph.error, graph.interrupted) == (True, None, "KeyboardInterrupt")
+    assert (builder.runs_finished, builder.runs_failed) == (1, 0)

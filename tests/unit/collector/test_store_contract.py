@@ -429,7 +429,8 @@ async def test_runs_by_state_and_by_conversation(store: SpanStore) -> None:
     resumptions = {r.run_id: r.resumptions for r in await store.runs()}
     assert (resumptions["run-asked"], resumptions["run-asked-2"]) == (1, 0)
     with pytest.raises(
-        StoreError, match="state must be one of live, paused, resumed, failed, complete"
+        StoreError,
+        match="state must be one of live, paused, resumed, failed, interrupted, complete",
     ):
         await store.runs(state="waiting")  # pyright: ignore[reportArgumentType]
 
@@ -446,6 +447,11 @@ async def test_a_failed_run_reads_back_failed_until_a_run_continues_it(store: Sp
     # a step error the app caught (the root ended well) does not fail the run
     await store.write_graph(graph_of(broken(2_000, "run-caught", root_error=False)))
     await store.write_graph(graph_of(_run(SpanFactory(start_ns=3_000), run_id="run-fine")))
+    # Ctrl-C: the root span ends without error, the KeyboardInterrupt as its event
+    stopped = _run(SpanFactory(start_ns=3_500), run_id="run-stopped")
+    ctrl_c = SpanEventRecord("exception", 1, {"exception.type": "KeyboardInterrupt"})
+    stopped[0] = replace(stopped[0], events=(ctrl_c,))
+    await store.write_graph(graph_of(stopped))
 
     async def ids(**filters: Any) -> list[str]:
         return [r.run_id for r in await store.runs(**filters)]
@@ -455,9 +461,13 @@ async def test_a_failed_run_reads_back_failed_until_a_run_continues_it(store: Sp
         "run-broken": ("failed", "step 'researcher' failed: RateLimitError"),
         "run-caught": ("complete", None),
         "run-fine": ("complete", None),
+        "run-stopped": ("interrupted", None),
     }
     assert await ids(state="failed") == ["run-broken"]
+    assert await ids(state="interrupted") == ["run-stopped"]
     assert await ids(state="complete") == ["run-fine", "run-caught"]
+    (interrupted,) = await store.find_runs("run-stopped", limit=1)
+    assert interrupted.interrupted == "KeyboardInterrupt"
     assert await ids(state="live") == []
     stored = await store.graph((await store.find_runs("run-broken", limit=1))[0].trace_id)
     assert stored is not None
@@ -468,6 +478,11 @@ async def test_a_failed_run_reads_back_failed_until_a_run_continues_it(store: Sp
     await store.write_graph(graph_of(resumed))
     assert await ids(state="failed") == []
     assert await ids(state="resumed") == ["run-broken"]
+    again = _run(SpanFactory(start_ns=5_000), run_id="run-again-2")
+    again[0] = with_attributes(again[0], {semconv.AGENTMESH_RESUME_FROM_RUN_ID: "run-stopped"})
+    await store.write_graph(graph_of(again))
+    assert await ids(state="interrupted") == []
+    assert await ids(state="resumed") == ["run-stopped", "run-broken"]
     (found,) = await store.find_runs("run-broken", limit=10)
     assert (found.state, found.error) == ("resumed", "step 'researcher' failed: RateLimitError")
 

@@ -51,6 +51,7 @@ _TABLES: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("resumed", "BOOLEAN"),
         ("state", "VARCHAR"),
         ("error", "VARCHAR"),
+        ("interrupted", "VARCHAR"),
     ),
     "agents": (
         ("trace_id", "VARCHAR"),
@@ -144,6 +145,7 @@ def _run_rows(runs: Sequence[RunSummary], spans_of: Mapping[str, list[SpanRecord
                 run.resumed,
                 run.state,
                 run.error,
+                run.interrupted,
             )
         )
         rows["spans"].extend(

@@ -12,9 +12,10 @@ cancelled (a client gone, a sibling branch that failed, a stream the caller stop
 ``sys.exit(0)``. Such a span ends with status ``UNSET`` and no ``error.type``, so the run it
 ends is not ``failed`` (nor is a branch cancelled because its sibling failed named as the failed
 step); the exception is recorded as an event, so the trace still tells why the span ended early,
-and ``agentmesh resume`` still continues an interrupted run. (OpenTelemetry's own ``use_span``
-has gone back and forth on this: opentelemetry-python#4406 made any ``BaseException`` an error,
-#4484 and #4494 report and revert it for ``GeneratorExit`` and other non-errors.)
+the collector lists the run as ``interrupted``, and ``agentmesh resume`` still continues it.
+(OpenTelemetry's own ``use_span`` has gone back and forth on this: opentelemetry-python#4406
+made any ``BaseException`` an error, #4484 and #4494 report and revert it for ``GeneratorExit``
+and other non-errors.)
 
 Example:
     >>> from structlog.testing import capture_logs

@@ -8,11 +8,12 @@ configured they need the same credentials as OTLP requests.
   default 20; ``since`` as ``90s``, ``15m``, ``2h``, ``7d``; ``before`` a start time in Unix
   nanoseconds, for the next page: the runs that started before it; an answer gives it as
   ``next_before``, a string, when older runs remain; ``state`` one of ``live``, ``paused``,
-  ``resumed``, ``failed``, ``complete``: ``state=paused`` lists the runs waiting for input,
-  paused and not continued by a stored run, ``state=failed`` the runs whose root span ended in
-  error and that no stored run continues; ``conversation`` a conversation id: the runs of one
-  LangGraph thread or CrewAI flow state). Each run names its ``state`` and, when it failed,
-  ``error``.
+  ``resumed``, ``failed``, ``interrupted``, ``complete``: ``state=paused`` lists the runs
+  waiting for input, paused and not continued by a stored run, ``state=failed`` the runs whose
+  root span ended in error and that no stored run continues, ``state=interrupted`` those
+  stopped before they finished without failing; ``conversation`` a conversation id: the runs of
+  one LangGraph thread or CrewAI flow state). Each run names its ``state`` and, when it failed,
+  ``error`` (when it was interrupted, ``interrupted``).
 - ``GET /v1/runs/{run}``: ``{"graph": {...}, "detections": [...], "resumed_by": [...]}``
   (``resumed_by``: the runs that continue this one, latest first, at most 20); ``{run}`` is a
   run id or trace id, or a unique prefix of one. ``404`` when no run matches or it has no graph yet,

@@ -103,7 +103,8 @@ def add_runs_command(parser: argparse.ArgumentParser) -> None:
         "--state",
         choices=RUN_STATES,
         help="only runs in this state (paused: the runs waiting for input; failed: the runs "
-        "whose root span ended in error and that no run continues)",
+        "whose root span ended in error and that no run continues; interrupted: those stopped "
+        "before they finished, without failing)",
     )
     parser.add_argument(
         "--conversation",

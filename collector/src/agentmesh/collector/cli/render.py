@@ -102,6 +102,13 @@ def render_graph(console: Console, graph: StoredGraph, detections: Sequence[Dete
             + ("  (a later run continues it)" if run.resumptions else ""),
             soft_wrap=True,
         )
+    elif run.interrupted is not None:
+        console.print(
+            f"[yellow]INTERRUPTED[/yellow] {printable(run.interrupted)}: the run was stopped "
+            "before it finished (it did not fail)"
+            + ("; a later run continues it" if run.resumptions else ""),
+            soft_wrap=True,
+        )
     if run.conversation_id is not None:
         console.print(printable(f"conversation {run.conversation_id}"))
     if run.resumed_from is not None:
@@ -175,6 +182,7 @@ _STATE_MARKUP: Final[Mapping[RunStateName, str]] = {
     "paused": "[yellow]paused[/yellow]",
     "resumed": "resumed",
     "failed": "[red]failed[/red]",
+    "interrupted": "[yellow]interrupted[/yellow]",
     "complete": "complete",
 }
 

@@ -240,6 +240,7 @@ class _Trace:
             conversation_id=meta["conversation_id"][1] if "conversation_id" in meta else None,
             resumed=self.resumed or "resumed_from" in meta,
             error=None if self.root is None else run_failure(self.root, self.failed_step),
+            interrupted=None if self.root is None else self.root.interrupted,
             visits=tuple(self.visits),
             generation=self.generation,
             visits_changed_from=changed_from,

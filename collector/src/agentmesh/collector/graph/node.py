@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from agentmesh.collector.graph.interruption import interruption_of
 from agentmesh.collector.model import SpanRecord, amount_of, count_of, float_of, int_of, str_of
 from agentmesh.core import semconv
 
@@ -126,6 +127,9 @@ class GraphNode(NamedTuple):
             CrewAI flow state) the run belongs to.
         resumed: ``agentmesh.run.resumed`` (or ``agentmesh.langgraph.resumed``) is true: the
             run continues its conversation where the previous run left off.
+        interrupted: On a root span whose operation was interrupted (Ctrl-C, a cancelled task,
+            ``SystemExit``: no error status, the exception as an event), the interruption's
+            class name; ``None`` on every other span.
     """
 
     trace_id: str
@@ -163,6 +167,7 @@ class GraphNode(NamedTuple):
     resumed_from: str | None = None
     conversation_id: str | None = None
     resumed: bool = False
+    interrupted: str | None = None
 
     @property
     def duration_ns(self) -> int:
@@ -287,6 +292,8 @@ def graph_node(span: SpanRecord) -> GraphNode:
         str_of(attributes, semconv.GEN_AI_CONVERSATION_ID),
         attributes.get(semconv.AGENTMESH_RUN_RESUMED) is True
         or attributes.get(semconv.AGENTMESH_LANGGRAPH_RESUMED) is True,
+        # a root's only: what stopped the run without failing it
+        interruption_of(span) if span.parent_span_id is None and span.events else None,
     )
 
 

@@ -136,6 +136,9 @@ class RunGraph:
             left through and the error type (``step 'writer' failed: RateLimitError``), else
             the root's error type (see :mod:`~agentmesh.collector.graph.failure`); ``None``
             for a run that did not fail (or whose root span has not arrived).
+        interrupted: What stopped the run without failing it, when its root span was
+            interrupted (``KeyboardInterrupt``, ``CancelledError``, ``SystemExit``: see
+            :mod:`~agentmesh.collector.graph.interruption`); ``None`` otherwise.
         visits: The agent sequence, when the builder computed it (``None`` otherwise:
             :meth:`agent_sequence` then derives it from ``invocations``); not compared.
         generation: How many snapshots of this trace the builder made before this one;
@@ -165,6 +168,7 @@ class RunGraph:
     conversation_id: str | None = None
     resumed: bool = False
     error: str | None = None
+    interrupted: str | None = None
     visits: tuple[AgentVisit, ...] | None = field(default=None, compare=False, repr=False)
     generation: int = field(default=0, compare=False)
     visits_changed_from: int = field(default=0, compare=False)

@@ -18,8 +18,9 @@ from agentmesh.collector.graph.run_graph import RunGraph
 
 __all__ = ["DetectionSubscription", "HotState", "RunState", "RunStatus"]
 
-RunStatus = Literal["running", "complete", "paused", "failed"]
+RunStatus = Literal["running", "complete", "paused", "failed", "interrupted"]
 """``complete`` once the run's root span has arrived; ``failed`` when that span ended in error;
+``interrupted`` when it was stopped without failing (Ctrl-C, a cancelled task);
 ``paused`` once a span of the run says it stopped to wait for input (``agentmesh.run.paused``),
 complete or not."""
 
@@ -29,6 +30,8 @@ def _status(graph: RunGraph) -> RunStatus:
         return "paused"
     if graph.failed:
         return "failed"
+    if graph.interrupted is not None:
+        return "interrupted"
     return "complete" if graph.complete else "running"
 
 
@@ -40,7 +43,7 @@ class RunState:
         trace_id: The trace.
         run_id: ``agentmesh.run.id`` (or the trace id).
         workflow_name: ``gen_ai.workflow.name``, when known.
-        status: ``running``, ``complete``, ``failed`` or ``paused``.
+        status: ``running``, ``complete``, ``failed``, ``interrupted`` or ``paused``.
         agents: Its agents' names, sorted.
         handoffs: Handoffs so far.
         span_count: Spans so far.

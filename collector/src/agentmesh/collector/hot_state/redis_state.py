@@ -389,7 +389,7 @@ def _encode(state: RunState) -> dict[FieldT, EncodableT]:
 def _decode(trace_id: str, fields: Mapping[str, str]) -> RunState:
     try:
         status = fields["status"]
-        if status not in ("running", "complete", "paused", "failed"):
+        if status not in ("running", "complete", "paused", "failed", "interrupted"):
             raise ValueError(f"unknown status {status!r}")
         return RunState(
             trace_id=trace_id,

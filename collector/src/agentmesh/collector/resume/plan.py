@@ -32,6 +32,7 @@ from agentmesh.collector.graph.failure import (
     later_failure,
     step_failure,
 )
+from agentmesh.collector.graph.interruption import interruption_of
 from agentmesh.collector.graph.node import GraphNode, graph_node
 from agentmesh.collector.model import SpanRecord
 from agentmesh.collector.recovery.checkpoints import CheckpointIndex
@@ -41,10 +42,6 @@ from agentmesh.core import semconv
 __all__ = ["ResumePlan", "resume_plan"]
 
 _CONTEXT_LOSS: Final = "context_loss"
-_INTERRUPTIONS: Final = frozenset({"KeyboardInterrupt", "CancelledError", "SystemExit"})
-"""Exceptions that interrupt a run without failing it (recorded as span events only)."""
-_EXCEPTION_TYPE: Final = "exception.type"
-"""The attribute of an ``exception`` span event that names the exception's class."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +186,7 @@ def _interruption(
     named: GraphNode | None = None
     found: str | None = None
     for span in spans:
-        kind = _interrupted_by(span)
+        kind = interruption_of(span)
         if kind is None:
             continue
         found = found or kind
@@ -199,17 +196,6 @@ def _interruption(
         if later_failure(named, node) is node:
             named, found = node, kind
     return None if found is None else (named, found)
-
-
-def _interrupted_by(span: SpanRecord) -> str | None:
-    if span.status_code == "error":
-        return None
-    for event in span.events:
-        if event.name == "exception":
-            kind = str(event.attributes.get(_EXCEPTION_TYPE, "")).rpartition(".")[2]
-            if kind in _INTERRUPTIONS:
-                return kind
-    return None
 
 
 def _failed_step(nodes: Sequence[GraphNode]) -> GraphNode | None:

@@ -27,16 +27,27 @@ __all__ = [
     "run_state",
 ]
 
-RunStateName = Literal["live", "paused", "resumed", "failed", "complete"]
+RunStateName = Literal["live", "paused", "resumed", "failed", "interrupted", "complete"]
 """A run's state as run lists name it: ``paused`` (it stopped to wait for input and no stored
-run continues it: waiting), ``resumed`` (it paused or failed, and a later run continued it),
-``failed`` (its root span ended in error and no stored run continues it), else ``complete``
-(its root span ended), else ``live``."""
-RUN_STATES: tuple[RunStateName, ...] = ("live", "paused", "resumed", "failed", "complete")
+run continues it: waiting), ``resumed`` (it paused, failed or was interrupted, and a later run
+continued it), ``failed`` (its root span ended in error and no stored run continues it),
+``interrupted`` (its root span was interrupted: Ctrl-C, a cancelled task, ``SystemExit``; not
+a failure, and no stored run continues it), else ``complete`` (its root span ended), else
+``live``."""
+RUN_STATES: tuple[RunStateName, ...] = (
+    "live",
+    "paused",
+    "resumed",
+    "failed",
+    "interrupted",
+    "complete",
+)
 """Every :data:`RunStateName`."""
 
 
-def run_state(*, complete: bool, paused: bool, failed: bool, resumptions: int) -> RunStateName:
+def run_state(
+    *, complete: bool, paused: bool, failed: bool, resumptions: int, interrupted: bool = False
+) -> RunStateName:
     """Name a run's state (:data:`RunStateName`) from what is stored of it.
 
     Args:
@@ -44,6 +55,7 @@ def run_state(*, complete: bool, paused: bool, failed: bool, resumptions: int) -
         paused: Whether it stopped to wait for input.
         failed: Whether its root span ended in error.
         resumptions: How many stored runs continue it.
+        interrupted: Whether its root span was interrupted (and did not fail).
 
     Returns:
         The state.
@@ -54,10 +66,10 @@ def run_state(*, complete: bool, paused: bool, failed: bool, resumptions: int) -
         >>> run_state(complete=True, paused=False, failed=True, resumptions=1)
         'resumed'
     """
-    if paused or failed:  # waiting for input, or broken, unless a run continued it
+    if paused or failed or interrupted:  # not finished, unless a run continued it
         if resumptions:
             return "resumed"
-        return "paused" if paused else "failed"
+        return "paused" if paused else "failed" if failed else "interrupted"
     return "complete" if complete else "live"
 
 
@@ -94,6 +106,8 @@ class RunSummary:
             run id): a paused run with none is still waiting for input.
         error: Why the run failed (its root span ended in error), else ``None``: see
             :attr:`RunGraph.error <agentmesh.collector.graph.run_graph.RunGraph.error>`.
+        interrupted: What interrupted the run (its root span: ``KeyboardInterrupt``,
+            ``CancelledError``, ``SystemExit``), else ``None``.
     """
 
     trace_id: str
@@ -117,6 +131,7 @@ class RunSummary:
     resumed: bool = False
     resumptions: int = 0
     error: str | None = None
+    interrupted: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -131,6 +146,7 @@ class RunSummary:
             paused=self.paused,
             failed=self.failed,
             resumptions=self.resumptions,
+            interrupted=self.interrupted is not None,
         )
 
 

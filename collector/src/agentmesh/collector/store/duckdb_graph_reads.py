@@ -61,7 +61,7 @@ _SUMMARY: Final = """
         coalesce(names.names, []::VARCHAR[]), coalesce(moves.n, 0),
         r.span_count, r.llm_calls, r.input_tokens, r.output_tokens, r.cost_usd, r.complete,
         coalesce(found.n, 0), coalesce(r.paused, false), r.resumed_from, r.conversation_id,
-        coalesce(r.resumed, false), coalesce(resumers.n, 0), r.error
+        coalesce(r.resumed, false), coalesce(resumers.n, 0), r.error, r.interrupted
     FROM page r
     LEFT JOIN names ON names.trace_id = r.trace_id
     LEFT JOIN moves ON moves.trace_id = r.trace_id
@@ -84,11 +84,17 @@ _CONTINUED: Final = (
 )
 """A stored run continues the run (a run's link, once stored, stays in its later versions:
 any version's ``resumed_from`` counts; the NULLs are left out, or ``NOT IN`` is never true)."""
+_UNFINISHED: Final = "(coalesce(paused, false) OR error IS NOT NULL OR interrupted IS NOT NULL)"
+"""A run that did not end as it should: paused, failed or interrupted."""
 _STATES: Final = {
     "paused": f"coalesce(paused, false) AND NOT {_CONTINUED}",
-    "resumed": f"(coalesce(paused, false) OR error IS NOT NULL) AND {_CONTINUED}",
+    "resumed": f"{_UNFINISHED} AND {_CONTINUED}",
     "failed": f"error IS NOT NULL AND NOT coalesce(paused, false) AND NOT {_CONTINUED}",
-    "complete": "complete AND NOT coalesce(paused, false) AND error IS NULL",
+    "interrupted": (
+        "interrupted IS NOT NULL AND error IS NULL AND NOT coalesce(paused, false) "
+        f"AND NOT {_CONTINUED}"
+    ),
+    "complete": f"complete AND NOT {_UNFINISHED}",
     "live": "NOT complete AND NOT coalesce(paused, false)",
 }
 """What each run state (``RunStateName``) requires of a run's newest row."""

@@ -20,7 +20,9 @@ without its key, since DuckDB cannot drop a constraint; version 4 adds the check
 handoff; version 5 moves the graph tables' rows to the versioned tables, as version 0; version
 6 adds ``paused`` and ``resumed_from`` to ``run_versions``, after ``version``: not paused, not
 resumed, for the runs stored before; version 7 appends ``conversation_id`` and ``resumed``, no
-conversation and not resumed for the runs stored before).
+conversation and not resumed for the runs stored before; version 8 appends ``error``, why a run
+failed, and ``interrupted``, what stopped it without failing it: neither for the runs stored
+before, which list as they did).
 """
 
 from __future__ import annotations
@@ -96,8 +98,9 @@ _RUN_V6: Final = ("paused BOOLEAN DEFAULT false", "resumed_from VARCHAR")
 NOT NULL column to a table, so readers take a NULL ``paused`` as false)."""
 _RUN_V7: Final = ("conversation_id VARCHAR", "resumed BOOLEAN DEFAULT false")
 """The columns version 7 appends to ``run_versions`` (a NULL ``resumed`` reads as false)."""
-_RUN_V8: Final = ("error VARCHAR",)
-"""The column version 8 appends to ``run_versions``: why the run failed (NULL: it did not)."""
+_RUN_V8: Final = ("error VARCHAR", "interrupted VARCHAR")
+"""The columns version 8 appends to ``run_versions``: why the run failed, what interrupted it
+(NULL: it did not fail, it was not interrupted)."""
 _VERSION_EXTRA: Final = {
     "runs": "".join(f", {column}" for column in (*_RUN_V6, *_RUN_V7, *_RUN_V8)),
     "agents": "",

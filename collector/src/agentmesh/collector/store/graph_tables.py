@@ -52,6 +52,7 @@ RUN_SCHEMA: Final[Any] = _pa.schema(
         _pa.field("conversation_id", _pa.string()),
         _pa.field("resumed", _pa.bool_()),
         _pa.field("error", _pa.string()),
+        _pa.field("interrupted", _pa.string()),
     ]
 )
 """The columns of the ``runs`` table, one row per graph."""
@@ -131,6 +132,7 @@ def graph_tables(graphs: Sequence[RunGraph]) -> GraphTables:
             "conversation_id": [g.conversation_id for g in graphs],
             "resumed": [g.resumed for g in graphs],
             "error": [g.error for g in graphs],
+            "interrupted": [g.interrupted for g in graphs],
         },
         schema=RUN_SCHEMA,
     )

@@ -478,6 +478,7 @@ class MemoryStore:
             resumed=graph.resumed,
             resumptions=self._resumptions(graph.run_id),
             error=graph.error,
+            interrupted=graph.interrupted,
         )
 
     def _resumptions(self, run_id: str) -> int:
@@ -488,5 +489,11 @@ class MemoryStore:
             complete=graph.complete,
             paused=graph.paused,
             failed=graph.failed,
-            resumptions=self._resumptions(graph.run_id) if graph.paused or graph.failed else 0,
+            resumptions=self._resumptions(graph.run_id) if not _finished(graph) else 0,
+            interrupted=graph.interrupted is not None,
         )
+
+
+def _finished(graph: RunGraph) -> bool:
+    """Whether a run ended as it should: a later run continuing it changes nothing."""
+    return not (graph.paused or graph.failed or graph.interrupted is not None)

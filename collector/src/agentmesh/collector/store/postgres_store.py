@@ -133,8 +133,9 @@ _SELECT_SPANS_OF: Final = """
 _UPSERT_RUN: Final = """
     INSERT INTO runs (trace_id, run_id, workflow_name, service_name, framework, start_ns,
         end_ns, span_count, llm_calls, input_tokens, output_tokens, cost_usd, complete, paused,
-        resumed_from, conversation_id, resumed, error)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+        resumed_from, conversation_id, resumed, error, interrupted)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+        $19)
     ON CONFLICT (trace_id) DO UPDATE SET run_id = EXCLUDED.run_id,
         workflow_name = EXCLUDED.workflow_name, service_name = EXCLUDED.service_name,
         framework = EXCLUDED.framework, start_ns = EXCLUDED.start_ns, end_ns = EXCLUDED.end_ns,
@@ -142,7 +143,7 @@ _UPSERT_RUN: Final = """
         input_tokens = EXCLUDED.input_tokens, output_tokens = EXCLUDED.output_tokens,
         cost_usd = EXCLUDED.cost_usd, complete = EXCLUDED.complete, paused = EXCLUDED.paused,
         resumed_from = EXCLUDED.resumed_from, conversation_id = EXCLUDED.conversation_id,
-        resumed = EXCLUDED.resumed, error = EXCLUDED.error
+        resumed = EXCLUDED.resumed, error = EXCLUDED.error, interrupted = EXCLUDED.interrupted
 """
 _INSERT_AGENT: Final = """
     INSERT INTO agents (trace_id, name, invocations, span_ids, llm_calls, input_tokens,
@@ -162,7 +163,7 @@ _RUN_SUMMARY: Final = """
         r.span_count, r.llm_calls, r.input_tokens, r.output_tokens, r.cost_usd, r.complete,
         (SELECT count(*) FROM detections d WHERE d.trace_id = r.trace_id), r.paused,
         r.resumed_from, r.conversation_id, r.resumed,
-        (SELECT count(*) FROM runs x WHERE x.resumed_from = r.run_id), r.error
+        (SELECT count(*) FROM runs x WHERE x.resumed_from = r.run_id), r.error, r.interrupted
     FROM runs r
 """
 _RUNS: Final = (
@@ -181,9 +182,14 @@ _RUNS: Final = (
             OR ($5 = 'failed' AND r.error IS NOT NULL AND NOT r.paused AND NOT EXISTS (
                 SELECT FROM runs x WHERE x.resumed_from IS NOT NULL
                 AND x.resumed_from = r.run_id))
-            OR ($5 = 'resumed' AND (r.paused OR r.error IS NOT NULL) AND EXISTS (SELECT FROM runs x
+            OR ($5 = 'interrupted' AND r.interrupted IS NOT NULL AND r.error IS NULL
+                AND NOT r.paused AND NOT EXISTS (SELECT FROM runs x
                 WHERE x.resumed_from IS NOT NULL AND x.resumed_from = r.run_id))
-            OR ($5 = 'complete' AND r.complete AND NOT r.paused AND r.error IS NULL)
+            OR ($5 = 'resumed' AND (r.paused OR r.error IS NOT NULL OR r.interrupted IS NOT NULL)
+                AND EXISTS (SELECT FROM runs x
+                WHERE x.resumed_from IS NOT NULL AND x.resumed_from = r.run_id))
+            OR ($5 = 'complete' AND r.complete AND NOT r.paused AND r.error IS NULL
+                AND r.interrupted IS NULL)
             OR ($5 = 'live' AND NOT r.complete AND NOT r.paused))
     ORDER BY r.start_ns DESC, r.trace_id COLLATE "C"
     LIMIT $3
@@ -812,6 +818,7 @@ def _run_row(graph: RunGraph) -> tuple[object, ...]:
         graph.conversation_id,
         graph.resumed,
         graph.error,
+        graph.interrupted,
     )
 
 

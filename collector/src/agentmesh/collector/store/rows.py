@@ -36,7 +36,8 @@ def run_summary_from_row(row: Row) -> RunSummary:
 
     Columns: trace_id, run_id, workflow_name, service_name, start_ns, end_ns, agents,
     handoffs, span_count, llm_calls, input_tokens, output_tokens, cost_usd, complete,
-    detections, paused, resumed_from, conversation_id, resumed, resumptions, error.
+    detections, paused, resumed_from, conversation_id, resumed, resumptions, error,
+    interrupted.
 
     Args:
         row: The row.
@@ -66,6 +67,7 @@ def run_summary_from_row(row: Row) -> RunSummary:
         resumed=bool(row[18]),
         resumptions=int(row[19]),
         error=row[20],
+        interrupted=row[21],
     )
 
 

@@ -200,11 +200,15 @@ function runState(run) {
   // failed (its root span ended in error), resumed (it paused or failed and a later run
   // continued it), complete, or live; derived from the fields when a collector sends no state
   if (run.state) return run.state;
-  if (run.paused || run.error) return run.resumptions ? "resumed" : run.paused ? "paused" : "failed";
+  if (run.paused || run.error || run.interrupted) {
+    if (run.resumptions) return "resumed";
+    return run.paused ? "paused" : run.error ? "failed" : "interrupted";
+  }
   return run.complete ? "complete" : "live";
 }
 
-const STATE_TONES = { paused: "warn", resumed: "ok", failed: "bad", complete: "ok", live: "live" };
+const STATE_TONES = { paused: "warn", resumed: "ok", failed: "bad", interrupted: "warn",
+  complete: "ok", live: "live" };
 
 function filterInput() {
   const input = h("input", { type: "search", id: "filter", value: state.filter,
@@ -477,6 +481,9 @@ async function runView(runId) {
       "an interrupt), it did not fail.", resumedBy.length ? null
         : " The run that resumes it will be linked here.") : null,
     run.error ? h("p", { id: "failed" }, h("strong", {}, "Failed: "), run.error,
+      resumedBy.length ? " A later run continues it." : null) : null,
+    !run.error && run.interrupted ? h("p", { id: "interrupted" }, h("strong", {}, "Interrupted: "),
+      run.interrupted, ": the run was stopped before it finished (it did not fail).",
       resumedBy.length ? " A later run continues it." : null) : null,
     resumedByNote(resumedBy),
     conversationNote(run, thread),
