@@ -138,6 +138,7 @@ class PostgresCheckpointStore(CheckpointStore):
                 f"and max_size >= 1, got {min_size} and {max_size}"
             )
         self._dsn = dsn
+        self._location = checkpoint_store_url(dsn)  # read at every LangGraph step
         self._schema = schema
         self._min_size = min_size
         self._max_size = max_size
@@ -169,7 +170,7 @@ class PostgresCheckpointStore(CheckpointStore):
     @property
     def location(self) -> str:
         """Where the checkpoints live: the store's DSN, password masked (in ``schema``)."""
-        return checkpoint_store_url(self._dsn)
+        return self._location
 
     @property
     def schema(self) -> str:

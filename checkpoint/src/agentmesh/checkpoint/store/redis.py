@@ -712,6 +712,7 @@ class _Settings:
         if not prefix:
             raise CheckpointError("redis checkpoint store: the key prefix must not be empty")
         self._url = url
+        self._location = checkpoint_store_url(url)  # read at every LangGraph step
         self._prefix = prefix
         self._address = _address(url)
         self._closed = False
@@ -729,7 +730,7 @@ class _Settings:
     @property
     def location(self) -> str:
         """Where the checkpoints live: the store's URL, password masked."""
-        return checkpoint_store_url(self._url)
+        return self._location
 
     def _check_open(self) -> None:
         if self._closed:

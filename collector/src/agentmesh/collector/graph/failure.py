@@ -14,7 +14,14 @@ from typing import Final
 from agentmesh.collector.graph.node import GraphNode
 from agentmesh.core import semconv
 
-__all__ = ["STEP_OPERATIONS", "failed_step", "later_failure", "run_failure", "step_failure"]
+__all__ = [
+    "STEP_OPERATIONS",
+    "failed_step",
+    "later_failure",
+    "run_failure",
+    "step_failure",
+    "step_name",
+]
 
 STEP_OPERATIONS: Final = frozenset(
     {
@@ -59,6 +66,18 @@ def later_failure(current: GraphNode | None, node: GraphNode) -> GraphNode:
     return current
 
 
+def step_name(step: GraphNode) -> str:
+    """Name a step as failures and interruptions name it: its agent or node, else its tool.
+
+    Args:
+        step: The step.
+
+    Returns:
+        The agent (or node) name, else the tool name, else the span id.
+    """
+    return step.agent or step.tool_name or step.span_id
+
+
 def step_failure(step: GraphNode) -> str:
     """Say which step failed and with what error.
 
@@ -68,8 +87,7 @@ def step_failure(step: GraphNode) -> str:
     Returns:
         ``step 'writer' failed: RateLimitError`` (the error type when recorded).
     """
-    name = step.agent or step.tool_name or step.span_id
-    text = f"step {name!r} failed"
+    text = f"step {step_name(step)!r} failed"
     return f"{text}: {step.error_type}" if step.error_type else text
 
 

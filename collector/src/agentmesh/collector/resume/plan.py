@@ -31,6 +31,7 @@ from agentmesh.collector.graph.failure import (
     failed_step,
     later_failure,
     step_failure,
+    step_name,
 )
 from agentmesh.collector.graph.interruption import interruption_of
 from agentmesh.collector.graph.node import GraphNode, graph_node
@@ -150,7 +151,7 @@ def resume_plan(
             if node is None:  # a resumed run that failed before its own first handoff
                 checkpoint_fallback = _text(workflow, semconv.AGENTMESH_RESUME_CHECKPOINT_ID)
             if interrupted is not None:
-                name = failed.agent or failed.tool_name or failed.span_id
+                name = step_name(failed)
                 status, reason = "interrupted", f"step {name!r} was interrupted: {interrupted[1]}"
             else:
                 status, reason = "failed", step_failure(failed)
