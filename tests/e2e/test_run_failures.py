@@ -282,7 +282,7 @@ EXPECTED: dict[str, tuple[str, str, str | None]] = {
     },
     "lg-caught": ("ok", "complete", None),
     "lg-retried": ("ok", "complete", None),
-    "lg-tool-node": ("ValueError", "failed", "step 'tools' failed: ValueError"),
+    "lg-tool-node": ("ValueError", "failed", "step 'tools' failed: ValueError in tool 'lookup'"),
     "lg-tool-node-handled": ("ok", "complete", None),
     # the branch LangGraph cancelled when its sibling failed is not named
     "lg-branches": ("ValueError", "failed", "step 'fast' failed: ValueError"),

@@ -470,7 +470,8 @@ def test_a_run_fails_when_its_root_span_ends_in_error_and_names_the_step_it_left
     assert (graph.complete, graph.failed, graph.error) == (False, False, None)  # still running
     builder.add([writer, broken])
     graph = _graph(builder, root.trace_id)
-    assert (graph.complete, graph.error) == (True, "step 'writer' failed: PermissionError")
+    failure = "step 'writer' failed: PermissionError in tool 'publish'"
+    assert (graph.complete, graph.error) == (True, failure)
     # the same steps under a root that ended well: the app caught the error
     fine = GraphBuilder()
     fine.add([first_try, retry, tool, writer, root])
@@ -486,7 +487,53 @@ def test_a_run_fails_when_its_root_span_ends_in_error_and_names_the_step_it_left
     spans = [first_try, retry, tool, writer, broken]
     random.Random(7).shuffle(spans)
     again.add(spans)
-    assert _graph(again, root.trace_id).error == "step 'writer' failed: PermissionError"
+    assert _graph(again, root.trace_id).error == failure
+
+
+def test_a_failed_step_names_the_tool_it_failed_through_only_when_the_error_is_the_tools() -> None:
+    f = SpanFactory()
+    root = f.workflow("research")
+    node = f.agent("tools", parent=root)
+    # the tool ran under a chain span inside the node (a grandchild) and raised
+    chain = f.span("chain", parent=node)
+    lookup = failed(f.tool("lookup", parent=chain), "ValueError")
+    node = failed(replace(node, end_ns=lookup.end_ns + 5), "ValueError")
+    broken = failed(replace(root, end_ns=node.end_ns + 5), "ValueError")
+    deep = GraphBuilder()
+    deep.add([broken, node, chain, lookup])
+    assert _graph(deep, root.trace_id).error == "step 'tools' failed: ValueError in tool 'lookup'"
+    # the tool's error was handled and the node failed with another one: the tool is not named
+    other = GraphBuilder()
+    other.add([failed(broken, "KeyError"), failed(node, "KeyError"), chain, lookup])
+    assert _graph(other, root.trace_id).error == "step 'tools' failed: KeyError"
+    # a tool that failed in another step is not named
+    g = SpanFactory()
+    top = g.workflow("research")
+    searcher = g.agent("searcher", parent=top)
+    search = failed(g.tool("search", parent=searcher), "ValueError")
+    writer = failed(g.agent("writer", parent=top), "ValueError")
+    writer = replace(writer, start_ns=search.end_ns + 5, end_ns=search.end_ns + 50)
+    top = failed(replace(top, end_ns=writer.end_ns + 5), "ValueError")
+    elsewhere = GraphBuilder()
+    elsewhere.add([top, searcher, search, writer])
+    assert _graph(elsewhere, top.trace_id).error == "step 'writer' failed: ValueError"
+    # LangGraph's ToolNode is itself a tool span: the innermost tool is named, and of a tool
+    # retried inside it, the try that ended last
+    h = SpanFactory()
+    run = h.workflow("research")
+    tools = h.tool("tools", parent=run)
+    first = failed(h.tool("lookup", parent=tools), "ValueError")
+    second = failed(h.tool("fetch", parent=tools), "ValueError")
+    second = replace(second, start_ns=first.end_ns + 1, end_ns=first.end_ns + 9)
+    tools = failed(replace(tools, end_ns=second.end_ns + 5), "ValueError")
+    run = failed(replace(run, end_ns=tools.end_ns + 5), "ValueError")
+    spans = [run, tools, first, second]
+    random.Random(3).shuffle(spans)
+    node_of_tools = GraphBuilder()
+    node_of_tools.add(spans)
+    assert _graph(node_of_tools, run.trace_id).error == (
+        "step 'tools' failed: ValueError in tool 'fetch'"
+    )
 
 
 def test_finished_and_failed_runs_are_counted_once_each() -> None:

@@ -123,6 +123,21 @@ def test_a_step_that_failed_and_was_retried_is_not_where_the_run_resumes() -> No
     assert plan.reason == "step 'reviewer' failed: 503 from gpt-4o"
 
 
+def test_a_failed_plan_names_the_tool_its_step_failed_through() -> None:
+    spans = _pipeline(reviewer_fails=True)
+    reviewer = spans[-1]
+    tool = _span(
+        semconv.Operation.EXECUTE_TOOL,
+        31,
+        error=True,
+        parent=reviewer.span_id,
+        extra={semconv.GEN_AI_TOOL_NAME: "fact_check"},
+    )
+    plan = resume_plan([*spans, replace(tool, end_ns=33)], [])
+    assert plan is not None
+    assert plan.reason == "step 'reviewer' failed: 503 from gpt-4o in tool 'fact_check'"
+
+
 def _interrupted(span: SpanRecord, kind: str) -> SpanRecord:
     """The span as the instrumentation ends an interrupted one: no error, the exception kept."""
     event = SpanEventRecord("exception", span.end_ns, {"exception.type": kind})

@@ -17,7 +17,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from agentmesh.collector.graph.failure import failed_step, later_failure, run_failure
+from agentmesh.collector.graph.failure import (
+    failed_step,
+    failed_tool,
+    inner_tool,
+    later_failure,
+    run_failure,
+)
 from agentmesh.collector.graph.node import GraphNode, graph_node
 from agentmesh.collector.graph.run_graph import (
     INFERRED,
@@ -63,6 +69,7 @@ class _Trace:
         "ended",
         "explicit",
         "failed_step",
+        "failed_tools",
         "generation",
         "graph",
         "inferred",
@@ -106,6 +113,7 @@ class _Trace:
         self.complete = False
         self.root: GraphNode | None = None  # the root span, once it arrived
         self.failed_step: GraphNode | None = None  # the failed step a failed run names
+        self.failed_tools: list[GraphNode] = []  # to name the tool a failed step failed through
         self.paused = False
         self.resumed = False
         self.explicit: list[HandoffEdge] = []
@@ -141,6 +149,8 @@ class _Trace:
                 self.root = node
         if failed_step(node):
             self.failed_step = later_failure(self.failed_step, node)
+            if failed_tool(node):
+                self.failed_tools.append(node)
         if node.paused:
             self.paused = True
         if node.resumed:
@@ -239,7 +249,7 @@ class _Trace:
             resumed_from=meta["resumed_from"][1] if "resumed_from" in meta else None,
             conversation_id=meta["conversation_id"][1] if "conversation_id" in meta else None,
             resumed=self.resumed or "resumed_from" in meta,
-            error=None if self.root is None else run_failure(self.root, self.failed_step),
+            error=None if self.root is None else self._failure(self.root),
             interrupted=None if self.root is None else self.root.interrupted,
             visits=tuple(self.visits),
             generation=self.generation,
@@ -250,6 +260,10 @@ class _Trace:
         self.dirty = False
         self.dirty_from = len(self.inv)
         return graph
+
+    def _failure(self, root: GraphNode) -> str | None:
+        step = self.failed_step
+        return run_failure(root, step, inner_tool(step, self.failed_tools, self.nodes))
 
     def _update_handoffs(self, start: int) -> int:
         """Recompute handoffs and visits from invocation ``start`` on.

@@ -29,6 +29,8 @@ from agentmesh.collector.detection import Detection
 from agentmesh.collector.graph.failure import (
     STEP_OPERATIONS,
     failed_step,
+    failed_tool,
+    inner_tool,
     later_failure,
     step_failure,
     step_name,
@@ -154,7 +156,8 @@ def resume_plan(
                 name = step_name(failed)
                 status, reason = "interrupted", f"step {name!r} was interrupted: {interrupted[1]}"
             else:
-                status, reason = "failed", step_failure(failed)
+                tools = [n for n in nodes if failed_tool(n)]
+                status, reason = "failed", step_failure(failed, inner_tool(failed, tools, by_span))
         checkpoint = node.checkpoint_id if node is not None else checkpoint_fallback
     resume_span = by_span.get(node.span_id) if node is not None else None
     handoff = _span_of(spans, node)
