@@ -27,7 +27,9 @@ _BY = re.compile(r"\bby \(([^)]*)\) \((?:rate|increase)?\(?(agentmesh_[a-z0-9_]+
 
 def _exposed() -> dict[str, set[str]]:
     """Every sample name a collector with every source wired exposes, with its label names."""
-    stats = CollectorStats(**dict.fromkeys(CollectorStats.__dataclass_fields__, 1))
+    fields: dict[str, object] = dict.fromkeys(CollectorStats.__dataclass_fields__, 1)
+    fields["runs_by_workflow"] = {"essay": (1, 1)}
+    stats = CollectorStats(**fields)  # pyright: ignore[reportArgumentType]
     metrics = CollectorMetrics(
         stats=lambda: stats,
         ingest_latency_ms=lambda *q: [1.0 for _ in q],

@@ -91,6 +91,24 @@ async def test_pipeline_counters_and_latency_are_read_at_scrape_time() -> None:
     assert ("agentmesh_live_traces", ()) not in after  # PipelineStats has no such field
 
 
+def test_runs_finished_and_failed_are_labelled_by_workflow() -> None:
+    stats = CollectorStats(
+        runs_finished=5, runs_failed=2, runs_by_workflow={"essay": (4, 2), "(none)": (1, 0)}
+    )
+    samples = _samples(CollectorMetrics(stats=lambda: stats))
+    runs = {
+        (name, labels[0][1]): value
+        for (name, labels), value in samples.items()
+        if name in ("agentmesh_runs_finished_total", "agentmesh_runs_failed_total")
+    }
+    assert runs == {
+        ("agentmesh_runs_finished_total", "essay"): 4,
+        ("agentmesh_runs_failed_total", "essay"): 2,
+        ("agentmesh_runs_finished_total", "(none)"): 1,
+        ("agentmesh_runs_failed_total", "(none)"): 0,
+    }
+
+
 def test_forwarder_counters_are_labelled_by_forwarder_and_outcome() -> None:
     stats = {
         "langsmith": ForwarderStats(sent_requests=4, sent_spans=40, retried=2, queued=1),

@@ -4,6 +4,7 @@ from dataclasses import replace
 import pytest
 
 from agentmesh.collector import INFERRED, GraphBuilder, RunGraph, SpanEventRecord, SpanRecord
+from agentmesh.collector.graph.builder import MAX_WORKFLOW_LABELS, NO_WORKFLOW, OTHER_WORKFLOWS
 from agentmesh.collector.graph.node import graph_node
 from agentmesh.collector.model import AttributeValue
 from agentmesh.collector.testing import ManualClock, SpanFactory, failed
@@ -550,6 +551,23 @@ def test_finished_and_failed_runs_are_counted_once_each() -> None:
     builder.add([late, failed(bad_root, "Boom"), good_root])
     builder.add([replace(late, end_ns=late.end_ns + 1)])
     assert (builder.runs_finished, builder.runs_failed) == (2, 1)
+    assert builder.runs_by_workflow == {"research": (2, 1)}
+
+
+def test_runs_are_counted_by_workflow_with_a_bound_on_the_names() -> None:
+    builder = GraphBuilder(max_traces=10_000)
+    for index in range(MAX_WORKFLOW_LABELS + 3):
+        f = SpanFactory()
+        root = f.workflow(f"flow-{index}")
+        builder.add([failed(root, "Boom") if index % 2 else root])
+    bare = SpanFactory()
+    builder.add([bare.span("app", attributes={})])  # the app's own root span: no workflow
+    counts = builder.runs_by_workflow
+    assert len(counts) == MAX_WORKFLOW_LABELS + 2
+    assert counts["flow-0"] == (1, 0)
+    assert counts["flow-1"] == (1, 1)
+    assert counts[OTHER_WORKFLOWS] == (3, 1)  # flow-200, flow-201 (failed), flow-202
+    assert counts[NO_WORKFLOW] == (1, 0)
 
 
 def test_a_tool_span_without_a_tool_name_is_named_from_its_span_name() -> None:

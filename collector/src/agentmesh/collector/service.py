@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from types import TracebackType
 from typing import Self
 
@@ -97,6 +97,8 @@ class CollectorStats:
         traces_evicted: Run graphs evicted to bound memory (``max_live_traces``).
         runs_finished: Runs whose root span arrived (each counted once, failed or not).
         runs_failed: Of those, the runs that failed: their root span ended in error.
+        runs_by_workflow: The same two counts by workflow name: ``{workflow: (finished,
+            failed)}`` (see ``GraphBuilder.runs_by_workflow``).
         traces_retired: Complete run graphs that left memory after their linger time.
         traces_expired: Incomplete run graphs that left memory after the idle timeout.
         late_spans: Spans that arrived after their run left memory (stored; the run's graph is
@@ -144,6 +146,9 @@ class CollectorStats:
     traces_evicted: int = 0
     runs_finished: int = 0
     runs_failed: int = 0
+    runs_by_workflow: Mapping[str, tuple[int, int]] = field(
+        default_factory=lambda: dict[str, tuple[int, int]]()
+    )
     traces_retired: int = 0
     traces_expired: int = 0
     late_spans: int = 0
@@ -298,6 +303,7 @@ class Collector:
             traces_evicted=builder.evicted,
             runs_finished=builder.runs_finished,
             runs_failed=builder.runs_failed,
+            runs_by_workflow=builder.runs_by_workflow,
             traces_retired=builder.retired,
             traces_expired=builder.expired,
             late_spans=builder.late_spans,
@@ -509,7 +515,9 @@ class Collector:
         if stack is not None:
             # HTTP, then gRPC receiver, then forwarders (flush), pipeline (drains), then store
             await stack.aclose()
-            log.info("collector stopped", **asdict(self.stats))
+            totals = asdict(self.stats)
+            del totals["runs_by_workflow"]  # up to 200 names: /metrics has them
+            log.info("collector stopped", **totals)
 
     @property
     def recovery(self) -> RecoveryEngine | None:

@@ -30,7 +30,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Final
+from typing import Final, cast
 
 from aiohttp.typedefs import Handler
 from prometheus_client import (
@@ -47,6 +47,7 @@ from agentmesh.collector.detection import Detection
 from agentmesh.collector.events.otlp_export import DetectionExporter
 from agentmesh.collector.events.webhooks import WebhookNotifier
 from agentmesh.collector.forward.stats import ForwarderStats
+from agentmesh.collector.graph.builder import MAX_WORKFLOW_LABELS, NO_WORKFLOW, OTHER_WORKFLOWS
 from agentmesh.collector.receiver.process_usage import PoolUsage
 from agentmesh.core.log import get_logger
 
@@ -88,8 +89,6 @@ _COUNTERS: Final[tuple[tuple[str, str, str], ...]] = (
     ),
     ("batches_failed", "agentmesh_batches_failed", "Span batches with a step that failed."),
     ("traces_evicted", "agentmesh_traces_evicted", "Run graphs evicted to bound memory."),
-    ("runs_finished", "agentmesh_runs_finished", "Runs whose root span arrived."),
-    ("runs_failed", "agentmesh_runs_failed", "Runs whose root span ended in error."),
     ("traces_retired", "agentmesh_traces_retired", "Complete run graphs that left memory."),
     ("traces_expired", "agentmesh_traces_expired", "Idle incomplete run graphs that left memory."),
     ("late_spans", "agentmesh_late_spans", "Spans that arrived after their run left memory."),
@@ -167,6 +166,30 @@ _GAUGES: Final[tuple[tuple[str, str, str], ...]] = (
     ),
 )
 """(stats field, metric name, help) of the gauges read from stats."""
+
+
+def _runs(stats: object) -> Iterator[Metric]:
+    """``agentmesh_runs_finished_total`` and ``agentmesh_runs_failed_total`` by workflow."""
+    by_workflow = getattr(stats, "runs_by_workflow", None)
+    if not isinstance(by_workflow, Mapping):
+        return
+    finished = CounterMetricFamily(
+        "agentmesh_runs_finished",
+        "Runs whose root span arrived, by the workflow their spans named by then "
+        f"({NO_WORKFLOW!r} for none; {OTHER_WORKFLOWS!r} past {MAX_WORKFLOW_LABELS} names).",
+        labels=("workflow",),
+    )
+    failed = CounterMetricFamily(
+        "agentmesh_runs_failed",
+        "Runs whose root span ended in error, by workflow (as agentmesh_runs_finished_total).",
+        labels=("workflow",),
+    )
+    counts = cast("Mapping[str, tuple[int, int]]", by_workflow)
+    for workflow, (done, broken) in sorted(counts.items()):
+        finished.add_metric((workflow,), done)
+        failed.add_metric((workflow,), broken)
+    yield finished
+    yield failed
 
 
 class CollectorMetrics:
@@ -288,6 +311,7 @@ class CollectorMetrics:
             value = getattr(stats, field, None)
             if isinstance(value, int):
                 yield GaugeMetricFamily(name, help_, value=value)
+        yield from _runs(stats)
 
     def _from_workers(self) -> Iterator[Metric]:
         if self._workers is None:

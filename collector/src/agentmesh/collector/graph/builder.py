@@ -16,6 +16,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Final
 
 from agentmesh.collector.graph.failure import (
     failed_step,
@@ -37,7 +38,16 @@ from agentmesh.collector.model import SpanRecord
 from agentmesh.core import semconv
 from agentmesh.core.errors import CollectorError
 
-__all__ = ["GraphBuilder"]
+__all__ = ["MAX_WORKFLOW_LABELS", "NO_WORKFLOW", "OTHER_WORKFLOWS", "GraphBuilder"]
+
+MAX_WORKFLOW_LABELS: Final = 200
+"""Distinct workflow names :attr:`GraphBuilder.runs_by_workflow` counts apart."""
+
+NO_WORKFLOW: Final = "(none)"
+"""The workflow label of runs whose spans named no workflow (``gen_ai.workflow.name``)."""
+
+OTHER_WORKFLOWS: Final = "(other)"
+"""The workflow label of runs past :data:`MAX_WORKFLOW_LABELS` distinct workflow names."""
 
 
 @dataclass(slots=True)
@@ -414,6 +424,8 @@ class GraphBuilder:
         self._late_spans = 0
         self._runs_finished = 0
         self._runs_failed = 0
+        self._by_workflow: dict[str, list[int]] = {}
+        self._workflow_names = 0
 
     @property
     def runs_finished(self) -> int:
@@ -424,6 +436,37 @@ class GraphBuilder:
     def runs_failed(self) -> int:
         """How many of those runs failed: their root span ended in error."""
         return self._runs_failed
+
+    @property
+    def runs_by_workflow(self) -> dict[str, tuple[int, int]]:
+        """Runs finished and failed, by the workflow each run's spans named when it ended.
+
+        A run whose spans named no workflow by then counts under :data:`NO_WORKFLOW`; past
+        :data:`MAX_WORKFLOW_LABELS` distinct names, further ones count under
+        :data:`OTHER_WORKFLOWS` (a bound on the metric's series).
+
+        Returns:
+            ``{workflow: (finished, failed)}``, a copy.
+        """
+        return {name: (counts[0], counts[1]) for name, counts in self._by_workflow.items()}
+
+    def _count_run(self, trace: _Trace) -> None:
+        failed = trace.root is not None and trace.root.error
+        self._runs_finished += 1
+        self._runs_failed += failed
+        meta = trace.meta.get("workflow_name")
+        name = str(meta[1]) if meta is not None else NO_WORKFLOW
+        by_workflow = self._by_workflow
+        counts = by_workflow.get(name)
+        if counts is None:
+            if meta is not None:  # a new name: counted apart while there is room
+                if self._workflow_names < MAX_WORKFLOW_LABELS:
+                    self._workflow_names += 1
+                else:
+                    name = OTHER_WORKFLOWS
+            counts = by_workflow.setdefault(name, [0, 0])
+        counts[0] += 1
+        counts[1] += failed
 
     @property
     def retired(self) -> int:
@@ -561,9 +604,7 @@ class GraphBuilder:
                 changed.add(trace_id)
                 if trace.complete and not trace.ended:  # its root span arrived: count it once
                     trace.ended = True
-                    self._runs_finished += 1
-                    if trace.root is not None and trace.root.error:
-                        self._runs_failed += 1
+                    self._count_run(trace)
         traces = self._traces
         held = {trace_id for trace_id in changed if trace_id in traces}
         if len(held) < len(changed):  # evicted by later traces of the same call: rebuild them
