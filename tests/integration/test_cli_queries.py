@@ -173,6 +173,13 @@ async def test_a_failed_run_is_listed_failed_and_its_graph_says_why(
         "run-loop": ("complete", None),
         "run-stopped": ("interrupted", None),
     }
+    failing = ["runs", "--db", str(db), "--json", "--state", "failed", "--workflow"]
+    assert await asyncio.to_thread(main, [*failing, "team"]) == 0
+    assert [json.loads(line)["run_id"] for line in capsys.readouterr().out.splitlines()] == [
+        "run-broken"
+    ]
+    assert await asyncio.to_thread(main, [*failing, "essay"]) == 0
+    assert capsys.readouterr().out == ""
     assert await asyncio.to_thread(main, ["graph", "--db", str(db), "run-stopped"]) == 0
     assert "INTERRUPTED KeyboardInterrupt: the run was stopped" in capsys.readouterr().out
     assert await asyncio.to_thread(main, ["graph", "--db", str(db), "run-broken"]) == 0

@@ -110,6 +110,9 @@ async def test_runs_a_run_graph_and_costs_over_http() -> None:
             ("conversation=thread-1", ["run-clean", "run-loop"]),
             ("conversation=thread-1&state=resumed", ["run-loop"]),
             ("conversation=thread-2", []),
+            ("workflow=research", ["run-clean", "run-loop"]),
+            ("workflow=research&state=resumed", ["run-loop"]),
+            ("workflow=Research", []),  # exactly
         ]:
             status, filtered = await _get(base + "/v1/runs?" + query)
             assert (status, [r["run_id"] for r in filtered["runs"]]) == (200, expected), query
@@ -300,6 +303,18 @@ async def test_the_api_needs_the_collectors_credentials(
         monkeypatch.setenv("AGENTMESH_API_TOKEN", "s3cr\u00e9t")
         assert await asyncio.to_thread(main, ["runs", "--collector", base]) == 2
         assert "characters an HTTP header cannot carry" in capsys.readouterr().err
+
+
+async def test_agentmesh_runs_asks_a_collector_for_one_workflow(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    async with _collector() as collector:
+        command = ["runs", "--collector", collector.http_endpoint, "--json", "--workflow"]
+        assert await asyncio.to_thread(main, [*command, "research"]) == 0
+        listed = [json.loads(line)["run_id"] for line in capsys.readouterr().out.splitlines()]
+        assert listed == ["run-clean", "run-loop"]
+        assert await asyncio.to_thread(main, [*command, "essay"]) == 0
+        assert capsys.readouterr().out == ""
 
 
 async def test_a_collector_url_that_is_wrong_is_named_in_plain_words(

@@ -390,6 +390,34 @@ async def test_the_previous_run_of_a_conversation(store: SpanStore) -> None:
     assert await previous("thread-3", 5_000) == "run-c"
 
 
+async def test_runs_by_workflow(store: SpanStore) -> None:
+    for start, run_id, workflow, broken in (
+        (1_000, "run-e1", "essay", False),
+        (2_000, "run-r1", "research", True),
+        (3_000, "run-e2", "essay", True),
+        (4_000, "run-e3", "essay", False),
+        (5_000, "run-E", "Essay", False),
+    ):
+        spans = _run(SpanFactory(start_ns=start), run_id=run_id)
+        spans[0] = with_attributes(spans[0], {semconv.GEN_AI_WORKFLOW_NAME: workflow})
+        if broken:
+            spans[0] = failed(spans[0], "Boom")
+        await store.write_graph(graph_of(spans))
+
+    async def ids(**filters: Any) -> list[str]:
+        return [r.run_id for r in await store.runs(**filters)]
+
+    assert await ids(workflow_name="essay") == ["run-e3", "run-e2", "run-e1"]  # exactly: not Essay
+    assert await ids(workflow_name="essay", state="failed") == ["run-e2"]
+    assert await ids(workflow_name="research", state="failed") == ["run-r1"]
+    assert await ids(workflow_name="essay", limit=1, since_ns=1_500) == ["run-e3"]
+    first, second = await store.runs(2, workflow_name="essay")  # pages: the next after these
+    after = (second.start_ns, second.trace_id)
+    assert [r.run_id for r in await store.runs(2, workflow_name="essay", after=after)] == ["run-e1"]
+    assert (first.run_id, first.workflow_name) == ("run-e3", "essay")
+    assert await ids(workflow_name="poem") == []
+
+
 async def test_runs_by_state_and_by_conversation(store: SpanStore) -> None:
     def run(start_ns: int, run_id: str, marks: dict[str, AttributeValue], live: bool) -> RunGraph:
         spans = _run(SpanFactory(start_ns=start_ns), run_id=run_id)

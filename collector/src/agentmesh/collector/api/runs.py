@@ -111,6 +111,7 @@ def runs_routes(store: SpanStore, detection_types: Iterable[str] = ()) -> list[w
             after=before if before is not None and before[1] else None,
             state=state,
             conversation_id=request.query.get("conversation") or None,
+            workflow_name=request.query.get("workflow") or None,
         )
         page = found[:limit]
         last = page[-1] if len(found) > limit else None

@@ -111,6 +111,12 @@ def add_runs_command(parser: argparse.ArgumentParser) -> None:
         metavar="ID",
         help="only the runs of this conversation (a LangGraph thread id, a CrewAI flow state id)",
     )
+    parser.add_argument(
+        "--workflow",
+        metavar="NAME",
+        help="only the runs of this workflow (gen_ai.workflow.name, exactly: the workflow label "
+        "of agentmesh_runs_failed_total)",
+    )
     _add_reading_options(parser)
     parser.set_defaults(handler=_runs)
 
@@ -128,6 +134,8 @@ def _runs(args: argparse.Namespace) -> int:
             query["state"] = str(args.state)
         if args.conversation is not None:
             query["conversation"] = str(args.conversation)
+        if args.workflow is not None:
+            query["workflow"] = str(args.workflow)
         runs: list[RunSummary] = []
         while len(runs) < limit:  # pages of at most the API's MAX_LIMIT, newest first
             query["limit"] = str(min(limit - len(runs), MAX_LIMIT))
@@ -141,7 +149,11 @@ def _runs(args: argparse.Namespace) -> int:
         runs = _with_store(
             args,
             lambda store: store.runs(
-                limit, since_ns=since, state=args.state, conversation_id=args.conversation
+                limit,
+                since_ns=since,
+                state=args.state,
+                conversation_id=args.conversation,
+                workflow_name=args.workflow,
             ),
         )
     if args.json:

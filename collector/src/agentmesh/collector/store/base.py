@@ -299,6 +299,7 @@ class SpanStore(Protocol):
         state: RunStateName | None = None,
         conversation_id: str | None = None,
         after: tuple[int, str] | None = None,
+        workflow_name: str | None = None,
     ) -> list[RunSummary]:
         """List runs, latest start first (then by trace id).
 
@@ -311,6 +312,7 @@ class SpanStore(Protocol):
             conversation_id: Only the runs of this conversation (exactly).
             after: Only the runs listed after this ``(start_ns, trace_id)``: the last run of a
                 page, for the next page (exact when several runs started in one nanosecond).
+            workflow_name: Only the runs of this workflow (``gen_ai.workflow.name``, exactly).
 
         Returns:
             The run summaries.

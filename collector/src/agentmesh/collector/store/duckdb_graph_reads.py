@@ -121,8 +121,9 @@ def run_filter(
     state: str | None = None,
     conversation: bool = False,
     after: bool = False,
+    workflow: bool = False,
 ) -> str:
-    """The condition a run's newest row meets to be in a time window (and state, conversation).
+    """The condition a run's newest row meets to be in a time window (and state, conversation...).
 
     Args:
         since: Whether the condition takes ``$since`` (runs that started at or after it).
@@ -132,6 +133,7 @@ def run_filter(
             conversation).
         after: Whether the condition takes ``$after_ns`` and ``$after_trace`` (the runs
             listed after that run in :data:`RUN_ORDER`).
+        workflow: Whether the condition takes ``$workflow`` (the runs of one workflow).
 
     Returns:
         The condition on a ``run_versions`` row, with the named parameters asked for.
@@ -145,6 +147,8 @@ def run_filter(
         bounds.append(_STATES[state])
     if conversation:
         bounds.append("conversation_id = $conversation")
+    if workflow:
+        bounds.append("workflow_name = $workflow")
     if after:
         bounds.append(
             "(start_ns < $after_ns OR (start_ns = $after_ns AND trace_id > $after_trace))"

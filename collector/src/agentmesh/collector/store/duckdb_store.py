@@ -405,6 +405,7 @@ class DuckDBStore:
         state: RunStateName | None = None,
         conversation_id: str | None = None,
         after: tuple[int, str] | None = None,
+        workflow_name: str | None = None,
     ) -> list[RunSummary]:
         """List runs, latest start first (then by trace id).
 
@@ -415,6 +416,7 @@ class DuckDBStore:
             state: Only runs in this state.
             conversation_id: Only the runs of this conversation (exactly).
             after: Only the runs listed after this ``(start_ns, trace_id)``.
+            workflow_name: Only the runs of this workflow (exactly).
 
         Returns:
             The run summaries.
@@ -424,7 +426,12 @@ class DuckDBStore:
         """
         check_limit(limit)
         check_state(state)
-        params = {"since": since_ns, "until": until_ns, "conversation": conversation_id}
+        params = {
+            "since": since_ns,
+            "until": until_ns,
+            "conversation": conversation_id,
+            "workflow": workflow_name,
+        }
         wanted: dict[str, object] = {k: v for k, v in params.items() if v is not None}
         if after is not None:
             wanted |= {"after_ns": after[0], "after_trace": after[1]}
@@ -434,6 +441,7 @@ class DuckDBStore:
             state=state,
             conversation=conversation_id is not None,
             after=after is not None,
+            workflow=workflow_name is not None,
         )
         if limit is not None:  # a page: only the rows it needs (duckdb_newest)
             return await self._page(where, RUN_ORDER, wanted, limit)

@@ -167,6 +167,7 @@ class MemoryStore:
         state: RunStateName | None = None,
         conversation_id: str | None = None,
         after: tuple[int, str] | None = None,
+        workflow_name: str | None = None,
     ) -> list[RunSummary]:
         """List runs, latest start first (then by trace id).
 
@@ -177,6 +178,7 @@ class MemoryStore:
             state: Only runs in this state.
             conversation_id: Only the runs of this conversation (exactly).
             after: Only the runs listed after this ``(start_ns, trace_id)``.
+            workflow_name: Only the runs of this workflow (exactly).
 
         Returns:
             The run summaries.
@@ -191,6 +193,7 @@ class MemoryStore:
             g
             for g in self._window(since_ns, until_ns)
             if (conversation_id is None or g.conversation_id == conversation_id)
+            and (workflow_name is None or g.workflow_name == workflow_name)
             and (state is None or self._state(g) == state)
             and (after is None or (-g.start_ns, g.trace_id) > (-after[0], after[1]))
         ]

@@ -171,6 +171,7 @@ _RUNS: Final = (
     + """
     WHERE ($1::bigint IS NULL OR r.start_ns >= $1) AND ($2::bigint IS NULL OR r.start_ns < $2)
         AND ($4::text IS NULL OR r.conversation_id = $4)
+        AND ($8::text IS NULL OR r.workflow_name = $8)
         AND ($6::bigint IS NULL OR (r.start_ns <= $6  -- after run ($6, $7) in this order
             AND (r.start_ns < $6 OR r.trace_id COLLATE "C" > $7::text COLLATE "C")))
         AND ($5::text IS NULL
@@ -476,6 +477,7 @@ class PostgresStore:
         state: RunStateName | None = None,
         conversation_id: str | None = None,
         after: tuple[int, str] | None = None,
+        workflow_name: str | None = None,
     ) -> list[RunSummary]:
         """List runs, latest start first (then by trace id).
 
@@ -486,6 +488,7 @@ class PostgresStore:
             state: Only runs in this state.
             conversation_id: Only the runs of this conversation (exactly).
             after: Only the runs listed after this ``(start_ns, trace_id)``.
+            workflow_name: Only the runs of this workflow (exactly).
 
         Returns:
             The run summaries.
@@ -504,6 +507,7 @@ class PostgresStore:
                 conversation_id,
                 state,
                 *_cursor(after),
+                workflow_name,
             )
         )
         return [run_summary_from_row(row) for row in rows]
