@@ -95,6 +95,37 @@ def test_train_from_exported_decisions_on_a_base_predictor(tmp_path: Path) -> No
     assert small.quality < big.quality
 
 
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet", ".csv"])
+def test_train_credits_a_fallbacks_answer_to_the_model_that_gave_it(
+    tmp_path: Path, suffix: str
+) -> None:
+    # enforce chose big, big failed (503), small answered: as `agentmesh export decisions` says
+    rows = [
+        {"task_class": "chat", "features": {"cluster": 1}, "mode": "enforce",
+         "requested_model": "big", "chosen": "big", "sent_model": "small",
+         "fallbacks": ["big"], "quality": 1.0, "cost_usd": 0.001, "latency_s": 0.9,
+         "error": False}
+    ] * 4  # fmt: skip
+    staged = tmp_path / "rows.jsonl"
+    staged.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    decisions = tmp_path / f"decisions{suffix}"
+    if suffix == ".jsonl":
+        decisions = staged
+    else:
+        import duckdb
+
+        kind = "FORMAT parquet" if suffix == ".parquet" else "FORMAT csv, HEADER"
+        lists = "" if suffix == ".parquet" else " REPLACE (to_json(fallbacks) AS fallbacks)"
+        duckdb.execute(
+            f"COPY (SELECT *{lists} FROM read_json_auto('{staged}')) TO '{decisions}' ({kind})"
+        )
+    out = tmp_path / "p.json"
+    assert main(["router", "train", "--decisions", str(decisions), "-o", str(out)]) == 0
+    small, big = load_predictor(out).quality.predict("chat", 1, ("small", "big"))
+    assert (small.evidence, big.evidence) == (4, 4)
+    assert small.quality > 0.5 > big.quality
+
+
 def test_train_reads_the_cluster_of_older_decision_logs_at_the_top_level(tmp_path: Path) -> None:
     # Decision log lines used to carry the cluster at the top level; it is now in features.
     rows = [

@@ -36,6 +36,7 @@ COLUMNS = [
     "requested_model",
     "chosen",
     "model",
+    "sent_model",
     "provider",
     "candidates",
     "scores",
@@ -50,6 +51,7 @@ COLUMNS = [
     "output_tokens",
     "fallbacks",
     "detections",
+    "call_detections",
     "feedback_score",
     "quality",
 ]

@@ -87,7 +87,9 @@ def _fallback(failed: str, to: str, error: str, time_ns: int) -> SpanEventRecord
     )
 
 
-def _detection(trace_id: str, type_: str, run_id: str = "run-1", n: int = 0) -> Detection:
+def _detection(
+    trace_id: str, type_: str, run_id: str = "run-1", n: int = 0, spans: tuple[str, ...] = ()
+) -> Detection:
     return Detection(
         id=f"det-{type_}-{n}",
         type=type_,
@@ -95,7 +97,7 @@ def _detection(trace_id: str, type_: str, run_id: str = "run-1", n: int = 0) -> 
         trace_id=trace_id,
         run_id=run_id,
         agent=None,
-        span_ids=(),
+        span_ids=spans,
         explanation=type_,
         detected_at_ns=T0 + n,
     )
@@ -275,23 +277,46 @@ def test_spans_without_a_decision_are_not_outcomes() -> None:
     assert outcome_from_span(inherited) is None  # the id came by baggage
 
 
-def test_detections_of_the_trace_or_run_lower_quality() -> None:
+def test_detections_naming_the_call_lower_its_quality_once_per_type() -> None:
     f = SpanFactory(start_ns=T0)
     call = _call(f)
     detections = [
         _detection(f.trace_id, "handoff_loop", n=1),
-        _detection(f.trace_id, "handoff_loop", n=2),
+        _detection(f.trace_id, "runaway", n=2, spans=(call.span_id,)),
+        _detection(f.trace_id, "runaway", n=5, spans=(call.span_id, "0" * 16)),
         _detection("f" * 32, "stuck_agent", run_id="run-1", n=3),
-        _detection("e" * 32, "cost_spike", run_id="run-2", n=4),
+        _detection("e" * 32, "cost_spike", run_id="run-2", n=4, spans=(call.span_id,)),
     ]
     outcome = outcome_from_span(call, detections=detections)
     assert outcome is not None
-    assert outcome.detections == ("handoff_loop", "stuck_agent")
-    assert outcome.quality == pytest.approx(1.0 - 2 * DETECTION_PENALTY)
+    # the run's detections are listed; only those naming the call's span lower its quality
+    assert outcome.detections == ("handoff_loop", "runaway", "stuck_agent")
+    assert outcome.call_detections == ("runaway",)
+    assert outcome.quality == pytest.approx(1.0 - DETECTION_PENALTY)
+    assert outcome.as_dict()["call_detections"] == ["runaway"]
     many = DecisionOutcome(
-        "d", "t", "s", None, 0.0, detections=tuple(f"type-{i}" for i in range(9))
+        "d", "t", "s", None, 0.0, call_detections=tuple(f"type-{i}" for i in range(9))
     )
     assert many.quality == 0.0
+    scored = replace(many, feedback_score=0.6)
+    assert scored.quality == 0.6  # explicit feedback wins, as in the router trainer
+
+
+def test_the_sent_model_is_the_one_that_answered() -> None:
+    f = SpanFactory(start_ns=T0)
+    fell_back = _call(
+        f,
+        events=(_fallback("gpt-4o-mini", "claude-3-5-haiku", "RateLimitError", T0 + 1),),
+        extra={semconv.GEN_AI_REQUEST_MODEL: "claude-3-5-haiku"},
+    )
+    enforced = _call(f, extra={semconv.GEN_AI_REQUEST_MODEL: "gpt-4o"})  # an older span
+    shadow = _call(f, extra={semconv.AGENTMESH_ROUTE_MODE: "shadow"})
+    sent = [outcome_from_span(s) for s in (fell_back, enforced, shadow)]
+    assert [o.sent_model if o else None for o in sent] == [
+        "claude-3-5-haiku",
+        "gpt-4o-mini",
+        "gpt-4o-mini",
+    ]
 
 
 async def test_decision_outcomes_reads_a_window_of_runs() -> None:
@@ -320,7 +345,8 @@ async def test_decision_outcomes_reads_a_window_of_runs() -> None:
     by_id = {o.decision_id: o for o in every}
     assert by_id["d-new"].feedback_score == 0.25
     assert by_id["d-new"].detections == ("ping_pong",)
-    assert by_id["d-late"].quality == 1.0 - DETECTION_PENALTY
+    assert by_id["d-late"].detections == ("ping_pong",)
+    assert by_id["d-late"].quality == 1.0  # the detection names no call of the decision
     assert by_id["d-old"].run_id == "run-old"
 
     since = datetime.fromtimestamp((late.start_ns - 10_000) / 1e9, UTC)

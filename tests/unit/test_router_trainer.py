@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import pytest
 
@@ -90,6 +91,92 @@ async def test_routed_calls_train_the_predictor_and_the_model_stats() -> None:
     small, large = trainer.predictor.quality.predict("triage", 2, ("gpt-4o-mini", "gpt-4o"))
     assert small.quality < large.quality
     assert small.evidence == 3
+
+
+def _fallback(
+    f: SpanFactory, chosen: str, chain: list[str], decision: str, *, ok: bool = True
+) -> SpanRecord:
+    """A call the router sent to ``chosen`` that fell back along ``chain``, as spans are now:
+    ``gen_ai.request.model`` names the model sent last."""
+    span = _call(f, chain[-1], decision, ok=ok)
+    attributes = {**span.attributes, semconv.AGENTMESH_ROUTE_CHOSEN: chosen}
+    tried = [chosen, *chain]
+    events = [
+        SpanEventRecord(
+            semconv.EVENT_FALLBACK,
+            span.start_ns,
+            {
+                semconv.AGENTMESH_ROUTE_FALLBACK_FROM: failed,
+                semconv.AGENTMESH_ROUTE_FALLBACK_TO: target,
+                semconv.ERROR_TYPE: "InternalServerError",
+            },
+        )
+        for failed, target in itertools.pairwise(tried)
+    ]
+    return dataclasses.replace(span, attributes=attributes, events=events)
+
+
+async def test_a_fallbacks_answer_is_credited_to_the_model_that_gave_it() -> None:
+    f = SpanFactory()
+    async with (
+        MemoryRouteTableState() as state,
+        RouterTrainer(state, publish_interval_s=0.01) as trainer,
+    ):
+        trainer.observe_nodes(_nodes(_fallback(f, "gpt-4o", ["gpt-4o-mini"], "d1")))
+        # every model of the chain failed: the last one tried failed last
+        trainer.observe_nodes(_nodes(_fallback(f, "gpt-4o", ["o3", "o4-mini"], "d2", ok=False)))
+        table = await trainer.publish_now()
+    stats = {m: (s.calls, s.errors) for m, s in table.models.items()}
+    assert stats == {"gpt-4o": (2, 2), "gpt-4o-mini": (1, 0), "o3": (1, 1), "o4-mini": (1, 1)}
+    assert table.models["gpt-4o-mini"].quality_mean == pytest.approx(1.0)
+    # a span recorded before the sent model was named: gen_ai.request.model kept the app's
+    old = _call(f, "gpt-4o", "d3")
+    old = dataclasses.replace(
+        old, attributes={**old.attributes, semconv.AGENTMESH_ROUTE_CHOSEN: "gpt-4o-mini"}
+    )
+    assert graph_node(old).request_model == "gpt-4o-mini"
+
+
+async def test_a_detection_type_counts_once_and_feedback_wins_over_detections() -> None:
+    f = SpanFactory()
+    async with (
+        MemoryRouteTableState() as state,
+        RouterTrainer(state, publish_interval_s=0.01) as trainer,
+    ):
+        scored, penalised = _call(f, "m", "d1"), _call(f, "m", "d2")
+        trainer.observe_nodes(_nodes(scored, penalised))
+        for index, (kind, span) in enumerate(
+            [("runaway", penalised), ("runaway", penalised), ("context_loss", penalised)]
+        ):
+            await trainer.on_detection(
+                Detection(
+                    f"det-{index}",
+                    kind,
+                    "warning",
+                    span.trace_id,
+                    "r",
+                    None,
+                    (span.span_id,),
+                    "x",
+                    0,
+                )
+            )
+        feedback = f.span(
+            "agentmesh.feedback",
+            attributes={
+                semconv.AGENTMESH_ROUTE_DECISION_ID: "d1",
+                semconv.AGENTMESH_FEEDBACK_SCORE: 0.9,
+            },
+        )
+        trainer.observe_nodes(_nodes(feedback))
+        await trainer.on_detection(
+            Detection(
+                "det-9", "runaway", "warning", scored.trace_id, "r", None, (scored.span_id,), "x", 0
+            )
+        )
+        table = await trainer.publish_now()
+    # d2: 1.0 - 2 types x 0.25 = 0.5 (runaway once); d1: the score, the later detection ignored
+    assert table.models["m"].quality_mean == pytest.approx((0.5 + 0.9) / 2)
 
 
 async def test_feedback_and_detections_correct_earlier_outcomes() -> None:

@@ -257,6 +257,21 @@ def _outcome(decision: Mapping[str, Any]) -> str:
     return "ok"
 
 
+def _answered_by_another(decision: Mapping[str, object], chosen: str, answered: str) -> bool:
+    """Whether a model other than the route's choice answered (a fallback, a shadow decision).
+
+    ``sent_model`` says it; older rows are judged by their fallbacks, and by the answering
+    model's name: the choice itself or a dated version of it (``gpt-4o-2024-08-06``).
+    """
+    sent = decision.get("sent_model")
+    if sent:
+        return sent != chosen
+    if decision.get("fallbacks"):
+        return True
+    rest = answered.removeprefix(f"{chosen}-")
+    return answered != chosen and (rest == answered or not rest[:1].isdigit())
+
+
 def render_decisions(console: Console, decisions: Sequence[Mapping[str, Any]]) -> None:
     """Print routing decisions and their outcomes as a table, newest first.
 
@@ -275,7 +290,7 @@ def render_decisions(console: Console, decisions: Sequence[Mapping[str, Any]]) -
         cost = d.get("cost_usd")
         chosen = str(d.get("chosen") or "—")
         answered = d.get("model")
-        if answered and not str(answered).startswith(chosen):  # a fallback, or a pin
+        if answered and _answered_by_another(d, chosen, str(answered)):  # a fallback, a pin
             chosen += f" (answered by {answered})"
         started = datetime.fromtimestamp(float(d["start_time"]), tz=UTC)
         table.add_row(

@@ -21,7 +21,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from agentmesh.core import ConfigError
 from agentmesh.router.learned.hashing import DEFAULT_TAIL_CHARS
@@ -32,13 +32,13 @@ if TYPE_CHECKING:
 __all__ = ["add_router_command"]
 
 _COLUMNS = (
-    "SELECT task_class, CAST(features AS VARCHAR), mode, requested_model, chosen, quality, "
-    "cost_usd, latency_s, error FROM "
+    "task_class, CAST(features AS VARCHAR), mode, requested_model, chosen, quality, cost_usd, "
+    "latency_s, error"
 )
-_QUERIES = {
-    ".parquet": _COLUMNS + "read_parquet(?)",
-    ".csv": _COLUMNS + "read_csv_auto(?)",
-    ".jsonl": _COLUMNS + "read_json_auto(?)",
+_READERS = {
+    ".parquet": "read_parquet(?)",
+    ".csv": "read_csv_auto(?)",
+    ".jsonl": "read_json_auto(?)",
 }
 
 
@@ -107,9 +107,8 @@ def _from_decisions(path: Path, base: Path | None) -> Predictor:
         predictor = Predictor(QualityModel())
     if not path.is_file():
         raise ConfigError(f"--decisions {path}: no such file")
-    query = _QUERIES.get(path.suffix, _QUERIES[".jsonl"])
-    source = query.partition(" FROM ")[2]
-    describe = f"DESCRIBE SELECT * FROM {source}"  # noqa: S608 - a fixed reader, no user text
+    reader = _READERS.get(path.suffix, _READERS[".jsonl"])
+    describe = f"DESCRIBE SELECT * FROM {reader}"  # noqa: S608 - a fixed reader, no user text
     try:
         columns = {row[0] for row in duckdb.execute(describe, [str(path)]).fetchall()}
     except duckdb.Error as exc:
@@ -121,24 +120,45 @@ def _from_decisions(path: Path, base: Path | None) -> Predictor:
             f"--decisions {path}: not a decisions export (no {', '.join(missing)} column); "
             "write one with `agentmesh export decisions`"
         )
-    if "cluster" in columns:  # decision log lines kept it at the top level, not in features
-        query = query.replace(" FROM ", ', "cluster" FROM ', 1)
+    # columns of newer exports, and the decision log's top-level cluster, when present
+    optional = [
+        name if name in columns else f"NULL AS {name}" for name in ("sent_model", "cluster")
+    ]
+    fallbacks = "fallbacks" if "fallbacks" in columns else "NULL AS fallbacks"
+    query = f"SELECT {_COLUMNS}, {', '.join(optional)}, {fallbacks} FROM {reader}"  # noqa: S608
     try:
         rows = duckdb.execute(query, [str(path)]).fetchall()
     except duckdb.Error as exc:
         raise ConfigError(f"--decisions {path}: cannot read decisions: {exc}") from exc
     for row in rows:
         task, features, mode, requested, chosen, quality, cost, latency, error = row[:9]
-        cluster = _cluster_of(features, row[9] if len(row) > 9 else None)
-        # The model that answered, as the route table names it: the choice when enforced.
-        name = chosen if mode == "enforce" else requested
+        sent, top_cluster = row[9:11]
+        failed = _models(row[11])
+        cluster = _cluster_of(features, top_cluster)
+        # The model that answered, as the route table names it (exports before sent_model: the
+        # choice when enforced; a fallback's answer was then credited to the choice).
+        name = sent or (chosen if mode == "enforce" else requested)
+        for model in failed:  # each model fallen back from failed, as the trainer has it
+            predictor.quality.update(task, cluster, model, 0.0)
         if name is None or quality is None:
             continue
         predictor.quality.update(
             task, cluster, str(name), float(quality),
-            cost_usd=cost, latency_s=None if error else latency,
+            cost_usd=cost, latency_s=None if error or failed else latency,
         )  # fmt: skip
     return predictor
+
+
+def _models(listed: object) -> list[str]:
+    """The model names of a ``fallbacks`` cell: a list, or its JSON text (CSV exports)."""
+    if isinstance(listed, str):
+        try:
+            listed = json.loads(listed)
+        except ValueError:
+            return []
+    if not isinstance(listed, list):
+        return []
+    return [str(model) for model in cast("list[object]", listed) if model]
 
 
 def _cluster_of(features: object, top_level: object) -> int:

@@ -54,7 +54,7 @@ def model_calls(node: GraphNode) -> Iterator[GraphNode]:
         )
     if last_target is None:
         yield node
-    else:  # the span's request model is the one that failed first: count the one that answered
+    else:  # counted against the model of the last attempt, the one that answered
         yield node._replace(request_model=last_target, failed_attempts=())
 
 

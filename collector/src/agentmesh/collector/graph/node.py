@@ -12,6 +12,7 @@ import re
 from typing import NamedTuple
 
 from agentmesh.collector.graph.interruption import interruption_of
+from agentmesh.collector.graph.sent_model import sent_model
 from agentmesh.collector.model import SpanRecord, amount_of, count_of, float_of, int_of, str_of
 from agentmesh.core import semconv
 
@@ -111,9 +112,10 @@ class GraphNode(NamedTuple):
         started: On a start marker, the id of the step that started (the marker is not a
             step of the graph; see ``agentmesh.step.started``); ``None`` on every other span.
             A marker's ``agent`` / ``tool_name`` name that step.
-        request_model: The model a call asked for (``gen_ai.request.model``, or the router's
-            choice when it enforced one): what applications and the router name, so breakers and
-            provider-wide detectors key on it.
+        request_model: The model a call was sent to (``gen_ai.request.model``; the router's
+            choice when it enforced one; after fallbacks, the model tried last, the one that
+            answered or failed last): what applications and the router name, so breakers,
+            provider-wide detectors and the router's outcomes key on it.
         failed_attempts: On a model call the router retried on another model, each failed
             attempt as ``(model, error.type, model tried next)`` (from
             ``agentmesh.route.fallback`` events): the span itself ends well, but those models
@@ -228,10 +230,12 @@ def graph_node(span: SpanRecord) -> GraphNode:
         output_tokens = count_of(attributes.get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS))
         cost_usd = amount_of(attributes.get(semconv.AGENTMESH_COST_USD))
         provider = str_of(attributes, semconv.GEN_AI_PROVIDER_NAME)
-        requested = str_of(attributes, semconv.GEN_AI_REQUEST_MODEL)
-        if str_of(attributes, semconv.AGENTMESH_ROUTE_MODE) == "enforce":
-            # The router sent the call to its choice; the app's request is route.requested_model.
-            requested = str_of(attributes, semconv.AGENTMESH_ROUTE_CHOSEN) or requested
+        enforced = str_of(attributes, semconv.AGENTMESH_ROUTE_MODE) == "enforce"
+        requested = sent_model(
+            str_of(attributes, semconv.GEN_AI_REQUEST_MODEL),
+            str_of(attributes, semconv.AGENTMESH_ROUTE_CHOSEN) if enforced else None,
+            attempts[-1][2] if attempts else None,
+        )
         model = str_of(attributes, semconv.GEN_AI_RESPONSE_MODEL) or requested
     else:
         input_tokens = output_tokens = 0

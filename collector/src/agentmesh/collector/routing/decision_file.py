@@ -38,6 +38,7 @@ DECISION_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("requested_model", "VARCHAR"),
     ("chosen", "VARCHAR"),
     ("model", "VARCHAR"),
+    ("sent_model", "VARCHAR"),
     ("provider", "VARCHAR"),
     ("candidates", "VARCHAR[]"),
     ("scores", "DOUBLE[]"),
@@ -52,12 +53,13 @@ DECISION_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("output_tokens", "BIGINT"),
     ("fallbacks", "VARCHAR[]"),
     ("detections", "VARCHAR[]"),
+    ("call_detections", "VARCHAR[]"),
     ("feedback_score", "DOUBLE"),
     ("quality", "DOUBLE"),
 )
 """The exported table's columns, in order (``quality``: :attr:`DecisionOutcome.quality`)."""
 
-_LISTS: Final = ("candidates", "scores", "fallbacks", "detections")
+_LISTS: Final = ("candidates", "scores", "fallbacks", "detections", "call_detections")
 
 
 def write_decisions(outcomes: Sequence[DecisionOutcome], output: Path, fmt: str) -> int:

@@ -43,6 +43,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final, TypeVar, cast
 
 from agentmesh.collector.detection import Detection, JsonValue
+from agentmesh.collector.graph.sent_model import sent_model
 from agentmesh.collector.model import Attributes, SpanRecord, float_of, str_of
 from agentmesh.collector.store.base import RunSummary, SpanStore
 from agentmesh.collector.store.run_pages import PAGE_RUNS, run_pages
@@ -58,13 +59,15 @@ __all__ = [
     "feedback_score",
     "is_decision_span",
     "outcome_from_span",
+    "outcome_quality",
     "trace_outcomes",
 ]
 
 _log = get_logger(__name__)
 
 DETECTION_PENALTY: Final = 0.25
-"""Quality lost per distinct detection type seen in the decision's run (see ``quality``)."""
+"""Quality lost per distinct type of the detections naming the call's span or its step (see
+:func:`outcome_quality`)."""
 
 DEFAULT_RUN_LOOKBACK_SECONDS: Final = 6 * 3600.0
 """How long before ``since`` a run may have started and still hold decisions of the window."""
@@ -75,6 +78,38 @@ _DETECTIONS_PER_RUN: Final = 8
 _DETECTION_CLOCK_SLACK_NS: Final = 3600 * _NS
 """How much earlier than a run's first span a detection of it may be stamped (clock skew)."""
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def outcome_quality(*, error: bool, feedback: float | None, penalties: int) -> float:
+    """How good a routed call's outcome was, in [0, 1]: the rule the router learns by.
+
+    Explicit feedback wins. Without it, a failed call scores 0.0; a successful one 1.0 minus
+    :data:`DETECTION_PENALTY` for each distinct type of the detections that name the call's
+    span or the step it ran in (its parent span: an agent in a loop, a runaway, a context
+    loss… say the answer was less useful), never below 0.0.
+    Fallbacks do not lower it: the answer came (the models that failed first get their own
+    failed outcomes). The collector's router trainer and :attr:`DecisionOutcome.quality` (the
+    decisions API, ``agentmesh export decisions``) both apply it.
+
+    Args:
+        error: Whether the call failed.
+        feedback: The latest explicit score in [0, 1], if any.
+        penalties: How many distinct detection types name the call's span.
+
+    Returns:
+        The quality.
+
+    Example:
+        >>> outcome_quality(error=False, feedback=None, penalties=1)
+        0.75
+        >>> outcome_quality(error=True, feedback=0.5, penalties=2)
+        0.5
+    """
+    if feedback is not None:
+        return feedback
+    if error:
+        return 0.0
+    return max(0.0, 1.0 - DETECTION_PENALTY * penalties)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +129,9 @@ class DecisionOutcome:
         chosen: ``agentmesh.route.chosen``: the route's choice.
         model: The model that answered: ``gen_ai.response.model``, else
             ``gen_ai.request.model``.
+        sent_model: The model the call was sent to last, as the route table names it (the
+            one that answered, or failed last): the last fallback's target, else the route's
+            choice when enforced, else ``gen_ai.request.model``. The router learns under it.
         provider: ``gen_ai.provider.name``.
         candidates: ``agentmesh.route.candidates``.
         scores: ``agentmesh.route.scores``, in candidate order.
@@ -111,6 +149,9 @@ class DecisionOutcome:
             ``agentmesh.route.fallback`` events).
         detections: Types of the detections stored for the call's trace or run, sorted, each
             once.
+        call_detections: Of those, the types of the detections that name the call's span or
+            the step it ran in (its parent span): each takes :data:`DETECTION_PENALTY` off
+            ``quality``.
         feedback_score: The latest explicit score in [0, 1] for the decision, if any.
     """
 
@@ -125,6 +166,7 @@ class DecisionOutcome:
     requested_model: str | None = None
     chosen: str | None = None
     model: str | None = None
+    sent_model: str | None = None
     provider: str | None = None
     candidates: tuple[str, ...] = ()
     scores: tuple[float, ...] = ()
@@ -140,22 +182,14 @@ class DecisionOutcome:
     fallbacks: tuple[str, ...] = ()
     detections: tuple[str, ...] = ()
     feedback_score: float | None = None
+    call_detections: tuple[str, ...] = ()
 
     @property
     def quality(self) -> float:
-        """How good the outcome was, in [0, 1].
-
-        Explicit feedback wins: ``feedback_score`` when there is one. Without it, a failed
-        call scores 0.0; a successful one scores 1.0 minus :data:`DETECTION_PENALTY` for each
-        distinct detection type in its run (a loop, a stuck agent… say the answer was less
-        useful), never below 0.0. Fallbacks do not lower it: the answer came; ``fallbacks``
-        says which models failed first, for whoever learns per model.
-        """
-        if self.feedback_score is not None:
-            return self.feedback_score
-        if self.error:
-            return 0.0
-        return max(0.0, 1.0 - DETECTION_PENALTY * len(set(self.detections)))
+        """How good the outcome was, in [0, 1] (see :func:`outcome_quality`)."""
+        return outcome_quality(
+            error=self.error, feedback=self.feedback_score, penalties=len(self.call_detections)
+        )
 
     def as_dict(self) -> dict[str, JsonValue]:
         """Return the outcome as a JSON-ready dict, ``quality`` included.
@@ -178,6 +212,7 @@ class DecisionOutcome:
             "requested_model": self.requested_model,
             "chosen": self.chosen,
             "model": self.model,
+            "sent_model": self.sent_model,
             "provider": self.provider,
             "candidates": list(self.candidates),
             "scores": [s if math.isfinite(s) else None for s in self.scores],
@@ -192,6 +227,7 @@ class DecisionOutcome:
             "output_tokens": self.output_tokens,
             "fallbacks": list(self.fallbacks),
             "detections": list(self.detections),
+            "call_detections": list(self.call_detections),
             "feedback_score": self.feedback_score,
             "quality": self.quality,
         }
@@ -240,13 +276,19 @@ def outcome_from_span(
     decision_id = str_of(attrs, semconv.AGENTMESH_ROUTE_DECISION_ID) or ""
     run = str_of(attrs, semconv.AGENTMESH_RUN_ID) or run_id
     error_type = str_of(attrs, semconv.ERROR_TYPE)
-    found = sorted(
-        {
-            d.type
-            for d in detections
-            if d.trace_id == span.trace_id or (run is not None and d.run_id == run)
-        }
+    mine = [
+        d
+        for d in detections
+        if d.trace_id == span.trace_id or (run is not None and d.run_id == run)
+    ]
+    fallbacks = tuple(
+        (failed, event.str_attr(semconv.AGENTMESH_ROUTE_FALLBACK_TO))
+        for event in span.events
+        if event.name == semconv.EVENT_FALLBACK
+        and (failed := event.str_attr(semconv.AGENTMESH_ROUTE_FALLBACK_FROM))
     )
+    chosen = str_of(attrs, semconv.AGENTMESH_ROUTE_CHOSEN)
+    mode = str_of(attrs, semconv.AGENTMESH_ROUTE_MODE)
     return DecisionOutcome(
         decision_id=decision_id,
         trace_id=span.trace_id,
@@ -255,12 +297,17 @@ def outcome_from_span(
         start_time=span.start_ns / _NS,
         task_class=str_of(attrs, semconv.AGENTMESH_ROUTE_TASK_CLASS)
         or str_of(attrs, semconv.AGENTMESH_RUN_TASK_CLASS),
-        mode=str_of(attrs, semconv.AGENTMESH_ROUTE_MODE),
+        mode=mode,
         policy=str_of(attrs, semconv.AGENTMESH_ROUTE_POLICY),
         requested_model=str_of(attrs, semconv.AGENTMESH_ROUTE_REQUESTED_MODEL),
-        chosen=str_of(attrs, semconv.AGENTMESH_ROUTE_CHOSEN),
+        chosen=chosen,
         model=str_of(attrs, semconv.GEN_AI_RESPONSE_MODEL)
         or str_of(attrs, semconv.GEN_AI_REQUEST_MODEL),
+        sent_model=sent_model(
+            str_of(attrs, semconv.GEN_AI_REQUEST_MODEL),
+            chosen if mode == "enforce" else None,
+            fallbacks[-1][1] if fallbacks else None,
+        ),
         provider=str_of(attrs, semconv.GEN_AI_PROVIDER_NAME),
         candidates=tuple(
             v for v in _list(attrs, semconv.AGENTMESH_ROUTE_CANDIDATES) if isinstance(v, str)
@@ -279,15 +326,19 @@ def outcome_from_span(
         cost_usd=_not_negative(span.float_attr(semconv.AGENTMESH_COST_USD)),
         input_tokens=_not_negative(span.int_attr(semconv.GEN_AI_USAGE_INPUT_TOKENS)),
         output_tokens=_not_negative(span.int_attr(semconv.GEN_AI_USAGE_OUTPUT_TOKENS)),
-        fallbacks=tuple(
-            failed
-            for event in span.events
-            if event.name == semconv.EVENT_FALLBACK
-            and (failed := event.str_attr(semconv.AGENTMESH_ROUTE_FALLBACK_FROM))
-        ),
-        detections=tuple(found),
+        fallbacks=tuple(failed for failed, _to in fallbacks),
+        detections=tuple(sorted({d.type for d in mine})),
         feedback_score=feedback_score(span, trace_spans),
+        call_detections=tuple(
+            sorted({d.type for d in mine if _names_call(d, span.span_id, span.parent_span_id)})
+        ),
     )
+
+
+def _names_call(detection: Detection, span_id: str, parent_id: str | None) -> bool:
+    """Whether a detection names a call's span or the step it ran in (its parent span)."""
+    named = detection.span_ids
+    return span_id in named or (parent_id is not None and parent_id in named)
 
 
 def feedback_score(span: SpanRecord, trace_spans: Iterable[SpanRecord] = ()) -> float | None:

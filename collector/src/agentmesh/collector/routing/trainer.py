@@ -13,8 +13,12 @@ decision's task class and prompt cluster:
   beyond) for ``feedback_grace_s`` seconds and applied when the decision arrives within them,
   else dropped as an orphan: counted, and logged once per sweep
   (:meth:`RouterTrainer.expire_feedback`, run from the pipeline's ticks);
-- a detection naming the call's span (a loop, a runaway, a context loss…) takes
-  :data:`~agentmesh.collector.routing.outcomes.DETECTION_PENALTY` off it.
+- a detection naming the call's span or the step it ran in (its parent span: an agent in a
+  loop, a runaway, a context loss…) takes
+  :data:`~agentmesh.collector.routing.outcomes.DETECTION_PENALTY` off it, once per detection
+  type, unless an explicit score was given (the score wins): the rule of
+  :func:`~agentmesh.collector.routing.outcomes.outcome_quality`, which the decisions API and
+  ``agentmesh export decisions`` apply too, so offline training learns what the trainer does.
 
 Outcomes update the route table's :class:`~agentmesh.router.learned.predictor.Predictor`
 online (keeping the clusters an offline training gave it) and the observed statistics of each
@@ -42,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
@@ -53,7 +58,7 @@ from typing import TYPE_CHECKING, Final, Self, cast
 from agentmesh.collector.detection import Detection
 from agentmesh.collector.detectors.node_feed import NodeFeed
 from agentmesh.collector.graph.node import GraphNode
-from agentmesh.collector.routing.outcomes import DETECTION_PENALTY
+from agentmesh.collector.routing.outcomes import outcome_quality
 from agentmesh.collector.routing.table_state import RouteTableState
 from agentmesh.core import semconv
 from agentmesh.core.errors import ConfigError
@@ -82,6 +87,23 @@ _DECISIONS_KEPT: Final = 65_536
 _FEEDBACK_HELD_MAX: Final = 16_384
 _SWEEP_MIN_S: Final = 1.0
 _SWEEP_MAX_S: Final = 60.0
+
+
+class _Decision:
+    """A decision the trainer learned from, kept to correct its outcome later."""
+
+    __slots__ = ("cluster", "error", "feedback", "model", "penalties", "quality", "task")
+
+    def __init__(
+        self, task: str | None, cluster: int, model: str, error: bool, feedback: float | None
+    ) -> None:
+        self.task = task
+        self.cluster = cluster
+        self.model = model
+        self.error = error
+        self.feedback = feedback
+        self.penalties: set[str] = set()
+        self.quality = outcome_quality(error=error, feedback=feedback, penalties=0)
 
 
 class _Observed:
@@ -196,8 +218,9 @@ class RouterTrainer:
         self._base = base
         self._predictor = base if base is not None else Predictor(QualityModel())
         self._observed: dict[str, _Observed] = {}
-        self._decisions: OrderedDict[str, tuple[str | None, int, str, float]] = OrderedDict()
+        self._decisions: OrderedDict[str, _Decision] = OrderedDict()
         self._by_span: OrderedDict[str, str] = OrderedDict()
+        self._by_step: OrderedDict[str, list[str]] = OrderedDict()
         self._grace_s = feedback_grace_s
         self._held_max = max_held_feedback
         self._clock = clock
@@ -306,19 +329,33 @@ class RouterTrainer:
         self.outcomes += 1
         self._dirty.set()
 
-    def _adjust(self, decision_id: str, quality: float) -> None:
+    def _rescore(
+        self, decision_id: str, *, feedback: float | None = None, penalty: str | None = None
+    ) -> None:
+        """Correct a decision's outcome for a score or a detection that came after it.
+
+        A score for a decision not seen yet is held (see :meth:`_hold`); a detection for one
+        is not (it names spans the trainer has not seen, or forgot).
+        """
         known = self._decisions.get(decision_id)
         if known is None:
-            self._hold(decision_id, quality)
+            if feedback is not None:
+                self._hold(decision_id, feedback)
             return
-        task, cluster, model, assumed = known
-        delta = quality - assumed
+        if feedback is not None:
+            known.feedback = feedback
+        if penalty is not None:
+            known.penalties.add(penalty)
+        quality = outcome_quality(
+            error=known.error, feedback=known.feedback, penalties=len(known.penalties)
+        )
+        delta = quality - known.quality
         if delta:
-            self._predictor.quality.adjust(task, cluster, model, delta)
-            observed = self._observed.get(model)
+            self._predictor.quality.adjust(known.task, known.cluster, known.model, delta)
+            observed = self._observed.get(known.model)
             if observed is not None:
                 observed.quality += delta
-            self._decisions[decision_id] = (task, cluster, model, quality)
+            known.quality = quality
             self._dirty.set()
 
     def _hold(self, decision_id: str, score: float) -> None:
@@ -368,15 +405,19 @@ class RouterTrainer:
             )
         return expired
 
-    def _remember(self, node: GraphNode, key: tuple[str | None, int, str, float]) -> None:
+    def _remember(self, node: GraphNode, decision: _Decision) -> None:
         route = node.route
         assert route is not None
-        self._decisions[route.decision_id] = key
+        self._decisions[route.decision_id] = decision
         self._by_span[node.span_id] = route.decision_id
+        if node.parent_id is not None:  # the step it ran in: a detection may name that
+            self._by_step.setdefault(node.parent_id, []).append(route.decision_id)
         while len(self._decisions) > _DECISIONS_KEPT:
             self._decisions.popitem(last=False)
         while len(self._by_span) > _DECISIONS_KEPT:
             self._by_span.popitem(last=False)
+        while len(self._by_step) > _DECISIONS_KEPT:
+            self._by_step.popitem(last=False)
 
     def observe_nodes(self, nodes: Iterable[GraphNode]) -> None:
         """Learn from the routed model calls and feedback spans among the nodes.
@@ -390,45 +431,48 @@ class RouterTrainer:
                 continue
             if node.operation != semconv.Operation.CHAT:
                 if route.feedback_score is not None:
-                    self._adjust(route.decision_id, route.feedback_score)
+                    self._rescore(route.decision_id, feedback=route.feedback_score)
                 continue
-            model = node.request_model or node.model
+            model = node.request_model or node.model  # the model sent last: the one answering
             if model is None:
                 continue
             for failed, _error, _to in node.failed_attempts:
                 self.record_outcome(route.task_class, route.cluster, failed, 0.0, error=True)
-            quality = 0.0 if node.error else 1.0
-            if route.feedback_score is not None:
-                quality = route.feedback_score
+            decision = _Decision(
+                route.task_class, route.cluster, model, node.error, route.feedback_score
+            )
             latency = node.duration_ns / 1e9
             self.record_outcome(
                 route.task_class,
                 route.cluster,
                 model,
-                quality,
+                decision.quality,
                 cost_usd=node.cost_usd if node.cost_usd else None,
                 latency_s=latency if not node.failed_attempts else None,
                 error=node.error,
             )
-            self._remember(node, (route.task_class, route.cluster, model, quality))
+            self._remember(node, decision)
             held = self._held.pop(route.decision_id, None)
             if held is not None:  # the score came first, within the grace period
                 self.feedback_joined_late += 1
-                self._adjust(route.decision_id, held[0])
+                self._rescore(route.decision_id, feedback=held[0])
 
     async def on_detection(self, detection: Detection) -> None:
-        """Take a detection's penalty off the decisions whose spans it names.
+        """Take a detection's penalty off the decisions whose call, or whose step, it names.
+
+        Once per detection type and decision; not when an explicit score was given.
 
         Args:
             detection: The detection.
         """
+        penalised: set[str] = set()
         for span_id in detection.span_ids:
             decision = self._by_span.get(span_id)
-            if decision is None:
-                continue
-            known = self._decisions.get(decision)
-            if known is not None:
-                self._adjust(decision, max(0.0, known[3] - DETECTION_PENALTY))
+            if decision is not None:
+                penalised.add(decision)
+            penalised.update(self._by_step.get(span_id, ()))
+        for decision in penalised:
+            self._rescore(decision, penalty=detection.type)
 
     # --- publishing ---------------------------------------------------------------------------
 
@@ -496,16 +540,17 @@ def tradeoffs_from_settings(settings: CollectorSettings) -> dict[str, Tradeoff] 
         The trade-offs by task class, or ``None`` when none are configured.
 
     Raises:
-        ConfigError: A task class has an unknown key or a negative weight.
+        ConfigError: A task class has an unknown key, or a weight that is negative or not a
+            finite number (NaN and infinity cannot be published: JSON has neither).
     """
     if not settings.router_tradeoffs:
         return None
     tradeoffs: dict[str, Tradeoff] = {}
     for task, raw in settings.router_tradeoffs.items():
         unknown = set(raw) - {"cost_weight", "latency_weight"}
-        if unknown or any(v < 0 for v in raw.values()):
+        if unknown or any(not math.isfinite(v) or v < 0 for v in raw.values()):
             raise ConfigError(
-                f"AGENTMESH_COLLECTOR_ROUTER_TRADEOFFS[{task!r}]: expected non-negative "
+                f"AGENTMESH_COLLECTOR_ROUTER_TRADEOFFS[{task!r}]: expected non-negative, finite "
                 f"cost_weight and latency_weight, got {raw}"
             )
         tradeoffs[task] = Tradeoff(raw.get("cost_weight", 0.0), raw.get("latency_weight", 0.0))
