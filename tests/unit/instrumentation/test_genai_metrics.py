@@ -25,9 +25,11 @@ from agentmesh.core.semconv import (
     SERVER_ADDRESS,
     TOKEN_USAGE_BUCKETS,
 )
+from agentmesh.instrumentation import routing
 from agentmesh.instrumentation.anthropic import AnthropicInstrumentor
 from agentmesh.instrumentation.openai import OpenAIInstrumentor
 from agentmesh.instrumentation.testing import ErrorScript, FakeProviderThread, ModelScript
+from agentmesh.router import DecisionLog, FallbackChains, PassThroughPolicy
 
 GPT = "gpt-4o-mini"
 CLAUDE = "claude-haiku-4-5"
@@ -168,3 +170,24 @@ def test_failed_call_records_duration_with_the_error_type(
     assert attrs[GEN_AI_REQUEST_MODEL] == BROKEN
     assert GEN_AI_RESPONSE_MODEL not in attrs
     assert _points(reader, METRIC_CLIENT_TOKEN_USAGE) == []
+
+
+def test_a_routed_call_is_counted_under_the_model_sent(
+    reader: InMemoryMetricReader, fp: FakeProviderThread
+) -> None:
+    # enforce: BROKEN answers 500, the fallback GPT answers; the span names GPT as sent
+    routing.configure_routing(
+        mode="enforce",
+        policy=PassThroughPolicy(FallbackChains({BROKEN: [GPT]})),
+        max_fallbacks=1,
+        log=DecisionLog(),
+    )
+    try:
+        client = openai.OpenAI(base_url=fp.openai_base_url, api_key="t", max_retries=0)
+        client.chat.completions.create(model=BROKEN, messages=[{"role": "user", "content": "Hi"}])
+    finally:
+        routing.uninstall_provider_hooks()
+        routing.reset_routing()
+    (duration,) = _points(reader, METRIC_CLIENT_OPERATION_DURATION)
+    attributes = dict(duration.attributes or {})
+    assert (attributes[GEN_AI_REQUEST_MODEL], attributes[GEN_AI_RESPONSE_MODEL]) == (GPT, GPT)

@@ -19,7 +19,10 @@ from agentmesh.core.semconv import (
     GEN_AI_RESPONSE_MODEL,
     SERVER_ADDRESS,
 )
-from agentmesh.instrumentation.testing import FakeProviderThread, ModelScript
+from agentmesh.instrumentation import routing
+from agentmesh.instrumentation.testing import ErrorScript, FakeProviderThread, ModelScript
+from agentmesh.router import DecisionLog, FallbackChains, PassThroughPolicy
+from agentmesh.router.catalog import default_catalog
 
 pytestmark = pytest.mark.usefixtures("openai_instrumented")
 
@@ -90,3 +93,52 @@ def test_openrouter_stream_upstream_provider(
     assert attrs[GEN_AI_PROVIDER_NAME] == "openrouter"
     assert attrs[AGENTMESH_UPSTREAM_PROVIDER] == "Meta"
     assert attrs[GEN_AI_RESPONSE_MODEL] == MODEL
+
+
+@pytest.mark.parametrize(
+    ("model", "catalog_name"),
+    [
+        ("anthropic/claude-3.5-sonnet", "claude-3-5-sonnet"),
+        ("anthropic/claude-sonnet-4.5", "claude-sonnet-4-5"),
+        ("anthropic/claude-haiku-4.5", "claude-haiku-4-5"),
+        ("openai/gpt-4.1-mini", "gpt-4.1-mini"),
+    ],
+)
+def test_openrouter_prices_a_vendors_model_by_its_dotted_name(
+    exporter: InMemorySpanExporter, model: str, catalog_name: str
+) -> None:
+    script = ModelScript(content="Hi.", input_tokens=1000, output_tokens=500)
+    with FakeProviderThread({model: script}) as fp:
+        completion = _client(fp).chat.completions.create(model=model, messages=MESSAGES)
+
+    (span,) = exporter.get_finished_spans()
+    attrs = dict(span.attributes or {})
+    assert attrs[GEN_AI_RESPONSE_MODEL] == completion.model == model
+    assert attrs[AGENTMESH_COST_USD] == pytest.approx(
+        default_catalog().cost_usd(catalog_name, 1000, 500)
+    )
+
+
+def test_an_openrouter_fallback_is_priced_at_the_vendor_model_that_answered(
+    exporter: InMemorySpanExporter,
+) -> None:
+    scripts = {
+        "openai/gpt-4o": ModelScript(error=ErrorScript(status=503)),
+        "anthropic/claude-haiku-4.5": ModelScript(input_tokens=1000, output_tokens=500),
+    }
+    chains = FallbackChains({"openai/gpt-4o": ["anthropic/claude-haiku-4.5"]})
+    routing.configure_routing(mode="enforce", policy=PassThroughPolicy(chains), log=DecisionLog())
+    try:
+        with FakeProviderThread(scripts) as fp:
+            _client(fp).chat.completions.create(model="openai/gpt-4o", messages=MESSAGES)
+            assert [r.model for r in fp.requests] == ["openai/gpt-4o", "anthropic/claude-haiku-4.5"]
+    finally:
+        routing.uninstall_provider_hooks()
+        routing.reset_routing()
+
+    (span,) = exporter.get_finished_spans()
+    attrs = dict(span.attributes or {})
+    assert attrs[GEN_AI_REQUEST_MODEL] == "anthropic/claude-haiku-4.5"
+    assert attrs[AGENTMESH_COST_USD] == pytest.approx(
+        default_catalog().cost_usd("claude-haiku-4-5", 1000, 500)
+    )

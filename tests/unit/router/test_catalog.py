@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from agentmesh.core import ConfigError
-from agentmesh.router import ModelCatalog, default_catalog
+from agentmesh.router import ModelCatalog, ModelInfo, default_catalog
 from agentmesh.router.catalog import RouterSettings
 
 
@@ -26,6 +26,92 @@ def test_forgiving_lookup(name: str) -> None:
     info = default_catalog().get(name)
     assert info is not None
     assert info.name == "gpt-4o-mini"
+
+
+@pytest.mark.parametrize(
+    ("name", "found"),
+    [
+        ("anthropic/claude-3.5-sonnet", "claude-3-5-sonnet"),
+        ("anthropic/claude-3.5-haiku", "claude-3-5-haiku"),
+        ("anthropic/claude-sonnet-4.5", "claude-sonnet-4-5"),
+        ("anthropic/claude-haiku-4.5", "claude-haiku-4-5"),
+        ("anthropic/claude-opus-4.1", "claude-opus-4-1"),
+        ("anthropic/claude-sonnet-4", "claude-sonnet-4"),
+        ("anthropic/claude-3.5-sonnet-20240620", "claude-3-5-sonnet"),
+        ("claude-3-5-sonnet-20241022", "claude-3-5-sonnet"),
+        ("claude-3-5-sonnet-latest", "claude-3-5-sonnet"),
+        ("gpt-4.1", "gpt-4.1"),
+        ("openai/gpt-4.1-mini", "gpt-4.1-mini"),
+        ("deepseek/deepseek-chat-v3.1", "deepseek/deepseek-chat-v3.1"),
+        ("google/gemini-2.5-flash", "google/gemini-2.5-flash"),
+    ],
+)
+def test_openrouter_dotted_versions_find_the_vendors_dashed_ids(name: str, found: str) -> None:
+    info = default_catalog().get(name)
+    assert info is not None
+    assert info.name == found
+
+
+def _catalog(*names: tuple[str, str]) -> ModelCatalog:
+    return ModelCatalog(
+        [ModelInfo(name, provider, 1.0, 1.0, None, 1000, frozenset()) for name, provider in names]
+    )
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "gpt-4.1",  # no vendor: not an OpenRouter name
+        "claude-sonnet-4.5",
+        "anthropic/gpt-4.1",  # gpt-4-1 is not Anthropic's
+        "anthropic/claude-sonnet-4.5.1",  # claude-sonnet-4-5-1 neither
+        "anthropic/claude-sonnet-45",
+        "anthropic/claude-sonnet-4.5x",
+    ],
+)
+def test_dotted_versions_never_find_another_model(name: str) -> None:
+    catalog = _catalog(
+        ("gpt-4-1", "openai"), ("claude-sonnet-4-5", "anthropic"), ("claude-sonnet-4-5-1", "openai")
+    )
+    assert catalog.get(name) is None
+
+
+def test_a_dotted_name_the_catalog_lists_is_found_as_is() -> None:
+    catalog = _catalog(
+        ("gpt-4.1", "openai"),
+        ("gpt-4-1", "openai"),
+        ("anthropic/claude-sonnet-4.5", "openrouter"),
+        ("claude-sonnet-4-5", "anthropic"),
+    )
+    for name in ("gpt-4.1", "openai/gpt-4.1"):
+        info = catalog.get(name)
+        assert info is not None
+        assert info.name == "gpt-4.1"
+    info = catalog.get("anthropic/claude-sonnet-4.5")
+    assert info is not None
+    assert info.provider == "openrouter"
+    assert default_catalog().get("openai/gpt-4.5") is None  # neither gpt-4-5 nor gpt-4.1
+
+
+@pytest.mark.parametrize(
+    ("name", "prices"),
+    [
+        ("claude-3-5-sonnet", (3.0, 15.0, 0.3, 3.75)),
+        ("claude-3-5-haiku", (0.8, 4.0, 0.08, 1.0)),
+    ],
+)
+def test_bundled_claude_3_5_prices(name: str, prices: tuple[float, ...]) -> None:
+    info = default_catalog().get(name)
+    assert info is not None
+    assert info.provider == "anthropic"
+    assert info.context_window == 200_000
+    assert "tools" in info.capabilities
+    assert (
+        info.input_per_mtok,
+        info.output_per_mtok,
+        info.cached_input_per_mtok,
+        info.cache_write_per_mtok,
+    ) == pytest.approx(prices)
 
 
 def test_cost_uses_cached_price() -> None:

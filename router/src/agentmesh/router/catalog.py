@@ -6,7 +6,9 @@ entries add to or replace the bundled ones.
 
 Names are matched forgivingly, the way providers answer: ``gpt-4o-mini-2024-07-18`` (a dated
 snapshot), ``openai/gpt-4o-mini`` (an OpenRouter-style name) and ``claude-sonnet-4-5-20250929``
-all find their base model.
+all find their base model. OpenRouter spells versions with a dot where some vendors' own ids
+use a dash: ``anthropic/claude-sonnet-4.5`` finds ``claude-sonnet-4-5``, but only a model the
+catalog places at that vendor (``openai/gpt-4.1`` is ``gpt-4.1``, never a ``gpt-4-1``).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ _log = get_logger(__name__)
 _warned: set[str] = set()
 
 _DATE_SUFFIX = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8}|-latest)$")
+_VERSION_DOT = re.compile(r"(?<=\d)\.(?=\d)")
 
 
 class RouterSettings(AgentMeshSettings):
@@ -150,14 +153,38 @@ class ModelCatalog:
         """Find a model by the name a request or response used.
 
         Args:
-            name: ``gpt-4o-mini``, ``gpt-4o-mini-2024-07-18``, ``openai/gpt-4o-mini``…
+            name: ``gpt-4o-mini``, ``gpt-4o-mini-2024-07-18``, ``openai/gpt-4o-mini``,
+                ``anthropic/claude-sonnet-4.5``…
 
         Returns:
             The model, or ``None`` when the catalog does not know it.
+
+        Example:
+            >>> catalog = bundled_catalog()
+            >>> catalog.get("anthropic/claude-3.5-sonnet").name
+            'claude-3-5-sonnet'
+            >>> catalog.get("openai/gpt-4.1-mini-2025-04-14").name
+            'gpt-4.1-mini'
         """
         for candidate in _name_variants(name):
             found = self._models.get(candidate)
             if found is not None:
+                return found
+        return self._dashed_version(name)
+
+    def _dashed_version(self, name: str) -> ModelInfo | None:
+        """The vendor's own model of an OpenRouter name with a dotted version, if known.
+
+        ``anthropic/claude-3.5-sonnet`` is Anthropic's ``claude-3-5-sonnet``: the dots between
+        digits become dashes, and the model found must be one the catalog places at the
+        vendor the name starts with (so no dotted name is ever taken for another model).
+        """
+        vendor, slash, bare = name.partition("/")
+        if not slash or _VERSION_DOT.search(bare) is None:
+            return None
+        for candidate in (bare, _DATE_SUFFIX.sub("", bare)):
+            found = self._models.get(_VERSION_DOT.sub("-", candidate))
+            if found is not None and found.provider == vendor:
                 return found
         return None
 

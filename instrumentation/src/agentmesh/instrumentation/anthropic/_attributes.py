@@ -233,7 +233,8 @@ class MessageSummary:
         """Attributes to set when the call ends.
 
         Args:
-            request_model: The requested model (priced when the response names none known).
+            request_model: The model the call was sent to, the application's unless routing
+                replaced it (priced when the response names none known).
 
         Returns:
             The response attributes; absent values are left out.

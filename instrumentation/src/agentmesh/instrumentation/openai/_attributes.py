@@ -301,7 +301,7 @@ class ResponseSummary:
         """Attributes to set when the call ends.
 
         Args:
-            request_model: The requested model.
+            request_model: The model the call was sent to (see :func:`cost_usd`).
 
         Returns:
             The response attributes (see :func:`response_attributes`).
@@ -450,7 +450,8 @@ def response_attributes(summary: ResponseSummary, request_model: str) -> dict[st
 
     Args:
         summary: What the response said.
-        request_model: The requested model (priced when the response names none known).
+        request_model: The model the call was sent to (priced when the response names none
+            known; see :func:`cost_usd`).
 
     Returns:
         The attributes; absent values are left out.
@@ -484,11 +485,14 @@ def response_attributes(summary: ResponseSummary, request_model: str) -> dict[st
 
 
 def cost_usd(summary: ResponseSummary, request_model: str) -> float | None:
-    """Price the call from the catalog: the response model first, then the requested one.
+    """Price the call from the catalog: the response model first, then the model sent.
+
+    The model sent is the application's unless routing replaced it (enforce mode, a
+    fallback): a call is never priced at the application's model when another one answered.
 
     Args:
         summary: What the response said (its usage is required).
-        request_model: The requested model.
+        request_model: The model the call was sent to (``gen_ai.request.model``).
 
     Returns:
         US dollars, or ``None`` when usage or both models are unknown.

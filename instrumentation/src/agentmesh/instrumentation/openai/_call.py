@@ -79,7 +79,12 @@ class Summary(Protocol):
         ...
 
     def attributes(self, request_model: str) -> dict[str, AttributeValue]:
-        """Attributes to set when the call ends (cost included)."""
+        """Attributes to set when the call ends (cost included).
+
+        ``request_model`` is the model the call was sent to (``gen_ai.request.model``): the
+        application's, unless routing replaced it. It prices the call when the response names
+        no model the catalog knows.
+        """
         ...
 
     def output_messages(self) -> list[_content.Message]:
@@ -150,6 +155,7 @@ class ProviderCall:
         "_instruments",
         "_lock",
         "_pending",
+        "_sent_model",
         "_started",
         "guest",
         "request",
@@ -175,11 +181,31 @@ class ProviderCall:
         self._finished = False
         self.guest = guest
         self._pending: list[object] | None = None
+        self._sent_model: str | None = None
 
     @property
     def finished(self) -> bool:
         """Whether the span was ended."""
         return self._finished
+
+    @property
+    def sent_model(self) -> str:
+        """The model the call was last sent to: the requested one unless routing replaced it."""
+        sent = self._sent_model
+        return self.request.model if sent is None else sent
+
+    def sending(self, kwargs: Mapping[str, object]) -> None:
+        """Note the keyword arguments the SDK is called with (routing may change the model).
+
+        The call is priced by the model it was sent to (after enforce mode or a fallback),
+        never by the one the application asked for: a model the catalog does not know gets
+        no cost rather than another model's.
+
+        Args:
+            kwargs: The keyword arguments sent.
+        """
+        model = kwargs.get("model")
+        self._sent_model = model if isinstance(model, str) and model else None
 
     @contextmanager
     def activated(self) -> Generator[None]:
@@ -290,7 +316,7 @@ class ProviderCall:
         span = self.span
         summary = self.summary
         try:
-            attributes = summary.attributes(self.request.model)
+            attributes = summary.attributes(self.sent_model)
             if self.request.prompt_chars is not None:
                 self._estimate(attributes)
             if self._first_chunk is not None:  # set with the rest: one set_attributes call
@@ -316,7 +342,7 @@ class ProviderCall:
                 key = (
                     start[GEN_AI_OPERATION_NAME],
                     start[GEN_AI_PROVIDER_NAME],
-                    self.request.model,
+                    self.sent_model,  # the model sent: as on the span
                     model,
                     start.get(SERVER_ADDRESS),
                 )
@@ -353,13 +379,13 @@ class ProviderCall:
         chunks: object = getattr(self.summary, "content_chunks", 0)
         if isinstance(chunks, int) and chunks > 0:  # something was read to count
             attributes.update(
-                estimate_stream_usage(self.request.model, self.summary.model, chars, chunks)
+                estimate_stream_usage(self.sent_model, self.summary.model, chars, chunks)
             )
 
     def _finish_guest(self) -> None:
         try:
             if self.span.is_recording():
-                attributes = self.summary.attributes(self.request.model)
+                attributes = self.summary.attributes(self.sent_model)
                 own = {k: v for k, v in attributes.items() if k.startswith(_OWN_PREFIX)}
                 if own:
                     self.span.set_attributes(own)

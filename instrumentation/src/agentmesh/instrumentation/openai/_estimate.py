@@ -82,7 +82,8 @@ def estimate_stream_usage(
     """Estimate the token counts and cost of a stream that reported no usage.
 
     Args:
-        request_model: The requested model.
+        request_model: The model the call was sent to (the application's unless routing
+            replaced it).
         response_model: The model that answered, if known.
         chars: Characters of the prompt.
         content_chunks: Chunks that carried content or tool-call deltas.

@@ -64,7 +64,8 @@ def cost_usd(
     """Price a call with the first of ``models`` the catalog knows.
 
     Args:
-        models: Candidate names, best first (response model, then requested model).
+        models: Candidate names, best first (response model, then the model the call was
+            sent to).
         input_tokens: Input tokens, cached ones (read or written) included.
         output_tokens: Output tokens.
         cached_tokens: The part of the input read from cache.

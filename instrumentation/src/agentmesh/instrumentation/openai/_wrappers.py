@@ -142,6 +142,9 @@ def before_call(
 ) -> dict[str, Any]:
     """Run the ``before`` hook: the keyword arguments to send (the same when it fails).
 
+    ``call`` notes the arguments to send (:meth:`~._call.ProviderCall.sending`): the call is
+    priced by the model sent, which the hook may have changed.
+
     Args:
         hooks: The installed hooks.
         endpoint: The endpoint called.
@@ -157,12 +160,14 @@ def before_call(
     if hooks.before is None:
         return kwargs
     try:  # inline rather than safe_call: this runs on every call
-        return hooks.before(call.span, endpoint.name, kwargs)
+        sent = hooks.before(call.span, endpoint.name, kwargs)
     except RunStoppedError:
         raise  # on purpose: the collector stopped this run (the caller ends the span with it)
     except Exception as exc:  # noqa: BLE001 - fail-open
         _failopen.report(f"{endpoint.name}.hook_before", exc)
         return kwargs
+    call.sending(sent)
+    return sent
 
 
 def retry_kwargs(
@@ -173,6 +178,9 @@ def retry_kwargs(
     error: BaseException,
 ) -> dict[str, Any] | None:
     """Run the ``on_error`` hook (never raises).
+
+    ``call`` notes the keyword arguments to try again with (the fallback model prices the
+    call, :meth:`~._call.ProviderCall.sending`).
 
     Args:
         hooks: The installed hooks, if any.
@@ -186,9 +194,12 @@ def retry_kwargs(
     """
     if hooks is None or hooks.on_error is None:
         return None
-    return _failopen.safe_call(
+    retry = _failopen.safe_call(
         f"{endpoint.name}.hook_on_error", hooks.on_error, call.span, endpoint.name, kwargs, error
     )
+    if retry is not None:
+        call.sending(retry)
+    return retry
 
 
 def _headers(
