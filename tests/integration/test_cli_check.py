@@ -193,7 +193,31 @@ def test_the_router_predictor_and_trade_offs_are_checked(
     weights = json.dumps({"qa": {"cost_weight": -1}})
     code, found = _check(capsys, *common, "--router-tradeoffs", weights)
     assert code == 1
-    assert "expected non-negative cost_weight" in found["router"][1]
+    assert "expected non-negative, finite cost_weight" in found["router"][1]
+
+
+def test_router_modes_and_trade_offs_without_training_are_checked_and_named(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Training off still publishes the modes and trade-offs: check says so, and checks them.
+    common = [*_ports(), "--store", "memory", "--no-router-training"]
+    code, found = _check(capsys, *common)
+    assert code == 0
+    assert found["router"] == ("ok", "route table training off")
+    modes = json.dumps({"*": "shadow", "triage": "enforce"})
+    weights = json.dumps({"*": {"cost_weight": 50}})
+    code, found = _check(capsys, *common, "--router-modes", modes, "--router-tradeoffs", weights)
+    assert code == 0
+    assert found["router"] == (
+        "ok",
+        "route table training off; publishes the modes for 2 task class(es) and trade-offs for "
+        "1 task class(es) (no learning)",
+    )
+    bad = json.dumps({"qa": {"cost_weight": -1}})
+    code, found = _check(capsys, *common, "--router-modes", modes, "--router-tradeoffs", bad)
+    assert code == 1
+    assert found["router"][0] == "fail"
+    assert "AGENTMESH_COLLECTOR_ROUTER_TRADEOFFS['qa']: expected non-negative" in found["router"][1]
 
 
 def test_the_model_catalog_override_is_checked(

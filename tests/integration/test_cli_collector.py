@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import duckdb
@@ -68,6 +70,36 @@ def test_collector_command_receives_stores_and_stops_cleanly(tmp_path: Path) -> 
         assert con.execute("select count(*) from spans").fetchone() == (11,)
         assert con.execute("select run_id from runs").fetchall() == [("run-cli",)]
         assert con.execute("select count(*) from detections").fetchone() == (1,)
+
+
+def test_collector_without_training_still_publishes_the_configured_modes() -> None:
+    modes = {"*": "shadow", "triage": "enforce"}
+    weights = {"*": {"cost_weight": 50}}
+    configured = ["--router-modes", json.dumps(modes), "--router-tradeoffs", json.dumps(weights)]
+    ports = ["--port", "0", "--http-port", "0"]
+    process = subprocess.Popen(
+        [AGENTMESH, "collector", *ports, "--store", "memory", "--no-router-training", *configured],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, AGENTMESH_LOG_LEVEL="info"),
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        match = re.search(r"OTLP/HTTP on (http://127\.0\.0\.1:\d+)/v1/traces", line)
+        assert match, line
+        with urllib.request.urlopen(f"{match.group(1)}/v1/route-table", timeout=10) as response:
+            table = json.loads(response.read())
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert table["default_mode"] == "shadow"
+    assert table["modes"] == {"triage": "enforce"}
+    assert table["tradeoffs"] == {"*": {"cost_weight": 50.0, "latency_weight": 0.0}}
+    assert table["predictor"] is None  # nothing learned: no trainer
+    assert '"event": "router.configuration_published"' in err
 
 
 def test_wrong_setting_names_the_variable(tmp_path: Path) -> None:

@@ -167,6 +167,8 @@ async def test_a_client_ahead_of_the_collector_is_answered_at_once(
         ("after=1&wait=soon", "wait must be a number of seconds, got 'soon'"),
         ("after=1&wait=-1", "wait must be between 0 and 30 seconds"),
         ("after=1&wait=nan", "wait must be between 0 and 30 seconds"),
+        ("after=1&wait=100000", "wait must be between 0 and 30 seconds, got 100000.0"),
+        ("after=1&wait=30.01", "wait must be between 0 and 30 seconds"),
     ],
 )
 async def test_bad_parameters_are_400(

@@ -22,7 +22,7 @@ from agentmesh.collector.routing import (
 )
 from agentmesh.collector.store.memory_store import MemoryStore
 from agentmesh.core import ConfigError, RouteTableError
-from agentmesh.router import RouteTable, Tradeoff
+from agentmesh.router import ModelStats, RouteTable, Tradeoff
 
 WAIT = 10.0
 
@@ -212,3 +212,42 @@ async def test_the_collector_keeps_its_route_table_across_a_restart(
     async with Collector(settings, MemoryStore()) as restarted:
         assert restarted.route_table.published == published
         assert restarted.route_table.current.mode_for("triage", "off") == "enforce"
+
+
+async def test_a_collector_without_training_publishes_its_modes_once_across_restarts(
+    redis_url: str, prefix: str
+) -> None:
+    # What a training collector published before (the learned part) is kept; the modes and
+    # trade-offs are configuration: published at start, and only when the table differs.
+    async with RedisRouteTableState(redis_url, prefix=prefix) as state:
+        learned = await state.publish(
+            lambda t: replace(t, models={"gpt-4o": ModelStats(calls=9)}, predictor={"w": [1, 2]})
+        )
+
+    def settings(modes: dict[str, str]) -> CollectorSettings:
+        return CollectorSettings.load(
+            grpc_port=0,
+            http_port=0,
+            grpc_grace_seconds=1.0,
+            decode_workers=0,
+            redis_url=SecretStr(redis_url),
+            redis_prefix=prefix,
+            router_training=False,
+            router_modes=modes,
+            router_tradeoffs={"*": {"cost_weight": 50.0}},
+        )
+
+    shadow = {"*": "shadow", "triage": "enforce"}
+    async with Collector(settings(shadow), MemoryStore()) as collector:
+        assert collector.router_trainer is None
+        first = collector.route_table.published
+    assert first.version == learned.version + 1
+    assert (first.default_mode, dict(first.modes)) == ("shadow", {"triage": "enforce"})
+    assert first.tradeoffs == {"*": Tradeoff(50.0, 0.0)}
+    assert (first.models, first.predictor) == (learned.models, learned.predictor)
+    async with Collector(settings(shadow), MemoryStore()) as restarted:
+        assert restarted.route_table.published == first  # the same: nothing published
+    async with Collector(settings({"*": "enforce"}), MemoryStore()) as changed:
+        table = changed.route_table.published
+    assert table.version == first.version + 1
+    assert (table.default_mode, dict(table.modes)) == ("enforce", {})

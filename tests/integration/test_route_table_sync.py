@@ -4,7 +4,8 @@ Real aiohttp servers on loopback, the real :class:`RouteTableClient` thread, rea
 the first fetch, ``304`` with the ETag, a publication reaching the client through its held long
 poll, a breaker opened by recovery showing in the served table, the collector going away (the
 last table kept), an app restarted while the collector is away (the cache file loaded), and
-garbage answers (the last table kept, logged).
+garbage answers (the last table kept, logged): a field out of range, a predictor that does not
+parse (also with the real OpenAI SDK routing through the fake provider), a refused cache file.
 """
 
 from __future__ import annotations
@@ -19,8 +20,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
+import openai
 import pytest
 from aiohttp import web
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from structlog.testing import capture_logs
 
 from agentmesh.collector import Collector, CollectorSettings, OtlpHttpReceiver
@@ -32,11 +37,21 @@ from agentmesh.collector.routing import (
 )
 from agentmesh.collector.store.memory_store import MemoryStore
 from agentmesh.core import RouteTableError
-from agentmesh.instrumentation import route_table
+from agentmesh.instrumentation import route_table, routing
+from agentmesh.instrumentation.baggage import task_class
 from agentmesh.instrumentation.control import Backoff
+from agentmesh.instrumentation.openai import OpenAIInstrumentor
 from agentmesh.instrumentation.route_table import RouteTableClient, load_table, save_table
 from agentmesh.instrumentation.settings import InstrumentationSettings
-from agentmesh.router import BUNDLED_TABLE, ModelStats, RouteTable, Tradeoff, UtilityPolicy
+from agentmesh.instrumentation.testing import FakeProviderThread, ModelScript
+from agentmesh.router import (
+    BUNDLED_TABLE,
+    DecisionLog,
+    ModelStats,
+    RouteTable,
+    Tradeoff,
+    UtilityPolicy,
+)
 from agentmesh.router.learned import Predictor, QualityModel
 from agentmesh.router.learned.parse_ahead import parsed
 
@@ -108,6 +123,16 @@ def _closed_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _learned(task: str = "chat", *, cheap: float = 0.9, dear: float = 0.9) -> dict[str, object]:
+    """A predictor's JSON (as the table carries it): ``gpt-4o-mini`` and ``gpt-4o`` in ``task``."""
+    quality = QualityModel()
+    for _ in range(10):
+        quality.update(task, 0, "gpt-4o-mini", cheap, cost_usd=0.0003)
+        quality.update(task, 0, "gpt-4o", dear, cost_usd=0.005)
+    data: dict[str, object] = json.loads(json.dumps(Predictor(quality).to_dict()))
+    return data
+
+
 def _tuned(table: RouteTable) -> RouteTable:
     return replace(
         table,
@@ -115,7 +140,7 @@ def _tuned(table: RouteTable) -> RouteTable:
         modes={"triage": "enforce"},
         tradeoffs={"*": Tradeoff(5.0, 0.1)},
         models={"gpt-4o": ModelStats(calls=20, errors=1, latency_p50_s=0.9)},
-        predictor={"kind": "test", "weights": [0.5, 0.25]},
+        predictor=_learned(),
     )
 
 
@@ -137,7 +162,7 @@ async def test_first_fetch_then_304_with_the_etag(
         assert await _version(client, 1)
         assert client.table == state.current == published
         assert client.table.mode_for("triage", "off") == "enforce"
-        assert client.table.predictor == {"kind": "test", "weights": [0.5, 0.25]}
+        assert client.table.predictor == _learned()
         # Nothing changes: every later long poll of the thread ends in a 304.
         assert await _eventually(lambda: client.stats.not_modified >= 2)
         assert client.stats.changes == 1
@@ -174,6 +199,14 @@ async def test_first_fetch_then_304_with_the_etag(
             assert "after must be a version" in await response.text()
         async with session.get(f"{url}?wait=-1") as response:
             assert response.status == 400
+        for wait in ("30.5", "100000"):  # refused as a negative wait is, not cut to 30 s
+            async with session.get(f"{url}?after=1&wait={wait}") as response:
+                assert response.status == 400
+                assert await response.text() == (
+                    f"wait must be between 0 and 30 seconds, got {float(wait)}\n"
+                )
+        async with session.get(f"{url}?wait=30") as response:
+            assert response.status == 200  # the longest wait is allowed (no after: at once)
         async with session.post(url) as response:
             assert response.status == 405
         async with session.head(url) as response:
@@ -221,14 +254,20 @@ async def test_the_client_thread_parses_a_new_predictor_before_handing_the_table
         assert ready.predictor is not None
         policy = UtilityPolicy(lambda: client.table, candidates={"*": ("gpt-4o-mini",)})
         assert policy.predictor is ready.predictor  # the routed call parses nothing
-        # A table whose predictor the app cannot read is parsed ahead too, and says why.
-        await state.publish(lambda table: replace(table, predictor={"format": "other"}))
-        assert await _version(client, 2)
-        refused = parsed(client.table)
-        assert refused is not None
-        assert refused.predictor is None
-        assert "format" in (refused.error or "")
-        assert policy.predictor is None
+        # A table whose predictor the app cannot read is refused whole: taking it would route
+        # by pass-through. The table held stays, its parsed predictor with it.
+        held = client.table
+        with capture_logs() as logs:
+            await state.publish(lambda table: replace(table, predictor={"format": "other"}))
+            assert await _eventually(lambda: client.stats.failures >= 2)
+        assert client.table is held
+        assert policy.predictor is ready.predictor
+        refused = [e for e in logs if e["event"] == "agentmesh.route_table.refused"]
+        assert len(refused) == 1
+        assert refused[0]["error"] == (
+            "the predictor cannot be used: predictor format 'other' is not "
+            "'agentmesh.cluster-quality/1'"
+        )
 
 
 async def test_a_breaker_opened_by_recovery_shows_in_the_served_table(
@@ -364,6 +403,170 @@ async def test_a_garbage_answer_keeps_the_last_table_and_is_logged(
         await runner.cleanup()
 
 
+@asynccontextmanager
+async def _answering(answers: list[bytes]) -> AsyncGenerator[str]:
+    """A collector stand-in on loopback serving ``answers[-1]`` (304 to its own ETag)."""
+
+    async def handler(request: web.Request) -> web.Response:
+        body = answers[-1]
+        etag = RouteTable.from_json(body).etag
+        if request.headers.get("If-None-Match") == etag:
+            return web.Response(status=304, headers={"ETag": etag})
+        return web.Response(body=body, content_type="application/json", headers={"ETag": etag})
+
+    app = web.Application()
+    app.router.add_get("/v1/route-table", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+_FORMAT = "agentmesh.cluster-quality/1"
+_SHRINKAGE = {"cell": 10.0, "model": 2.0, "prior": 0.5, "task": 5.0}
+_BAD_PREDICTORS = [
+    pytest.param(
+        {"format": _FORMAT, "quality": {"models": {"gpt-4o": "zzz"}}},
+        "models.gpt-4o: expected [q, n, cost, n_cost, latency, n_latency]",
+        id="sums-not-a-list",
+    ),
+    pytest.param(
+        {
+            "format": _FORMAT,
+            "quality": {
+                "models": {},
+                "tasks": {"qa": {"gpt-4o-mini": [1e308, 1, 0, 0, 0, 0]}},
+                "cells": {},
+                "priors": {},
+                "shrinkage": _SHRINKAGE,
+            },
+        },
+        "tasks.qa.gpt-4o-mini: quality sum 1e+308 exceeds the 1 outcomes",
+        id="quality-above-its-outcomes",
+    ),
+]
+
+
+@pytest.mark.parametrize(("predictor", "reason"), _BAD_PREDICTORS)
+async def test_a_table_whose_predictor_does_not_parse_is_refused_whole(
+    tmp_path: Path, clients: list[RouteTableClient], predictor: dict[str, object], reason: str
+) -> None:
+    # The modes and trade-offs of the refused table are fine: the whole table is refused all the
+    # same (its modes with a predictor the app cannot use would route by pass-through).
+    good = replace(_tuned(RouteTable(version=3, generated_at=1.0)), modes={"qa": "shadow"})
+    bad = {"version": 99, "modes": {"qa": "enforce"}, "predictor": predictor}
+    answers = [good.to_json().encode()]
+    async with _answering(answers) as base:
+        cache = tmp_path / "route_table.json"
+        client = _client(clients, base, cache, wait_s=0.05)
+        client.start()
+        assert await _version(client, 3)
+        assert await _eventually(lambda: load_table(cache) == good)
+        cached = cache.read_bytes()
+        with capture_logs() as logs:
+            answers.append(json.dumps(bad).encode())
+            assert await _eventually(lambda: client.stats.failures >= 3)
+            assert client.table == good
+            assert client.table.mode_for("qa", "off") == "shadow"
+            assert cache.read_bytes() == cached  # the cache file is left as it was
+            assert client.stats.cache_writes == 1
+        refused = [e for e in logs if e["event"] == "agentmesh.route_table.refused"]
+        assert len(refused) == 1  # once per outage, with the reason
+        assert refused[0]["error"] == f"the predictor cannot be used: {reason}"
+        assert refused[0]["error_type"] == RouteTableError.__name__
+        assert refused[0]["version"] == 3
+        assert not [e for e in logs if e["event"] == "router.predictor_invalid"]
+
+        # The collector's next good table is taken, and cached, at once.
+        following = replace(good, version=4, predictor=_learned(cheap=0.5))
+        answers.append(following.to_json().encode())
+        assert await _version(client, 4)
+        assert client.table == following
+        assert await _eventually(lambda: load_table(cache) == following)
+
+
+@pytest.fixture
+def instrumented() -> Iterator[InMemorySpanExporter]:
+    """The real OpenAI SDK instrumented: its calls are routed by the route table in force."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    instrumentor = OpenAIInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)  # installs the routing hooks
+    yield exporter
+    routing.uninstall_provider_hooks()
+    if instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.uninstrument()
+    routing.reset_routing()
+    route_table.shutdown_route_table()
+
+
+async def test_an_app_keeps_routing_by_its_last_table_when_a_predictor_does_not_parse(
+    tmp_path: Path,
+    clients: list[RouteTableClient],
+    instrumented: InMemorySpanExporter,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # QA's case: an app whose mode comes from the table (enforce for task class qa) routes gpt-4o
+    # calls to gpt-4o-mini, which the learned table rates better. The collector then answers a
+    # table whose predictor does not parse: the app still routes to gpt-4o-mini.
+    monkeypatch.delenv("AGENTMESH_ROUTING_MODE", raising=False)
+    good = RouteTable(
+        version=3,
+        generated_at=1.0,
+        modes={"qa": "enforce"},
+        predictor=_learned("qa", cheap=0.95, dear=0.3),
+    )
+    bad = replace(good, version=99, predictor={"format": _FORMAT, "quality": {"models": 3}})
+    answers = [good.to_json().encode()]
+    cache = tmp_path / "route_table.json"
+    with FakeProviderThread(default_script=ModelScript(content="hello")) as fake:
+        async with _answering(answers) as base:
+            client = _client(clients, base, cache, wait_s=0.05)
+            route_table.configure_route_table(client=client)
+            assert await _version(client, 3)
+            routing.configure_routing(
+                log=DecisionLog(),
+                settings=InstrumentationSettings.load(
+                    routing_candidates={"*": ["gpt-4o", "gpt-4o-mini"]}, routing_exploration=0.0
+                ),
+            )
+            sdk = openai.OpenAI(base_url=fake.openai_base_url, api_key="test", max_retries=0)
+
+            def ask() -> str:
+                with task_class("qa"):
+                    reply = sdk.chat.completions.create(
+                        model="gpt-4o", messages=[{"role": "user", "content": "Hello?"}]
+                    )
+                return reply.model
+
+            assert await asyncio.to_thread(ask) == "gpt-4o-mini"
+            assert await _eventually(lambda: load_table(cache) == good)
+            cached = cache.read_bytes()
+            with capture_logs() as logs:
+                answers.append(bad.to_json().encode())
+                assert await _eventually(lambda: client.stats.failures >= 2)
+                assert await asyncio.to_thread(ask) == "gpt-4o-mini"
+            assert route_table.current_route_table() == good
+            assert cache.read_bytes() == cached
+        sent = [r.model for r in fake.requests if r.route == "/v1/chat/completions"]
+        assert sent == ["gpt-4o-mini", "gpt-4o-mini"]
+    decisions = routing.decision_log().decisions()
+    assert [(d.mode, d.chosen, d.table_version) for d in decisions] == [
+        ("enforce", "gpt-4o-mini", 3),
+        ("enforce", "gpt-4o-mini", 3),
+    ]
+    assert [e["event"] for e in logs if "predictor" in str(e.get("error", ""))] == [
+        "agentmesh.route_table.refused"
+    ]
+    assert not [e for e in logs if e["event"] == "router.predictor_invalid"]
+    assert len(instrumented.get_finished_spans()) == 2
+
+
 # --- the process-wide client and the Collector's wiring -----------------------------------------
 
 
@@ -423,6 +626,44 @@ def test_the_cache_is_read_before_the_client_thread_runs(
     assert client is not None
     assert route_table.current_route_table().version == 89  # no wait for the thread
     assert client.stats.cache_loads == 1
+    route_table.shutdown_route_table()
+
+
+@pytest.mark.parametrize(
+    ("cached", "reason"),
+    [
+        pytest.param(
+            {"version": 7, "modes": {"qa": "sometimes"}},
+            "the mode of task class 'qa' must be one of off, shadow, enforce",
+            id="bad-mode",
+        ),
+        pytest.param(
+            {"version": 7, "modes": {"qa": "enforce"}, "predictor": {"format": "other"}},
+            "the predictor cannot be used: predictor format 'other' is not",
+            id="bad-predictor",
+        ),
+    ],
+)
+async def test_a_refused_cache_file_is_logged_once_and_not_taken(
+    tmp_path: Path, clients: list[RouteTableClient], cached: dict[str, object], reason: str
+) -> None:
+    cache = tmp_path / "rt.json"
+    cache.write_text(json.dumps(cached))
+    settings = InstrumentationSettings.load(
+        control_url=f"http://127.0.0.1:{_closed_port()}", route_table_cache=cache
+    )
+    with capture_logs() as logs:
+        client = route_table.configure_route_table(settings=settings)
+        assert client is not None
+        # The thread has run past its own start (where it used to read the file again).
+        assert await _eventually(lambda: client.stats.failures >= 1)
+    assert route_table.current_route_table() is BUNDLED_TABLE
+    assert client.stats.cache_loads == 0
+    refused = [e for e in logs if e["event"] == "agentmesh.route_table.cache_refused"]
+    assert len(refused) == 1
+    assert reason in refused[0]["error"]
+    assert refused[0]["path"] == str(cache)
+    assert json.loads(cache.read_text()) == cached  # read, never rewritten
     route_table.shutdown_route_table()
 
 

@@ -27,7 +27,7 @@ from agentmesh.collector.testing import routed_call_attributes
 from agentmesh.core import semconv
 from agentmesh.instrumentation import route_table
 from agentmesh.instrumentation.settings import InstrumentationSettings
-from agentmesh.router import RouteTable
+from agentmesh.router import RouteTable, Tradeoff
 from agentmesh.router.request import RouteRequest
 from agentmesh.router.utility import UtilityPolicy
 
@@ -130,3 +130,32 @@ async def test_outcomes_train_the_table_and_the_app_follows(
         trainer = collector.router_trainer
         assert trainer is not None
         assert trainer.outcomes == 70
+
+
+async def test_without_training_the_configured_modes_and_trade_offs_still_reach_the_app(
+    tmp_path: Path, following: None
+) -> None:
+    settings = CollectorSettings.load(
+        grpc_port=0,
+        http_port=0,
+        grpc_grace_seconds=1.0,
+        decode_workers=0,
+        router_training=False,
+        router_modes={"*": "shadow", "triage": "enforce"},
+        router_tradeoffs={"*": {"cost_weight": 100.0, "latency_weight": 0.0}},
+    )
+    async with Collector(settings, MemoryStore()) as collector:
+        assert collector.router_trainer is None
+        assert collector.route_table.published.version == 1  # published at start
+        client = route_table.configure_route_table(
+            settings=InstrumentationSettings.load(
+                control_url=collector.http_endpoint, route_table_cache=tmp_path / "rt.json"
+            )
+        )
+        assert client is not None
+        served = route_table.current_route_table
+        assert await _eventually(lambda: served().version == 1)
+        assert served().mode_for("triage", "off") == "enforce"
+        assert served().mode_for("chat", "off") == "shadow"
+        assert served().tradeoff_for("chat") == Tradeoff(100.0, 0.0)
+        assert served().predictor is None  # nothing is learned

@@ -7,15 +7,18 @@ server stops. Each decides from the request which version the client holds; this
 the rest:
 
 - :func:`long_poll_route` answers ``405`` to methods other than ``GET``/``HEAD`` and ``400`` to
-  malformed ``after``/``wait`` (:func:`poll_parameters_of`), else hands them (``wait`` cut to
-  the longest long poll) to the endpoint's own answer;
+  malformed ``after``/``wait`` (:func:`poll_parameters_of`; a ``wait`` beyond the longest long
+  poll is refused too), else hands them to the endpoint's own answer;
 - :func:`wait_for_change` waits for a newer document, ended early by the server stopping;
 - :class:`LastEncoded` encodes each document once; :func:`document_response` and
   :func:`not_modified` write the answers (with ``ETag`` and ``Cache-Control: no-cache``).
 
 Example:
+    >>> poll_parameters_of({"after": "7", "wait": "25"}, 30.0)
+    (7, 25.0)
     >>> poll_parameters_of({"after": "7", "wait": "90"}, 30.0)
-    (7, 30.0)
+    Traceback (most recent call last):
+    ValueError: wait must be between 0 and 30 seconds, got 90.0
     >>> not_modified('"7"').status
     304
 """
@@ -43,7 +46,7 @@ __all__ = [
 ]
 
 MAX_WAIT_SECONDS: Final = 30.0
-"""Longest long poll; a larger ``wait`` is cut to this."""
+"""Longest long poll; a larger ``wait`` is refused (``400``)."""
 
 _JSON: Final = "application/json"
 
@@ -58,7 +61,7 @@ def long_poll_route(path: str, max_wait: float, answer: Answer) -> web.RouteDef:
 
     Args:
         path: Where the document is served.
-        max_wait: Longest long poll (seconds); a larger ``wait`` is cut to it.
+        max_wait: Longest long poll (seconds); a larger ``wait`` is refused.
         answer: Answers a ``GET``/``HEAD`` with well-formed parameters (``after`` ``None`` and
             ``wait`` 0 when absent).
 
@@ -83,7 +86,7 @@ def long_poll_route(path: str, max_wait: float, answer: Answer) -> web.RouteDef:
 
 
 def poll_parameters_of(query: Mapping[str, str], max_wait: float) -> tuple[int | None, float]:
-    """Return ``after`` (``None`` when absent) and ``wait`` (0 when absent, cut to ``max_wait``).
+    """Return ``after`` (``None`` when absent) and ``wait`` (0 when absent).
 
     Args:
         query: The query parameters.
@@ -93,7 +96,8 @@ def poll_parameters_of(query: Mapping[str, str], max_wait: float) -> tuple[int |
         ``(after, wait)``.
 
     Raises:
-        ValueError: ``after`` is not a version or ``wait`` not a number of seconds.
+        ValueError: ``after`` is not a version or ``wait`` not a number of seconds between 0
+            and ``max_wait``.
     """
     after: int | None = None
     if "after" in query:
@@ -111,9 +115,9 @@ def poll_parameters_of(query: Mapping[str, str], max_wait: float) -> tuple[int |
             wait = float(query["wait"])
         except ValueError:
             raise ValueError(f"wait must be a number of seconds, got {query['wait']!r}") from None
-        if not math.isfinite(wait) or wait < 0:
+        if not math.isfinite(wait) or not 0 <= wait <= max_wait:
             raise ValueError(f"wait must be between 0 and {max_wait:g} seconds, got {wait}")
-    return after, min(wait, max_wait)
+    return after, wait
 
 
 async def wait_for_change(

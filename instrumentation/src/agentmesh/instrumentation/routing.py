@@ -21,9 +21,9 @@ starting its span, sends the call with ``routed.kwargs``, and on a provider erro
     finally:
         routing.detach(token)
 
-Modes (``AGENTMESH_ROUTING_MODE``): ``off`` returns at once and changes nothing; ``shadow``
-(the default: decisions are recorded, on the span and in the decision log, so the data to
-learn from accumulates from day one) decides and changes nothing; ``enforce`` (opt-in)
+Modes (``AGENTMESH_ROUTING_MODE``): ``off`` (the default) returns at once and changes
+nothing; ``shadow`` decides and changes nothing (decisions are recorded, on the span and in the
+decision log: the data the router learns from; the first mode to turn on); ``enforce`` (opt-in)
 replaces the model by the chosen one and falls back to the next candidates, at most
 ``AGENTMESH_ROUTING_MAX_FALLBACKS`` times, on a retryable provider error (429, 408, 5xx,
 connection error, timeout; recognised by class name and status attributes, so no SDK is
@@ -357,8 +357,10 @@ def configure_routing(
 
     Args:
         mode: ``off``, ``shadow`` or ``enforce``.
-        policy: The policy; by default pinned rules (when ``AGENTMESH_ROUTING_PINS`` has any)
-            over pass-through, with the fallback chains of ``AGENTMESH_ROUTING_FALLBACKS``.
+        policy: The policy; by default the one ``AGENTMESH_ROUTING_POLICY`` names (``utility``,
+            learned from the route table and pass-through until the table carries a predictor;
+            or ``pass_through``), under pinned rules when ``AGENTMESH_ROUTING_PINS`` has any,
+            with the fallback chains of ``AGENTMESH_ROUTING_FALLBACKS``.
         max_fallbacks: Most fallbacks per call.
         log: The decision log; a new one (writing to ``AGENTMESH_ROUTING_DECISION_LOG``).
         cooldowns: The local cooldown table; a new one (``AGENTMESH_ROUTING_COOLDOWN_S``,

@@ -12,7 +12,10 @@ The JSON form (:meth:`RouteTable.to_json`) is compact, with sorted keys, so the 
 always gives the same text and the same :attr:`RouteTable.etag`. :meth:`RouteTable.from_json`
 checks everything it reads and refuses a bad table with a
 :class:`~agentmesh.core.errors.RouteTableError` naming the field; keys it does not know are
-ignored (a newer collector may add some).
+ignored (a newer collector may add some). The predictor is only checked to be a JSON object
+here (parsing it takes milliseconds); an application's route table client parses it before
+taking a table and refuses the table when it does not parse
+(:mod:`agentmesh.router.learned.parse_ahead`).
 
 Example:
     >>> table = RouteTable(
@@ -248,7 +251,8 @@ class RouteTable:
     def from_json(cls, text: str | bytes) -> RouteTable:
         """Read a table written by :meth:`to_json`, checking every field.
 
-        Missing fields take their defaults; unknown fields are ignored.
+        Missing fields take their defaults; unknown fields are ignored. The predictor is only
+        checked to be a JSON object (see the module's description).
 
         Args:
             text: The JSON (at most :data:`MAX_ROUTE_TABLE_BYTES`).

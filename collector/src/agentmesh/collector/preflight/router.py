@@ -1,4 +1,4 @@
-"""The router trainer's configuration: the offline predictor loads, the trade-offs are valid."""
+"""The router's configuration: the offline predictor loads, the modes and trade-offs are valid."""
 
 from __future__ import annotations
 
@@ -31,7 +31,10 @@ def check_catalog() -> Finding:
 
 
 def check_router(settings: CollectorSettings) -> Finding:
-    """Load the predictor and read the trade-offs the route table trainer would start with.
+    """Load the predictor and read the modes and trade-offs the route table would carry.
+
+    The modes and trade-offs are published with training off too (configuration, not
+    learning); the offline predictor is only loaded when training is on.
 
     Args:
         settings: The collector's settings.
@@ -39,17 +42,29 @@ def check_router(settings: CollectorSettings) -> Finding:
     Returns:
         The finding (``router``).
     """
-    if not settings.router_training:
-        return Finding("router", "ok", "route table training off")
+    from agentmesh.collector.routing.configured import configured_change
     from agentmesh.collector.routing.trainer import load_predictor, tradeoffs_from_settings
 
     try:
+        configured_change(settings)  # what the route table could not carry fails here
         tradeoffs = tradeoffs_from_settings(settings)
         path = settings.router_predictor_path
-        predictor = load_predictor(path) if path is not None else None
+        predictor = load_predictor(path) if path is not None and settings.router_training else None
     except ConfigError as exc:
         return Finding("router", "fail", str(exc))
     weights = f"; trade-offs for {len(tradeoffs)} task class(es)" if tradeoffs else ""
+    if not settings.router_training:
+        parts: list[str] = []
+        if settings.router_modes:
+            parts.append(f"modes for {len(settings.router_modes)} task class(es)")
+        if tradeoffs:
+            parts.append(f"trade-offs for {len(tradeoffs)} task class(es)")
+        if not parts:
+            return Finding("router", "ok", "route table training off")
+        published = " and ".join(parts)
+        return Finding(
+            "router", "ok", f"route table training off; publishes the {published} (no learning)"
+        )
     if predictor is None:
         return Finding("router", "ok", f"learns from outcomes, no offline predictor{weights}")
     reads = "reads the prompt's end" if predictor.reads_text else "by task class"

@@ -6,8 +6,9 @@
   the same.
 - ``?after=<version>&wait=<seconds>`` is a long poll: it answers as soon as the version differs
   from ``after`` (normally: is above it; a client ahead of the collector, after a reset, is
-  answered at once), else ``304`` after ``wait`` seconds (at most 30). ``If-None-Match`` with
-  ``wait`` works the same way. Without ``wait`` the answer is immediate.
+  answered at once), else ``304`` after ``wait`` seconds (at most 30: a longer ``wait`` is
+  refused). ``If-None-Match`` with ``wait`` works the same way. Without ``wait`` the answer is
+  immediate.
 - Malformed parameters answer ``400``; methods other than ``GET``/``HEAD`` answer ``405``.
 
 The request handling shared with ``GET /v1/route-table`` is in
@@ -58,7 +59,7 @@ def control_routes(
 
     Args:
         control: The control document store.
-        max_wait_seconds: Longest long poll.
+        max_wait_seconds: Longest long poll; a larger ``wait`` is refused (``400``).
 
     Returns:
         The routes to mount.

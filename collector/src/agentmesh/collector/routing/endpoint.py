@@ -6,7 +6,8 @@
   another ETag answers the table at once, whatever ``after`` says (the client's copy differs).
 - ``?after=<version>&wait=<seconds>`` is a long poll: it answers as soon as the served version
   differs from ``after`` (normally: is above it; a client ahead of the collector, after a
-  restart, is answered at once), else ``304`` after ``wait`` seconds (at most 30).
+  restart, is answered at once), else ``304`` after ``wait`` seconds (at most 30: a longer
+  ``wait`` is refused).
   ``If-None-Match`` with ``wait`` (and no ``after``) waits the same way. Without ``wait`` the
   answer is immediate.
 - Malformed parameters answer ``400``; methods other than ``GET``/``HEAD`` answer ``405``.
@@ -46,7 +47,7 @@ def route_table_routes(
     Args:
         state: The route table store (its ``current`` table is served; its ``wait_for`` holds
             the long polls).
-        max_wait_seconds: Longest long poll; a larger ``wait`` is cut to it.
+        max_wait_seconds: Longest long poll; a larger ``wait`` is refused (``400``).
 
     Returns:
         The routes to mount on the receiver.

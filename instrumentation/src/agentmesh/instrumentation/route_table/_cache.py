@@ -1,8 +1,10 @@
 """The route table cache file: the last good table, for a start while the collector is away.
 
 Written atomically (a temporary file in the same directory, then :func:`os.replace`), so a
-reader never sees half a table; read with the same checks as a collector's answer. Neither
-function raises: a missing, unreadable or refused file is logged and ignored.
+reader never sees half a table; read with the same checks as a collector's answer
+(:func:`read_table`: the table's fields, then its predictor, parsed ahead). Neither
+:func:`load_table` nor :func:`save_table` raises: a missing, unreadable or refused file is
+logged and ignored.
 
 Example:
     >>> import tempfile
@@ -25,11 +27,41 @@ from pathlib import Path
 
 from agentmesh.core.errors import RouteTableError
 from agentmesh.core.log import get_logger
+from agentmesh.instrumentation._failopen import report
+from agentmesh.router.learned.parse_ahead import parse_ahead
 from agentmesh.router.table import MAX_ROUTE_TABLE_BYTES, RouteTable
 
-__all__ = ["default_cache_path", "load_table", "save_table"]
+__all__ = ["default_cache_path", "load_table", "read_table", "save_table"]
 
 _log = get_logger(__name__)
+
+
+def read_table(data: str | bytes) -> RouteTable:
+    """Read a route table as the application takes it (a collector's answer, the cache file).
+
+    :meth:`RouteTable.from_json` checks the fields and keeps the predictor as JSON data; here
+    the predictor is also parsed, ahead of the first routed call that needs it
+    (:func:`~agentmesh.router.learned.parse_ahead.parse_ahead`), and a predictor the policy
+    could not use refuses the whole table: taking it would route by pass-through.
+
+    Args:
+        data: The table's JSON.
+
+    Returns:
+        The table, its predictor parsed.
+
+    Raises:
+        RouteTableError: The table is refused; the message says why.
+    """
+    table = RouteTable.from_json(data)
+    try:
+        ready = parse_ahead(table, keep_invalid=False)
+    except Exception as exc:  # noqa: BLE001 - fail-open: the policy then parses it itself
+        report("route_table.parse_ahead", exc)
+        return table
+    if ready.error is not None:
+        raise RouteTableError(f"the predictor cannot be used: {ready.error}")
+    return table
 
 
 def default_cache_path(url: str | None = None) -> Path:
@@ -65,7 +97,7 @@ def load_table(path: Path) -> RouteTable | None:
     try:
         with path.open("rb") as file:
             data = file.read(MAX_ROUTE_TABLE_BYTES + 1)
-        return RouteTable.from_json(data)
+        return read_table(data)
     except FileNotFoundError:
         return None
     except (OSError, RouteTableError) as exc:

@@ -8,8 +8,10 @@ first after an outage) has no ``after``: it is answered at once, ``304`` when th
 the collector's. Answers without a change are spaced by ``min_interval_s``.
 
 The mechanism is :class:`~agentmesh.instrumentation.control._longpoll.LongPollClient`'s.
-Fail-open: when the collector is unreachable or answers something that is not a route table,
-the last good table is kept, the failure is logged once per outage, and the thread waits a
+Fail-open: when the collector is unreachable or answers something that is not a route table
+(a table whose predictor cannot be parsed included: it is parsed here, before the table is
+taken), the last good table is kept, the failure is logged once per outage (the refusal with
+its reason), the cache file is left as it is, and the thread waits a
 jittered, growing delay (:class:`~agentmesh.instrumentation.control.Backoff`) before trying
 again. Each new table is written to the cache file (atomically); the thread reads that file
 before its first request, so an application started while the collector is away still has the
@@ -40,7 +42,7 @@ from agentmesh.instrumentation.control._longpoll import (
     LongPollOptions,
     PollStats,
 )
-from agentmesh.instrumentation.route_table._cache import load_table, save_table
+from agentmesh.instrumentation.route_table._cache import load_table, read_table, save_table
 from agentmesh.router.learned.parse_ahead import parse_ahead
 from agentmesh.router.table import BUNDLED_TABLE, MAX_ROUTE_TABLE_BYTES, RouteTable
 
@@ -117,6 +119,7 @@ class RouteTableClient(LongPollClient[RouteTable, RouteTableStats]):
     ) -> None:
         super().__init__(base_url, BUNDLED_TABLE, RouteTableStats(), **options)
         self._cache_path = cache_path
+        self._cache_read = False  # read at most once (a refused file is then logged once)
         self._etag: str | None = None  # the ETag of the table held (None: not known yet)
 
     @property
@@ -132,11 +135,16 @@ class RouteTableClient(LongPollClient[RouteTable, RouteTableStats]):
     def load_cache(self) -> bool:
         """Take the cached table when nothing newer is held (the thread does it first).
 
+        The file is read once per client: a later call (the thread's, after
+        :func:`~agentmesh.instrumentation.route_table.configure_route_table` read it) does
+        nothing.
+
         Returns:
             Whether the cached table was taken.
         """
-        if self._cache_path is None or self._etag is not None:
+        if self._cache_path is None or self._etag is not None or self._cache_read:
             return False
+        self._cache_read = True
         table = load_table(self._cache_path)
         if table is None:
             return False
@@ -161,7 +169,7 @@ class RouteTableClient(LongPollClient[RouteTable, RouteTableStats]):
             self._known = self._document.version
 
     def _parse(self, body: bytes) -> RouteTable:
-        return RouteTable.from_json(body)
+        return read_table(body)  # a predictor the policy could not use refuses the table
 
     def _accept(self, document: RouteTable, response: http.client.HTTPResponse) -> bool:
         etag = response.getheader("ETag") or document.etag

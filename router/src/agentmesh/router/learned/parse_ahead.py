@@ -5,7 +5,9 @@ milliseconds (about 6 ms for 11 models and 32 clusters, 90 ms for 1,000 models).
 policy needs it on the first decision after the table changes, which is a provider call of
 the application. So whoever receives a new table (the route table client's background thread)
 calls :func:`parse_ahead` before handing the table out, and the policy takes the parsed
-predictor with :func:`parsed`: the application's call pays a dictionary lookup.
+predictor with :func:`parsed`: the application's call pays a dictionary lookup. The parse is
+also the predictor's check: the route table client refuses a table whose predictor is invalid
+(``keep_invalid=False``: nothing of it is held) and keeps the table it has.
 
 Only the last two tables are held (strongly, so that a table's ``id`` is not reused while its
 entry lives): the one in force and the one arriving. A table nobody parsed ahead is parsed by
@@ -23,7 +25,8 @@ Example:
     >>> table = RouteTable(version=1, predictor=Predictor(QualityModel()).to_dict())
     >>> parsed(table) is None
     True
-    >>> parse_ahead(table)
+    >>> parse_ahead(table).error is None
+    True
     >>> isinstance(parsed(table), ParsedPredictor)
     True
 """
@@ -60,6 +63,9 @@ class ParsedPredictor:
     error: str | None = None
 
 
+_NO_PREDICTOR: Final = ParsedPredictor(None)
+
+
 def parse(table: RouteTable) -> ParsedPredictor:
     """Parse a table's predictor now (never raises).
 
@@ -70,7 +76,7 @@ def parse(table: RouteTable) -> ParsedPredictor:
         The predictor, or why there is none.
     """
     if table.predictor is None:
-        return ParsedPredictor(None)
+        return _NO_PREDICTOR
     try:
         predictor = Predictor.from_dict(table.predictor)
         predictor.quality.warm()  # the first decisions after the change then look them up
@@ -81,25 +87,37 @@ def parse(table: RouteTable) -> ParsedPredictor:
         return ParsedPredictor(None, f"{type(exc).__name__}: {exc}")
 
 
-def parse_ahead(table: RouteTable) -> None:
+def parse_ahead(table: RouteTable, *, keep_invalid: bool = True) -> ParsedPredictor:
     """Parse a table's predictor now, in the caller's thread, for :func:`parsed` to find.
 
     Args:
         table: The route table about to be handed out.
+        keep_invalid: Whether an invalid predictor's result is kept too (the policy then logs
+            its error without parsing it again); ``False`` for a caller that refuses such a
+            table, so that a table never handed out takes no place among those held.
+
+    Returns:
+        The parsed predictor, or why there is none (``error``: it is invalid).
     """
     with _lock:
         retired = _retired[:]
         _retired.clear()
     del retired  # freed here, not in a decision
-    if table.predictor is None or parsed(table) is not None:
-        return
+    if table.predictor is None:
+        return _NO_PREDICTOR
+    ready = parsed(table)
+    if ready is not None:
+        return ready
     result = parse(table)
+    if result.error is not None and not keep_invalid:
+        return result
     dropped: list[tuple[RouteTable, ParsedPredictor]] = []
     with _lock:
         _recent[id(table)] = (table, result)
         while len(_recent) > _HELD:
             dropped.append(_recent.popitem(last=False)[1])
     del dropped  # freed outside the lock
+    return result
 
 
 def retire(gone: object) -> None:
@@ -110,7 +128,8 @@ def retire(gone: object) -> None:
 
     Example:
         >>> retire(object())
-        >>> parse_ahead(RouteTable(version=1))
+        >>> parse_ahead(RouteTable(version=1)).predictor is None  # no predictor; retired freed
+        True
     """
     oldest: object = None
     with _lock:

@@ -1,0 +1,106 @@
+"""The route table's configured part: the modes and trade-offs the settings name.
+
+``router_modes`` and ``router_tradeoffs`` are configuration, not learning: the router trainer
+writes them into every table it publishes, and a collector that does not train
+(``router_training`` off) publishes them once, at start (:func:`publish_configuration`), so
+applications get them either way. What the table already holds (a predictor, the models'
+statistics, from Redis or an earlier publication) is kept.
+
+Example:
+    >>> from agentmesh.collector.settings import CollectorSettings
+    >>> from agentmesh.router.table import BUNDLED_TABLE
+    >>> settings = CollectorSettings.load(router_modes={"*": "shadow", "triage": "enforce"})
+    >>> change = configured_change(settings)
+    >>> table = change(BUNDLED_TABLE) if change is not None else BUNDLED_TABLE
+    >>> table.default_mode, dict(table.modes)
+    ('shadow', {'triage': 'enforce'})
+    >>> configured_change(CollectorSettings.load()) is None  # nothing configured
+    True
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from agentmesh.collector.routing.table_state import RouteTableState, TableChange, checked
+from agentmesh.collector.routing.trainer import tradeoffs_from_settings
+from agentmesh.core.errors import ConfigError, RouteTableError
+from agentmesh.core.log import get_logger
+from agentmesh.router.table import BUNDLED_TABLE, RouteTable
+
+if TYPE_CHECKING:
+    from agentmesh.collector.settings import CollectorSettings
+
+__all__ = ["configured_change", "publish_configuration"]
+
+_log = get_logger(__name__)
+
+_EVERY_CLASS = "*"
+
+
+def configured_change(settings: CollectorSettings) -> TableChange | None:
+    """Return the change writing the settings' modes and trade-offs into a table.
+
+    Args:
+        settings: The collector's settings (``router_modes``, ``router_tradeoffs``).
+
+    Returns:
+        The change (``"*"`` of ``router_modes`` becomes the table's ``default_mode``), or
+        ``None`` when neither is set.
+
+    Raises:
+        ConfigError: A trade-off is invalid (an unknown key, a negative or infinite weight).
+    """
+    modes = dict(settings.router_modes) if settings.router_modes else None
+    tradeoffs = tradeoffs_from_settings(settings)
+    if modes is None and tradeoffs is None:
+        return None
+
+    def change(table: RouteTable) -> RouteTable:
+        if modes is not None:
+            named = {task: mode for task, mode in modes.items() if task != _EVERY_CLASS}
+            table = replace(table, modes=named, default_mode=modes.get(_EVERY_CLASS))
+        if tradeoffs is not None:
+            table = replace(table, tradeoffs=dict(tradeoffs))
+        return table
+
+    try:
+        checked(change(BUNDLED_TABLE))  # what applications would refuse is refused here
+    except RouteTableError as exc:
+        raise ConfigError(f"AGENTMESH_COLLECTOR_ROUTER_TRADEOFFS: {exc}") from exc
+    return change
+
+
+async def publish_configuration(
+    settings: CollectorSettings, state: RouteTableState
+) -> RouteTable | None:
+    """Publish the settings' modes and trade-offs (for a collector that does not train).
+
+    Nothing is published when the table already says the same (a restart on the same Redis).
+
+    Args:
+        settings: The collector's settings.
+        state: The route table store, opened.
+
+    Returns:
+        The table published, or ``None`` when there was nothing to publish.
+
+    Raises:
+        ConfigError: A trade-off is invalid.
+    """
+    change = configured_change(settings)
+    if change is None:
+        return None
+    published = state.published
+    if change(published) == published:
+        return None
+    table = await state.publish(change)
+    _log.info(
+        "router.configuration_published",
+        version=table.version,
+        default_mode=table.default_mode,
+        modes=dict(table.modes),
+        tradeoffs=sorted(table.tradeoffs),
+    )
+    return table
