@@ -56,7 +56,8 @@ from agentmesh.checkpoint.store.base import (
     StoredCheckpoint,
     WriteRecord,
 )
-from agentmesh.core.errors import CheckpointConflictError, CheckpointError
+from agentmesh.core.connection_urls import postgres_dsn_problem
+from agentmesh.core.errors import CheckpointConflictError, CheckpointError, ConfigError
 from agentmesh.core.log import get_logger
 from agentmesh.core.socket_errors import socket_reason
 from agentmesh.core.urls import checkpoint_store_url
@@ -110,6 +111,8 @@ class PostgresCheckpointStore(CheckpointStore):
             survived.
 
     Raises:
+        ConfigError: ``dsn`` is not a DSN asyncpg can use (another scheme than
+            ``postgresql://`` or ``postgres://``, a port that is not a number…).
         CheckpointError: ``schema`` is not a plain lower-case identifier, or the pool sizes are
             inconsistent.
     """
@@ -127,6 +130,9 @@ class PostgresCheckpointStore(CheckpointStore):
         command_timeout_seconds: float | None = DEFAULT_COMMAND_TIMEOUT_SECONDS,
         synchronous_commit: bool = True,
     ) -> None:
+        problem = postgres_dsn_problem(dsn)
+        if problem is not None:  # asyncpg would say so only when connecting
+            raise ConfigError(f"postgres checkpoint store: invalid DSN: {problem}")
         if _SCHEMA_NAME.match(schema) is None:
             raise CheckpointError(
                 f"postgres checkpoint store: schema must be a lower-case SQL identifier, "

@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 import redis
 import redis.asyncio as aioredis
 import redis.exceptions
+from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
@@ -74,7 +75,8 @@ from agentmesh.checkpoint.store.base import (
     StoredCheckpoint,
     WriteRecord,
 )
-from agentmesh.core.errors import CheckpointConflictError, CheckpointError
+from agentmesh.core.connection_urls import redis_url_problem
+from agentmesh.core.errors import CheckpointConflictError, CheckpointError, ConfigError
 from agentmesh.core.log import get_logger
 from agentmesh.core.urls import checkpoint_store_url
 
@@ -702,6 +704,18 @@ def _error(exc: BaseException, address: str) -> CheckpointError:
     return CheckpointError(f"redis checkpoint store at {address}: {cause}")
 
 
+def _url_problem(url: str) -> str | None:
+    """Why redis-py cannot use ``url`` as meant (a database that is not a number included)."""
+    problem = redis_url_problem(url)
+    if problem is not None:
+        return problem
+    try:
+        parse_url(url)  # what from_url runs: a wrong query option, say
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 class _Settings:
     """What both stores share: the URL, the prefix and the server's address for messages."""
 
@@ -709,6 +723,9 @@ class _Settings:
     """The backend's name."""
 
     def __init__(self, url: str, prefix: str) -> None:
+        problem = _url_problem(url)
+        if problem is not None:
+            raise ConfigError(f"redis checkpoint store: invalid URL: {problem}")
         if not prefix:
             raise CheckpointError("redis checkpoint store: the key prefix must not be empty")
         self._url = url
@@ -749,6 +766,8 @@ class RedisCheckpointStore(_Settings):
         prefix: Start of every key (stores with different prefixes share a database safely).
 
     Raises:
+        ConfigError: The URL is not one redis-py can use: another scheme, a port or a database
+            that is not a number (redis-py would read ``/abc`` as database 0).
         CheckpointError: The prefix is empty.
     """
 
@@ -1018,6 +1037,7 @@ class SyncRedisCheckpointStore(_Settings):
         prefix: Start of every key; the same prefix as an async store reads the same data.
 
     Raises:
+        ConfigError: The URL is not one redis-py can use (see :class:`RedisCheckpointStore`).
         CheckpointError: The prefix is empty.
     """
 

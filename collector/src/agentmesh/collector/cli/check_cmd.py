@@ -2,7 +2,9 @@
 
 Takes the same flags and ``AGENTMESH_COLLECTOR_*`` variables as ``agentmesh collector`` and
 prints one line per check (ports, TLS, store, Redis, forwarding endpoints); exits 1 when one
-fails, 0 otherwise (warnings included). Nothing is started or written.
+fails, 0 otherwise (warnings included). Nothing is started or written. A configuration the
+collector refuses before it starts (a wrong flag or variable) is refused the same way, by the
+same code: ``invalid configuration: …``, exit 2.
 """
 
 from __future__ import annotations
@@ -12,9 +14,7 @@ import asyncio
 import json
 from dataclasses import asdict
 
-from agentmesh.collector.cli.collector_cmd import add_collector_flags
-from agentmesh.collector.cli.settings_flags import load_from_flags
-from agentmesh.collector.settings import CollectorSettings
+from agentmesh.collector.cli.collector_cmd import add_collector_flags, load_collector_settings
 
 __all__ = ["add_check_command"]
 
@@ -41,7 +41,7 @@ def _handle(args: argparse.Namespace) -> int:
 
     from agentmesh.collector.preflight import run_checks
 
-    settings = load_from_flags(CollectorSettings, args)
+    settings = load_collector_settings(args)  # refuses what `agentmesh collector` refuses
     findings = asyncio.run(run_checks(settings))
     if args.json:
         print(json.dumps([asdict(f) for f in findings], indent=2))

@@ -18,10 +18,10 @@ from agentmesh.collector.cli.settings_flags import (
     secret_fields,
 )
 from agentmesh.collector.settings import CollectorSettings
-from agentmesh.core import configure_logging
+from agentmesh.core import ConfigError, configure_logging
 from agentmesh.core.log import get_logger
 
-__all__ = ["add_collector_command", "add_collector_flags", "serve"]
+__all__ = ["add_collector_command", "add_collector_flags", "load_collector_settings", "serve"]
 
 log = get_logger(__name__)
 
@@ -71,10 +71,48 @@ def add_collector_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def load_collector_settings(args: argparse.Namespace) -> CollectorSettings:
+    """Load the collector's settings and refuse what the collector refuses before it starts.
+
+    ``agentmesh collector`` and ``agentmesh check`` both load their configuration here, so
+    that check passes only what the collector accepts: the settings (flags and
+    ``AGENTMESH_COLLECTOR_*`` variables), the logging settings (``AGENTMESH_LOG_*``), and what
+    the collector builds from them before it opens or binds anything: its store (not
+    connected), graph rules, detectors and recovery policy (the very constructor the collector
+    runs), its detection webhooks and its forwarding targets.
+
+    Args:
+        args: Parsed arguments of either command.
+
+    Returns:
+        The settings.
+
+    Raises:
+        ConfigError: A flag or variable is wrong; the message names it.
+    """
+    from agentmesh.collector.events import webhook_targets
+    from agentmesh.collector.forward.targets import targets_from_settings
+    from agentmesh.collector.service import Collector
+    from agentmesh.core.log import LoggingSettings
+
+    settings = load_from_flags(CollectorSettings, args)
+    LoggingSettings.load()
+    Collector(settings)  # builds, and so checks, what the collector derives from the settings
+    try:  # built when the collector starts its detection fan-out
+        webhook_targets(settings.detection_webhook_urls, settings.detection_webhook_headers)
+    except ConfigError as exc:
+        names = ", ".join(
+            settings.env_var(n) for n in ("detection_webhook_urls", "detection_webhook_headers")
+        )
+        raise ConfigError(f"invalid configuration: {names}: {exc}") from exc
+    targets_from_settings(settings)
+    return settings
+
+
 def _handle(args: argparse.Namespace) -> int:
     from agentmesh.collector.runtime import tune_gc
 
-    settings = load_from_flags(CollectorSettings, args)
+    settings = load_collector_settings(args)
     configure_logging()
     tune_gc()
     asyncio.run(serve(settings))

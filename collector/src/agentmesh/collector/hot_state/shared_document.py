@@ -29,6 +29,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from agentmesh.collector.hot_state.redis_errors import redis_address, redis_error
+from agentmesh.core.connection_urls import redis_url_problem
 from agentmesh.core.errors import ConfigError
 from agentmesh.core.log import get_logger
 
@@ -96,7 +97,8 @@ class SharedDocument(Generic[D]):
         max_pending: Most local changes kept for replay; the oldest is dropped beyond it.
 
     Raises:
-        ConfigError: A duration or ``max_pending`` is not positive, or the key is empty.
+        ConfigError: ``url`` is not a Redis URL redis-py can use, a duration or
+            ``max_pending`` is not positive, or the key is empty.
     """
 
     def __init__(
@@ -115,6 +117,9 @@ class SharedDocument(Generic[D]):
         refresh_seconds: float = 5.0,
         max_pending: int = 100,
     ) -> None:
+        problem = redis_url_problem(url)
+        if problem is not None:
+            raise ConfigError(f"invalid configuration: the Redis URL of the {what}: {problem}")
         if not key or not channel:
             raise ConfigError(f"the Redis key prefix of the {what} must not be empty")
         if min(timeout_seconds, retry_seconds, refresh_seconds) <= 0:
@@ -404,10 +409,13 @@ def _announced(message: dict[str, object]) -> int:
 
 
 def _client(url: str, connect_timeout: float, read_timeout: float | None) -> aioredis.Redis:
-    return aioredis.Redis.from_url(  # pyright: ignore[reportUnknownMemberType]
-        url,
-        decode_responses=True,
-        socket_connect_timeout=connect_timeout,
-        socket_timeout=read_timeout,
-        retry=Retry(NoBackoff(), 1),
-    )
+    try:
+        return aioredis.Redis.from_url(  # pyright: ignore[reportUnknownMemberType]
+            url,
+            decode_responses=True,
+            socket_connect_timeout=connect_timeout,
+            socket_timeout=read_timeout,
+            retry=Retry(NoBackoff(), 1),
+        )
+    except ValueError as exc:  # redis-py's words for a URL it cannot use (no password in them)
+        raise ConfigError(f"invalid configuration: Redis URL: {exc}") from exc

@@ -37,11 +37,15 @@ async def check_redis(settings: CollectorSettings) -> Finding:
 
     url = settings.redis_url.get_secret_value()
     where = redis_address(url)
-    client = Redis.from_url(  # pyright: ignore[reportUnknownMemberType]
-        url,
-        socket_timeout=settings.redis_timeout_seconds,
-        socket_connect_timeout=settings.redis_timeout_seconds,
-    )
+    try:
+        client = Redis.from_url(  # pyright: ignore[reportUnknownMemberType]
+            url,
+            socket_timeout=settings.redis_timeout_seconds,
+            socket_connect_timeout=settings.redis_timeout_seconds,
+        )
+    except ValueError as exc:  # settings loaded with load() refuse it first; redis-py's words
+        variable = settings.env_var("redis_url")
+        return Finding("redis", "fail", f"invalid configuration: {variable}: {exc}")
     try:
         await client.ping()  # pyright: ignore[reportUnknownMemberType]
         info = await client.info("server")  # pyright: ignore[reportUnknownMemberType]

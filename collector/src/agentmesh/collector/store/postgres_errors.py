@@ -1,10 +1,17 @@
 """Plain-words errors for the PostgreSQL store: asyncpg and socket failures → ``StoreError``.
 
+A DSN or connection option asyncpg cannot use (``mysql://…``, an unknown ``sslmode``, a
+certificate file that is missing) is a :class:`~agentmesh.core.errors.ConfigError` instead: not
+a lost connection, and not worth trying again.
+
 Example:
     >>> server_address("postgresql://app:secret@db.internal:6543/agentmesh")
     'db.internal:6543'
     >>> str(store_error(ConnectionRefusedError(111, "Connection refused"), "127.0.0.1:5432"))
     'cannot reach PostgreSQL at 127.0.0.1:5432: connection refused'
+    >>> wrong = asyncpg.ClientConfigurationError("invalid DSN: scheme is expected to be …")
+    >>> connection_lost(wrong), str(store_error(wrong, "127.0.0.1:5432"))
+    (False, 'invalid configuration: PostgreSQL connection: invalid DSN: scheme is expected to be …')
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from agentmesh.core.errors import StoreError, StoreUnavailableError
+from agentmesh.core.errors import ConfigError, StoreError, StoreUnavailableError
 from agentmesh.core.socket_errors import socket_reason
 
 __all__ = ["connection_lost", "server_address", "store_error"]
@@ -41,8 +48,11 @@ def connection_lost(exc: BaseException) -> bool:
 
     Returns:
         ``True`` for a reset or closed connection, a server shutting down, or asyncpg finding
-        its connection in a broken state.
+        its connection in a broken state; ``False`` for connection options asyncpg cannot use
+        (``asyncpg.ClientConfigurationError``), which no new connection would fix.
     """
+    if isinstance(exc, asyncpg.ClientConfigurationError):
+        return False
     return isinstance(
         exc,
         ConnectionError
@@ -72,7 +82,7 @@ def server_address(dsn: str) -> str:
     return f"{host}:{port}" if host else "the configured server"
 
 
-def store_error(exc: BaseException, address: str) -> StoreError:
+def store_error(exc: BaseException, address: str) -> StoreError | ConfigError:
     """Describe a failure of PostgreSQL (or of reaching it) in plain words.
 
     Args:
@@ -83,10 +93,14 @@ def store_error(exc: BaseException, address: str) -> StoreError:
         The error to raise (``from exc``): a :class:`StoreUnavailableError` when the server
         cannot be reached, the connection was lost or the server says "not now" (too many
         connections, starting up, disk full, out of memory, read-only after a fail-over, a
-        serialization failure or deadlock), so the caller may try again.
+        serialization failure or deadlock), so the caller may try again; a
+        :class:`~agentmesh.core.errors.ConfigError` when asyncpg cannot use the DSN or a
+        connection option (no server was asked: the address may be a guess).
     """
-    if isinstance(exc, StoreError):
+    if isinstance(exc, StoreError | ConfigError):
         return exc
+    if isinstance(exc, asyncpg.ClientConfigurationError):
+        return ConfigError(f"invalid configuration: PostgreSQL connection: {_first_line(exc)}")
     if isinstance(exc, OSError):  # includes TimeoutError and ConnectionRefusedError
         return StoreUnavailableError(f"cannot reach PostgreSQL at {address}: {socket_reason(exc)}")
     if connection_lost(exc):
