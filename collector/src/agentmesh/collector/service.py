@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass, field
 from types import TracebackType
-from typing import Self
+from typing import Final, Self
 
 from agentmesh.collector.api import (
     decision_export_routes,
@@ -63,10 +63,12 @@ from agentmesh.collector.routing import (
     make_route_table_state,
     route_table_routes,
 )
+from agentmesh.collector.routing.configured import publish_configuration
 from agentmesh.collector.routing.feedback import feedback_routes
 from agentmesh.collector.routing.trainer import RouterTrainer, make_router_trainer
 from agentmesh.collector.settings import CollectorSettings
 from agentmesh.collector.store import make_store
+from agentmesh.collector.store.availability import StoreProbe
 from agentmesh.collector.store.base import SpanStore
 from agentmesh.collector.store.retention import Retention, RetentionStats
 from agentmesh.collector.web import web_routes
@@ -76,6 +78,17 @@ from agentmesh.core.log import get_logger
 __all__ = ["Collector", "CollectorStats"]
 
 log = get_logger(__name__)
+
+_PROBE_TRACE_ID: Final = "0" * 32
+"""The trace the store check reads: an all-zero trace id is invalid in OTLP, never stored."""
+_IN_PROCESS_STORES: Final = frozenset(
+    {
+        ("agentmesh.collector.store.duckdb_store", "DuckDBStore"),
+        ("agentmesh.collector.store.memory_store", "MemoryStore"),
+    }
+)
+"""Stores in the collector's own process: nothing to lose the way to, so never checked (a
+DuckDB file refusing a write, say on a full disk, is found by the write itself)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +128,9 @@ class CollectorStats:
         spans_pruned: Spans deleted by retention.
         detections_pruned: Detections deleted by retention.
         prune_failures: Retention passes that failed (logged; the next pass tries again).
-        store_unavailable: 1 while the store cannot be reached (writes held and retried).
+        store_unavailable: 1 while the store cannot be reached: writes are held and retried,
+            or, with no write going on, it did not answer the store check
+            (``store_probe_seconds``).
         store_write_retries: Store writes tried again because the store was unavailable.
         store_reopens: Times the store opened its database again after the database engine
             gave up on it (DuckDB invalidates a database whose checkpoint hit a full disk).
@@ -235,6 +250,7 @@ class Collector:
         self._forwarders: Forwarders | None = None
         self._decode_pool: DecodePool | None = None
         self._retention: Retention | None = None
+        self._store_probe: StoreProbe | None = None
         self._stack: AsyncExitStack | None = None
         self._stop = asyncio.Event()
         self._used = False
@@ -318,7 +334,7 @@ class Collector:
             spans_pruned=retention.spans_pruned,
             detections_pruned=retention.detections_pruned,
             prune_failures=retention.failures,
-            store_unavailable=pipeline.store_unavailable,
+            store_unavailable=0 if self._store_answers() else 1,
             store_write_retries=pipeline.store_write_retries,
             store_reopens=int(getattr(self._store, "reopens", 0)),
             store_memory_bytes=getattr(self._store, "memory_sampled", None),
@@ -332,20 +348,36 @@ class Collector:
     def readiness(self) -> Readiness:
         """Whether the collector takes spans and can store them (``GET /readyz``).
 
+        The store is ready while its writes go through and, for a store kept elsewhere
+        (PostgreSQL), while it answers the check made every ``store_probe_seconds`` when no
+        write went through: a database lost while no span arrives is reported too.
+
         Returns:
             The readiness, with each check in words.
         """
         pipeline = self._pipeline
         running = pipeline is not None and pipeline.accepting
-        store_ok = pipeline is None or pipeline.store_available
+        store_ok = self._store_answers()
+        if store_ok:
+            store = "ok"
+        elif pipeline is not None and not pipeline.store_available:
+            store = "unavailable: writes are held and retried"
+        else:
+            store = "unavailable: it does not answer (checked again every 2 s)"
         checks = {
             "pipeline": "ok" if running else "not running (starting or draining)",
-            "store": "ok" if store_ok else "unavailable: writes are held and retried",
+            "store": store,
             "queue": "full: senders are asked to retry"
             if pipeline is not None and pipeline.full
             else "ok",
         }
         return Readiness(ready=running and store_ok, checks=checks)
+
+    def _store_answers(self) -> bool:
+        """Whether the store takes the writes and, while there are none, answers the check."""
+        pipeline, probe = self._pipeline, self._store_probe
+        writes_ok = pipeline is None or pipeline.store_available
+        return writes_ok and (probe is None or probe.available)
 
     @property
     def forward_stats(self) -> dict[str, ForwarderStats]:
@@ -398,6 +430,8 @@ class Collector:
             trainer = make_router_trainer(settings, route_table)
             if trainer is not None:
                 self._trainer = await stack.enter_async_context(trainer)
+            else:  # the modes and trade-offs are configuration: published without training
+                await publish_configuration(settings, route_table)
             # A store passed in (tests, embedding) keeps learned state only when asked to.
             auto = settings.detector_state == "auto" and not self._owns_store
             backend = None if auto else state_backend(settings)
@@ -431,6 +465,16 @@ class Collector:
                 hot_state=hot,
             )
             self._pipeline = await stack.enter_async_context(pipeline)
+            if settings.store_probe_seconds > 0 and not _in_process(self._store):
+                # Writes tell whether the store answers only while there are writes.
+                store = self._store
+                self._store_probe = await stack.enter_async_context(
+                    StoreProbe(
+                        lambda: store.spans(_PROBE_TRACE_ID, limit=1),
+                        interval_seconds=settings.store_probe_seconds,
+                        activity=lambda: pipeline.stats.cycles,
+                    )
+                )
             if settings.retention_days > 0:
                 self._retention = await stack.enter_async_context(
                     Retention(
@@ -640,6 +684,14 @@ class Collector:
         if self._http_receiver is None:
             raise CollectorError("the OTLP/HTTP receiver is disabled (http_enabled is false)")
         return self._http_receiver
+
+
+def _in_process(store: SpanStore) -> bool:
+    """Whether the store keeps its data in the collector's process (DuckDB, memory).
+
+    Told by class name, so that checking does not import a driver the store does not use.
+    """
+    return any((c.__module__, c.__qualname__) in _IN_PROCESS_STORES for c in type(store).__mro__)
 
 
 def _refuse_busy_ports(settings: CollectorSettings) -> None:

@@ -12,10 +12,11 @@ import os
 from pathlib import Path
 from typing import ClassVar, Literal, Self
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from agentmesh.collector.detection_settings import DetectionSettings
+from agentmesh.core.connection_urls import postgres_dsn_problem, redis_url_problem
 from agentmesh.core.settings import HttpUrlList, SecretList
 
 __all__ = ["CollectorSettings"]
@@ -170,6 +171,18 @@ class CollectorSettings(DetectionSettings):
             "counts as unavailable (writes are held and retried), as when the connection drops. "
             "A server that stops answering without closing its connections (a network "
             "partition) would otherwise hold writes until TCP gives up."
+        ),
+    )
+    store_probe_seconds: float = Field(
+        default=5.0,
+        ge=0.0,
+        le=3600.0,
+        description=(
+            "Seconds between two checks that a store kept elsewhere (PostgreSQL) still answers "
+            "while no write went through: a cheap read, given as long to answer. Readiness "
+            "(`/readyz`, gRPC health, `agentmesh_store_unavailable`) follows it, so a database "
+            "lost while no span arrives is reported (then checked every 2 s until it "
+            "answers). 0 turns the check off; DuckDB and memory stores are never checked."
         ),
     )
     redis_url: SecretStr | None = Field(
@@ -477,7 +490,8 @@ class CollectorSettings(DetectionSettings):
         description=(
             "Learn from routed model calls (outcomes, feedback, detections) and publish the route "
             "table apps follow at `GET /v1/route-table` (and the Redis key "
-            "`agentmesh:route_table` when a Redis URL is set)."
+            "`agentmesh:route_table` when a Redis URL is set). Off, nothing is learned, but the "
+            "route table still carries `router_modes` and `router_tradeoffs` (published at start)."
         ),
     )
     router_publish_seconds: float = Field(
@@ -504,7 +518,7 @@ class CollectorSettings(DetectionSettings):
         description=(
             'Routing mode per task class pushed to apps in the route table, as JSON: {"*": '
             '"shadow", "triage": "enforce"}; "*" is every other task class. Empty: each app keeps '
-            "its `AGENTMESH_ROUTING_MODE`."
+            "its `AGENTMESH_ROUTING_MODE`. Published with `router_training` off too."
         ),
     )
     router_tradeoffs: dict[str, dict[str, float]] = Field(
@@ -512,7 +526,7 @@ class CollectorSettings(DetectionSettings):
         description=(
             'Quality / cost / latency trade-off per task class, as JSON: {"*": {"cost_weight": '
             '200, "latency_weight": 0.01}}: utility = quality - cost_weight x USD - '
-            "latency_weight x seconds."
+            "latency_weight x seconds. Published with `router_training` off too."
         ),
     )
     router_predictor_path: Path | None = Field(
@@ -529,6 +543,54 @@ class CollectorSettings(DetectionSettings):
         if 0.0 < days < 1.0 / 24.0:
             raise ValueError("keep runs at least an hour (1/24 day), or 0 to keep everything")
         return days
+
+    @field_validator("store_probe_seconds")
+    @classmethod
+    def _store_probe_off_or_sparing(cls, seconds: float) -> float:
+        if 0.0 < seconds < 0.1:
+            raise ValueError("check the store at most every 0.1 s, or 0 to turn the check off")
+        return seconds
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_usable(cls, url: SecretStr | None) -> SecretStr | None:
+        # redis-py refuses a wrong URL only when the collector connects, with a traceback, and
+        # reads a database that is not a number as database 0
+        if url is None:
+            return None
+        if not url.get_secret_value().strip():
+            raise ValueError(
+                "empty: give a URL like redis://host:6379/0, or unset it to run without Redis"
+            )
+        problem = redis_url_problem(url.get_secret_value())
+        if problem is not None:
+            raise ValueError(problem)
+        from redis.asyncio.connection import parse_url  # what the collector's clients run
+
+        parse_url(url.get_secret_value())  # a wrong query option: its ValueError says which
+        return url
+
+    @field_validator("postgres_dsn")
+    @classmethod
+    def _postgres_dsn_usable(cls, dsn: SecretStr, info: ValidationInfo) -> SecretStr:
+        # asyncpg refuses a wrong DSN only when it connects, in words of a lost connection
+        if info.data.get("store") == "postgres":
+            problem = postgres_dsn_problem(dsn.get_secret_value())
+            if problem is not None:
+                raise ValueError(problem)
+        return dsn
+
+    @model_validator(mode="after")
+    def _postgres_pool_sizes_fit(self) -> Self:
+        if self.store == "postgres" and self.postgres_pool_min_size > self.postgres_pool_max_size:
+            least = self.env_var("postgres_pool_min_size")
+            most = self.env_var("postgres_pool_max_size")
+            raise ValueError(
+                f"{least} ({self.postgres_pool_min_size}) must not be above {most} "
+                f"({self.postgres_pool_max_size}): the pool keeps at least the one open and "
+                "opens at most the other"
+            )
+        return self
 
     @model_validator(mode="after")
     def _tls_files_go_together(self) -> Self:

@@ -11,12 +11,12 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal, Protocol, Self
+from typing import Literal, Protocol, Self, runtime_checkable
 
 from agentmesh.collector.detection import Detection
 from agentmesh.collector.graph.run_graph import RunGraph
 
-__all__ = ["DetectionSubscription", "HotState", "RunState", "RunStatus"]
+__all__ = ["DetectionSubscription", "HotState", "RepublishesRuns", "RunState", "RunStatus"]
 
 RunStatus = Literal["running", "complete", "paused", "failed", "interrupted"]
 """``complete`` once the run's root span has arrived; ``failed`` when that span ended in error;
@@ -199,4 +199,25 @@ class HotState(Protocol):
 
     async def close(self) -> None:
         """Release the connections; closing twice is harmless."""
+        ...
+
+
+@runtime_checkable
+class RepublishesRuns(Protocol):
+    """A hot state that can write a run state late, as if it had been written on time.
+
+    :class:`~agentmesh.collector.hot_state.fail_open.FailOpenHotState` re-publishes through
+    it the states it kept while the backend failed (and through ``update_run`` otherwise).
+    """
+
+    async def republish_run(self, state: RunState, *, age_seconds: float) -> None:
+        """Record a run state given ``age_seconds`` ago, whose update could not be made then.
+
+        It is kept for what is left of its time to live; one that would have expired
+        meanwhile removes the run, as its time to live would have.
+
+        Args:
+            state: The state.
+            age_seconds: How long ago the state was given.
+        """
         ...

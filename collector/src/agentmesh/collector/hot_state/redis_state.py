@@ -13,6 +13,9 @@ Keys, all under a configurable prefix (``agentmesh:`` by default):
 - ``{prefix}detections``: the pub/sub channel detections are published on, as JSON.
 
 Each update is one ``MULTI``/``EXEC`` transaction, so a reader never sees half a state.
+:meth:`RedisHotState.republish_run` writes a state whose update could not be made when it was
+given (Redis was away): with what is left of its time to live, or, when none is left, by
+removing the run, as the time to live would have.
 """
 
 from __future__ import annotations
@@ -158,15 +161,47 @@ class RedisHotState:
         Raises:
             StoreError: Redis failed.
         """
+        await self._write(state, self._ttl_seconds(state) * 1000)
+
+    async def republish_run(self, state: RunState, *, age_seconds: float) -> None:
+        """Record a run state given ``age_seconds`` ago, whose update could not be made then.
+
+        The run's hash is kept for what is left of its time to live (at least a millisecond);
+        when nothing is left, the run is removed (hash and live-index entry), as its time to
+        live would have done.
+
+        Args:
+            state: The state.
+            age_seconds: How long ago the state was given.
+
+        Raises:
+            StoreError: Redis failed.
+        """
+        left_ms = self._ttl_seconds(state) * 1000 - int(max(0.0, age_seconds) * 1000)
+        if left_ms > 0:
+            await self._write(state, left_ms)
+            return
+        client = self._connection()
+        try:
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.delete(self.run_key(state.trace_id))  # pyright: ignore[reportUnusedCallResult]
+                pipe.zrem(self.live_key, state.trace_id)  # pyright: ignore[reportUnusedCallResult, reportUnknownMemberType]
+                await pipe.execute()
+        except _FAILURES as exc:
+            raise redis_error(exc, self._address, self._timeout) from exc
+
+    def _ttl_seconds(self, state: RunState) -> int:
+        return self._idle_ttl if state.status == "running" else self._finished_ttl
+
+    async def _write(self, state: RunState, ttl_ms: int) -> None:
         client = self._connection()
         key = self.run_key(state.trace_id)
-        ttl = self._idle_ttl if state.status == "running" else self._finished_ttl
         now_ms = self._clock() // _NS_PER_MS
         try:
             async with client.pipeline(transaction=True) as pipe:
                 pipe.delete(key)  # pyright: ignore[reportUnusedCallResult]
                 pipe.hset(key, mapping=_encode(state))  # pyright: ignore[reportUnusedCallResult]
-                pipe.expire(key, ttl)  # pyright: ignore[reportUnusedCallResult]
+                pipe.pexpire(key, ttl_ms)  # pyright: ignore[reportUnusedCallResult]
                 pipe.zadd(  # pyright: ignore[reportUnusedCallResult]
                     self.live_key, {state.trace_id: state.seen_ns // _NS_PER_MS}
                 )
