@@ -9,8 +9,9 @@ and can store them, else ``503``, with each check in the body::
                 "queue": "ok"}}
 
 The checks: ``pipeline`` (running and accepting; not before start nor while draining at
-shutdown), ``store`` (it answered the last write; while it does not, the pipeline holds the
-data and retries), and ``queue``, reported but not failing readiness: a full queue is
+shutdown), ``store`` (it answered the last write and, for a store kept elsewhere, the last
+check made while no write went through; while it does not, the pipeline holds the data and
+retries), and ``queue``, reported but not failing readiness: a full queue is
 momentary backpressure the receivers already answer with ``UNAVAILABLE`` / ``503`` and
 ``Retry-After``. Both probes are public (no token: probes carry none) and say nothing about
 the data.

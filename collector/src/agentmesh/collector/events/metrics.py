@@ -152,7 +152,8 @@ _GAUGES: Final[tuple[tuple[str, str, str], ...]] = (
     (
         "store_unavailable",
         "agentmesh_store_unavailable",
-        "1 while the store cannot be reached (writes held and retried), else 0.",
+        "1 while the store cannot be reached (writes held and retried, or, with no write going "
+        "on, the store check unanswered), else 0.",
     ),
     (
         "store_memory_bytes",
