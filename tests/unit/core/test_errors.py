@@ -1,4 +1,5 @@
 import inspect
+import pickle
 
 import agentmesh.core as core
 from agentmesh.core import errors
@@ -25,3 +26,18 @@ def test_collector_errors_nest() -> None:
     assert issubclass(core.StoreError, core.CollectorError)
     assert issubclass(core.ReceiverError, core.CollectorError)
     assert not issubclass(core.ConfigError, core.CollectorError)
+
+
+def test_a_stop_is_a_runtime_error_that_retry_policies_leave_alone() -> None:
+    # retry policies that skip programming errors (LangGraph's default retry_on) skip stops too
+    stop = core.RunStoppedError("run-1", "ping_pong", "a → b → a", "det-1", "ckpt-1")
+    assert isinstance(stop, core.AgentMeshError)
+    assert isinstance(stop, RuntimeError)
+    copy = pickle.loads(pickle.dumps(stop))  # a stop crosses process pools intact
+    assert type(copy) is core.RunStoppedError
+    assert (copy.run_id, copy.detection_id, copy.resume_checkpoint_id, str(copy)) == (
+        "run-1",
+        "det-1",
+        "ckpt-1",
+        str(stop),
+    )

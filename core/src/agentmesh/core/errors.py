@@ -19,7 +19,8 @@ are translated at the boundary with ``raise OurError(...) from exc``::
     │   ├── CheckpointConflictError   another writer moved the thread on (no fork is written)
     │   └── CheckpointSerdeError      a value cannot be stored, or a payload is refused on load
     ├── ResumeError            a run cannot be resumed as its plan says
-    └── RunStoppedError        the collector stopped this run (a loop, ping-pong, runaway…)
+    └── RunStoppedError        the collector stopped this run (a loop, ping-pong, runaway…);
+                               also a RuntimeError, so retry policies leave it alone
 """
 
 from __future__ import annotations
@@ -171,11 +172,17 @@ class ResumeError(AgentMeshError):
     """
 
 
-class RunStoppedError(AgentMeshError):
+class RunStoppedError(AgentMeshError, RuntimeError):
     """The collector detected a failure in this run and its policy is to stop it.
 
     Raised into the application at the run's next step (agent step or model call), so the run
     ends cleanly instead of burning budget. The message names the detection.
+
+    It is also a :class:`RuntimeError`: retry policies that leave programming errors alone
+    must not retry a stop either. LangGraph's default ``retry_on`` (a node's
+    ``RetryPolicy()``) retries any exception but ``ValueError``, ``TypeError``,
+    ``RuntimeError`` and a few others; a stop that was a plain ``Exception`` ran the stopped
+    node again, with backoff, until its attempts were spent.
 
     Args:
         run_id: The stopped run.

@@ -5,7 +5,9 @@ and logs a warning when shut down twice; this wrapper makes shutdown idempotent,
 after shutdown into immediate failures (no retry loop at exit), and records whether the last
 export succeeded. It builds the real exporter on the first export, on the exporter thread, so
 importing gRPC costs the application's start-up nothing (and nothing at all when the collector
-turns out to be unreachable before anything was exported). :func:`collector_reachable` probes
+turns out to be unreachable before anything was exported). Each batch goes out with its start
+markers first (:func:`~agentmesh.instrumentation._markers.markers_first`), so the collector
+meets a step's marker before the calls made in the step. :func:`collector_reachable` probes
 a TCP connection to the endpoint, so exit does not wait for an export that cannot succeed.
 """
 
@@ -20,6 +22,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from agentmesh.core.log import get_logger
+from agentmesh.instrumentation._markers import markers_first
 
 __all__ = ["GuardedSpanExporter", "collector_reachable", "endpoint_address"]
 
@@ -95,7 +98,10 @@ class GuardedSpanExporter(SpanExporter):
             return SpanExportResult.FAILURE
         try:
             inner = self._exporter()
-            result = SpanExportResult.FAILURE if inner is None else inner.export(spans)
+            # start markers first: OTLP groups the batch by scope, the first one seen first
+            result = (
+                SpanExportResult.FAILURE if inner is None else inner.export(markers_first(spans))
+            )
         except Exception as exc:  # noqa: BLE001 - the exporter thread must survive
             _log.warning("agentmesh.export_failed", error_type=type(exc).__name__, error=str(exc))
             result = SpanExportResult.FAILURE

@@ -3,10 +3,11 @@
 A span is exported when it ends; a step that hangs never ends, so the collector would never
 hear of it. :class:`StepMarkerProcessor` therefore exports, the moment one of our step spans
 starts (``invoke_workflow``, ``invoke_agent``, ``invoke_node``, ``execute_tool`` from an
-AgentMesh instrumentor), a zero-length marker span named ``agentmesh.step.start``, child of the
-step, carrying ``agentmesh.step.started`` (the step's span id), the step's name
-(``gen_ai.agent.name``, ``gen_ai.node.name`` or ``gen_ai.tool.name``), the run id, the task
-class and the workflow name. It carries no ``gen_ai.operation.name``: it is no step itself.
+AgentMesh instrumentor, or from plain code's ``workflow()`` and ``agent()``), a zero-length
+marker span named ``agentmesh.step.start``, child of the step, carrying
+``agentmesh.step.started`` (the step's span id), the step's name (``gen_ai.agent.name``,
+``gen_ai.node.name`` or ``gen_ai.tool.name``), the run id, the task class and the workflow
+name. It carries no ``gen_ai.operation.name``: it is no step itself.
 
 The marker is built as a finished ``ReadableSpan`` and handed to the ``on_end`` of the span
 processors the step span itself goes through (the tracer provider's), so the same batch
@@ -14,6 +15,11 @@ processors and exporters deliver it, like any span. It never goes through ``on_s
 cannot be marked in turn. Any other span (model calls, foreign spans) costs one set look-up
 on its instrumentation scope; a step a few microseconds. Fail-open: an error is logged and the
 step runs unmarked.
+
+OTLP groups a batch's spans by instrumentation scope (the scope seen first goes first), so a
+step's marker could reach the collector after the calls made in the step: :func:`markers_first`,
+applied by AgentMesh's exporter to each batch, puts the batch's markers ahead of its other
+spans, so the collector knows whose calls follow.
 
 Example:
     >>> from opentelemetry.sdk.trace import TracerProvider
@@ -37,7 +43,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final, cast
 
 from opentelemetry import baggage
@@ -63,9 +69,11 @@ from agentmesh.instrumentation import _failopen
 __all__ = [
     "MARKER_NAME",
     "MARKER_SCOPE",
+    "PLAIN_STEPS_SCOPE",
     "STEP_OPERATIONS",
     "STEP_SCOPES",
     "StepMarkerProcessor",
+    "markers_first",
 ]
 
 MARKER_NAME: Final = "agentmesh.step.start"
@@ -84,10 +92,14 @@ STEP_OPERATIONS: Final = frozenset(
 )
 """Operations whose spans get a start marker."""
 
+PLAIN_STEPS_SCOPE: Final = "agentmesh.instrumentation.steps"
+"""Instrumentation scope of plain code's ``workflow()`` / ``agent()`` step spans."""
+
 STEP_SCOPES: Final = frozenset(
-    {"agentmesh.instrumentation.langgraph", "agentmesh.instrumentation.crewai"}
+    {"agentmesh.instrumentation.langgraph", "agentmesh.instrumentation.crewai", PLAIN_STEPS_SCOPE}
 )
-"""Instrumentation scopes whose step spans get a start marker (our framework instrumentors)."""
+"""Instrumentation scopes whose step spans get a start marker: our framework instrumentors and
+the ``workflow()`` / ``agent()`` steps of plain code (:mod:`agentmesh.instrumentation.steps`)."""
 
 _NAME_BY_OPERATION: Final[Mapping[str, str]] = {
     Operation.INVOKE_AGENT: GEN_AI_AGENT_NAME,
@@ -217,3 +229,43 @@ def _marker_attributes(
             if isinstance(value, str) and value:
                 marker[key] = value
     return marker
+
+
+def markers_first(spans: Sequence[ReadableSpan]) -> Sequence[ReadableSpan]:
+    """Move a batch's start markers ahead of its other spans, each in its own order.
+
+    A marker's moment is its step's start, before anything the step did. An OTLP exporter
+    groups a batch by instrumentation scope, in the order the scopes first appear; a batch
+    beginning with a model call would send every call of the batch before every marker, and
+    the collector would meet a call before the step it belongs to.
+
+    Args:
+        spans: A batch of finished spans, in the order they ended.
+
+    Returns:
+        ``spans`` itself when no marker follows another span, else a new list: the markers,
+        then the other spans.
+
+    Example:
+        >>> from opentelemetry.sdk.trace import TracerProvider
+        >>> call = TracerProvider().get_tracer("agentmesh.instrumentation.openai").start_span("c")
+        >>> marker = ReadableSpan(name=MARKER_NAME, instrumentation_scope=_SCOPE)
+        >>> [span.name for span in markers_first([call, marker])]
+        ['agentmesh.step.start', 'c']
+    """
+    seen_other = False
+    for span in spans:
+        scope = span.instrumentation_scope
+        if scope is not None and scope.name == MARKER_SCOPE:
+            if seen_other:
+                break
+        else:
+            seen_other = True
+    else:
+        return spans  # no marker after another span: nothing to move
+    markers: list[ReadableSpan] = []
+    others: list[ReadableSpan] = []
+    for span in spans:
+        scope = span.instrumentation_scope
+        (markers if scope is not None and scope.name == MARKER_SCOPE else others).append(span)
+    return markers + others

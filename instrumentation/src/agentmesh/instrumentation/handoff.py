@@ -3,7 +3,9 @@
 Framework-agnostic: adapters pass the state a receiving agent starts from; two equal states
 give the same digest whatever the key order. Values JSON cannot hold are turned into JSON
 through ``model_dump()`` when they have one (pydantic models, LangChain messages), else
-through ``str()``.
+through ``str()``. Numbers are digested by value: a float equal to an integer digests as that
+integer, so a state schema turning ``1`` into ``1.0`` (a pydantic ``float`` field) loses nothing
+(booleans stay booleans; ``1.5``, ``nan`` and ``inf`` stay floats).
 
 :func:`bounded_digest` digests values of any size with bounded work (tool-call arguments and
 results): small values exactly as :func:`context_digest` does, large ones through a canonical
@@ -16,6 +18,10 @@ Example:
     (17, True)
     >>> d.digest[:7]
     'sha256:'
+    >>> context_digest({"score": 1.0}) == context_digest({"score": 1})
+    True
+    >>> context_digest({"score": True}) == context_digest({"score": 1})
+    False
 """
 
 from __future__ import annotations
@@ -39,13 +45,18 @@ _BUDGET: Final = 8_192
 """Values visited in all; the rest by their type name (bounds the work on any input)."""
 
 
+_INTEGRAL_FLOAT_HINTS: Final = (".0", "e+")
+"""Every integral float's JSON (Python's ``repr``) holds one: ``1.0``, ``-0.0``, ``1e+16``."""
+
+
 @dataclass(frozen=True, slots=True)
 class ContextDigest:
     """Digest and size of a handoff context.
 
     Attributes:
-        digest: ``"sha256:"`` followed by the hex SHA-256 of the canonical JSON.
-        size: Length in bytes of the canonical JSON (UTF-8).
+        digest: ``"sha256:"`` followed by the hex SHA-256 of the canonical JSON, integral
+            floats written as integers.
+        size: Length in bytes of that JSON (UTF-8).
     """
 
     digest: str
@@ -86,14 +97,44 @@ def canonical_json(value: object) -> str:
 def context_digest(value: object) -> ContextDigest:
     """Digest the context (state) that crosses a handoff.
 
+    Equal states give equal digests, also when a schema converted numbers on the way: a float
+    equal to an integer counts as that integer (``1.0`` as ``1``, ``1e+20`` as
+    ``100000000000000000000``), so the two ends of a handoff agree when the receiving end's
+    state schema turned an ``int`` into a ``float`` or back. A value that changed (``1.5``
+    against ``1``, an integer too large for a float to hold exactly) still differs, and a
+    boolean never equals a number.
+
     Args:
         value: The state the receiving agent starts from.
 
     Returns:
         Its digest and size.
+
+    Example:
+        >>> context_digest([1, 2.0, -0.0]) == context_digest([1.0, 2, 0])
+        True
+        >>> context_digest([1.5]) == context_digest([1])
+        False
     """
-    data = canonical_json(value).encode("utf-8")
+    data = _numbers_by_value(canonical_json(value)).encode("utf-8")
     return ContextDigest("sha256:" + hashlib.sha256(data).hexdigest(), len(data))
+
+
+def _numbers_by_value(text: str) -> str:
+    """Rewrite canonical JSON with integral floats as integers (the text itself without any)."""
+    if not any(hint in text for hint in _INTEGRAL_FLOAT_HINTS):
+        return text  # no integral float in it: nothing to rewrite (the usual case)
+    try:
+        value = json.loads(text, parse_float=_integral_as_int)
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except (ValueError, TypeError, RecursionError):  # a number too long to read back…
+        return text
+
+
+def _integral_as_int(literal: str) -> int | float:
+    """A JSON float literal as an ``int`` when integral, else as a ``float``."""
+    number = float(literal)
+    return int(number) if number.is_integer() else number
 
 
 def capped_text(text: str, cap: int) -> tuple[str, bool]:

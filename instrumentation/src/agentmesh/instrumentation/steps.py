@@ -19,8 +19,10 @@ agents, the handoffs between them (from the order the agents ran) and their cost
 Both are context managers and decorators of functions and coroutines. They are fail-open:
 without a tracer provider the spans do nothing, a failure of ours is logged, and the
 application's own exceptions go through untouched (recorded on the span first). As a
-framework's step does, an agent step of a run the collector stopped raises
-:class:`~agentmesh.core.errors.RunStoppedError` instead of starting.
+framework's step does, each step exports a start marker as it begins (so the collector sees a
+step that hangs, and knows whose LLM calls follow while the step still runs), and an agent step
+of a run the collector stopped raises :class:`~agentmesh.core.errors.RunStoppedError` instead of
+starting.
 
 Example:
     >>> with workflow("demo", run_id="run-1") as run_id:
@@ -52,6 +54,7 @@ from agentmesh.core.semconv import (
 )
 from agentmesh.instrumentation._decorate import DecoratingScope
 from agentmesh.instrumentation._failopen import guarded, record_error, safe_call
+from agentmesh.instrumentation._markers import PLAIN_STEPS_SCOPE
 from agentmesh.instrumentation.control import check_current_run
 from agentmesh.instrumentation.run_context import current_run_id, with_run_id
 
@@ -59,7 +62,7 @@ __all__ = ["StepScope", "agent", "workflow"]
 
 FRAMEWORK: Final = "python"
 """``agentmesh.framework`` of the runs plain code declares."""
-_SCOPE: Final = "agentmesh.instrumentation.steps"
+_SCOPE: Final = PLAIN_STEPS_SCOPE  # one of the scopes whose steps get a start marker
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
