@@ -9,7 +9,7 @@ real ``openai`` SDK against the bundled fake provider:
   supervisor and researcher hand work back and forth forever: the collector reports
   ``ping_pong``, the policy stops the run, and the graph's next step raises
   :class:`~agentmesh.core.errors.RunStoppedError` long before LangGraph's recursion limit,
-  naming the checkpoint taken at the last handoff before the loop (planner → drafter);
+  naming the checkpoint the loop began from (taken at the drafter → supervisor handoff);
 - plain code calling ``gpt-4o`` (answering 503) with a fallback chain to ``gpt-4o-mini`` in
   ``enforce`` routing: each call falls back (one span per call, the failed attempt an event);
   the collector reports ``provider_outage`` on ``gpt-4o`` from those attempts, opens its
@@ -213,7 +213,7 @@ async def test_a_ping_pong_run_is_stopped_at_its_next_step(
     assert out["detection_id"] == detection.id
     assert out["run_id"] == detection.run_id
     assert "AgentMesh stopped run" in str(out["message"])
-    # The run can resume from the last handoff checkpointed before the loop was seen.
+    # The run can resume from the checkpoint the loop began from (drafter → supervisor).
     resume = out["resume_checkpoint_id"]
     assert isinstance(resume, str)
     assert resume in str(out["message"])

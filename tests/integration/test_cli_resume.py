@@ -97,15 +97,17 @@ async def db(tmp_path: Path) -> Path:
     return path
 
 
-def test_the_plan_of_a_stopped_run_names_the_checkpoint_before_the_loop(
+def test_the_plan_of_a_stopped_run_names_the_checkpoint_the_loop_began_from(
     db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["resume", "--db", str(db), "run-loop", "--json"]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert plan["status"] == "stopped"
     assert plan["reason"].startswith("ping_pong")
-    assert plan["checkpoint_id"] == "ck-1"  # planner → drafter, the last handoff before the loop
-    assert plan["resume_from"] == "drafter"
+    # drafter → a, the handoff into the loop's first step: the state after the drafter, before
+    # the loop began (the drafter's work is not done again)
+    assert plan["checkpoint_id"] == "ck-2"
+    assert plan["resume_from"] == "a"
     assert main(["resume", "--db", str(db), "run-loop"]) == 0
     assert f"resume from checkpoint {plan['checkpoint_id']}" in capsys.readouterr().out
 

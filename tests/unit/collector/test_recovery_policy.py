@@ -57,7 +57,7 @@ def test_empty_values_keep_the_defaults() -> None:
         ),
         ("stuck=kill", "unknown action 'kill' for stuck; use one of stop, warn, break, none"),
         ('{"handoff_loop": "break"}', "handoff_loop cannot 'break' (its detections name no model)"),
-        ('{"stuck": ', "AGENTMESH_COLLECTOR_RECOVERY_ACTIONS is not valid JSON"),
+        ('{"stuck": ', "AGENTMESH_COLLECTOR_RECOVERY_ACTIONS: not valid JSON"),
         ('["stuck"]', "'[\"stuck\"]' is not type=action"),  # JSON, but not an object
         ('{"stuck": 1}', "the action of stuck must be a string, got 1"),
         ("stuck:stop", "'stuck:stop' is not type=action"),

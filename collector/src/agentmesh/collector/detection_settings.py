@@ -8,14 +8,48 @@ their own file because they are many.
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
+from pydantic_core import PydanticCustomError
 
+from agentmesh.collector.recovery.policy import DETECTION_TYPES, check_actions
 from agentmesh.core.settings import AgentMeshSettings, HttpUrlList, TextList
 
-__all__ = ["DetectionSettings"]
+__all__ = ["DetectionSettings", "unknown_detection_types"]
+
+
+def unknown_detection_types(types: list[str]) -> str | None:
+    """Say which of ``types`` the collector has no detector for, naming the valid types.
+
+    Args:
+        types: Detection types, as ``detectors_disabled`` lists them.
+
+    Returns:
+        The message, or ``None`` when every one is a type the collector detects.
+
+    Example:
+        >>> for part in unknown_detection_types(["stuck", "latency-spike"]).split("; "):
+        ...     print(part)  # doctest: +ELLIPSIS
+        unknown detection type 'latency-spike' (did you mean 'latency_spike'?)
+        the types are: handoff_loop, ping_pong, ..., context_loss
+        >>> unknown_detection_types(["stuck"]) is None
+        True
+    """
+    unknown = [kind for kind in dict.fromkeys(types) if kind not in DETECTION_TYPES]
+    if not unknown:
+        return None
+    named: list[str] = []
+    for kind in unknown:
+        close = difflib.get_close_matches(kind.replace("-", "_").lower(), DETECTION_TYPES, n=1)
+        named.append(f"{kind!r} (did you mean {close[0]!r}?)" if close else repr(kind))
+    plural = "s" if len(unknown) > 1 else ""
+    return (
+        f"unknown detection type{plural} {', '.join(named)}; "
+        f"the types are: {', '.join(DETECTION_TYPES)}"
+    )
 
 
 class DetectionSettings(AgentMeshSettings):
@@ -26,7 +60,7 @@ class DetectionSettings(AgentMeshSettings):
         default=[],
         description=(
             "Detection types not to look for (comma-separated or a JSON list), for example "
-            "`latency_spike,token_spike`."
+            "`latency_spike,token_spike`; an unknown type is refused, naming the valid ones."
         ),
     )
     detect_settle_seconds: float = Field(
@@ -237,3 +271,24 @@ class DetectionSettings(AgentMeshSettings):
         le=604_800,
         description="How long a stopped or warned run stays in the control document.",
     )
+
+    @field_validator("detectors_disabled")
+    @classmethod
+    def _known_types(cls, value: list[str]) -> list[str]:
+        """Refuse a type no detector reports (a typo would leave that detector on)."""
+        problem = unknown_detection_types(value)
+        if problem is not None:
+            raise PydanticCustomError("detection_type", "{problem}", {"problem": problem})
+        return value
+
+    @field_validator("recovery_actions")
+    @classmethod
+    def _valid_actions(cls, value: str) -> str:
+        """Refuse a malformed actions table now, so the message names the flag or variable."""
+        try:
+            check_actions(value)
+        except ValueError as exc:
+            raise PydanticCustomError(
+                "recovery_actions", "{problem}", {"problem": str(exc)}
+            ) from exc
+        return value

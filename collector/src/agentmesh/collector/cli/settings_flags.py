@@ -2,8 +2,9 @@
 
 Every non-secret field of the settings class gets a flag named after it (``grpc_port`` →
 ``--grpc-port``) whose help is the field's description and variable; booleans get
-``--x`` / ``--no-x``; lists and objects take JSON. Secrets (``SecretStr`` fields) are read from
-the environment only, so they never show in a process list.
+``--x`` / ``--no-x``; lists take what their variable takes (comma-separated values or a JSON
+list), objects take JSON. Secrets (``SecretStr`` fields) are read from the environment only, so
+they never show in a process list.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import types
 from pathlib import Path
 from typing import Literal, TypeVar, Union, get_args, get_origin
 
+from pydantic import BeforeValidator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
 from agentmesh.core import AgentMeshSettings, ConfigError
+from agentmesh.core.settings import split_list
 
 __all__ = ["add_settings_flags", "load_from_flags", "secret_fields", "settings_overrides"]
 
@@ -60,6 +63,11 @@ def _json(text: str) -> object:
         raise argparse.ArgumentTypeError(f"expected JSON, got {text!r}") from exc
 
 
+def _reads_lists(field: FieldInfo) -> bool:
+    """Whether the field reads a list from one string (comma-separated or JSON), as variables do."""
+    return any(isinstance(m, BeforeValidator) and m.func is split_list for m in field.metadata)
+
+
 def _add(parser: argparse.ArgumentParser, name: str, field: FieldInfo, env: str) -> None:
     flag = "--" + name.replace("_", "-")
     help_text = f"{field.description or name} ({env})".replace("%", "%%")
@@ -71,6 +79,8 @@ def _add(parser: argparse.ArgumentParser, name: str, field: FieldInfo, env: str)
         parser.add_argument(flag, dest=name, choices=choices, help=help_text)
     elif isinstance(annotation, type) and annotation in _SCALARS:
         parser.add_argument(flag, dest=name, type=annotation, help=help_text)
+    elif _reads_lists(field):  # the setting splits the text itself, like its variable's value
+        parser.add_argument(flag, dest=name, metavar="LIST", help=help_text)
     else:
         parser.add_argument(flag, dest=name, type=_json, metavar="JSON", help=help_text)
 

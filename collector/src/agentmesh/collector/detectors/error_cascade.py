@@ -9,6 +9,15 @@ run's earliest error. The errors *after* it are those whose agent span started a
 when the first failing agent and the agents with errors after it number at least
 ``min_agents`` (default 2).
 
+**A failure retried with success does not count.** A failed agent span followed by a
+successful invocation of the same agent (it started after the failure and ended well) is a
+step the app retried, and the run went on from the retry: from the end of that success on,
+the failure is no longer counted. The run is judged as of each error's end, with the
+failures not yet retried by then: so an agent's transient failure, retried before the next
+agent fails, is never the start of a cascade (nor a link of one), while a real cascade (A
+fails, then B, handed work after it, fails) is reported the moment B's failure is seen, even
+if A or B is retried later.
+
 So one failing agent whose error is handled (a retried LLM call, a tool error it recovers
 from, the same agent failing again on a retry) is not a cascade; neither is an error that
 propagates up the stack (the supervisor span containing the failed worker ends in error too,
@@ -59,6 +68,8 @@ _MAX_CHAIN: Final = 64
 """Ancestors walked at most from a failed span to its agent."""
 _MAX_ERRORS: Final = 256
 """Errors kept per run."""
+_NEVER: Final = 1 << 63
+"""``recovered`` of an error no successful retry followed (yet)."""
 
 
 class _Error(NamedTuple):
@@ -76,6 +87,11 @@ class _Run:
     pending: list[GraphNode] = field(default_factory=lambda: [])
     errors: list[_Error] = field(default_factory=lambda: [])
     error_ids: set[str] = field(default_factory=lambda: set())
+    # agent -> (start, end) of its invocations that ended well
+    successes: dict[str, list[tuple[int, int]]] = field(default_factory=lambda: {})
+    succeeded: int = 0  # invocations in ``successes``
+    # error span id -> end of the first later successful invocation of its agent (a retry)
+    recovered: dict[str, int] = field(default_factory=lambda: {})
     run_id: str | None = None
     end_ns: int = 0  # latest span end seen in the run
     complete: bool = False
@@ -193,12 +209,13 @@ class ErrorCascadeDetector:
                     run.run_id = node.run_id
                 if len(run.agent_spans) < cap:
                     run.agent_spans[span_id] = (agent, node.start_ns)
-                if node.error and span_id not in run.error_ids:
-                    run.error_ids.add(span_id)
-                    if run.run_id is None:
-                        run.run_id = node.run_id
-                    if len(run.pending) < _MAX_ERRORS:
-                        run.pending.append(node)
+                if node.error:
+                    if span_id not in run.error_ids:
+                        run.error_ids.add(span_id)
+                        if len(run.pending) < _MAX_ERRORS:
+                            run.pending.append(node)
+                elif run.succeeded < cap:
+                    _succeeded(run, agent, node.start_ns, end_ns)
             elif len(run.parents) < cap:
                 run.parents[node.span_id] = node.parent_id
             if run.pending:
@@ -253,9 +270,17 @@ class ErrorCascadeDetector:
                 owner = agent_spans.get(span_id)
                 if owner is not None:
                     if len(run.errors) < _MAX_ERRORS:
-                        run.errors.append(
-                            _Error(node.end_ns, node.span_id, owner[0], owner[1], node.error_type)
+                        error = _Error(
+                            node.end_ns, node.span_id, owner[0], owner[1], node.error_type
                         )
+                        run.errors.append(error)
+                        retried = [
+                            end
+                            for start, end in run.successes.get(error.agent, ())
+                            if start >= error.end_ns
+                        ]
+                        if retried:
+                            run.recovered[error.span_id] = min(retried)
                         added = True
                     break
                 if span_id not in parents:
@@ -273,18 +298,14 @@ class ErrorCascadeDetector:
         else:
             horizon = run.end_ns - self._settle_ns
             errors = [e for e in run.errors if e.end_ns <= horizon]  # sorted by end
-            if not errors:
-                return None
-        first = errors[0]
-        chain: dict[str, _Error] = {first.agent: first}  # first error of each counted agent
-        for error in errors[1:]:
-            if error.agent not in chain and error.invocation_start_ns >= first.end_ns:
-                chain[error.agent] = error
-        if len(chain) < self.min_agents:
+        if len({e.agent for e in errors}) < self.min_agents:
             return None
+        steps = self._chain(errors, run.recovered)
+        if steps is None:
+            return None
+        first = steps[0]
         run.reported = True
         run_id = run_id_of(graph, run.run_id, trace_id)
-        steps = list(chain.values())
         then = ", ".join(f"{e.agent} ({e.error_type or 'error'})" for e in steps[1:])
         return Detection(
             id=detection_id(ERROR_CASCADE, trace_id, "cascade"),
@@ -310,3 +331,52 @@ class ErrorCascadeDetector:
                 "workflow": None if graph is None else graph.workflow_name,
             },
         )
+
+    def _chain(self, errors: list[_Error], recovered: dict[str, int]) -> list[_Error] | None:
+        """Find the first cascade, judging the run as of each error's end.
+
+        Args:
+            errors: Settled errors, sorted by end.
+            recovered: When a successful retry of an error's agent ended, by error span id.
+
+        Returns:
+            The first error of each agent in the cascade, the first failure first, with the
+            agents that failed after it was complete; ``None`` when there is none.
+        """
+        min_agents = self.min_agents
+        last = errors[-1].end_ns
+        for index in range(min_agents - 1, len(errors)):
+            now = errors[index].end_ns
+            chain: dict[str, _Error] = {}  # first error of each counted agent
+            first: _Error | None = None
+            for error in errors[: index + 1]:
+                if recovered.get(error.span_id, _NEVER) <= now:
+                    continue  # retried with success before now: the run went on from the retry
+                if first is None:
+                    first = chain[error.agent] = error
+                elif error.agent not in chain and error.invocation_start_ns >= first.end_ns:
+                    chain[error.agent] = error
+            if first is not None and len(chain) >= min_agents:
+                for error in errors[index + 1 :]:  # agents that failed after it, not retried
+                    if (
+                        error.agent not in chain
+                        and error.invocation_start_ns >= first.end_ns
+                        and recovered.get(error.span_id, _NEVER) > last
+                    ):
+                        chain[error.agent] = error
+                return list(chain.values())
+        return None
+
+
+def _succeeded(run: _Run, agent: str, start_ns: int, end_ns: int) -> None:
+    """Remember an invocation of ``agent`` that ended well: a retry of its earlier failures."""
+    run.successes.setdefault(agent, []).append((start_ns, end_ns))
+    run.succeeded += 1
+    recovered = run.recovered
+    for error in run.errors:
+        if (
+            error.agent == agent
+            and error.end_ns <= start_ns
+            and end_ns < recovered.get(error.span_id, _NEVER)
+        ):
+            recovered[error.span_id] = end_ns

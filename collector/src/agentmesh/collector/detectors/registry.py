@@ -1,7 +1,11 @@
 """The collector's detectors, built from its settings: :func:`build_rules`, :func:`build_detectors`.
 
 One place decides which detectors run and with which bounds, so the service, the benchmarks
-and the tests all run the same set. ``detectors_disabled`` turns types off.
+and the tests all run the same set. ``detectors_disabled`` turns types off; a name in it that is
+no type here is refused (:class:`~agentmesh.core.errors.ConfigError` naming the valid types),
+when the settings are loaded and again here, so a typo never leaves a detector on. Rules and
+detectors of your own, given to :class:`~agentmesh.collector.service.Collector` directly, are
+not built here: leave them out rather than list their types in ``detectors_disabled``.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Final
 
+from agentmesh.collector.detection_settings import unknown_detection_types
 from agentmesh.collector.detectors.base import Detector, Rule
 from agentmesh.collector.detectors.context_loss import ContextLossDetector
 from agentmesh.collector.detectors.error_cascade import ErrorCascadeDetector
@@ -26,6 +31,7 @@ from agentmesh.collector.detectors.state_store import (
 from agentmesh.collector.detectors.stuck import StuckDetector
 from agentmesh.collector.detectors.tool_loop import ToolLoopDetector
 from agentmesh.collector.settings import CollectorSettings
+from agentmesh.core.errors import ConfigError
 
 __all__ = [
     "DETECTION_TYPES",
@@ -153,6 +159,18 @@ _DETECTORS: Final[
 spike types)."""
 
 
+def _disabled(settings: CollectorSettings) -> set[str]:
+    """The types ``detectors_disabled`` turns off, refused when one is no type here.
+
+    Settings made with ``model_copy(update=…)`` or ``model_construct`` skip validation; this
+    catches what :meth:`CollectorSettings.load` would have refused.
+    """
+    problem = unknown_detection_types(list(settings.detectors_disabled))
+    if problem is not None:
+        raise ConfigError(f"{CollectorSettings.env_var('detectors_disabled')}: {problem}")
+    return set(settings.detectors_disabled)
+
+
 def build_rules(settings: CollectorSettings) -> list[Rule]:
     """The graph rules: handoff loops (3+ agents) and ping-pong (2 agents).
 
@@ -161,8 +179,11 @@ def build_rules(settings: CollectorSettings) -> list[Rule]:
 
     Returns:
         The rules not disabled.
+
+    Raises:
+        ConfigError: ``detectors_disabled`` names a type the collector does not detect.
     """
-    off = set(settings.detectors_disabled)
+    off = _disabled(settings)
     return [build(settings) for kind, build in _RULES if kind not in off]
 
 
@@ -174,8 +195,11 @@ def build_detectors(settings: CollectorSettings) -> list[Detector]:
 
     Returns:
         The detectors not disabled, in a fixed order.
+
+    Raises:
+        ConfigError: ``detectors_disabled`` names a type the collector does not detect.
     """
-    off = set(settings.detectors_disabled)
+    off = _disabled(settings)
     return [build(settings, off) for kinds, build in _DETECTORS if any(k not in off for k in kinds)]
 
 

@@ -172,7 +172,11 @@ class ControlState(ABC):
         """
 
     async def set_run(self, run_id: str, control: RunControl) -> bool:
-        """List a run. A ``stop`` already listed is kept (a later finding does not replace it).
+        """List a run, or add a decision to its entry (see :meth:`RunControl.listing`).
+
+        A ``stop`` already listed is kept (a later finding does not replace it); every warning
+        is kept in the entry's ``warnings``, so several warnings decided together all reach
+        the application. A detection already listed changes nothing.
 
         Args:
             run_id: The run.
@@ -184,9 +188,10 @@ class ControlState(ABC):
 
         def change(document: ControlDocument) -> ControlDocument | None:
             listed = document.runs.get(run_id)
-            if listed == control or (listed is not None and listed.action == "stop"):
+            entry = RunControl.first(control) if listed is None else listed.listing(control)
+            if entry is None or entry == listed:
                 return None
-            return replace(document, runs={**document.runs, run_id: control})
+            return replace(document, runs={**document.runs, run_id: entry})
 
         return await self.update(change)
 

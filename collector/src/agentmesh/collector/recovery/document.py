@@ -12,6 +12,21 @@ The public JSON is exactly the contract's::
      "breakers": {"gpt-4o": {"state": "open", "until": 1.7e9, "reason": "…",
                              "detection_id": "det-…", "provider": "openai"}}}
 
+A run has one entry, the decision that matters most (a ``stop`` wins over warnings; else the
+latest warning), and that entry is what every application reads. A run the collector warned
+about also carries ``warnings``: every warn decision of the run, oldest first (at most
+:data:`MAX_WARNINGS`), each shaped like a run entry with action ``warn``, so several warnings
+decided together all reach applications that read the list::
+
+    "run-2": {"action": "warn", "detection_id": "det-b", "type": "cost_spike", …,
+              "warnings": [{"action": "warn", "detection_id": "det-a",
+                            "type": "latency_spike", …},
+                           {"action": "warn", "detection_id": "det-b",
+                            "type": "cost_spike", …}]}
+
+Applications that know nothing of ``warnings`` ignore it and read the entry as before. An entry
+without warnings has no ``warnings`` key.
+
 The stored JSON (in Redis) adds ``cooldown_seconds`` to each breaker: the cool-down that set its
 ``until``, doubled when the breaker re-opens.
 
@@ -27,10 +42,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, cast
 
-__all__ = ["Breaker", "BreakerState", "ControlDocument", "RunAction", "RunControl"]
+__all__ = ["MAX_WARNINGS", "Breaker", "BreakerState", "ControlDocument", "RunAction", "RunControl"]
 
 RunAction = Literal["stop", "warn"]
 """What an application does with a listed run: end it, or only report it."""
@@ -40,6 +55,9 @@ BreakerState = Literal["open", "half_open"]
 
 _RUN_ACTIONS: tuple[RunAction, ...] = ("stop", "warn")
 _BREAKER_STATES: tuple[BreakerState, ...] = ("open", "half_open")
+
+MAX_WARNINGS = 32
+"""Warnings listed per run at most (the oldest leave first)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +71,8 @@ class RunControl:
         explanation: The detection's explanation, for people.
         resume_checkpoint_id: The last good handoff checkpoint of the run, when known.
         at: When the collector decided, Unix seconds.
+        warnings: Every warn decision of the run, oldest first (each one without
+            ``warnings`` of its own); empty for a run never warned about.
     """
 
     action: RunAction
@@ -61,6 +81,72 @@ class RunControl:
     explanation: str
     resume_checkpoint_id: str | None
     at: float
+    warnings: tuple[RunControl, ...] = ()
+
+    def listing(self, control: RunControl) -> RunControl | None:
+        """Return this entry with another decision about the same run added.
+
+        A ``stop`` already listed stays as it is (the run ends at its next step); a new
+        ``stop`` replaces a warning and keeps its ``warnings``; a new warning joins
+        ``warnings`` and becomes the entry (what applications that do not read ``warnings``
+        see). A detection already listed changes nothing.
+
+        Args:
+            control: The new decision (its own ``warnings`` are ignored).
+
+        Returns:
+            The new entry, or ``None`` when nothing changes.
+
+        Example:
+            >>> a = RunControl("warn", "det-a", "latency_spike", "slow", None, 1.0)
+            >>> b = RunControl("warn", "det-b", "cost_spike", "costly", None, 2.0)
+            >>> both = RunControl.first(a).listing(b)
+            >>> both.detection_id, [w.detection_id for w in both.warnings]
+            ('det-b', ['det-a', 'det-b'])
+            >>> both.listing(a) is None
+            True
+        """
+        if self.action == "stop" or any(
+            w.detection_id == control.detection_id for w in (self, *self.warnings)
+        ):
+            return None
+        control = replace(control, warnings=())
+        # an entry an older collector wrote lists no warnings, not even its own
+        listed = self.warnings or ((replace(self, warnings=()),) if self.action == "warn" else ())
+        if control.action == "stop":
+            return replace(control, warnings=listed)
+        return replace(control, warnings=(*listed, control)[-MAX_WARNINGS:])
+
+    @classmethod
+    def first(cls, control: RunControl) -> RunControl:
+        """Return the entry of a run's first decision.
+
+        Args:
+            control: The decision.
+
+        Returns:
+            The entry: a warning lists itself in ``warnings``.
+        """
+        bare = replace(control, warnings=())
+        return replace(bare, warnings=(bare,)) if control.action == "warn" else bare
+
+    def to_dict(self) -> dict[str, object]:
+        """Return the entry as JSON-ready data (``warnings`` only when there are some).
+
+        Returns:
+            The data.
+        """
+        entry: dict[str, object] = {
+            "action": self.action,
+            "detection_id": self.detection_id,
+            "type": self.type,
+            "explanation": self.explanation,
+            "resume_checkpoint_id": self.resume_checkpoint_id,
+            "at": self.at,
+        }
+        if self.warnings:
+            entry["warnings"] = [warning.to_dict() for warning in self.warnings]
+        return entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,17 +211,7 @@ class ControlDocument:
             if not public:
                 entry["cooldown_seconds"] = breaker.cooldown_seconds
             breakers[model] = entry
-        runs = {
-            run_id: {
-                "action": run.action,
-                "detection_id": run.detection_id,
-                "type": run.type,
-                "explanation": run.explanation,
-                "resume_checkpoint_id": run.resume_checkpoint_id,
-                "at": run.at,
-            }
-            for run_id, run in self.runs.items()
-        }
+        runs = {run_id: run.to_dict() for run_id, run in self.runs.items()}
         return {"version": self.version, "runs": runs, "breakers": breakers}
 
     def to_json(self, *, public: bool = False) -> str:
@@ -210,6 +286,10 @@ def _number(entry: Mapping[str, object], key: str, where: str, default: float | 
 
 def _run(entry: Mapping[str, object], run_id: str) -> RunControl:
     where = f"runs[{run_id!r}]"
+    return replace(_decision(entry, where), warnings=_warnings(entry.get("warnings", []), where))
+
+
+def _decision(entry: Mapping[str, object], where: str) -> RunControl:
     action = entry.get("action")
     if action not in _RUN_ACTIONS:
         raise ValueError(f"{where}.action must be one of {', '.join(_RUN_ACTIONS)}")
@@ -221,6 +301,19 @@ def _run(entry: Mapping[str, object], run_id: str) -> RunControl:
         resume_checkpoint_id=_optional_text(entry, "resume_checkpoint_id", where),
         at=_number(entry, "at", where, None),
     )
+
+
+def _warnings(value: object, where: str) -> tuple[RunControl, ...]:
+    if not isinstance(value, list):
+        raise ValueError(f"{where}.warnings must be a list")
+    warnings: list[RunControl] = []
+    for index, item in enumerate(cast(list[object], value)):
+        at = f"{where}.warnings[{index}]"
+        warning = _decision(_object(item, at), at)
+        if warning.action != "warn":
+            raise ValueError(f"{at}.action must be warn")
+        warnings.append(warning)
+    return tuple(warnings)
 
 
 def _breaker(entry: Mapping[str, object], model: str) -> Breaker:

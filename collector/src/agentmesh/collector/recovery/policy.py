@@ -41,6 +41,7 @@ __all__ = [
     "PolicyAction",
     "RecoveryPolicy",
     "RecoverySettings",
+    "check_actions",
 ]
 
 PolicyAction = Literal["stop", "warn", "break", "none"]
@@ -179,24 +180,10 @@ class RecoveryPolicy:
             ConfigError: A value is malformed, a type or action is unknown, ``break`` is asked
                 for a type that names no model, or a duration is out of range.
         """
-        table = dict(DEFAULT_ACTIONS)
-        for detection_type, action in _overrides(actions).items():
-            if detection_type not in DETECTION_TYPES:
-                raise ConfigError(
-                    f"{ACTIONS_VARIABLE}: unknown detection type {detection_type!r}; "
-                    f"known types: {', '.join(DETECTION_TYPES)}"
-                )
-            if action not in _ACTIONS:
-                raise ConfigError(
-                    f"{ACTIONS_VARIABLE}: unknown action {action!r} for {detection_type}; "
-                    f"use one of {', '.join(_ACTIONS)}"
-                )
-            if action == "break" and detection_type not in MODEL_TYPES:
-                raise ConfigError(
-                    f"{ACTIONS_VARIABLE}: {detection_type} cannot 'break' (its detections name "
-                    f"no model); 'break' is for {', '.join(sorted(MODEL_TYPES))}"
-                )
-            table[detection_type] = action
+        try:
+            table: dict[str, PolicyAction] = {**DEFAULT_ACTIONS, **check_actions(actions)}
+        except ValueError as exc:
+            raise ConfigError(f"{ACTIONS_VARIABLE}: {exc}") from exc
         if not breaker_cooldown_seconds > 0:
             raise ConfigError(
                 "AGENTMESH_COLLECTOR_RECOVERY_BREAKER_COOLDOWN_SECONDS must be positive, "
@@ -241,6 +228,47 @@ class RecoveryPolicy:
         )
 
 
+def check_actions(actions: str | Mapping[str, str] | None) -> dict[str, PolicyAction]:
+    """Read and check the overrides of the actions table, as :meth:`RecoveryPolicy.parse` does.
+
+    Settings call it when they are loaded, so a wrong value is reported with the flag or the
+    variable that gave it.
+
+    Args:
+        actions: A JSON object, ``type=action`` pairs separated by commas, a mapping, or
+            empty / ``None``.
+
+    Returns:
+        The overrides: action by detection type.
+
+    Raises:
+        ValueError: The value is malformed, a type or action is unknown, or ``break`` is asked
+            for a type that names no model (the message names neither flag nor variable).
+
+    Example:
+        >>> check_actions("stuck=stop, latency_spike=NONE")
+        {'stuck': 'stop', 'latency_spike': 'none'}
+    """
+    table: dict[str, PolicyAction] = {}
+    for detection_type, action in _overrides(actions).items():
+        if detection_type not in DETECTION_TYPES:
+            raise ValueError(
+                f"unknown detection type {detection_type!r}; "
+                f"known types: {', '.join(DETECTION_TYPES)}"
+            )
+        if action not in _ACTIONS:
+            raise ValueError(
+                f"unknown action {action!r} for {detection_type}; use one of {', '.join(_ACTIONS)}"
+            )
+        if action == "break" and detection_type not in MODEL_TYPES:
+            raise ValueError(
+                f"{detection_type} cannot 'break' (its detections name no model); "
+                f"'break' is for {', '.join(sorted(MODEL_TYPES))}"
+            )
+        table[detection_type] = action
+    return table
+
+
 def _overrides(actions: str | Mapping[str, str] | None) -> dict[str, str]:
     if actions is None:
         return {}
@@ -253,13 +281,11 @@ def _overrides(actions: str | Mapping[str, str] | None) -> dict[str, str]:
         try:
             data: object = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ConfigError(f"{ACTIONS_VARIABLE} is not valid JSON: {exc}") from exc
+            raise ValueError(f"not valid JSON: {exc}") from exc
         found: dict[str, str] = {}
         for key, value in cast(dict[str, object], data).items():  # "{…}" parses to an object
             if not isinstance(value, str):
-                raise ConfigError(
-                    f"{ACTIONS_VARIABLE}: the action of {key} must be a string, got {value!r}"
-                )
+                raise ValueError(f"the action of {key} must be a string, got {value!r}")
             found[key.strip()] = value.strip().lower()
         return found
     found = {}
@@ -268,8 +294,8 @@ def _overrides(actions: str | Mapping[str, str] | None) -> dict[str, str]:
             continue
         key, sep, value = part.partition("=")
         if not sep:
-            raise ConfigError(
-                f"{ACTIONS_VARIABLE}: {part.strip()!r} is not type=action (for example "
+            raise ValueError(
+                f"{part.strip()!r} is not type=action (for example "
                 "'stuck=stop,latency_spike=none', or a JSON object)"
             )
         found[key.strip()] = value.strip().lower()
