@@ -80,6 +80,8 @@ def _entry(run_id: str) -> RunControl | None:
     try:
         entry = current().runs.get(run_id)
         if entry is not None:
+            for warning in entry.warnings:  # every detection that warns the run, once each
+                _log_once(warning)
             _log_once(entry)
         return entry
     except Exception as exc:  # noqa: BLE001 - fail-open (inline: this runs on every call)

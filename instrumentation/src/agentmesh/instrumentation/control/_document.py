@@ -68,6 +68,8 @@ class RunControl:
         explanation: The detection's explanation, for people.
         resume_checkpoint_id: The last good checkpoint to resume from, when known.
         at: When the decision was made, in seconds since the epoch.
+        warnings: Every warning of the run, oldest first (the collector's ``warnings``: several
+            detections may warn one run; the entry itself is a stop, or the latest warning).
     """
 
     run_id: str
@@ -77,6 +79,7 @@ class RunControl:
     explanation: str = ""
     resume_checkpoint_id: str | None = None
     at: float = 0.0
+    warnings: tuple[RunControl, ...] = ()
 
     @classmethod
     def from_json(cls, run_id: str, raw: object) -> RunControl | None:
@@ -95,6 +98,11 @@ class RunControl:
         action = entry.get("action")
         if action not in _ACTIONS:
             return None
+        listed = entry.get("warnings")
+        warnings: tuple[RunControl, ...] = ()
+        if isinstance(listed, list):  # read leniently: a malformed item is skipped
+            items = (cls.from_json(run_id, item) for item in cast("list[object]", listed))
+            warnings = tuple(w for w in items if w is not None and w.action == "warn")
         return cls(
             run_id=run_id,
             action=cast("RunAction", action),
@@ -103,6 +111,7 @@ class RunControl:
             explanation=_str(entry, "explanation"),
             resume_checkpoint_id=_opt_str(entry, "resume_checkpoint_id"),
             at=_float(entry, "at"),
+            warnings=warnings,
         )
 
 
