@@ -4,8 +4,10 @@ A run is resumed from its *last good handoff*: the latest checkpointed handoff t
 later than the step where the run went wrong.
 
 - A run the collector stopped (a detection whose policy is ``stop``: loops, ping-pong,
-  runaway) resumes from the last checkpointed handoff *before* the steps the detection names,
-  as the recovery engine chose when it stopped the run (re-entering the loop would loop again).
+  runaway) resumes from the state before the loop, as the recovery engine chose when it stopped
+  the run: the handoff into the loop's first step when an agent outside the loop made it, else
+  the last checkpointed handoff before the steps the detection names (resuming inside the loop
+  would loop again).
 - A run that failed (an agent, node or tool step ended in error: a provider outage, a tool
   crash) resumes from the checkpoint its failing step started from: that handoff arrived whole,
   the work after it did not finish. The failing step is the failed step that ended last (a step
