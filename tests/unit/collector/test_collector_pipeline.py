@@ -174,7 +174,12 @@ async def test_stop_gives_up_after_the_drain_timeout() -> None:
             pipeline.offer([SpanFactory().workflow("w")])
             pipeline.offer([SpanFactory().workflow("w")])
             await store.entered.wait()
-    assert any(e["event"] == "pipeline drain timed out" for e in logs)
+    [event] = [e for e in logs if e["event"].startswith("pipeline drain timed out")]
+    assert event["event"] == (
+        "pipeline drain timed out: accepted spans were lost, the store did not take them in time"
+    )
+    assert (event["dropped_batches"], event["dropped_spans"]) == (2, 2)
+    assert (pipeline.stats.batches_dropped, pipeline.stats.spans_dropped) == (2, 2)
     assert await store.count_spans() == 0
 
 

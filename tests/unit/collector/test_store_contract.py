@@ -159,6 +159,45 @@ async def test_spans_of_many_traces_in_one_read(store: SpanStore) -> None:
     assert await store.spans_of([]) == {}
 
 
+async def test_traces_with_spans_start_markers_aside(store: SpanStore) -> None:
+    f, g, h = SpanFactory(), SpanFactory(), SpanFactory()
+    run = _run(f)
+    started = g.workflow("w")  # only its start marker is stored: no part of a graph yet
+    await store.write_spans([*run, g.marker(started)])
+    assert await store.traces_with_spans([h.trace_id, f.trace_id, g.trace_id, f.trace_id]) == {
+        f.trace_id
+    }
+    await store.write_spans([started])
+    assert await store.traces_with_spans([f.trace_id, g.trace_id]) == {f.trace_id, g.trace_id}
+    assert await store.traces_with_spans([]) == set()
+
+
+async def test_duckdb_traces_with_spans_remembers_what_the_file_held(tmp_path: Path) -> None:
+    path = tmp_path / "held.duckdb"
+    f, g = SpanFactory(), SpanFactory()
+    async with DuckDBStore(path) as store:  # a collector before its restart
+        await store.write_spans([*_run(f), g.marker(g.workflow("w"))])
+    async with DuckDBStore(path) as store:  # the restarted one: asked before anything else
+        assert await store.traces_with_spans([f.trace_id, g.trace_id]) == {f.trace_id}
+    async with DuckDBStore(path, dedupe_spans=0) as store:  # without a dedupe window too
+        assert await store.traces_with_spans([f.trace_id]) == {f.trace_id}
+
+
+@pytest.mark.postgres
+async def test_postgres_traces_with_spans_sees_another_collectors_spans(
+    postgres_address: tuple[str, int],
+) -> None:
+    dsn = postgres_dsn(postgres_address)
+    f = SpanFactory()
+    async with (
+        scratch_schema(dsn) as schema,
+        PostgresStore(dsn, schema=schema, min_size=1, max_size=2) as mine,
+        PostgresStore(dsn, schema=schema, min_size=1, max_size=2) as theirs,
+    ):
+        await theirs.write_spans(_run(f))
+        assert await mine.traces_with_spans([f.trace_id, SpanFactory().trace_id]) == {f.trace_id}
+
+
 async def test_graphs_of_many_runs_in_one_read(store: SpanStore) -> None:
     graphs = [graph_of(_run(SpanFactory(), "run-a")), graph_of(_run(SpanFactory(), "run-b", 3))]
     for graph in graphs:

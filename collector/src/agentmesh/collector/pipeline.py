@@ -16,8 +16,22 @@ worker carries on; a failed combined span write is retried batch by batch, so on
 does not cost the others. A store that cannot be reached is waited for instead
 (:class:`~agentmesh.collector.store.availability.StoreAvailability`): the write is tried again
 until it succeeds while the queue fills behind it and the receivers push back, so an outage
-loses nothing; detections found meanwhile are still delivered at once and stored once the
-store is back.
+loses nothing while the pipeline runs; detections found meanwhile are still delivered at once
+and stored once the store is back. Stopping gives the store ``drain_timeout_seconds``: what
+it has not taken by then (the batches queued, graphed, and the one being retried) is lost,
+and logged with its count of batches and spans.
+
+Runs met part-way. A run whose first spans were stored before this pipeline met it (by the
+collector before a restart, or by another collector sharing the store, when a load balancer's
+backends change) would otherwise be graphed from the spans this pipeline receives alone, and
+that fragment would replace the stored graph. So each store write first asks the store, in one
+call (:meth:`~agentmesh.collector.store.base.SpanStore.traces_with_spans`), about the traces
+graphed for the first time in the cycles it writes, before their spans are stored. The stored
+spans of those the store knows are read (100 runs a read) and merged into the live graphs by
+the next cycle (:meth:`~agentmesh.collector.graph.builder.GraphBuilder.merge_stored`); until
+then their partial graphs are neither stored nor published, and the rules run on the whole
+graph once merged. The runs then go on live, as if this pipeline had seen them from the start.
+Nothing is asked per span, and nothing at all while no new run arrives.
 
 Graph writes are coalesced under load: while more batches wait, the graph of a run still in
 progress is written at most once every ``graph_write_seconds``, a run that completes is written
@@ -43,6 +57,7 @@ from agentmesh.collector.batch import ArrowTable, SpanBatch, batch_of
 from agentmesh.collector.detection import Detection
 from agentmesh.collector.detectors.base import CycleView, Detector, Rule
 from agentmesh.collector.graph.builder import GraphBuilder
+from agentmesh.collector.graph.node import GraphNode, graph_node
 from agentmesh.collector.graph.run_graph import RunGraph
 from agentmesh.collector.hot_state.base import HotState, RunState
 from agentmesh.collector.late_graphs import DEFAULT_DELAY_SECONDS, LateGraphs
@@ -74,6 +89,8 @@ _RECHECK_SECONDS = 2.0
 """Quiet time after which a pipeline whose store was away checks on it without traffic."""
 _MAX_HELD_DETECTIONS = 10_000
 """Detections held for the store while it is unavailable, at most (later ones are logged)."""
+_MERGE_CHUNK = 100
+"""Runs met part-way whose stored spans are read in one store call."""
 
 
 @runtime_checkable
@@ -126,6 +143,11 @@ class PipelineStats:
             run left memory.
         late_graphs_dropped: Runs with late spans whose graph was not rebuilt (too many
             waiting, or the rebuild failed; logged).
+        runs_merged: Runs met part-way: spans of theirs were stored before this pipeline
+            graphed them (a restart, another collector), and were merged into their graphs.
+        batches_dropped: Accepted batches given up when the pipeline stopped: not stored
+            within the drain timeout (logged).
+        spans_dropped: The spans in those batches.
     """
 
     batches_received: int = 0
@@ -141,6 +163,9 @@ class PipelineStats:
     store_write_retries: int = 0
     late_graphs_rebuilt: int = 0
     late_graphs_dropped: int = 0
+    runs_merged: int = 0
+    batches_dropped: int = 0
+    spans_dropped: int = 0
 
 
 @dataclass(slots=True)
@@ -158,6 +183,8 @@ class _Cycle:
     detections: list[Detection]
     stored: list[RunGraph] = field(default_factory=lambda: list[RunGraph]())  # to the store
     late: set[str] = field(default_factory=lambda: set[str]())  # traces with late spans
+    new: set[str] = field(default_factory=lambda: set[str]())  # traces graphed for the first time
+    merges: int = 0  # merges of stored spans applied (each counted in ``_unfinished``)
 
     def merged(self, later: _Cycle) -> _Cycle:
         """This cycle and a later one, written as one (a trace's later graph wins)."""
@@ -167,7 +194,17 @@ class _Cycle:
             self.detections + later.detections,
             _latest(self.stored, later.stored),
             self.late | later.late,
+            self.new | later.new,
+            self.merges + later.merges,
         )
+
+
+@dataclass(slots=True)
+class _Merge:
+    """Stored spans of runs met part-way, for the worker to merge into their live graphs."""
+
+    traces: list[str]
+    nodes: list[GraphNode]
 
 
 def _latest(earlier: list[RunGraph], later: list[RunGraph]) -> list[RunGraph]:
@@ -243,6 +280,8 @@ class Pipeline:
         # Runtime-checked protocols are slow to test: decide once, not every cycle.
         self._columnar = store if isinstance(store, ColumnarSpanWriter) else None
         self._graph_writer = store if isinstance(store, GraphBatchWriter) else None
+        # A store of another make may lack it: such a pipeline graphs new runs as before.
+        self._knows_traces = callable(getattr(store, "traces_with_spans", None))
         self._builder = builder if builder is not None else GraphBuilder()
         self._rules = tuple(rules)
         self._detectors = tuple(detectors)
@@ -254,7 +293,11 @@ class Pipeline:
         self._queue: deque[_Batch] = deque()
         self._waiting_batches = 0  # queued + graphed, waiting for the store
         self._waiting_spans = 0
-        self._unfinished = 0  # accepted, not yet written
+        self._unfinished = 0  # accepted (or merges queued), not yet written
+        self._unstored_batches = 0  # accepted, their spans neither stored nor failed yet
+        self._unstored_spans = 0
+        self._batches_dropped = 0
+        self._spans_dropped = 0
         self._arrived = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -278,6 +321,9 @@ class Pipeline:
         self._availability = StoreAvailability()
         self._held_detections: deque[Detection] = deque()  # found while the store was away
         self._write_lock = asyncio.Lock()  # a cycle's writes and late graphs' take turns
+        self._merges: deque[_Merge] = deque()  # stored spans to merge, for the worker
+        self._merging: set[str] = set()  # runs met part-way: graphs held back until merged
+        self._runs_merged = 0
         self._late = LateGraphs(
             lambda trace_ids: store.spans_of(trace_ids),
             self._write_late,
@@ -311,6 +357,9 @@ class Pipeline:
             store_write_retries=self._availability.retries,
             late_graphs_rebuilt=self._late.rebuilt,
             late_graphs_dropped=self._late.dropped + self._late.failed,
+            runs_merged=self._runs_merged,
+            batches_dropped=self._batches_dropped,
+            spans_dropped=self._spans_dropped,
         )
 
     @property
@@ -403,6 +452,8 @@ class Pipeline:
         self._waiting_batches += 1
         self._waiting_spans += size
         self._unfinished += 1
+        self._unstored_batches += 1
+        self._unstored_spans += size
         self._idle.clear()
         self._arrived.set()
         self._batches_received += 1
@@ -449,23 +500,43 @@ class Pipeline:
             raise CollectorError("the pipeline is already running")
         self._worker = asyncio.create_task(self._work(), name="agentmesh-pipeline")
         await self._late.start()
+        if not self._knows_traces:
+            log.warning(
+                "the store cannot say which runs it holds (no traces_with_spans): a run whose "
+                "first spans were stored before a restart or by another collector will be "
+                "stored with the part this collector receives",
+                store=type(self._store).__name__,
+            )
         if self._detectors:
             self._ticker = asyncio.create_task(self._tick(), name="agentmesh-detector-ticks")
         self._accepting = True
 
     async def stop(self) -> None:
-        """Stop accepting, process what is queued (within the drain timeout), stop the worker."""
+        """Stop accepting, process what is queued (within the drain timeout), stop the worker.
+
+        What the store has not taken when the drain timeout runs out (the batches queued,
+        graphed, and the one being written or retried while the store is unreachable) is
+        given up: counted in :attr:`stats` (``batches_dropped``, ``spans_dropped``) and
+        logged, with the reason and how to avoid it.
+        """
         self._accepting = False
         worker = self._worker
         if worker is None:
             return
+        failure: str | None = None
         try:
             async with asyncio.timeout(self._drain_timeout):
                 await self.drain()
         except TimeoutError:
-            log.error("pipeline drain timed out", dropped_batches=self._waiting_batches)
+            failure = "pipeline drain timed out"
         except CollectorError as exc:
             log.error("pipeline drain failed", reason=str(exc))
+            failure = "pipeline drain failed"
+        if failure is not None:
+            # The worker (and the write it awaits, retrying an unreachable store) stops here,
+            # so what is counted as lost is exactly what was not stored.
+            await cancel_and_wait(worker)
+            self._give_up(failure)
         try:
             async with asyncio.timeout(self._drain_timeout):
                 await self._late.stop()  # the graphs of runs with late spans, rebuilt now
@@ -474,6 +545,34 @@ class Pipeline:
         ticker, self._ticker = self._ticker, None
         await cancel_and_wait(worker, ticker)
         self._worker = None
+
+    def _give_up(self, failure: str) -> None:
+        """Count and log what the pipeline accepted and could not store before it stopped."""
+        batches, spans = self._unstored_batches, self._unstored_spans
+        self._unstored_batches = self._unstored_spans = 0
+        self._batches_dropped += batches
+        self._spans_dropped += spans
+        down = self._availability.unavailable_seconds
+        advice = (
+            "give the store more time at shutdown: a longer drain timeout "
+            f"(AGENTMESH_COLLECTOR_DRAIN_TIMEOUT_SECONDS, {self._drain_timeout:g} s now), and "
+            "a shutdown grace period above it (Kubernetes: terminationGracePeriodSeconds)"
+        )
+        if spans == 0:
+            event = f"{failure}: every accepted span was stored"
+        elif down is not None:
+            event = f"{failure}: accepted spans were lost, the store was unreachable at shutdown"
+        else:
+            event = f"{failure}: accepted spans were lost, the store did not take them in time"
+        log.error(
+            event,
+            dropped_batches=batches,
+            dropped_spans=spans,
+            detections_not_stored=len(self._held_detections),
+            store_unreachable_seconds=None if down is None else round(down, 1),
+            drain_timeout_seconds=self._drain_timeout,
+            advice=advice,
+        )
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -497,7 +596,7 @@ class Pipeline:
                 if pending is not None and (writing is None or writing.done()):
                     writing = asyncio.create_task(self._write_cycle(pending))
                     pending = None
-                if not self._queue:
+                if not self._queue and not self._merges:
                     self._arrived.clear()
                     if pending is None or writing is None:
                         if self._availability.available and not self._held_detections:
@@ -516,12 +615,18 @@ class Pipeline:
                             arrived.cancel()
                     continue
                 taken = self._take()
+                merges = list(self._merges)
+                self._merges.clear()
                 try:
-                    cycle = await self._graph_cycle(taken)
+                    cycle = await self._graph_cycle(taken, merges)
                 except Exception:  # a bug in graphing: still store the spans
                     log.exception("graph cycle failed", batches=len(taken))
                     for batch in taken:
                         batch.failed = True
+                    late = self._builder.take_late_traces()
+                    for merge in merges:  # rebuilt from the store instead
+                        self._merging.difference_update(merge.traces)
+                        late.update(merge.traces)
                     cycle = _Cycle(
                         taken,
                         [],
@@ -529,7 +634,8 @@ class Pipeline:
                         self._to_store(
                             [], time.perf_counter_ns(), self._builder.take_left_traces()
                         ),
-                        self._builder.take_late_traces(),
+                        late,
+                        merges=len(merges),
                     )
                 # A slow write (a DuckDB checkpoint, a busy Postgres) does not hold up graphing:
                 # cycles graphed meanwhile are merged and written together when it is done.
@@ -548,8 +654,11 @@ class Pipeline:
             spans += len(batch.spans)
         return taken
 
-    async def _graph_cycle(self, batches: list[_Batch]) -> _Cycle:
+    async def _graph_cycle(self, batches: list[_Batch], merges: Sequence[_Merge] = ()) -> _Cycle:
         """Add the cycle's batches to the graphs, then run the rules once per changed graph.
+
+        The stored spans of runs met part-way (``merges``) are merged in first; a run among
+        them that left memory meanwhile is rebuilt from the store instead (as late).
 
         Rules see each changed graph once per cycle, after all of the cycle's spans are in
         (a cycle is what arrived while the previous one was processed, so under light load it
@@ -558,8 +667,14 @@ class Pipeline:
         across batches). The loop is yielded between batches, so the receivers keep answering
         while a large cycle is graphed.
         """
-        self._builder.expire()  # finished and idle traces leave memory
+        builder = self._builder
+        builder.expire()  # finished and idle traces leave memory
         changed: set[str] = set()
+        gone: set[str] = set()  # met part-way, left before their stored spans were merged
+        for merge in merges:
+            changed |= builder.merge_stored(merge.nodes)
+            self._merging.difference_update(merge.traces)
+            gone.update(trace_id for trace_id in merge.traces if trace_id not in builder)
         for batch in batches:
             try:
                 batch.traces = self._builder.add_nodes(batch.spans.nodes)
@@ -572,10 +687,13 @@ class Pipeline:
         graphs: list[RunGraph] = []
         detections: list[Detection] = []
         failed_rules: set[str] = set()
+        new: set[str] = set()
         for trace_id in sorted(changed):
-            graph = self._builder.get(trace_id)
+            graph = builder.get(trace_id)
             if graph is None:
                 continue
+            if graph.generation == 0:  # met for the first time: does the store know it?
+                new.add(trace_id)
             graphs.append(graph)
             for rule in self._rules:
                 try:
@@ -591,12 +709,12 @@ class Pipeline:
                 batch.failed = True
             if batch.traces:
                 self._latencies_ns.append(now - batch.offered_ns)
-        builder = self._builder
         stored = self._to_store(graphs, now, builder.take_left_traces())
         late = builder.take_late_traces()
         # a trace evicted in this very cycle left with spans its stored graph lacks
         late.update(trace_id for trace_id in changed if trace_id not in builder)
-        return _Cycle(batches, graphs, detections, stored, late)
+        late |= gone
+        return _Cycle(batches, graphs, detections, stored, late, new, len(merges))
 
     def _to_store(
         self, graphs: list[RunGraph], now_ns: int, left: Sequence[str] = ()
@@ -734,8 +852,15 @@ class Pipeline:
 
         try:
             await self._store_held_detections(announce_now)
+            if cycle.new and self._knows_traces:  # before their spans are stored: not ours
+                await self._meet_stored(cycle.new, announce_now)
             await self._write_spans(cycle.batches, announce_now)
-            failed_traces = await self._write_graphs(cycle.stored, cycle.graphs, announce_now)
+            stored, changed = cycle.stored, cycle.graphs
+            merging = self._merging
+            if merging:  # runs met part-way: their graphs wait for their stored spans
+                stored = [graph for graph in stored if graph.trace_id not in merging]
+                changed = [graph for graph in changed if graph.trace_id not in merging]
+            failed_traces = await self._write_graphs(stored, changed, announce_now)
             if announced:
                 await self._store_held_detections(announce_now)
             else:
@@ -750,9 +875,52 @@ class Pipeline:
             log.exception("span batches failed", batches=len(cycle.batches))
         finally:
             self._cycles += 1
-            self._unfinished -= len(cycle.batches)
+            self._unfinished -= len(cycle.batches) + cycle.merges
             if self._unfinished == 0:
                 self._idle.set()
+
+    async def _meet_stored(self, new: set[str], waiting: _Waiting) -> None:
+        """Find the runs graphed for the first time that the store holds spans of; merge those.
+
+        Called before the cycle's spans are stored, so what the store holds of these runs
+        came from elsewhere: the collector before a restart, or another collector sharing
+        the store. Their stored spans are read (``_MERGE_CHUNK`` runs a read) and handed to
+        the worker, which merges them into the live graphs in its next cycle; until then
+        the partial graphs of those runs are neither stored nor published. A store that
+        cannot be reached is waited for, like the writes; a failed read is logged and leaves
+        the runs as they are.
+        """
+        until_stored = partial(self._availability.until_stored, waiting=waiting)
+        try:
+            found = await until_stored(partial(self._store.traces_with_spans, list(new)))
+        except Exception:
+            log.exception("could not ask the store which new runs it holds", runs=len(new))
+            return
+        if not found:
+            return
+        ordered = sorted(found)
+        log.info(
+            "runs met part-way: merging the spans the store holds into their graphs",
+            runs=len(ordered),
+            trace_ids=ordered[:10],
+        )
+        for start in range(0, len(ordered), _MERGE_CHUNK):
+            chunk = ordered[start : start + _MERGE_CHUNK]
+            try:
+                spans = await until_stored(partial(self._store.spans_of, chunk))
+            except Exception:
+                log.exception(
+                    "stored spans not read: these runs' graphs lack them", runs=len(chunk)
+                )
+                continue
+            nodes = [graph_node(span) for trace in spans.values() for span in trace]
+            self._merging.update(chunk)
+            self._merges.append(_Merge(chunk, nodes))
+            self._runs_merged += len(spans)
+            self._unfinished += 1  # written by a later cycle: drain() waits for it
+            self._idle.clear()
+            self._arrived.set()
+            await asyncio.sleep(0)  # many runs take a while: receivers keep answering
 
     async def _write_spans(self, batches: list[_Batch], waiting: _Waiting) -> None:
         store = self._store
@@ -768,6 +936,7 @@ class Pipeline:
                 else:
                     records = [span for batch in batches for span in batch.spans.records()]
                     self._spans_stored += await until_stored(partial(store.write_spans, records))
+                self._settled(batches)
                 return
             except Exception:
                 log.warning("combined span write failed; writing batch by batch", exc_info=True)
@@ -784,6 +953,12 @@ class Pipeline:
             except Exception:
                 batch.failed = True
                 log.exception("spans not stored", spans=len(batch.spans))
+            self._settled((batch,))
+
+    def _settled(self, batches: Sequence[_Batch]) -> None:
+        """Note batches whose spans were stored (or failed, logged): not lost if stopped now."""
+        self._unstored_batches -= len(batches)
+        self._unstored_spans -= sum(len(batch.spans) for batch in batches)
 
     async def _write_graphs(
         self, stored: list[RunGraph], changed: list[RunGraph], waiting: _Waiting

@@ -117,6 +117,8 @@ class CollectorStats:
         late_spans: Spans that arrived after their run left memory (stored; the run's graph is
             then rebuilt from the store).
         late_graphs_rebuilt: Run graphs rebuilt from the store for late spans.
+        runs_merged: Runs met part-way: spans of theirs were already stored (before a restart,
+            or by another collector) and were merged into the graph here.
         late_graphs_dropped: Runs with late spans whose graph was not rebuilt (too many
             waiting, or the rebuild failed; logged).
         requests_refused: Requests refused: busy, malformed, too large or unauthenticated.
@@ -169,6 +171,7 @@ class CollectorStats:
     late_spans: int = 0
     late_graphs_rebuilt: int = 0
     late_graphs_dropped: int = 0
+    runs_merged: int = 0
     requests_refused: int = 0
     requests_unauthenticated: int = 0
     attributes_dropped: int = 0
@@ -325,6 +328,7 @@ class Collector:
             late_spans=builder.late_spans,
             late_graphs_rebuilt=pipeline.late_graphs_rebuilt,
             late_graphs_dropped=pipeline.late_graphs_dropped,
+            runs_merged=pipeline.runs_merged,
             requests_refused=receiver.requests_refused,
             requests_unauthenticated=receiver.requests_unauthenticated,
             attributes_dropped=receiver.attributes_dropped,

@@ -102,6 +102,12 @@ _COUNTERS: Final[tuple[tuple[str, str, str], ...]] = (
         "agentmesh_late_graphs_dropped",
         "Runs with late spans whose graph was not rebuilt (too many waiting, or it failed).",
     ),
+    (
+        "runs_merged",
+        "agentmesh_runs_merged",
+        "Runs met part-way: their spans stored before (a restart, another collector) were merged "
+        "into the graph here.",
+    ),
     ("attributes_dropped", "agentmesh_attributes_dropped", "Span attributes dropped by limits."),
     ("events_dropped", "agentmesh_span_events_dropped", "Span events dropped by limits."),
     ("values_truncated", "agentmesh_values_truncated", "Attribute values truncated by limits."),

@@ -542,6 +542,32 @@ class GraphBuilder:
         if len(since) > 2 * _LEFT_IDS:  # nobody takes them: keep the newest
             del since[:_LEFT_IDS]
 
+    def merge_stored(self, nodes: Iterable[GraphNode]) -> set[str]:
+        """Add to held traces the spans of theirs that were stored before this builder met them.
+
+        A run whose first spans went to the collector before a restart, or to another one
+        sharing the store, reaches this builder in part; with its stored spans merged in, its
+        graph is the whole run's. Spans already held change nothing, spans of traces not held
+        (they left memory since: late) are ignored, and a run whose root span is among the
+        stored ones is not counted as finished again (the collector it reached counted it).
+
+        Args:
+            nodes: The stored spans, as graph nodes.
+
+        Returns:
+            The held traces whose graph changed.
+        """
+        traces = self._traces
+        changed: set[str] = set()
+        for node in nodes:
+            trace = traces.get(node.trace_id)
+            if trace is not None and node.started is None and trace.add(node):
+                changed.add(node.trace_id)
+        for trace_id in changed:
+            trace = traces[trace_id]
+            trace.ended = trace.ended or trace.complete
+        return changed
+
     @property
     def max_traces(self) -> int:
         """How many traces are kept."""

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, Self
+from typing import Final, Literal, Protocol, Self
 
 from agentmesh.collector.detection import Detection
 from agentmesh.collector.graph.run_graph import AgentNode, HandoffEdge, RunGraph
 from agentmesh.collector.model import SpanRecord
 
 __all__ = [
+    "MARKER_NAME",
     "RUN_STATES",
     "CostGroup",
     "CostRow",
@@ -26,6 +27,10 @@ __all__ = [
     "StoredGraph",
     "run_state",
 ]
+
+MARKER_NAME: Final = "agentmesh.step.start"
+"""The name of a start marker: the zero-length span exported when a step starts (carrying
+``agentmesh.step.started``), which is no part of a run's graph."""
 
 RunStateName = Literal["live", "paused", "resumed", "failed", "interrupted", "complete"]
 """A run's state as run lists name it: ``paused`` (it stopped to wait for input and no stored
@@ -287,6 +292,28 @@ class SpanStore(Protocol):
 
         Returns:
             Each trace's spans by start time (then span id); a trace with no span is absent.
+        """
+        ...
+
+    async def traces_with_spans(self, trace_ids: Sequence[str]) -> set[str]:
+        """Say which of these traces have spans stored, start markers aside; cheaply.
+
+        The pipeline asks it once per store write about the runs it graphed for the first
+        time, before storing their spans: stored spans mean the run began elsewhere (the
+        collector before a restart, another collector sharing the store) and its graph must
+        be completed from the store. Start markers (:data:`MARKER_NAME`) do not count: they
+        are no part of a graph, and a run's markers often arrive before its first step ends.
+        Memory and PostgreSQL (one probe of the spans' key per trace) answer exactly. DuckDB,
+        whose file has one writing process, answers from memory: the traces of the file's
+        last rows when first asked (``PREVIOUS_SPANS`` rows, the newest ``PREVIOUS_TRACES``
+        traces; read once) and the last ``PREVIOUS_TRACES`` traces it began to store since; a
+        trace whose spans are all older than both is not reported.
+
+        Args:
+            trace_ids: The traces.
+
+        Returns:
+            Those with at least one stored span that is not a start marker.
         """
         ...
 

@@ -33,18 +33,20 @@ import contextlib
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar, cast
 
 import duckdb
+import pyarrow.compute  # pyright: ignore[reportMissingTypeStubs]
 
 from agentmesh.collector.detection import Detection
 from agentmesh.collector.graph.run_graph import RunGraph
 from agentmesh.collector.model import SpanKind, SpanRecord, StatusCode
 from agentmesh.collector.store.base import (
+    MARKER_NAME,
     CostGroup,
     CostRow,
     Pruned,
@@ -101,7 +103,14 @@ from agentmesh.core.disk_errors import disk_refused
 from agentmesh.core.errors import StoreError, StoreUnavailableError
 from agentmesh.core.log import get_logger
 
-__all__ = ["CHECKPOINT_THRESHOLD", "DEDUPE_SPANS", "MEMORY_LIMIT", "DuckDBStore"]
+__all__ = [
+    "CHECKPOINT_THRESHOLD",
+    "DEDUPE_SPANS",
+    "MEMORY_LIMIT",
+    "PREVIOUS_SPANS",
+    "PREVIOUS_TRACES",
+    "DuckDBStore",
+]
 
 log = get_logger(__name__)
 
@@ -121,6 +130,7 @@ how far the collector's memory rises between checkpoints (within ``memory_limit`
 """
 
 _T = TypeVar("_T")
+_pc: Any = pyarrow.compute  # pyarrow ships without complete type information
 _Con = duckdb.DuckDBPyConnection
 _Row = tuple[Any, ...]  # DuckDB rows are untyped tuples
 _MEMORY: Final = ":memory:"
@@ -146,6 +156,16 @@ _LATEST_KEYS: Final = """
     WHERE rowid >= (SELECT coalesce(max(rowid), 0) FROM spans) - ?
     ORDER BY rowid
 """
+_PREVIOUS_TRACES: Final = """
+    SELECT trace_id FROM spans
+    WHERE rowid >= (SELECT coalesce(max(rowid), 0) FROM spans) - ? AND name <> ?
+    GROUP BY trace_id ORDER BY max(rowid) DESC LIMIT ?
+"""
+PREVIOUS_SPANS: Final = 1_000_000
+"""Last rows of the file whose traces the store remembers when first asked which traces it
+holds (see :meth:`DuckDBStore.traces_with_spans`)."""
+PREVIOUS_TRACES: Final = 100_000
+"""Most traces remembered that way (the newest), and most of those stored since."""
 _MEMORY_BYTES: Final = "SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory()"
 _MEMORY_SAMPLE_SECONDS: Final = 1.0
 _COUNT_SPANS: Final = "SELECT count(*) FROM (SELECT DISTINCT trace_id, span_id FROM spans)"
@@ -214,6 +234,12 @@ class DuckDBStore:
         self._threads = threads or None
         self._checkpoint_threshold = checkpoint_threshold
         self._recent = _RecentSpans(dedupe_spans)  # used only in the worker thread
+        # Traces with spans other than start markers, for ``traces_with_spans`` (read from
+        # the event loop: single dict and set look-ups, atomic under the GIL). Those of the
+        # file's last rows when first asked (read once; not at open: CLI reads need not)...
+        self._previous: frozenset[str] | None = None
+        # ... and the last ones first stored since, changed only in the worker thread.
+        self._stored_since: OrderedDict[str, None] = OrderedDict()
         self._graphs = GraphVersions()  # used only in the worker thread
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentmesh-duckdb")
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentmesh-duckdb-read")
@@ -395,6 +421,31 @@ class DuckDBStore:
             return {}
         rows = await self._read(lambda con: _fetch(con, _SELECT_SPANS_OF, [wanted]))
         return spans_by_trace(rows, _span)
+
+    async def traces_with_spans(self, trace_ids: Sequence[str]) -> set[str]:
+        """Say which of these traces have spans stored, start markers aside; from memory.
+
+        The file has one writing process, so the traces another process stored are those
+        the file held when this store was first asked (the pipeline asks before it stores
+        anything): the traces of its last :data:`PREVIOUS_SPANS` rows (the newest
+        :data:`PREVIOUS_TRACES`), read once then. With the last :data:`PREVIOUS_TRACES` traces
+        it began to store since, they are the answer, found without reading the file again; a
+        trace whose spans are all older than both is not reported (finding it would mean
+        reading every trace id of the file at every call).
+
+        Args:
+            trace_ids: The traces.
+
+        Returns:
+            Those known to have at least one stored span that is not a start marker.
+        """
+        previous = self._previous
+        if previous is None:  # the first question: before the pipeline stores anything
+            previous = self._previous = await self._call(_previous_traces)
+        else:
+            self._check()
+        since = self._stored_since
+        return {t for t in trace_ids if t in previous or t in since}
 
     async def runs(
         self,
@@ -749,7 +800,28 @@ class DuckDBStore:
         finally:
             con.unregister(_BATCH)
         self._recent.add(new)  # only once stored: a failed write can be retried
+        self._note_traces(table, new.keys())
         return len(keep)
+
+    def _note_traces(self, table: Any, traces: Iterable[str]) -> None:
+        """Remember the traces of stored rows that are not start markers (worker thread).
+
+        Args:
+            table: The rows stored.
+            traces: The traces of the batch (known already); used as they are when the
+                rows hold no start marker, the common case, which costs one pass over the
+                names.
+        """
+        names = table.column("name")
+        if _pc.any(_pc.equal(names, MARKER_NAME)).as_py():
+            steps = table.column("trace_id").filter(_pc.not_equal(names, MARKER_NAME))
+            traces = cast(list[str], _pc.unique(steps).to_pylist())
+        since = self._stored_since
+        for trace_id in traces:  # a trace keeps the place it was first stored at
+            if trace_id not in since:
+                since[trace_id] = None
+        while len(since) > PREVIOUS_TRACES:
+            since.popitem(last=False)
 
     def _disconnect_reader(self) -> None:
         con, self._rcon = self._rcon, None
@@ -881,6 +953,13 @@ class _RecentSpans:
         while self._size > self._limit:
             _, evicted = traces.popitem(last=False)
             self._size -= len(evicted)
+
+
+def _previous_traces(con: _Con) -> frozenset[str]:
+    """The traces of the file's last rows, start markers aside (see ``traces_with_spans``)."""
+    params = [PREVIOUS_SPANS, MARKER_NAME, PREVIOUS_TRACES]
+    rows = con.sql(_PREVIOUS_TRACES, params=params).to_arrow_table()
+    return frozenset(cast(list[str], rows.column(0).to_pylist()))
 
 
 def _quiet_close(con: _Con | None) -> None:

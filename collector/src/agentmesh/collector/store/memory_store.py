@@ -11,6 +11,7 @@ from agentmesh.collector.detection import Detection
 from agentmesh.collector.graph.run_graph import RunGraph
 from agentmesh.collector.model import SpanRecord
 from agentmesh.collector.store.base import (
+    MARKER_NAME,
     CostGroup,
     CostRow,
     Pruned,
@@ -157,6 +158,23 @@ class MemoryStore:
             if trace:
                 found[trace_id] = sorted(trace.values(), key=lambda s: (s.start_ns, s.span_id))
         return found
+
+    async def traces_with_spans(self, trace_ids: Sequence[str]) -> set[str]:
+        """Say which of these traces have spans stored, start markers aside.
+
+        Args:
+            trace_ids: The traces.
+
+        Returns:
+            Those with at least one stored span that is not a start marker.
+        """
+        self._check()
+        spans = self._spans
+        return {
+            trace_id
+            for trace_id in trace_ids
+            if any(span.name != MARKER_NAME for span in spans.get(trace_id, {}).values())
+        }
 
     async def runs(
         self,

@@ -29,6 +29,7 @@ from agentmesh.collector.detection import Detection
 from agentmesh.collector.graph.run_graph import AgentNode, RunGraph
 from agentmesh.collector.model import SpanKind, SpanRecord, StatusCode
 from agentmesh.collector.store.base import (
+    MARKER_NAME,
     CostGroup,
     CostRow,
     Pruned,
@@ -129,6 +130,10 @@ _SELECT_SPANS_OF: Final = """
         status_message, service_name, scope_name, attributes, events, resource
     FROM spans WHERE trace_id = ANY($1::text[])
     ORDER BY trace_id COLLATE "C", start_ns, span_id COLLATE "C"
+"""
+_TRACES_WITH_SPANS: Final = """
+    SELECT t FROM unnest($1::text[]) AS t
+    WHERE EXISTS (SELECT 1 FROM spans WHERE spans.trace_id = t AND spans.name <> $2)
 """
 _UPSERT_RUN: Final = """
     INSERT INTO runs (trace_id, run_id, workflow_name, service_name, framework, start_ns,
@@ -467,6 +472,23 @@ class PostgresStore:
             return {}
         rows = await self._run(lambda con: con.fetch(_SELECT_SPANS_OF, wanted))
         return spans_by_trace(rows, _span)
+
+    async def traces_with_spans(self, trace_ids: Sequence[str]) -> set[str]:
+        """Say which of these traces have spans stored, start markers aside.
+
+        One probe of the spans' key per trace, in one statement.
+
+        Args:
+            trace_ids: The traces.
+
+        Returns:
+            Those with at least one stored span that is not a start marker.
+        """
+        wanted = list(dict.fromkeys(trace_ids))
+        if not wanted:
+            return set()
+        rows = await self._run(lambda con: con.fetch(_TRACES_WITH_SPANS, wanted, MARKER_NAME))
+        return {cast(str, row[0]) for row in rows}
 
     async def runs(
         self,
