@@ -354,7 +354,9 @@ def test_late_spans_update_only_the_tail_and_report_where_visits_changed() -> No
     assert second.generation == first.generation + 1
     assert second.visits_changed_from == 3  # visits 0-2 unchanged; the one holding b onward
     assert [v.agent for v in second.agent_sequence()] == ["a", "b", "a", "b", "c", "d"]
-    late = f.agent("z", parent=root, start_ns=agents[0].start_ns + 1)  # between the 1st and 2nd
+    # Between the 1st and the 2nd, once the 1st ended (a span overlapping it would run beside
+    # it, in a lane of its own).
+    late = f.agent("z", parent=root, start_ns=agents[0].end_ns)
     builder.add([late])
     third = _graph(builder, f.trace_id)
     assert third.visits_changed_from == 0

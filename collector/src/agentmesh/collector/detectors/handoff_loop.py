@@ -1,10 +1,15 @@
 """Agent loops: handoff cycles (``handoff_loop``) and two-agent ping-pong (``ping_pong``).
 
-Both rules read the run's agent sequence (the order agents started in, consecutive repeats
-collapsed: an agent retried in a row is one visit) and look for a cycle of distinct agents
-repeated back to back more than ``max_repeats`` times. :class:`PingPongRule` looks for cycles
-of two agents (``supervisor, researcher`` repeated four times is ping-pong when the bound is
-3); :class:`HandoffLoopRule` for cycles of three to ``max_cycle_length`` agents. The healthy
+Both rules read the run's agent sequence lane by lane (see
+:class:`~agentmesh.collector.graph.run_graph.AgentLanes`: a lane is sequential work, each step
+following one that ended before it started or the agent step that called it; agents working in
+parallel, as ``asyncio.gather`` workers or parallel LangGraph branches, are separate lanes, so
+their interleaved starts are never read as back and forth) in the order agents started in,
+consecutive repeats collapsed (an agent retried in a row is one visit), and look in each lane
+for a cycle of distinct agents repeated back to back more than ``max_repeats`` times.
+:class:`PingPongRule` looks for cycles of two agents (``supervisor, researcher`` repeated four
+times is ping-pong when the bound is 3); :class:`HandoffLoopRule` for cycles of three to
+``max_cycle_length`` agents. The healthy
 supervisor pattern ``S, A, S, B, S, C, S`` is neither, since no cycle of distinct agents
 repeats; a retry (``A, A``, or ``A, B, A`` once) is far below the bound.
 
@@ -24,10 +29,12 @@ what they reported by trace and by the cycle's canonical rotation (``researcher 
 and ``supervisor → researcher`` are the same cycle).
 
 The rules are incremental: when a rule saw the previous snapshot of a trace (the graph's
-``generation`` follows the one it remembers), it scans only from the first visit that changed
-(``visits_changed_from``) or became settled, back by one unreported run's length
-(``(max_repeats + 2)`` cycles of the longest length); a run reaching further back had repeated
-enough before and was reported then. Otherwise it scans the whole settled sequence.
+``generation`` follows the one it remembers), it scans only the lanes with a visit that changed
+(from ``visits_changed_from``) or became settled, each from its first such visit back by one
+unreported run's length (``(max_repeats + 2)`` cycles of the longest length, counted in that
+lane's visits, followed through ``AgentVisit.previous``); a run reaching further back had
+repeated enough before and was reported then. Otherwise it scans every lane of the settled
+sequence.
 """
 
 from __future__ import annotations
@@ -128,26 +135,27 @@ class _CycleRule:
             settled = self._settled(graph, visits, seen, unchanged)
         seen.generation = graph.generation
         seen.settled = settled
-        if incremental:
-            first_new = min(graph.visits_changed_from, previous)
-            if first_new >= settled:
-                return []  # nothing settled changed
-            window = (self.max_repeats + 2) * self._max_length
-            scan_from = max(0, first_new - window)
-        else:
-            scan_from = 0
+        first_new = min(graph.visits_changed_from, previous) if incremental else 0
+        if first_new >= settled:
+            return []  # nothing settled changed
         if settled <= self.max_repeats * self._min_length + self._min_length - 1:
             return []  # too few settled visits for any cycle to repeat over the bound
+        window = (self.max_repeats + 2) * self._max_length
+        runs: list[tuple[int, int, list[AgentVisit], int]] = []
+        for chain, older in _lanes(visits, first_new, settled, 2 * window):
+            lane = [visits[index] for index in chain]
+            scan_from = max(0, older - window) if incremental else 0
+            for start, length, repeats in self._loops(lane, len(lane), scan_from):
+                runs.append((length, chain[start], lane[start : start + length * repeats], repeats))
+        runs.sort(key=lambda run: (run[0], run[1]))  # by cycle length, then where it begins
         detections: list[Detection] = []
-        for start, length, repeats in self._loops(visits, settled, scan_from):
-            cycle = tuple(visit.agent for visit in visits[start : start + length])
+        for length, _, run, repeats in runs:
+            cycle = tuple(visit.agent for visit in run[:length])
             key = (graph.trace_id, _canonical(cycle))
             if key in self._reported:
                 continue
             self._remember(key)
-            detections.append(
-                self._detection(graph, visits[start : start + length * repeats], cycle, repeats)
-            )
+            detections.append(self._detection(graph, run, cycle, repeats))
         return detections
 
     def forget(self, trace_id: str) -> None:
@@ -344,6 +352,43 @@ class HandoffLoopRule(_CycleRule):
             HANDOFF_LOOP, 3, max_cycle_length, max_repeats, settle_seconds, max_remembered, clock
         )
         self.max_cycle_length = max_cycle_length
+
+
+def _lanes(
+    visits: Sequence[AgentVisit], first_new: int, settled: int, back: int
+) -> list[tuple[list[int], int]]:
+    """The lanes with a visit in ``visits[first_new:settled]``, each to its last settled visit.
+
+    Each lane is followed back (:attr:`AgentVisit.previous`) through its new visits and at
+    most ``back`` visits before them, so a lane that interleaves with others costs its own
+    length, not theirs.
+
+    Returns:
+        For each lane, its visits' indices in order and how many of them come before
+        ``first_new``.
+    """
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    for index in range(first_new, settled):
+        lane = visits[index].lane
+        if lane not in first:
+            first[lane] = index
+        last[lane] = index
+    lanes: list[tuple[list[int], int]] = []
+    for lane, index in last.items():
+        begin = first[lane]
+        chain: list[int] = []
+        older = 0
+        while index >= 0:
+            if index < begin:
+                if older == back:
+                    break
+                older += 1
+            chain.append(index)
+            index = visits[index].previous
+        chain.reverse()
+        lanes.append((chain, older))
+    return lanes
 
 
 def _canonical(cycle: tuple[str, ...]) -> tuple[str, ...]:

@@ -15,7 +15,7 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from agentmesh.collector.graph.failure import (
@@ -27,10 +27,9 @@ from agentmesh.collector.graph.failure import (
 )
 from agentmesh.collector.graph.node import GraphNode, graph_node
 from agentmesh.collector.graph.run_graph import (
-    INFERRED,
     AgentInvocation,
+    AgentLanes,
     AgentNode,
-    AgentVisit,
     HandoffEdge,
     RunGraph,
 )
@@ -64,13 +63,16 @@ class _Trace:
     """The incremental state of one trace's graph.
 
     Adding a span costs O(log n) plus the work the span causes (a chat span waits, keyed by
-    its missing ancestor, until its chain to an agent is known). A snapshot recomputes only
-    the handoffs and agent visits from the earliest invocation inserted since the previous
-    snapshot (the suffix), and only the agents that changed.
+    its missing ancestor, until its chain to an agent is known; so does an agent span for its
+    caller, the agent span enclosing it). A snapshot recomputes only the handoffs and the
+    lanes of agent visits (:class:`AgentLanes`) from the earliest invocation inserted, or
+    whose caller became known, since the previous snapshot (the suffix), and only the agents
+    that changed.
     """
 
     __slots__ = (
         "agents",
+        "callers_pending",
         "complete",
         "costs",
         "dirty",
@@ -82,10 +84,10 @@ class _Trace:
         "failed_tools",
         "generation",
         "graph",
-        "inferred",
         "input_tokens",
         "inv",
         "inv_keys",
+        "lanes",
         "llm_calls",
         "meta",
         "nodes",
@@ -97,8 +99,6 @@ class _Trace:
         "start_ns",
         "touched",
         "trace_id",
-        "visit_starts",
-        "visits",
     )
 
     def __init__(self, trace_id: str) -> None:
@@ -127,9 +127,8 @@ class _Trace:
         self.paused = False
         self.resumed = False
         self.explicit: list[HandoffEdge] = []
-        self.visits: list[AgentVisit] = []
-        self.visit_starts: list[int] = []  # index in `inv` of each visit's first invocation
-        self.inferred: list[HandoffEdge] = []
+        self.lanes = AgentLanes()  # agent visits and inferred handoffs
+        self.callers_pending: dict[str, list[str]] = {}  # missing span -> agent spans below
         self.dirty_from = 0
         self.dirty = True
 
@@ -179,10 +178,17 @@ class _Trace:
         if node.agent is not None:
             key = (node.start_ns, node.span_id)
             position = bisect.bisect_left(self.inv_keys, key)
-            self.inv_keys.insert(position, key)
-            self.inv.insert(
-                position, AgentInvocation(node.agent, node.span_id, node.start_ns, node.end_ns)
+            invocation = AgentInvocation(
+                node.agent,
+                node.span_id,
+                node.start_ns,
+                node.end_ns,
+                self._caller(node.span_id, node.parent_id),
+                None if node.handoff is None else node.handoff.source,
             )
+            self.inv_keys.insert(position, key)
+            self.inv.insert(position, invocation)
+            self.lanes.add(invocation)
             self.dirty_from = min(self.dirty_from, position)
             totals = self.agents.setdefault(node.agent, _AgentTotals())
             bisect.insort(totals.span_keys, key)
@@ -197,6 +203,39 @@ class _Trace:
         if waiting is not None:
             for chat in waiting:
                 self._attribute(chat, node.span_id)
+        below = self.callers_pending.pop(node.span_id, None)
+        if below is not None:
+            self._found_callers(node, below)
+
+    def _caller(self, span_id: str, parent_id: str | None) -> str | None:
+        """The nearest agent ancestor of an agent span, or wait for a missing span between."""
+        nodes = self.nodes
+        for _ in range(len(nodes)):  # bounds the walk even if ids form a cycle
+            if parent_id is None:
+                return None
+            parent = nodes.get(parent_id)
+            if parent is None:
+                self.callers_pending.setdefault(parent_id, []).append(span_id)
+                return None
+            if parent.agent is not None:
+                return parent_id
+            parent_id = parent.parent_id
+        return None
+
+    def _found_callers(self, node: GraphNode, below: list[str]) -> None:
+        """Walk on from a span that agent spans below it waited for; redo those that changed."""
+        for span_id in below:
+            caller = (
+                node.span_id if node.agent is not None else self._caller(span_id, node.parent_id)
+            )
+            if caller is None:  # still unknown, or none: as it was
+                continue
+            waiting = self.nodes[span_id]
+            position = bisect.bisect_left(self.inv_keys, (waiting.start_ns, span_id))
+            invocation = self.inv[position]
+            if invocation.caller != caller:
+                self.inv[position] = replace(invocation, caller=caller)
+                self.dirty_from = min(self.dirty_from, position)
 
     def _attribute(self, chat: GraphNode, parent_id: str | None) -> None:
         """Roll a chat span up to its nearest agent ancestor, or wait for a missing one."""
@@ -247,7 +286,7 @@ class _Trace:
             start_ns=self.start_ns or 0,
             end_ns=self.end_ns or 0,
             agents=agents,
-            handoffs=list(self.explicit) if self.explicit else list(self.inferred),
+            handoffs=list(self.explicit) if self.explicit else list(self.lanes.handoffs),
             invocations=tuple(self.inv),
             span_count=len(self.nodes),
             llm_calls=self.llm_calls,
@@ -261,7 +300,7 @@ class _Trace:
             resumed=self.resumed or "resumed_from" in meta,
             error=None if self.root is None else self._failure(self.root),
             interrupted=None if self.root is None else self.root.interrupted,
-            visits=tuple(self.visits),
+            visits=self.lanes.visits(),
             generation=self.generation,
             visits_changed_from=changed_from,
         )
@@ -285,7 +324,7 @@ class _Trace:
         nodes = self.nodes
         # Explicit handoffs, in the order of the receiving spans.
         if start >= len(inv):  # no new invocation: handoffs and visits are unchanged
-            return len(self.visits)
+            return len(self.lanes)
         keep = bisect.bisect_left(
             self.explicit, self.inv_keys[start], key=lambda e: (e.start_ns, e.span_id)
         )
@@ -307,43 +346,8 @@ class _Trace:
                         checkpoint_id=node.checkpoint_id,
                     )
                 )
-        # Visits: redo from the visit holding the invocation before `start`.
-        first = 0 if start == 0 else max(0, bisect.bisect_right(self.visit_starts, start - 1) - 1)
-        begin = self.visit_starts[first] if first < len(self.visit_starts) else 0
-        del self.visits[first:]
-        del self.visit_starts[first:]
-        del self.inferred[max(0, first - 1) :]
-        agent: str | None = None
-        span_ids: list[str] = []
-        visit_start = 0
-        for index in range(begin, len(inv)):
-            invocation = inv[index]
-            if invocation.agent == agent:
-                span_ids.append(invocation.span_id)
-                continue
-            if agent is not None:
-                self._close_visit(agent, span_ids, visit_start)
-            agent, span_ids, visit_start = invocation.agent, [invocation.span_id], index
-        if agent is not None:
-            self._close_visit(agent, span_ids, visit_start)
-        return first
-
-    def _close_visit(self, agent: str, span_ids: list[str], index: int) -> None:
-        visit = AgentVisit(agent, tuple(span_ids), self.inv[index].start_ns)
-        if self.visits:
-            previous = self.visits[-1]
-            self.inferred.append(
-                HandoffEdge(
-                    seq=len(self.inferred),
-                    source=previous.agent,
-                    target=agent,
-                    span_id=span_ids[0],
-                    start_ns=visit.start_ns,
-                    kind=INFERRED,
-                )
-            )
-        self.visits.append(visit)
-        self.visit_starts.append(index)
+        # Visits and inferred handoffs: the lanes from `start` on.
+        return self.lanes.sweep(inv, start)
 
 
 _LEFT_IDS = 100_000
