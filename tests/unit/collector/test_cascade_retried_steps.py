@@ -134,3 +134,20 @@ def test_a_retry_that_failed_again_does_not_clear_the_failure() -> None:
     ]
     (found,) = ErrorCascadeDetector(settle_seconds=0).observe(cycle_of(spans))
     assert found.details["agents"] == ["fetcher", "analyst"]
+
+
+def test_the_steps_a_collectors_stop_ended_are_no_cascade() -> None:
+    # a run the collector stopped: the step that was running, then the next one the app tried,
+    # each raises RunStoppedError at its model call
+    f = SpanFactory()
+    root = f.workflow("w", run_id="r-stopped")
+    t = root.start_ns
+    first = timed(f.agent("researcher", parent=root), t + SECOND, t + 2 * SECOND)
+    then = timed(f.agent("writer", parent=root), t + 3 * SECOND, t + 4 * SECOND)
+    stopped = [failed(first, "RunStoppedError"), failed(then, "RunStoppedError")]
+    broken = failed(timed(root, t, t + 5 * SECOND), "RunStoppedError")
+    assert ErrorCascadeDetector().observe(cycle_of([*stopped, broken])) == []
+    # the same failures, of another kind, are one
+    real = [failed(first, "APIConnectionError"), failed(then, "APIConnectionError")]
+    found = ErrorCascadeDetector().observe(cycle_of([*real, failed(broken, "APIConnectionError")]))
+    assert [d.type for d in found] == ["error_cascade"]

@@ -18,6 +18,9 @@ agent fails, is never the start of a cascade (nor a link of one), while a real c
 fails, then B, handed work after it, fails) is reported the moment B's failure is seen, even
 if A or B is retried later.
 
+**A run the collector stopped** is no cascade of its own: the ``RunStoppedError`` its agents
+raise at their next step is the recovery at work, not a failure spreading.
+
 So one failing agent whose error is handled (a retried LLM call, a tool error it recovers
 from, the same agent failing again on a retry) is not a cascade; neither is an error that
 propagates up the stack (the supervisor span containing the failed worker ends in error too,
@@ -56,12 +59,15 @@ from agentmesh.collector.detectors.base import CycleView
 from agentmesh.collector.graph.node import GraphNode
 from agentmesh.collector.graph.run_graph import RunGraph
 from agentmesh.core import semconv
-from agentmesh.core.errors import DetectionError
+from agentmesh.core.errors import DetectionError, RunStoppedError
 
 __all__ = ["ERROR_CASCADE", "ErrorCascadeDetector"]
 
 ERROR_CASCADE: Final = "error_cascade"
 """Detection type of :class:`ErrorCascadeDetector`."""
+
+_STOPPED: Final = RunStoppedError.__name__
+"""``error.type`` of the steps a collector's stop ended (``RunStoppedError``)."""
 
 _CHAT: Final = semconv.Operation.CHAT
 _MAX_CHAIN: Final = 64
@@ -209,7 +215,7 @@ class ErrorCascadeDetector:
                     run.run_id = node.run_id
                 if len(run.agent_spans) < cap:
                     run.agent_spans[span_id] = (agent, node.start_ns)
-                if node.error:
+                if node.error and node.error_type != _STOPPED:  # our own stop is no failure
                     if span_id not in run.error_ids:
                         run.error_ids.add(span_id)
                         if len(run.pending) < _MAX_ERRORS:
