@@ -14,6 +14,7 @@ from agentmesh.collector import (
     RunGraph,
     SpanRecord,
 )
+from agentmesh.collector.detectors.base import CycleView
 from agentmesh.collector.testing import SpanFactory
 from agentmesh.core import CollectorError, StoreError
 
@@ -381,3 +382,36 @@ async def test_a_slow_write_does_not_hold_up_graphing() -> None:
     stored = await store.graph(f.trace_id)
     assert stored is not None
     assert stored.run.span_count == graph.span_count
+
+
+class _Order:
+    """A detector that records the order it is given each cycle's spans in."""
+
+    name = "order"
+
+    def __init__(self) -> None:
+        self.seen: list[list[str]] = []
+
+    def observe(self, cycle: CycleView) -> list[Detection]:
+        self.seen.append(
+            ["marker" if n.started else str(n.agent or n.operation) for n in cycle.nodes]
+        )
+        return []
+
+    def tick(self, now_ns: int) -> list[Detection]:
+        return []
+
+
+async def test_detectors_see_a_cycles_start_markers_before_its_other_spans() -> None:
+    # OTLP groups a request by scope: a step's model call can come before the step's marker
+    f = SpanFactory()
+    root = f.workflow("w")
+    step = f.agent("classifier", parent=root)
+    call = f.chat(parent=step)
+    order = _Order()
+    async with Pipeline(MemoryStore(), detectors=[order]) as pipeline:
+        assert pipeline.offer([call, step, f.marker(step)])
+        await pipeline.drain()
+        assert pipeline.offer([f.marker(root), root])  # already first: kept as it is
+        await pipeline.drain()
+    assert order.seen == [["marker", "chat", "classifier"], ["marker", "invoke_workflow"]]

@@ -215,6 +215,24 @@ def _latest(earlier: list[RunGraph], later: list[RunGraph]) -> list[RunGraph]:
     return list(graphs.values())
 
 
+def _markers_first(nodes: Sequence[GraphNode]) -> Sequence[GraphNode]:
+    """The cycle's spans with the start markers first, each group in arrival order.
+
+    A step's marker tells the detectors which agent the calls made in it belong to; OTLP
+    groups a request's spans by instrumentation scope, so a request can carry a step's calls
+    before its marker (apps exporting through their own exporter, or an OpenTelemetry
+    Collector). Most cycles have no marker after another span: the list is then kept as it is.
+    """
+    seen_other = False
+    for node in nodes:
+        if node.started is None:
+            seen_other = True
+        elif seen_other:
+            markers = [n for n in nodes if n.started is not None]
+            return markers + [n for n in nodes if n.started is None]
+    return nodes
+
+
 class Pipeline:
     """Processes span batches in the background, in arrival order.
 
@@ -760,7 +778,7 @@ class Pipeline:
             if len(live) == 1
             else [node for batch in live for node in batch.spans.nodes]
         )
-        view = CycleView(nodes, {graph.trace_id: graph for graph in graphs}, time.time_ns())
+        view = CycleView(_markers_first(nodes), {g.trace_id: g for g in graphs}, time.time_ns())
         found: list[Detection] = []
         for detector in self._detectors:
             try:
