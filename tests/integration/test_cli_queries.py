@@ -106,6 +106,24 @@ def test_graph_by_run_id_prefix(db: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "a → b" in out
 
 
+async def test_graph_prints_a_fan_out_as_chains_from_the_agent_that_handed_off(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    f = SpanFactory()
+    root = f.workflow("fan", run_id="run-fan")
+    spans = [root, f.agent("planner", parent=root)]
+    spans += [f.agent(name, parent=root, handoff_from="planner") for name in ("a", "b")]
+    spans.append(f.agent("writer", parent=root, handoff_from="b"))
+    db = tmp_path / "fan.duckdb"
+    async with DuckDBStore(db) as store, Pipeline(store) as pipeline:
+        assert pipeline.offer(spans)
+        await pipeline.drain()
+    assert await asyncio.to_thread(main, ["graph", "--db", str(db), "run-fan"]) == 0
+    out = capsys.readouterr().out
+    assert "planner ─edge→ a; planner ─edge→ b ─edge→ writer" in out
+
+
 def test_graph_ambiguous_or_unknown_run(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["graph", "--db", str(db), "run-"]) == 2
     assert "2 runs match 'run-'" in capsys.readouterr().err

@@ -65,9 +65,16 @@ def format_time(ns: int) -> str:
 def _sequence(graph: StoredGraph) -> str:
     if not graph.handoffs:
         return ", ".join(agent.name for agent in graph.agents) or "(no agents)"
-    parts = [graph.handoffs[0].source]
-    parts.extend(f"─{edge.kind}→ {edge.target}" for edge in graph.handoffs)
-    return " ".join(parts)
+    # one chain while each handoff leaves the agent the last one reached; a handoff from
+    # elsewhere (a fan-out, a parallel lane) starts another chain
+    chains: list[list[str]] = []
+    last: str | None = None
+    for edge in graph.handoffs:
+        if edge.source != last:
+            chains.append([edge.source])
+        chains[-1].append(f"─{edge.kind}→ {edge.target}")
+        last = edge.target
+    return "; ".join(" ".join(chain) for chain in chains)
 
 
 def _edges(graph: StoredGraph) -> list[tuple[str, str, str, int]]:
