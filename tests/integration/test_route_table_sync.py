@@ -20,7 +20,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
-import openai
 import pytest
 from aiohttp import web
 from opentelemetry.sdk.trace import TracerProvider
@@ -514,6 +513,8 @@ async def test_an_app_keeps_routing_by_its_last_table_when_a_predictor_does_not_
     # QA's case: an app whose mode comes from the table (enforce for task class qa) routes gpt-4o
     # calls to gpt-4o-mini, which the learned table rates better. The collector then answers a
     # table whose predictor does not parse: the app still routes to gpt-4o-mini.
+    import openai  # the app's side (the collector's floor venv has no provider SDK)
+
     monkeypatch.delenv("AGENTMESH_ROUTING_MODE", raising=False)
     good = RouteTable(
         version=3,
