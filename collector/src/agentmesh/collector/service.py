@@ -81,14 +81,6 @@ log = get_logger(__name__)
 
 _PROBE_TRACE_ID: Final = "0" * 32
 """The trace the store check reads: an all-zero trace id is invalid in OTLP, never stored."""
-_IN_PROCESS_STORES: Final = frozenset(
-    {
-        ("agentmesh.collector.store.duckdb_store", "DuckDBStore"),
-        ("agentmesh.collector.store.memory_store", "MemoryStore"),
-    }
-)
-"""Stores in the collector's own process: nothing to lose the way to, so never checked (a
-DuckDB file refusing a write, say on a full disk, is found by the write itself)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -691,11 +683,12 @@ class Collector:
 
 
 def _in_process(store: SpanStore) -> bool:
-    """Whether the store keeps its data in the collector's process (DuckDB, memory).
+    """Whether the store keeps its data in the collector's process (its ``in_process``).
 
-    Told by class name, so that checking does not import a driver the store does not use.
+    DuckDB and memory stores say so; a store kept elsewhere (PostgreSQL, a store of the
+    application's own) is probed.
     """
-    return any((c.__module__, c.__qualname__) in _IN_PROCESS_STORES for c in type(store).__mro__)
+    return getattr(store, "in_process", False) is True
 
 
 def _refuse_busy_ports(settings: CollectorSettings) -> None:

@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Self, TypeVar, cast
+from typing import Any, ClassVar, Final, Self, TypeVar, cast
 
 import duckdb
 import pyarrow.compute  # pyright: ignore[reportMissingTypeStubs]
@@ -217,6 +217,10 @@ class DuckDBStore:
         >>> asyncio.run(count())
         0
     """
+
+    in_process: ClassVar[bool] = True
+    """The data lives in the collector's process: the collector never probes the store (a
+    refused write, say on a full disk, is found by the write itself)."""
 
     def __init__(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Self
+from typing import ClassVar, Self
 
 from agentmesh.collector.detection import Detection
 from agentmesh.collector.graph.run_graph import RunGraph
@@ -49,6 +49,10 @@ class MemoryStore:
         >>> asyncio.run(main())
         (1, 0)
     """
+
+    in_process: ClassVar[bool] = True
+    """The data lives in the collector's process: the collector never probes the store (a
+    refused write, say on a full disk, is found by the write itself)."""
 
     def __init__(self) -> None:
         self._spans: dict[str, dict[str, SpanRecord]] = {}
