@@ -141,3 +141,88 @@ def test_langgraphs_default_retry_on_leaves_a_stop_alone() -> None:
     assert callable(policy.retry_on)
     assert policy.retry_on(stop) is False  # pyright: ignore[reportCallIssue]
     assert policy.retry_on(ConnectionError("flaky")) is True  # transient errors still are
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        RetryPolicy(retry_on=Exception, initial_interval=0.01, jitter=False),
+        RetryPolicy(retry_on=(RuntimeError, OSError), initial_interval=0.01, jitter=False),
+        RetryPolicy(retry_on=lambda exc: True, initial_interval=0.01, jitter=False),
+    ],
+    ids=["class", "sequence", "callable"],
+)
+def test_a_stopped_node_is_not_retried_by_a_policy_that_retries_everything(
+    policy: RetryPolicy,
+    fake_provider: FakeProviderThread,
+    exporter: InMemorySpanExporter,
+    collector: ControlServerThread,
+    client: ControlClient,
+) -> None:
+    sdk = openai.OpenAI(base_url=fake_provider.openai_base_url, api_key="k", max_retries=0)
+    bodies: list[int] = []
+
+    def researcher(state: State) -> State:
+        bodies.append(state["turns"])
+        if len(bodies) == 1:
+            _stop_current_run(collector, client)
+        sdk.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "go"}])
+        return {"turns": state["turns"] + 1}
+
+    graph = StateGraph(State)
+    graph.add_node("researcher", researcher, retry_policy=policy)  # pyright: ignore[reportArgumentType, reportCallIssue]
+    graph.add_edge(START, "researcher")
+    graph.add_edge("researcher", END)
+    with pytest.raises(RunStoppedError) as raised:
+        graph.compile(name="stopped_custom").invoke({"turns": 0})
+    _assert_stopped_once(raised, bodies, fake_provider, exporter)
+
+
+async def test_a_stopped_async_node_is_not_retried_by_the_graphs_own_policy(
+    fake_provider: FakeProviderThread,
+    exporter: InMemorySpanExporter,
+    collector: ControlServerThread,
+    client: ControlClient,
+) -> None:
+    sdk = openai.AsyncOpenAI(base_url=fake_provider.openai_base_url, api_key="k", max_retries=0)
+    bodies: list[int] = []
+
+    async def researcher(state: State) -> State:
+        bodies.append(state["turns"])
+        if len(bodies) == 1:
+            await asyncio.to_thread(_stop_current_run, collector, client)
+        await sdk.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "go"}])
+        return {"turns": state["turns"] + 1}
+
+    graph = StateGraph(State)
+    graph.add_node("researcher", researcher)
+    graph.add_edge(START, "researcher")
+    graph.add_edge("researcher", END)
+    everything = RetryPolicy(retry_on=Exception, initial_interval=0.01, jitter=False)
+    app = graph.compile(name="stopped_graph_policy")
+    app.retry_policy = [everything]  # the graph's default for nodes without their own
+    with pytest.raises(RunStoppedError) as raised:
+        await app.ainvoke({"turns": 0})
+    _assert_stopped_once(raised, bodies, fake_provider, exporter)
+
+
+def test_other_failures_are_still_retried_by_the_nodes_policy(
+    fake_provider: FakeProviderThread, exporter: InMemorySpanExporter
+) -> None:
+    tries: list[int] = []
+
+    def flaky(state: State) -> State:
+        tries.append(state["turns"])
+        if len(tries) < 3:
+            raise ValueError("not yet")
+        return {"turns": state["turns"] + 1}
+
+    graph = StateGraph(State)
+    policy = RetryPolicy(retry_on=ValueError, initial_interval=0.01, jitter=False)
+    graph.add_node("researcher", flaky, retry_policy=policy)  # pyright: ignore[reportArgumentType, reportCallIssue]
+    graph.add_edge(START, "researcher")
+    graph.add_edge("researcher", END)
+    assert graph.compile(name="flaky").invoke({"turns": 0}) == {"turns": 1}
+    assert len(tries) == 3
+    (node,) = [s for s in exporter.get_finished_spans() if s.name == "invoke_agent researcher"]
+    assert node.status.status_code is not StatusCode.ERROR

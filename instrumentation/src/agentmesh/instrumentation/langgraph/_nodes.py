@@ -28,7 +28,7 @@ LangGraph modules are imported lazily (never while the runner module is still im
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Final, Protocol, cast
@@ -74,6 +74,7 @@ from agentmesh.instrumentation.langgraph._execution import (
     current_execution,
 )
 from agentmesh.instrumentation.langgraph._interrupts import BubbleUp, classify
+from agentmesh.instrumentation.langgraph._retries import stop_not_retried
 from agentmesh.instrumentation.langgraph._routes import (
     MISSING,
     Handed,
@@ -462,8 +463,10 @@ def run_with_retry_wrapper(tracer: Tracer, options: NodeOptions) -> Wrapper:
     Returns:
         A wrapt wrapper.
     """
-    return sync_scoped(
-        "langgraph.start_node", lambda args, kwargs: _begin(tracer, options, args, kwargs)
+    return _stops_not_retried(
+        sync_scoped(
+            "langgraph.start_node", lambda args, kwargs: _begin(tracer, options, args, kwargs)
+        )
     )
 
 
@@ -477,6 +480,27 @@ def arun_with_retry_wrapper(tracer: Tracer, options: NodeOptions) -> Wrapper:
     Returns:
         A wrapt wrapper returning a coroutine.
     """
-    return async_scoped(
-        "langgraph.start_node", lambda args, kwargs: _begin(tracer, options, args, kwargs)
+    return _stops_not_retried(
+        async_scoped(
+            "langgraph.start_node", lambda args, kwargs: _begin(tracer, options, args, kwargs)
+        )
     )
+
+
+def _stops_not_retried(scoped: Wrapper) -> Wrapper:
+    """Run the scoped runner with retry policies that never retry a stop (:mod:`._retries`)."""
+
+    def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        def runner(*call_args: Any, **call_kwargs: Any) -> Any:
+            guarded = _failopen.safe_call(
+                "langgraph.retry_policy", stop_not_retried, call_args, call_kwargs
+            )
+            if guarded is not None:
+                call_args, call_kwargs = guarded
+            return wrapped(*call_args, **call_kwargs)  # a coroutine for arun_with_retry
+
+        return scoped(runner, instance, args, kwargs)
+
+    return wrapper
