@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         PostgresSaver,
         RedisSaver,
     )
+    from agentmesh.checkpoint.langgraph.strict_serde import StrictJsonPlusSerializer
 
 __all__ = [
     "AgentMeshSaver",
@@ -38,6 +39,7 @@ __all__ = [
     "PostgresSaver",
     "RedisSaver",
     "SaverContext",
+    "StrictJsonPlusSerializer",
     "SyncCheckpointStore",
     "SyncTwin",
 ]
@@ -51,6 +53,7 @@ __getattr__, __dir__ = lazy_exports(
         "PostgresSaver": "agentmesh.checkpoint.langgraph.savers",
         "RedisSaver": "agentmesh.checkpoint.langgraph.savers",
         "SaverContext": "agentmesh.checkpoint.langgraph._context",
+        "StrictJsonPlusSerializer": "agentmesh.checkpoint.langgraph.strict_serde",
         "SyncCheckpointStore": "agentmesh.checkpoint.langgraph._sync",
         "SyncTwin": "agentmesh.checkpoint.langgraph._sync",
     },

@@ -50,6 +50,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
 from agentmesh.checkpoint.langgraph._compress import unpack
+from agentmesh.checkpoint.langgraph.strict_serde import StrictJsonPlusSerializer
 from agentmesh.checkpoint.store.base import Blob
 from agentmesh.core.errors import CheckpointSerdeError
 
@@ -147,6 +148,10 @@ class SplitList:
     chunk_type: str
 
 
+_JSONPLUS: Final = (JsonPlusSerializer, StrictJsonPlusSerializer)
+"""Serializers that write a list as the msgpack array of its elements' payloads."""
+
+
 def chunk_channel(chunk_id: str) -> str:
     """The pseudo channel a chunk is stored under."""
     return CHUNK_PREFIX + chunk_id
@@ -215,7 +220,7 @@ def _plain_msgpack(serde: SerializerProtocol, types: Sequence[str]) -> bool:
     elements' payloads: one load instead of one per element, and no second serialisation of
     a list too small to cut.
     """
-    return type(serde) is JsonPlusSerializer and all(type_ == "msgpack" for type_ in types)
+    return type(serde) in _JSONPLUS and all(type_ == "msgpack" for type_ in types)
 
 
 def _array(count: int, parts: Sequence[bytes]) -> Blob:

@@ -46,7 +46,6 @@ from langgraph.checkpoint.base import (
     CheckpointTuple,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
-from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
 if TYPE_CHECKING:  # langgraph-checkpoint 4.1 (delta channels); earlier releases lack it
     from langgraph.checkpoint.base import DeltaChannelHistory
@@ -80,6 +79,7 @@ from agentmesh.checkpoint.langgraph._fence import DEFAULT_CAPACITY, Fence
 from agentmesh.checkpoint.langgraph._refs import RecentRefs
 from agentmesh.checkpoint.langgraph._sync import SyncCheckpointStore, SyncTwin
 from agentmesh.checkpoint.langgraph._versions import next_version
+from agentmesh.checkpoint.langgraph.strict_serde import StrictJsonPlusSerializer
 from agentmesh.checkpoint.store.base import CheckpointStore, StoredCheckpoint
 from agentmesh.core.errors import CheckpointConflictError, CheckpointError, ConfigError
 from agentmesh.core.log import get_logger
@@ -147,8 +147,9 @@ class AgentMeshSaver(BaseCheckpointSaver[str]):
 
     Args:
         store: An open store (entered with ``async with``).
-        serde: The serializer; LangGraph's ``JsonPlusSerializer`` without pickle fallback by
-            default. Stored pickles are never loaded.
+        serde: The serializer; by default a :class:`StrictJsonPlusSerializer` (LangGraph's
+            format, no pickle fallback, and on load only allowed classes are rebuilt: a stored
+            payload never names a callable that runs). Stored pickles are never loaded.
         loop: The event loop the store was opened in; the running loop by default, or the
             loop of the first async call.
         sync_store: The backend's synchronous twin store (open, or a :class:`SyncTwin` that
@@ -186,7 +187,7 @@ class AgentMeshSaver(BaseCheckpointSaver[str]):
         fence_capacity: int = DEFAULT_CAPACITY,
         chunk_cache_bytes: int = DEFAULT_CHUNK_CACHE_BYTES,
     ) -> None:
-        super().__init__(serde=serde or JsonPlusSerializer(pickle_fallback=False))
+        super().__init__(serde=serde or StrictJsonPlusSerializer())
         twin = sync_store if isinstance(sync_store, SyncTwin) else SyncTwin(store=sync_store)
         self._shared = _Shared(
             store, loop or running_loop(), twin, Fence(fence_capacity), chunk_cache_bytes

@@ -93,7 +93,7 @@ class MemorySaver(AgentMeshSaver):
 
         Args:
             conn_string: ``"memory://"``.
-            serde: The serializer (LangGraph's JsonPlusSerializer, no pickle, by default).
+            serde: The serializer (StrictJsonPlusSerializer by default).
             compress_threshold: zstd-compress payloads above this many bytes (None: never).
             chunk_threshold: Store lists of at least this many bytes as content-addressed
                 chunks, so a growing history is stored about once (None: never).
@@ -158,7 +158,7 @@ class DuckDBSaver(AgentMeshSaver):
             path: The database file, or ``"duckdb:///abs/path.duckdb"``.
             durable: Wait for each put's commit.
             cache_bytes: Budget of the store's in-memory caches (default 64 MiB each).
-            serde: The serializer (LangGraph's JsonPlusSerializer, no pickle, by default).
+            serde: The serializer (StrictJsonPlusSerializer by default).
             compress_threshold: zstd-compress payloads above this many bytes (default None:
                 never; a local file gains less from smaller values than reads lose to
                 decompressing them).
@@ -216,7 +216,7 @@ class RedisSaver(AgentMeshSaver):
         Args:
             url: ``"redis://host:port/db"`` (or ``rediss://``).
             prefix: Key prefix of this store's keys.
-            serde: The serializer (LangGraph's JsonPlusSerializer, no pickle, by default).
+            serde: The serializer (StrictJsonPlusSerializer by default).
             compress_threshold: zstd-compress payloads above this many bytes (None: never).
             chunk_threshold: Store lists of at least this many bytes as content-addressed
                 chunks, so a growing history is stored about once (None: never).
@@ -276,7 +276,7 @@ class PostgresSaver(AgentMeshSaver):
             command_timeout_seconds: How long a call waits for PostgreSQL's answer before it
                 raises ``CheckpointError`` (``None``: for ever); a partitioned server would
                 otherwise hold the run until TCP gives up.
-            serde: The serializer (LangGraph's JsonPlusSerializer, no pickle, by default).
+            serde: The serializer (StrictJsonPlusSerializer by default).
             compress_threshold: zstd-compress payloads above this many bytes (None: never).
             chunk_threshold: Store lists of at least this many bytes as content-addressed
                 chunks, so a growing history is stored about once (None: never).
