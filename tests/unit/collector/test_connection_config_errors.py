@@ -128,3 +128,20 @@ async def test_check_redis_reports_a_url_redis_py_refuses() -> None:
     assert finding.check == "redis"
     assert finding.verdict == "fail"
     assert finding.detail.startswith(f"invalid configuration: {_REDIS}: Redis URL must specify")
+
+
+def test_detector_state_in_redis_without_redis_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AGENTMESH_REDIS_URL", raising=False)
+    monkeypatch.delenv("AGENTMESH_COLLECTOR_REDIS_URL", raising=False)
+    assert CollectorSettings.load(store="memory", detector_state="auto").redis_url is None
+    with pytest.raises(ConfigError) as caught:
+        CollectorSettings.load(store="memory", detector_state="redis")
+    assert str(caught.value) == (
+        "invalid configuration: AGENTMESH_COLLECTOR_DETECTOR_STATE=redis needs "
+        "AGENTMESH_COLLECTOR_REDIS_URL: detector state would otherwise not be saved at all "
+        "(use `auto`, `file` or `off` without Redis)"
+    )
+    with_redis = CollectorSettings.load(
+        store="memory", detector_state="redis", redis_url="redis://127.0.0.1:6379/0"
+    )
+    assert with_redis.detector_state == "redis"

@@ -228,7 +228,7 @@ class DetectionSettings(AgentMeshSettings):
         description=(
             "Where learned detector state (baselines, streaming models) is saved so it survives "
             "a restart: `auto` is Redis when `redis_url` is set, else a file next to the DuckDB "
-            "file; `off` starts cold every time."
+            "file; `redis` needs `redis_url`; `off` starts cold every time."
         ),
     )
     detector_state_path: Path | None = Field(

@@ -593,6 +593,16 @@ class CollectorSettings(DetectionSettings):
         return self
 
     @model_validator(mode="after")
+    def _redis_state_needs_redis(self) -> Self:
+        if self.detector_state == "redis" and self.redis_url is None:
+            raise ValueError(
+                f"{self.env_var('detector_state')}=redis needs {self.env_var('redis_url')}: "
+                "detector state would otherwise not be saved at all (use `auto`, `file` or "
+                "`off` without Redis)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _tls_files_go_together(self) -> Self:
         cert, key, ca = (
             self.env_var(n) for n in ("tls_cert_file", "tls_key_file", "tls_client_ca_file")
