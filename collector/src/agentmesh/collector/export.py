@@ -1,8 +1,14 @@
 """Export a store's runs to files (Parquet, CSV or JSON lines) through DuckDB.
 
 Reads through the :class:`~agentmesh.collector.store.base.SpanStore` interface, so it works on
-every backend (DuckDB, Postgres, memory), and writes one file per table: ``runs``, ``agents``,
-``handoffs``, ``spans`` and ``detections``.
+every backend (DuckDB, Postgres, memory), and writes one file per table: ``runs`` (the fields of
+the query API's run listing), ``agents``, ``handoffs``, ``spans`` and ``detections``.
+
+Every file loads in any reader. The JSON columns (attributes, events, resources, details) are
+strict JSON in every format: a NaN or infinite double is written as the query API writes it,
+the string ``"NaN"``, ``"Infinity"`` or ``"-Infinity"``. In CSV the list columns (``agents``,
+``span_ids``) are JSON arrays, as in the decisions export; Parquet and JSON lines keep them
+as lists.
 """
 
 from __future__ import annotations
@@ -18,7 +24,6 @@ from typing import Any, Final
 from agentmesh.collector.detection import Detection
 from agentmesh.collector.model import SpanRecord
 from agentmesh.collector.store.base import RunSummary, SpanStore, StoredGraph
-from agentmesh.collector.store.codec import attributes_to_json, events_to_json
 from agentmesh.collector.store.rows import detection_to_row, handoff_to_row
 from agentmesh.collector.store.run_pages import run_pages
 from agentmesh.core import StoreError
@@ -49,6 +54,7 @@ _TABLES: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("resumed_from", "VARCHAR"),
         ("conversation_id", "VARCHAR"),
         ("resumed", "BOOLEAN"),
+        ("resumptions", "INTEGER"),
         ("state", "VARCHAR"),
         ("error", "VARCHAR"),
         ("interrupted", "VARCHAR"),
@@ -120,6 +126,9 @@ _STAGING_MEMORY: Final = "256MB"
 
 
 def _run_rows(runs: Sequence[RunSummary], spans_of: Mapping[str, list[SpanRecord]]) -> _Rows:
+    # here, not at import: the API's module loads aiohttp, and the CLI reads EXPORT_FORMATS
+    from agentmesh.collector.api.params import strict_json
+
     rows: _Rows = {table: [] for table in ("runs", "spans")}
     for run in runs:
         rows["runs"].append(
@@ -143,6 +152,7 @@ def _run_rows(runs: Sequence[RunSummary], spans_of: Mapping[str, list[SpanRecord
                 run.resumed_from,
                 run.conversation_id,
                 run.resumed,
+                run.resumptions,
                 run.state,
                 run.error,
                 run.interrupted,
@@ -161,9 +171,14 @@ def _run_rows(runs: Sequence[RunSummary], spans_of: Mapping[str, list[SpanRecord
                 s.status_message,
                 s.service_name,
                 s.scope_name,
-                attributes_to_json(s.attributes),
-                events_to_json(s.events),
-                attributes_to_json(s.resource_attributes),
+                strict_json(dict(s.attributes)),
+                strict_json(
+                    [
+                        {"name": e.name, "time_ns": e.time_ns, "attributes": dict(e.attributes)}
+                        for e in s.events
+                    ]
+                ),
+                strict_json(dict(s.resource_attributes)),
             )
             for s in spans_of.get(run.trace_id, [])
         )
@@ -190,7 +205,32 @@ def _graph_rows(graph: StoredGraph) -> _Rows:
 
 
 def _detection_rows(detections: Sequence[Detection]) -> _Rows:
-    return {"detections": [detection_to_row(d) for d in detections]}
+    from agentmesh.collector.api.params import strict_json
+
+    # the row's last column, the details, as strict JSON like the spans' columns
+    return {
+        "detections": [
+            (*detection_to_row(d)[:-1], strict_json(dict(d.details))) for d in detections
+        ]
+    }
+
+
+def _selection(table: str, columns: Sequence[tuple[str, str]], fmt: str) -> str:
+    """The query copying ``table`` to a ``fmt`` file.
+
+    The JSON columns are staged as the strict encoder writes them (spaced, non-ASCII escaped):
+    ``json()`` makes them compact with their text as is (COPY to JSON lines does so itself).
+    CSV has no lists: they are written as JSON arrays (DuckDB's own form of a list, ``['a, b',
+    c]``, cannot be parsed back), as the decisions export writes them.
+    """
+    replaced = [
+        f"json({name}) AS {name}" if kind == "JSON" else f"to_json({name}) AS {name}"
+        for name, kind in columns
+        if (kind == "JSON" and fmt != "json") or (kind == "VARCHAR[]" and fmt == "csv")
+    ]
+    if not replaced:
+        return table
+    return f"(SELECT * REPLACE ({', '.join(replaced)}) FROM {table})"  # noqa: S608 - constant names
 
 
 class _Staging:
@@ -250,9 +290,10 @@ class _Staging:
         """Write each table to ``out_dir/<table>.<fmt>``, runs newest first as read."""
         out_dir.mkdir(parents=True, exist_ok=True)
         options = {"parquet": "FORMAT parquet", "csv": "FORMAT csv, HEADER", "json": "FORMAT json"}
-        for table in _TABLES:
+        for table, columns in _TABLES.items():
             target = str(out_dir / f"{table}.{fmt}").replace("'", "''")
-            self._con.execute(f"COPY {table} TO '{target}' ({options[fmt]})")
+            source = _selection(table, columns, fmt)
+            self._con.execute(f"COPY {source} TO '{target}' ({options[fmt]})")
         return dict(self.counts)
 
     def close(self) -> None:
