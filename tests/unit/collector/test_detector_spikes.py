@@ -137,16 +137,21 @@ def test_agents_have_their_own_norms() -> None:
     assert detector.normal("tokens", "researcher", "gpt-4o", "qa") == pytest.approx(1050, rel=0.2)
 
 
-def test_attribution_without_a_direct_parent_uses_the_latest_agent_of_the_trace() -> None:
-    detector = SpikeDetector()
+def test_a_call_below_a_tool_is_its_agents_once_the_tool_span_arrives() -> None:
+    detector = SpikeDetector(idle_seconds=600)
     run = Run("nested", agent="planner")
     tool_span = new_id()
     call = chat("nested", 5, 1.0, parent=tool_span, task_class=None)
     detector.observe(cycle([run.marker, call]))
+    assert detector.normal("latency", "planner", "gpt-4o", "qa") is None  # no guess
+    tool = step("nested", tool_span, semconv.Operation.EXECUTE_TOOL, "search", 4, 3)
+    detector.observe(cycle([tool._replace(parent_id=run.agent_span)]))
     assert detector.normal("latency", "planner", "gpt-4o", "qa") == pytest.approx(1.0)
-    # no marker, parent unknown: the call counts for an unattributed agent
+    # no marker, parent never arrives: the call counts for no agent once its run is idle
     orphan = chat("orphan", 5, 2.0, parent=new_id(), task_class="qa")
     detector.observe(cycle([orphan]))
+    assert detector.normal("latency", None, "gpt-4o", "qa") is None
+    detector.tick(orphan.end_ns + 601_000_000_000)
     assert detector.normal("latency", None, "gpt-4o", "qa") == pytest.approx(2.0)
     # an agent span that already arrived attributes its late calls too
     agent_span = step("late", "a1", semconv.Operation.INVOKE_AGENT, "critic", 0, 3)
@@ -255,6 +260,8 @@ def test_an_ended_agent_is_not_blamed_for_later_calls() -> None:
     ended = step("seq", run.agent_span, semconv.Operation.INVOKE_AGENT, "first", 0, 3)
     detector.observe(cycle([run.marker, ended]))
     # a later call whose parent is unknown (no marker for its agent) is not "first"'s
-    detector.observe(cycle([chat("seq", 5, 1.0, parent=new_id(), task_class="qa")]))
+    later = chat("seq", 5, 1.0, parent=new_id(), task_class="qa")
+    detector.observe(cycle([later]))
+    detector.tick(later.end_ns + 601_000_000_000)  # its parent never arrived: the run is idle
     assert detector.normal("latency", "first", "gpt-4o", "qa") is None
     assert detector.normal("latency", None, "gpt-4o", "qa") == pytest.approx(1.0)

@@ -19,25 +19,33 @@ package's default :class:`~agentmesh.collector.anomaly.AdaptiveSpikeModel` is no
 here: it alerts on record-breaking departures only and rests after an alert, which suits one
 long series (NAB) but would hide a run's spike behind an earlier, larger one of another run.
 
-**Which agent.** A call's agent is its nearest agent ancestor, but spans arrive when they end,
-so the agent span usually arrives after its calls. The detector therefore attributes a call
-from what is known when it arrives: (1) its parent is an agent or node step whose start
-marker (or span) was seen — the usual case, since markers are exported when a step starts;
-(2) else the latest agent step of the trace whose start marker was seen, that started before
-the call did and has not ended (calls made inside a tool; sequential agents); (3) else the
-agent is unknown (``None``) and the call is scored in the ``(None, model, task class)``
-stream — apps without start markers get per-model baselines. A key's attribution is thus
-stable for a given app, which is what a baseline needs. The task class is the call's own
-``agentmesh.run.task_class``, else its step's (from the start marker).
+**Which agent.** A call's agent is the one the run graph attributes it to: its nearest agent
+ancestor (an ``invoke_agent`` or ``invoke_node`` span), found as
+:class:`~agentmesh.collector.graph.builder.GraphBuilder` finds it, so spikes, the run graph and
+costs by agent name the same agent. Spans arrive when they end, so a call usually arrives before
+its agent's span. Its agent is known at once when the agent's start marker (exported when the
+step starts) or span already arrived, and every span between them; otherwise the call **waits**
+and is scored (and a spike reported) in the cycle where the missing span arrives: the agent's
+span or marker, or a span in between (a tool) that leads to it. A call is never scored under a
+guess, so an agent's baselines hold its own calls only. Calls the graph attributes to no agent
+are scored in the ``(None, model, task class)`` stream ("no agent in the run graph"): those
+whose chain reaches the root without an agent, and those whose chain is still broken (a span
+that never arrived) when their trace stops waiting: complete and quiet for ``linger_seconds``,
+quiet for ``idle_seconds``, or the least recently active one when more than ``max_traces``
+traces or ``max_waiting`` calls wait. The task class is the call's own
+``agentmesh.run.task_class``, else its agent step's (from the start marker, else its span); the
+run id is the graph's once a span of the run carries one, else the call's.
 
 **Episodes.** A spike is reported once per ``(type, trace, key)``: further spikes of the same
 key in the same run add nothing new. The id is ``detection_id(type, trace_id, key)``, so a
 replay yields the same id.
 
 Memory: at most ``max_keys`` keys (least recently used dropped), each with three rings of
-``ring_size`` values; ``max_steps`` step names and ``max_traces`` per-trace
-attributions; ``max_reported`` reported findings. Cost: spans other than ``chat`` spans,
-agent/node spans and start markers cost two comparisons.
+``ring_size`` values; ``max_steps`` agent steps and up to twice as many other spans' parents
+(to find calls' agents); ``max_waiting`` waiting calls of at most ``max_traces`` traces;
+``max_reported`` reported findings. Cost: a span other than a ``chat`` span, an agent/node span
+or a start marker costs a look-up and a store of its parent (model calls are taken to have no
+calls below them).
 """
 
 from __future__ import annotations
@@ -51,9 +59,16 @@ from typing import Final, Literal
 from agentmesh.collector.anomaly import StreamingAnomalyModel, model_from_snapshot
 from agentmesh.collector.detection import Detection, JsonValue, detection_id
 from agentmesh.collector.detectors._baseline_robust import ROBUST_LOG, RobustLogBaseline
+from agentmesh.collector.detectors._run_state import (
+    DEFAULT_IDLE_NS,
+    DEFAULT_LINGER_NS,
+    RecentMap,
+    run_id_of,
+)
 from agentmesh.collector.detectors._window_state import as_list, as_map, as_opt_str
 from agentmesh.collector.detectors.base import CycleView
 from agentmesh.collector.graph.node import GraphNode
+from agentmesh.collector.graph.run_graph import RunGraph
 from agentmesh.core import semconv
 from agentmesh.core.errors import DetectionError
 
@@ -81,10 +96,31 @@ _TYPES: Final[dict[Metric, str]] = {
     "cost": COST_SPIKE,
 }
 _CHAT: Final = semconv.Operation.CHAT
-_AGENT_OPS: Final = frozenset({semconv.Operation.INVOKE_AGENT, semconv.Operation.INVOKE_NODE})
+_MAX_CHAIN: Final = 64
+"""Ancestors walked at most from a call to its agent."""
 
 _Key = tuple[str | None, str | None, str | None]
 """``(agent, model, task class)``."""
+
+
+class _Waiting:
+    """The calls of one trace whose chain to their agent is not known yet."""
+
+    __slots__ = ("calls", "complete", "run_id", "touched_ns")
+
+    def __init__(self, now_ns: int) -> None:
+        self.calls: dict[str, list[GraphNode]] = {}
+        """Missing span id -> the calls whose chain to their agent stops there."""
+        self.touched_ns = now_ns
+        """When a span of the trace last arrived."""
+        self.complete = False
+        """Whether the trace's graph has its root span."""
+        self.run_id: str | None = None
+        """The run id of the trace's graph, once seen."""
+
+    def held(self) -> int:
+        """How many calls wait."""
+        return sum(len(calls) for calls in self.calls.values())
 
 
 class _Stream:
@@ -111,9 +147,14 @@ class SpikeDetector:
         model_factory: Makes a scoring model for a new stream, fed raw values; ``None`` (the
             default) scores with the robust baseline itself.
         max_keys: Keys remembered (least recently used dropped).
-        max_steps: Agent steps remembered for attributing calls.
-        max_traces: Traces whose latest agent is remembered.
+        max_steps: Agent steps remembered for attributing calls, and as many (up to twice as
+            many) other spans' parents.
+        max_traces: Traces whose calls may wait for their agent at once.
         max_reported: Findings remembered so each is reported once.
+        max_waiting: Calls that may wait for their agent at once.
+        linger_seconds: How long the calls of a complete run (its root span arrived) still
+            wait for a late span leading to their agent.
+        idle_seconds: How long the calls of a run whose spans stopped arriving wait.
         clock: Source of ``detected_at_ns``.
 
     Raises:
@@ -133,6 +174,9 @@ class SpikeDetector:
         max_steps: int = 65_536,
         max_traces: int = 10_000,
         max_reported: int = 100_000,
+        max_waiting: int = 65_536,
+        linger_seconds: float = DEFAULT_LINGER_NS / 1e9,
+        idle_seconds: float = DEFAULT_IDLE_NS / 1e9,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
         chosen = tuple(dict.fromkeys(metrics))
@@ -146,8 +190,14 @@ class SpikeDetector:
             raise DetectionError(
                 f"need 1 <= min_samples <= ring_size, got {min_samples}, {ring_size}"
             )
-        if min(max_keys, max_steps, max_traces, max_reported) < 1:
-            raise DetectionError("max_keys, max_steps, max_traces, max_reported must be >= 1")
+        if min(max_keys, max_steps, max_traces, max_reported, max_waiting) < 1:
+            raise DetectionError(
+                "max_keys, max_steps, max_traces, max_reported, max_waiting must be >= 1"
+            )
+        if not 0 <= linger_seconds <= idle_seconds:
+            raise DetectionError(
+                f"need 0 <= linger_seconds <= idle_seconds, got {linger_seconds}, {idle_seconds}"
+            )
         self.metrics: tuple[Metric, ...] = chosen
         self.score_threshold = score_threshold
         self.min_ratio = min_ratio
@@ -157,14 +207,21 @@ class SpikeDetector:
         self.max_steps = max_steps
         self.max_traces = max_traces
         self.max_reported = max_reported
+        self.max_waiting = max_waiting
+        self._linger_ns = int(linger_seconds * 1e9)
+        self._idle_ns = int(idle_seconds * 1e9)
         self._log_ratio = math.log(min_ratio)
         self._factory = model_factory
         self._clock = clock
         self._keys: OrderedDict[_Key, dict[Metric, _Stream]] = OrderedDict()
-        self._steps: OrderedDict[str, tuple[str, str | None]] = OrderedDict()
-        """Agent step span id → (agent, task class)."""
-        self._traces: OrderedDict[str, tuple[int, str, str | None, str | None]] = OrderedDict()
-        """Trace id → (start, step id, agent, task class) of its latest agent step still open."""
+        self._steps: OrderedDict[tuple[str, str], tuple[str, str | None]] = OrderedDict()
+        """(trace, agent step span id) -> (agent, task class), from markers and spans."""
+        self._parents: RecentMap[tuple[str, str], str] = RecentMap(max_steps)
+        """(trace, span id) -> parent id ("" for a root) of spans neither calls nor steps."""
+        self._traces: OrderedDict[str, _Waiting] = OrderedDict()
+        """Traces with calls waiting for their agent, least recently active first."""
+        self._held = 0
+        """Calls waiting, in all traces."""
         self._reported: OrderedDict[tuple[str, str, _Key], None] = OrderedDict()
 
     @property
@@ -173,7 +230,7 @@ class SpikeDetector:
         return "spikes"
 
     def observe(self, cycle: CycleView) -> list[Detection]:
-        """Score the cycle's model calls and report spikes.
+        """Score the cycle's model calls whose agent is known and report spikes.
 
         Args:
             cycle: The spans and changed graphs.
@@ -182,32 +239,52 @@ class SpikeDetector:
             One detection per new ``(type, trace, key)`` spike.
         """
         found: list[Detection] = []
-        learn = self._learn_step
+        now = cycle.now_ns
+        graphs = cycle.graphs
+        traces = self._traces
         for node in cycle.nodes:
-            operation = node.operation
-            if operation == _CHAT:
-                if not node.error:
-                    self._score(node, found)
-                continue
+            trace_id = node.trace_id
+            waiting = traces.get(trace_id)
+            if waiting is not None:
+                waiting.touched_ns = now
+                traces.move_to_end(trace_id)
             started = node.started
-            if started is not None:
+            if started is not None:  # a start marker: names its agent step before it ends
                 if node.agent is not None and node.tool_name is None:
-                    learn(node.trace_id, started, node, started=True)
-            elif operation in _AGENT_OPS and node.agent is not None:
-                learn(node.trace_id, node.span_id, node, started=False)
+                    self._learn_step(trace_id, started, node.agent, node.task_class)
+                    if waiting is not None:
+                        self._arrived(waiting, trace_id, started, graphs, now, found)
+                continue
+            span_id = node.span_id
+            if node.agent is not None:  # an agent (or node) step, as the graph builder reads it
+                self._learn_step(trace_id, span_id, node.agent, node.task_class)
+            elif node.operation == _CHAT:  # a call (its chain is walked from its parent)
+                if not node.error:
+                    self._place(node, node.parent_id, graphs, now, found)
+                continue
+            else:  # a span that may lie between a call and its agent
+                self._parents.set((trace_id, span_id), node.parent_id or "")
+            if waiting is not None:
+                self._arrived(waiting, trace_id, span_id, graphs, now, found)
+        for trace_id, graph in graphs.items():
+            waiting = traces.get(trace_id)
+            if waiting is not None:
+                waiting.complete = graph.complete
+                if graph.run_id != trace_id:
+                    waiting.run_id = graph.run_id
+        found += self._give_up(now)
         return found
 
     def tick(self, now_ns: int) -> list[Detection]:
-        """Nothing to report with time alone.
+        """Score the waiting calls of runs that stopped waiting (see the module docstring).
 
         Args:
             now_ns: Wall-clock time, Unix nanoseconds.
 
         Returns:
-            No detections.
+            Spikes among those calls.
         """
-        del now_ns
-        return []
+        return self._give_up(now_ns)
 
     def normal(
         self, metric: Metric, agent: str | None, model: str | None, task_class: str | None
@@ -298,40 +375,112 @@ class SpikeDetector:
             size=self.ring_size, warmup=self.min_samples, refresh=max(8, self.ring_size // 4)
         )
 
-    def _learn_step(self, trace_id: str, step_id: str, node: GraphNode, *, started: bool) -> None:
-        """Remember an agent step: at its start marker (``started``) or when its span ends."""
+    def _learn_step(self, trace_id: str, step_id: str, agent: str, task_class: str | None) -> None:
+        """Remember an agent step: from its start marker or its span."""
         steps = self._steps
-        if step_id not in steps:
-            steps[step_id] = (node.agent or "", node.task_class)
+        key = (trace_id, step_id)
+        if key not in steps:
+            steps[key] = (agent, task_class)
             if len(steps) > self.max_steps:
                 steps.popitem(last=False)
-        traces = self._traces
-        latest = traces.get(trace_id)
-        if not started:  # the step ended: it is no longer where the trace's calls come from
-            if latest is not None and latest[1] == step_id:
-                del traces[trace_id]
+
+    def _place(
+        self,
+        call: GraphNode,
+        parent_id: str | None,
+        graphs: Mapping[str, RunGraph],
+        now_ns: int,
+        found: list[Detection],
+    ) -> None:
+        """Score a call if its chain from ``parent_id`` up to an agent is known, else wait.
+
+        The walk is the graph builder's: the nearest ancestor that is an agent step; none when
+        the root is reached first.
+        """
+        trace_id = call.trace_id
+        steps = self._steps
+        parents = self._parents
+        agent: str | None = None
+        task_class = call.task_class
+        for _ in range(_MAX_CHAIN):  # bounds the walk even if ids form a cycle
+            if parent_id is None:
+                break  # the root: the call is outside any agent
+            key = (trace_id, parent_id)
+            step = steps.get(key)
+            if step is not None:
+                agent, task_class = step[0], task_class or step[1]
+                break
+            parent = parents.get(key)
+            if parent is None:  # not arrived yet: wait for it
+                waiting = self._traces.get(trace_id)
+                if waiting is None:
+                    waiting = self._traces[trace_id] = _Waiting(now_ns)
+                waiting.calls.setdefault(parent_id, []).append(call)
+                self._held += 1
+                return
+            parent_id = parent or None
+        run_id = run_id_of(graphs.get(trace_id), call.run_id, trace_id)
+        self._score(call, agent, task_class, run_id, found)
+
+    def _arrived(
+        self,
+        waiting: _Waiting,
+        trace_id: str,
+        span_id: str,
+        graphs: Mapping[str, RunGraph],
+        now_ns: int,
+        found: list[Detection],
+    ) -> None:
+        """Walk on from a span that calls waited for."""
+        calls = waiting.calls.pop(span_id, None)
+        if calls is None:
             return
-        if latest is None or latest[0] <= node.start_ns:
-            traces[trace_id] = (node.start_ns, step_id, node.agent, node.task_class)
-            traces.move_to_end(trace_id)
-            if len(traces) > self.max_traces:
-                traces.popitem(last=False)
+        self._held -= len(calls)
+        for call in calls:  # those that wait again wait in the same trace
+            self._place(call, span_id, graphs, now_ns, found)
+        if not waiting.calls:
+            del self._traces[trace_id]
 
-    def _attribute(self, node: GraphNode) -> tuple[str | None, str | None]:
-        """Return ``(agent, task class)`` of a call, from what is known now."""
-        task_class = node.task_class
-        parent = node.parent_id
-        step = None if parent is None else self._steps.get(parent)
-        if step is not None:
-            return step[0], task_class or step[1]
-        latest = self._traces.get(node.trace_id)
-        if latest is not None and latest[0] <= node.start_ns:
-            return latest[2], task_class or latest[3]
-        return None, task_class
+    def _give_up(self, now_ns: int) -> list[Detection]:
+        """Score as attributed to no agent the waiting calls of runs that stop waiting.
 
-    def _score(self, node: GraphNode, found: list[Detection]) -> None:
+        Those of the least recently active runs past ``max_traces`` or ``max_waiting``, of
+        complete runs quiet for the linger time and of runs quiet for the idle time.
+        """
+        traces = self._traces
+        if not traces:
+            return []
+        gone: list[tuple[str, _Waiting]] = []
+        while traces and (len(traces) > self.max_traces or self._held > self.max_waiting):
+            gone.append(traces.popitem(last=False))
+            self._held -= gone[-1][1].held()
+        due: list[str] = []
+        for trace_id, waiting in traces.items():  # least recently active first
+            quiet = now_ns - waiting.touched_ns
+            if quiet < self._linger_ns:
+                break
+            if waiting.complete or quiet >= self._idle_ns:
+                due.append(trace_id)
+        for trace_id in due:
+            gone.append((trace_id, traces.pop(trace_id)))
+            self._held -= gone[-1][1].held()
+        found: list[Detection] = []
+        for trace_id, waiting in gone:
+            for calls in waiting.calls.values():
+                for call in calls:
+                    run_id = run_id_of(None, waiting.run_id or call.run_id, trace_id)
+                    self._score(call, None, call.task_class, run_id, found)
+        return found
+
+    def _score(
+        self,
+        node: GraphNode,
+        agent: str | None,
+        task_class: str | None,
+        run_id: str,
+        found: list[Detection],
+    ) -> None:
         """Score a call's metrics against its key's baselines; append spikes to ``found``."""
-        agent, task_class = self._attribute(node)
         key: _Key = (agent, node.model, task_class)
         streams = self._keys.get(key)
         if streams is None:
@@ -363,12 +512,20 @@ class SpikeDetector:
             if stream.model is not None:
                 score = stream.model.update(value, node.end_ns / 1e9)
             if score >= threshold and baseline.seen > min_samples and logged - median >= log_ratio:
-                detection = self._report(metric, key, node, value, math.exp(median), score)
+                normal = math.exp(median)
+                detection = self._report(metric, key, node, run_id, value, normal, score)
                 if detection is not None:
                     found.append(detection)
 
     def _report(
-        self, metric: Metric, key: _Key, node: GraphNode, value: float, normal: float, score: float
+        self,
+        metric: Metric,
+        key: _Key,
+        node: GraphNode,
+        run_id: str,
+        value: float,
+        normal: float,
+        score: float,
     ) -> Detection | None:
         type_ = _TYPES[metric]
         seen = (type_, node.trace_id, key)
@@ -378,7 +535,7 @@ class SpikeDetector:
         if len(self._reported) > self.max_reported:
             self._reported.popitem(last=False)
         agent, model, task_class = key
-        who = f"agent {agent}" if agent is not None else "an unattributed agent"
+        who = f"by agent {agent}" if agent is not None else "(no agent in the run graph)"
         task = f", task class {task_class}" if task_class is not None else ""
         ratio = value / normal
         what = {
@@ -386,7 +543,6 @@ class SpikeDetector:
             "tokens": f"used {value:,.0f} tokens, {ratio:.1f}x its usual {normal:,.0f}",
             "cost": f"cost ${value:.4f}, {ratio:.1f}x its usual ${normal:.4f}",
         }[metric]
-        run_id = node.run_id or node.trace_id
         return Detection(
             id=detection_id(type_, node.trace_id, f"{agent}|{model}|{task_class}"),
             type=type_,
@@ -396,7 +552,7 @@ class SpikeDetector:
             agent=agent,
             span_ids=(node.span_id,),
             explanation=(
-                f"{metric} spike in run {run_id}: a call to {model or 'an unknown model'} by "
+                f"{metric} spike in run {run_id}: a call to {model or 'an unknown model'} "
                 f"{who}{task} {what}"
             ),
             detected_at_ns=self._clock(),
