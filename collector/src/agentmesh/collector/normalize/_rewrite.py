@@ -88,24 +88,31 @@ class Rewrite:
     def price(self, pricer: Pricer) -> None:
         """Add ``agentmesh.cost.usd`` to a chat or embeddings span that lacks it.
 
+        The call is priced at the model that answered (``gen_ai.response.model``), else, when
+        the catalog does not know that one, at the model it was sent to
+        (``gen_ai.request.model``); when it knows neither, the span stays unpriced.
+
         Args:
             pricer: Prices a call from the model catalog.
         """
         if semconv.AGENTMESH_COST_USD in self.attributes:
             return
         attrs: Mapping[str, AttributeValue] = self.attributes
-        model = as_str(attrs.get(semconv.GEN_AI_RESPONSE_MODEL)) or as_str(
-            attrs.get(semconv.GEN_AI_REQUEST_MODEL)
-        )
         input_tokens = as_int(attrs.get(semconv.GEN_AI_USAGE_INPUT_TOKENS))
         output_tokens = as_int(attrs.get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS))
-        if model is None or (input_tokens is None and output_tokens is None):
+        if input_tokens is None and output_tokens is None:
             return
         cached = as_int(attrs.get(semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)) or 0
         written = as_int(attrs.get(semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)) or 0
-        cost = pricer.cost_usd(model, input_tokens or 0, output_tokens or 0, cached, written)
-        if cost is not None:
-            self.add(semconv.AGENTMESH_COST_USD, cost)
+        answered = as_str(attrs.get(semconv.GEN_AI_RESPONSE_MODEL))
+        sent = as_str(attrs.get(semconv.GEN_AI_REQUEST_MODEL))
+        for model in (answered, sent if sent != answered else None):
+            if model is None:
+                continue
+            cost = pricer.cost_usd(model, input_tokens or 0, output_tokens or 0, cached, written)
+            if cost is not None:
+                self.add(semconv.AGENTMESH_COST_USD, cost)
+                return
 
     def finish(self) -> SpanRecord:
         """Return the rewritten span, marked with the convention it came from.
