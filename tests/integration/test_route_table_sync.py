@@ -201,9 +201,9 @@ async def test_first_fetch_then_304_with_the_etag(
         for wait in ("30.5", "100000"):  # refused as a negative wait is, not cut to 30 s
             async with session.get(f"{url}?after=1&wait={wait}") as response:
                 assert response.status == 400
-                assert await response.text() == (
-                    f"wait must be between 0 and 30 seconds, got {float(wait)}\n"
-                )
+                assert await response.json() == {
+                    "error": f"wait must be between 0 and 30 seconds, got {float(wait)}"
+                }
         async with session.get(f"{url}?wait=30") as response:
             assert response.status == 200  # the longest wait is allowed (no after: at once)
         async with session.post(url) as response:

@@ -6,9 +6,10 @@ long polls, ``If-None-Match`` with ``304 Not Modified``, and end their long poll
 server stops. Each decides from the request which version the client holds; this module does
 the rest:
 
-- :func:`long_poll_route` answers ``405`` to methods other than ``GET``/``HEAD`` and ``400`` to
-  malformed ``after``/``wait`` (:func:`poll_parameters_of`; a ``wait`` beyond the longest long
-  poll is refused too), else hands them to the endpoint's own answer;
+- :func:`long_poll_route` answers ``405`` to methods other than ``GET``/``HEAD`` and ``400``
+  with ``{"error": "..."}``, as the query API does, to malformed ``after``/``wait``
+  (:func:`poll_parameters_of`; a ``wait`` beyond the longest long poll is refused too) and to
+  any other parameter or one given twice, else hands them to the endpoint's own answer;
 - :func:`wait_for_change` waits for a newer document, ended early by the server stopping;
 - :class:`LastEncoded` encodes each document once; :func:`document_response` and
   :func:`not_modified` write the answers (with ``ETag`` and ``Cache-Control: no-cache``).
@@ -32,6 +33,7 @@ from typing import Final, Generic, TypeAlias, TypeVar
 
 from aiohttp import web
 
+from agentmesh.collector.api.params import error_response, query_problem
 from agentmesh.collector.receiver.http_server import STOPPING
 
 __all__ = [
@@ -47,6 +49,8 @@ __all__ = [
 
 MAX_WAIT_SECONDS: Final = 30.0
 """Longest long poll; a larger ``wait`` is refused (``400``)."""
+_POLL_PARAMETERS: Final = ("after", "wait")
+"""The query parameters of a long poll; any other is refused (``400``)."""
 
 _JSON: Final = "application/json"
 
@@ -66,7 +70,8 @@ def long_poll_route(path: str, max_wait: float, answer: Answer) -> web.RouteDef:
             ``wait`` 0 when absent).
 
     Returns:
-        The route (other methods answer ``405``, malformed parameters ``400``).
+        The route (other methods answer ``405``; malformed, unknown or repeated parameters
+        ``400`` with ``{"error": "..."}``).
     """
 
     async def handler(request: web.Request) -> web.Response:
@@ -76,10 +81,13 @@ def long_poll_route(path: str, max_wait: float, answer: Answer) -> web.RouteDef:
                 text=f"{request.method} is not supported on {path}; send GET\n",
                 headers={"Allow": "GET, HEAD"},
             )
+        problem = query_problem((name for name, _ in request.query.items()), _POLL_PARAMETERS, path)
+        if problem is not None:
+            return error_response(problem, 400)
         try:
             after, wait = poll_parameters_of(request.query, max_wait)
         except ValueError as exc:
-            return web.Response(status=400, text=f"{exc}\n")
+            return error_response(str(exc), 400)
         return await answer(request, after, wait)
 
     return web.route("*", path, handler)

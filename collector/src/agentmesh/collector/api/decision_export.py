@@ -12,8 +12,8 @@ while it runs, so a DuckDB collector need not be stopped to export its decision 
 The file is written in a temporary directory, then sent in chunks; its row count is in the
 ``X-AgentMesh-Export-Rows`` header (``{"decisions": n}``). One export is written at a time: a
 second request meanwhile is answered ``503`` with ``Retry-After``. Same credentials as OTLP
-requests when authentication is configured; a wrong parameter is answered ``400`` in plain
-words.
+requests when authentication is configured; a wrong parameter, or one not listed above, is
+answered ``400`` in plain words.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from aiohttp import web
 
 from agentmesh.collector.api.export import EXPORT_ROWS_HEADER
 from agentmesh.collector.api.files import OneExport
-from agentmesh.collector.api.params import error_response, format_param
+from agentmesh.collector.api.params import error_response, format_param, query_route
 from agentmesh.collector.durations import parse_when
 from agentmesh.collector.routing.decision_file import DECISION_FORMATS, write_decisions
 from agentmesh.collector.routing.outcomes import decision_outcomes
@@ -57,7 +57,7 @@ def _limit(request: web.Request) -> int | None:
     text = request.query.get("limit")
     if text is None:
         return None
-    if not text.isdigit() or int(text) < 1:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise ConfigError(f"limit must be a whole number from 1 up, not {text!r}")
     return int(text)
 
@@ -93,4 +93,4 @@ def decision_export_routes(store: SpanStore) -> list[web.RouteDef]:
 
         return await one.answer(request, produce)
 
-    return [web.route("GET", DECISION_EXPORT_PATH, export)]
+    return [query_route(DECISION_EXPORT_PATH, export, ("format", "since", "until", "limit"))]

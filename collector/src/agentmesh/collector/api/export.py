@@ -7,6 +7,9 @@ directory and sent in chunks; the rows per table are in the ``X-AgentMesh-Export
 (JSON). An export reads the whole store (a page of runs at a time, staged in a scratch file on
 disk), so one is written at a time: a second request meanwhile is answered ``503`` with
 ``Retry-After`` (sending a finished archive does not count).
+
+``format`` is its only parameter: the archive holds the whole store, so any other (a ``since``,
+say) is answered ``400`` rather than ignored.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Final
 from aiohttp import web
 
 from agentmesh.collector.api.files import OneExport
-from agentmesh.collector.api.params import error_response, format_param
+from agentmesh.collector.api.params import error_response, format_param, query_route
 from agentmesh.collector.export import EXPORT_FORMATS, export_store
 from agentmesh.collector.store.base import SpanStore
 from agentmesh.core import ConfigError
@@ -73,4 +76,4 @@ def export_routes(store: SpanStore) -> list[web.RouteDef]:
 
         return await one.answer(request, produce)
 
-    return [web.route("GET", EXPORT_PATH, export)]
+    return [query_route(EXPORT_PATH, export, ("format",))]

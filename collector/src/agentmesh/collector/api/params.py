@@ -1,10 +1,18 @@
-"""What every query API route reads and answers alike: ``since``, ``limit``, strict JSON, errors."""
+"""What every query API route reads and answers alike: its parameters, strict JSON, errors.
+
+Each route is declared with the query parameters it reads (:func:`query_route`): any other
+parameter, or one given twice, is answered ``400`` naming it, so a filter a client asked for is
+never silently dropped.
+"""
 
 from __future__ import annotations
 
 import json
 import math
-from typing import cast
+import re
+from collections import Counter
+from collections.abc import Awaitable, Callable, Collection, Iterable
+from typing import Final, cast
 
 from aiohttp import web
 
@@ -13,16 +21,85 @@ from agentmesh.collector.store.lookup import RunNotFoundError
 from agentmesh.core import ConfigError
 
 __all__ = [
+    "Handler",
+    "before_param",
     "error_response",
     "format_param",
     "json_response",
     "limit_param",
     "not_found_response",
+    "query_problem",
+    "query_route",
     "since_param",
     "strict_json",
 ]
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+"""A route's request handler."""
+
 _NON_FINITE: dict[float, str] = {math.inf: "Infinity", -math.inf: "-Infinity"}
+_MAX_NS: Final = 2**63 - 1
+"""The latest time the stores hold (a signed 64-bit count of nanoseconds)."""
+_WHOLE_NUMBER: Final = re.compile("[0-9]+")
+
+
+def query_problem(names: Iterable[str], accepted: Collection[str], path: str) -> str | None:
+    """Say what is wrong with the names of a request's query parameters, if anything.
+
+    A parameter the route does not read is refused rather than ignored, and so is one given
+    more than once (only one of its values would be read).
+
+    Args:
+        names: The parameters' names, in the request's order, repeats included.
+        accepted: The names the route reads.
+        path: The route, for the message.
+
+    Returns:
+        The problem in plain words, or ``None``.
+
+    Example:
+        >>> query_problem(["limit", "until"], ["limit", "since"], "/v1/runs")
+        "unknown parameter 'until' on /v1/runs; it takes limit, since"
+        >>> query_problem(["type", "type"], ["type"], "/v1/detections")
+        "parameter 'type' given more than once on /v1/detections; give it once"
+    """
+    given = Counter(names)
+    unknown = sorted(name for name in given if name not in accepted)
+    if unknown:
+        takes = ", ".join(sorted(accepted)) if accepted else "no parameters"
+        return (
+            f"unknown parameter{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(map(repr, unknown))} on {path}; it takes {takes}"
+        )
+    repeated = sorted(name for name, times in given.items() if times > 1)
+    if repeated:
+        return (
+            f"parameter{'s' if len(repeated) > 1 else ''} {', '.join(map(repr, repeated))} "
+            f"given more than once on {path}; give {'them' if len(repeated) > 1 else 'it'} once"
+        )
+    return None
+
+
+def query_route(path: str, handler: Handler, accepts: Iterable[str] = ()) -> web.RouteDef:
+    """Return the ``GET`` route of ``handler``, answering ``400`` to parameters it does not read.
+
+    Args:
+        path: The route's path.
+        handler: Answers the requests whose parameters are all in ``accepts``, once each.
+        accepts: The query parameters the handler reads.
+
+    Returns:
+        The route (``HEAD`` is served with it when mounted on the receiver).
+    """
+    accepted = frozenset(accepts)
+
+    async def checked(request: web.Request) -> web.StreamResponse:
+        problem = query_problem((name for name, _ in request.query.items()), accepted, path)
+        if problem is not None:
+            return error_response(problem, 400)
+        return await handler(request)
+
+    return web.route("GET", path, checked)
 
 
 def since_param(request: web.Request) -> int | None:
@@ -77,9 +154,48 @@ def limit_param(request: web.Request, default: int, most: int) -> int:
         ConfigError: The parameter is not such a number.
     """
     text = request.query.get("limit", str(default))
-    if not text.isdigit() or not 1 <= int(text) <= most:
+    if not _WHOLE_NUMBER.fullmatch(text) or not 1 <= int(text) <= most:
         raise ConfigError(f"limit must be a whole number from 1 to {most}, not {text!r}")
     return int(text)
+
+
+def before_param(request: web.Request, form: str, item: str) -> tuple[int, str] | None:
+    """Read ``before``, the cursor of a listing's next page, or a time.
+
+    A listing ends a page with ``next_before``, ``"<ns>:<id>"``: the time and id of the page's
+    oldest item, to pass as ``before`` for the items ordered before it. ``before`` may also be
+    a bare time in Unix nanoseconds: the items before that time.
+
+    Args:
+        request: The request.
+        form: How the listing's ``next_before`` reads (``<ns>:<trace id>``), for the error.
+        item: A regular expression the id must match whole.
+
+    Returns:
+        The time and the id (empty for a bare time), or ``None`` when the parameter is absent.
+
+    Raises:
+        ConfigError: Neither form, or a time past what the stores hold.
+
+    Example:
+        >>> from aiohttp.test_utils import make_mocked_request
+        >>> before_param(make_mocked_request("GET", "/?before=17:det-1"), "<ns>:<id>", "det-.+")
+        (17, 'det-1')
+    """
+    value = request.query.get("before")
+    if value is None:
+        return None
+    ns, colon, found = value.partition(":")
+    if (
+        not _WHOLE_NUMBER.fullmatch(ns)
+        or int(ns) > _MAX_NS
+        or (colon and not re.fullmatch(item, found))
+    ):
+        raise ConfigError(
+            f"before must be the next_before of an earlier answer ({form}) or a time in Unix "
+            f"nanoseconds, not {value!r}"
+        )
+    return int(ns), found
 
 
 def strict_json(data: object) -> str:

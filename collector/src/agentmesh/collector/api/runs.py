@@ -12,8 +12,8 @@ configured they need the same credentials as OTLP requests.
   waiting for input, paused and not continued by a stored run, ``state=failed`` the runs whose
   root span ended in error and that no stored run continues, ``state=interrupted`` those
   stopped before they finished without failing; ``conversation`` a conversation id: the runs of
-  one LangGraph thread or CrewAI flow state). Each run names its ``state`` and, when it failed,
-  ``error`` (when it was interrupted, ``interrupted``).
+  one LangGraph thread or CrewAI flow state; ``workflow`` a workflow name, exactly). Each run
+  names its ``state`` and, when it failed, ``error`` (when it was interrupted, ``interrupted``).
 - ``GET /v1/runs/{run}``: ``{"graph": {...}, "detections": [...], "resumed_by": [...]}``
   (``resumed_by``: the runs that continue this one, latest first, at most 20); ``{run}`` is a
   run id or trace id, or a unique prefix of one. ``404`` when no run matches or it has no graph yet,
@@ -27,7 +27,9 @@ configured they need the same credentials as OTLP requests.
   ``before`` for the next page; ``before`` may also be a time in Unix nanoseconds).
 - ``GET /v1/costs?group_by=agent&since=1h``: ``{"costs": [...]}`` by agent or by model.
 
-Errors are ``{"error": "..."}`` in plain words, with ``400`` for a wrong parameter.
+Errors are ``{"error": "..."}`` in plain words, with ``400`` for a wrong parameter: a value
+out of its form (``before`` included: a ``next_before`` as the listing writes it, or a time),
+and a parameter the route does not take or given twice.
 """
 
 from __future__ import annotations
@@ -38,10 +40,12 @@ from typing import Final
 from aiohttp import web
 
 from agentmesh.collector.api.params import (
+    before_param,
     error_response,
     json_response,
     limit_param,
     not_found_response,
+    query_route,
     since_param,
 )
 from agentmesh.collector.api.payloads import cost_to_json, graph_to_json, run_to_json, span_to_json
@@ -79,6 +83,10 @@ MAX_LIMIT: Final = 1000
 """Most runs one ``GET /v1/runs`` returns."""
 MAX_SPANS: Final = 50_000
 """Most spans one ``GET /v1/runs/{run}/spans`` returns."""
+_TRACE_ID: Final = "[0-9a-f]{32}"
+"""The id in a runs cursor: a trace id, as stored."""
+_DETECTION_ID: Final = "det-[0-9a-f]{24}"
+"""The id in a detections cursor (:func:`~agentmesh.collector.detection.detection_id`)."""
 
 
 def runs_routes(store: SpanStore, detection_types: Iterable[str] = ()) -> list[web.RouteDef]:
@@ -100,7 +108,7 @@ def runs_routes(store: SpanStore, detection_types: Iterable[str] = ()) -> list[w
         except ConfigError as exc:
             return error_response(str(exc), 400)
         try:
-            before = _cursor(request.query.get("before"), "<ns>:<trace id>")
+            before = before_param(request, "<ns>:<trace id>", _TRACE_ID)
             state = check_state(request.query.get("state"))
         except (ConfigError, StoreError) as exc:
             return error_response(str(exc), 400)
@@ -165,7 +173,7 @@ def runs_routes(store: SpanStore, detection_types: Iterable[str] = ()) -> list[w
         except ConfigError as exc:
             return error_response(str(exc), 400)
         try:
-            before = _cursor(request.query.get("before"), "<ns>:<detection id>")
+            before = before_param(request, "<ns>:<detection id>", _DETECTION_ID)
         except ConfigError as exc:
             return error_response(str(exc), 400)
         kind = request.query.get("type")
@@ -197,33 +205,11 @@ def runs_routes(store: SpanStore, detection_types: Iterable[str] = ()) -> list[w
         return json_response({"costs": [cost_to_json(r) for r in rows]})
 
     return [
-        web.route("GET", RUNS_PATH, runs),
-        web.route("GET", RUN_PATH, run),
-        web.route("GET", RUN_SPANS_PATH, spans),
-        web.route("GET", DETECTIONS_PATH, detections),
-        web.route("GET", COSTS_PATH, costs),
+        query_route(
+            RUNS_PATH, runs, ("limit", "since", "before", "state", "conversation", "workflow")
+        ),
+        query_route(RUN_PATH, run),
+        query_route(RUN_SPANS_PATH, spans, ("limit",)),
+        query_route(DETECTIONS_PATH, detections, ("limit", "since", "before", "type")),
+        query_route(COSTS_PATH, costs, ("group_by", "since")),
     ]
-
-
-def _cursor(value: str | None, form: str) -> tuple[int, str] | None:
-    """``before`` of a listing: ``"<ns>:<id>"`` (the end of a page) or ``"<ns>"`` (a time).
-
-    Args:
-        value: The parameter, if given.
-        form: How the listing's ``next_before`` reads, for the error.
-
-    Returns:
-        The time and the id (empty for a bare time), or ``None``.
-
-    Raises:
-        ConfigError: Neither form.
-    """
-    if value is None:
-        return None
-    ns, _, item = value.partition(":")
-    if not ns.isdigit():
-        raise ConfigError(
-            f"before must be the next_before of an earlier answer ({form}) or a time in Unix "
-            f"nanoseconds, not {value!r}"
-        )
-    return int(ns), item

@@ -9,7 +9,9 @@
   answered at once), else ``304`` after ``wait`` seconds (at most 30: a longer ``wait`` is
   refused). ``If-None-Match`` with ``wait`` works the same way. Without ``wait`` the answer is
   immediate.
-- Malformed parameters answer ``400``; methods other than ``GET``/``HEAD`` answer ``405``.
+- Malformed parameters, and any but ``after`` and ``wait`` or one given twice, answer ``400``
+  with ``{"error": "..."}`` in plain words, as the query API does; methods other than
+  ``GET``/``HEAD`` answer ``405``.
 
 The request handling shared with ``GET /v1/route-table`` is in
 :mod:`agentmesh.collector.http_longpoll`. Mount the routes on the OTLP/HTTP receiver
