@@ -265,3 +265,35 @@ def test_an_ended_agent_is_not_blamed_for_later_calls() -> None:
     detector.tick(later.end_ns + 601_000_000_000)  # its parent never arrived: the run is idle
     assert detector.normal("latency", "first", "gpt-4o", "qa") is None
     assert detector.normal("latency", None, "gpt-4o", "qa") == pytest.approx(1.0)
+
+
+def _fast_runs(detector: SpikeDetector, runs: int, seed: int = 3) -> None:
+    """Calls of a local model server: 3-5 ms, a few hundred tokens."""
+    rng = random.Random(seed)
+    for r in range(runs):
+        run = Run(f"fast-{seed}-{r}")
+        calls = [run.call(r * 10 + c, latency=rng.uniform(0.003, 0.005)) for c in range(5)]
+        assert detector.observe(cycle([run.marker, *calls])) == []
+
+
+def test_a_few_milliseconds_slower_is_no_latency_spike() -> None:
+    detector = SpikeDetector()
+    _fast_runs(detector, 20)
+    run = Run("reconnect")  # a fresh process pays for its TCP connection: 40 ms
+    assert detector.observe(cycle([run.marker, run.call(500, latency=0.04)])) == []
+    slow = Run("stalled")  # a real stall is still one
+    [found] = detector.observe(cycle([slow.marker, slow.call(600, latency=0.6)]))
+    assert found.type == LATENCY_SPIKE
+    assert "took 0.60 s" in found.explanation
+    assert found.explanation.endswith("x its usual 4 ms")
+
+
+def test_the_latency_floor_can_be_lowered() -> None:
+    detector = SpikeDetector(min_latency_excess_seconds=0.0)
+    _fast_runs(detector, 20)
+    run = Run("reconnect")
+    [found] = detector.observe(cycle([run.marker, run.call(500, latency=0.04)]))
+    assert found.type == LATENCY_SPIKE
+    assert "took 40 ms" in found.explanation
+    with pytest.raises(DetectionError, match="min_latency_excess_seconds"):
+        SpikeDetector(min_latency_excess_seconds=-1.0)

@@ -142,6 +142,15 @@ class DetectionSettings(AgentMeshSettings):
             "value (and anomalous for the streaming model)."
         ),
     )
+    detect_spike_min_latency_excess_seconds: float = Field(
+        default=0.25,
+        ge=0,
+        le=3600,
+        description=(
+            "A latency spike must also be at least this many seconds above the key's normal "
+            "latency: ten times a 4 ms call is no incident."
+        ),
+    )
     detect_spike_score_threshold: float = Field(
         default=0.3,
         ge=0.001,

@@ -86,6 +86,7 @@ def _spikes(settings: CollectorSettings, off: set[str]) -> Detector:
         [metric for kind, metric in _SPIKE_METRICS.items() if kind not in off],  # pyright: ignore[reportArgumentType]
         score_threshold=settings.detect_spike_score_threshold,
         min_ratio=settings.detect_spike_min_ratio,
+        min_latency_excess_seconds=settings.detect_spike_min_latency_excess_seconds,
     )
 
 

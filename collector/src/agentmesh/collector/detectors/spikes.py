@@ -9,9 +9,11 @@ variation is multiplicative). The median is the key's *normal*; a value's score 
 robust z above it (0.5 at z = 4). A call is a spike when both
 
 - its score is at least ``score_threshold`` (after ``min_samples`` values: the cold start), and
-- the value is at least ``min_ratio`` times the normal,
+- the value is at least ``min_ratio`` times the normal (and, for latency, at least
+  ``min_latency_excess_seconds`` above it),
 
-so latency jitter, twice the usual tokens or a value far *below* normal never fire. Values of
+so latency jitter, twice the usual tokens, a millisecond call taking a few milliseconds more
+(a fresh connection, a local model server) or a value far *below* normal never fire. Values of
 0 (not recorded) are skipped. Any other
 :class:`~agentmesh.collector.anomaly.StreamingAnomalyModel` can score instead (``model_factory``,
 fed the raw value); the robust baseline then still gives the normal for the ratio test. The
@@ -152,6 +154,8 @@ class SpikeDetector:
         max_traces: Traces whose calls may wait for their agent at once.
         max_reported: Findings remembered so each is reported once.
         max_waiting: Calls that may wait for their agent at once.
+        min_latency_excess_seconds: How much slower than its normal a call must also be to be
+            a latency spike (0.04 s against a normal of 0.004 s is ten times, and no spike).
         linger_seconds: How long the calls of a complete run (its root span arrived) still
             wait for a late span leading to their agent.
         idle_seconds: How long the calls of a run whose spans stopped arriving wait.
@@ -177,6 +181,7 @@ class SpikeDetector:
         max_waiting: int = 65_536,
         linger_seconds: float = DEFAULT_LINGER_NS / 1e9,
         idle_seconds: float = DEFAULT_IDLE_NS / 1e9,
+        min_latency_excess_seconds: float = 0.25,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
         chosen = tuple(dict.fromkeys(metrics))
@@ -194,6 +199,11 @@ class SpikeDetector:
             raise DetectionError(
                 "max_keys, max_steps, max_traces, max_reported, max_waiting must be >= 1"
             )
+        if not 0 <= min_latency_excess_seconds < math.inf:
+            raise DetectionError(
+                "min_latency_excess_seconds must be finite and >= 0, got "
+                f"{min_latency_excess_seconds}"
+            )
         if not 0 <= linger_seconds <= idle_seconds:
             raise DetectionError(
                 f"need 0 <= linger_seconds <= idle_seconds, got {linger_seconds}, {idle_seconds}"
@@ -208,6 +218,7 @@ class SpikeDetector:
         self.max_traces = max_traces
         self.max_reported = max_reported
         self.max_waiting = max_waiting
+        self.min_latency_excess_seconds = min_latency_excess_seconds
         self._linger_ns = int(linger_seconds * 1e9)
         self._idle_ns = int(idle_seconds * 1e9)
         self._log_ratio = math.log(min_ratio)
@@ -513,6 +524,8 @@ class SpikeDetector:
                 score = stream.model.update(value, node.end_ns / 1e9)
             if score >= threshold and baseline.seen > min_samples and logged - median >= log_ratio:
                 normal = math.exp(median)
+                if metric == "latency" and value - normal < self.min_latency_excess_seconds:
+                    continue  # many times a few milliseconds is still a few milliseconds
                 detection = self._report(metric, key, node, run_id, value, normal, score)
                 if detection is not None:
                     found.append(detection)
@@ -539,7 +552,7 @@ class SpikeDetector:
         task = f", task class {task_class}" if task_class is not None else ""
         ratio = value / normal
         what = {
-            "latency": f"took {value:.2f} s, {ratio:.1f}x its usual {normal:.2f} s",
+            "latency": f"took {_seconds(value)}, {ratio:.1f}x its usual {_seconds(normal)}",
             "tokens": f"used {value:,.0f} tokens, {ratio:.1f}x its usual {normal:,.0f}",
             "cost": f"cost ${value:.4f}, {ratio:.1f}x its usual ${normal:.4f}",
         }[metric]
@@ -570,6 +583,11 @@ class SpikeDetector:
                 "score_threshold": self.score_threshold,
             },
         )
+
+
+def _seconds(value: float) -> str:
+    """A duration for an explanation: milliseconds below a tenth of a second."""
+    return f"{value * 1000:.0f} ms" if value < 0.1 else f"{value:.2f} s"
 
 
 def _metric(name: str) -> Metric:
