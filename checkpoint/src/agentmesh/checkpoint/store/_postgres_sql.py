@@ -183,9 +183,10 @@ _GET_ONE: Final = _read(
     skip="$4",
 )
 _DELETE_THREADS: Final = """
-WITH c AS (DELETE FROM __SCHEMA__.checkpoints WHERE thread_id = ANY($1::text[])),
-     b AS (DELETE FROM __SCHEMA__.blobs WHERE thread_id = ANY($1::text[]))
-DELETE FROM __SCHEMA__.writes WHERE thread_id = ANY($1::text[])
+WITH c AS (DELETE FROM __SCHEMA__.checkpoints WHERE thread_id = ANY($1::text[]) RETURNING 1),
+     b AS (DELETE FROM __SCHEMA__.blobs WHERE thread_id = ANY($1::text[])),
+     w AS (DELETE FROM __SCHEMA__.writes WHERE thread_id = ANY($1::text[]))
+SELECT count(*) FROM c
 """
 _DELETE_FOR_RUNS: Final = """
 WITH d AS (
@@ -226,14 +227,17 @@ WITH keep AS (
     DELETE FROM __SCHEMA__.checkpoints x WHERE x.thread_id = ANY($1::text[])
     AND NOT EXISTS (SELECT 1 FROM keep k WHERE k.thread_id = x.thread_id AND k.ns = x.ns
         AND k.checkpoint_id = x.checkpoint_id)
+    RETURNING 1
 ), w AS (
     DELETE FROM __SCHEMA__.writes x WHERE x.thread_id = ANY($1::text[])
     AND NOT EXISTS (SELECT 1 FROM keep k WHERE k.thread_id = x.thread_id AND k.ns = x.ns
         AND k.checkpoint_id = x.checkpoint_id)
+), b AS (
+    DELETE FROM __SCHEMA__.blobs x WHERE x.thread_id = ANY($1::text[])
+    AND NOT EXISTS (SELECT 1 FROM kept_blobs k WHERE k.thread_id = x.thread_id AND k.ns = x.ns
+        AND k.channel = x.channel AND k.version = x.version)
 )
-DELETE FROM __SCHEMA__.blobs x WHERE x.thread_id = ANY($1::text[])
-AND NOT EXISTS (SELECT 1 FROM kept_blobs k WHERE k.thread_id = x.thread_id AND k.ns = x.ns
-    AND k.channel = x.channel AND k.version = x.version)
+SELECT count(*) FROM c
 """
 _EXPIRE: Final = """
 WITH old AS (
@@ -277,10 +281,12 @@ class Statements:
             values of the channels in ``$3``.
         get_one: Reads checkpoint ``$3`` of ``($1 thread, $2 namespace)``, without the values
             of the channels in ``$4``.
-        delete_threads: Deletes everything of the threads in ``$1``.
+        delete_threads: Deletes everything of the threads in ``$1``; returns how many
+            checkpoints it deleted.
         delete_for_runs: Deletes the checkpoints (and their writes) of the runs in ``$1``.
         copy_thread: Copies thread ``$1`` to thread ``$2`` (keeping what ``$2`` has).
-        prune: Keeps only the newest checkpoint per namespace of the threads in ``$1``.
+        prune: Keeps only the newest checkpoint per namespace of the threads in ``$1``;
+            returns how many checkpoints it deleted.
         expire: Deletes threads whose newest write is before ``$1`` (Unix seconds); returns
             their count.
         size: Sums ``pg_total_relation_size`` of the tables of schema ``$1``.

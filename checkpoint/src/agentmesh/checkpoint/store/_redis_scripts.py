@@ -291,7 +291,8 @@ local function drop_checkpoint(thread, base, ns, id)
 end
 local function drop_ns(thread, base, ns)
   local ik, xk = ns_key(base, 'i', ns), ns_key(base, 'x', ns)
-  for _, id in ipairs(redis.call('ZRANGE', ik, 0, -1)) do
+  local ids = redis.call('ZRANGE', ik, 0, -1)
+  for _, id in ipairs(ids) do
     drop_checkpoint(thread, base, ns, id)
   end
   for _, id in ipairs(redis.call('SMEMBERS', xk)) do
@@ -299,6 +300,7 @@ local function drop_ns(thread, base, ns)
   end
   redis.call('DEL', ik, xk, ns_key(base, 'b', ns))
   redis.call('SREM', base .. ':ns', ns)
+  return #ids
 end
 local function forget_if_empty(thread, base)
   if redis.call('SCARD', base .. ':ns') == 0 then
@@ -308,9 +310,13 @@ local function forget_if_empty(thread, base)
 end
 local function drop_thread(thread)
   local base = base_of(thread)
-  for _, ns in ipairs(redis.call('SMEMBERS', base .. ':ns')) do drop_ns(thread, base, ns) end
+  local n = 0
+  for _, ns in ipairs(redis.call('SMEMBERS', base .. ':ns')) do
+    n = n + drop_ns(thread, base, ns)
+  end
   redis.call('DEL', base .. ':ns')
   forget_if_empty(thread, base)
+  return n
 end
 local function each_chunk(cmd, key, items)
   for s = 1, #items, 1000 do
@@ -503,10 +509,11 @@ return out
 DELETE_THREADS: Final = _script(
     "delete_threads",
     r"""
--- ARGV: prefix, cutoff ('' = unconditional), thread ids; returns how many were deleted
+-- ARGV: prefix, cutoff ('' = unconditional), thread ids; returns how many threads were
+-- deleted and how many checkpoints they held
 local cutoff = nil
 if ARGV[2] ~= '' then cutoff = tonumber(ARGV[2]) end
-local n = 0
+local n, checkpoints = 0, 0
 for i = 3, #ARGV do
   local ok = true
   if cutoff then
@@ -514,14 +521,16 @@ for i = 3, #ARGV do
     ok = s and tonumber(s) < cutoff
   end
   if ok then
-    drop_thread(ARGV[i])
+    checkpoints = checkpoints + drop_thread(ARGV[i])
     n = n + 1
   end
 end
-return n
+return {n, checkpoints}
 """,
 )
-"""Whole threads; with a cutoff only those whose last put is still older (retention)."""
+"""Whole threads; with a cutoff only those whose last put is still older (retention).
+
+Returns ``[threads, checkpoints]`` deleted."""
 
 DELETE_RUNS: Final = _script(
     "delete_runs",
@@ -594,11 +603,12 @@ return #nss
 PRUNE: Final = _script(
     "prune",
     r"""
--- ARGV: prefix, keep_latest ('1' | '0'), thread ids
+-- ARGV: prefix, keep_latest ('1' | '0'), thread ids; returns how many checkpoints it deleted
+local deleted = 0
 for i = 3, #ARGV do
   local thread = ARGV[i]
   if ARGV[2] == '0' then
-    drop_thread(thread)
+    deleted = deleted + drop_thread(thread)
   else
     local base = base_of(thread)
     for _, ns in ipairs(redis.call('SMEMBERS', base .. ':ns')) do
@@ -614,6 +624,7 @@ for i = 3, #ARGV do
           old[#old + 1] = ids[j]
         end
         each_chunk('ZREM', ik, old)
+        deleted = deleted + #old
         for _, id in ipairs(redis.call('SMEMBERS', xk)) do
           if id ~= newest then
             redis.call('DEL', cp_key(base, 'w', ns, id))
@@ -635,10 +646,12 @@ for i = 3, #ARGV do
     forget_if_empty(thread, base)
   end
 end
-return 1
+return deleted
 """,
 )
-"""Keep the newest checkpoint per namespace (its writes and the blobs it refers to), or none."""
+"""Keep the newest checkpoint per namespace (its writes and the blobs it refers to), or none.
+
+Returns the number of checkpoints deleted."""
 
 SCRIPTS: Final = (PUT, PUT_WRITES, GET, LIST, DELETE_THREADS, DELETE_RUNS, COPY_THREAD, PRUNE)
 """Every script, loaded when a store opens."""

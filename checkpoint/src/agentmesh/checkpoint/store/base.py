@@ -15,8 +15,12 @@ once). Chains do not fork behind a writer's back: a put that says it *extends* t
 checkpoint of its namespace is refused with :class:`~agentmesh.core.CheckpointConflictError`
 when another writer got there first (compare-and-set in the backend, atomic).
 
-Ordering: checkpoint ids are time-ordered (LangGraph's uuid6), so *newest* means the greatest
-id in lexicographic order, and listings go newest first.
+Ordering: checkpoint ids are time-ordered, so *newest* means the greatest id in lexicographic
+order, and listings go newest first by id, within a thread (LangGraph's own contract) and across
+the threads of a store. Every AgentMesh writer (the LangGraph savers, the CrewAI task and flow
+checkpoints, the handoff checkpoints) makes its ids in LangGraph's UUID version 6 layout, so the
+ids of different writers of one store compare by time. Retention (:meth:`CheckpointStore.expire`)
+goes by the time each checkpoint was written instead, whatever its id.
 """
 
 from __future__ import annotations
@@ -215,8 +219,12 @@ class CheckpointStore(Protocol):
         """Checkpoints matching the query, newest first (by checkpoint id)."""
         ...
 
-    async def delete_thread(self, thread_id: str) -> None:
-        """Delete every checkpoint, blob and write of a thread (all namespaces)."""
+    async def delete_thread(self, thread_id: str) -> int:
+        """Delete every checkpoint, blob and write of a thread (all namespaces).
+
+        Returns:
+            The number of checkpoints deleted (0: the thread had none).
+        """
         ...
 
     async def delete_for_runs(self, run_ids: Sequence[str]) -> None:
@@ -227,10 +235,13 @@ class CheckpointStore(Protocol):
         """Copy every checkpoint, blob and write of one thread to another thread id."""
         ...
 
-    async def prune(self, thread_ids: Sequence[str], *, keep_latest: bool = True) -> None:
+    async def prune(self, thread_ids: Sequence[str], *, keep_latest: bool = True) -> int:
         """Keep only the newest checkpoint per namespace (or none) of these threads.
 
         Blobs no kept checkpoint refers to, and writes of removed checkpoints, go too.
+
+        Returns:
+            The number of checkpoints deleted.
         """
         ...
 

@@ -265,13 +265,14 @@ _PRUNE_KEEP_LATEST: Final = (
             AND list_position(c.channels, b.channel) IS NOT NULL
             AND c.versions[list_position(c.channels, b.channel)] = b.version)
     """,
-    """
+)
+_PRUNE_CHECKPOINTS: Final = """
     DELETE FROM ckpt_checkpoints c
     WHERE c.thread_id IN (SELECT unnest(?::VARCHAR[])) AND NOT EXISTS (
         SELECT 1 FROM ckpt_prune_keep k WHERE k.thread_id = c.thread_id
             AND k.namespace = c.namespace AND k.checkpoint_id = c.checkpoint_id)
-    """,
-)
+"""
+"""The last statement of a prune (after :data:`_PRUNE_KEEP_LATEST`): the checkpoints."""
 _EXPIRED_THREADS: Final = """
     SELECT thread_id FROM ckpt_checkpoints GROUP BY thread_id HAVING max(created_at) < ?
 """
@@ -1406,13 +1407,14 @@ class _Core:
             future = self._submit(lambda con: _list_from_file(con, query))
         return (yield future)
 
-    def delete_thread_steps(self, thread_id: str) -> _Steps[None]:
+    def delete_thread_steps(self, thread_id: str) -> _Steps[int]:
         with self._lock:
             self._check()
             self._forget({thread_id})
             future = self._submit_change({thread_id}, lambda con: _delete_threads(con, [thread_id]))
             self._install(thread_id, _Mirror())
-        yield future
+        deleted: int = yield future
+        return deleted
 
     def delete_for_runs_steps(self, run_ids: Sequence[str]) -> _Steps[None]:
         runs = list(run_ids)
@@ -1431,10 +1433,10 @@ class _Core:
             future = self._submit_change({target}, lambda con: _copy_thread(con, source, target))
         yield future
 
-    def prune_steps(self, thread_ids: Sequence[str], keep_latest: bool) -> _Steps[None]:
+    def prune_steps(self, thread_ids: Sequence[str], keep_latest: bool) -> _Steps[int]:
         threads = list(dict.fromkeys(thread_ids))
         if not threads:
-            return
+            return 0
         with self._lock:
             self._check()
             self._forget(set(threads))
@@ -1444,7 +1446,8 @@ class _Core:
                 future = self._submit_change(threads, lambda con: _delete_threads(con, threads))
                 for thread_id in threads:
                     self._install(thread_id, _Mirror())
-        yield future
+        deleted: int = yield future
+        return deleted
 
     def expire_steps(self, older_than: float) -> _Steps[int]:
         with self._lock:
@@ -1761,15 +1764,27 @@ def _list_from_file(con: _Con, query: ListQuery) -> list[StoredCheckpoint]:
     return out
 
 
-def _delete_threads(con: _Con, thread_ids: list[str]) -> None:
-    def run() -> None:
-        for table in _TABLES:
-            con.execute(
+def _deleted(con: _Con, statement: str, args: list[Any]) -> int:
+    """Run a ``DELETE``; returns how many rows it deleted."""
+    row = con.execute(statement, args).fetchone()
+    return int(row[0]) if row is not None else 0
+
+
+def _delete_threads(con: _Con, thread_ids: list[str]) -> int:
+    """Delete whole threads; returns how many checkpoints they held."""
+
+    def run() -> int:
+        counts = [
+            _deleted(
+                con,
                 f"DELETE FROM {table} WHERE thread_id IN (SELECT unnest(?::VARCHAR[]))",  # noqa: S608
                 [thread_ids],
             )
+            for table in _TABLES
+        ]
+        return counts[_TABLES.index("ckpt_checkpoints")]
 
-    _in_transaction(con, run)
+    return _in_transaction(con, run)
 
 
 def _delete_for_runs(con: _Con, run_ids: list[str]) -> None:
@@ -1791,13 +1806,17 @@ def _copy_thread(con: _Con, source: str, target: str) -> None:
     _in_transaction(con, run)
 
 
-def _prune_keep_latest(con: _Con, thread_ids: list[str]) -> None:
-    def run() -> None:
+def _prune_keep_latest(con: _Con, thread_ids: list[str]) -> int:
+    """Keep the newest checkpoint of each namespace; returns how many checkpoints went."""
+
+    def run() -> int:
         for statement in _PRUNE_KEEP_LATEST:
             con.execute(statement, [thread_ids])
+        deleted = _deleted(con, _PRUNE_CHECKPOINTS, [thread_ids])
         con.execute("DROP TABLE IF EXISTS ckpt_prune_keep")
+        return deleted
 
-    _in_transaction(con, run)
+    return _in_transaction(con, run)
 
 
 def _expire(con: _Con, older_than: float) -> list[str]:
@@ -2154,9 +2173,13 @@ class DuckDBCheckpointStore(_Base, CheckpointStore):
             found = await _run_async(core.get_steps(thread_id, namespace, checkpoint_id))
         return without_channels(found, skip_channels) if found is not None else None
 
-    async def delete_thread(self, thread_id: str) -> None:
-        """Delete every checkpoint, blob and write of a thread (all namespaces)."""
-        await _run_async(self._c().delete_thread_steps(thread_id))
+    async def delete_thread(self, thread_id: str) -> int:
+        """Delete every checkpoint, blob and write of a thread (all namespaces).
+
+        Returns:
+            The number of checkpoints deleted.
+        """
+        return await _run_async(self._c().delete_thread_steps(thread_id))
 
     async def delete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints written by these runs, and their writes."""
@@ -2166,9 +2189,13 @@ class DuckDBCheckpointStore(_Base, CheckpointStore):
         """Copy every checkpoint, blob and write of one thread to another thread id."""
         await _run_async(self._c().copy_thread_steps(source_thread_id, target_thread_id))
 
-    async def prune(self, thread_ids: Sequence[str], *, keep_latest: bool = True) -> None:
-        """Keep only the newest checkpoint per namespace (or none) of these threads."""
-        await _run_async(self._c().prune_steps(thread_ids, keep_latest))
+    async def prune(self, thread_ids: Sequence[str], *, keep_latest: bool = True) -> int:
+        """Keep only the newest checkpoint per namespace (or none) of these threads.
+
+        Returns:
+            The number of checkpoints deleted.
+        """
+        return await _run_async(self._c().prune_steps(thread_ids, keep_latest))
 
     async def expire(self, older_than: float) -> int:
         """Delete threads whose newest checkpoint was put before ``older_than`` (Unix s).

@@ -13,6 +13,12 @@ URL                                       Store
 ``postgresql://…``, ``postgres://…``      ``PostgresCheckpointStore(url)``
 ========================================  ==============================================
 
+A store opened with a non-default schema or key prefix is named with a query option, taken out
+of the URL before the driver sees it: ``postgresql://…/db?schema=team_a`` is
+``PostgresCheckpointStore("postgresql://…/db", schema="team_a")``, and
+``redis://host:6379/0?prefix=team:a`` is ``RedisCheckpointStore("redis://host:6379/0",
+prefix="team:a")``. The stores name themselves the same way (their ``location``).
+
 Example:
     >>> open_store("memory://").name
     'memory'
@@ -28,9 +34,10 @@ from __future__ import annotations
 import importlib
 from typing import Any, cast
 
+from agentmesh.checkpoint.store._url_options import pop_query_option
 from agentmesh.checkpoint.store.base import CheckpointStore
 from agentmesh.checkpoint.store.memory import MemoryCheckpointStore
-from agentmesh.core.errors import ConfigError
+from agentmesh.core.errors import CheckpointError, ConfigError
 from agentmesh.core.urls import masked_url
 
 __all__ = ["SUPPORTED_SCHEMES", "open_store"]
@@ -56,6 +63,40 @@ _BACKENDS: dict[str, tuple[str, str, str, str]] = {
         "asyncpg",
     ),
 }
+
+
+_URL_OPTIONS: dict[str, tuple[str, str]] = {
+    # backend: (query option naming a constructor argument, what the option is)
+    "postgres": ("schema", "the schema of its tables"),
+    "redis": ("prefix", "the prefix of its keys"),
+}
+
+
+def _url_options(backend: str, url: str) -> tuple[str, dict[str, str]]:
+    """Take the backend's store option out of the URL; refuse another backend's option.
+
+    Returns:
+        The URL for the driver, and the store's keyword arguments.
+    """
+    option, _ = _URL_OPTIONS[backend]
+    connect, value = pop_query_option(url, option)
+    for other, (name, what) in _URL_OPTIONS.items():
+        if other != backend and pop_query_option(connect, name)[1] is not None:
+            raise ConfigError(
+                f"checkpoint store URL {masked_url(url)!r}: {name}= ({what}) is an option of "
+                f"{other} stores; a {backend} store takes {option}="
+            )
+    return connect, {} if value is None else {option: value}
+
+
+def _construct(backend: str, url: str) -> CheckpointStore:
+    """Create a network backend's store from its URL and URL options."""
+    connect, options = _url_options(backend, url)
+    cls = _backend_class(backend, url)
+    try:
+        return cast(CheckpointStore, cls(connect, **options))
+    except CheckpointError as exc:  # a schema or prefix the store refuses
+        raise ConfigError(f"checkpoint store URL {masked_url(url)!r}: {exc}") from exc
 
 
 def _backend_class(backend: str, url: str) -> Any:
@@ -86,15 +127,17 @@ def open_store(url: str) -> CheckpointStore:
 
     Args:
         url: ``memory://``, ``duckdb:///abs/path.duckdb`` (or ``duckdb://relative.duckdb``),
-            ``redis://host:port/db`` (or ``rediss://``), ``postgresql://user@host/db`` (or
-            ``postgres://``).
+            ``redis://host:port/db`` (or ``rediss://``; ``?prefix=`` for another key prefix),
+            ``postgresql://user@host/db`` (or ``postgres://``; ``?schema=`` for another
+            schema).
 
     Returns:
         The store, not yet entered.
 
     Raises:
-        ConfigError: The scheme is not supported, the URL lacks a path, or the backend's
-            optional dependency is not installed (the message says which extra to install).
+        ConfigError: The scheme is not supported, the URL lacks a path, an option is not one
+            the store takes (or has a value it refuses), or the backend's optional dependency
+            is not installed (the message says which extra to install).
     """
     scheme, sep, rest = url.partition("://")
     scheme = scheme.lower()
@@ -113,6 +156,4 @@ def open_store(url: str) -> CheckpointStore:
                 "duckdb:///absolute/path.duckdb or duckdb://relative/path.duckdb"
             )
         return cast(CheckpointStore, _backend_class("duckdb", url)(rest))
-    if scheme in ("redis", "rediss"):
-        return cast(CheckpointStore, _backend_class("redis", url)(url))
-    return cast(CheckpointStore, _backend_class("postgres", url)(url))
+    return _construct("redis" if scheme in ("redis", "rediss") else "postgres", url)

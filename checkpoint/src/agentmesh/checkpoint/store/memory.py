@@ -260,10 +260,15 @@ class MemoryCheckpointStore(CheckpointStore):
         for item in self._matches(query):
             yield item
 
-    async def delete_thread(self, thread_id: str) -> None:
-        """Delete every checkpoint, blob and write of a thread (all namespaces)."""
+    async def delete_thread(self, thread_id: str) -> int:
+        """Delete every checkpoint, blob and write of a thread (all namespaces).
+
+        Returns:
+            The number of checkpoints deleted.
+        """
         with self._lock:
-            self._threads.pop(thread_id, None)
+            namespaces = self._threads.pop(thread_id, {})
+            return sum(len(chain.checkpoints) for chain in namespaces.values())
 
     async def delete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints written by these runs, and their writes."""
@@ -299,17 +304,26 @@ class MemoryCheckpointStore(CheckpointStore):
                     for write_key, write in writes.items():
                         target_writes.setdefault(write_key, write)
 
-    async def prune(self, thread_ids: Sequence[str], *, keep_latest: bool = True) -> None:
-        """Keep only the newest checkpoint per namespace (or none) of these threads."""
+    async def prune(self, thread_ids: Sequence[str], *, keep_latest: bool = True) -> int:
+        """Keep only the newest checkpoint per namespace (or none) of these threads.
+
+        Returns:
+            The number of checkpoints deleted.
+        """
+        deleted = 0
         with self._lock:
             for thread_id in set(thread_ids):
                 namespaces = self._threads.pop(thread_id, None)
-                if not keep_latest or namespaces is None:
+                if namespaces is None:
+                    continue
+                deleted += sum(len(chain.checkpoints) for chain in namespaces.values())
+                if not keep_latest:
                     continue
                 kept: dict[str, _Chain] = {}
                 for namespace, chain in namespaces.items():
                     if chain.head is None:
                         continue
+                    deleted -= 1
                     entry = chain.checkpoints[chain.head]
                     referenced = set(entry.record.channel_versions.items())
                     pruned = _Chain(
@@ -324,6 +338,7 @@ class MemoryCheckpointStore(CheckpointStore):
                     kept[namespace] = pruned
                 if kept:
                     self._threads[thread_id] = kept
+        return deleted
 
     async def expire(self, older_than: float) -> int:
         """Delete threads whose newest checkpoint was written before ``older_than``.

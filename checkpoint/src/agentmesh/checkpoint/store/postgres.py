@@ -47,6 +47,7 @@ import asyncpg
 
 from agentmesh.checkpoint.store._postgres_migrations import apply_migrations
 from agentmesh.checkpoint.store._postgres_sql import ListCursor, Statements, list_statement
+from agentmesh.checkpoint.store._url_options import with_query_option
 from agentmesh.checkpoint.store.base import (
     DEFAULT_COMMAND_TIMEOUT_SECONDS,
     Blob,
@@ -65,7 +66,10 @@ from agentmesh.core.urls import checkpoint_store_url
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
-__all__ = ["PostgresCheckpointStore"]
+__all__ = ["DEFAULT_SCHEMA", "PostgresCheckpointStore"]
+
+DEFAULT_SCHEMA: Final = "agentmesh"
+"""The schema a store keeps its tables in unless told otherwise (``?schema=`` in its URL)."""
 
 _log = get_logger(__name__)
 
@@ -93,7 +97,8 @@ class PostgresCheckpointStore(CheckpointStore):
     Args:
         dsn: ``postgresql://user@host:port/database``; a password is better given in
             ``PGPASSWORD`` than in the URL (it never appears in messages either way).
-        schema: Schema holding the tables (created when missing), a lower-case identifier.
+        schema: Schema holding the tables (created when missing), a lower-case identifier;
+            a URL names it as ``?schema=`` (see :func:`~agentmesh.checkpoint.store.open_store`).
         min_size: Connections the pool keeps open.
         max_size: Most connections the pool opens.
         connect_timeout_seconds: How long to wait for PostgreSQL to accept a connection.
@@ -123,7 +128,7 @@ class PostgresCheckpointStore(CheckpointStore):
         self,
         dsn: str,
         *,
-        schema: str = "agentmesh",
+        schema: str = DEFAULT_SCHEMA,
         min_size: int = 1,
         max_size: int = 10,
         connect_timeout_seconds: float = 10.0,
@@ -145,6 +150,8 @@ class PostgresCheckpointStore(CheckpointStore):
             )
         self._dsn = dsn
         self._location = checkpoint_store_url(dsn)  # read at every LangGraph step
+        if schema != DEFAULT_SCHEMA:  # the URL open_store reads back as this store
+            self._location = with_query_option(self._location, "schema", schema)
         self._schema = schema
         self._min_size = min_size
         self._max_size = max_size
@@ -175,7 +182,11 @@ class PostgresCheckpointStore(CheckpointStore):
 
     @property
     def location(self) -> str:
-        """Where the checkpoints live: the store's DSN, password masked (in ``schema``)."""
+        """Where the checkpoints live: the store's DSN, password masked.
+
+        A schema other than the default is named as ``?schema=`` (what :func:`open_store`
+        reads), so the URL opens this very store again.
+        """
         return self._location
 
     @property
@@ -338,12 +349,17 @@ class PostgresCheckpointStore(CheckpointStore):
             last = rows[-1]
             after = ListCursor(last[2], last[0], last[1])
 
-    async def delete_thread(self, thread_id: str) -> None:
-        """Delete every checkpoint, blob and write of a thread (all namespaces)."""
-        await self._run(
-            lambda con: con.execute(self._sql.delete_threads, [thread_id]),
+    async def delete_thread(self, thread_id: str) -> int:
+        """Delete every checkpoint, blob and write of a thread (all namespaces).
+
+        Returns:
+            The number of checkpoints deleted.
+        """
+        count = await self._run(
+            lambda con: con.fetchval(self._sql.delete_threads, [thread_id]),
             f"delete thread {thread_id!r}",
         )
+        return int(count or 0)
 
     async def delete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints written by these runs, and their writes."""
@@ -365,14 +381,19 @@ class PostgresCheckpointStore(CheckpointStore):
             f"copy thread {source_thread_id!r} to {target_thread_id!r}",
         )
 
-    async def prune(self, thread_ids: Sequence[str], *, keep_latest: bool = True) -> None:
-        """Keep only the newest checkpoint per namespace (or none) of these threads."""
+    async def prune(self, thread_ids: Sequence[str], *, keep_latest: bool = True) -> int:
+        """Keep only the newest checkpoint per namespace (or none) of these threads.
+
+        Returns:
+            The number of checkpoints deleted.
+        """
         threads = [*dict.fromkeys(thread_ids)]
         if not threads:
             await self._ready()
-            return
+            return 0
         statement = self._sql.prune if keep_latest else self._sql.delete_threads
-        await self._run(lambda con: con.execute(statement, threads), "prune threads")
+        count = await self._run(lambda con: con.fetchval(statement, threads), "prune threads")
+        return int(count or 0)
 
     async def expire(self, older_than: float) -> int:
         """Delete threads whose newest checkpoint was written before ``older_than`` (Unix s).

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import inspect
 import json
 import math
 import threading
@@ -34,9 +35,13 @@ from urllib.parse import urlsplit
 import redis
 import redis.asyncio as aioredis
 import redis.exceptions
-from redis.asyncio.connection import parse_url
+from redis.asyncio.connection import Connection, parse_url
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.connection import Connection as SyncConnection
+from redis.connection import (
+    parse_url as sync_parse_url,  # pyright: ignore[reportUnknownVariableType]
+)
 from redis.retry import Retry
 
 from agentmesh.checkpoint.store._metadata_filter import metadata_matches
@@ -68,6 +73,7 @@ from agentmesh.checkpoint.store._redis_scripts import (
     touched_key,
     write_field,
 )
+from agentmesh.checkpoint.store._url_options import with_query_option
 from agentmesh.checkpoint.store.base import (
     Blob,
     CheckpointRecord,
@@ -80,7 +86,10 @@ from agentmesh.core.errors import CheckpointConflictError, CheckpointError, Conf
 from agentmesh.core.log import get_logger
 from agentmesh.core.urls import checkpoint_store_url
 
-__all__ = ["RedisCheckpointStore", "SyncRedisCheckpointStore"]
+__all__ = ["DEFAULT_PREFIX", "RedisCheckpointStore", "SyncRedisCheckpointStore"]
+
+DEFAULT_PREFIX: Final = "agentmesh:ckpt"
+"""The prefix of a store's keys unless told otherwise (``?prefix=`` in its URL)."""
 
 _log = get_logger(__name__)
 
@@ -249,11 +258,12 @@ def _with_large(
     return StoredCheckpoint(record=stored.record, values=values, writes=stored.writes)
 
 
-def _delete_threads_op(prefix: str, thread_ids: Sequence[str], cutoff: str = "") -> _Op[int]:
+def _delete_threads_op(prefix: str, thread_ids: Sequence[str]) -> _Op[int]:
+    """Delete whole threads; returns how many checkpoints they held."""
     if not thread_ids:
         return 0
-    (reply,) = yield _Batch((_Eval(DELETE_THREADS, (prefix, cutoff, *thread_ids)),))
-    return int(reply)
+    (reply,) = yield _Batch((_Eval(DELETE_THREADS, (prefix, "", *thread_ids)),))
+    return int(cast(list[int], reply)[1])
 
 
 def _delete_runs_op(prefix: str, run_ids: Sequence[str]) -> _Op[None]:
@@ -265,9 +275,12 @@ def _copy_op(prefix: str, source: str, target: str) -> _Op[None]:
     yield _Batch((_Eval(COPY_THREAD, (prefix, source, target)),))
 
 
-def _prune_op(prefix: str, thread_ids: Sequence[str], keep_latest: bool) -> _Op[None]:
-    if thread_ids:
-        yield _Batch((_Eval(PRUNE, (prefix, "1" if keep_latest else "0", *thread_ids)),))
+def _prune_op(prefix: str, thread_ids: Sequence[str], keep_latest: bool) -> _Op[int]:
+    """Prune threads; returns how many checkpoints were deleted."""
+    if not thread_ids:
+        return 0
+    (reply,) = yield _Batch((_Eval(PRUNE, (prefix, "1" if keep_latest else "0", *thread_ids)),))
+    return int(reply)
 
 
 def _expire_op(prefix: str, older_than: float) -> _Op[int]:
@@ -281,8 +294,10 @@ def _expire_op(prefix: str, older_than: float) -> _Op[int]:
         )
         if not due:
             return deleted
-        (count,) = yield _Batch((_Eval(DELETE_THREADS, (prefix, cutoff, *cast(list[bytes], due))),))
-        deleted += int(count)
+        (counts,) = yield _Batch(
+            (_Eval(DELETE_THREADS, (prefix, cutoff, *cast(list[bytes], due))),)
+        )
+        deleted += int(cast(list[int], counts)[0])
 
 
 def _size_op(prefix: str) -> _Op[int]:
@@ -704,16 +719,54 @@ def _error(exc: BaseException, address: str) -> CheckpointError:
     return CheckpointError(f"redis checkpoint store at {address}: {cause}")
 
 
-def _url_problem(url: str) -> str | None:
-    """Why redis-py cannot use ``url`` as meant (a database that is not a number included)."""
+_POOL_OPTIONS: Final = frozenset({"max_connections"})
+"""URL query options redis-py's connection pool takes for itself (not its connections')."""
+
+
+def _connection_options(connection_class: type) -> set[str]:
+    """The keyword arguments a redis-py connection class takes (its own and its bases')."""
+    names: set[str] = set()
+    for klass in connection_class.__mro__:
+        init = klass.__dict__.get("__init__")
+        if klass is object or init is None:
+            continue
+        names.update(
+            name
+            for name, parameter in inspect.signature(init).parameters.items()
+            if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
+        )
+    return names
+
+
+def _url_problem(url: str, *, sync: bool) -> str | None:
+    """Why redis-py cannot use ``url`` as meant (a database that is not a number included).
+
+    A query option redis-py's connections do not take would otherwise pass ``from_url`` and
+    fail as a ``TypeError`` at the first command. ``sync`` picks the blocking client's
+    connection classes instead of the asyncio client's.
+    """
     problem = redis_url_problem(url)
     if problem is not None:
         return problem
     try:
-        parse_url(url)  # what from_url runs: a wrong query option, say
+        # what from_url runs: a wrong option value, say
+        parsed = cast("Mapping[str, object]", sync_parse_url(url)) if sync else parse_url(url)
+        options: dict[str, object] = dict(parsed)
     except ValueError as exc:
         return str(exc)
-    return None
+    default = SyncConnection if sync else Connection
+    connection_class = cast(type, options.pop("connection_class", default))
+    unknown = sorted(set(options) - _connection_options(connection_class) - _POOL_OPTIONS)
+    if not unknown:
+        return None
+    names = ", ".join(f"{name!r}" for name in unknown)
+    hint = ""
+    if "prefix" in unknown:
+        hint = (
+            "; the key prefix is the store's prefix argument (open_store and "
+            "AGENTMESH_CHECKPOINT_URL read it from ?prefix=)"
+        )
+    return f"unsupported query option {names} (redis-py's connections do not take it){hint}"
 
 
 class _Settings:
@@ -722,14 +775,16 @@ class _Settings:
     name: str = "redis"
     """The backend's name."""
 
-    def __init__(self, url: str, prefix: str) -> None:
-        problem = _url_problem(url)
+    def __init__(self, url: str, prefix: str, *, sync: bool) -> None:
+        problem = _url_problem(url, sync=sync)
         if problem is not None:
             raise ConfigError(f"redis checkpoint store: invalid URL: {problem}")
         if not prefix:
             raise CheckpointError("redis checkpoint store: the key prefix must not be empty")
         self._url = url
         self._location = checkpoint_store_url(url)  # read at every LangGraph step
+        if prefix != DEFAULT_PREFIX:  # the URL open_store reads back as this store
+            self._location = with_query_option(self._location, "prefix", prefix)
         self._prefix = prefix
         self._address = _address(url)
         self._closed = False
@@ -746,7 +801,11 @@ class _Settings:
 
     @property
     def location(self) -> str:
-        """Where the checkpoints live: the store's URL, password masked."""
+        """Where the checkpoints live: the store's URL, password masked.
+
+        A prefix other than the default is named as ``?prefix=`` (what :func:`open_store`
+        reads), so the URL opens this very store again.
+        """
         return self._location
 
     def _check_open(self) -> None:
@@ -763,16 +822,18 @@ class RedisCheckpointStore(_Settings):
     Args:
         url: ``redis://[user:password@]host:port/db`` (redis-py URL; query options such as
             ``socket_timeout`` are passed on).
-        prefix: Start of every key (stores with different prefixes share a database safely).
+        prefix: Start of every key (stores with different prefixes share a database safely);
+            a URL names it as ``?prefix=`` (see :func:`~agentmesh.checkpoint.store.open_store`).
 
     Raises:
         ConfigError: The URL is not one redis-py can use: another scheme, a port or a database
-            that is not a number (redis-py would read ``/abc`` as database 0).
+            that is not a number (redis-py would read ``/abc`` as database 0), a query option
+            redis-py's connections do not take.
         CheckpointError: The prefix is empty.
     """
 
-    def __init__(self, url: str, *, prefix: str = "agentmesh:ckpt") -> None:
-        super().__init__(url, prefix)
+    def __init__(self, url: str, *, prefix: str = DEFAULT_PREFIX) -> None:
+        super().__init__(url, prefix, sync=False)
         self._client: _AsyncClient | None = None
         self._lane: _AsyncLane | None = None
 
@@ -954,16 +1015,19 @@ class RedisCheckpointStore(_Settings):
         finally:
             op.close()
 
-    async def delete_thread(self, thread_id: str) -> None:
+    async def delete_thread(self, thread_id: str) -> int:
         """Delete every checkpoint, blob and write of a thread.
 
         Args:
             thread_id: The thread.
 
+        Returns:
+            The number of checkpoints deleted.
+
         Raises:
             CheckpointError: Redis failed.
         """
-        await self._run(_delete_threads_op(self._prefix, [thread_id]))
+        return await self._run(_delete_threads_op(self._prefix, [thread_id]))
 
     async def delete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints these runs wrote, and their writes.
@@ -988,17 +1052,20 @@ class RedisCheckpointStore(_Settings):
         """
         await self._run(_copy_op(self._prefix, source_thread_id, target_thread_id))
 
-    async def prune(self, thread_ids: Sequence[str], *, keep_latest: bool = True) -> None:
+    async def prune(self, thread_ids: Sequence[str], *, keep_latest: bool = True) -> int:
         """Keep only each namespace's newest checkpoint (or nothing) of these threads.
 
         Args:
             thread_ids: The threads.
             keep_latest: Keep the newest checkpoint of each namespace.
 
+        Returns:
+            The number of checkpoints deleted.
+
         Raises:
             CheckpointError: Redis failed.
         """
-        await self._run(_prune_op(self._prefix, thread_ids, keep_latest))
+        return await self._run(_prune_op(self._prefix, thread_ids, keep_latest))
 
     async def expire(self, older_than: float) -> int:
         """Delete threads whose last checkpoint put (Redis clock) is older than a time.
@@ -1041,8 +1108,8 @@ class SyncRedisCheckpointStore(_Settings):
         CheckpointError: The prefix is empty.
     """
 
-    def __init__(self, url: str, *, prefix: str = "agentmesh:ckpt") -> None:
-        super().__init__(url, prefix)
+    def __init__(self, url: str, *, prefix: str = DEFAULT_PREFIX) -> None:
+        super().__init__(url, prefix, sync=True)
         self._client: _SyncClient | None = None
         self._lane: _SyncLane | None = None
         self._lock = threading.Lock()

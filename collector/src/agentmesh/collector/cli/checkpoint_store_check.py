@@ -87,6 +87,23 @@ def _without_masked_password(url: str) -> str:
     return urlunsplit(parts)
 
 
+_STORE_OPTIONS: Final = frozenset({"prefix", "schema"})
+"""Query options a checkpoint store reads itself (its key prefix, its schema), not the driver."""
+
+
+def _without_store_options(url: str) -> str:
+    """The URL the driver connects to: without the store's own query options."""
+    try:
+        parts = urlsplit(url)
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+    except ValueError:
+        return url
+    kept = [(key, value) for key, value in pairs if key not in _STORE_OPTIONS]
+    if len(kept) == len(pairs):
+        return url
+    return urlunsplit(parts._replace(query=urlencode(kept)))
+
+
 def _cause(exc: BaseException, timeout: float) -> str:
     """The socket failure under a driver's error, in plain words, else the driver's words."""
     seen: BaseException | None = exc
@@ -200,7 +217,7 @@ def store_problem(
     scheme, rest = _scheme_and_rest(store_url)
     if scheme == "duckdb" and rest not in _DUCKDB_IN_MEMORY:
         return _duckdb(store_url, rest)
-    connect = connect_url or _without_masked_password(store_url)
+    connect = _without_store_options(connect_url or _without_masked_password(store_url))
     if scheme in ("redis", "rediss"):
         return _redis(store_url, connect, timeout)
     if scheme in ("postgresql", "postgres"):

@@ -2,13 +2,15 @@
 
 The store is the one the savers, the CrewAI persistence and the handoff checkpoints write to,
 named by a URL (``--url``, else ``AGENTMESH_CHECKPOINT_URL``): ``duckdb:///path.duckdb``,
-``redis://host:6379/0``, ``postgresql://user@host/db``. Subcommands:
+``redis://host:6379/0`` (``?prefix=…`` for another key prefix), ``postgresql://user@host/db``
+(``?schema=…`` for another schema). Subcommands:
 
 * ``list``: the newest checkpoints (of one thread with ``--thread``), with step, source, run,
-  channels, value bytes and pending writes;
+  channels, value bytes and pending writes; to a pipe or a file, one line per checkpoint;
 * ``prune THREAD…``: keep only the newest checkpoint of each namespace of these threads (and
   the values it refers to);
-* ``delete THREAD…``: delete these threads entirely;
+* ``delete THREAD…``: delete these threads entirely (prune and delete say how many
+  checkpoints went, and name each thread that does not exist: exit code 1);
 * ``expire --older-than 30d``: delete the threads whose newest checkpoint is older;
 * ``size``: the bytes the store holds.
 
@@ -23,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -63,14 +66,16 @@ def add_checkpoints_command(parser: argparse.ArgumentParser) -> None:
         "prune",
         help="keep only the newest checkpoint of each namespace of these threads",
         description="Delete every checkpoint of these threads but the newest of each "
-        "namespace, with the values and pending writes only they refer to.",
+        "namespace, with the values and pending writes only they refer to. Says how many "
+        "checkpoints went; a thread that does not exist is named (exit code 1).",
     )
     prune.add_argument("threads", nargs="+", metavar="THREAD")
     prune.set_defaults(handler=_prune)
     delete = commands.add_parser(
         "delete",
         help="delete these threads entirely",
-        description="Delete every checkpoint, value and pending write of these threads.",
+        description="Delete every checkpoint, value and pending write of these threads. "
+        "Says how many went; a thread that does not exist is named (exit code 1).",
     )
     delete.add_argument("threads", nargs="+", metavar="THREAD")
     delete.set_defaults(handler=_delete)
@@ -98,7 +103,8 @@ def add_checkpoints_command(parser: argparse.ArgumentParser) -> None:
         sub.add_argument(
             "--url",
             help=f"the checkpoint store ({_URL_VARIABLE}): duckdb:///path.duckdb, "
-            "redis://host:6379/0, postgresql://user@host/db",
+            "redis://host:6379/0, postgresql://user@host/db (add ?prefix=… or ?schema=… for "
+            "a store opened with another key prefix or schema)",
         )
 
 
@@ -205,7 +211,7 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from agentmesh.collector.cli.render import printable
+    from agentmesh.collector.cli.render import print_table, printable
 
     console = Console()
     if not rows:
@@ -244,30 +250,53 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
             cells.append(row["run_id"] or "")
         cells += [str(row["channels"]), f"{row['value_bytes']:,}", str(row["pending_writes"])]
         table.add_row(*map(printable, cells))  # ids and names are the app's: print them as text
-    console.print(table)
+    print_table(console, table)
+
+
+async def _exists(store: CheckpointStore, thread_id: str) -> bool:
+    from agentmesh.checkpoint.store.base import ListQuery
+
+    async for _ in store.list(ListQuery(thread_id=thread_id, limit=1)):
+        return True
+    return False
+
+
+def _missing(threads: list[str]) -> int:
+    """Name the threads that do not exist (stderr); the exit code: 1 when there are any."""
+    for thread_id in threads:
+        print(f"no such thread: {thread_id}", file=sys.stderr)
+    return 1 if threads else 0
 
 
 def _prune(args: argparse.Namespace) -> int:
     threads = list(dict.fromkeys(args.threads))
 
-    async def prune(store: CheckpointStore) -> None:
-        await store.prune(threads, keep_latest=True)
+    async def prune(store: CheckpointStore) -> tuple[list[str], int]:
+        found = [thread_id for thread_id in threads if await _exists(store, thread_id)]
+        return found, await store.prune(found, keep_latest=True)
 
-    _on_store(args, prune)
-    print(f"kept the newest checkpoint of each namespace of {len(threads)} thread(s)")
-    return 0
+    found, deleted = _on_store(args, prune)
+    print(
+        f"deleted {deleted:,} checkpoint(s) of {len(found)} thread(s), keeping the newest "
+        "checkpoint of each namespace"
+    )
+    return _missing([thread_id for thread_id in threads if thread_id not in found])
 
 
 def _delete(args: argparse.Namespace) -> int:
     threads = list(dict.fromkeys(args.threads))
 
-    async def delete(store: CheckpointStore) -> None:
-        for thread_id in threads:
-            await store.delete_thread(thread_id)
+    async def delete(store: CheckpointStore) -> dict[str, int]:
+        return {thread_id: await store.delete_thread(thread_id) for thread_id in threads}
 
-    _on_store(args, delete)
-    print(f"deleted {len(threads)} thread(s)")
-    return 0
+    deleted = _on_store(args, delete)
+    found = [thread_id for thread_id in threads if deleted[thread_id]]
+    print(
+        f"deleted {len(found)} thread(s) ({sum(deleted.values()):,} checkpoint(s))"
+        if found
+        else "deleted 0 threads"
+    )
+    return _missing([thread_id for thread_id in threads if not deleted[thread_id]])
 
 
 def _expire(args: argparse.Namespace) -> int:

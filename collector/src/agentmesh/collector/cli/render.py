@@ -8,6 +8,7 @@ from typing import Any, Final, cast
 
 from rich.console import Console
 from rich.markup import escape as escape_markup
+from rich.measure import Measurement
 from rich.table import Table
 from rich.tree import Tree
 
@@ -16,6 +17,7 @@ from agentmesh.collector.store.base import CostRow, RunStateName, RunSummary, St
 
 __all__ = [
     "format_time",
+    "print_table",
     "printable",
     "render_costs",
     "render_decisions",
@@ -48,6 +50,29 @@ def printable(text: str) -> str:
         The text with markup escaped and control characters written as ``\xNN``.
     """
     return escape_markup(text.translate(_UNSAFE))
+
+
+_UNBOUNDED: Final = 1 << 20
+"""A width no table reaches: what a table is measured against to find its natural width."""
+
+
+def print_table(console: Console, table: Table) -> None:
+    """Print a table; to a pipe or a file, as wide as its content needs.
+
+    rich lays out for the terminal's width, and for 80 columns (or ``COLUMNS``) when the
+    output is not a terminal: a wide table then has its headers and cells cut to ``s…``. Output
+    read by a program, a pager or a person opening the file later keeps every row on one line
+    instead (the console is widened to the table's natural width, never narrowed).
+
+    Args:
+        console: Where to print.
+        table: The table.
+    """
+    if not console.is_terminal:
+        needed = Measurement.get(console, console.options.update_width(_UNBOUNDED), table)
+        if needed.maximum > console.width:
+            console.width = needed.maximum
+    console.print(table)
 
 
 def format_time(ns: int) -> str:

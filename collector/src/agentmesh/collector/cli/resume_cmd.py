@@ -106,11 +106,13 @@ def _resume(args: argparse.Namespace) -> int:
     from agentmesh.collector.cli.render import printable
 
     console = Console(stderr=command is not None)
-    checkpoint = printable(str(plan.get("checkpoint_id") or "— none: the run starts over"))
+    refusal = resume_refusal(plan)
+    lead, none = _checkpoint_words(plan, refused=refusal is not None)
+    checkpoint = printable(str(plan.get("checkpoint_id") or none))
     details = f" ({plan.get('status')}: {plan.get('reason')})"
     console.print(
         f"run [bold]{printable(str(plan.get('run_id')))}[/]{printable(details)}\n"
-        f"resume from checkpoint [bold]{checkpoint}[/]"
+        f"{lead} [bold]{checkpoint}[/]"
         + printable(
             (f" before step {plan.get('resume_from')!r}" if plan.get("resume_from") else "")
             + (f" on thread {plan.get('thread_id')!r}" if plan.get("thread_id") else "")
@@ -120,7 +122,6 @@ def _resume(args: argparse.Namespace) -> int:
     if store is not None:
         # no wrapping: a URL or path stays whole, to be copied
         console.print(f"checkpoints stored in [bold]{printable(plain(store))}[/]", soft_wrap=True)
-    refusal = resume_refusal(plan)
     if command is None:
         if refusal is not None:
             console.print(printable(f"note: {refusal}"))
@@ -141,6 +142,20 @@ def _resume(args: argparse.Namespace) -> int:
         return subprocess.run(command, env=env, check=False).returncode  # noqa: S603
     except OSError as exc:
         raise ConfigError(f"cannot run {command[0]!r}: {exc}") from exc
+
+
+def _checkpoint_words(plan: dict[str, object], *, refused: bool) -> tuple[str, str]:
+    """How the summary names the plan's checkpoint, and what it says when there is none.
+
+    A plan that is not resumed (a completed run, one already resumed) does not say "resume
+    from": a completed run's checkpoint is its last one, another's is where ``--force`` would
+    resume.
+    """
+    if not refused:
+        return "resume from checkpoint", "— none: the run starts over"
+    if plan.get("status") == "completed":
+        return "last checkpoint", "— none"
+    return "would resume from checkpoint", "— none: the run would start over"
 
 
 def _checkpoint_store(plan: dict[str, object]) -> str | None:

@@ -147,8 +147,9 @@ def _rewrite(
         thread = _configurable(config).get("thread_id")
         raise ResumeError(
             f"cannot resume run {target.run_id}: checkpoint {checkpoint_id} of thread "
-            f"{thread!r} is not in this graph's checkpointer (was the run checkpointed to "
-            "another store or database? resume it with the checkpointer it ran with)"
+            f"{thread!r} is not in this graph's checkpointer: was the thread deleted or "
+            "pruned since (`agentmesh checkpoints delete/prune`), or the run checkpointed to "
+            "another store or database? resume it with the checkpointer it ran with"
         )
     if found is not latest:
         return replay_call(checkpoint_id, args, kwargs, config)
