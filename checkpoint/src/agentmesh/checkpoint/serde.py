@@ -62,7 +62,7 @@ from pydantic import BaseModel, RootModel
 from agentmesh.core.errors import CheckpointSerdeError
 from agentmesh.core.log import get_logger
 
-__all__ = ["DEFAULT_ALLOWED_MODULES", "SafeSerializer"]
+__all__ = ["DEFAULT_ALLOWED_MODULES", "SafeSerializer", "allowed_module_list", "module_allowed"]
 
 _log = get_logger(__name__)
 
@@ -210,6 +210,31 @@ def _attributes_of(obj: object) -> dict[str, Any] | None:
     return state if found else None
 
 
+def allowed_module_list(extra: Iterable[str]) -> tuple[str, ...]:
+    """The modules whose classes a serializer rebuilds: the defaults, then ``extra``.
+
+    Args:
+        extra: Modules to allow too (a trailing dot is ignored).
+
+    Returns:
+        :data:`DEFAULT_ALLOWED_MODULES` and ``extra``, each once, in that order.
+    """
+    return tuple(dict.fromkeys([*DEFAULT_ALLOWED_MODULES, *(m.rstrip(".") for m in extra)]))
+
+
+def module_allowed(module: str, allowed: Iterable[str]) -> bool:
+    """Tell whether a module is one of ``allowed`` or a submodule of one.
+
+    Args:
+        module: A module's dotted name.
+        allowed: Allowed modules (``"myapp"`` allows ``myapp.state``).
+
+    Returns:
+        Whether classes of ``module`` may be rebuilt.
+    """
+    return any(module == each or module.startswith(each + ".") for each in allowed)
+
+
 class SafeSerializer:
     """LangGraph-compatible serializer on MessagePack that refuses pickles.
 
@@ -234,9 +259,7 @@ class SafeSerializer:
         allowed_classes: Iterable[tuple[str, ...] | type] = (),
         strict: bool = False,
     ) -> None:
-        self._modules: tuple[str, ...] = tuple(
-            dict.fromkeys([*DEFAULT_ALLOWED_MODULES, *(m.rstrip(".") for m in allowed_modules)])
-        )
+        self._modules = allowed_module_list(allowed_modules)
         self._classes: frozenset[tuple[str, str]] = frozenset(
             (item.__module__, item.__qualname__)
             if isinstance(item, type)
@@ -267,9 +290,7 @@ class SafeSerializer:
         )
 
     def _module_allowed(self, module: str) -> bool:
-        return any(
-            module == allowed or module.startswith(allowed + ".") for allowed in self._modules
-        )
+        return module_allowed(module, self._modules)
 
     # -- dumping ----------------------------------------------------------------------------
 

@@ -47,7 +47,7 @@ import ormsgpack
 from langgraph.checkpoint.serde import jsonplus
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
-from agentmesh.checkpoint.serde import DEFAULT_ALLOWED_MODULES
+from agentmesh.checkpoint.serde import allowed_module_list, module_allowed
 from agentmesh.core.log import get_logger
 
 __all__ = ["StrictJsonPlusSerializer"]
@@ -122,9 +122,7 @@ class StrictJsonPlusSerializer(JsonPlusSerializer):
         allowed_classes: Iterable[tuple[str, ...] | type] = (),
     ) -> None:
         super().__init__(pickle_fallback=False, __unpack_ext_hook__=self._ext_hook)
-        self._modules: tuple[str, ...] = tuple(
-            dict.fromkeys([*DEFAULT_ALLOWED_MODULES, *(m.rstrip(".") for m in allowed_modules)])
-        )
+        self._modules = allowed_module_list(allowed_modules)
         self._classes: frozenset[tuple[str, str]] = frozenset(
             (item.__module__, item.__name__)
             if isinstance(item, type)
@@ -160,7 +158,7 @@ class StrictJsonPlusSerializer(JsonPlusSerializer):
         return (
             (module, name) in _STANDARD
             or (module, name) in self._classes
-            or any(module == m or module.startswith(m + ".") for m in self._modules)
+            or module_allowed(module, self._modules)
         )
 
     def _class(self, module: str, name: str) -> Any:
