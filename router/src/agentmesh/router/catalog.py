@@ -35,6 +35,7 @@ __all__ = [
     "bundled_catalog",
     "default_catalog",
     "reset_catalog",
+    "undated_model",
     "usable_catalog",
 ]
 
@@ -292,6 +293,24 @@ def _parse_entry(entry: object, index: int, source: str) -> ModelInfo:
         capabilities=frozenset(parsed.capabilities),
         cache_write_per_mtok=parsed.cache_write,
     )
+
+
+def undated_model(name: str) -> str:
+    """A model name without its date or ``-latest`` suffix (the model it is a version of).
+
+    Args:
+        name: A model name, as a provider or an application writes it.
+
+    Returns:
+        The name without the suffix; the name itself when it has none.
+
+    Example:
+        >>> undated_model("gpt-4o-2024-08-06"), undated_model("claude-3-5-haiku-latest")
+        ('gpt-4o', 'claude-3-5-haiku')
+        >>> undated_model("gpt-4o-mini")
+        'gpt-4o-mini'
+    """
+    return _DATE_SUFFIX.sub("", name)
 
 
 def _name_variants(name: str) -> list[str]:

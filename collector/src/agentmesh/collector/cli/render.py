@@ -14,6 +14,7 @@ from rich.tree import Tree
 
 from agentmesh.collector.detection import Detection
 from agentmesh.collector.store.base import CostRow, RunStateName, RunSummary, StoredGraph
+from agentmesh.router.catalog import undated_model
 
 __all__ = [
     "format_time",
@@ -293,15 +294,15 @@ def _answered_by_another(decision: Mapping[str, object], chosen: str, answered: 
     """Whether a model other than the route's choice answered (a fallback, a shadow decision).
 
     ``sent_model`` says it; older rows are judged by their fallbacks, and by the answering
-    model's name: the choice itself or a dated version of it (``gpt-4o-2024-08-06``).
+    model's name: the choice itself or a dated version of it (``gpt-4o-2024-08-06``), as the
+    catalog reads names (:func:`~agentmesh.router.catalog.undated_model`).
     """
     sent = decision.get("sent_model")
     if sent:
         return sent != chosen
     if decision.get("fallbacks"):
         return True
-    rest = answered.removeprefix(f"{chosen}-")
-    return answered != chosen and (rest == answered or not rest[:1].isdigit())
+    return undated_model(answered) != undated_model(chosen)
 
 
 def render_decisions(console: Console, decisions: Sequence[Mapping[str, Any]]) -> None:
