@@ -6,7 +6,7 @@ import pytest
 from rich.console import Console
 
 from agentmesh.collector.cli.render import render_decisions
-from agentmesh.collector.routing.trainer import tradeoffs_from_settings
+from agentmesh.collector.routing.configured import tradeoffs_from_settings
 from agentmesh.collector.settings import CollectorSettings
 from agentmesh.core.errors import ConfigError
 

@@ -42,8 +42,8 @@ def check_router(settings: CollectorSettings) -> Finding:
     Returns:
         The finding (``router``).
     """
-    from agentmesh.collector.routing.configured import configured_change
-    from agentmesh.collector.routing.trainer import load_predictor, tradeoffs_from_settings
+    from agentmesh.collector.routing.configured import configured_change, tradeoffs_from_settings
+    from agentmesh.collector.routing.trainer import load_predictor
 
     try:
         configured_change(settings)  # what the route table could not carry fails here

@@ -20,23 +20,80 @@ Example:
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from agentmesh.collector.routing.table_state import RouteTableState, TableChange, checked
-from agentmesh.collector.routing.trainer import tradeoffs_from_settings
 from agentmesh.core.errors import ConfigError, RouteTableError
 from agentmesh.core.log import get_logger
-from agentmesh.router.table import BUNDLED_TABLE, RouteTable
+from agentmesh.router.request import RouteMode
+from agentmesh.router.table import BUNDLED_TABLE, RouteTable, Tradeoff
 
 if TYPE_CHECKING:
     from agentmesh.collector.settings import CollectorSettings
 
-__all__ = ["configured_change", "publish_configuration"]
+__all__ = [
+    "configured_change",
+    "publish_configuration",
+    "tradeoffs_from_settings",
+    "with_configuration",
+]
 
 _log = get_logger(__name__)
 
 _EVERY_CLASS = "*"
+
+
+def tradeoffs_from_settings(settings: CollectorSettings) -> dict[str, Tradeoff] | None:
+    """Read ``router_tradeoffs``: each task class's cost and latency weights.
+
+    Args:
+        settings: The collector's settings.
+
+    Returns:
+        The trade-offs by task class, or ``None`` when none are configured.
+
+    Raises:
+        ConfigError: A task class has an unknown key, or a weight that is negative or not a
+            finite number (NaN and infinity cannot be published: JSON has neither).
+    """
+    if not settings.router_tradeoffs:
+        return None
+    tradeoffs: dict[str, Tradeoff] = {}
+    for task, raw in settings.router_tradeoffs.items():
+        unknown = set(raw) - {"cost_weight", "latency_weight"}
+        if unknown or any(not math.isfinite(v) or v < 0 for v in raw.values()):
+            raise ConfigError(
+                f"AGENTMESH_COLLECTOR_ROUTER_TRADEOFFS[{task!r}]: expected non-negative, finite "
+                f"cost_weight and latency_weight, got {raw}"
+            )
+        tradeoffs[task] = Tradeoff(raw.get("cost_weight", 0.0), raw.get("latency_weight", 0.0))
+    return tradeoffs
+
+
+def with_configuration(
+    table: RouteTable,
+    modes: Mapping[str, RouteMode] | None,
+    tradeoffs: Mapping[str, Tradeoff] | None,
+) -> RouteTable:
+    """Write configured modes and trade-offs into a table (what is not configured is kept).
+
+    Args:
+        table: The table.
+        modes: Mode by task class; ``"*"`` becomes the table's ``default_mode``.
+        tradeoffs: Trade-off weights by task class.
+
+    Returns:
+        The table with them.
+    """
+    if modes is not None:
+        named = {task: mode for task, mode in modes.items() if task != _EVERY_CLASS}
+        table = replace(table, modes=named, default_mode=modes.get(_EVERY_CLASS))
+    if tradeoffs is not None:
+        table = replace(table, tradeoffs=dict(tradeoffs))
+    return table
 
 
 def configured_change(settings: CollectorSettings) -> TableChange | None:
@@ -58,12 +115,7 @@ def configured_change(settings: CollectorSettings) -> TableChange | None:
         return None
 
     def change(table: RouteTable) -> RouteTable:
-        if modes is not None:
-            named = {task: mode for task, mode in modes.items() if task != _EVERY_CLASS}
-            table = replace(table, modes=named, default_mode=modes.get(_EVERY_CLASS))
-        if tradeoffs is not None:
-            table = replace(table, tradeoffs=dict(tradeoffs))
-        return table
+        return with_configuration(table, modes, tradeoffs)
 
     try:
         checked(change(BUNDLED_TABLE))  # what applications would refuse is refused here

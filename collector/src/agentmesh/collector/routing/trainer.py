@@ -46,7 +46,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
@@ -58,6 +57,7 @@ from typing import TYPE_CHECKING, Final, Self, cast
 from agentmesh.collector.detection import Detection
 from agentmesh.collector.detectors.node_feed import NodeFeed
 from agentmesh.collector.graph.node import GraphNode
+from agentmesh.collector.routing.configured import tradeoffs_from_settings, with_configuration
 from agentmesh.collector.routing.outcomes import outcome_quality
 from agentmesh.collector.routing.table_state import RouteTableState
 from agentmesh.core import semconv
@@ -77,7 +77,6 @@ __all__ = [
     "TrainerObserver",
     "load_predictor",
     "make_router_trainer",
-    "tradeoffs_from_settings",
 ]
 
 _log = get_logger(__name__)
@@ -480,12 +479,7 @@ class RouterTrainer:
         models = dict(table.models)
         models.update({m: o.stats() for m, o in self._observed.items()})
         table = replace(table, predictor=self._predictor.to_dict(), models=models)
-        if self._modes is not None:
-            modes = {k: v for k, v in self._modes.items() if k != "*"}
-            table = replace(table, modes=modes, default_mode=self._modes.get("*"))
-        if self._tradeoffs is not None:
-            table = replace(table, tradeoffs=dict(self._tradeoffs))
-        return table
+        return with_configuration(table, self._modes, self._tradeoffs)
 
     async def publish_now(self) -> RouteTable:
         """Publish the table with what was learned so far.
@@ -528,33 +522,6 @@ def load_predictor(path: Path) -> Predictor:
         raise ConfigError(
             f"AGENTMESH_COLLECTOR_ROUTER_PREDICTOR_PATH: cannot load a predictor from {path}: {exc}"
         ) from exc
-
-
-def tradeoffs_from_settings(settings: CollectorSettings) -> dict[str, Tradeoff] | None:
-    """Read ``router_tradeoffs``: each task class's cost and latency weights.
-
-    Args:
-        settings: The collector's settings.
-
-    Returns:
-        The trade-offs by task class, or ``None`` when none are configured.
-
-    Raises:
-        ConfigError: A task class has an unknown key, or a weight that is negative or not a
-            finite number (NaN and infinity cannot be published: JSON has neither).
-    """
-    if not settings.router_tradeoffs:
-        return None
-    tradeoffs: dict[str, Tradeoff] = {}
-    for task, raw in settings.router_tradeoffs.items():
-        unknown = set(raw) - {"cost_weight", "latency_weight"}
-        if unknown or any(not math.isfinite(v) or v < 0 for v in raw.values()):
-            raise ConfigError(
-                f"AGENTMESH_COLLECTOR_ROUTER_TRADEOFFS[{task!r}]: expected non-negative, finite "
-                f"cost_weight and latency_weight, got {raw}"
-            )
-        tradeoffs[task] = Tradeoff(raw.get("cost_weight", 0.0), raw.get("latency_weight", 0.0))
-    return tradeoffs
 
 
 def make_router_trainer(
