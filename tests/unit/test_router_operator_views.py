@@ -11,9 +11,14 @@ from agentmesh.collector.settings import CollectorSettings
 from agentmesh.core.errors import ConfigError
 
 
-@pytest.mark.parametrize("weight", [float("nan"), float("inf"), -1.0])
-def test_tradeoff_weights_that_cannot_be_published_are_refused(weight: float) -> None:
-    settings = CollectorSettings(router_tradeoffs={"*": {"cost_weight": weight}})
+@pytest.mark.parametrize("weight", [float("nan"), float("inf")])
+def test_tradeoff_weights_that_cannot_be_published_are_refused_when_loaded(weight: float) -> None:
+    with pytest.raises(ConfigError, match="router_tradeoffs.*finite number"):
+        CollectorSettings.load(router_tradeoffs={"*": {"cost_weight": weight}})
+
+
+def test_a_negative_tradeoff_weight_is_refused() -> None:
+    settings = CollectorSettings(router_tradeoffs={"*": {"cost_weight": -1.0}})
     with pytest.raises(ConfigError, match="non-negative, finite"):
         tradeoffs_from_settings(settings)
 

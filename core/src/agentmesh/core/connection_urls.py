@@ -1,4 +1,4 @@
-"""Redis URLs and PostgreSQL DSNs checked before a driver is given them.
+"""Redis URLs, PostgreSQL DSNs and HTTP URLs checked before a driver or a client is given them.
 
 redis-py refuses a malformed URL only when a client is made, with a bare ``ValueError``, and
 reads a database that is not a number (``redis://host:6379/abc``) as database 0; asyncpg
@@ -8,7 +8,8 @@ plain words, for settings validators and store constructors to raise a
 :class:`~agentmesh.core.errors.ConfigError` with. They accept what the drivers accept
 (redis-py's ``redis://``, ``rediss://`` and ``unix://`` URLs; asyncpg's ``postgresql://`` and
 ``postgres://`` URLs, several hosts included) and never repeat the URL, which may hold a
-password.
+password. :func:`http_url_problem` does the same for the ``http://`` and ``https://`` URLs of
+a collector an application talks to (its control document, its route table).
 
 Example:
     >>> redis_url_problem("redis://:secret@cache.internal:6380/2") is None
@@ -21,6 +22,10 @@ Example:
     True
     >>> postgres_dsn_problem("postgresql://app@db.internal:port/agentmesh")
     'the port must be a number from 1 to 65535'
+    >>> http_url_problem("http://collector:4318") is None
+    True
+    >>> http_url_problem("ftp://collector:4318")
+    'expected an http:// or https:// URL, like http://host:4318 (not ftp://)'
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import re
 from typing import Final
 from urllib.parse import parse_qs, unquote, urlsplit
 
-__all__ = ["postgres_dsn_problem", "redis_url_problem"]
+__all__ = ["http_url_problem", "postgres_dsn_problem", "redis_url_problem"]
 
 _REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://")
 """What redis-py's ``from_url`` takes (case-insensitive)."""
@@ -45,6 +50,9 @@ _IPV6_HOST: Final = re.compile(r"(?:\[([^\]]+)\])(?::([0-9]+))?")
 
 _SSL_MODES: Final = frozenset({"disable", "allow", "prefer", "require", "verify_ca", "verify_full"})
 """``sslmode`` values asyncpg knows (``-`` read as ``_``)."""
+
+_HTTP_SCHEMES: Final = ("http://", "https://")
+"""What an HTTP client takes (case-insensitive)."""
 
 _SCHEME: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.-]{0,30})://")
 """A scheme worth naming in a message (nothing else of a refused URL is repeated)."""
@@ -180,4 +188,41 @@ def postgres_dsn_problem(dsn: str) -> str | None:
                 f"sslmode {mode!r} is not one of disable, allow, prefer, require, verify-ca, "
                 "verify-full"
             )
+    return None
+
+
+def http_url_problem(url: str, *, example: str = "http://host:4318") -> str | None:
+    """Say what is wrong with an ``http://`` or ``https://`` URL, or ``None`` when it can be used.
+
+    Refused: another scheme (or none), white space, no host, a port that is not a number from
+    1 to 65535, brackets that do not close around an IPv6 address.
+
+    Args:
+        url: The URL.
+        example: A URL of the right form, for the message.
+
+    Returns:
+        The problem in words (the URL is not repeated: it may hold a password), or ``None``.
+
+    Example:
+        >>> http_url_problem("http://collector:port")
+        'the port must be a number from 1 to 65535'
+        >>> http_url_problem("https://:4318")
+        'no host in the URL, like http://host:4318'
+    """
+    if not url.lower().startswith(_HTTP_SCHEMES):
+        return f"expected an http:// or https:// URL, like {example}{_not_scheme(url)}"
+    if any(character.isspace() for character in url):
+        return "the URL holds white space"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        if "port" in str(exc).lower():  # not a number, or out of range
+            return "the port must be a number from 1 to 65535"
+        return f"not a valid URL: {exc}"
+    if not parts.hostname:
+        return f"no host in the URL, like {example}"
+    if port == 0:
+        return "the port must be a number from 1 to 65535"
     return None

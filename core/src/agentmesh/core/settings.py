@@ -3,7 +3,8 @@
 Settings come from environment variables with the ``AGENTMESH_`` prefix (each package adds its
 own part, for example ``AGENTMESH_COLLECTOR_``), then from keyword arguments. A wrong value raises
 :class:`~agentmesh.core.errors.ConfigError` naming the variable and what it wants, instead of
-pydantic's generic report.
+pydantic's generic report. A number setting never takes ``nan`` or an infinity (``Input should
+be a finite number``).
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ class AgentMeshSettings(BaseSettings):
         env_prefix="AGENTMESH_",
         extra="ignore",
         validate_default=True,
+        allow_inf_nan=False,  # `nan` is refused as not finite, not as out of some range
     )
 
     @classmethod
@@ -174,14 +176,15 @@ class AgentMeshSettings(BaseSettings):
         except ValidationError as exc:
             problems: list[str] = []
             for err in exc.errors():
+                said = str(err["msg"]).removeprefix("Value error, ")  # a validator's own words
                 if not err["loc"]:  # a check across fields: its message names them
-                    problems.append(str(err["msg"]).removeprefix("Value error, "))
+                    problems.append(said)
                     continue
                 field = ".".join(str(part) for part in err["loc"])
                 name = field.split(".", 1)[0]
                 where = name if name in overrides else cls.env_var(name)
                 shown = "'***'" if cls._is_secret(name) else repr(err.get("input"))
-                problems.append(f"{where}={shown}: {err['msg']}")
+                problems.append(f"{where}={shown}: {said}")
             raise ConfigError("invalid configuration: " + "; ".join(problems)) from exc
         cls._warn_unknown_variables()
         return loaded

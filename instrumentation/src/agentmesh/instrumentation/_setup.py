@@ -28,7 +28,6 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from agentmesh.core import ConfigError
 from agentmesh.core.log import get_logger
 from agentmesh.instrumentation._baggage_processor import BaggageSpanProcessor
 from agentmesh.instrumentation._exporter import GuardedSpanExporter
@@ -38,7 +37,12 @@ from agentmesh.instrumentation.anthropic import AnthropicInstrumentor
 from agentmesh.instrumentation.crewai import CrewAIInstrumentor
 from agentmesh.instrumentation.langgraph import LangGraphInstrumentor
 from agentmesh.instrumentation.openai import OpenAIInstrumentor
-from agentmesh.instrumentation.settings import InstrumentationSettings
+from agentmesh.instrumentation.settings import (
+    InstrumentationSettings,
+    check_logging_settings,
+    endpoint_port_hint,
+    load_or_report,
+)
 
 __all__ = [
     "build_tracer_provider",
@@ -81,11 +85,16 @@ class _State:
 
 _lock = threading.RLock()
 _state = _State()
-_reported_errors: set[str] = set()
 
 
 def load_settings(**overrides: object) -> InstrumentationSettings | None:
     """Load the settings; log a clear error and return ``None`` when they are wrong.
+
+    The distro, the configurator and ``init()`` all load the settings: each wrong value is
+    logged once per process (:func:`~agentmesh.instrumentation.settings.load_or_report`), and
+    the background clients reading them later say nothing more. A wrong
+    ``AGENTMESH_LOG_LEVEL`` or ``AGENTMESH_LOG_FORMAT`` is logged too, and leaves the app
+    instrumented.
 
     Args:
         **overrides: Values that take precedence over the environment.
@@ -93,16 +102,8 @@ def load_settings(**overrides: object) -> InstrumentationSettings | None:
     Returns:
         The settings, or ``None`` on a configuration error.
     """
-    try:
-        return InstrumentationSettings.load(**overrides)
-    except ConfigError as exc:
-        message = str(exc)
-        with _lock:
-            first = message not in _reported_errors
-            _reported_errors.add(message)
-        if first:  # the distro, the configurator and init() all load the settings
-            _log.error("agentmesh.invalid_configuration", error=message, action="not instrumenting")
-        return None
+    check_logging_settings()
+    return load_or_report(**overrides)
 
 
 def build_tracer_provider(settings: InstrumentationSettings) -> TracerProvider:
@@ -186,8 +187,25 @@ def configure_tracing(settings: InstrumentationSettings) -> TracerProvider | Non
             )
         _state.provider = provider
         _state.configured = True
+    _check_at_start(settings, own_exporter=provider is not current)
     _start_followers()
     return provider
+
+
+def _check_at_start(settings: InstrumentationSettings, *, own_exporter: bool) -> None:
+    """Say now what would otherwise show only later (never raises).
+
+    An endpoint on the OTLP/HTTP port (4318), when spans go through our OTLP/gRPC exporter;
+    a handoff checkpoint store URL no store can use (handoff checkpoints are then off: the app
+    stays instrumented).
+    """
+    from agentmesh.instrumentation._failopen import safe_call
+    from agentmesh.instrumentation.checkpoints import check_checkpoint_url
+
+    hint = endpoint_port_hint(settings.endpoint) if own_exporter else None
+    if hint is not None:
+        _log.warning("agentmesh.exporter.wrong_port", endpoint=settings.endpoint, detail=hint)
+    safe_call("checkpoints.check", check_checkpoint_url, settings.checkpoint_url)
 
 
 def _start_followers() -> None:

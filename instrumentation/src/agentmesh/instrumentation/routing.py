@@ -94,7 +94,7 @@ from agentmesh.instrumentation.control._slot import changes, note_change
 from agentmesh.instrumentation.feedback import remember_route
 from agentmesh.instrumentation.route_budget import current_call_budget
 from agentmesh.instrumentation.route_table import current_route_table, route_table_client
-from agentmesh.instrumentation.settings import InstrumentationSettings
+from agentmesh.instrumentation.settings import InstrumentationSettings, load_or_report
 from agentmesh.router import (
     DecisionLog,
     FallbackChains,
@@ -396,7 +396,8 @@ def _off_config() -> RoutingConfig:
 def routing_config() -> RoutingConfig:
     """Return the routing in force, configured from the settings on first use (never raises).
 
-    Invalid settings are logged and routing is turned off.
+    Invalid settings are logged as an error once per process (by whatever read them first,
+    ``agentmesh.invalid_configuration``) and routing is turned off (said at info level).
 
     Returns:
         The configuration.
@@ -405,7 +406,15 @@ def routing_config() -> RoutingConfig:
     if config is not None:
         return config
     try:
-        return configure_routing()
+        loaded = load_or_report()
+        if loaded is None:
+            _log.info(
+                "routing is off: its settings cannot be used",
+                where="routing.configure",
+                reason="invalid settings, logged as agentmesh.invalid_configuration",
+            )
+            return _install(_off_config())
+        return configure_routing(settings=loaded)
     except Exception as exc:  # noqa: BLE001 - fail-open: the app runs unrouted
         with suppress(Exception):
             _log.error(

@@ -4,29 +4,63 @@ Every field is read from an ``AGENTMESH_`` environment variable (``AGENTMESH_END
 ``AGENTMESH_SHUTDOWN_TIMEOUT_S``…); the endpoint and the service name fall back on the standard
 OpenTelemetry variables so an app already configured for OpenTelemetry needs nothing more.
 
+A wrong value is reported once per process (:func:`load_or_report`, :func:`report_invalid`) as
+``agentmesh.invalid_configuration``, naming the variable and what it wants; the application is
+then left uninstrumented, never stopped. The endpoint (``http://host:4317``, ``https://host``,
+``host:4317`` or a ``unix:`` socket) and the control URL (``http(s)://host[:port]``) are checked
+for a scheme, a host and a port that is a number; a number setting never takes ``nan``.
+
 Example:
     >>> InstrumentationSettings.load(endpoint="http://collector:4317").endpoint
     'http://collector:4317'
+    >>> endpoint_problem("ftp://collector:4317")
+    'expected an http:// or https:// URL, like http://host:4317 (not ftp://)'
+    >>> endpoint_port_hint("http://collector:4318") is not None
+    True
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar, Final, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from agentmesh.core import AgentMeshSettings
+from agentmesh.core import AgentMeshSettings, ConfigError
+from agentmesh.core.connection_urls import http_url_problem
+from agentmesh.core.log import LoggingSettings, get_logger
 
-__all__ = ["DEFAULT_ENDPOINT", "InstrumentationSettings"]
+__all__ = [
+    "DEFAULT_ENDPOINT",
+    "InstrumentationSettings",
+    "check_logging_settings",
+    "endpoint_port_hint",
+    "endpoint_problem",
+    "load_or_report",
+    "report_invalid",
+]
+
+_log = get_logger(__name__)
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:4317"
 """OTLP/gRPC endpoint used when neither AgentMesh nor OpenTelemetry variables name one."""
 
 _OTEL_ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+_ENDPOINT_VAR: Final = "AGENTMESH_ENDPOINT"
+_GRPC_SOCKET_PREFIXES: Final = ("unix:", "unix-abstract:")
+"""gRPC targets that name a socket, not a host (the exporter passes them to gRPC as they are)."""
+_OTLP_HTTP_PORT: Final = 4318
+"""The standard OTLP/HTTP port (the AgentMesh collector's too): not where OTLP/gRPC goes."""
+
+_NOT_INSTRUMENTING: Final = "not instrumenting"
+
+_reported: set[str] = set()
+_reported_lock = threading.Lock()
 
 
 def _default_endpoint() -> str:
@@ -49,6 +83,139 @@ def _default_service_name() -> str:
     if first in ("", "-c", "-"):  # code given on the command line, or read from stdin
         return "unknown_service"
     return Path(first).stem or "unknown_service"
+
+
+def endpoint_problem(endpoint: str) -> str | None:
+    """Say what is wrong with an OTLP/gRPC endpoint, or ``None`` when the exporter can use it.
+
+    Taken: ``http://host:port`` and ``https://host[:port]`` (a path is ignored, as the
+    exporter does), ``host:port`` and a ``unix:`` socket. Refused: another scheme (the exporter
+    would quietly connect to its host as plain gRPC), no host, a port that is not a number
+    from 1 to 65535, ``host`` without a port (gRPC would pick 443), white space.
+
+    Args:
+        endpoint: The endpoint.
+
+    Returns:
+        The problem in words, or ``None``.
+
+    Example:
+        >>> endpoint_problem("collector:4317") is None, endpoint_problem("[::1]:4317") is None
+        (True, True)
+        >>> endpoint_problem("::::")
+        'expected http://host:4317, https://host or host:4317: the port must be a number from 1 to 65535'
+    """  # noqa: E501 - a doctest's expected output is one line
+    if endpoint.startswith(_GRPC_SOCKET_PREFIXES):
+        if endpoint.partition(":")[2].strip("/"):
+            return None
+        return "a unix: endpoint needs the socket's path, like unix:///run/collector.sock"
+    if "://" in endpoint:
+        return http_url_problem(endpoint, example="http://host:4317")
+    problem = http_url_problem(f"http://{endpoint}", example="host:4317")
+    if problem is None and urlsplit(f"http://{endpoint}").port is None:
+        problem = "no port (gRPC would use 443)"
+    if problem is None:
+        return None
+    return f"expected http://host:4317, https://host or host:4317: {problem}"
+
+
+def _endpoint_variable(endpoint: str) -> str:
+    """The variable the endpoint was read from: ``AGENTMESH_ENDPOINT`` or an OTEL fallback."""
+    if not os.environ.get(_ENDPOINT_VAR, ""):
+        for name in _OTEL_ENDPOINT_VARS:
+            if os.environ.get(name, "").strip() == endpoint:
+                return name
+    return _ENDPOINT_VAR
+
+
+def endpoint_port_hint(endpoint: str) -> str | None:
+    """Name a likely mistake: the endpoint is the OTLP/HTTP port (4318), spans go over gRPC.
+
+    gRPC then fails each export with ``Failed parsing HTTP/2 (Expected SETTINGS frame as the
+    first frame …) (Trying to connect an http1.x server (HTTP status 400))``, which does not
+    say what to change.
+
+    Args:
+        endpoint: The OTLP/gRPC endpoint.
+
+    Returns:
+        What to change, or ``None`` when the port is not 4318.
+
+    Example:
+        >>> print(endpoint_port_hint("collector:4317"))
+        None
+    """
+    text = endpoint if "://" in endpoint else f"http://{endpoint}"
+    try:
+        port = urlsplit(text).port
+    except ValueError:
+        return None
+    if port != _OTLP_HTTP_PORT:
+        return None
+    variable = _endpoint_variable(endpoint)
+    return (
+        f"{variable}={endpoint!r} names port {_OTLP_HTTP_PORT}, the OTLP/HTTP port; AgentMesh "
+        "exports spans over OTLP/gRPC: use the collector's gRPC port (4317 by default), like "
+        "AGENTMESH_ENDPOINT=http://host:4317"
+    )
+
+
+def report_invalid(message: str, *, action: str = _NOT_INSTRUMENTING) -> None:
+    """Log a configuration error once per process, as ``agentmesh.invalid_configuration``.
+
+    The distro, the configurator, ``init()`` and the background clients all read the
+    settings: a wrong value is said once, by whichever reads it first.
+
+    Args:
+        message: The error, naming the variable and what it wants.
+        action: What AgentMesh does instead (``not instrumenting``, ``handoff checkpoints
+            off``…).
+    """
+    with _reported_lock:
+        first = message not in _reported
+        _reported.add(message)
+    if first:
+        _log.error("agentmesh.invalid_configuration", error=message, action=action)
+
+
+def load_or_report(**overrides: object) -> InstrumentationSettings | None:
+    """Load the settings; report a wrong value once (:func:`report_invalid`) and return ``None``.
+
+    Args:
+        **overrides: Values that take precedence over the environment.
+
+    Returns:
+        The settings, or ``None`` when they are wrong (the application is not instrumented).
+    """
+    try:
+        return InstrumentationSettings.load(**overrides)
+    except ConfigError as exc:
+        report_invalid(str(exc))
+        return None
+
+
+def check_logging_settings() -> bool:
+    """Check ``AGENTMESH_LOG_LEVEL`` and ``AGENTMESH_LOG_FORMAT`` as the collector does.
+
+    Fail-open: a wrong value is reported once (:func:`report_invalid`, naming the variable and
+    the values it takes) and the defaults apply; the application stays instrumented. In an
+    application AgentMesh's log lines follow the application's logging set-up
+    (:mod:`agentmesh.core.log`); the two variables apply where AgentMesh configures logging
+    (``configure_logging()``, the collector and the command line).
+
+    Returns:
+        Whether both are valid (or unset).
+    """
+    try:
+        LoggingSettings.load()
+    except ConfigError as exc:
+        report_invalid(
+            str(exc),
+            action="ignored: the default applies (AGENTMESH_LOG_LEVEL=info, "
+            "AGENTMESH_LOG_FORMAT=json); still instrumenting",
+        )
+        return False
+    return True
 
 
 class InstrumentationSettings(AgentMeshSettings):
@@ -284,3 +451,27 @@ class InstrumentationSettings(AgentMeshSettings):
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_usable(cls, value: str) -> str:
+        problem = endpoint_problem(value)
+        if problem is None:
+            return value
+        variable = _endpoint_variable(value)
+        source = (
+            f" (read from {variable}: {_ENDPOINT_VAR} is not set)"
+            if variable != _ENDPOINT_VAR
+            else ""
+        )
+        raise ValueError(f"{problem}{source}")
+
+    @field_validator("control_url")
+    @classmethod
+    def _control_url_usable(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():  # blank: derived from the endpoint
+            return value
+        problem = http_url_problem(value, example="http://host:4318")
+        if problem is not None:
+            raise ValueError(problem)
+        return value

@@ -8,7 +8,8 @@ hooks' uninstall calls it); a forked child starts its own on first use (the slot
 
 Enabled when ``AGENTMESH_CONTROL_ENABLED`` says so; by default when a collector is named:
 ``AGENTMESH_CONTROL_URL``, ``AGENTMESH_ENDPOINT``, ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or
-``OTEL_EXPORTER_OTLP_ENDPOINT``. Never raises: invalid settings are logged and control is off.
+``OTEL_EXPORTER_OTLP_ENDPOINT``. Never raises: invalid settings are logged (once per process,
+with whatever else read them first) and control is off.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from agentmesh.core.log import get_logger
 from agentmesh.instrumentation.control._client import ControlClient
 from agentmesh.instrumentation.control._slot import ClientSlot
 from agentmesh.instrumentation.control._url import control_base_url
-from agentmesh.instrumentation.settings import InstrumentationSettings
+from agentmesh.instrumentation.settings import InstrumentationSettings, load_or_report
 
 __all__ = [
     "configure_control",
@@ -37,7 +38,14 @@ _log = get_logger(__name__)
 _OTEL_ENDPOINT_VARS: Final = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 _OTEL_HEADER_VARS: Final = ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS")
 
-_slot: ClientSlot[ControlClient] = ClientSlot("control", lambda: configure_control())
+
+def _configure_on_first_use() -> ControlClient | None:
+    """Configure from the settings; wrong settings were said once already: control is off."""
+    loaded = load_or_report()
+    return configure_control(settings=loaded) if loaded is not None else None
+
+
+_slot: ClientSlot[ControlClient] = ClientSlot("control", _configure_on_first_use)
 
 
 def control_target(settings: InstrumentationSettings) -> str | None:

@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from contextlib import suppress
 from pathlib import Path
+from typing import Final, cast
 
 from agentmesh.core.errors import RouteTableError
 from agentmesh.core.log import get_logger
@@ -35,14 +37,23 @@ __all__ = ["default_cache_path", "load_table", "read_table", "save_table"]
 
 _log = get_logger(__name__)
 
+_LARGEST_INT: Final = 2**63 - 1
+"""The largest whole number an OpenTelemetry attribute holds (OTLP's ``int_value`` is int64)."""
+_SMALLEST_INT: Final = -(2**63)
+_LONG_DIGITS: Final = re.compile(rb"[0-9]{19}")
+"""19 digits in a row: what a whole number out of that range needs (the quick test)."""
+
 
 def read_table(data: str | bytes) -> RouteTable:
     """Read a route table as the application takes it (a collector's answer, the cache file).
 
     :meth:`RouteTable.from_json` checks the fields and keeps the predictor as JSON data; here
-    the predictor is also parsed, ahead of the first routed call that needs it
-    (:func:`~agentmesh.router.learned.parse_ahead.parse_ahead`), and a predictor the policy
-    could not use refuses the whole table: taking it would route by pass-through.
+    every whole number (the predictor's included) is also checked to fit a signed 64-bit
+    integer (the version goes on every routed call's span as ``agentmesh.route.table_version``,
+    which OTLP cannot encode beyond that range), and the predictor is parsed, ahead of the
+    first routed call that needs it (:func:`~agentmesh.router.learned.parse_ahead.parse_ahead`):
+    a table refused for either is refused whole (the last good table and the cache file are
+    kept), as taking it would print an encoding error for every span, or route by pass-through.
 
     Args:
         data: The table's JSON.
@@ -52,8 +63,17 @@ def read_table(data: str | bytes) -> RouteTable:
 
     Raises:
         RouteTableError: The table is refused; the message says why.
-    """
+
+    Example:
+        >>> read_table('{"version": 9223372036854775808}')
+        Traceback (most recent call last):
+        ...
+        agentmesh.core.errors.RouteTableError: version must be a whole number that fits in 64 bits (-9223372036854775808 to 9223372036854775807), got 9223372036854775808
+    """  # noqa: E501 - a doctest's expected output is one line
     table = RouteTable.from_json(data)
+    raw = data.encode() if isinstance(data, str) else data
+    if _LONG_DIGITS.search(raw) is not None:  # else every whole number has 18 digits at most
+        _check_whole_numbers(table)
     try:
         ready = parse_ahead(table, keep_invalid=False)
     except Exception as exc:  # noqa: BLE001 - fail-open: the policy then parses it itself
@@ -62,6 +82,28 @@ def read_table(data: str | bytes) -> RouteTable:
     if ready.error is not None:
         raise RouteTableError(f"the predictor cannot be used: {ready.error}")
     return table
+
+
+def _check_whole_numbers(table: RouteTable) -> None:
+    """Refuse a whole number a span attribute (an int64) cannot hold, wherever it is.
+
+    The version goes on spans; the models' counts and the predictor's outcome counts are held
+    in int64 arrays by the policy, which could not rank with a larger one.
+    """
+    pending: list[tuple[str, object]] = [(name, value) for name, value in table.to_dict().items()]
+    while pending:
+        where, value = pending.pop()
+        if isinstance(value, dict):
+            entries = cast("dict[str, object]", value)
+            pending += [(f"{where}.{key}", item) for key, item in entries.items()]
+        elif isinstance(value, list):
+            items = cast("list[object]", value)
+            pending += [(f"{where}[{index}]", item) for index, item in enumerate(items)]
+        elif isinstance(value, int) and not _SMALLEST_INT <= value <= _LARGEST_INT:
+            raise RouteTableError(
+                f"{where} must be a whole number that fits in 64 bits ({_SMALLEST_INT} to "
+                f"{_LARGEST_INT}), got {value}"
+            )
 
 
 def default_cache_path(url: str | None = None) -> Path:

@@ -10,7 +10,8 @@ forked child starts its own on first use (the slot holding it is the control cli
 Followed when ``AGENTMESH_ROUTE_TABLE_SYNC`` says so; by default when a collector is named, as
 for the control document (``AGENTMESH_CONTROL_URL``, ``AGENTMESH_ENDPOINT``,
 ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_ENDPOINT``), at the same base
-URL. Never raises: invalid settings are logged and the bundled table is used.
+URL. Never raises: invalid settings are logged (once per process, with whatever else read them
+first) and the bundled table is used.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from agentmesh.instrumentation.control._runtime import otlp_headers
 from agentmesh.instrumentation.control._slot import ClientSlot
 from agentmesh.instrumentation.route_table._cache import default_cache_path
 from agentmesh.instrumentation.route_table._client import RouteTableClient
-from agentmesh.instrumentation.settings import InstrumentationSettings
+from agentmesh.instrumentation.settings import InstrumentationSettings, load_or_report
 from agentmesh.router.table import BUNDLED_TABLE, RouteTable
 
 __all__ = [
@@ -38,7 +39,14 @@ __all__ = [
 
 _log = get_logger(__name__)
 
-_slot: ClientSlot[RouteTableClient] = ClientSlot("route_table", lambda: configure_route_table())
+
+def _configure_on_first_use() -> RouteTableClient | None:
+    """Configure from the settings; wrong settings were said once already: the bundled table."""
+    loaded = load_or_report()
+    return configure_route_table(settings=loaded) if loaded is not None else None
+
+
+_slot: ClientSlot[RouteTableClient] = ClientSlot("route_table", _configure_on_first_use)
 
 
 def route_table_target(settings: InstrumentationSettings) -> str | None:
