@@ -89,3 +89,6 @@ def test_a_malformed_endpoint_leaves_the_apps_threads_to_finish(tmp_path: Path) 
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["main", "done", "worker", "finished"]
     assert "Traceback" not in done.stderr
+    # now refused when the settings load (the app runs uninstrumented), named once
+    assert done.stderr.count("agentmesh.invalid_configuration") == 1, done.stderr
+    assert "AGENTMESH_ENDPOINT" in done.stderr
