@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 __all__ = [
+    "AGENTMESH_CALL_ENDED_AT_EXIT",
     "AGENTMESH_CONTENT_TRUNCATED",
     "AGENTMESH_COST_USD",
     "AGENTMESH_CREWAI_TASK_ID",
@@ -699,6 +700,15 @@ AGENTMESH_USAGE_ESTIMATED: Final = _attr(
     "True",
     "Token counts (and cost) were estimated: the provider reported no usage (a stream "
     "without stream_options.include_usage).",
+    origin="agentmesh",
+)
+AGENTMESH_CALL_ENDED_AT_EXIT: Final = _attr(
+    "agentmesh.call.ended_at_exit",
+    "boolean",
+    "True",
+    "A provider call still open when the application exited (a stream it stopped reading and "
+    "never closed) was ended then; the span ends when the call was last seen active and keeps "
+    "what was read.",
     origin="agentmesh",
 )
 AGENTMESH_CONTENT_TRUNCATED: Final = _attr(

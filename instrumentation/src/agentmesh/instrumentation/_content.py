@@ -1,9 +1,11 @@
 """Opt-in capture of prompts and completions as GenAI "parts" JSON, capped, images left out.
 
-Off by default. On when the instrumentor is given ``capture_content=True``, when
-``InstrumentationSettings.capture_content`` is true, or when
-``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` is ``true`` (any case). The decision is
-taken once, when instrumenting: a call pays one boolean check when capture is off.
+Off by default. The first of these that is given decides: the instrumentor's
+``capture_content`` argument, then ``AGENTMESH_CAPTURE_CONTENT`` (set to true or to false),
+then ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` (on when ``true``, any case). An
+explicit ``AGENTMESH_CAPTURE_CONTENT=false`` therefore keeps content out even when the
+OpenTelemetry variable says ``true``. The decision is taken once, when instrumenting: a call
+pays one boolean check when capture is off.
 
 Messages are converted to the GenAI conventions' shape (``{"role", "parts": [...]}``) from the
 OpenAI chat, OpenAI Responses and Anthropic request and response formats. Inline images
@@ -33,6 +35,7 @@ from typing import Final, cast
 
 from opentelemetry.util.types import AttributeValue
 
+from agentmesh.core.errors import ConfigError
 from agentmesh.core.semconv import AGENTMESH_CONTENT_TRUNCATED
 from agentmesh.instrumentation._failopen import safe_call
 
@@ -76,6 +79,9 @@ _DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+)?(;[^,]*)?,", re.ASCII)
 def capture_enabled(kwargs: Mapping[str, object]) -> bool:
     """Decide, once per instrumentation, whether content is captured.
 
+    The instrumentor's argument wins, then ``AGENTMESH_CAPTURE_CONTENT`` when it is set (true
+    or false), then ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``; off otherwise.
+
     Args:
         kwargs: The keyword arguments of ``_instrument``; ``capture_content`` (a bool) wins.
 
@@ -85,15 +91,28 @@ def capture_enabled(kwargs: Mapping[str, object]) -> bool:
     explicit = kwargs.get("capture_content")
     if isinstance(explicit, bool):
         return explicit
-    if os.environ.get(CAPTURE_ENV_VAR, "").strip().lower() == "true":
-        return True
-    return safe_call("content.settings", _setting) is True
+    own = safe_call("content.settings", _own_setting)
+    if own is not None:
+        return own
+    return os.environ.get(CAPTURE_ENV_VAR, "").strip().lower() == "true"
 
 
-def _setting() -> bool:
+def _own_setting() -> bool | None:
+    """``AGENTMESH_CAPTURE_CONTENT`` when it is set, ``None`` when it is not.
+
+    When the settings do not load (a wrong value, reported where the provider is built), a
+    set variable still keeps the OpenTelemetry one from switching capture on: off.
+    """
     from agentmesh.instrumentation.settings import InstrumentationSettings
 
-    return InstrumentationSettings.load().capture_content
+    try:
+        settings = InstrumentationSettings.load()
+    except ConfigError:
+        name = InstrumentationSettings.env_var("capture_content")
+        return False if any(key.upper() == name for key in os.environ) else None
+    if "capture_content" in settings.model_fields_set:
+        return settings.capture_content
+    return None
 
 
 def capped_json(value: object, cap: int = CONTENT_CAP_BYTES) -> tuple[str, bool]:

@@ -8,6 +8,9 @@ and waits at most ``timeout_s`` in total. It first probes the collector: when no
 closes the exporter straight away (the spans could not be delivered anyway), so exit does not
 wait at all. When the budget runs out it closes the exporter, which aborts the retry backoff
 and the in-flight call, and returns: the pending spans are dropped, the process exits on time.
+Before that final flush, shutdown ends the provider calls still open (a stream the application
+stopped reading), so that their spans go out with the rest
+(:mod:`~agentmesh.instrumentation._open_calls`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from agentmesh.core.log import get_logger
+from agentmesh.instrumentation import _open_calls
 from agentmesh.instrumentation._exporter import GuardedSpanExporter, collector_reachable
 from agentmesh.instrumentation._failopen import guarded
 
@@ -104,11 +108,13 @@ class BoundedSpanProcessor(SpanProcessor):
     def _prepare_exporter(self) -> None:
         """At interpreter exit: build the exporter if spans wait for it (short-lived apps).
 
-        The time it takes comes out of the exit's budget: :meth:`shutdown` gets the rest.
+        Spans wait for it when some were queued, or when a provider call is still open (it
+        ends at exit, see :meth:`shutdown`). The time it takes comes out of the exit's budget:
+        :meth:`shutdown` gets the rest.
         """
         if self._is_shut_down or self._exporter.prepared:
             return
-        if self._queued_total == 0:
+        if self._queued_total == 0 and not _open_calls.any_open():
             return
         started = time.monotonic()
         try:
@@ -142,7 +148,11 @@ class BoundedSpanProcessor(SpanProcessor):
         self._batch.on_end(span)
 
     def shutdown(self) -> None:
-        """Flush what can be flushed within the budget, then stop; never waits longer or raises."""
+        """End open calls, flush what can be flushed within the budget, then stop; never raises.
+
+        A provider call still open (a stream the application stopped reading) is ended first,
+        so that its span is in the final flush. Never waits longer than the budget.
+        """
         with guarded("span-processor-shutdown"):
             self._shutdown()
 
@@ -151,6 +161,7 @@ class BoundedSpanProcessor(SpanProcessor):
             if self._is_shut_down:
                 return
             self._is_shut_down = True
+        _open_calls.end_open_calls()
         budget = max(self._timeout_s - self._spent_at_exit, 0.0)  # "in total", exit hook included
         deadline = time.monotonic() + budget
         if self._exporter.last_export_ok is not True and not collector_reachable(

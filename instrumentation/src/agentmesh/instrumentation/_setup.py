@@ -291,7 +291,9 @@ def instrumentor_supported(instrumentor: BaseInstrumentor) -> bool:
     return get_dependency_conflicts(dependencies) is None
 
 
-def instrument_installed(tracer_provider: TracerProvider | None = None) -> list[str]:
+def instrument_installed(
+    tracer_provider: TracerProvider | None = None, *, capture_content: bool | None = None
+) -> list[str]:
     """Apply every AgentMesh instrumentor whose library is installed (skip applied ones).
 
     The instrumentors are the ``opentelemetry_instrumentor`` entry points of this package;
@@ -300,6 +302,8 @@ def instrument_installed(tracer_provider: TracerProvider | None = None) -> list[
 
     Args:
         tracer_provider: Provider for the spans; the global one by default.
+        capture_content: Whether they record prompts and completions; ``None`` leaves it to
+            the environment (``AGENTMESH_CAPTURE_CONTENT``, then the OpenTelemetry variable).
 
     Returns:
         Class names of the instrumentors now active.
@@ -316,7 +320,12 @@ def instrument_installed(tracer_provider: TracerProvider | None = None) -> list[
             if not instrumentor.is_instrumented_by_opentelemetry:
                 if not instrumentor_supported(instrumentor):
                     continue
-                instrumentor.instrument(tracer_provider=tracer_provider, skip_dep_check=True)
+                options: dict[str, object] = {}
+                if capture_content is not None:
+                    options["capture_content"] = capture_content
+                instrumentor.instrument(
+                    tracer_provider=tracer_provider, skip_dep_check=True, **options
+                )
             active.append(name)
         except Exception as exc:  # noqa: BLE001 - one failing instrumentor must not stop others
             _log.warning("agentmesh.instrument_failed", instrumentor=name, error=str(exc))
@@ -338,7 +347,8 @@ def init(**overrides: object) -> TracerProvider | None:
             return None
         with _lock:
             provider = configure_tracing(settings)
-            instrument_installed(provider)
+            capture = settings.capture_content if "capture_content" in overrides else None
+            instrument_installed(provider, capture_content=capture)
             return provider
     except Exception as exc:  # noqa: BLE001 - init() never raises into the application
         _log.error("agentmesh.init_failed", error_type=type(exc).__name__, error=str(exc))

@@ -286,7 +286,11 @@ class InstrumentationSettings(AgentMeshSettings):
     )
     capture_content: bool = Field(
         default=False,
-        description="Record prompt and completion text (off by default: it may be sensitive).",
+        description=(
+            "Record prompt and completion text (off by default: it may be sensitive). When "
+            "unset, `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true` turns it on; set, "
+            "it wins over that variable; `init(capture_content=...)` wins over both."
+        ),
     )
     propagate_to_public_providers: bool = Field(
         default=False,

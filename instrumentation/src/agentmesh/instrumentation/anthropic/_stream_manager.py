@@ -5,8 +5,9 @@ span starts when ``stream()`` is called, the request runs (with the span current
 manager is entered, and the ``MessageStream``'s raw SSE stream is replaced by a stream proxy
 that feeds each event to the call and ends the span on exhaustion, ``close()``, an error or
 garbage collection. Leaving the ``with`` block ends it too (an exception raised in the block
-is recorded on the span); a manager that is never entered
-ends its span when it is garbage-collected. Duck-typed: nothing here imports ``anthropic``.
+is recorded on the span); a manager that is never entered ends its span when it is
+garbage-collected. A call still open when the process exits is ended then, its span marked
+(:mod:`agentmesh.instrumentation._open_calls`). Duck-typed: nothing here imports ``anthropic``.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ class StreamManagerProxy(_StreamManagerProxyBase):
         self._self_call = call
         self._self_reopen = reopen
         self._self_unentered = weakref.finalize(self, call.finish)
+        self._self_unentered.atexit = False  # the open-call registry ends it then, marked
 
     def __enter__(self) -> object:
         self._self_unentered.detach()
@@ -146,6 +148,7 @@ class AsyncStreamManagerProxy(_AsyncStreamManagerProxyBase):
         self._self_call = call
         self._self_reopen = reopen
         self._self_unentered = weakref.finalize(self, call.finish)
+        self._self_unentered.atexit = False  # the open-call registry ends it then, marked
 
     async def __aenter__(self) -> object:
         self._self_unentered.detach()

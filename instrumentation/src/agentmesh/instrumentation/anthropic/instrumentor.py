@@ -18,6 +18,7 @@ from opentelemetry.trace import TracerProvider
 
 from agentmesh.instrumentation._content import capture_enabled
 from agentmesh.instrumentation._metrics import GenAIMetrics, meter_provider_from
+from agentmesh.instrumentation._open_calls import end_at_exit
 from agentmesh.instrumentation._patching import PatchSet, Wrapper, WrapperFactory
 from agentmesh.instrumentation._provider_hosts import propagate_to_public_providers
 from agentmesh.instrumentation.anthropic.package import (
@@ -63,7 +64,8 @@ class AnthropicInstrumentor(BaseInstrumentor):  # pyright: ignore[reportUntypedB
     Covers, sync and async, in ``messages`` and (where present) ``beta.messages``: ``create``
     (plain and ``stream=True``), ``parse``, and the ``stream(...)`` context-manager helper;
     ``with_raw_response`` variants included. Streams end their span exactly once: on
-    exhaustion, ``close()``, leaving the ``with`` block, an error, or garbage collection.
+    exhaustion, ``close()``, leaving the ``with`` block, an error, garbage collection, or,
+    still open, the process's exit.
     Errors are recorded and re-raised unchanged; the instrumentation's own failures are
     logged and never reach the application.
 
@@ -112,6 +114,8 @@ class AnthropicInstrumentor(BaseInstrumentor):  # pyright: ignore[reportUntypedB
         patches.apply()
         # Calls ask the in-process router (a no-op while AGENTMESH_ROUTING_MODE is off).
         install_provider_hooks()
+        # Calls still open at exit (an abandoned stream) end before the providers export.
+        end_at_exit()
         self._patches = patches
         # anthropic >= 2 traces on its own into the global provider: one span per call, not
         # two. Clients created from now on read this; an explicit choice of the app wins.

@@ -2,7 +2,9 @@
 
 A :class:`ProviderCall` is started before the SDK call, fed the response (or each streamed
 chunk or event), and finished exactly once, whichever comes first: the response, the end of the
-stream, an error, ``close()``, or the garbage collector. Every method is fail-open.
+stream, an error, ``close()``, the garbage collector, or the process's exit (a call still open
+then, such as a stream the application stopped reading, is ended by
+:mod:`agentmesh.instrumentation._open_calls`). Every method is fail-open.
 
 Nothing here is specific to OpenAI: the Anthropic instrumentation uses the same machinery with
 its own request reader and :class:`Summary`.
@@ -35,7 +37,7 @@ from agentmesh.core.semconv import (
     GEN_AI_USAGE_OUTPUT_TOKENS,
     SERVER_ADDRESS,
 )
-from agentmesh.instrumentation import _content, _dedupe, _failopen
+from agentmesh.instrumentation import _content, _dedupe, _failopen, _open_calls
 from agentmesh.instrumentation._context import attached
 from agentmesh.instrumentation._metrics import GenAIMetrics
 from agentmesh.instrumentation._provider_hosts import is_public_provider
@@ -150,6 +152,7 @@ class ProviderCall:
     """
 
     __slots__ = (
+        "__weakref__",
         "_finished",
         "_first_chunk",
         "_instruments",
@@ -157,6 +160,7 @@ class ProviderCall:
         "_pending",
         "_sent_model",
         "_started",
+        "active_at",
         "guest",
         "request",
         "span",
@@ -182,6 +186,11 @@ class ProviderCall:
         self.guest = guest
         self._pending: list[object] | None = None
         self._sent_model: str | None = None
+        self.active_at: float | None = None
+        """``time.perf_counter()`` when the call was last seen active: its stream handed to the
+        application, or a chunk read (``None`` before). A call ended at exit ends then."""
+        if not guest:
+            _open_calls.track(self)
 
     @property
     def finished(self) -> bool:
@@ -258,8 +267,9 @@ class ProviderCall:
             chunk: A streamed chunk or event.
         """
         try:
+            now = self.active_at = time.perf_counter()
             if self._first_chunk is None:
-                self._first_chunk = time.perf_counter() - self._started
+                self._first_chunk = now - self._started
             self.summary.absorb(chunk)
         except Exception as exc:  # noqa: BLE001 - fail-open
             _failopen.report("provider.absorb_chunk", exc)
@@ -294,25 +304,36 @@ class ProviderCall:
 
     def first_chunk(self) -> None:
         """Note that the first chunk arrived now (for the time to first chunk; once)."""
+        now = self.active_at = time.perf_counter()
         if self._first_chunk is None:
-            self._first_chunk = time.perf_counter() - self._started
+            self._first_chunk = now - self._started
 
-    def finish(self, error: BaseException | None = None) -> None:
+    def finish(self, error: BaseException | None = None, at_exit: bool = False) -> None:
         """Set the response attributes, end the span, record the metrics; later calls do nothing.
 
         Args:
             error: The application-visible exception that ended the call, if any.
+            at_exit: The call was still open at exit (see :meth:`end_at_exit`).
         """
         with self._lock:
             if self._finished:
                 return
             self._finished = True
+        _open_calls.untrack(self)
         if self._pending:
             self.flush()
         if self.guest:
             self._finish_guest()
             return
-        duration = time.perf_counter() - self._started
+        ended = time.perf_counter()
+        end_time: int | None = None
+        if at_exit and self.active_at is not None:
+            end_time = time.time_ns() - int((ended - self.active_at) * 1e9)
+            start: object = getattr(self.span, "start_time", None)  # the SDK's span has it
+            if isinstance(start, int):
+                end_time = max(end_time, start)
+            ended = self.active_at
+        duration = ended - self._started
         span = self.span
         summary = self.summary
         try:
@@ -321,6 +342,8 @@ class ProviderCall:
                 self._estimate(attributes)
             if self._first_chunk is not None:  # set with the rest: one set_attributes call
                 attributes[GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self._first_chunk
+            if at_exit:
+                attributes[_open_calls.ENDED_AT_EXIT] = True
             if self._instruments.capture_content:
                 output = summary.output_messages()
                 if output:
@@ -331,7 +354,7 @@ class ProviderCall:
         if error is not None:
             _failopen.record_error(span, error)
         try:
-            span.end()
+            span.end(end_time)
         except Exception as exc:  # noqa: BLE001 - fail-open
             _failopen.report("provider.end_span", exc)
         metrics = self._instruments.metrics
@@ -357,6 +380,17 @@ class ProviderCall:
                 )
             except Exception as exc:  # noqa: BLE001 - fail-open
                 _failopen.report("metrics.record", exc)
+
+    def end_at_exit(self) -> None:
+        """End the span of a call still open at exit (nothing when it has ended).
+
+        The span is marked ``agentmesh.call.ended_at_exit`` and keeps what was known: the
+        tokens and cost of what was read (estimated when the stream reported no usage) and the
+        time to first chunk. It ends when the call was last seen active (its last chunk read,
+        else its stream handed over), so that the time the application went on without reading
+        does not count; a call that never got that far ends now.
+        """
+        self.finish(at_exit=True)
 
     def sends_trace_headers(self) -> bool:
         """Whether this call's request carries our trace headers.

@@ -3,7 +3,9 @@
 The proxy behaves like the stream it wraps (``isinstance``, attributes such as ``response``,
 iteration, context manager, ``close()``) and feeds each chunk to the :class:`ProviderCall`. The
 span ends on exhaustion, on an error, on ``close()`` or leaving the ``with`` block, and, when
-the application drops an unfinished stream, when the proxy is garbage-collected.
+the application drops an unfinished stream, when the proxy is garbage-collected. A stream still
+open when the process exits is ended then, its span marked as such, by
+:mod:`agentmesh.instrumentation._open_calls` (the proxies' finalizers do not run at exit).
 
 The SDKs' stream helpers (``chat.completions.stream``, ``responses.stream``) close the HTTP
 response they read from ``stream.response`` rather than the stream: that attribute is therefore
@@ -21,6 +23,7 @@ collected when the stream was never iterated). Any other stream is wrapped by a 
 
 from __future__ import annotations
 
+import time
 import weakref
 from collections.abc import Generator, Iterator
 from types import GeneratorType, TracebackType
@@ -110,6 +113,7 @@ def _observed(chunks: Iterator[object], call: ProviderCall, reading: _Reading) -
     call.first_chunk()
     pending = call.pending_chunks()
     flush = call.flush
+    clock = time.perf_counter
     try:
         while True:
             pending.append(chunk)
@@ -119,6 +123,7 @@ def _observed(chunks: Iterator[object], call: ProviderCall, reading: _Reading) -
             reading.now = True
             chunk = next(chunks)
             reading.now = False
+            call.active_at = clock()  # a call ended at exit ends at its last chunk read
     except StopIteration:
         call.finish()
     except GeneratorExit:  # closed early: by the garbage collector, or by hand
@@ -151,6 +156,7 @@ def observe(stream: object, call: ProviderCall) -> object | None:
     if type(chunks) is not GeneratorType or response is None or isinstance(response, ResponseProxy):
         return None
     reading = _Reading()
+    call.active_at = time.perf_counter()  # handed over
     fields["response"] = ResponseProxy(cast("_Closable", response), call, reading)
     fields["_iterator"] = _observed(cast("Iterator[object]", chunks), call, reading)
     return stream
@@ -203,7 +209,9 @@ class StreamProxy(_StreamProxyBase):
     def __init__(self, stream: _SyncStream, call: ProviderCall) -> None:
         super().__init__(stream)
         self._self_call = call
-        weakref.finalize(self, call.finish)
+        call.active_at = time.perf_counter()  # handed over
+        # not at exit: the open-call registry ends the call then, marked (_open_calls)
+        weakref.finalize(self, call.finish).atexit = False
 
     @property
     def response(self) -> object:
@@ -269,7 +277,9 @@ class AsyncStreamProxy(_AsyncStreamProxyBase):
     def __init__(self, stream: _AsyncStream, call: ProviderCall) -> None:
         super().__init__(stream)
         self._self_call = call
-        weakref.finalize(self, call.finish)
+        call.active_at = time.perf_counter()  # handed over
+        # not at exit: the open-call registry ends the call then, marked (_open_calls)
+        weakref.finalize(self, call.finish).atexit = False
 
     @property
     def response(self) -> object:

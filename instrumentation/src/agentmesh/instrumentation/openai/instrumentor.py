@@ -17,6 +17,7 @@ from opentelemetry.trace import TracerProvider
 
 from agentmesh.instrumentation._content import capture_enabled
 from agentmesh.instrumentation._metrics import GenAIMetrics, meter_provider_from
+from agentmesh.instrumentation._open_calls import end_at_exit
 from agentmesh.instrumentation._patching import PatchSet, Wrapper, WrapperFactory
 from agentmesh.instrumentation._provider_hosts import propagate_to_public_providers
 from agentmesh.instrumentation.openai._call import Instruments
@@ -57,13 +58,13 @@ class OpenAIInstrumentor(BaseInstrumentor):  # pyright: ignore[reportUntypedBase
     the ``chat.completions.stream`` helper, ``responses.create`` (plain and streamed),
     ``parse`` and the ``responses.stream`` helper (``chat {model}`` spans), and
     ``embeddings.create`` (``embeddings {model}``); ``with_raw_response`` variants included. A
-    streamed response is returned as a proxy that ends the span when the stream ends, is
-    closed, or is garbage-collected. Errors are recorded and re-raised unchanged; the
+    streamed response ends the span when the stream ends, is closed, or is garbage-collected,
+    or, still open, when the process exits. Errors are recorded and re-raised unchanged; the
     instrumentation's own failures are logged and never reach the application.
 
     Keyword arguments of ``instrument()``: ``tracer_provider``, ``meter_provider`` and
-    ``capture_content`` (default: ``InstrumentationSettings.capture_content`` or
-    ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``).
+    ``capture_content`` (default: ``AGENTMESH_CAPTURE_CONTENT`` when set, else
+    ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``, else off).
 
     Example:
         >>> OpenAIInstrumentor().instrumentation_dependencies()
@@ -105,6 +106,8 @@ class OpenAIInstrumentor(BaseInstrumentor):  # pyright: ignore[reportUntypedBase
         patches.apply()
         # Calls ask the in-process router (a no-op while AGENTMESH_ROUTING_MODE is off).
         install_provider_hooks()
+        # Calls still open at exit (an abandoned stream) end before the providers export.
+        end_at_exit()
         self._patches = patches
 
     def _uninstrument(self, **kwargs: object) -> None:
