@@ -13,7 +13,7 @@ from agentmesh.core.errors import ConfigError
 
 @pytest.mark.parametrize("weight", [float("nan"), float("inf")])
 def test_tradeoff_weights_that_cannot_be_published_are_refused_when_loaded(weight: float) -> None:
-    with pytest.raises(ConfigError, match="router_tradeoffs.*finite number"):
+    with pytest.raises(ConfigError, match=r"router_tradeoffs.*finite number"):
         CollectorSettings.load(router_tradeoffs={"*": {"cost_weight": weight}})
 
 
