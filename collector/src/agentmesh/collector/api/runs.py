@@ -85,8 +85,10 @@ MAX_SPANS: Final = 50_000
 """Most spans one ``GET /v1/runs/{run}/spans`` returns."""
 _TRACE_ID: Final = "[0-9a-f]{32}"
 """The id in a runs cursor: a trace id, as stored."""
-_DETECTION_ID: Final = "det-[0-9a-f]{24}"
-"""The id in a detections cursor (:func:`~agentmesh.collector.detection.detection_id`)."""
+_DETECTION_ID: Final = "[^:]+"
+"""The id in a detections cursor: any id without a colon. The collector's own are
+``det-<24 hex>`` (:func:`~agentmesh.collector.detection.detection_id`), but a store may hold
+others (detections written by another version, by tests, by a detector of your own)."""
 
 
 def runs_routes(store: SpanStore, detection_types: Iterable[str] = ()) -> list[web.RouteDef]:
