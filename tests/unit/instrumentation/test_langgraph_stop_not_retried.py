@@ -12,7 +12,7 @@ three times before it got out.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TypedDict
 
 import openai
@@ -68,12 +68,51 @@ def _stop_current_run(collector: ControlServerThread, client: ControlClient) -> 
     assert client.wait_for_version(version, 10.0)
 
 
-def _graph(node: object) -> StateGraph[State]:
+def _graph(node: object, policy: RetryPolicy | None = None) -> StateGraph[State]:
+    """One node; its retry policy LangGraph's default unless given (``None``: the graph's)."""
     graph = StateGraph(State)
-    graph.add_node("researcher", node, retry_policy=RetryPolicy())  # pyright: ignore[reportArgumentType, reportCallIssue]
+    graph.add_node("researcher", node, retry_policy=policy)  # pyright: ignore[reportArgumentType, reportCallIssue]
     graph.add_edge(START, "researcher")
     graph.add_edge("researcher", END)
     return graph
+
+
+def _stopping_node(
+    fake_provider: FakeProviderThread,
+    collector: ControlServerThread,
+    client: ControlClient,
+    bodies: list[int],
+) -> Callable[[State], State]:
+    """A node whose first run has the collector stop the run, then calls the model."""
+    sdk = openai.OpenAI(base_url=fake_provider.openai_base_url, api_key="k", max_retries=0)
+
+    def researcher(state: State) -> State:
+        bodies.append(state["turns"])
+        if len(bodies) == 1:
+            _stop_current_run(collector, client)
+        sdk.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "go"}])
+        return {"turns": state["turns"] + 1}
+
+    return researcher
+
+
+def _stopping_async_node(
+    fake_provider: FakeProviderThread,
+    collector: ControlServerThread,
+    client: ControlClient,
+    bodies: list[int],
+) -> Callable[[State], Awaitable[State]]:
+    """The same node, async."""
+    sdk = openai.AsyncOpenAI(base_url=fake_provider.openai_base_url, api_key="k", max_retries=0)
+
+    async def researcher(state: State) -> State:
+        bodies.append(state["turns"])
+        if len(bodies) == 1:
+            await asyncio.to_thread(_stop_current_run, collector, client)
+        await sdk.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "go"}])
+        return {"turns": state["turns"] + 1}
+
+    return researcher
 
 
 def _assert_stopped_once(
@@ -98,18 +137,11 @@ def test_a_stopped_node_is_not_retried_by_the_default_policy(
     collector: ControlServerThread,
     client: ControlClient,
 ) -> None:
-    sdk = openai.OpenAI(base_url=fake_provider.openai_base_url, api_key="k", max_retries=0)
     bodies: list[int] = []
-
-    def researcher(state: State) -> State:
-        bodies.append(state["turns"])
-        if len(bodies) == 1:
-            _stop_current_run(collector, client)
-        sdk.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "go"}])
-        return {"turns": state["turns"] + 1}
+    researcher = _stopping_node(fake_provider, collector, client, bodies)
 
     with pytest.raises(RunStoppedError) as raised:
-        _graph(researcher).compile(name="stopped").invoke({"turns": 0})
+        _graph(researcher, RetryPolicy()).compile(name="stopped").invoke({"turns": 0})
     _assert_stopped_once(raised, bodies, fake_provider, exporter)
 
 
@@ -119,17 +151,10 @@ def test_a_stopped_async_node_is_not_retried_by_the_default_policy(
     collector: ControlServerThread,
     client: ControlClient,
 ) -> None:
-    sdk = openai.AsyncOpenAI(base_url=fake_provider.openai_base_url, api_key="k", max_retries=0)
     bodies: list[int] = []
+    researcher = _stopping_async_node(fake_provider, collector, client, bodies)
 
-    async def researcher(state: State) -> State:
-        bodies.append(state["turns"])
-        if len(bodies) == 1:
-            await asyncio.to_thread(_stop_current_run, collector, client)
-        await sdk.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "go"}])
-        return {"turns": state["turns"] + 1}
-
-    app = _graph(researcher).compile(name="stopped_async")
+    app = _graph(researcher, RetryPolicy()).compile(name="stopped_async")
     with pytest.raises(RunStoppedError) as raised:
         asyncio.run(app.ainvoke({"turns": 0}))
     _assert_stopped_once(raised, bodies, fake_provider, exporter)
@@ -159,20 +184,10 @@ def test_a_stopped_node_is_not_retried_by_a_policy_that_retries_everything(
     collector: ControlServerThread,
     client: ControlClient,
 ) -> None:
-    sdk = openai.OpenAI(base_url=fake_provider.openai_base_url, api_key="k", max_retries=0)
     bodies: list[int] = []
+    researcher = _stopping_node(fake_provider, collector, client, bodies)
 
-    def researcher(state: State) -> State:
-        bodies.append(state["turns"])
-        if len(bodies) == 1:
-            _stop_current_run(collector, client)
-        sdk.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "go"}])
-        return {"turns": state["turns"] + 1}
-
-    graph = StateGraph(State)
-    graph.add_node("researcher", researcher, retry_policy=policy)  # pyright: ignore[reportArgumentType, reportCallIssue]
-    graph.add_edge(START, "researcher")
-    graph.add_edge("researcher", END)
+    graph = _graph(researcher, policy)
     with pytest.raises(RunStoppedError) as raised:
         graph.compile(name="stopped_custom").invoke({"turns": 0})
     _assert_stopped_once(raised, bodies, fake_provider, exporter)
@@ -184,20 +199,10 @@ async def test_a_stopped_async_node_is_not_retried_by_the_graphs_own_policy(
     collector: ControlServerThread,
     client: ControlClient,
 ) -> None:
-    sdk = openai.AsyncOpenAI(base_url=fake_provider.openai_base_url, api_key="k", max_retries=0)
     bodies: list[int] = []
+    researcher = _stopping_async_node(fake_provider, collector, client, bodies)
 
-    async def researcher(state: State) -> State:
-        bodies.append(state["turns"])
-        if len(bodies) == 1:
-            await asyncio.to_thread(_stop_current_run, collector, client)
-        await sdk.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "go"}])
-        return {"turns": state["turns"] + 1}
-
-    graph = StateGraph(State)
-    graph.add_node("researcher", researcher)
-    graph.add_edge(START, "researcher")
-    graph.add_edge("researcher", END)
+    graph = _graph(researcher)
     everything = RetryPolicy(retry_on=Exception, initial_interval=0.01, jitter=False)
     app = graph.compile(name="stopped_graph_policy")
     app.retry_policy = [everything]  # the graph's default for nodes without their own
@@ -217,11 +222,8 @@ def test_other_failures_are_still_retried_by_the_nodes_policy(
             raise ValueError("not yet")
         return {"turns": state["turns"] + 1}
 
-    graph = StateGraph(State)
     policy = RetryPolicy(retry_on=ValueError, initial_interval=0.01, jitter=False)
-    graph.add_node("researcher", flaky, retry_policy=policy)  # pyright: ignore[reportArgumentType, reportCallIssue]
-    graph.add_edge(START, "researcher")
-    graph.add_edge("researcher", END)
+    graph = _graph(flaky, policy)
     assert graph.compile(name="flaky").invoke({"turns": 0}) == {"turns": 1}
     assert len(tries) == 3
     (node,) = [s for s in exporter.get_finished_spans() if s.name == "invoke_agent researcher"]
